@@ -1,0 +1,53 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run   - create .venv, install repconsole, open the console on the simulator
+#   make test  - create .venv with the test extras, run every test headless
+#   make dist  - build the wheel and sdist, and the one-folder bundle dist/repconsole/
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+TSTAMP := $(VENV)/.installed-test
+ARGS   ?=
+
+.PHONY: run test bench lint clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+$(TSTAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $@ $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/repconsole $(ARGS)
+
+test: $(TSTAMP)
+	QT_QPA_PLATFORM=offscreen $(VENV)/bin/lint-imports
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest $(ARGS)
+
+bench: $(TSTAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m bench
+
+# The bundle is made from the editable install in .venv, so it freezes exactly
+# the code that `make run` runs; packaging/README.md covers Windows and macOS.
+DSTAMP := $(VENV)/.installed-dist
+
+.PHONY: dist
+
+$(DSTAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e . 'build>=1.2' 'pyinstaller>=6.10'
+	@touch $@ $(STAMP)
+
+dist: $(DSTAMP)
+	$(PY) -m build --outdir dist .
+	$(VENV)/bin/pyinstaller --noconfirm --log-level WARN \
+		--distpath dist --workpath build/pyinstaller packaging/repconsole.spec
+	@du -sh dist/repconsole
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,87 @@
+"""Command line of the ``repconsole`` console.
+
+This module is Qt-free on purpose: ``--help`` and ``--version`` answer
+without loading Qt, and argument errors are reported before any window
+exists.  The window itself lives in :mod:`repconsole.ui.app`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from repconsole import __version__
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="repconsole",
+        description="Representative console for live remote-support teams. "
+        "With no --server it runs on the built-in simulator.",
+    )
+    parser.add_argument("--version", action="version", version=f"repconsole {__version__}")
+    sim = parser.add_argument_group("simulator (the default backend)")
+    sim.add_argument(
+        "--population",
+        type=_count,
+        default=40,
+        metavar="N",
+        help="customers already waiting when the console opens (default 40; try 100000)",
+    )
+    sim.add_argument(
+        "--rate",
+        type=_positive_float,
+        default=0.5,
+        metavar="PER_SECOND",
+        help="new customer arrivals per second (default 0.5; 0 stops arrivals)",
+    )
+    sim.add_argument("--seed", type=int, default=None, help="seed the simulated world")
+    parser.add_argument(
+        "--settings-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where the console keeps its settings (default: the platform config directory)",
+    )
+    parser.add_argument(
+        "--quit-after",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="close the console after this many seconds (smoke tests, packaging checks)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Imported late so that --help/--version and argument errors never load Qt.
+    from repconsole.ui.app import run
+
+    return run(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
