@@ -1,0 +1,151 @@
+"""The interface between the console and whatever holds the truth.
+
+A backend takes commands and delivers the rep's feed.  The console never
+learns which backend it has: the in-process simulator and the WebSocket
+client both implement :class:`Backend`, and the window only calls what is
+here.
+
+The contract:
+
+* :meth:`Backend.start` connects (or builds its world) and delivers, through
+  the event listeners, a first batch that starts with a ``snapshot``
+  :class:`~repconsole.core.feed.FeedEvent`.  Later batches carry the events
+  after it, in order, numbered without gaps.  A backend may send another
+  snapshot at any time (after a resync); it replaces everything.
+* Batches are delivered at most once per frame: a burst of a thousand
+  engine events reaches the window as one call, so it repaints once.
+* :meth:`Backend.call` runs a command and returns its result dict, or
+  raises :class:`~repconsole.core.errors.CommandError`.  The events the
+  command caused arrive through the feed like any other.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+from repconsole.core.feed import FeedEvent
+
+__all__ = ["Backend", "BackendState", "EventListener", "StateListener", "FRAME_SECONDS"]
+
+log = logging.getLogger(__name__)
+
+# Feed batches are flushed at most this often: one repaint per frame.
+FRAME_SECONDS = 1 / 60
+
+EventListener = Callable[[Sequence[FeedEvent]], None]
+StateListener = Callable[["BackendState", str], None]
+
+
+class BackendState(enum.StrEnum):
+    CONNECTING = "connecting"
+    LIVE = "live"
+    RECONNECTING = "reconnecting"  # the queue shown is stale until the next snapshot
+    CLOSED = "closed"
+
+
+class Backend(abc.ABC):
+    """A source of queue truth for one rep's console.
+
+    Attributes:
+        kind: the factory name of this backend (``simulator``, ``server``).
+        state: the connection state.
+        state_detail: a sentence for the status bar about ``state``.
+    """
+
+    kind: ClassVar[str]
+
+    def __init__(self) -> None:
+        self.state = BackendState.CONNECTING
+        self.state_detail = ""
+        self._event_listeners: list[EventListener] = []
+        self._state_listeners: list[StateListener] = []
+
+    # ------------------------------------------------------------- listeners
+
+    def add_event_listener(self, listener: EventListener) -> None:
+        self._event_listeners.append(listener)
+
+    def add_state_listener(self, listener: StateListener) -> None:
+        self._state_listeners.append(listener)
+
+    def _deliver(self, batch: Sequence[FeedEvent]) -> None:
+        for listener in list(self._event_listeners):
+            listener(batch)
+
+    def _set_state(self, state: BackendState, detail: str = "") -> None:
+        if (state, detail) == (self.state, self.state_detail):
+            return
+        self.state = state
+        self.state_detail = detail
+        log.info("backend %s: %s %s", self.kind, state.value, detail)
+        for listener in list(self._state_listeners):
+            listener(state, detail)
+
+    # ------------------------------------------------------------- lifecycle
+
+    @property
+    @abc.abstractmethod
+    def description(self) -> str:
+        """What the status bar says this backend is, e.g. ``Simulator``."""
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Connect; the first batch delivered starts with a snapshot."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Disconnect and stop delivering.  Safe to call twice."""
+
+    @abc.abstractmethod
+    async def call(self, command: str, **args: Any) -> dict[str, Any]:
+        """Run a rep command.  Raises CommandError when refused."""
+
+    # ------------------------------------------------- typed command helpers
+    # Thin by design: the command table in repconsole.core.commands is the
+    # single definition of names and arguments.
+
+    async def accept(self, session_id: str) -> dict[str, Any]:
+        return (await self.call("accept", session=session_id))["session"]
+
+    async def accept_invitation(self, invitation_id: str) -> dict[str, Any]:
+        return (await self.call("accept_invitation", invitation=invitation_id))["session"]
+
+    async def get_next(self) -> dict[str, Any]:
+        return (await self.call("get_next"))["session"]
+
+    async def transfer(self, session_id: str, target: str, note: str = "", *, stay: bool = False) -> dict[str, Any]:
+        return (await self.call("transfer", session=session_id, target=target, note=note, stay=stay))["session"]
+
+    async def share(self, session_id: str, target: str) -> dict[str, Any]:
+        return (await self.call("share", session=session_id, target=target))["invitation"]
+
+    async def hold(self, session_id: str) -> dict[str, Any]:
+        return (await self.call("hold", session=session_id))["session"]
+
+    async def end(self, session_id: str) -> dict[str, Any]:
+        return (await self.call("end", session=session_id))["session"]
+
+    async def leave(self, session_id: str) -> dict[str, Any]:
+        return (await self.call("leave", session=session_id))["session"]
+
+    async def say(self, session_id: str, text: str, *, reps_only: bool = False) -> dict[str, Any]:
+        return (await self.call("say", session=session_id, text=text, reps_only=reps_only))["line"]
+
+    async def team_say(self, team_id: str, text: str) -> dict[str, Any]:
+        return (await self.call("team_say", team=team_id, text=text))["line"]
+
+    async def team_read(self, team_id: str) -> int:
+        return int((await self.call("team_read", team=team_id))["last_read"])
+
+    async def set_status(self, status: str) -> dict[str, Any]:
+        return (await self.call("set_status", status=status))["rep"]
+
+    async def generate_key(self, valid_for: float) -> dict[str, Any]:
+        return (await self.call("generate_key", valid_for=valid_for))["key"]
+
+    async def set_external_key(self, session_id: str, external_key: str) -> dict[str, Any]:
+        return (await self.call("set_external_key", session=session_id, external_key=external_key))["session"]

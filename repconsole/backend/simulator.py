@@ -1,0 +1,388 @@
+"""The in-process simulator: the embedded default backend.
+
+Two layers, websockets-style:
+
+* :class:`Simulation` is the sans-I/O director.  Given a clock and a seeded
+  generator it decides what the synthetic world does: customers arrive
+  through every origin, peers take, transfer and share sessions, write in
+  team chat and drop their connection now and then, customers chat back and
+  some give up waiting.  Call :meth:`Simulation.step` and it catches up to
+  the clock.  Same seed, same clock readings: same world.
+* :class:`SimulatorBackend` runs it on asyncio and implements
+  :class:`~repconsole.backend.base.Backend` for the console's rep, "me".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from repconsole.backend.base import FRAME_SECONDS, Backend, BackendState
+from repconsole.backend.world import ME, MY_TEAMS, PEERS, World, build_site
+from repconsole.core.commands import execute
+from repconsole.core.engine import Event, QueueEngine
+from repconsole.core.errors import CommandError
+from repconsole.core.feed import FeedEvent, RepFeed
+from repconsole.core.model import QueueRef, SessionState
+
+__all__ = ["Simulation", "SimulatorBackend", "SimClock"]
+
+log = logging.getLogger(__name__)
+
+# Mean seconds between peer actions (per peer, or per site where noted).
+PEER_TAKE_EVERY = 25.0  # a peer with room takes the next session
+PEER_SESSION_LENGTH = 100.0  # mean length of a peer's session
+TRANSFER_TO_ME_EVERY = 75.0  # site-wide
+INVITE_ME_EVERY = 110.0  # site-wide
+TEAM_CHAT_EVERY = 40.0  # site-wide
+PEER_DROP_EVERY = 400.0  # site-wide
+PATIENCE = 900.0  # mean seconds a waiting customer waits before giving up
+# Arrival mix: which way customers come in, by weight.
+ORIGIN_WEIGHTS = {
+    "issue": 46,
+    "team_button": 12,
+    "rep_pick": 8,
+    "rep_button": 7,
+    "browser": 12,
+    "session_key": 5,
+}
+
+
+class SimClock:
+    """The engine's clock in the simulator: the real clock, or a pinned time.
+
+    The initial population is created "in the past" by pinning the clock to
+    each customer's arrival time, so a fresh console shows a realistic spread
+    of waiting times and rules that have already fired.
+    """
+
+    def __init__(self, base: Callable[[], float]) -> None:
+        self._base = base
+        self.pinned: float | None = None
+
+    def __call__(self) -> float:
+        return self._base() if self.pinned is None else self.pinned
+
+
+class Simulation:
+    """The synthetic world's director.
+
+    Attributes:
+        engine: the queue engine it drives.
+        rate: customer arrivals per second.
+        world: the generator of names, companies, pages and chat lines.
+    """
+
+    def __init__(self, engine: QueueEngine, clock: SimClock, rng: random.Random, *, rate: float) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.rng = rng
+        self.rate = rate
+        self.world = World(rng)
+        self._last = clock()
+        self._todo: list[tuple[float, int, Callable[[], Any]]] = []
+        self._order = itertools.count()
+        self._keys_used: set[str] = set()
+        self._unsubscribe = engine.subscribe(self._on_engine_event)
+
+    # ------------------------------------------------------------ population
+
+    def populate(self, count: int, *, span: float = 2700.0) -> None:
+        """Create ``count`` waiting customers who arrived over the last ``span`` seconds."""
+        if count <= 0:
+            return
+        now = self.clock()
+        ages = sorted((self.rng.random() * span for _ in range(count)), reverse=True)
+        # Nobody is watching yet: the director need not react to its own past.
+        self._unsubscribe()
+        try:
+            for age in ages:
+                self.clock.pinned = now - age
+                self._arrive(population=True)
+                # Rules that would have fired by now fire in arrival order.
+                self.engine.advance()
+        finally:
+            self.clock.pinned = None
+            self._unsubscribe = self.engine.subscribe(self._on_engine_event)
+        self.engine.advance()
+        self._last = self.clock()
+
+    # ----------------------------------------------------------------- steps
+
+    def step(self) -> None:
+        """Catch the world up with the clock."""
+        now = self.clock()
+        dt = max(0.0, now - self._last)
+        self._last = now
+        while self._todo and self._todo[0][0] <= now:
+            _, _, action = heapq.heappop(self._todo)
+            self._attempt(action)
+        if dt > 0:
+            for _ in range(self._poisson(self.rate * dt)):
+                self._attempt(self._arrive)
+            self._peers(dt)
+        self.engine.advance()
+
+    def schedule(self, delay: float, action: Callable[[], Any]) -> None:
+        heapq.heappush(self._todo, (self.clock() + delay, next(self._order), action))
+
+    # ------------------------------------------------------------- arrivals
+
+    def _arrive(self, population: bool = False) -> None:
+        e, rng, w = self.engine, self.rng, self.world
+        kinds = list(ORIGIN_WEIGHTS)
+        kind = rng.choices(kinds, weights=[ORIGIN_WEIGHTS[k] for k in kinds])[0]
+        if population and kind == "session_key":
+            kind = "issue"  # keys are generated live by the rep; don't invent old ones
+        intake = w.intake()
+        if kind == "issue":
+            e.start_with_issue(rng.choice(list(e.issues)), intake)
+        elif kind == "team_button":
+            e.start_with_button(f"btn-{rng.choice(list(e.teams))}", intake)
+        elif kind == "rep_pick":
+            rep = rng.choice([r for r in e.reps.values() if r.connected])
+            e.start_with_rep(rep.id, intake)
+        elif kind == "rep_button":
+            e.start_with_button(rng.choice(["btn-me", "btn-priya"]), intake)
+        elif kind == "browser":
+            page = w.page(intake.customer_name)
+            e.start_browser(rng.choice(list(e.links)), intake, page_url=page.url, page_html=page.html)
+        else:
+            # A peer read a key to a customer on the phone.
+            peer = rng.choice(PEERS)[0]
+            key = e.generate_key(peer, 600)
+            e.start_with_key(key.key, intake, source="sim")
+
+    # ----------------------------------------------------------------- peers
+
+    def _peers(self, dt: float) -> None:
+        e, rng = self.engine, self.rng
+        peers = [e.reps[p] for p, _, _ in PEERS]
+        for rep in peers:
+            if not rep.connected:
+                continue
+            if e.load(rep.id) < rep.max_sessions and self._chance(dt, PEER_TAKE_EVERY):
+                self._attempt(lambda r=rep.id: e.get_next(r))
+            for sid in sorted(e.involved(rep.id)):
+                s = e.session(sid)
+                if s.owner == rep.id and s.state is SessionState.ACTIVE and self._chance(dt, PEER_SESSION_LENGTH):
+                    self._attempt(lambda r=rep.id, i=sid: e.end(r, i))
+        if self._chance(dt, TRANSFER_TO_ME_EVERY):
+            self._transfer_to_me()
+        if self._chance(dt, INVITE_ME_EVERY):
+            self._invite_me()
+        if self._chance(dt, TEAM_CHAT_EVERY):
+            team = rng.choice(MY_TEAMS)
+            members = sorted(m for m in e.teams[team].members if m != ME and e.reps[m].connected)
+            if members:
+                self._attempt(lambda: e.team_say(rng.choice(members), team, self.world.chatter()))
+        if self._chance(dt, PEER_DROP_EVERY):
+            rep = rng.choice([p for p in peers if p.connected])
+            e.rep_disconnected(rep.id)
+            # Some come back within the grace period, some don't.
+            self.schedule(rng.uniform(5, 2.5 * e.site.grace_period), lambda r=rep.id: e.rep_connected(r))
+        for _ in range(self._poisson(e.waiting_total() * dt / PATIENCE)):
+            self._give_up()
+
+    def _peer_sessions(self) -> list[tuple[str, str]]:
+        e = self.engine
+        return [
+            (p, sid)
+            for p, _, _ in PEERS
+            for sid in sorted(e.involved(p))
+            if e.session(sid).owner == p and e.session(sid).state is SessionState.ACTIVE
+        ]
+
+    def _transfer_to_me(self) -> None:
+        owned = self._peer_sessions()
+        if owned:
+            peer, sid = self.rng.choice(owned)
+            note = self.rng.choice(
+                [
+                    "Customer needs admin rights on the VPN profile — over to you.",
+                    "Billing dispute, I've verified their identity already.",
+                    "Asked for you by name.",
+                    "Escalating: second time this week.",
+                ]
+            )
+            self._attempt(lambda: self.engine.transfer(peer, sid, QueueRef.personal(ME), note))
+
+    def _invite_me(self) -> None:
+        owned = self._peer_sessions()
+        if owned:
+            peer, sid = self.rng.choice(owned)
+            target = QueueRef.personal(ME) if self.rng.random() < 0.6 else QueueRef.team(self.rng.choice(MY_TEAMS))
+            self._attempt(lambda: self.engine.share(peer, sid, target))
+
+    def _give_up(self) -> None:
+        e = self.engine
+        # Sample a queue, then a customer in it: no scan of every session.
+        queues = [QueueRef.team(t) for t in e.teams] + [QueueRef.personal(r) for r in e.reps]
+        queue = self.rng.choice(queues)
+        waiting = [s for s in e.waiting_in(queue) if not s.held] if e.queue_count(queue) < 2000 else []
+        if waiting:
+            sid = self.rng.choice(waiting).id
+            self._attempt(lambda: e.customer_leave(sid))
+
+    # ---------------------------------------------------- reacting to events
+
+    def _on_engine_event(self, event: Event) -> None:
+        """Customers react to what the console's rep does."""
+        if event.kind == "chat":
+            line = event.data["line"]
+            if line["author"] == ME and line["visibility"] == "all":
+                sid = event.data["session"]
+                self.schedule(self.rng.uniform(2, 6), lambda: self.engine.customer_say(sid, self.world.reply()))
+        elif event.kind == "session":
+            s = event.data["session"]
+            last = s["timeline"][-1] if s["timeline"] else None
+            if s["owner"] == ME and s["state"] == "active" and last and last["kind"] == "accepted" and last["by"] == ME:
+                sid = s["id"]
+                self.schedule(self.rng.uniform(1, 3), lambda: self.engine.customer_say(sid, self.world.opener()))
+        elif event.kind == "key":
+            key = event.data["key"]
+            if key["rep"] == ME and key["used_by"] is None and key["key"] not in self._keys_used:
+                self._keys_used.add(key["key"])
+                # The rep read the key to a customer, who types it in shortly.
+                self.schedule(
+                    self.rng.uniform(4, 12),
+                    lambda k=key["key"]: self.engine.start_with_key(k, self.world.intake(), source="phone"),
+                )
+
+    # --------------------------------------------------------------- helpers
+
+    def _attempt(self, action: Callable[[], Any]) -> None:
+        """Run a simulated action; a refusal is part of life (someone was faster)."""
+        try:
+            action()
+        except CommandError as exc:
+            log.debug("simulated action refused: %s", exc)
+
+    def _chance(self, dt: float, mean_interval: float) -> bool:
+        return self.rng.random() < 1.0 - math.exp(-dt / mean_interval)
+
+    def _poisson(self, lam: float) -> int:
+        if lam <= 0:
+            return 0
+        if lam > 30:
+            return max(0, round(self.rng.gauss(lam, math.sqrt(lam))))
+        threshold, k, p = math.exp(-lam), 0, 1.0
+        while True:
+            p *= self.rng.random()
+            if p <= threshold:
+                return k
+            k += 1
+
+
+class SimulatorBackend(Backend):
+    """The engine and a synthetic world, in-process, for the rep "me".
+
+    Attributes:
+        engine: the queue engine (tests may drive it directly).
+        simulation: the director of the synthetic world.
+    """
+
+    kind = "simulator"
+
+    def __init__(
+        self,
+        *,
+        population: int = 40,
+        rate: float = 0.5,
+        seed: int | None = None,
+        clock: Callable[[], float] = time.time,
+        tick: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if population < 0 or rate < 0:
+            raise ValueError("population and rate must not be negative")
+        self._clock = SimClock(clock)
+        rng = random.Random(seed)
+        self.engine = QueueEngine(self._clock, rng=rng)
+        build_site(self.engine)
+        self.simulation = Simulation(self.engine, self._clock, rng, rate=rate)
+        self._population = population
+        self._tick = tick
+        self._feed = RepFeed(ME)
+        self._pending: list[FeedEvent] = []
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+
+    @property
+    def description(self) -> str:
+        return "Simulator"
+
+    async def start(self) -> None:
+        if self._unsubscribe is not None:
+            return
+        self.simulation.populate(self._population)
+        self._unsubscribe = self.engine.subscribe(self._on_engine_event)
+        self._deliver([self._feed.snapshot(self.engine)])
+        self._set_state(BackendState.LIVE, "in-process simulator")
+        if self._tick > 0:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="simulator")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self._set_state(BackendState.CLOSED)
+
+    async def call(self, command: str, **args: Any) -> dict[str, Any]:
+        return execute(self.engine, ME, command, args)
+
+    def pump(self) -> None:
+        """Step the world once and deliver what happened now (tests, benchmarks)."""
+        self.simulation.step()
+        self.flush()
+
+    def flush(self) -> None:
+        """Deliver the pending feed events as one batch."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if self._pending:
+            batch, self._pending = self._pending, []
+            self._deliver(batch)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._tick)
+            try:
+                self.simulation.step()
+            except Exception:  # a bug in the director must not stop the console's feed
+                log.exception("simulation step failed")
+
+    def _on_engine_event(self, event: Event) -> None:
+        fe = self._feed.project(event)
+        if fe is None:
+            return
+        self._pending.append(fe)
+        if self._flush_handle is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return  # no loop (a test driving the engine directly): flush() delivers
+            self._flush_handle = loop.call_later(FRAME_SECONDS, self._flush_from_timer)
+
+    def _flush_from_timer(self) -> None:
+        self._flush_handle = None
+        self.flush()
