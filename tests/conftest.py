@@ -1,0 +1,59 @@
+"""Shared fixtures.
+
+Every test runs headless, with its own config, data and home directories,
+so no test can read or write the real user's settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+# Time limits in tests are in this unit, which a slow machine can scale:
+# REPCONSOLE_TEST_TIMEOUT_SCALE=3 pytest ...
+TIMEOUT_SCALE = float(os.environ.get("REPCONSOLE_TEST_TIMEOUT_SCALE", "1"))
+
+
+def timeout(seconds: float) -> int:
+    """A wait limit in milliseconds, scaled for the environment."""
+    return int(seconds * 1000 * TIMEOUT_SCALE)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("home")
+    for var, sub in (("HOME", ""), ("XDG_CONFIG_HOME", ".config"), ("XDG_DATA_HOME", ".local/share"), ("XDG_CACHE_HOME", ".cache")):
+        path = home / sub
+        path.mkdir(parents=True, exist_ok=True)
+        monkeypatch.setenv(var, str(path))
+    yield home
+
+
+@pytest.fixture
+def aloop(qapp):  # type: ignore[no-untyped-def]
+    """An asyncio loop running inside Qt's, as in the real console.
+
+    qasync's ``already_running`` mode makes the loop current while pytest-qt
+    processes Qt events, so ``qtbot.waitUntil``/``waitSignal`` also run the
+    backend's coroutines: the same integration the app uses, no sleeping.
+    """
+    import qasync
+
+    loop = qasync.QEventLoop(qapp, already_running=True)
+    asyncio.set_event_loop(loop)
+    try:
+        yield loop
+    finally:
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        asyncio.events._set_running_loop(None)
+        loop._QEventLoop__is_running = False  # type: ignore[attr-defined]
+        loop.close()
+        asyncio.set_event_loop(None)
