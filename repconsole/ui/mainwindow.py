@@ -1,0 +1,720 @@
+"""The console window, and the one place where its parts are wired together.
+
+The window owns a :class:`~repconsole.core.state.ConsoleState` fed by the
+backend.  Every batch of feed events is applied once and then fanned out to
+the widgets precisely: the visible queue's rows, the queue counts, the open
+session tabs, team chats and alerts.  Backend commands run as asyncio tasks;
+their refusals are shown, never raised into Qt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from repconsole import __version__
+from repconsole.backend.base import Backend, BackendState
+from repconsole.core.errors import CommandError, Reason
+from repconsole.core.feed import FeedEvent
+from repconsole.core.model import RepStatus
+from repconsole.core.state import Changes, ConsoleState, GapError, Row, RowKind
+from repconsole.settings import Settings
+from repconsole.ui.about import AboutDialog
+from repconsole.ui.alerts import AlertBanner, Alerter
+from repconsole.ui.details import DetailsPane
+from repconsole.ui.queuelist import QueueEntry, QueueList
+from repconsole.ui.queuemodel import QueueTableModel
+from repconsole.ui.queuetable import QueueTableView
+from repconsole.ui.resources import app_icon
+from repconsole.ui.search import search_rows
+from repconsole.ui.sessiontab import SessionTab
+from repconsole.ui.teamchat import TeamChatDialog
+
+__all__ = ["MainWindow"]
+
+log = logging.getLogger(__name__)
+
+SEARCH_QUEUE = "search:"
+_KEY_VALIDITY = [("15 minutes", 900), ("1 hour", 3600), ("4 hours", 4 * 3600), ("24 hours", 86400)]
+_STATUS_LABELS = {RepStatus.AVAILABLE: "Available", RepStatus.BUSY: "Busy", RepStatus.AWAY: "Away"}
+
+
+class MainWindow(QMainWindow):
+    """The representative console.
+
+    Signals:
+        closed(): the window closed (after its settings were saved).
+        firstQueuePainted(): the queue table painted its first snapshot.
+        commandFailed(str, str): a backend command was refused (command, message).
+
+    Attributes:
+        backend: where commands go and events come from.
+        settings: the rep's saved arrangement.
+        state: what the console knows, kept current from the backend's feed.
+        tabs: the top-level tab widget: the Queues tab, then one per session.
+        session_tabs: open session tabs by session id.
+        queue_list, table, model, details, search: the queue workspace.
+        notice: the last command message shown to the rep.
+    """
+
+    closed = Signal()
+    firstQueuePainted = Signal()
+    commandFailed = Signal(str, str)
+
+    def __init__(self, backend: Backend, settings: Settings, *, settings_warning: str | None = None) -> None:
+        super().__init__()
+        self.backend = backend
+        self.settings = settings
+        self.state = ConsoleState()
+        self.session_tabs: dict[str, SessionTab] = {}
+        self.team_chats: dict[str, TeamChatDialog] = {}
+        self.notice = ""
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._clock_offset = 0.0
+        self._queue: str | None = None
+        self._painted = False
+        self._closing = False
+        self._search_dirty = False
+
+        self.setWindowTitle("repconsole — Representative Console")
+        self.setWindowIcon(app_icon())
+        self.resize(1280, 780)
+        # A fixed minimum: showing the details pane or a banner must not
+        # change the window's size hints (which would also make Qt's
+        # offscreen platform warn in tests).
+        self.setMinimumSize(900, 560)
+        self._build()
+        self._build_actions()
+        self._restore_settings()
+        if settings_warning:
+            self._show_notice(settings_warning, error=True)
+
+        backend.add_event_listener(self._on_backend_events)
+        backend.add_state_listener(self._on_backend_state)
+        self._tick = QTimer(self)
+        self._tick.setInterval(1000)
+        self._tick.timeout.connect(self._on_tick_timeout)
+        self._search_timer = QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(150)
+        self._search_timer.timeout.connect(self._on_search_timer_timeout)
+
+    # ------------------------------------------------------------ building
+
+    def _build(self) -> None:
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        # No close buttons: closing a tab is not ending a session.  A tab
+        # closes when the rep ends, leaves or transfers the session.
+        self.tabs.setTabsClosable(False)
+        self.setCentralWidget(self.tabs)
+
+        workspace = QWidget()
+        outer = QVBoxLayout(workspace)
+        outer.setContentsMargins(6, 6, 6, 6)
+        self.banner = AlertBanner()
+        outer.addWidget(self.banner)
+
+        self.queue_list = QueueList()
+        self.queue_list.setMinimumWidth(190)
+
+        center = QWidget()
+        center_layout = QVBoxLayout(center)
+        center_layout.setContentsMargins(0, 0, 0, 0)
+        bar = QHBoxLayout()
+        self.queue_title = QLabel()
+        self.queue_title.setStyleSheet("font-size: 15px; font-weight: 600;")
+        self.stale_label = QLabel()
+        self.stale_label.setStyleSheet("color: #a15c00; font-weight: 600;")
+        self.stale_label.hide()
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search active sessions (Ctrl+F)")
+        self.search.setClearButtonEnabled(True)
+        self.search.setMinimumWidth(260)
+        self.search.setAccessibleName("Search active sessions")
+        self.accept_button = QPushButton("&Accept")
+        self.accept_button.setToolTip("Accept the selected entry (Enter or double-click)")
+        self.get_next_button = QPushButton("Get &Next")
+        self.get_next_button.setToolTip("Accept the longest-waiting session across your team queues (Ctrl+G)")
+        self.key_button = QPushButton("Session &Key…")
+        self.key_button.setToolTip("Generate a one-time session key for a customer (Ctrl+K)")
+        bar.addWidget(self.queue_title)
+        bar.addWidget(self.stale_label)
+        bar.addStretch(1)
+        bar.addWidget(self.search)
+        bar.addWidget(self.key_button)
+        bar.addWidget(self.get_next_button)
+        bar.addWidget(self.accept_button)
+        center_layout.addLayout(bar)
+
+        self.model = QueueTableModel(clock=self.now, rep_name=self.state.rep_name, queue_name=self.state.queue_name)
+        self.table = QueueTableView()
+        self.table.setModel(self.model)
+        self.table.setAccessibleName("Queue")
+        center_layout.addWidget(self.table, 1)
+        self.notice_label = QLabel()
+        self.notice_label.setWordWrap(True)
+        self.notice_label.hide()
+        center_layout.addWidget(self.notice_label)
+
+        self.details = DetailsPane(self.state)
+        self.details.hide()
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.queue_list)
+        self.splitter.addWidget(center)
+        self.splitter.addWidget(self.details)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setCollapsible(1, False)
+        self.splitter.setSizes([220, 760, 320])
+        outer.addWidget(self.splitter, 1)
+        self.tabs.addTab(workspace, "Queues")
+
+        self.backend_label = QLabel()
+        self.status_combo = QComboBox()
+        for status, label in _STATUS_LABELS.items():
+            self.status_combo.addItem(label, status.value)
+        self.status_combo.setToolTip("Your status")
+        self.status_combo.setAccessibleName("Your status")
+        self.progress_label = QLabel()
+        self.grace_label = QLabel()
+        status_bar = self.statusBar()
+        status_bar.addWidget(self.backend_label)
+        status_bar.addWidget(self.grace_label)
+        status_bar.addPermanentWidget(self.progress_label)
+        status_bar.addPermanentWidget(QLabel("Status:"))
+        status_bar.addPermanentWidget(self.status_combo)
+
+        self.alerter = Alerter(self, self.banner, app_icon())
+        self.banner.showRequested.connect(self._on_banner_showRequested)
+
+        self.queue_list.queueSelected.connect(self._on_queue_list_queueSelected)
+        self.queue_list.favouriteToggled.connect(self._on_queue_list_favouriteToggled)
+        self.queue_list.teamChatRequested.connect(self._on_queue_list_teamChatRequested)
+        self.table.acceptRequested.connect(self._on_table_acceptRequested)
+        self.table.detailsToggled.connect(self._on_table_detailsToggled)
+        self.accept_button.clicked.connect(self._on_accept_button_clicked)
+        self.get_next_button.clicked.connect(self._on_get_next_button_clicked)
+        self.key_button.clicked.connect(self._on_key_button_clicked)
+        self.search.textChanged.connect(self._on_search_textChanged)
+        self.status_combo.activated.connect(self._on_status_combo_activated)
+        self.table.viewport().installEventFilter(self)
+
+    def _build_actions(self) -> None:
+        def action(menu: Any, text: str, shortcut: str | QKeySequence.StandardKey | None, slot: Callable[[], None]) -> QAction:
+            act = QAction(text, self)
+            if shortcut is not None:
+                act.setShortcut(QKeySequence(shortcut))
+            act.triggered.connect(slot)
+            menu.addAction(act)
+            return act
+
+        bar = self.menuBar()
+        console = bar.addMenu("&Console")
+        action(console, "&Search active sessions", QKeySequence.StandardKey.Find, self._on_search_action_triggered)
+        action(console, "Focus &queue list", "Ctrl+1", lambda: self.queue_list.setFocus())
+        action(console, "Focus queue &table", "Ctrl+2", lambda: self.table.setFocus())
+        console.addSeparator()
+        action(console, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+        session = bar.addMenu("&Session")
+        action(session, "&Accept selected", "Ctrl+Return", self._on_accept_button_clicked)
+        action(session, "Get &Next", "Ctrl+G", self._on_get_next_button_clicked)
+        action(session, "Generate session &key…", "Ctrl+K", self._on_key_button_clicked)
+        view = bar.addMenu("&View")
+        action(view, "&Queues tab", "Alt+0", lambda: self.tabs.setCurrentIndex(0))
+        action(view, "&Next tab", "Ctrl+PgDown", lambda: self._cycle_tab(1))
+        action(view, "&Previous tab", "Ctrl+PgUp", lambda: self._cycle_tab(-1))
+        for n in range(1, 10):
+            act = QAction(f"Session tab {n}", self)
+            act.setShortcut(QKeySequence(f"Alt+{n}"))
+            act.triggered.connect(lambda _=False, n=n: self._go_to_tab(n))
+            self.addAction(act)
+        action(view, "Close &details pane", "Esc", self._close_details)
+        help_menu = bar.addMenu("&Help")
+        action(help_menu, "&About repconsole", None, self._on_about_action_triggered)
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start the backend; its snapshot fills the window."""
+        self._update_backend_label()
+        await self.backend.start()
+        self._tick.start()
+
+    def start_soon(self) -> None:
+        self._spawn("start", self.start())
+
+    async def shutdown(self) -> None:
+        self._tick.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        await self.backend.stop()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if not self._closing:
+            self._closing = True
+            self._save_settings()
+            for dialog in self.team_chats.values():
+                dialog.close()
+            self.closed.emit()
+        super().closeEvent(event)
+
+    def now(self) -> float:
+        """The current time on the backend's clock."""
+        return time.time() + self._clock_offset
+
+    # ------------------------------------------------------------ settings
+
+    def _restore_settings(self) -> None:
+        self.table.restore_layout(self.settings.table)
+        window = self.settings.window
+        geometry = window.get("geometry")
+        if isinstance(geometry, str):
+            try:
+                self.restoreGeometry(QByteArray(base64.b64decode(geometry)))
+            except ValueError:
+                log.warning("ignoring a malformed saved window geometry")
+        sizes = window.get("splitter")
+        if isinstance(sizes, list) and len(sizes) == 3 and all(isinstance(x, int) and x >= 0 for x in sizes):
+            self.splitter.setSizes(sizes)
+
+    def _save_settings(self) -> None:
+        self.settings.table = self.table.save_layout()
+        self.settings.window = {
+            "geometry": base64.b64encode(bytes(self.saveGeometry().data())).decode("ascii"),
+            "splitter": self.splitter.sizes(),
+        }
+        if self._queue and not self._queue.startswith(SEARCH_QUEUE):
+            self.settings.last_queue = self._queue
+        try:
+            self.settings.save()
+        except OSError as exc:
+            log.error("could not save settings: %s", exc)
+
+    # ------------------------------------------------------------ feed
+
+    def _on_backend_events(self, batch: Sequence[FeedEvent]) -> None:
+        try:
+            changes = self.state.apply(batch)
+        except GapError as exc:
+            # Never show a queue we know is incomplete: mark it stale; the
+            # backend resynchronises with a fresh snapshot.
+            log.error("%s", exc)
+            self._set_stale("missed events — resynchronising…")
+            return
+        if changes.reset:
+            self._load_snapshot()
+        else:
+            self._apply_changes(changes)
+        self._update_progress()
+
+    def _load_snapshot(self) -> None:
+        self._clock_offset = self.state.at - time.time()
+        self._set_stale(None)
+        self._refresh_queue_list()
+        wanted = self._queue or self.settings.last_queue
+        if wanted not in self.state.rows:
+            wanted = self.state.personal_queue
+        if self.search.text().strip():
+            self._run_search()
+        else:
+            self._show_queue(wanted, force=True)
+        self.queue_list.select(wanted)
+        me = self.state.me
+        index = self.status_combo.findData(me.get("status"))
+        if index >= 0:
+            self.status_combo.setCurrentIndex(index)
+        # Sessions the rep is already in get their tabs back.
+        for s in self.state.my_sessions():
+            if s["id"] not in self.session_tabs:
+                self._open_tab(s, self.state.chats.get(s["id"], []), focus=False)
+        self._close_stale_tabs({})
+        for team, dialog in self.team_chats.items():
+            dialog.view.reload()
+
+    def _apply_changes(self, changes: Changes) -> None:
+        if self._queue is not None and self._queue.startswith(SEARCH_QUEUE):
+            if changes.queues:
+                self._search_dirty = True
+                if not self._search_timer.isActive():
+                    self._search_timer.start()
+        elif self._queue is not None and self._queue in changes.queues:
+            self.model.apply(changes.queues[self._queue])
+        if changes.queues or changes.team_chat or changes.teams_read:
+            self._refresh_queue_list()
+        if self.details.row_id is not None:
+            row = self._row(self.details.row_id)
+            if row is None:
+                gone = changes.gone.get(self.details.row_id)
+                self._close_details()
+                if gone and gone.get("reason") == "taken":
+                    self._show_notice(f"That session was taken by {self.state.rep_name(gone.get('by'))}.")
+            elif row.session["id"] in changes.sessions:
+                self.details.refresh(row)
+        for sid, line in changes.chat:
+            tab = self.session_tabs.get(sid)
+            if tab is not None:
+                tab.append_chat(line)
+        for sid in changes.sessions:
+            tab = self.session_tabs.get(sid)
+            if tab is not None and sid in self.state.sessions:
+                tab.update_session(self.state.sessions[sid])
+        self._close_stale_tabs(changes.gone)
+        for team, line in changes.team_chat:
+            dialog = self.team_chats.get(team)
+            if dialog is not None:
+                dialog.view.append_line(line)
+        if changes.reps & {self.state.rep_id}:
+            index = self.status_combo.findData(self.state.me.get("status"))
+            if index >= 0:
+                self.status_combo.setCurrentIndex(index)
+        for reason, s in changes.arrived:
+            self._alert(reason, s)
+
+    def _alert(self, reason: str, s: dict[str, Any]) -> None:
+        name = ("[Browser] " if s["browser"] else "") + s["customer_name"]
+        if reason == "transfer":
+            last = s["timeline"][-1]
+            text = f"{self.state.rep_name(last.get('by'))} transferred {name} to you."
+        elif reason == "invitation":
+            text = f"{self.state.rep_name(s['owner'])} invites you to join the session with {name}."
+        else:
+            text = f"New customer in your personal queue: {name}" + (f" — {s['issue']}" if s["issue"] else "")
+        self.alerter.alert(reason, text)
+
+    def _refresh_queue_list(self) -> None:
+        st = self.state
+        favourites = set(self.settings.favourites)
+        entries = [QueueEntry(st.personal_queue, "Personal", st.waiting_count(st.personal_queue))]
+        for team in st.my_teams:
+            key = f"team:{team}"
+            chat = st.team_chat.get(team)
+            entries.append(
+                QueueEntry(
+                    key,
+                    st.teams.get(team, {}).get("name", team),
+                    st.waiting_count(key),
+                    team=team,
+                    favourite=team in favourites,
+                    unread=chat.unread if chat else 0,
+                )
+            )
+        self.queue_list.set_entries(entries)
+
+    def _update_progress(self) -> None:
+        n = self.state.in_progress()
+        self.progress_label.setText(f"{n} session{'s' if n != 1 else ''} in progress")
+
+    def _update_backend_label(self) -> None:
+        state = self.backend.state
+        text = f"{self.backend.description} · {state.value}"
+        self.backend_label.setText(text)
+        self.backend_label.setStyleSheet("color: #a15c00;" if state is not BackendState.LIVE else "")
+
+    def _on_backend_state(self, state: BackendState, detail: str) -> None:
+        self._update_backend_label()
+        if state is BackendState.RECONNECTING:
+            self._set_stale(detail or "reconnecting…")
+        elif state is BackendState.LIVE:
+            self._set_stale(None)
+
+    def _set_stale(self, reason: str | None) -> None:
+        """Grey the queue out while it may not be current."""
+        stale = reason is not None
+        self.stale_label.setText(reason or "")
+        self.stale_label.setVisible(stale)
+        self.table.setEnabled(not stale)
+        self.queue_list.setEnabled(not stale)
+
+    # ------------------------------------------------------------ queues
+
+    def _show_queue(self, key: str, *, force: bool = False) -> None:
+        if key == self._queue and not force:
+            return
+        self._queue = key
+        self.queue_title.setText(self.state.queue_name(key))
+        self.model.set_rows(list(self.state.rows.get(key, {}).values()))
+        self._close_details()
+        if key == self.state.personal_queue:
+            self.alerter.acknowledge()
+
+    def _row(self, row_id: str) -> Row | None:
+        return self.model.row_by_id(row_id)
+
+    def _on_queue_list_queueSelected(self, key: str) -> None:
+        if self.search.text():
+            self.search.clear()
+        self._show_queue(key)
+
+    def _on_queue_list_favouriteToggled(self, team: str, favourite: bool) -> None:
+        favourites = [t for t in self.settings.favourites if t != team]
+        if favourite:
+            favourites.append(team)
+        self.settings.favourites = favourites
+        try:
+            self.settings.save()
+        except OSError as exc:
+            self._show_notice(f"Could not save favourites: {exc}", error=True)
+        self._refresh_queue_list()
+
+    def _on_queue_list_teamChatRequested(self, team: str) -> None:
+        self.open_team_chat(team)
+
+    def open_team_chat(self, team: str) -> TeamChatDialog:
+        dialog = self.team_chats.get(team)
+        if dialog is None:
+            dialog = TeamChatDialog(team, self.state, self)
+            dialog.view.sendRequested.connect(lambda text, t=team: self._spawn("team chat", self.backend.team_say(t, text)))
+            dialog.view.readUpTo.connect(lambda n, t=team: self._on_team_chat_readUpTo(t, n))
+            self.team_chats[team] = dialog
+        if dialog.isVisible():
+            dialog.raise_()
+            dialog.activateWindow()
+        else:
+            dialog.show()  # a newly shown window comes to the front by itself
+        return dialog
+
+    def _on_team_chat_readUpTo(self, team: str, n: int) -> None:
+        chat = self.state.team_chat.get(team)
+        if chat is not None and n > chat.last_read:
+            self._spawn("mark read", self.backend.team_read(team))
+
+    def _on_table_detailsToggled(self, row_id: str | None) -> None:
+        row = self._row(row_id) if row_id is not None else None
+        if row is None:
+            self._close_details()
+        else:
+            self.details.show_row(row)
+            self.details.show()
+
+    def _close_details(self) -> None:
+        self.details.clear()
+        self.details.hide()
+
+    def _on_search_textChanged(self, text: str) -> None:
+        if text.strip():
+            self._search_timer.start()
+        elif self._queue is not None and self._queue.startswith(SEARCH_QUEUE):
+            self._show_queue(self.queue_list.current_key() or self.state.personal_queue, force=True)
+
+    def _on_search_timer_timeout(self) -> None:
+        if self.search.text().strip():
+            self._run_search()
+
+    def _run_search(self) -> None:
+        text = self.search.text().strip()
+        rows = search_rows(self.state, text)
+        self._queue = SEARCH_QUEUE + text
+        self.queue_title.setText(f"Search: {len(rows)} match{'es' if len(rows) != 1 else ''}")
+        self.model.set_rows(rows)
+        self._search_dirty = False
+
+    def _on_search_action_triggered(self) -> None:
+        self.tabs.setCurrentIndex(0)
+        self.search.setFocus()
+        self.search.selectAll()
+
+    def _on_tick_timeout(self) -> None:
+        self.model.tick(*self.table.visible_rows())
+        self._update_grace()
+
+    def _update_grace(self) -> None:
+        grace = self.state.me.get("grace_until")
+        if grace:
+            self.grace_label.setText(f"Connection lost: your sessions are kept for {max(0, grace - self.now()):.0f} s")
+        else:
+            self.grace_label.clear()
+
+    # ------------------------------------------------------------ accepting
+
+    def _on_table_acceptRequested(self, row_id: str) -> None:
+        self.accept_row(row_id)
+
+    def _on_accept_button_clicked(self) -> None:
+        row_id = self.table.current_row_id()
+        if row_id is None:
+            self._show_notice("Select an entry to accept.")
+            return
+        self.accept_row(row_id)
+
+    def accept_row(self, row_id: str) -> None:
+        """Accept the entry ``row_id`` of the visible queue (or switch to its tab)."""
+        row = self._row(row_id)
+        if row is None:
+            return
+        sid = row.session["id"]
+        if row.kind is RowKind.MINE:
+            tab = self.session_tabs.get(sid)
+            if tab is not None:
+                self.tabs.setCurrentWidget(tab)
+                return
+        if row.kind is RowKind.INVITATION and row.invitation is not None:
+            self._spawn("Join", self._accepted(self.backend.accept_invitation(row.invitation["id"])))
+        else:
+            self._spawn("Accept", self._accepted(self.backend.accept(sid)))
+
+    def _on_get_next_button_clicked(self) -> None:
+        self._spawn("Get Next", self._accepted(self.backend.get_next()))
+
+    async def _accepted(self, call: Awaitable[dict[str, Any]]) -> None:
+        session = await call
+        self._open_tab(session, session.get("chat", []), focus=True)
+
+    def _open_tab(self, session: dict[str, Any], chat: list[dict[str, Any]], *, focus: bool) -> SessionTab:
+        sid = session["id"]
+        tab = self.session_tabs.get(sid)
+        if tab is None:
+            if "page_html" not in session and sid in self.state.sessions:
+                session = {**self.state.sessions[sid], **session}
+            tab = SessionTab(session, chat, self.state)
+            tab.sendRequested.connect(lambda text, reps_only, s=sid: self._spawn("Send", self.backend.say(s, text, reps_only=reps_only)))
+            tab.transferRequested.connect(lambda target, note, stay, s=sid: self._spawn("Transfer", self.backend.transfer(s, target, note, stay=stay)))
+            tab.shareRequested.connect(lambda target, s=sid: self._spawn("Share", self.backend.share(s, target)))
+            tab.holdRequested.connect(lambda s=sid: self._spawn("Hold", self.backend.hold(s)))
+            tab.endRequested.connect(lambda s=sid: self._spawn("End", self.backend.end(s)))
+            tab.leaveRequested.connect(lambda s=sid: self._spawn("Leave", self.backend.leave(s)))
+            tab.resumeRequested.connect(lambda s=sid: self._spawn("Resume", self._accepted(self.backend.accept(s))))
+            tab.externalKeyEdited.connect(lambda key, s=sid: self._spawn("External key", self.backend.set_external_key(s, key)))
+            tab.titleChanged.connect(lambda text, t=tab: self.tabs.setTabText(self.tabs.indexOf(t), text))
+            self.session_tabs[sid] = tab
+            index = self.tabs.addTab(tab, tab.title)
+            self.tabs.setTabToolTip(index, f"{session['customer_name']} — {session['issue'] or 'no issue given'}")
+            for line in self.state.chats.get(sid, []):
+                tab.append_chat(line)
+        if focus:
+            self.tabs.setCurrentWidget(tab)
+        self._update_progress()
+        return tab
+
+    def _close_stale_tabs(self, gone: dict[str, dict[str, Any]]) -> None:
+        """Close the tab of every session the rep is no longer working."""
+        me = self.state.rep_id
+        for sid, tab in list(self.session_tabs.items()):
+            s = self.state.sessions.get(sid)
+            # A held session keeps its tab (with a Resume button) while it
+            # waits in the owner's personal queue.
+            working = s is not None and (s["owner"] == me or me in s["participants"])
+            if working:
+                continue
+            if sid in gone and gone[sid].get("reason") == "ended":
+                why = "ended"
+            else:
+                why = "left your hands"
+            self._close_tab(sid)
+            self._show_notice(f"The session with {tab.session['customer_name']} {why}.")
+
+    def _close_tab(self, sid: str) -> None:
+        tab = self.session_tabs.pop(sid, None)
+        if tab is not None:
+            self.tabs.removeTab(self.tabs.indexOf(tab))
+            tab.deleteLater()
+        self._update_progress()
+
+    def _cycle_tab(self, step: int) -> None:
+        count = self.tabs.count()
+        if count:
+            self.tabs.setCurrentIndex((self.tabs.currentIndex() + step) % count)
+
+    def _go_to_tab(self, n: int) -> None:
+        if n < self.tabs.count():
+            self.tabs.setCurrentIndex(n)
+
+    # ------------------------------------------------------------ misc actions
+
+    def _on_status_combo_activated(self, index: int) -> None:
+        self._spawn("Status", self.backend.set_status(self.status_combo.itemData(index)))
+
+    def _on_key_button_clicked(self) -> None:
+        dialog = QDialog(self)
+        dialog.setWindowTitle("Generate session key")
+        form = QFormLayout(dialog)
+        validity = QComboBox()
+        for label, seconds in _KEY_VALIDITY:
+            validity.addItem(label, seconds)
+        validity.setCurrentIndex(1)
+        form.addRow("Valid for:", validity)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Generate")
+        form.addRow(buttons)
+        buttons.accepted.connect(dialog.accept)
+        buttons.rejected.connect(dialog.reject)
+        dialog.accepted.connect(lambda: self._spawn("Session key", self._generate_key(float(validity.currentData()))))
+        dialog.open()
+
+    async def _generate_key(self, seconds: float) -> None:
+        key = await self.backend.generate_key(seconds)
+        spaced = " ".join(key["key"])
+        until = time.strftime("%H:%M", time.localtime(key["expires_at"] - self._clock_offset))
+        self._show_notice(f"Session key {key['key']} — read it as “{spaced}”. Valid until {until}. The customer lands in your personal queue.")
+
+    def _on_about_action_triggered(self) -> None:
+        AboutDialog(self).open()
+
+    def _on_banner_showRequested(self) -> None:
+        self.tabs.setCurrentIndex(0)
+        self.queue_list.select(self.state.personal_queue)
+        self.alerter.acknowledge()
+
+    def _show_notice(self, text: str, *, error: bool = False) -> None:
+        self.notice = text
+        self.notice_label.setText(text)
+        self.notice_label.setStyleSheet("color: #b00020;" if error else "color: #2d4a6b;")
+        self.notice_label.show()
+        self.statusBar().showMessage(text, 10_000)
+
+    # ------------------------------------------------------------ plumbing
+
+    def _spawn(self, what: str, coro: Awaitable[Any]) -> None:
+        """Run a backend command; a refusal becomes a message, never an exception in Qt."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(lambda t, w=what: self._on_task_done(w, t))
+
+    def _on_task_done(self, what: str, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            return
+        if isinstance(exc, CommandError):
+            message = exc.detail
+            if exc.reason is Reason.ALREADY_TAKEN:
+                message = f"Already taken by {self.state.rep_name(exc.data.get('by'))}."
+            self._show_notice(f"{what}: {message}", error=True)
+            self.commandFailed.emit(what, message)
+        else:
+            log.error("%s failed", what, exc_info=exc)
+            self._show_notice(f"{what} failed: {exc}", error=True)
+            self.commandFailed.emit(what, str(exc))
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if not self._painted and watched is self.table.viewport() and event.type() == QEvent.Type.Paint and self.state.seq >= 0:
+            self._painted = True
+            QTimer.singleShot(0, self.firstQueuePainted.emit)
+        return super().eventFilter(watched, event)
+
+    def __repr__(self) -> str:
+        return f"<MainWindow {__version__} backend={self.backend.kind}>"
