@@ -104,6 +104,10 @@ class Backend(abc.ABC):
     async def call(self, command: str, **args: Any) -> dict[str, Any]:
         """Run a rep command.  Raises CommandError when refused."""
 
+    @abc.abstractmethod
+    def resync(self) -> None:
+        """The console found a gap in its feed: deliver a fresh snapshot soon."""
+
     # ------------------------------------------------- typed command helpers
     # Thin by design: the command table in repconsole.core.commands is the
     # single definition of names and arguments.

@@ -55,6 +55,10 @@ ORIGIN_WEIGHTS = {
 }
 
 
+_ORIGIN_KINDS = list(ORIGIN_WEIGHTS)
+_ORIGIN_CUM = list(itertools.accumulate(ORIGIN_WEIGHTS.values()))
+
+
 class SimClock:
     """The engine's clock in the simulator: the real clock, or a pinned time.
 
@@ -90,6 +94,8 @@ class Simulation:
         self._todo: list[tuple[float, int, Callable[[], Any]]] = []
         self._order = itertools.count()
         self._keys_used: set[str] = set()
+        self._issue_codes = list(engine.issues)
+        self._team_ids = list(engine.teams)
         self._unsubscribe = engine.subscribe(self._on_engine_event)
 
     # ------------------------------------------------------------ population
@@ -137,15 +143,14 @@ class Simulation:
 
     def _arrive(self, population: bool = False) -> None:
         e, rng, w = self.engine, self.rng, self.world
-        kinds = list(ORIGIN_WEIGHTS)
-        kind = rng.choices(kinds, weights=[ORIGIN_WEIGHTS[k] for k in kinds])[0]
+        kind = rng.choices(_ORIGIN_KINDS, cum_weights=_ORIGIN_CUM)[0]
         if population and kind == "session_key":
             kind = "issue"  # keys are generated live by the rep; don't invent old ones
         intake = w.intake()
         if kind == "issue":
-            e.start_with_issue(rng.choice(list(e.issues)), intake)
+            e.start_with_issue(w._pick(self._issue_codes), intake)
         elif kind == "team_button":
-            e.start_with_button(f"btn-{rng.choice(list(e.teams))}", intake)
+            e.start_with_button(f"btn-{w._pick(self._team_ids)}", intake)
         elif kind == "rep_pick":
             rep = rng.choice([r for r in e.reps.values() if r.connected])
             e.start_with_rep(rep.id, intake)
@@ -348,6 +353,11 @@ class SimulatorBackend(Backend):
 
     async def call(self, command: str, **args: Any) -> dict[str, Any]:
         return execute(self.engine, ME, command, args)
+
+    def resync(self) -> None:
+        self._pending.clear()
+        if self._unsubscribe is not None:
+            self._deliver([self._feed.snapshot(self.engine)])
 
     def pump(self) -> None:
         """Step the world once and deliver what happened now (tests, benchmarks)."""

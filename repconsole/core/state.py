@@ -224,20 +224,28 @@ class ConsoleState:
 
     # ---------------------------------------------------------------- writes
 
-    def apply(self, events: Iterable[FeedEvent]) -> Changes:
+    def apply(self, events: Iterable[FeedEvent], *, prev: int | None = None) -> Changes:
         """Apply a batch in order.  Raises GapError on a missing or repeated event.
+
+        Two numberings are understood.  Without ``prev`` (the simulator's
+        per-rep feed) events are numbered 1, 2, 3... and each must be the
+        last plus one.  With ``prev`` (the server's global numbering, where a
+        rep sees only some numbers) the batch says which event preceded it;
+        that must be the last one applied, and numbers must then increase.
 
         Events before the gap are applied and kept; the caller resyncs from a
         fresh snapshot, which replaces everything.
         """
         changes = Changes()
+        if prev is not None and prev != self.seq:
+            raise GapError(prev, self.seq)
         for event in events:
             if event.kind == SNAPSHOT:
                 self._load(event.data)
                 self.seq = int(event.data.get("feed_seq", event.seq))
                 changes = Changes(reset=True)
                 continue
-            if event.seq != self.seq + 1:
+            if prev is None and event.seq != self.seq + 1 or event.seq <= self.seq:
                 raise GapError(self.seq + 1, event.seq)
             self.seq = event.seq
             handler = _HANDLERS.get(event.kind)

@@ -1,0 +1,19 @@
+"""Run every benchmark and print its figures: ``python -m bench`` (or ``make bench``)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+BENCHES = ["bench.bench_engine", "bench.bench_table", "bench.bench_startup"]
+
+
+def main(names: list[str]) -> None:
+    for name in names or BENCHES:
+        module = importlib.import_module(name if name.startswith("bench.") else f"bench.{name}")
+        module.main()
+        print()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
