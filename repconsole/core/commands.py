@@ -151,7 +151,8 @@ COMMANDS: dict[str, _Spec] = {
 
 def execute(engine: QueueEngine, rep: str, name: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run command ``name`` for ``rep``.  Raises CommandError; a refusal changes nothing."""
-    spec = COMMANDS.get(name)
+    # The name comes off the wire: it may be anything JSON can carry.
+    spec = COMMANDS.get(name) if isinstance(name, str) else None
     if spec is None:
         raise CommandError(Reason.UNKNOWN_COMMAND, f"unknown command {name!r}", command=name)
     args = {} if args is None else args

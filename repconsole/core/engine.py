@@ -57,6 +57,7 @@ __all__ = ["Event", "QueueEngine", "KEY_ALPHABET", "CHAT_LIMIT", "TEAM_CHAT_HIST
 # Easy to read aloud over the phone: no 0/O, 1/I/L, 2/Z, 5/S, 8/B look-alikes.
 KEY_ALPHABET = "".join(c for c in string.ascii_uppercase + string.digits if c not in "0O1IL2Z5S8B")
 CHAT_LIMIT = 4000
+ENDED_KEPT = 5000  # ended sessions kept whole; older ones are remembered by number only
 TEAM_CHAT_HISTORY = 200
 MAX_KEY_VALIDITY = 7 * 24 * 3600.0
 
@@ -130,6 +131,7 @@ class QueueEngine:
         # Indexes, all maintained in _commit(): waiting sessions per queue in
         # arrival order, and the sessions each rep owns or takes part in.
         self._waiting: dict[QueueRef, dict[str, None]] = {}
+        self._waiting_count = 0  # sum of len() over _waiting, kept by _commit()
         self._involved: dict[str, set[str]] = {}
         # Get Next wants the oldest waiting session across several team
         # queues; a heap per team keeps that O(log n) at 100,000 sessions.
@@ -138,8 +140,15 @@ class QueueEngine:
         self._timers: list[_Timer] = []
         self._timer_order = 0
         self._keys: dict[str, SessionKey] = {}
+        # (expires_at, key), soonest first: forgetting dead keys pops from
+        # the front instead of scanning every key on every generate_key().
+        self._key_expiry: list[tuple[float, str]] = []
         self._key_failures: dict[str, list[float]] = {}
         self._team_chat: dict[str, _TeamChat] = {}
+        # Audience building blocks, see _members(): rep id -> {rep id}, team id -> members.
+        self._alone: dict[str, frozenset[str]] = {}
+        self._refs: dict[QueueRef, QueueRef] = {}
+        self._team_members: dict[str, frozenset[str]] = {}
 
     # ------------------------------------------------------------------ setup
 
@@ -212,11 +221,24 @@ class QueueEngine:
         return self._clock()
 
     def session(self, session_id: str) -> Session:
-        """A live or ended session.  Raises UNKNOWN_SESSION."""
+        """A live or recently ended session.
+
+        Raises UNKNOWN_SESSION, or SESSION_ENDED for a session that ended
+        so long ago that only its number is remembered.
+        """
         s = self._sessions.get(session_id) or self._ended.get(session_id)
         if s is None:
+            if self._was_issued(session_id):
+                raise CommandError(Reason.SESSION_ENDED, session_id=session_id)
             raise CommandError(Reason.UNKNOWN_SESSION, session_id=session_id)
         return s
+
+    def _was_issued(self, session_id: object) -> bool:
+        # Ids are "S<n>" from a counter, so any n up to the counter was a
+        # session: no set of old ids has to be kept to recognise one.
+        if not isinstance(session_id, str) or not session_id.startswith("S") or not session_id[1:].isdigit():
+            return False
+        return 0 < int(session_id[1:]) <= self._session_counter
 
     def sessions(self) -> Iterator[Session]:
         """Every session that has not ended."""
@@ -230,19 +252,21 @@ class QueueEngine:
 
     def waiting_total(self) -> int:
         """Sessions waiting in any queue, held ones included."""
-        return sum(len(q) for q in self._waiting.values())
+        return self._waiting_count
 
     def involved(self, rep_id: str) -> set[str]:
         """Ids of the live sessions ``rep_id`` owns or takes part in."""
         return set(self._involved.get(rep_id, ()))
 
     def load(self, rep_id: str) -> int:
-        """Sessions that count against a rep's maximum: active ones they own or take part in."""
-        return sum(
-            1
-            for sid in self._involved.get(rep_id, ())
-            if self._sessions[sid].state is SessionState.ACTIVE
-        )
+        """Sessions that count against a rep's maximum: every live one they own or take part in.
+
+        Held sessions and sessions the rep stayed on after a transfer count
+        too: someone else's action (the owner resuming, the receiver
+        accepting) makes them active again without asking this rep, so their
+        place must stay reserved or that action would push the rep over.
+        """
+        return len(self._involved.get(rep_id, ()))
 
     def keys_of(self, rep_id: str) -> list[SessionKey]:
         now = self._clock()
@@ -257,6 +281,14 @@ class QueueEngine:
         """
         if s.state is SessionState.ENDED:
             return NO_REPS
+        q = s.queue
+        if not s.participants and not s.invitations:
+            # The common cases - waiting in a queue, or one rep working it (or
+            # holding it in their own queue) - come from the cache, unmerged.
+            if s.owner is None:
+                return self._members(q) if q is not None else NO_REPS
+            if q is None or (q.kind is QueueKind.PERSONAL and q.id == s.owner):
+                return self._only(s.owner)
         reps: set[str] = set(s.participants)
         if s.owner is not None:
             reps.add(s.owner)
@@ -333,8 +365,8 @@ class QueueEngine:
             self._key_failures.setdefault(source, []).append(now)
             raise CommandError(reason)
         assert record is not None
-        s = self._arrive(Origin.SESSION_KEY, intake, QueueRef.personal(record.rep), source=normalized)
-        s.session_key = normalized
+        # The key goes in before the arrival is announced: consoles mirror the event.
+        s = self._arrive(Origin.SESSION_KEY, intake, QueueRef.personal(record.rep), source=normalized, session_key=normalized)
         record.used_by = s.id
         self._emit("key", {"key": record.to_dict()}, frozenset((record.rep,)))
         return s
@@ -401,7 +433,9 @@ class QueueEngine:
         assert s.queue is not None
         if rep_id not in self._members(s.queue):
             raise CommandError(Reason.NOT_MEMBER, session_id=session_id)
-        self._check_capacity(rep)
+        if rep_id != s.owner and rep_id not in s.participants:
+            # Resuming or taking back one's own session needs no new slot.
+            self._check_capacity(rep)
         before = self._begin(s)
         resumed = s.held
         s.participants.pop(rep_id, None)
@@ -466,6 +500,7 @@ class QueueEngine:
         self._check_target(target)
         if target == QueueRef.personal(rep_id):
             raise CommandError(Reason.INVALID, "You cannot transfer a session to yourself.")
+        self._check_reachable(target)
         note = self._text(note, allow_empty=True)
         before = self._begin(s)
         now = self._clock()
@@ -489,12 +524,14 @@ class QueueEngine:
         self._check_target(target)
         if target.is_personal and (target.id == s.owner or target.id in s.participants):
             raise CommandError(Reason.ALREADY_IN_SESSION, rep=target.id)
+        self._check_reachable(target)
         for inv in s.invitations.values():
             if inv.target == target:
                 return inv  # inviting twice is one invitation
         before = self._begin(s)
         now = self._clock()
         self._invitation_counter += 1
+        target = self._ref(target)
         inv = Invitation(f"I{self._invitation_counter}", s.id, target, rep_id, now)
         s.invitations[inv.id] = inv
         self._invitations[inv.id] = inv
@@ -574,6 +611,7 @@ class QueueEngine:
                 break
         record = SessionKey(key, rep_id, now, now + float(valid_for))
         self._keys[key] = record
+        heapq.heappush(self._key_expiry, (record.expires_at, key))
         self._emit("key", {"key": record.to_dict()}, frozenset((rep_id,)))
         return record
 
@@ -587,12 +625,15 @@ class QueueEngine:
         return rep
 
     def team_say(self, rep_id: str, team_id: str, text: str) -> ChatLine:
+        self._rep(rep_id)
         team = self._team(team_id)
         if rep_id not in team.members:
             raise CommandError(Reason.NOT_MEMBER, team=team_id)
+        # Check the text before counting the line: a refusal changes nothing.
+        text = self._text(text)
         chat = self._team_chat[team_id]
         chat.count += 1
-        line = ChatLine(chat.count, self._clock(), rep_id, self._text(text))
+        line = ChatLine(chat.count, self._clock(), rep_id, text)
         chat.lines.append(line)
         del chat.lines[:-TEAM_CHAT_HISTORY]
         # The author has read their own line.
@@ -602,6 +643,7 @@ class QueueEngine:
 
     def team_read(self, rep_id: str, team_id: str, upto: int | None = None) -> int:
         """Mark a team's chat read up to line ``upto`` (default: all of it)."""
+        self._rep(rep_id)
         team = self._team(team_id)
         if rep_id not in team.members:
             raise CommandError(Reason.NOT_MEMBER, team=team_id)
@@ -668,36 +710,50 @@ class QueueEngine:
 
     def _begin(self, s: Session) -> tuple[frozenset[str], QueueRef | None, frozenset[str], float]:
         """Remember what a change may invalidate; pair with :meth:`_commit`."""
-        involved = frozenset(s.participants) | ({s.owner} if s.owner else set())
-        return self.audience(s), s.queue, involved, s.queue_entered_at
+        # The old audience only serves to compute ``gone`` for listeners.
+        audience = self.audience(s) if self._listeners else NO_REPS
+        return audience, s.queue, self._in_session(s), s.queue_entered_at
+
+    def _in_session(self, s: Session) -> frozenset[str]:
+        """The owner and participants (most sessions have no participant: no merging then)."""
+        if not s.participants:
+            return self._only(s.owner) if s.owner else NO_REPS
+        return frozenset(s.participants) | ({s.owner} if s.owner else NO_REPS)
 
     def _commit(self, s: Session, before: tuple[frozenset[str], QueueRef | None, frozenset[str], float]) -> None:
         """Bring every index up to date with ``s`` and announce the change."""
         old_audience, old_queue, old_involved, old_entered = before
         if s.state is SessionState.ENDED:
             s.queue = None
-        if old_queue != s.queue or old_entered != s.queue_entered_at:
+        if old_entered != s.queue_entered_at or (old_queue is not s.queue and old_queue != s.queue):
             if old_queue is not None:
-                self._waiting[old_queue].pop(s.id, None)
+                waiting = self._waiting[old_queue]
+                if s.id in waiting:
+                    del waiting[s.id]
+                    self._waiting_count -= 1
             if s.queue is not None:
-                self._waiting.setdefault(s.queue, {})[s.id] = None
+                waiting = self._waiting.setdefault(s.queue, {})
+                if s.id not in waiting:
+                    self._waiting_count += 1
+                waiting[s.id] = None
                 if s.queue.kind is QueueKind.TEAM:
                     heapq.heappush(self._oldest[s.queue.id], (s.created_at, s.id))
-        involved = frozenset(s.participants) | ({s.owner} if s.owner else set())
-        if s.state is SessionState.ENDED:
-            involved = frozenset()
-        for rep_id in old_involved - involved:
-            self._involved[rep_id].discard(s.id)
-        for rep_id in involved - old_involved:
-            self._involved[rep_id].add(s.id)
+        involved = NO_REPS if s.state is SessionState.ENDED else self._in_session(s)
+        if involved != old_involved:
+            for rep_id in old_involved - involved:
+                self._involved[rep_id].discard(s.id)
+            for rep_id in involved - old_involved:
+                self._involved[rep_id].add(s.id)
         if not self._listeners:
             self.seq += 1  # nobody to tell, but the numbering still moves
             return
         audience = self.audience(s)
-        self._emit("session", {"session": s.to_dict()}, audience, old_audience - audience)
+        # Audiences come from a cache in the common cases: often the very same set.
+        gone = NO_REPS if old_audience is audience or not old_audience else old_audience - audience
+        self._emit("session", {"session": s.to_dict()}, audience, gone)
 
     def _arrive(self, origin: Origin, intake: Intake, queue: QueueRef, *, source: str, issue: Issue | None = None,
-                page_url: str = "", page_html: str = "") -> Session:
+                page_url: str = "", page_html: str = "", session_key: str = "") -> Session:
         if not isinstance(intake, Intake):
             raise CommandError(Reason.INVALID, "intake is required")
         now = self._clock()
@@ -718,6 +774,7 @@ class QueueEngine:
             external_key=intake.external_key,
             custom_fields=dict(intake.custom_fields),
             portal=intake.portal,
+            session_key=session_key,
             source=source,
             page_url=page_url,
             page_html=page_html,
@@ -731,6 +788,7 @@ class QueueEngine:
 
     def _enqueue(self, s: Session, queue: QueueRef, kind: StepKind, *, by: str | None = None, note: str = "") -> None:
         now = self._clock()
+        queue = self._ref(queue)
         s.state = SessionState.WAITING
         s.queue = queue
         s.queue_entered_at = now
@@ -756,13 +814,20 @@ class QueueEngine:
         s.timeline.append(TimelineStep(now, StepKind.ENDED, by=by, note=reason))
         del self._sessions[s.id]
         self._ended[s.id] = s
+        if len(self._ended) > ENDED_KEPT:
+            # Ended sessions are history (the server keeps them in its
+            # database); holding every one would grow memory, and the cost
+            # of each full garbage collection, for the whole shift.
+            del self._ended[next(iter(self._ended))]
         self._commit(s, before)
 
     def _chat(self, s: Session, author: str | None, text: str, visibility: Visibility) -> ChatLine:
         line = ChatLine(len(s.chat) + 1, self._clock(), author, text, visibility)
         s.chat.append(line)
-        audience = frozenset(s.participants) | ({s.owner} if s.owner else frozenset())
-        self._emit("chat", {"session": s.id, "line": line.to_dict()}, audience)
+        if not self._listeners:
+            self.seq += 1  # as _emit() would, without building the payload
+            return line
+        self._emit("chat", {"session": s.id, "line": line.to_dict()}, self._in_session(s))
         return line
 
     def _fire_rule(self, deadline: float, session_id: str) -> int:
@@ -872,15 +937,38 @@ class QueueEngine:
     def _forget_dead_keys(self, now: float) -> None:
         # Used and expired keys are kept for a day so that a late customer is
         # told "expired" or "used" rather than "unknown".
-        dead = [k for k, r in self._keys.items() if r.expires_at < now - 86400.0]
-        for k in dead:
-            del self._keys[k]
+        expiry = self._key_expiry
+        while expiry and expiry[0][0] < now - 86400.0:
+            self._keys.pop(heapq.heappop(expiry)[1], None)
 
-    def _members(self, q: QueueRef) -> frozenset[str] | set[str]:
+    def _members(self, q: QueueRef) -> frozenset[str]:
+        """Who may take from queue ``q``.  Cached: audiences ask for it on every change."""
         if q.kind is QueueKind.PERSONAL:
-            return frozenset((q.id,))
+            return self._only(q.id)
         team = self.teams.get(q.id)
-        return team.members if team else frozenset()
+        if team is None:
+            return NO_REPS
+        members = self._team_members.get(q.id)
+        # Members only ever join (add_rep), so a size check keeps the cache true.
+        if members is None or len(members) != len(team.members):
+            members = self._team_members[q.id] = frozenset(team.members)
+        return members
+
+    def _ref(self, q: QueueRef) -> QueueRef:
+        """The engine's one QueueRef for this queue (they are immutable).
+
+        Sessions and their timelines point at it instead of each holding a
+        copy: less memory per waiting session, fewer objects for the garbage
+        collector to walk, and identity checks that usually settle equality.
+        """
+        return self._refs.setdefault(q, q)
+
+    def _only(self, rep_id: str) -> frozenset[str]:
+        """``frozenset({rep_id})``, made once per rep."""
+        alone = self._alone.get(rep_id)
+        if alone is None:
+            alone = self._alone[rep_id] = frozenset((rep_id,))
+        return alone
 
     def _queue_name(self, q: QueueRef) -> str:
         if q.is_personal:
@@ -906,6 +994,13 @@ class QueueEngine:
             self._rep(target.id)
         else:
             self._team(target.id)
+
+    def _check_reachable(self, target: QueueRef) -> None:
+        # A rep who is not connected would never see it, and no fallback ever
+        # runs for them again: the customer would wait forever.  Same rule as
+        # picking a rep on the public site.
+        if target.is_personal and not self.reps[target.id].connected:
+            raise CommandError(Reason.REP_OFFLINE, rep=target.id)
 
     def _check_capacity(self, rep: Rep) -> None:
         if self.load(rep.id) >= rep.max_sessions:

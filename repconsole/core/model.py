@@ -385,6 +385,9 @@ class Session:
     rule_visited: set[str] = field(default_factory=set)
     timeline: list[TimelineStep] = field(default_factory=list)
     chat: list[ChatLine] = field(default_factory=list)
+    # Timeline steps never change once appended, so their dicts are built
+    # once; every event that carries the session reuses them.
+    _timeline_dicts: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
     ended_at: float | None = None
     end_reason: str = ""
 
@@ -398,6 +401,12 @@ class Session:
             if step.queue is not None:
                 return step.queue
         return None
+
+    def _timeline_snapshot(self) -> list[dict[str, Any]]:
+        done = self._timeline_dicts
+        if len(done) < len(self.timeline):
+            done.extend(step.to_dict() for step in self.timeline[len(done):])
+        return list(done)  # a new list per payload: earlier payloads must not grow
 
     def to_dict(self, *, chat: bool = False) -> dict[str, Any]:
         """The session as events and snapshots carry it.
@@ -436,7 +445,7 @@ class Session:
             "rule_deadline": self.rule_deadline,
             "transfer_note": self.transfer_note,
             "invitations": [inv.to_dict() for inv in self.invitations.values()],
-            "timeline": [s.to_dict() for s in self.timeline],
+            "timeline": self._timeline_snapshot(),
             "ended_at": self.ended_at,
             "end_reason": self.end_reason,
         }
