@@ -1,0 +1,336 @@
+"""Engine state to and from JSON-ready dicts: the engine's persistence friend.
+
+The queue server keeps its truth in SQLite so that a restart, or a crash,
+loses nothing a rep was told.  This module is the only code outside
+:mod:`repconsole.core.engine` that touches the engine's private state: it
+reads it to :func:`dump` and writes it to :func:`load`.  Keeping that
+knowledge here, next to the engine and without I/O, means the engine needs
+no persistence code of its own, and one round-trip test (dump a busy engine,
+load it into a fresh one, compare every rep's snapshot and what happens
+next) keeps the two in step when the engine changes.
+
+What is persisted is *runtime* state: sessions (live and ended, with chat,
+timeline, invitations and rule history), session keys, team chat with read
+markers, each rep's status and presence, and the counters that number
+sessions, invitations and events.  The site's *directory* (teams, reps,
+issues, buttons, links, rules) is configuration: the caller builds it on
+the fresh engine before :func:`load`.  Derived state (the waiting indexes,
+Get Next heaps, who-is-in-what, timers) is never stored; :func:`load`
+rebuilds it through the engine's own index code, so it cannot disagree with
+what the engine would have built itself.
+
+Sessions and keys are dumped field by field from their dataclasses, so a
+field added to :class:`~repconsole.core.model.Session` is persisted without
+touching this module, as long as its value is JSON-ready (or has a codec
+in ``_SESSION_CODECS``); the round-trip test fails loudly otherwise.
+
+State format (``FORMAT`` 1)::
+
+    {"format": 1,
+     "counters": {"seq": int, "sessions": int, "invitations": int},
+     "sessions": [session, ...],   # live, in arrival order
+     "waiting": {queue: [session id, ...]},  # each queue's waiting sessions, in queue order
+     "ended": [session, ...],
+     "reps": {rep_id: {"status", "connected", "grace_until"}},
+     "keys": [key, ...],
+     "team_chat": {team_id: {"count", "lines": [line, ...], "last_read": {rep_id: n}}}}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from repconsole.core.engine import TEAM_CHAT_HISTORY, QueueEngine, _TeamChat
+from repconsole.core.model import (
+    CUSTOMER,
+    ChatLine,
+    Invitation,
+    Origin,
+    Priority,
+    QueueRef,
+    RepStatus,
+    Session,
+    SessionKey,
+    SessionState,
+    StepKind,
+    TimelineStep,
+    Visibility,
+)
+
+__all__ = [
+    "FORMAT",
+    "counters",
+    "dump",
+    "dump_key",
+    "dump_line",
+    "dump_rep",
+    "dump_session",
+    "load",
+    "load_session",
+    "waiting_order",
+]
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+
+# The "before" of a session that did not exist: what _arrive() passes to _commit().
+_NOTHING: tuple[frozenset[str], QueueRef | None, frozenset[str], float] = (frozenset(), None, frozenset(), 0.0)
+
+
+# ----------------------------------------------------------------- codecs
+
+
+def _queue_out(q: QueueRef | None) -> str | None:
+    return q.serialize() if q is not None else None
+
+
+def _queue_in(text: str | None) -> QueueRef | None:
+    return QueueRef.parse(text) if text is not None else None
+
+
+def dump_line(line: ChatLine) -> dict[str, Any]:
+    return line.to_dict()
+
+
+def _line_in(d: dict[str, Any]) -> ChatLine:
+    return ChatLine(int(d["n"]), float(d["at"]), d["author"], str(d["text"]), Visibility(d["visibility"]))
+
+
+def _step_in(d: dict[str, Any]) -> TimelineStep:
+    return TimelineStep(float(d["at"]), StepKind(d["kind"]), _queue_in(d["queue"]), d["by"], str(d["note"]))
+
+
+def _invitation_in(d: dict[str, Any]) -> Invitation:
+    return Invitation(str(d["id"]), str(d["session"]), QueueRef.parse(d["target"]), str(d["by"]), float(d["at"]))
+
+
+# Session fields whose values are not JSON-ready as they are: (to JSON, from JSON).
+# Participants keep their join times (the dict's order is join order, which
+# decides who inherits a dropped owner's session), which to_dict() leaves out.
+_SESSION_CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+    "origin": (str, Origin),
+    "state": (str, SessionState),
+    "priority": (int, Priority),
+    "queue": (_queue_out, _queue_in),
+    "participants": (lambda p: [[rep, at] for rep, at in p.items()], lambda v: {str(r): float(at) for r, at in v}),
+    "invitations": (lambda invs: [i.to_dict() for i in invs.values()], lambda v: {d["id"]: _invitation_in(d) for d in v}),
+    "rule_visited": (sorted, set),
+    "timeline": (lambda steps: [s.to_dict() for s in steps], lambda v: [_step_in(d) for d in v]),
+    "chat": (lambda lines: [line.to_dict() for line in lines], lambda v: [_line_in(d) for d in v]),
+    "custom_fields": (dict, dict),
+}
+_SESSION_FIELDS = tuple(f.name for f in dataclasses.fields(Session))
+
+
+def dump_session(s: Session, *, chat: bool = True) -> dict[str, Any]:
+    """Every field of ``s``, JSON-ready.  ``chat=False`` leaves the chat out (stored line by line)."""
+    d: dict[str, Any] = {}
+    for name in _SESSION_FIELDS:
+        if name == "chat" and not chat:
+            continue
+        value = getattr(s, name)
+        codec = _SESSION_CODECS.get(name)
+        d[name] = codec[0](value) if codec else value
+    return d
+
+
+def load_session(d: dict[str, Any]) -> Session:
+    """The inverse of :func:`dump_session`.  Fields missing from ``d`` take their defaults."""
+    kwargs: dict[str, Any] = {}
+    for name in _SESSION_FIELDS:
+        if name not in d:
+            continue
+        codec = _SESSION_CODECS.get(name)
+        kwargs[name] = codec[1](d[name]) if codec else d[name]
+    return Session(**kwargs)
+
+
+def dump_key(k: SessionKey) -> dict[str, Any]:
+    return k.to_dict()
+
+
+def _key_in(d: dict[str, Any]) -> SessionKey:
+    return SessionKey(str(d["key"]), str(d["rep"]), float(d["created_at"]), float(d["expires_at"]), d.get("used_by"))
+
+
+def dump_rep(engine: QueueEngine, rep_id: str) -> dict[str, Any]:
+    """A rep's runtime state; their name, teams and limits are configuration."""
+    rep = engine.reps[rep_id]
+    return {"status": str(rep.status), "connected": rep.connected, "grace_until": rep.grace_until}
+
+
+def dump_team_chat(engine: QueueEngine, team_id: str) -> dict[str, Any]:
+    chat = engine._team_chat[team_id]
+    return {"count": chat.count, "lines": [dump_line(line) for line in chat.lines], "last_read": dict(chat.last_read)}
+
+
+def counters(engine: QueueEngine) -> dict[str, int]:
+    """The numbers that must never be handed out twice."""
+    return {"seq": engine.seq, "sessions": engine._session_counter, "invitations": engine._invitation_counter}
+
+
+def waiting_order(engine: QueueEngine) -> dict[str, list[str]]:
+    """Each queue's waiting sessions, in queue order (the order Get Next and the console show)."""
+    return {q.serialize(): list(sids) for q, sids in engine._waiting.items() if sids}
+
+
+# ------------------------------------------------------------------- dump
+
+
+def dump(engine: QueueEngine) -> dict[str, Any]:
+    """The engine's runtime state, JSON-ready (see the module docstring for the format)."""
+    return {
+        "format": FORMAT,
+        "counters": counters(engine),
+        "sessions": [dump_session(s) for s in engine._sessions.values()],
+        "waiting": waiting_order(engine),
+        "ended": [dump_session(s) for s in engine._ended.values()],
+        "reps": {rep_id: dump_rep(engine, rep_id) for rep_id in engine.reps},
+        "keys": [dump_key(k) for k in engine._keys.values()],
+        "team_chat": {t: dump_team_chat(engine, t) for t in engine.teams},
+    }
+
+
+# ------------------------------------------------------------------- load
+
+
+def load(engine: QueueEngine, state: dict[str, Any]) -> list[str]:
+    """Load ``state`` into ``engine``, which has its directory built and no runtime state yet.
+
+    Rebuilds every index and timer.  Rule deadlines and grace periods are
+    absolute engine times: one that passed while the state was stored fires
+    at the next :meth:`~QueueEngine.advance`.
+
+    The directory may have changed since the state was dumped (the site's
+    configuration was edited).  What no longer fits is repaired, never
+    silently kept: a participant or invitation naming an unknown rep or
+    team is dropped; a session owned by, or waiting in the queue of, an
+    unknown rep or team moves to the site's fallback queue, or ends.  Keys,
+    read markers and team chats of unknown reps or teams are dropped.
+
+    Returns a sentence per repair, for the log.  Listeners subscribed before
+    the call hear nothing: loading is not a change.
+    """
+    if engine.seq or engine._sessions or engine._ended:
+        raise ValueError("load() needs a fresh engine: this one already has runtime state")
+    if state.get("format") != FORMAT:
+        raise ValueError(f"unknown state format {state.get('format')!r} (this version reads {FORMAT})")
+    repairs: list[str] = []
+    c = state["counters"]
+
+    for rep_id, r in state["reps"].items():
+        rep = engine.reps.get(rep_id)
+        if rep is None:
+            repairs.append(f"rep {rep_id!r} is no longer configured")
+            continue
+        rep.status = RepStatus(r["status"])
+        rep.connected = bool(r["connected"])
+        rep.grace_until = None if rep.connected else r["grace_until"]
+
+    for d in state["ended"]:
+        s = load_session(d)
+        engine._ended[s.id] = s
+    live: list[Session] = []
+    for d in state["sessions"]:
+        s = load_session(d)
+        repairs += _reconcile(engine, s)
+        if s.state is SessionState.ENDED:
+            engine._ended[s.id] = s
+        else:
+            # Dict order is arrival order, which sessions() and the snapshot follow.
+            engine._sessions[s.id] = s
+            live.append(s)
+    # Index the waiting sessions queue by queue in their stored order (a
+    # session whose queue was repaired has no stored place: it goes last).
+    first = [sid for q, sids in state["waiting"].items() for sid in sids]
+    rank = {sid: i for i, sid in enumerate(first)}
+    live.sort(key=lambda s: rank.get(s.id, len(rank)))
+    listeners, engine._listeners = engine._listeners, []
+    try:
+        for s in live:
+            for inv in s.invitations.values():
+                engine._invitations[inv.id] = inv
+            # The engine's own index code, so that nothing derived can disagree.
+            engine._commit(s, _NOTHING)
+            if s.rule_deadline is not None:
+                engine._add_timer(s.rule_deadline, "rule", s.id)
+    finally:
+        engine._listeners = listeners
+
+    for rep in engine.reps.values():
+        if not rep.connected and rep.grace_until is not None:
+            engine._add_timer(rep.grace_until, "grace", rep.id)
+
+    for d in state["keys"]:
+        key = _key_in(d)
+        if key.rep not in engine.reps:
+            repairs.append(f"session key {key.key} of unknown rep {key.rep!r} dropped")
+            continue
+        engine._keys[key.key] = key
+        heapq.heappush(engine._key_expiry, (key.expires_at, key.key))
+
+    for team_id, tc in state["team_chat"].items():
+        if team_id not in engine.teams:
+            if tc["count"]:
+                repairs.append(f"team chat of unknown team {team_id!r} dropped")
+            continue
+        lines = [_line_in(d) for d in tc["lines"]][-TEAM_CHAT_HISTORY:]
+        last_read = {r: int(n) for r, n in tc["last_read"].items() if r in engine.reps}
+        engine._team_chat[team_id] = _TeamChat(lines, int(tc["count"]), last_read)
+
+    # Never hand out an id twice, even if the counters were stored behind the sessions.
+    numbers = [int(sid[1:]) for sid in (*engine._sessions, *engine._ended) if sid[1:].isdigit()]
+    engine._session_counter = max([int(c["sessions"]), *numbers])
+    invitations = [int(i[1:]) for i in engine._invitations if i[1:].isdigit()]
+    engine._invitation_counter = max([int(c["invitations"]), *invitations])
+    engine.seq = int(c["seq"])
+    for line in repairs:
+        log.warning("loading stored state: %s", line)
+    return repairs
+
+
+def _reconcile(engine: QueueEngine, s: Session) -> list[str]:
+    """Make a stored session fit the current directory.  Returns what was repaired."""
+    if s.state is SessionState.ENDED:
+        return []
+    repairs = []
+
+    def known(q: QueueRef | None) -> bool:
+        return q is None or (q.id in engine.reps if q.is_personal else q.id in engine.teams)
+
+    for rep_id in [r for r in s.participants if r not in engine.reps]:
+        del s.participants[rep_id]
+        repairs.append(f"{s.id}: participant {rep_id!r} is no longer configured")
+    for inv_id, inv in list(s.invitations.items()):
+        if not known(inv.target) or (inv.by not in engine.reps and inv.by != CUSTOMER):
+            del s.invitations[inv_id]
+            repairs.append(f"{s.id}: invitation {inv_id} to {inv.target} dropped")
+    owner_gone = s.owner is not None and s.owner not in engine.reps
+    if not owner_gone and known(s.queue):
+        return repairs
+    now = engine.now()
+    fallback = engine.site.fallback_queue
+    s.owner = None
+    s.held = False
+    s.overdue = False
+    s.rule_deadline = None
+    if fallback is not None and known(fallback):
+        s.state = SessionState.WAITING
+        s.queue = fallback
+        s.queue_entered_at = now
+        s.timeline.append(TimelineStep(now, StepKind.CONNECTION_LOST, queue=fallback, note="configuration changed"))
+        repairs.append(f"{s.id}: its rep or queue is no longer configured; moved to {fallback}")
+    else:
+        s.state = SessionState.ENDED
+        s.queue = None
+        s.invitations.clear()
+        s.ended_at = now
+        s.end_reason = "configuration changed"
+        s.timeline.append(TimelineStep(now, StepKind.ENDED, note="configuration changed"))
+        repairs.append(f"{s.id}: its rep or queue is no longer configured and there is no fallback queue; ended")
+    return repairs

@@ -1,0 +1,318 @@
+"""The customer endpoint: a support page starts a session and chats.
+
+A customer is anonymous.  Starting a session returns a token (192 bits;
+the server keeps its hash) that is the customer's only key to that one
+session: with it the page can reconnect (a reload, a network switch) and
+see the chat lines it missed.  A customer never sees a rep's id, an event
+meant for reps, or a ``reps``-only chat line.
+
+What the page is pushed:
+
+* ``status``: waiting (with the position in the queue, or on hold), active
+  (with the rep's name) or ended (with why);
+* ``chat``: every line of the session visible to the customer.
+
+Positions change whenever anyone ahead leaves the queue; recomputing them
+on every change would cost O(queue) per change, so they are refreshed at
+most every ``POSITION_EVERY`` seconds, for the queues that changed.
+
+A customer whose last connection closed without ``leave`` has
+``customer_grace`` seconds to come back; then the session ends as
+"customer left" and waiting reps stop seeing a customer who is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection, broadcast
+from websockets.exceptions import ConnectionClosed
+
+from repconsole.core.engine import Event
+from repconsole.core.errors import CommandError
+from repconsole.core.intake import Intake
+from repconsole.core.model import CUSTOMER, QueueRef, Session, SessionState, Visibility
+from repconsole.server.auth import FailureLimiter, hash_token, new_token
+from repconsole.server.protocol import (
+    CloseCode,
+    CustomerChat,
+    CustomerResume,
+    CustomerState,
+    Error,
+    ErrorReason,
+    Leave,
+    ProtocolError,
+    Result,
+    Say,
+    Start,
+    Started,
+    Status,
+    Via,
+    parse_customer,
+)
+from repconsole.server.runtime import CUSTOMER_TOKENS_KEPT, PersistenceFailure, Runtime
+from repconsole.server.store import Store
+
+__all__ = ["CustomerDesk"]
+
+log = logging.getLogger(__name__)
+
+POSITION_EVERY = 0.5
+
+
+class _Link:
+    __slots__ = ("session", "status", "ws")
+
+    def __init__(self, ws: ServerConnection, session: str) -> None:
+        self.ws = ws
+        self.session = session
+        self.status: bytes = b""  # the last status sent: only changes are pushed
+
+
+class CustomerDesk:
+    """Every customer connection, and what each is pushed."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.engine = runtime.engine
+        settings = runtime.spec.server
+        self.grace = settings.customer_grace
+        limit = settings.customer_starts_per_minute
+        self._starts = FailureLimiter(limit, 60.0) if limit else None
+        self._links: dict[str, set[_Link]] = {}
+        # token hash -> (session id, expiry); the store keeps the same rows.
+        self._tokens: dict[bytes, tuple[str, float]] = {}
+        for token_hash, session_id, expires_at in runtime.store.load_customers():
+            self._tokens[token_hash] = (session_id, expires_at)
+        self._away: dict[str, asyncio.TimerHandle] = {}
+        self._positions: asyncio.TimerHandle | None = None
+        runtime.after_commit.append(self._on_events)
+        runtime.housekeepers.append(self._prune)
+        # After a restart no customer is connected: each gets the grace period to come back.
+        for s in list(self.engine.sessions()):
+            self._start_grace(s.id)
+
+    # ------------------------------------------------------------ serving
+
+    def connections(self) -> int:
+        return sum(len(links) for links in self._links.values())
+
+    async def serve(self, ws: ServerConnection) -> None:
+        address = str(ws.remote_address[0]) if ws.remote_address else ""
+        link: _Link | None = None
+        try:
+            async for frame in ws:
+                try:
+                    msg = parse_customer(frame)
+                except ProtocolError as exc:
+                    await ws.send(exc.reply().serialize(), text=True)
+                    continue
+                try:
+                    if isinstance(msg, (Start, CustomerResume)):
+                        if link is not None:
+                            raise ProtocolError(ErrorReason.ALREADY_STARTED, "this connection already has a session", msg.id)
+                        link = await (self._start(ws, msg, address) if isinstance(msg, Start) else self._resume(ws, msg))
+                    elif link is None:
+                        raise ProtocolError(ErrorReason.NOT_STARTED, "start or resume a session first", msg.id)
+                    elif isinstance(msg, Say):
+                        with self.runtime.step():
+                            line = self.engine.customer_say(link.session, msg.text)
+                        await ws.send(Result(msg.id, {"line": self._line(line.to_dict())}).serialize(), text=True)
+                    elif isinstance(msg, Leave):
+                        with self.runtime.step():
+                            self.engine.customer_leave(link.session)
+                        await ws.send(Result(msg.id, {}).serialize(), text=True)
+                except ProtocolError as exc:
+                    await ws.send(exc.reply().serialize(), text=True)
+                except CommandError as exc:
+                    await ws.send(Error.of(msg.id, exc).serialize(), text=True)
+        except ConnectionClosed:
+            pass
+        finally:
+            if link is not None:
+                self._detach(link)
+
+    async def _start(self, ws: ServerConnection, msg: Start, address: str) -> _Link:
+        if self._starts is not None and self._starts.blocked(address):
+            raise ProtocolError(ErrorReason.RATE_LIMITED, "too many sessions started from this address; try again in a minute", msg.id)
+        intake = Intake.from_dict(msg.intake)
+        token = new_token()
+        expires_at = time.time() + CUSTOMER_TOKENS_KEPT
+        with self.runtime.step() as rows:
+            s = self._begin(msg, intake, address)
+            rows.append(Store.customer_row(hash_token(token), s.id, expires_at))
+        if self._starts is not None:
+            self._starts.fail(address)  # counts starts, not failures
+        self._tokens[hash_token(token)] = (s.id, expires_at)
+        link = self._attach(ws, s.id)
+        await ws.send(Started(msg.id, s.id, token).serialize(), text=True)
+        await self._catch_up(link, s, 0)
+        return link
+
+    def _begin(self, msg: Start, intake: Intake, address: str) -> Session:
+        e = self.engine
+        match msg.via:
+            case Via.ISSUE:
+                return e.start_with_issue(msg.target, intake)
+            case Via.KEY:
+                return e.start_with_key(msg.target, intake, source=address)
+            case Via.REP:
+                return e.start_with_rep(msg.target, intake)
+            case Via.BUTTON:
+                return e.start_with_button(msg.target, intake)
+            case Via.LINK:
+                return e.start_browser(msg.target, intake, page_url=msg.page_url, page_html=msg.page_html)
+        raise AssertionError(msg.via)
+
+    async def _resume(self, ws: ServerConnection, msg: CustomerResume) -> _Link:
+        known = self._tokens.get(hash_token(msg.token))
+        if known is None or known[1] <= time.time():
+            raise ProtocolError(ErrorReason.TOKEN_UNKNOWN, "unknown or expired token: start a new session", msg.id)
+        session_id = known[0]
+        s = self.engine.session(session_id)
+        link = self._attach(ws, session_id)
+        await ws.send(Started(msg.id, session_id, msg.token, resumed=True).serialize(), text=True)
+        await self._catch_up(link, s, msg.last_line)
+        if s.state is SessionState.ENDED:
+            self._links.get(session_id, set()).discard(link)
+            await ws.close(CloseCode.NORMAL, "session ended")
+        return link
+
+    async def _catch_up(self, link: _Link, s: Session, after: int) -> None:
+        for line in s.chat[after:]:
+            if line.visibility is Visibility.ALL:
+                await link.ws.send(self._chat(line.to_dict()), text=True)
+        self._push_status(link, s)
+
+    # ------------------------------------------------------------- links
+
+    def _attach(self, ws: ServerConnection, session_id: str) -> _Link:
+        link = _Link(ws, session_id)
+        self._links.setdefault(session_id, set()).add(link)
+        handle = self._away.pop(session_id, None)
+        if handle is not None:
+            handle.cancel()
+        return link
+
+    def _detach(self, link: _Link) -> None:
+        links = self._links.get(link.session)
+        if links is None:
+            return
+        links.discard(link)
+        if not links:
+            del self._links[link.session]
+            self._start_grace(link.session)
+
+    def _start_grace(self, session_id: str) -> None:
+        if self.grace <= 0 or session_id in self._away:
+            return
+        self._away[session_id] = self.runtime.loop.call_later(self.grace, self._gone, session_id)
+
+    def _gone(self, session_id: str) -> None:
+        self._away.pop(session_id, None)
+        if session_id in self._links:
+            return
+        try:
+            s = self.engine.session(session_id)
+            if s.state is not SessionState.ENDED:
+                log.info("%s: the customer did not come back within %.0fs", session_id, self.grace)
+                with self.runtime.step():
+                    self.engine.customer_leave(session_id)
+        except (CommandError, PersistenceFailure):
+            pass
+
+    # ----------------------------------------------------------- pushing
+
+    def _on_events(self, events: Sequence[Event]) -> None:
+        if not self._links:
+            return
+        for e in events:
+            if e.kind == "session":
+                sid = e.data["session"]["id"]
+                if sid in self._links:
+                    s = self.engine.session(sid)
+                    for link in list(self._links[sid]):
+                        self._push_status(link, s)
+                    if s.state is SessionState.ENDED:
+                        for link in self._links.pop(sid):
+                            self.runtime.loop.create_task(link.ws.close(CloseCode.NORMAL, "session ended"))
+                # Anyone behind a session that moved may have moved up.
+                if self._positions is None:
+                    self._positions = self.runtime.loop.call_later(POSITION_EVERY, self._refresh_positions)
+            elif e.kind == "chat":
+                sid = e.data["session"]
+                line = e.data["line"]
+                if sid in self._links and line["visibility"] == Visibility.ALL:
+                    broadcast([link.ws for link in self._links[sid]], self._chat(line), text=True)
+
+    def _refresh_positions(self) -> None:
+        self._positions = None
+        queues: set[QueueRef] = set()
+        for sid in self._links:
+            s = self.engine.session(sid)
+            if s.state is SessionState.WAITING and s.queue is not None:
+                queues.add(s.queue)
+        for q in queues:
+            for s in self.engine.waiting_in(q):
+                for link in self._links.get(s.id, ()):
+                    self._push_status(link, s)
+
+    def _status(self, s: Session) -> Status:
+        if s.state is SessionState.ENDED:
+            return Status(CustomerState.ENDED, detail=s.end_reason)
+        if s.state is SessionState.ACTIVE:
+            rep = self.engine.reps.get(s.owner or "")
+            return Status(CustomerState.ACTIVE, rep_name=rep.name if rep else None)
+        if s.held or s.queue is None:
+            return Status(CustomerState.WAITING, held=s.held)
+        return Status(CustomerState.WAITING, position=self._position(s))
+
+    def _position(self, s: Session) -> int:
+        assert s.queue is not None
+        position = 1
+        for other in self.engine.waiting_in(s.queue):
+            if other.id == s.id:
+                return position
+            if not other.held:
+                position += 1
+        return position
+
+    def _push_status(self, link: _Link, s: Session) -> None:
+        status = self._status(s).serialize()
+        if status != link.status:
+            link.status = status
+            broadcast([link.ws], status, text=True)
+
+    def _line(self, line: dict[str, Any]) -> dict[str, Any]:
+        author = line["author"]
+        if author is None:
+            role, name = None, None
+        elif author == CUSTOMER:
+            role, name = CUSTOMER, None
+        else:
+            rep = self.engine.reps.get(author)
+            role, name = "rep", rep.name if rep else None
+        return {"n": line["n"], "at": line["at"], "author": role, "author_name": name, "text": line["text"]}
+
+    def _chat(self, line: dict[str, Any]) -> bytes:
+        d = self._line(line)
+        return CustomerChat(d["n"], d["at"], d["author"], d["author_name"], d["text"]).serialize()
+
+    def _prune(self, now: float) -> None:
+        if self._starts is not None:
+            self._starts.prune()
+        for token_hash in [h for h, (_, expires_at) in self._tokens.items() if expires_at <= now]:
+            del self._tokens[token_hash]
+
+    def shutdown(self) -> None:
+        for handle in self._away.values():
+            handle.cancel()
+        self._away.clear()
+        if self._positions is not None:
+            self._positions.cancel()
+            self._positions = None
+

@@ -1,0 +1,271 @@
+"""Fan-out: every committed engine event to every console that may see it.
+
+Cost is what matters here: one engine event may go to hundreds of consoles,
+and a burst (a rule moving a thousand sessions) is thousands of events.  So:
+
+* each event is encoded **once** (twice at most: the payload for its
+  audience, and the ``session_gone`` payload for the reps in ``gone``);
+* events are **batched** over a short window (one ``loop.call_later``), and
+  each connection's frame is the concatenation of the pre-encoded events
+  it may see: ``{"type":"events","prev":P,"events":[...]}``, nothing
+  re-encoded;
+* connections that get byte-identical frames are grouped and written with
+  one ``websockets.broadcast()``, which frames the message once;
+* a connection whose socket does not drain (its write buffer passed
+  ``slow_limit``) is closed with 4408 rather than buffered without bound:
+  its console resumes later and gets what it missed.
+
+A bounded ring of recent events (by age and count) serves resumes: a
+console that reconnects with its last ``seq`` gets exactly the missed
+events it may see, in order.  The ring is refilled from the store's event
+log at boot, so a resume works across a server restart too.
+
+Authorization lives in one place: an event reaches a rep only if the rep is
+in its ``audience`` (the engine's visibility rules) or, as ``session_gone``,
+in its ``gone`` - the same projection as :class:`repconsole.core.feed.RepFeed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection, broadcast
+
+from repconsole.core.engine import Event
+from repconsole.core.feed import SESSION_GONE, gone_payload
+from repconsole.server.protocol import CloseCode, encode, events_frame
+from repconsole.server.store import LoggedEvent
+
+__all__ = ["Fanout", "RepLink", "encode_event"]
+
+log = logging.getLogger(__name__)
+
+BATCH_WINDOW = 0.010
+SLOW_LIMIT = 1024 * 1024
+RING_LIMIT = 50_000
+
+
+def encode_event(event: Event) -> LoggedEvent:
+    item = encode({"seq": event.seq, "kind": event.kind, "data": event.data})
+    gone = None
+    if event.gone:
+        gone = encode({"seq": event.seq, "kind": SESSION_GONE, "data": gone_payload(event)})
+    return LoggedEvent(event.seq, event.at, event.audience, event.gone, item, gone)
+
+
+class RepLink:
+    """One console connection as the fan-out sees it.
+
+    Attributes:
+        prev: the seq of the last event written to this connection (or of
+            its snapshot, or the ``last_seq`` it resumed from): the ``prev``
+            of its next frame.
+        ready: False while its snapshot or replay is still being sent;
+            events meanwhile wait in ``backlog`` so they follow it in order.
+    """
+
+    __slots__ = ("backlog", "backlog_bytes", "dropped", "login", "prev", "ready", "rep", "ws")
+
+    def __init__(self, ws: ServerConnection, rep: str, login: Any, prev: int) -> None:
+        self.ws = ws
+        self.rep = rep
+        self.login = login
+        self.prev = prev
+        self.ready = False
+        self.backlog: list[tuple[int, bytes]] = []
+        self.backlog_bytes = 0
+        self.dropped = False
+
+    def __repr__(self) -> str:
+        return f"RepLink({self.rep!r}, prev={self.prev}, ready={self.ready})"
+
+
+class Fanout:
+    """Batches, projects and writes events; keeps the ring for resumes."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        seq: int,
+        resume_window: float,
+        window: float = BATCH_WINDOW,
+        ring_limit: int = RING_LIMIT,
+        slow_limit: int = SLOW_LIMIT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._loop = loop
+        self.window = window
+        self.resume_window = resume_window
+        self.ring_limit = ring_limit
+        self.slow_limit = slow_limit
+        self._clock = clock
+        self.seq = seq  # the last event published
+        self._links: dict[str, set[RepLink]] = {}
+        self._pending: list[LoggedEvent] = []
+        self._handle: asyncio.TimerHandle | None = None
+        self._ring: list[LoggedEvent] = []
+        self._start = 0  # ring[_start:] is live; the front is compacted now and then
+        # Every event with seq > floor is in the ring: a resume from
+        # last_seq >= floor can be served exactly.
+        self.floor = seq
+        self.frames_sent = 0
+        self.dropped_slow = 0
+
+    # ---------------------------------------------------------- the ring
+
+    def restore(self, logged: Iterable[LoggedEvent]) -> None:
+        """Refill the ring from the store's log at boot (events up to ``seq``)."""
+        events = [e for e in logged if e.seq <= self.seq]
+        if events and events[-1].seq == self.seq:
+            self._ring = events
+            self._start = 0
+            self.floor = events[0].seq - 1
+        self.prune()
+
+    def prune(self) -> int:
+        """Drop events older than the resume window or beyond the ring's size.  Returns the floor."""
+        ring, start = self._ring, self._start
+        cutoff = self._clock() - self.resume_window
+        excess = len(ring) - start - self.ring_limit
+        while start < len(ring) and (excess > 0 or ring[start].at < cutoff):
+            self.floor = ring[start].seq
+            start += 1
+            excess -= 1
+        if start > 4096 and start * 2 > len(ring):
+            del ring[:start]
+            start = 0
+        self._start = start
+        return self.floor
+
+    def replay(self, rep: str, last_seq: int) -> tuple[list[bytes], int] | None:
+        """The encoded events after ``last_seq`` that ``rep`` may see, and the last seq.
+
+        None if the ring does not hold every event after ``last_seq`` (too
+        old, or a ``last_seq`` this server never handed out).
+        """
+        if last_seq < self.floor or last_seq > self.seq:
+            return None
+        ring = self._ring
+        i = bisect.bisect_right(ring, last_seq, lo=self._start, key=lambda e: e.seq)
+        items, last = [], last_seq
+        for e in ring[i:]:
+            if rep in e.audience:
+                items.append(e.item)
+            elif rep in e.gone and e.gone_item is not None:
+                items.append(e.gone_item)
+            else:
+                continue
+            last = e.seq
+        return items, last
+
+    # ----------------------------------------------------------- links
+
+    def attach(self, link: RepLink) -> None:
+        self._links.setdefault(link.rep, set()).add(link)
+
+    def detach(self, link: RepLink) -> None:
+        links = self._links.get(link.rep)
+        if links is not None:
+            links.discard(link)
+            if not links:
+                del self._links[link.rep]
+
+    def links(self) -> Iterable[RepLink]:
+        for links in self._links.values():
+            yield from links
+
+    def has_links(self, rep: str) -> bool:
+        return rep in self._links
+
+    def connected_reps(self) -> int:
+        return len(self._links)
+
+    def ready(self, link: RepLink) -> None:
+        """The link's snapshot or replay is written: send what waited, then go live."""
+        if link.dropped:
+            return
+        link.ready = True
+        if link.backlog:
+            items, link.backlog, link.backlog_bytes = link.backlog, [], 0
+            self._write([link], events_frame(link.prev, [item for _, item in items]))
+            link.prev = items[-1][0]
+
+    # --------------------------------------------------------- publish
+
+    def publish(self, logged: Sequence[LoggedEvent]) -> None:
+        """Committed events: into the ring, and out within the batch window."""
+        if not logged:
+            return
+        self._ring.extend(logged)
+        self.seq = logged[-1].seq
+        self._pending.extend(logged)
+        if self._handle is None:
+            self._handle = self._loop.call_later(self.window, self.flush)
+
+    def flush(self) -> None:
+        """Write every pending event now."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        batch, self._pending = self._pending, []
+        if not batch or not self._links:
+            return
+        connected = self._links
+        per_rep: dict[str, list[tuple[int, bytes]]] = {}
+        for e in batch:
+            # Walk whichever is smaller: the event's audience or the reps online.
+            for reps, item in ((e.audience, e.item), (e.gone, e.gone_item)):
+                if not reps or item is None:
+                    continue
+                if len(reps) <= len(connected):
+                    for rep in reps:
+                        if rep in connected:
+                            per_rep.setdefault(rep, []).append((e.seq, item))
+                else:
+                    for rep in connected:
+                        if rep in reps:
+                            per_rep.setdefault(rep, []).append((e.seq, item))
+        groups: dict[tuple[int, bytes], list[RepLink]] = {}
+        for rep, items in per_rep.items():
+            # In seq order already: the batch is, and a rep is in the
+            # audience or in gone of an event, never both.
+            body = b",".join(item for _, item in items)
+            last = items[-1][0]
+            for link in list(connected[rep]):
+                if not link.ready:
+                    link.backlog.extend(items)
+                    link.backlog_bytes += len(body)
+                    if link.backlog_bytes > self.slow_limit:
+                        self._drop(link)
+                    continue
+                groups.setdefault((link.prev, body), []).append(link)
+                link.prev = last
+        for (prev, body), links in groups.items():
+            self._write(links, events_frame(prev, [body]))
+
+    def _write(self, links: list[RepLink], frame: bytes) -> None:
+        live = []
+        for link in links:
+            transport = link.ws.transport
+            # What is still unsent from earlier frames: a console that does
+            # not read would make this grow until the server runs out of memory.
+            if transport is not None and transport.get_write_buffer_size() > self.slow_limit:
+                self._drop(link)
+            else:
+                live.append(link.ws)
+        if live:
+            broadcast(live, frame, text=True)
+            self.frames_sent += 1
+
+    def _drop(self, link: RepLink) -> None:
+        log.info("closing a slow connection of %s (4408)", link.rep)
+        link.dropped = True
+        self.dropped_slow += 1
+        self.detach(link)
+        self._loop.create_task(link.ws.close(CloseCode.TOO_SLOW, "too slow: resume"))

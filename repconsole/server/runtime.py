@@ -1,0 +1,282 @@
+"""The engine on a server: persistence, fan-out, timers, one step at a time.
+
+:class:`Runtime` owns the :class:`~repconsole.core.engine.QueueEngine`, its
+:class:`~repconsole.server.store.Store` and its
+:class:`~repconsole.server.fanout.Fanout`, and defines the server's unit of
+change, the **step**::
+
+    with runtime.step() as rows:
+        engine.accept(rep, session_id)      # any engine calls, no await
+        rows.append(Store.answer_row(...))  # rows to commit with it
+    # committed to SQLite, then published to consoles and customers
+
+A step runs synchronously on the event loop, so no other step can
+interleave; on exit everything the engine emitted is written in one
+transaction *before* any of it is sent.  If that write fails, the engine is
+ahead of the disk and nothing it did may be confirmed: the runtime calls
+``on_fatal`` (the server stops) and raises :class:`PersistenceFailure`.
+
+Timers: the engine is told the time by a wall clock (``time.time``; rule
+deadlines must survive restarts), and :meth:`Runtime.arm` keeps one loop
+timer at :meth:`~QueueEngine.next_deadline`, re-armed after every step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from repconsole.core import persist
+from repconsole.core.engine import Event, QueueEngine
+from repconsole.server.auth import LoginSession, LoginSessions
+from repconsole.server.config import SiteSpec, build_engine
+from repconsole.server.fanout import Fanout, encode_event
+from repconsole.server.protocol import RequestId, encode
+from repconsole.server.store import Statement, Store
+
+__all__ = ["Answers", "PersistenceFailure", "Runtime"]
+
+log = logging.getLogger(__name__)
+
+HOUSEKEEPING_EVERY = 5.0
+MAX_TIMER_SLEEP = 60.0  # re-check at least this often: the wall clock can jump
+EXPIRED_LOGINS_KEPT = 86400.0  # so that a late resume hears "expired", not "unknown"
+CUSTOMER_TOKENS_KEPT = 86400.0
+ANSWERS_LIMIT = 200_000
+DEAD_KEYS_KEPT = 86400.0  # as the engine's _forget_dead_keys(): "expired" beats "unknown"
+
+
+class PersistenceFailure(Exception):
+    """A step could not be written: the server must stop without confirming it."""
+
+
+def request_key(rid: RequestId) -> str:
+    """Request ids 1 and "1" are different ids: key them by their JSON."""
+    return encode(rid).decode()
+
+
+class Answers:
+    """Command answers per login session, kept for the resume window: a retried
+    request id gets the stored answer and the command does not run twice."""
+
+    def __init__(self, keep: float) -> None:
+        self.keep = keep
+        # Insertion order is time order: pruning pops from the front.
+        self._answers: dict[tuple[int, str], tuple[float, bytes]] = {}
+
+    def get(self, login: int, request: str) -> bytes | None:
+        hit = self._answers.get((login, request))
+        return hit[1] if hit is not None else None
+
+    def put(self, login: int, request: str, at: float, reply: bytes) -> None:
+        self._answers[(login, request)] = (at, reply)
+        if len(self._answers) > ANSWERS_LIMIT:
+            del self._answers[next(iter(self._answers))]
+
+    def prune(self, before: float) -> None:
+        answers = self._answers
+        for key in list(answers):
+            if answers[key][0] >= before:
+                break
+            del answers[key]
+
+    def forget_login(self, login: int) -> None:
+        for key in [k for k in self._answers if k[0] == login]:
+            del self._answers[key]
+
+    def __len__(self) -> int:
+        return len(self._answers)
+
+
+class Runtime:
+    """One site's engine with its store and fan-out, on one event loop.
+
+    Attributes:
+        engine: the queue engine (tests may read it; change it only in a step).
+        store: the SQLite store.
+        fanout: the console fan-out.
+        logins: live login sessions.
+        answers: stored command answers.
+        after_commit: called with each step's events once they are on disk
+            (the customer desk listens here).
+        housekeepers: called every few seconds with the time (rate limiters
+            and token indexes prune themselves there).
+        repairs: what loading the stored state had to repair (config changed).
+    """
+
+    def __init__(
+        self,
+        spec: SiteSpec,
+        data_dir: Path,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_fatal: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.clock = clock
+        self.loop = loop
+        self.on_fatal = on_fatal
+        self.store = Store.open(data_dir)
+        self.engine: QueueEngine = build_engine(spec, clock)
+        self._events: list[Event] = []
+        self._depth = 0
+        self.engine.subscribe(self._events.append)
+        self.after_commit: list[Callable[[Sequence[Event]], None]] = []
+        # Called every few seconds with the wall-clock time, to forget what aged out.
+        self.housekeepers: list[Callable[[float], None]] = []
+        self.repairs: list[str] = []
+
+        state = self.store.load_state()
+        if state is None:
+            self.store.save_all(self.engine)
+        else:
+            self.repairs = persist.load(self.engine, state)
+            if self.repairs:
+                self.store.save_all(self.engine)
+        settings = spec.server
+        self.fanout = Fanout(loop, seq=self.engine.seq, resume_window=settings.resume_window, clock=clock)
+        self.fanout.restore(self.store.load_events())
+
+        self.logins = LoginSessions()
+        self._next_login = self.store.next_login_id()
+        for login in self.store.load_logins():
+            self.logins.add(login)
+        self.answers = Answers(settings.resume_window)
+        for login_id, request, at, reply in self.store.load_answers():
+            self.answers.put(login_id, request, at, reply)
+
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_deadline: float | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
+        self.boot_time = clock()
+        # Nobody is connected to a server that just started.  Reps who were
+        # connected when it stopped get their grace period from now: the
+        # time they had no server is not held against them.
+        with self.step():
+            for rep in self.engine.reps.values():
+                if rep.connected:
+                    self.engine.rep_disconnected(rep.id)
+
+    # ------------------------------------------------------------- steps
+
+    @contextmanager
+    def step(self) -> Iterator[list[Statement]]:
+        """A unit of change: commit what the engine emitted (and the rows given), then publish."""
+        rows: list[Statement] = []
+        self._depth += 1
+        try:
+            yield rows
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                self._commit(rows)
+
+    def _commit(self, rows: Sequence[Statement]) -> None:
+        events, self._events[:] = list(self._events), []
+        if not events and not rows:
+            return
+        logged = [encode_event(e) for e in events]
+        try:
+            if events:
+                self.store.commit(self.engine, events, logged, rows)
+            else:
+                self.store.execute(rows)
+        except Exception as exc:
+            log.critical("cannot persist a step; stopping so that nothing unsaved is confirmed", exc_info=True)
+            if self.on_fatal is not None:
+                self.on_fatal(exc)
+            raise PersistenceFailure(str(exc)) from exc
+        self.fanout.publish(logged)
+        for listener in self.after_commit:
+            try:
+                listener(events)
+            except Exception:  # a listener's bug must not undo a committed step
+                log.exception("after-commit listener failed")
+        self.arm()
+
+    # ------------------------------------------------------------ logins
+
+    def new_login(self, rep: str, token_hash: bytes) -> LoginSession:
+        now = self.clock()
+        login = LoginSession(self._next_login, token_hash, rep, now, now + self.spec.server.token_lifetime)
+        self._next_login += 1
+        self.logins.add(login)
+        return login
+
+    # ------------------------------------------------------------ timers
+
+    def start(self) -> None:
+        self.arm()
+        self._housekeeping = self.loop.create_task(self._keep_house(), name="repconsole-housekeeping")
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            self._housekeeping = None
+        self.fanout.flush()
+
+    def arm(self) -> None:
+        """Keep one loop timer at the engine's next deadline."""
+        deadline = self.engine.next_deadline()
+        if deadline is None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            return
+        if self._timer is not None and self._timer_deadline is not None and self._timer_deadline <= deadline:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        # A hair late rather than early: the loop's clock and the wall clock
+        # are different clocks, and advance() fires only what is due.
+        delay = max(0.0, deadline - self.clock()) + 0.001
+        self._timer_deadline = deadline
+        self._timer = self.loop.call_later(min(delay, MAX_TIMER_SLEEP), self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        self._timer_deadline = None
+        try:
+            with self.step():
+                self.engine.advance()
+        except PersistenceFailure:
+            return  # the server is stopping
+        except Exception:
+            # A bug in a rule must not stop every later rule and grace period.
+            log.exception("advancing the engine's timers failed")
+        self.arm()
+
+    async def _keep_house(self) -> None:
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_EVERY)
+            try:
+                self.housekeeping()
+            except Exception:
+                log.exception("housekeeping failed")
+
+    def housekeeping(self) -> None:
+        """Forget what has aged out: resume events, answers, expired tokens."""
+        now = self.clock()
+        floor = self.fanout.prune()
+        window = self.spec.server.resume_window
+        self.answers.prune(now - window)
+        for login in self.logins.expired_before(now - EXPIRED_LOGINS_KEPT):
+            self.logins.remove(login)
+            self.answers.forget_login(login.id)
+        self.store.prune(
+            events_before_seq=floor,
+            answers_before=now - window,
+            logins_before=now - EXPIRED_LOGINS_KEPT,
+            customers_before=now - CUSTOMER_TOKENS_KEPT,
+            keys_before=now - DEAD_KEYS_KEPT,
+        )
+        for keeper in self.housekeepers:
+            keeper(now)

@@ -1,0 +1,383 @@
+"""SQLite persistence: the server's state survives a restart and a crash.
+
+One database file in the data directory, in WAL mode with
+``synchronous=NORMAL``: a committed transaction survives the process being
+killed (what ``kill -9`` tests), though not a power cut in the last moments
+before a checkpoint, which is the usual trade for a chat-like service.
+
+The server writes **one transaction per engine step** (a command, a timer
+tick, a customer action, a login), committed *before* the reply and the
+events go out: whatever a rep or customer was told is on disk.  What a
+step changed is derived from the events it emitted, the engine's promise
+being that every change is announced; the values written are read from the
+engine itself through :mod:`repconsole.core.persist`, so the database holds
+exactly what :func:`persist.dump` would.  Chat lines are stored one row
+each (a long chat is not rewritten per line); a session row holds the rest
+of the session.
+
+Also stored: credentials (password hashes), login sessions (token hashes),
+command answers (for idempotent retries across a restart), customer tokens,
+and a bounded log of encoded events, so that a console can resume across a
+restart without a new snapshot.
+
+The database is this process's alone while it serves (the data directory is
+locked by the server); ``repconsole-server passwd`` may write credentials
+concurrently, which SQLite's locking and the busy timeout make safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from repconsole.core import persist
+from repconsole.core.engine import TEAM_CHAT_HISTORY, Event, QueueEngine
+from repconsole.core.model import SessionState
+from repconsole.server.auth import LoginSession
+from repconsole.server.protocol import decode, encode
+
+__all__ = ["DB_NAME", "LoggedEvent", "Statement", "Store", "StoreError"]
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "repconsole-server.db"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    num INTEGER NOT NULL,          -- arrival order
+    live INTEGER NOT NULL,
+    queue_pos INTEGER,             -- seq of the event that put it in its queue: queue order
+    data BLOB NOT NULL             -- persist.dump_session(chat=False)
+);
+CREATE TABLE IF NOT EXISTS chat (
+    session TEXT NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (session, n)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS reps (id TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS keys (key TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS team_chat (
+    team TEXT NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (team, n)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS team_counts (team TEXT PRIMARY KEY, count INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS team_read (
+    team TEXT NOT NULL, rep TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (team, rep)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY, at REAL NOT NULL, audience BLOB NOT NULL, gone BLOB NOT NULL,
+    item BLOB NOT NULL, gone_item BLOB
+);
+CREATE TABLE IF NOT EXISTS credentials (username TEXT PRIMARY KEY, hash TEXT NOT NULL, updated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS logins (
+    id INTEGER PRIMARY KEY, token_hash BLOB NOT NULL UNIQUE, rep TEXT NOT NULL,
+    created_at REAL NOT NULL, expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS answers (
+    login INTEGER NOT NULL, request TEXT NOT NULL, at REAL NOT NULL, reply BLOB NOT NULL,
+    PRIMARY KEY (login, request)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS customers (
+    token_hash BLOB PRIMARY KEY, session TEXT NOT NULL, expires_at REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+class StoreError(Exception):
+    """The database cannot be used (a newer schema, a corrupt file)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEvent:
+    """An event as fanned out and logged: encoded once, with who may see it.
+
+    Attributes:
+        item: ``{"seq","kind","data"}`` as JSON bytes, for the audience.
+        gone_item: the ``session_gone`` form, for ``gone``; None when nobody lost sight.
+    """
+
+    seq: int
+    at: float
+    audience: frozenset[str]
+    gone: frozenset[str]
+    item: bytes
+    gone_item: bytes | None
+
+
+Statement = tuple[str, tuple[Any, ...]]
+
+
+class Store:
+    """The server's SQLite database.  Use from one thread (the event loop's)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=OFF")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{path} was written by a newer repconsole-server (schema {version}, this one reads {SCHEMA_VERSION})")
+            with self._transaction():
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {path}: {exc}") from None
+        # session id -> (queue, queue_entered_at, queue_pos): what decides queue order.
+        self._slots: dict[str, tuple[str | None, float, int | None]] = {}
+
+    @classmethod
+    def open(cls, data_dir: Path) -> Store:
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return cls(data_dir / DB_NAME)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # ------------------------------------------------------- credentials
+
+    def password_hash(self, username: str) -> str | None:
+        row = self._db.execute("SELECT hash FROM credentials WHERE username = ?", (username,)).fetchone()
+        return row[0] if row else None
+
+    def set_password_hash(self, username: str, encoded: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO credentials VALUES (?, ?, ?) ON CONFLICT (username) DO UPDATE SET hash = excluded.hash, updated_at = excluded.updated_at",
+                (username, encoded, time.time()),
+            )
+
+    def any_password_hash(self) -> str | None:
+        row = self._db.execute("SELECT hash FROM credentials LIMIT 1").fetchone()
+        return row[0] if row else None
+
+    def usernames_with_passwords(self) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT username FROM credentials")}
+
+    # -------------------------------------------------------------- load
+
+    def has_state(self) -> bool:
+        return self._db.execute("SELECT 1 FROM meta WHERE key = 'counters'").fetchone() is not None
+
+    def load_state(self) -> dict[str, Any] | None:
+        """The stored engine state in :mod:`persist` format, or None if nothing was stored yet."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'counters'").fetchone()
+        if row is None:
+            return None
+        chats: dict[str, list[Any]] = {}
+        for sid, data in self._db.execute("SELECT session, data FROM chat ORDER BY session, n"):
+            chats.setdefault(sid, []).append(decode(data))
+        live: list[dict[str, Any]] = []
+        ended: list[dict[str, Any]] = []
+        waiting: list[tuple[int, str, str]] = []
+        for sid, is_live, pos, data in self._db.execute("SELECT id, live, queue_pos, data FROM sessions ORDER BY num"):
+            d = decode(data)
+            d["chat"] = chats.get(sid, [])
+            (live if is_live else ended).append(d)
+            if is_live:
+                self._slots[sid] = (d["queue"], d["queue_entered_at"], pos)
+                if d["queue"] is not None and pos is not None:
+                    waiting.append((pos, d["queue"], sid))
+        queues: dict[str, list[str]] = {}
+        for _, queue, sid in sorted(waiting):
+            queues.setdefault(queue, []).append(sid)
+        team_chat: dict[str, dict[str, Any]] = {}
+        for team, count in self._db.execute("SELECT team, count FROM team_counts"):
+            team_chat[team] = {"count": count, "lines": [], "last_read": {}}
+        for team, data in self._db.execute("SELECT team, data FROM team_chat ORDER BY team, n"):
+            team_chat.setdefault(team, {"count": 0, "lines": [], "last_read": {}})["lines"].append(decode(data))
+        for team, rep, n in self._db.execute("SELECT team, rep, n FROM team_read"):
+            team_chat.setdefault(team, {"count": 0, "lines": [], "last_read": {}})["last_read"][rep] = n
+        for tc in team_chat.values():
+            del tc["lines"][:-TEAM_CHAT_HISTORY]
+        return {
+            "format": persist.FORMAT,
+            "counters": decode(row[0]),
+            "sessions": live,
+            "waiting": queues,
+            "ended": ended,
+            "reps": {rep: decode(data) for rep, data in self._db.execute("SELECT id, data FROM reps")},
+            "keys": [decode(data) for (data,) in self._db.execute("SELECT data FROM keys")],
+            "team_chat": team_chat,
+        }
+
+    def load_events(self) -> list[LoggedEvent]:
+        return [
+            LoggedEvent(seq, at, frozenset(decode(audience)), frozenset(decode(gone)), bytes(item), bytes(gone_item) if gone_item else None)
+            for seq, at, audience, gone, item, gone_item in self._db.execute("SELECT * FROM events ORDER BY seq")
+        ]
+
+    def load_logins(self) -> list[LoginSession]:
+        return [
+            LoginSession(login_id, bytes(token_hash), rep, created_at, expires_at)
+            for login_id, token_hash, rep, created_at, expires_at in self._db.execute("SELECT * FROM logins")
+        ]
+
+    def next_login_id(self) -> int:
+        return int(self._db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM logins").fetchone()[0])
+
+    def load_answers(self) -> list[tuple[int, str, float, bytes]]:
+        return [(login, request, at, bytes(reply)) for login, request, at, reply in self._db.execute("SELECT * FROM answers ORDER BY at")]
+
+    def load_customers(self) -> list[tuple[bytes, str, float]]:
+        return [(bytes(h), sid, exp) for h, sid, exp in self._db.execute("SELECT * FROM customers")]
+
+    # ------------------------------------------------------------- write
+
+    @staticmethod
+    def login_row(login: LoginSession) -> Statement:
+        return ("INSERT INTO logins VALUES (?, ?, ?, ?, ?)", (login.id, login.token_hash, login.rep, login.created_at, login.expires_at))
+
+    @staticmethod
+    def logout_rows(login_id: int) -> list[Statement]:
+        return [("DELETE FROM logins WHERE id = ?", (login_id,)), ("DELETE FROM answers WHERE login = ?", (login_id,))]
+
+    @staticmethod
+    def answer_row(login_id: int, request: str, at: float, reply: bytes) -> Statement:
+        return ("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?)", (login_id, request, at, reply))
+
+    @staticmethod
+    def customer_row(token_hash: bytes, session_id: str, expires_at: float) -> Statement:
+        return ("INSERT OR REPLACE INTO customers VALUES (?, ?, ?)", (token_hash, session_id, expires_at))
+
+    def execute(self, statements: Sequence[Statement]) -> None:
+        """Statements that change no engine state (a logout, a stored refusal), in one transaction."""
+        with self._transaction() as db:
+            for sql, params in statements:
+                db.execute(sql, params)
+
+    def commit(self, engine: QueueEngine, events: Sequence[Event], logged: Sequence[LoggedEvent], extra: Sequence[Statement] = ()) -> None:
+        """Persist one engine step: everything ``events`` say changed, the events themselves, and ``extra``."""
+        sessions: dict[str, int] = {}
+        chat: list[tuple[str, int, bytes]] = []
+        team_lines: list[tuple[str, int, bytes]] = []
+        team_counts: dict[str, int] = {}
+        reads: dict[tuple[str, str], int] = {}
+        reps: set[str] = set()
+        keys: dict[str, bytes] = {}
+        for e in events:
+            kind, data = e.kind, e.data
+            if kind == "session":
+                sessions[data["session"]["id"]] = e.seq
+            elif kind == "chat":
+                chat.append((data["session"], data["line"]["n"], encode(data["line"])))
+            elif kind == "team_chat":
+                line, team = data["line"], data["team"]
+                team_lines.append((team, line["n"], encode(line)))
+                team_counts[team] = line["n"]
+                reads[(team, line["author"])] = line["n"]  # the author has read their own line
+            elif kind == "team_read":
+                for rep in e.audience:  # the one rep who read
+                    reads[(data["team"], rep)] = data["last_read"]
+            elif kind == "rep":
+                reps.add(data["rep"]["id"])
+            elif kind == "key":
+                keys[data["key"]["key"]] = encode(data["key"])
+        with self._transaction() as db:
+            for sid, seq in sessions.items():
+                s = engine.session(sid)
+                live = s.state is not SessionState.ENDED
+                queue = s.queue.serialize() if s.queue is not None else None
+                slot = self._slots.get(sid)
+                if queue is None:
+                    pos = None
+                elif slot is not None and slot[0] == queue and slot[1] == s.queue_entered_at:
+                    pos = slot[2]
+                else:
+                    pos = seq
+                if live:
+                    self._slots[sid] = (queue, s.queue_entered_at, pos)
+                else:
+                    self._slots.pop(sid, None)
+                db.execute(
+                    "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?)",
+                    (sid, int(sid[1:]) if sid[1:].isdigit() else 0, live, pos, encode(persist.dump_session(s, chat=False))),
+                )
+            if chat:
+                db.executemany("INSERT OR REPLACE INTO chat VALUES (?, ?, ?)", chat)
+            if team_lines:
+                db.executemany("INSERT OR REPLACE INTO team_chat VALUES (?, ?, ?)", team_lines)
+                db.executemany("INSERT OR REPLACE INTO team_counts VALUES (?, ?)", team_counts.items())
+            if reads:
+                db.executemany("INSERT OR REPLACE INTO team_read VALUES (?, ?, ?)", [(t, r, n) for (t, r), n in reads.items()])
+            for rep in reps:
+                db.execute("INSERT OR REPLACE INTO reps VALUES (?, ?)", (rep, encode(persist.dump_rep(engine, rep))))
+            if keys:
+                db.executemany("INSERT OR REPLACE INTO keys VALUES (?, ?)", keys.items())
+            if logged:
+                db.executemany(
+                    "INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?)",
+                    [(e.seq, e.at, encode(sorted(e.audience)), encode(sorted(e.gone)), e.item, e.gone_item) for e in logged],
+                )
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('counters', ?)", (encode(persist.counters(engine)).decode(),))
+            for sql, params in extra:
+                db.execute(sql, params)
+
+    def save_all(self, engine: QueueEngine) -> None:
+        """Write the whole engine state (the first start, or after loading repairs)."""
+        state = persist.dump(engine)
+        positions = {sid: i for q, sids in state["waiting"].items() for i, sid in enumerate(sids)}
+        with self._transaction() as db:
+            for table in ("sessions", "chat", "reps", "keys", "team_chat", "team_counts", "team_read"):
+                db.execute(f"DELETE FROM {table}")
+            self._slots.clear()
+            for d in state["sessions"] + state["ended"]:
+                sid, live = d["id"], d["state"] != SessionState.ENDED
+                # Queue order within a queue is what matters; -1 - ... keeps
+                # these places before any seq handed out later.
+                pos = positions[sid] - len(positions) - 1 if sid in positions else None
+                if live:
+                    self._slots[sid] = (d["queue"], d["queue_entered_at"], pos)
+                lines = d.pop("chat")
+                db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?)", (sid, int(sid[1:]) if sid[1:].isdigit() else 0, live, pos, encode(d)))
+                db.executemany("INSERT INTO chat VALUES (?, ?, ?)", [(sid, line["n"], encode(line)) for line in lines])
+            db.executemany("INSERT INTO reps VALUES (?, ?)", [(r, encode(d)) for r, d in state["reps"].items()])
+            db.executemany("INSERT INTO keys VALUES (?, ?)", [(k["key"], encode(k)) for k in state["keys"]])
+            for team, tc in state["team_chat"].items():
+                db.execute("INSERT INTO team_counts VALUES (?, ?)", (team, tc["count"]))
+                db.executemany("INSERT INTO team_chat VALUES (?, ?, ?)", [(team, line["n"], encode(line)) for line in tc["lines"]])
+                db.executemany("INSERT INTO team_read VALUES (?, ?, ?)", [(team, r, n) for r, n in tc["last_read"].items()])
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('counters', ?)", (encode(state["counters"]).decode(),))
+
+    # ------------------------------------------------------------- prune
+
+    def prune(
+        self, *, events_before_seq: int, answers_before: float, logins_before: float, customers_before: float, keys_before: float
+    ) -> None:
+        """Forget what no one can use any more (called every few seconds)."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM events WHERE seq <= ?", (events_before_seq,))
+            db.execute("DELETE FROM answers WHERE at < ?", (answers_before,))
+            db.execute("DELETE FROM answers WHERE login IN (SELECT id FROM logins WHERE expires_at < ?)", (logins_before,))
+            db.execute("DELETE FROM logins WHERE expires_at < ?", (logins_before,))
+            db.execute("DELETE FROM customers WHERE expires_at < ?", (customers_before,))
+            # The engine forgets keys a day after they expired (until then a
+            # late customer hears "expired", not "unknown"); so does the store.
+            db.execute(
+                "DELETE FROM keys WHERE json_extract(CAST(data AS TEXT), '$.expires_at') < ?",
+                (keys_before,),
+            )
+            db.execute(
+                "DELETE FROM team_chat WHERE n <= (SELECT count FROM team_counts c WHERE c.team = team_chat.team) - ?",
+                (TEAM_CHAT_HISTORY,),
+            )

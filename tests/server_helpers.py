@@ -1,0 +1,452 @@
+"""Scaffolding for the queue server tests: a site, a real server, real clients.
+
+* :func:`site_toml` / :func:`write_site`: the standard test site (the same
+  directory as engine_helpers' site) as a TOML file, with cheap password
+  hashes so that a login takes milliseconds, not half a second;
+* :func:`serving`: a real :class:`~repconsole.server.app.Server` on a free
+  loopback port, in-process;
+* :class:`RepClient` and :class:`CustomerClient`: WebSocket clients that
+  validate every message they send and receive against
+  docs/protocol.schema.json, and (for reps) check that every events frame's
+  ``prev`` is the last seq they saw, so no test can pass on a feed with a gap;
+* :func:`run`: run a coroutine with a time limit in the scalable unit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
+from functools import cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+import jsonschema
+from conftest import TIMEOUT_SCALE
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from repconsole.server.app import Server
+from repconsole.server.auth import ScryptParams, hash_password
+from repconsole.server.config import load_config
+
+__all__ = [
+    "CHEAP",
+    "PASSWORDS",
+    "CustomerClient",
+    "RepClient",
+    "run",
+    "schema_validator",
+    "serving",
+    "site_toml",
+    "validate",
+    "write_site",
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "docs" / "protocol.schema.json"
+# Cheap hashes: the real cost (N=2**17) is tested once, in test_server_auth.
+CHEAP = ScryptParams(n=2**10, r=8, p=1)
+PASSWORDS = {rep: f"{rep}-secret-pw" for rep in ("alice", "bob", "carol", "dave", "erin")}
+T = TypeVar("T")
+
+
+@cache
+def _hashes() -> dict[str, str]:
+    return {rep: hash_password(pw, CHEAP) for rep, pw in PASSWORDS.items()}
+
+
+def site_toml(*, grace_period: float = 60.0, server: str = "", teams_extra: str = "", extra: str = "") -> str:
+    """The standard test site.
+
+    net "Networking": alice, bob, erin - bill "Billing": carol, erin - hw "Hardware": dave -
+    vault "Vault": nobody, persistent, the fallback queue.
+    """
+    h = _hashes()
+    return f"""\
+[site]
+grace_period = {grace_period}
+fallback_queue = "team:vault"
+
+[server]
+customer_starts_per_minute = 0
+customer_grace = 0
+{server}
+
+[teams.net]
+name = "Networking"
+
+[teams.bill]
+name = "Billing"
+
+[teams.hw]
+name = "Hardware"
+
+[teams.vault]
+name = "Vault"
+persistent = true
+{teams_extra}
+
+[[reps]]
+id = "alice"
+name = "Alice Ng"
+teams = ["net"]
+password_hash = "{h['alice']}"
+
+[[reps]]
+id = "bob"
+name = "Bob Ortiz"
+teams = ["net"]
+password_hash = "{h['bob']}"
+
+[[reps]]
+id = "carol"
+name = "Carol Diaz"
+teams = ["bill"]
+password_hash = "{h['carol']}"
+
+[[reps]]
+id = "dave"
+name = "Dave Kim"
+teams = ["hw"]
+password_hash = "{h['dave']}"
+
+[[reps]]
+id = "erin"
+name = "Erin Wu"
+teams = ["net", "bill"]
+max_sessions = 3
+password_hash = "{h['erin']}"
+
+[[issues]]
+code = "vpn"
+name = "VPN won't connect"
+category = "Network"
+team = "net"
+
+[[issues]]
+code = "invoice"
+name = "Invoice question"
+category = "Billing"
+team = "bill"
+
+[[issues]]
+code = "printer"
+name = "Printer offline"
+category = "Hardware"
+team = "hw"
+
+[[buttons]]
+id = "btn-alice"
+description = "Alice's desk button"
+target = "rep:alice"
+
+[[buttons]]
+id = "btn-net"
+description = "Networking Support Button"
+target = "team:net"
+
+[[links]]
+id = "link-alice"
+name = "Help from Alice"
+target = "rep:alice"
+
+[[links]]
+id = "link-bill"
+name = "Billing help link"
+target = "team:bill"
+{extra}
+"""
+
+
+def write_site(directory: Path, **options: Any) -> Path:
+    path = directory / "site.toml"
+    path.write_text(site_toml(**options), encoding="utf-8")
+    return path
+
+
+def run(coro: Coroutine[Any, Any, T], seconds: float = 30.0) -> T:
+    """Run ``coro`` to completion within ``seconds`` (scaled)."""
+    return asyncio.run(asyncio.wait_for(coro, seconds * TIMEOUT_SCALE))
+
+
+@asynccontextmanager
+async def serving(config: Path, data: Path, **options: Any) -> AsyncIterator[Server]:
+    """A real server for ``config`` on a free loopback port."""
+    server = Server(load_config(config), data, port=0, hash_params=CHEAP, **options)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+# ------------------------------------------------------------- the schema
+
+
+@cache
+def schema_validator() -> jsonschema.Draft202012Validator:
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator(schema)
+
+
+def validate(direction: str, message: Any) -> None:
+    """Check one message against ``#/$defs/<direction>`` (rep_client, rep_server, customer_client, customer_server)."""
+    root = schema_validator().schema
+    validator = jsonschema.Draft202012Validator({"$defs": root["$defs"], "$ref": f"#/$defs/{direction}"})
+    errors = sorted(validator.iter_errors(message), key=lambda e: e.path)
+    if errors:
+        best = jsonschema.exceptions.best_match(errors)
+        raise AssertionError(f"{direction} message does not match the schema: {best.message}\n{json.dumps(message)[:2000]}")
+
+
+# --------------------------------------------------------------- clients
+
+
+def _seconds(s: float) -> float:
+    return s * TIMEOUT_SCALE
+
+
+class _Client:
+    role: str
+    # Request ids are unique per login session, which outlives a connection
+    # (a resume): one counter for every client keeps them unique.
+    _ids = itertools.count(1)
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.received: list[dict[str, Any]] = []
+
+    @classmethod
+    async def open(cls, server: Server, *, origin: str | None = None, **options: Any) -> Any:
+        """Connect to the server's endpoint; ``ssl=context`` connects with wss://."""
+        headers = {"Origin": origin} if origin else None
+        scheme = "wss" if options.get("ssl") else "ws"
+        ws = await connect(
+            f"{scheme}://127.0.0.1:{server.port}/{cls.role}",
+            additional_headers=headers,
+            max_size=None,  # a snapshot may be large; only the server limits what it receives
+            compression=None,
+            open_timeout=_seconds(5),
+            **options,
+        )
+        return cls(ws)
+
+    def next_id(self) -> int:
+        return next(_Client._ids)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        validate(f"{self.role}_client", message)
+        await self.ws.send(json.dumps(message))
+
+    async def send_raw(self, frame: str | bytes) -> None:
+        await self.ws.send(frame)
+
+    async def recv(self, timeout: float = 3.0) -> dict[str, Any]:
+        async with asyncio.timeout(_seconds(timeout)):
+            frame = await self.ws.recv()
+        assert isinstance(frame, str), "the server sends text frames"
+        message = json.loads(frame)
+        validate(f"{self.role}_server", message)
+        self.received.append(message)
+        return message
+
+    async def closed_with(self, timeout: float = 3.0) -> int | None:
+        """Read until the server closes; the close code."""
+        try:
+            async with asyncio.timeout(_seconds(timeout)):
+                while True:
+                    await self.recv(timeout)
+        except ConnectionClosed:
+            pass
+        rcvd = self.ws.close_code
+        return rcvd
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+class RepClient(_Client):
+    """A console's connection: login, commands, and a checked event feed.
+
+    Attributes:
+        seq: the last engine seq this client saw (snapshot or event).
+        snapshot: the last snapshot's data.
+        events: every event received, in order.
+        replies: results and errors by request id.
+    """
+
+    role = "rep"
+
+    def __init__(self, ws: ClientConnection) -> None:
+        super().__init__(ws)
+        self.seq = -1
+        self.token: str | None = None
+        self.welcome: dict[str, Any] | None = None
+        self.snapshot: dict[str, Any] | None = None
+        self.events: list[dict[str, Any]] = []
+        self.replies: dict[Any, dict[str, Any]] = {}
+        self.frames = 0
+
+    @classmethod
+    async def logged_in(cls, server: Server, rep: str, **options: Any) -> RepClient:
+        client = await cls.open(server, **options)
+        welcome = await client.login(rep)
+        assert welcome["type"] == "welcome", welcome
+        return client
+
+    async def pump(self, timeout: float = 3.0) -> dict[str, Any]:
+        """Read one message and account for it."""
+        msg = await self.recv(timeout)
+        kind = msg["type"]
+        if kind == "events":
+            assert msg["prev"] == self.seq, f"gap: frame prev {msg['prev']}, last seen {self.seq}"
+            seqs = [e["seq"] for e in msg["events"]]
+            assert seqs == sorted(set(seqs)) and (not seqs or seqs[0] > self.seq), seqs
+            self.events.extend(msg["events"])
+            if seqs:
+                self.seq = seqs[-1]
+            self.frames += 1
+        elif kind == "snapshot":
+            self.snapshot = msg["data"]
+            self.seq = msg["seq"]
+        elif kind in ("result", "error") and "id" in msg:
+            self.replies[msg["id"]] = msg
+        elif kind == "welcome":
+            self.welcome = msg
+            self.token = msg["token"]
+        return msg
+
+    async def login(self, rep: str, password: str | None = None) -> dict[str, Any]:
+        """Log in; returns the welcome (or the error).  A snapshot follows a welcome."""
+        rid = self.next_id()
+        await self.send({"type": "login", "id": rid, "username": rep, "password": password or PASSWORDS[rep]})
+        reply = await self.pump()
+        assert reply["id"] == rid, reply
+        if reply["type"] == "welcome":
+            assert not reply["resumed"]
+            snap = await self.pump()
+            assert snap["type"] == "snapshot", snap
+        return reply
+
+    async def resume(self, token: str, last_seq: int) -> dict[str, Any]:
+        """Resume; returns the welcome (or the error).  The replay or a snapshot follows a welcome."""
+        self.seq = last_seq
+        await self.send({"type": "resume", "id": self.next_id(), "token": token, "last_seq": last_seq})
+        reply = await self.pump()
+        if reply["type"] == "welcome":
+            follow = await self.pump()
+            assert follow["type"] == ("events" if reply["resumed"] else "snapshot"), follow
+            if reply["resumed"]:
+                assert follow["prev"] == last_seq
+        return reply
+
+    async def call(self, name: str, *, rid: Any = None, timeout: float = 3.0, valid: bool = True, **args: Any) -> dict[str, Any]:
+        """Send a command and return its reply (result or error); events meanwhile are kept.
+
+        ``valid=False`` sends a command the schema does not allow (a test of the server's checks).
+        """
+        rid = self.next_id() if rid is None else rid
+        self.replies.pop(rid, None)
+        message = {"type": "command", "id": rid, "name": name, "args": args}
+        if valid:
+            await self.send(message)
+        else:
+            await self.send_raw(json.dumps(message))
+        return await self.reply(rid, timeout)
+
+    async def reply(self, rid: Any, timeout: float = 3.0) -> dict[str, Any]:
+        async with asyncio.timeout(_seconds(timeout)):
+            while rid not in self.replies:
+                await self.pump(timeout)
+        return self.replies[rid]
+
+    async def ok(self, name: str, **args: Any) -> dict[str, Any]:
+        reply = await self.call(name, **args)
+        assert reply["type"] == "result", reply
+        return reply["result"]
+
+    async def wait_event(self, pred: Callable[[dict[str, Any]], bool], timeout: float = 3.0) -> dict[str, Any]:
+        """The first event (already received or coming) that satisfies ``pred``."""
+        seen = 0
+        async with asyncio.timeout(_seconds(timeout)):
+            while True:
+                for e in self.events[seen:]:
+                    if pred(e):
+                        return e
+                seen = len(self.events)
+                await self.pump(timeout)
+
+    async def drain(self, quiet: float = 0.1) -> None:
+        """Read until nothing has arrived for ``quiet`` seconds (the batch window is 10 ms)."""
+        while True:
+            try:
+                await self.pump(quiet)
+            except TimeoutError:
+                return
+
+    def sessions_seen(self) -> set[str]:
+        """Every session id this client has been told anything about."""
+        ids = {s["id"] for s in (self.snapshot or {}).get("sessions", [])}
+        for e in self.events:
+            d = e["data"]
+            if e["kind"] == "session":
+                ids.add(d["session"]["id"])
+            elif e["kind"] in ("session_gone",):
+                ids.add(d["id"])
+            elif e["kind"] == "chat":
+                ids.add(d["session"])
+        return ids
+
+
+class CustomerClient(_Client):
+    role = "customer"
+
+    def __init__(self, ws: ClientConnection) -> None:
+        super().__init__(ws)
+        self.session: str | None = None
+        self.token: str | None = None
+        self.statuses: list[dict[str, Any]] = []
+        self.lines: list[dict[str, Any]] = []
+
+    async def pump(self, timeout: float = 3.0) -> dict[str, Any]:
+        msg = await self.recv(timeout)
+        if msg["type"] == "status":
+            self.statuses.append(msg)
+        elif msg["type"] == "chat":
+            self.lines.append(msg["line"])
+        elif msg["type"] == "started":
+            self.session, self.token = msg["session"], msg["token"]
+        return msg
+
+    async def start(self, via: str = "issue", target: str = "vpn", name: str = "Ann Lee", **extra: Any) -> dict[str, Any]:
+        await self.send({"type": "start", "id": self.next_id(), "via": via, via: target, "intake": {"customer_name": name}, **extra})
+        return await self.pump()
+
+    async def request(self, message: dict[str, Any], timeout: float = 3.0) -> dict[str, Any]:
+        rid = message.setdefault("id", self.next_id())
+        await self.send(message)
+        async with asyncio.timeout(_seconds(timeout)):
+            while True:
+                msg = await self.pump(timeout)
+                if msg.get("id") == rid:
+                    return msg
+
+    async def until(self, pred: Callable[[], bool], timeout: float = 3.0) -> None:
+        async with asyncio.timeout(_seconds(timeout)):
+            while not pred():
+                await self.pump(timeout)
+
+
+async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float = 3.0) -> None:
+    """Poll ``check`` until it holds."""
+    async with asyncio.timeout(_seconds(timeout)):
+        while True:
+            result = check()
+            if not isinstance(result, bool):
+                result = await result
+            if result:
+                return
+            await asyncio.sleep(0.01)

@@ -1,0 +1,258 @@
+"""The /customer endpoint and the public HTTP routes of a real server."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import TIMEOUT_SCALE
+from server_helpers import CustomerClient, RepClient, run, serving, write_site
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from repconsole.server.app import Server
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    return write_site(tmp_path, server='allowed_origins = ["https://help.example.com"]')
+
+
+def http_get(server: Server, path: str) -> tuple[int, str, bytes]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}{path}", timeout=5 * TIMEOUT_SCALE) as r:
+            return r.status, r.headers["Content-Type"], r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers["Content-Type"], exc.read()
+
+
+async def http(server: Server, path: str) -> tuple[int, str, bytes]:
+    import asyncio
+
+    return await asyncio.to_thread(http_get, server, path)
+
+
+def test_origins_are_checked_on_the_customer_endpoint(site: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            url = f"ws://127.0.0.1:{server.port}/customer"
+            for origin in ["https://evil.example", "null", "http://127.0.0.1:1", "https://help.example.com:8443", "not a url"]:
+                with pytest.raises(InvalidStatus) as info:
+                    await connect(url, additional_headers={"Origin": origin})
+                assert info.value.response.status_code == 403, origin
+            for origin in [f"http://127.0.0.1:{server.port}", "https://help.example.com", "https://HELP.example.com/"]:
+                c = await CustomerClient.open(server, origin=origin)
+                assert (await c.start())["type"] == "started"
+            # A client that is not a browser sends no Origin.
+            c = await CustomerClient.open(server)
+            assert (await c.start())["type"] == "started"
+
+    run(main())
+
+
+def test_a_customer_reaches_a_rep_and_they_chat(site: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            alice = await RepClient.logged_in(server, "alice")
+            ann = await CustomerClient.open(server)
+            started = await ann.start("issue", "vpn", "Ann Lee")
+            assert started["session"] == ann.session and len(started["token"]) >= 32
+            await ann.until(lambda: bool(ann.statuses))
+            assert ann.statuses[-1] == {"type": "status", "state": "waiting", "position": 1}
+            ben = await CustomerClient.open(server)
+            await ben.start("issue", "vpn", "Ben Fox")
+            await ben.until(lambda: bool(ben.statuses))
+            assert ben.statuses[-1]["position"] == 2
+
+            arrived = await alice.wait_event(lambda e: e["kind"] == "session" and e["data"]["session"]["id"] == ann.session)
+            assert arrived["data"]["session"]["customer_name"] == "Ann Lee"
+            await alice.ok("accept", session=ann.session)
+            await ann.until(lambda: ann.statuses[-1]["state"] == "active")
+            assert ann.statuses[-1] == {"type": "status", "state": "active", "rep_name": "Alice Ng"}
+            await ben.until(lambda: ben.statuses[-1].get("position") == 1)  # Ann went ahead
+
+            await alice.ok("say", session=ann.session, text="Hi Ann, let's look at the VPN.")
+            await alice.ok("say", session=ann.session, text="(customer seems upset)", reps_only=True)
+            await ann.until(lambda: any(line["text"].startswith("Hi Ann") for line in ann.lines))
+            said = await ann.request({"type": "say", "text": "Thanks! It says error 809."})
+            assert said["result"]["line"]["author"] == "customer"
+            heard = await alice.wait_event(lambda e: e["kind"] == "chat" and e["data"]["line"]["author"] == "customer")
+            assert heard["data"]["line"]["text"] == "Thanks! It says error 809."
+            texts = [line["text"] for line in ann.lines]
+            assert "(customer seems upset)" not in texts
+            rep_line = next(line for line in ann.lines if line["text"].startswith("Hi Ann"))
+            assert rep_line["author"] == "rep" and rep_line["author_name"] == "Alice Ng"
+            assert all("alice" not in json.dumps(m) for m in ann.received)  # never a rep's id
+
+            assert (await ann.request({"type": "leave"}))["result"] == {}
+            await ann.until(lambda: ann.statuses[-1]["state"] == "ended")
+            assert ann.statuses[-1]["detail"] == "customer left"
+            assert await ann.closed_with() == 1000
+            gone = await alice.wait_event(lambda e: e["kind"] == "session_gone")
+            assert gone["data"] == {"id": ann.session, "reason": "ended", "detail": "customer left"}
+
+    run(main())
+
+
+def test_every_way_in(site: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            alice = await RepClient.logged_in(server, "alice")
+            key = (await alice.ok("generate_key", valid_for=600))["key"]["key"]
+            cases = [
+                ("key", key.lower(), {}, "rep:alice", "session_key"),
+                ("rep", "alice", {}, "rep:alice", "rep_picked"),
+                ("button", "btn-net", {}, "team:net", "team_button"),
+                ("link", "link-alice", {"page_url": "https://shop.example/cart", "page_html": "<p>cart</p>"}, "rep:alice", "browser_rep"),
+                ("issue", "vpn", {}, "team:net", "issue_form"),
+            ]
+            sessions = {}
+            for via, target, extra, queue, origin in cases:
+                c = await CustomerClient.open(server)
+                assert (await c.start(via, target, **extra))["type"] == "started", via
+                e = await alice.wait_event(lambda e, sid=c.session: e["kind"] == "session" and e["data"]["session"]["id"] == sid)
+                assert (e["data"]["session"]["queue"], e["data"]["session"]["origin"]) == (queue, origin)
+                assert "page_html" not in e["data"]["session"]  # events stay small
+                sessions[via] = c.session
+            accepted = await alice.ok("accept", session=sessions["link"])
+            assert accepted["session"]["page_html"] == "<p>cart</p>" and accepted["session"]["browser"]
+
+            for via, target, reason in [
+                ("key", key, "key_used"),
+                ("key", "ZZZZZZZ", "key_unknown"),
+                ("rep", "dave", "rep_offline"),
+                ("rep", "nobody", "unknown_rep"),
+                ("button", "btn-x", "unknown_button"),
+                ("issue", "nope", "unknown_issue"),
+                ("link", "link-x", "unknown_link"),
+            ]:
+                c = await CustomerClient.open(server)
+                reply = await c.start(via, target)
+                assert reply["type"] == "error" and reply["reason"] == reason, (via, reply)
+            c = await CustomerClient.open(server)
+            await c.send_raw(json.dumps({"type": "start", "id": 1, "via": "issue", "issue": "vpn", "intake": {"customer_name": "X" * 101}}))
+            assert (await c.pump())["reason"] == "invalid"
+            await c.send_raw(json.dumps({"type": "start", "id": 2, "via": "issue", "issue": "vpn", "intake": {"name": "X"}}))
+            assert (await c.pump())["reason"] == "invalid"
+            await c.send_raw(json.dumps({"type": "start", "id": 3, "via": "issue", "issue": "vpn", "intake": {"customer_name": "X"}, "page_url": "x"}))
+            assert (await c.pump())["reason"] == "bad_message"
+            await c.send({"type": "say", "id": 4, "text": "hello?"})
+            assert (await c.pump())["reason"] == "not_started"
+
+    run(main())
+
+
+def test_wrong_session_keys_are_rate_limited_per_address(site: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            alice = await RepClient.logged_in(server, "alice")
+            key = (await alice.ok("generate_key", valid_for=600))["key"]["key"]
+            c = await CustomerClient.open(server)
+            for _ in range(5):
+                assert (await c.start("key", "WRONG99"))["reason"] == "key_unknown"
+            assert (await c.start("key", key))["reason"] == "key_rate_limited"
+
+    run(main())
+
+
+def test_starts_are_limited_per_address(tmp_path: Path) -> None:
+    site = write_site(tmp_path, server="customer_starts_per_minute = 2").read_text().replace("customer_starts_per_minute = 0\n", "")
+    path = tmp_path / "limited.toml"
+    path.write_text(site)
+
+    async def main() -> None:
+        async with serving(path, tmp_path / "data") as server:
+            for _ in range(2):
+                assert (await (await CustomerClient.open(server)).start())["type"] == "started"
+            c = await CustomerClient.open(server)
+            assert (await c.start())["reason"] == "rate_limited"
+
+    run(main())
+
+
+def test_a_customer_resumes_with_the_token_and_gets_what_they_missed(site: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            alice = await RepClient.logged_in(server, "alice")
+            ann = await CustomerClient.open(server)
+            await ann.start()
+            await alice.ok("accept", session=ann.session)
+            await ann.until(lambda: ann.lines and ann.statuses and ann.statuses[-1]["state"] == "active")
+            seen = ann.lines[-1]["n"]
+            await ann.close()
+            await alice.ok("say", session=ann.session, text="Are you still there?")
+            await alice.ok("say", session=ann.session, text="note to self", reps_only=True)
+            again = await CustomerClient.open(server)
+            reply = await again.request({"type": "resume", "token": ann.token, "last_line": seen})
+            assert reply["type"] == "started" and reply["resumed"] and reply["session"] == ann.session
+            await again.until(lambda: bool(again.statuses))
+            assert [line["text"] for line in again.lines] == ["Are you still there?"]
+            assert again.statuses[-1]["state"] == "active"
+            bad = await CustomerClient.open(server)
+            assert (await bad.request({"type": "resume", "token": "x" * 32}))["reason"] == "token_unknown"
+
+    run(main())
+
+
+def test_a_customer_who_does_not_come_back_has_left(tmp_path: Path) -> None:
+    grace = 0.3 * TIMEOUT_SCALE
+    text = write_site(tmp_path).read_text().replace("customer_grace = 0", f"customer_grace = {grace}")
+    path = tmp_path / "grace.toml"
+    path.write_text(text)
+
+    async def main() -> None:
+        async with serving(path, tmp_path / "data") as server:
+            alice = await RepClient.logged_in(server, "alice")
+            stays, goes = await CustomerClient.open(server), await CustomerClient.open(server)
+            await stays.start(name="Stays")
+            await goes.start(name="Goes")
+            await goes.close()
+            gone = await alice.wait_event(lambda e: e["kind"] == "session_gone", timeout=3)
+            assert gone["data"] == {"id": goes.session, "reason": "ended", "detail": "customer left"}
+            assert server.runtime.engine.session(stays.session).state == "waiting"
+
+    run(main())
+
+
+def test_the_public_site_lists_what_a_customer_may_pick(site: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            await RepClient.logged_in(server, "carol")
+            status, ctype, body = await http(server, "/api/site")
+            assert status == 200 and ctype == "application/json"
+            data = json.loads(body)
+            assert data["reps"] == [{"id": "carol", "name": "Carol Diaz"}]  # connected reps only
+            assert {i["code"] for i in data["issues"]} == {"vpn", "invoice", "printer"}
+            assert data["issues"][0].keys() == {"code", "name", "category"}  # not the owning team
+            assert {b["id"] for b in data["buttons"]} == {"btn-alice", "btn-net"}
+            assert {link["id"] for link in data["links"]} == {"link-alice", "link-bill"}
+            status, _, body = await http(server, "/healthz")
+            assert status == 200 and json.loads(body)["status"] == "ok" and json.loads(body)["reps_online"] == 1
+
+    run(main())
+
+
+def test_the_customer_page_files_are_served_with_their_types(site: Path, tmp_path: Path) -> None:
+    static = tmp_path / "static"
+    static.mkdir()
+    (static / "index.html").write_text("<!doctype html><title>Support</title>")
+    (static / "support.js").write_text("console.log('hi')")
+    (static / "support.css").write_text("body{}")
+    (static / "notes.txt").write_text("private")
+    (tmp_path / "secret.html").write_text("outside")
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data", static_dir=static) as server:
+            for path, ctype, content in [
+                ("/", "text/html; charset=utf-8", b"<!doctype html><title>Support</title>"),
+                ("/support", "text/html; charset=utf-8", b"<!doctype html><title>Support</title>"),
+                ("/support.js", "text/javascript; charset=utf-8", b"console.log('hi')"),
+                ("/static/support.css", "text/css; charset=utf-8", b"body{}"),
+            ]:
+                assert await http(server, path) == (200, ctype, content), path
+            for path in ["/notes.txt", "/missing.html", "/../secret.html", "/%2e%2e/secret.html", "/static/../secret.html", "/rep.html"]:
+                assert (await http(server, path))[0] == 404, path
+
+    run(main())

@@ -1,0 +1,155 @@
+"""The fan-out in isolation: projection, batching, grouping, backlog, slow consumers, the ring."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from engine_helpers import build_site, intake
+
+from repconsole.core.clock import ManualClock
+from repconsole.core.engine import Event
+from repconsole.core.feed import RepFeed
+from repconsole.server import fanout as fanout_module
+from repconsole.server.fanout import Fanout, RepLink, encode_event
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.buffered = 0
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+
+class FakeWs:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.transport = FakeTransport()
+        self.frames: list[dict[str, Any]] = []
+        self.closed: int | None = None
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed = code
+
+
+@pytest.fixture
+def writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], dict[str, Any]]]:
+    calls: list[tuple[list[str], dict[str, Any]]] = []
+
+    def fake_broadcast(connections: list[FakeWs], frame: bytes, *, text: bool) -> None:
+        assert text is True
+        message = json.loads(frame)
+        calls.append(([ws.name for ws in connections], message))
+        for ws in connections:
+            ws.frames.append(message)
+
+    monkeypatch.setattr(fanout_module, "broadcast", fake_broadcast)
+    return calls
+
+
+@pytest.fixture
+def loop() -> Any:
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+def _traffic() -> tuple[list[Event], Any]:
+    site = build_site()
+    e = site.engine
+    a = e.start_with_issue("vpn", intake("Ann"))
+    e.start_with_issue("invoice", intake("Bo"))
+    e.accept("alice", a.id)  # bob and erin lose sight of it: session_gone
+    e.say("alice", a.id, "hi")
+    e.team_say("erin", "bill", "psst")
+    return list(site.events), site
+
+
+def _link(fo: Fanout, name: str, rep: str, prev: int = 0, *, ready: bool = True) -> RepLink:
+    link = RepLink(FakeWs(name), rep, None, prev)  # type: ignore[arg-type]
+    fo.attach(link)
+    if ready:
+        fo.ready(link)
+    return link
+
+
+def test_each_rep_gets_exactly_its_feed_and_identical_frames_are_written_once(writes: list, loop: Any) -> None:
+    events, _ = _traffic()
+    fo = Fanout(loop, seq=0, resume_window=300, clock=lambda: 0.0)
+    links = {name: _link(fo, name, rep) for name, rep in [("bob1", "bob"), ("bob2", "bob"), ("erin", "erin"), ("dave", "dave"), ("alice", "alice")]}
+    fo.publish([encode_event(e) for e in events])
+    fo.flush()
+    for name, link in links.items():
+        feed = RepFeed(link.rep)
+        expected = [(fe.kind, fe.data) for e in events if (fe := feed.project(e)) is not None]
+        got = [[item["kind"], item["data"]] for frame in link.ws.frames for item in frame["events"]]
+        assert json.loads(json.dumps(expected)) == got, name
+    # bob's two consoles got one write; dave (nothing to see) got none.
+    assert sorted(sorted(names) for names, _ in writes) == [["alice"], ["bob1", "bob2"], ["erin"]]
+    assert all(frame["prev"] == 0 for _, frame in writes)
+
+
+def test_an_event_is_encoded_at_most_twice() -> None:
+    events, _ = _traffic()
+    taken = next(e for e in events if e.gone)
+    logged = encode_event(taken)
+    assert json.loads(logged.item)["data"] == json.loads(json.dumps(taken.data))
+    assert json.loads(logged.gone_item)["kind"] == "session_gone"
+    assert encode_event(events[0]).gone_item is None
+
+
+def test_events_wait_behind_a_snapshot_and_follow_it_in_order(writes: list, loop: Any) -> None:
+    events, _ = _traffic()
+    fo = Fanout(loop, seq=0, resume_window=300, clock=lambda: 0.0)
+    link = _link(fo, "bob", "bob", prev=0, ready=False)
+    fo.publish([encode_event(e) for e in events[:2]])
+    fo.flush()
+    assert writes == [] and len(link.backlog) == 1  # the invoice is not bob's
+    fo.ready(link)
+    fo.publish([encode_event(e) for e in events[2:]])
+    fo.flush()
+    frames = link.ws.frames
+    assert frames[0]["prev"] == 0 and frames[1]["prev"] == frames[0]["events"][-1]["seq"]
+
+
+def test_a_connection_that_does_not_drain_is_closed_4408(writes: list, loop: Any) -> None:
+    events, _ = _traffic()
+    fo = Fanout(loop, seq=0, resume_window=300, slow_limit=1000, clock=lambda: 0.0)
+    slow, fine = _link(fo, "slow", "bob"), _link(fo, "fine", "bob")
+    slow.ws.transport.buffered = 5000
+    fo.publish([encode_event(e) for e in events])
+    fo.flush()
+    loop.run_until_complete(asyncio.sleep(0))
+    assert slow.dropped and slow.ws.closed == 4408 and not slow.ws.frames
+    assert fine.ws.frames and fo.has_links("bob")
+    # A console still waiting for its snapshot is dropped when its backlog passes the limit.
+    waiting = _link(fo, "waiting", "alice", ready=False)
+    fo.publish([encode_event(e) for e in events] * 20)
+    fo.flush()
+    loop.run_until_complete(asyncio.sleep(0))
+    assert waiting.dropped and waiting.ws.closed == 4408
+
+
+def test_the_ring_serves_resumes_within_its_window(loop: Any) -> None:
+    events, _ = _traffic()
+    now = [100.0]
+    fo = Fanout(loop, seq=0, resume_window=60, ring_limit=1000, clock=lambda: now[0])
+    logged = [encode_event(e) for e in events]
+    fo.publish(logged)
+    items, last = fo.replay("bob", 0)
+    assert [json.loads(i)["seq"] for i in items] == [e.seq for e in events if "bob" in e.audience or "bob" in e.gone]
+    assert last == json.loads(items[-1])["seq"]
+    assert fo.replay("bob", fo.seq) == ([], fo.seq)
+    assert fo.replay("bob", fo.seq + 1) is None
+    now[0] = events[-1].at + 61  # ManualClock time of the events is T0; all are older than the window
+    fo.prune()
+    assert fo.floor == fo.seq and fo.replay("bob", 0) is None and fo.replay("bob", fo.seq) == ([], fo.seq)
+    fo.ring_limit = 2
+    clock = ManualClock(now[0])
+    more = [encode_event(Event(fo.seq + i, clock(), "rep", {"rep": {}}, frozenset({"bob"}))) for i in range(1, 5)]
+    fo.publish(more)
+    fo.prune()
+    assert fo.floor == more[1].seq and fo.replay("bob", more[0].seq) is None and len(fo.replay("bob", more[1].seq)[0]) == 2

@@ -1,0 +1,495 @@
+"""The /rep endpoint of a real server: login, snapshot, commands, events, resume.
+
+Every message the clients send or receive is checked against
+docs/protocol.schema.json, and every events frame's ``prev`` against the
+last seq the client saw (see server_helpers.RepClient).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from conftest import TIMEOUT_SCALE
+from server_helpers import PASSWORDS, RepClient, eventually, run, serving, write_site
+from websockets.asyncio.client import connect
+
+from repconsole.core.intake import Intake
+from repconsole.server import app
+from repconsole.server.app import Server
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    return write_site(tmp_path)
+
+
+def arrive(server: Server, issue: str = "vpn", name: str = "Ann Lee") -> str:
+    """A customer arrives through the issue form (in-process, as one server step)."""
+    rt = server.runtime
+    assert rt is not None
+    with rt.step():
+        s = rt.engine.start_with_issue(issue, Intake(name))
+    return s.id
+
+
+def test_login_gets_a_welcome_and_the_reps_own_snapshot(site: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            net, bill, hw = arrive(server, "vpn"), arrive(server, "invoice"), arrive(server, "printer")
+            alice = await RepClient.open(server)
+            welcome = await alice.login("alice")
+            assert welcome["rep"] == "alice" and welcome["resumed"] is False
+            assert len(welcome["token"]) >= 32  # 192 bits, URL-safe base64
+            assert welcome["expires_at"] - welcome["server_time"] == pytest.approx(12 * 3600, abs=5)
+            assert welcome["resume_window"] == 300
+            snap = alice.snapshot
+            assert snap is not None and snap["you"]["id"] == "alice" and snap["you"]["connected"] is True
+            assert {s["id"] for s in snap["sessions"]} == {net}
+            assert set(snap["team_chat"]) == {"net"}
+            assert alice.seq == server.runtime.engine.seq == snap["seq"]
+
+            erin = await RepClient.logged_in(server, "erin")
+            assert {s["id"] for s in erin.snapshot["sessions"]} == {net, bill}
+            dave = await RepClient.logged_in(server, "dave")
+            assert {s["id"] for s in dave.snapshot["sessions"]} == {hw}
+            # Everyone learns that alice came online; the directory is shared.
+            assert {r["id"]: r["connected"] for r in dave.snapshot["reps"]}["alice"] is True
+
+    run(main())
+
+
+def test_wrong_or_unknown_credentials_are_refused_and_closed_4401(site: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            for user, password in [("alice", "wrong-password"), ("mallory", "whatever-pw"), ("alice", PASSWORDS["bob"])]:
+                c = await RepClient.open(server)
+                reply = await c.login(user, password)
+                assert reply["type"] == "error" and reply["reason"] == "bad_credentials"
+                assert await c.closed_with() == 4401
+            assert server.runtime.engine.reps["alice"].connected is False
+
+    run(main())
+
+
+def test_five_failures_a_minute_lock_the_username(site: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            for _ in range(5):
+                c = await RepClient.open(server)
+                assert (await c.login("bob", "not-his-password"))["reason"] == "bad_credentials"
+                await c.closed_with()
+            c = await RepClient.open(server)
+            reply = await c.login("bob")  # even the right password, for the rest of the minute
+            assert reply["type"] == "error" and reply["reason"] == "rate_limited"
+            assert await c.closed_with() == 4401
+            # Other usernames are not affected.
+            assert (await RepClient.logged_in(server, "alice")).welcome is not None
+
+    run(main())
+
+
+def test_commands_are_answered_with_their_request_id(site: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            sid = arrive(server)
+            alice = await RepClient.logged_in(server, "alice")
+            bob = await RepClient.logged_in(server, "bob")
+            won = await alice.call("accept", rid="accept-1", session=sid)
+            assert won["type"] == "result" and won["id"] == "accept-1"
+            session = won["result"]["session"]
+            assert session["owner"] == "alice" and session["chat"][-1]["text"] == "Alice Ng accepted the session."
+            lost = await bob.call("accept", rid=77, session=sid)
+            assert lost == {
+                "type": "error",
+                "id": 77,
+                "reason": "already_taken",
+                "detail": "Already taken by Alice Ng.",
+                "data": {"by": "alice", "session_id": sid},
+            }
+            # Bob saw it leave his queue, taken by alice, and never where it went.
+            gone = await bob.wait_event(lambda e: e["kind"] == "session_gone")
+            assert gone["data"] == {"id": sid, "reason": "taken", "by": "alice"}
+            assert (await alice.call("get_next"))["reason"] == "nothing_waiting"
+            assert (await alice.call("say", session=sid, text=""))["reason"] == "invalid"
+            assert (await alice.call("fly", session=sid, valid=False))["reason"] == "unknown_command"
+            assert (await alice.call("accept", valid=False))["reason"] == "invalid"  # missing argument
+
+    run(main())
+
+
+def test_a_retried_request_id_is_answered_again_without_acting_twice(site: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            sid = arrive(server)
+            alice = await RepClient.logged_in(server, "alice")
+            await alice.ok("accept", session=sid)
+            first = await alice.call("say", rid="m1", session=sid, text="Hello, I'm Alice.")
+            again = await alice.call("say", rid="m1", session=sid, text="Hello, I'm Alice.")
+            assert again == first
+            # 1 and "1" are different ids.
+            assert (await alice.call("team_say", rid=1, team="net", text="one"))["type"] == "result"
+            assert (await alice.call("team_say", rid="1", team="net", text="one"))["result"]["line"]["n"] == 2
+            # A stored refusal stays a refusal, even if the command would now succeed.
+            refused = await alice.call("accept", rid="late", session="S99")
+            assert refused["reason"] == "unknown_session"
+            assert (await alice.call("accept", rid="late", session="S99")) == refused
+            await alice.drain()
+            lines = [e for e in alice.events if e["kind"] == "chat" and e["data"]["line"]["author"] == "alice"]
+            assert len(lines) == 1
+            assert [line.text for line in server.runtime.engine.session(sid).chat].count("Hello, I'm Alice.") == 1
+
+            # The same login on a new connection (a resume) gets the stored answer too.
+            token, seq = alice.token, alice.seq
+            await alice.close()
+            again = await RepClient.open(server)
+            assert (await again.resume(token, seq))["resumed"] is True
+            assert await again.call("say", rid="m1", session=sid, text="Hello, I'm Alice.") == first
+            await again.drain()
+            assert [line.text for line in server.runtime.engine.session(sid).chat].count("Hello, I'm Alice.") == 1
+
+    run(main())
+
+
+def test_events_carry_prev_and_only_what_each_rep_may_see(site: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            alice = await RepClient.logged_in(server, "alice")
+            carol = await RepClient.logged_in(server, "carol")
+            dave = await RepClient.logged_in(server, "dave")
+            bill = arrive(server, "invoice")
+            net = arrive(server, "vpn", "Ben Fox")
+            await carol.wait_event(lambda e: e["kind"] == "session" and e["data"]["session"]["id"] == bill)
+            await alice.wait_event(lambda e: e["kind"] == "session" and e["data"]["session"]["id"] == net)
+            await alice.ok("accept", session=net)
+            await alice.ok("say", session=net, text="secret plans", reps_only=True)
+            await alice.ok("transfer", session=net, target="team:hw", note="printer after all")
+            await dave.wait_event(lambda e: e["kind"] == "session" and e["data"]["session"]["id"] == net)
+            for c in (alice, carol, dave):
+                await c.drain()
+            assert bill not in alice.sessions_seen() and bill not in dave.sessions_seen()
+            assert net not in carol.sessions_seen()
+            # Dave sees the session only from the moment it reaches his team, never its earlier chat.
+            assert not [e for e in dave.events if e["kind"] == "chat"]
+            assert alice.events[-1]["kind"] in ("session_gone", "chat")
+            assert any(e["kind"] == "session_gone" and e["data"] == {"id": net, "reason": "moved"} for e in alice.events)
+            # Batching: one frame may carry several events, each frame's prev chains.
+            assert alice.frames < len(alice.events)
+
+    run(main())
+
+
+def test_a_rep_cannot_act_outside_their_queues_and_sessions(site: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            sid = arrive(server)  # in Networking
+            dave = await RepClient.logged_in(server, "dave")  # Hardware only
+            alice = await RepClient.logged_in(server, "alice")
+            assert (await dave.call("accept", session=sid))["reason"] == "not_member"
+            await alice.ok("accept", session=sid)
+            for name, args, reason in [
+                ("accept", {"session": sid}, "not_member"),  # dave could never have taken it: not told by whom
+                ("say", {"session": sid, "text": "hi"}, "not_participant"),
+                ("end", {"session": sid}, "not_participant"),
+                ("transfer", {"session": sid, "target": "team:hw"}, "not_participant"),
+                ("set_external_key", {"session": sid, "external_key": "X"}, "not_participant"),
+                ("team_say", {"team": "net", "text": "let me in"}, "not_member"),
+                ("team_read", {"team": "net"}, "not_member"),
+            ]:
+                reply = await dave.call(name, **args)
+                assert reply["type"] == "error" and reply["reason"] == reason, (name, reply)
+                assert "by" not in reply["data"]
+            await dave.drain()
+            assert sid not in dave.sessions_seen()
+            assert not [e for e in dave.events if e["kind"] in ("team_chat", "chat", "key")]
+
+    run(main())
+
+
+def test_anything_before_login_is_refused_but_the_connection_stays(site: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            c = await RepClient.open(server)
+            await c.send({"type": "command", "id": 5, "name": "get_next", "args": {}})
+            assert await c.pump() == {"type": "error", "id": 5, "reason": "not_logged_in", "detail": "log in or resume first", "data": {}}
+            await c.send({"type": "logout", "id": 6})
+            assert (await c.pump())["reason"] == "not_logged_in"
+            assert (await c.login("alice"))["type"] == "welcome"
+            await c.send({"type": "login", "id": 9, "username": "alice", "password": "x"})
+            assert (await c.pump())["reason"] == "already_logged_in"
+
+    run(main())
+
+
+def test_no_login_within_the_deadline_closes_4401(site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app, "LOGIN_TIMEOUT", 0.2 * TIMEOUT_SCALE)
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            c = await RepClient.open(server)
+            assert await c.closed_with() == 4401
+
+    run(main())
+
+
+def test_unknown_and_expired_tokens_close_4401(site: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            alice = await RepClient.logged_in(server, "alice")
+            c = await RepClient.open(server)
+            reply = await c.resume("A" * 32, 0)
+            assert reply["reason"] == "token_unknown" and await c.closed_with() == 4401
+            (login,) = server.runtime.logins.of_rep("alice")
+            login.expires_at = time.time() - 1
+            c = await RepClient.open(server)
+            reply = await c.resume(alice.token, alice.seq)
+            assert reply["reason"] == "token_expired" and await c.closed_with() == 4401
+
+    run(main())
+
+
+def test_logout_revokes_the_token_and_closes_that_logins_sockets_4000(site: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            first = await RepClient.logged_in(server, "alice")
+            second = await RepClient.open(server)
+            assert (await second.resume(first.token, first.seq))["resumed"] is True
+            other_login = await RepClient.logged_in(server, "alice")  # a second console: its own login
+            await first.send({"type": "logout", "id": 99})
+            assert await first.closed_with() == 4000
+            assert await second.closed_with() == 4000
+            c = await RepClient.open(server)
+            assert (await c.resume(first.token, first.seq))["reason"] == "token_unknown"
+            assert (await other_login.call("get_next"))["reason"] == "nothing_waiting"
+            # The rep still has a console: still connected.
+            assert server.runtime.engine.reps["alice"].connected
+
+    run(main())
+
+
+def test_resume_replays_exactly_the_missed_events(site: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            witness = await RepClient.logged_in(server, "erin")  # stays connected throughout
+            cut = await RepClient.logged_in(server, "erin")
+            sid = arrive(server, "vpn")
+            await cut.wait_event(lambda e: e["kind"] == "session")
+            await witness.drain()
+            token, last = cut.token, cut.seq
+            await cut.close()
+
+            # While cut is away: events for erin, and events for others only.
+            await witness.ok("accept", session=sid)
+            await witness.ok("say", session=sid, text="back in a second")
+            other = arrive(server, "printer")  # Hardware: not erin's
+            arrive(server, "invoice")
+            await witness.ok("team_say", team="bill", text="anyone on invoices?")
+            await witness.drain()
+
+            back = await RepClient.open(server)
+            welcome = await back.resume(token, last)
+            assert welcome["resumed"] is True and welcome["token"] == token
+            await back.drain()
+            expected = [e for e in witness.events if e["seq"] > last]
+            assert back.events == expected
+            assert other not in back.sessions_seen()
+            # ...and it is live again: the next event follows the replay seamlessly.
+            await witness.ok("team_say", team="net", text="thanks")
+            await back.wait_event(lambda e: e["kind"] == "team_chat" and e["data"]["line"]["text"] == "thanks")
+
+    run(main())
+
+
+def test_a_resume_from_too_long_ago_gets_a_fresh_snapshot(site: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            alice = await RepClient.logged_in(server, "alice")
+            token, last = alice.token, alice.seq
+            await alice.close()
+            server.runtime.fanout.ring_limit = 3
+            ids = [arrive(server, "vpn", f"Customer {i}") for i in range(5)]
+            server.runtime.fanout.prune()
+            c = await RepClient.open(server)
+            welcome = await c.resume(token, last)
+            assert welcome["resumed"] is False and welcome["reason"] == "outside_resume_window"
+            assert {s["id"] for s in c.snapshot["sessions"]} == set(ids)
+            # A seq from the future (another server's) is outside the window too.
+            d = await RepClient.open(server)
+            assert (await d.resume(token, server.runtime.engine.seq + 100))["reason"] == "outside_resume_window"
+
+    run(main())
+
+
+def test_malformed_input_is_answered_and_everyone_is_still_served(site: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            alice = await RepClient.logged_in(server, "alice")
+            bob = await RepClient.logged_in(server, "bob")
+            cases: list[tuple[str | bytes, str, object]] = [
+                ("{not json", "bad_message", None),
+                ("[1, 2]", "bad_message", None),
+                ('{"type": "command"}', "bad_message", None),
+                ('{"type": "command", "id": true, "name": "get_next"}', "bad_message", None),
+                ('{"id": 4, "name": "get_next"}', "bad_message", 4),
+                ('{"type": "teleport", "id": 5}', "unknown_type", 5),
+                ('{"type": "command", "id": 6, "name": "accept", "args": [1]}', "bad_message", 6),
+                ('{"type": "command", "id": 7, "name": 12}', "bad_message", 7),
+                ('{"type": "command", "id": "x", "name": "transfer", "args": {"session": "S1", "target": "nowhere"}}', "invalid", "x"),
+                ('{"type": "command", "id": 8, "name": "generate_key", "args": {"valid_for": "soon"}}', "invalid", 8),
+                (b'{"type": "command", "id": 9, "name": "get_next"}', "bad_message", None),
+                ('{"type": "command", "id": 10, "name": "get_next", "args": {"x": 1e999}}', "bad_message", None),
+            ]
+            for frame, reason, rid in cases:
+                await alice.send_raw(frame)
+                reply = await alice.pump()
+                while reply["type"] == "events":
+                    reply = await alice.pump()
+                assert reply["type"] == "error" and reply["reason"] == reason, (frame, reply)
+                assert reply.get("id") == rid, (frame, reply)
+            sid = arrive(server)
+            await bob.wait_event(lambda e: e["kind"] == "session" and e["data"]["session"]["id"] == sid)
+            assert (await alice.call("accept", session=sid))["type"] == "result"
+
+    run(main())
+
+
+def test_a_frame_over_64_kib_closes_1009_and_only_that_connection(site: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            alice = await RepClient.logged_in(server, "alice")
+            bob = await RepClient.logged_in(server, "bob")
+            await alice.send_raw('{"type": "command", "id": 1, "name": "say", "args": {"text": "' + "x" * 70_000 + '"}}')
+            assert await alice.closed_with() == 1009
+            assert (await bob.call("get_next"))["reason"] == "nothing_waiting"
+
+    run(main())
+
+
+def test_a_dropped_rep_keeps_everything_within_the_grace_period(tmp_path: Path) -> None:
+    site = write_site(tmp_path, grace_period=0.4 * TIMEOUT_SCALE)
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            kept, lost = arrive(server, "vpn"), arrive(server, "vpn", "Ben Fox")
+            alice = await RepClient.logged_in(server, "alice")
+            bob = await RepClient.logged_in(server, "bob")
+            await alice.ok("accept", session=kept)
+            token, seq = alice.token, alice.seq
+            await alice.close()
+            await bob.wait_event(lambda e: e["kind"] == "rep" and e["data"]["rep"]["id"] == "alice" and not e["data"]["rep"]["connected"])
+            back = await RepClient.open(server)
+            assert (await back.resume(token, seq))["resumed"]
+            await bob.wait_event(lambda e: e["kind"] == "rep" and e["data"]["rep"]["id"] == "alice" and e["data"]["rep"]["connected"])
+            assert server.runtime.engine.session(kept).owner == "alice"
+
+            # Gone for longer than the grace period: the session returns to its queue.
+            await back.ok("accept", session=lost)
+            await back.close()
+            await bob.wait_event(
+                lambda e: e["kind"] == "session" and e["data"]["session"]["id"] == lost and e["data"]["session"]["state"] == "waiting",
+                timeout=3,
+            )
+            assert server.runtime.engine.session(lost).queue is not None
+
+    run(main())
+
+
+def test_waiting_rules_fire_on_the_servers_clock(tmp_path: Path) -> None:
+    after = 0.3 * TIMEOUT_SCALE
+    site = write_site(tmp_path, extra=f'\n[teams.net.rule]\nafter = {after}\naction = "transfer"\noverflow_team = "bill"\n')
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            carol = await RepClient.logged_in(server, "carol")
+            alice = await RepClient.logged_in(server, "alice")
+            started = time.monotonic()
+            sid = arrive(server, "vpn")
+            e = await carol.wait_event(lambda e: e["kind"] == "session" and e["data"]["session"]["id"] == sid)
+            assert time.monotonic() - started >= after * 0.9
+            assert e["data"]["session"]["queue"] == "team:bill"
+            await alice.wait_event(lambda e: e["kind"] == "session_gone" and e["data"]["id"] == sid)
+
+    run(main())
+
+
+def test_a_console_that_does_not_read_is_closed_4408(site: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            fanout = server.runtime.fanout
+            fanout.slow_limit = 16 * 1024
+            slow = await RepClient.logged_in(server, "alice")
+            other = await RepClient.logged_in(server, "bob")
+            (link,) = [k for k in fanout.links() if k.rep == "alice"]
+            sock = link.ws.transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            slow.ws.transport.pause_reading()
+            slow.ws.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            big = "x" * 3000
+            for i in range(400):
+                with server.runtime.step():
+                    server.runtime.engine.team_say("bob", "net", f"{i} {big}")
+                fanout.flush()
+                if link.dropped:
+                    break
+            assert link.dropped and fanout.dropped_slow == 1
+            assert all(k.rep != "alice" for k in fanout.links())
+            # The others are served as ever (bob reads his feed).
+            await other.drain()
+            assert other.events[-1]["kind"] == "team_chat"
+            slow.ws.transport.resume_reading()
+            assert await slow.closed_with(timeout=15) in (4408, 1006)
+            await eventually(lambda: not server.runtime.engine.reps["alice"].connected)
+
+    run(main())
+
+
+def test_the_rep_endpoint_refuses_pages_from_other_origins(site: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            with pytest.raises(Exception, match="403"):
+                await connect(f"ws://127.0.0.1:{server.port}/rep", additional_headers={"Origin": "https://evil.example"})
+            ok = await RepClient.open(server, origin=f"http://127.0.0.1:{server.port}")
+            assert (await ok.login("alice"))["type"] == "welcome"
+
+    run(main())
+
+
+def test_many_consoles_of_a_team_share_frames(site: Path, tmp_path: Path) -> None:
+    """Consoles that must get byte-identical frames are written with one broadcast."""
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            consoles = [await RepClient.logged_in(server, "bob") for _ in range(6)]
+            for c in consoles:
+                await c.drain(0.05)
+            before = server.runtime.fanout.frames_sent
+            # Line them up: every console has seen the same last event.
+            assert len({c.seq for c in consoles}) == 1
+            sid = arrive(server, "vpn")
+            for c in consoles:
+                await c.wait_event(lambda e: e["kind"] == "session" and e["data"]["session"]["id"] == sid)
+            assert server.runtime.fanout.frames_sent - before == 1
+            await asyncio.gather(*(c.close() for c in consoles))
+
+    run(main())
+
+
+def test_a_change_that_cannot_be_saved_is_never_confirmed(site: Path, tmp_path: Path) -> None:
+    """If the database fails, the engine is ahead of the disk: nothing more may be confirmed."""
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            sid = arrive(server)
+            alice = await RepClient.logged_in(server, "alice")
+            server.runtime.store._db.close()
+            await alice.send({"type": "command", "id": "doomed", "name": "accept", "args": {"session": sid}})
+            assert await alice.closed_with() in (1011, 1001)
+            assert "doomed" not in alice.replies
+            async with asyncio.timeout(3 * TIMEOUT_SCALE):
+                await server.wait_closed()
+            assert server.failed is not None
+
+    run(main())
