@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from repconsole import __version__
 
@@ -33,6 +34,20 @@ def _count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
     return value
+
+
+def _server_url(text: str) -> str:
+    """A queue server address: ``ws://HOST:PORT`` or ``wss://HOST:PORT``."""
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("ws", "wss"):
+        raise argparse.ArgumentTypeError(f"must be a ws:// or wss:// URL, e.g. ws://localhost:8765 (got {text!r})")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad port in {text!r}") from None
+    if not parts.hostname:
+        raise argparse.ArgumentTypeError(f"no host in {text!r}; use ws://HOST:PORT")
+    return text.strip()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="new customer arrivals per second (default 0.5; 0 stops arrivals)",
     )
     sim.add_argument("--seed", type=int, default=None, help="seed the simulated world")
+    server = parser.add_argument_group("queue server")
+    server.add_argument(
+        "--server",
+        type=_server_url,
+        default=None,
+        metavar="URL",
+        help="sign in to a queue server (ws://HOST:PORT or wss://HOST:PORT) instead of running the simulator",
+    )
+    server.add_argument("--user", default=None, metavar="NAME", help="the username to prefill in the sign-in dialog")
     parser.add_argument(
         "--settings-dir",
         type=Path,
@@ -76,7 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.user is not None and args.server is None:
+        parser.error("--user needs --server")
     # Imported late so that --help/--version and argument errors never load Qt.
     from repconsole.ui.app import run
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -21,11 +22,13 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from repconsole import __version__
-from repconsole.backend import Backend, create_backend
+from repconsole.backend import Backend, BackendState, create_backend
+from repconsole.backend.websocket import WebSocketBackend
 from repconsole.settings import Settings
+from repconsole.ui.login import sign_in
 from repconsole.ui.mainwindow import MainWindow
 
-__all__ = ["build_window", "run", "default_settings_dir"]
+__all__ = ["build_window", "create_console_backend", "keep_signed_in", "run", "default_settings_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,56 @@ def build_window(backend: Backend, settings_dir: Path | str | None = None) -> Ma
     return MainWindow(backend, settings, settings_warning=warning)
 
 
+def create_console_backend(args: argparse.Namespace) -> Backend:
+    """The backend the command line asks for: the server with ``--server``, else the simulator.
+
+    Raises ValueError on a bad option.
+    """
+    if getattr(args, "server", None):
+        return create_backend("server", url=args.server, username=getattr(args, "user", None) or "")
+    return create_backend("simulator", population=args.population, rate=args.rate, seed=args.seed)
+
+
+def keep_signed_in(window: MainWindow, backend: WebSocketBackend) -> None:
+    """When the server ends the login session (4000/4401), ask the rep to sign in again.
+
+    The sign-in dialog opens over the window with the reason; a successful
+    sign-in delivers a fresh snapshot into the same window.  Cancelling it
+    closes the console.
+    """
+    signing: list[asyncio.Task[None]] = []
+
+    async def sign_in_again(detail: str) -> None:
+        message = f"{detail} Sign in again to continue." if detail else "Sign in again to continue."
+        if not await sign_in(backend, window, message=message):
+            window.close()
+
+    def on_state(state: BackendState, detail: str) -> None:
+        if state is not BackendState.CLOSED or not backend.needs_login or not window.isVisible():
+            return
+        if any(not task.done() for task in signing):
+            return  # the dialog is already open (a failed attempt closes the state again)
+        signing[:] = [asyncio.ensure_future(sign_in_again(detail))]
+
+    backend.add_state_listener(on_state)
+
+
+async def _first_sign_in(backend: WebSocketBackend, closed: asyncio.Event) -> bool:
+    """The login dialog before the window shows; False if the rep cancelled or the console closed."""
+    signing = asyncio.ensure_future(sign_in(backend))
+    closing = asyncio.ensure_future(closed.wait())
+    done, _ = await asyncio.wait({signing, closing}, return_when=asyncio.FIRST_COMPLETED)
+    if signing in done:
+        closing.cancel()
+        return signing.result()
+    signing.cancel()
+    try:
+        await signing
+    except asyncio.CancelledError:
+        pass
+    return False
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the console until its window closes.  Returns the exit code."""
     started = time.perf_counter()
@@ -62,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     app.setQuitOnLastWindowClosed(False)
 
     try:
-        backend = create_backend("simulator", population=args.population, rate=args.rate, seed=args.seed)
+        backend = create_console_backend(args)
     except ValueError as exc:
         print(f"repconsole: {exc}", file=sys.stderr)
         return 2
@@ -83,8 +136,18 @@ def run(args: argparse.Namespace) -> int:
         QTimer.singleShot(int(args.quit_after * 1000), window.close)
 
     async def main() -> None:
+        if isinstance(backend, WebSocketBackend):
+            # Sign in first: the window opens live, on the rep's snapshot.
+            if not await _first_sign_in(backend, closed):
+                await window.shutdown()
+                return
+            keep_signed_in(window, backend)
         window.show()
         await window.start()
+        # Everything built so far (the site, a snapshot of up to 100,000
+        # sessions, Qt wrappers) lives for the whole shift: keep it out of
+        # every future full garbage collection.
+        gc.freeze()
         await closed.wait()
         await window.shutdown()
 

@@ -317,12 +317,13 @@ class MainWindow(QMainWindow):
 
     def _on_backend_events(self, batch: Sequence[FeedEvent]) -> None:
         try:
-            changes = self.state.apply(batch)
+            changes = self.state.apply(batch, prev=getattr(batch, "prev", None))
         except GapError as exc:
             # Never show a queue we know is incomplete: mark it stale; the
             # backend resynchronises with a fresh snapshot.
             log.error("%s", exc)
             self._set_stale("missed events — resynchronising…")
+            self.backend.resync()
             return
         if changes.reset:
             self._load_snapshot()
@@ -439,6 +440,9 @@ class MainWindow(QMainWindow):
             self._set_stale(detail or "reconnecting…")
         elif state is BackendState.LIVE:
             self._set_stale(None)
+        elif state is BackendState.CLOSED and detail:
+            self._set_stale(detail)  # e.g. signed out by the server
+        self._update_grace()
 
     def _set_stale(self, reason: str | None) -> None:
         """Grey the queue out while it may not be current."""
@@ -541,8 +545,18 @@ class MainWindow(QMainWindow):
         self._update_grace()
 
     def _update_grace(self) -> None:
+        # While the backend is disconnected it knows since when; the server
+        # keeps the rep's sessions for the site's grace period from then.
+        since: float | None = getattr(self.backend, "disconnected_since", None)
         grace = self.state.me.get("grace_until")
-        if grace:
+        if since is not None:
+            period = float(getattr(self.backend, "grace_period", 0.0) or self.state.grace_period)
+            left = since + period - time.time()
+            if left > 0:
+                self.grace_label.setText(f"Connection lost: your sessions are kept for {left:.0f} s")
+            else:
+                self.grace_label.setText("Connection lost: the grace period is over; your sessions may have been handed on")
+        elif grace:
             self.grace_label.setText(f"Connection lost: your sessions are kept for {max(0, grace - self.now()):.0f} s")
         else:
             self.grace_label.clear()

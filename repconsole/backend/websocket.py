@@ -1,0 +1,680 @@
+"""The WebSocket client backend: the console live against ``repconsole-server``.
+
+It speaks the wire protocol of ``docs/protocol.md`` on the ``/rep`` endpoint:
+
+* **Sign-in**: :meth:`WebSocketBackend.start` (or :meth:`~WebSocketBackend.login`)
+  connects, sends ``login`` (or ``resume`` with a token) and delivers the
+  snapshot that follows as the first batch.  Bad credentials raise
+  :class:`LoginError`, an unreachable server :class:`ServerUnreachable`.
+* **Feed**: every ``events`` frame becomes one :class:`FeedBatch`, which
+  carries the frame's ``prev`` so that the window can check it against the
+  last event it applied (the server numbers events globally; a rep sees only
+  some numbers).
+* **Commands**: :meth:`~WebSocketBackend.call` sends a ``command`` and awaits
+  the reply with the same id.  Ids are unique per login session, and a
+  command whose reply was lost in a disconnect is sent again with the *same*
+  id after the resume, so the server answers from its store instead of
+  acting twice.
+* **Reconnect**: when the connection drops, the backend goes
+  ``RECONNECTING``, retries with backoff and resumes from the last event it
+  delivered; the server replays what was missed (or sends a fresh snapshot).
+  Close codes 4000 (logged out) and 4401 (not authenticated) end the login
+  session instead: the state goes ``CLOSED`` and :attr:`needs_login` says the
+  rep must sign in again.
+* **Outbox**: while disconnected, chat lines (``say``, ``team_say``) wait in
+  order and go out after the resume; every other command fails at once with
+  :class:`NotConnectedError`.
+
+Qt-free: asyncio and websockets only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import secrets
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI, WebSocketException
+
+from repconsole.backend.base import Backend, BackendState
+from repconsole.core.errors import CommandError, Reason
+from repconsole.core.feed import SNAPSHOT, FeedEvent
+
+__all__ = [
+    "WebSocketBackend",
+    "FeedBatch",
+    "SignInError",
+    "LoginError",
+    "ServerUnreachable",
+    "ServerProtocolError",
+    "ProtocolCommandError",
+    "NotConnectedError",
+    "OUTBOX_COMMANDS",
+    "SNAPSHOT_PLEASE",
+    "CLOSE_LOGGED_OUT",
+    "CLOSE_NOT_AUTHENTICATED",
+    "CLOSE_TOO_SLOW",
+]
+
+log = logging.getLogger(__name__)
+
+CLOSE_LOGGED_OUT = 4000
+CLOSE_NOT_AUTHENTICATED = 4401
+CLOSE_TOO_SLOW = 4408
+# Closing with these ends the login session: the rep must sign in again.
+SESSION_ENDING_CODES = frozenset({CLOSE_LOGGED_OUT, CLOSE_NOT_AUTHENTICATED})
+
+# Commands that wait for the reconnect instead of failing while disconnected:
+# a chat line typed during a network blip should still be said, once, in order.
+OUTBOX_COMMANDS = frozenset({"say", "team_say"})
+
+# Protocol v1 has no "send me a snapshot" request.  A resume from a seq the
+# server never handed out cannot be replayed, so the server answers
+# ``resumed: false`` and a fresh snapshot; this is the largest seq the
+# protocol allows (a whole number below 2**63), which no server reaches.
+SNAPSHOT_PLEASE = 2**63 - 1
+
+_LOGIN_MESSAGES = {
+    "bad_credentials": "Wrong username or password.",
+    "rate_limited": "Too many failed sign-ins. Wait a minute and try again.",
+    "token_expired": "Your sign-in has expired. Sign in again.",
+    "token_unknown": "Your sign-in is no longer valid. Sign in again.",
+}
+
+_PROTOCOL_MESSAGES = {
+    "bad_message": "The server could not read the request.",
+    "unknown_type": "The server does not know that kind of request.",
+    "not_logged_in": "Not signed in to the server.",
+    "already_logged_in": "This connection is already signed in.",
+    "internal_error": "The server failed while handling the request; nothing was confirmed.",
+}
+
+
+# ---------------------------------------------------------------- errors
+
+
+class SignInError(Exception):
+    """Signing in failed.  ``str(exc)`` is a sentence for the rep."""
+
+
+class LoginError(SignInError):
+    """The server refused the credentials or the token.
+
+    Attributes:
+        reason: the protocol's reason: ``bad_credentials``, ``rate_limited``,
+            ``token_expired``, ``token_unknown`` (or whatever else it sent).
+    """
+
+    def __init__(self, reason: str, detail: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(_LOGIN_MESSAGES.get(reason) or detail or f"The server refused the sign-in ({reason}).")
+
+
+class ServerUnreachable(SignInError):
+    """The server could not be reached, or did not answer in time."""
+
+
+class ServerProtocolError(SignInError):
+    """The server answered something the protocol does not allow here."""
+
+
+class ProtocolCommandError(CommandError):
+    """A command refused for a protocol reason rather than an engine one.
+
+    Its :attr:`reason` is :attr:`Reason.INVALID` (nothing changed; the
+    window shows :attr:`detail`), and :attr:`code` is the protocol's own
+    reason, e.g. ``bad_message``, ``not_logged_in`` or ``not_connected``.
+
+    Attributes:
+        code: the protocol reason string.
+        server_detail: the server's own wording, if it sent one.
+    """
+
+    def __init__(self, code: str, detail: str | None = None, **data: Any) -> None:
+        self.code = code
+        super().__init__(Reason.INVALID, _PROTOCOL_MESSAGES.get(code) or detail or f"The server refused the request ({code}).", **data)
+        self.server_detail = detail
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "reason": self.code}
+
+
+class NotConnectedError(ProtocolCommandError):
+    """The command could not be sent: the console is not connected."""
+
+    def __init__(self, detail: str = "Not connected to the server.") -> None:
+        super().__init__("not_connected", detail)
+
+
+def command_error(message: dict[str, Any]) -> CommandError:
+    """The exception for a wire ``error`` reply to a command."""
+    code = str(message.get("reason", "invalid"))
+    detail = message.get("detail")
+    detail = str(detail) if detail else None
+    raw = message.get("data")
+    data = {k: v for k, v in raw.items() if k not in ("reason", "detail")} if isinstance(raw, dict) else {}
+    try:
+        reason = Reason(code)
+    except ValueError:
+        return ProtocolCommandError(code, detail, **data)
+    return CommandError(reason, detail, **data)
+
+
+# ---------------------------------------------------------------- batches
+
+
+class FeedBatch(list[FeedEvent]):
+    """A batch of feed events and the ``seq`` that preceded it.
+
+    The window passes :attr:`prev` to ``ConsoleState.apply``.  A batch that
+    starts with a snapshot has ``prev`` None: it replaces everything.
+
+    Attributes:
+        prev: the seq of the event just before this batch, or None.
+    """
+
+    def __init__(self, events: Iterable[FeedEvent] = (), prev: int | None = None) -> None:
+        super().__init__(events)
+        self.prev = prev
+
+    def __repr__(self) -> str:
+        return f"FeedBatch(prev={self.prev}, {list.__repr__(self)})"
+
+
+def snapshot_event(seq: int, data: dict[str, Any]) -> FeedEvent:
+    """The wire snapshot as a feed event: ``feed_seq`` makes ConsoleState start at ``seq``."""
+    return FeedEvent(seq, SNAPSHOT, {**data, "feed_seq": seq})
+
+
+# ---------------------------------------------------------------- the backend
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A command waiting for its reply (or, in the outbox, to be sent)."""
+
+    id: str
+    name: str
+    args: dict[str, Any]
+    future: asyncio.Future[dict[str, Any]]
+    # The connection generation it was last sent on; 0: never sent.
+    sent_on: int = 0
+    sends: int = 0
+
+    def frame(self) -> str:
+        return json.dumps({"type": "command", "id": self.id, "name": self.name, "args": self.args})
+
+
+def server_endpoint(url: str) -> str:
+    """The ``/rep`` endpoint for a server URL (``ws://host:port`` → ``ws://host:port/rep``).
+
+    Raises ValueError unless the scheme is ``ws`` or ``wss`` and a host is given.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("ws", "wss"):
+        raise ValueError(f"server URL must start with ws:// or wss://, not {url!r}")
+    if not parts.hostname:
+        raise ValueError(f"server URL has no host: {url!r}")
+    path = parts.path if parts.path not in ("", "/") else "/rep"
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
+class WebSocketBackend(Backend):
+    """The console's rep, signed in to a queue server over WebSocket.
+
+    Attributes:
+        url: the server URL as given (``ws://host:port``).
+        endpoint: the URL actually connected to (the ``/rep`` endpoint).
+        username: who signs in.
+        rep: the rep id the server confirmed, once signed in.
+        token: the login session's resume token, once signed in.
+        last_seq: the seq of the last event (or snapshot) delivered; -1 before the first.
+        disconnected_since: ``time.time()`` when the connection dropped, while
+            it is down; None while connected.
+        grace_period: the site's grace period in seconds (from the snapshot):
+            how long the server keeps the rep's sessions after a drop.
+        resume_window: how long (s) the server can replay missed events.
+        close_code: the close code that ended the login session, if any.
+        needs_login: the server ended the login session (4000/4401): the rep
+            must sign in again with :meth:`login`.
+    """
+
+    kind = "server"
+
+    def __init__(
+        self,
+        url: str,
+        username: str = "",
+        password: str | None = None,
+        *,
+        token: str | None = None,
+        connect_timeout: float = 15.0,
+        backoff: Sequence[float] = (0.5, 1, 2, 5, 10),
+    ) -> None:
+        super().__init__()
+        self.endpoint = server_endpoint(url)
+        self.url = url.strip().rstrip("/")
+        if not backoff or any(d < 0 for d in backoff):
+            raise ValueError("backoff must be a non-empty sequence of non-negative delays")
+        if connect_timeout <= 0:
+            raise ValueError("connect_timeout must be positive")
+        self.username = username
+        self._password = password
+        self.token = token
+        self.rep: str | None = None
+        self.last_seq = -1
+        self.disconnected_since: float | None = None
+        self.grace_period = 0.0
+        self.resume_window = 0.0
+        self.close_code: int | None = None
+        self.needs_login = False
+        self._connect_timeout = connect_timeout
+        self._backoff = tuple(float(d) for d in backoff)
+        self._prefix = secrets.token_hex(4)
+        self._ids = itertools.count(1)
+        self._ws: ClientConnection | None = None
+        self._generation = 0
+        self._pending: dict[str, _Pending] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._want_snapshot = False
+        self._stopping = False
+        self._closing: asyncio.Future[None] | None = None
+
+    @property
+    def description(self) -> str:
+        return f"Server {self.url}"
+
+    @property
+    def connected(self) -> bool:
+        """Whether commands go out right now."""
+        return self._ws is not None
+
+    # ------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Sign in (with the password, or resume with the token) and deliver the snapshot.
+
+        Does nothing when already signed in.  Raises :class:`SignInError`.
+        """
+        if self._task is not None and not self._task.done():
+            return
+        if self.token is not None and self._password is None:
+            await self._sign_in({"type": "resume", "token": self.token, "last_seq": SNAPSHOT_PLEASE}, fresh=False)
+        elif self._password is not None:
+            await self._sign_in({"type": "login", "username": self.username, "password": self._password}, fresh=True)
+        else:
+            raise LoginError("bad_credentials", "No password or token to sign in with.")
+
+    async def login(self, password: str, *, username: str | None = None) -> None:
+        """Sign in afresh with a password: a new login session, a fresh snapshot.
+
+        Used for the first sign-in from the login dialog, and again after the
+        server ended the login session (:attr:`needs_login`).  The password is
+        not kept.  Raises :class:`SignInError`.
+        """
+        if self._task is not None and not self._task.done():
+            await self.stop()
+        if username is not None:
+            self.username = username
+        await self._sign_in({"type": "login", "username": self.username, "password": password}, fresh=True)
+
+    async def _sign_in(self, message: dict[str, Any], *, fresh: bool) -> None:
+        self._stopping = False
+        self._password = None  # used once; the token resumes from here on
+        if fresh:
+            self._new_login_session()
+        self._set_state(BackendState.CONNECTING, f"signing in to {self.url}…")
+        try:
+            ws = await self._handshake(message, need_snapshot=True)
+        except SignInError as exc:
+            self._set_state(BackendState.CLOSED, str(exc))
+            raise
+        except asyncio.CancelledError:
+            self._set_state(BackendState.CLOSED, "")
+            raise
+        self.needs_login = False
+        self.close_code = None
+        await self._go_live(ws)
+        self._task = asyncio.get_running_loop().create_task(self._run(ws), name=f"websocket backend {self.url}")
+
+    async def stop(self) -> None:
+        """Disconnect (the server starts the rep's grace period).  Safe to call twice."""
+        self._stopping = True
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            await ws.close()
+        self._fail_pending("The console is disconnected from the server.")
+        self.disconnected_since = None
+        self._set_state(BackendState.CLOSED, self.state_detail if self.needs_login else "")
+
+    async def logout(self) -> None:
+        """End the login session: the server revokes the token and closes with 4000."""
+        ws = self._ws
+        if ws is None:
+            raise NotConnectedError()
+        task = self._task
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(json.dumps({"type": "logout", "id": self._next_id()}))
+        if task is not None:
+            try:
+                async with asyncio.timeout(self._connect_timeout):
+                    await asyncio.shield(task)
+            except TimeoutError:
+                log.warning("the server did not close the connection after logout")
+        await self.stop()
+
+    def resync(self) -> None:
+        """The window found a gap: reconnect and ask for a fresh snapshot."""
+        ws = self._ws
+        if ws is None or self._want_snapshot:
+            # Not connected: the resume after the reconnect asks for a snapshot.
+            self._want_snapshot = self._task is not None
+            return
+        self._want_snapshot = True
+        log.warning("feed gap: reconnecting for a fresh snapshot")
+        self._ws = None
+        self._closing = asyncio.ensure_future(ws.close(code=1000, reason="resync"))
+
+    # ------------------------------------------------------------- commands
+
+    async def call(self, command: str, **args: Any) -> dict[str, Any]:
+        """Run a command on the server; returns its result or raises CommandError.
+
+        While reconnecting, ``say`` and ``team_say`` wait (in order) for the
+        connection to come back; other commands raise NotConnectedError.
+        """
+        if self._ws is None and not (command in OUTBOX_COMMANDS and self.state is BackendState.RECONNECTING):
+            raise NotConnectedError(self._not_connected_detail())
+        pending = _Pending(self._next_id(), command, args, asyncio.get_running_loop().create_future())
+        self._pending[pending.id] = pending
+        try:
+            ws = self._ws
+            if ws is not None:
+                await self._send_pending(ws, pending)
+            return await pending.future
+        finally:
+            self._pending.pop(pending.id, None)
+
+    def _not_connected_detail(self) -> str:
+        if self.state is BackendState.RECONNECTING:
+            return "Not connected to the server — reconnecting. Try again when the console is live."
+        if self.needs_login:
+            return "Signed out of the server. Sign in again to continue."
+        return "Not connected to the server."
+
+    async def _send_pending(self, ws: ClientConnection, pending: _Pending) -> None:
+        pending.sent_on = self._generation
+        pending.sends += 1
+        try:
+            await ws.send(pending.frame())
+        except ConnectionClosed:
+            # The reader sees the close too; after the resume the command is
+            # sent again with the same id.
+            log.info("connection closed while sending %s %s", pending.name, pending.id)
+
+    def _next_id(self) -> str:
+        return f"{self._prefix}-{next(self._ids)}"
+
+    def _new_login_session(self) -> None:
+        """A new login session: fresh id space, nothing from the old one is resent."""
+        self._prefix = secrets.token_hex(4)
+        self._ids = itertools.count(1)
+        self._fail_pending("Signed in again: the command was not sent.")
+        self.last_seq = -1
+
+    def _fail_pending(self, detail: str) -> None:
+        pending, self._pending = self._pending, {}
+        for p in pending.values():
+            if not p.future.done():
+                p.future.set_exception(NotConnectedError(detail))
+
+    # ------------------------------------------------------------- the wire
+
+    async def _handshake(self, message: dict[str, Any], *, need_snapshot: bool) -> ClientConnection:
+        """Connect, sign in or resume, and deliver a snapshot if one follows.
+
+        Returns the connection, ready for the reader.  Raises SignInError.
+        """
+        message = {**message, "id": self._next_id()}
+        try:
+            ws = await connect(
+                self.endpoint,
+                compression=None,
+                proxy=None,
+                open_timeout=self._connect_timeout,
+                ping_interval=10,
+                ping_timeout=10,
+                close_timeout=2,
+                max_size=None,  # the snapshot of a busy site is large; the server is trusted
+            )
+        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+            raise ServerUnreachable(f"Cannot reach the server at {self.url}: {_why(exc)}") from exc
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                await ws.send(json.dumps(message))
+                reply = await _recv_json(ws)
+                if reply.get("type") == "error":
+                    raise LoginError(str(reply.get("reason", "bad_credentials")), str(reply.get("detail") or "") or None)
+                if reply.get("type") != "welcome":
+                    raise ServerProtocolError(f"The server answered {reply.get('type')!r} instead of a welcome.")
+                resumed = bool(reply.get("resumed"))
+                if need_snapshot and resumed:
+                    raise ServerProtocolError("The server resumed a session this console has no snapshot of.")
+                self.token = str(reply.get("token") or self.token or "")
+                self.rep = str(reply.get("rep") or self.rep or self.username)
+                self.resume_window = float(reply.get("resume_window") or self.resume_window)
+                snapshot = None
+                if not resumed:
+                    snapshot = await _recv_json(ws)
+                    if snapshot.get("type") != "snapshot":
+                        raise ServerProtocolError(f"The server sent {snapshot.get('type')!r} instead of a snapshot.")
+                    if not isinstance(snapshot.get("seq"), int) or not isinstance(snapshot.get("data"), dict):
+                        raise ServerProtocolError("The server sent a malformed snapshot.")
+        except ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd is not None else None
+            if code in SESSION_ENDING_CODES:
+                raise LoginError("token_unknown" if message["type"] == "resume" else "bad_credentials") from exc
+            raise ServerUnreachable(f"The server closed the connection while signing in ({_close_text(exc)}).") from exc
+        except TimeoutError as exc:
+            ws.transport.abort()
+            raise ServerUnreachable(f"The server at {self.url} did not answer within {self._connect_timeout:g} s.") from exc
+        except (LoginError, ServerProtocolError):
+            await ws.close()
+            raise
+        except BaseException:
+            ws.transport.abort()
+            raise
+        if snapshot is not None:
+            self._want_snapshot = False
+            self._on_snapshot(snapshot["seq"], snapshot["data"])
+        return ws
+
+    async def _go_live(self, ws: ClientConnection) -> None:
+        """Send what waited for this connection, in order, then go live."""
+        self._generation += 1
+        while True:
+            unsent = [p for p in self._pending.values() if p.sent_on != self._generation and not p.future.done()]
+            if not unsent:
+                break
+            for p in unsent:
+                if p.sends:
+                    log.info("resending %s %s after the reconnect", p.name, p.id)
+                await self._send_pending(ws, p)
+        self._ws = ws
+        self.disconnected_since = None
+        self._set_state(BackendState.LIVE, f"signed in as {self.rep or self.username}")
+
+    async def _run(self, ws: ClientConnection) -> None:
+        """Read until the connection drops; reconnect and resume until the session ends."""
+        try:
+            await self._serve(ws)
+        except Exception:
+            log.exception("the connection to %s failed", self.url)
+            self._ws = None
+            self.disconnected_since = None
+            self._fail_pending("The console lost its connection to the server.")
+            self._set_state(BackendState.CLOSED, "Disconnected after an internal error; restart the console.")
+
+    async def _serve(self, ws: ClientConnection) -> None:
+        while True:
+            await self._read(ws)
+            if self._ws is ws:
+                self._ws = None
+            if self._stopping:
+                return
+            code = ws.close_code
+            if code in SESSION_ENDING_CODES:
+                reason = ws.close_reason
+                self._end_session(code, f"Signed out by the server: {reason}." if reason else None)
+                return
+            log.warning("connection to %s lost (%s); reconnecting", self.url, _close_text_of(ws))
+            if self.disconnected_since is None:
+                self.disconnected_since = time.time()
+            immediate = code == CLOSE_TOO_SLOW or self._want_snapshot
+            new = await self._reconnect(immediate=immediate)
+            if new is None:
+                return
+            ws = new
+
+    async def _read(self, ws: ClientConnection) -> None:
+        try:
+            async for raw in ws:
+                try:
+                    message = json.loads(raw)
+                except ValueError:
+                    log.error("ignoring a frame that is not JSON: %.200r", raw)
+                    continue
+                if not isinstance(message, dict):
+                    log.error("ignoring a frame that is not a JSON object: %.200r", raw)
+                    continue
+                try:
+                    self._on_message(message)
+                except (KeyError, TypeError, ValueError):
+                    # A frame we cannot read may have carried events: start over
+                    # from a fresh snapshot rather than guess.
+                    log.exception("malformed %r frame from the server", message.get("type"))
+                    self.resync()
+        except ConnectionClosed:
+            pass
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "events":
+            events = [FeedEvent.from_dict(e) for e in message.get("events", ())]
+            prev = message.get("prev")
+            if events:
+                self._deliver_batch(FeedBatch(events, None if prev is None else int(prev)))
+        elif kind == "snapshot":
+            self._want_snapshot = False
+            self._on_snapshot(int(message["seq"]), message["data"])
+        elif kind in ("result", "error"):
+            pending = self._pending.get(str(message.get("id")))
+            if pending is None or pending.future.done():
+                if kind == "error":
+                    log.warning("server error: %s", message)
+                return
+            if kind == "result":
+                result = message.get("result")
+                pending.future.set_result(result if isinstance(result, dict) else {})
+            else:
+                pending.future.set_exception(command_error(message))
+        else:
+            log.debug("ignoring a %r message", kind)
+
+    def _on_snapshot(self, seq: int, data: dict[str, Any]) -> None:
+        self.grace_period = float(data.get("site", {}).get("grace_period", self.grace_period))
+        self._deliver_batch(FeedBatch([snapshot_event(seq, data)]))
+
+    def _deliver_batch(self, batch: FeedBatch) -> None:
+        self.last_seq = batch[-1].seq
+        try:
+            self._deliver(batch)
+        except Exception:
+            # A listener's bug must not take the connection down with it.
+            log.exception("an event listener failed")
+
+    async def _reconnect(self, *, immediate: bool) -> ClientConnection | None:
+        """Retry with backoff until resumed; None when the session ended."""
+        delays = ((0.0,) if immediate else ()) + self._backoff
+        for attempt in itertools.count(1):
+            delay = delays[min(attempt - 1, len(delays) - 1)]
+            self._set_state(BackendState.RECONNECTING, f"reconnecting… (attempt {attempt}, next in {delay:g} s)")
+            await asyncio.sleep(delay)
+            want_snapshot = self._want_snapshot
+            last_seq = SNAPSHOT_PLEASE if want_snapshot else self.last_seq
+            try:
+                ws = await self._handshake({"type": "resume", "token": self.token, "last_seq": last_seq}, need_snapshot=want_snapshot)
+            except LoginError as exc:
+                self._end_session(CLOSE_NOT_AUTHENTICATED, str(exc))
+                return None
+            except SignInError as exc:
+                log.info("reconnect attempt %d failed: %s", attempt, exc)
+                continue
+            await self._go_live(ws)
+            return ws
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _end_session(self, code: int, detail: str | None) -> None:
+        """The server ended the login session (4000/4401): the rep must sign in again."""
+        self.close_code = code
+        self.needs_login = True
+        self.disconnected_since = None
+        self._ws = None
+        if code == CLOSE_LOGGED_OUT:
+            text = "Signed out: this login session was logged out."
+        else:
+            text = detail or "Signed out: the server no longer accepts this sign-in."
+        self._fail_pending("Signed out of the server; the command was not sent.")
+        self._set_state(BackendState.CLOSED, text)
+
+    def __repr__(self) -> str:
+        return f"<WebSocketBackend {self.url} {self.state.value}>"
+
+
+async def _recv_json(ws: ClientConnection) -> dict[str, Any]:
+    raw = await ws.recv()
+    try:
+        message = json.loads(raw)
+    except ValueError as exc:
+        raise ServerProtocolError("The server sent a frame that is not JSON.") from exc
+    if not isinstance(message, dict):
+        raise ServerProtocolError("The server sent a frame that is not a JSON object.")
+    return message
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, WebSocketException):
+        return str(exc) or type(exc).__name__
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+def _close_text(exc: ConnectionClosed) -> str:
+    frame = exc.rcvd or exc.sent
+    if frame is None:
+        return "no close frame"
+    return f"code {frame.code}" + (f": {frame.reason}" if frame.reason else "")
+
+
+def _close_text_of(ws: ClientConnection) -> str:
+    code = ws.close_code
+    if code is None:
+        return "no close code"
+    return f"code {code}" + (f": {ws.close_reason}" if ws.close_reason else "")

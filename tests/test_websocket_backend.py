@@ -1,0 +1,956 @@
+"""The WebSocket client backend against a small protocol-speaking fake server.
+
+:class:`FakeServer` implements the ``/rep`` endpoint of docs/protocol.md
+over a real :class:`QueueEngine` (the simulator's site, a manual clock):
+login and resume with tokens, snapshots, ``events`` frames with ``prev`` in
+the engine's global numbering, commands answered once per id, logout and
+the close codes.  It also has knobs to misbehave on purpose: cut every
+connection, refuse connections for a while ("the server is down"), execute
+a command and drop the connection instead of replying, forget its event
+log so that a resume gets a fresh snapshot.
+
+Most tests are plain asyncio (the backend is Qt-free); the last ones build
+the real window over the backend, in qasync, as the console runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from conftest import TIMEOUT_SCALE, timeout
+from repconsole.backend import KINDS, BackendState, create_backend
+from repconsole.backend.websocket import (
+    FeedBatch,
+    LoginError,
+    NotConnectedError,
+    ProtocolCommandError,
+    SNAPSHOT_PLEASE,
+    ServerUnreachable,
+    WebSocketBackend,
+    server_endpoint,
+)
+from repconsole.backend.world import ME, World, build_site
+from repconsole.core.clock import ManualClock
+from repconsole.core.commands import execute
+from repconsole.core.engine import Event, QueueEngine
+from repconsole.core.errors import CommandError, Reason
+from repconsole.core.feed import SNAPSHOT, gone_payload
+from repconsole.core.state import ConsoleState
+
+PASSWORD = "correct horse"
+SCHEMA = Path(__file__).resolve().parents[1] / "docs" / "protocol.schema.json"
+
+
+def _client_validator() -> Any:
+    """What a rep console may send, per docs/protocol.schema.json."""
+    import jsonschema
+
+    defs = json.loads(SCHEMA.read_text(encoding="utf-8"))["$defs"]
+    return jsonschema.Draft202012Validator({"$ref": "#/$defs/rep_client", "$defs": defs})
+
+
+CLIENT_SCHEMA = _client_validator()
+
+
+# ---------------------------------------------------------------- waiting without sleeping
+
+
+class Pulse:
+    """Wakes waiters whenever something happened (a frame, a batch, a state)."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+
+    async def until(self, predicate: Callable[[], bool], seconds: float = 5.0) -> None:
+        """Return once ``predicate()`` holds; TimeoutError after ``seconds``."""
+        async with asyncio.timeout(seconds * TIMEOUT_SCALE):
+            while not predicate():
+                self._event.clear()
+                await self._event.wait()
+
+
+# ---------------------------------------------------------------- the fake server
+
+
+@dataclass
+class _Conn:
+    ws: ServerConnection
+    rep: str
+    token: str
+    prev: int = 0  # the seq of the last event this connection was sent
+    position: int = 0  # how far into the server's log this connection has looked
+
+
+@dataclass
+class FakeServer:
+    """The ``/rep`` endpoint of protocol.md over a real engine, with knobs to misbehave.
+
+    Attributes:
+        engine: the queue engine (tests drive it directly, then ``publish()``).
+        received: every message received, in order.
+        violations: messages that do not match the protocol's schema.
+        executed: (id, name) of every command actually executed.
+        accepting: False: the server is "down", every connection is closed at once.
+        lose_reply_to: command names to execute and then drop the connection
+            instead of replying (once each).
+        protocol_errors: command name → protocol reason to answer with.
+        oldest_resumable: a resume from a ``last_seq`` below this gets a snapshot.
+    """
+
+    pulse: Pulse
+    clock: ManualClock = field(default_factory=lambda: ManualClock(1_800_000_000.0))
+    received: list[dict[str, Any]] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+    executed: list[tuple[Any, str]] = field(default_factory=list)
+    accepting: bool = True
+    lose_reply_to: set[str] = field(default_factory=set)
+    protocol_errors: dict[str, str] = field(default_factory=dict)
+    oldest_resumable: int = 0
+    port: int = 0
+
+    def __post_init__(self) -> None:
+        self.engine = QueueEngine(self.clock, rng=random.Random(5))
+        build_site(self.engine)
+        self.world = World(random.Random(6))
+        self.passwords = {ME: PASSWORD, "priya": "curry"}
+        self.tokens: dict[str, str] = {}
+        self.answers: dict[tuple[str, Any], dict[str, Any]] = {}
+        self.conns: list[_Conn] = []
+        self.log: list[Event] = []
+        self.engine.subscribe(self.log.append)
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def _record(self, message: dict[str, Any]) -> None:
+        self.received.append(message)
+        self.violations.extend(f"{message}: {e.message}" for e in CLIENT_SCHEMA.iter_errors(message))
+        self.pulse.notify()
+
+    def received_commands(self, name: str) -> list[dict[str, Any]]:
+        return [m for m in self.received if m.get("type") == "command" and m.get("name") == name]
+
+    def customer(self, issue: str = "vpn") -> str:
+        return self.engine.start_with_issue(issue, self.world.intake()).id
+
+    def forget_log(self) -> None:
+        """As after a restart: no resume can be served from the log any more."""
+        self.oldest_resumable = self.engine.seq + 1
+
+    # ---------------------------------------------------------------- sending
+
+    async def publish(self) -> None:
+        """Send every connection the new events its rep may see, as one frame each."""
+        frames = []
+        for conn in list(self.conns):
+            frame = self._frame(conn)
+            if frame is not None:
+                frames.append((conn, frame))
+        for conn, frame in frames:
+            with contextlib.suppress(ConnectionClosed):
+                await conn.ws.send(json.dumps(frame))
+
+    def _frame(self, conn: _Conn) -> dict[str, Any] | None:
+        events = []
+        for event in self.log[conn.position :]:
+            if conn.rep in event.audience:
+                events.append({"seq": event.seq, "kind": event.kind, "data": event.data})
+            elif conn.rep in event.gone:
+                events.append({"seq": event.seq, "kind": "session_gone", "data": gone_payload(event)})
+        conn.position = len(self.log)
+        if not events:
+            return None
+        frame = {"type": "events", "prev": conn.prev, "events": events}
+        conn.prev = events[-1]["seq"]
+        return frame
+
+    async def cut(self, code: int = 1011, reason: str = "") -> None:
+        """Close every rep connection with ``code``."""
+        for conn in list(self.conns):
+            await conn.ws.close(code, reason)
+
+    # ---------------------------------------------------------------- serving
+
+    async def handler(self, ws: ServerConnection) -> None:
+        if ws.request is None or ws.request.path != "/rep":
+            await ws.close(1008, "no such endpoint")
+            return
+        if not self.accepting:
+            await ws.close(1013, "try again later")
+            self.pulse.notify()
+            return
+        conn = await self._sign_in(ws)
+        if conn is None:
+            return
+        self.conns.append(conn)
+        self.engine.rep_connected(conn.rep)
+        self.pulse.notify()
+        try:
+            await self.publish()
+            async for raw in ws:
+                message = json.loads(raw)
+                self._record(message)
+                if message["type"] == "logout":
+                    self.tokens.pop(conn.token, None)
+                    for other in [c for c in self.conns if c.token == conn.token]:
+                        await other.ws.close(4000, "logged out")
+                    return
+                if message["type"] == "command":
+                    await self._command(conn, message)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.conns.remove(conn)
+            if not any(c.rep == conn.rep for c in self.conns):
+                self.engine.rep_disconnected(conn.rep)
+            self.pulse.notify()
+
+    async def _sign_in(self, ws: ServerConnection) -> _Conn | None:
+        message = json.loads(await ws.recv())
+        self._record(message)
+        mid = message.get("id")
+        if message["type"] == "login":
+            rep = message.get("username", "")
+            if self.passwords.get(rep) != message.get("password"):
+                await ws.send(json.dumps({"type": "error", "id": mid, "reason": "bad_credentials"}))
+                await ws.close(4401, "bad credentials")
+                return None
+            token = secrets.token_urlsafe(24)
+            self.tokens[token] = rep
+            resumed, last_seq = False, None
+        else:
+            last_seq = message.get("last_seq")
+            if not isinstance(last_seq, int) or not 0 <= last_seq < 2**63:
+                await ws.send(json.dumps({"type": "error", "id": mid, "reason": "bad_message", "detail": "last_seq must be a whole number, 0 or more"}))
+                await ws.close(4401, "no login")
+                return None
+            token = message.get("token", "")
+            rep = self.tokens.get(token, "")
+            if not rep:
+                await ws.send(json.dumps({"type": "error", "id": mid, "reason": "token_unknown"}))
+                await ws.close(4401, "unknown token")
+                return None
+            # As the real server: only a seq it handed out and still holds
+            # every later event of can be resumed from.
+            resumed = self.oldest_resumable <= last_seq <= self.engine.seq
+        welcome = {
+            "type": "welcome",
+            "id": mid,
+            "rep": rep,
+            "token": token,
+            "resumed": resumed,
+            "expires_at": self.clock() + 86400,
+            "server_time": self.clock(),
+            "resume_window": 300,
+        }
+        if not resumed and message["type"] == "resume":
+            welcome["reason"] = "outside_resume_window"
+        await ws.send(json.dumps(welcome))
+        conn = _Conn(ws, rep, token)
+        if resumed:
+            assert last_seq is not None
+            conn.prev = last_seq
+            conn.position = next((i for i, e in enumerate(self.log) if e.seq > last_seq), len(self.log))
+        else:
+            snapshot = self.engine.snapshot(rep)
+            conn.prev = snapshot["seq"]
+            conn.position = len(self.log)
+            await ws.send(json.dumps({"type": "snapshot", "seq": snapshot["seq"], "data": snapshot}))
+        return conn
+
+    async def _command(self, conn: _Conn, message: dict[str, Any]) -> None:
+        mid, name = message["id"], message["name"]
+        key = (conn.token, mid)
+        reply = self.answers.get(key)
+        if reply is None:
+            if name in self.protocol_errors:
+                reply = {"type": "error", "id": mid, "reason": self.protocol_errors[name]}
+            else:
+                try:
+                    result = execute(self.engine, conn.rep, name, message.get("args", {}))
+                except CommandError as exc:
+                    reply = {"type": "error", "id": mid, "reason": exc.reason.value, "detail": exc.detail, "data": exc.data}
+                else:
+                    reply = {"type": "result", "id": mid, "result": result}
+                    self.executed.append((mid, name))
+            self.answers[key] = reply
+        await self.publish()
+        if name in self.lose_reply_to:
+            self.lose_reply_to.discard(name)
+            await conn.ws.close(1011, "lost the reply")
+            return
+        await conn.ws.send(json.dumps(reply))
+
+
+@contextlib.asynccontextmanager
+async def serving(pulse: Pulse) -> AsyncIterator[FakeServer]:
+    server = FakeServer(pulse)
+    async with serve(server.handler, "127.0.0.1", 0, compression=None) as ws_server:
+        server.port = ws_server.sockets[0].getsockname()[1]
+        yield server
+        for conn in list(server.conns):
+            await conn.ws.close()
+
+
+# ---------------------------------------------------------------- the console side
+
+
+class Mirror:
+    """What a console does with the backend's feed: apply every batch, with its prev."""
+
+    def __init__(self, backend: WebSocketBackend, pulse: Pulse) -> None:
+        self.state = ConsoleState()
+        self.batches: list[FeedBatch] = []
+        self.states: list[tuple[BackendState, str]] = []
+        self.errors: list[Exception] = []
+        self._pulse = pulse
+        backend.add_event_listener(self._on_backend_events)
+        backend.add_state_listener(self._on_backend_state)
+
+    def _on_backend_events(self, batch: FeedBatch) -> None:
+        self.batches.append(batch)
+        try:
+            self.state.apply(batch, prev=batch.prev)
+        except Exception as exc:  # recorded, and the test fails on it
+            self.errors.append(exc)
+        self._pulse.notify()
+
+    def _on_backend_state(self, state: BackendState, detail: str) -> None:
+        self.states.append((state, detail))
+        self._pulse.notify()
+
+    def seqs(self) -> list[int]:
+        return [e.seq for b in self.batches for e in b if e.kind != SNAPSHOT]
+
+    def matches(self, engine: QueueEngine) -> bool:
+        snap = engine.snapshot(ME)
+        return set(self.state.sessions) == {s["id"] for s in snap["sessions"]} and self.state.seq <= snap["seq"]
+
+
+@dataclass
+class Scene:
+    pulse: Pulse
+    server: FakeServer
+    backend: WebSocketBackend
+    mirror: Mirror
+
+    async def until(self, predicate: Callable[[], bool], seconds: float = 5.0) -> None:
+        await self.pulse.until(predicate, seconds)
+
+    async def changed(self) -> None:
+        """Publish what the engine did and wait until the console applied it."""
+        await self.server.publish()
+        await self.until(lambda: self.mirror.state.seq >= self._visible_seq())
+
+    def _visible_seq(self) -> int:
+        seqs = [e.seq for e in self.server.log if ME in e.audience or ME in e.gone]
+        return seqs[-1] if seqs else -1
+
+
+def scenario(body: Callable[[Scene], Awaitable[None]], *, backoff: tuple[float, ...] = (0.05,), login: bool = True) -> None:
+    """Run ``body`` with a fake server and a signed-in backend, on a fresh asyncio loop."""
+
+    async def main() -> None:
+        pulse = Pulse()
+        async with serving(pulse) as server:
+            for _ in range(6):
+                server.customer("vpn")
+            backend = WebSocketBackend(server.url, ME, PASSWORD, backoff=backoff, connect_timeout=5)
+            mirror = Mirror(backend, pulse)
+            try:
+                if login:
+                    await backend.start()
+                await body(Scene(pulse, server, backend, mirror))
+                assert not mirror.errors, mirror.errors
+                assert not server.violations, server.violations
+            finally:
+                await backend.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 30 * TIMEOUT_SCALE))
+
+
+# ---------------------------------------------------------------- sign-in, snapshot, feed
+
+
+def test_the_factory_knows_the_server_kind_and_still_fails_loudly() -> None:
+    assert KINDS == ("simulator", "server")
+    backend = create_backend("server", url="ws://localhost:8765", username="alex", password="x")
+    assert isinstance(backend, WebSocketBackend)
+    assert backend.kind == "server"
+    assert backend.description == "Server ws://localhost:8765"
+    assert backend.endpoint == "ws://localhost:8765/rep"
+    with pytest.raises(ValueError, match="unknown backend kind 'telepathy'"):
+        create_backend("telepathy")
+    with pytest.raises(ValueError, match="ws:// or wss://"):
+        create_backend("server", url="http://localhost:8765", username="alex")
+    assert server_endpoint("wss://example.org/queue/rep") == "wss://example.org/queue/rep"
+
+
+def test_login_delivers_the_snapshot_as_the_first_batch() -> None:
+    async def body(s: Scene) -> None:
+        assert s.backend.state is BackendState.LIVE
+        assert s.server.received[0]["type"] == "login" and s.server.received[0]["username"] == ME
+        first = s.mirror.batches[0]
+        assert [e.kind for e in first] == [SNAPSHOT] and first.prev is None
+        assert first[0].data["feed_seq"] == first[0].seq
+        assert s.mirror.state.seq == first[0].seq
+        assert s.mirror.state.rep_id == ME
+        assert s.mirror.matches(s.server.engine)
+        assert len(s.mirror.state.rows["team:network"]) == 6
+        assert s.backend.rep == ME and s.backend.token in s.server.tokens
+        assert s.backend.grace_period == 30.0
+        assert s.mirror.states[0][0] is BackendState.CONNECTING
+        assert s.mirror.states[-1] == (BackendState.LIVE, f"signed in as {ME}")
+
+    scenario(body)
+
+
+def test_bad_credentials_raise_a_login_error_and_close() -> None:
+    async def body(s: Scene) -> None:
+        backend = WebSocketBackend(s.server.url, ME, "wrong", connect_timeout=5)
+        with pytest.raises(LoginError, match="Wrong username or password") as info:
+            await backend.start()
+        assert info.value.reason == "bad_credentials"
+        assert backend.state is BackendState.CLOSED
+        assert backend.state_detail == "Wrong username or password."
+        assert not backend.needs_login  # never signed in: nothing to sign in *again* to
+        await backend.login(PASSWORD)  # the rep retries with the right one
+        assert backend.state is BackendState.LIVE
+        await backend.stop()
+        await backend.stop()  # twice is fine
+
+    scenario(body, login=False)
+
+
+def test_an_unreachable_server_is_reported_as_such() -> None:
+    async def body(s: Scene) -> None:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]  # bound, never listening: refused
+            backend = WebSocketBackend(f"ws://127.0.0.1:{port}", ME, PASSWORD, connect_timeout=5)
+            with pytest.raises(ServerUnreachable, match=f"Cannot reach the server at ws://127.0.0.1:{port}"):
+                await backend.start()
+        assert backend.state is BackendState.CLOSED
+
+    scenario(body, login=False)
+
+
+def test_a_saved_token_resumes_into_a_fresh_snapshot() -> None:
+    async def body(s: Scene) -> None:
+        token = s.backend.token
+        assert token is not None
+        other = WebSocketBackend(s.server.url, ME, token=token, connect_timeout=5)
+        mirror = Mirror(other, s.pulse)
+        await other.start()
+        resume = s.server.received[-1]
+        assert resume["type"] == "resume" and resume["token"] == token and resume["last_seq"] == SNAPSHOT_PLEASE
+        assert mirror.batches[0][0].kind == SNAPSHOT and mirror.matches(s.server.engine)
+        await other.stop()
+
+    scenario(body)
+
+
+def test_events_frames_become_batches_with_prev_that_the_state_applies() -> None:
+    async def body(s: Scene) -> None:
+        before = s.mirror.state.seq
+        sid = s.server.customer("vpn")
+        s.server.engine.start_with_issue("printer", s.server.world.intake())  # hardware: not mine
+        other = s.server.customer("vpn")
+        await s.changed()
+        batch = s.mirror.batches[-1]
+        assert isinstance(batch, FeedBatch) and batch.prev == before
+        assert [e.data["session"]["id"] for e in batch] == [sid, other]
+        assert batch[1].seq - batch[0].seq == 2, "the global numbering skips what the rep may not see"
+        assert sid in s.mirror.state.rows["team:network"]
+        assert s.backend.last_seq == batch[-1].seq == s.mirror.state.seq
+
+    scenario(body)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def test_commands_return_results_and_errors_become_command_errors() -> None:
+    async def body(s: Scene) -> None:
+        sid = next(iter(s.mirror.state.rows["team:network"]))
+        session = await s.backend.accept(sid)
+        assert session["owner"] == ME and "chat" in session
+        assert s.server.received_commands("accept")[0]["args"] == {"session": sid}
+
+        taken = s.server.customer("vpn")
+        s.server.engine.accept("priya", taken)
+        with pytest.raises(CommandError) as info:
+            await s.backend.accept(taken)
+        assert info.value.reason is Reason.ALREADY_TAKEN and info.value.data["by"] == "priya"
+        assert info.value.detail == "Already taken by Priya Raman."
+
+        with pytest.raises(CommandError) as info:
+            await s.backend.call("teleport", session=sid)
+        assert info.value.reason is Reason.UNKNOWN_COMMAND
+        assert len(s.server.violations) == 1 and "teleport" in s.server.violations[0]
+        s.server.violations.clear()  # that one was on purpose
+
+        s.server.protocol_errors["hold"] = "not_logged_in"
+        with pytest.raises(ProtocolCommandError) as perr:
+            await s.backend.hold(sid)
+        assert perr.value.code == "not_logged_in" and perr.value.reason is Reason.INVALID
+        assert perr.value.detail == "Not signed in to the server."
+
+        ids = [m["id"] for m in s.server.received if "id" in m]
+        assert len(ids) == len(set(ids)), "request ids are unique within the login session"
+
+    scenario(body)
+
+
+def test_commands_fail_fast_when_not_signed_in() -> None:
+    async def body(s: Scene) -> None:
+        with pytest.raises(NotConnectedError, match="Not connected to the server"):
+            await s.backend.say("S1", "hello")
+
+    scenario(body, login=False)
+
+
+# ---------------------------------------------------------------- reconnecting
+
+
+def test_a_cut_connection_reconnects_and_resumes_with_the_missed_events_once_in_order() -> None:
+    async def body(s: Scene) -> None:
+        sid = next(iter(s.mirror.state.rows["team:network"]))
+        await s.backend.accept(sid)
+        await s.changed()
+        applied = s.mirror.state.seq
+        s.server.accepting = False
+        await s.server.cut(1011, "server error")
+        await s.until(lambda: s.backend.state is BackendState.RECONNECTING)
+        assert s.backend.disconnected_since is not None
+        assert s.mirror.states[-1][1].startswith("reconnecting… (attempt ")
+        # The world goes on while the console is away.
+        missed = [s.server.customer("vpn") for _ in range(3)]
+        s.server.engine.customer_say(sid, "hello? anyone there?")
+        await s.server.publish()  # to nobody
+        await s.until(lambda: "next in" in s.mirror.states[-1][1] and "attempt 3" in s.mirror.states[-1][1])
+        s.server.accepting = True
+        await s.until(lambda: s.backend.state is BackendState.LIVE)
+        await s.changed()
+
+        resume = [m for m in s.server.received if m["type"] == "resume"][-1]
+        assert resume["last_seq"] == applied and resume["token"] == s.backend.token
+        seqs = s.mirror.seqs()
+        assert seqs == sorted(seqs) and len(seqs) == len(set(seqs)), "each event once, in order"
+        after = [b for b in s.mirror.batches if b.prev is not None and b.prev >= applied]
+        assert after[0].prev == applied
+        assert all(m in s.mirror.state.rows["team:network"] for m in missed)
+        assert s.mirror.state.chats[sid][-1]["text"] == "hello? anyone there?"
+        assert s.mirror.matches(s.server.engine)
+        assert s.backend.disconnected_since is None
+        states = [st for st, _ in s.mirror.states]
+        assert states[-2:] == [BackendState.RECONNECTING, BackendState.LIVE]
+
+    scenario(body)
+
+
+def test_chat_lines_typed_while_disconnected_are_sent_once_each_in_order_after_the_reconnect() -> None:
+    async def body(s: Scene) -> None:
+        sid = next(iter(s.mirror.state.rows["team:network"]))
+        await s.backend.accept(sid)
+        s.server.accepting = False
+        await s.server.cut()
+        await s.until(lambda: s.backend.state is BackendState.RECONNECTING)
+        first = asyncio.ensure_future(s.backend.say(sid, "one"))
+        second = asyncio.ensure_future(s.backend.team_say("network", "two"))
+        third = asyncio.ensure_future(s.backend.say(sid, "three"))
+        # Let the three calls reach the outbox (one pass of the loop runs each
+        # task up to its first wait, in order); then a command that cannot wait.
+        await asyncio.sleep(0)
+        with pytest.raises(NotConnectedError, match="reconnecting"):
+            await s.backend.hold(sid)
+        assert not first.done() and not s.server.received_commands("say")
+        s.server.accepting = True
+        lines = await asyncio.wait_for(asyncio.gather(first, second, third), 5 * TIMEOUT_SCALE)
+        assert [line["text"] for line in lines] == ["one", "two", "three"]
+        sent = [m for m in s.server.received if m.get("name") in ("say", "team_say")]
+        assert [m["args"]["text"] for m in sent] == ["one", "two", "three"]
+        assert len({m["id"] for m in sent}) == 3
+        chat = [line.text for line in s.server.engine.session(sid).chat if line.author == ME]
+        assert chat == ["one", "three"]
+        assert not s.server.received_commands("hold")
+
+    scenario(body)
+
+
+def test_a_command_whose_reply_was_lost_is_resent_with_the_same_id_and_done_once() -> None:
+    async def body(s: Scene) -> None:
+        sid = next(iter(s.mirror.state.rows["team:network"]))
+        s.server.lose_reply_to.add("accept")
+        session = await s.backend.accept(sid)  # the reply is lost, the connection drops, resume
+        assert session["owner"] == ME
+        sent = s.server.received_commands("accept")
+        assert len(sent) == 2 and sent[0]["id"] == sent[1]["id"], "the retry reuses the id"
+        assert [name for _, name in s.server.executed].count("accept") == 1
+        assert any(st is BackendState.RECONNECTING for st, _ in s.mirror.states)
+
+    scenario(body)
+
+
+def test_too_slow_4408_resumes_at_once_without_backoff() -> None:
+    async def body(s: Scene) -> None:
+        await s.server.cut(4408, "too slow")
+        await s.until(lambda: s.backend.state is BackendState.RECONNECTING)
+        assert s.mirror.states[-1][1] == "reconnecting… (attempt 1, next in 0 s)"
+        await s.until(lambda: s.backend.state is BackendState.LIVE, 5)
+
+    scenario(body, backoff=(60,))
+
+
+def test_outside_the_resume_window_a_fresh_snapshot_replaces_the_state() -> None:
+    async def body(s: Scene) -> None:
+        gone = next(iter(s.mirror.state.rows["team:network"]))
+        s.server.accepting = False
+        await s.server.cut()
+        await s.until(lambda: s.backend.state is BackendState.RECONNECTING)
+        s.server.engine.accept("priya", gone)
+        fresh = s.server.customer("vpn")
+        s.server.forget_log()
+        s.server.accepting = True
+        snapshots = len([b for b in s.mirror.batches if b[0].kind == SNAPSHOT])
+        await s.until(lambda: s.backend.state is BackendState.LIVE)
+        assert len([b for b in s.mirror.batches if b[0].kind == SNAPSHOT]) == snapshots + 1
+        rows = s.mirror.state.rows["team:network"]
+        assert fresh in rows and gone not in rows
+        assert s.mirror.matches(s.server.engine)
+        await s.changed()  # and the feed goes on from the new snapshot
+        newer = s.server.customer("vpn")
+        await s.changed()
+        assert newer in s.mirror.state.rows["team:network"]
+
+    scenario(body)
+
+
+def test_resync_reconnects_for_a_fresh_snapshot() -> None:
+    async def body(s: Scene) -> None:
+        s.backend.resync()
+        s.backend.resync()  # the window may ask twice: one resync
+        await s.until(lambda: len(s.mirror.batches) >= 2 and s.backend.state is BackendState.LIVE)
+        assert s.mirror.batches[1][0].kind == SNAPSHOT
+        resumes = [m for m in s.server.received if m["type"] == "resume"]
+        assert len(resumes) == 1 and resumes[0]["last_seq"] == SNAPSHOT_PLEASE
+        assert s.mirror.matches(s.server.engine)
+
+    scenario(body)
+
+
+def test_a_malformed_events_frame_is_not_guessed_at_a_fresh_snapshot_follows() -> None:
+    async def body(s: Scene) -> None:
+        snapshots = len([b for b in s.mirror.batches if b[0].kind == SNAPSHOT])
+        for conn in s.server.conns:
+            await conn.ws.send(json.dumps({"type": "events", "prev": conn.prev, "events": [{"seq": "soon", "kind": "session"}]}))
+        await s.until(lambda: len([b for b in s.mirror.batches if b[0].kind == SNAPSHOT]) == snapshots + 1)
+        await s.until(lambda: s.backend.state is BackendState.LIVE)
+        assert [m["last_seq"] for m in s.server.received if m["type"] == "resume"] == [SNAPSHOT_PLEASE]
+        assert s.mirror.matches(s.server.engine)
+
+    scenario(body)
+
+
+# ---------------------------------------------------------------- the login session ends
+
+
+def test_4401_closes_with_the_auth_detail_and_fails_waiting_commands() -> None:
+    async def body(s: Scene) -> None:
+        s.server.tokens.clear()  # the token was revoked
+        s.server.accepting = False
+        await s.server.cut()
+        await s.until(lambda: s.backend.state is BackendState.RECONNECTING)
+        waiting = asyncio.ensure_future(s.backend.say("S1", "still there?"))
+        await asyncio.sleep(0)  # into the outbox
+        s.server.accepting = True
+        await s.until(lambda: s.backend.state is BackendState.CLOSED)
+        assert s.backend.state_detail == "Your sign-in is no longer valid. Sign in again."
+        assert s.backend.needs_login and s.backend.close_code == 4401
+        with pytest.raises(NotConnectedError, match="Signed out"):
+            await waiting
+        with pytest.raises(NotConnectedError, match="Sign in again"):
+            await s.backend.get_next()
+        await s.backend.login(PASSWORD)  # signing in again: a fresh snapshot
+        assert s.backend.state is BackendState.LIVE and not s.backend.needs_login
+        assert s.mirror.batches[-1][0].kind == SNAPSHOT
+
+    scenario(body)
+
+
+def test_a_4401_close_while_live_ends_the_session_too() -> None:
+    async def body(s: Scene) -> None:
+        await s.server.cut(4401, "session revoked by an administrator")
+        await s.until(lambda: s.backend.state is BackendState.CLOSED)
+        assert s.backend.state_detail == "Signed out by the server: session revoked by an administrator."
+        assert s.backend.needs_login
+
+    scenario(body)
+
+
+def test_logout_closes_with_4000() -> None:
+    async def body(s: Scene) -> None:
+        token = s.backend.token
+        await s.backend.logout()
+        assert s.server.received[-1]["type"] == "logout"
+        assert token not in s.server.tokens
+        assert s.backend.state is BackendState.CLOSED
+        assert s.backend.state_detail == "Signed out: this login session was logged out."
+        assert s.backend.close_code == 4000 and s.backend.needs_login
+
+    scenario(body)
+
+
+# ================================================================ the window over the backend
+
+
+def _run(qtbot, coro: Awaitable[Any], seconds: float = 5.0) -> Any:  # type: ignore[no-untyped-def]
+    task = asyncio.ensure_future(coro)
+    qtbot.waitUntil(task.done, timeout=timeout(seconds))
+    return task.result()
+
+
+@pytest.fixture
+def fake(qtbot, aloop) -> Iterator[FakeServer]:  # type: ignore[no-untyped-def]
+    """A fake server on the qasync loop, serving while the test runs."""
+    pulse = Pulse()
+    server = FakeServer(pulse)
+    for _ in range(5):
+        server.customer("vpn")
+    stop = asyncio.Event()
+    ready: asyncio.Future[None] = aloop.create_future()
+
+    async def serve_until_stopped() -> None:
+        async with serve(server.handler, "127.0.0.1", 0, compression=None) as ws_server:
+            server.port = ws_server.sockets[0].getsockname()[1]
+            ready.set_result(None)
+            await stop.wait()
+            for conn in list(server.conns):
+                await conn.ws.close()
+
+    task = asyncio.ensure_future(serve_until_stopped())
+    qtbot.waitUntil(ready.done, timeout=timeout(5))
+    yield server
+    stop.set()
+    qtbot.waitUntil(task.done, timeout=timeout(5))
+    assert not server.violations, server.violations
+
+
+def _window(qtbot, backend: WebSocketBackend, settings: Path):  # type: ignore[no-untyped-def]
+    from repconsole.ui.app import build_window
+
+    window = build_window(backend, settings)
+    qtbot.addWidget(window)
+    window.show()
+    return window
+
+
+def _close(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    window.close()
+    _run(qtbot, window.shutdown())
+
+
+def test_the_window_greys_the_queue_while_reconnecting_and_recovers(qtbot, fake: FakeServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    backend = WebSocketBackend(fake.url, ME, PASSWORD, backoff=(0.05,), connect_timeout=5)
+    window = _window(qtbot, backend, tmp_path / "s")
+    window.start_soon()
+    qtbot.waitUntil(lambda: window.state.seq >= 0 and backend.state is BackendState.LIVE, timeout=timeout(5))
+    assert window.backend_label.text() == f"Server {fake.url} · live"
+    window.queue_list.select("team:network")
+    qtbot.waitUntil(lambda: window.model.rowCount() == 5, timeout=timeout(2))
+
+    fake.accepting = False
+    _run(qtbot, fake.cut())
+    qtbot.waitUntil(lambda: backend.state is BackendState.RECONNECTING, timeout=timeout(3))
+    assert window.backend_label.text() == f"Server {fake.url} · reconnecting"
+    assert window.stale_label.isVisible() and window.stale_label.text().startswith("reconnecting… (attempt")
+    assert not window.table.isEnabled() and not window.queue_list.isEnabled()
+    assert window.grace_label.text().startswith("Connection lost: your sessions are kept for ")
+    # A line typed now waits in the outbox; Get Next fails with a clear message.
+    with qtbot.waitSignal(window.commandFailed, timeout=timeout(3)) as blocker:
+        window.get_next_button.click()
+    assert "reconnecting" in blocker.args[1]
+    fresh = fake.customer("vpn")
+    fake.accepting = True
+    qtbot.waitUntil(lambda: backend.state is BackendState.LIVE, timeout=timeout(5))
+    _run(qtbot, fake.publish())
+    qtbot.waitUntil(lambda: window.model.row_by_id(fresh) is not None, timeout=timeout(3))
+    assert window.backend_label.text() == f"Server {fake.url} · live"
+    assert not window.stale_label.isVisible() and window.table.isEnabled()
+    assert window.grace_label.text() == ""
+    _close(qtbot, window)
+
+
+def test_the_window_accepts_and_chats_over_the_backend(qtbot, fake: FakeServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    backend = WebSocketBackend(fake.url, ME, PASSWORD, backoff=(0.05,), connect_timeout=5)
+    window = _window(qtbot, backend, tmp_path / "s")
+    window.start_soon()
+    qtbot.waitUntil(lambda: backend.state is BackendState.LIVE, timeout=timeout(5))
+    window.queue_list.select("team:network")
+    qtbot.waitUntil(lambda: window.model.rowCount() == 5, timeout=timeout(2))
+    sid = window.model.row_ids()[0]
+    window.accept_row(sid)
+    qtbot.waitUntil(lambda: sid in window.session_tabs, timeout=timeout(3))
+    assert fake.engine.session(sid).owner == ME
+    tab = window.session_tabs[sid]
+    tab.input_edit.setText("Hello from the server console")
+    from PySide6.QtCore import Qt
+
+    qtbot.keyClick(tab.input_edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: any(line.text == "Hello from the server console" for line in fake.engine.session(sid).chat), timeout=timeout(3))
+    _close(qtbot, window)
+
+
+def test_the_login_dialog_shows_a_wrong_password_and_lets_the_rep_retry(qtbot, fake: FakeServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QLineEdit
+
+    from repconsole.ui.login import sign_in
+
+    backend = WebSocketBackend(fake.url, ME, backoff=(0.05,), connect_timeout=5)
+    window = _window(qtbot, backend, tmp_path / "s")
+    window.hide()
+    signing = asyncio.ensure_future(sign_in(backend))
+    qtbot.waitUntil(lambda: _dialog() is not None, timeout=timeout(3))
+    dialog = _dialog()
+    assert dialog.server_edit.text() == fake.url and dialog.server_edit.isReadOnly()
+    assert dialog.username_edit.text() == ME
+    assert dialog.password_edit.echoMode() is QLineEdit.EchoMode.Password
+    assert dialog.sign_in_button.text() == "Sign in"
+
+    dialog.password_edit.setText("wrong")
+    qtbot.mouseClick(dialog.sign_in_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.error_label.text() != "", timeout=timeout(3))
+    assert dialog.error_label.text() == "Wrong username or password."
+    assert dialog.password_edit.text() == "" and not dialog.busy and dialog.isVisible()
+
+    dialog.password_edit.setText(PASSWORD)
+    with qtbot.waitSignal(dialog.signInRequested, timeout=timeout(2)):
+        qtbot.keyClick(dialog.password_edit, Qt.Key.Key_Return)
+    assert dialog.busy and not dialog.sign_in_button.isEnabled() and dialog.sign_in_button.text() == "Signing in…"
+    qtbot.waitUntil(signing.done, timeout=timeout(5))
+    assert signing.result() is True
+    assert backend.state is BackendState.LIVE and window.state.rep_id == ME
+    _close(qtbot, window)
+
+
+def _dialog():  # type: ignore[no-untyped-def]
+    from PySide6.QtWidgets import QApplication
+
+    from repconsole.ui.login import LoginDialog
+
+    found = [w for w in QApplication.topLevelWidgets() if isinstance(w, LoginDialog) and w.isVisible()]
+    return found[0] if found else None
+
+
+def test_the_login_dialog_reports_an_unreachable_server_and_cancel_gives_up(qtbot, aloop, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    from repconsole.ui.login import sign_in
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"ws://127.0.0.1:{sock.getsockname()[1]}"
+        backend = WebSocketBackend(url, ME, connect_timeout=5)
+        signing = asyncio.ensure_future(sign_in(backend))
+        qtbot.waitUntil(lambda: _dialog() is not None, timeout=timeout(3))
+        dialog = _dialog()
+        dialog.password_edit.setText(PASSWORD)
+        dialog.sign_in_button.click()
+        qtbot.waitUntil(lambda: dialog.error_label.text() != "", timeout=timeout(5))
+    assert dialog.error_label.text().startswith(f"Cannot reach the server at {url}")
+    assert dialog.password_edit.text() == PASSWORD, "an unreachable server keeps the typed password"
+    dialog.reject()
+    qtbot.waitUntil(signing.done, timeout=timeout(3))
+    assert signing.result() is False
+
+
+def test_signed_out_by_the_server_shows_the_login_dialog_again(qtbot, fake: FakeServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from repconsole.ui.app import keep_signed_in
+    from repconsole.ui.login import LoginDialog
+
+    backend = WebSocketBackend(fake.url, ME, PASSWORD, backoff=(0.05,), connect_timeout=5)
+    window = _window(qtbot, backend, tmp_path / "s")
+    keep_signed_in(window, backend)
+    window.start_soon()
+    qtbot.waitUntil(lambda: backend.state is BackendState.LIVE, timeout=timeout(5))
+    _run(qtbot, fake.cut(4000, "logged out"))
+    qtbot.waitUntil(lambda: window.findChild(LoginDialog) is not None and window.findChild(LoginDialog).isVisible(), timeout=timeout(3))
+    dialog = window.findChild(LoginDialog)
+    assert "Signed out: this login session was logged out. Sign in again" in dialog.message_label.text()
+    assert dialog.username_edit.isReadOnly() and dialog.username_edit.text() == ME
+    assert window.stale_label.isVisible() and not window.table.isEnabled()
+    dialog.password_edit.setText(PASSWORD)
+    dialog.sign_in_button.click()
+    qtbot.waitUntil(lambda: backend.state is BackendState.LIVE and not window.stale_label.isVisible(), timeout=timeout(5))
+    qtbot.waitUntil(lambda: not any(d.isVisible() for d in window.findChildren(LoginDialog)), timeout=timeout(2))
+    assert window.table.isEnabled()
+    _close(qtbot, window)
+
+
+# ================================================================ the command line
+
+
+def test_the_command_line_takes_a_server_url_and_a_user() -> None:
+    from repconsole.cli import build_parser
+    from repconsole.ui.app import create_console_backend
+
+    args = build_parser().parse_args(["--server", "ws://queue.example.com:8765", "--user", "alex"])
+    backend = create_console_backend(args)
+    assert isinstance(backend, WebSocketBackend)
+    assert backend.url == "ws://queue.example.com:8765" and backend.username == "alex"
+    assert create_console_backend(build_parser().parse_args(["--seed", "3"])).kind == "simulator"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--server", "http://queue.example.com:8765"], "must be a ws:// or wss:// URL"),
+        (["--server", "ws://queue.example.com:87x"], "bad port"),
+        (["--server", "ws://:8765"], "no host"),
+        (["--user", "alex"], "--user needs --server"),
+    ],
+)
+def test_the_command_line_rejects_a_bad_server_option(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from repconsole.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_console_with_server_opens_the_sign_in_dialog_and_quits_cleanly(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    # Nothing listens there: the dialog waits for the rep; --quit-after closes the console.
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    result = subprocess.run(
+        [sys.executable, "-m", "repconsole", "--server", "ws://127.0.0.1:9", "--user", "alex", "--quit-after", "0.5", "--settings-dir", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30 * TIMEOUT_SCALE,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
