@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 ARGS   ?=
 
-.PHONY: run test bench lint clean
+.PHONY: run server test bench lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ $(TSTAMP): pyproject.toml | $(PY)
 
 run: $(STAMP)
 	$(VENV)/bin/repconsole $(ARGS)
+
+server: $(STAMP)
+	$(VENV)/bin/repconsole-server $(ARGS)
 
 test: $(TSTAMP)
 	QT_QPA_PLATFORM=offscreen $(VENV)/bin/lint-imports

@@ -558,6 +558,33 @@ def test_bundle_has_a_server_program_exactly_when_the_package_exists(bundle: Pat
     assert (bundle / "repconsole-server").is_file() == has_server_package
 
 
+@pytest.mark.slow
+def test_bundled_server_serves_the_support_page(bundle: Path, tmp_path: Path) -> None:
+    """The second program of the bundle runs and serves its packaged customer page."""
+    import re
+    import urllib.request
+
+    server = subprocess.Popen(
+        [str(bundle / "repconsole-server"), "--port", "0", "--data", str(tmp_path / "data")],
+        env=_isolated_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert server.stdout is not None
+        port = None
+        for line in server.stdout:
+            found = re.search(r"listening on ws://[^:]+:(\d+)", line)
+            if found:
+                port = int(found.group(1))
+                break
+        assert port is not None, "the bundled server never said where it listens"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as reply:
+            assert reply.status == 200
+            assert "<html" in reply.read().decode("utf-8").lower()
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 # --------------------------------------------------------------- launching from the menu
 
 

@@ -267,7 +267,7 @@ class MainWindow(QMainWindow):
         self._spawn("start", self.start())
 
     async def shutdown(self) -> None:
-        self._tick.stop()
+        """Stop the backend.  Touches no widget: the window may already be gone."""
         for task in list(self._tasks):
             task.cancel()
         await self.backend.stop()
@@ -275,6 +275,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self._closing:
             self._closing = True
+            self._tick.stop()
             self._save_settings()
             for dialog in self.team_chats.values():
                 dialog.close()
@@ -316,6 +317,8 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------ feed
 
     def _on_backend_events(self, batch: Sequence[FeedEvent]) -> None:
+        if self._closing:
+            return  # a closed window is being torn down; its backend may still deliver
         try:
             changes = self.state.apply(batch, prev=getattr(batch, "prev", None))
         except GapError as exc:
@@ -435,6 +438,8 @@ class MainWindow(QMainWindow):
         self.backend_label.setStyleSheet("color: #a15c00;" if state is not BackendState.LIVE else "")
 
     def _on_backend_state(self, state: BackendState, detail: str) -> None:
+        if self._closing:
+            return
         self._update_backend_label()
         if state is BackendState.RECONNECTING:
             self._set_stale(detail or "reconnecting…")

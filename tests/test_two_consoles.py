@@ -1,0 +1,126 @@
+"""Two consoles and one server serve a customer together.
+
+Two real console windows (Alex and Priya) sign in to a real
+``repconsole-server`` process; a customer arrives through the customer
+endpoint, as the support page does.  Alex accepts, shares with Priya, Priya
+joins and chats, Alex transfers the session to Priya with a note, Priya takes
+it and ends it, and the customer is told.  Everything is driven through the
+windows' own widgets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from conftest import timeout
+from repconsole.backend.base import BackendState
+from repconsole.backend.websocket import WebSocketBackend
+from repconsole.core.state import RowKind
+from repconsole.ui.app import build_window
+from repconsole.ui.mainwindow import MainWindow
+from test_console_server import Customer, ServerProcess, _button, prepared, run, server  # noqa: F401 - fixtures
+
+__all__ = ["prepared", "server"]
+
+
+def _open(qtbot, server: ServerProcess, username: str, settings: Path) -> MainWindow:  # type: ignore[no-untyped-def]
+    backend = WebSocketBackend(server.url, username, server.passwords[username], backoff=(0.1, 0.2, 0.5))
+    window = build_window(backend, settings)
+    qtbot.addWidget(window)
+    window.resize(1300, 800)
+    window.show()
+    window.start_soon()
+    qtbot.waitUntil(lambda: backend.state is BackendState.LIVE and window.state.seq >= 0, timeout=timeout(10))
+    return window
+
+
+def _double_click(qtbot, window: MainWindow, row_id: str) -> None:  # type: ignore[no-untyped-def]
+    index = window.model.index_for(row_id)
+    assert index.isValid(), f"{row_id} is not in {window.queue_title.text()}"
+    point = window.table.visualRect(index).center()
+    qtbot.mouseClick(window.table.viewport(), Qt.MouseButton.LeftButton, pos=point)
+    qtbot.mouseDClick(window.table.viewport(), Qt.MouseButton.LeftButton, pos=point)
+
+
+@pytest.fixture
+def two(qtbot, aloop, server: ServerProcess, tmp_path: Path) -> Iterator[tuple[MainWindow, MainWindow]]:  # type: ignore[no-untyped-def]
+    alex = _open(qtbot, server, "alex", tmp_path / "alex")
+    priya = _open(qtbot, server, "priya", tmp_path / "priya")
+    yield alex, priya
+    for window in (alex, priya):
+        window.close()
+        run(qtbot, window.shutdown())
+
+
+def test_two_reps_serve_one_customer_together(qtbot, two, server: ServerProcess) -> None:  # type: ignore[no-untyped-def]
+    alex, priya = two
+    customer = Customer(server.url)
+    sid = run(qtbot, customer.start("Dana Whitfield", "vpn"))
+
+    # Alex accepts from the Networking queue by double-click.
+    alex.queue_list.select("team:network")
+    qtbot.waitUntil(lambda: alex.model.row_by_id(sid) is not None, timeout=timeout(3))
+    _double_click(qtbot, alex, sid)
+    qtbot.waitUntil(lambda: sid in alex.session_tabs, timeout=timeout(3))
+    alex_tab = alex.session_tabs[sid]
+    qtbot.waitUntil(lambda: customer.status().get("state") == "active", timeout=timeout(3))
+
+    # Alex shares with Priya: the invitation shows in Priya's personal queue.
+    qtbot.mouseClick(_button(alex_tab, "Share"), Qt.MouseButton.LeftButton)
+    assert alex_tab.picker is not None and alex_tab.picker.select_target("rep:priya")
+    alex_tab.picker.accept()
+    priya.queue_list.select(priya.state.personal_queue)
+    qtbot.waitUntil(
+        lambda: any(r.kind is RowKind.INVITATION and r.session["id"] == sid for r in priya.state.rows[priya.state.personal_queue].values()),
+        timeout=timeout(3),
+    )
+    assert priya.alerter.pending, "an invitation alerts the invited rep"
+    invitation = next(r.id for r in priya.state.rows[priya.state.personal_queue].values() if r.kind is RowKind.INVITATION)
+    qtbot.waitUntil(lambda: priya.model.row_by_id(invitation) is not None, timeout=timeout(3))
+
+    # Priya joins as a participant and writes to the reps only, then to everyone.
+    _double_click(qtbot, priya, invitation)
+    qtbot.waitUntil(lambda: sid in priya.session_tabs, timeout=timeout(3))
+    priya_tab = priya.session_tabs[sid]
+    assert priya_tab.is_participant() and not priya_tab.is_owner()
+    priya_tab.reps_only_check.setChecked(True)
+    priya_tab.input_edit.setText("I've seen error 809 before: it's the gateway.")
+    qtbot.keyClick(priya_tab.input_edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(
+        lambda: any(l["text"].startswith("I've seen error 809") for l in alex.state.chats.get(sid, [])), timeout=timeout(3)
+    )
+    priya_tab.reps_only_check.setChecked(False)
+    priya_tab.input_edit.setText("Hi Dana, I'm Priya from the network team.")
+    qtbot.keyClick(priya_tab.input_edit, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: "Hi Dana, I'm Priya from the network team." in customer.chat(), timeout=timeout(3))
+    run(qtbot, customer.say("Is that fixable today?"))
+    qtbot.waitUntil(lambda: any(l["text"] == "Is that fixable today?" for l in priya.state.chats.get(sid, [])), timeout=timeout(3))
+
+    # Alex transfers the session to Priya with a note; Alex's tab closes.
+    qtbot.mouseClick(_button(alex_tab, "Transfer"), Qt.MouseButton.LeftButton)
+    picker = alex_tab.picker
+    assert picker is not None and picker.select_target("rep:priya")
+    picker.note_edit.setPlainText("Gateway issue — yours, thanks!")
+    picker.accept()
+    qtbot.waitUntil(lambda: sid not in alex.session_tabs, timeout=timeout(3))
+    qtbot.waitUntil(lambda: priya.state.sessions.get(sid, {}).get("queue") == priya.state.personal_queue, timeout=timeout(3))
+
+    # Priya takes it from her personal queue: the note is pinned for her.
+    qtbot.waitUntil(lambda: priya.model.row_by_id(sid) is not None, timeout=timeout(3))
+    _double_click(qtbot, priya, sid)
+    qtbot.waitUntil(lambda: priya.state.sessions.get(sid, {}).get("owner") == "priya", timeout=timeout(3))
+    priya_tab = priya.session_tabs[sid]
+    assert priya_tab.is_owner()
+    assert "Gateway issue — yours, thanks!" in priya_tab.note_label.text()
+
+    # Priya ends it: her tab closes and the customer is told.
+    qtbot.mouseClick(_button(priya_tab, "End session"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: sid not in priya.session_tabs, timeout=timeout(3))
+    qtbot.waitUntil(lambda: customer.status().get("state") == "ended", timeout=timeout(3))
+    # The reps-only line never reached the customer's page.
+    assert "I've seen error 809 before: it's the gateway." not in customer.chat()
+    run(qtbot, customer.close())
