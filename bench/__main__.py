@@ -11,7 +11,7 @@ BENCHES = ["bench.bench_engine", "bench.bench_table", "bench.bench_startup"]
 def main(names: list[str]) -> None:
     for name in names or BENCHES:
         module = importlib.import_module(name if name.startswith("bench.") else f"bench.{name}")
-        module.main()
+        module.main([])  # each bench's own options take their defaults
         print()
 
 

@@ -35,7 +35,7 @@ def launch(population: int) -> float:
         proc.wait(10)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     print("== console start-up (process launch -> first painted queue), offscreen ==")
     for population, runs in ((40, RUNS), (10_000, 2), (100_000, 1)):
         times = [launch(population) for _ in range(runs)]
