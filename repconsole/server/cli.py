@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import getpass
 import logging
 import signal
@@ -166,6 +167,9 @@ async def _serve(spec: SiteSpec, args: argparse.Namespace, data: Path) -> int:
             print(f"  {rep:<{width}}  {password}")
     elif spec.demo:
         print(f"{PROG}: demo site; reps: {', '.join(r.id for r in spec.reps)} (passwords were shown at the first start)")
+    # The restored site and sessions live as long as the process: keep them
+    # out of every future full garbage collection.
+    gc.freeze()
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"{PROG}: listening on {server.scheme}://{host}:{server.port}", flush=True)
 
