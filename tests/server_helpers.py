@@ -450,3 +450,193 @@ async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float
             if result:
                 return
             await asyncio.sleep(0.01)
+
+
+# ------------------------------------------- crowds, subprocess servers, logs
+# (added for the race, authz, resume, crash and fuzz tests)
+
+CROWD_PASSWORD = "crowd-secret-pw"
+
+
+@cache
+def _crowd_hash() -> str:
+    return hash_password(CROWD_PASSWORD, CHEAP)
+
+
+def crowd_rep(team: str, i: int) -> str:
+    """The id of the ``i``-th rep of ``team`` in a :func:`crowd_site_toml` site."""
+    return f"{team}-{i:03d}"
+
+
+def crowd_site_toml(
+    teams: dict[str, int],
+    *,
+    max_sessions: int | None = None,
+    grace_period: float = 60.0,
+    server: str = "",
+    extra: str = "",
+) -> str:
+    """A site of ``{team id: number of reps}``: every rep in exactly one team,
+    all with the password :data:`CROWD_PASSWORD` (one cheap hash), one issue
+    per team whose code is the team id.  Customer limits and grace are off,
+    as in :func:`site_toml`.  Team names are ``Team <id>``, rep names
+    ``Rep <id>``."""
+    h = _crowd_hash()
+    parts = [f"[site]\ngrace_period = {grace_period}\n"]
+    if max_sessions is not None:
+        parts.append(f"max_sessions_default = {max_sessions}\n")
+    parts.append(f"\n[server]\ncustomer_starts_per_minute = 0\ncustomer_grace = 0\n{server}\n")
+    for team in teams:
+        parts.append(f'\n[teams.{team}]\nname = "Team {team}"\n')
+    for team, count in teams.items():
+        for i in range(count):
+            rep = crowd_rep(team, i)
+            parts.append(f'\n[[reps]]\nid = "{rep}"\nname = "Rep {rep}"\nteams = ["{team}"]\npassword_hash = "{h}"\n')
+    for team in teams:
+        parts.append(f'\n[[issues]]\ncode = "{team}"\nname = "Issue of {team}"\ncategory = "Crowd"\nteam = "{team}"\n')
+    parts.append(extra)
+    return "".join(parts)
+
+
+def write_crowd_site(directory: Path, teams: dict[str, int], **options: Any) -> Path:
+    path = directory / "site.toml"
+    path.write_text(crowd_site_toml(teams, **options), encoding="utf-8")
+    return path
+
+
+async def crowd_login(server: Any, rep: str, **options: Any) -> RepClient:
+    """A :class:`RepClient` logged in as a crowd rep (``server`` needs only ``.port``)."""
+    client = await RepClient.open(server, **options)
+    welcome = await client.login(rep, CROWD_PASSWORD)
+    assert welcome["type"] == "welcome", welcome
+    return client
+
+
+class Port:
+    """What the clients need of a server: its port (for a server in another process)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+
+def server_program() -> list[str]:
+    import shutil
+    import sys
+
+    script = shutil.which("repconsole-server", path=str(Path(sys.executable).parent))
+    return [script] if script else [sys.executable, "-m", "repconsole.server"]
+
+
+class ServerProcess:
+    """``repconsole-server`` in a subprocess; its output (logs included) is kept in :attr:`lines`.
+
+    Attributes:
+        port: the port it printed once listening.
+        lines: everything it printed (stdout and stderr), as it came.
+    """
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.port = 0
+        self.lines: list[str] = []
+        self._reader: asyncio.Task[None] | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    async def _read(self, listening: asyncio.Future[int]) -> None:
+        import re
+
+        pattern = re.compile(r"^repconsole-server: listening on wss?://[^ ]*:(\d+)$")
+        assert self.process.stdout is not None
+        while True:
+            raw = await self.process.stdout.readline()
+            if not raw:
+                break
+            line = raw.decode(errors="replace").rstrip("\n")
+            self.lines.append(line)
+            match = pattern.match(line)
+            if match and not listening.done():
+                listening.set_result(int(match.group(1)))
+        if not listening.done():
+            listening.set_exception(AssertionError("the server exited:\n" + "\n".join(self.lines)))
+
+    def problems(self) -> list[str]:
+        """Lines of its output that report an error or a traceback."""
+        return [line for line in self.lines if " ERROR " in line or " CRITICAL " in line or line.startswith("Traceback")]
+
+    async def kill(self) -> None:
+        """SIGKILL: no chance to flush or close anything."""
+        if self.process.returncode is None:
+            self.process.kill()
+        await self.process.wait()
+        if self._reader is not None:
+            await self._reader
+
+    async def terminate(self) -> int:
+        if self.process.returncode is None:
+            self.process.terminate()
+        try:
+            async with asyncio.timeout(_seconds(15)):
+                code = await self.process.wait()
+        except TimeoutError:
+            self.process.kill()
+            code = await self.process.wait()
+        if self._reader is not None:
+            await self._reader
+        return code
+
+
+@asynccontextmanager
+async def server_process(config: Path, data: Path, *args: str, ready: float = 20.0) -> AsyncIterator[ServerProcess]:
+    """A ``repconsole-server`` process on a free port; killed on exit if still running."""
+    process = await asyncio.create_subprocess_exec(
+        *server_program(), "--port", "0", "--config", str(config), "--data", str(data), *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    proc = ServerProcess(process)
+    listening: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    proc._reader = asyncio.ensure_future(proc._read(listening))
+    try:
+        async with asyncio.timeout(_seconds(ready)):
+            proc.port = await listening
+        yield proc
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        if not proc._reader.done():
+            proc._reader.cancel()
+
+
+class LogProblems:
+    """Collects ERROR (and worse) log records and any record with a traceback, while installed.
+
+    Use as a context manager around an in-process server; :attr:`records`
+    holds what was caught, formatted.
+    """
+
+    def __init__(self) -> None:
+        import logging
+
+        self.records: list[str] = []
+        outer = self
+
+        class _Handler(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if record.levelno >= logging.ERROR or record.exc_info:
+                    outer.records.append(logging.Formatter("%(levelname)s %(name)s: %(message)s").format(record))
+
+        self._handler = _Handler(level=logging.DEBUG)
+
+    def __enter__(self) -> LogProblems:
+        import logging
+
+        logging.getLogger().addHandler(self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import logging
+
+        logging.getLogger().removeHandler(self._handler)

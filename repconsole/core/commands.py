@@ -53,7 +53,10 @@ def _number(args: dict[str, Any], name: str) -> float:
     value = args[name]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise CommandError(Reason.INVALID, f"{name} must be a number", field=name)
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer too large for a float (JSON integers have no limit)
+        raise CommandError(Reason.INVALID, f"{name} is out of range", field=name) from None
 
 
 def _text(args: dict[str, Any], name: str) -> str:

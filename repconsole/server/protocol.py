@@ -123,6 +123,8 @@ def decode(frame: str | bytes) -> Any:
         return _decoder.decode(frame)
     except msgspec.DecodeError as exc:
         raise ProtocolError(ErrorReason.BAD_MESSAGE, f"not JSON: {exc}") from None
+    except RecursionError:  # msgspec's own depth limit: valid JSON nested ~1000 deep
+        raise ProtocolError(ErrorReason.BAD_MESSAGE, "not JSON: nested too deep") from None
 
 
 def _object(frame: str | bytes) -> dict[str, Any]:
