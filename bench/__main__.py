@@ -5,7 +5,14 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["bench.bench_engine", "bench.bench_table", "bench.bench_startup"]
+BENCHES = [
+    "bench.bench_engine",
+    "bench.bench_table",
+    "bench.bench_startup",
+    "bench.bench_server",
+    "bench.bench_accept",
+    "bench.bench_console_snapshot",
+]
 
 
 def main(names: list[str]) -> None:

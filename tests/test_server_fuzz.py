@@ -26,15 +26,15 @@ import json
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import TIMEOUT_SCALE
 from hypothesis import HealthCheck, event, given, settings
-from hypothesis.control import currently_in_test_context
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 from server_helpers import CHEAP, CustomerClient, LogProblems, RepClient, serving, write_site
 from websockets.exceptions import ConnectionClosed
 

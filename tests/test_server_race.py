@@ -90,12 +90,12 @@ def test_exactly_one_console_wins_an_accept_race(n: int, tmp_path: Path) -> None
                 s = engine.session(sid)
                 assert s.owner == winner and s.state.value == "active" and s.queue is None
                 _loads_within_limits(server)
-                await customer.until(lambda: bool(customer.statuses) and customer.statuses[-1]["state"] == "active")
+                await customer.until(lambda c=customer: bool(c.statuses) and c.statuses[-1]["state"] == "active")
                 assert customer.statuses[-1]["rep_name"] == f"Rep {winner}"
                 # Every loser sees it leave the queue, taken by the winner; the winner, that it is theirs.
                 losers = [c for c in consoles if c is not winner_console]
                 await asyncio.gather(
-                    *(c.wait_event(lambda e: e["kind"] == "session_gone" and e["data"] == {"id": sid, "reason": "taken", "by": winner}) for c in losers)
+                    *(c.wait_event(lambda e, gone={"id": sid, "reason": "taken", "by": winner}: e["kind"] == "session_gone" and e["data"] == gone) for c in losers)
                 )
                 await winner_console.ok("end", session=sid)
                 await customer.closed_with()

@@ -236,7 +236,7 @@ def test_a_console_cut_at_random_points_resumes_without_losing_or_repeating(seed
                         await asyncio.sleep(rng.uniform(0.02, 0.25))
                     if how == "after_batch":
                         fired = asyncio.Event()
-                        console.on_batch.append(lambda: fired.set() if _cut_client(console.backend) else None)
+                        console.on_batch.append(lambda fired=fired: fired.set() if _cut_client(console.backend) else None)
                         try:
                             async with asyncio.timeout(2):
                                 await fired.wait()
@@ -251,7 +251,7 @@ def test_a_console_cut_at_random_points_resumes_without_losing_or_repeating(seed
                     if cut:
                         cuts += 1
                         kinds.append(how)
-                        await eventually(lambda: console.backend._generation > generation, timeout=5)
+                        await eventually(lambda g=generation: console.backend._generation > g, timeout=5)
                 # Enough traffic for the cuts to have fallen between many events.
                 await eventually(lambda: len(console.seqs) >= MIN_EVENTS, timeout=20)
                 stop.set()
