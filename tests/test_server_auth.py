@@ -53,6 +53,10 @@ def test_a_dummy_hash_costs_the_same_and_matches_nothing() -> None:
     assert parse_hash(dummy)[0] == parse_hash(real)[0]
     assert not verify_password("pw", dummy) and not verify_password("", dummy)
     assert parse_hash(dummy_hash())[0] == ScryptParams(OWASP.n, OWASP.r, OWASP.p)
+    assert parse_hash(dummy_hash(params=CHEAP))[0] == CHEAP
+    # Salt and key lengths are copied too: the key length is scrypt's output length.
+    odd = hash_password("pw", ScryptParams(n=2**9, r=4, p=2, salt_bytes=24, key_bytes=32))
+    assert parse_hash(dummy_hash(odd, CHEAP))[0] == ScryptParams(n=2**9, r=4, p=2, salt_bytes=24, key_bytes=32)
 
 
 def test_five_failures_within_a_minute_block_a_key() -> None:

@@ -14,12 +14,14 @@ from pathlib import Path
 
 import pytest
 from conftest import TIMEOUT_SCALE
-from server_helpers import PASSWORDS, RepClient, eventually, run, serving, write_site
+from server_helpers import CHEAP, PASSWORDS, RepClient, _hashes, eventually, run, serving, site_toml, write_site
 from websockets.asyncio.client import connect
 
 from repconsole.core.intake import Intake
 from repconsole.server import app
 from repconsole.server.app import Server
+from repconsole.server.auth import ScryptParams, parse_hash, verify_password
+from repconsole.server.config import load_config
 
 
 @pytest.fixture
@@ -73,6 +75,44 @@ def test_wrong_or_unknown_credentials_are_refused_and_closed_4401(site: Path, tm
             assert server.runtime.engine.reps["alice"].connected is False
 
     run(main())
+
+
+def test_an_unknown_username_costs_one_verification_with_the_reps_parameters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Response time must not tell which usernames exist: a login for a username
+    without a hash runs exactly one scrypt verification, with the parameters the
+    reps' own hashes have (not the server's defaults, not OWASP's)."""
+    checked: list[tuple[str, ScryptParams]] = []
+
+    def counting(password: str, encoded: str) -> bool:
+        checked.append((password, parse_hash(encoded)[0]))
+        return verify_password(password, encoded)
+
+    monkeypatch.setattr(app, "verify_password", counting)
+    # dave has no password at all: a known username that no password opens.
+    dave = f'password_hash = "{_hashes()["dave"]}"\n'
+    toml = site_toml()
+    assert dave in toml
+    toml = toml.replace(dave, "")
+    config = tmp_path / "site.toml"
+    config.write_text(toml, encoding="utf-8")
+    other = ScryptParams(n=2**11, r=4, p=1)  # the server's own cost differs from the configured hashes'
+
+    async def main() -> None:
+        server = Server(load_config(config), tmp_path / "data", port=0, hash_params=other)
+        await server.start()
+        try:
+            for user in ("alice", "mallory", "dave"):
+                c = await RepClient.open(server)
+                reply = await c.login(user, f"{user}-guess")
+                assert reply["type"] == "error" and reply["reason"] == "bad_credentials", reply
+                assert await c.closed_with() == 4401
+        finally:
+            await server.stop()
+
+    run(main())
+    known = parse_hash(_hashes()["alice"])[0]
+    assert known == CHEAP != other
+    assert checked == [("alice-guess", known), ("mallory-guess", known), ("dave-guess", known)]
 
 
 def test_five_failures_a_minute_lock_the_username(site: Path, tmp_path: Path) -> None:

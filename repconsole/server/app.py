@@ -412,6 +412,19 @@ class Server:
         # A password set with `passwd` (stored) wins over the configuration file's.
         return self.runtime.store.password_hash(username) or rep.password_hash
 
+    def _dummy_hash(self) -> str:
+        """What a login without a password hash (an unknown username) is checked against:
+        a hash that matches nothing, with the scrypt parameters of a hash a known rep's
+        login really checks.  Any stored hash is one (a stored hash wins over the
+        configuration's); else any of the configuration's; else this server's own
+        parameters, those a demo or a new password gets."""
+        assert self.runtime is not None
+        like = self.runtime.store.any_password_hash() or next((r.password_hash for r in self.spec.reps if r.password_hash), None)
+        try:
+            return dummy_hash(like, self.hash_params)
+        except ValueError:
+            return dummy_hash(None, self.hash_params)
+
     async def _login(self, ws: ServerConnection, msg: Login) -> RepLink | None:
         rt = self.runtime
         assert rt is not None
@@ -420,7 +433,7 @@ class Server:
             return None
         stored = self._password_hash(msg.username)
         # An unknown username costs as much as a wrong password: timing tells nothing.
-        encoded = stored or dummy_hash(rt.store.any_password_hash())
+        encoded = stored or self._dummy_hash()
         try:
             ok = await asyncio.get_running_loop().run_in_executor(self._hasher, verify_password, msg.password, encoded)
         except ValueError:

@@ -109,11 +109,15 @@ def verify_password(password: str, encoded: str) -> bool:
     return hmac.compare_digest(_scrypt(password, salt, params, len(key)), key)
 
 
-def dummy_hash(like: str | None = None) -> str:
-    """A hash nothing matches, as costly to check as ``like``: an unknown username
-    takes as long to refuse as a wrong password, so timing does not tell which."""
-    params = parse_hash(like)[0] if like else OWASP
-    return f"{_SCHEME}${params.n}${params.r}${params.p}${_b64(secrets.token_bytes(16))}${_b64(bytes(64))}"
+def dummy_hash(like: str | None = None, params: ScryptParams = OWASP) -> str:
+    """A hash nothing matches, as costly to check as ``like`` (or, without it, as a
+    hash made with ``params``): same N, r, p, salt and key lengths.  An unknown
+    username takes as long to refuse as a wrong password, so timing does not tell
+    which.  Raises ValueError if ``like`` is malformed."""
+    if like:
+        params = parse_hash(like)[0]
+    salt, key = secrets.token_bytes(params.salt_bytes), bytes(params.key_bytes)
+    return f"{_SCHEME}${params.n}${params.r}${params.p}${_b64(salt)}${_b64(key)}"
 
 
 # ------------------------------------------------------------ rate limit
