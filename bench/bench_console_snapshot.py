@@ -120,32 +120,7 @@ def seed_store(config: Path, data: Path, waiting: int) -> float:
     return time.perf_counter() - started
 
 
-class _FastJson:
-    """An experiment (--fast-decode): the backend's ``json`` with ``loads`` done by msgspec, the
-    garbage collector paused meanwhile (a 100,000-session snapshot is ~4 million new objects:
-    every collection the decode triggers walks all of them)."""
-
-    def __init__(self) -> None:
-        import json
-
-        import msgspec
-
-        self._decode = msgspec.json.Decoder().decode
-        self.dumps = json.dumps
-
-    def loads(self, raw: str | bytes) -> object:
-        import gc
-
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
-            return self._decode(raw)
-        finally:
-            if enabled:
-                gc.enable()
-
-
-def _measure(url: str, settings: Path, *, fast_decode: bool = False) -> dict[str, float]:
+def _measure(url: str, settings: Path) -> dict[str, float]:
     import qasync
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
@@ -167,11 +142,6 @@ def _measure(url: str, settings: Path, *, fast_decode: bool = False) -> dict[str
         return frame
 
     ClientConnection.recv = timed_recv  # type: ignore[method-assign]
-    from repconsole.backend import websocket
-
-    real_json = websocket.json
-    if fast_decode:
-        websocket.json = _FastJson()  # type: ignore[assignment]
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     backend = WebSocketBackend(url, REP, PASSWORD, connect_timeout=120)
@@ -201,7 +171,6 @@ def _measure(url: str, settings: Path, *, fast_decode: bool = False) -> dict[str
             loop.run_until_complete(run())
     finally:
         ClientConnection.recv = recv  # type: ignore[method-assign]
-        websocket.json = real_json
         window.close()
         QTimer.singleShot(0, lambda: None)
     return marks
@@ -212,7 +181,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--waiting", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="10,000 waiting, one run")
-    parser.add_argument("--fast-decode", action="store_true", help="experiment: the backend decodes with msgspec, garbage collector paused")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.quick:
         args.waiting, args.runs = 10_000, 1
@@ -227,14 +195,12 @@ def main(argv: list[str] | None = None) -> None:
         server = start_server(config, work / "data")
         booted = time.perf_counter() - booted
         print(f"== console snapshot -> first paint, {args.waiting:,} waiting in the rep's queues (offscreen) ==")
-        if args.fast_decode:
-            print("experiment: the backend decodes with msgspec, the garbage collector paused while it does")
         print(f"seeded {args.waiting:,} customers with the server's Runtime in {seeded:.1f} s; the server booted from them in {booted:.1f} s "
               f"(RSS {server.rss_kib() / 1024:.0f} MiB)")  # fmt: skip
         try:
             runs = []
             for n in range(args.runs):
-                m = _measure(f"ws://127.0.0.1:{server.port}", work / f"settings-{n}", fast_decode=args.fast_decode)
+                m = _measure(f"ws://127.0.0.1:{server.port}", work / f"settings-{n}")
                 runs.append(m)
                 print(f"run {n + 1}: snapshot {m['bytes'] / 1e6:.0f} MB; start -> frame {m['frame'] - m['start']:.2f} s; "
                       f"frame -> parsed {m['parsed'] - m['frame']:.2f} s, -> applied {m['applied'] - m['parsed']:.2f} s, "

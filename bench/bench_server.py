@@ -138,9 +138,6 @@ async def _lag():
 async def _start(self):
     await _start_server(self)
     self._diag = asyncio.ensure_future(_lag())
-    # An experiment, on request: move everything alive now out of the collector's reach.
-    import signal
-    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, gc.freeze)
 app.Server.start = _start
 from repconsole.server.cli import main
 sys.exit(main(sys.argv[1:]))
@@ -517,11 +514,6 @@ async def _run(args: argparse.Namespace) -> None:
         print(f"{logged:,} consoles logged in in {time.perf_counter() - t0:.1f} s (snapshots: {snap_mb:,.0f} MB in all, "
               f"{snap_mb * 1e3 / max(1, logged - len(workers)):,.0f} kB each)")  # fmt: skip
         rss_logged = server.rss_kib()
-        if args.freeze_after_setup:
-            import signal
-
-            os.kill(server.pid, signal.SIGUSR1)
-            print("experiment: gc.freeze() in the server now (everything created so far is out of the collector's reach)")
 
         load_started = time.time()
         cpu0, wall0 = cpu_seconds(server.pid), time.perf_counter()
@@ -611,10 +603,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--loadgens", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="200 consoles, 2,000 waiting, 10 s")
     parser.add_argument("--diagnose", action="store_true", help="report the server's garbage-collection pauses and event-loop lag")
-    parser.add_argument("--freeze-after-setup", action="store_true",
-                        help="experiment (implies --diagnose): gc.freeze() in the server once the customers wait and the consoles are in")  # fmt: skip
     args = parser.parse_args(argv)
-    args.diagnose = args.diagnose or args.freeze_after_setup
     if args.quick:
         args.consoles, args.teams, args.waiting, args.seconds = 200, 10, 2000, 10.0
     asyncio.run(_run(args))

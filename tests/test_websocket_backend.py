@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import random
 import secrets
@@ -451,6 +452,38 @@ def test_an_unreachable_server_is_reported_as_such() -> None:
         assert backend.state is BackendState.CLOSED
 
     scenario(body, login=False)
+
+
+def test_a_big_snapshot_is_decoded_and_applied_without_the_collector_then_frozen() -> None:
+    """A busy site's snapshot is millions of objects: no collection may walk them while
+    they are built, nor afterwards (they are the console's state, alive for the shift)."""
+    collector_on_while_applying: list[bool] = []
+
+    async def body(s: Scene) -> None:
+        for _ in range(600):
+            s.server.customer("vpn")
+        backend = WebSocketBackend(s.server.url, ME, PASSWORD, connect_timeout=5)
+        mirror = Mirror(backend, s.pulse)
+        backend.add_event_listener(lambda batch: collector_on_while_applying.append(gc.isenabled()))
+        gc.unfreeze()
+        try:
+            await backend.start()
+            assert mirror.batches[0][0].kind == SNAPSHOT and mirror.matches(s.server.engine)
+            assert len(mirror.state.rows["team:network"]) == 606
+            assert collector_on_while_applying == [False]
+            assert gc.isenabled()
+            # The decoded sessions (a dict, lists and nested dicts each) are frozen.
+            assert gc.get_freeze_count() > 606 * 4
+            # A small frame (an event batch) goes through the collector as usual.
+            s.server.customer("vpn")
+            await s.server.publish()
+            await s.until(lambda: len(mirror.state.rows["team:network"]) == 607)
+            assert collector_on_while_applying[-1] is True
+        finally:
+            await backend.stop()
+            gc.unfreeze()
+
+    scenario(body)
 
 
 def test_a_saved_token_resumes_into_a_fresh_snapshot() -> None:

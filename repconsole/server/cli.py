@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import getpass
 import logging
 import signal
@@ -28,6 +27,7 @@ from typing import TextIO
 import platformdirs
 
 from repconsole import __version__
+from repconsole.collector import FreezePolicy
 from repconsole.server.auth import hash_password
 from repconsole.server.config import ConfigError, SiteSpec, demo_site, load_config
 from repconsole.server.store import Store, StoreError
@@ -152,6 +152,7 @@ def _locked(data: Path) -> Iterator[None]:
 async def _serve(spec: SiteSpec, args: argparse.Namespace, data: Path) -> int:
     from repconsole.server.app import Server, tls_context
 
+    loop = asyncio.get_running_loop()
     ssl_context = tls_context(args.tls_cert, args.tls_key) if args.tls_cert else None
     server = Server(spec, data, host=args.host, port=args.port, ssl_context=ssl_context)
     try:
@@ -167,13 +168,15 @@ async def _serve(spec: SiteSpec, args: argparse.Namespace, data: Path) -> int:
             print(f"  {rep:<{width}}  {password}")
     elif spec.demo:
         print(f"{PROG}: demo site; reps: {', '.join(r.id for r in spec.reps)} (passwords were shown at the first start)")
-    # The restored site and sessions live as long as the process: keep them
-    # out of every future full garbage collection.
-    gc.freeze()
+    # The site, the restored sessions and, later, every connected console
+    # live long: keep them out of full garbage collections, which would
+    # otherwise stall every console's feed for a few hundred ms under load.
+    collector = FreezePolicy(now=loop.time())
+    collector.start()
+    freezing = asyncio.ensure_future(_freeze_now_and_then(collector))
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"{PROG}: listening on {server.scheme}://{host}:{server.port}", flush=True)
 
-    loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, AttributeError):
@@ -182,12 +185,20 @@ async def _serve(spec: SiteSpec, args: argparse.Namespace, data: Path) -> int:
     closed = asyncio.ensure_future(server.wait_closed())
     await asyncio.wait([stopping, closed], return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
+    freezing.cancel()
     await server.stop()
     closed.cancel()
     if server.failed is not None:
         print(f"{PROG}: stopped: {server.failed}", file=sys.stderr)
         return 1
     return 0
+
+
+async def _freeze_now_and_then(policy: FreezePolicy) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(policy.freeze_every)
+        policy.tick(loop.time())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
