@@ -301,6 +301,18 @@ class EngineMachine(RuleBasedStateMachine):
         assert sum(1 for s in live.values() if s.state is SessionState.WAITING) == len(placed) == e.waiting_total()
 
     @invariant()
+    def queue_positions_count_the_sessions_ahead_not_on_hold(self) -> None:
+        e = self.e
+        for q in [QueueRef.personal(r) for r in e.reps] + [QueueRef.team(t) for t in e.teams]:
+            ahead = 0
+            for s in e.waiting_in(q):
+                assert e.queue_position(s.id) == ahead + 1, f"{s.id} in {q}"
+                ahead += not s.held
+        for s in e.sessions():
+            if s.state is not SessionState.WAITING:
+                assert e.queue_position(s.id) is None
+
+    @invariant()
     def one_owner_and_consistent_membership(self) -> None:
         e = self.e
         involved: dict[str, set[str]] = {r: set() for r in e.reps}

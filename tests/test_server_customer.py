@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import urllib.request
 from pathlib import Path
 
 import pytest
 from conftest import TIMEOUT_SCALE
+from engine_helpers import RandomDriver, build_site, standard_rules
 from server_helpers import CustomerClient, RepClient, run, serving, write_site
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from repconsole.core import persist
+from repconsole.core.engine import QueueEngine
+from repconsole.core.model import QueueRef, Session, SessionState
 from repconsole.server.app import Server
 
 
@@ -254,5 +259,83 @@ def test_the_customer_page_files_are_served_with_their_types(site: Path, tmp_pat
                 assert await http(server, path) == (200, ctype, content), path
             for path in ["/notes.txt", "/missing.html", "/../secret.html", "/%2e%2e/secret.html", "/static/../secret.html", "/rep.html"]:
                 assert (await http(server, path))[0] == 404, path
+
+    run(main())
+
+
+def naive_position(engine: QueueEngine, s: Session) -> int:
+    """The definition: 1 + the sessions ahead in the queue that are not on hold (a walk of the queue)."""
+    assert s.queue is not None
+    ahead = itertools.takewhile(lambda other: other.id != s.id, engine.waiting_in(s.queue))
+    return 1 + sum(1 for other in ahead if not other.held)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_queue_positions_agree_with_a_walk_of_the_queue(seed: int) -> None:
+    """The engine's position index under random traffic (arrivals, accepts,
+    transfers, holds and resumes, rules, dropped reps), checked after every
+    step, and after a restore from the stored state."""
+    site = build_site(seed)
+    standard_rules(site)
+    driver = RandomDriver(site, seed)
+    e = site.engine
+    queues = [QueueRef.personal(r) for r in e.reps] + [QueueRef.team(t) for t in e.teams]
+
+    def check(engine: QueueEngine) -> int:
+        checked = 0
+        for q in queues:
+            for s in engine.waiting_in(q):
+                assert engine.queue_position(s.id) == naive_position(engine, s), (s.id, q)
+                checked += 1
+        return checked
+
+    most, held = 0, 0
+    for _ in range(600):
+        driver.step()
+        most = max(most, check(e))
+        held = max(held, sum(1 for s in e.sessions() if s.held))
+    assert most >= 10 and held >= 1  # the traffic did exercise the index
+    copy = build_site(0)
+    standard_rules(copy)
+    copy.clock.now = site.clock.now
+    persist.load(copy.engine, json.loads(json.dumps(persist.dump(e))))
+    assert check(copy.engine) == check(e)
+    for s in e.sessions():
+        assert copy.engine.queue_position(s.id) == e.queue_position(s.id)
+        if s.state is not SessionState.WAITING:
+            assert e.queue_position(s.id) is None
+
+
+def test_customer_positions_never_walk_the_queue(site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With 20,000 customers waiting, a walk per position would be quadratic: the
+    server must not walk a queue to tell a customer where they are."""
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            e = server.runtime.engine
+            walk = e.waiting_in
+
+            def no_walk(queue: QueueRef) -> list[Session]:
+                raise AssertionError(f"walked {queue}")
+
+            monkeypatch.setattr(e, "waiting_in", no_walk)
+            alice = await RepClient.logged_in(server, "alice")
+            customers = [await CustomerClient.open(server) for _ in range(4)]
+            for i, c in enumerate(customers[:3]):
+                await c.start("issue", "vpn", f"Customer {i}")
+                await c.until(lambda c=c: bool(c.statuses))
+            assert [c.statuses[-1]["position"] for c in customers[:3]] == [1, 2, 3]
+            first, second, third, by_name = customers
+            await alice.ok("accept", session=first.session)
+            await alice.ok("hold", session=first.session)  # back in alice's personal queue, on hold
+            await by_name.start("rep", "alice", "Picked Alice")  # behind the held one, which does not count
+            await first.until(lambda: first.statuses[-1] == {"type": "status", "state": "waiting", "held": True})
+            await second.until(lambda: second.statuses[-1].get("position") == 1)
+            await third.until(lambda: third.statuses[-1].get("position") == 2)
+            await by_name.until(lambda: bool(by_name.statuses))
+            assert by_name.statuses[-1] == {"type": "status", "state": "waiting", "position": 1}
+            monkeypatch.setattr(e, "waiting_in", walk)
+            for c in (second, third, by_name):
+                assert c.statuses[-1]["position"] == naive_position(e, e.session(c.session))
 
     run(main())

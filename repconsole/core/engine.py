@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 import random
+from bisect import bisect_left
 import string
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -62,6 +63,22 @@ TEAM_CHAT_HISTORY = 200
 MAX_KEY_VALIDITY = 7 * 24 * 3600.0
 
 NO_REPS: frozenset[str] = frozenset()
+
+
+def _insert_sorted(values: list[int], value: int) -> None:
+    """Add ``value`` to the sorted ``values`` unless it is there (a new ticket is the largest: an append)."""
+    if not values or values[-1] < value:
+        values.append(value)
+        return
+    i = bisect_left(values, value)
+    if values[i] != value:
+        values.insert(i, value)
+
+
+def _remove_sorted(values: list[int], value: int) -> None:
+    i = bisect_left(values, value)
+    if i < len(values) and values[i] == value:
+        del values[i]
 
 
 @dataclass(slots=True)
@@ -130,7 +147,13 @@ class QueueEngine:
         self._invitations: dict[str, Invitation] = {}
         # Indexes, all maintained in _commit(): waiting sessions per queue in
         # arrival order, and the sessions each rep owns or takes part in.
-        self._waiting: dict[QueueRef, dict[str, None]] = {}
+        # Each entry into a queue draws a ticket from one counter, so tickets
+        # increase in queue order; _unheld holds, sorted, the tickets of the
+        # sessions not on hold, so that a customer's place in the queue is a
+        # bisection, not a walk of the queue (see queue_position()).
+        self._waiting: dict[QueueRef, dict[str, int]] = {}
+        self._unheld: dict[QueueRef, list[int]] = {}
+        self._tickets = 0
         self._waiting_count = 0  # sum of len() over _waiting, kept by _commit()
         self._involved: dict[str, set[str]] = {}
         # Get Next wants the oldest waiting session across several team
@@ -250,6 +273,17 @@ class QueueEngine:
 
     def queue_count(self, queue: QueueRef) -> int:
         return len(self._waiting.get(queue, ()))
+
+    def queue_position(self, session_id: str) -> int | None:
+        """Where a waiting session stands in its queue: 1 + the sessions ahead of
+        it that are not on hold.  None if it is not waiting.  O(log n)."""
+        s = self._sessions.get(session_id)
+        if s is None or s.queue is None:
+            return None
+        ticket = self._waiting.get(s.queue, {}).get(session_id)
+        if ticket is None:
+            return None
+        return bisect_left(self._unheld.get(s.queue, ()), ticket) + 1
 
     def waiting_total(self) -> int:
         """Sessions waiting in any queue, held ones included."""
@@ -732,17 +766,26 @@ class QueueEngine:
             s.queue = None
         if old_entered != s.queue_entered_at or (old_queue is not s.queue and old_queue != s.queue):
             if old_queue is not None:
-                waiting = self._waiting[old_queue]
-                if s.id in waiting:
-                    del waiting[s.id]
+                ticket = self._waiting[old_queue].pop(s.id, None)
+                if ticket is not None:
                     self._waiting_count -= 1
+                    _remove_sorted(self._unheld[old_queue], ticket)
             if s.queue is not None:
                 waiting = self._waiting.setdefault(s.queue, {})
                 if s.id not in waiting:
                     self._waiting_count += 1
-                waiting[s.id] = None
+                    self._tickets += 1
+                    waiting[s.id] = self._tickets  # the largest yet: last in the queue
                 if s.queue.kind is QueueKind.TEAM:
                     heapq.heappush(self._oldest[s.queue.id], (s.created_at, s.id))
+        if s.queue is not None:
+            ticket = self._waiting[s.queue].get(s.id)
+            if ticket is not None:
+                unheld = self._unheld.setdefault(s.queue, [])
+                if s.held:
+                    _remove_sorted(unheld, ticket)
+                else:
+                    _insert_sorted(unheld, ticket)
         involved = NO_REPS if s.state is SessionState.ENDED else self._in_session(s)
         if involved != old_involved:
             for rep_id in old_involved - involved:

@@ -12,9 +12,11 @@ What the page is pushed:
   (with the rep's name) or ended (with why);
 * ``chat``: every line of the session visible to the customer.
 
-Positions change whenever anyone ahead leaves the queue; recomputing them
-on every change would cost O(queue) per change, so they are refreshed at
-most every ``POSITION_EVERY`` seconds, for the queues that changed.
+A position is a bisection in the engine's index (O(log queue), see
+:meth:`QueueEngine.queue_position`), but anyone ahead leaving moves everyone
+behind: pushing on every change would be O(queue) messages per change, so
+the positions of waiting customers are refreshed at most every
+``POSITION_EVERY`` seconds after a change.
 
 A customer whose last connection closed without ``leave`` has
 ``customer_grace`` seconds to come back; then the session ends as
@@ -35,7 +37,7 @@ from websockets.exceptions import ConnectionClosed
 from repconsole.core.engine import Event
 from repconsole.core.errors import CommandError
 from repconsole.core.intake import Intake
-from repconsole.core.model import CUSTOMER, QueueRef, Session, SessionState, Visibility
+from repconsole.core.model import CUSTOMER, Session, SessionState, Visibility
 from repconsole.server.auth import FailureLimiter, hash_token, new_token
 from repconsole.server.protocol import (
     CloseCode,
@@ -251,14 +253,12 @@ class CustomerDesk:
 
     def _refresh_positions(self) -> None:
         self._positions = None
-        queues: set[QueueRef] = set()
-        for sid in self._links:
+        # Every connected customer who waits in a queue: O(connected * log queue),
+        # never a walk of a queue (tens of thousands may wait in one).
+        for sid, links in self._links.items():
             s = self.engine.session(sid)
             if s.state is SessionState.WAITING and s.queue is not None:
-                queues.add(s.queue)
-        for q in queues:
-            for s in self.engine.waiting_in(q):
-                for link in self._links.get(s.id, ()):
+                for link in links:
                     self._push_status(link, s)
 
     def _status(self, s: Session) -> Status:
@@ -272,13 +272,8 @@ class CustomerDesk:
         return Status(CustomerState.WAITING, position=self._position(s))
 
     def _position(self, s: Session) -> int:
-        assert s.queue is not None
-        position = 1
-        for other in self.engine.waiting_in(s.queue):
-            if other.id == s.id:
-                return position
-            if not other.held:
-                position += 1
+        position = self.engine.queue_position(s.id)
+        assert position is not None, f"{s.id} is not waiting"
         return position
 
     def _push_status(self, link: _Link, s: Session) -> None:
