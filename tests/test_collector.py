@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import weakref
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -126,3 +127,28 @@ def test_starting_the_policy_collects_then_freezes_everything_alive() -> None:
     assert garbage() is None
     assert gc.get_freeze_count() > 0
     assert gc.get_count()[0] < 100
+
+
+def test_the_server_builds_a_snapshot_with_the_collector_paused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from server_helpers import RepClient, run, serving, write_site
+
+    from repconsole.core.engine import QueueEngine
+
+    seen: list[bool] = []
+    real = QueueEngine.snapshot
+
+    def snapshot(self: QueueEngine, rep: str) -> dict[str, object]:
+        seen.append(gc.isenabled())
+        return real(self, rep)
+
+    monkeypatch.setattr(QueueEngine, "snapshot", snapshot)
+
+    async def main() -> None:
+        async with serving(write_site(tmp_path), tmp_path / "data") as server:
+            alice = await RepClient.logged_in(server, "alice")
+            assert alice.snapshot is not None and alice.snapshot["you"]["id"] == "alice"
+            await alice.close()
+
+    run(main())
+    assert seen == [False]
+    assert gc.isenabled()
