@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import itertools
 import json
+import os
+import time
 import urllib.request
 from pathlib import Path
 
@@ -17,6 +21,7 @@ from websockets.exceptions import InvalidStatus
 from repconsole.core import persist
 from repconsole.core.engine import QueueEngine
 from repconsole.core.model import QueueRef, Session, SessionState
+from repconsole.server import app
 from repconsole.server.app import Server
 
 
@@ -34,8 +39,6 @@ def http_get(server: Server, path: str) -> tuple[int, str, bytes]:
 
 
 async def http(server: Server, path: str) -> tuple[int, str, bytes]:
-    import asyncio
-
     return await asyncio.to_thread(http_get, server, path)
 
 
@@ -337,5 +340,55 @@ def test_customer_positions_never_walk_the_queue(site: Path, tmp_path: Path, mon
             monkeypatch.setattr(e, "waiting_in", walk)
             for c in (second, third, by_name):
                 assert c.statuses[-1]["position"] == naive_position(e, e.session(c.session))
+
+    run(main())
+
+
+def test_stop_does_not_wait_for_idle_or_silent_connections(site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A browser keeps sockets open that it may never use (a pre-connected one, a
+    request it never finished) and a customer's laptop may sleep with its page's
+    WebSocket open: none of them may hold up a shutdown (websockets alone waits
+    10 s for each kind).  A well-behaved page is still told 1001."""
+    # The silent WebSocket's grace, kept short for the test (raising=False: the test must run, and fail, without it).
+    monkeypatch.setattr(app, "SHUTDOWN_GRACE", 0.5, raising=False)
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            port = server.port
+            idle = await asyncio.open_connection("127.0.0.1", port)
+            partial = await asyncio.open_connection("127.0.0.1", port)
+            partial[1].write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # never finished
+            silent = await asyncio.open_connection("127.0.0.1", port)
+            key = base64.b64encode(os.urandom(16)).decode()
+            silent[1].write(
+                f"GET /customer HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+            )
+            async with asyncio.timeout(3 * TIMEOUT_SCALE):
+                assert (await silent[0].readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101 ")  # open, and never reads again
+            page = await CustomerClient.open(server)
+            await page.start()
+            # The server accepts connections in order: once a later one is served,
+            # the idle ones before it are accepted and waiting for their requests.
+            assert (await http(server, "/healthz"))[0] == 200
+
+            started = time.monotonic()
+            await server.stop()
+            took = time.monotonic() - started
+            assert took < app.SHUTDOWN_GRACE + 2 * TIMEOUT_SCALE, f"stop() took {took:.1f} s"
+            assert await page.closed_with() == 1001
+            for reader, _ in (idle, partial):
+                assert await rest(reader) == b""  # closed by the server, no response
+            assert (await rest(silent[0])).startswith(b"\x88")  # told 1001, then dropped
+            for _, writer in (idle, partial, silent):
+                writer.close()
+
+    async def rest(reader: asyncio.StreamReader) -> bytes:
+        """Whatever the server sent before it closed the connection."""
+        async with asyncio.timeout(TIMEOUT_SCALE):
+            try:
+                return await reader.read()
+            except ConnectionResetError:  # an abort may reset rather than close
+                return b""
 
     run(main())

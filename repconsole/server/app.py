@@ -41,6 +41,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from repconsole import __version__
 from repconsole.collector import collector_paused
@@ -90,6 +91,11 @@ STATIC_DIR = Path(__file__).with_name("static")
 LOGIN_TIMEOUT = 10.0
 PING_INTERVAL = 10.0
 PING_TIMEOUT = 10.0
+# When the server stops, an open connection has this long to answer the
+# closing handshake (1001) before it is dropped; a connection still opening
+# (a browser's idle pre-connected socket, an unfinished request) is dropped
+# at once.  websockets alone would wait 10 s for either.
+SHUTDOWN_GRACE = 2.0
 LOGIN_FAILURES_PER_MINUTE = 5
 DEMO_PASSWORD_BYTES = 9  # 72 bits, 12 characters
 _STATIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.(html|js|css)$")
@@ -138,6 +144,8 @@ class Server:
         self.new_passwords: dict[str, str] = {}
         self.failed: BaseException | None = None
         self._ws: WsServer | None = None
+        # Every accepted TCP connection, from before its handshake: see stop().
+        self._connections: set[ServerConnection] = set()
         self._stopping = False
         self._closed = asyncio.Event()
         self._allowed = frozenset(spec.server.allowed_origins)
@@ -179,6 +187,7 @@ class Server:
             ping_interval=PING_INTERVAL,
             ping_timeout=PING_TIMEOUT,
             server_header=f"repconsole-server/{__version__}",
+            create_connection=_tracked(self._connections),
         )
         self.port = self._ws.sockets[0].getsockname()[1]
         self.runtime.start()
@@ -193,8 +202,7 @@ class Server:
         self._stopping = True
         try:
             if self._ws is not None:
-                self._ws.close()
-                await self._ws.wait_closed()
+                await self._close_connections(self._ws)
             if self.customers is not None:
                 self.customers.shutdown()
             if self.runtime is not None:
@@ -206,6 +214,28 @@ class Server:
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
+
+    async def _close_connections(self, ws: WsServer) -> None:
+        """Stop listening, close every connection, and wait for the handlers.
+
+        Open WebSocket connections are told 1001 and get ``SHUTDOWN_GRACE``
+        seconds to answer; connections still opening have no one to tell and
+        are dropped now.  websockets on its own waits ``open_timeout`` (10 s)
+        for a connection that never sends its request, and ``close_timeout``
+        (10 s) for a client that never answers the closing handshake.
+        """
+        ws.close()  # stops listening, sends 1001 to the open ones, then waits for every handler
+        for conn in list(self._connections):
+            if conn.protocol.state is State.CONNECTING:
+                conn.transport.abort()
+        try:
+            async with asyncio.timeout(SHUTDOWN_GRACE):
+                await ws.wait_closed()
+        except TimeoutError:
+            for conn in list(self._connections):
+                log.info("dropping %s: no answer to the closing handshake", conn.remote_address)
+                conn.transport.abort()
+            await ws.wait_closed()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -548,6 +578,23 @@ class Server:
                 rt.engine.rep_disconnected(rep)
         except PersistenceFailure:
             pass
+
+
+def _tracked(connections: set[ServerConnection]) -> type[ServerConnection]:
+    """A ServerConnection that is in ``connections`` from the moment its TCP
+    connection is accepted until it is lost; websockets itself only lists
+    connections whose handshake is done."""
+
+    class TrackedConnection(ServerConnection):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            connections.add(self)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            connections.discard(self)
+            super().connection_lost(exc)
+
+    return TrackedConnection
 
 
 def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
