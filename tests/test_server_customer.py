@@ -392,3 +392,27 @@ def test_stop_does_not_wait_for_idle_or_silent_connections(site: Path, tmp_path:
                 return b""
 
     run(main())
+
+
+def test_say_and_leave_push_what_they_change_before_their_result(site: Path, tmp_path: Path) -> None:
+    """The order docs/protocol.md shows: the customer's own line as a chat, then the
+    result of say; the ended status, then the result of leave, then 1000."""
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            ann = await CustomerClient.open(server)
+            await ann.start()
+            await ann.until(lambda: bool(ann.statuses))
+            said = await ann.request({"type": "say", "text": "It says error 809."})
+            left = await ann.request({"type": "leave"})
+            assert await ann.closed_with() == 1000
+            after_start = ann.received[ann.received.index(ann.statuses[0]) + 1 :]
+            assert after_start == [
+                {"type": "chat", "line": said["result"]["line"]},
+                said,
+                {"type": "status", "state": "ended", "detail": "customer left"},
+                left,
+            ]
+            assert left["result"] == {}
+
+    run(main())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 from server_helpers import schema_validator, validate
@@ -10,6 +12,7 @@ from server_helpers import schema_validator, validate
 from repconsole.core.commands import COMMANDS
 from repconsole.core.errors import CommandError, Reason
 from repconsole.server.protocol import (
+    CloseCode,
     Command,
     CustomerChat,
     CustomerResume,
@@ -141,3 +144,12 @@ def test_the_schema_names_every_reason_and_every_command() -> None:
         args = c["properties"]["args"]
         assert set(args["required"]) == spec.required
         assert set(args["properties"]) == spec.required | spec.optional
+
+
+def test_the_close_codes_table_lists_every_code_a_connection_may_be_closed_with() -> None:
+    """docs/protocol.md's table: the server's own codes, and those websockets
+    closes with for a frame it refuses (1002 protocol error, 1007 not UTF-8)."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text(encoding="utf-8")
+    table = doc.split("## Close codes", 1)[1].split("\n## ", 1)[0]
+    listed = {int(m) for m in re.findall(r"^\| (\d{4}) \|", table, flags=re.MULTILINE)}
+    assert listed == {int(c) for c in CloseCode} | {1002, 1007}

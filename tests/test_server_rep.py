@@ -8,6 +8,8 @@ last seq the client saw (see server_helpers.RepClient).
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import socket
 import time
 from pathlib import Path
@@ -404,6 +406,116 @@ def test_a_frame_over_64_kib_closes_1009_and_only_that_connection(site: Path, tm
             await alice.send_raw('{"type": "command", "id": 1, "name": "say", "args": {"text": "' + "x" * 70_000 + '"}}')
             assert await alice.closed_with() == 1009
             assert (await bob.call("get_next"))["reason"] == "nothing_waiting"
+
+    run(main())
+
+
+async def raw_websocket(server: Server, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A WebSocket opened by hand, to send frames no client library would."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    async with asyncio.timeout(3 * TIMEOUT_SCALE):
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101 ")
+    return reader, writer
+
+
+def text_frame(payload: bytes, *, masked: bool = True) -> bytes:
+    assert len(payload) < 126
+    if not masked:
+        return bytes([0x81, len(payload)]) + payload
+    mask = os.urandom(4)
+    return bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def close_code(reader: asyncio.StreamReader) -> int:
+    """The code of the close frame the server sends (its frames are small and unmasked)."""
+    async with asyncio.timeout(3 * TIMEOUT_SCALE):
+        head = await reader.readexactly(2)
+        assert head[0] == 0x88, head  # FIN + close
+        body = await reader.readexactly(head[1] & 0x7F)
+    return int.from_bytes(body[:2], "big")
+
+
+def test_frames_the_websocket_layer_refuses_close_the_connection(site: Path, tmp_path: Path) -> None:
+    """As docs/protocol.md says: not UTF-8 closes with 1007, a protocol violation
+    with 1002 (on both endpoints); everyone else is still served."""
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            bob = await RepClient.logged_in(server, "bob")
+            for path in ("/rep", "/customer"):
+                reader, writer = await raw_websocket(server, path)
+                writer.write(text_frame(b'{"type": "login", "id": 1, "username": "\xff"}'))
+                assert await close_code(reader) == 1007, path
+                writer.close()
+                reader, writer = await raw_websocket(server, path)
+                writer.write(text_frame(b'{"type": "logout", "id": 1}', masked=False))
+                assert await close_code(reader) == 1002, path
+                writer.close()
+            assert (await bob.call("get_next"))["reason"] == "nothing_waiting"
+
+    run(main())
+
+
+def test_chat_goes_to_the_sessions_reps_and_team_chat_to_the_team(site: Path, tmp_path: Path) -> None:
+    """Who gets which event, as docs/protocol.md lists them: a session's chat only
+    its owner and participants (not the team that sees it waiting), team chat
+    every member of the team, the author included."""
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            alice, bob, carol = [await RepClient.logged_in(server, r) for r in ("alice", "bob", "carol")]
+            sid = arrive(server, "vpn")
+            with server.runtime.step():
+                server.runtime.engine.customer_say(sid, "anyone there?")
+            await bob.wait_event(lambda e: e["kind"] == "session" and e["data"]["session"]["id"] == sid)
+            accepted = await alice.ok("accept", session=sid)
+            assert [line["text"] for line in accepted["session"]["chat"]][0] == "anyone there?"
+            await alice.ok("say", session=sid, text="for the session")
+            await alice.ok("share", session=sid, target="rep:carol")  # invited: sees it, is not in it
+            await alice.ok("say", session=sid, text="before carol joins", reps_only=True)
+            await alice.ok("team_say", team="net", text="for the team")
+            for rep in (alice, bob):
+                await rep.wait_event(lambda e: e["kind"] == "team_chat" and e["data"]["line"]["text"] == "for the team")
+            # A barrier: everyone is told of alice's status, after everything above.
+            await alice.ok("set_status", status="busy")
+            for rep in (alice, bob, carol):
+                await rep.wait_event(lambda e: e["kind"] == "rep" and e["data"]["rep"]["status"] == "busy")
+            assert any(e["kind"] == "session" and e["data"]["session"]["invitations"] for e in carol.events)
+            chats = {r.welcome["rep"]: [e["data"]["line"]["text"] for e in r.events if e["kind"] == "chat"] for r in (alice, bob, carol)}
+            assert chats["bob"] == [] and chats["carol"] == []
+            assert "for the session" in chats["alice"] and "before carol joins" in chats["alice"]
+            assert not any(e["kind"] == "team_chat" for e in carol.events)  # not her team
+
+    run(main())
+
+
+def test_refusals_about_a_session_name_the_rule_and_not_who_has_it(site: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            alice = await RepClient.logged_in(server, "alice")
+            dave = await RepClient.logged_in(server, "dave")  # Hardware: never sees a Networking session
+            sid = arrive(server, "vpn")
+            await alice.ok("accept", session=sid)
+            expected = {
+                "accept": ({"session": sid}, "not_member"),
+                "transfer": ({"session": sid, "target": "team:hw"}, "not_participant"),
+                "share": ({"session": sid, "target": "team:hw"}, "not_participant"),
+                "hold": ({"session": sid}, "not_participant"),
+                "end": ({"session": sid}, "not_participant"),
+                "leave": ({"session": sid}, "not_participant"),
+                "say": ({"session": sid, "text": "hi"}, "not_participant"),
+                "set_external_key": ({"session": sid, "external_key": "X"}, "not_participant"),
+            }
+            for name, (args, reason) in expected.items():
+                reply = await dave.call(name, **args)
+                assert reply["type"] == "error" and reply["reason"] == reason, (name, reply)
+                assert reply["data"] == {"session_id": sid} and "Alice" not in reply["detail"], (name, reply)
+            assert (await dave.call("team_say", team="net", text="hi"))["reason"] == "not_member"
 
     run(main())
 
