@@ -542,7 +542,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for label, subscribed in (("with RepFeed + ConsoleState for one rep", True), ("without any subscriber", False)):
         r = measure_throughput(args.ops, subscribed=subscribed, repeat=args.repeat)
         results[label] = r
-        verdict = "ok" if r.best >= TARGET_OPS_PER_SECOND else "BELOW TARGET"
+        if subscribed:
+            # Context, not the target: the engine plus one console's whole
+            # client side (projection and mirror), sharing the one core.
+            verdict = "engine + one console's mirror, for context"
+        else:
+            verdict = "ok" if r.best >= TARGET_OPS_PER_SECOND else "BELOW TARGET"
         gc_part = statistics.median(r.gc_share) if r.gc_share else 0.0
         print(f"  {label:<42} {r.best:>10,.0f} ops/s  ({verdict}; median {r.median:,.0f};"
               f" halves {r.halves[0]:,.0f} -> {r.halves[1]:,.0f}; {gc_part:.0%} of the time in gc)")
@@ -557,7 +562,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if m.console_bytes is not None:
         print(f"  one console mirroring them (ConsoleState)  {m.console_bytes:>10,.0f} bytes per session it shows")
 
-    slow = [label for label, res in results.items() if res.best < TARGET_OPS_PER_SECOND]
+    slow = results["without any subscriber"].best < TARGET_OPS_PER_SECOND
     return 1 if args.strict and slow else 0
 
 
