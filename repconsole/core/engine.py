@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import heapq
 import random
-from bisect import bisect_left
 import string
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
