@@ -262,6 +262,11 @@ def test_the_customer_page_files_are_served_with_their_types(site: Path, tmp_pat
                 assert await http(server, path) == (200, ctype, content), path
             for path in ["/notes.txt", "/missing.html", "/../secret.html", "/%2e%2e/secret.html", "/static/../secret.html", "/rep.html"]:
                 assert (await http(server, path))[0] == 404, path
+            # A WebSocket upgrade to any other path is refused at the handshake.
+            for path in ["/nope", "/rep/", "/customers"]:
+                with pytest.raises(InvalidStatus) as info:
+                    await connect(f"ws://127.0.0.1:{server.port}{path}")
+                assert info.value.response.status_code == 404, path
 
     run(main())
 

@@ -361,15 +361,14 @@ class Server:
     # --------------------------------------------------------- WebSocket
 
     async def _handle(self, ws: ServerConnection) -> None:
-        path = urllib.parse.urlsplit(ws.request.path).path if ws.request else ""
+        # Only /rep and /customer get here: _http answers any other path at the handshake.
+        assert ws.request is not None
         try:
-            if path == "/rep":
+            if urllib.parse.urlsplit(ws.request.path).path == "/rep":
                 await self._serve_rep(ws)
-            elif path == "/customer":
+            else:
                 assert self.customers is not None
                 await self.customers.serve(ws)
-            else:
-                await ws.close(CloseCode.NORMAL, "no such endpoint")
         except ConnectionClosed:
             pass
         except PersistenceFailure:
