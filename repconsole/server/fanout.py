@@ -219,18 +219,14 @@ class Fanout:
         connected = self._links
         per_rep: dict[str, list[tuple[int, bytes]]] = {}
         for e in batch:
-            # Walk whichever is smaller: the event's audience or the reps online.
             for reps, item in ((e.audience, e.item), (e.gone, e.gone_item)):
                 if not reps or item is None:
                     continue
-                if len(reps) <= len(connected):
-                    for rep in reps:
-                        if rep in connected:
-                            per_rep.setdefault(rep, []).append((e.seq, item))
-                else:
-                    for rep in connected:
-                        if rep in reps:
-                            per_rep.setdefault(rep, []).append((e.seq, item))
+                # Walk whichever is smaller: the event's audience or the reps online.
+                walk, other = (reps, connected) if len(reps) <= len(connected) else (connected, reps)
+                for rep in walk:
+                    if rep in other:
+                        per_rep.setdefault(rep, []).append((e.seq, item))
         groups: dict[tuple[int, bytes], list[RepLink]] = {}
         for rep, items in per_rep.items():
             # In seq order already: the batch is, and a rep is in the
