@@ -78,12 +78,15 @@ def _scrypt(password: str, salt: bytes, params: ScryptParams, key_bytes: int) ->
     )
 
 
+def _format(params: ScryptParams, salt: bytes, key: bytes) -> str:
+    return f"{_SCHEME}${params.n}${params.r}${params.p}${_b64(salt)}${_b64(key)}"
+
+
 def hash_password(password: str, params: ScryptParams = OWASP) -> str:
     """``scrypt$N$r$p$salt$hash`` (base64) for ``password``.  CPU-heavy: run it in a thread."""
     params.validate()
     salt = secrets.token_bytes(params.salt_bytes)
-    key = _scrypt(password, salt, params, params.key_bytes)
-    return f"{_SCHEME}${params.n}${params.r}${params.p}${_b64(salt)}${_b64(key)}"
+    return _format(params, salt, _scrypt(password, salt, params, params.key_bytes))
 
 
 def parse_hash(encoded: str) -> tuple[ScryptParams, bytes, bytes]:
@@ -116,8 +119,7 @@ def dummy_hash(like: str | None = None, params: ScryptParams = OWASP) -> str:
     which.  Raises ValueError if ``like`` is malformed."""
     if like:
         params = parse_hash(like)[0]
-    salt, key = secrets.token_bytes(params.salt_bytes), bytes(params.key_bytes)
-    return f"{_SCHEME}${params.n}${params.r}${params.p}${_b64(salt)}${_b64(key)}"
+    return _format(params, secrets.token_bytes(params.salt_bytes), bytes(params.key_bytes))
 
 
 # ------------------------------------------------------------ rate limit
