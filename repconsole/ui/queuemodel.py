@@ -30,7 +30,8 @@ visible rows only.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from itertools import compress, filterfalse
 from operator import is_
@@ -295,14 +296,10 @@ class QueueTableModel(QAbstractTableModel):
         desc = order == _DESCENDING
         if column == self._sort_col and desc == self._desc:
             return
-        self.layoutAboutToBeChanged[_WITH_HINT].emit([], _VERTICAL_SORT)
-        persistent = self.persistentIndexList()
-        before = self._rows
-        self._sort_col, self._desc = column, desc
-        self._sk = self._sort_keys(column)
-        self._rows = self._sorted()
-        self._remap(persistent, before)
-        self.layoutChanged[_WITH_HINT].emit([], _VERTICAL_SORT)
+        with self._reordering():
+            self._sort_col, self._desc = column, desc
+            self._sk = self._sort_keys(column)
+            self._rows = self._sorted()
 
     # ------------------------------------------------------------- reading
 
@@ -350,23 +347,13 @@ class QueueTableModel(QAbstractTableModel):
         self.beginResetModel()
         self._by_id = {r.id: r for r in rows}
         self._canon = sorted(self._by_id.values(), key=canonical_key)
-        self._cells = {}
-        self._caches = {}
-        self._sk = self._sort_keys(self._sort_col)
-        self._rows = self._sorted()
+        self._resort_afresh()
         self.endResetModel()
 
     def refresh(self) -> None:
         """Recompute every cell and sort key (after reps or teams were renamed)."""
-        self.layoutAboutToBeChanged[_WITH_HINT].emit([], _VERTICAL_SORT)
-        persistent = self.persistentIndexList()
-        before = self._rows
-        self._cells = {}
-        self._caches = {}
-        self._sk = self._sort_keys(self._sort_col)
-        self._rows = self._sorted()
-        self._remap(persistent, before)
-        self.layoutChanged[_WITH_HINT].emit([], _VERTICAL_SORT)
+        with self._reordering():
+            self._resort_afresh()
         if self._rows:
             self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, self._ncols - 1), _ALL_ROLES)
 
@@ -411,6 +398,23 @@ class QueueTableModel(QAbstractTableModel):
             self.dataChanged.emit(self.index(first, a), self.index(last, b), _DISPLAY_ONLY)
 
     # ----------------------------------------------------------- internals
+
+    @contextmanager
+    def _reordering(self) -> Iterator[None]:
+        """Announce the new ``_rows`` made inside as one vertical layout change; persistent indexes follow their rows."""
+        self.layoutAboutToBeChanged[_WITH_HINT].emit([], _VERTICAL_SORT)
+        persistent = self.persistentIndexList()
+        before = self._rows
+        yield
+        self._remap(persistent, before)
+        self.layoutChanged[_WITH_HINT].emit([], _VERTICAL_SORT)
+
+    def _resort_afresh(self) -> None:
+        """Drop every cached cell and sort key, and sort the canonical list again."""
+        self._cells = {}
+        self._caches = {}
+        self._sk = self._sort_keys(self._sort_col)
+        self._rows = self._sorted()
 
     def _sort_keys(self, column: int) -> _SortKeys:
         """The sort key cache of ``column``, built if needed (LRU of a few columns)."""
@@ -472,6 +476,15 @@ class QueueTableModel(QAbstractTableModel):
             else:
                 hi = mid
         return lo
+
+    def _insert_positions(self, rows: list[Row], ordered: list[Row]) -> list[int]:
+        """Where each of ``ordered`` (in display order, not in ``rows``) goes in ``rows``: non-decreasing."""
+        positions = []
+        lo = 0
+        for row in ordered:
+            lo = self._bisect(rows, row, lo)
+            positions.append(lo)
+        return positions
 
     def _precedes(self, a: Row, b: Row) -> bool:
         keys = self._sk.keys
@@ -583,11 +596,7 @@ class QueueTableModel(QAbstractTableModel):
                 self._learn(row)
             self._canon_add(added)
             ordered = self._order_subset(added)
-            positions = []
-            lo = 0
-            for row in ordered:
-                lo = self._bisect(rows, row, lo)
-                positions.append(lo)
+            positions = self._insert_positions(rows, ordered)
             # Insert runs that share a position together, bottom-up so the
             # positions above stay valid.
             end = len(ordered)
@@ -602,29 +611,20 @@ class QueueTableModel(QAbstractTableModel):
                 end = start
 
     def _apply_as_layout(self, removed: list[Row], changed: list[tuple[Row, Row]], added: list[Row]) -> None:
-        self.layoutAboutToBeChanged[_WITH_HINT].emit([], _VERTICAL_SORT)
-        persistent = self.persistentIndexList()
-        before = self._rows
-        drop = set(removed)
-        drop.update(old for old, _ in changed)
-        base = list(filterfalse(drop.__contains__, before))
-        for row in removed:
-            del self._by_id[row.id]
-            self._forget(row)
-        self._canon_remove(removed)
-        incoming = added + [new for _, new in changed]
-        for old, new in changed:
-            self._forget(old)
-            self._canon_replace(old, new)
-        for row in incoming:
-            self._learn(row)
-        self._canon_add(added)
-        ordered = self._order_subset(incoming)
-        positions = []
-        lo = 0
-        for row in ordered:
-            lo = self._bisect(base, row, lo)
-            positions.append(lo)
-        self._rows = _merge(base, ordered, positions)
-        self._remap(persistent, before)
-        self.layoutChanged[_WITH_HINT].emit([], _VERTICAL_SORT)
+        with self._reordering():
+            drop = set(removed)
+            drop.update(old for old, _ in changed)
+            base = list(filterfalse(drop.__contains__, self._rows))
+            for row in removed:
+                del self._by_id[row.id]
+                self._forget(row)
+            self._canon_remove(removed)
+            incoming = added + [new for _, new in changed]
+            for old, new in changed:
+                self._forget(old)
+                self._canon_replace(old, new)
+            for row in incoming:
+                self._learn(row)
+            self._canon_add(added)
+            ordered = self._order_subset(incoming)
+            self._rows = _merge(base, ordered, self._insert_positions(base, ordered))
