@@ -113,6 +113,12 @@ class LoggedEvent:
 Statement = tuple[str, tuple[Any, ...]]
 
 
+def _arrival(session_id: str) -> int:
+    """A session's number (``S12`` -> 12), which orders sessions by arrival."""
+    digits = session_id[1:]
+    return int(digits) if digits.isdigit() else 0
+
+
 class Store:
     """The server's SQLite database.  Use from one thread (the event loop's)."""
 
@@ -202,12 +208,16 @@ class Store:
         for _, queue, sid in sorted(waiting):
             queues.setdefault(queue, []).append(sid)
         team_chat: dict[str, dict[str, Any]] = {}
+
+        def team_of(team: str) -> dict[str, Any]:
+            return team_chat.setdefault(team, {"count": 0, "lines": [], "last_read": {}})
+
         for team, count in self._db.execute("SELECT team, count FROM team_counts"):
-            team_chat[team] = {"count": count, "lines": [], "last_read": {}}
+            team_of(team)["count"] = count
         for team, data in self._db.execute("SELECT team, data FROM team_chat ORDER BY team, n"):
-            team_chat.setdefault(team, {"count": 0, "lines": [], "last_read": {}})["lines"].append(decode(data))
+            team_of(team)["lines"].append(decode(data))
         for team, rep, n in self._db.execute("SELECT team, rep, n FROM team_read"):
-            team_chat.setdefault(team, {"count": 0, "lines": [], "last_read": {}})["last_read"][rep] = n
+            team_of(team)["last_read"][rep] = n
         for tc in team_chat.values():
             del tc["lines"][:-TEAM_CHAT_HISTORY]
         return {
@@ -311,7 +321,7 @@ class Store:
                     self._slots.pop(sid, None)
                 db.execute(
                     "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?)",
-                    (sid, int(sid[1:]) if sid[1:].isdigit() else 0, live, pos, encode(persist.dump_session(s, chat=False))),
+                    (sid, _arrival(sid), live, pos, encode(persist.dump_session(s, chat=False))),
                 )
             if chat:
                 db.executemany("INSERT OR REPLACE INTO chat VALUES (?, ?, ?)", chat)
@@ -349,7 +359,7 @@ class Store:
                 if live:
                     self._slots[sid] = (d["queue"], d["queue_entered_at"], pos)
                 lines = d.pop("chat")
-                db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?)", (sid, int(sid[1:]) if sid[1:].isdigit() else 0, live, pos, encode(d)))
+                db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?)", (sid, _arrival(sid), live, pos, encode(d)))
                 db.executemany("INSERT INTO chat VALUES (?, ?, ?)", [(sid, line["n"], encode(line)) for line in lines])
             db.executemany("INSERT INTO reps VALUES (?, ?)", [(r, encode(d)) for r, d in state["reps"].items()])
             db.executemany("INSERT INTO keys VALUES (?, ?)", [(k["key"], encode(k)) for k in state["keys"]])
