@@ -94,7 +94,6 @@ class MainWindow(QMainWindow):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._clock_offset = 0.0
         self._queue: str | None = None
-        self._painted = False
         self._closing = False
         self._search_dirty = False
 
@@ -220,6 +219,7 @@ class MainWindow(QMainWindow):
         self.key_button.clicked.connect(self._on_key_button_clicked)
         self.search.textChanged.connect(self._on_search_textChanged)
         self.status_combo.activated.connect(self._on_status_combo_activated)
+        # Watches for the first paint of a snapshot (firstQueuePainted), then stops watching.
         self.table.viewport().installEventFilter(self)
 
     def _build_actions(self) -> None:
@@ -346,10 +346,7 @@ class MainWindow(QMainWindow):
         else:
             self._show_queue(wanted, force=True)
         self.queue_list.select(wanted)
-        me = self.state.me
-        index = self.status_combo.findData(me.get("status"))
-        if index >= 0:
-            self.status_combo.setCurrentIndex(index)
+        self._show_my_status()
         # Sessions the rep is already in get their tabs back.
         for s in self.state.my_sessions():
             if s["id"] not in self.session_tabs:
@@ -390,10 +387,8 @@ class MainWindow(QMainWindow):
             dialog = self.team_chats.get(team)
             if dialog is not None:
                 dialog.view.append_line(line)
-        if changes.reps & {self.state.rep_id}:
-            index = self.status_combo.findData(self.state.me.get("status"))
-            if index >= 0:
-                self.status_combo.setCurrentIndex(index)
+        if self.state.rep_id in changes.reps:
+            self._show_my_status()
         for reason, s in changes.arrived:
             self._alert(reason, s)
 
@@ -407,6 +402,11 @@ class MainWindow(QMainWindow):
         else:
             text = f"New customer in your personal queue: {name}" + (f" — {s['issue']}" if s["issue"] else "")
         self.alerter.alert(reason, text)
+
+    def _show_my_status(self) -> None:
+        index = self.status_combo.findData(self.state.me.get("status"))
+        if index >= 0:
+            self.status_combo.setCurrentIndex(index)
 
     def _refresh_queue_list(self) -> None:
         st = self.state
@@ -730,8 +730,9 @@ class MainWindow(QMainWindow):
             self.commandFailed.emit(what, str(exc))
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if not self._painted and watched is self.table.viewport() and event.type() == QEvent.Type.Paint and self.state.seq >= 0:
-            self._painted = True
+        if watched is self.table.viewport() and event.type() == QEvent.Type.Paint and self.state.seq >= 0:
+            # Once is all: the viewport's later events need not pass through Python.
+            watched.removeEventFilter(self)
             QTimer.singleShot(0, self.firstQueuePainted.emit)
         return super().eventFilter(watched, event)
 
