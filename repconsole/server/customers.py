@@ -143,13 +143,14 @@ class CustomerDesk:
             raise ProtocolError(ErrorReason.RATE_LIMITED, "too many sessions started from this address; try again in a minute", msg.id)
         intake = Intake.from_dict(msg.intake)
         token = new_token()
+        token_hash = hash_token(token)
         expires_at = time.time() + CUSTOMER_TOKENS_KEPT
         with self.runtime.step() as rows:
             s = self._begin(msg, intake, address)
-            rows.append(Store.customer_row(hash_token(token), s.id, expires_at))
+            rows.append(Store.customer_row(token_hash, s.id, expires_at))
         if self._starts is not None:
             self._starts.fail(address)  # counts starts, not failures
-        self._tokens[hash_token(token)] = (s.id, expires_at)
+        self._tokens[token_hash] = (s.id, expires_at)
         link = self._attach(ws, s.id)
         await ws.send(Started(msg.id, s.id, token).serialize(), text=True)
         await self._catch_up(link, s, 0)
@@ -294,8 +295,7 @@ class CustomerDesk:
         return {"n": line["n"], "at": line["at"], "author": role, "author_name": name, "text": line["text"]}
 
     def _chat(self, line: dict[str, Any]) -> bytes:
-        d = self._line(line)
-        return CustomerChat(d["n"], d["at"], d["author"], d["author_name"], d["text"]).serialize()
+        return CustomerChat(**self._line(line)).serialize()
 
     def _prune(self, now: float) -> None:
         if self._starts is not None:
