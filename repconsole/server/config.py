@@ -289,11 +289,8 @@ class TomlLines:
         pending_close: str | None = None  # the delimiter of an open multi-line string
         depth = 0  # brackets still open in a multi-line value
         for number, raw in enumerate(text.splitlines(), 1):
-            if pending_close is not None:
+            if pending_close is not None or depth > 0:  # inside a multi-line value
                 pending_close, depth = _continue_value(raw, pending_close, depth)
-                continue
-            if depth > 0:
-                pending_close, depth = _continue_value(raw, None, depth)
                 continue
             line = raw.strip()
             if not line or line.startswith("#"):
