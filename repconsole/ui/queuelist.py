@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtCore import QModelIndex, QPoint, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QColor, QFont, QKeySequence, QMouseEvent, QPainter, QPalette
+from PySide6.QtGui import QAction, QColor, QFont, QIcon, QKeySequence, QMouseEvent, QPainter, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QListWidget,
@@ -53,7 +53,7 @@ class _Delegate(QStyledItemDelegate):
         entry: QueueEntry = index.data(_ENTRY_ROLE)
         self.initStyleOption(option, index)
         option.text = ""
-        option.icon = QListWidgetItem().icon()
+        option.icon = QIcon()
         style = option.widget.style() if option.widget else None
         if style is not None:
             style.drawControl(QStyle.ControlElement.CE_ItemViewItem, option, painter, option.widget)
@@ -143,17 +143,14 @@ class QueueList(QListWidget):
             self.clear()
             for entry in entries:
                 item = QListWidgetItem(entry.name)
-                item.setData(_ENTRY_ROLE, entry)
+                self._show_entry(item, entry)
                 self.addItem(item)
             self.blockSignals(False)
         else:
             for i, entry in enumerate(entries):
                 item = self.item(i)
                 if item.data(_ENTRY_ROLE) != entry:
-                    item.setData(_ENTRY_ROLE, entry)
-        for i, entry in enumerate(entries):
-            self.item(i).setToolTip(self._tooltip(entry))
-            self.item(i).setData(Qt.ItemDataRole.AccessibleTextRole, f"{entry.name}, {entry.count} waiting")
+                    self._show_entry(item, entry)
         self.entries = {e.key: e for e in entries}
         if current in self.entries:
             self.select(current)
@@ -170,6 +167,11 @@ class QueueList(QListWidget):
                 if self.currentRow() != i:
                     self.setCurrentRow(i)
                 return
+
+    def _show_entry(self, item: QListWidgetItem, entry: QueueEntry) -> None:
+        item.setData(_ENTRY_ROLE, entry)
+        item.setToolTip(self._tooltip(entry))
+        item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{entry.name}, {entry.count} waiting")
 
     @staticmethod
     def _tooltip(entry: QueueEntry) -> str:
