@@ -37,12 +37,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from repconsole.core.engine import CHAT_LIMIT
 from repconsole.core.state import ConsoleState
 
 __all__ = ["ShareDialog", "TargetPicker", "TransferDialog", "fold", "status_icon"]
 
 # How long a transfer note may be: the engine's limit on any chat text.
-NOTE_LIMIT = 4000
+NOTE_LIMIT = CHAT_LIMIT
 
 _TARGET_ROLE = Qt.ItemDataRole.UserRole
 _SEARCH_ROLE = Qt.ItemDataRole.UserRole + 1

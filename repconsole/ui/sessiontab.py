@@ -6,7 +6,8 @@ commands and feeds the results back through :meth:`SessionTab.update_session`,
 :meth:`SessionTab.append_chat`, :meth:`SessionTab.set_busy` and
 :meth:`SessionTab.show_error`.
 
-:class:`ChatLog` is the transcript widget shared with the team chat.
+:class:`ChatLog` (the transcript) and :class:`ChatInput` (the line being
+written and its Send button) are shared with the team chat.
 """
 
 from __future__ import annotations
@@ -37,15 +38,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from repconsole.core.engine import CHAT_LIMIT
 from repconsole.core.model import Origin, Priority
 from repconsole.core.state import ConsoleState
 from repconsole.ui.pickers import ShareDialog, TargetPicker, TransferDialog
 
-__all__ = ["ChatLog", "PageView", "SessionTab", "clock_time", "rule", "visible_controls"]
+__all__ = ["CHAT_LIMIT", "ChatInput", "ChatLog", "PageView", "SessionTab", "clock_time", "rule", "visible_controls"]
 
 CUSTOMER = "customer"
-# The engine refuses chat text longer than this.
-CHAT_LIMIT = 4000
 
 _URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
 
@@ -314,6 +314,59 @@ class _FollowBottom:
         if self._stick:
             bar = self._view.verticalScrollBar()
             bar.setValue(bar.maximum())
+
+
+class ChatInput(QWidget):
+    """The chat line being written and its Send button, in a row.
+
+    Enter or the button submits the line, stripped, unless it is blank or
+    the button is disabled; the input is cleared right after.
+
+    Signals:
+        submitted(str): the rep sent a line (stripped, never empty).
+
+    Attributes:
+        input_edit: the line being written (at most the engine's chat limit).
+        send_button: sends the input.
+    """
+
+    submitted = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._row = QHBoxLayout(self)
+        self._row.setContentsMargins(8, 8, 8, 8)
+        self._row.setSpacing(8)
+        self.input_edit = QLineEdit()
+        self.input_edit.setMaxLength(CHAT_LIMIT)
+        self.input_edit.setMinimumHeight(30)
+        self.input_edit.returnPressed.connect(self._submit)
+        self.send_button = QPushButton("Send")
+        self.send_button.setAutoDefault(False)
+        self.send_button.setMinimumHeight(30)
+        self.send_button.setToolTip("Send (Enter)")
+        self.send_button.clicked.connect(self._on_send_button_clicked)
+        self._row.addWidget(self.input_edit, 1)
+        self._row.addWidget(self.send_button)
+        self.setFocusProxy(self.input_edit)
+
+    def add_option(self, widget: QWidget) -> None:
+        """Put ``widget`` (e.g. a check box) between the input and the Send button, also in the Tab order."""
+        self._row.insertWidget(self._row.count() - 1, widget)
+        QWidget.setTabOrder(widget, self.send_button)
+
+    def _submit(self) -> None:
+        if not self.send_button.isEnabled():
+            return
+        text = self.input_edit.text().strip()
+        if not text:
+            return
+        self.submitted.emit(text)
+        self.input_edit.clear()
+
+    def _on_send_button_clicked(self) -> None:
+        self._submit()
+        self.input_edit.setFocus()
 
 
 class PageView(QTextBrowser):
@@ -678,26 +731,16 @@ class SessionTab(QWidget):
 
         layout.addWidget(rule())
 
-        row = QHBoxLayout()
-        row.setContentsMargins(8, 8, 8, 8)
-        row.setSpacing(8)
-        self.input_edit = QLineEdit()
-        self.input_edit.setMaxLength(CHAT_LIMIT)
-        self.input_edit.setMinimumHeight(30)
+        chat_input = ChatInput()
+        chat_input.submitted.connect(self._on_chat_input_submitted)
+        self.input_edit = chat_input.input_edit
         self.input_edit.setAccessibleName("Chat message")
-        self.input_edit.returnPressed.connect(self._on_input_edit_returnPressed)
+        self.send_button = chat_input.send_button
         self.reps_only_check = QCheckBox("&Reps only")
         self.reps_only_check.setToolTip("Send to the reps in this session only; the customer does not see it (Alt+R)")
         self.reps_only_check.toggled.connect(self._on_reps_only_check_toggled)
-        self.send_button = QPushButton("Send")
-        self.send_button.setAutoDefault(False)
-        self.send_button.setMinimumHeight(30)
-        self.send_button.setToolTip("Send (Enter)")
-        self.send_button.clicked.connect(self._on_send_button_clicked)
-        row.addWidget(self.input_edit, 1)
-        row.addWidget(self.reps_only_check)
-        row.addWidget(self.send_button)
-        layout.addLayout(row)
+        chat_input.add_option(self.reps_only_check)
+        layout.addWidget(chat_input)
         self._on_reps_only_check_toggled(False)
         return box
 
@@ -1025,22 +1068,10 @@ class SessionTab(QWidget):
 
     # ----------------------------------------------------------------- slots
 
-    def _send(self) -> None:
-        if self._busy or not self.send_button.isEnabled():
-            return
-        text = self.input_edit.text().strip()
-        if not text:
-            return
+    def _on_chat_input_submitted(self, text: str) -> None:
+        # The Send button, which ChatInput checks, is disabled while busy.
         self.clear_error()
         self.sendRequested.emit(text, self.reps_only_check.isChecked())
-        self.input_edit.clear()
-
-    def _on_input_edit_returnPressed(self) -> None:
-        self._send()
-
-    def _on_send_button_clicked(self) -> None:
-        self._send()
-        self.input_edit.setFocus()
 
     def _on_reps_only_check_toggled(self, checked: bool) -> None:
         if checked:

@@ -14,18 +14,10 @@ from typing import Any
 
 from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtGui import QFont, QPalette, QShowEvent
-from PySide6.QtWidgets import (
-    QDialog,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QPushButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from repconsole.core.state import ConsoleState
-from repconsole.ui.sessiontab import CHAT_LIMIT, ChatLog, rule
+from repconsole.ui.sessiontab import ChatInput, ChatLog, rule
 
 __all__ = ["TeamChatDialog", "TeamChatView"]
 
@@ -92,21 +84,11 @@ class TeamChatView(QWidget):
         layout.addWidget(self.error_label)
         layout.addWidget(rule())
 
-        row = QHBoxLayout()
-        row.setContentsMargins(8, 8, 8, 8)
-        row.setSpacing(8)
-        self.input_edit = QLineEdit()
-        self.input_edit.setMaxLength(CHAT_LIMIT)
-        self.input_edit.setMinimumHeight(30)
-        self.input_edit.returnPressed.connect(self._on_input_edit_returnPressed)
-        self.send_button = QPushButton("Send")
-        self.send_button.setAutoDefault(False)
-        self.send_button.setMinimumHeight(30)
-        self.send_button.setToolTip("Send (Enter)")
-        self.send_button.clicked.connect(self._on_send_button_clicked)
-        row.addWidget(self.input_edit, 1)
-        row.addWidget(self.send_button)
-        layout.addLayout(row)
+        chat_input = ChatInput()
+        chat_input.submitted.connect(self._on_chat_input_submitted)
+        self.input_edit = chat_input.input_edit
+        self.send_button = chat_input.send_button
+        layout.addWidget(chat_input)
 
         self.setFocusProxy(self.input_edit)
         self.refresh_members()
@@ -195,22 +177,9 @@ class TeamChatView(QWidget):
 
     # ----------------------------------------------------------------- slots
 
-    def _send(self) -> None:
-        if not self.send_button.isEnabled():
-            return
-        text = self.input_edit.text().strip()
-        if not text:
-            return
+    def _on_chat_input_submitted(self, text: str) -> None:
         self.clear_error()
         self.sendRequested.emit(text)
-        self.input_edit.clear()
-
-    def _on_input_edit_returnPressed(self) -> None:
-        self._send()
-
-    def _on_send_button_clicked(self) -> None:
-        self._send()
-        self.input_edit.setFocus()
 
     # ------------------------------------------------------------ overrides
 
