@@ -1,0 +1,166 @@
+"""Events: what changed, as a console receives it.
+
+An ``events`` frame carries a list of events, each ``{"seq", "kind",
+"data"}``.  ``kind`` is the tag: each kind is its own Struct with its own
+``data``, so a console decodes a frame straight into typed events and a
+``match`` on the class replaces string comparisons.
+
+``seq`` is the engine's global sequence number.  A rep sees only the events
+it may see, so the numbers a console gets skip; the frame's ``prev`` says
+which number came before, and that is how a console tells "an event for
+someone else" from "an event I lost".
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from repconsole.protocol.vocabulary import EventKind, GoneReason
+from repconsole.protocol.views import KeyView, LineView, RepView, SessionView
+
+__all__ = [
+    "EVENT_TYPES",
+    "ChatData",
+    "ChatEvent",
+    "Event",
+    "EventData",
+    "KeyData",
+    "KeyEvent",
+    "RepData",
+    "RepEvent",
+    "SessionData",
+    "SessionEvent",
+    "SessionGoneData",
+    "SessionGoneEvent",
+    "TeamChatData",
+    "TeamChatEvent",
+    "TeamReadData",
+    "TeamReadEvent",
+    "make_event",
+]
+
+
+class _Data(msgspec.Struct, frozen=True, gc=False):
+    """An event's payload: built once by the engine for every receiver."""
+
+
+class SessionData(_Data):
+    """A session changed (without its chat): to every rep who may see it now."""
+
+    session: SessionView
+
+
+class SessionGoneData(_Data):
+    """A session left the rep's sight: to the reps who could see it before and cannot now.
+
+    ``by`` names the rep who took it (``reason`` taken); ``detail`` says why
+    it ended (``reason`` ended).  It never says where the session went.
+    """
+
+    id: str
+    reason: GoneReason
+    by: str | UnsetType = UNSET
+    detail: str | UnsetType = UNSET
+
+
+class ChatData(_Data):
+    """A session chat line (``reps``-only lines included): to its owner and participants."""
+
+    session: str
+    line: LineView
+
+
+class TeamChatData(_Data):
+    """A team chat line: to every member of the team, the author included."""
+
+    team: str
+    line: LineView
+
+
+class TeamReadData(_Data):
+    """The rep read a team's chat up to ``last_read``: to all of that rep's consoles."""
+
+    team: str
+    last_read: int
+
+
+class RepData(_Data):
+    """A rep's directory entry changed (status, presence): to every rep."""
+
+    rep: RepView
+
+
+class KeyData(_Data):
+    """A session key was generated or used: to its rep."""
+
+    key: KeyView
+
+
+EventData = SessionData | SessionGoneData | ChatData | TeamChatData | TeamReadData | RepData | KeyData
+
+
+class _Event(msgspec.Struct, frozen=True, gc=False, tag_field="kind"):
+    seq: int
+
+
+class SessionEvent(_Event, tag=EventKind.SESSION.value):
+    data: SessionData
+
+
+class SessionGoneEvent(_Event, tag=EventKind.SESSION_GONE.value):
+    data: SessionGoneData
+
+
+class ChatEvent(_Event, tag=EventKind.CHAT.value):
+    data: ChatData
+
+
+class TeamChatEvent(_Event, tag=EventKind.TEAM_CHAT.value):
+    data: TeamChatData
+
+
+class TeamReadEvent(_Event, tag=EventKind.TEAM_READ.value):
+    data: TeamReadData
+
+
+class RepEvent(_Event, tag=EventKind.REP.value):
+    data: RepData
+
+
+class KeyEvent(_Event, tag=EventKind.KEY.value):
+    data: KeyData
+
+
+Event = SessionEvent | SessionGoneEvent | ChatEvent | TeamChatEvent | TeamReadEvent | RepEvent | KeyEvent
+
+EVENT_TYPES: Final[dict[EventKind, type[Event]]] = {
+    EventKind.SESSION: SessionEvent,
+    EventKind.SESSION_GONE: SessionGoneEvent,
+    EventKind.CHAT: ChatEvent,
+    EventKind.TEAM_CHAT: TeamChatEvent,
+    EventKind.TEAM_READ: TeamReadEvent,
+    EventKind.REP: RepEvent,
+    EventKind.KEY: KeyEvent,
+}
+_DATA_KINDS: Final[dict[type[_Data], EventKind]] = {
+    SessionData: EventKind.SESSION,
+    SessionGoneData: EventKind.SESSION_GONE,
+    ChatData: EventKind.CHAT,
+    TeamChatData: EventKind.TEAM_CHAT,
+    TeamReadData: EventKind.TEAM_READ,
+    RepData: EventKind.REP,
+    KeyData: EventKind.KEY,
+}
+
+
+def kind_of(data: EventData) -> EventKind:
+    """The kind of event that carries ``data``."""
+    return _DATA_KINDS[type(data)]
+
+
+def make_event(seq: int, data: EventData) -> Event:
+    """The wire event numbered ``seq`` that carries ``data``."""
+    return EVENT_TYPES[_DATA_KINDS[type(data)]](seq, data)  # type: ignore[arg-type]

@@ -1,0 +1,458 @@
+"""Every message on both endpoints, both ways, and how frames become messages.
+
+One text frame carries one message: a JSON object whose ``type`` is the
+tag of one Struct below.  docs/protocol.md is the human reference for what
+each means; docs/protocol.schema.json is generated from this module.
+
+**Rep endpoint** (``/rep``)
+
+* console → server: :class:`Login`, :class:`Resume`, :class:`Command`, :class:`Logout`
+* server → console: :class:`Welcome`, :class:`Snapshot`, :class:`Events`, :class:`Result`, :class:`Error`
+
+**Customer endpoint** (``/customer``)
+
+* page → server: :class:`Start`, :class:`CustomerResume`, :class:`Say`, :class:`Leave`
+* server → page: :class:`Started`, :class:`Status`, :class:`Chat`, :class:`Result`, :class:`Error`
+
+Parsing is sans-I/O: :func:`parse_rep` and :func:`parse_customer` turn a
+received frame into a message or raise :class:`ProtocolError` with the
+reason to answer with (and the request id, when one could be read), so that
+a malformed frame is answered and never kills the connection.  The envelope
+is lenient (fields a message does not define are ignored: a newer client
+may send more); what goes to the engine is strict (a command's ``args`` and
+a customer's ``intake`` refuse unknown fields).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Annotated, Any, Final, TypeVar
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from repconsole.protocol.events import Event
+from repconsole.protocol.vocabulary import (
+    ID_LIMIT,
+    INT64_MAX,
+    PAGE_HTML_LIMIT,
+    PAGE_URL_LIMIT,
+    CustomerState,
+    ErrorReason,
+    MessageType,
+    Reason,
+    ResumeReason,
+    Via,
+)
+from repconsole.protocol.views import CustomerLine, Intake, SnapshotData
+
+__all__ = [
+    "Chat",
+    "Command",
+    "CustomerReply",
+    "CustomerRequest",
+    "CustomerResume",
+    "EmptyResult",
+    "Error",
+    "Events",
+    "Leave",
+    "Login",
+    "Logout",
+    "ProtocolError",
+    "RepReply",
+    "RepRequest",
+    "RequestId",
+    "Result",
+    "Resume",
+    "Say",
+    "SayResult",
+    "Snapshot",
+    "Start",
+    "Started",
+    "Status",
+    "Welcome",
+    "decode",
+    "encode",
+    "events_frame",
+    "parse_customer",
+    "parse_customer_reply",
+    "parse_rep",
+    "parse_rep_reply",
+    "request_key",
+]
+
+RequestId = Annotated[str, msgspec.Meta(min_length=1, max_length=ID_LIMIT)] | Annotated[
+    int, msgspec.Meta(ge=-INT64_MAX - 1, le=INT64_MAX)
+]
+_Count = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
+_Version = Annotated[int, msgspec.Meta(ge=1, le=INT64_MAX)]
+
+
+_Name = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+_Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+_Token = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+_CommandName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+# ======================================================================
+# rep endpoint: console -> server
+
+
+class _Request(msgspec.Struct, frozen=True, tag_field="type"):
+    id: RequestId
+
+
+class Login(_Request, tag=MessageType.LOGIN.value):
+    """Sign in.  The password is capped because it is hashed: an unbounded one burns CPU."""
+
+    username: _Name
+    password: _Password
+    protocol: _Version = 1
+
+    def __repr__(self) -> str:
+        return f"Login(id={self.id!r}, username={self.username!r}, protocol={self.protocol})"
+
+
+class Resume(_Request, tag=MessageType.RESUME.value):
+    """Pick a login session up again on a new connection, from the last event seen."""
+
+    token: _Token
+    last_seq: _Count
+    protocol: _Version = 1
+
+    def __repr__(self) -> str:
+        return f"Resume(id={self.id!r}, last_seq={self.last_seq}, protocol={self.protocol})"
+
+
+class Command(_Request, tag=MessageType.COMMAND.value):
+    """Run a rep command (:data:`repconsole.protocol.commands.COMMANDS`).  ``args`` may be left out."""
+
+    name: _CommandName
+    args: dict[str, Any] = {}
+
+
+class Logout(_Request, tag=MessageType.LOGOUT.value):
+    """End the login session; every connection of it closes with 4000."""
+
+
+RepRequest = Login | Resume | Command | Logout
+
+
+# ======================================================================
+# rep endpoint: server -> console
+
+
+class _Reply(msgspec.Struct, frozen=True, tag_field="type"):
+    pass
+
+
+class Welcome(_Reply, tag=MessageType.WELCOME.value):
+    """The login or resume succeeded.  A snapshot follows, or (``resumed``) an events frame.
+
+    ``reason`` says why a resume got a fresh snapshot instead of a replay.
+    """
+
+    id: RequestId
+    rep: str
+    token: str
+    resumed: bool
+    expires_at: float
+    server_time: float
+    resume_window: float
+    protocol: int
+    reason: ResumeReason | UnsetType = UNSET
+
+    def __repr__(self) -> str:
+        return f"Welcome(id={self.id!r}, rep={self.rep!r}, resumed={self.resumed}, reason={self.reason!r})"
+
+
+class Snapshot(_Reply, tag=MessageType.SNAPSHOT.value):
+    """Everything the rep may see, as of event ``seq`` (= ``data.seq``)."""
+
+    seq: int
+    data: SnapshotData
+
+
+class Events(_Reply, tag=MessageType.EVENTS.value):
+    """Events after ``prev``, in order.  A console whose last event is not ``prev`` must resume."""
+
+    prev: int
+    events: list[Event]
+
+
+class Result(_Reply, tag=MessageType.RESULT.value):
+    """A request succeeded.  ``result`` is the command's result Struct (as JSON)."""
+
+    id: RequestId
+    result: msgspec.Raw
+
+
+class Error(_Reply, tag=MessageType.ERROR.value, kw_only=True):
+    """A request was refused (``reason``: a :class:`Reason` or an :class:`ErrorReason`).
+
+    ``detail`` is a sentence for people; ``data`` holds facts (``{"by":
+    "priya"}`` for already_taken, ``{"field": "text"}`` for invalid).  ``id``
+    is absent when the request's id could not be read.
+    """
+
+    id: RequestId | UnsetType = UNSET
+    reason: str
+    detail: str
+    data: dict[str, Any]
+
+
+RepReply = Welcome | Snapshot | Events | Result | Error
+
+
+# ======================================================================
+# customer endpoint: page -> server
+
+
+class Start(_Request, tag=MessageType.START.value):
+    """Start a session ``via`` one of the ways in; the field named like ``via`` says with what.
+
+    ``page_url`` and ``page_html`` come only with ``via`` link (browser sharing).
+    """
+
+    via: Via
+    intake: Intake
+    issue: _Name | UnsetType = UNSET
+    key: _Name | UnsetType = UNSET
+    rep: _Name | UnsetType = UNSET
+    button: _Name | UnsetType = UNSET
+    link: _Name | UnsetType = UNSET
+    page_url: Annotated[str, msgspec.Meta(max_length=PAGE_URL_LIMIT)] = ""
+    page_html: Annotated[str, msgspec.Meta(max_length=PAGE_HTML_LIMIT)] = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(getattr(self, self.via.value), str):
+            raise ValueError(f"via {self.via.value!r} needs the field {self.via.value!r}")
+        if (self.page_url or self.page_html) and self.via is not Via.LINK:
+            raise ValueError("page_url and page_html come only with via 'link'")
+
+    @property
+    def target(self) -> str:
+        """The issue code, key, rep id, button id or link id the customer chose."""
+        value = getattr(self, self.via.value)
+        assert isinstance(value, str)
+        return value
+
+
+class CustomerResume(_Request, tag=MessageType.RESUME.value):
+    """A page that reloaded picks its session up again; lines after ``last_line`` follow."""
+
+    token: _Token
+    last_line: _Count = 0
+
+    def __repr__(self) -> str:
+        return f"CustomerResume(id={self.id!r}, last_line={self.last_line})"
+
+
+class Say(_Request, tag=MessageType.SAY.value):
+    """A chat line from the customer (the engine checks its text)."""
+
+    text: str
+
+
+class Leave(_Request, tag=MessageType.LEAVE.value):
+    """The customer ends the session."""
+
+
+CustomerRequest = Start | CustomerResume | Say | Leave
+
+
+# ======================================================================
+# customer endpoint: server -> page
+
+
+class Started(_Reply, tag=MessageType.STARTED.value):
+    """The session is this page's; ``token`` is the only key to it."""
+
+    id: RequestId
+    session: str
+    token: str
+    resumed: bool
+
+    def __repr__(self) -> str:
+        return f"Started(id={self.id!r}, session={self.session!r}, resumed={self.resumed})"
+
+
+class Status(_Reply, tag=MessageType.STATUS.value):
+    """What the page shows: waiting (at a ``position``, or ``held``), with a rep, or ended (``detail``: why)."""
+
+    state: CustomerState
+    position: int | UnsetType = UNSET
+    held: bool | UnsetType = UNSET  # only ever true
+    rep_name: str | UnsetType = UNSET
+    detail: str | UnsetType = UNSET
+
+
+class Chat(_Reply, tag=MessageType.CHAT.value):
+    """A chat line the customer may see."""
+
+    line: CustomerLine
+
+
+class SayResult(msgspec.Struct, frozen=True):
+    """The result of the customer's ``say``: their line as the chat shows it."""
+
+    line: CustomerLine
+
+
+class EmptyResult(msgspec.Struct, frozen=True):
+    """The result of ``leave``: ``{}``."""
+
+
+CustomerReply = Started | Status | Chat | Result | Error
+
+
+# ======================================================================
+# frames <-> messages
+
+
+class ProtocolError(Exception):
+    """A frame that cannot be served.  Answer with :meth:`reply`.
+
+    ``reason`` is :attr:`ErrorReason.BAD_MESSAGE` for a malformed envelope,
+    or :attr:`Reason.INVALID` (with ``data["field"]``) for a malformed
+    customer intake, which the engine would refuse the same way.
+    """
+
+    def __init__(
+        self, reason: ErrorReason | Reason, detail: str, request_id: Any = None, **data: Any
+    ) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.request_id = request_id
+        self.data = data
+
+    def reply(self) -> Error:
+        rid = UNSET if self.request_id is None else self.request_id
+        return Error(id=rid, reason=self.reason.value, detail=self.detail, data=self.data)
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode(message: Any) -> bytes:
+    """UTF-8 JSON bytes of a message (or of any view)."""
+    return _encoder.encode(message)
+
+
+def decode(frame: str | bytes) -> Any:
+    """A frame as plain JSON values; raises ProtocolError.  For tests and tools, not the hot path."""
+    try:
+        return msgspec.json.decode(frame)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(ErrorReason.BAD_MESSAGE, f"not JSON: {exc}") from None
+
+
+def request_key(rid: str | int) -> str:
+    """Request ids 1 and "1" are different ids: key them by their JSON."""
+    return encode(rid).decode()
+
+
+_EVENTS_HEAD: Final = b'{"type":"' + MessageType.EVENTS.value.encode() + b'","prev":'
+
+
+def events_frame(prev: int, items: Sequence[bytes]) -> bytes:
+    """An :class:`Events` frame from events encoded once each (``encode(event)``), without re-encoding.
+
+    The server encodes an event once and sends it to hundreds of consoles;
+    tests check that this equals ``encode(Events(prev, events))``.
+    """
+    return b"".join((_EVENTS_HEAD, str(prev).encode(), b',"events":[', b",".join(items), b"]}"))
+
+
+class _Envelope(msgspec.Struct):
+    """The least a message must have; read only to explain why a frame was refused."""
+
+    type: Any = None
+    id: Any = None
+
+
+_ID = msgspec.json.Decoder(RequestId)
+_rep_decoder = msgspec.json.Decoder(RepRequest)
+_customer_decoder = msgspec.json.Decoder(CustomerRequest)
+_rep_reply_decoder = msgspec.json.Decoder(RepReply)
+_customer_reply_decoder = msgspec.json.Decoder(CustomerReply)
+_REP_TYPES: Final = frozenset(t.__struct_config__.tag for t in (Login, Resume, Command, Logout))
+_CUSTOMER_TYPES: Final = frozenset(t.__struct_config__.tag for t in (Start, CustomerResume, Say, Leave))
+
+_M = TypeVar("_M")
+
+
+def parse_rep(frame: str | bytes) -> RepRequest:
+    """One frame from a console.  Raises ProtocolError."""
+    return _parse(frame, _rep_decoder, _REP_TYPES)
+
+
+def parse_customer(frame: str | bytes) -> CustomerRequest:
+    """One frame from a customer page.  Raises ProtocolError."""
+    return _parse(frame, _customer_decoder, _CUSTOMER_TYPES)
+
+
+def parse_rep_reply(frame: str | bytes) -> RepReply:
+    """One frame from the server to a console.  Raises ProtocolError (the server is at fault)."""
+    return _parse_reply(frame, _rep_reply_decoder)
+
+
+def parse_customer_reply(frame: str | bytes) -> CustomerReply:
+    """One frame from the server to a customer page (test clients, tools).  Raises ProtocolError."""
+    return _parse_reply(frame, _customer_reply_decoder)
+
+
+def _parse(frame: str | bytes, decoder: msgspec.json.Decoder[_M], types: frozenset[Any]) -> _M:
+    if isinstance(frame, bytes):
+        raise ProtocolError(ErrorReason.BAD_MESSAGE, "messages are text frames")
+    try:
+        return decoder.decode(frame)
+    except msgspec.ValidationError as exc:
+        raise _refusal(frame, exc, types) from None
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(ErrorReason.BAD_MESSAGE, f"not JSON: {exc}") from None
+    except RecursionError:  # msgspec's own depth limit: valid JSON nested ~1000 deep
+        raise ProtocolError(ErrorReason.BAD_MESSAGE, "not JSON: nested too deep") from None
+
+
+def _parse_reply(frame: str | bytes, decoder: msgspec.json.Decoder[_M]) -> _M:
+    try:
+        return decoder.decode(frame)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ProtocolError(ErrorReason.BAD_MESSAGE, f"the server sent a malformed message: {exc}") from None
+
+
+_PATH = re.compile(r" - at `\$\.(\w+)(?:\.(\w+))?")
+_NAMED = re.compile(r"field `(\w+)`")
+
+
+def _refusal(frame: str, exc: msgspec.ValidationError, types: frozenset[Any]) -> ProtocolError:
+    """Why a frame that is JSON did not decode, as the error to answer with."""
+    try:
+        envelope = msgspec.json.decode(frame, type=_Envelope)
+    except msgspec.ValidationError:
+        return ProtocolError(ErrorReason.BAD_MESSAGE, "a message is a JSON object")
+    try:
+        rid: Any = _ID.decode(encode(envelope.id))
+    except msgspec.ValidationError:
+        rid = None
+    if rid is None:
+        if not isinstance(envelope.type, str):
+            return ProtocolError(ErrorReason.BAD_MESSAGE, "type and id are required")
+        return ProtocolError(ErrorReason.BAD_MESSAGE, f"id must be an integer or a string of 1 to {ID_LIMIT} characters")
+    if not isinstance(envelope.type, str):
+        return ProtocolError(ErrorReason.BAD_MESSAGE, "type must be a string", rid)
+    if envelope.type not in types:
+        return ProtocolError(ErrorReason.UNKNOWN_TYPE, f"unknown message type {envelope.type[:64]!r}", rid)
+    text = str(exc)
+    path = _PATH.search(text)
+    if path is not None and path.group(1) == "intake" and "Expected `object`" not in text:
+        # The engine refuses a bad intake field with "invalid" and names the
+        # field; a page must get the same answer whichever layer noticed.
+        named = _NAMED.search(text)
+        field = path.group(2) or (named.group(1) if named else None)
+        data = {"field": field} if field and "unknown field" not in text else {}
+        return ProtocolError(Reason.INVALID, f"intake: {text}", rid, **data)
+    return ProtocolError(ErrorReason.BAD_MESSAGE, text, rid)

@@ -1,0 +1,307 @@
+"""The words of the protocol: every enum and limit a message may carry.
+
+These are the values that travel on the wire and are stored on disk, so a
+value, once released, is never renamed.  The engine (:mod:`repconsole.core`)
+uses the same enums for its own state: there is one ``Origin``, one
+``SessionState``, one ``Reason``, and the wire cannot drift from the engine.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = [
+    "CUSTOMER",
+    "CUSTOM_FIELDS_LIMIT",
+    "DETAILS_LIMIT",
+    "ID_LIMIT",
+    "INT64_MAX",
+    "MAX_FRAME",
+    "MIN_PROTOCOL_VERSION",
+    "NAME_LIMIT",
+    "PAGE_HTML_LIMIT",
+    "PAGE_URL_LIMIT",
+    "PROTOCOL_VERSION",
+    "CloseCode",
+    "CommandName",
+    "CustomerState",
+    "ErrorReason",
+    "EventKind",
+    "GoneReason",
+    "MessageType",
+    "Origin",
+    "Priority",
+    "QueueKind",
+    "Reason",
+    "RepStatus",
+    "ResumeReason",
+    "RuleAction",
+    "SessionState",
+    "StepKind",
+    "Via",
+    "Visibility",
+]
+
+# The version this code speaks, and the oldest it still serves.  A client
+# says which version it speaks in ``login``/``resume`` (absent means 1); a
+# server that no longer speaks it answers ``unsupported_protocol`` and closes
+# with 4426, so an old console tells its rep to update instead of failing
+# on a message it cannot read.  Bump it when a message changes shape.
+PROTOCOL_VERSION = 1
+MIN_PROTOCOL_VERSION = 1
+
+# Frames the server receives are at most this big (websockets' max_size); a
+# larger one closes the connection with 1009.  Frames the server sends (a
+# snapshot of a busy site) are not limited.
+MAX_FRAME = 64 * 1024
+
+ID_LIMIT = 128  # characters of a string request id
+INT64_MAX = 2**63 - 1
+
+# Intake limits, as the leading consoles' intake forms and start APIs accept
+# them: 100 characters for a name, about a kilobyte of details, 10 KB of
+# custom fields in all.  Anything larger is refused, never cut.
+NAME_LIMIT = 100
+DETAILS_LIMIT = 1024
+CUSTOM_FIELDS_LIMIT = 10 * 1024
+PAGE_URL_LIMIT = 2048
+PAGE_HTML_LIMIT = MAX_FRAME
+
+# The author of a chat line written by the customer (a rep's line names the rep's id).
+CUSTOMER = "customer"
+
+
+class MessageType(enum.StrEnum):
+    """The ``type`` of every message, on both endpoints, both ways."""
+
+    # console -> server (/rep)
+    LOGIN = "login"
+    RESUME = "resume"
+    COMMAND = "command"
+    LOGOUT = "logout"
+    # server -> console
+    WELCOME = "welcome"
+    SNAPSHOT = "snapshot"
+    EVENTS = "events"
+    # both endpoints, server -> client
+    RESULT = "result"
+    ERROR = "error"
+    # customer page -> server (/customer); "resume" is shared with the console
+    START = "start"
+    SAY = "say"
+    LEAVE = "leave"
+    # server -> customer page
+    STARTED = "started"
+    STATUS = "status"
+    CHAT = "chat"
+
+
+class CloseCode(enum.IntEnum):
+    """WebSocket close codes the server uses, and what a client should do about each."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001  # the server is shutting down: reconnect with backoff and resume
+    PROTOCOL_ERROR = 1002  # the client broke the WebSocket protocol
+    INVALID_DATA = 1007  # a text frame that is not UTF-8
+    MESSAGE_TOO_BIG = 1009
+    SERVER_ERROR = 1011
+    LOGGED_OUT = 4000
+    NOT_AUTHENTICATED = 4401
+    TOO_SLOW = 4408
+    UNSUPPORTED_PROTOCOL = 4426  # the client speaks a protocol version this server no longer serves
+
+
+class EventKind(enum.StrEnum):
+    """What an event in an ``events`` frame is about."""
+
+    SESSION = "session"
+    SESSION_GONE = "session_gone"
+    CHAT = "chat"
+    TEAM_CHAT = "team_chat"
+    TEAM_READ = "team_read"
+    REP = "rep"
+    KEY = "key"
+
+
+class GoneReason(enum.StrEnum):
+    """Why a rep lost sight of a session; never where it went."""
+
+    TAKEN = "taken"
+    MOVED = "moved"
+    ENDED = "ended"
+
+
+class CommandName(enum.StrEnum):
+    """Every rep command (``{"type": "command", "name": ...}``)."""
+
+    ACCEPT = "accept"
+    ACCEPT_INVITATION = "accept_invitation"
+    GET_NEXT = "get_next"
+    TRANSFER = "transfer"
+    SHARE = "share"
+    HOLD = "hold"
+    END = "end"
+    LEAVE = "leave"
+    SAY = "say"
+    SET_EXTERNAL_KEY = "set_external_key"
+    GENERATE_KEY = "generate_key"
+    SET_STATUS = "set_status"
+    TEAM_SAY = "team_say"
+    TEAM_READ = "team_read"
+
+
+class ErrorReason(enum.StrEnum):
+    """The protocol's own error reasons; commands add :class:`Reason`."""
+
+    BAD_MESSAGE = "bad_message"  # not JSON, not an object, no or invalid type, id or field
+    UNKNOWN_TYPE = "unknown_type"
+    NOT_LOGGED_IN = "not_logged_in"
+    ALREADY_LOGGED_IN = "already_logged_in"
+    BAD_CREDENTIALS = "bad_credentials"
+    RATE_LIMITED = "rate_limited"
+    TOKEN_EXPIRED = "token_expired"
+    TOKEN_UNKNOWN = "token_unknown"
+    UNSUPPORTED_PROTOCOL = "unsupported_protocol"
+    NOT_STARTED = "not_started"  # customer: say or leave before start/resume
+    ALREADY_STARTED = "already_started"  # customer: a second start on one connection
+    INTERNAL_ERROR = "internal_error"  # a bug in the server; nothing was confirmed
+
+
+class Reason(enum.StrEnum):
+    """Why the engine refused a command or a customer's start.  Nothing changed."""
+
+    UNKNOWN_SESSION = "unknown_session"
+    UNKNOWN_INVITATION = "unknown_invitation"
+    UNKNOWN_REP = "unknown_rep"
+    UNKNOWN_TEAM = "unknown_team"
+    UNKNOWN_ISSUE = "unknown_issue"
+    UNKNOWN_BUTTON = "unknown_button"
+    UNKNOWN_LINK = "unknown_link"
+    UNKNOWN_COMMAND = "unknown_command"
+    NOT_MEMBER = "not_member"  # the rep may not act on that queue
+    NOT_OWNER = "not_owner"
+    NOT_PARTICIPANT = "not_participant"
+    NOT_WAITING = "not_waiting"
+    SESSION_ENDED = "session_ended"
+    ALREADY_TAKEN = "already_taken"
+    ALREADY_IN_SESSION = "already_in_session"
+    AT_CAPACITY = "at_capacity"
+    NOTHING_WAITING = "nothing_waiting"
+    KEY_UNKNOWN = "key_unknown"
+    KEY_EXPIRED = "key_expired"
+    KEY_USED = "key_used"
+    KEY_RATE_LIMITED = "key_rate_limited"
+    BUTTON_EXPIRED = "button_expired"
+    REP_OFFLINE = "rep_offline"
+    INVALID = "invalid"  # a malformed argument
+
+
+class ResumeReason(enum.StrEnum):
+    """Why a ``resume`` was answered with a fresh snapshot instead of a replay."""
+
+    OUTSIDE_RESUME_WINDOW = "outside_resume_window"
+
+
+class QueueKind(enum.StrEnum):
+    """The prefix of a queue reference: ``rep:<id>`` or ``team:<id>``."""
+
+    PERSONAL = "rep"
+    TEAM = "team"
+
+
+class Origin(enum.StrEnum):
+    """How a customer started their session.  Fixed for the session's life."""
+
+    SESSION_KEY = "session_key"
+    REP_PICKED = "rep_picked"  # picked the rep's name on the public site
+    REP_BUTTON = "rep_button"  # a Support Button tied to a rep
+    TEAM_BUTTON = "team_button"
+    ISSUE_FORM = "issue_form"  # the issue submission form; the issue's team gets it
+    BROWSER_REP = "browser_rep"  # a browser-sharing custom link aimed at a rep
+    BROWSER_TEAM = "browser_team"
+
+    @property
+    def is_browser(self) -> bool:
+        return self in (Origin.BROWSER_REP, Origin.BROWSER_TEAM)
+
+    @property
+    def label(self) -> str:
+        return _ORIGIN_LABELS[self]
+
+
+_ORIGIN_LABELS = {
+    Origin.SESSION_KEY: "Session key",
+    Origin.REP_PICKED: "Rep list",
+    Origin.REP_BUTTON: "Support Button (rep)",
+    Origin.TEAM_BUTTON: "Support Button (team)",
+    Origin.ISSUE_FORM: "Issue form",
+    Origin.BROWSER_REP: "Browser link (rep)",
+    Origin.BROWSER_TEAM: "Browser link (team)",
+}
+
+
+class Priority(enum.IntEnum):
+    LOW = 1
+    NORMAL = 2
+    HIGH = 3
+    URGENT = 4
+
+    @property
+    def label(self) -> str:
+        return self.name.capitalize()
+
+
+class SessionState(enum.StrEnum):
+    WAITING = "waiting"  # in a queue, nobody owns it (or held: the owner parked it)
+    ACTIVE = "active"  # a rep owns it
+    ENDED = "ended"
+
+
+class RepStatus(enum.StrEnum):
+    AVAILABLE = "available"
+    BUSY = "busy"
+    AWAY = "away"
+
+
+class RuleAction(enum.StrEnum):
+    MARK_OVERDUE = "mark_overdue"
+    TRANSFER = "transfer"
+
+
+class StepKind(enum.StrEnum):
+    """What happened to a session, as shown in its timeline."""
+
+    ARRIVED = "arrived"
+    ACCEPTED = "accepted"
+    TRANSFERRED = "transferred"
+    RULE_OVERDUE = "rule_overdue"
+    RULE_TRANSFERRED = "rule_transferred"
+    CONNECTION_LOST = "connection_lost"  # fallback moved it after a rep dropped
+    HELD = "held"
+    SHARED = "shared"
+    JOINED = "joined"
+    LEFT = "left"
+    ENDED = "ended"
+
+
+class Visibility(enum.StrEnum):
+    ALL = "all"  # the customer sees it too
+    REPS = "reps"  # reps only
+
+
+class CustomerState(enum.StrEnum):
+    """What the customer's page shows: waiting, with a rep, or ended."""
+
+    WAITING = "waiting"
+    ACTIVE = "active"
+    ENDED = "ended"
+
+
+class Via(enum.StrEnum):
+    """How a customer starts: the field of ``start`` named like the value says with what."""
+
+    ISSUE = "issue"
+    KEY = "key"
+    REP = "rep"
+    BUTTON = "button"
+    LINK = "link"
