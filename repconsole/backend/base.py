@@ -8,14 +8,17 @@ here.
 The contract:
 
 * :meth:`Backend.start` connects (or builds its world) and delivers, through
-  the event listeners, a first batch that starts with a ``snapshot``
-  :class:`~repconsole.core.feed.FeedEvent`.  Later batches carry the events
-  after it, in order, numbered without gaps.  A backend may send another
-  snapshot at any time (after a resync); it replaces everything.
+  the event listeners, a first :class:`~repconsole.core.feed.FeedBatch` that
+  starts with a :class:`~repconsole.protocol.Snapshot`.  Later batches carry
+  the events after it, in order, each with ``prev``: the engine's number of
+  the event before it, so that the console can prove nothing was lost.  A
+  backend may send another snapshot at any time (after a resync); it
+  replaces everything.
 * Batches are delivered at most once per frame: a burst of a thousand
   engine events reaches the window as one call, so it repaints once.
-* :meth:`Backend.call` runs a command and returns its result dict, or
-  raises :class:`~repconsole.core.errors.CommandError`.  The events the
+* :meth:`Backend.call` runs a command and returns its result (the
+  protocol's result Struct for that command), or raises
+  :class:`~repconsole.core.errors.CommandError`.  The events the
   command caused arrive through the feed like any other.
 """
 
@@ -24,10 +27,25 @@ from __future__ import annotations
 import abc
 import enum
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
-from repconsole.core.feed import FeedEvent
+from repconsole.core.feed import FeedBatch
+from repconsole.protocol import (
+    CommandName,
+    CommandResult,
+    InvitationResult,
+    InvitationView,
+    KeyResult,
+    KeyView,
+    LastReadResult,
+    LineResult,
+    LineView,
+    RepResult,
+    RepView,
+    SessionResult,
+    SessionView,
+)
 
 __all__ = ["Backend", "BackendState", "EventListener", "StateListener", "FRAME_SECONDS"]
 
@@ -36,7 +54,8 @@ log = logging.getLogger(__name__)
 # Feed batches are flushed at most this often: one repaint per frame.
 FRAME_SECONDS = 1 / 60
 
-EventListener = Callable[[Sequence[FeedEvent]], None]
+EventListener = Callable[[FeedBatch], None]
+_R = TypeVar("_R", bound=CommandResult)
 StateListener = Callable[["BackendState", str], None]
 
 
@@ -72,7 +91,7 @@ class Backend(abc.ABC):
     def add_state_listener(self, listener: StateListener) -> None:
         self._state_listeners.append(listener)
 
-    def _deliver(self, batch: Sequence[FeedEvent]) -> None:
+    def _deliver(self, batch: FeedBatch) -> None:
         for listener in list(self._event_listeners):
             listener(batch)
 
@@ -101,55 +120,61 @@ class Backend(abc.ABC):
         """Disconnect and stop delivering.  Safe to call twice."""
 
     @abc.abstractmethod
-    async def call(self, command: str, **args: Any) -> dict[str, Any]:
-        """Run a rep command.  Raises CommandError when refused."""
+    async def call(self, command: str, **args: Any) -> CommandResult:
+        """Run a rep command (a :class:`~repconsole.protocol.CommandName`).  Raises CommandError when refused."""
 
     @abc.abstractmethod
     def resync(self) -> None:
         """The console found a gap in its feed: deliver a fresh snapshot soon."""
 
     # ------------------------------------------------- typed command helpers
-    # Thin by design: the command table in repconsole.core.commands is the
-    # single definition of names and arguments.
+    # Thin by design: the protocol's command table is the single definition
+    # of names, arguments and results.
 
-    async def accept(self, session_id: str) -> dict[str, Any]:
-        return (await self.call("accept", session=session_id))["session"]
+    async def _call(self, name: CommandName, result: type[_R], **args: Any) -> _R:
+        reply = await self.call(name.value, **args)
+        if not isinstance(reply, result):
+            raise TypeError(f"{name.value} answered {type(reply).__name__}, not {result.__name__}")
+        return reply
 
-    async def accept_invitation(self, invitation_id: str) -> dict[str, Any]:
-        return (await self.call("accept_invitation", invitation=invitation_id))["session"]
+    async def accept(self, session_id: str) -> SessionView:
+        return (await self._call(CommandName.ACCEPT, SessionResult, session=session_id)).session
 
-    async def get_next(self) -> dict[str, Any]:
-        return (await self.call("get_next"))["session"]
+    async def accept_invitation(self, invitation_id: str) -> SessionView:
+        return (await self._call(CommandName.ACCEPT_INVITATION, SessionResult, invitation=invitation_id)).session
 
-    async def transfer(self, session_id: str, target: str, note: str = "", *, stay: bool = False) -> dict[str, Any]:
-        return (await self.call("transfer", session=session_id, target=target, note=note, stay=stay))["session"]
+    async def get_next(self) -> SessionView:
+        return (await self._call(CommandName.GET_NEXT, SessionResult)).session
 
-    async def share(self, session_id: str, target: str) -> dict[str, Any]:
-        return (await self.call("share", session=session_id, target=target))["invitation"]
+    async def transfer(self, session_id: str, target: str, note: str = "", *, stay: bool = False) -> SessionView:
+        return (await self._call(CommandName.TRANSFER, SessionResult, session=session_id, target=target, note=note, stay=stay)).session
 
-    async def hold(self, session_id: str) -> dict[str, Any]:
-        return (await self.call("hold", session=session_id))["session"]
+    async def share(self, session_id: str, target: str) -> InvitationView:
+        return (await self._call(CommandName.SHARE, InvitationResult, session=session_id, target=target)).invitation
 
-    async def end(self, session_id: str) -> dict[str, Any]:
-        return (await self.call("end", session=session_id))["session"]
+    async def hold(self, session_id: str) -> SessionView:
+        return (await self._call(CommandName.HOLD, SessionResult, session=session_id)).session
 
-    async def leave(self, session_id: str) -> dict[str, Any]:
-        return (await self.call("leave", session=session_id))["session"]
+    async def end(self, session_id: str) -> SessionView:
+        return (await self._call(CommandName.END, SessionResult, session=session_id)).session
 
-    async def say(self, session_id: str, text: str, *, reps_only: bool = False) -> dict[str, Any]:
-        return (await self.call("say", session=session_id, text=text, reps_only=reps_only))["line"]
+    async def leave(self, session_id: str) -> SessionView:
+        return (await self._call(CommandName.LEAVE, SessionResult, session=session_id)).session
 
-    async def team_say(self, team_id: str, text: str) -> dict[str, Any]:
-        return (await self.call("team_say", team=team_id, text=text))["line"]
+    async def say(self, session_id: str, text: str, *, reps_only: bool = False) -> LineView:
+        return (await self._call(CommandName.SAY, LineResult, session=session_id, text=text, reps_only=reps_only)).line
+
+    async def team_say(self, team_id: str, text: str) -> LineView:
+        return (await self._call(CommandName.TEAM_SAY, LineResult, team=team_id, text=text)).line
 
     async def team_read(self, team_id: str) -> int:
-        return int((await self.call("team_read", team=team_id))["last_read"])
+        return (await self._call(CommandName.TEAM_READ, LastReadResult, team=team_id)).last_read
 
-    async def set_status(self, status: str) -> dict[str, Any]:
-        return (await self.call("set_status", status=status))["rep"]
+    async def set_status(self, status: str) -> RepView:
+        return (await self._call(CommandName.SET_STATUS, RepResult, status=status)).rep
 
-    async def generate_key(self, valid_for: float) -> dict[str, Any]:
-        return (await self.call("generate_key", valid_for=valid_for))["key"]
+    async def generate_key(self, valid_for: float) -> KeyView:
+        return (await self._call(CommandName.GENERATE_KEY, KeyResult, valid_for=valid_for)).key
 
-    async def set_external_key(self, session_id: str, external_key: str) -> dict[str, Any]:
-        return (await self.call("set_external_key", session=session_id, external_key=external_key))["session"]
+    async def set_external_key(self, session_id: str, external_key: str) -> SessionView:
+        return (await self._call(CommandName.SET_EXTERNAL_KEY, SessionResult, session=session_id, external_key=external_key)).session

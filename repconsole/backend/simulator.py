@@ -29,8 +29,9 @@ from repconsole.backend.world import ME, MY_TEAMS, PEERS, World, build_site
 from repconsole.core.commands import execute
 from repconsole.core.engine import Event, QueueEngine
 from repconsole.core.errors import CommandError
-from repconsole.core.feed import FeedEvent, RepFeed
-from repconsole.core.model import QueueRef, SessionState
+from repconsole.core.feed import RepFeed
+from repconsole.core.model import QueueRef
+from repconsole.protocol import ChatData, CommandResult, KeyData, SessionData, SessionState, StepKind, Visibility
 
 __all__ = ["Simulation", "SimulatorBackend", "SimClock"]
 
@@ -240,26 +241,24 @@ class Simulation:
 
     def _on_engine_event(self, event: Event) -> None:
         """Customers react to what the console's rep does."""
-        if event.kind == "chat":
-            line = event.data["line"]
-            if line["author"] == ME and line["visibility"] == "all":
-                sid = event.data["session"]
-                self.schedule(self.rng.uniform(2, 6), lambda: self.engine.customer_say(sid, self.world.reply()))
-        elif event.kind == "session":
-            s = event.data["session"]
-            last = s["timeline"][-1] if s["timeline"] else None
-            if s["owner"] == ME and s["state"] == "active" and last and last["kind"] == "accepted" and last["by"] == ME:
-                sid = s["id"]
-                self.schedule(self.rng.uniform(1, 3), lambda: self.engine.customer_say(sid, self.world.opener()))
-        elif event.kind == "key":
-            key = event.data["key"]
-            if key["rep"] == ME and key["used_by"] is None and key["key"] not in self._keys_used:
-                self._keys_used.add(key["key"])
-                # The rep read the key to a customer, who types it in shortly.
-                self.schedule(
-                    self.rng.uniform(4, 12),
-                    lambda k=key["key"]: self.engine.start_with_key(k, self.world.intake(), source="phone"),
-                )
+        match event.data:
+            case ChatData(session=sid, line=line):
+                if line.author == ME and line.visibility is Visibility.ALL:
+                    self.schedule(self.rng.uniform(2, 6), lambda: self.engine.customer_say(sid, self.world.reply()))
+            case SessionData(session=s):
+                last = s.timeline[-1] if s.timeline else None
+                accepted = last is not None and last.kind is StepKind.ACCEPTED and last.by == ME
+                if s.owner == ME and s.state is SessionState.ACTIVE and accepted:
+                    sid = s.id
+                    self.schedule(self.rng.uniform(1, 3), lambda: self.engine.customer_say(sid, self.world.opener()))
+            case KeyData(key=key):
+                if key.rep == ME and key.used_by is None and key.key not in self._keys_used:
+                    self._keys_used.add(key.key)
+                    # The rep read the key to a customer, who types it in shortly.
+                    self.schedule(
+                        self.rng.uniform(4, 12),
+                        lambda k=key.key: self.engine.start_with_key(k, self.world.intake(), source="phone"),
+                    )
 
     # --------------------------------------------------------------- helpers
 
@@ -316,7 +315,6 @@ class SimulatorBackend(Backend):
         self._population = population
         self._tick = tick
         self._feed = RepFeed(ME)
-        self._pending: list[FeedEvent] = []
         self._flush_handle: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
@@ -330,7 +328,7 @@ class SimulatorBackend(Backend):
             return
         self.simulation.populate(self._population)
         self._unsubscribe = self.engine.subscribe(self._on_engine_event)
-        self._deliver([self._feed.snapshot(self.engine)])
+        self._deliver(self._feed.snapshot(self.engine))
         self._set_state(BackendState.LIVE, "in-process simulator")
         if self._tick > 0:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="simulator")
@@ -351,13 +349,12 @@ class SimulatorBackend(Backend):
             self._unsubscribe = None
         self._set_state(BackendState.CLOSED)
 
-    async def call(self, command: str, **args: Any) -> dict[str, Any]:
+    async def call(self, command: str, **args: Any) -> CommandResult:
         return execute(self.engine, ME, command, args)
 
     def resync(self) -> None:
-        self._pending.clear()
         if self._unsubscribe is not None:
-            self._deliver([self._feed.snapshot(self.engine)])
+            self._deliver(self._feed.snapshot(self.engine))
 
     def pump(self) -> None:
         """Step the world once and deliver what happened now (tests, benchmarks)."""
@@ -369,8 +366,8 @@ class SimulatorBackend(Backend):
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        if self._pending:
-            batch, self._pending = self._pending, []
+        batch = self._feed.take()
+        if batch is not None:
             self._deliver(batch)
 
     async def _run(self) -> None:
@@ -382,10 +379,8 @@ class SimulatorBackend(Backend):
                 log.exception("simulation step failed")
 
     def _on_engine_event(self, event: Event) -> None:
-        fe = self._feed.project(event)
-        if fe is None:
+        if self._feed.project(event) is None:
             return
-        self._pending.append(fe)
         if self._flush_handle is None:
             try:
                 loop = asyncio.get_running_loop()

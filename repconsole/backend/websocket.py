@@ -6,10 +6,11 @@ It speaks the wire protocol of ``docs/protocol.md`` on the ``/rep`` endpoint:
   connects, sends ``login`` (or ``resume`` with a token) and delivers the
   snapshot that follows as the first batch.  Bad credentials raise
   :class:`LoginError`, an unreachable server :class:`ServerUnreachable`.
-* **Feed**: every ``events`` frame becomes one :class:`FeedBatch`, which
-  carries the frame's ``prev`` so that the window can check it against the
-  last event it applied (the server numbers events globally; a rep sees only
-  some numbers).
+* **Feed**: every ``events`` frame becomes one
+  :class:`~repconsole.core.feed.FeedBatch` of typed events, which carries the
+  frame's ``prev`` so that the window can check it against the last event it
+  applied (the server numbers events globally; a rep sees only some numbers).
+  Frames are decoded by :mod:`repconsole.protocol` straight into its Structs.
 * **Commands**: :meth:`~WebSocketBackend.call` sends a ``command`` and awaits
   the reply with the same id.  Ids are unique per login session, and a
   command whose reply was lost in a disconnect is sent again with the *same*
@@ -33,11 +34,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -49,7 +49,29 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from repconsole.backend.base import Backend, BackendState
 from repconsole.collector import collector_paused
 from repconsole.core.errors import CommandError, Reason
-from repconsole.core.feed import SNAPSHOT, FeedEvent
+from repconsole.core.feed import FeedBatch
+from repconsole.protocol import (
+    COMMANDS,
+    PROTOCOL_VERSION,
+    CloseCode,
+    Command,
+    CommandName,
+    CommandResult,
+    Error,
+    ErrorReason,
+    Events,
+    Login,
+    Logout,
+    ProtocolError,
+    RepReply,
+    Result,
+    Resume,
+    Snapshot,
+    SnapshotData,
+    Welcome,
+    encode,
+    parse_rep_reply,
+)
 
 __all__ = [
     "WebSocketBackend",
@@ -58,6 +80,7 @@ __all__ = [
     "LoginError",
     "ServerUnreachable",
     "ServerProtocolError",
+    "IncompatibleServer",
     "ProtocolCommandError",
     "NotConnectedError",
     "OUTBOX_COMMANDS",
@@ -69,15 +92,15 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CLOSE_LOGGED_OUT = 4000
-CLOSE_NOT_AUTHENTICATED = 4401
-CLOSE_TOO_SLOW = 4408
+CLOSE_LOGGED_OUT = CloseCode.LOGGED_OUT
+CLOSE_NOT_AUTHENTICATED = CloseCode.NOT_AUTHENTICATED
+CLOSE_TOO_SLOW = CloseCode.TOO_SLOW
 # Closing with these ends the login session: the rep must sign in again.
 SESSION_ENDING_CODES = frozenset({CLOSE_LOGGED_OUT, CLOSE_NOT_AUTHENTICATED})
 
 # Commands that wait for the reconnect instead of failing while disconnected:
 # a chat line typed during a network blip should still be said, once, in order.
-OUTBOX_COMMANDS = frozenset({"say", "team_say"})
+OUTBOX_COMMANDS = frozenset({CommandName.SAY.value, CommandName.TEAM_SAY.value})
 
 # Protocol v1 has no "send me a snapshot" request.  A resume from a seq the
 # server never handed out cannot be replayed, so the server answers
@@ -86,18 +109,18 @@ OUTBOX_COMMANDS = frozenset({"say", "team_say"})
 SNAPSHOT_PLEASE = 2**63 - 1
 
 _LOGIN_MESSAGES = {
-    "bad_credentials": "Wrong username or password.",
-    "rate_limited": "Too many failed sign-ins. Wait a minute and try again.",
-    "token_expired": "Your sign-in has expired. Sign in again.",
-    "token_unknown": "Your sign-in is no longer valid. Sign in again.",
+    ErrorReason.BAD_CREDENTIALS: "Wrong username or password.",
+    ErrorReason.RATE_LIMITED: "Too many failed sign-ins. Wait a minute and try again.",
+    ErrorReason.TOKEN_EXPIRED: "Your sign-in has expired. Sign in again.",
+    ErrorReason.TOKEN_UNKNOWN: "Your sign-in is no longer valid. Sign in again.",
 }
 
 _PROTOCOL_MESSAGES = {
-    "bad_message": "The server could not read the request.",
-    "unknown_type": "The server does not know that kind of request.",
-    "not_logged_in": "Not signed in to the server.",
-    "already_logged_in": "This connection is already signed in.",
-    "internal_error": "The server failed while handling the request; nothing was confirmed.",
+    ErrorReason.BAD_MESSAGE: "The server could not read the request.",
+    ErrorReason.UNKNOWN_TYPE: "The server does not know that kind of request.",
+    ErrorReason.NOT_LOGGED_IN: "Not signed in to the server.",
+    ErrorReason.ALREADY_LOGGED_IN: "This connection is already signed in.",
+    ErrorReason.INTERNAL_ERROR: "The server failed while handling the request; nothing was confirmed.",
 }
 
 
@@ -129,6 +152,10 @@ class ServerProtocolError(SignInError):
     """The server answered something the protocol does not allow here."""
 
 
+class IncompatibleServer(SignInError):
+    """The server does not speak this console's protocol version: one of them needs an update."""
+
+
 class ProtocolCommandError(CommandError):
     """A command refused for a protocol reason rather than an engine one.
 
@@ -157,47 +184,22 @@ class NotConnectedError(ProtocolCommandError):
         super().__init__("not_connected", detail)
 
 
-def command_error(message: dict[str, Any]) -> CommandError:
+def command_error(error: Error) -> CommandError:
     """The exception for a wire ``error`` reply to a command."""
-    code = str(message.get("reason", "invalid"))
-    detail = message.get("detail")
-    detail = str(detail) if detail else None
-    raw = message.get("data")
-    data = {k: v for k, v in raw.items() if k not in ("reason", "detail")} if isinstance(raw, dict) else {}
+    detail = error.detail or None
+    data = {k: v for k, v in error.data.items() if k not in ("reason", "detail")}
     try:
-        reason = Reason(code)
+        reason = Reason(error.reason)
     except ValueError:
-        return ProtocolCommandError(code, detail, **data)
+        return ProtocolCommandError(error.reason, detail, **data)
     return CommandError(reason, detail, **data)
 
 
-# ---------------------------------------------------------------- batches
-
-
-class FeedBatch(list[FeedEvent]):
-    """A batch of feed events and the ``seq`` that preceded it.
-
-    The window passes :attr:`prev` to ``ConsoleState.apply``.  A batch that
-    starts with a snapshot has ``prev`` None: it replaces everything.
-
-    Attributes:
-        prev: the seq of the event just before this batch, or None.
-    """
-
-    def __init__(self, events: Iterable[FeedEvent] = (), prev: int | None = None) -> None:
-        super().__init__(events)
-        self.prev = prev
-
-    def __repr__(self) -> str:
-        return f"FeedBatch(prev={self.prev}, {list.__repr__(self)})"
-
-
-def snapshot_event(seq: int, data: dict[str, Any]) -> FeedEvent:
-    """The wire snapshot as a feed event: ``feed_seq`` makes ConsoleState start at ``seq``."""
-    return FeedEvent(seq, SNAPSHOT, {**data, "feed_seq": seq})
-
-
 # ---------------------------------------------------------------- the backend
+
+
+# Builds the login or resume message with the request id it is given.
+_SignIn = Callable[[str], Login | Resume]
 
 
 @dataclass(slots=True)
@@ -207,13 +209,13 @@ class _Pending:
     id: str
     name: str
     args: dict[str, Any]
-    future: asyncio.Future[dict[str, Any]]
+    future: asyncio.Future[CommandResult]
     # The connection generation it was last sent on; 0: never sent.
     sent_on: int = 0
     sends: int = 0
 
-    def frame(self) -> str:
-        return json.dumps({"type": "command", "id": self.id, "name": self.name, "args": self.args})
+    def frame(self) -> bytes:
+        return encode(Command(self.id, self.name, self.args))
 
 
 def server_endpoint(url: str) -> str:
@@ -310,9 +312,11 @@ class WebSocketBackend(Backend):
         if self._task is not None and not self._task.done():
             return
         if self.token is not None and self._password is None:
-            await self._sign_in({"type": "resume", "token": self.token, "last_seq": SNAPSHOT_PLEASE}, fresh=False)
+            token = self.token
+            await self._sign_in(lambda rid: Resume(rid, token, SNAPSHOT_PLEASE, PROTOCOL_VERSION), fresh=False)
         elif self._password is not None:
-            await self._sign_in({"type": "login", "username": self.username, "password": self._password}, fresh=True)
+            username, password = self.username, self._password
+            await self._sign_in(lambda rid: Login(rid, username, password, PROTOCOL_VERSION), fresh=True)
         else:
             raise LoginError("bad_credentials", "No password or token to sign in with.")
 
@@ -327,9 +331,10 @@ class WebSocketBackend(Backend):
             await self.stop()
         if username is not None:
             self.username = username
-        await self._sign_in({"type": "login", "username": self.username, "password": password}, fresh=True)
+        username = self.username
+        await self._sign_in(lambda rid: Login(rid, username, password, PROTOCOL_VERSION), fresh=True)
 
-    async def _sign_in(self, message: dict[str, Any], *, fresh: bool) -> None:
+    async def _sign_in(self, message: _SignIn, *, fresh: bool) -> None:
         self._stopping = False
         self._password = None  # used once; the token resumes from here on
         if fresh:
@@ -370,7 +375,7 @@ class WebSocketBackend(Backend):
             raise NotConnectedError()
         task = self._task
         with contextlib.suppress(ConnectionClosed):
-            await ws.send(json.dumps({"type": "logout", "id": self._next_id()}))
+            await ws.send(encode(Logout(self._next_id())), text=True)
         if task is not None:
             try:
                 async with asyncio.timeout(self._connect_timeout):
@@ -393,7 +398,7 @@ class WebSocketBackend(Backend):
 
     # ------------------------------------------------------------- commands
 
-    async def call(self, command: str, **args: Any) -> dict[str, Any]:
+    async def call(self, command: str, **args: Any) -> CommandResult:
         """Run a command on the server; returns its result or raises CommandError.
 
         While reconnecting, ``say`` and ``team_say`` wait (in order) for the
@@ -422,7 +427,7 @@ class WebSocketBackend(Backend):
         pending.sent_on = self._generation
         pending.sends += 1
         try:
-            await ws.send(pending.frame())
+            await ws.send(pending.frame(), text=True)
         except ConnectionClosed:
             # The reader sees the close too; after the resume the command is
             # sent again with the same id.
@@ -446,12 +451,12 @@ class WebSocketBackend(Backend):
 
     # ------------------------------------------------------------- the wire
 
-    async def _handshake(self, message: dict[str, Any], *, need_snapshot: bool) -> ClientConnection:
+    async def _handshake(self, message: _SignIn, *, need_snapshot: bool) -> ClientConnection:
         """Connect, sign in or resume, and deliver a snapshot if one follows.
 
         Returns the connection, ready for the reader.  Raises SignInError.
         """
-        message = {**message, "id": self._next_id()}
+        request = message(self._next_id())
         try:
             ws = await connect(
                 self.endpoint,
@@ -467,34 +472,33 @@ class WebSocketBackend(Backend):
             raise ServerUnreachable(f"Cannot reach the server at {self.url}: {_why(exc)}") from exc
         try:
             async with asyncio.timeout(self._connect_timeout):
-                await ws.send(json.dumps(message))
-                reply = await _recv_json(ws)
-                if reply.get("type") == "error":
-                    raise LoginError(str(reply.get("reason", "bad_credentials")), str(reply.get("detail") or "") or None)
-                if reply.get("type") != "welcome":
-                    raise ServerProtocolError(f"The server answered {reply.get('type')!r} instead of a welcome.")
-                resumed = bool(reply.get("resumed"))
-                if need_snapshot and resumed:
+                await ws.send(encode(request), text=True)
+                reply = await _recv(ws)
+                if isinstance(reply, Error):
+                    if reply.reason == ErrorReason.UNSUPPORTED_PROTOCOL:
+                        raise IncompatibleServer(reply.detail or "The server does not speak this console's protocol version.")
+                    raise LoginError(reply.reason, reply.detail or None)
+                if not isinstance(reply, Welcome):
+                    raise ServerProtocolError(f"The server answered {_type(reply)!r} instead of a welcome.")
+                if need_snapshot and reply.resumed:
                     raise ServerProtocolError("The server resumed a session this console has no snapshot of.")
-                self.token = str(reply.get("token") or self.token or "")
-                self.rep = str(reply.get("rep") or self.rep or self.username)
-                self.resume_window = float(reply.get("resume_window") or self.resume_window)
+                self.token = reply.token or self.token
+                self.rep = reply.rep or self.rep or self.username
+                self.resume_window = reply.resume_window or self.resume_window
                 snapshot = None
-                if not resumed:
-                    snapshot = await _recv_json(ws)
-                    if snapshot.get("type") != "snapshot":
-                        raise ServerProtocolError(f"The server sent {snapshot.get('type')!r} instead of a snapshot.")
-                    if not isinstance(snapshot.get("seq"), int) or not isinstance(snapshot.get("data"), dict):
-                        raise ServerProtocolError("The server sent a malformed snapshot.")
+                if not reply.resumed:
+                    snapshot = await _recv(ws)
+                    if not isinstance(snapshot, Snapshot):
+                        raise ServerProtocolError(f"The server sent {_type(snapshot)!r} instead of a snapshot.")
         except ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd is not None else None
             if code in SESSION_ENDING_CODES:
-                raise LoginError("token_unknown" if message["type"] == "resume" else "bad_credentials") from exc
+                raise LoginError(ErrorReason.TOKEN_UNKNOWN if isinstance(request, Resume) else ErrorReason.BAD_CREDENTIALS) from exc
             raise ServerUnreachable(f"The server closed the connection while signing in ({_close_text(exc)}).") from exc
         except TimeoutError as exc:
             ws.transport.abort()
             raise ServerUnreachable(f"The server at {self.url} did not answer within {self._connect_timeout:g} s.") from exc
-        except (LoginError, ServerProtocolError):
+        except SignInError:
             await ws.close()
             raise
         except BaseException:
@@ -502,11 +506,11 @@ class WebSocketBackend(Backend):
             raise
         if snapshot is not None:
             self._want_snapshot = False
-            # The decoded snapshot becomes the console's state (its dicts are
+            # The decoded snapshot becomes the console's state (its views are
             # the rows): build the views without a collection walking it
             # halfway, then keep it out of later ones.
             with collector_paused(freeze=True):
-                self._on_snapshot(snapshot["seq"], snapshot["data"])
+                self._on_snapshot(snapshot)
         return ws
 
     async def _go_live(self, ws: ClientConnection) -> None:
@@ -560,50 +564,54 @@ class WebSocketBackend(Backend):
         try:
             async for raw in ws:
                 try:
-                    message = _loads(raw)
-                except ValueError:
-                    log.error("ignoring a frame that is not JSON: %.200r", raw)
-                    continue
-                if not isinstance(message, dict):
-                    log.error("ignoring a frame that is not a JSON object: %.200r", raw)
-                    continue
-                try:
-                    self._on_message(message)
-                except (KeyError, TypeError, ValueError):
-                    # A frame we cannot read may have carried events: start over
-                    # from a fresh snapshot rather than guess.
-                    log.exception("malformed %r frame from the server", message.get("type"))
+                    message = _decode(raw)
+                except ProtocolError as exc:
+                    # A frame we cannot read may have carried events: start
+                    # over from a fresh snapshot rather than guess.
+                    log.error("%s: %.200r", exc.detail, raw)
                     self.resync()
+                    continue
+                self._on_message(message)
         except ConnectionClosed:
             pass
 
-    def _on_message(self, message: dict[str, Any]) -> None:
-        kind = message.get("type")
-        if kind == "events":
-            events = [FeedEvent.from_dict(e) for e in message.get("events", ())]
-            prev = message.get("prev")
-            if events:
-                self._deliver_batch(FeedBatch(events, None if prev is None else int(prev)))
-        elif kind == "snapshot":
-            self._want_snapshot = False
-            self._on_snapshot(int(message["seq"]), message["data"])
-        elif kind in ("result", "error"):
-            pending = self._pending.get(str(message.get("id")))
-            if pending is None or pending.future.done():
-                if kind == "error":
-                    log.warning("server error: %s", message)
-                return
-            if kind == "result":
-                result = message.get("result")
-                pending.future.set_result(result if isinstance(result, dict) else {})
-            else:
-                pending.future.set_exception(command_error(message))
-        else:
-            log.debug("ignoring a %r message", kind)
+    def _on_message(self, message: RepReply) -> None:
+        match message:
+            case Events(prev=prev, events=events):
+                if events:
+                    self._deliver_batch(FeedBatch(events, prev))
+            case Snapshot():
+                self._want_snapshot = False
+                self._on_snapshot(message)
+            case Result(id=rid) | Error(id=str() as rid):
+                self._on_reply(rid, message)
+            case Error():
+                log.warning("server error: %s", message)
+            case _:
+                log.debug("ignoring a %r message", _type(message))
 
-    def _on_snapshot(self, seq: int, data: dict[str, Any]) -> None:
-        self.grace_period = float(data.get("site", {}).get("grace_period", self.grace_period))
-        self._deliver_batch(FeedBatch([snapshot_event(seq, data)]))
+    def _on_reply(self, rid: Any, message: Result | Error) -> None:
+        pending = self._pending.get(str(rid))
+        if pending is None or pending.future.done():
+            if isinstance(message, Error):
+                log.warning("server error: %s", message)
+            return
+        if isinstance(message, Error):
+            pending.future.set_exception(command_error(message))
+            return
+        spec = COMMANDS.get(pending.name)
+        try:
+            if spec is None:
+                raise ValueError(f"no result type for {pending.name!r}")
+            pending.future.set_result(msgspec.json.decode(message.result, type=spec.result))
+        except (ValueError, msgspec.ValidationError) as exc:
+            log.error("malformed result of %s from the server: %s", pending.name, exc)
+            pending.future.set_exception(ProtocolCommandError(ErrorReason.BAD_MESSAGE, str(exc)))
+
+    def _on_snapshot(self, snapshot: Snapshot) -> None:
+        data: SnapshotData = snapshot.data
+        self.grace_period = data.site.grace_period
+        self._deliver_batch(FeedBatch([snapshot]))
 
     def _deliver_batch(self, batch: FeedBatch) -> None:
         self.last_seq = batch[-1].seq
@@ -623,7 +631,10 @@ class WebSocketBackend(Backend):
             want_snapshot = self._want_snapshot
             last_seq = SNAPSHOT_PLEASE if want_snapshot else self.last_seq
             try:
-                ws = await self._handshake({"type": "resume", "token": self.token, "last_seq": last_seq}, need_snapshot=want_snapshot)
+                token = self.token or ""
+                ws = await self._handshake(
+                    lambda rid: Resume(rid, token, last_seq, PROTOCOL_VERSION), need_snapshot=want_snapshot
+                )
             except LoginError as exc:
                 self._end_session(CLOSE_NOT_AUTHENTICATED, str(exc))
                 return None
@@ -651,11 +662,6 @@ class WebSocketBackend(Backend):
         return f"<WebSocketBackend {self.url} {self.state.value}>"
 
 
-# msgspec parses a large frame several times faster than the json module
-# (a 100,000-session snapshot is 75 MB), and takes the frame's bytes as they
-# came, with no separate UTF-8 decoding pass.  Its DecodeError is a ValueError.
-_decode_json = msgspec.json.Decoder().decode
-
 # Decoding a frame this big allocates enough objects to trigger collections
 # that walk everything decoded so far: pause the collector meanwhile, and
 # freeze the result (a snapshot, or a long replay after a resume), which
@@ -664,22 +670,25 @@ _decode_json = msgspec.json.Decoder().decode
 _BIG_FRAME = 256 * 1024
 
 
-def _loads(raw: str | bytes) -> Any:
+def _decode(raw: str | bytes) -> RepReply:
+    """A frame from the server, typed.  Raises ProtocolError."""
     if len(raw) < _BIG_FRAME:
-        return _decode_json(raw)
+        return parse_rep_reply(raw)
     with collector_paused(freeze=True):
-        return _decode_json(raw)
+        return parse_rep_reply(raw)
 
 
-async def _recv_json(ws: ClientConnection) -> dict[str, Any]:
+async def _recv(ws: ClientConnection) -> RepReply:
     raw = await ws.recv(decode=False)
     try:
-        message = _loads(raw)
-    except ValueError as exc:
-        raise ServerProtocolError("The server sent a frame that is not JSON.") from exc
-    if not isinstance(message, dict):
-        raise ServerProtocolError("The server sent a frame that is not a JSON object.")
-    return message
+        return _decode(raw)
+    except ProtocolError as exc:
+        raise ServerProtocolError(f"The server sent a frame this console cannot read: {exc.detail}") from exc
+
+
+def _type(message: object) -> str:
+    config = getattr(message, "__struct_config__", None)
+    return str(config.tag) if config is not None else type(message).__name__
 
 
 def _why(exc: BaseException) -> str:

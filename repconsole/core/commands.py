@@ -1,170 +1,150 @@
 """Rep commands by name: the one table both backends dispatch through.
 
-The simulator calls :func:`execute` in-process; the queue server calls it
-with the name and arguments it decoded from a WebSocket frame.  Arguments
-are checked here, before the engine sees them, so that a malformed request
-is refused with ``invalid`` and a reason, and changes nothing.
+The protocol (:data:`repconsole.protocol.COMMANDS`) says what each command
+takes and gives; this module says what each *does*, as engine calls.  The
+simulator calls :func:`execute` in-process with keyword arguments; the queue
+server calls it with the name and ``args`` it decoded from a frame.  Either
+way the arguments are checked by the protocol's Struct before the engine sees
+them, so a malformed request is refused with ``invalid`` (naming the field)
+and changes nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
+
+import msgspec
 
 from repconsole.core.engine import QueueEngine
 from repconsole.core.errors import CommandError, Reason
-from repconsole.core.model import QueueRef, RepStatus
+from repconsole.core.model import QueueRef
+from repconsole.protocol import (
+    COMMANDS,
+    AcceptArgs,
+    AcceptInvitationArgs,
+    Args,
+    CommandName,
+    CommandResult,
+    GenerateKeyArgs,
+    InvitationResult,
+    KeyResult,
+    LastReadResult,
+    LineResult,
+    RepResult,
+    SayArgs,
+    SessionArgs,
+    SessionResult,
+    SetExternalKeyArgs,
+    SetStatusArgs,
+    ShareArgs,
+    TeamReadArgs,
+    TeamSayArgs,
+    TransferArgs,
+    invalid_field,
+)
 
-__all__ = ["COMMANDS", "execute"]
+__all__ = ["COMMANDS", "HANDLERS", "execute"]
 
-Handler = Callable[[QueueEngine, str, dict[str, Any]], dict[str, Any]]
-
-
-@dataclass(frozen=True, slots=True)
-class _Spec:
-    handler: Handler
-    required: frozenset[str]
-    optional: frozenset[str] = frozenset()
+Handler = Callable[[QueueEngine, str, Any], CommandResult]
 
 
-def _str(args: dict[str, Any], name: str) -> str:
-    value = args[name]
-    if not isinstance(value, str) or not value:
-        raise CommandError(Reason.INVALID, f"{name} must be a non-empty string", field=name)
-    return value
-
-
-def _queue(args: dict[str, Any], name: str) -> QueueRef:
+def _target(text: str) -> QueueRef:
     try:
-        return QueueRef.parse(_str(args, name))
-    except ValueError as exc:
-        raise CommandError(Reason.INVALID, str(exc), field=name) from None
+        return QueueRef.parse(text)
+    except ValueError as exc:  # the protocol's pattern lets "rep:" through to here
+        raise CommandError(Reason.INVALID, str(exc), field="target") from None
 
 
-def _bool(args: dict[str, Any], name: str) -> bool:
-    value = args.get(name, False)
-    if not isinstance(value, bool):
-        raise CommandError(Reason.INVALID, f"{name} must be true or false", field=name)
-    return value
+def _accept(e: QueueEngine, rep: str, a: AcceptArgs) -> SessionResult:
+    return SessionResult(e.accept(rep, a.session).view(chat=True))
 
 
-def _number(args: dict[str, Any], name: str) -> float:
-    value = args[name]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise CommandError(Reason.INVALID, f"{name} must be a number", field=name)
-    try:
-        return float(value)
-    except OverflowError:  # an integer too large for a float (JSON integers have no limit)
-        raise CommandError(Reason.INVALID, f"{name} is out of range", field=name) from None
+def _accept_invitation(e: QueueEngine, rep: str, a: AcceptInvitationArgs) -> SessionResult:
+    return SessionResult(e.accept_invitation(rep, a.invitation).view(chat=True))
 
 
-def _text(args: dict[str, Any], name: str) -> str:
-    value = args.get(name, "")
-    if not isinstance(value, str):
-        raise CommandError(Reason.INVALID, f"{name} must be a string", field=name)
-    return value
+def _get_next(e: QueueEngine, rep: str, a: Args) -> SessionResult:
+    return SessionResult(e.get_next(rep).view(chat=True))
 
 
-def _with_chat(s: Any) -> dict[str, Any]:
-    return {"session": s.to_dict(chat=True)}
+def _transfer(e: QueueEngine, rep: str, a: TransferArgs) -> SessionResult:
+    return SessionResult(e.transfer(rep, a.session, _target(a.target), a.note, stay=a.stay).view())
 
 
-def _accept(e: QueueEngine, rep: str, a: dict[str, Any]) -> dict[str, Any]:
-    return _with_chat(e.accept(rep, _str(a, "session")))
+def _share(e: QueueEngine, rep: str, a: ShareArgs) -> InvitationResult:
+    return InvitationResult(e.share(rep, a.session, _target(a.target)).view())
 
 
-def _accept_invitation(e: QueueEngine, rep: str, a: dict[str, Any]) -> dict[str, Any]:
-    return _with_chat(e.accept_invitation(rep, _str(a, "invitation")))
+def _hold(e: QueueEngine, rep: str, a: SessionArgs) -> SessionResult:
+    return SessionResult(e.hold(rep, a.session).view())
 
 
-def _get_next(e: QueueEngine, rep: str, a: dict[str, Any]) -> dict[str, Any]:
-    return _with_chat(e.get_next(rep))
+def _end(e: QueueEngine, rep: str, a: SessionArgs) -> SessionResult:
+    return SessionResult(e.end(rep, a.session).view())
 
 
-def _transfer(e: QueueEngine, rep: str, a: dict[str, Any]) -> dict[str, Any]:
-    s = e.transfer(rep, _str(a, "session"), _queue(a, "target"), _text(a, "note"), stay=_bool(a, "stay"))
-    return {"session": s.to_dict()}
+def _leave(e: QueueEngine, rep: str, a: SessionArgs) -> SessionResult:
+    return SessionResult(e.leave(rep, a.session).view())
 
 
-def _share(e: QueueEngine, rep: str, a: dict[str, Any]) -> dict[str, Any]:
-    return {"invitation": e.share(rep, _str(a, "session"), _queue(a, "target")).to_dict()}
+def _say(e: QueueEngine, rep: str, a: SayArgs) -> LineResult:
+    return LineResult(e.say(rep, a.session, a.text, reps_only=a.reps_only).view())
 
 
-def _hold(e: QueueEngine, rep: str, a: dict[str, Any]) -> dict[str, Any]:
-    return {"session": e.hold(rep, _str(a, "session")).to_dict()}
+def _set_external_key(e: QueueEngine, rep: str, a: SetExternalKeyArgs) -> SessionResult:
+    return SessionResult(e.set_external_key(rep, a.session, a.external_key).view())
 
 
-def _end(e: QueueEngine, rep: str, a: dict[str, Any]) -> dict[str, Any]:
-    return {"session": e.end(rep, _str(a, "session")).to_dict()}
+def _generate_key(e: QueueEngine, rep: str, a: GenerateKeyArgs) -> KeyResult:
+    return KeyResult(e.generate_key(rep, a.valid_for).view())
 
 
-def _leave(e: QueueEngine, rep: str, a: dict[str, Any]) -> dict[str, Any]:
-    return {"session": e.leave(rep, _str(a, "session")).to_dict()}
+def _set_status(e: QueueEngine, rep: str, a: SetStatusArgs) -> RepResult:
+    return RepResult(e.set_status(rep, a.status).view())
 
 
-def _say(e: QueueEngine, rep: str, a: dict[str, Any]) -> dict[str, Any]:
-    line = e.say(rep, _str(a, "session"), _text(a, "text"), reps_only=_bool(a, "reps_only"))
-    return {"line": line.to_dict()}
+def _team_say(e: QueueEngine, rep: str, a: TeamSayArgs) -> LineResult:
+    return LineResult(e.team_say(rep, a.team, a.text).view())
 
 
-def _set_external_key(e: QueueEngine, rep: str, a: dict[str, Any]) -> dict[str, Any]:
-    return {"session": e.set_external_key(rep, _str(a, "session"), _text(a, "external_key")).to_dict()}
+def _team_read(e: QueueEngine, rep: str, a: TeamReadArgs) -> LastReadResult:
+    return LastReadResult(e.team_read(rep, a.team, a.upto))
 
 
-def _generate_key(e: QueueEngine, rep: str, a: dict[str, Any]) -> dict[str, Any]:
-    return {"key": e.generate_key(rep, _number(a, "valid_for")).to_dict()}
-
-
-def _set_status(e: QueueEngine, rep: str, a: dict[str, Any]) -> dict[str, Any]:
-    status = _str(a, "status")
-    if status not in RepStatus.__members__.values():
-        raise CommandError(Reason.INVALID, f"unknown status {status!r}", field="status")
-    return {"rep": e.set_status(rep, RepStatus(status)).to_dict()}
-
-
-def _team_say(e: QueueEngine, rep: str, a: dict[str, Any]) -> dict[str, Any]:
-    return {"line": e.team_say(rep, _str(a, "team"), _text(a, "text")).to_dict()}
-
-
-def _team_read(e: QueueEngine, rep: str, a: dict[str, Any]) -> dict[str, Any]:
-    upto = a.get("upto")
-    if upto is not None and (isinstance(upto, bool) or not isinstance(upto, int)):
-        raise CommandError(Reason.INVALID, "upto must be a whole number", field="upto")
-    return {"last_read": e.team_read(rep, _str(a, "team"), upto)}
-
-
-COMMANDS: dict[str, _Spec] = {
-    "accept": _Spec(_accept, frozenset({"session"})),
-    "accept_invitation": _Spec(_accept_invitation, frozenset({"invitation"})),
-    "get_next": _Spec(_get_next, frozenset()),
-    "transfer": _Spec(_transfer, frozenset({"session", "target"}), frozenset({"note", "stay"})),
-    "share": _Spec(_share, frozenset({"session", "target"})),
-    "hold": _Spec(_hold, frozenset({"session"})),
-    "end": _Spec(_end, frozenset({"session"})),
-    "leave": _Spec(_leave, frozenset({"session"})),
-    "say": _Spec(_say, frozenset({"session", "text"}), frozenset({"reps_only"})),
-    "set_external_key": _Spec(_set_external_key, frozenset({"session", "external_key"})),
-    "generate_key": _Spec(_generate_key, frozenset({"valid_for"})),
-    "set_status": _Spec(_set_status, frozenset({"status"})),
-    "team_say": _Spec(_team_say, frozenset({"team", "text"})),
-    "team_read": _Spec(_team_read, frozenset({"team"}), frozenset({"upto"})),
+HANDLERS: Final[dict[CommandName, Handler]] = {
+    CommandName.ACCEPT: _accept,
+    CommandName.ACCEPT_INVITATION: _accept_invitation,
+    CommandName.GET_NEXT: _get_next,
+    CommandName.TRANSFER: _transfer,
+    CommandName.SHARE: _share,
+    CommandName.HOLD: _hold,
+    CommandName.END: _end,
+    CommandName.LEAVE: _leave,
+    CommandName.SAY: _say,
+    CommandName.SET_EXTERNAL_KEY: _set_external_key,
+    CommandName.GENERATE_KEY: _generate_key,
+    CommandName.SET_STATUS: _set_status,
+    CommandName.TEAM_SAY: _team_say,
+    CommandName.TEAM_READ: _team_read,
 }
+assert HANDLERS.keys() == {spec.name for spec in COMMANDS.values()}, "every protocol command has a handler"
 
 
-def execute(engine: QueueEngine, rep: str, name: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+def execute(engine: QueueEngine, rep: str, name: object, args: dict[str, Any] | Args | None = None) -> CommandResult:
     """Run command ``name`` for ``rep``.  Raises CommandError; a refusal changes nothing."""
     # The name comes off the wire: it may be anything JSON can carry.
     spec = COMMANDS.get(name) if isinstance(name, str) else None
     if spec is None:
         raise CommandError(Reason.UNKNOWN_COMMAND, f"unknown command {name!r}", command=name)
-    args = {} if args is None else args
-    if not isinstance(args, dict):
-        raise CommandError(Reason.INVALID, "arguments must be an object")
-    missing = spec.required - args.keys()
-    if missing:
-        raise CommandError(Reason.INVALID, f"missing: {', '.join(sorted(missing))}", command=name)
-    unknown = args.keys() - spec.required - spec.optional
-    if unknown:
-        raise CommandError(Reason.INVALID, f"unexpected: {', '.join(sorted(unknown))}", command=name)
-    return spec.handler(engine, rep, args)
+    if args is None:
+        args = {}
+    if isinstance(args, dict):
+        try:
+            args = spec.convert_args(args)
+        except msgspec.ValidationError as exc:
+            field = invalid_field(exc)
+            raise CommandError(Reason.INVALID, str(exc), command=name, **({"field": field} if field else {})) from None
+    elif type(args) is not spec.args:
+        raise CommandError(Reason.INVALID, f"{name} takes {spec.args.__name__}, not {type(args).__name__}", command=name)
+    return HANDLERS[spec.name](engine, rep, args)

@@ -7,37 +7,11 @@ carry it as a stable code.
 
 from __future__ import annotations
 
-import enum
 from typing import Any
 
+from repconsole.protocol.vocabulary import Reason
+
 __all__ = ["CommandError", "Reason"]
-
-
-class Reason(enum.StrEnum):
-    UNKNOWN_SESSION = "unknown_session"
-    UNKNOWN_INVITATION = "unknown_invitation"
-    UNKNOWN_REP = "unknown_rep"
-    UNKNOWN_TEAM = "unknown_team"
-    UNKNOWN_ISSUE = "unknown_issue"
-    UNKNOWN_BUTTON = "unknown_button"
-    UNKNOWN_LINK = "unknown_link"
-    UNKNOWN_COMMAND = "unknown_command"
-    NOT_MEMBER = "not_member"  # the rep may not act on that queue
-    NOT_OWNER = "not_owner"
-    NOT_PARTICIPANT = "not_participant"
-    NOT_WAITING = "not_waiting"
-    SESSION_ENDED = "session_ended"
-    ALREADY_TAKEN = "already_taken"
-    ALREADY_IN_SESSION = "already_in_session"
-    AT_CAPACITY = "at_capacity"
-    NOTHING_WAITING = "nothing_waiting"
-    KEY_UNKNOWN = "key_unknown"
-    KEY_EXPIRED = "key_expired"
-    KEY_USED = "key_used"
-    KEY_RATE_LIMITED = "key_rate_limited"
-    BUTTON_EXPIRED = "button_expired"
-    REP_OFFLINE = "rep_offline"
-    INVALID = "invalid"  # a malformed argument
 
 
 _MESSAGES: dict[Reason, str] = {

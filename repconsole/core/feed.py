@@ -1,86 +1,138 @@
-"""One rep's view of the engine's event stream.
+"""Who sees which event: the one routing filter, and one rep's feed.
 
-The engine numbers every change globally and says who may see it.  A
-console needs a stream of its own, numbered without gaps, so that a missing
-number means a lost event and never "an event for someone else".
-:class:`RepFeed` does that projection; the simulator runs one per console,
-the queue server one per connection.
+The engine numbers every change globally and says who may see it (its
+``audience``) and who just lost sight of it (``gone``).  :func:`routes` is
+the only code that turns that into what reps receive: the event itself for
+its audience, and a ``session_gone`` that says why but never where for the
+reps in ``gone``.  The queue server's fan-out encodes each route once for
+all its consoles; :class:`RepFeed` picks one rep's route for the simulator.
+
+Both keep the server's numbering: events carry the engine's global ``seq``,
+and a :class:`FeedBatch` carries ``prev``, the number of the event that came
+before it for this rep.  A console checks ``prev`` against the last event it
+applied, so it can tell an event it lost from an event for someone else.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from repconsole.core.engine import Event, QueueEngine
+from repconsole.protocol import (
+    Event as WireEvent,
+)
+from repconsole.protocol import (
+    GoneReason,
+    SessionData,
+    SessionGoneData,
+    SessionState,
+    SessionView,
+    Snapshot,
+    make_event,
+)
 
-__all__ = ["FeedEvent", "RepFeed", "SNAPSHOT", "SESSION_GONE"]
+__all__ = ["FeedBatch", "FeedItem", "RepFeed", "Route", "gone_data", "route_for", "routes"]
 
-SNAPSHOT = "snapshot"
-SESSION_GONE = "session_gone"
+FeedItem = Snapshot | WireEvent
 
 
-@dataclass(slots=True)
-class FeedEvent:
-    """An event as one console receives it.
+class FeedBatch(list[FeedItem]):
+    """Events for one console, in order, and the ``seq`` of the event before them.
+
+    A batch that starts with a :class:`~repconsole.protocol.Snapshot` has
+    ``prev`` None: the snapshot replaces everything, and events after it
+    follow from its ``seq``.
 
     Attributes:
-        seq: 1, 2, 3... within this console's stream; the snapshot carries
-            the seq it is current to.
-        kind: ``snapshot``, ``session``, ``session_gone``, ``chat``,
-            ``team_chat``, ``team_read``, ``rep`` or ``key``.
-        data: JSON-ready payload.
+        prev: the seq of the last event this console was sent before the
+            batch, or None for a batch that starts with a snapshot.
     """
 
-    seq: int
-    kind: str
-    data: dict[str, Any]
+    def __init__(self, items: Iterable[FeedItem] = (), prev: int | None = None) -> None:
+        super().__init__(items)
+        self.prev = prev
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"seq": self.seq, "kind": self.kind, "data": self.data}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> FeedEvent:
-        return cls(int(d["seq"]), str(d["kind"]), dict(d["data"]))
+    def __repr__(self) -> str:
+        return f"FeedBatch(prev={self.prev}, {list.__repr__(self)})"
 
 
-def gone_payload(event: Event) -> dict[str, Any]:
+def gone_data(session: SessionView) -> SessionGoneData:
     """What a rep who lost sight of a session is told: that it left, and why.
 
     Only the reason and, when a rep took it, who: that is what the console
     needs to say "already taken by Alice".  Where it went is not told.
     """
-    s = event.data["session"]
-    if s["state"] == "ended":
-        return {"id": s["id"], "reason": "ended", "detail": s["end_reason"]}
-    if s["state"] == "active" and s["owner"] is not None:
-        return {"id": s["id"], "reason": "taken", "by": s["owner"]}
-    return {"id": s["id"], "reason": "moved"}
+    if session.state is SessionState.ENDED:
+        return SessionGoneData(session.id, GoneReason.ENDED, detail=session.end_reason)
+    if session.state is SessionState.ACTIVE and session.owner is not None:
+        return SessionGoneData(session.id, GoneReason.TAKEN, by=session.owner)
+    return SessionGoneData(session.id, GoneReason.MOVED)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """An event as one group of reps receives it."""
+
+    reps: frozenset[str]
+    event: WireEvent
+
+
+def routes(event: Event) -> tuple[Route, ...]:
+    """Who receives what of ``event``: its audience the event, the reps in ``gone`` a session_gone.
+
+    A rep is never in both: ``gone`` is the old audience minus the new one.
+    """
+    wire = make_event(event.seq, event.data)
+    if not event.gone:
+        return (Route(event.audience, wire),)
+    assert isinstance(event.data, SessionData), "only a session event takes a session out of sight"
+    gone = make_event(event.seq, gone_data(event.data.session))
+    return (Route(event.audience, wire), Route(event.gone, gone))
+
+
+def route_for(event: Event, rep: str) -> WireEvent | None:
+    """What ``rep`` receives of ``event``, if anything: :func:`routes` for one rep."""
+    if rep not in event.audience and rep not in event.gone:
+        return None  # the common case for most reps: nothing is built
+    return next(route.event for route in routes(event) if rep in route.reps)
 
 
 class RepFeed:
-    """Projects engine events onto one rep's gap-free stream.
+    """One rep's feed of the engine, batched: what the simulator delivers to its console.
 
     Attributes:
         rep: the rep this feed is for.
-        seq: the number of the last event this feed produced.
+        prev: the seq of the last event handed out (or of the snapshot).
     """
 
-    def __init__(self, rep: str, seq: int = 0) -> None:
+    def __init__(self, rep: str) -> None:
         self.rep = rep
-        self.seq = seq
+        self.prev = 0
+        self._pending: list[WireEvent] = []
 
-    def snapshot(self, engine: QueueEngine) -> FeedEvent:
-        data = engine.snapshot(self.rep)
-        data["feed_seq"] = self.seq
-        return FeedEvent(self.seq, SNAPSHOT, data)
+    def snapshot(self, engine: QueueEngine) -> FeedBatch:
+        """A batch with a fresh snapshot; events not yet handed out are in it already."""
+        self._pending.clear()
+        self.prev = engine.seq
+        return FeedBatch([Snapshot(engine.seq, engine.snapshot(self.rep))])
 
-    def project(self, event: Event) -> FeedEvent | None:
-        if self.rep in event.audience:
-            kind, data = event.kind, event.data
-        elif self.rep in event.gone:
-            kind, data = SESSION_GONE, gone_payload(event)
-        else:
+    def project(self, event: Event) -> WireEvent | None:
+        """Keep what this rep may see of ``event`` for the next batch (and return it)."""
+        wire = route_for(event, self.rep)
+        if wire is not None:
+            self._pending.append(wire)
+        return wire
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def take(self) -> FeedBatch | None:
+        """The events kept since the last batch, as the next batch; None if there are none."""
+        if not self._pending:
             return None
-        self.seq += 1
-        return FeedEvent(self.seq, kind, data)
+        batch = FeedBatch(self._pending, self.prev)
+        self.prev = self._pending[-1].seq
+        self._pending = []
+        return batch

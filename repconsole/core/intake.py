@@ -12,13 +12,10 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from repconsole.core.errors import CommandError, Reason
-from repconsole.core.model import Priority
+from repconsole.protocol.vocabulary import CUSTOM_FIELDS_LIMIT, DETAILS_LIMIT, NAME_LIMIT, Priority
 
 __all__ = ["Intake", "NAME_LIMIT", "DETAILS_LIMIT", "CUSTOM_FIELDS_LIMIT"]
 
-NAME_LIMIT = 100
-DETAILS_LIMIT = 1024
-CUSTOM_FIELDS_LIMIT = 10 * 1024
 _SHORT_FIELDS = ("customer_name", "company", "company_code", "platform", "locale", "external_key", "portal")
 
 

@@ -12,9 +12,32 @@ whole day of waiting-session rules in a millisecond.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
+
+from repconsole.protocol.views import (
+    InvitationView,
+    KeyView,
+    LineView,
+    RepView,
+    RuleView,
+    SessionView,
+    StepView,
+    TeamView,
+)
+from repconsole.protocol.vocabulary import (
+    CUSTOMER,
+    Origin,
+    Priority,
+    QueueKind,
+    RepStatus,
+    RuleAction,
+    SessionState,
+    StepKind,
+    Visibility,
+)
 
 __all__ = [
     "ChatLine",
@@ -39,11 +62,6 @@ __all__ = [
     "WaitingRule",
     "Visibility",
 ]
-
-
-class QueueKind(enum.StrEnum):
-    PERSONAL = "rep"
-    TEAM = "team"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,86 +104,6 @@ class QueueRef:
         return self.kind is QueueKind.PERSONAL
 
 
-class Origin(enum.StrEnum):
-    """How a customer started their session.  Fixed for the session's life."""
-
-    SESSION_KEY = "session_key"
-    REP_PICKED = "rep_picked"  # picked the rep's name on the public site
-    REP_BUTTON = "rep_button"  # a Support Button tied to a rep
-    TEAM_BUTTON = "team_button"
-    ISSUE_FORM = "issue_form"  # the issue submission form; the issue's team gets it
-    BROWSER_REP = "browser_rep"  # a browser-sharing custom link aimed at a rep
-    BROWSER_TEAM = "browser_team"
-
-    @property
-    def is_browser(self) -> bool:
-        return self in (Origin.BROWSER_REP, Origin.BROWSER_TEAM)
-
-    @property
-    def label(self) -> str:
-        return _ORIGIN_LABELS[self]
-
-
-_ORIGIN_LABELS = {
-    Origin.SESSION_KEY: "Session key",
-    Origin.REP_PICKED: "Rep list",
-    Origin.REP_BUTTON: "Support Button (rep)",
-    Origin.TEAM_BUTTON: "Support Button (team)",
-    Origin.ISSUE_FORM: "Issue form",
-    Origin.BROWSER_REP: "Browser link (rep)",
-    Origin.BROWSER_TEAM: "Browser link (team)",
-}
-
-
-class Priority(enum.IntEnum):
-    LOW = 1
-    NORMAL = 2
-    HIGH = 3
-    URGENT = 4
-
-    @property
-    def label(self) -> str:
-        return self.name.capitalize()
-
-
-class SessionState(enum.StrEnum):
-    WAITING = "waiting"  # in a queue, nobody owns it (or held: the owner parked it)
-    ACTIVE = "active"  # a rep owns it
-    ENDED = "ended"
-
-
-class RepStatus(enum.StrEnum):
-    AVAILABLE = "available"
-    BUSY = "busy"
-    AWAY = "away"
-
-
-class RuleAction(enum.StrEnum):
-    MARK_OVERDUE = "mark_overdue"
-    TRANSFER = "transfer"
-
-
-class StepKind(enum.StrEnum):
-    """What happened to a session, as shown in its timeline."""
-
-    ARRIVED = "arrived"
-    ACCEPTED = "accepted"
-    TRANSFERRED = "transferred"
-    RULE_OVERDUE = "rule_overdue"
-    RULE_TRANSFERRED = "rule_transferred"
-    CONNECTION_LOST = "connection_lost"  # fallback moved it after a rep dropped
-    HELD = "held"
-    SHARED = "shared"
-    JOINED = "joined"
-    LEFT = "left"
-    ENDED = "ended"
-
-
-class Visibility(enum.StrEnum):
-    ALL = "all"  # the customer sees it too
-    REPS = "reps"  # reps only
-
-
 @dataclass(slots=True)
 class WaitingRule:
     """A team's waiting-session rule: after ``after`` seconds unaccepted, act."""
@@ -174,8 +112,11 @@ class WaitingRule:
     action: RuleAction
     overflow_team: str | None = None
 
+    def view(self) -> RuleView:
+        return RuleView(self.after, self.action, self.overflow_team)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"after": self.after, "action": self.action, "overflow_team": self.overflow_team}
+        return _builtins(self.view())
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> WaitingRule:
@@ -192,14 +133,8 @@ class Team:
     # cannot be reached: fallback never moves a session out of it.
     persistent: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "members": sorted(self.members),
-            "rule": self.rule.to_dict() if self.rule else None,
-            "persistent": self.persistent,
-        }
+    def view(self) -> TeamView:
+        return TeamView(self.id, self.name, sorted(self.members), self.rule.view() if self.rule else None, self.persistent)
 
 
 @dataclass(slots=True)
@@ -213,16 +148,8 @@ class Rep:
     # Engine time at which a dropped rep's sessions fall back; None while connected.
     grace_until: float | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "teams": sorted(self.teams),
-            "status": self.status,
-            "max_sessions": self.max_sessions,
-            "connected": self.connected,
-            "grace_until": self.grace_until,
-        }
+    def view(self) -> RepView:
+        return RepView(self.id, self.name, sorted(self.teams), self.status, self.max_sessions, self.connected, self.grace_until)
 
 
 @dataclass(slots=True)
@@ -269,14 +196,11 @@ class SessionKey:
     expires_at: float
     used_by: str | None = None  # session id
 
+    def view(self) -> KeyView:
+        return KeyView(self.key, self.rep, self.created_at, self.expires_at, self.used_by)
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "rep": self.rep,
-            "created_at": self.created_at,
-            "expires_at": self.expires_at,
-            "used_by": self.used_by,
-        }
+        return _builtins(self.view())
 
 
 @dataclass(slots=True)
@@ -287,14 +211,11 @@ class TimelineStep:
     by: str | None = None  # rep id
     note: str = ""
 
+    def view(self) -> StepView:
+        return StepView(self.at, self.kind, self.queue.serialize() if self.queue else None, self.by, self.note)
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "at": self.at,
-            "kind": self.kind,
-            "queue": self.queue.serialize() if self.queue else None,
-            "by": self.by,
-            "note": self.note,
-        }
+        return _builtins(self.view())
 
 
 @dataclass(slots=True)
@@ -311,14 +232,11 @@ class ChatLine:
     text: str
     visibility: Visibility = Visibility.ALL
 
+    def view(self) -> LineView:
+        return LineView(self.n, self.at, self.author, self.text, self.visibility)
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "n": self.n,
-            "at": self.at,
-            "author": self.author,
-            "text": self.text,
-            "visibility": self.visibility,
-        }
+        return _builtins(self.view())
 
 
 @dataclass(slots=True)
@@ -331,11 +249,11 @@ class Invitation:
     by: str
     at: float
 
+    def view(self) -> InvitationView:
+        return InvitationView(self.id, self.session, self.target.serialize(), self.by, self.at)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "session": self.session, "target": self.target.serialize(), "by": self.by, "at": self.at}
-
-
-CUSTOMER = "customer"
+        return _builtins(self.view())
 
 
 @dataclass(slots=True, eq=False)
@@ -385,9 +303,9 @@ class Session:
     rule_visited: set[str] = field(default_factory=set)
     timeline: list[TimelineStep] = field(default_factory=list)
     chat: list[ChatLine] = field(default_factory=list)
-    # Timeline steps never change once appended, so their dicts are built
+    # Timeline steps never change once appended, so their views are built
     # once; every event that carries the session reuses them.
-    _timeline_dicts: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
+    _timeline_views: list[StepView] = field(default_factory=list, repr=False, compare=False)
     ended_at: float | None = None
     end_reason: str = ""
 
@@ -402,54 +320,61 @@ class Session:
                 return step.queue
         return None
 
-    def _timeline_snapshot(self) -> list[dict[str, Any]]:
-        done = self._timeline_dicts
+    def _timeline_snapshot(self) -> list[StepView]:
+        done = self._timeline_views
         if len(done) < len(self.timeline):
-            done.extend(step.to_dict() for step in self.timeline[len(done):])
+            done.extend(step.view() for step in self.timeline[len(done):])
         return list(done)  # a new list per payload: earlier payloads must not grow
 
-    def to_dict(self, *, chat: bool = False) -> dict[str, Any]:
+    def view(self, *, chat: bool = False) -> SessionView:
         """The session as events and snapshots carry it.
 
         The chat is left out unless asked for: a queue of 100,000 waiting
         customers should not carry 100,000 chat logs to every console.
         """
-        d: dict[str, Any] = {
-            "id": self.id,
-            "origin": self.origin,
-            "browser": self.origin.is_browser,
-            "created_at": self.created_at,
-            "customer_name": self.customer_name,
-            "company": self.company,
-            "company_code": self.company_code,
-            "issue_code": self.issue_code,
-            "issue": self.issue,
-            "category": self.category,
-            "details": self.details,
-            "platform": self.platform,
-            "locale": self.locale,
-            "external_key": self.external_key,
-            "custom_fields": dict(self.custom_fields),
-            "portal": self.portal,
-            "session_key": self.session_key,
-            "source": self.source,
-            "page_url": self.page_url,
-            "priority": int(self.priority),
-            "state": self.state,
-            "queue": self.queue.serialize() if self.queue else None,
-            "queue_entered_at": self.queue_entered_at,
-            "owner": self.owner,
-            "participants": list(self.participants),
-            "held": self.held,
-            "overdue": self.overdue,
-            "rule_deadline": self.rule_deadline,
-            "transfer_note": self.transfer_note,
-            "invitations": [inv.to_dict() for inv in self.invitations.values()],
-            "timeline": self._timeline_snapshot(),
-            "ended_at": self.ended_at,
-            "end_reason": self.end_reason,
-        }
-        if chat:
-            d["chat"] = [line.to_dict() for line in self.chat]
-            d["page_html"] = self.page_html
-        return d
+        return SessionView(
+            id=self.id,
+            origin=self.origin,
+            browser=self.origin.is_browser,
+            created_at=self.created_at,
+            customer_name=self.customer_name,
+            company=self.company,
+            company_code=self.company_code,
+            issue_code=self.issue_code,
+            issue=self.issue,
+            category=self.category,
+            details=self.details,
+            platform=self.platform,
+            locale=self.locale,
+            external_key=self.external_key,
+            custom_fields=dict(self.custom_fields),
+            portal=self.portal,
+            session_key=self.session_key,
+            source=self.source,
+            page_url=self.page_url,
+            priority=self.priority,
+            state=self.state,
+            queue=self.queue.serialize() if self.queue else None,
+            queue_entered_at=self.queue_entered_at,
+            owner=self.owner,
+            participants=list(self.participants),
+            held=self.held,
+            overdue=self.overdue,
+            rule_deadline=self.rule_deadline,
+            transfer_note=self.transfer_note,
+            invitations=[inv.view() for inv in self.invitations.values()],
+            timeline=self._timeline_snapshot(),
+            ended_at=self.ended_at,
+            end_reason=self.end_reason,
+            chat=[line.view() for line in self.chat] if chat else msgspec.UNSET,
+            page_html=self.page_html if chat else msgspec.UNSET,
+        )
+
+    def to_dict(self, *, chat: bool = False) -> dict[str, Any]:
+        """:meth:`view` as plain JSON values."""
+        return _builtins(self.view(chat=chat))
+
+
+def _builtins(view: msgspec.Struct) -> dict[str, Any]:
+    d: dict[str, Any] = msgspec.to_builtins(view)
+    return d

@@ -1,8 +1,10 @@
 """What one console knows, kept current from its feed.
 
-:class:`ConsoleState` starts from a snapshot and applies feed events in
-order.  It is Qt-free so that both backends and the tests can use it, and
-so that the window only ever draws from it.
+:class:`ConsoleState` starts from a snapshot and applies feed batches in
+order.  It is Qt-free so that both backends and the tests can use it, and so
+that the window only ever draws from it.  Everything in it is the
+protocol's typed views (:class:`~repconsole.protocol.SessionView`...) as they
+came, from the engine in-process or decoded off the wire.
 
 It also keeps the console's *rows*: which entries each queue shows.  A row
 is a waiting session, an invitation to join a shared session, or (in the
@@ -16,18 +18,38 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
-from repconsole.core.feed import SESSION_GONE, SNAPSHOT, FeedEvent
+from repconsole.core.feed import FeedBatch
+from repconsole.protocol import (
+    ChatEvent,
+    InvitationView,
+    KeyEvent,
+    KeyView,
+    LineView,
+    RepEvent,
+    RepStatus,
+    RepView,
+    SessionEvent,
+    SessionGoneData,
+    SessionGoneEvent,
+    SessionState,
+    SessionView,
+    Snapshot,
+    SnapshotData,
+    StepKind,
+    TeamChatEvent,
+    TeamReadEvent,
+    TeamView,
+)
 
-__all__ = ["ConsoleState", "Changes", "GapError", "Row", "RowKind", "QueueDelta", "TeamChatState"]
+__all__ = ["Arrival", "ConsoleState", "Changes", "GapError", "Row", "RowKind", "QueueDelta", "TeamChatState"]
 
 
 class GapError(Exception):
     """An event arrived out of order: the console must resynchronise."""
 
     def __init__(self, expected: int, got: int) -> None:
-        super().__init__(f"feed gap: expected event {expected}, got {got}")
+        super().__init__(f"feed gap: expected the batch after event {expected}, got one after {got}")
         self.expected = expected
         self.got = got
 
@@ -36,6 +58,14 @@ class RowKind(enum.StrEnum):
     WAITING = "waiting"
     INVITATION = "invitation"
     MINE = "mine"  # a session the rep owns or takes part in
+
+
+class Arrival(enum.StrEnum):
+    """Why a session just came to the rep (for alerts)."""
+
+    NEW = "new"  # a new customer in the personal queue
+    TRANSFER = "transfer"  # transferred to the rep
+    INVITATION = "invitation"  # the rep or one of the rep's teams is invited to join
 
 
 class Row:
@@ -48,13 +78,13 @@ class Row:
         id: session id, or invitation id for an invitation.
         kind: waiting, invitation or mine.
         queue: the queue key this row belongs to (``rep:me``, ``team:x``).
-        session: the session dict, as the engine serializes it.
-        invitation: the invitation dict, for invitation rows.
+        session: the session.
+        invitation: the invitation, for invitation rows.
     """
 
-    __slots__ = ("id", "kind", "queue", "session", "invitation")
+    __slots__ = ("id", "invitation", "kind", "queue", "session")
 
-    def __init__(self, id: str, kind: RowKind, queue: str, session: dict[str, Any], invitation: dict[str, Any] | None = None) -> None:
+    def __init__(self, id: str, kind: RowKind, queue: str, session: SessionView, invitation: InvitationView | None = None) -> None:  # noqa: A002
         self.id = id
         self.kind = kind
         self.queue = queue
@@ -78,8 +108,6 @@ class QueueDelta:
             # Left and came back within one batch: for a view, it changed.
             self.removed.discard(row.id)
             self.changed[row.id] = row
-        elif row.id in self.added:
-            self.added[row.id] = row
         else:
             self.added[row.id] = row
 
@@ -98,33 +126,31 @@ class QueueDelta:
 
 @dataclass(slots=True)
 class Changes:
-    """The result of applying one batch of feed events.
+    """The result of applying one batch.
 
     Attributes:
         reset: a snapshot replaced everything; views rebuild from scratch.
         queues: per queue key, the rows that appeared, changed or left.
         arrived: sessions that entered the rep's personal queue or invited
-            the rep or one of the rep's teams in this batch (for alerts),
-            as ``(reason, session dict)``; reason is ``new``, ``transfer``
-            or ``invitation``.
-        gone: sessions the rep lost sight of, with the gone payload.
+            the rep or one of the rep's teams in this batch (for alerts).
+        gone: sessions the rep lost sight of, and why.
         chat: new session chat lines, as ``(session id, line)``.
         team_chat: new team chat lines, as ``(team id, line)``.
         teams_read: teams whose read marker moved.
         reps: rep ids whose directory entry changed.
         keys: session keys the rep generated or that were used.
-        sessions: ids of sessions whose dict changed.
+        sessions: ids of sessions that changed.
     """
 
     reset: bool = False
     queues: dict[str, QueueDelta] = field(default_factory=dict)
-    arrived: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    gone: dict[str, dict[str, Any]] = field(default_factory=dict)
-    chat: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    team_chat: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    arrived: list[tuple[Arrival, SessionView]] = field(default_factory=list)
+    gone: dict[str, SessionGoneData] = field(default_factory=dict)
+    chat: list[tuple[str, LineView]] = field(default_factory=list)
+    team_chat: list[tuple[str, LineView]] = field(default_factory=list)
     teams_read: set[str] = field(default_factory=set)
     reps: set[str] = field(default_factory=set)
-    keys: list[dict[str, Any]] = field(default_factory=list)
+    keys: list[KeyView] = field(default_factory=list)
     sessions: set[str] = field(default_factory=set)
 
     def delta(self, queue: str) -> QueueDelta:
@@ -136,7 +162,7 @@ class Changes:
 
 @dataclass(slots=True)
 class TeamChatState:
-    lines: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[LineView] = field(default_factory=list)
     count: int = 0
     last_read: int = 0
 
@@ -145,17 +171,21 @@ class TeamChatState:
         return max(0, self.count - self.last_read)
 
 
+_NOBODY = RepView("", "", [], RepStatus.AVAILABLE, 0, False, None)  # before the first snapshot
+
+
 class ConsoleState:
     """The console's mirror of what its rep may see.
 
     Attributes:
-        seq: the last feed event applied (-1 before the first snapshot).
+        seq: the last event applied, in the engine's numbering (-1 before the first snapshot).
         me: the rep's own directory entry.
         reps: every rep on the site, by id.
         teams: every team on the site, by id.
         my_teams: the ids of the rep's teams, in display order.
         sessions: every session the rep may see, by id.
         chats: chat lines of the sessions the rep is in, by session id.
+        pages: the customer's page of the browser-sharing sessions the rep is in, by session id.
         team_chat: per team of the rep, its chat and read marker.
         keys: the rep's live session keys, by key.
         rows: per queue key, that queue's rows by row id.
@@ -165,14 +195,15 @@ class ConsoleState:
         self.seq = -1
         self.at = 0.0
         self.grace_period = 0.0
-        self.me: dict[str, Any] = {}
-        self.reps: dict[str, dict[str, Any]] = {}
-        self.teams: dict[str, dict[str, Any]] = {}
+        self.me: RepView = _NOBODY
+        self.reps: dict[str, RepView] = {}
+        self.teams: dict[str, TeamView] = {}
         self.my_teams: list[str] = []
-        self.sessions: dict[str, dict[str, Any]] = {}
-        self.chats: dict[str, list[dict[str, Any]]] = {}
+        self.sessions: dict[str, SessionView] = {}
+        self.chats: dict[str, list[LineView]] = {}
+        self.pages: dict[str, str] = {}
         self.team_chat: dict[str, TeamChatState] = {}
-        self.keys: dict[str, dict[str, Any]] = {}
+        self.keys: dict[str, KeyView] = {}
         self.rows: dict[str, dict[str, Row]] = {}
         # session id -> {(queue key, row id)}: where that session shows.
         self._placed: dict[str, set[tuple[str, str]]] = {}
@@ -181,7 +212,7 @@ class ConsoleState:
 
     @property
     def rep_id(self) -> str:
-        return str(self.me.get("id", ""))
+        return self.me.id
 
     @property
     def personal_queue(self) -> str:
@@ -198,25 +229,30 @@ class ConsoleState:
             return len(rows)  # only the personal queue holds the rep's own sessions
         return sum(1 for r in rows.values() if r.kind is not RowKind.MINE)
 
-    def my_sessions(self) -> list[dict[str, Any]]:
+    def my_sessions(self) -> list[SessionView]:
         """Sessions the rep owns (active or on hold) or takes part in."""
         me = self.rep_id
-        return [s for s in self.sessions.values() if s["owner"] == me or me in s["participants"]]
+        return [s for s in self.sessions.values() if s.involves(me)]
 
     def in_progress(self) -> int:
         me = self.rep_id
-        return sum(1 for s in self.sessions.values() if s["state"] == "active" and (s["owner"] == me or me in s["participants"]))
+        return sum(1 for s in self.sessions.values() if s.state is SessionState.ACTIVE and s.involves(me))
 
     def queue_name(self, queue: str) -> str:
         kind, _, ident = queue.partition(":")
         if kind == "rep":
-            return "Personal" if ident == self.rep_id else self.reps.get(ident, {}).get("name", ident)
-        return self.teams.get(ident, {}).get("name", ident)
+            if ident == self.rep_id:
+                return "Personal"
+            rep = self.reps.get(ident)
+            return rep.name if rep else ident
+        team = self.teams.get(ident)
+        return team.name if team else ident
 
     def rep_name(self, rep_id: str | None) -> str:
         if rep_id is None:
             return ""
-        return str(self.reps.get(rep_id, {}).get("name", rep_id))
+        rep = self.reps.get(rep_id)
+        return rep.name if rep else rep_id
 
     def all_rows(self) -> Iterable[Row]:
         for rows in self.rows.values():
@@ -224,106 +260,128 @@ class ConsoleState:
 
     # ---------------------------------------------------------------- writes
 
-    def apply(self, events: Iterable[FeedEvent], *, prev: int | None = None) -> Changes:
-        """Apply a batch in order.  Raises GapError on a missing or repeated event.
+    def apply(self, batch: FeedBatch) -> Changes:
+        """Apply a batch in order.  Raises GapError when ``batch.prev`` is not the last event applied.
 
-        Two numberings are understood.  Without ``prev`` (the simulator's
-        per-rep feed) events are numbered 1, 2, 3... and each must be the
-        last plus one.  With ``prev`` (the server's global numbering, where a
-        rep sees only some numbers) the batch says which event preceded it;
-        that must be the last one applied, and numbers must then increase.
-
-        Events before the gap are applied and kept; the caller resyncs from a
+        One numbering, the engine's: a rep sees only some numbers, so events
+        only need to increase; ``prev`` is what proves nothing was lost.
+        Events before a gap are applied and kept; the caller resyncs from a
         fresh snapshot, which replaces everything.
         """
         changes = Changes()
-        if prev is not None and prev != self.seq:
-            raise GapError(prev, self.seq)
-        for event in events:
-            if event.kind == SNAPSHOT:
-                self._load(event.data)
-                self.seq = int(event.data.get("feed_seq", event.seq))
+        if batch.prev is not None and batch.prev != self.seq:
+            raise GapError(self.seq, batch.prev)
+        for item in batch:
+            if isinstance(item, Snapshot):
+                self._load(item.data)
+                self.seq = item.seq
                 changes = Changes(reset=True)
                 continue
-            if prev is None and event.seq != self.seq + 1 or event.seq <= self.seq:
-                raise GapError(self.seq + 1, event.seq)
-            self.seq = event.seq
-            handler = _HANDLERS.get(event.kind)
-            if handler is not None:
-                handler(self, event.data, changes)
+            if item.seq <= self.seq:
+                raise GapError(self.seq, item.seq)  # a repeat, or out of order
+            self.seq = item.seq
+            match item:
+                case SessionEvent():
+                    self._on_session(item.data.session, changes)
+                case SessionGoneEvent():
+                    changes.gone[item.data.id] = item.data
+                    self._forget(item.data.id, changes)
+                case ChatEvent():
+                    self._on_chat(item.data.session, item.data.line, changes)
+                case TeamChatEvent():
+                    self._on_team_chat(item.data.team, item.data.line, changes)
+                case TeamReadEvent():
+                    chat = self.team_chat.setdefault(item.data.team, TeamChatState())
+                    chat.last_read = max(chat.last_read, item.data.last_read)
+                    changes.teams_read.add(item.data.team)
+                case RepEvent():
+                    self._on_rep(item.data.rep, changes)
+                case KeyEvent():
+                    self._on_key(item.data.key, changes)
         return changes
 
-    def _load(self, snap: dict[str, Any]) -> None:
-        self.at = float(snap.get("at", 0.0))
-        self.grace_period = float(snap.get("site", {}).get("grace_period", 0.0))
-        self.me = dict(snap["you"])
-        self.reps = {r["id"]: r for r in snap["reps"]}
-        self.reps[self.me["id"]] = self.me
-        self.teams = {t["id"]: t for t in snap["teams"]}
-        self.my_teams = sorted(self.me.get("teams", []), key=lambda t: self.teams.get(t, {}).get("name", t).lower())
+    def adopt(self, session: SessionView) -> None:
+        """A command's result brought a session with its chat (accept, join): keep its chat and page.
+
+        The session itself arrives as an event like any other change; only
+        what events leave out is taken from here.
+        """
+        self._keep_chat_and_page(session)
+
+    def _keep_chat_and_page(self, s: SessionView) -> None:
+        # The one place a session's chat and page are taken from a view that
+        # carries them: events never do, so what is kept here stays until
+        # the rep loses sight of the session.
+        if not isinstance(s.chat, list):
+            return
+        chat = self.chats.get(s.id)
+        if chat is None or len(s.chat) >= len(chat):
+            self.chats[s.id] = list(s.chat)
+        if isinstance(s.page_html, str) and s.page_html:
+            self.pages[s.id] = s.page_html
+
+    def _load(self, snap: SnapshotData) -> None:
+        self.at = snap.at
+        self.grace_period = snap.site.grace_period
+        self.me = snap.you
+        self.reps = {r.id: r for r in snap.reps}
+        self.reps[self.me.id] = self.me
+        self.teams = {t.id: t for t in snap.teams}
+        self.my_teams = sorted(self.me.teams, key=lambda t: self.teams[t].name.lower() if t in self.teams else t)
         self.sessions = {}
         self.chats = {}
+        self.pages = {}
         self.rows = {q: {} for q in self.queue_keys()}
         self._placed = {}
-        for s in snap["sessions"]:
-            chat = s.pop("chat", None)
-            if chat is not None:
-                self.chats[s["id"]] = chat
-            self.sessions[s["id"]] = s
+        for s in snap.sessions:
+            self._keep_chat_and_page(s)
+            self.sessions[s.id] = s
             self._place(s, None)
-        self.team_chat = {
-            t: TeamChatState(list(c["lines"]), int(c["count"]), int(c["last_read"])) for t, c in snap["team_chat"].items()
-        }
-        self.keys = {k["key"]: k for k in snap.get("keys", [])}
+        self.team_chat = {t: TeamChatState(list(c.lines), c.count, c.last_read) for t, c in snap.team_chat.items()}
+        self.keys = {k.key: k for k in snap.keys}
 
-    def _on_session(self, data: dict[str, Any], changes: Changes) -> None:
-        s = dict(data["session"])
-        old = self.sessions.get(s["id"])
-        if old is not None and "page_html" in old and "page_html" not in s:
-            s["page_html"] = old["page_html"]
-        self.sessions[s["id"]] = s
-        changes.sessions.add(s["id"])
+    def _on_session(self, s: SessionView, changes: Changes) -> None:
+        old = self.sessions.get(s.id)
+        self.sessions[s.id] = s
+        changes.sessions.add(s.id)
         self._place(s, changes)
         me = self.rep_id
         personal = self.personal_queue
-        if s["queue"] == personal and s["state"] == "waiting" and not s["held"]:
-            if old is None or old["queue"] != personal:
-                last = s["timeline"][-1] if s["timeline"] else {}
-                changes.arrived.append(("transfer" if last.get("kind") == "transferred" else "new", s))
-        old_invites = {i["id"] for i in old["invitations"]} if old else set()
+        if s.queue == personal and s.state is SessionState.WAITING and not s.held:
+            if old is None or old.queue != personal:
+                last = s.timeline[-1] if s.timeline else None
+                transferred = last is not None and last.kind is StepKind.TRANSFERRED
+                changes.arrived.append((Arrival.TRANSFER if transferred else Arrival.NEW, s))
+        old_invites = {i.id for i in old.invitations} if old else set()
         mine = set(self.queue_keys())
-        for inv in s["invitations"]:
-            if inv["id"] not in old_invites and inv["target"] in mine and inv["by"] != me:
-                changes.arrived.append(("invitation", s))
-        if s["state"] == "ended":
-            self._forget(s["id"], changes)
-
-    def _on_session_gone(self, data: dict[str, Any], changes: Changes) -> None:
-        changes.gone[data["id"]] = data
-        self._forget(data["id"], changes)
+        for inv in s.invitations:
+            if inv.id not in old_invites and inv.target in mine and inv.by != me:
+                changes.arrived.append((Arrival.INVITATION, s))
+        if s.state is SessionState.ENDED:
+            self._forget(s.id, changes)
 
     def _forget(self, sid: str, changes: Changes) -> None:
         self.sessions.pop(sid, None)
         self.chats.pop(sid, None)
+        self.pages.pop(sid, None)
         for queue, row_id in self._placed.pop(sid, set()):
             self.rows.get(queue, {}).pop(row_id, None)
             changes.delta(queue).remove(row_id)
 
-    def _place(self, s: dict[str, Any], changes: Changes | None) -> None:
+    def _place(self, s: SessionView, changes: Changes | None) -> None:
         """Recompute where session ``s`` shows and report the difference."""
-        me = self.rep_id
         personal = self.personal_queue
         placements: dict[tuple[str, str], Row] = {}
-        if s["state"] != "ended":
-            queue = s["queue"]
+        if s.state is not SessionState.ENDED:
+            queue = s.queue
             if queue is not None and queue in self.rows:
-                placements[(queue, s["id"])] = Row(s["id"], RowKind.WAITING, queue, s)
-            elif s["owner"] == me or me in s["participants"]:
-                placements[(personal, s["id"])] = Row(s["id"], RowKind.MINE, personal, s)
-            for inv in s["invitations"]:
-                if inv["target"] in self.rows:
-                    placements[(inv["target"], inv["id"])] = Row(inv["id"], RowKind.INVITATION, inv["target"], s, inv)
-        old = self._placed.get(s["id"], set())
+                placements[(queue, s.id)] = Row(s.id, RowKind.WAITING, queue, s)
+            elif s.involves(self.rep_id):
+                placements[(personal, s.id)] = Row(s.id, RowKind.MINE, personal, s)
+            for inv in s.invitations:
+                if inv.target in self.rows:
+                    placements[(inv.target, inv.id)] = Row(inv.id, RowKind.INVITATION, inv.target, s, inv)
+        old = self._placed.get(s.id, set())
         for key in old - placements.keys():
             self.rows[key[0]].pop(key[1], None)
             if changes is not None:
@@ -336,54 +394,33 @@ class ConsoleState:
                 else:
                     changes.delta(key[0]).add(row)
         if placements:
-            self._placed[s["id"]] = set(placements)
+            self._placed[s.id] = set(placements)
         else:
-            self._placed.pop(s["id"], None)
+            self._placed.pop(s.id, None)
 
-    def _on_chat(self, data: dict[str, Any], changes: Changes) -> None:
-        sid = data["session"]
+    def _on_chat(self, sid: str, line: LineView, changes: Changes) -> None:
         lines = self.chats.setdefault(sid, [])
-        line = data["line"]
-        if not lines or lines[-1]["n"] < line["n"]:
+        if not lines or lines[-1].n < line.n:
             lines.append(line)
             changes.chat.append((sid, line))
 
-    def _on_team_chat(self, data: dict[str, Any], changes: Changes) -> None:
-        chat = self.team_chat.setdefault(data["team"], TeamChatState())
-        line = data["line"]
+    def _on_team_chat(self, team: str, line: LineView, changes: Changes) -> None:
+        chat = self.team_chat.setdefault(team, TeamChatState())
         chat.lines.append(line)
-        chat.count = max(chat.count, int(line["n"]))
-        if line["author"] == self.rep_id:
+        chat.count = max(chat.count, line.n)
+        if line.author == self.rep_id:
             chat.last_read = chat.count
-        changes.team_chat.append((data["team"], line))
+        changes.team_chat.append((team, line))
 
-    def _on_team_read(self, data: dict[str, Any], changes: Changes) -> None:
-        chat = self.team_chat.setdefault(data["team"], TeamChatState())
-        chat.last_read = max(chat.last_read, int(data["last_read"]))
-        changes.teams_read.add(data["team"])
-
-    def _on_rep(self, data: dict[str, Any], changes: Changes) -> None:
-        rep = data["rep"]
-        self.reps[rep["id"]] = rep
-        if rep["id"] == self.rep_id:
+    def _on_rep(self, rep: RepView, changes: Changes) -> None:
+        self.reps[rep.id] = rep
+        if rep.id == self.rep_id:
             self.me = rep
-        changes.reps.add(rep["id"])
+        changes.reps.add(rep.id)
 
-    def _on_key(self, data: dict[str, Any], changes: Changes) -> None:
-        key = data["key"]
-        if key["used_by"] is None:
-            self.keys[key["key"]] = key
+    def _on_key(self, key: KeyView, changes: Changes) -> None:
+        if key.used_by is None:
+            self.keys[key.key] = key
         else:
-            self.keys.pop(key["key"], None)
+            self.keys.pop(key.key, None)
         changes.keys.append(key)
-
-
-_HANDLERS = {
-    "session": ConsoleState._on_session,
-    SESSION_GONE: ConsoleState._on_session_gone,
-    "chat": ConsoleState._on_chat,
-    "team_chat": ConsoleState._on_team_chat,
-    "team_read": ConsoleState._on_team_read,
-    "rep": ConsoleState._on_rep,
-    "key": ConsoleState._on_key,
-}

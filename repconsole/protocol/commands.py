@@ -163,6 +163,15 @@ class CommandSpec:
     args: type[Args]
     result: type[CommandResult]
 
+    @property
+    def required(self) -> frozenset[str]:
+        """The argument names the command cannot do without."""
+        return frozenset(f.name for f in msgspec.structs.fields(self.args) if f.required)
+
+    @property
+    def optional(self) -> frozenset[str]:
+        return frozenset(f.name for f in msgspec.structs.fields(self.args) if not f.required)
+
     def decode_args(self, raw: bytes | msgspec.Raw) -> Args:
         """Arguments as JSON (from the wire).  Raises msgspec.ValidationError or DecodeError."""
         return msgspec.json.decode(raw, type=self.args)

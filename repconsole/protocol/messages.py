@@ -75,6 +75,7 @@ __all__ = [
     "decode",
     "encode",
     "events_frame",
+    "invalid_field",
     "parse_customer",
     "parse_customer_reply",
     "parse_rep",
@@ -424,8 +425,27 @@ def _parse_reply(frame: str | bytes, decoder: msgspec.json.Decoder[_M]) -> _M:
         raise ProtocolError(ErrorReason.BAD_MESSAGE, f"the server sent a malformed message: {exc}") from None
 
 
-_PATH = re.compile(r" - at `\$\.(\w+)(?:\.(\w+))?")
-_NAMED = re.compile(r"field `(\w+)`")
+_PATH = re.compile(r" - at `\$((?:\.\w+)*)")
+_NAMED = re.compile(r"missing required field `(\w+)`")
+
+
+def invalid_field(exc: msgspec.ValidationError) -> str | None:
+    """The field a validation error is about: the last name of its path, or the missing field.
+
+    ``Expected `str`, got `int` - at `$.intake.company``` -> ``company``;
+    ``Object missing required field `session``` -> ``session``.  None for an
+    unknown field (it is not one of ours) or an error about the whole object.
+    """
+    text = str(exc)
+    named = _NAMED.search(text)
+    if named is not None:
+        return named.group(1)
+    if "unknown field" in text:
+        return None
+    path = _PATH.search(text)
+    if path is None or not path.group(1):
+        return None
+    return path.group(1).rsplit(".", 1)[-1]
 
 
 def _refusal(frame: str, exc: msgspec.ValidationError, types: frozenset[Any]) -> ProtocolError:
@@ -448,11 +468,10 @@ def _refusal(frame: str, exc: msgspec.ValidationError, types: frozenset[Any]) ->
         return ProtocolError(ErrorReason.UNKNOWN_TYPE, f"unknown message type {envelope.type[:64]!r}", rid)
     text = str(exc)
     path = _PATH.search(text)
-    if path is not None and path.group(1) == "intake" and "Expected `object`" not in text:
+    if path is not None and path.group(1).startswith(".intake") and "Expected `object`" not in text:
         # The engine refuses a bad intake field with "invalid" and names the
         # field; a page must get the same answer whichever layer noticed.
-        named = _NAMED.search(text)
-        field = path.group(2) or (named.group(1) if named else None)
-        data = {"field": field} if field and "unknown field" not in text else {}
+        field = invalid_field(exc)
+        data = {"field": field} if field and field != "intake" else {}
         return ProtocolError(Reason.INVALID, f"intake: {text}", rid, **data)
     return ProtocolError(ErrorReason.BAD_MESSAGE, text, rid)

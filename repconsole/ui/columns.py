@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from operator import attrgetter, itemgetter, neg
 from typing import Any
 
-from repconsole.core.model import Origin, Priority
+from repconsole.protocol import Origin, Priority, SessionState
 from repconsole.core.state import Row, RowKind
 
 __all__ = [
@@ -69,10 +69,9 @@ QueueNameFn = Callable[[str], str]
 DEFAULT_SORT_KEY = "waited"
 DEFAULT_SORT_DESCENDING = True
 
-BROWSER_PREFIX = "[Browser] "
 OVERDUE_TEXT = "overdue"
 
-_ORIGIN_LABELS = {o.value: o.label for o in Origin}
+_ORIGIN_LABELS: dict[str, str] = {o.value: o.label for o in Origin}
 _PRIORITY_LABELS = {int(p): p.label for p in Priority}
 
 # Status texts and their sort ranks: what needs attention first.
@@ -155,7 +154,7 @@ def format_countdown(seconds: float) -> str:
 
 def canonical_key(row: Row) -> tuple[float, str]:
     """The tie-break order: arrival time, then row id."""
-    return (row.session["created_at"], row.id)
+    return (row.session.created_at, row.id)
 
 
 def sort_rows(rows: Iterable[Row], column: Column, descending: bool = False) -> list[Row]:
@@ -184,13 +183,14 @@ def _text_key(value: str) -> bytes | None:
 
 
 _session_of = attrgetter("session")
+_ACTIVE = SessionState.ACTIVE
 _invitation_of = attrgetter("invitation")
 _INVITATION = RowKind.INVITATION
 
 
 def _bulk_text(name: str) -> Callable[[Sequence[Row]], list[Any]]:
     """Bulk keys of a text field: casefolded, empty -> None."""
-    get = itemgetter(name)
+    get = attrgetter(name)
 
     def bulk(rows: Sequence[Row]) -> list[Any]:
         try:
@@ -203,7 +203,7 @@ def _bulk_text(name: str) -> Callable[[Sequence[Row]], list[Any]]:
 
 def _bulk_field(name: str, negate: bool = False) -> Callable[[Sequence[Row]], list[Any]]:
     """Bulk keys of a numeric field (negated for "longest first" time columns)."""
-    get = itemgetter(name)
+    get = attrgetter(name)
 
     def bulk(rows: Sequence[Row]) -> list[Any]:
         values = map(get, map(_session_of, rows))
@@ -213,7 +213,7 @@ def _bulk_field(name: str, negate: bool = False) -> Callable[[Sequence[Row]], li
 
 
 def _session_values(name: str) -> Callable[[Sequence[Row]], list[Any]]:
-    get = itemgetter(name)
+    get = attrgetter(name)
     return lambda rows: list(map(get, map(_session_of, rows)))
 
 
@@ -244,108 +244,109 @@ def make_columns(rep_name: RepNameFn | None = None, queue_name: QueueNameFn | No
 
     def customer(row: Row, now: float) -> str:
         s = row.session
-        return BROWSER_PREFIX + s["customer_name"] if s["browser"] else s["customer_name"]
+        return row.session.title
 
     def customer_key(row: Row) -> bytes | None:
-        return _text_key(row.session["customer_name"])
+        return _text_key(row.session.customer_name)
 
     def field(name: str) -> dict[str, Any]:
         """A plain text field of the session: display, sort key and bulk sort key."""
+        get = attrgetter(name)
 
         def display(row: Row, now: float) -> str:
-            return row.session[name] or ""
+            return get(row.session) or ""
 
         def sort_key(row: Row) -> bytes | None:
-            return _text_key(row.session[name])
+            return _text_key(get(row.session))
 
         return {"display": display, "sort_key": sort_key, "bulk_sort_key": _bulk_text(name)}
 
     def details(row: Row, now: float) -> str:
-        return " ".join(row.session["details"].split())
+        return " ".join(row.session.details.split())
 
     def waited(row: Row, now: float) -> str:
-        return format_duration(now - row.session["created_at"])
+        return format_duration(now - row.session.created_at)
 
     def waited_key(row: Row) -> float:
-        return -row.session["created_at"]
+        return -row.session.created_at
 
     def in_queue(row: Row, now: float) -> str:
         if row.kind is RowKind.INVITATION:
-            return format_duration(now - row.invitation["at"])  # type: ignore[index]
+            return format_duration(now - row.invitation.at)  # type: ignore[union-attr]
         s = row.session
-        if s["state"] == "active":
+        if s.state is _ACTIVE:
             return ""
-        return format_duration(now - s["queue_entered_at"])
+        return format_duration(now - s.queue_entered_at)
 
     def in_queue_key(row: Row) -> float | None:
         if row.kind is RowKind.INVITATION:
-            return -row.invitation["at"]  # type: ignore[index]
+            return -row.invitation.at  # type: ignore[union-attr]
         s = row.session
-        if s["state"] == "active":
+        if s.state is _ACTIVE:
             return None
-        return -s["queue_entered_at"]
+        return -s.queue_entered_at
 
     def in_queue_bulk(rows: Sequence[Row]) -> list[Any]:
         # One pass over the rows: each session dict is visited once (memory, not
         # arithmetic, is what costs at 100,000 rows).
         return [
-            -r.invitation["at"] if r.kind is _INVITATION  # type: ignore[index]
-            else None if (s := r.session)["state"] == "active"
-            else -s["queue_entered_at"]
+            -r.invitation.at if r.kind is _INVITATION  # type: ignore[union-attr]
+            else None if (s := r.session).state is _ACTIVE
+            else -s.queue_entered_at
             for r in rows
         ]
 
     def time_left(row: Row, now: float) -> str:
         s = row.session
-        if s["overdue"]:
+        if s.overdue:
             return OVERDUE_TEXT
-        deadline = s["rule_deadline"]
+        deadline = s.rule_deadline
         if deadline is None:
             return ""
         return format_countdown(deadline - now)
 
     def time_left_key(row: Row) -> float | None:
         s = row.session
-        if s["overdue"]:
+        if s.overdue:
             return -math.inf
-        return s["rule_deadline"]
+        return s.rule_deadline
 
     def time_left_bulk(rows: Sequence[Row]) -> list[Any]:
-        return [-math.inf if s["overdue"] else s["rule_deadline"] for s in map(_session_of, rows)]
+        return [-math.inf if s.overdue else s.rule_deadline for s in map(_session_of, rows)]
 
     def priority(row: Row, now: float) -> str:
-        p = row.session["priority"]
+        p = row.session.priority
         return _PRIORITY_LABELS.get(p) or str(p)
 
     def priority_key(row: Row) -> int:
-        return int(row.session["priority"])
+        return int(row.session.priority)
 
     def origin(row: Row, now: float) -> str:
-        o = row.session["origin"]
+        o = row.session.origin
         return _ORIGIN_LABELS.get(o) or o
 
     def origin_value_key(value: str) -> bytes | None:
         return _text_key(_ORIGIN_LABELS.get(value) or value)
 
     def origin_key(row: Row) -> bytes | None:
-        return origin_value_key(row.session["origin"])
+        return origin_value_key(row.session.origin)
 
     def status_word(row: Row) -> str:
         if row.kind is RowKind.INVITATION:
             return STATUS_INVITATION
         s = row.session
-        if s["state"] == "active":
+        if s.state is _ACTIVE:
             return STATUS_ACTIVE
-        if s["held"]:
+        if s.held:
             return STATUS_HELD
-        if s["overdue"]:
+        if s.overdue:
             return STATUS_OVERDUE
         return STATUS_WAITING
 
     def status(row: Row, now: float) -> str:
         word = status_word(row)
         if word is STATUS_INVITATION:
-            return f"Invitation from {rep(row.invitation['by'])}"  # type: ignore[index]
+            return f"Invitation from {rep(row.invitation.by)}"  # type: ignore[union-attr]
         return word
 
     def status_key(row: Row) -> int:
@@ -356,34 +357,34 @@ def make_columns(rep_name: RepNameFn | None = None, queue_name: QueueNameFn | No
         late, waiting = _STATUS_RANK[STATUS_OVERDUE], _STATUS_RANK[STATUS_WAITING]
         return [
             invitation if r.kind is _INVITATION
-            else active if (s := r.session)["state"] == "active"
-            else held if s["held"]
-            else late if s["overdue"]
+            else active if (s := r.session).state is _ACTIVE
+            else held if s.held
+            else late if s.overdue
             else waiting
             for r in rows
         ]
 
     def owner(row: Row, now: float) -> str:
-        o = row.session["owner"]
+        o = row.session.owner
         return rep(o) if o else ""
 
     def owner_name_key(rep_id: str | None) -> bytes | None:
         return _text_key(rep(rep_id)) if rep_id else None
 
     def owner_key(row: Row) -> bytes | None:
-        return owner_name_key(row.session["owner"])
+        return owner_name_key(row.session.owner)
 
     def invited_by(row: Row, now: float) -> str:
-        return rep(row.invitation["by"]) if row.invitation is not None else ""
+        return rep(row.invitation.by) if row.invitation is not None else ""
 
     def inviter_name_key(rep_id: str | None) -> bytes | None:
         return _text_key(rep(rep_id)) if rep_id is not None else None
 
     def invited_by_key(row: Row) -> bytes | None:
-        return inviter_name_key(row.invitation["by"]) if row.invitation is not None else None
+        return inviter_name_key(row.invitation.by) if row.invitation is not None else None
 
     def inviters(rows: Sequence[Row]) -> list[Hashable]:
-        return [inv["by"] if inv is not None else None for inv in map(_invitation_of, rows)]
+        return [inv.by if inv is not None else None for inv in map(_invitation_of, rows)]
 
     def queue_display(row: Row, now: float) -> str:
         return queue(row.queue)
@@ -439,7 +440,7 @@ def make_columns(rep_name: RepNameFn | None = None, queue_name: QueueNameFn | No
                description="The customer's operating system"),
         Column("locale", "Locale", 64, False, LEFT, **field("locale"),
                description="The customer's language"),
-        Column("details", "Details", 220, False, LEFT, details, lambda row: _text_key(row.session["details"]), tooltip=True,
+        Column("details", "Details", 220, False, LEFT, details, lambda row: _text_key(row.session.details), tooltip=True,
                bulk_sort_key=_bulk_text("details"),
                description="What the customer wrote about the problem"),
     )

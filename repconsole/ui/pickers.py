@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import html
 import unicodedata
-from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QSize, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QKeySequence, QPainter, QPixmap, QShortcut
@@ -39,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from repconsole.core.engine import CHAT_LIMIT
 from repconsole.core.state import ConsoleState
+from repconsole.protocol import RepView, SessionView
 
 __all__ = ["ShareDialog", "TargetPicker", "TransferDialog", "fold", "status_icon"]
 
@@ -225,26 +225,26 @@ class TargetPicker(QDialog):
 
     def _fill(self) -> None:
         state = self._state
-        online = {rid for rid, r in state.reps.items() if r.get("connected", True)}
-        for team in sorted(state.teams.values(), key=lambda t: fold(str(t.get("name", t["id"])))):
-            members = [m for m in team.get("members", []) if m != state.rep_id]
+        online = {rid for rid, r in state.reps.items() if r.connected}
+        for team in sorted(state.teams.values(), key=lambda t: fold(t.name or t.id)):
+            members = [m for m in team.members if m != state.rep_id]
             here = sum(1 for m in members if m in online)
-            name = str(team.get("name", team["id"]))
+            name = team.name or team.id
             item = QTreeWidgetItem(self._teams_group, [name, f"{here} of {len(members)} online"])
-            item.setData(0, _TARGET_ROLE, f"team:{team['id']}")
-            item.setData(0, _SEARCH_ROLE, fold(f"{name} {team['id']}"))
-            if team["id"] in state.my_teams:
+            item.setData(0, _TARGET_ROLE, f"team:{team.id}")
+            item.setData(0, _SEARCH_ROLE, fold(f"{name} {team.id}"))
+            if team.id in state.my_teams:
                 item.setToolTip(0, f"{name} — your team")
             item.setForeground(1, self.palette().brush(self.palette().ColorRole.PlaceholderText))
 
-        def order(rep: dict[str, Any]) -> tuple[bool, str]:
-            return (not rep.get("connected", True), fold(str(rep.get("name", rep["id"]))))
+        def order(rep: RepView) -> tuple[bool, str]:
+            return (not rep.connected, fold(rep.name or rep.id))
 
-        for rep in sorted((r for r in state.reps.values() if r["id"] != state.rep_id), key=order):
-            name = str(rep.get("name", rep["id"]))
-            connected = bool(rep.get("connected", True))
-            status = str(rep.get("status", ""))
-            reason = self._unavailable.get(rep["id"])
+        for rep in sorted((r for r in state.reps.values() if r.id != state.rep_id), key=order):
+            name = rep.name or rep.id
+            connected = rep.connected
+            status = str(rep.status)
+            reason = self._unavailable.get(rep.id)
             if not connected:
                 detail = "(offline)"
             elif reason:
@@ -253,9 +253,9 @@ class TargetPicker(QDialog):
                 detail = status.capitalize()
             item = QTreeWidgetItem(self._reps_group, [name, detail])
             item.setIcon(0, status_icon(status, connected))
-            item.setData(0, _TARGET_ROLE, f"rep:{rep['id']}")
-            item.setData(0, _SEARCH_ROLE, fold(f"{name} {rep['id']}"))
-            teams = ", ".join(state.teams.get(t, {}).get("name", t) for t in rep.get("teams", []))
+            item.setData(0, _TARGET_ROLE, f"rep:{rep.id}")
+            item.setData(0, _SEARCH_ROLE, fold(f"{name} {rep.id}"))
+            teams = ", ".join(state.queue_name(f"team:{t}") for t in rep.teams)
             if teams:
                 item.setToolTip(0, f"{name} — {teams}")
             if not connected or reason:
@@ -367,8 +367,8 @@ class TransferDialog(TargetPicker):
         stay_check: "Stay in the session as a participant".
     """
 
-    def __init__(self, state: ConsoleState, session: dict[str, Any] | None = None, parent: QWidget | None = None) -> None:
-        customer = str((session or {}).get("customer_name", "")) or "this customer"
+    def __init__(self, state: ConsoleState, session: SessionView | None = None, parent: QWidget | None = None) -> None:
+        customer = (session.customer_name if session else "") or "this customer"
         super().__init__(
             state,
             title="Transfer session",
@@ -411,12 +411,11 @@ class ShareDialog(TargetPicker):
         accepted: inherited; the rep confirmed a target.
     """
 
-    def __init__(self, state: ConsoleState, session: dict[str, Any] | None = None, parent: QWidget | None = None) -> None:
-        session = session or {}
-        inside = {str(p): "in session" for p in session.get("participants", [])}
-        if session.get("owner"):
-            inside[str(session["owner"])] = "in session"
-        customer = str(session.get("customer_name", "")) or "this customer"
+    def __init__(self, state: ConsoleState, session: SessionView | None = None, parent: QWidget | None = None) -> None:
+        inside = {p: "in session" for p in session.participants} if session else {}
+        if session and session.owner:
+            inside[session.owner] = "in session"
+        customer = (session.customer_name if session else "") or "this customer"
         super().__init__(
             state,
             title="Share session",

@@ -241,13 +241,13 @@ class QueueTableModel(QAbstractTableModel):
             if row.kind is _INVITATION:
                 return _INVITATION_TEXT
             s = row.session
-            if s["held"]:
+            if s.held:
                 return _HELD_TEXT
-            if s["overdue"] and index.column() == self._time_left_col:
+            if s.overdue and index.column() == self._time_left_col:
                 return _OVERDUE_TEXT
             return None
         if role == _BACKGROUND:
-            return _OVERDUE_BACKGROUND if self._rows[r].session["overdue"] else None
+            return _OVERDUE_BACKGROUND if self._rows[r].session.overdue else None
         if role == _FONT:
             return self._font(self._rows[r], index.column())
         if role == _USER:
@@ -266,7 +266,7 @@ class QueueTableModel(QAbstractTableModel):
                 self._italic.setItalic(True)
             return self._italic
         s = row.session
-        if (c == self._time_left_col and s["overdue"]) or (c == self._priority_col and s["priority"] == _URGENT):
+        if (c == self._time_left_col and s.overdue) or (c == self._priority_col and s.priority == _URGENT):
             if self._bold is None:
                 self._bold = QFont()
                 self._bold.setBold(True)
@@ -454,7 +454,7 @@ class QueueTableModel(QAbstractTableModel):
         keys = self._sk.keys
         p = keys[row]
         s = row.session
-        ck = (s["created_at"], row.id)
+        ck = (s.created_at, row.id)
         desc = self._desc
         hi = len(rows)
         while lo < hi:
@@ -462,11 +462,11 @@ class QueueTableModel(QAbstractTableModel):
             m = rows[mid]
             q = keys[m]
             if q is None:
-                before = p is None and (m.session["created_at"], m.id) < ck
+                before = p is None and (m.session.created_at, m.id) < ck
             elif p is None:
                 before = True
             elif q == p:
-                before = (m.session["created_at"], m.id) < ck
+                before = (m.session.created_at, m.id) < ck
             elif desc:
                 before = q > p
             else:

@@ -6,9 +6,10 @@ Qt-free: the window hands the result to the table model with
 
 from __future__ import annotations
 
-from typing import Any
+from operator import attrgetter
 
 from repconsole.core.state import ConsoleState, Row
+from repconsole.protocol import SessionState, SessionView
 from repconsole.ui.columns import canonical_key
 
 __all__ = ["SEARCH_FIELDS", "search_rows", "session_matches"]
@@ -18,10 +19,12 @@ __all__ = ["SEARCH_FIELDS", "search_rows", "session_matches"]
 SEARCH_FIELDS = ("customer_name", "company", "issue", "session_key", "external_key")
 
 
-def session_matches(session: dict[str, Any], needle: str) -> bool:
+_SEARCHED = attrgetter(*SEARCH_FIELDS)
+
+
+def session_matches(session: SessionView, needle: str) -> bool:
     """Whether any searched field of ``session`` contains ``needle`` (already casefolded)."""
-    for name in SEARCH_FIELDS:
-        value = session.get(name)
+    for value in _SEARCHED(session):
         if value and needle in value.casefold():
             return True
     return False
@@ -40,7 +43,7 @@ def search_rows(state: ConsoleState, text: str) -> list[Row]:
     found: dict[str, Row] = {}
     for row in state.all_rows():
         s = row.session
-        if s.get("state") == "ended" or row.id in found:
+        if s.state is SessionState.ENDED or row.id in found:
             continue
         if session_matches(s, needle):
             found[row.id] = row
