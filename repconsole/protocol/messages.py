@@ -96,6 +96,13 @@ _Token = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 _CommandName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
+# An error's reason: the engine's refusals and the protocol's own.  Typed as
+# text (two string enums cannot share a field), listed in full in the schema.
+_ErrorCode = Annotated[
+    str, msgspec.Meta(extra_json_schema={"enum": sorted({*Reason, *ErrorReason})})
+]
+
+
 # ======================================================================
 # rep endpoint: console -> server
 
@@ -198,7 +205,7 @@ class Error(_Reply, tag=MessageType.ERROR.value, kw_only=True):
     """
 
     id: RequestId | UnsetType = UNSET
-    reason: str
+    reason: _ErrorCode
     detail: str
     data: dict[str, Any]
 
