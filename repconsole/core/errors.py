@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from repconsole.protocol.messages import Error, RequestId
 from repconsole.protocol.vocabulary import Reason
 
 __all__ = ["CommandError", "Reason"]
@@ -59,3 +60,7 @@ class CommandError(Exception):
 
     def to_dict(self) -> dict[str, Any]:
         return {"reason": self.reason.value, "detail": self.detail, **self.data}
+
+    def error(self, rid: RequestId) -> Error:
+        """The ``error`` message that answers request ``rid`` with this refusal."""
+        return Error(id=rid, reason=self.reason, detail=self.detail, data=dict(self.data))

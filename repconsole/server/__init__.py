@@ -4,7 +4,7 @@
 (:mod:`repconsole.server.app`).  The wire protocol is docs/protocol.md.
 Layers, from the wire inwards:
 
-* :mod:`~repconsole.server.protocol`: frames to typed messages and back (sans-I/O);
+* :mod:`repconsole.protocol` (shared with the console): frames to typed messages and back (sans-I/O);
 * :mod:`~repconsole.server.app` and :mod:`~repconsole.server.customers`: the endpoints;
 * :mod:`~repconsole.server.fanout`: events to consoles, batched, encoded once;
 * :mod:`~repconsole.server.runtime`: the engine's steps, committed before they are told;

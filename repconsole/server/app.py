@@ -10,7 +10,7 @@
   and ``GET /healthz``.
 
 Everything the server knows runs on one asyncio loop: a message is parsed
-(:mod:`~repconsole.server.protocol`), authorized, run as one
+(:mod:`repconsole.protocol`), authorized, run as one
 :meth:`Runtime.step <repconsole.server.runtime.Runtime.step>` (committed to
 SQLite), answered, and its events fanned out (:mod:`~repconsole.server.fanout`).
 Only password hashing leaves the loop, for a small thread pool.
@@ -36,6 +36,8 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Self
 
+import msgspec
+from msgspec import UNSET
 from websockets.asyncio.server import Server as WsServer
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
@@ -61,8 +63,10 @@ from repconsole.server.auth import (
 from repconsole.server.config import SiteSpec, parse_origin
 from repconsole.server.customers import CustomerDesk
 from repconsole.server.fanout import RepLink
-from repconsole.server.protocol import (
+from repconsole.protocol import (
     MAX_FRAME,
+    MIN_PROTOCOL_VERSION,
+    PROTOCOL_VERSION,
     CloseCode,
     Command,
     Error,
@@ -70,7 +74,8 @@ from repconsole.server.protocol import (
     Login,
     Logout,
     ProtocolError,
-    RepMessage,
+    RepRequest,
+    RequestId,
     Result,
     Resume,
     ResumeReason,
@@ -79,8 +84,9 @@ from repconsole.server.protocol import (
     encode,
     events_frame,
     parse_rep,
+    request_key,
 )
-from repconsole.server.runtime import PersistenceFailure, Runtime, request_key
+from repconsole.server.runtime import PersistenceFailure, Runtime
 from repconsole.server.store import Store
 
 __all__ = ["STATIC_DIR", "Server"]
@@ -378,7 +384,7 @@ class Server:
             await ws.close(CloseCode.SERVER_ERROR, "server error")
 
     async def _send(self, ws: ServerConnection, message: Welcome | Snapshot | Result | Error | bytes) -> None:
-        await ws.send(message if isinstance(message, bytes) else message.serialize(), text=True)
+        await ws.send(message if isinstance(message, bytes) else encode(message), text=True)
 
     async def _serve_rep(self, ws: ServerConnection) -> None:
         link = await self._authenticate(ws)
@@ -399,7 +405,7 @@ class Server:
                     await ws.close(CloseCode.LOGGED_OUT, "logged out")
                     return
                 else:
-                    await self._send(ws, Error.protocol(msg.id, ErrorReason.ALREADY_LOGGED_IN, "this connection is logged in"))
+                    await self._send(ws, _refusal(msg.id, ErrorReason.ALREADY_LOGGED_IN, "this connection is logged in"))
         finally:
             self._detach(link)
 
@@ -420,18 +426,22 @@ class Server:
                 await ws.close(CloseCode.NOT_AUTHENTICATED, f"no login within {LOGIN_TIMEOUT:.0f} s")
                 return None
             try:
-                msg: RepMessage = parse_rep(frame)
+                msg: RepRequest = parse_rep(frame)
             except ProtocolError as exc:
                 await self._send(ws, exc.reply())
                 continue
+            if isinstance(msg, Login | Resume) and not MIN_PROTOCOL_VERSION <= msg.protocol <= PROTOCOL_VERSION:
+                await self._send(ws, _refusal(msg.id, ErrorReason.UNSUPPORTED_PROTOCOL, _unsupported(msg.protocol)))
+                await ws.close(CloseCode.UNSUPPORTED_PROTOCOL, ErrorReason.UNSUPPORTED_PROTOCOL.value)
+                return None
             if isinstance(msg, Login):
                 return await self._login(ws, msg)
             if isinstance(msg, Resume):
                 return await self._resume(ws, msg)
-            await self._send(ws, Error.protocol(msg.id, ErrorReason.NOT_LOGGED_IN, "log in or resume first"))
+            await self._send(ws, _refusal(msg.id, ErrorReason.NOT_LOGGED_IN, "log in or resume first"))
 
-    async def _refuse(self, ws: ServerConnection, rid: Any, reason: ErrorReason, detail: str) -> None:
-        await self._send(ws, Error.protocol(rid, reason, detail))
+    async def _refuse(self, ws: ServerConnection, rid: RequestId, reason: ErrorReason, detail: str) -> None:
+        await self._send(ws, _refusal(rid, reason, detail))
         await ws.close(CloseCode.NOT_AUTHENTICATED, reason.value)
 
     def _password_hash(self, username: str) -> str | None:
@@ -498,7 +508,7 @@ class Server:
         return await self._start_feed(ws, login, msg.id, msg.token, resumed=True, last_seq=msg.last_seq)
 
     async def _start_feed(
-        self, ws: ServerConnection, login: LoginSession, rid: Any, token: str, *, resumed: bool, last_seq: int | None
+        self, ws: ServerConnection, login: LoginSession, rid: RequestId, token: str, *, resumed: bool, last_seq: int | None
     ) -> RepLink:
         """Welcome, then the snapshot or the replay, then live events: in that order, nothing lost."""
         rt = self.runtime
@@ -510,8 +520,9 @@ class Server:
         replay = rt.fanout.replay(rep, last_seq) if last_seq is not None else None
         reason = ResumeReason.OUTSIDE_RESUME_WINDOW if last_seq is not None and replay is None else None
         welcome = Welcome(
-            rid, rep, token, replay is not None, login.expires_at, rt.clock(), rt.spec.server.resume_window, reason
-        )
+            rid, rep, token, replay is not None, login.expires_at, rt.clock(), rt.spec.server.resume_window,
+            PROTOCOL_VERSION, reason if reason is not None else UNSET,
+        )  # fmt: skip
         if replay is not None:
             items, last = replay
             first: bytes = events_frame(last_seq or 0, items)
@@ -520,7 +531,7 @@ class Server:
             # A busy rep's snapshot is millions of short-lived objects: built
             # with the collector paused, twice as fast (the loop waits on it).
             with collector_paused():
-                first = Snapshot(rt.engine.seq, rt.engine.snapshot(rep)).serialize()
+                first = encode(Snapshot(rt.engine.seq, rt.engine.snapshot(rep)))
             link = RepLink(ws, rep, login, rt.engine.seq)
         # Attached before the first await: events from here on wait in the
         # link's backlog until the snapshot or replay is written.
@@ -544,12 +555,13 @@ class Server:
             return stored  # a retry: answered already, not run again
         with rt.step() as rows:
             try:
-                reply = Result(msg.id, execute(rt.engine, login.rep, msg.name, msg.args)).serialize()
+                result = execute(rt.engine, login.rep, msg.name, msg.args)
+                reply = encode(Result(msg.id, msgspec.Raw(encode(result))))
             except CommandError as exc:
-                reply = Error.of(msg.id, exc).serialize()
+                reply = encode(exc.error(msg.id))
             except Exception:
                 log.exception("command %s of %s failed", msg.name, login.rep)
-                reply = Error.protocol(msg.id, ErrorReason.INTERNAL_ERROR, "the server failed; nothing was confirmed").serialize()
+                reply = encode(_refusal(msg.id, ErrorReason.INTERNAL_ERROR, "the server failed; nothing was confirmed"))
             now = rt.clock()
             rows.append(Store.answer_row(login.id, key, now, reply))
         rt.answers.put(login.id, key, now, reply)
@@ -577,6 +589,15 @@ class Server:
                 rt.engine.rep_disconnected(rep)
         except PersistenceFailure:
             pass
+
+
+def _refusal(rid: RequestId, reason: ErrorReason, detail: str) -> Error:
+    return Error(id=rid, reason=reason, detail=detail, data={})
+
+
+def _unsupported(version: int) -> str:
+    versions = f"version {PROTOCOL_VERSION}" if MIN_PROTOCOL_VERSION == PROTOCOL_VERSION else f"versions {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION}"
+    return f"this server speaks protocol {versions}, the console speaks version {version}: update the console"
 
 
 def _tracked(connections: set[ServerConnection]) -> type[ServerConnection]:

@@ -29,8 +29,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
-
+import msgspec
+from msgspec import UNSET
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 
@@ -39,21 +39,28 @@ from repconsole.core.errors import CommandError
 from repconsole.core.intake import Intake
 from repconsole.core.model import CUSTOMER, Session, SessionState, Visibility
 from repconsole.server.auth import FailureLimiter, hash_token, new_token
-from repconsole.server.protocol import (
+from repconsole.protocol import (
+    Chat,
+    ChatData,
     CloseCode,
-    CustomerChat,
+    CustomerLine,
     CustomerResume,
     CustomerState,
-    Error,
+    EmptyResult,
     ErrorReason,
     Leave,
+    LineView,
     ProtocolError,
+    RequestId,
     Result,
     Say,
+    SayResult,
+    SessionData,
     Start,
     Started,
     Status,
     Via,
+    encode,
     parse_customer,
 )
 from repconsole.server.runtime import CUSTOMER_TOKENS_KEPT, PersistenceFailure, Runtime
@@ -111,7 +118,7 @@ class CustomerDesk:
                 try:
                     msg = parse_customer(frame)
                 except ProtocolError as exc:
-                    await ws.send(exc.reply().serialize(), text=True)
+                    await ws.send(encode(exc.reply()), text=True)
                     continue
                 try:
                     if isinstance(msg, (Start, CustomerResume)):
@@ -123,15 +130,15 @@ class CustomerDesk:
                     elif isinstance(msg, Say):
                         with self.runtime.step():
                             line = self.engine.customer_say(link.session, msg.text)
-                        await ws.send(Result(msg.id, {"line": self._line(line.to_dict())}).serialize(), text=True)
+                        await ws.send(_result(msg.id, SayResult(self._line(line.view()))), text=True)
                     elif isinstance(msg, Leave):
                         with self.runtime.step():
                             self.engine.customer_leave(link.session)
-                        await ws.send(Result(msg.id, {}).serialize(), text=True)
+                        await ws.send(_result(msg.id, EmptyResult()), text=True)
                 except ProtocolError as exc:
-                    await ws.send(exc.reply().serialize(), text=True)
+                    await ws.send(encode(exc.reply()), text=True)
                 except CommandError as exc:
-                    await ws.send(Error.of(msg.id, exc).serialize(), text=True)
+                    await ws.send(encode(exc.error(msg.id)), text=True)
         except ConnectionClosed:
             pass
         finally:
@@ -141,7 +148,7 @@ class CustomerDesk:
     async def _start(self, ws: ServerConnection, msg: Start, address: str) -> _Link:
         if self._starts is not None and self._starts.blocked(address):
             raise ProtocolError(ErrorReason.RATE_LIMITED, "too many sessions started from this address; try again in a minute", msg.id)
-        intake = Intake.from_dict(msg.intake)
+        intake = Intake.from_dict(msgspec.structs.asdict(msg.intake))
         token = new_token()
         token_hash = hash_token(token)
         expires_at = time.time() + CUSTOMER_TOKENS_KEPT
@@ -152,7 +159,7 @@ class CustomerDesk:
             self._starts.fail(address)  # counts starts, not failures
         self._tokens[token_hash] = (s.id, expires_at)
         link = self._attach(ws, s.id)
-        await ws.send(Started(msg.id, s.id, token).serialize(), text=True)
+        await ws.send(encode(Started(msg.id, s.id, token, False)), text=True)
         await self._catch_up(link, s, 0)
         return link
 
@@ -178,7 +185,7 @@ class CustomerDesk:
         session_id = known[0]
         s = self.engine.session(session_id)
         link = self._attach(ws, session_id)
-        await ws.send(Started(msg.id, session_id, msg.token, resumed=True).serialize(), text=True)
+        await ws.send(encode(Started(msg.id, session_id, msg.token, True)), text=True)
         await self._catch_up(link, s, msg.last_line)
         if s.state is SessionState.ENDED:
             self._links.get(session_id, set()).discard(link)
@@ -188,7 +195,7 @@ class CustomerDesk:
     async def _catch_up(self, link: _Link, s: Session, after: int) -> None:
         for line in s.chat[after:]:
             if line.visibility is Visibility.ALL:
-                await link.ws.send(self._chat(line.to_dict()), text=True)
+                await link.ws.send(self._chat(line.view()), text=True)
         self._push_status(link, s)
 
     # ------------------------------------------------------------- links
@@ -234,8 +241,8 @@ class CustomerDesk:
         if not self._links:
             return
         for e in events:
-            if e.kind == "session":
-                sid = e.data["session"]["id"]
+            if isinstance(e.data, SessionData):
+                sid = e.data.session.id
                 if sid in self._links:
                     s = self.engine.session(sid)
                     for link in list(self._links[sid]):
@@ -246,10 +253,9 @@ class CustomerDesk:
                 # Anyone behind a session that moved may have moved up.
                 if self._positions is None:
                     self._positions = self.runtime.loop.call_later(POSITION_EVERY, self._refresh_positions)
-            elif e.kind == "chat":
-                sid = e.data["session"]
-                line = e.data["line"]
-                if sid in self._links and line["visibility"] == Visibility.ALL:
+            elif isinstance(e.data, ChatData):
+                sid, line = e.data.session, e.data.line
+                if sid in self._links and line.visibility is Visibility.ALL:
                     broadcast([link.ws for link in self._links[sid]], self._chat(line), text=True)
 
     def _refresh_positions(self) -> None:
@@ -267,9 +273,9 @@ class CustomerDesk:
             return Status(CustomerState.ENDED, detail=s.end_reason)
         if s.state is SessionState.ACTIVE:
             rep = self.engine.reps.get(s.owner or "")
-            return Status(CustomerState.ACTIVE, rep_name=rep.name if rep else None)
+            return Status(CustomerState.ACTIVE, rep_name=rep.name if rep else UNSET)
         if s.held or s.queue is None:
-            return Status(CustomerState.WAITING, held=s.held)
+            return Status(CustomerState.WAITING, held=True if s.held else UNSET)
         return Status(CustomerState.WAITING, position=self._position(s))
 
     def _position(self, s: Session) -> int:
@@ -278,24 +284,23 @@ class CustomerDesk:
         return position
 
     def _push_status(self, link: _Link, s: Session) -> None:
-        status = self._status(s).serialize()
+        status = encode(self._status(s))
         if status != link.status:
             link.status = status
             broadcast([link.ws], status, text=True)
 
-    def _line(self, line: dict[str, Any]) -> dict[str, Any]:
-        author = line["author"]
+    def _line(self, line: LineView) -> CustomerLine:
+        """A line as the customer sees it: the author's role and name, never a rep's id."""
+        author = line.author
         if author is None:
-            role, name = None, None
-        elif author == CUSTOMER:
-            role, name = CUSTOMER, None
-        else:
-            rep = self.engine.reps.get(author)
-            role, name = "rep", rep.name if rep else None
-        return {"n": line["n"], "at": line["at"], "author": role, "author_name": name, "text": line["text"]}
+            return CustomerLine(line.n, line.at, None, None, line.text)
+        if author == CUSTOMER:
+            return CustomerLine(line.n, line.at, "customer", None, line.text)
+        rep = self.engine.reps.get(author)
+        return CustomerLine(line.n, line.at, "rep", rep.name if rep else None, line.text)
 
-    def _chat(self, line: dict[str, Any]) -> bytes:
-        return CustomerChat(**self._line(line)).serialize()
+    def _chat(self, line: LineView) -> bytes:
+        return encode(Chat(self._line(line)))
 
     def _prune(self, now: float) -> None:
         if self._starts is not None:
@@ -311,3 +316,6 @@ class CustomerDesk:
             self._positions.cancel()
             self._positions = None
 
+
+def _result(rid: RequestId, result: SayResult | EmptyResult) -> bytes:
+    return encode(Result(rid, msgspec.Raw(encode(result))))

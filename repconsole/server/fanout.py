@@ -20,9 +20,10 @@ console that reconnects with its last ``seq`` gets exactly the missed
 events it may see, in order.  The ring is refilled from the store's event
 log at boot, so a resume works across a server restart too.
 
-Authorization lives in one place: an event reaches a rep only if the rep is
-in its ``audience`` (the engine's visibility rules) or, as ``session_gone``,
-in its ``gone`` - the same projection as :class:`repconsole.core.feed.RepFeed`.
+Authorization lives in one place: :func:`repconsole.core.feed.routes`, the
+routing filter the simulator's feeds use too.  An event reaches a rep only
+if the rep is in its ``audience`` (the engine's visibility rules) or, as
+``session_gone``, in its ``gone``.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection, broadcast
 
 from repconsole.core.engine import Event
-from repconsole.core.feed import SESSION_GONE, gone_payload
-from repconsole.server.protocol import CloseCode, encode, events_frame
+from repconsole.core.feed import routes
+from repconsole.protocol import CloseCode, encode, events_frame
 from repconsole.server.store import LoggedEvent
 
 __all__ = ["Fanout", "RepLink", "encode_event"]
@@ -51,11 +52,9 @@ RING_LIMIT = 50_000
 
 
 def encode_event(event: Event) -> LoggedEvent:
-    item = encode({"seq": event.seq, "kind": event.kind, "data": event.data})
-    gone = None
-    if event.gone:
-        gone = encode({"seq": event.seq, "kind": SESSION_GONE, "data": gone_payload(event)})
-    return LoggedEvent(event.seq, event.at, event.audience, event.gone, item, gone)
+    """``event`` encoded once for its audience (and once for the reps who lost sight of its session)."""
+    item, *gone = (encode(route.event) for route in routes(event))
+    return LoggedEvent(event.seq, event.at, event.audience, event.gone, item, gone[0] if gone else None)
 
 
 class RepLink:

@@ -35,7 +35,6 @@ from repconsole.core.engine import Event, QueueEngine
 from repconsole.server.auth import LoginSession, LoginSessions
 from repconsole.server.config import SiteSpec, build_engine
 from repconsole.server.fanout import Fanout, encode_event
-from repconsole.server.protocol import RequestId, encode
 from repconsole.server.store import Statement, Store
 
 __all__ = ["Answers", "PersistenceFailure", "Runtime"]
@@ -52,11 +51,6 @@ DEAD_KEYS_KEPT = 86400.0  # as the engine's _forget_dead_keys(): "expired" beats
 
 class PersistenceFailure(Exception):
     """A step could not be written: the server must stop without confirming it."""
-
-
-def request_key(rid: RequestId) -> str:
-    """Request ids 1 and "1" are different ids: key them by their JSON."""
-    return encode(rid).decode()
 
 
 class Answers:

@@ -40,7 +40,7 @@ from repconsole.core import persist
 from repconsole.core.engine import TEAM_CHAT_HISTORY, Event, QueueEngine
 from repconsole.core.model import SessionState
 from repconsole.server.auth import LoginSession
-from repconsole.server.protocol import decode, encode
+from repconsole.protocol import decode, encode
 
 __all__ = ["DB_NAME", "LoggedEvent", "Statement", "Store", "StoreError"]
 
