@@ -19,7 +19,9 @@ from repconsole.core.intake import Intake
 from repconsole.core.model import Priority, QueueRef, Session
 from repconsole.core.state import ConsoleState
 from repconsole.ui.pickers import ShareDialog, TransferDialog, fold
-from repconsole.ui.sessiontab import SessionTab, clock_time, visible_controls
+from repconsole.ui.pageview import visible_controls
+from repconsole.ui.sessiontab import SessionTab
+from repconsole.ui.widgets import clock_time
 
 LEFT = Qt.MouseButton.LeftButton
 

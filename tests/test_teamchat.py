@@ -15,8 +15,8 @@ from repconsole.backend.simulator import SimulatorBackend
 from repconsole.core.engine import Event, QueueEngine
 from repconsole.core.feed import RepFeed
 from repconsole.core.state import ConsoleState
-from repconsole.ui.sessiontab import clock_time
 from repconsole.ui.teamchat import TeamChatDialog, TeamChatView
+from repconsole.ui.widgets import clock_time
 
 
 class Console:

@@ -7,7 +7,6 @@ timeline of every queue the session has been through.
 from __future__ import annotations
 
 import html
-import time
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -15,6 +14,7 @@ from PySide6.QtWidgets import QFrame, QLabel, QTextBrowser, QVBoxLayout, QWidget
 
 from repconsole.core.model import Origin, Priority
 from repconsole.core.state import ConsoleState, Row, RowKind
+from repconsole.ui.widgets import clock_time
 
 __all__ = ["DetailsPane"]
 
@@ -31,10 +31,6 @@ _STEP_LABELS = {
     "left": "Left by",
     "ended": "Ended",
 }
-
-
-def _clock(at: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(at))
 
 
 class DetailsPane(QFrame):
@@ -103,7 +99,7 @@ class DetailsPane(QFrame):
             ("Owner", st.rep_name(s["owner"])),
             ("Participants", ", ".join(st.rep_name(p) for p in s["participants"])),
             ("Transfer note", s["transfer_note"]),
-            ("Arrived", _clock(s["created_at"])),
+            ("Arrived", clock_time(s["created_at"])),
         ]
         fields += [(k, v) for k, v in sorted(s["custom_fields"].items())]
         rows = "".join(
@@ -121,7 +117,7 @@ class DetailsPane(QFrame):
             extra = f" by {html.escape(who)}" if who and target != who else ""
             note = f'<br><span style="color:#666">{html.escape(step["note"])}</span>' if step["note"] else ""
             steps.append(
-                f'<tr><td style="color:#666;padding-right:10px">{_clock(step["at"])}</td>'
+                f'<tr><td style="color:#666;padding-right:10px">{clock_time(step["at"])}</td>'
                 f"<td>{html.escape(label)} <b>{html.escape(target)}</b>{extra}{note}</td></tr>"
             )
         return (

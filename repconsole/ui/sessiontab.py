@@ -6,21 +6,19 @@ commands and feeds the results back through :meth:`SessionTab.update_session`,
 :meth:`SessionTab.append_chat`, :meth:`SessionTab.set_busy` and
 :meth:`SessionTab.show_error`.
 
-:class:`ChatLog` (the transcript) and :class:`ChatInput` (the line being
-written and its Send button) are shared with the team chat.
+The chat transcript, the chat input and the customer's page are widgets of
+their own (:mod:`~repconsole.ui.chatlog`, :mod:`~repconsole.ui.chatinput`,
+:mod:`~repconsole.ui.pageview`); the first two are shared with the team chat.
 """
 
 from __future__ import annotations
 
 import html
-import re
-import time
 from collections.abc import Callable
-from datetime import date, datetime
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QColor, QFont, QPalette, QTextBlockFormat, QTextCharFormat, QTextCursor, QTextFormat
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QFont, QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
     QFormLayout,
@@ -32,49 +30,20 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSizePolicy,
     QSplitter,
-    QTextBrowser,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from repconsole.core.engine import CHAT_LIMIT
 from repconsole.core.model import Origin, Priority
 from repconsole.core.state import ConsoleState
+from repconsole.ui.chatinput import ChatInput
+from repconsole.ui.chatlog import CHAT_DARK, CHAT_LIGHT, ChatLog
+from repconsole.ui.pageview import PageView
 from repconsole.ui.pickers import ShareDialog, TargetPicker, TransferDialog
+from repconsole.ui.widgets import clock_time, is_dark, rule
 
-__all__ = ["CHAT_LIMIT", "ChatInput", "ChatLog", "PageView", "SessionTab", "clock_time", "rule", "visible_controls"]
-
-CUSTOMER = "customer"
-
-_URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
-
-_LIGHT = {
-    "time": "#8a9099",
-    "customer": "#0b5cad",
-    "me": "#1e7a3c",
-    "rep": "#9a4d00",
-    "event": "#6b7280",
-    "reps_bg": "#f3eefc",
-    "reps_tag_bg": "#6b3fa0",
-    "reps_tag_fg": "#ffffff",
-    "link": "#0b5cad",
-    "divider": "#9aa0a6",
-    "new": "#d9480f",
-}
-_DARK = {
-    "time": "#8b949e",
-    "customer": "#6cb6ff",
-    "me": "#7ee2a8",
-    "rep": "#f0b072",
-    "event": "#9aa3ad",
-    "reps_bg": "#2d2640",
-    "reps_tag_bg": "#8a63c9",
-    "reps_tag_fg": "#ffffff",
-    "link": "#6cb6ff",
-    "divider": "#8b949e",
-    "new": "#ff8c5a",
-}
+__all__ = ["SessionTab"]
 
 # Priority badge colours: (background, text).
 _PRIORITY_BADGE = {
@@ -90,354 +59,11 @@ _INFO_LABELS = ("Name", "Company", "Company code", "Platform", "Locale", "Issue"
                 "External key", "Origin", "Source", "Portal", "Session key", "Started", "Session ID")
 
 
-def clock_time(at: float) -> str:
-    """An engine time (epoch seconds) as local ``HH:MM:SS``."""
-    return time.strftime("%H:%M:%S", time.localtime(at))
-
-
-def rule(orientation: Qt.Orientation = Qt.Orientation.Horizontal) -> QFrame:
-    """A thin separator line in the palette's mid tone (quiet in light and dark themes)."""
-    line = QFrame()
-    line.setFrameShape(QFrame.Shape.HLine if orientation == Qt.Orientation.Horizontal else QFrame.Shape.VLine)
-    line.setFrameShadow(QFrame.Shadow.Plain)
-    line.setStyleSheet("QFrame { color: palette(mid); }")
-    return line
-
-
-def _is_dark(widget: QWidget) -> bool:
-    return widget.palette().color(QPalette.ColorRole.Base).lightness() < 128
-
-
 def _badge_style(background: str, foreground: str) -> str:
     return (
         f"QLabel {{ background: {background}; color: {foreground}; border-radius: 3px;"
         " padding: 1px 7px; font-weight: 600; }"
     )
-
-
-class ChatLog(QTextBrowser):
-    """A read-only chat transcript: time, author and text, one line per block.
-
-    Lines are session or team chat line dicts (``n``, ``at``, ``author``,
-    ``text``, ``visibility``).  A line whose ``n`` is already shown is
-    ignored, so a line that arrives twice (snapshot and event) shows once.
-    Text is inserted as plain text, never parsed as HTML; web addresses in
-    it become links that open in the system browser.  Event lines (no
-    author) are grey italic; reps-only lines are tinted and tagged
-    "reps only".  The view follows new lines only while it is scrolled to
-    the bottom, so reading back through the history is not interrupted.
-
-    Attributes:
-        customer_name: the name shown for the customer's lines.
-    """
-
-    def __init__(self, state: ConsoleState, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._state = state
-        self.customer_name = ""
-        self._seen: set[int] = set()
-        self._last_n = 0
-        self._last_day: date | None = None
-        self._blank = True
-        self.setOpenExternalLinks(True)
-        self.setReadOnly(True)
-        self.setFrameShape(QFrame.Shape.NoFrame)
-        self.document().setDocumentMargin(10)
-        self.setMinimumWidth(260)
-
-    # ------------------------------------------------------------ public API
-
-    @property
-    def last_n(self) -> int:
-        """The highest line number shown (0 when empty)."""
-        return self._last_n
-
-    def line_count(self) -> int:
-        return len(self._seen)
-
-    def has_line(self, n: int) -> bool:
-        return n in self._seen
-
-    def clear_lines(self) -> None:
-        self.clear()
-        self._seen.clear()
-        self._last_n = 0
-        self._last_day = None
-        self._blank = True
-
-    def add_line(self, line: dict[str, Any]) -> bool:
-        """Show ``line`` at the end.  Returns False (and shows nothing) if its ``n`` is already shown."""
-        n = int(line["n"])
-        if n in self._seen:
-            return False
-        self._seen.add(n)
-        self._last_n = max(self._last_n, n)
-        with self._following():
-            at = float(line.get("at") or 0.0)
-            self._date_divider(at)
-            self._write_line(line, at)
-        return True
-
-    def add_divider(self, text: str, *, colour: str = "divider") -> None:
-        """A centred, small note between lines (a date, "New messages")."""
-        with self._following():
-            self._divider(text, colour)
-
-    def author_name(self, author: str | None) -> str:
-        if author == CUSTOMER:
-            return self.customer_name or "Customer"
-        return self._state.rep_name(author)
-
-    # -------------------------------------------------------------- drawing
-
-    def _colours(self) -> dict[str, str]:
-        return _DARK if _is_dark(self) else _LIGHT
-
-    def _following(self) -> _FollowBottom:
-        return _FollowBottom(self)
-
-    def _block(self, fmt: QTextBlockFormat) -> QTextCursor:
-        cursor = QTextCursor(self.document())
-        cursor.movePosition(QTextCursor.MoveOperation.End)
-        if self._blank:
-            cursor.setBlockFormat(fmt)
-            self._blank = False
-        else:
-            cursor.insertBlock(fmt, QTextCharFormat())
-        return cursor
-
-    def _divider(self, text: str, colour: str) -> None:
-        c = self._colours()
-        fmt = QTextBlockFormat()
-        fmt.setAlignment(Qt.AlignmentFlag.AlignHCenter)
-        fmt.setTopMargin(6)
-        fmt.setBottomMargin(4)
-        cursor = self._block(fmt)
-        cf = QTextCharFormat()
-        cf.setForeground(QColor(c[colour]))
-        cf.setFontPointSize(max(7.0, self.font().pointSizeF() * 0.85))
-        cf.setFontWeight(QFont.Weight.DemiBold)
-        cursor.insertText(f"—  {text}  —", cf)
-
-    def _date_divider(self, at: float) -> None:
-        if not at:
-            return
-        day = datetime.fromtimestamp(at).date()
-        if day == self._last_day:
-            return
-        first = self._last_day is None
-        self._last_day = day
-        if first and day == date.today():
-            return
-        self._divider(datetime.fromtimestamp(at).strftime("%A %d %B %Y"), "divider")
-
-    def _write_line(self, line: dict[str, Any], at: float) -> None:
-        c = self._colours()
-        author = line.get("author")
-        reps_only = line.get("visibility") == "reps"
-        stamp = clock_time(at) if at else ""
-
-        base = QTextCharFormat()
-        fmt = QTextBlockFormat()
-        # A hanging indent: wrapped text lines up after the time stamp.
-        indent = self.fontMetrics().horizontalAdvance("00:00:00") + 14
-        fmt.setLeftMargin(indent + 4)
-        fmt.setTextIndent(-indent)
-        fmt.setTopMargin(2)
-        fmt.setBottomMargin(2)
-        if reps_only:
-            fmt.setBackground(QColor(c["reps_bg"]))
-        fmt.setProperty(QTextFormat.Property.UserProperty, int(line["n"]))
-        cursor = self._block(fmt)
-
-        time_fmt = QTextCharFormat(base)
-        time_fmt.setForeground(QColor(c["time"]))
-        cursor.insertText(stamp + "\u2003", time_fmt)
-
-        if reps_only:
-            tag = QTextCharFormat(base)
-            tag.setBackground(QColor(c["reps_tag_bg"]))
-            tag.setForeground(QColor(c["reps_tag_fg"]))
-            tag.setFontWeight(QFont.Weight.Bold)
-            tag.setFontPointSize(max(7.0, self.font().pointSizeF() * 0.8))
-            cursor.insertText("\u2009reps only\u2009", tag)
-            cursor.insertText(" ", base)
-
-        text = str(line.get("text", "")).replace("\r\n", "\n").replace("\n", "\u2028")
-        if author is None:
-            event = QTextCharFormat(base)
-            event.setForeground(QColor(c["event"]))
-            event.setFontItalic(True)
-            self._insert_linked(cursor, text, event, c)
-            return
-        who = QTextCharFormat(base)
-        who.setFontWeight(QFont.Weight.Bold)
-        if author == CUSTOMER:
-            who.setForeground(QColor(c["customer"]))
-        elif author == self._state.rep_id:
-            who.setForeground(QColor(c["me"]))
-        else:
-            who.setForeground(QColor(c["rep"]))
-        cursor.insertText(self.author_name(author), who)
-        cursor.insertText(":  ", base)
-        self._insert_linked(cursor, text, base, c)
-
-    @staticmethod
-    def _insert_linked(cursor: QTextCursor, text: str, fmt: QTextCharFormat, c: dict[str, str]) -> None:
-        pos = 0
-        for match in _URL.finditer(text):
-            if match.start() > pos:
-                cursor.insertText(text[pos : match.start()], fmt)
-            link = QTextCharFormat(fmt)
-            link.setAnchor(True)
-            link.setAnchorHref(QUrl(match.group(0)).toString())
-            link.setForeground(QColor(c["link"]))
-            link.setFontUnderline(True)
-            cursor.insertText(match.group(0), link)
-            pos = match.end()
-        if pos < len(text):
-            cursor.insertText(text[pos:], fmt)
-
-
-class _FollowBottom:
-    """Keep a text view pinned to its end across an insert, if it was at the end."""
-
-    def __init__(self, view: QTextBrowser) -> None:
-        self._view = view
-        self._stick = True
-
-    def __enter__(self) -> None:
-        bar = self._view.verticalScrollBar()
-        self._stick = bar.value() >= bar.maximum() - 4
-
-    def __exit__(self, *exc: object) -> None:
-        if self._stick:
-            bar = self._view.verticalScrollBar()
-            bar.setValue(bar.maximum())
-
-
-class ChatInput(QWidget):
-    """The chat line being written and its Send button, in a row.
-
-    Enter or the button submits the line, stripped, unless it is blank or
-    the button is disabled; the input is cleared right after.
-
-    Signals:
-        submitted(str): the rep sent a line (stripped, never empty).
-
-    Attributes:
-        input_edit: the line being written (at most the engine's chat limit).
-        send_button: sends the input.
-    """
-
-    submitted = Signal(str)
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._row = QHBoxLayout(self)
-        self._row.setContentsMargins(8, 8, 8, 8)
-        self._row.setSpacing(8)
-        self.input_edit = QLineEdit()
-        self.input_edit.setMaxLength(CHAT_LIMIT)
-        self.input_edit.setMinimumHeight(30)
-        self.input_edit.returnPressed.connect(self._submit)
-        self.send_button = QPushButton("Send")
-        self.send_button.setAutoDefault(False)
-        self.send_button.setMinimumHeight(30)
-        self.send_button.setToolTip("Send (Enter)")
-        self.send_button.clicked.connect(self._on_send_button_clicked)
-        self._row.addWidget(self.input_edit, 1)
-        self._row.addWidget(self.send_button)
-        self.setFocusProxy(self.input_edit)
-
-    def add_option(self, widget: QWidget) -> None:
-        """Put ``widget`` (e.g. a check box) between the input and the Send button, also in the Tab order."""
-        self._row.insertWidget(self._row.count() - 1, widget)
-        QWidget.setTabOrder(widget, self.send_button)
-
-    def _submit(self) -> None:
-        if not self.send_button.isEnabled():
-            return
-        text = self.input_edit.text().strip()
-        if not text:
-            return
-        self.submitted.emit(text)
-        self.input_edit.clear()
-
-    def _on_send_button_clicked(self) -> None:
-        self._submit()
-        self.input_edit.setFocus()
-
-
-class PageView(QTextBrowser):
-    """The customer's web page, drawn as Qt rich text and never navigated.
-
-    The page is the customer's HTML: nothing it links to or embeds is
-    fetched, and clicking a link does nothing.
-    """
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setReadOnly(True)
-        self.setOpenLinks(False)
-        self.setOpenExternalLinks(False)
-        self.setFrameShape(QFrame.Shape.NoFrame)
-        # A web page is drawn on white, as a browser would, whatever the console's theme.
-        paper = self.palette()
-        paper.setColor(QPalette.ColorRole.Base, QColor("#ffffff"))
-        paper.setColor(QPalette.ColorRole.Text, QColor("#1f2328"))
-        paper.setColor(QPalette.ColorRole.Link, QColor("#0b5cad"))
-        self.setPalette(paper)
-
-    def set_page(self, page_html: str) -> None:
-        """Show the customer's HTML, with form fields and buttons drawn as shaded text."""
-        self.setHtml(visible_controls(page_html))
-
-    def loadResource(self, type: int, name: QUrl) -> Any:  # noqa: A002 - Qt's signature
-        return None
-
-
-_INPUT = re.compile(r"<input\b([^>]*)>", re.IGNORECASE)
-_ATTR = r"""\b{}\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))"""
-_BUTTON = re.compile(r"<button\b[^>]*>(.*?)</button\s*>", re.IGNORECASE | re.DOTALL)
-_TEXTAREA = re.compile(r"<textarea\b[^>]*>(.*?)</textarea\s*>", re.IGNORECASE | re.DOTALL)
-_FIELD_STYLE = "background-color:#eef1f5; color:#1f2328;"
-_BUTTON_STYLE = "background-color:#dfe3e8; color:#1f2328; font-weight:600;"
-
-
-def _attr(attrs: str, name: str) -> str | None:
-    match = re.search(_ATTR.format(name), attrs, re.IGNORECASE)
-    if match is None:
-        return None
-    return next((g for g in match.groups() if g is not None), "")
-
-
-def visible_controls(page_html: str) -> str:
-    """Turn form controls, which Qt rich text drops, into shaded text showing their values.
-
-    The customer's page is a snapshot: the rep needs to see what is typed in
-    the fields and which buttons there are, not to use them.
-    """
-
-    def field(match: re.Match[str]) -> str:
-        attrs = match.group(1)
-        kind = (_attr(attrs, "type") or "text").lower()
-        if kind == "hidden":
-            return ""
-        if kind in ("checkbox", "radio"):
-            return "☑" if re.search(r"\bchecked\b", attrs, re.IGNORECASE) else "☐"
-        value = _attr(attrs, "value") or ""
-        if kind in ("submit", "button", "reset"):
-            return f'<span style="{_BUTTON_STYLE}">&nbsp;&nbsp;{value or kind.capitalize()}&nbsp;&nbsp;</span>'
-        if kind == "password":
-            value = "•" * min(len(value), 12)
-        shown = value or (_attr(attrs, "placeholder") or "")
-        pad = "&nbsp;" * max(2, 24 - len(shown))
-        return f'<span style="{_FIELD_STYLE}">&nbsp;{shown}{pad}</span>'
-
-    out = _INPUT.sub(field, page_html)
-    out = _BUTTON.sub(lambda m: f'<span style="{_BUTTON_STYLE}">&nbsp;&nbsp;{m.group(1)}&nbsp;&nbsp;</span>', out)
-    return _TEXTAREA.sub(lambda m: f'<span style="{_FIELD_STYLE}">&nbsp;{m.group(1)}&nbsp;</span>', out)
 
 
 class SessionTab(QWidget):
@@ -656,7 +282,7 @@ class SessionTab(QWidget):
         self.end_button.setToolTip("End the session for the customer and every rep (Alt+E)")
         self.leave_button.setToolTip("Leave the session; it goes on without you (Alt+L)")
         self.end_button.setObjectName("endButton")
-        danger = "#ff7b72" if _is_dark(self) else "#b42318"
+        danger = "#ff7b72" if is_dark(self) else "#b42318"
         self.end_button.setStyleSheet(f"QPushButton#endButton:enabled {{ color: {danger}; font-weight: 600; }}")
         self.transfer_button.clicked.connect(self._on_transfer_button_clicked)
         self.share_button.clicked.connect(self._on_share_button_clicked)
@@ -1078,7 +704,7 @@ class SessionTab(QWidget):
             self.input_edit.setPlaceholderText("Message to reps only — the customer will not see it")
             self.input_edit.setStyleSheet(
                 "QLineEdit { background: %s; border: 1px solid %s; border-radius: 3px; padding: 2px 6px; }"
-                % (_DARK["reps_bg"] if _is_dark(self) else _LIGHT["reps_bg"], _LIGHT["reps_tag_bg"])
+                % (CHAT_DARK["reps_bg"] if is_dark(self) else CHAT_LIGHT["reps_bg"], CHAT_LIGHT["reps_tag_bg"])
             )
         else:
             self.input_edit.setPlaceholderText("Message to the customer — Enter to send")

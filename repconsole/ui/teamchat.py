@@ -17,7 +17,9 @@ from PySide6.QtGui import QFont, QPalette, QShowEvent
 from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from repconsole.core.state import ConsoleState
-from repconsole.ui.sessiontab import ChatInput, ChatLog, rule
+from repconsole.ui.chatinput import ChatInput
+from repconsole.ui.chatlog import ChatLog
+from repconsole.ui.widgets import rule
 
 __all__ = ["TeamChatDialog", "TeamChatView"]
 

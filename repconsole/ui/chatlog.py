@@ -1,0 +1,253 @@
+"""The chat transcript shared by the session tabs and the team chat.
+
+:class:`ChatLog` draws chat line dicts (session or team) as time, author and
+text, and keeps following new lines only while the rep is at the bottom.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Any
+
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QColor, QFont, QTextBlockFormat, QTextCharFormat, QTextCursor, QTextFormat
+from PySide6.QtWidgets import QFrame, QTextBrowser, QWidget
+
+from repconsole.core.state import ConsoleState
+from repconsole.ui.widgets import clock_time, is_dark
+
+__all__ = ["CHAT_DARK", "CHAT_LIGHT", "ChatLog"]
+
+CUSTOMER = "customer"
+
+_URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
+
+# The transcript's colours, by theme; the session tab's "Reps only" input reuses the tint.
+CHAT_LIGHT = {
+    "time": "#8a9099",
+    "customer": "#0b5cad",
+    "me": "#1e7a3c",
+    "rep": "#9a4d00",
+    "event": "#6b7280",
+    "reps_bg": "#f3eefc",
+    "reps_tag_bg": "#6b3fa0",
+    "reps_tag_fg": "#ffffff",
+    "link": "#0b5cad",
+    "divider": "#9aa0a6",
+    "new": "#d9480f",
+}
+CHAT_DARK = {
+    "time": "#8b949e",
+    "customer": "#6cb6ff",
+    "me": "#7ee2a8",
+    "rep": "#f0b072",
+    "event": "#9aa3ad",
+    "reps_bg": "#2d2640",
+    "reps_tag_bg": "#8a63c9",
+    "reps_tag_fg": "#ffffff",
+    "link": "#6cb6ff",
+    "divider": "#8b949e",
+    "new": "#ff8c5a",
+}
+
+
+class ChatLog(QTextBrowser):
+    """A read-only chat transcript: time, author and text, one line per block.
+
+    Lines are session or team chat line dicts (``n``, ``at``, ``author``,
+    ``text``, ``visibility``).  A line whose ``n`` is already shown is
+    ignored, so a line that arrives twice (snapshot and event) shows once.
+    Text is inserted as plain text, never parsed as HTML; web addresses in
+    it become links that open in the system browser.  Event lines (no
+    author) are grey italic; reps-only lines are tinted and tagged
+    "reps only".  The view follows new lines only while it is scrolled to
+    the bottom, so reading back through the history is not interrupted.
+
+    Attributes:
+        customer_name: the name shown for the customer's lines.
+    """
+
+    def __init__(self, state: ConsoleState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._state = state
+        self.customer_name = ""
+        self._seen: set[int] = set()
+        self._last_n = 0
+        self._last_day: date | None = None
+        self._blank = True
+        self.setOpenExternalLinks(True)
+        self.setReadOnly(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.document().setDocumentMargin(10)
+        self.setMinimumWidth(260)
+
+    # ------------------------------------------------------------ public API
+
+    @property
+    def last_n(self) -> int:
+        """The highest line number shown (0 when empty)."""
+        return self._last_n
+
+    def line_count(self) -> int:
+        return len(self._seen)
+
+    def has_line(self, n: int) -> bool:
+        return n in self._seen
+
+    def clear_lines(self) -> None:
+        self.clear()
+        self._seen.clear()
+        self._last_n = 0
+        self._last_day = None
+        self._blank = True
+
+    def add_line(self, line: dict[str, Any]) -> bool:
+        """Show ``line`` at the end.  Returns False (and shows nothing) if its ``n`` is already shown."""
+        n = int(line["n"])
+        if n in self._seen:
+            return False
+        self._seen.add(n)
+        self._last_n = max(self._last_n, n)
+        with self._following():
+            at = float(line.get("at") or 0.0)
+            self._date_divider(at)
+            self._write_line(line, at)
+        return True
+
+    def add_divider(self, text: str, *, colour: str = "divider") -> None:
+        """A centred, small note between lines (a date, "New messages")."""
+        with self._following():
+            self._divider(text, colour)
+
+    def author_name(self, author: str | None) -> str:
+        if author == CUSTOMER:
+            return self.customer_name or "Customer"
+        return self._state.rep_name(author)
+
+    # -------------------------------------------------------------- drawing
+
+    def _colours(self) -> dict[str, str]:
+        return CHAT_DARK if is_dark(self) else CHAT_LIGHT
+
+    def _following(self) -> _FollowBottom:
+        return _FollowBottom(self)
+
+    def _block(self, fmt: QTextBlockFormat) -> QTextCursor:
+        cursor = QTextCursor(self.document())
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        if self._blank:
+            cursor.setBlockFormat(fmt)
+            self._blank = False
+        else:
+            cursor.insertBlock(fmt, QTextCharFormat())
+        return cursor
+
+    def _divider(self, text: str, colour: str) -> None:
+        c = self._colours()
+        fmt = QTextBlockFormat()
+        fmt.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+        fmt.setTopMargin(6)
+        fmt.setBottomMargin(4)
+        cursor = self._block(fmt)
+        cf = QTextCharFormat()
+        cf.setForeground(QColor(c[colour]))
+        cf.setFontPointSize(max(7.0, self.font().pointSizeF() * 0.85))
+        cf.setFontWeight(QFont.Weight.DemiBold)
+        cursor.insertText(f"—  {text}  —", cf)
+
+    def _date_divider(self, at: float) -> None:
+        if not at:
+            return
+        day = datetime.fromtimestamp(at).date()
+        if day == self._last_day:
+            return
+        first = self._last_day is None
+        self._last_day = day
+        if first and day == date.today():
+            return
+        self._divider(datetime.fromtimestamp(at).strftime("%A %d %B %Y"), "divider")
+
+    def _write_line(self, line: dict[str, Any], at: float) -> None:
+        c = self._colours()
+        author = line.get("author")
+        reps_only = line.get("visibility") == "reps"
+        stamp = clock_time(at) if at else ""
+
+        base = QTextCharFormat()
+        fmt = QTextBlockFormat()
+        # A hanging indent: wrapped text lines up after the time stamp.
+        indent = self.fontMetrics().horizontalAdvance("00:00:00") + 14
+        fmt.setLeftMargin(indent + 4)
+        fmt.setTextIndent(-indent)
+        fmt.setTopMargin(2)
+        fmt.setBottomMargin(2)
+        if reps_only:
+            fmt.setBackground(QColor(c["reps_bg"]))
+        fmt.setProperty(QTextFormat.Property.UserProperty, int(line["n"]))
+        cursor = self._block(fmt)
+
+        time_fmt = QTextCharFormat(base)
+        time_fmt.setForeground(QColor(c["time"]))
+        cursor.insertText(stamp + "\u2003", time_fmt)
+
+        if reps_only:
+            tag = QTextCharFormat(base)
+            tag.setBackground(QColor(c["reps_tag_bg"]))
+            tag.setForeground(QColor(c["reps_tag_fg"]))
+            tag.setFontWeight(QFont.Weight.Bold)
+            tag.setFontPointSize(max(7.0, self.font().pointSizeF() * 0.8))
+            cursor.insertText("\u2009reps only\u2009", tag)
+            cursor.insertText(" ", base)
+
+        text = str(line.get("text", "")).replace("\r\n", "\n").replace("\n", "\u2028")
+        if author is None:
+            event = QTextCharFormat(base)
+            event.setForeground(QColor(c["event"]))
+            event.setFontItalic(True)
+            self._insert_linked(cursor, text, event, c)
+            return
+        who = QTextCharFormat(base)
+        who.setFontWeight(QFont.Weight.Bold)
+        if author == CUSTOMER:
+            who.setForeground(QColor(c["customer"]))
+        elif author == self._state.rep_id:
+            who.setForeground(QColor(c["me"]))
+        else:
+            who.setForeground(QColor(c["rep"]))
+        cursor.insertText(self.author_name(author), who)
+        cursor.insertText(":  ", base)
+        self._insert_linked(cursor, text, base, c)
+
+    @staticmethod
+    def _insert_linked(cursor: QTextCursor, text: str, fmt: QTextCharFormat, c: dict[str, str]) -> None:
+        pos = 0
+        for match in _URL.finditer(text):
+            if match.start() > pos:
+                cursor.insertText(text[pos : match.start()], fmt)
+            link = QTextCharFormat(fmt)
+            link.setAnchor(True)
+            link.setAnchorHref(QUrl(match.group(0)).toString())
+            link.setForeground(QColor(c["link"]))
+            link.setFontUnderline(True)
+            cursor.insertText(match.group(0), link)
+            pos = match.end()
+        if pos < len(text):
+            cursor.insertText(text[pos:], fmt)
+
+
+class _FollowBottom:
+    """Keep a text view pinned to its end across an insert, if it was at the end."""
+
+    def __init__(self, view: QTextBrowser) -> None:
+        self._view = view
+        self._stick = True
+
+    def __enter__(self) -> None:
+        bar = self._view.verticalScrollBar()
+        self._stick = bar.value() >= bar.maximum() - 4
+
+    def __exit__(self, *exc: object) -> None:
+        if self._stick:
+            bar = self._view.verticalScrollBar()
+            bar.setValue(bar.maximum())
