@@ -15,11 +15,11 @@ from PySide6.QtGui import QColor, QFont, QTextBlockFormat, QTextCharFormat, QTex
 from PySide6.QtWidgets import QFrame, QTextBrowser, QWidget
 
 from repconsole.core.state import ConsoleState
+from repconsole.protocol import CUSTOMER, LineView, Visibility
 from repconsole.ui.widgets import clock_time, is_dark
 
 __all__ = ["CHAT_DARK", "CHAT_LIGHT", "ChatLog"]
 
-CUSTOMER = "customer"
 
 _URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
 
@@ -102,15 +102,15 @@ class ChatLog(QTextBrowser):
         self._last_day = None
         self._blank = True
 
-    def add_line(self, line: dict[str, Any]) -> bool:
+    def add_line(self, line: LineView) -> bool:
         """Show ``line`` at the end.  Returns False (and shows nothing) if its ``n`` is already shown."""
-        n = int(line["n"])
+        n = line.n
         if n in self._seen:
             return False
         self._seen.add(n)
         self._last_n = max(self._last_n, n)
         with self._following():
-            at = float(line.get("at") or 0.0)
+            at = line.at
             self._date_divider(at)
             self._write_line(line, at)
         return True
@@ -168,10 +168,10 @@ class ChatLog(QTextBrowser):
             return
         self._divider(datetime.fromtimestamp(at).strftime("%A %d %B %Y"), "divider")
 
-    def _write_line(self, line: dict[str, Any], at: float) -> None:
+    def _write_line(self, line: LineView, at: float) -> None:
         c = self._colours()
-        author = line.get("author")
-        reps_only = line.get("visibility") == "reps"
+        author = line.author
+        reps_only = line.visibility is Visibility.REPS
         stamp = clock_time(at) if at else ""
 
         base = QTextCharFormat()
@@ -184,7 +184,7 @@ class ChatLog(QTextBrowser):
         fmt.setBottomMargin(2)
         if reps_only:
             fmt.setBackground(QColor(c["reps_bg"]))
-        fmt.setProperty(QTextFormat.Property.UserProperty, int(line["n"]))
+        fmt.setProperty(QTextFormat.Property.UserProperty, line.n)
         cursor = self._block(fmt)
 
         time_fmt = QTextCharFormat(base)
@@ -200,7 +200,7 @@ class ChatLog(QTextBrowser):
             cursor.insertText("\u2009reps only\u2009", tag)
             cursor.insertText(" ", base)
 
-        text = str(line.get("text", "")).replace("\r\n", "\n").replace("\n", "\u2028")
+        text = line.text.replace("\r\n", "\n").replace("\n", "\u2028")
         if author is None:
             event = QTextCharFormat(base)
             event.setForeground(QColor(c["event"]))

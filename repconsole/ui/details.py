@@ -12,25 +12,27 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QLabel, QTextBrowser, QVBoxLayout, QWidget
 
-from repconsole.core.model import Origin, Priority
 from repconsole.core.state import ConsoleState, Row, RowKind
+from repconsole.protocol import BROWSER_PREFIX, StepKind
 from repconsole.ui.widgets import clock_time
 
 __all__ = ["DetailsPane"]
 
-_STEP_LABELS = {
-    "arrived": "Arrived in",
-    "accepted": "Accepted by",
-    "transferred": "Transferred to",
-    "rule_overdue": "Marked overdue in",
-    "rule_transferred": "Moved by waiting rule to",
-    "connection_lost": "Fallback (rep lost connection) to",
-    "held": "Put on hold in",
-    "shared": "Shared with",
-    "joined": "Joined by",
-    "left": "Left by",
-    "ended": "Ended",
+_STEP_LABELS: dict[StepKind, str] = {
+    StepKind.ARRIVED: "Arrived in",
+    StepKind.ACCEPTED: "Accepted by",
+    StepKind.TRANSFERRED: "Transferred to",
+    StepKind.RULE_OVERDUE: "Marked overdue in",
+    StepKind.RULE_TRANSFERRED: "Moved by waiting rule to",
+    StepKind.CONNECTION_LOST: "Fallback (rep lost connection) to",
+    StepKind.HELD: "Put on hold in",
+    StepKind.SHARED: "Shared with",
+    StepKind.JOINED: "Joined by",
+    StepKind.LEFT: "Left by",
+    StepKind.ENDED: "Ended",
 }
+# Steps that name who acted rather than the queue.
+_STEPS_BY_WHOM = frozenset({StepKind.ACCEPTED, StepKind.JOINED, StepKind.LEFT})
 
 
 class DetailsPane(QFrame):
@@ -61,10 +63,10 @@ class DetailsPane(QFrame):
     def show_row(self, row: Row) -> None:
         self.row_id = row.id
         s = row.session
-        name = html.escape(s["customer_name"])
-        prefix = '<span style="color:#1769aa">[Browser]</span> ' if s["browser"] else ""
+        name = html.escape(s.customer_name)
+        prefix = f'<span style="color:#1769aa">{html.escape(BROWSER_PREFIX.strip())}</span> ' if s.browser else ""
         self._title.setText(f'<div style="font-size:15px;font-weight:600">{prefix}{name}</div>'
-                            f'<div style="color:#666">{html.escape(s["company"] or "No company given")}</div>')
+                            f'<div style="color:#666">{html.escape(s.company or "No company given")}</div>')
         self._body.setHtml(self._render(row))
 
     def refresh(self, row: Row) -> None:
@@ -82,26 +84,26 @@ class DetailsPane(QFrame):
         st = self._state
         fields: list[tuple[str, Any]] = []
         if row.kind is RowKind.INVITATION and row.invitation is not None:
-            fields.append(("Invitation", f"from {st.rep_name(row.invitation['by'])} to join {st.rep_name(s['owner'])}'s session"))
+            fields.append(("Invitation", f"from {st.rep_name(row.invitation.by)} to join {st.rep_name(s.owner)}'s session"))
         fields += [
-            ("Origin", Origin(s["origin"]).label + (f" — {s['source']}" if s["source"] else "")),
-            ("Issue", s["issue"]),
-            ("Category", s["category"]),
-            ("Priority", Priority(s["priority"]).label),
-            ("Details", s["details"]),
-            ("Company code", s["company_code"]),
-            ("Platform", s["platform"]),
-            ("Locale", s["locale"]),
-            ("Portal", s["portal"]),
-            ("External key", s["external_key"]),
-            ("Session key", s["session_key"]),
-            ("Page", s["page_url"]),
-            ("Owner", st.rep_name(s["owner"])),
-            ("Participants", ", ".join(st.rep_name(p) for p in s["participants"])),
-            ("Transfer note", s["transfer_note"]),
-            ("Arrived", clock_time(s["created_at"])),
+            ("Origin", s.origin.label + (f" — {s.source}" if s.source else "")),
+            ("Issue", s.issue),
+            ("Category", s.category),
+            ("Priority", s.priority.label),
+            ("Details", s.details),
+            ("Company code", s.company_code),
+            ("Platform", s.platform),
+            ("Locale", s.locale),
+            ("Portal", s.portal),
+            ("External key", s.external_key),
+            ("Session key", s.session_key),
+            ("Page", s.page_url),
+            ("Owner", st.rep_name(s.owner)),
+            ("Participants", ", ".join(st.rep_name(p) for p in s.participants)),
+            ("Transfer note", s.transfer_note),
+            ("Arrived", clock_time(s.created_at)),
         ]
-        fields += [(k, v) for k, v in sorted(s["custom_fields"].items())]
+        fields += [(k, v) for k, v in sorted(s.custom_fields.items())]
         rows = "".join(
             f'<tr><td style="color:#666;padding-right:10px;white-space:nowrap">{html.escape(k)}</td>'
             f"<td>{html.escape(str(v))}</td></tr>"
@@ -109,15 +111,15 @@ class DetailsPane(QFrame):
             if v not in ("", None)
         )
         steps = []
-        for step in s["timeline"]:
-            label = _STEP_LABELS.get(step["kind"], step["kind"])
-            where = st.queue_name(step["queue"]) if step["queue"] else ""
-            who = st.rep_name(step["by"]) if step["by"] else ""
-            target = where if step["queue"] and step["kind"] not in ("accepted", "joined", "left") else who
+        for step in s.timeline:
+            label = _STEP_LABELS.get(step.kind, step.kind)
+            where = st.queue_name(step.queue) if step.queue else ""
+            who = st.rep_name(step.by) if step.by else ""
+            target = where if step.queue and step.kind not in _STEPS_BY_WHOM else who
             extra = f" by {html.escape(who)}" if who and target != who else ""
-            note = f'<br><span style="color:#666">{html.escape(step["note"])}</span>' if step["note"] else ""
+            note = f'<br><span style="color:#666">{html.escape(step.note)}</span>' if step.note else ""
             steps.append(
-                f'<tr><td style="color:#666;padding-right:10px">{clock_time(step["at"])}</td>'
+                f'<tr><td style="color:#666;padding-right:10px">{clock_time(step.at)}</td>'
                 f"<td>{html.escape(label)} <b>{html.escape(target)}</b>{extra}{note}</td></tr>"
             )
         return (

@@ -37,9 +37,9 @@ from PySide6.QtWidgets import (
 from repconsole import __version__
 from repconsole.backend.base import Backend, BackendState
 from repconsole.core.errors import CommandError, Reason
-from repconsole.core.feed import FeedEvent
-from repconsole.core.model import RepStatus
-from repconsole.core.state import Changes, ConsoleState, GapError, Row, RowKind
+from repconsole.core.feed import FeedBatch
+from repconsole.core.state import Arrival, Changes, ConsoleState, GapError, Row, RowKind
+from repconsole.protocol import GoneReason, KeyView, RepStatus, SessionGoneData, SessionView, StepKind
 from repconsole.settings import Settings
 from repconsole.ui.about import AboutDialog
 from repconsole.ui.alerts import AlertBanner, Alerter
@@ -316,11 +316,11 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------ feed
 
-    def _on_backend_events(self, batch: Sequence[FeedEvent]) -> None:
+    def _on_backend_events(self, batch: FeedBatch) -> None:
         if self._closing:
             return  # a closed window is being torn down; its backend may still deliver
         try:
-            changes = self.state.apply(batch, prev=getattr(batch, "prev", None))
+            changes = self.state.apply(batch)
         except GapError as exc:
             # Never show a queue we know is incomplete: mark it stale; the
             # backend resynchronises with a fresh snapshot.
@@ -349,8 +349,8 @@ class MainWindow(QMainWindow):
         self._show_my_status()
         # Sessions the rep is already in get their tabs back.
         for s in self.state.my_sessions():
-            if s["id"] not in self.session_tabs:
-                self._open_tab(s, self.state.chats.get(s["id"], []), focus=False)
+            if s.id not in self.session_tabs:
+                self._open_tab(s, focus=False)
         self._close_stale_tabs({})
         for team, dialog in self.team_chats.items():
             dialog.view.reload()
@@ -370,9 +370,9 @@ class MainWindow(QMainWindow):
             if row is None:
                 gone = changes.gone.get(self.details.row_id)
                 self._close_details()
-                if gone and gone.get("reason") == "taken":
-                    self._show_notice(f"That session was taken by {self.state.rep_name(gone.get('by'))}.")
-            elif row.session["id"] in changes.sessions:
+                if gone and gone.reason is GoneReason.TAKEN:
+                    self._show_notice(f"That session was taken by {self.state.rep_name(gone.by or None)}.")
+            elif row.session.id in changes.sessions:
                 self.details.refresh(row)
         for sid, line in changes.chat:
             tab = self.session_tabs.get(sid)
@@ -392,19 +392,19 @@ class MainWindow(QMainWindow):
         for reason, s in changes.arrived:
             self._alert(reason, s)
 
-    def _alert(self, reason: str, s: dict[str, Any]) -> None:
-        name = ("[Browser] " if s["browser"] else "") + s["customer_name"]
-        if reason == "transfer":
-            last = s["timeline"][-1]
-            text = f"{self.state.rep_name(last.get('by'))} transferred {name} to you."
-        elif reason == "invitation":
-            text = f"{self.state.rep_name(s['owner'])} invites you to join the session with {name}."
+    def _alert(self, reason: Arrival, s: SessionView) -> None:
+        name = s.title
+        if reason is Arrival.TRANSFER:
+            by = next((step.by for step in reversed(s.timeline) if step.kind is StepKind.TRANSFERRED), None)
+            text = f"{self.state.rep_name(by)} transferred {name} to you."
+        elif reason is Arrival.INVITATION:
+            text = f"{self.state.rep_name(s.owner)} invites you to join the session with {name}."
         else:
-            text = f"New customer in your personal queue: {name}" + (f" — {s['issue']}" if s["issue"] else "")
-        self.alerter.alert(reason, text)
+            text = f"New customer in your personal queue: {name}" + (f" — {s.issue}" if s.issue else "")
+        self.alerter.alert(reason.value, text)
 
     def _show_my_status(self) -> None:
-        index = self.status_combo.findData(self.state.me.get("status"))
+        index = self.status_combo.findData(self.state.me.status.value)
         if index >= 0:
             self.status_combo.setCurrentIndex(index)
 
@@ -418,7 +418,7 @@ class MainWindow(QMainWindow):
             entries.append(
                 QueueEntry(
                     key,
-                    st.teams.get(team, {}).get("name", team),
+                    st.queue_name(key),
                     st.waiting_count(key),
                     team=team,
                     favourite=team in favourites,
@@ -553,7 +553,7 @@ class MainWindow(QMainWindow):
         # While the backend is disconnected it knows since when; the server
         # keeps the rep's sessions for the site's grace period from then.
         since: float | None = getattr(self.backend, "disconnected_since", None)
-        grace = self.state.me.get("grace_until")
+        grace = self.state.me.grace_until
         if since is not None:
             period = float(getattr(self.backend, "grace_period", 0.0) or self.state.grace_period)
             left = since + period - time.time()
@@ -583,31 +583,30 @@ class MainWindow(QMainWindow):
         row = self._row(row_id)
         if row is None:
             return
-        sid = row.session["id"]
+        sid = row.session.id
         if row.kind is RowKind.MINE:
             tab = self.session_tabs.get(sid)
             if tab is not None:
                 self.tabs.setCurrentWidget(tab)
                 return
         if row.kind is RowKind.INVITATION and row.invitation is not None:
-            self._spawn("Join", self._accepted(self.backend.accept_invitation(row.invitation["id"])))
+            self._spawn("Join", self._accepted(self.backend.accept_invitation(row.invitation.id)))
         else:
             self._spawn("Accept", self._accepted(self.backend.accept(sid)))
 
     def _on_get_next_button_clicked(self) -> None:
         self._spawn("Get Next", self._accepted(self.backend.get_next()))
 
-    async def _accepted(self, call: Awaitable[dict[str, Any]]) -> None:
+    async def _accepted(self, call: Awaitable[SessionView]) -> None:
         session = await call
-        self._open_tab(session, session.get("chat", []), focus=True)
+        self.state.adopt(session)  # its chat and page; the session itself comes as an event
+        self._open_tab(session, focus=True)
 
-    def _open_tab(self, session: dict[str, Any], chat: list[dict[str, Any]], *, focus: bool) -> SessionTab:
-        sid = session["id"]
+    def _open_tab(self, session: SessionView, *, focus: bool) -> SessionTab:
+        sid = session.id
         tab = self.session_tabs.get(sid)
         if tab is None:
-            if "page_html" not in session and sid in self.state.sessions:
-                session = {**self.state.sessions[sid], **session}
-            tab = SessionTab(session, chat, self.state)
+            tab = SessionTab(self.state.sessions.get(sid, session), self.state)
             tab.sendRequested.connect(lambda text, reps_only, s=sid: self._spawn("Send", self.backend.say(s, text, reps_only=reps_only)))
             tab.transferRequested.connect(lambda target, note, stay, s=sid: self._spawn("Transfer", self.backend.transfer(s, target, note, stay=stay)))
             tab.shareRequested.connect(lambda target, s=sid: self._spawn("Share", self.backend.share(s, target)))
@@ -619,30 +618,27 @@ class MainWindow(QMainWindow):
             tab.titleChanged.connect(lambda text, t=tab: self.tabs.setTabText(self.tabs.indexOf(t), text))
             self.session_tabs[sid] = tab
             index = self.tabs.addTab(tab, tab.title)
-            self.tabs.setTabToolTip(index, f"{session['customer_name']} — {session['issue'] or 'no issue given'}")
-            for line in self.state.chats.get(sid, []):
-                tab.append_chat(line)
+            self.tabs.setTabToolTip(index, f"{session.customer_name} — {session.issue or 'no issue given'}")
         if focus:
             self.tabs.setCurrentWidget(tab)
         self._update_progress()
         return tab
 
-    def _close_stale_tabs(self, gone: dict[str, dict[str, Any]]) -> None:
+    def _close_stale_tabs(self, gone: dict[str, SessionGoneData]) -> None:
         """Close the tab of every session the rep is no longer working."""
         me = self.state.rep_id
         for sid, tab in list(self.session_tabs.items()):
             s = self.state.sessions.get(sid)
             # A held session keeps its tab (with a Resume button) while it
             # waits in the owner's personal queue.
-            working = s is not None and (s["owner"] == me or me in s["participants"])
-            if working:
+            if s is not None and s.involves(me):
                 continue
-            if sid in gone and gone[sid].get("reason") == "ended":
+            if sid in gone and gone[sid].reason is GoneReason.ENDED:
                 why = "ended"
             else:
                 why = "left your hands"
             self._close_tab(sid)
-            self._show_notice(f"The session with {tab.session['customer_name']} {why}.")
+            self._show_notice(f"The session with {tab.session.customer_name} {why}.")
 
     def _close_tab(self, sid: str) -> None:
         tab = self.session_tabs.pop(sid, None)
@@ -683,10 +679,10 @@ class MainWindow(QMainWindow):
         dialog.open()
 
     async def _generate_key(self, seconds: float) -> None:
-        key = await self.backend.generate_key(seconds)
-        spaced = " ".join(key["key"])
-        until = time.strftime("%H:%M", time.localtime(key["expires_at"] - self._clock_offset))
-        self._show_notice(f"Session key {key['key']} — read it as “{spaced}”. Valid until {until}. The customer lands in your personal queue.")
+        key: KeyView = await self.backend.generate_key(seconds)
+        spaced = " ".join(key.key)
+        until = time.strftime("%H:%M", time.localtime(key.expires_at - self._clock_offset))
+        self._show_notice(f"Session key {key.key} — read it as “{spaced}”. Valid until {until}. The customer lands in your personal queue.")
 
     def _on_about_action_triggered(self) -> None:
         AboutDialog(self).open()

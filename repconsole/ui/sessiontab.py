@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
-from typing import Any
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QFont, QPalette
@@ -35,7 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from repconsole.core.model import Origin, Priority
+from repconsole.protocol import LineView, Priority, SessionState, SessionView, StepKind
 from repconsole.core.state import ConsoleState
 from repconsole.ui.chatinput import ChatInput
 from repconsole.ui.chatlog import CHAT_DARK, CHAT_LIGHT, ChatLog
@@ -115,10 +114,11 @@ class SessionTab(QWidget):
     externalKeyEdited = Signal(str)
     titleChanged = Signal(str)
 
-    def __init__(self, session: dict[str, Any], chat: list[dict[str, Any]], state: ConsoleState, parent: QWidget | None = None) -> None:
+    def __init__(self, session: SessionView, state: ConsoleState, parent: QWidget | None = None) -> None:
+        """A tab for ``session``; its chat and page come from ``state`` (and their updates, through the window)."""
         super().__init__(parent)
         self._state = state
-        self._session: dict[str, Any] = dict(session)
+        self._session = session
         self._busy = False
         self._picker: TargetPicker | None = None
         self._title = ""
@@ -142,7 +142,7 @@ class SessionTab(QWidget):
         self.splitter.setHandleWidth(6)
         self.splitter.addWidget(self._build_chat())
         self.page_view: PageView | None = None
-        if self._session.get("browser"):
+        if session.browser:
             self.splitter.addWidget(self._build_page())
         self.splitter.addWidget(self._build_info())
         body.addWidget(self.splitter, 1)
@@ -151,7 +151,7 @@ class SessionTab(QWidget):
 
         self.setFocusProxy(self.input_edit)
         self._show_session()
-        for line in chat:
+        for line in state.chats.get(session.id, ()):
             self.chat_view.add_line(line)
         self._fix_minimum_size()
 
@@ -159,11 +159,11 @@ class SessionTab(QWidget):
 
     @property
     def session_id(self) -> str:
-        return str(self._session["id"])
+        return self._session.id
 
     @property
-    def session(self) -> dict[str, Any]:
-        """The session dict last given to the tab."""
+    def session(self) -> SessionView:
+        """The session last given to the tab."""
         return self._session
 
     @property
@@ -181,24 +181,21 @@ class SessionTab(QWidget):
         return self._busy
 
     def is_owner(self) -> bool:
-        return bool(self._state.rep_id) and self._session.get("owner") == self._state.rep_id
+        return bool(self._state.rep_id) and self._session.owner == self._state.rep_id
 
     def is_participant(self) -> bool:
-        return self._state.rep_id in self._session.get("participants", [])
+        return self._state.rep_id in self._session.participants
 
-    def update_session(self, session: dict[str, Any]) -> None:
-        """Show a newer dict of the same session."""
-        if str(session["id"]) != self.session_id:
-            raise ValueError(f"session {session['id']!r} given to the tab of {self.session_id!r}")
-        merged = dict(session)
-        if "page_html" not in merged and "page_html" in self._session:
-            merged["page_html"] = self._session["page_html"]
-        self._session = merged
+    def update_session(self, session: SessionView) -> None:
+        """Show a newer view of the same session."""
+        if session.id != self.session_id:
+            raise ValueError(f"session {session.id!r} given to the tab of {self.session_id!r}")
+        self._session = session
         self._show_session()
         if self._picker is not None and not self._may_act():
             self._picker.reject()
 
-    def append_chat(self, line: dict[str, Any]) -> bool:
+    def append_chat(self, line: LineView) -> bool:
         """Add a chat line; a line whose ``n`` is already shown is ignored (returns False)."""
         return self.chat_view.add_line(line)
 
@@ -522,29 +519,26 @@ class SessionTab(QWidget):
 
     def _show_session(self) -> None:
         s = self._session
-        name = str(s.get("customer_name", ""))
-        self.chat_view.customer_name = name
-        title = f"[Browser] {name}" if s.get("browser") else name
+        self.chat_view.customer_name = s.customer_name
+        title = s.title
         self.name_label.setText(title)
-        company = str(s.get("company", ""))
-        code = str(s.get("company_code", ""))
+        company, code = s.company, s.company_code
         self.company_label.setText(f"{company} ({code})" if company and code else company or code)
         self.company_label.setVisible(bool(company or code))
 
-        priority = _priority(s.get("priority"))
+        priority = s.priority
         self.priority_badge.setText(f"{priority.label} priority")
         self.priority_badge.setStyleSheet(_badge_style(*_PRIORITY_BADGE[priority]))
-        ended = s.get("state") == "ended"
-        self.held_badge.setVisible(bool(s.get("held")) and not ended)
+        ended = s.state is SessionState.ENDED
+        self.held_badge.setVisible(s.held and not ended)
         self.ended_badge.setVisible(ended)
 
-        issue = str(s.get("issue", ""))
-        category = str(s.get("category", ""))
+        issue, category = s.issue, s.category
         parts = [f"<b>{html.escape(issue, quote=False)}</b>" if issue else "<i>No issue given</i>"]
         if category:
             parts.append(html.escape(category, quote=False))
-        if s.get("platform"):
-            parts.append(html.escape(str(s["platform"]), quote=False))
+        if s.platform:
+            parts.append(html.escape(s.platform, quote=False))
         self.issue_label.setText(" · ".join(parts))
         self.people_label.setText(self._people_text())
 
@@ -559,27 +553,27 @@ class SessionTab(QWidget):
     def _people_text(self) -> str:
         s = self._session
         me = self._state.rep_id
-        owner = s.get("owner")
-        if s.get("state") == "ended":
-            reason = str(s.get("end_reason", ""))
+        owner = s.owner
+        if s.state is SessionState.ENDED:
+            reason = s.end_reason
             return html.escape(f"Session ended — {reason}" if reason else "Session ended", quote=False)
         if owner:
             who = html.escape(self._state.rep_name(owner), quote=False) + (" (you)" if owner == me else "")
             text = f"Owner: {who}"
         else:
-            queue = s.get("queue")
+            queue = s.queue
             where = html.escape(self._state.queue_name(queue), quote=False) if queue else "a queue"
             text = f"No owner — waiting in {where}"
-        others = [p for p in s.get("participants", []) if p != owner]
+        others = [p for p in s.participants if p != owner]
         if others:
             names = ", ".join(html.escape(self._state.rep_name(p), quote=False) + (" (you)" if p == me else "") for p in others)
             text += f"  ·  With: {names}"
-        if s.get("held") and owner == me:
+        if s.held and owner == me:
             text += "  ·  Parked in your personal queue"
         return text
 
     def _show_note(self) -> None:
-        note = str(self._session.get("transfer_note") or "").strip()
+        note = self._session.transfer_note.strip()
         if not note:
             self.note_frame.hide()
             self.note_label.clear()
@@ -596,26 +590,23 @@ class SessionTab(QWidget):
         self.note_frame.show()
 
     def _last_transfer(self) -> tuple[str | None, float]:
-        for step in reversed(self._session.get("timeline", [])):
-            if step.get("kind") == "transferred":
-                return step.get("by"), float(step.get("at") or 0.0)
+        for step in reversed(self._session.timeline):
+            if step.kind is StepKind.TRANSFERRED:
+                return step.by, step.at
         return None, 0.0
 
     def _show_info(self) -> None:
         s = self._session
-        values: dict[str, str] = {key: str(s.get(key) or "") for key in self._info_values}
-        values["priority"] = _priority(s.get("priority")).label
-        try:
-            values["origin"] = Origin(s.get("origin")).label
-        except ValueError:
-            values["origin"] = str(s.get("origin") or "")
-        values["created_at"] = clock_time(float(s["created_at"])) if s.get("created_at") else ""
+        values: dict[str, str] = {key: str(getattr(s, key, "") or "") for key in self._info_values}
+        values["priority"] = s.priority.label
+        values["origin"] = s.origin.label
+        values["created_at"] = clock_time(s.created_at) if s.created_at else ""
         for key, label in self._info_values.items():
             self._set_value(label, values[key])
         if not self.external_key_edit.hasFocus():
-            self.external_key_edit.setText(str(s.get("external_key") or ""))
+            self.external_key_edit.setText(s.external_key)
 
-        fields: dict[str, str] = dict(s.get("custom_fields") or {})
+        fields: dict[str, str] = dict(s.custom_fields)
         if fields == self._custom_shown:
             return
         self._custom_shown = fields
@@ -644,11 +635,11 @@ class SessionTab(QWidget):
     def _show_page(self) -> None:
         if self.page_view is None:
             return
-        url = str(self._session.get("page_url") or "")
+        url = self._session.page_url
         self.page_url_label.setText(url or "No address reported")
         self.page_url_label.setToolTip(url)
-        page = self._session.get("page_html")
-        if page is None or page == self._page_html:
+        page = self._state.pages.get(self._session.id, "")
+        if page == self._page_html:
             return
         self._page_html = str(page)
         if self._page_html:
@@ -657,15 +648,15 @@ class SessionTab(QWidget):
             self.page_view.setPlainText("The customer's page has not been received.")
 
     def _may_act(self) -> bool:
-        return self.is_owner() and self._session.get("state") != "ended"
+        return self.is_owner() and self._session.state is not SessionState.ENDED
 
     def _refresh_actions(self) -> None:
         s = self._session
-        ended = s.get("state") == "ended"
+        ended = s.state is SessionState.ENDED
         owner = self.is_owner()
         participant = self.is_participant()
         act = owner and not ended and not self._busy
-        held = bool(s.get("held"))
+        held = s.held
         self.transfer_button.setEnabled(act)
         self.share_button.setEnabled(act)
         self.hold_button.setEnabled(act and not held)
@@ -679,7 +670,7 @@ class SessionTab(QWidget):
         if owner or ended:
             reason = ""
         else:
-            who = s.get("owner")
+            who = s.owner
             reason = f"Only the owner ({self._state.rep_name(who)}) can do this." if who else "Only the session's owner can do this."
         for button in (self.transfer_button, self.share_button, self.hold_button, self.end_button):
             base = str(button.property("baseToolTip") or button.toolTip())
@@ -778,16 +769,9 @@ class SessionTab(QWidget):
 
     def _on_external_key_edit_editingFinished(self) -> None:
         text = self.external_key_edit.text().strip()
-        if self.external_key_edit.isReadOnly() or text == str(self._session.get("external_key") or ""):
+        if self.external_key_edit.isReadOnly() or text == self._session.external_key:
             return
         self.externalKeyEdited.emit(text)
 
     def sizeHint(self) -> QSize:
         return QSize(1100, 650)
-
-
-def _priority(value: Any) -> Priority:
-    try:
-        return Priority(int(value))
-    except (TypeError, ValueError):
-        return Priority.NORMAL

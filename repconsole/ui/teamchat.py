@@ -17,6 +17,7 @@ from PySide6.QtGui import QFont, QPalette, QShowEvent
 from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from repconsole.core.state import ConsoleState
+from repconsole.protocol import LineView
 from repconsole.ui.chatinput import ChatInput
 from repconsole.ui.chatlog import ChatLog
 from repconsole.ui.widgets import rule
@@ -106,9 +107,9 @@ class TeamChatView(QWidget):
 
     @property
     def team_name(self) -> str:
-        return str(self._state.teams.get(self._team_id, {}).get("name", self._team_id))
+        return self._state.queue_name(f"team:{self._team_id}")
 
-    def append_line(self, line: dict[str, Any]) -> bool:
+    def append_line(self, line: LineView) -> bool:
         """Add a line; one whose ``n`` is already shown is ignored (returns False)."""
         added = self.chat_view.add_line(line)
         if added:
@@ -124,8 +125,7 @@ class TeamChatView(QWidget):
             return
         marked = False
         for line in chat.lines:
-            n = int(line["n"])
-            if not marked and chat.last_read and n > chat.last_read and line.get("author") != self._state.rep_id:
+            if not marked and chat.last_read and line.n > chat.last_read and line.author != self._state.rep_id:
                 self.chat_view.add_divider("New messages", colour="new")
                 marked = self._divided = True
             self.chat_view.add_line(line)
@@ -135,13 +135,14 @@ class TeamChatView(QWidget):
         """Redraw the team name and the online count (call when a rep's entry changes)."""
         self.title_label.setText(self.team_name)
         self.input_edit.setPlaceholderText(f"Message to {self.team_name} — Enter to send")
-        members = self._state.teams.get(self._team_id, {}).get("members", [])
-        online = sum(1 for m in members if self._state.reps.get(m, {}).get("connected", False))
+        team = self._state.teams.get(self._team_id)
+        members = team.members if team else []
+        online = sum(1 for m in members if (rep := self._state.reps.get(m)) is not None and rep.connected)
         self.members_label.setText(f"{len(members)} members · {online} online")
         names = []
         for m in members:
-            rep = self._state.reps.get(m, {})
-            suffix = "" if rep.get("connected", False) else " (offline)"
+            rep = self._state.reps.get(m)
+            suffix = "" if rep is not None and rep.connected else " (offline)"
             names.append(self._state.rep_name(m) + suffix)
         self.members_label.setToolTip("\n".join(names))
 
