@@ -29,6 +29,18 @@ from typing import Any
 from repconsole.core.clock import Clock
 from repconsole.core.errors import CommandError, Reason
 from repconsole.core.intake import Intake
+from repconsole.protocol.events import (
+    ChatData,
+    EventData,
+    KeyData,
+    RepData,
+    SessionData,
+    TeamChatData,
+    TeamReadData,
+    kind_of,
+)
+from repconsole.protocol.views import SiteView, SnapshotData, TeamChatView
+from repconsole.protocol.vocabulary import EventKind
 from repconsole.core.model import (
     CUSTOMER,
     BrowserLink,
@@ -88,8 +100,8 @@ class Event:
     Attributes:
         seq: strictly increasing across the engine's life.
         at: engine time of the change.
-        kind: ``session``, ``chat``, ``team_chat``, ``team_read``, ``rep`` or ``key``.
-        data: the JSON-ready payload, built once for every receiver.
+        data: the payload, a protocol Struct built once for every receiver;
+            its type says what kind of event this is (:attr:`kind`).
         audience: the reps allowed to see ``data``.
         gone: reps who could see the session before this change and can't
             any more; their feeds get a ``session_gone`` instead of ``data``,
@@ -98,10 +110,13 @@ class Event:
 
     seq: int
     at: float
-    kind: str
-    data: dict[str, Any]
+    data: EventData
     audience: frozenset[str]
     gone: frozenset[str] = NO_REPS
+
+    @property
+    def kind(self) -> EventKind:
+        return kind_of(self.data)
 
 
 # A timer is (deadline, order, kind, target): a plain tuple, because the heap
@@ -336,7 +351,7 @@ class QueueEngine:
     def may_see(self, rep_id: str, s: Session) -> bool:
         return rep_id in self.audience(s)
 
-    def snapshot(self, rep_id: str) -> dict[str, Any]:
+    def snapshot(self, rep_id: str) -> SnapshotData:
         """Everything ``rep_id`` may see, as of event ``seq``.
 
         A console starts from this and then applies every event after
@@ -354,24 +369,24 @@ class QueueEngine:
             if rep_id in self._members(inv.target):
                 visible[inv.session] = self._sessions[inv.session]
         involved = self._involved.get(rep_id, set())
-        return {
-            "seq": self.seq,
-            "at": self._clock(),
-            "you": rep.to_dict(),
-            "site": {"grace_period": self.site.grace_period},
-            "reps": [r.to_dict() for r in self.reps.values()],
-            "teams": [t.to_dict() for t in self.teams.values()],
-            "sessions": [s.to_dict(chat=s.id in involved) for s in visible.values()],
-            "team_chat": {
-                t: {
-                    "lines": [line.to_dict() for line in self._team_chat[t].lines],
-                    "last_read": self._team_chat[t].last_read.get(rep_id, 0),
-                    "count": self._team_chat[t].count,
-                }
+        return SnapshotData(
+            seq=self.seq,
+            at=self._clock(),
+            you=rep.view(),
+            site=SiteView(self.site.grace_period),
+            reps=[r.view() for r in self.reps.values()],
+            teams=[t.view() for t in self.teams.values()],
+            sessions=[s.view(chat=s.id in involved) for s in visible.values()],
+            team_chat={
+                t: TeamChatView(
+                    lines=[line.view() for line in self._team_chat[t].lines],
+                    last_read=self._team_chat[t].last_read.get(rep_id, 0),
+                    count=self._team_chat[t].count,
+                )
                 for t in sorted(rep.teams)
             },
-            "keys": [k.to_dict() for k in self.keys_of(rep_id)],
-        }
+            keys=[k.view() for k in self.keys_of(rep_id)],
+        )
 
     # ------------------------------------------------------------- customers
 
@@ -403,7 +418,7 @@ class QueueEngine:
         # The key goes in before the arrival is announced: consoles mirror the event.
         s = self._arrive(Origin.SESSION_KEY, intake, QueueRef.personal(record.rep), source=normalized, session_key=normalized)
         record.used_by = s.id
-        self._emit("key", {"key": record.to_dict()}, frozenset((record.rep,)))
+        self._emit(KeyData(record.view()), frozenset((record.rep,)))
         return s
 
     def start_with_rep(self, rep_id: str, intake: Intake) -> Session:
@@ -647,7 +662,7 @@ class QueueEngine:
         record = SessionKey(key, rep_id, now, now + float(valid_for))
         self._keys[key] = record
         heapq.heappush(self._key_expiry, (record.expires_at, key))
-        self._emit("key", {"key": record.to_dict()}, frozenset((rep_id,)))
+        self._emit(KeyData(record.view()), frozenset((rep_id,)))
         return record
 
     def set_status(self, rep_id: str, status: RepStatus) -> Rep:
@@ -673,7 +688,7 @@ class QueueEngine:
         del chat.lines[:-TEAM_CHAT_HISTORY]
         # The author has read their own line.
         chat.last_read[rep_id] = chat.count
-        self._emit("team_chat", {"team": team_id, "line": line.to_dict()}, frozenset(team.members))
+        self._emit(TeamChatData(team_id, line.view()), frozenset(team.members))
         return line
 
     def team_read(self, rep_id: str, team_id: str, upto: int | None = None) -> int:
@@ -686,7 +701,7 @@ class QueueEngine:
         n = chat.count if upto is None else max(0, min(int(upto), chat.count))
         if n > chat.last_read.get(rep_id, 0):
             chat.last_read[rep_id] = n
-            self._emit("team_read", {"team": team_id, "last_read": n}, frozenset((rep_id,)))
+            self._emit(TeamReadData(team_id, n), frozenset((rep_id,)))
         return chat.last_read.get(rep_id, 0)
 
     # ------------------------------------------------------------- presence
@@ -730,11 +745,11 @@ class QueueEngine:
 
     # ------------------------------------------------------------- internals
 
-    def _emit(self, kind: str, data: dict[str, Any], audience: frozenset[str], gone: frozenset[str] = NO_REPS) -> None:
+    def _emit(self, data: EventData, audience: frozenset[str], gone: frozenset[str] = NO_REPS) -> None:
         self.seq += 1
         if not self._listeners:
             return
-        event = Event(self.seq, self._clock(), kind, data, audience, gone)
+        event = Event(self.seq, self._clock(), data, audience, gone)
         for listener in self._listeners:
             listener(event)
 
@@ -745,7 +760,7 @@ class QueueEngine:
         # the resume ring (O(reps) each: 64 KiB with 2,000 reps).  Reps only join.
         if len(self._everyone) != len(self.reps):
             self._everyone = frozenset(self.reps)
-        self._emit("rep", {"rep": rep.to_dict()}, self._everyone)
+        self._emit(RepData(rep.view()), self._everyone)
 
     def _begin(self, s: Session) -> tuple[frozenset[str], QueueRef | None, frozenset[str], float]:
         """Remember what a change may invalidate; pair with :meth:`_commit`."""
@@ -798,7 +813,7 @@ class QueueEngine:
         audience = self.audience(s)
         # Audiences come from a cache in the common cases: often the very same set.
         gone = NO_REPS if old_audience is audience or not old_audience else old_audience - audience
-        self._emit("session", {"session": s.to_dict()}, audience, gone)
+        self._emit(SessionData(s.view()), audience, gone)
 
     def _arrive(self, origin: Origin, intake: Intake, queue: QueueRef, *, source: str, issue: Issue | None = None,
                 page_url: str = "", page_html: str = "", session_key: str = "") -> Session:
@@ -875,7 +890,7 @@ class QueueEngine:
         if not self._listeners:
             self.seq += 1  # as _emit() would, without building the payload
             return line
-        self._emit("chat", {"session": s.id, "line": line.to_dict()}, self._in_session(s))
+        self._emit(ChatData(s.id, line.view()), self._in_session(s))
         return line
 
     def _fire_rule(self, deadline: float, session_id: str) -> int:

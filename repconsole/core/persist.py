@@ -124,7 +124,8 @@ _SESSION_CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = 
     "chat": (lambda lines: [line.to_dict() for line in lines], lambda v: [_line_in(d) for d in v]),
     "custom_fields": (dict, dict),
 }
-_SESSION_FIELDS = tuple(f.name for f in dataclasses.fields(Session))
+# Private fields (caches) are derived, never stored.
+_SESSION_FIELDS = tuple(f.name for f in dataclasses.fields(Session) if not f.name.startswith("_"))
 
 
 def dump_session(s: Session, *, chat: bool = True) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from repconsole.core import persist
 from repconsole.core.engine import TEAM_CHAT_HISTORY, Event, QueueEngine
 from repconsole.core.model import SessionState
 from repconsole.server.auth import LoginSession
-from repconsole.protocol import decode, encode
+from repconsole.protocol import ChatData, KeyData, RepData, SessionData, TeamChatData, TeamReadData, decode, encode
 
 __all__ = ["DB_NAME", "LoggedEvent", "Statement", "Store", "StoreError"]
 
@@ -286,23 +286,23 @@ class Store:
         reps: set[str] = set()
         keys: dict[str, bytes] = {}
         for e in events:
-            kind, data = e.kind, e.data
-            if kind == "session":
-                sessions[data["session"]["id"]] = e.seq
-            elif kind == "chat":
-                chat.append((data["session"], data["line"]["n"], encode(data["line"])))
-            elif kind == "team_chat":
-                line, team = data["line"], data["team"]
-                team_lines.append((team, line["n"], encode(line)))
-                team_counts[team] = line["n"]
-                reads[(team, line["author"])] = line["n"]  # the author has read their own line
-            elif kind == "team_read":
-                for rep in e.audience:  # the one rep who read
-                    reads[(data["team"], rep)] = data["last_read"]
-            elif kind == "rep":
-                reps.add(data["rep"]["id"])
-            elif kind == "key":
-                keys[data["key"]["key"]] = encode(data["key"])
+            match e.data:
+                case SessionData(session=view):
+                    sessions[view.id] = e.seq
+                case ChatData(session=sid, line=line):
+                    chat.append((sid, line.n, encode(line)))
+                case TeamChatData(team=team, line=line):
+                    team_lines.append((team, line.n, encode(line)))
+                    team_counts[team] = line.n
+                    if line.author is not None:
+                        reads[(team, line.author)] = line.n  # the author has read their own line
+                case TeamReadData(team=team, last_read=last_read):
+                    for rep in e.audience:  # the one rep who read
+                        reads[(team, rep)] = last_read
+                case RepData(rep=view):
+                    reps.add(view.id)
+                case KeyData(key=key):
+                    keys[key.key] = encode(key)
         with self._transaction() as db:
             for sid, seq in sessions.items():
                 s = engine.session(sid)
