@@ -22,16 +22,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import pytest
+from msgspec import UNSET
 
 from repconsole.core.clock import ManualClock
 from repconsole.core.commands import execute
 from repconsole.core.engine import TEAM_CHAT_HISTORY, Event, QueueEngine
 from repconsole.core.errors import CommandError, Reason
-from repconsole.core.feed import FeedEvent, RepFeed
+from repconsole.core.feed import FeedBatch, RepFeed
 from repconsole.core.intake import Intake
 from repconsole.core.model import Origin, QueueRef, RuleAction, Session, SessionState, SiteConfig, WaitingRule
 from repconsole.core.state import Changes, ConsoleState, RowKind
+from repconsole.protocol import Event as WireEvent
+from repconsole.protocol import SessionData, SessionView
 
 __all__ = [
     "ALL_ORIGINS",
@@ -117,8 +121,8 @@ class Site:
 
     def _record(self, event: Event) -> None:
         self.events.append(event)
-        if event.kind == "session":
-            sid = event.data["session"]["id"]
+        if isinstance(event.data, SessionData):
+            sid = event.data.session.id
             if sid not in self._known:
                 self._known.add(sid)
                 self.session_ids.append(sid)
@@ -209,20 +213,18 @@ class Console:
         self.rep = rep
         self.feed = RepFeed(rep)
         self.state = ConsoleState()
-        self.pending: list[FeedEvent] = []
-        self.received: list[FeedEvent] = []  # every feed event, for assertions
+        self.received: list[WireEvent] = []  # every feed event, for assertions
         self.unsubscribe = engine.subscribe(self._on_event)
-        self.state.apply([self.feed.snapshot(engine)])
+        self.state.apply(self.feed.snapshot(engine))
 
     def _on_event(self, event: Event) -> None:
         fe = self.feed.project(event)
         if fe is not None:
-            self.pending.append(fe)
             self.received.append(fe)
 
     def sync(self) -> Changes:
-        batch, self.pending = self.pending, []
-        return self.state.apply(batch)
+        batch = self.feed.take()
+        return self.state.apply(batch if batch is not None else FeedBatch(prev=self.state.seq))
 
     def rows(self, queue: str) -> dict[str, RowKind]:
         """Row id -> kind for one queue table, after delivering what is pending."""
@@ -230,16 +232,16 @@ class Console:
         return {row_id: row.kind for row_id, row in self.state.rows.get(queue, {}).items()}
 
     def kinds(self) -> list[str]:
-        return [fe.kind for fe in self.received]
+        return [fe.__struct_config__.tag for fe in self.received]  # type: ignore[misc]
 
 
 # ------------------------------------------------------------- comparisons
 
 
-def _strip(session: dict[str, Any]) -> dict[str, Any]:
-    # page_html travels only with a chat-bearing dict (snapshot / accept
-    # result), never in events; a console keeps whichever it last had.
-    return {k: v for k, v in session.items() if k != "page_html"}
+def _strip(session: SessionView) -> SessionView:
+    # chat and page_html travel only with a chat-bearing view (snapshot /
+    # accept result), never in events; the console keeps them aside.
+    return msgspec.structs.replace(session, chat=UNSET, page_html=UNSET)
 
 
 def console_view(state: ConsoleState, now: float) -> dict[str, Any]:
@@ -263,13 +265,13 @@ def console_view(state: ConsoleState, now: float) -> dict[str, Any]:
             for t, c in state.team_chat.items()
         },
         # Keys expire silently (no event); a console hides them by time.
-        "keys": {k: v for k, v in state.keys.items() if v["expires_at"] > now},
+        "keys": {k: v for k, v in state.keys.items() if v.expires_at > now},
     }
 
 
 def fresh_state(engine: QueueEngine, rep: str) -> ConsoleState:
     state = ConsoleState()
-    state.apply([RepFeed(rep).snapshot(engine)])
+    state.apply(RepFeed(rep).snapshot(engine))
     return state
 
 
@@ -288,9 +290,9 @@ def assert_mirrors_snapshot(console: Console) -> None:
     # must be the engine's line of that number, with nothing invented.
     for sid, lines in fresh.chats.items():
         mine = console.state.chats.get(sid, [])
-        assert [line["n"] for line in mine] == sorted({line["n"] for line in mine})
+        assert [line.n for line in mine] == sorted({line.n for line in mine})
         for line in mine:
-            assert lines[line["n"] - 1] == line
+            assert lines[line.n - 1] == line
 
 
 def fingerprint(engine: QueueEngine, session_ids: Iterable[str] = ()) -> dict[str, Any]:
@@ -302,13 +304,11 @@ def fingerprint(engine: QueueEngine, session_ids: Iterable[str] = ()) -> dict[st
     ids = {s.id for s in engine.sessions()} | set(session_ids)
     snapshots = {}
     for rep in engine.reps:
-        snap = engine.snapshot(rep)
-        del snap["at"]
-        snapshots[rep] = snap
+        snapshots[rep] = msgspec.structs.replace(engine.snapshot(rep), at=0.0)
     return {
         "seq": engine.seq,
         "next_deadline": engine.next_deadline(),
-        "sessions": {sid: engine.session(sid).to_dict(chat=True) for sid in sorted(ids)},
+        "sessions": {sid: engine.session(sid).view(chat=True) for sid in sorted(ids)},
         "snapshots": snapshots,
         "loads": {rep: engine.load(rep) for rep in engine.reps},
     }

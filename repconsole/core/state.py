@@ -19,6 +19,9 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import msgspec
+from msgspec import UNSET
+
 from repconsole.core.feed import FeedBatch
 from repconsole.protocol import (
     ChatEvent,
@@ -308,17 +311,21 @@ class ConsoleState:
         """
         self._keep_chat_and_page(session)
 
-    def _keep_chat_and_page(self, s: SessionView) -> None:
-        # The one place a session's chat and page are taken from a view that
-        # carries them: events never do, so what is kept here stays until
-        # the rep loses sight of the session.
+    def _keep_chat_and_page(self, s: SessionView) -> SessionView:
+        """Keep the chat and page ``s`` carries; ``s`` without them, as events carry it.
+
+        The one place a session's chat and page are taken from a view that
+        carries them (a snapshot, an accept result): events never do, so what
+        is kept here stays until the rep loses sight of the session.
+        """
         if not isinstance(s.chat, list):
-            return
+            return s
         chat = self.chats.get(s.id)
         if chat is None or len(s.chat) >= len(chat):
             self.chats[s.id] = list(s.chat)
         if isinstance(s.page_html, str) and s.page_html:
             self.pages[s.id] = s.page_html
+        return msgspec.structs.replace(s, chat=UNSET, page_html=UNSET)
 
     def _load(self, snap: SnapshotData) -> None:
         self.at = snap.at
@@ -334,7 +341,7 @@ class ConsoleState:
         self.rows = {q: {} for q in self.queue_keys()}
         self._placed = {}
         for s in snap.sessions:
-            self._keep_chat_and_page(s)
+            s = self._keep_chat_and_page(s)
             self.sessions[s.id] = s
             self._place(s, None)
         self.team_chat = {t: TeamChatState(list(c.lines), c.count, c.last_read) for t, c in snap.team_chat.items()}
