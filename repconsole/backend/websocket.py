@@ -108,14 +108,14 @@ OUTBOX_COMMANDS = frozenset({CommandName.SAY.value, CommandName.TEAM_SAY.value})
 # protocol allows (a whole number below 2**63), which no server reaches.
 SNAPSHOT_PLEASE = 2**63 - 1
 
-_LOGIN_MESSAGES = {
+_LOGIN_MESSAGES: dict[str, str] = {
     ErrorReason.BAD_CREDENTIALS: "Wrong username or password.",
     ErrorReason.RATE_LIMITED: "Too many failed sign-ins. Wait a minute and try again.",
     ErrorReason.TOKEN_EXPIRED: "Your sign-in has expired. Sign in again.",
     ErrorReason.TOKEN_UNKNOWN: "Your sign-in is no longer valid. Sign in again.",
 }
 
-_PROTOCOL_MESSAGES = {
+_PROTOCOL_MESSAGES: dict[str, str] = {
     ErrorReason.BAD_MESSAGE: "The server could not read the request.",
     ErrorReason.UNKNOWN_TYPE: "The server does not know that kind of request.",
     ErrorReason.NOT_LOGGED_IN: "Not signed in to the server.",
@@ -485,11 +485,12 @@ class WebSocketBackend(Backend):
                 self.token = reply.token or self.token
                 self.rep = reply.rep or self.rep or self.username
                 self.resume_window = reply.resume_window or self.resume_window
-                snapshot = None
+                snapshot: Snapshot | None = None
                 if not reply.resumed:
-                    snapshot = await _recv(ws)
-                    if not isinstance(snapshot, Snapshot):
-                        raise ServerProtocolError(f"The server sent {_type(snapshot)!r} instead of a snapshot.")
+                    first = await _recv(ws)
+                    if not isinstance(first, Snapshot):
+                        raise ServerProtocolError(f"The server sent {_type(first)!r} instead of a snapshot.")
+                    snapshot = first
         except ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd is not None else None
             if code in SESSION_ENDING_CODES:

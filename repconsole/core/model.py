@@ -40,6 +40,7 @@ from repconsole.protocol.vocabulary import (
 )
 
 __all__ = [
+    "CUSTOMER",
     "ChatLine",
     "Invitation",
     "Issue",

@@ -55,25 +55,25 @@ class Args(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A command's arguments.  Unknown ones are refused."""
 
 
-class NoArgs(Args):
+class NoArgs(Args, frozen=True):
     """``get_next``: no arguments (``args`` may be left out)."""
 
 
-class SessionArgs(Args):
+class SessionArgs(Args, frozen=True):
     """``hold``, ``end`` and ``leave``: the session."""
 
     session: _Id
 
 
-class AcceptArgs(Args):
+class AcceptArgs(Args, frozen=True):
     session: _Id
 
 
-class AcceptInvitationArgs(Args):
+class AcceptInvitationArgs(Args, frozen=True):
     invitation: _Id
 
 
-class TransferArgs(Args):
+class TransferArgs(Args, frozen=True):
     """Hand the session to a rep or a team, with a note pinned for the receiver.
 
     ``stay``: the owner stays on as a participant.
@@ -85,40 +85,40 @@ class TransferArgs(Args):
     stay: bool = False
 
 
-class ShareArgs(Args):
+class ShareArgs(Args, frozen=True):
     """Invite a rep or a team to join; the owner keeps ownership."""
 
     session: _Id
     target: QueueName
 
 
-class SayArgs(Args):
+class SayArgs(Args, frozen=True):
     session: _Id
     text: str
     reps_only: bool = False
 
 
-class SetExternalKeyArgs(Args):
+class SetExternalKeyArgs(Args, frozen=True):
     session: _Id
     external_key: str
 
 
-class GenerateKeyArgs(Args):
+class GenerateKeyArgs(Args, frozen=True):
     """``valid_for``: seconds during which a session may *start* with the key."""
 
     valid_for: float
 
 
-class SetStatusArgs(Args):
+class SetStatusArgs(Args, frozen=True):
     status: RepStatus
 
 
-class TeamSayArgs(Args):
+class TeamSayArgs(Args, frozen=True):
     team: _Id
     text: str
 
 
-class TeamReadArgs(Args):
+class TeamReadArgs(Args, frozen=True):
     """Mark a team's chat read up to line ``upto`` (default: all of it)."""
 
     team: _Id
@@ -129,29 +129,29 @@ class CommandResult(msgspec.Struct, frozen=True, gc=False):
     """A command's result."""
 
 
-class SessionResult(CommandResult):
+class SessionResult(CommandResult, frozen=True):
     """The session after the command; accepting or joining returns it with its chat."""
 
     session: SessionView
 
 
-class InvitationResult(CommandResult):
+class InvitationResult(CommandResult, frozen=True):
     invitation: InvitationView
 
 
-class LineResult(CommandResult):
+class LineResult(CommandResult, frozen=True):
     line: LineView
 
 
-class KeyResult(CommandResult):
+class KeyResult(CommandResult, frozen=True):
     key: KeyView
 
 
-class RepResult(CommandResult):
+class RepResult(CommandResult, frozen=True):
     rep: RepView
 
 
-class LastReadResult(CommandResult):
+class LastReadResult(CommandResult, frozen=True):
     last_read: int
 
 

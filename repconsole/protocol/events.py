@@ -47,13 +47,13 @@ class _Data(msgspec.Struct, frozen=True, gc=False):
     """An event's payload: built once by the engine for every receiver."""
 
 
-class SessionData(_Data):
+class SessionData(_Data, frozen=True):
     """A session changed (without its chat): to every rep who may see it now."""
 
     session: SessionView
 
 
-class SessionGoneData(_Data):
+class SessionGoneData(_Data, frozen=True):
     """A session left the rep's sight: to the reps who could see it before and cannot now.
 
     ``by`` names the rep who took it (``reason`` taken); ``detail`` says why
@@ -66,34 +66,34 @@ class SessionGoneData(_Data):
     detail: str | UnsetType = UNSET
 
 
-class ChatData(_Data):
+class ChatData(_Data, frozen=True):
     """A session chat line (``reps``-only lines included): to its owner and participants."""
 
     session: str
     line: LineView
 
 
-class TeamChatData(_Data):
+class TeamChatData(_Data, frozen=True):
     """A team chat line: to every member of the team, the author included."""
 
     team: str
     line: LineView
 
 
-class TeamReadData(_Data):
+class TeamReadData(_Data, frozen=True):
     """The rep read a team's chat up to ``last_read``: to all of that rep's consoles."""
 
     team: str
     last_read: int
 
 
-class RepData(_Data):
+class RepData(_Data, frozen=True):
     """A rep's directory entry changed (status, presence): to every rep."""
 
     rep: RepView
 
 
-class KeyData(_Data):
+class KeyData(_Data, frozen=True):
     """A session key was generated or used: to its rep."""
 
     key: KeyView
@@ -106,31 +106,31 @@ class _Event(msgspec.Struct, frozen=True, gc=False, tag_field="kind"):
     seq: int
 
 
-class SessionEvent(_Event, tag=EventKind.SESSION.value):
+class SessionEvent(_Event, frozen=True, tag=EventKind.SESSION.value):
     data: SessionData
 
 
-class SessionGoneEvent(_Event, tag=EventKind.SESSION_GONE.value):
+class SessionGoneEvent(_Event, frozen=True, tag=EventKind.SESSION_GONE.value):
     data: SessionGoneData
 
 
-class ChatEvent(_Event, tag=EventKind.CHAT.value):
+class ChatEvent(_Event, frozen=True, tag=EventKind.CHAT.value):
     data: ChatData
 
 
-class TeamChatEvent(_Event, tag=EventKind.TEAM_CHAT.value):
+class TeamChatEvent(_Event, frozen=True, tag=EventKind.TEAM_CHAT.value):
     data: TeamChatData
 
 
-class TeamReadEvent(_Event, tag=EventKind.TEAM_READ.value):
+class TeamReadEvent(_Event, frozen=True, tag=EventKind.TEAM_READ.value):
     data: TeamReadData
 
 
-class RepEvent(_Event, tag=EventKind.REP.value):
+class RepEvent(_Event, frozen=True, tag=EventKind.REP.value):
     data: RepData
 
 
-class KeyEvent(_Event, tag=EventKind.KEY.value):
+class KeyEvent(_Event, frozen=True, tag=EventKind.KEY.value):
     data: KeyData
 
 

@@ -111,7 +111,7 @@ class _Request(msgspec.Struct, frozen=True, tag_field="type"):
     id: RequestId
 
 
-class Login(_Request, tag=MessageType.LOGIN.value):
+class Login(_Request, frozen=True, tag=MessageType.LOGIN.value):
     """Sign in.  The password is capped because it is hashed: an unbounded one burns CPU."""
 
     username: _Name
@@ -122,7 +122,7 @@ class Login(_Request, tag=MessageType.LOGIN.value):
         return f"Login(id={self.id!r}, username={self.username!r}, protocol={self.protocol})"
 
 
-class Resume(_Request, tag=MessageType.RESUME.value):
+class Resume(_Request, frozen=True, tag=MessageType.RESUME.value):
     """Pick a login session up again on a new connection, from the last event seen."""
 
     token: _Token
@@ -133,14 +133,14 @@ class Resume(_Request, tag=MessageType.RESUME.value):
         return f"Resume(id={self.id!r}, last_seq={self.last_seq}, protocol={self.protocol})"
 
 
-class Command(_Request, tag=MessageType.COMMAND.value):
+class Command(_Request, frozen=True, tag=MessageType.COMMAND.value):
     """Run a rep command (:data:`repconsole.protocol.commands.COMMANDS`).  ``args`` may be left out."""
 
     name: _CommandName
     args: dict[str, Any] = {}
 
 
-class Logout(_Request, tag=MessageType.LOGOUT.value):
+class Logout(_Request, frozen=True, tag=MessageType.LOGOUT.value):
     """End the login session; every connection of it closes with 4000."""
 
 
@@ -155,7 +155,7 @@ class _Reply(msgspec.Struct, frozen=True, tag_field="type"):
     pass
 
 
-class Welcome(_Reply, tag=MessageType.WELCOME.value):
+class Welcome(_Reply, frozen=True, tag=MessageType.WELCOME.value):
     """The login or resume succeeded.  A snapshot follows, or (``resumed``) an events frame.
 
     ``reason`` says why a resume got a fresh snapshot instead of a replay.
@@ -175,28 +175,28 @@ class Welcome(_Reply, tag=MessageType.WELCOME.value):
         return f"Welcome(id={self.id!r}, rep={self.rep!r}, resumed={self.resumed}, reason={self.reason!r})"
 
 
-class Snapshot(_Reply, tag=MessageType.SNAPSHOT.value):
+class Snapshot(_Reply, frozen=True, tag=MessageType.SNAPSHOT.value):
     """Everything the rep may see, as of event ``seq`` (= ``data.seq``)."""
 
     seq: int
     data: SnapshotData
 
 
-class Events(_Reply, tag=MessageType.EVENTS.value):
+class Events(_Reply, frozen=True, tag=MessageType.EVENTS.value):
     """Events after ``prev``, in order.  A console whose last event is not ``prev`` must resume."""
 
     prev: int
     events: list[Event]
 
 
-class Result(_Reply, tag=MessageType.RESULT.value):
+class Result(_Reply, frozen=True, tag=MessageType.RESULT.value):
     """A request succeeded.  ``result`` is the command's result Struct (as JSON)."""
 
     id: RequestId
     result: msgspec.Raw
 
 
-class Error(_Reply, tag=MessageType.ERROR.value, kw_only=True):
+class Error(_Reply, frozen=True, tag=MessageType.ERROR.value, kw_only=True):
     """A request was refused (``reason``: a :class:`Reason` or an :class:`ErrorReason`).
 
     ``detail`` is a sentence for people; ``data`` holds facts (``{"by":
@@ -217,7 +217,7 @@ RepReply = Welcome | Snapshot | Events | Result | Error
 # customer endpoint: page -> server
 
 
-class Start(_Request, tag=MessageType.START.value):
+class Start(_Request, frozen=True, tag=MessageType.START.value):
     """Start a session ``via`` one of the ways in; the field named like ``via`` says with what.
 
     ``page_url`` and ``page_html`` come only with ``via`` link (browser sharing).
@@ -247,7 +247,7 @@ class Start(_Request, tag=MessageType.START.value):
         return value
 
 
-class CustomerResume(_Request, tag=MessageType.RESUME.value):
+class CustomerResume(_Request, frozen=True, tag=MessageType.RESUME.value):
     """A page that reloaded picks its session up again; lines after ``last_line`` follow."""
 
     token: _Token
@@ -257,13 +257,13 @@ class CustomerResume(_Request, tag=MessageType.RESUME.value):
         return f"CustomerResume(id={self.id!r}, last_line={self.last_line})"
 
 
-class Say(_Request, tag=MessageType.SAY.value):
+class Say(_Request, frozen=True, tag=MessageType.SAY.value):
     """A chat line from the customer (the engine checks its text)."""
 
     text: str
 
 
-class Leave(_Request, tag=MessageType.LEAVE.value):
+class Leave(_Request, frozen=True, tag=MessageType.LEAVE.value):
     """The customer ends the session."""
 
 
@@ -274,7 +274,7 @@ CustomerRequest = Start | CustomerResume | Say | Leave
 # customer endpoint: server -> page
 
 
-class Started(_Reply, tag=MessageType.STARTED.value):
+class Started(_Reply, frozen=True, tag=MessageType.STARTED.value):
     """The session is this page's; ``token`` is the only key to it."""
 
     id: RequestId
@@ -286,7 +286,7 @@ class Started(_Reply, tag=MessageType.STARTED.value):
         return f"Started(id={self.id!r}, session={self.session!r}, resumed={self.resumed})"
 
 
-class Status(_Reply, tag=MessageType.STATUS.value):
+class Status(_Reply, frozen=True, tag=MessageType.STATUS.value):
     """What the page shows: waiting (at a ``position``, or ``held``), with a rep, or ended (``detail``: why)."""
 
     state: CustomerState
@@ -296,7 +296,7 @@ class Status(_Reply, tag=MessageType.STATUS.value):
     detail: str | UnsetType = UNSET
 
 
-class Chat(_Reply, tag=MessageType.CHAT.value):
+class Chat(_Reply, frozen=True, tag=MessageType.CHAT.value):
     """A chat line the customer may see."""
 
     line: CustomerLine

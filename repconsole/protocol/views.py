@@ -72,7 +72,7 @@ class _View(msgspec.Struct, frozen=True, gc=False):
     """What every view shares: immutable, untracked by the collector."""
 
 
-class LineView(_View):
+class LineView(_View, frozen=True):
     """One line of a session chat or a team chat.
 
     ``author`` is a rep id, ``"customer"``, or None for an event line
@@ -87,7 +87,7 @@ class LineView(_View):
     visibility: Visibility = Visibility.ALL
 
 
-class StepView(_View):
+class StepView(_View, frozen=True):
     """One step of a session's timeline (arrived, accepted, transferred...)."""
 
     at: Time
@@ -97,7 +97,7 @@ class StepView(_View):
     note: str
 
 
-class InvitationView(_View):
+class InvitationView(_View, frozen=True):
     """An invitation to join a shared session, waiting in ``target``."""
 
     id: str
@@ -107,7 +107,7 @@ class InvitationView(_View):
     at: Time
 
 
-class SessionView(_View):
+class SessionView(_View, frozen=True):
     """A customer's support session, as the reps who may see it see it.
 
     Intake fields a session's origin did not provide are ``""`` (the issue:
@@ -162,7 +162,7 @@ class SessionView(_View):
         return self.owner == rep or rep in self.participants
 
 
-class RepView(_View):
+class RepView(_View, frozen=True):
     """A rep in the site's directory: what the transfer and share pickers list."""
 
     id: str
@@ -174,7 +174,7 @@ class RepView(_View):
     grace_until: Time | None  # when a dropped rep's sessions fall back
 
 
-class RuleView(_View):
+class RuleView(_View, frozen=True):
     """A team's waiting-session rule: after ``after`` seconds unaccepted, act."""
 
     after: float
@@ -182,7 +182,7 @@ class RuleView(_View):
     overflow_team: str | None
 
 
-class TeamView(_View):
+class TeamView(_View, frozen=True):
     id: str
     name: str
     members: list[str]
@@ -190,7 +190,7 @@ class TeamView(_View):
     persistent: bool  # keeps its sessions when nobody of the team is connected
 
 
-class KeyView(_View):
+class KeyView(_View, frozen=True):
     """A one-time session key a rep generated; ``used_by`` is the session it started."""
 
     key: str
@@ -200,7 +200,7 @@ class KeyView(_View):
     used_by: str | None
 
 
-class TeamChatView(_View):
+class TeamChatView(_View, frozen=True):
     """A team's chat as the snapshot carries it: the last lines, the count, the rep's read marker."""
 
     lines: list[LineView]
@@ -208,11 +208,11 @@ class TeamChatView(_View):
     count: int
 
 
-class SiteView(_View):
+class SiteView(_View, frozen=True):
     grace_period: float
 
 
-class SnapshotData(_View):
+class SnapshotData(_View, frozen=True):
     """Everything one rep may see, as of event ``seq``.
 
     Sessions the rep takes part in carry their ``chat`` and ``page_html``.
@@ -229,7 +229,7 @@ class SnapshotData(_View):
     keys: list[KeyView]
 
 
-class CustomerLine(_View):
+class CustomerLine(_View, frozen=True):
     """A chat line as the customer sees it: who wrote it by role and name, never a rep's id."""
 
     n: int
