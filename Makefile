@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 ARGS   ?=
 
-.PHONY: run server test bench lint clean
+.PHONY: run server test bench lint schema clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ server: $(STAMP)
 test: $(TSTAMP)
 	QT_QPA_PLATFORM=offscreen $(VENV)/bin/lint-imports
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest $(ARGS)
+
+# docs/protocol.schema.json is generated from repconsole.protocol; tests fail when it is stale.
+schema: $(STAMP)
+	$(PY) -m repconsole.protocol schema --write
 
 bench: $(TSTAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m bench
