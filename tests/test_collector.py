@@ -133,11 +133,12 @@ def test_the_server_builds_a_snapshot_with_the_collector_paused(tmp_path: Path, 
     from server_helpers import RepClient, run, serving, write_site
 
     from repconsole.core.engine import QueueEngine
+    from repconsole.protocol import SnapshotData
 
     seen: list[bool] = []
     real = QueueEngine.snapshot
 
-    def snapshot(self: QueueEngine, rep: str) -> dict[str, object]:
+    def snapshot(self: QueueEngine, rep: str) -> SnapshotData:
         seen.append(gc.isenabled())
         return real(self, rep)
 

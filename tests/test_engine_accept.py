@@ -14,6 +14,7 @@ from engine_helpers import (
 from repconsole.core.commands import execute
 from repconsole.core.errors import Reason
 from repconsole.core.model import QueueRef, RepStatus, SessionState, StepKind
+from repconsole.protocol import EventKind, GoneReason, RepResult, SessionGoneData
 
 # ------------------------------------------------------------------- accept
 
@@ -39,7 +40,7 @@ def test_exactly_one_rep_wins_and_the_loser_learns_who(site: Site) -> None:
     assert s.owner == "alice"
     # Bob's queue dropped the row and said why, without saying where it went.
     changes = bob.sync()
-    assert changes.gone[s.id] == {"id": s.id, "reason": "taken", "by": "alice"}
+    assert changes.gone[s.id] == SessionGoneData(s.id, GoneReason.TAKEN, by="alice")
     assert s.id not in bob.state.rows["team:net"] and s.id not in bob.state.sessions
 
 
@@ -207,12 +208,13 @@ def test_two_reps_pressing_get_next_get_different_sessions(site: Site) -> None:
 def test_status_is_announced_to_every_rep(site: Site, status: RepStatus) -> None:
     carol = site.console("carol")
     site.engine.set_status("alice", RepStatus.AWAY if status is not RepStatus.AWAY else RepStatus.BUSY)
-    execute(site.engine, "alice", "set_status", {"status": status.value})
+    result = execute(site.engine, "alice", "set_status", {"status": status.value})
+    assert isinstance(result, RepResult) and result.rep.status is status
     assert site.engine.reps["alice"].status is status
     carol.sync()
-    assert carol.state.reps["alice"]["status"] == status.value
+    assert carol.state.reps["alice"].status is status
     last = site.events[-1]
-    assert last.kind == "rep" and last.audience == frozenset(site.engine.reps)
+    assert last.kind is EventKind.REP and last.audience == frozenset(site.engine.reps)
 
 
 def test_status_must_be_one_of_the_known_ones(site: Site) -> None:

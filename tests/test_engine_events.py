@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 
 from engine_helpers import (
@@ -22,16 +23,27 @@ from engine_helpers import (
     standard_rules,
 )
 from repconsole.core.engine import Event, QueueEngine
-from repconsole.core.feed import SESSION_GONE
+from repconsole.core.feed import FeedBatch
 from repconsole.core.model import QueueRef
 from repconsole.core.state import GapError
+from repconsole.protocol import (
+    EventKind,
+    GoneReason,
+    SessionData,
+    SessionEvent,
+    SessionGoneData,
+    SessionGoneEvent,
+    SessionState,
+    SessionView,
+    StepKind,
+)
 
 
-def may_see(engine: QueueEngine, rep: str, session: dict[str, Any]) -> bool:
-    """The visibility rule, restated from the session dict the rep received."""
-    if session["state"] == "ended":
+def may_see(engine: QueueEngine, rep: str, session: SessionView) -> bool:
+    """The visibility rule, restated from the session view the rep received."""
+    if session.state is SessionState.ENDED:
         return False
-    if rep == session["owner"] or rep in session["participants"]:
+    if rep == session.owner or rep in session.participants:
         return True
 
     def member(queue: str | None) -> bool:
@@ -40,7 +52,7 @@ def may_see(engine: QueueEngine, rep: str, session: dict[str, Any]) -> bool:
         ref = QueueRef.parse(queue)
         return ref.id == rep if ref.is_personal else rep in engine.teams[ref.id].members
 
-    return member(session["queue"]) or any(member(inv["target"]) for inv in session["invitations"])
+    return member(session.queue) or any(member(inv.target) for inv in session.invitations)
 
 
 def run_random(seed: int, steps: int, *, checkpoints: int = 0) -> tuple[Site, dict[str, Console], RandomDriver]:
@@ -74,9 +86,12 @@ def test_the_random_run_exercises_the_engine(long_run: tuple[Site, dict[str, Con
     assert set(driver.done) >= {"arrive", "accept", "get_next", "transfer", "share", "accept_invitation", "hold",
                                 "resume", "end", "leave", "say", "customer_leave", "tick", "presence"}
     kinds = {ev.kind for ev in site.events}
-    assert kinds == {"session", "chat", "team_chat", "team_read", "rep", "key"}
-    steps = {step.kind.value for sid in site.session_ids for step in site.engine.session(sid).timeline}
-    assert {"rule_transferred", "rule_overdue", "connection_lost", "held", "shared", "joined", "left", "ended"} <= steps
+    assert kinds == {EventKind.SESSION, EventKind.CHAT, EventKind.TEAM_CHAT, EventKind.TEAM_READ, EventKind.REP, EventKind.KEY}
+    steps = {step.kind for sid in site.session_ids for step in site.engine.session(sid).timeline}
+    assert {
+        StepKind.RULE_TRANSFERRED, StepKind.RULE_OVERDUE, StepKind.CONNECTION_LOST, StepKind.HELD,
+        StepKind.SHARED, StepKind.JOINED, StepKind.LEFT, StepKind.ENDED,
+    } <= steps
     assert sum(driver.refused.values()) > 0
 
 
@@ -89,40 +104,46 @@ def test_seq_strictly_increases_and_time_never_runs_back(long_run: tuple[Site, d
 
 
 def test_each_feed_is_gap_free(long_run: tuple[Site, dict[str, Console], RandomDriver]) -> None:
-    _, consoles, _ = long_run
-    for console in consoles.values():
+    # One numbering, the engine's: a rep's feed skips the events meant for
+    # others, so "gap-free" means it holds every event routed to the rep (its
+    # audience or its gone), each once and in order, and the console applied
+    # them all (every batch's prev was checked against the last one applied).
+    site, consoles, _ = long_run
+    for rep, console in consoles.items():
         seqs = [fe.seq for fe in console.received]
-        assert seqs == list(range(1, len(seqs) + 1)) and console.state.seq == len(seqs)
+        routed = [ev.seq for ev in site.events if rep in ev.audience or rep in ev.gone]
+        assert seqs == routed and seqs == sorted(set(seqs))
+        assert console.state.seq == (seqs[-1] if seqs else 0)
 
 
 def test_reps_only_receive_sessions_they_may_see(long_run: tuple[Site, dict[str, Console], RandomDriver]) -> None:
     site, consoles, _ = long_run
     for rep, console in consoles.items():
         for fe in console.received:
-            if fe.kind == "session":
-                assert may_see(site.engine, rep, fe.data["session"]), (rep, fe.data["session"]["id"])
+            if isinstance(fe, SessionEvent):
+                assert may_see(site.engine, rep, fe.data.session), (rep, fe.data.session.id)
 
 
 def test_event_audiences_are_exactly_who_may_see(long_run: tuple[Site, dict[str, Console], RandomDriver]) -> None:
     site, _, _ = long_run
     engine = site.engine
-    latest: dict[str, dict[str, Any]] = {}
+    latest: dict[str, SessionView] = {}
     for ev in site.events:
-        if ev.kind == "session":
-            s = ev.data["session"]
-            latest[s["id"]] = s
+        if ev.kind is EventKind.SESSION:
+            s = ev.data.session
+            latest[s.id] = s
             assert ev.audience == {r for r in engine.reps if may_see(engine, r, s)}
             assert not ev.audience & ev.gone
-        elif ev.kind == "chat":
+        elif ev.kind is EventKind.CHAT:
             # Chat goes to the reps in the session, as it stands at that moment.
-            s = latest[ev.data["session"]]
-            assert ev.audience == {s["owner"], *s["participants"]} - {None}
-        elif ev.kind == "team_chat":
-            assert ev.audience == engine.teams[ev.data["team"]].members
-        elif ev.kind == "rep":
+            s = latest[ev.data.session]
+            assert ev.audience == {s.owner, *s.participants} - {None}
+        elif ev.kind is EventKind.TEAM_CHAT:
+            assert ev.audience == engine.teams[ev.data.team].members
+        elif ev.kind is EventKind.REP:
             assert ev.audience == set(engine.reps)
         else:
-            assert ev.kind in ("key", "team_read") and len(ev.audience) == 1
+            assert ev.kind in (EventKind.KEY, EventKind.TEAM_READ) and len(ev.audience) == 1
 
 
 def test_a_rep_of_another_team_never_receives_its_sessions(long_run: tuple[Site, dict[str, Console], RandomDriver]) -> None:
@@ -130,11 +151,11 @@ def test_a_rep_of_another_team_never_receives_its_sessions(long_run: tuple[Site,
     # it was put in front of him: his own queue, his session, an invitation.
     site, consoles, _ = long_run
     for fe in consoles["dave"].received:
-        if fe.kind == "session":
-            s = fe.data["session"]
-            if s["queue"] in ("team:net", "team:bill"):
-                assert s["owner"] == "dave" or "dave" in s["participants"] or any(
-                    inv["target"] in ("rep:dave", "team:hw") for inv in s["invitations"]
+        if isinstance(fe, SessionEvent):
+            s = fe.data.session
+            if s.queue in ("team:net", "team:bill"):
+                assert s.owner == "dave" or "dave" in s.participants or any(
+                    inv.target in ("rep:dave", "team:hw") for inv in s.invitations
                 )
 
 
@@ -151,7 +172,7 @@ def test_mirrors_hold_with_other_seeds(seed: int) -> None:
 
 def test_same_seed_same_story() -> None:
     # The simulator relies on this: a seeded engine is fully repeatable.
-    def story(seed: int) -> list[tuple[int, str, Any, frozenset[str]]]:
+    def story(seed: int) -> list[tuple[int, EventKind, Any, frozenset[str]]]:
         site, _, _ = run_random(seed, 600)
         return [(ev.seq, ev.kind, ev.data, ev.audience) for ev in site.events]
 
@@ -162,29 +183,31 @@ def test_same_seed_same_story() -> None:
 # ----------------------------------------------------------------- gone
 
 
-def gone_of(console: Console) -> list[dict[str, Any]]:
-    return [fe.data for fe in console.received if fe.kind == SESSION_GONE]
+def gone_of(console: Console) -> list[SessionGoneData]:
+    return [fe.data for fe in console.received if isinstance(fe, SessionGoneEvent)]
 
 
 def test_gone_taken_names_who_took_it(site: Site) -> None:
     s = site.waiting_in_net()
     bob, erin = site.console("bob"), site.console("erin")
     site.engine.accept("alice", s.id)
-    assert gone_of(bob) == gone_of(erin) == [{"id": s.id, "reason": "taken", "by": "alice"}]
+    assert gone_of(bob) == gone_of(erin) == [SessionGoneData(s.id, GoneReason.TAKEN, by="alice")]
 
 
 def test_gone_moved_does_not_say_where(site: Site) -> None:
     s = site.active("alice")
     alice = site.console("alice")
     site.engine.transfer("alice", s.id, QueueRef.team("bill"))
-    assert gone_of(alice) == [{"id": s.id, "reason": "moved"}]
+    assert gone_of(alice) == [SessionGoneData(s.id, GoneReason.MOVED)]
+    # As the wire carries it: nothing but the id and the reason.
+    assert [msgspec.to_builtins(d) for d in gone_of(alice)] == [{"id": s.id, "reason": GoneReason.MOVED}]
 
 
 def test_gone_ended_says_why(site: Site) -> None:
     s = site.waiting_in_net()
     bob = site.console("bob")
     site.engine.customer_leave(s.id)
-    assert gone_of(bob) == [{"id": s.id, "reason": "ended", "detail": "customer left"}]
+    assert gone_of(bob) == [SessionGoneData(s.id, GoneReason.ENDED, detail="customer left")]
 
 
 def test_gone_is_sent_once_and_only_to_those_who_saw_it(site: Site) -> None:
@@ -193,7 +216,7 @@ def test_gone_is_sent_once_and_only_to_those_who_saw_it(site: Site) -> None:
     site.engine.accept("alice", s.id)
     site.engine.end("alice", s.id)
     assert carol.received == []
-    events = [ev for ev in site.events if ev.kind == "session" and ev.data["session"]["id"] == s.id]
+    events = [ev for ev in site.events if isinstance(ev.data, SessionData) and ev.data.session.id == s.id]
     assert [sorted(ev.gone) for ev in events] == [[], ["bob", "erin"], ["alice"]]
 
 
@@ -204,13 +227,27 @@ def test_a_skipped_event_is_a_gap(site: Site) -> None:
     bob = site.console("bob")
     site.waiting_in_net("one")
     site.waiting_in_net("two")
-    first, second = bob.pending
+    pending = bob.feed.take()
+    assert pending is not None
+    first, second = pending
+    start = bob.state.seq
+    assert pending.prev == start
+    # Delivered one frame each, as the server would: the second follows the first.
+    one, two = FeedBatch([first], prev=start), FeedBatch([second], prev=first.seq)
     with pytest.raises(GapError) as info:
-        bob.state.apply([second])
-    assert (info.value.expected, info.value.got) == (first.seq, second.seq)
-    bob.state.apply([first, second])
+        bob.state.apply(two)  # the first event went missing
+    # The console is still after `start`; the batch it got follows `first`.
+    assert (info.value.expected, info.value.got) == (start, first.seq)
+    assert bob.state.seq == start
+    bob.state.apply(one)
+    bob.state.apply(two)
+    assert bob.state.seq == second.seq
     with pytest.raises(GapError):
-        bob.state.apply([second])  # a repeat is a gap too
+        bob.state.apply(two)  # a repeat is a gap too
+    with pytest.raises(GapError):
+        bob.state.apply(FeedBatch([second], prev=second.seq))  # even one that claims to follow on
+    with pytest.raises(GapError):
+        bob.state.apply(FeedBatch([first], prev=second.seq))  # or an older event after a newer one
 
 
 def test_unsubscribed_listeners_hear_nothing(site: Site) -> None:

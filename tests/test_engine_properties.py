@@ -368,12 +368,12 @@ class EngineMachine(RuleBasedStateMachine):
             assert_mirrors_snapshot(console)
             teams = e.reps[rep].teams
             for s in console.state.sessions.values():
-                mine = rep == s["owner"] or rep in s["participants"]
+                mine = rep == s.owner or rep in s.participants
                 mine_queues = {f"rep:{rep}"} | {f"team:{t}" for t in teams}
-                invited = any(inv["target"] in mine_queues for inv in s["invitations"])
-                queue = s["queue"]
+                invited = any(inv.target in mine_queues for inv in s.invitations)
+                queue = s.queue
                 in_my_queue = queue in mine_queues
-                assert mine or invited or in_my_queue, f"{rep} sees {s['id']} in {queue}"
+                assert mine or invited or in_my_queue, f"{rep} sees {s.id} in {queue}"
 
 
 TestEngineMachine = EngineMachine.TestCase

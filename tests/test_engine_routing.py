@@ -17,6 +17,7 @@ from repconsole.core.engine import KEY_ALPHABET, MAX_KEY_VALIDITY
 from repconsole.core.errors import CommandError, Reason
 from repconsole.core.intake import CUSTOM_FIELDS_LIMIT, DETAILS_LIMIT, NAME_LIMIT, Intake
 from repconsole.core.model import Origin, Priority, QueueRef, SessionState, StepKind
+from repconsole.protocol import EventKind, KeyData, SessionData
 
 # ------------------------------------------------------------------ origins
 
@@ -48,8 +49,8 @@ def test_key_session_event_carries_the_key(site: Site) -> None:
     # carry the session key, not just the engine's object.
     key = site.engine.generate_key("alice", 300)
     s = site.engine.start_with_key(key.key, intake())
-    arrival = next(e for e in site.events if e.kind == "session" and e.data["session"]["id"] == s.id)
-    assert arrival.data["session"]["session_key"] == key.key
+    arrival = next(e for e in site.events if isinstance(e.data, SessionData) and e.data.session.id == s.id)
+    assert arrival.data.session.session_key == key.key
 
 
 def test_rep_picked_on_the_site_goes_to_that_rep(site: Site) -> None:
@@ -298,8 +299,9 @@ def test_used_and_expired_keys_count_as_failures(site: Site) -> None:
 def test_key_events_go_only_to_the_rep_who_made_it(site: Site) -> None:
     key = site.engine.generate_key("alice", 600)
     site.engine.start_with_key(key.key, intake())
-    key_events = [e for e in site.events if e.kind == "key"]
-    assert [(e.data["key"]["used_by"] is None, e.audience) for e in key_events] == [
+    key_events = [e for e in site.events if e.kind is EventKind.KEY]
+    assert all(isinstance(e.data, KeyData) for e in key_events)
+    assert [(e.data.key.used_by is None, e.audience) for e in key_events] == [
         (True, frozenset({"alice"})),
         (False, frozenset({"alice"})),
     ]

@@ -15,6 +15,7 @@ from engine_helpers import (
 )
 from repconsole.core.errors import Reason
 from repconsole.core.model import QueueRef, RuleAction, SessionState, StepKind, Visibility, WaitingRule
+from repconsole.protocol import EventKind, GoneReason, RepData, SessionGoneData
 
 # ------------------------------------------------------------ waiting rules
 
@@ -30,7 +31,7 @@ def test_mark_overdue_after_n_seconds(site: Site) -> None:
     assert s.overdue and s.queue == QueueRef.team("net") and s.rule_deadline is None
     assert s.timeline[-1].kind is StepKind.RULE_OVERDUE
     bob.sync()
-    assert bob.state.rows["team:net"][s.id].session["overdue"] is True
+    assert bob.state.rows["team:net"][s.id].session.overdue is True
     # Marked once: the rule does not fire again.
     assert site.tick(10_000) == 0 and timeline_kinds(s).count("rule_overdue") == 1
 
@@ -44,7 +45,7 @@ def test_transfer_to_the_overflow_team_after_n_seconds(site: Site) -> None:
     site.tick(60)
     assert s.queue == QueueRef.team("bill") and not s.overdue
     assert s.timeline[-1].kind is StepKind.RULE_TRANSFERRED and s.timeline[-1].queue == QueueRef.team("bill")
-    assert bob.sync().gone[s.id] == {"id": s.id, "reason": "moved"}
+    assert bob.sync().gone[s.id] == SessionGoneData(s.id, GoneReason.MOVED)
     assert s.id in carol.rows("team:bill")
     # The overflow team's own rule starts counting on arrival there.
     assert s.rule_deadline == site.clock.now + 45
@@ -167,7 +168,8 @@ def test_reconnecting_within_the_grace_period_keeps_everything(site: Site) -> No
     e.share("alice", s.id, QueueRef.team("bill"))
     e.rep_disconnected("alice")
     assert e.reps["alice"].connected is False and e.reps["alice"].grace_until == T0 + 60
-    assert site.events[-1].kind == "rep" and site.events[-1].data["rep"]["grace_until"] == T0 + 60
+    last = site.events[-1]
+    assert last.kind is EventKind.REP and isinstance(last.data, RepData) and last.data.rep.grace_until == T0 + 60
     before = {x.id: x.to_dict(chat=True) for x in e.sessions()}
     site.tick(59.9)
     e.rep_connected("alice")
@@ -351,7 +353,7 @@ def test_a_lost_reps_grace_is_announced(site: Site) -> None:
     carol = site.console("carol")
     e.rep_disconnected("alice")
     carol.sync()
-    assert carol.state.reps["alice"]["connected"] is False and carol.state.reps["alice"]["grace_until"] == T0 + 60
+    assert carol.state.reps["alice"].connected is False and carol.state.reps["alice"].grace_until == T0 + 60
     site.tick(60)
     carol.sync()
-    assert carol.state.reps["alice"]["grace_until"] is None and carol.state.reps["alice"]["connected"] is False
+    assert carol.state.reps["alice"].grace_until is None and carol.state.reps["alice"].connected is False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from msgspec import UNSET
 
 from engine_helpers import (
     Site,
@@ -15,7 +16,14 @@ from repconsole.core.commands import execute
 from repconsole.core.engine import CHAT_LIMIT, TEAM_CHAT_HISTORY
 from repconsole.core.errors import Reason
 from repconsole.core.model import CUSTOMER, QueueRef, SessionState, StepKind, Visibility
-from repconsole.core.state import RowKind
+from repconsole.core.state import Arrival, RowKind
+from repconsole.protocol import (
+    EventKind,
+    GoneReason,
+    SessionData,
+    SessionGoneData,
+    SessionResult,
+)
 
 # ----------------------------------------------------------------- transfer
 
@@ -34,8 +42,8 @@ def test_transfer_to_a_rep_pins_the_note_and_logs_it_for_reps_only(site: Site) -
     assert e.involved("alice") == set()
     # The receiver is alerted, and the note travels with the row.
     changes = carol.sync()
-    assert [(why, d["id"]) for why, d in changes.arrived] == [("transfer", s.id)]
-    assert carol.state.rows["rep:carol"][s.id].session["transfer_note"] == "Needs a refund, ID verified"
+    assert [(why, d.id) for why, d in changes.arrived] == [(Arrival.TRANSFER, s.id)]
+    assert carol.state.rows["rep:carol"][s.id].session.transfer_note == "Needs a refund, ID verified"
     # Accepting keeps the note pinned.
     e.accept("carol", s.id)
     assert s.transfer_note == "Needs a refund, ID verified"
@@ -63,8 +71,8 @@ def test_transfer_and_stay_keeps_the_old_owner_as_participant(site: Site) -> Non
     assert (s.owner, list(s.participants)) == ("carol", ["alice"])
     e.say("carol", s.id, "Hello from billing")
     changes = alice.sync()
-    assert "session_gone" not in alice.kinds()
-    assert changes.chat[-1][1]["text"] == "Hello from billing"
+    assert EventKind.SESSION_GONE not in alice.kinds()
+    assert changes.chat[-1][1].text == "Hello from billing"
     assert s.id in alice.state.rows["rep:alice"] and alice.state.rows["rep:alice"][s.id].kind is RowKind.MINE
 
 
@@ -110,14 +118,15 @@ def test_sharing_with_a_rep_shows_an_invitation_in_their_personal_queue(site: Si
     inv = e.share("alice", s.id, QueueRef.personal("bob"))
     assert s.owner == "alice" and s.state is SessionState.ACTIVE
     changes = bob.sync()
-    assert [(why, d["id"]) for why, d in changes.arrived] == [("invitation", s.id)]
+    assert [(why, d.id) for why, d in changes.arrived] == [(Arrival.INVITATION, s.id)]
     row = bob.state.rows["rep:bob"][inv.id]
-    assert row.kind is RowKind.INVITATION and row.session["id"] == s.id and row.invitation["by"] == "alice"
+    assert row.kind is RowKind.INVITATION and row.session.id == s.id
+    assert row.invitation is not None and row.invitation.by == "alice"
     assert s.timeline[-1].kind is StepKind.SHARED and s.chat[-1].visibility is Visibility.REPS
     # Accepting joins as participant; the owner keeps the session.
     result = execute(e, "bob", "accept_invitation", {"invitation": inv.id})
     assert (s.owner, list(s.participants)) == ("alice", ["bob"])
-    assert result["session"]["participants"] == ["bob"]
+    assert isinstance(result, SessionResult) and result.session.participants == ["bob"]
     assert timeline_kinds(s)[-1] == "joined" and "Bob Ortiz joined" in s.chat[-1].text
     bob.sync()
     assert inv.id not in bob.state.rows["rep:bob"]
@@ -174,7 +183,7 @@ def test_hold_parks_the_session_in_the_owners_queue_and_keeps_participants(site:
     assert list(s.participants) == ["bob"]
     assert s.timeline[-1].kind is StepKind.HELD
     assert s.chat[-1].visibility is Visibility.ALL and "on hold" in s.chat[-1].text
-    assert alice.rows("rep:alice")[s.id] is RowKind.WAITING and alice.state.sessions[s.id]["held"] is True
+    assert alice.rows("rep:alice")[s.id] is RowKind.WAITING and alice.state.sessions[s.id].held is True
     # Nobody else can pick it up from Alice's queue, not even the participant.
     assert_refused(e, Reason.NOT_MEMBER, lambda: e.accept("bob", s.id))
     assert_refused(e, Reason.INVALID, lambda: e.hold("alice", s.id))
@@ -210,7 +219,7 @@ def test_end_removes_everyone_and_withdraws_invitations(site: Site) -> None:
     assert (s.state, s.end_reason, s.ended_at) == (SessionState.ENDED, "ended by Alice Ng", site.clock.now)
     assert s.invitations == {} and e.involved("alice") == e.involved("bob") == set()
     assert s.id not in {x.id for x in e.sessions()} and e.session(s.id) is s
-    assert bob.sync().gone[s.id] == {"id": s.id, "reason": "ended", "detail": "ended by Alice Ng"}
+    assert bob.sync().gone[s.id] == SessionGoneData(s.id, GoneReason.ENDED, detail="ended by Alice Ng")
     assert carol.rows("team:bill") == {} and carol.state.sessions == {}
     for action in (lambda: e.say("alice", s.id, "hi"), lambda: e.end("alice", s.id), lambda: e.accept("alice", s.id)):
         assert_refused(e, Reason.SESSION_ENDED, action, session_ids=[s.id])
@@ -233,7 +242,7 @@ def test_a_participant_leaves_and_the_session_goes_on(site: Site) -> None:
     assert (s.state, s.owner, s.participants) == (SessionState.ACTIVE, "alice", {})
     assert s.timeline[-1].kind is StepKind.LEFT and s.timeline[-1].by == "bob"
     assert "Bob Ortiz left" in s.chat[-1].text
-    assert bob.sync().gone[s.id]["id"] == s.id and e.involved("bob") == set()
+    assert bob.sync().gone[s.id].id == s.id and e.involved("bob") == set()
     assert_refused(e, Reason.NOT_PARTICIPANT, lambda: e.leave("bob", s.id))
 
 
@@ -280,9 +289,9 @@ def test_chat_reaches_the_reps_in_the_session_and_nobody_else(site: Site) -> Non
     seq = e.seq
     e.say("erin", s.id, "joining to help", reps_only=True)
     event = site.events[-1]
-    assert (event.seq, event.kind, event.audience) == (seq + 1, "chat", frozenset({"alice", "erin"}))
+    assert (event.seq, event.kind, event.audience) == (seq + 1, EventKind.CHAT, frozenset({"alice", "erin"}))
     bob.sync()
-    assert "chat" not in bob.kinds()
+    assert EventKind.CHAT not in bob.kinds()
 
 
 def test_event_lines_are_logged_in_the_chat(site: Site) -> None:
@@ -311,20 +320,22 @@ def test_a_rep_who_joins_later_gets_the_full_history(site: Site) -> None:
     s = site.waiting_in_net()
     e.customer_say(s.id, "Is anyone there?")  # said while waiting, seen by nobody yet
     accepted = execute(e, "alice", "accept", {"session": s.id})
-    assert [line["text"] for line in accepted["session"]["chat"]] == ["Is anyone there?", "Alice Ng accepted the session."]
+    assert isinstance(accepted, SessionResult) and isinstance(accepted.session.chat, list)
+    assert [line.text for line in accepted.session.chat] == ["Is anyone there?", "Alice Ng accepted the session."]
     e.say("alice", s.id, "note to self", reps_only=True)
     inv = e.share("alice", s.id, QueueRef.personal("bob"))
     joined = execute(e, "bob", "accept_invitation", {"invitation": inv.id})
-    assert joined["session"]["chat"] == [line.to_dict() for line in s.chat]
-    assert any(line["visibility"] == "reps" for line in joined["session"]["chat"])
+    assert isinstance(joined, SessionResult) and isinstance(joined.session.chat, list)
+    assert joined.session.chat == [line.view() for line in s.chat]
+    assert any(line.visibility is Visibility.REPS for line in joined.session.chat)
     # So does a console that (re)connects: the snapshot carries the chat
     # of the sessions the rep is in, and only of those.
     snap = e.snapshot("bob")
-    (mine,) = [x for x in snap["sessions"] if x["id"] == s.id]
-    assert mine["chat"] == [line.to_dict() for line in s.chat]
+    (mine,) = [x for x in snap.sessions if x.id == s.id]
+    assert mine.chat == [line.view() for line in s.chat]
     other = e.start_with_issue("vpn", intake("Other"))
-    (waiting,) = [x for x in e.snapshot("bob")["sessions"] if x["id"] == other.id]
-    assert "chat" not in waiting
+    (waiting,) = [x for x in e.snapshot("bob").sessions if x.id == other.id]
+    assert waiting.chat is UNSET
 
 
 @pytest.mark.parametrize(("text", "reason"), [("   ", Reason.INVALID), ("x" * (CHAT_LIMIT + 1), Reason.INVALID), (7, Reason.INVALID)])
@@ -343,7 +354,8 @@ def test_external_key_is_editable_by_the_reps_in_the_session(site: Site) -> None
     e = site.engine
     s = site.active("alice")
     e.set_external_key("alice", s.id, "TCK-1")
-    assert s.external_key == "TCK-1" and site.events[-1].data["session"]["external_key"] == "TCK-1"
+    last = site.events[-1]
+    assert s.external_key == "TCK-1" and isinstance(last.data, SessionData) and last.data.session.external_key == "TCK-1"
     assert_refused(e, Reason.NOT_PARTICIPANT, lambda: e.set_external_key("bob", s.id, "TCK-2"))
     assert_refused(e, Reason.INVALID, lambda: e.set_external_key("alice", s.id, "x" * 101))
 
@@ -361,7 +373,7 @@ def test_team_chat_reaches_the_team_and_counts_unread_per_rep(site: Site) -> Non
         c.sync()
     assert bob.state.team_chat["net"].unread == 2
     assert alice.state.team_chat["net"].unread == 1  # her own line is read
-    assert "net" not in carol.state.team_chat and "team_chat" not in carol.kinds()
+    assert "net" not in carol.state.team_chat and EventKind.TEAM_CHAT not in carol.kinds()
     # Reading is per rep and only moves forward.
     assert e.team_read("bob", "net", 1) == 1
     bob.sync()
@@ -370,9 +382,9 @@ def test_team_chat_reaches_the_team_and_counts_unread_per_rep(site: Site) -> Non
     assert e.team_read("bob", "net") == 2
     bob.sync()
     assert bob.state.team_chat["net"].unread == 0
-    assert e.snapshot("bob")["team_chat"]["net"]["last_read"] == 2
-    assert e.snapshot("alice")["team_chat"]["net"]["last_read"] == 1
-    read_events = [ev for ev in site.events if ev.kind == "team_read"]
+    assert e.snapshot("bob").team_chat["net"].last_read == 2
+    assert e.snapshot("alice").team_chat["net"].last_read == 1
+    read_events = [ev for ev in site.events if ev.kind is EventKind.TEAM_READ]
     assert all(ev.audience == frozenset({"bob"}) for ev in read_events) and len(read_events) == 2
 
 
@@ -380,9 +392,9 @@ def test_team_chat_keeps_a_bounded_history(site: Site) -> None:
     e = site.engine
     for i in range(TEAM_CHAT_HISTORY + 5):
         e.team_say("alice", "net", f"line {i}")
-    snap = e.snapshot("bob")["team_chat"]["net"]
-    assert snap["count"] == TEAM_CHAT_HISTORY + 5 and len(snap["lines"]) == TEAM_CHAT_HISTORY
-    assert snap["lines"][-1]["n"] == TEAM_CHAT_HISTORY + 5
+    snap = e.snapshot("bob").team_chat["net"]
+    assert snap.count == TEAM_CHAT_HISTORY + 5 and len(snap.lines) == TEAM_CHAT_HISTORY
+    assert snap.lines[-1].n == TEAM_CHAT_HISTORY + 5
 
 
 def test_team_chat_is_for_members_only(site: Site) -> None:
@@ -395,4 +407,4 @@ def test_team_chat_is_for_members_only(site: Site) -> None:
 def test_an_empty_team_message_is_refused_and_counts_nothing(site: Site) -> None:
     e = site.engine
     assert_refused(e, Reason.INVALID, lambda: e.team_say("alice", "net", "   "))
-    assert e.snapshot("bob")["team_chat"]["net"]["count"] == 0
+    assert e.snapshot("bob").team_chat["net"].count == 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 
+import msgspec
 import pytest
 from engine_helpers import RandomDriver, Site, build_site, fingerprint, intake, standard_rules
 
@@ -32,8 +33,10 @@ def _view(engine: QueueEngine, session_ids: list[str]) -> dict:
     """
     fp = fingerprint(engine, session_ids)
     del fp["next_deadline"]
-    for snap in fp["snapshots"].values():
-        snap["sessions"].sort(key=lambda s: s["id"])
+    fp["snapshots"] = {
+        rep: msgspec.structs.replace(snap, sessions=sorted(snap.sessions, key=lambda s: s.id))
+        for rep, snap in fp["snapshots"].items()
+    }
     return fp
 
 
