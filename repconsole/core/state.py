@@ -272,7 +272,10 @@ class ConsoleState:
         fresh snapshot, which replaces everything.
         """
         changes = Changes()
-        if batch.prev is not None and batch.prev != self.seq:
+        if batch.prev is None:
+            if batch and not isinstance(batch[0], Snapshot):
+                raise ValueError("a batch without prev must start with a snapshot")
+        elif batch.prev != self.seq:
             raise GapError(self.seq, batch.prev)
         for item in batch:
             if isinstance(item, Snapshot):
