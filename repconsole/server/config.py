@@ -482,7 +482,7 @@ _KINDS = {
     "date": "a date",
     "time": "a time",
 }
-_GOT = {**_KINDS, "float": "a float"}  # "a whole number, not a number" would puzzle
+_GOT = {**_KINDS, "float": "a float", "bool": "a boolean"}  # "a whole number, not a number" would puzzle
 _SAYINGS = {
     "Expected `datetime` with a timezone component": "needs a time zone (Z or +hh:mm): the server's clock is UTC",
     "Invalid RFC3339 encoded datetime": "must be " + _KINDS["datetime"],
@@ -594,10 +594,15 @@ class _Reader:
         numbers = (i for i in itertools.count() if (*path, i) not in self.unread)
         return (((*path, i), item) for i, item in zip(numbers, items))
 
-    def unique(self, ident: str, path: KeyPath, seen: set[str], what: str) -> None:
-        if ident in seen:
-            self.problem(path, f"duplicate {what} id {ident!r}")
-        seen.add(ident)
+    def each(self, section: str, items: Iterable[T], id_key: str = "id") -> Iterator[tuple[KeyPath, T]]:
+        """The tables of an array (``[[reps]]``) with their paths, reporting duplicate ids on the way."""
+        seen: set[str] = set()
+        for path, item in self.numbered((section,), items):
+            ident = getattr(item, id_key)
+            if ident in seen:
+                self.problem((*path, id_key), f"duplicate {section[:-1]} id {ident!r}")
+            seen.add(ident)
+            yield path, item
 
     def target(self, text: str, path: KeyPath) -> QueueRef | None:
         try:
@@ -645,9 +650,7 @@ class _Reader:
             if t.rule is not None:
                 self.check_rule(team_id, t.rule)
 
-        seen: set[str] = set()
-        for path, rep in self.numbered(("reps",), file.reps):
-            self.unique(rep.id, (*path, "id"), seen, "rep")
+        for path, rep in self.each("reps", file.reps):
             if rep.id == CUSTOMER:
                 self.problem((*path, "id"), f"{CUSTOMER!r} is reserved for the customer's chat lines")
             for team_path, team in self.numbered((*path, "teams"), rep.teams):
@@ -659,24 +662,18 @@ class _Reader:
                 except ValueError as exc:
                     self.problem((*path, "password_hash"), f"{exc} (make one with: repconsole-server passwd USERNAME)")
 
-        seen = set()
-        for path, issue in self.numbered(("issues",), file.issues):
-            self.unique(issue.code, (*path, "code"), seen, "issue")
+        for path, issue in self.each("issues", file.issues, "code"):
             if issue.team not in self.team_ids:
                 self.problem((*path, "team"), f"unknown team {issue.team!r}")
 
         buttons: list[ButtonSpec] = []
-        seen = set()
-        for path, b in self.numbered(("buttons",), file.buttons):
-            self.unique(b.id, (*path, "id"), seen, "button")
+        for path, b in self.each("buttons", file.buttons):
             if target := self.target(b.target, (*path, "target")):
                 expires_at = b.expires_at.timestamp() if b.expires_at else None
                 buttons.append(ButtonSpec(id=b.id, description=b.description, target=target, expires_at=expires_at))
 
         links: list[LinkSpec] = []
-        seen = set()
-        for path, k in self.numbered(("links",), file.links):
-            self.unique(k.id, (*path, "id"), seen, "link")
+        for path, k in self.each("links", file.links):
             if target := self.target(k.target, (*path, "target")):
                 links.append(LinkSpec(id=k.id, name=k.name, target=target))
 
