@@ -125,7 +125,7 @@ class TeamTable(_Table, frozen=True, kw_only=True):
 
 
 class TeamSpec(TeamTable, frozen=True, kw_only=True):
-    id: str
+    id: str  # the key of its [teams.<id>] table
 
 
 class RepSpec(_Table, frozen=True, kw_only=True):
