@@ -10,8 +10,8 @@ import pytest
 from server_helpers import site_toml
 
 from repconsole.backend import world
-from repconsole.core.model import QueueRef, RuleAction
-from repconsole.server.config import ConfigError, TomlLines, build_engine, demo_site, load_config
+from repconsole.core.model import QueueRef, RuleAction, SiteConfig
+from repconsole.server.config import ConfigError, ServerSettings, TomlLines, build_engine, demo_site, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "docs" / "site.example.toml"
@@ -166,3 +166,89 @@ inline = { p = 1, q = { r = 2 } }
     assert lines.line_of(("arr", 2, "inline", "q", "r")) == 20
     assert lines.line_of(("arr", 2)) == 19
     assert lines.line_of(("nope",)) is None
+
+
+# ------------------------------------------------- the declared shape (msgspec)
+
+
+@pytest.mark.parametrize(
+    ("change", "needle", "message"),
+    [
+        # An unknown key is refused at its own line, with the keys there are.
+        (("max_sessions = 3", 'max_sessions = 3\ncolour = "red"'), "colour",
+         "reps[4].colour: unknown key (expected one of: id, name, teams, max_sessions, password_hash)"),
+        (("[teams.net]", "[sever]\nport = 1\n\n[teams.net]"), "[sever]",
+         "sever: unknown key (expected one of: site, server, teams, reps, issues, buttons, links)"),
+        # A wrong type says what was expected.
+        (('name = "Hardware"', 'name = "Hardware"\npersistent = "yes"'), "persistent", "teams.hw.persistent: must be true or false, not a string"),
+        (('teams = ["net"]', 'teams = "net"'), 'teams = "net"', "reps[0].teams: must be an array, not a string"),
+        (('name = "Hardware"', 'name = "Hardware"\nrule = 5'), "rule = 5", "teams.hw.rule: must be a table, not a whole number"),
+        (("customer_grace = 0", 'customer_grace = "2m"'), "customer_grace", "server.customer_grace: must be a number of seconds, 0 or more"),
+        (("max_sessions = 3", "max_sessions = 2.5"), "max_sessions", "reps[4].max_sessions: must be a whole number between 1 and 1000"),
+        (('target = "team:net"', 'target = "team:net"\nexpires_at = 2030-01-01'), "expires_at",
+         "buttons[1].expires_at: must be a date and time such as 2030-06-30T23:59:59Z, not a date"),
+        # A range, a pattern.
+        (("customer_grace = 0", "customer_grace = 0\ntoken_lifetime = 30"), "token_lifetime", "server.token_lifetime: must be at least 60 seconds"),
+        (("grace_period = 60.0", "grace_period = 60.0\nkey_length = 4"), "key_length", "site.key_length: must be a whole number between 5 and 32"),
+        (("grace_period = 60.0", "grace_period = inf"), "grace_period", "site.grace_period: must be a number of seconds, 0 or more"),
+        (("customer_starts_per_minute = 0", "customer_starts_per_minute = -1"), "customer_starts_per_minute",
+         "server.customer_starts_per_minute: must be a whole number, 0 (no limit) or more"),
+        (('name = "Hardware"', 'name = " "'), 'name = " "', "teams.hw.name: must be a non-empty string"),
+        (("[teams.hw]", '[teams."h w"]'), '[teams."h w"]',
+         "teams.\"h w\": 'h w' is not a valid team id (1 to 64 letters, digits or _ . @ -, starting with a letter or digit)"),
+        (('id = "btn-net"', 'id = "btn-net\\n"'), "btn-net", "buttons[1].id: 'btn-net\\n' is not a valid button id"),
+    ],
+)
+def test_the_declared_shape_names_the_key_the_line_and_what_was_expected(
+    tmp_path: Path, change: tuple[str, str], needle: str, message: str
+) -> None:
+    text = site_toml()
+    assert change[0] in text, change[0]
+    text = text.replace(change[0], change[1], 1)
+    errors = _errors(tmp_path, text)
+    expected = f"site.toml:{_line(text, needle)}: {message}"
+    assert any(e.startswith(expected) for e in errors), errors
+
+
+def test_every_mistake_in_one_table_is_reported_not_just_the_first(tmp_path: Path) -> None:
+    text = site_toml().replace('max_sessions = 3', 'max_sessions = "3"\nnick = "E"\nteams = 5', 1).replace('teams = ["net", "bill"]\n', "", 1)
+    errors = _errors(tmp_path, text)
+    assert [e.split(": ", 1)[1] for e in errors] == [
+        "reps[4].max_sessions: must be a whole number between 1 and 1000",
+        "reps[4].nick: unknown key (expected one of: id, name, teams, max_sessions, password_hash)",
+        "reps[4].teams: must be an array, not a whole number",
+    ]
+
+
+def test_an_item_that_cannot_be_read_keeps_its_number(tmp_path: Path) -> None:
+    # bob's table cannot be read at all; carol, after him, is still reps[2].
+    text = site_toml().replace('name = "Bob Ortiz"', "name = 5").replace('teams = ["bill"]', 'teams = ["sales"]')
+    errors = _errors(tmp_path, text)
+    assert errors == [
+        f"site.toml:{_line(text, 'name = 5')}: reps[1].name: must be a non-empty string",
+        f"site.toml:{_line(text, 'sales')}: reps[2].teams[0]: unknown team 'sales'",
+    ]
+
+
+def test_a_key_is_reported_once_with_its_first_problem(tmp_path: Path) -> None:
+    rule = 'name = "Hardware"\nrule = { after = 60, action = "transfer", overflow_team = 5 }'
+    text = site_toml().replace('name = "Hardware"', rule)
+    # Not also "is required when action is 'transfer'": the overflow team is there, only wrong.
+    assert _errors(tmp_path, text) == [f"site.toml:{_line(text, 'rule =')}: teams.hw.rule.overflow_team: must be a string, not a whole number"]
+
+
+def test_problems_come_in_the_files_order(tmp_path: Path) -> None:
+    # A wrong type near the end, unknown references (checked after conversion) before it.
+    text = site_toml().replace('name = "Billing help link"', "name = 5").replace('"team:vault"', '"team:vaults"')
+    text = text.replace('teams = ["hw"]', 'teams = ["hardware"]')
+    lines = [int(e.split(":")[1]) for e in _errors(tmp_path, text)]
+    assert len(lines) == 3 and lines == sorted(lines)
+
+
+def test_what_the_file_leaves_out_is_the_engines_and_the_servers_default(tmp_path: Path) -> None:
+    path = tmp_path / "site.toml"
+    path.write_text('[[reps]]\nid = "a"\nname = "A"\n', encoding="utf-8")
+    spec = load_config(path)
+    assert spec.site == SiteConfig()
+    assert spec.server == ServerSettings()
+    assert spec.reps[0].teams == () and spec.reps[0].max_sessions is None

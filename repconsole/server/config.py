@@ -7,10 +7,12 @@ file, the line and the key::
 
     site.toml:14: teams.network.rule.overflow_team: unknown team 'netwrk'
 
-tomllib reports the line of a syntax error; for a value that is valid TOML
-but wrong, :class:`TomlLines` finds the line of the key by scanning the
-source (tables, arrays of tables, dotted and quoted keys, inline tables).
-Every problem in the file is reported at once, not just the first.
+The file's shape is msgspec Structs: :class:`SiteFile` and its tables declare
+the keys, their types, defaults, ranges and patterns, and refuse unknown keys
+(a new section is a new Struct and a field of SiteFile).  What a Struct
+cannot say (unknown or duplicate ids, origins, password hashes) is checked
+after conversion.  Every mistake is reported at once, not just msgspec's
+first, at the line :class:`TomlLines` finds for its key.
 
 :func:`demo_site` is the simulator's site (repconsole.backend.world), with
 the simulator's rep "me" called ``alex``: with no configuration the server
@@ -21,15 +23,20 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import enum
+import itertools
 import math
 import random
 import re
 import tomllib
+import types
 import urllib.parse
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
+
+import msgspec
+from msgspec import Meta, field
 
 from repconsole.core.clock import Clock, ManualClock
 from repconsole.core.engine import QueueEngine
@@ -45,6 +52,7 @@ __all__ = [
     "RepSpec",
     "RuleSpec",
     "ServerSettings",
+    "SiteFile",
     "SiteSpec",
     "TeamSpec",
     "TomlLines",
@@ -55,85 +63,155 @@ __all__ = [
 ]
 
 DEMO_ME = "alex"
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-_ID_RULE = "1 to 64 letters, digits or _ . @ -, starting with a letter or digit"
+T = TypeVar("T")
 
+# ------------------------------------------------------------ value types
+#
+# A constrained type may carry its own message in Meta(extra={"message": ...}):
+# it is used for any mistake in such a value, its type or its range, and may
+# name the value as {value!r}.  Other mistakes get a message made from
+# msgspec's (see _message).
+
+_ID_RULE = "1 to 64 letters, digits or _ . @ -, starting with a letter or digit"
+_SECONDS = "must be a number of seconds, 0 or more"
+_CENTURY = 100 * 365 * 86400.0  # an upper bound keeps inf out (TOML has it); no setting needs more
+
+
+def _id(what: str) -> Meta:
+    # \Z, not $: $ also matches before a final newline.
+    return Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}\Z", extra={"message": f"{{value!r}} is not a valid {what} id ({_ID_RULE})"})
+
+
+def _between(low: int, high: int) -> Meta:
+    return Meta(ge=low, le=high, extra={"message": f"must be a whole number between {low} and {high}"})
+
+
+TeamId = Annotated[str, _id("team")]
+RepId = Annotated[str, _id("rep")]
+IssueId = Annotated[str, _id("issue")]
+ButtonId = Annotated[str, _id("button")]
+LinkId = Annotated[str, _id("link")]
+Text = Annotated[str, Meta(pattern=r"\S", extra={"message": "must be a non-empty string"})]
+Seconds = Annotated[float, Meta(ge=0, le=_CENTURY, extra={"message": _SECONDS})]  # ge=0 also refuses nan
+Timestamp = Annotated[dt.datetime, Meta(tz=True)]  # an aware time: the server's clock is UTC
+SessionCount = Annotated[int, _between(1, 1000)]
 
 # ------------------------------------------------------------------ specs
 
 
-@dataclass(frozen=True, slots=True)
-class RuleSpec:
+class _Table(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A table of the site file: an unknown key is a typo, not to be ignored.
+
+    Subclasses repeat frozen and kw_only: msgspec does not inherit kw_only, mypy neither.
+    """
+
+
+class RuleSpec(_Table, frozen=True, kw_only=True):
+    """A team's waiting-session rule: after ``after`` seconds unaccepted, act."""
+
+    # > 0, checked in _Reader.check_rule rather than by a Meta: a rule whose
+    # `after` is wrong then still has its action and overflow team checked.
     after: float
     action: RuleAction
     overflow_team: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class TeamSpec:
-    id: str
-    name: str
-    persistent: bool = False
+class TeamTable(_Table, frozen=True, kw_only=True):
+    """``[teams.<id>]``: a team without its id, which is the table's key."""
+
+    name: Text
+    persistent: bool = False  # keeps its sessions while none of its reps is logged in
     rule: RuleSpec | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class RepSpec:
-    id: str
-    name: str
+class TeamSpec(TeamTable, frozen=True, kw_only=True):
+    id: str  # the key of its [teams.<id>] table
+
+
+class RepSpec(_Table, frozen=True, kw_only=True):
+    id: RepId
+    name: Text
     teams: tuple[str, ...] = ()
-    max_sessions: int | None = None  # None: the site's default
+    max_sessions: SessionCount | None = None  # None: the site's default
     password_hash: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class IssueSpec:
-    code: str
-    name: str
-    category: str
+class IssueSpec(_Table, frozen=True, kw_only=True):
+    code: IssueId
+    name: Text
+    category: Text = ""
     team: str
 
 
-@dataclass(frozen=True, slots=True)
-class ButtonSpec:
+class ButtonTable(_Table, frozen=True, kw_only=True):
+    id: ButtonId
+    description: Text
+    target: str  # a QueueRef: parsed with the other references
+    expires_at: Timestamp | None = None
+
+
+class ButtonSpec(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     description: str
     target: QueueRef
     expires_at: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class LinkSpec:
+class LinkTable(_Table, frozen=True, kw_only=True):
+    id: LinkId
+    name: Text
+    target: str
+
+
+class LinkSpec(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     name: str
     target: QueueRef
 
 
-@dataclass(frozen=True, slots=True)
-class ServerSettings:
-    """How the server treats connections (the site itself is in :class:`SiteSpec`).
+_ENGINE = SiteConfig()
 
-    Attributes:
-        allowed_origins: origins (``https://host[:port]``) whose pages may use
-            the customer endpoint, besides the server's own.
-        resume_window: seconds of events kept for a console to resume
-            without a new snapshot; also how long command answers are kept.
-        token_lifetime: seconds a login's token can resume.
-        customer_grace: seconds a customer may be away (reloading the page,
-            a network switch) before their session ends; 0: never.
-        customer_starts_per_minute: sessions one client address may start
-            per minute (anyone can start one: this bounds spam); 0: no limit.
-    """
 
+class SiteTable(_Table, frozen=True, kw_only=True):
+    """``[site]``: the engine's :class:`SiteConfig`, with its defaults."""
+
+    grace_period: Seconds = _ENGINE.grace_period
+    fallback_queue: str | None = None
+    max_sessions_default: SessionCount = _ENGINE.max_sessions_default
+    key_length: Annotated[int, _between(5, 32)] = _ENGINE.key_length
+    key_failures_per_minute: Annotated[int, _between(1, 1000)] = _ENGINE.key_failures_per_minute
+
+
+class ServerSettings(_Table, frozen=True, kw_only=True):
+    """``[server]``: how the server treats connections (the site itself is in :class:`SiteSpec`)."""
+
+    # Origins (https://host[:port]) whose pages may use the customer endpoint, besides the server's own.
     allowed_origins: tuple[str, ...] = ()
-    resume_window: float = 300.0
-    token_lifetime: float = 12 * 3600.0
-    customer_grace: float = 120.0
-    customer_starts_per_minute: int = 30
+    # Events kept for a console to resume without a new snapshot; command answers are kept as long.
+    resume_window: Seconds = 300.0
+    # How long a login's token can resume.
+    token_lifetime: Annotated[float, Meta(ge=60, le=_CENTURY, extra={"message": "must be at least 60 seconds"})] = 12 * 3600.0
+    # How long a customer may be away (a page reload, a network switch) before their session ends; 0: never.
+    customer_grace: Seconds = 120.0
+    # Sessions one client address may start per minute (anyone can: this bounds spam); 0: no limit.
+    customer_starts_per_minute: Annotated[int, Meta(ge=0, extra={"message": "must be a whole number, 0 (no limit) or more"})] = 30
 
 
-@dataclass(frozen=True, slots=True)
-class SiteSpec:
+class SiteFile(_Table, frozen=True, kw_only=True):
+    """The whole file: its sections, in the order an unknown key's message lists them."""
+
+    site: SiteTable = field(default_factory=SiteTable)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    teams: dict[TeamId, TeamTable] = field(default_factory=dict)
+    reps: Annotated[tuple[RepSpec, ...], Meta(min_length=1)]
+    issues: tuple[IssueSpec, ...] = ()
+    buttons: tuple[ButtonTable, ...] = ()
+    links: tuple[LinkTable, ...] = ()
+
+
+class SiteSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A checked site: what the engine is built from (:func:`build_engine`) and the server's settings."""
+
     site: SiteConfig
     teams: tuple[TeamSpec, ...]
     reps: tuple[RepSpec, ...]
@@ -190,30 +268,34 @@ def demo_site() -> SiteSpec:
     def target(q: QueueRef) -> QueueRef:
         return QueueRef(q.kind, rename(q.id)) if q.is_personal else q
 
-    teams = tuple(
-        TeamSpec(t.id, t.name, t.persistent, RuleSpec(t.rule.after, t.rule.action, t.rule.overflow_team) if t.rule else None)
-        for t in scratch.teams.values()
-    )
-    reps = tuple(RepSpec(rename(r.id), r.name, tuple(sorted(r.teams)), r.max_sessions) for r in scratch.reps.values())
+    def rule(r: WaitingRule | None) -> RuleSpec | None:
+        return RuleSpec(after=r.after, action=r.action, overflow_team=r.overflow_team) if r else None
+
     site = dataclasses.replace(scratch.site)
     if site.fallback_queue is not None:
         site.fallback_queue = target(site.fallback_queue)
     return SiteSpec(
         site=site,
-        teams=teams,
-        reps=reps,
-        issues=tuple(IssueSpec(i.code, i.name, i.category, i.team) for i in scratch.issues.values()),
-        buttons=tuple(ButtonSpec(rename(b.id), b.description, target(b.target), b.expires_at) for b in scratch.buttons.values()),
-        links=tuple(LinkSpec(rename(k.id), k.name, target(k.target)) for k in scratch.links.values()),
+        teams=tuple(TeamSpec(id=t.id, name=t.name, persistent=t.persistent, rule=rule(t.rule)) for t in scratch.teams.values()),
+        reps=tuple(
+            RepSpec(id=rename(r.id), name=r.name, teams=tuple(sorted(r.teams)), max_sessions=r.max_sessions)
+            for r in scratch.reps.values()
+        ),
+        issues=tuple(IssueSpec(code=i.code, name=i.name, category=i.category, team=i.team) for i in scratch.issues.values()),
+        buttons=tuple(
+            ButtonSpec(id=rename(b.id), description=b.description, target=target(b.target), expires_at=b.expires_at)
+            for b in scratch.buttons.values()
+        ),
+        links=tuple(LinkSpec(id=rename(k.id), name=k.name, target=target(k.target)) for k in scratch.links.values()),
     )
 
 
 # ----------------------------------------------------------------- errors
 
-Path_ = tuple[str | int, ...]
+KeyPath = tuple[str | int, ...]
 
 
-def format_key(path: Path_) -> str:
+def format_key(path: KeyPath) -> str:
     out = ""
     for part in path:
         if isinstance(part, int):
@@ -224,7 +306,7 @@ def format_key(path: Path_) -> str:
     return out
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class ConfigProblem:
     file: str
     line: int | None
@@ -260,21 +342,21 @@ class TomlLines:
     """
 
     def __init__(self, text: str) -> None:
-        self._lines: dict[Path_, int] = {}
+        self._lines: dict[KeyPath, int] = {}
         self._arrays: dict[tuple[str, ...], int] = {}
         self._scan(text)
 
-    def line_of(self, path: Path_) -> int | None:
+    def line_of(self, path: KeyPath) -> int | None:
         for k in range(len(path), 0, -1):
             line = self._lines.get(path[:k])
             if line is not None:
                 return line
         return None
 
-    def _record(self, path: Path_, line: int) -> None:
+    def _record(self, path: KeyPath, line: int) -> None:
         self._lines.setdefault(path, line)
 
-    def _resolve(self, keys: tuple[str, ...]) -> Path_:
+    def _resolve(self, keys: tuple[str, ...]) -> KeyPath:
         """A table header's path, with the current index of each enclosing array of tables."""
         out: list[str | int] = []
         for i, key in enumerate(keys):
@@ -285,7 +367,7 @@ class TomlLines:
         return tuple(out)
 
     def _scan(self, text: str) -> None:
-        prefix: Path_ = ()
+        prefix: KeyPath = ()
         pending_close: str | None = None  # the delimiter of an open multi-line string
         depth = 0  # brackets still open in a multi-line value
         for number, raw in enumerate(text.splitlines(), 1):
@@ -386,81 +468,227 @@ def _continue_value(text: str, open_string: str | None, depth: int) -> tuple[str
     return open_string, max(depth, 0)
 
 
-# -------------------------------------------------------------- checking
+# ---------------------------------------------------------------- reading
+
+# msgspec's names of what it expected and got (``Expected `int`, got `str```).
+_KINDS = {
+    "int": "a whole number",
+    "float": "a number",
+    "str": "a string",
+    "bool": "true or false",
+    "array": "an array",
+    "object": "a table",
+    "datetime": "a date and time such as 2030-06-30T23:59:59Z",
+    "date": "a date",
+    "time": "a time",
+}
+_GOT = {**_KINDS, "float": "a float", "bool": "a boolean"}  # "a whole number, not a number" would puzzle
+_SAYINGS = {
+    "Expected `datetime` with a timezone component": "needs a time zone (Z or +hh:mm): the server's clock is UTC",
+    "Invalid RFC3339 encoded datetime": "must be " + _KINDS["datetime"],
+    "Expected `array` of length >= 1": "must not be empty",
+}
 
 
-class _Checker:
-    """Reads typed values out of the parsed document and collects problems."""
+def _unwrap(tp: Any) -> tuple[Any, list[Meta]]:
+    """``tp`` without ``Annotated`` and ``| None``, and the Meta it was annotated with."""
+    metas: list[Meta] = []
+    while True:
+        origin = get_origin(tp)
+        if origin is Annotated:
+            tp, *extra = get_args(tp)
+            metas += [m for m in extra if isinstance(m, Meta)]
+        elif origin in (Union, types.UnionType) and len(arms := [a for a in get_args(tp) if a is not type(None)]) == 1:
+            tp = arms[0]
+        else:
+            return tp, metas
 
-    def __init__(self, file: str, lines: TomlLines) -> None:
+
+def _message(error: msgspec.ValidationError, raw: object, tp: Any, path: KeyPath) -> str:
+    """What is wrong with ``raw``, which msgspec could not convert to ``tp``."""
+    shape, metas = _unwrap(tp)
+    for meta in metas:
+        if meta.extra and "message" in meta.extra:
+            return str(meta.extra["message"]).format(value=raw)
+    text = str(error).split(" - at `")[0]  # the path: the caller knows it, in the file's terms
+    if isinstance(shape, type) and issubclass(shape, enum.Enum) and isinstance(raw, str):
+        return f"unknown {path[-1]} {raw!r} (expected {' or '.join(str(m.value) for m in shape)})"
+    if m := re.fullmatch(r"Expected `(\w+)[^`]*`, got `(\w+)`", text):
+        return f"must be {_KINDS.get(m[1], m[1])}, not {_GOT.get(m[2], m[2])}"
+    return _SAYINGS.get(text, text[:1].lower() + text[1:])
+
+
+class _Reader:
+    """Converts a parsed site file to a :class:`SiteSpec`, collecting every problem in it."""
+
+    def __init__(self, file: str, text: str, doc: dict[str, Any]) -> None:
         self.file = file
-        self.lines = lines
+        self.doc = doc
+        self.lines = TomlLines(text)
         self.problems: list[ConfigProblem] = []
+        self.unread: set[KeyPath] = set()  # array items left out of what convert() returned
+        # References are checked against every id the document declares, even
+        # in a table that is wrong itself: one mistake, one message.
+        teams, reps = doc.get("teams"), doc.get("reps")
+        self.team_ids = set(teams) if isinstance(teams, dict) else set()
+        self.rep_ids = {r.get("id") for r in reps if isinstance(r, dict)} if isinstance(reps, list) else set()
 
-    def problem(self, path: Path_, message: str) -> None:
-        self.problems.append(ConfigProblem(self.file, self.lines.line_of(path), format_key(path), message))
+    def problem(self, path: KeyPath, message: str) -> None:
+        key = format_key(path)
+        if all(p.key != key for p in self.problems):  # the first thing wrong with a key says it
+            self.problems.append(ConfigProblem(self.file, self.lines.line_of(path), key, message))
 
-    def table(self, doc: dict[str, Any], path: Path_, allowed: Sequence[str]) -> dict[str, Any]:
-        if not isinstance(doc, dict):
-            self.problem(path, "must be a table")
-            return {}
-        for key in doc:
-            if key not in allowed:
-                self.problem((*path, key), f"unknown key (expected one of: {', '.join(allowed)})")
-        return doc
+    def convert(self, raw: object, tp: Any, path: KeyPath) -> Any:
+        """``raw`` as a ``tp``.  On a mistake, every mistake in ``raw`` is reported and
+        what could be read of it is returned (None: nothing), so that the checks
+        after conversion still see the rest of the file.
 
-    def value(self, doc: dict[str, Any], path: Path_, kind: str, *, required: bool = False, default: Any = None) -> Any:
-        key = path[-1]
-        if key not in doc:
-            if required:
-                self.problem(path, "is required")
-            return default
-        v = doc[key]
-        ok = {
-            "str": isinstance(v, str) and v.strip() != "",
-            "bool": isinstance(v, bool),
-            "int": isinstance(v, int) and not isinstance(v, bool),
-            "seconds": isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0,
-            "list": isinstance(v, list),
-        }[kind]
-        if not ok:
-            self.problem(path, {
-                "str": "must be a non-empty string",
-                "bool": "must be true or false",
-                "int": "must be a whole number",
-                "seconds": "must be a number of seconds, 0 or more",
-                "list": "must be an array",
-            }[kind])  # fmt: skip
-            return default
-        return float(v) if kind == "seconds" else v
+        msgspec stops at the first mistake: below a table, a dict or an array
+        that has one, each key or item is converted on its own.
+        """
+        try:
+            return msgspec.convert(raw, tp, strict=True)
+        except msgspec.ValidationError as exc:
+            error = exc
+        before = len(self.problems)
+        shape, _ = _unwrap(tp)
+        result: Any = None
+        if isinstance(raw, dict) and isinstance(shape, type) and issubclass(shape, msgspec.Struct):
+            result = self._table(raw, shape, path)
+        elif isinstance(raw, dict) and get_origin(shape) is dict:
+            key_type, value_type = get_args(shape)
+            result = {}
+            for k, v in raw.items():
+                key, value = self.convert(k, key_type, (*path, k)), self.convert(v, value_type, (*path, k))
+                if key is not None and value is not None:
+                    result[key] = value
+        elif isinstance(raw, list) and get_origin(shape) is tuple:
+            items = [self.convert(item, get_args(shape)[0], (*path, i)) for i, item in enumerate(raw)]
+            self.unread.update((*path, i) for i, item in enumerate(items) if item is None)
+            result = tuple(item for item in items if item is not None)
+        if len(self.problems) == before:  # nothing wrong inside: it is the value itself (its type, its length)
+            self.problem(path, _message(error, raw, tp, path))
+        return result
 
-    def ident(self, doc: dict[str, Any], path: Path_, seen: set[str], what: str) -> str | None:
-        value = self.value(doc, path, "str", required=True)
-        if value is None:
+    def _table(self, raw: dict[str, Any], cls: type[msgspec.Struct], path: KeyPath) -> Any:
+        fields = {f.encode_name: f for f in msgspec.structs.fields(cls)}
+        before = len(self.problems)
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            f = fields.get(key)
+            if f is None:
+                self.problem((*path, key), f"unknown key (expected one of: {', '.join(fields)})")
+            elif (converted := self.convert(value, f.type, (*path, key))) is not None:
+                values[f.name] = converted
+        if len(self.problems) == before:  # as msgspec: a missing key counts once the keys there are right
+            for f in fields.values():
+                if f.required and f.encode_name not in raw:
+                    self.problem((*path, f.encode_name), "is required")
+        try:
+            return cls(**values)  # a wrong key is read as its default, for the checks that follow
+        except TypeError:  # a required key is missing or wrong
             return None
-        if not _ID.match(value):
-            self.problem(path, f"{value!r} is not a valid {what} id ({_ID_RULE})")
-            return None
-        if value in seen:
-            self.problem(path, f"duplicate {what} id {value!r}")
-            return None
-        seen.add(value)
-        return value
 
-    def target(self, doc: dict[str, Any], path: Path_, teams: set[str], reps: set[str]) -> QueueRef | None:
-        text = self.value(doc, path, "str", required=True)
-        if text is None:
-            return None
+    def numbered(self, path: KeyPath, items: Iterable[T]) -> Iterator[tuple[KeyPath, T]]:
+        """Each of ``items`` with its path: an item convert() left out still has its number."""
+        numbers = (i for i in itertools.count() if (*path, i) not in self.unread)
+        return (((*path, i), item) for i, item in zip(numbers, items))
+
+    def each(self, section: str, items: Iterable[T], id_key: str = "id") -> Iterator[tuple[KeyPath, T]]:
+        """The tables of an array (``[[reps]]``) with their paths, reporting duplicate ids on the way."""
+        seen: set[str] = set()
+        for path, item in self.numbered((section,), items):
+            ident = getattr(item, id_key)
+            if ident in seen:
+                self.problem((*path, id_key), f"duplicate {section[:-1]} id {ident!r}")
+            seen.add(ident)
+            yield path, item
+
+    def target(self, text: str, path: KeyPath) -> QueueRef | None:
         try:
             q = QueueRef.parse(text)
         except ValueError as exc:
             self.problem(path, str(exc))
             return None
-        known = reps if q.is_personal else teams
-        if q.id not in known:
+        if q.id not in (self.rep_ids if q.is_personal else self.team_ids):
             self.problem(path, f"unknown {'rep' if q.is_personal else 'team'} {q.id!r}")
             return None
         return q
+
+    def check_rule(self, team_id: str, rule: RuleSpec) -> None:
+        path = ("teams", team_id, "rule")
+        if not (rule.after > 0 and math.isfinite(rule.after)):
+            self.problem((*path, "after"), "must be more than 0 seconds" if rule.after == 0 else _SECONDS)
+        overflow = rule.overflow_team
+        if overflow is None:
+            if rule.action is RuleAction.TRANSFER:
+                self.problem((*path, "overflow_team"), "is required when action is 'transfer'")
+        elif rule.action is not RuleAction.TRANSFER:
+            self.problem((*path, "overflow_team"), "only a 'transfer' rule has an overflow team")
+        elif overflow not in self.team_ids:
+            self.problem((*path, "overflow_team"), f"unknown team {overflow!r}")
+        elif overflow == team_id:
+            self.problem((*path, "overflow_team"), "a team cannot overflow into itself")
+
+    def read(self, source: Path) -> SiteSpec | None:
+        """The spec, or None after reporting every problem."""
+        file: SiteFile | None = self.convert(self.doc, SiteFile, ())
+        if file is None:  # the top level itself is wrong (no reps): nothing to check references against
+            return None
+        s = file.site
+        fallback = None if s.fallback_queue is None else self.target(s.fallback_queue, ("site", "fallback_queue"))
+        site = SiteConfig(s.grace_period, fallback, s.key_length, s.key_failures_per_minute, s.max_sessions_default)
+
+        origins: list[str] = []
+        for path, text in self.numbered(("server", "allowed_origins"), file.server.allowed_origins):
+            try:
+                origins.append(parse_origin(text))
+            except ValueError as exc:
+                self.problem(path, str(exc))
+
+        for team_id, t in file.teams.items():
+            if t.rule is not None:
+                self.check_rule(team_id, t.rule)
+
+        for path, rep in self.each("reps", file.reps):
+            if rep.id == CUSTOMER:
+                self.problem((*path, "id"), f"{CUSTOMER!r} is reserved for the customer's chat lines")
+            for team_path, team in self.numbered((*path, "teams"), rep.teams):
+                if team not in self.team_ids:
+                    self.problem(team_path, f"unknown team {team!r}")
+            if rep.password_hash is not None:
+                try:
+                    parse_hash(rep.password_hash)
+                except ValueError as exc:
+                    self.problem((*path, "password_hash"), f"{exc} (make one with: repconsole-server passwd USERNAME)")
+
+        for path, issue in self.each("issues", file.issues, "code"):
+            if issue.team not in self.team_ids:
+                self.problem((*path, "team"), f"unknown team {issue.team!r}")
+
+        buttons: list[ButtonSpec] = []
+        for path, b in self.each("buttons", file.buttons):
+            if target := self.target(b.target, (*path, "target")):
+                expires_at = b.expires_at.timestamp() if b.expires_at else None
+                buttons.append(ButtonSpec(id=b.id, description=b.description, target=target, expires_at=expires_at))
+
+        links: list[LinkSpec] = []
+        for path, k in self.each("links", file.links):
+            if target := self.target(k.target, (*path, "target")):
+                links.append(LinkSpec(id=k.id, name=k.name, target=target))
+
+        if self.problems:
+            return None
+        return SiteSpec(
+            site=site,
+            teams=tuple(TeamSpec(id=i, name=t.name, persistent=t.persistent, rule=t.rule) for i, t in file.teams.items()),
+            reps=file.reps,
+            issues=file.issues,
+            buttons=tuple(buttons),
+            links=tuple(links),
+            server=msgspec.structs.replace(file.server, allowed_origins=tuple(origins)),
+            source=source,
+        )
 
 
 def parse_origin(text: str) -> str:
@@ -472,30 +700,6 @@ def parse_origin(text: str) -> str:
         raise ValueError(f"{text!r} is not an origin such as https://support.example.com[:port]")
     port = f":{u.port}" if u.port is not None else ""
     return f"{u.scheme}://{u.hostname}{port}"
-
-
-def _timestamp(value: Any) -> float:
-    if isinstance(value, str):
-        try:
-            value = dt.datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not an ISO 8601 date and time") from None
-    if not isinstance(value, dt.datetime):
-        raise ValueError("must be a date and time, e.g. 2026-12-31T18:00:00Z")  # noqa: TRY004 - a config problem, not a bug
-    if value.tzinfo is None:
-        raise ValueError("needs a time zone (Z or +hh:mm): the server's clock is UTC")
-    return value.timestamp()
-
-
-_TOP = ("site", "server", "teams", "reps", "issues", "buttons", "links")
-_SITE = ("grace_period", "fallback_queue", "max_sessions_default", "key_length", "key_failures_per_minute")
-_SERVER = ("allowed_origins", "resume_window", "token_lifetime", "customer_grace", "customer_starts_per_minute")
-_TEAM = ("name", "persistent", "rule")
-_RULE = ("after", "action", "overflow_team")
-_REP = ("id", "name", "teams", "max_sessions", "password_hash")
-_ISSUE = ("code", "name", "category", "team")
-_BUTTON = ("id", "description", "target", "expires_at")
-_LINK = ("id", "name", "target")
 
 
 def load_config(path: str | Path) -> SiteSpec:
@@ -512,169 +716,8 @@ def load_config(path: str | Path) -> SiteSpec:
         m = re.search(r"\(at line (\d+), column \d+\)", str(exc))
         message = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", str(exc))
         raise ConfigError([ConfigProblem(name, int(m.group(1)) if m else None, "", f"TOML syntax error: {message}")]) from None
-    ch = _Checker(name, TomlLines(text))
-    spec = _check(ch, doc, path)
-    if ch.problems:
-        raise ConfigError(ch.problems)
-    assert spec is not None
+    reader = _Reader(name, text, doc)
+    spec = reader.read(path)
+    if spec is None:
+        raise ConfigError(sorted(reader.problems, key=lambda p: p.line or 0))  # in the file's order
     return spec
-
-
-def _check(ch: _Checker, doc: dict[str, Any], source: Path) -> SiteSpec | None:
-    ch.table(doc, (), _TOP)
-    # Directory first: every reference below is checked against it.
-    teams_doc = doc.get("teams", {})
-    if not isinstance(teams_doc, dict):
-        ch.problem(("teams",), "must be a table of teams, e.g. [teams.network]")
-        teams_doc = {}
-    team_ids: set[str] = set()
-    for team_id in teams_doc:
-        if not _ID.match(team_id):
-            ch.problem(("teams", team_id), f"{team_id!r} is not a valid team id ({_ID_RULE})")
-        team_ids.add(team_id)
-    reps_doc = ch.value(doc, ("reps",), "list", required=True, default=[])
-    rep_ids: set[str] = {r["id"] for r in reps_doc if isinstance(r, dict) and isinstance(r.get("id"), str)}
-    if not reps_doc and "reps" in doc:
-        ch.problem(("reps",), "a site needs at least one rep")
-
-    site_doc = ch.table(doc.get("site", {}), ("site",), _SITE)
-    site = SiteConfig()
-    site.grace_period = ch.value(site_doc, ("site", "grace_period"), "seconds", default=site.grace_period)
-    if "fallback_queue" in site_doc:
-        site.fallback_queue = ch.target(site_doc, ("site", "fallback_queue"), team_ids, rep_ids)
-    for key, low, high in (("max_sessions_default", 1, 1000), ("key_length", 5, 32), ("key_failures_per_minute", 1, 1000)):
-        value = ch.value(site_doc, ("site", key), "int", default=getattr(site, key))
-        if not low <= value <= high:
-            ch.problem(("site", key), f"must be between {low} and {high}")
-        else:
-            setattr(site, key, value)
-
-    server_doc = ch.table(doc.get("server", {}), ("server",), _SERVER)
-    defaults = ServerSettings()
-    origins: list[str] = []
-    for i, text in enumerate(ch.value(server_doc, ("server", "allowed_origins"), "list", default=[])):
-        try:
-            origins.append(parse_origin(text if isinstance(text, str) else ""))
-        except ValueError as exc:
-            ch.problem(("server", "allowed_origins", i), str(exc))
-    settings = ServerSettings(
-        allowed_origins=tuple(origins),
-        resume_window=ch.value(server_doc, ("server", "resume_window"), "seconds", default=defaults.resume_window),
-        token_lifetime=ch.value(server_doc, ("server", "token_lifetime"), "seconds", default=defaults.token_lifetime),
-        customer_grace=ch.value(server_doc, ("server", "customer_grace"), "seconds", default=defaults.customer_grace),
-        customer_starts_per_minute=ch.value(
-            server_doc, ("server", "customer_starts_per_minute"), "int", default=defaults.customer_starts_per_minute
-        ),
-    )
-    if settings.customer_starts_per_minute < 0:
-        ch.problem(("server", "customer_starts_per_minute"), "must be 0 (no limit) or more")
-    if settings.token_lifetime < 60:
-        ch.problem(("server", "token_lifetime"), "must be at least 60 seconds")
-
-    teams = []
-    for team_id, t in teams_doc.items():
-        p: Path_ = ("teams", team_id)
-        t = ch.table(t, p, _TEAM)
-        rule = None
-        if "rule" in t:
-            r = ch.table(t["rule"], (*p, "rule"), _RULE)
-            after = ch.value(r, (*p, "rule", "after"), "seconds", required=True, default=0.0)
-            if "after" in r and after <= 0:
-                ch.problem((*p, "rule", "after"), "must be more than 0 seconds")
-            action_text = ch.value(r, (*p, "rule", "action"), "str", required=True)
-            action = None
-            if action_text is not None:
-                try:
-                    action = RuleAction(action_text)
-                except ValueError:
-                    ch.problem((*p, "rule", "action"), f"unknown action {action_text!r} (expected mark_overdue or transfer)")
-            overflow = ch.value(r, (*p, "rule", "overflow_team"), "str")
-            if action is RuleAction.TRANSFER and overflow is None and "overflow_team" not in r:
-                ch.problem((*p, "rule", "overflow_team"), "is required when action is 'transfer'")
-            elif overflow is not None and action is RuleAction.MARK_OVERDUE:
-                ch.problem((*p, "rule", "overflow_team"), "only a 'transfer' rule has an overflow team")
-            elif overflow is not None and overflow not in team_ids:
-                ch.problem((*p, "rule", "overflow_team"), f"unknown team {overflow!r}")
-            elif overflow == team_id:
-                ch.problem((*p, "rule", "overflow_team"), "a team cannot overflow into itself")
-            if action is not None:
-                rule = RuleSpec(after, action, overflow)
-        teams.append(TeamSpec(
-            team_id,
-            ch.value(t, (*p, "name"), "str", required=True, default=team_id),
-            ch.value(t, (*p, "persistent"), "bool", default=False),
-            rule,
-        ))  # fmt: skip
-
-    reps: list[RepSpec] = []
-    seen: set[str] = set()
-    for i, r in enumerate(reps_doc):
-        p = ("reps", i)
-        r = ch.table(r, p, _REP)
-        rep_id = ch.ident(r, (*p, "id"), seen, "rep")
-        if rep_id == CUSTOMER:
-            ch.problem((*p, "id"), f"{CUSTOMER!r} is reserved for the customer's chat lines")
-        member_of = []
-        for j, team in enumerate(ch.value(r, (*p, "teams"), "list", default=[])):
-            if not isinstance(team, str) or team not in team_ids:
-                ch.problem((*p, "teams", j), f"unknown team {team!r}")
-            else:
-                member_of.append(team)
-        max_sessions = ch.value(r, (*p, "max_sessions"), "int")
-        if max_sessions is not None and not 1 <= max_sessions <= 1000:
-            ch.problem((*p, "max_sessions"), "must be between 1 and 1000")
-        password_hash = ch.value(r, (*p, "password_hash"), "str")
-        if password_hash is not None:
-            try:
-                parse_hash(password_hash)
-            except ValueError as exc:
-                ch.problem((*p, "password_hash"), f"{exc} (make one with: repconsole-server passwd USERNAME)")
-        if rep_id is not None:
-            name = ch.value(r, (*p, "name"), "str", required=True, default=rep_id)
-            reps.append(RepSpec(rep_id, name, tuple(member_of), max_sessions, password_hash))
-
-    issues: list[IssueSpec] = []
-    seen = set()
-    for i, d in enumerate(ch.value(doc, ("issues",), "list", default=[])):
-        p = ("issues", i)
-        d = ch.table(d, p, _ISSUE)
-        code = ch.ident(d, (*p, "code"), seen, "issue")
-        team = ch.value(d, (*p, "team"), "str", required=True)
-        if team is not None and team not in team_ids:
-            ch.problem((*p, "team"), f"unknown team {team!r}")
-        name = ch.value(d, (*p, "name"), "str", required=True)
-        category = ch.value(d, (*p, "category"), "str", default="")
-        if code and team in team_ids and name:
-            issues.append(IssueSpec(code, name, category, team))
-
-    buttons: list[ButtonSpec] = []
-    seen = set()
-    for i, d in enumerate(ch.value(doc, ("buttons",), "list", default=[])):
-        p = ("buttons", i)
-        d = ch.table(d, p, _BUTTON)
-        button_id = ch.ident(d, (*p, "id"), seen, "button")
-        description = ch.value(d, (*p, "description"), "str", required=True)
-        target = ch.target(d, (*p, "target"), team_ids, rep_ids)
-        expires_at = None
-        if "expires_at" in d:
-            try:
-                expires_at = _timestamp(d["expires_at"])
-            except ValueError as exc:
-                ch.problem((*p, "expires_at"), str(exc))
-        if button_id and description and target:
-            buttons.append(ButtonSpec(button_id, description, target, expires_at))
-
-    links: list[LinkSpec] = []
-    seen = set()
-    for i, d in enumerate(ch.value(doc, ("links",), "list", default=[])):
-        p = ("links", i)
-        d = ch.table(d, p, _LINK)
-        link_id = ch.ident(d, (*p, "id"), seen, "link")
-        name = ch.value(d, (*p, "name"), "str", required=True)
-        target = ch.target(d, (*p, "target"), team_ids, rep_ids)
-        if link_id and name and target:
-            links.append(LinkSpec(link_id, name, target))
-
-    if ch.problems:
-        return None
-    return SiteSpec(site, tuple(teams), tuple(reps), tuple(issues), tuple(buttons), tuple(links), settings, source)
