@@ -23,6 +23,7 @@ from repconsole.core.clock import ManualClock
 from repconsole.server.config import build_engine, load_config
 from repconsole.server.runtime import Runtime
 from repconsole.server.store import DB_NAME, Store
+from repconsole.server.timers import VirtualClock
 
 
 def _stable(state: dict[str, Any]) -> dict[str, Any]:
@@ -182,12 +183,13 @@ def test_tokens_and_passwords_are_stored_only_as_hashes(tmp_path: Path) -> None:
 def test_the_store_holds_exactly_the_engines_state_after_random_traffic(tmp_path: Path) -> None:
     """Every step commits what it changed; read back, the database is persist.dump()."""
     spec = load_config(write_site(tmp_path))
-    clock = ManualClock(2_000_000_000.0)
+    clock = VirtualClock(2_000_000_000.0)
     loop = asyncio.new_event_loop()
     try:
         runtime = Runtime(spec, tmp_path / "data", loop, clock=clock)
         engine = runtime.engine
-        site = Site(clock, engine, random.Random(3))
+        # The driver moves the virtual clock; the runtime's own timer fires the engine's deadlines.
+        site = Site(clock, engine, random.Random(3))  # type: ignore[arg-type]
         standard_rules(site)
         for rep in engine.reps.values():
             rep.connected = True  # as if logged in; the driver moves presence from here
@@ -204,8 +206,8 @@ def test_the_store_holds_exactly_the_engines_state_after_random_traffic(tmp_path
         assert stored["reps"] == expected["reps"]
         assert _stable(stored) == _stable(expected)
 
-        copy = build_engine(spec, ManualClock(clock.now))
-        standard_rules(Site(ManualClock(clock.now), copy, random.Random(0)))
+        copy = build_engine(spec, ManualClock(clock.now()))
+        standard_rules(Site(ManualClock(clock.now()), copy, random.Random(0)))
         persist.load(copy, stored)
         assert _stable(persist.dump(copy)) == _stable(expected)
         runtime.stop()
@@ -217,7 +219,7 @@ def test_the_store_holds_exactly_the_engines_state_after_random_traffic(tmp_path
 def test_housekeeping_forgets_what_aged_out(tmp_path: Path) -> None:
     """Resume events and stored answers live for the resume window; the store follows the ring."""
     spec = load_config(write_site(tmp_path))
-    clock = ManualClock(2_000_000_000.0)
+    clock = VirtualClock(2_000_000_000.0)
     loop = asyncio.new_event_loop()
     try:
         runtime = Runtime(spec, tmp_path / "data", loop, clock=clock)
@@ -244,7 +246,7 @@ def test_housekeeping_forgets_what_aged_out(tmp_path: Path) -> None:
 
 def test_keys_dead_for_a_day_leave_the_store(tmp_path: Path) -> None:
     spec = load_config(write_site(tmp_path))
-    clock = ManualClock(2_000_000_000.0)
+    clock = VirtualClock(2_000_000_000.0)
     loop = asyncio.new_event_loop()
     try:
         runtime = Runtime(spec, tmp_path / "data", loop, clock=clock)
