@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import TIMEOUT_SCALE
 from engine_helpers import RandomDriver, Site, standard_rules
 from server_helpers import PASSWORDS, CustomerClient, RepClient, run, serving, write_site
 
@@ -104,34 +103,40 @@ def test_a_restart_loses_nothing(tmp_path: Path) -> None:
 def test_timers_resume_after_a_restart(tmp_path: Path) -> None:
     """Rule deadlines are absolute: one that passed while the server was down fires at
     once, one still ahead fires when it was due, not a full wait after the restart."""
-    after = 0.6 * TIMEOUT_SCALE
+    after = 60.0
     site = write_site(tmp_path, extra=f'\n[teams.net.rule]\nafter = {after}\naction = "transfer"\noverflow_team = "bill"\n')
     data = tmp_path / "data"
+    clock = VirtualClock()
 
     async def main() -> None:
-        async with serving(site, data) as server:
+        async with serving(site, data, clock=clock) as server:
             c = await CustomerClient.open(server)
             await c.start("issue", "vpn", "Early")
             early = c.session
-            await asyncio.sleep(after / 2)
+            clock.advance(after / 2)
             c = await CustomerClient.open(server)
             await c.start("issue", "vpn", "Late")
             late = c.session
             early_due = server.runtime.engine.session(early).rule_deadline
             late_due = server.runtime.engine.session(late).rule_deadline
-        await asyncio.sleep(max(0.0, early_due - time.time()) + 0.05)  # down past the early deadline
-        async with serving(site, data) as server:
-            restarted = time.time()
+        assert clock.pending() == []  # a stopped server leaves no timer behind
+        clock.advance_to(early_due + 1)  # down past the early deadline
+        async with serving(site, data, clock=clock) as server:
+            restarted = clock.now()
             engine = server.runtime.engine
             carol = await RepClient.logged_in(server, "carol")
+            clock.advance(0)  # what fell due while the server was down runs at once
             if not any(s["id"] == early for s in carol.snapshot["sessions"]):
                 await carol.wait_event(lambda e: e["kind"] == "session" and e["data"]["session"]["id"] == early, timeout=1)
             assert engine.session(early).queue.id == "bill"
             assert engine.session(late).queue.id == "net"
+            clock.advance_to(late_due)
             e = await carol.wait_event(lambda e: e["kind"] == "session" and e["data"]["session"]["id"] == late, timeout=3)
             assert e["data"]["session"]["queue"] == "team:bill"
-            moved = time.time()
+            moved = clock.now()
             assert late_due <= moved < restarted + after
+
+    run(main())
 
 
 def test_a_console_resumes_across_a_restart_and_retries_are_still_answered(tmp_path: Path) -> None:
