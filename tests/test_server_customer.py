@@ -24,6 +24,7 @@ from repconsole.core.model import QueueRef, Session, SessionState
 from repconsole.server import app
 from repconsole.server.app import Server
 from repconsole.server.customers import POSITION_EVERY
+from repconsole.server.runtime import CUSTOMER_TOKENS_KEPT
 from repconsole.server.timers import VirtualClock
 
 
@@ -205,6 +206,26 @@ def test_a_customer_resumes_with_the_token_and_gets_what_they_missed(site: Path,
             assert again.statuses[-1]["state"] == "active"
             bad = await CustomerClient.open(server)
             assert (await bad.request({"type": "resume", "token": "x" * 32}))["reason"] == "token_unknown"
+
+    run(main())
+
+
+def test_a_customer_token_resumes_for_a_day_then_is_unknown(site: Path, tmp_path: Path) -> None:
+    clock = VirtualClock()
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data", clock=clock) as server:
+            ann = await CustomerClient.open(server)
+            await ann.start()
+            await ann.close()
+            clock.advance(CUSTOMER_TOKENS_KEPT - 1)
+            again = await CustomerClient.open(server)
+            reply = await again.request({"type": "resume", "token": ann.token})
+            assert reply["type"] == "started" and reply["session"] == ann.session
+            await again.close()
+            clock.advance(1)
+            late = await CustomerClient.open(server)
+            assert (await late.request({"type": "resume", "token": ann.token}))["reason"] == "token_unknown"
 
     run(main())
 
