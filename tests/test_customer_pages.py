@@ -28,6 +28,8 @@ from conftest import TIMEOUT_SCALE
 from server_helpers import CustomerClient, RepClient, run, serving, write_site
 
 from repconsole.server.app import STATIC_DIR
+from repconsole.server.customers import POSITION_EVERY
+from repconsole.server.timers import VirtualClock
 
 T = TypeVar("T")
 
@@ -205,13 +207,15 @@ def test_the_pages_parse_and_hold_together(name: str) -> None:
 
 class LiveServer:
     """A real server on its own asyncio loop (a thread), so that a synchronous
-    browser can drive the pages while reps speak to the server."""
+    browser can drive the pages while reps speak to the server.  Its clock is
+    virtual: server time moves only by :meth:`advance`."""
 
     def __init__(self, tmp_path: Path, **site: Any) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="live-server", daemon=True)
         self.thread.start()
-        self._serving = serving(write_site(tmp_path, **site), tmp_path / "data")
+        self.clock = VirtualClock()
+        self._serving = serving(write_site(tmp_path, **site), tmp_path / "data", clock=self.clock)
         self.server = self.call(self._serving.__aenter__())
         self.url = f"http://127.0.0.1:{self.server.port}"
         self.reps: list[RepClient] = []
@@ -219,6 +223,14 @@ class LiveServer:
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
         """Run ``coro`` on the server's loop and wait for it (scaled)."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout * TIMEOUT_SCALE)
+
+    def advance(self, seconds: float) -> None:
+        """Move the server's clock on, on the server's loop (where its timers run)."""
+
+        async def move() -> None:
+            self.clock.advance(seconds)
+
+        self.call(move())
 
     def rep(self, rep: str) -> RepClient:
         client = self.call(RepClient.logged_in(self.server, rep))
@@ -392,6 +404,7 @@ def test_the_issue_form_reaches_the_team_and_the_chat_works_both_ways(live: Live
 
     # The one ahead gives up: Ann moves up.
     live.call(first.request({"type": "leave"}))
+    live.advance(POSITION_EVERY)
     wait(page, shows(".rc-chat-sub", "You're next in line."), what="the refreshed position")
 
     live.call(alice.ok("accept", session=sid))

@@ -17,6 +17,11 @@ confirmed effect must be there, as fresh logins' snapshots show it:
 * the Hardware team's waiting rule still fires after the restarts: every
   Hardware customer nobody took moves to Billing when its deadline comes
   (at once for deadlines that passed while the server was down).
+
+Time here is real, on purpose: this is the one test of the production clock
+(:class:`~repconsole.server.timers.WallClock`) end to end, in a real process
+killed with SIGKILL, so it waits out a short rule (``RULE_AFTER``) instead of
+driving a virtual clock as the in-process server tests do.
 """
 
 from __future__ import annotations
@@ -153,6 +158,7 @@ def test_everything_confirmed_survives_kill_9_and_timers_still_fire(tmp_path: Pa
         await _kill_under_load(config, data, rng, got, 1, downs)
         await _kill_under_load(config, data, rng, got, 2, downs)
         # Stay down past the deadline of the oldest Hardware customers: their rule must fire at the restart.
+        # (A real wait: a server in another process runs on the real clock; see the module's docstring.)
         first_due = min(due for sid, due in got.deadlines.items() if sid not in got.owners)
         await asyncio.sleep(max(0.0, first_due + 0.1 - time.time()))
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import TIMEOUT_SCALE
 from engine_helpers import RandomDriver, build_site, standard_rules
-from server_helpers import CustomerClient, RepClient, run, serving, write_site
+from server_helpers import CustomerClient, RepClient, eventually, run, serving, write_site
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -23,6 +23,9 @@ from repconsole.core.engine import QueueEngine
 from repconsole.core.model import QueueRef, Session, SessionState
 from repconsole.server import app
 from repconsole.server.app import Server
+from repconsole.server.customers import POSITION_EVERY
+from repconsole.server.runtime import CUSTOMER_TOKENS_KEPT
+from repconsole.server.timers import VirtualClock
 
 
 @pytest.fixture
@@ -61,8 +64,10 @@ def test_origins_are_checked_on_the_customer_endpoint(site: Path, tmp_path: Path
 
 
 def test_a_customer_reaches_a_rep_and_they_chat(site: Path, tmp_path: Path) -> None:
+    clock = VirtualClock()
+
     async def main() -> None:
-        async with serving(site, tmp_path / "data") as server:
+        async with serving(site, tmp_path / "data", clock=clock) as server:
             alice = await RepClient.logged_in(server, "alice")
             ann = await CustomerClient.open(server)
             started = await ann.start("issue", "vpn", "Ann Lee")
@@ -79,6 +84,7 @@ def test_a_customer_reaches_a_rep_and_they_chat(site: Path, tmp_path: Path) -> N
             await alice.ok("accept", session=ann.session)
             await ann.until(lambda: ann.statuses[-1]["state"] == "active")
             assert ann.statuses[-1] == {"type": "status", "state": "active", "rep_name": "Alice Ng"}
+            clock.advance(POSITION_EVERY)  # positions behind a change are refreshed at most twice a second
             await ben.until(lambda: ben.statuses[-1].get("position") == 1)  # Ann went ahead
 
             await alice.ok("say", session=ann.session, text="Hi Ann, let's look at the VPN.")
@@ -204,19 +210,44 @@ def test_a_customer_resumes_with_the_token_and_gets_what_they_missed(site: Path,
     run(main())
 
 
+def test_a_customer_token_resumes_for_a_day_then_is_unknown(site: Path, tmp_path: Path) -> None:
+    clock = VirtualClock()
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data", clock=clock) as server:
+            ann = await CustomerClient.open(server)
+            await ann.start()
+            await ann.close()
+            clock.advance(CUSTOMER_TOKENS_KEPT - 1)
+            again = await CustomerClient.open(server)
+            reply = await again.request({"type": "resume", "token": ann.token})
+            assert reply["type"] == "started" and reply["session"] == ann.session
+            await again.close()
+            clock.advance(1)
+            late = await CustomerClient.open(server)
+            assert (await late.request({"type": "resume", "token": ann.token}))["reason"] == "token_unknown"
+
+    run(main())
+
+
 def test_a_customer_who_does_not_come_back_has_left(tmp_path: Path) -> None:
-    grace = 0.3 * TIMEOUT_SCALE
+    grace = 120.0  # the default
     text = write_site(tmp_path).read_text().replace("customer_grace = 0", f"customer_grace = {grace}")
     path = tmp_path / "grace.toml"
     path.write_text(text)
+    clock = VirtualClock()
 
     async def main() -> None:
-        async with serving(path, tmp_path / "data") as server:
+        async with serving(path, tmp_path / "data", clock=clock) as server:
             alice = await RepClient.logged_in(server, "alice")
             stays, goes = await CustomerClient.open(server), await CustomerClient.open(server)
             await stays.start(name="Stays")
             await goes.start(name="Goes")
             await goes.close()
+            await eventually(lambda: clock.now() + grace in clock.pending())  # the server saw the page go
+            clock.advance(grace - 0.5)
+            assert server.runtime.engine.session(goes.session).state == "waiting"  # it may still come back
+            clock.advance(0.5)
             gone = await alice.wait_event(lambda e: e["kind"] == "session_gone", timeout=3)
             assert gone["data"] == {"id": goes.session, "reason": "ended", "detail": "customer left"}
             assert server.runtime.engine.session(stays.session).state == "waiting"
@@ -317,9 +348,10 @@ def test_queue_positions_agree_with_a_walk_of_the_queue(seed: int) -> None:
 def test_customer_positions_never_walk_the_queue(site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With 20,000 customers waiting, a walk per position would be quadratic: the
     server must not walk a queue to tell a customer where they are."""
+    clock = VirtualClock()
 
     async def main() -> None:
-        async with serving(site, tmp_path / "data") as server:
+        async with serving(site, tmp_path / "data", clock=clock) as server:
             e = server.runtime.engine
             walk = e.waiting_in
 
@@ -338,6 +370,7 @@ def test_customer_positions_never_walk_the_queue(site: Path, tmp_path: Path, mon
             await alice.ok("hold", session=first.session)  # back in alice's personal queue, on hold
             await by_name.start("rep", "alice", "Picked Alice")  # behind the held one, which does not count
             await first.until(lambda: first.statuses[-1] == {"type": "status", "state": "waiting", "held": True})
+            clock.advance(POSITION_EVERY)  # the refresh of everyone behind
             await second.until(lambda: second.statuses[-1].get("position") == 1)
             await third.until(lambda: third.statuses[-1].get("position") == 2)
             await by_name.until(lambda: bool(by_name.statuses))

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import TIMEOUT_SCALE
 from engine_helpers import RandomDriver, Site, standard_rules
 from server_helpers import PASSWORDS, CustomerClient, RepClient, run, serving, write_site
 
@@ -23,6 +22,7 @@ from repconsole.core.clock import ManualClock
 from repconsole.server.config import build_engine, load_config
 from repconsole.server.runtime import Runtime
 from repconsole.server.store import DB_NAME, Store
+from repconsole.server.timers import VirtualClock
 
 
 def _stable(state: dict[str, Any]) -> dict[str, Any]:
@@ -103,34 +103,40 @@ def test_a_restart_loses_nothing(tmp_path: Path) -> None:
 def test_timers_resume_after_a_restart(tmp_path: Path) -> None:
     """Rule deadlines are absolute: one that passed while the server was down fires at
     once, one still ahead fires when it was due, not a full wait after the restart."""
-    after = 0.6 * TIMEOUT_SCALE
+    after = 60.0
     site = write_site(tmp_path, extra=f'\n[teams.net.rule]\nafter = {after}\naction = "transfer"\noverflow_team = "bill"\n')
     data = tmp_path / "data"
+    clock = VirtualClock()
 
     async def main() -> None:
-        async with serving(site, data) as server:
+        async with serving(site, data, clock=clock) as server:
             c = await CustomerClient.open(server)
             await c.start("issue", "vpn", "Early")
             early = c.session
-            await asyncio.sleep(after / 2)
+            clock.advance(after / 2)
             c = await CustomerClient.open(server)
             await c.start("issue", "vpn", "Late")
             late = c.session
             early_due = server.runtime.engine.session(early).rule_deadline
             late_due = server.runtime.engine.session(late).rule_deadline
-        await asyncio.sleep(max(0.0, early_due - time.time()) + 0.05)  # down past the early deadline
-        async with serving(site, data) as server:
-            restarted = time.time()
+        assert clock.pending() == []  # a stopped server leaves no timer behind
+        clock.advance_to(early_due + 1)  # down past the early deadline
+        async with serving(site, data, clock=clock) as server:
+            restarted = clock.now()
             engine = server.runtime.engine
             carol = await RepClient.logged_in(server, "carol")
+            clock.advance(0)  # what fell due while the server was down runs at once
             if not any(s["id"] == early for s in carol.snapshot["sessions"]):
                 await carol.wait_event(lambda e: e["kind"] == "session" and e["data"]["session"]["id"] == early, timeout=1)
             assert engine.session(early).queue.id == "bill"
             assert engine.session(late).queue.id == "net"
+            clock.advance_to(late_due)
             e = await carol.wait_event(lambda e: e["kind"] == "session" and e["data"]["session"]["id"] == late, timeout=3)
             assert e["data"]["session"]["queue"] == "team:bill"
-            moved = time.time()
+            moved = clock.now()
             assert late_due <= moved < restarted + after
+
+    run(main())
 
 
 def test_a_console_resumes_across_a_restart_and_retries_are_still_answered(tmp_path: Path) -> None:
@@ -182,12 +188,13 @@ def test_tokens_and_passwords_are_stored_only_as_hashes(tmp_path: Path) -> None:
 def test_the_store_holds_exactly_the_engines_state_after_random_traffic(tmp_path: Path) -> None:
     """Every step commits what it changed; read back, the database is persist.dump()."""
     spec = load_config(write_site(tmp_path))
-    clock = ManualClock(2_000_000_000.0)
+    clock = VirtualClock(2_000_000_000.0)
     loop = asyncio.new_event_loop()
     try:
         runtime = Runtime(spec, tmp_path / "data", loop, clock=clock)
         engine = runtime.engine
-        site = Site(clock, engine, random.Random(3))
+        # The driver moves the virtual clock; the runtime's own timer fires the engine's deadlines.
+        site = Site(clock, engine, random.Random(3))  # type: ignore[arg-type]
         standard_rules(site)
         for rep in engine.reps.values():
             rep.connected = True  # as if logged in; the driver moves presence from here
@@ -204,8 +211,8 @@ def test_the_store_holds_exactly_the_engines_state_after_random_traffic(tmp_path
         assert stored["reps"] == expected["reps"]
         assert _stable(stored) == _stable(expected)
 
-        copy = build_engine(spec, ManualClock(clock.now))
-        standard_rules(Site(ManualClock(clock.now), copy, random.Random(0)))
+        copy = build_engine(spec, ManualClock(clock.now()))
+        standard_rules(Site(ManualClock(clock.now()), copy, random.Random(0)))
         persist.load(copy, stored)
         assert _stable(persist.dump(copy)) == _stable(expected)
         runtime.stop()
@@ -217,7 +224,7 @@ def test_the_store_holds_exactly_the_engines_state_after_random_traffic(tmp_path
 def test_housekeeping_forgets_what_aged_out(tmp_path: Path) -> None:
     """Resume events and stored answers live for the resume window; the store follows the ring."""
     spec = load_config(write_site(tmp_path))
-    clock = ManualClock(2_000_000_000.0)
+    clock = VirtualClock(2_000_000_000.0)
     loop = asyncio.new_event_loop()
     try:
         runtime = Runtime(spec, tmp_path / "data", loop, clock=clock)
@@ -244,7 +251,7 @@ def test_housekeeping_forgets_what_aged_out(tmp_path: Path) -> None:
 
 def test_keys_dead_for_a_day_leave_the_store(tmp_path: Path) -> None:
     spec = load_config(write_site(tmp_path))
-    clock = ManualClock(2_000_000_000.0)
+    clock = VirtualClock(2_000_000_000.0)
     loop = asyncio.new_event_loop()
     try:
         runtime = Runtime(spec, tmp_path / "data", loop, clock=clock)

@@ -11,7 +11,6 @@ import asyncio
 import base64
 import os
 import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,8 @@ from repconsole.server import app
 from repconsole.server.app import Server
 from repconsole.server.auth import ScryptParams, parse_hash, verify_password
 from repconsole.server.config import load_config
+from repconsole.server.runtime import HOUSEKEEPING_EVERY
+from repconsole.server.timers import VirtualClock
 
 
 @pytest.fixture
@@ -266,26 +267,34 @@ def test_anything_before_login_is_refused_but_the_connection_stays(site: Path, t
     run(main())
 
 
-def test_no_login_within_the_deadline_closes_4401(site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(app, "LOGIN_TIMEOUT", 0.2 * TIMEOUT_SCALE)
+def test_no_login_within_the_deadline_closes_4401(site: Path, tmp_path: Path) -> None:
+    clock = VirtualClock()
 
     async def main() -> None:
-        async with serving(site, tmp_path / "data") as server:
+        async with serving(site, tmp_path / "data", clock=clock) as server:
             c = await RepClient.open(server)
+            due = clock.now() + app.LOGIN_TIMEOUT
+            await eventually(lambda: due in clock.pending())  # the server is waiting for the login
+            # Talking without logging in does not push the deadline back.
+            clock.advance(app.LOGIN_TIMEOUT - 0.5)
+            await c.send({"type": "command", "id": c.next_id(), "name": "get_next", "args": {}})
+            assert (await c.pump())["reason"] == "not_logged_in"
+            clock.advance(0.5)
             assert await c.closed_with() == 4401
 
     run(main())
 
 
 def test_unknown_and_expired_tokens_close_4401(site: Path, tmp_path: Path) -> None:
+    clock = VirtualClock()
+
     async def main() -> None:
-        async with serving(site, tmp_path / "data") as server:
+        async with serving(site, tmp_path / "data", clock=clock) as server:
             alice = await RepClient.logged_in(server, "alice")
             c = await RepClient.open(server)
             reply = await c.resume("A" * 32, 0)
             assert reply["reason"] == "token_unknown" and await c.closed_with() == 4401
-            (login,) = server.runtime.logins.of_rep("alice")
-            login.expires_at = time.time() - 1
+            clock.advance(server.spec.server.token_lifetime)  # 12 hours; alice's open connection is not cut
             c = await RepClient.open(server)
             reply = await c.resume(alice.token, alice.seq)
             assert reply["reason"] == "token_expired" and await c.closed_with() == 4401
@@ -361,6 +370,34 @@ def test_a_resume_from_too_long_ago_gets_a_fresh_snapshot(site: Path, tmp_path: 
             # A seq from the future (another server's) is outside the window too.
             d = await RepClient.open(server)
             assert (await d.resume(token, server.runtime.engine.seq + 100))["reason"] == "outside_resume_window"
+
+    run(main())
+
+
+def test_a_resume_after_the_resume_window_gets_a_fresh_snapshot(site: Path, tmp_path: Path) -> None:
+    clock = VirtualClock()
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data", clock=clock) as server:
+            window = server.spec.server.resume_window
+            engine = server.runtime.engine
+            alice = await RepClient.logged_in(server, "alice")
+            token, last = alice.token, alice.seq
+            await alice.close()
+            await eventually(lambda: not engine.reps["alice"].connected)
+            sid = arrive(server, "vpn")  # what alice misses
+            clock.advance(window - 1)
+            early = await RepClient.open(server)
+            assert (await early.resume(token, last))["resumed"] is True
+            await early.wait_event(lambda e: e["kind"] == "session" and e["data"]["session"]["id"] == sid)
+            await early.close()
+            await eventually(lambda: not engine.reps["alice"].connected)
+            # Past the window, and past the housekeeping that forgets it: five minutes, not a day.
+            clock.advance(1 + HOUSEKEEPING_EVERY)
+            late = await RepClient.open(server)
+            welcome = await late.resume(token, last)
+            assert welcome["resumed"] is False and welcome["reason"] == "outside_resume_window"
+            assert sid in {s["id"] for s in late.snapshot["sessions"]}
 
     run(main())
 
@@ -521,10 +558,13 @@ def test_refusals_about_a_session_name_the_rule_and_not_who_has_it(site: Path, t
 
 
 def test_a_dropped_rep_keeps_everything_within_the_grace_period(tmp_path: Path) -> None:
-    site = write_site(tmp_path, grace_period=0.4 * TIMEOUT_SCALE)
+    grace = 60.0
+    site = write_site(tmp_path, grace_period=grace)
+    clock = VirtualClock()
 
     async def main() -> None:
-        async with serving(site, tmp_path / "data") as server:
+        async with serving(site, tmp_path / "data", clock=clock) as server:
+            engine = server.runtime.engine
             kept, lost = arrive(server, "vpn"), arrive(server, "vpn", "Ben Fox")
             alice = await RepClient.logged_in(server, "alice")
             bob = await RepClient.logged_in(server, "bob")
@@ -532,14 +572,21 @@ def test_a_dropped_rep_keeps_everything_within_the_grace_period(tmp_path: Path) 
             token, seq = alice.token, alice.seq
             await alice.close()
             await bob.wait_event(lambda e: e["kind"] == "rep" and e["data"]["rep"]["id"] == "alice" and not e["data"]["rep"]["connected"])
+            clock.advance(grace - 0.5)  # back just in time
+            assert engine.session(kept).owner == "alice"
             back = await RepClient.open(server)
             assert (await back.resume(token, seq))["resumed"]
             await bob.wait_event(lambda e: e["kind"] == "rep" and e["data"]["rep"]["id"] == "alice" and e["data"]["rep"]["connected"])
+            clock.advance(grace)  # the grace period ended with the resume: nothing falls back
             assert server.runtime.engine.session(kept).owner == "alice"
 
             # Gone for longer than the grace period: the session returns to its queue.
             await back.ok("accept", session=lost)
             await back.close()
+            await eventually(lambda: not engine.reps["alice"].connected)
+            clock.advance(grace - 0.5)
+            assert engine.session(lost).owner == "alice"
+            clock.advance(0.5)
             await bob.wait_event(
                 lambda e: e["kind"] == "session" and e["data"]["session"]["id"] == lost and e["data"]["session"]["state"] == "waiting",
                 timeout=3,
@@ -550,17 +597,21 @@ def test_a_dropped_rep_keeps_everything_within_the_grace_period(tmp_path: Path) 
 
 
 def test_waiting_rules_fire_on_the_servers_clock(tmp_path: Path) -> None:
-    after = 0.3 * TIMEOUT_SCALE
+    after = 60.0
     site = write_site(tmp_path, extra=f'\n[teams.net.rule]\nafter = {after}\naction = "transfer"\noverflow_team = "bill"\n')
+    clock = VirtualClock()
 
     async def main() -> None:
-        async with serving(site, tmp_path / "data") as server:
+        async with serving(site, tmp_path / "data", clock=clock) as server:
             carol = await RepClient.logged_in(server, "carol")
             alice = await RepClient.logged_in(server, "alice")
-            started = time.monotonic()
             sid = arrive(server, "vpn")
+            clock.advance(after - 0.5)
+            assert server.runtime.engine.session(sid).queue.id == "net"  # not a moment early
+            clock.advance(0.5)
             e = await carol.wait_event(lambda e: e["kind"] == "session" and e["data"]["session"]["id"] == sid)
-            assert time.monotonic() - started >= after * 0.9
+            steps = {step["kind"]: step["at"] for step in e["data"]["session"]["timeline"]}
+            assert steps["rule_transferred"] - steps["arrived"] == after  # on the server's clock, to the instant
             assert e["data"]["session"]["queue"] == "team:bill"
             await alice.wait_event(lambda e: e["kind"] == "session_gone" and e["data"]["id"] == sid)
 

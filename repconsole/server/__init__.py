@@ -8,6 +8,7 @@ Layers, from the wire inwards:
 * :mod:`~repconsole.server.app` and :mod:`~repconsole.server.customers`: the endpoints;
 * :mod:`~repconsole.server.fanout`: events to consoles, batched, encoded once;
 * :mod:`~repconsole.server.runtime`: the engine's steps, committed before they are told;
+* :mod:`~repconsole.server.timers`: the server's clock, which every server timer runs on;
 * :mod:`~repconsole.server.store`: SQLite; :mod:`~repconsole.server.auth`: passwords, tokens;
 * :mod:`~repconsole.server.config`: the site (TOML or the demo).
 """

@@ -25,10 +25,10 @@ A customer whose last connection closed without ``leave`` has
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Sequence
+from functools import partial
+
 import msgspec
 from msgspec import UNSET
 from websockets.asyncio.server import ServerConnection, broadcast
@@ -65,6 +65,7 @@ from repconsole.protocol import (
 )
 from repconsole.server.runtime import CUSTOMER_TOKENS_KEPT, PersistenceFailure, Runtime
 from repconsole.server.store import Store
+from repconsole.server.timers import Timer
 
 __all__ = ["CustomerDesk"]
 
@@ -83,22 +84,29 @@ class _Link:
 
 
 class CustomerDesk:
-    """Every customer connection, and what each is pushed."""
+    """Every customer connection, and what each is pushed.
+
+    Its timers (grace, position refreshes, token expiry) run on the
+    runtime's clock, ``runtime.clock``: one clock per server, so that the
+    desk can never disagree with the engine about what time it is.
+    """
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.engine = runtime.engine
+        self.clock = runtime.clock
         settings = runtime.spec.server
         self.grace = settings.customer_grace
         limit = settings.customer_starts_per_minute
-        self._starts = FailureLimiter(limit, 60.0) if limit else None
+        # A minute's window is a duration: the clock's monotonic reading.
+        self._starts = FailureLimiter(limit, 60.0, clock=self.clock.monotonic) if limit else None
         self._links: dict[str, set[_Link]] = {}
         # token hash -> (session id, expiry); the store keeps the same rows.
         self._tokens: dict[bytes, tuple[str, float]] = {}
         for token_hash, session_id, expires_at in runtime.store.load_customers():
             self._tokens[token_hash] = (session_id, expires_at)
-        self._away: dict[str, asyncio.TimerHandle] = {}
-        self._positions: asyncio.TimerHandle | None = None
+        self._away: dict[str, Timer] = {}  # session id -> its customer's grace timer
+        self._positions: Timer | None = None
         runtime.after_commit.append(self._on_events)
         runtime.housekeepers.append(self._prune)
         # After a restart no customer is connected: each gets the grace period to come back.
@@ -151,7 +159,7 @@ class CustomerDesk:
         intake = Intake.from_dict(msgspec.structs.asdict(msg.intake))
         token = new_token()
         token_hash = hash_token(token)
-        expires_at = time.time() + CUSTOMER_TOKENS_KEPT
+        expires_at = self.clock.now() + CUSTOMER_TOKENS_KEPT
         with self.runtime.step() as rows:
             s = self._begin(msg, intake, address)
             rows.append(Store.customer_row(token_hash, s.id, expires_at))
@@ -180,7 +188,7 @@ class CustomerDesk:
 
     async def _resume(self, ws: ServerConnection, msg: CustomerResume) -> _Link:
         known = self._tokens.get(hash_token(msg.token))
-        if known is None or known[1] <= time.time():
+        if known is None or known[1] <= self.clock.now():
             raise ProtocolError(ErrorReason.TOKEN_UNKNOWN, "unknown or expired token: start a new session", msg.id)
         session_id = known[0]
         s = self.engine.session(session_id)
@@ -220,7 +228,7 @@ class CustomerDesk:
     def _start_grace(self, session_id: str) -> None:
         if self.grace <= 0 or session_id in self._away:
             return
-        self._away[session_id] = self.runtime.loop.call_later(self.grace, self._gone, session_id)
+        self._away[session_id] = self.clock.call_later(self.grace, partial(self._gone, session_id))
 
     def _gone(self, session_id: str) -> None:
         self._away.pop(session_id, None)
@@ -252,7 +260,7 @@ class CustomerDesk:
                             self.runtime.loop.create_task(link.ws.close(CloseCode.NORMAL, "session ended"))
                 # Anyone behind a session that moved may have moved up.
                 if self._positions is None:
-                    self._positions = self.runtime.loop.call_later(POSITION_EVERY, self._refresh_positions)
+                    self._positions = self.clock.call_later(POSITION_EVERY, self._refresh_positions)
             elif isinstance(e.data, ChatData):
                 sid, line = e.data.session, e.data.line
                 if sid in self._links and line.visibility is Visibility.ALL:

@@ -205,6 +205,9 @@ class Fanout:
         self.seq = logged[-1].seq
         self._pending.extend(logged)
         if self._handle is None:
+            # The batch window is on the loop's own clock, not the server's
+            # (repconsole.server.timers): it paces frames and decides nothing,
+            # and on a virtual clock no event would leave until a test moved time.
             self._handle = self._loop.call_later(self.window, self.flush)
 
     def flush(self) -> None:

@@ -16,16 +16,19 @@ transaction *before* any of it is sent.  If that write fails, the engine is
 ahead of the disk and nothing it did may be confirmed: the runtime calls
 ``on_fatal`` (the server stops) and raises :class:`PersistenceFailure`.
 
-Timers: the engine is told the time by a wall clock (``time.time``; rule
-deadlines must survive restarts), and :meth:`Runtime.arm` keeps one loop
-timer at :meth:`~QueueEngine.next_deadline`, re-armed after every step.
+Time: the runtime, its engine and the customer desk read one
+:class:`~repconsole.server.timers.ServerClock`: the wall clock in
+production (rule deadlines are absolute and must survive restarts), a
+:class:`~repconsole.server.timers.VirtualClock` in tests.
+:meth:`Runtime.arm` keeps one timer at :meth:`~QueueEngine.next_deadline`,
+re-armed after every step; housekeeping runs every few seconds on the same
+clock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,13 +39,13 @@ from repconsole.server.auth import LoginSession, LoginSessions
 from repconsole.server.config import SiteSpec, build_engine
 from repconsole.server.fanout import Fanout, encode_event
 from repconsole.server.store import Statement, Store
+from repconsole.server.timers import ServerClock, Timer, WallClock
 
 __all__ = ["Answers", "PersistenceFailure", "Runtime"]
 
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_EVERY = 5.0
-MAX_TIMER_SLEEP = 60.0  # re-check at least this often: the wall clock can jump
 EXPIRED_LOGINS_KEPT = 86400.0  # so that a late resume hears "expired", not "unknown"
 CUSTOMER_TOKENS_KEPT = 86400.0
 ANSWERS_LIMIT = 200_000
@@ -90,6 +93,7 @@ class Runtime:
     """One site's engine with its store and fan-out, on one event loop.
 
     Attributes:
+        clock: the server's clock: engine times, deadlines and every timer.
         engine: the queue engine (tests may read it; change it only in a step).
         store: the SQLite store.
         fanout: the console fan-out.
@@ -108,15 +112,15 @@ class Runtime:
         data_dir: Path,
         loop: asyncio.AbstractEventLoop,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: ServerClock | None = None,
         on_fatal: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.spec = spec
-        self.clock = clock
+        self.clock: ServerClock = clock if clock is not None else WallClock(loop=loop)
         self.loop = loop
         self.on_fatal = on_fatal
         self.store = Store.open(data_dir)
-        self.engine: QueueEngine = build_engine(spec, clock)
+        self.engine: QueueEngine = build_engine(spec, self.clock.now)
         self._events: list[Event] = []
         self._depth = 0
         self.engine.subscribe(self._events.append)
@@ -133,7 +137,7 @@ class Runtime:
             if self.repairs:
                 self.store.save_all(self.engine)
         settings = spec.server
-        self.fanout = Fanout(loop, seq=self.engine.seq, resume_window=settings.resume_window, clock=clock)
+        self.fanout = Fanout(loop, seq=self.engine.seq, resume_window=settings.resume_window, clock=self.clock.now)
         self.fanout.restore(self.store.load_events())
 
         self.logins = LoginSessions()
@@ -144,10 +148,9 @@ class Runtime:
         for login_id, request, at, reply in self.store.load_answers():
             self.answers.put(login_id, request, at, reply)
 
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_deadline: float | None = None
-        self._housekeeping: asyncio.Task[None] | None = None
-        self.boot_time = clock()
+        self._timer: Timer | None = None
+        self._housekeeping: Timer | None = None
+        self.boot_time = self.clock.now()
         # Nobody is connected to a server that just started.  Reps who were
         # connected when it stopped get their grace period from now: the
         # time they had no server is not held against them.
@@ -196,7 +199,7 @@ class Runtime:
     # ------------------------------------------------------------ logins
 
     def new_login(self, rep: str, token_hash: bytes) -> LoginSession:
-        now = self.clock()
+        now = self.clock.now()
         login = LoginSession(self._next_login, token_hash, rep, now, now + self.spec.server.token_lifetime)
         self._next_login += 1
         self.logins.add(login)
@@ -206,7 +209,7 @@ class Runtime:
 
     def start(self) -> None:
         self.arm()
-        self._housekeeping = self.loop.create_task(self._keep_house(), name="repconsole-housekeeping")
+        self._housekeeping = self.clock.call_later(HOUSEKEEPING_EVERY, self._keep_house)
 
     def stop(self) -> None:
         if self._timer is not None:
@@ -218,26 +221,24 @@ class Runtime:
         self.fanout.flush()
 
     def arm(self) -> None:
-        """Keep one loop timer at the engine's next deadline."""
+        """Keep one timer at the engine's next deadline."""
         deadline = self.engine.next_deadline()
         if deadline is None:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
             return
-        if self._timer is not None and self._timer_deadline is not None and self._timer_deadline <= deadline:
-            return
+        if self._timer is not None and self._timer.pending() and self._timer.when <= deadline:
+            return  # it fires first, and its tick re-arms for the rest
         if self._timer is not None:
             self._timer.cancel()
-        # A hair late rather than early: the loop's clock and the wall clock
-        # are different clocks, and advance() fires only what is due.
-        delay = max(0.0, deadline - self.clock()) + 0.001
-        self._timer_deadline = deadline
-        self._timer = self.loop.call_later(min(delay, MAX_TIMER_SLEEP), self._tick)
+        # At the deadline itself, on the server's clock: the engine's
+        # advance() fires what is due at the clock's time (WallClock takes
+        # care of firing a hair late, and of wall-clock jumps).
+        self._timer = self.clock.call_at(deadline, self._tick)
 
     def _tick(self) -> None:
         self._timer = None
-        self._timer_deadline = None
         try:
             with self.step():
                 self.engine.advance()
@@ -248,17 +249,17 @@ class Runtime:
             log.exception("advancing the engine's timers failed")
         self.arm()
 
-    async def _keep_house(self) -> None:
-        while True:
-            await asyncio.sleep(HOUSEKEEPING_EVERY)
-            try:
-                self.housekeeping()
-            except Exception:
-                log.exception("housekeeping failed")
+    def _keep_house(self) -> None:
+        # Re-armed first: a failing keeper must not stop housekeeping for good.
+        self._housekeeping = self.clock.call_later(HOUSEKEEPING_EVERY, self._keep_house)
+        try:
+            self.housekeeping()
+        except Exception:
+            log.exception("housekeeping failed")
 
     def housekeeping(self) -> None:
         """Forget what has aged out: resume events, answers, expired tokens."""
-        now = self.clock()
+        now = self.clock.now()
         floor = self.fanout.prune()
         window = self.spec.server.resume_window
         self.answers.prune(now - window)
