@@ -458,6 +458,12 @@ def invalid_field(exc: msgspec.ValidationError) -> str | None:
 def _refusal(frame: str, exc: msgspec.ValidationError, types: frozenset[Any]) -> ProtocolError:
     """Why a frame that is JSON did not decode, as the error to answer with."""
     try:
+        msgspec.json.decode(frame)
+    except msgspec.ValidationError as invalid:  # JSON syntax, but a number no double holds (1e999): not JSON
+        return ProtocolError(ErrorReason.BAD_MESSAGE, f"not JSON: {invalid}")
+    except RecursionError:
+        return ProtocolError(ErrorReason.BAD_MESSAGE, "not JSON: nested too deep")
+    try:
         envelope = msgspec.json.decode(frame, type=_Envelope)
     except msgspec.ValidationError:
         return ProtocolError(ErrorReason.BAD_MESSAGE, "a message is a JSON object")
