@@ -6,9 +6,14 @@
 * :func:`serving`: a real :class:`~repconsole.server.app.Server` on a free
   loopback port, in-process;
 * :class:`RepClient` and :class:`CustomerClient`: WebSocket clients that
-  validate every message they send and receive against
-  docs/protocol.schema.json, and (for reps) check that every events frame's
-  ``prev`` is the last seq they saw, so no test can pass on a feed with a gap;
+  send protocol Structs (:mod:`repconsole.protocol`) and return typed
+  messages.  Every message they send and receive is validated against
+  docs/protocol.schema.json (the docs are promises: an independent client is
+  written from them), every frame received must also decode strictly with
+  ``parse_rep_reply``/``parse_customer_reply`` and the typed message must
+  stand for exactly the frame; a rep client checks that every events frame's
+  ``prev`` is the last seq it saw, so no test can pass on a feed with a gap.
+  ``send_raw`` and ``valid=False`` send what the schema forbids, on purpose;
 * :func:`run`: run a coroutine with a time limit in the scalable unit.
 """
 
@@ -24,10 +29,48 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import jsonschema
+import msgspec
 from conftest import TIMEOUT_SCALE
+from msgspec import UNSET
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from repconsole.protocol import (
+    COMMANDS,
+    PROTOCOL_VERSION,
+    Chat,
+    ChatEvent,
+    Command,
+    CustomerLine,
+    CustomerReply,
+    EmptyResult,
+    Error,
+    Event,
+    Events,
+    Intake,
+    Leave,
+    Login,
+    ProtocolError,
+    RepReply,
+    Result,
+    Resume,
+    Say,
+    SayResult,
+    SessionEvent,
+    SessionGoneEvent,
+    SessionView,
+    Snapshot,
+    SnapshotData,
+    Start,
+    Started,
+    Status,
+    Via,
+    Welcome,
+    encode,
+    parse_customer_reply,
+    parse_rep_reply,
+    request_key,
+)
 from repconsole.server.app import Server
 from repconsole.server.auth import ScryptParams, hash_password
 from repconsole.server.config import load_config
@@ -37,11 +80,14 @@ __all__ = [
     "PASSWORDS",
     "CustomerClient",
     "RepClient",
+    "eventually",
     "run",
     "schema_validator",
     "serving",
     "site_toml",
+    "session_event",
     "validate",
+    "wire",
     "write_site",
 ]
 
@@ -209,6 +255,25 @@ def _seconds(s: float) -> float:
     return s * TIMEOUT_SCALE
 
 
+def wire(message: msgspec.Struct, *, omit: tuple[str, ...] = ()) -> str:
+    """A message as the text frame that carries it; ``omit`` leaves fields out, as an older client would."""
+    if not omit:
+        return encode(message).decode()
+    value = msgspec.to_builtins(message)
+    for name in omit:
+        del value[name]
+    return encode(value).decode()
+
+
+def _plain(message: Any) -> Any:
+    """A typed message as the JSON values it stands for (a Result's ``result`` decoded or taken as it came)."""
+    if isinstance(message, Result):
+        raw = message.result
+        result = msgspec.json.decode(raw) if isinstance(raw, msgspec.Raw) else msgspec.to_builtins(raw)
+        return msgspec.to_builtins(msgspec.structs.replace(message, result=None)) | {"result": result}
+    return msgspec.to_builtins(message)
+
+
 class _Client:
     role: str
     # Request ids are unique per login session, which outlives a connection
@@ -217,7 +282,10 @@ class _Client:
 
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
-        self.received: list[dict[str, Any]] = []
+        self.received: list[Any] = []  # every message, typed
+        self.raw: list[str] = []  # every frame received, as it came
+        # What the result of each request is decoded as, by request_key(id).
+        self._results: dict[str, type[msgspec.Struct]] = {}
 
     @classmethod
     async def open(cls, server: Server, *, origin: str | None = None, **options: Any) -> Any:
@@ -237,21 +305,48 @@ class _Client:
     def next_id(self) -> int:
         return next(_Client._ids)
 
-    async def send(self, message: dict[str, Any]) -> None:
-        validate(f"{self.role}_client", message)
-        await self.ws.send(json.dumps(message))
-
-    async def send_raw(self, frame: str | bytes) -> None:
+    async def send(self, message: msgspec.Struct, *, omit: tuple[str, ...] = ()) -> None:
+        """Send a protocol message, checked against the schema first."""
+        frame = wire(message, omit=omit)
+        validate(f"{self.role}_client", msgspec.json.decode(frame))
         await self.ws.send(frame)
 
-    async def recv(self, timeout: float = 3.0) -> dict[str, Any]:
+    async def send_raw(self, frame: str | bytes) -> None:
+        """Send a frame unchecked: a malformed one, on purpose."""
+        await self.ws.send(frame)
+
+    def _parse(self, frame: str) -> Any:
+        raise NotImplementedError
+
+    async def recv(self, timeout: float = 3.0) -> Any:
+        """The next message, typed.  The frame must match the schema, decode strictly into
+        its Struct, and the Struct must stand for exactly the frame (nothing left out)."""
         async with asyncio.timeout(_seconds(timeout)):
             frame = await self.ws.recv()
         assert isinstance(frame, str), "the server sends text frames"
-        message = json.loads(frame)
-        validate(f"{self.role}_server", message)
+        self.raw.append(frame)
+        plain = msgspec.json.decode(frame)
+        validate(f"{self.role}_server", plain)
+        try:
+            message = self._parse(frame)
+        except ProtocolError as exc:
+            raise AssertionError(f"{exc}\n{frame[:2000]}") from None
+        if isinstance(message, Result):
+            message = self._typed_result(message)
+        assert _plain(message) == plain, f"the typed message is not the frame:\n{message!r}\n{frame[:2000]}"
         self.received.append(message)
         return message
+
+    def _typed_result(self, message: Result) -> Result:
+        """A result with ``.result`` decoded as the type its request answers with (when the request was ours)."""
+        kind = self._results.get(request_key(message.id))
+        if kind is None:
+            return message
+        try:
+            value = msgspec.json.decode(message.result, type=kind)
+        except msgspec.ValidationError as exc:
+            raise AssertionError(f"the result is not a {kind.__name__}: {exc}\n{bytes(message.result)[:2000]!r}") from None
+        return msgspec.structs.replace(message, result=value)
 
     async def closed_with(self, timeout: float = 3.0) -> int | None:
         """Read until the server closes; the close code."""
@@ -271,8 +366,14 @@ class _Client:
 class RepClient(_Client):
     """A console's connection: login, commands, and a checked event feed.
 
+    Every reply is typed (:class:`Welcome`, :class:`Snapshot`,
+    :class:`Events`, :class:`Result`, :class:`Error`); the result of a
+    command this client sent is decoded as its command's result type
+    (``COMMANDS[name].result``), so ``reply.result.session.owner``.
+
     Attributes:
         seq: the last engine seq this client saw (snapshot or event).
+        welcome: the last welcome.
         snapshot: the last snapshot's data.
         events: every event received, in order.
         replies: results and errors by request id.
@@ -284,91 +385,123 @@ class RepClient(_Client):
         super().__init__(ws)
         self.seq = -1
         self.token: str | None = None
-        self.welcome: dict[str, Any] | None = None
-        self.snapshot: dict[str, Any] | None = None
-        self.events: list[dict[str, Any]] = []
-        self.replies: dict[Any, dict[str, Any]] = {}
+        self.welcome: Welcome | None = None
+        self.snapshot: SnapshotData | None = None
+        self.events: list[Event] = []
+        self.replies: dict[Any, Result | Error] = {}
         self.frames = 0
+
+    def _parse(self, frame: str) -> RepReply:
+        return parse_rep_reply(frame)
 
     @classmethod
     async def logged_in(cls, server: Server, rep: str, **options: Any) -> RepClient:
         client = await cls.open(server, **options)
         welcome = await client.login(rep)
-        assert welcome["type"] == "welcome", welcome
+        assert isinstance(welcome, Welcome), welcome
         return client
 
-    async def pump(self, timeout: float = 3.0) -> dict[str, Any]:
+    async def pump(self, timeout: float = 3.0) -> RepReply:
         """Read one message and account for it."""
         msg = await self.recv(timeout)
-        kind = msg["type"]
-        if kind == "events":
-            assert msg["prev"] == self.seq, f"gap: frame prev {msg['prev']}, last seen {self.seq}"
-            seqs = [e["seq"] for e in msg["events"]]
-            assert seqs == sorted(set(seqs)) and (not seqs or seqs[0] > self.seq), seqs
-            self.events.extend(msg["events"])
-            if seqs:
-                self.seq = seqs[-1]
-            self.frames += 1
-        elif kind == "snapshot":
-            self.snapshot = msg["data"]
-            self.seq = msg["seq"]
-        elif kind in ("result", "error") and "id" in msg:
-            self.replies[msg["id"]] = msg
-        elif kind == "welcome":
-            self.welcome = msg
-            self.token = msg["token"]
+        match msg:
+            case Events():
+                assert msg.prev == self.seq, f"gap: frame prev {msg.prev}, last seen {self.seq}"
+                seqs = [e.seq for e in msg.events]
+                assert seqs == sorted(set(seqs)) and (not seqs or seqs[0] > self.seq), seqs
+                self.events.extend(msg.events)
+                if seqs:
+                    self.seq = seqs[-1]
+                self.frames += 1
+            case Snapshot():
+                self.snapshot = msg.data
+                self.seq = msg.seq
+            case Result() | Error() if msg.id is not UNSET:
+                self.replies[msg.id] = msg
+            case Welcome():
+                self.welcome = msg
+                self.token = msg.token
         return msg
 
-    async def login(self, rep: str, password: str | None = None) -> dict[str, Any]:
-        """Log in; returns the welcome (or the error).  A snapshot follows a welcome."""
+    async def login(
+        self, rep: str, password: str | None = None, *, protocol: int | None = PROTOCOL_VERSION, valid: bool = True
+    ) -> Welcome | Error:
+        """Log in; returns the welcome (or the error).  A snapshot follows a welcome.
+
+        ``protocol=None`` leaves the field out, as a console older than it does;
+        ``valid=False`` sends a login the schema does not allow (``protocol=0``).
+        """
         rid = self.next_id()
-        await self.send({"type": "login", "id": rid, "username": rep, "password": password or PASSWORDS[rep]})
+        message = Login(rid, rep, password or PASSWORDS[rep], PROTOCOL_VERSION if protocol is None else protocol)
+        await self._send_checked(message, protocol is None, valid)
         reply = await self.pump()
-        assert reply["id"] == rid, reply
-        if reply["type"] == "welcome":
-            assert not reply["resumed"]
+        assert isinstance(reply, Welcome | Error) and reply.id == rid, reply
+        if isinstance(reply, Welcome):
+            assert not reply.resumed
             snap = await self.pump()
-            assert snap["type"] == "snapshot", snap
+            assert isinstance(snap, Snapshot), snap
         return reply
 
-    async def resume(self, token: str, last_seq: int) -> dict[str, Any]:
-        """Resume; returns the welcome (or the error).  The replay or a snapshot follows a welcome."""
+    async def resume(
+        self, token: str, last_seq: int, *, protocol: int | None = PROTOCOL_VERSION, valid: bool = True
+    ) -> Welcome | Error:
+        """Resume; returns the welcome (or the error).  The replay or a snapshot follows a welcome.
+
+        ``protocol`` and ``valid`` as for :meth:`login`.
+        """
         self.seq = last_seq
-        await self.send({"type": "resume", "id": self.next_id(), "token": token, "last_seq": last_seq})
+        message = Resume(self.next_id(), token, last_seq, PROTOCOL_VERSION if protocol is None else protocol)
+        await self._send_checked(message, protocol is None, valid)
         reply = await self.pump()
-        if reply["type"] == "welcome":
+        assert isinstance(reply, Welcome | Error), reply
+        if isinstance(reply, Welcome):
             follow = await self.pump()
-            assert follow["type"] == ("events" if reply["resumed"] else "snapshot"), follow
-            if reply["resumed"]:
-                assert follow["prev"] == last_seq
+            assert isinstance(follow, Events if reply.resumed else Snapshot), follow
+            if isinstance(follow, Events):
+                assert follow.prev == last_seq
         return reply
 
-    async def call(self, name: str, *, rid: Any = None, timeout: float = 3.0, valid: bool = True, **args: Any) -> dict[str, Any]:
+    async def _send_checked(self, message: Login | Resume, old: bool, valid: bool) -> None:
+        omit = ("protocol",) if old else ()
+        if valid:
+            await self.send(message, omit=omit)
+        else:
+            await self.send_raw(wire(message, omit=omit))
+
+    async def call(self, name: str, *, rid: Any = None, timeout: float = 3.0, valid: bool = True, **args: Any) -> Result | Error:
         """Send a command and return its reply (result or error); events meanwhile are kept.
 
         ``valid=False`` sends a command the schema does not allow (a test of the server's checks).
         """
         rid = self.next_id() if rid is None else rid
         self.replies.pop(rid, None)
-        message = {"type": "command", "id": rid, "name": name, "args": args}
+        self.expect(rid, name)
+        message = Command(rid, name, args)
         if valid:
             await self.send(message)
         else:
-            await self.send_raw(json.dumps(message))
+            await self.send_raw(wire(message))
         return await self.reply(rid, timeout)
 
-    async def reply(self, rid: Any, timeout: float = 3.0) -> dict[str, Any]:
+    def expect(self, rid: Any, name: str) -> None:
+        """Decode the result of request ``rid`` as command ``name``'s (for a command sent by hand)."""
+        spec = COMMANDS.get(name)
+        if spec is not None:
+            self._results[request_key(rid)] = spec.result
+
+    async def reply(self, rid: Any, timeout: float = 3.0) -> Result | Error:
         async with asyncio.timeout(_seconds(timeout)):
             while rid not in self.replies:
                 await self.pump(timeout)
         return self.replies[rid]
 
-    async def ok(self, name: str, **args: Any) -> dict[str, Any]:
+    async def ok(self, name: str, **args: Any) -> Any:
+        """Run a command that must succeed; its result, typed (``COMMANDS[name].result``)."""
         reply = await self.call(name, **args)
-        assert reply["type"] == "result", reply
-        return reply["result"]
+        assert isinstance(reply, Result), reply
+        return reply.result
 
-    async def wait_event(self, pred: Callable[[dict[str, Any]], bool], timeout: float = 3.0) -> dict[str, Any]:
+    async def wait_event(self, pred: Callable[[Event], bool], timeout: float = 3.0) -> Event:
         """The first event (already received or coming) that satisfies ``pred``."""
         seen = 0
         async with asyncio.timeout(_seconds(timeout)):
@@ -389,49 +522,80 @@ class RepClient(_Client):
 
     def sessions_seen(self) -> set[str]:
         """Every session id this client has been told anything about."""
-        ids = {s["id"] for s in (self.snapshot or {}).get("sessions", [])}
+        ids = {s.id for s in self.snapshot.sessions} if self.snapshot is not None else set()
         for e in self.events:
-            d = e["data"]
-            if e["kind"] == "session":
-                ids.add(d["session"]["id"])
-            elif e["kind"] in ("session_gone",):
-                ids.add(d["id"])
-            elif e["kind"] == "chat":
-                ids.add(d["session"])
+            match e:
+                case SessionEvent():
+                    ids.add(e.data.session.id)
+                case SessionGoneEvent():
+                    ids.add(e.data.id)
+                case ChatEvent():
+                    ids.add(e.data.session)
         return ids
 
 
+def session_event(sid: str, pred: Callable[[SessionView], bool] = lambda s: True) -> Callable[[Event], bool]:
+    """For :meth:`RepClient.wait_event`: a session event about ``sid`` whose session satisfies ``pred``."""
+    return lambda e: isinstance(e, SessionEvent) and e.data.session.id == sid and pred(e.data.session)
+
+
 class CustomerClient(_Client):
+    """A customer page's connection.
+
+    Attributes:
+        session, token: from the last ``started``.
+        statuses: every status, typed.
+        lines: every chat line the page was sent.
+    """
+
     role = "customer"
+    _RESULTS: dict[type[msgspec.Struct], type[msgspec.Struct]] = {Say: SayResult, Leave: EmptyResult}
 
     def __init__(self, ws: ClientConnection) -> None:
         super().__init__(ws)
         self.session: str | None = None
         self.token: str | None = None
-        self.statuses: list[dict[str, Any]] = []
-        self.lines: list[dict[str, Any]] = []
+        self.statuses: list[Status] = []
+        self.lines: list[CustomerLine] = []
 
-    async def pump(self, timeout: float = 3.0) -> dict[str, Any]:
+    def _parse(self, frame: str) -> CustomerReply:
+        return parse_customer_reply(frame)
+
+    async def send(self, message: msgspec.Struct, *, omit: tuple[str, ...] = ()) -> None:
+        result = self._RESULTS.get(type(message))
+        if result is not None:
+            self._results[request_key(message.id)] = result  # type: ignore[attr-defined]
+        await super().send(message, omit=omit)
+
+    async def pump(self, timeout: float = 3.0) -> CustomerReply:
         msg = await self.recv(timeout)
-        if msg["type"] == "status":
-            self.statuses.append(msg)
-        elif msg["type"] == "chat":
-            self.lines.append(msg["line"])
-        elif msg["type"] == "started":
-            self.session, self.token = msg["session"], msg["token"]
+        match msg:
+            case Status():
+                self.statuses.append(msg)
+            case Chat():
+                self.lines.append(msg.line)
+            case Started():
+                self.session, self.token = msg.session, msg.token
         return msg
 
-    async def start(self, via: str = "issue", target: str = "vpn", name: str = "Ann Lee", **extra: Any) -> dict[str, Any]:
-        await self.send({"type": "start", "id": self.next_id(), "via": via, via: target, "intake": {"customer_name": name}, **extra})
-        return await self.pump()
+    async def start(self, via: str = Via.ISSUE, target: str = "vpn", name: str = "Ann Lee", **extra: Any) -> Started | Error:
+        """Start a session ``via`` a way in (``target``: the issue, key, rep, button or link); the reply."""
+        way = Via(via)
+        await self.send(Start(self.next_id(), way, Intake(name), **{way.value: target}, **extra))
+        reply = await self.pump()
+        assert isinstance(reply, Started | Error), reply
+        return reply
 
-    async def request(self, message: dict[str, Any], timeout: float = 3.0) -> dict[str, Any]:
-        rid = message.setdefault("id", self.next_id())
+    async def request(self, message: type[msgspec.Struct] | msgspec.Struct, timeout: float = 3.0, **fields: Any) -> CustomerReply:
+        """Send ``message`` (or a message of that type with ``fields`` and a fresh id); its reply, typed."""
+        if isinstance(message, type):
+            message = message(id=self.next_id(), **fields)
+        rid = message.id  # type: ignore[attr-defined]
         await self.send(message)
         async with asyncio.timeout(_seconds(timeout)):
             while True:
                 msg = await self.pump(timeout)
-                if msg.get("id") == rid:
+                if getattr(msg, "id", UNSET) == rid:
                     return msg
 
     async def until(self, pred: Callable[[], bool], timeout: float = 3.0) -> None:
@@ -508,7 +672,7 @@ async def crowd_login(server: Any, rep: str, **options: Any) -> RepClient:
     """A :class:`RepClient` logged in as a crowd rep (``server`` needs only ``.port``)."""
     client = await RepClient.open(server, **options)
     welcome = await client.login(rep, CROWD_PASSWORD)
-    assert welcome["type"] == "welcome", welcome
+    assert isinstance(welcome, Welcome), welcome
     return client
 
 
