@@ -10,17 +10,38 @@ import os
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import TIMEOUT_SCALE
 from engine_helpers import RandomDriver, build_site, standard_rules
-from server_helpers import CustomerClient, RepClient, eventually, run, serving, write_site
+from msgspec import UNSET
+from server_helpers import CustomerClient, RepClient, eventually, run, serving, session_event, write_site
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from repconsole.core import persist
 from repconsole.core.engine import QueueEngine
 from repconsole.core.model import QueueRef, Session, SessionState
+from repconsole.protocol import (
+    Chat,
+    ChatEvent,
+    CustomerResume,
+    CustomerState,
+    EmptyResult,
+    Error,
+    ErrorReason,
+    GoneReason,
+    Leave,
+    MessageType,
+    Origin,
+    Reason,
+    Say,
+    SessionGoneData,
+    SessionGoneEvent,
+    Started,
+    Status,
+)
 from repconsole.server import app
 from repconsole.server.app import Server
 from repconsole.server.customers import POSITION_EVERY
@@ -41,6 +62,11 @@ def http_get(server: Server, path: str) -> tuple[int, str, bytes]:
         return exc.code, exc.headers["Content-Type"], exc.read()
 
 
+def frame(**fields: Any) -> str:
+    """A frame written by hand, for what no protocol Struct would send: a broken page."""
+    return json.dumps(fields)
+
+
 async def http(server: Server, path: str) -> tuple[int, str, bytes]:
     return await asyncio.to_thread(http_get, server, path)
 
@@ -55,10 +81,10 @@ def test_origins_are_checked_on_the_customer_endpoint(site: Path, tmp_path: Path
                 assert info.value.response.status_code == 403, origin
             for origin in [f"http://127.0.0.1:{server.port}", "https://help.example.com", "https://HELP.example.com/"]:
                 c = await CustomerClient.open(server, origin=origin)
-                assert (await c.start())["type"] == "started"
+                assert isinstance(await c.start(), Started)
             # A client that is not a browser sends no Origin.
             c = await CustomerClient.open(server)
-            assert (await c.start())["type"] == "started"
+            assert isinstance(await c.start(), Started)
 
     run(main())
 
@@ -71,41 +97,41 @@ def test_a_customer_reaches_a_rep_and_they_chat(site: Path, tmp_path: Path) -> N
             alice = await RepClient.logged_in(server, "alice")
             ann = await CustomerClient.open(server)
             started = await ann.start("issue", "vpn", "Ann Lee")
-            assert started["session"] == ann.session and len(started["token"]) >= 32
+            assert started.session == ann.session and len(started.token) >= 32
             await ann.until(lambda: bool(ann.statuses))
-            assert ann.statuses[-1] == {"type": "status", "state": "waiting", "position": 1}
+            assert ann.statuses[-1] == Status(CustomerState.WAITING, position=1)
             ben = await CustomerClient.open(server)
             await ben.start("issue", "vpn", "Ben Fox")
             await ben.until(lambda: bool(ben.statuses))
-            assert ben.statuses[-1]["position"] == 2
+            assert ben.statuses[-1].position == 2
 
-            arrived = await alice.wait_event(lambda e: e["kind"] == "session" and e["data"]["session"]["id"] == ann.session)
-            assert arrived["data"]["session"]["customer_name"] == "Ann Lee"
+            arrived = await alice.wait_event(session_event(ann.session))
+            assert arrived.data.session.customer_name == "Ann Lee"
             await alice.ok("accept", session=ann.session)
-            await ann.until(lambda: ann.statuses[-1]["state"] == "active")
-            assert ann.statuses[-1] == {"type": "status", "state": "active", "rep_name": "Alice Ng"}
+            await ann.until(lambda: ann.statuses[-1].state is CustomerState.ACTIVE)
+            assert ann.statuses[-1] == Status(CustomerState.ACTIVE, rep_name="Alice Ng")
             clock.advance(POSITION_EVERY)  # positions behind a change are refreshed at most twice a second
-            await ben.until(lambda: ben.statuses[-1].get("position") == 1)  # Ann went ahead
+            await ben.until(lambda: ben.statuses[-1].position == 1)  # Ann went ahead
 
             await alice.ok("say", session=ann.session, text="Hi Ann, let's look at the VPN.")
             await alice.ok("say", session=ann.session, text="(customer seems upset)", reps_only=True)
-            await ann.until(lambda: any(line["text"].startswith("Hi Ann") for line in ann.lines))
-            said = await ann.request({"type": "say", "text": "Thanks! It says error 809."})
-            assert said["result"]["line"]["author"] == "customer"
-            heard = await alice.wait_event(lambda e: e["kind"] == "chat" and e["data"]["line"]["author"] == "customer")
-            assert heard["data"]["line"]["text"] == "Thanks! It says error 809."
-            texts = [line["text"] for line in ann.lines]
+            await ann.until(lambda: any(line.text.startswith("Hi Ann") for line in ann.lines))
+            said = await ann.request(Say, text="Thanks! It says error 809.")
+            assert said.result.line.author == "customer"
+            heard = await alice.wait_event(lambda e: isinstance(e, ChatEvent) and e.data.line.author == "customer")
+            assert heard.data.line.text == "Thanks! It says error 809."
+            texts = [line.text for line in ann.lines]
             assert "(customer seems upset)" not in texts
-            rep_line = next(line for line in ann.lines if line["text"].startswith("Hi Ann"))
-            assert rep_line["author"] == "rep" and rep_line["author_name"] == "Alice Ng"
-            assert all("alice" not in json.dumps(m) for m in ann.received)  # never a rep's id
+            rep_line = next(line for line in ann.lines if line.text.startswith("Hi Ann"))
+            assert rep_line.author == "rep" and rep_line.author_name == "Alice Ng"
+            assert all("alice" not in frame for frame in ann.raw)  # never a rep's id
 
-            assert (await ann.request({"type": "leave"}))["result"] == {}
-            await ann.until(lambda: ann.statuses[-1]["state"] == "ended")
-            assert ann.statuses[-1]["detail"] == "customer left"
+            assert (await ann.request(Leave)).result == EmptyResult()  # {} exactly: the client checks nothing more came
+            await ann.until(lambda: ann.statuses[-1].state is CustomerState.ENDED)
+            assert ann.statuses[-1].detail == "customer left"
             assert await ann.closed_with() == 1000
-            gone = await alice.wait_event(lambda e: e["kind"] == "session_gone")
-            assert gone["data"] == {"id": ann.session, "reason": "ended", "detail": "customer left"}
+            gone = await alice.wait_event(lambda e: isinstance(e, SessionGoneEvent))
+            assert gone.data == SessionGoneData(ann.session, GoneReason.ENDED, detail="customer left")
 
     run(main())
 
@@ -114,46 +140,47 @@ def test_every_way_in(site: Path, tmp_path: Path) -> None:
     async def main() -> None:
         async with serving(site, tmp_path / "data") as server:
             alice = await RepClient.logged_in(server, "alice")
-            key = (await alice.ok("generate_key", valid_for=600))["key"]["key"]
+            key = (await alice.ok("generate_key", valid_for=600)).key.key
             cases = [
-                ("key", key.lower(), {}, "rep:alice", "session_key"),
-                ("rep", "alice", {}, "rep:alice", "rep_picked"),
-                ("button", "btn-net", {}, "team:net", "team_button"),
-                ("link", "link-alice", {"page_url": "https://shop.example/cart", "page_html": "<p>cart</p>"}, "rep:alice", "browser_rep"),
-                ("issue", "vpn", {}, "team:net", "issue_form"),
+                ("key", key.lower(), {}, "rep:alice", Origin.SESSION_KEY),
+                ("rep", "alice", {}, "rep:alice", Origin.REP_PICKED),
+                ("button", "btn-net", {}, "team:net", Origin.TEAM_BUTTON),
+                ("link", "link-alice", {"page_url": "https://shop.example/cart", "page_html": "<p>cart</p>"}, "rep:alice", Origin.BROWSER_REP),
+                ("issue", "vpn", {}, "team:net", Origin.ISSUE_FORM),
             ]
             sessions = {}
             for via, target, extra, queue, origin in cases:
                 c = await CustomerClient.open(server)
-                assert (await c.start(via, target, **extra))["type"] == "started", via
-                e = await alice.wait_event(lambda e, sid=c.session: e["kind"] == "session" and e["data"]["session"]["id"] == sid)
-                assert (e["data"]["session"]["queue"], e["data"]["session"]["origin"]) == (queue, origin)
-                assert "page_html" not in e["data"]["session"]  # events stay small
+                assert isinstance(await c.start(via, target, **extra), Started), via
+                e = await alice.wait_event(session_event(c.session))
+                assert (e.data.session.queue, e.data.session.origin) == (queue, origin)
+                assert e.data.session.page_html is UNSET  # absent from the frame: events stay small
                 sessions[via] = c.session
             accepted = await alice.ok("accept", session=sessions["link"])
-            assert accepted["session"]["page_html"] == "<p>cart</p>" and accepted["session"]["browser"]
+            assert accepted.session.page_html == "<p>cart</p>" and accepted.session.browser
 
             for via, target, reason in [
-                ("key", key, "key_used"),
-                ("key", "ZZZZZZZ", "key_unknown"),
-                ("rep", "dave", "rep_offline"),
-                ("rep", "nobody", "unknown_rep"),
-                ("button", "btn-x", "unknown_button"),
-                ("issue", "nope", "unknown_issue"),
-                ("link", "link-x", "unknown_link"),
+                ("key", key, Reason.KEY_USED),
+                ("key", "ZZZZZZZ", Reason.KEY_UNKNOWN),
+                ("rep", "dave", Reason.REP_OFFLINE),
+                ("rep", "nobody", Reason.UNKNOWN_REP),
+                ("button", "btn-x", Reason.UNKNOWN_BUTTON),
+                ("issue", "nope", Reason.UNKNOWN_ISSUE),
+                ("link", "link-x", Reason.UNKNOWN_LINK),
             ]:
                 c = await CustomerClient.open(server)
                 reply = await c.start(via, target)
-                assert reply["type"] == "error" and reply["reason"] == reason, (via, reply)
+                assert isinstance(reply, Error) and reply.reason == reason, (via, reply)
             c = await CustomerClient.open(server)
-            await c.send_raw(json.dumps({"type": "start", "id": 1, "via": "issue", "issue": "vpn", "intake": {"customer_name": "X" * 101}}))
-            assert (await c.pump())["reason"] == "invalid"
-            await c.send_raw(json.dumps({"type": "start", "id": 2, "via": "issue", "issue": "vpn", "intake": {"name": "X"}}))
-            assert (await c.pump())["reason"] == "invalid"
-            await c.send_raw(json.dumps({"type": "start", "id": 3, "via": "issue", "issue": "vpn", "intake": {"customer_name": "X"}, "page_url": "x"}))
-            assert (await c.pump())["reason"] == "bad_message"
-            await c.send({"type": "say", "id": 4, "text": "hello?"})
-            assert (await c.pump())["reason"] == "not_started"
+            start = MessageType.START
+            await c.send_raw(frame(type=start, id=1, via="issue", issue="vpn", intake={"customer_name": "X" * 101}))
+            assert (await c.pump()).reason == Reason.INVALID
+            await c.send_raw(frame(type=start, id=2, via="issue", issue="vpn", intake={"name": "X"}))
+            assert (await c.pump()).reason == Reason.INVALID
+            await c.send_raw(frame(type=start, id=3, via="issue", issue="vpn", intake={"customer_name": "X"}, page_url="x"))
+            assert (await c.pump()).reason == ErrorReason.BAD_MESSAGE
+            await c.send(Say(4, "hello?"))
+            assert (await c.pump()).reason == ErrorReason.NOT_STARTED
 
     run(main())
 
@@ -162,11 +189,11 @@ def test_wrong_session_keys_are_rate_limited_per_address(site: Path, tmp_path: P
     async def main() -> None:
         async with serving(site, tmp_path / "data") as server:
             alice = await RepClient.logged_in(server, "alice")
-            key = (await alice.ok("generate_key", valid_for=600))["key"]["key"]
+            key = (await alice.ok("generate_key", valid_for=600)).key.key
             c = await CustomerClient.open(server)
             for _ in range(5):
-                assert (await c.start("key", "WRONG99"))["reason"] == "key_unknown"
-            assert (await c.start("key", key))["reason"] == "key_rate_limited"
+                assert (await c.start("key", "WRONG99")).reason == Reason.KEY_UNKNOWN
+            assert (await c.start("key", key)).reason == Reason.KEY_RATE_LIMITED
 
     run(main())
 
@@ -179,9 +206,9 @@ def test_starts_are_limited_per_address(tmp_path: Path) -> None:
     async def main() -> None:
         async with serving(path, tmp_path / "data") as server:
             for _ in range(2):
-                assert (await (await CustomerClient.open(server)).start())["type"] == "started"
+                assert isinstance(await (await CustomerClient.open(server)).start(), Started)
             c = await CustomerClient.open(server)
-            assert (await c.start())["reason"] == "rate_limited"
+            assert (await c.start()).reason == ErrorReason.RATE_LIMITED
 
     run(main())
 
@@ -193,19 +220,19 @@ def test_a_customer_resumes_with_the_token_and_gets_what_they_missed(site: Path,
             ann = await CustomerClient.open(server)
             await ann.start()
             await alice.ok("accept", session=ann.session)
-            await ann.until(lambda: ann.lines and ann.statuses and ann.statuses[-1]["state"] == "active")
-            seen = ann.lines[-1]["n"]
+            await ann.until(lambda: ann.lines and ann.statuses and ann.statuses[-1].state is CustomerState.ACTIVE)
+            seen = ann.lines[-1].n
             await ann.close()
             await alice.ok("say", session=ann.session, text="Are you still there?")
             await alice.ok("say", session=ann.session, text="note to self", reps_only=True)
             again = await CustomerClient.open(server)
-            reply = await again.request({"type": "resume", "token": ann.token, "last_line": seen})
-            assert reply["type"] == "started" and reply["resumed"] and reply["session"] == ann.session
+            reply = await again.request(CustomerResume, token=ann.token, last_line=seen)
+            assert isinstance(reply, Started) and reply.resumed and reply.session == ann.session
             await again.until(lambda: bool(again.statuses))
-            assert [line["text"] for line in again.lines] == ["Are you still there?"]
-            assert again.statuses[-1]["state"] == "active"
+            assert [line.text for line in again.lines] == ["Are you still there?"]
+            assert again.statuses[-1].state is CustomerState.ACTIVE
             bad = await CustomerClient.open(server)
-            assert (await bad.request({"type": "resume", "token": "x" * 32}))["reason"] == "token_unknown"
+            assert (await bad.request(CustomerResume, token="x" * 32)).reason == ErrorReason.TOKEN_UNKNOWN
 
     run(main())
 
@@ -220,12 +247,12 @@ def test_a_customer_token_resumes_for_a_day_then_is_unknown(site: Path, tmp_path
             await ann.close()
             clock.advance(CUSTOMER_TOKENS_KEPT - 1)
             again = await CustomerClient.open(server)
-            reply = await again.request({"type": "resume", "token": ann.token})
-            assert reply["type"] == "started" and reply["session"] == ann.session
+            reply = await again.request(CustomerResume, token=ann.token)
+            assert isinstance(reply, Started) and reply.session == ann.session
             await again.close()
             clock.advance(1)
             late = await CustomerClient.open(server)
-            assert (await late.request({"type": "resume", "token": ann.token}))["reason"] == "token_unknown"
+            assert (await late.request(CustomerResume, token=ann.token)).reason == ErrorReason.TOKEN_UNKNOWN
 
     run(main())
 
@@ -248,8 +275,8 @@ def test_a_customer_who_does_not_come_back_has_left(tmp_path: Path) -> None:
             clock.advance(grace - 0.5)
             assert server.runtime.engine.session(goes.session).state == "waiting"  # it may still come back
             clock.advance(0.5)
-            gone = await alice.wait_event(lambda e: e["kind"] == "session_gone", timeout=3)
-            assert gone["data"] == {"id": goes.session, "reason": "ended", "detail": "customer left"}
+            gone = await alice.wait_event(lambda e: isinstance(e, SessionGoneEvent), timeout=3)
+            assert gone.data == SessionGoneData(goes.session, GoneReason.ENDED, detail="customer left")
             assert server.runtime.engine.session(stays.session).state == "waiting"
 
     run(main())
@@ -364,20 +391,20 @@ def test_customer_positions_never_walk_the_queue(site: Path, tmp_path: Path, mon
             for i, c in enumerate(customers[:3]):
                 await c.start("issue", "vpn", f"Customer {i}")
                 await c.until(lambda c=c: bool(c.statuses))
-            assert [c.statuses[-1]["position"] for c in customers[:3]] == [1, 2, 3]
+            assert [c.statuses[-1].position for c in customers[:3]] == [1, 2, 3]
             first, second, third, by_name = customers
             await alice.ok("accept", session=first.session)
             await alice.ok("hold", session=first.session)  # back in alice's personal queue, on hold
             await by_name.start("rep", "alice", "Picked Alice")  # behind the held one, which does not count
-            await first.until(lambda: first.statuses[-1] == {"type": "status", "state": "waiting", "held": True})
+            await first.until(lambda: first.statuses[-1] == Status(CustomerState.WAITING, held=True))
             clock.advance(POSITION_EVERY)  # the refresh of everyone behind
-            await second.until(lambda: second.statuses[-1].get("position") == 1)
-            await third.until(lambda: third.statuses[-1].get("position") == 2)
+            await second.until(lambda: second.statuses[-1].position == 1)
+            await third.until(lambda: third.statuses[-1].position == 2)
             await by_name.until(lambda: bool(by_name.statuses))
-            assert by_name.statuses[-1] == {"type": "status", "state": "waiting", "position": 1}
+            assert by_name.statuses[-1] == Status(CustomerState.WAITING, position=1)
             monkeypatch.setattr(e, "waiting_in", walk)
             for c in (second, third, by_name):
-                assert c.statuses[-1]["position"] == naive_position(e, e.session(c.session))
+                assert c.statuses[-1].position == naive_position(e, e.session(c.session))
 
     run(main())
 
@@ -441,16 +468,16 @@ def test_say_and_leave_push_what_they_change_before_their_result(site: Path, tmp
             ann = await CustomerClient.open(server)
             await ann.start()
             await ann.until(lambda: bool(ann.statuses))
-            said = await ann.request({"type": "say", "text": "It says error 809."})
-            left = await ann.request({"type": "leave"})
+            said = await ann.request(Say, text="It says error 809.")
+            left = await ann.request(Leave)
             assert await ann.closed_with() == 1000
             after_start = ann.received[ann.received.index(ann.statuses[0]) + 1 :]
             assert after_start == [
-                {"type": "chat", "line": said["result"]["line"]},
+                Chat(said.result.line),
                 said,
-                {"type": "status", "state": "ended", "detail": "customer left"},
+                Status(CustomerState.ENDED, detail="customer left"),
                 left,
             ]
-            assert left["result"] == {}
+            assert left.result == EmptyResult()
 
     run(main())
