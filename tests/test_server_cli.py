@@ -19,6 +19,7 @@ from conftest import TIMEOUT_SCALE
 from server_helpers import CustomerClient, RepClient, run, serving, write_site
 
 from repconsole import __version__
+from repconsole.protocol import CustomerResume, CustomerState, ErrorReason, SessionState, Status, Welcome
 
 LISTENING = re.compile(r"^repconsole-server: listening on wss?://127\.0\.0\.1:(\d+)$")
 
@@ -107,15 +108,15 @@ def test_a_confirmed_accept_survives_kill_9(tmp_path: Path) -> None:
         async with server_process(*args) as second:
             server = _Port(second.port)
             back = await RepClient.open(server)
-            assert (await back.resume(token, seq))["resumed"] is True
+            assert (await back.resume(token, seq)).resumed is True
             fresh = await RepClient.logged_in(server, "alice")
-            (session,) = [s for s in fresh.snapshot["sessions"] if s["id"] == ann.session]
-            assert session["owner"] == "alice" and session["state"] == "active"
-            assert session["chat"][-1]["text"] == "I have it from here."
+            (session,) = [s for s in fresh.snapshot.sessions if s.id == ann.session]
+            assert session.owner == "alice" and session.state is SessionState.ACTIVE
+            assert session.chat[-1].text == "I have it from here."
             customer = await CustomerClient.open(server)
-            await customer.request({"type": "resume", "token": ann.token})
+            await customer.request(CustomerResume, token=ann.token)
             await customer.until(lambda: bool(customer.statuses))
-            assert customer.statuses[-1] == {"type": "status", "state": "active", "rep_name": "Alice Ng"}
+            assert customer.statuses[-1] == Status(CustomerState.ACTIVE, rep_name="Alice Ng")
             second.process.send_signal(signal.SIGTERM)
             assert await second.process.wait() == 0
 
@@ -141,10 +142,10 @@ def test_passwd_stores_a_password_the_server_accepts(tmp_path: Path) -> None:
     async def main() -> None:
         async with serving(site, data) as server:
             c = await RepClient.open(server)
-            assert (await c.login("alice", "a-new-long-password"))["type"] == "welcome"
+            assert isinstance(await c.login("alice", "a-new-long-password"), Welcome)
             old = await RepClient.open(server)
-            assert (await old.login("alice"))["reason"] == "bad_credentials"  # the stored one wins
-            assert (await (await RepClient.open(server)).login("bob"))["type"] == "welcome"
+            assert (await old.login("alice")).reason == ErrorReason.BAD_CREDENTIALS  # the stored one wins
+            assert isinstance(await (await RepClient.open(server)).login("bob"), Welcome)
 
     run(main())
 
@@ -158,8 +159,8 @@ def test_the_demo_site_shows_new_passwords_once(tmp_path: Path) -> None:
             assert set(passwords) == {"alex", "priya", "tom", "lucia", "kenji", "amara", "sven"}
             server: Any = _Port(first.port)
             alex = await RepClient.open(server)
-            assert (await alex.login("alex", passwords["alex"]))["type"] == "welcome"
-            assert {s["id"] for s in alex.snapshot["teams"]} == {"network", "accounts", "software", "hardware"}
+            assert isinstance(await alex.login("alex", passwords["alex"]), Welcome)
+            assert {t.id for t in alex.snapshot.teams} == {"network", "accounts", "software", "hardware"}
             first.process.send_signal(signal.SIGINT)
             assert await first.process.wait() == 0
         async with server_process("--data", str(data)) as second:
@@ -202,7 +203,7 @@ def test_tls_serves_wss(tmp_path: Path) -> None:
             server: Any = _Port(running.port)
             trust = ssl.create_default_context(cafile=str(cert))
             alice = await RepClient.open(server, ssl=trust, origin=f"https://127.0.0.1:{running.port}")
-            assert (await alice.login("alice"))["type"] == "welcome"
+            assert isinstance(await alice.login("alice"), Welcome)
 
     run(main())
     missing_key = subprocess.run(
