@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from engine_helpers import RandomDriver, Site, standard_rules
-from server_helpers import PASSWORDS, CustomerClient, RepClient, run, serving, write_site
+from server_helpers import PASSWORDS, CustomerClient, RepClient, run, serving, session_event, write_site
 
 from repconsole.core import persist
+from repconsole.protocol import CustomerResume, RepEvent, RepStatus, Say, SessionEvent
 from repconsole.core.clock import ManualClock
 from repconsole.server.config import build_engine, load_config
 from repconsole.server.runtime import Runtime
@@ -52,7 +53,7 @@ def test_a_restart_loses_nothing(tmp_path: Path) -> None:
             await alice.ok("accept", session=ann)
             await alice.ok("say", session=ann, text="Hello Ann")
             await alice.ok("say", session=ann, text="private note", reps_only=True)
-            await customers[0].request({"type": "say", "text": "Hi!"})
+            await customers[0].request(Say, text="Hi!")
             await alice.ok("share", session=ann, target="rep:bob")
             await bob.ok("accept", session=ben)
             await bob.ok("hold", session=ben)
@@ -80,19 +81,19 @@ def test_a_restart_loses_nothing(tmp_path: Path) -> None:
             assert engine.reps["alice"].grace_until > time.time() + 20
             # The rep logs in again and finds everything; the customer resumes.
             alice = await RepClient.logged_in(server, "alice")
-            mine = {s["id"]: s for s in alice.snapshot["sessions"]}
-            ann = next(s for s in mine.values() if s["customer_name"] == "Ann Lee")
-            assert [line["text"] for line in ann["chat"]][-4:] == ["Hello Ann", "private note", "Hi!", "Alice Ng invited Bob Ortiz to join."]
-            assert ann["external_key"] == "TCK-1" and ann["invitations"][0]["target"] == "rep:bob"
-            assert alice.snapshot["you"]["status"] == "busy"
-            assert [k["rep"] for k in alice.snapshot["keys"]] == ["alice"]
-            net = alice.snapshot["team_chat"]["net"]
-            assert (net["count"], net["last_read"], net["lines"][-1]["text"]) == (2, 1, "Noted")
+            mine = {s.id: s for s in alice.snapshot.sessions}
+            ann = next(s for s in mine.values() if s.customer_name == "Ann Lee")
+            assert [line.text for line in ann.chat][-4:] == ["Hello Ann", "private note", "Hi!", "Alice Ng invited Bob Ortiz to join."]
+            assert ann.external_key == "TCK-1" and ann.invitations[0].target == "rep:bob"
+            assert alice.snapshot.you.status is RepStatus.BUSY
+            assert [k.rep for k in alice.snapshot.keys] == ["alice"]
+            net = alice.snapshot.team_chat["net"]
+            assert (net.count, net.last_read, net.lines[-1].text) == (2, 1, "Noted")
             customer = await CustomerClient.open(server)
-            reply = await customer.request({"type": "resume", "token": tokens["ann"], "last_line": 0})
-            assert reply["resumed"] and reply["session"] == ann["id"]
+            reply = await customer.request(CustomerResume, token=tokens["ann"], last_line=0)
+            assert reply.resumed and reply.session == ann.id
             await customer.until(lambda: bool(customer.statuses))
-            assert [line["text"] for line in customer.lines] == [
+            assert [line.text for line in customer.lines] == [
                 "Alice Ng accepted the session.", "Hello Ann", "Hi!",
             ]  # fmt: skip
 
@@ -126,13 +127,13 @@ def test_timers_resume_after_a_restart(tmp_path: Path) -> None:
             engine = server.runtime.engine
             carol = await RepClient.logged_in(server, "carol")
             clock.advance(0)  # what fell due while the server was down runs at once
-            if not any(s["id"] == early for s in carol.snapshot["sessions"]):
-                await carol.wait_event(lambda e: e["kind"] == "session" and e["data"]["session"]["id"] == early, timeout=1)
+            if not any(s.id == early for s in carol.snapshot.sessions):
+                await carol.wait_event(session_event(early), timeout=1)
             assert engine.session(early).queue.id == "bill"
             assert engine.session(late).queue.id == "net"
             clock.advance_to(late_due)
-            e = await carol.wait_event(lambda e: e["kind"] == "session" and e["data"]["session"]["id"] == late, timeout=3)
-            assert e["data"]["session"]["queue"] == "team:bill"
+            e = await carol.wait_event(session_event(late), timeout=3)
+            assert e.data.session.queue == "team:bill"
             moved = clock.now()
             assert late_due <= moved < restarted + after
 
@@ -149,18 +150,18 @@ def test_a_console_resumes_across_a_restart_and_retries_are_still_answered(tmp_p
             c = await CustomerClient.open(server)
             await c.start("issue", "vpn", "Ann Lee")
             sid = c.session
-            await alice.wait_event(lambda e: e["kind"] == "session")
+            await alice.wait_event(lambda e: isinstance(e, SessionEvent))
             accepted = await alice.call("accept", rid="acc-1", session=sid)
             await alice.drain()
             token, last = alice.token, alice.seq
         async with serving(site, data) as server:
             back = await RepClient.open(server)
             welcome = await back.resume(token, last)
-            assert welcome["resumed"] is True
+            assert welcome.resumed is True
             await back.drain()
             # The replay says what happened while it was away: the restart disconnected alice.
-            kinds = [(e["kind"], e["data"].get("rep", {}).get("connected")) for e in back.events]
-            assert ("rep", False) in kinds and kinds[-1] == ("rep", True)
+            kinds = [(type(e), e.data.rep.connected if isinstance(e, RepEvent) else None) for e in back.events]
+            assert (RepEvent, False) in kinds and kinds[-1] == (RepEvent, True)
             # A retry of a command answered before the restart is answered the same way.
             assert await back.call("accept", rid="acc-1", session=sid) == accepted
             assert server.runtime.engine.session(sid).owner == "alice"
