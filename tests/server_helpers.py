@@ -394,6 +394,11 @@ class RepClient(_Client):
     def _parse(self, frame: str) -> RepReply:
         return parse_rep_reply(frame)
 
+    async def send(self, message: msgspec.Struct, *, omit: tuple[str, ...] = ()) -> None:
+        if isinstance(message, Command):
+            self.expect(message.id, message.name)
+        await super().send(message, omit=omit)
+
     @classmethod
     async def logged_in(cls, server: Server, rep: str, **options: Any) -> RepClient:
         client = await cls.open(server, **options)
@@ -475,16 +480,16 @@ class RepClient(_Client):
         """
         rid = self.next_id() if rid is None else rid
         self.replies.pop(rid, None)
-        self.expect(rid, name)
         message = Command(rid, name, args)
         if valid:
             await self.send(message)
         else:
+            self.expect(rid, name)
             await self.send_raw(wire(message))
         return await self.reply(rid, timeout)
 
     def expect(self, rid: Any, name: str) -> None:
-        """Decode the result of request ``rid`` as command ``name``'s (for a command sent by hand)."""
+        """Decode the result of request ``rid`` as command ``name``'s (:meth:`send` does it for a Command)."""
         spec = COMMANDS.get(name)
         if spec is not None:
             self._results[request_key(rid)] = spec.result

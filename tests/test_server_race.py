@@ -18,8 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_helpers import CustomerClient, RepClient, crowd_login, crowd_rep, run, serving, write_crowd_site
+from server_helpers import CustomerClient, RepClient, crowd_login, crowd_rep, run, serving, session_event, write_crowd_site
 
+from repconsole.protocol import (
+    Command,
+    CustomerState,
+    Error,
+    GoneReason,
+    Reason,
+    Result,
+    SessionGoneData,
+    SessionGoneEvent,
+    Started,
+)
 from repconsole.server.app import Server
 
 TEAM = "race"
@@ -40,17 +51,17 @@ async def _arrive(server: Server, consoles: list[RepClient], name: str) -> tuple
     """A customer starts a session through /customer; returns once every console was told."""
     customer = await CustomerClient.open(server)
     started = await customer.start("issue", TEAM, name)
-    assert started["type"] == "started", started
-    sid = started["session"]
-    await asyncio.gather(*(c.wait_event(lambda e: e["kind"] == "session" and e["data"]["session"]["id"] == sid) for c in consoles))
+    assert isinstance(started, Started), started
+    sid = started.session
+    await asyncio.gather(*(c.wait_event(session_event(sid)) for c in consoles))
     return customer, sid
 
 
-async def _together(consoles: list[RepClient], name: str, **args: Any) -> list[dict[str, Any]]:
+async def _together(consoles: list[RepClient], name: str, **args: Any) -> list[Result | Error]:
     """Send ``name`` from every console at once (all frames out before any reply is read); the replies."""
     rids = [c.next_id() for c in consoles]
-    frames = [{"type": "command", "id": rid, "name": name, "args": args} for rid in rids]
-    await asyncio.gather(*(c.send(f) for c, f in zip(consoles, frames, strict=True)))
+    commands = [Command(rid, name, args) for rid in rids]
+    await asyncio.gather(*(c.send(m) for c, m in zip(consoles, commands, strict=True)))
     return list(await asyncio.gather(*(c.reply(rid) for c, rid in zip(consoles, rids, strict=True))))
 
 
@@ -74,29 +85,28 @@ def test_exactly_one_console_wins_an_accept_race(n: int, tmp_path: Path) -> None
                 customer, sid = await _arrive(server, consoles, f"Racer {n}.{trial}")
                 replies = await _together(consoles, "accept", session=sid)
 
-                results = [(c, r) for c, r in zip(consoles, replies, strict=True) if r["type"] == "result"]
+                results = [(c, r) for c, r in zip(consoles, replies, strict=True) if isinstance(r, Result)]
                 assert len(results) == 1, (trial, replies)
                 winner_console, won = results[0]
-                winner = won["result"]["session"]["owner"]
-                assert winner == winner_console.snapshot["you"]["id"]
+                winner = won.result.session.owner
+                assert winner == winner_console.snapshot.you.id
                 wins[winner] = wins.get(winner, 0) + 1
                 for c, r in zip(consoles, replies, strict=True):
                     if c is winner_console:
                         continue
-                    assert r["type"] == "error" and r["reason"] == "already_taken", (trial, r)
-                    assert r["data"] == {"by": winner, "session_id": sid}, r
-                    assert r["detail"] == f"Already taken by Rep {winner}."
+                    assert isinstance(r, Error) and r.reason == Reason.ALREADY_TAKEN, (trial, r)
+                    assert r.data == {"by": winner, "session_id": sid}, r
+                    assert r.detail == f"Already taken by Rep {winner}."
                 # The engine agrees, and so does the customer.
                 s = engine.session(sid)
                 assert s.owner == winner and s.state.value == "active" and s.queue is None
                 _loads_within_limits(server)
-                await customer.until(lambda c=customer: bool(c.statuses) and c.statuses[-1]["state"] == "active")
-                assert customer.statuses[-1]["rep_name"] == f"Rep {winner}"
+                await customer.until(lambda c=customer: bool(c.statuses) and c.statuses[-1].state is CustomerState.ACTIVE)
+                assert customer.statuses[-1].rep_name == f"Rep {winner}"
                 # Every loser sees it leave the queue, taken by the winner; the winner, that it is theirs.
                 losers = [c for c in consoles if c is not winner_console]
-                await asyncio.gather(
-                    *(c.wait_event(lambda e, gone={"id": sid, "reason": "taken", "by": winner}: e["kind"] == "session_gone" and e["data"] == gone) for c in losers)
-                )
+                gone = SessionGoneData(sid, GoneReason.TAKEN, by=winner)
+                await asyncio.gather(*(c.wait_event(lambda e: isinstance(e, SessionGoneEvent) and e.data == gone) for c in losers))
                 await winner_console.ok("end", session=sid)
                 await customer.closed_with()
             assert sum(wins.values()) == TRIALS[n]
@@ -123,16 +133,16 @@ def test_get_next_race_gives_each_waiting_customer_to_exactly_one_console(waitin
                 assert len(queued) == waiting
                 replies = await _together(consoles, "get_next")
 
-                won = [(c, r["result"]["session"]) for c, r in zip(consoles, replies, strict=True) if r["type"] == "result"]
-                refused = [r for r in replies if r["type"] == "error"]
+                won = [(c, r.result.session) for c, r in zip(consoles, replies, strict=True) if isinstance(r, Result)]
+                refused = [r for r in replies if isinstance(r, Error)]
                 assert len(won) == waiting, replies
-                assert {s["id"] for _, s in won} == queued  # distinct, and exactly the ones waiting
-                assert all(r["reason"] == "nothing_waiting" for r in refused), refused
+                assert {s.id for _, s in won} == queued  # distinct, and exactly the ones waiting
+                assert all(r.reason == Reason.NOTHING_WAITING for r in refused), refused
                 for c, s in won:
-                    assert s["owner"] == c.snapshot["you"]["id"] == engine.session(s["id"]).owner
+                    assert s.owner == c.snapshot.you.id == engine.session(s.id).owner
                 assert engine.waiting_total() == 0
                 _loads_within_limits(server)
-                await asyncio.gather(*(c.ok("end", session=s["id"]) for c, s in won))
+                await asyncio.gather(*(c.ok("end", session=s.id) for c, s in won))
                 for customer in customers:
                     await customer.closed_with()
 
@@ -151,31 +161,31 @@ def test_reps_at_capacity_never_go_over_it_in_a_race(tmp_path: Path) -> None:
             rng = random.Random(7)
             for trial in range(n * cap + 4):
                 rng.shuffle(consoles)
-                before = {c.snapshot["you"]["id"]: engine.load(c.snapshot["you"]["id"]) for c in consoles}
+                before = {c.snapshot.you.id: engine.load(c.snapshot.you.id) for c in consoles}
                 _, sid = await _arrive(server, consoles, f"Full {trial}")
                 replies = await _together(consoles, "accept", session=sid)
-                results = [(c, r) for c, r in zip(consoles, replies, strict=True) if r["type"] == "result"]
+                results = [(c, r) for c, r in zip(consoles, replies, strict=True) if isinstance(r, Result)]
                 room = [rep for rep, load in before.items() if load < cap]
                 if not room:
                     assert not results, replies
-                    assert all(r["reason"] == "at_capacity" for r in replies), replies
+                    assert all(r.reason == Reason.AT_CAPACITY for r in replies), replies
                     assert engine.session(sid).state.value == "waiting"
                     continue
                 assert len(results) == 1, replies
-                winner = results[0][1]["result"]["session"]["owner"]
+                winner = results[0][1].result.session.owner
                 assert winner in room
                 for c, r in zip(consoles, replies, strict=True):
-                    rep = c.snapshot["you"]["id"]
+                    rep = c.snapshot.you.id
                     if rep == winner:
                         continue
-                    if r["reason"] == "at_capacity":
+                    if r.reason == Reason.AT_CAPACITY:
                         assert before[rep] == cap, (rep, before[rep])
-                        assert r["data"] == {"max_sessions": cap}
+                        assert r.data == {"max_sessions": cap}
                     else:
-                        assert r["reason"] == "already_taken" and r["data"]["by"] == winner, r
+                        assert r.reason == Reason.ALREADY_TAKEN and r.data["by"] == winner, r
                 assert engine.load(winner) == before[winner] + 1
                 _loads_within_limits(server)
-            assert all(engine.load(c.snapshot["you"]["id"]) == cap for c in consoles)
+            assert all(engine.load(c.snapshot.you.id) == cap for c in consoles)
 
     run(main(), 60)
 
@@ -194,15 +204,15 @@ def test_one_reps_two_consoles_cannot_overshoot_max_sessions(tmp_path: Path) -> 
                 _, b = await _arrive(server, [first, second], f"B{trial}")
                 ra, rb = first.next_id(), second.next_id()
                 await asyncio.gather(
-                    first.send({"type": "command", "id": ra, "name": "accept", "args": {"session": a}}),
-                    second.send({"type": "command", "id": rb, "name": "accept", "args": {"session": b}}),
+                    first.send(Command(ra, "accept", {"session": a})),
+                    second.send(Command(rb, "accept", {"session": b})),
                 )
                 replies = [await first.reply(ra), await second.reply(rb)]
-                assert sorted(r["type"] for r in replies) == ["error", "result"], replies
-                (refused,) = [r for r in replies if r["type"] == "error"]
-                assert refused["reason"] == "at_capacity"
+                assert sorted(type(r).__name__ for r in replies) == ["Error", "Result"], replies
+                (refused,) = [r for r in replies if isinstance(r, Error)]
+                assert refused.reason == Reason.AT_CAPACITY
                 assert engine.load(rep) == 1
-                (won,) = [r["result"]["session"]["id"] for r in replies if r["type"] == "result"]
+                (won,) = [r.result.session.id for r in replies if isinstance(r, Result)]
                 await first.ok("end", session=won)
                 (left,) = {a, b} - {won}
                 await first.ok("accept", session=left)
