@@ -25,7 +25,6 @@ customer never receives a reps-only chat line.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +39,20 @@ from repconsole.core import persist
 from repconsole.core.commands import COMMANDS
 from repconsole.core.intake import Intake
 from repconsole.core.model import QueueRef
+from repconsole.protocol import (
+    Command,
+    Error,
+    ErrorReason,
+    KeyEvent,
+    Reason,
+    Result,
+    Resume,
+    Say,
+    SessionEvent,
+    StepKind,
+    Welcome,
+    encode,
+)
 from repconsole.server.app import Server
 from repconsole.server.timers import VirtualClock
 
@@ -58,14 +71,14 @@ class Case:
         outsider: a rep in none of the target's queues.
         args: the command's arguments.
         refusals: what the outsider may be told (empty: a command on the rep themself).
-        check: called with the engine and the insider's result.
+        check: called with the engine and the insider's result (typed: the command's result Struct).
     """
 
     actor: str
     outsider: str
     args: dict[str, Any]
-    refusals: frozenset[str]
-    check: Callable[[Any, dict[str, Any]], None]
+    refusals: frozenset[Reason]
+    check: Callable[[Any, Any], None]
 
 
 def _session(server: Server, *, owner: str | None = None, issue: str = "vpn") -> str:
@@ -82,7 +95,7 @@ def _session(server: Server, *, owner: str | None = None, issue: str = "vpn") ->
 
 def _setup(name: str, server: Server) -> Case:
     e = server.runtime.engine
-    session_refusals = frozenset({"not_member", "not_participant", "not_owner"})
+    session_refusals = frozenset({Reason.NOT_MEMBER, Reason.NOT_PARTICIPANT, Reason.NOT_OWNER})
     match name:
         case "accept":
             sid = _session(server)
@@ -94,7 +107,7 @@ def _setup(name: str, server: Server) -> Case:
             return Case("alice", "dave", {"invitation": inv.id}, session_refusals, lambda e, r: _is("alice" in e.session(sid).participants, True))
         case "get_next":
             sid = _session(server)
-            return Case("alice", "dave", {}, frozenset(), lambda e, r: _is(r["session"]["id"], sid))
+            return Case("alice", "dave", {}, frozenset(), lambda e, r: _is(r.session.id, sid))
         case "transfer":
             sid = _session(server, owner="alice")
             return Case("alice", "dave", {"session": sid, "target": "team:bill", "note": "over to you"}, session_refusals,
@@ -123,16 +136,16 @@ def _setup(name: str, server: Server) -> Case:
             return Case("alice", "dave", {"session": sid, "external_key": "TCK-9"}, session_refusals,
                         lambda e, r: _is(e.session(sid).external_key, "TCK-9"))  # fmt: skip
         case "generate_key":
-            return Case("alice", "dave", {"valid_for": 600}, frozenset(), lambda e, r: _is(r["key"]["rep"], "alice"))
+            return Case("alice", "dave", {"valid_for": 600}, frozenset(), lambda e, r: _is(r.key.rep, "alice"))
         case "set_status":
             return Case("alice", "dave", {"status": "busy"}, frozenset(), lambda e, r: _is(e.reps["alice"].status.value, "busy"))
         case "team_say":
-            return Case("alice", "dave", {"team": "net", "text": "team only"}, frozenset({"not_member"}),
+            return Case("alice", "dave", {"team": "net", "text": "team only"}, frozenset({Reason.NOT_MEMBER}),
                         lambda e, r: _is(e._team_chat["net"].lines[-1].text, "team only"))  # fmt: skip
         case "team_read":
             with server.runtime.step():
                 e.team_say("bob", "net", "unread line")
-            return Case("alice", "dave", {"team": "net"}, frozenset({"not_member"}), lambda e, r: _is(r["last_read"], 1))
+            return Case("alice", "dave", {"team": "net"}, frozenset({Reason.NOT_MEMBER}), lambda e, r: _is(r.last_read, 1))
     raise AssertionError(f"no case for command {name!r}: add one to the matrix")
 
 
@@ -145,13 +158,13 @@ def _state(server: Server) -> tuple[int, dict[str, Any]]:
     return e.seq, persist.dump(e)
 
 
-def _no_leak(reply: dict[str, Any], args: dict[str, Any]) -> None:
+def _no_leak(reply: Error, args: dict[str, Any]) -> None:
     """A refusal names the reason and echoes what was asked, nothing about the target."""
     allowed = {"session": "session_id", "invitation": "invitation_id", "team": "team"}
     echo = {allowed[k]: v for k, v in args.items() if k in allowed}
-    assert set(reply["data"]) <= set(echo), reply
-    assert all(reply["data"][k] == echo[k] for k in reply["data"]), reply
-    text = json.dumps(reply)
+    assert set(reply.data) <= set(echo), reply
+    assert all(reply.data[k] == echo[k] for k in reply.data), reply
+    text = encode(reply).decode()
     for secret in (SECRET_NAME, "Secret Corp", "secret details", SECRET_TEXT, SECRET_KEY, "Alice Ng", "Bob Ortiz", '"alice"', '"bob"', "team:net"):
         assert secret not in text, (secret, reply)
 
@@ -187,48 +200,48 @@ def test_command_authorization(command: str, mode: str, tmp_path: Path) -> None:
 
             if mode == "own_team":
                 reply = await consoles[case.actor].call(command, **case.args)
-                assert reply["type"] == "result", reply
-                case.check(server.runtime.engine, reply["result"])
+                assert isinstance(reply, Result), reply
+                case.check(server.runtime.engine, reply.result)
 
             elif mode == "other_team":
                 outsider = consoles[case.outsider]
                 reply = await outsider.call(command, **case.args)
                 if case.refusals:
-                    assert reply["type"] == "error" and reply["reason"] in case.refusals, reply
+                    assert isinstance(reply, Error) and reply.reason in case.refusals, reply
                     _no_leak(reply, case.args)
                     assert _state(server) == before, "a refused command changed something"
                 elif command == "get_next":
                     # Nothing waits in the outsider's teams: the other team's customer is not theirs.
-                    assert reply["type"] == "error" and reply["reason"] == "nothing_waiting", reply
+                    assert isinstance(reply, Error) and reply.reason == Reason.NOTHING_WAITING, reply
                     _no_leak(reply, case.args)
                     assert _state(server) == before
                 else:
                     # A command on the rep themself: it acts on the outsider only.
-                    assert reply["type"] == "result", reply
+                    assert isinstance(reply, Result), reply
                     if command == "generate_key":
-                        assert reply["result"]["key"]["rep"] == case.outsider
+                        assert reply.result.key.rep == case.outsider
                         assert not server.runtime.engine.keys_of(case.actor)
                     else:
-                        assert reply["result"]["rep"]["id"] == case.outsider
+                        assert reply.result.rep.id == case.outsider
                         assert server.runtime.engine.reps[case.actor].status.value == "available"
                 # The insider's console hears nothing of the outsider's own keys; the outsider nothing of the session.
                 insider = consoles[case.actor]
                 await insider.drain(0.05)
                 await outsider.drain(0.05)
-                assert not [e for e in insider.events if e["kind"] == "key"]
+                assert not [e for e in insider.events if isinstance(e, KeyEvent)]
                 secret_ids = {v for k, v in case.args.items() if k == "session"}
                 assert not secret_ids & outsider.sessions_seen()
-                assert all(SECRET_NAME not in json.dumps(e) for e in outsider.events)
+                assert all(SECRET_NAME not in encode(e).decode() for e in outsider.events)
 
             elif mode == "not_logged_in":
                 c = await RepClient.open(server)
                 rid = c.next_id()
-                await c.send({"type": "command", "id": rid, "name": command, "args": case.args})
+                await c.send(Command(rid, command, case.args))
                 reply = await c.pump()
-                assert reply == {"type": "error", "id": rid, "reason": "not_logged_in", "detail": "log in or resume first", "data": {}}
+                assert reply == Error(id=rid, reason=ErrorReason.NOT_LOGGED_IN, detail="log in or resume first", data={})
                 assert _state(server) == before
                 # The connection stays open and can still log in.
-                assert (await c.login(case.actor))["type"] == "welcome"
+                assert isinstance(await c.login(case.actor), Welcome)
 
             else:  # expired_token
                 holder = consoles[case.actor]
@@ -240,12 +253,12 @@ def test_command_authorization(command: str, mode: str, tmp_path: Path) -> None:
                 c = await RepClient.open(server)
                 rid = c.next_id()
                 # Both frames in one go: the command must not ride on a refused resume.
-                await c.ws.send(json.dumps({"type": "resume", "id": c.next_id(), "token": token, "last_seq": seq}))
-                await c.ws.send(json.dumps({"type": "command", "id": rid, "name": command, "args": case.args}))
+                await c.send(Resume(c.next_id(), token, seq))
+                await c.send(Command(rid, command, case.args))
                 reply = await c.pump()
-                assert reply["type"] == "error" and reply["reason"] == "token_expired", reply
+                assert isinstance(reply, Error) and reply.reason == ErrorReason.TOKEN_EXPIRED, reply
                 assert await c.closed_with() == 4401
-                assert not [m for m in c.received if m["type"] == "result"]
+                assert not [m for m in c.received if isinstance(m, Result)]
                 seq_before, dump_before = before
                 seq_after, dump_after = _state(server)
                 # The refused resume changed nothing but presence (the holder's console closed).
@@ -291,13 +304,13 @@ def test_no_rep_ever_reads_another_teams_sessions(tmp_path: Path) -> None:
 
             def harvest(rep: str, c: RepClient) -> None:
                 seen[rep] |= c.sessions_seen()
-                texts[rep].append(json.dumps({"snapshot": c.snapshot, "events": c.events}))
+                texts[rep].append(encode({"snapshot": c.snapshot, "events": c.events}).decode())
 
             async def arrive(issue: str) -> str:
                 cust = await CustomerClient.open(server)
                 started = await cust.start("issue", issue, f"Customer {len(customers)}")
                 customers.append(cust)
-                return started["session"]
+                return started.session
 
             def mine(rep: str) -> list[str]:
                 return sorted(engine.involved(rep))
@@ -352,7 +365,7 @@ def test_no_rep_ever_reads_another_teams_sessions(tmp_path: Path) -> None:
                 elif r < 0.88 and customers:
                     cust = rng.choice(customers)
                     if cust.ws.close_code is None:
-                        await cust.send({"type": "say", "id": cust.next_id(), "text": f"customer {step}"})
+                        await cust.send(Say(cust.next_id(), f"customer {step}"))
                 else:
                     # A console drops and resumes, or signs in afresh (a new snapshot).
                     rep = rng.choice(list(consoles))
@@ -362,9 +375,9 @@ def test_no_rep_ever_reads_another_teams_sessions(tmp_path: Path) -> None:
                     await c.close()
                     fresh = await RepClient.open(server)
                     if rng.random() < 0.5:
-                        assert (await fresh.resume(c.token, c.seq))["resumed"] is True
+                        assert (await fresh.resume(c.token, c.seq)).resumed is True
                     else:
-                        assert (await fresh.login(rep))["type"] == "welcome"
+                        assert isinstance(await fresh.login(rep), Welcome)
                     consoles[rep] = fresh
             for rep, c in consoles.items():
                 await c.drain(0.1)
@@ -392,14 +405,14 @@ def test_no_rep_ever_reads_another_teams_sessions(tmp_path: Path) -> None:
                         await cust.pump(0.02)
                     except (TimeoutError, ConnectionClosed):
                         break
-                assert not any("SECRET" in line["text"] for line in cust.lines), cust.lines
+                assert not any("SECRET" in line.text for line in cust.lines), cust.lines
             # The server agrees with itself about who may see what right now.
             for rep in consoles:
-                visible = {s["id"] for s in engine.snapshot(rep)["sessions"]}
+                visible = {s.id for s in engine.snapshot(rep).sessions}
                 assert all(rep in engine.audience(engine.session(sid)) for sid in visible)
             # The run did what it is about: sessions were worked, moved and shared.
-            kinds = [e["data"]["session"]["timeline"][-1]["kind"] for c in consoles.values() for e in c.events
-                     if e["kind"] == "session" and e["data"]["session"]["timeline"]]  # fmt: skip
-            assert {"accepted", "transferred", "shared"} <= set(kinds), set(kinds)
+            kinds = [e.data.session.timeline[-1].kind for c in consoles.values() for e in c.events
+                     if isinstance(e, SessionEvent) and e.data.session.timeline]  # fmt: skip
+            assert {StepKind.ACCEPTED, StepKind.TRANSFERRED, StepKind.SHARED} <= set(kinds), set(kinds)
 
     run(main(), 60)
