@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
+import msgspec
 import pytest
 from engine_helpers import build_site, intake
 
 from repconsole.core.clock import ManualClock
 from repconsole.core.engine import Event
 from repconsole.core.feed import RepFeed
+from repconsole.protocol import Event as WireEvent
+from repconsole.protocol import Events, RepData, RepStatus, RepView, SessionGoneEvent, parse_rep_reply
 from repconsole.server import fanout as fanout_module
 from repconsole.server.fanout import Fanout, RepLink, encode_event
+
+
+def item(raw: bytes) -> WireEvent:
+    """One pre-encoded event, typed."""
+    return msgspec.json.decode(raw, type=WireEvent)
 
 
 class FakeTransport:
@@ -28,7 +35,7 @@ class FakeWs:
     def __init__(self, name: str) -> None:
         self.name = name
         self.transport = FakeTransport()
-        self.frames: list[dict[str, Any]] = []
+        self.frames: list[Events] = []
         self.closed: int | None = None
 
     async def close(self, code: int, reason: str) -> None:
@@ -36,12 +43,13 @@ class FakeWs:
 
 
 @pytest.fixture
-def writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], dict[str, Any]]]:
-    calls: list[tuple[list[str], dict[str, Any]]] = []
+def writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], Events]]:
+    calls: list[tuple[list[str], Events]] = []
 
     def fake_broadcast(connections: list[FakeWs], frame: bytes, *, text: bool) -> None:
         assert text is True
-        message = json.loads(frame)
+        message = parse_rep_reply(frame)
+        assert isinstance(message, Events), message
         calls.append(([ws.name for ws in connections], message))
         for ws in connections:
             ws.frames.append(message)
@@ -84,20 +92,20 @@ def test_each_rep_gets_exactly_its_feed_and_identical_frames_are_written_once(wr
     fo.flush()
     for name, link in links.items():
         feed = RepFeed(link.rep)
-        expected = [(fe.kind, fe.data) for e in events if (fe := feed.project(e)) is not None]
-        got = [[item["kind"], item["data"]] for frame in link.ws.frames for item in frame["events"]]
-        assert json.loads(json.dumps(expected)) == got, name
+        expected = [fe for e in events if (fe := feed.project(e)) is not None]
+        got = [item for frame in link.ws.frames for item in frame.events]
+        assert got == expected, name
     # bob's two consoles got one write; dave (nothing to see) got none.
     assert sorted(sorted(names) for names, _ in writes) == [["alice"], ["bob1", "bob2"], ["erin"]]
-    assert all(frame["prev"] == 0 for _, frame in writes)
+    assert all(frame.prev == 0 for _, frame in writes)
 
 
 def test_an_event_is_encoded_at_most_twice() -> None:
     events, _ = _traffic()
     taken = next(e for e in events if e.gone)
     logged = encode_event(taken)
-    assert json.loads(logged.item)["data"] == json.loads(json.dumps(taken.data))
-    assert json.loads(logged.gone_item)["kind"] == "session_gone"
+    assert item(logged.item).data == taken.data
+    assert isinstance(item(logged.gone_item), SessionGoneEvent)
     assert encode_event(events[0]).gone_item is None
 
 
@@ -112,7 +120,7 @@ def test_events_wait_behind_a_snapshot_and_follow_it_in_order(writes: list, loop
     fo.publish([encode_event(e) for e in events[2:]])
     fo.flush()
     frames = link.ws.frames
-    assert frames[0]["prev"] == 0 and frames[1]["prev"] == frames[0]["events"][-1]["seq"]
+    assert frames[0].prev == 0 and frames[1].prev == frames[0].events[-1].seq
 
 
 def test_a_connection_that_does_not_drain_is_closed_4408(writes: list, loop: Any) -> None:
@@ -140,8 +148,8 @@ def test_the_ring_serves_resumes_within_its_window(loop: Any) -> None:
     logged = [encode_event(e) for e in events]
     fo.publish(logged)
     items, last = fo.replay("bob", 0)
-    assert [json.loads(i)["seq"] for i in items] == [e.seq for e in events if "bob" in e.audience or "bob" in e.gone]
-    assert last == json.loads(items[-1])["seq"]
+    assert [item(i).seq for i in items] == [e.seq for e in events if "bob" in e.audience or "bob" in e.gone]
+    assert last == item(items[-1]).seq
     assert fo.replay("bob", fo.seq) == ([], fo.seq)
     assert fo.replay("bob", fo.seq + 1) is None
     now[0] = events[-1].at + 61  # ManualClock time of the events is T0; all are older than the window
@@ -149,7 +157,8 @@ def test_the_ring_serves_resumes_within_its_window(loop: Any) -> None:
     assert fo.floor == fo.seq and fo.replay("bob", 0) is None and fo.replay("bob", fo.seq) == ([], fo.seq)
     fo.ring_limit = 2
     clock = ManualClock(now[0])
-    more = [encode_event(Event(fo.seq + i, clock(), "rep", {"rep": {}}, frozenset({"bob"}))) for i in range(1, 5)]
+    someone = RepData(RepView("bob", "Bob Ortiz", ["net"], RepStatus.AVAILABLE, 3, True, None))
+    more = [encode_event(Event(fo.seq + i, clock(), someone, frozenset({"bob"}))) for i in range(1, 5)]
     fo.publish(more)
     fo.prune()
     assert fo.floor == more[1].seq and fo.replay("bob", more[0].seq) is None and len(fo.replay("bob", more[1].seq)[0]) == 2
