@@ -32,11 +32,13 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from conftest import TIMEOUT_SCALE
+from msgspec import UNSET
 from server_helpers import CustomerClient, Port, RepClient, run, server_process, write_site
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from repconsole.protocol import CustomerResume, Result, SessionEvent, SessionState, SessionView, SnapshotData, Started, StepKind
 
 RULE_AFTER = 3.0 * TIMEOUT_SCALE
 ISSUES = {"vpn": "net", "invoice": "bill", "printer": "hw"}
@@ -68,10 +70,10 @@ async def _load(port: int, rng: random.Random, got: Confirmed, round_: int, stop
             issue = rng.choice(list(ISSUES))
             c = await CustomerClient.open(server)
             started = await c.start("issue", issue, f"R{round_} customer {counter[0]}")
-            assert started["type"] == "started", started
-            got.arrivals[started["session"]] = (issue, started["token"])
+            assert isinstance(started, Started), started
+            got.arrivals[started.session] = (issue, started.token)
             if issue == "printer":
-                got.deadlines[started["session"]] = time.time() + RULE_AFTER  # at the latest
+                got.deadlines[started.session] = time.time() + RULE_AFTER  # at the latest
             await c.close()
 
     async def worker(rep: str) -> None:
@@ -86,32 +88,32 @@ async def _load(port: int, rng: random.Random, got: Confirmed, round_: int, stop
             if waiting and (r < 0.3 or not mine) and len(mine) < 4:
                 sid = rng.choice(waiting)
                 reply = await c.call("accept", session=sid, timeout=10)
-                if reply["type"] == "result":
+                if isinstance(reply, Result):
                     got.owners[sid] = rep
                     mine.append(sid)
-                    for line in reply["result"]["session"]["chat"]:
-                        got.lines[(sid, line["n"])] = line["text"]
+                    for line in reply.result.session.chat:
+                        got.lines[(sid, line.n)] = line.text
             elif mine and r < 0.75:
                 sid = rng.choice(mine)
                 text = f"R{round_} {rep} line {n}"
                 reply = await c.call("say", session=sid, text=text, timeout=10)
-                if reply["type"] == "result":
-                    got.lines[(sid, reply["result"]["line"]["n"])] = text
+                if isinstance(reply, Result):
+                    got.lines[(sid, reply.result.line.n)] = text
             elif mine and r < 0.8:
                 sid = rng.choice(mine)
                 key = f"R{round_}-{rep}-{n}"
                 reply = await c.call("set_external_key", session=sid, external_key=key, timeout=10)
-                if reply["type"] == "result":
+                if isinstance(reply, Result):
                     got.external_keys[sid] = key
             elif r < 0.9:
                 text = f"R{round_} {rep} team note {n}"
                 reply = await c.call("team_say", team=team, text=text, timeout=10)
-                if reply["type"] == "result":
-                    got.team_lines[(team, reply["result"]["line"]["n"])] = text
+                if isinstance(reply, Result):
+                    got.team_lines[(team, reply.result.line.n)] = text
             else:
                 reply = await c.call("generate_key", valid_for=3600, timeout=10)
-                if reply["type"] == "result":
-                    got.keys[reply["result"]["key"]["key"]] = rep
+                if isinstance(reply, Result):
+                    got.keys[reply.result.key.key] = rep
             await asyncio.sleep(0)
 
     tasks = [asyncio.ensure_future(customers()) for _ in range(3)] + [asyncio.ensure_future(worker(rep)) for rep in WORKERS]
@@ -165,67 +167,66 @@ def test_everything_confirmed_survives_kill_9_and_timers_still_fire(tmp_path: Pa
         downs[-1].append(time.time())
         async with server_process(config, data) as proc:
             server = Port(proc.port)
-            snaps: dict[str, dict[str, Any]] = {}
+            snaps: dict[str, SnapshotData] = {}
             for rep in ("alice", "bob", "carol", "dave", "erin"):
                 c = await RepClient.logged_in(server, rep)
                 snaps[rep] = c.snapshot
                 await c.close()
-            sessions: dict[str, dict[str, Any]] = {}
+            sessions: dict[str, SessionView] = {}
             for snap in snaps.values():
-                for s in snap["sessions"]:
-                    if "chat" in s or s["id"] not in sessions:
-                        sessions[s["id"]] = s
+                for s in snap.sessions:
+                    if s.chat is not UNSET or s.id not in sessions:
+                        sessions[s.id] = s
 
             # Arrivals, accepts.
             assert got.arrivals and got.owners and got.lines and got.team_lines and got.keys and got.external_keys
             for sid in got.arrivals:
                 assert sid in sessions, f"confirmed arrival {sid} is gone"
-                assert sessions[sid]["state"] in ("waiting", "active"), sessions[sid]
+                assert sessions[sid].state in (SessionState.WAITING, SessionState.ACTIVE), sessions[sid]
             for sid, rep in got.owners.items():
-                assert sessions[sid]["owner"] == rep and sessions[sid]["state"] == "active", (sid, rep, sessions[sid]["owner"])
-                owned = {s["id"]: s for s in snaps[rep]["sessions"]}
-                assert sid in owned and "chat" in owned[sid]
+                assert sessions[sid].owner == rep and sessions[sid].state is SessionState.ACTIVE, (sid, rep, sessions[sid].owner)
+                owned = {s.id: s for s in snaps[rep].sessions}
+                assert sid in owned and owned[sid].chat is not UNSET
             # Chat lines, external keys.
             for (sid, n), text in got.lines.items():
-                chat = {line["n"]: line["text"] for line in sessions[sid]["chat"]}
+                chat = {line.n: line.text for line in sessions[sid].chat}
                 assert chat.get(n) == text, (sid, n, text, chat.get(n))
             for sid, key in got.external_keys.items():
-                assert sessions[sid]["external_key"] == key
+                assert sessions[sid].external_key == key
             # Session keys and team chat.
             for key, rep in got.keys.items():
-                assert key in {k["key"] for k in snaps[rep]["keys"]}, (key, rep)
+                assert key in {k.key for k in snaps[rep].keys}, (key, rep)
             for (team, n), text in got.team_lines.items():
                 member = next(rep for rep, t in WORKERS.items() if t == team)
-                lines = {line["n"]: line["text"] for line in snaps[member]["team_chat"][team]["lines"]}
+                lines = {line.n: line.text for line in snaps[member].team_chat[team].lines}
                 assert lines.get(n) == text, (team, n, text)
             # Session numbers are not reused; customers can come back.
             newest = max(int(sid[1:]) for sid in got.arrivals)
             c = await CustomerClient.open(server)
-            assert int((await c.start("issue", "vpn", "After the crash"))["session"][1:]) > newest
+            assert int((await c.start("issue", "vpn", "After the crash")).session[1:]) > newest
             for sid, (_, token) in rng.sample(sorted(got.arrivals.items()), 5):
                 c = await CustomerClient.open(server)
-                reply = await c.request({"type": "resume", "token": token})
-                assert reply["type"] == "started" and reply["session"] == sid, reply
+                reply = await c.request(CustomerResume, token=token)
+                assert isinstance(reply, Started) and reply.session == sid, reply
 
             # Timers: every Hardware customer nobody took moves to Billing, when it is due, or
             # at the restart if it fell due while the server was down.
             hw = [sid for sid, (issue, _) in got.arrivals.items() if issue == "printer" and sid not in got.owners]
             assert hw, "no Hardware customer waited"
             carol = await RepClient.logged_in(server, "carol")
-            in_bill = {s["id"]: s for s in carol.snapshot["sessions"] if s["id"] in hw and s["queue"] == "team:bill"}
+            in_bill = {s.id: s for s in carol.snapshot.sessions if s.id in hw and s.queue == "team:bill"}
             async with asyncio.timeout(RULE_AFTER + 5 * TIMEOUT_SCALE):
                 while in_bill.keys() < set(hw):
                     for e in carol.events:
-                        s = e["data"].get("session")
-                        if e["kind"] == "session" and s["id"] in hw and s["queue"] == "team:bill":
-                            in_bill.setdefault(s["id"], s)
+                        if isinstance(e, SessionEvent) and e.data.session.id in hw and e.data.session.queue == "team:bill":
+                            in_bill.setdefault(e.data.session.id, e.data.session)
                     if in_bill.keys() < set(hw):
                         await carol.pump(5)
             slack = 1.5 * TIMEOUT_SCALE
             at_restart = 0
             for sid, s in in_bill.items():
-                steps = {step["kind"]: step["at"] for step in s["timeline"]}
-                due, fired = steps["arrived"] + RULE_AFTER, steps["rule_transferred"]
+                steps = {step.kind: step.at for step in s.timeline}
+                due, fired = steps[StepKind.ARRIVED] + RULE_AFTER, steps[StepKind.RULE_TRANSFERRED]
                 assert fired >= due - 0.01, (sid, fired - due)  # deadlines are absolute: never early
                 down = next(((k, up) for k, up in downs if k <= due <= up), None)
                 if down is not None:
