@@ -23,16 +23,17 @@ import random
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from server_helpers import PASSWORDS, CustomerClient, RepClient, eventually, run, serving, write_site
 from websockets.exceptions import ConnectionClosed
 
 from repconsole.backend.base import BackendState
-from repconsole.backend.websocket import FeedBatch, NotConnectedError, WebSocketBackend, snapshot_event
+from repconsole.backend.websocket import FeedBatch, NotConnectedError, WebSocketBackend
 from repconsole.core.errors import CommandError
-from repconsole.core.feed import SNAPSHOT
 from repconsole.core.model import QueueRef
-from repconsole.core.state import ConsoleState, GapError
+from repconsole.core.state import ConsoleState, GapError, RowKind
+from repconsole.protocol import Reason, Say, SessionState, Snapshot
 from repconsole.server.app import Server
 
 CUTS = 20
@@ -57,12 +58,12 @@ class Console:
 
     def _apply(self, batch: FeedBatch) -> None:
         self.batches += 1
-        if batch and batch[0].kind == SNAPSHOT:
+        if batch and isinstance(batch[0], Snapshot):
             self.snapshots.append(batch[0].seq)
         else:
             self.seqs.extend(e.seq for e in batch)
         try:
-            self.state.apply(batch, prev=batch.prev)
+            self.state.apply(batch)
         except GapError as exc:
             self.problems.append(f"{exc} (batch prev {batch.prev}, seqs {[e.seq for e in batch]})")
         callbacks, self.on_batch = self.on_batch, []
@@ -88,7 +89,8 @@ def _cut_server(server: Server, backend: WebSocketBackend) -> bool:
 
 
 def _diff(a: Any, b: Any, path: str = "") -> list[str]:
-    """Where two JSON-like values differ (the first few places)."""
+    """Where two JSON-like values (or views) differ (the first few places)."""
+    a, b = msgspec.to_builtins(a), msgspec.to_builtins(b)
     if isinstance(a, dict) and isinstance(b, dict):
         out = [f"{path}/{k}: only in one" for k in a.keys() ^ b.keys()]
         for k in a.keys() & b.keys():
@@ -103,15 +105,16 @@ def _view(state: ConsoleState) -> dict[str, Any]:
     """What the window shows from its feed, as plain data.
 
     Left out, as the protocol defines them: ``page_html`` (in the snapshot
-    and in command results, never in events) and chat (compared apart).
+    and in command results, never in events) and chat (compared apart); the
+    state keeps both apart from its sessions (``pages``, ``chats``).
     """
     return {
         "me": state.me,
         "reps": state.reps,
         "teams": state.teams,
         "my_teams": state.my_teams,
-        "sessions": {sid: {k: v for k, v in s.items() if k != "page_html"} for sid, s in state.sessions.items()},
-        "rows": {q: {rid: (r.kind.value, r.session["id"]) for rid, r in rows.items()} for q, rows in state.rows.items()},
+        "sessions": state.sessions,
+        "rows": {q: {rid: (r.kind.value, r.session.id) for rid, r in rows.items()} for q, rows in state.rows.items()},
         "team_chat": {t: (c.lines, c.count, c.last_read) for t, c in state.team_chat.items()},
         "keys": state.keys,
     }
@@ -123,11 +126,11 @@ def _same_chats(console: ConsoleState, fresh: ConsoleState) -> None:
     to the owner and participants; the window takes the earlier lines from the
     accept's result): every line it has is the snapshot's line of that number, in order."""
     for sid, lines in fresh.chats.items():
-        by_n = {line["n"]: line for line in lines}
+        by_n = {line.n: line for line in lines}
         mine = console.chats.get(sid, [])
-        assert [line["n"] for line in mine] == sorted({line["n"] for line in mine}), (sid, mine)
+        assert [line.n for line in mine] == sorted({line.n for line in mine}), (sid, mine)
         for line in mine:
-            assert line == by_n.get(line["n"]), (sid, line, by_n.get(line["n"]))
+            assert line == by_n.get(line.n), (sid, line, by_n.get(line.n))
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -170,7 +173,7 @@ def test_a_console_cut_at_random_points_resumes_without_losing_or_repeating(seed
                     elif r < 0.35 and customers:
                         cust = rng.choice(customers)
                         try:
-                            await cust.send({"type": "say", "id": cust.next_id(), "text": f"customer line {n}"})
+                            await cust.send(Say(cust.next_id(), f"customer line {n}"))
                         except ConnectionClosed:
                             pass
                     elif r < 0.75:
@@ -198,9 +201,9 @@ def test_a_console_cut_at_random_points_resumes_without_losing_or_repeating(seed
                         # the console itself: accept what comes its way, chat (the outbox keeps lines during a cut)
                         state = console.state
                         try:
-                            rows = [r for r in state.rows.get("rep:alice", {}).values() if r.kind.value == "waiting"]
-                            mine = [s["id"] for s in state.my_sessions() if s["owner"] == "alice" and s["state"] == "active"]
-                            invites = [r.id for r in state.rows.get("rep:alice", {}).values() if r.kind.value == "invitation"]
+                            rows = [r for r in state.rows.get("rep:alice", {}).values() if r.kind is RowKind.WAITING]
+                            mine = [s.id for s in state.my_sessions() if s.owner == "alice" and s.state is SessionState.ACTIVE]
+                            invites = [r.id for r in state.rows.get("rep:alice", {}).values() if r.kind is RowKind.INVITATION]
                             if rows and rng.random() < 0.5:
                                 await console.backend.call("accept", session=rng.choice(rows).id)
                             elif invites and rng.random() < 0.5:
@@ -220,8 +223,8 @@ def test_a_console_cut_at_random_points_resumes_without_losing_or_repeating(seed
                             pass  # cut: only chat waits for the reconnect
                         except CommandError as exc:
                             # The console's view may lag the server by a batch: refusals about that are fine.
-                            assert exc.reason.value in ("already_taken", "not_member", "unknown_invitation", "session_ended",
-                                                        "not_participant", "at_capacity", "not_waiting", "already_in_session"), exc  # fmt: skip
+                            assert exc.reason in (Reason.ALREADY_TAKEN, Reason.NOT_MEMBER, Reason.UNKNOWN_INVITATION, Reason.SESSION_ENDED,
+                                                  Reason.NOT_PARTICIPANT, Reason.AT_CAPACITY, Reason.NOT_WAITING, Reason.ALREADY_IN_SESSION), exc  # fmt: skip
                     await asyncio.sleep(rng.uniform(0, 0.01))
 
             async def cutter() -> None:
@@ -268,7 +271,7 @@ def test_a_console_cut_at_random_points_resumes_without_losing_or_repeating(seed
             assert not console.problems, console.problems
             assert len(console.snapshots) == 1, f"a resume fell back to a snapshot: {console.snapshots}"
             assert console.seqs == sorted(set(console.seqs)), "an event applied twice or out of order"
-            expected = [e["seq"] for e in witness.events if e["seq"] > start_seq]
+            expected = [e.seq for e in witness.events if e.seq > start_seq]
             assert console.seqs == expected, "the console's events differ from the uncut console's"
             assert len(console.seqs) >= MIN_EVENTS
             assert len(kinds) == CUTS and console.backend._generation == CUTS + 1, (kinds, console.backend._generation)
@@ -283,7 +286,7 @@ def test_a_console_cut_at_random_points_resumes_without_losing_or_repeating(seed
             # The console's view is the server's: a fresh login's snapshot says the same.
             fresh = await RepClient.logged_in(server, "alice")
             rebuilt = ConsoleState()
-            rebuilt.apply([snapshot_event(fresh.seq, fresh.snapshot)])
+            rebuilt.apply(FeedBatch([Snapshot(fresh.seq, fresh.snapshot)]))
             mine, theirs = _view(console.state), _view(rebuilt)
             for key in mine:
                 assert mine[key] == theirs[key], (key, _diff(mine[key], theirs[key]))
