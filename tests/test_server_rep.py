@@ -535,6 +535,8 @@ def test_malformed_input_is_answered_and_everyone_is_still_served(site: Path, tm
                 (frame(type=command, id=9, name="get_next").encode(), ErrorReason.BAD_MESSAGE, UNSET),
                 # JSON's grammar, but a number no double holds: not JSON, whatever the id says.
                 (frame(type=command, id=10, name="get_next", args={"x": math.inf}).replace("Infinity", "1e999"), ErrorReason.BAD_MESSAGE, UNSET),
+                (frame(type=command, id=11, name="get_next") + " and more", ErrorReason.BAD_MESSAGE, UNSET),  # not JSON either
+                (frame(type=MessageType.SAY, id=12) + " and more", ErrorReason.BAD_MESSAGE, UNSET),
             ]
             for sent, reason, rid in cases:
                 await alice.send_raw(sent)

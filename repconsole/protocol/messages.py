@@ -459,7 +459,7 @@ def _refusal(frame: str, exc: msgspec.ValidationError, types: frozenset[Any]) ->
     """Why a frame that is JSON did not decode, as the error to answer with."""
     try:
         msgspec.json.decode(frame)
-    except msgspec.ValidationError as invalid:  # JSON syntax, but a number no double holds (1e999): not JSON
+    except msgspec.DecodeError as invalid:  # also a number no double holds (1e999), and trailing characters
         return ProtocolError(ErrorReason.BAD_MESSAGE, f"not JSON: {invalid}")
     except RecursionError:
         return ProtocolError(ErrorReason.BAD_MESSAGE, "not JSON: nested too deep")
