@@ -185,6 +185,24 @@ def test_every_way_in(site: Path, tmp_path: Path) -> None:
     run(main())
 
 
+def test_a_second_start_is_refused_as_one_whatever_its_intake(site: Path, tmp_path: Path) -> None:
+    """docs/protocol.md: a second ``start`` on one connection gets ``already_started``; that
+    it is a second start is the refusal, as for one whose intake is fine (not ``invalid``)."""
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            c = await CustomerClient.open(server)
+            assert isinstance(await c.start(), Started)
+            for rid, intake in [(2, {"customer_name": "Again"}), (3, {"name": "X"}), (4, {"customer_name": "X" * 101})]:
+                await c.send_raw(frame(type=MessageType.START, id=rid, via="issue", issue="vpn", intake=intake))
+                reply = await c.pump()
+                while not isinstance(reply, Error):
+                    reply = await c.pump()
+                assert (reply.id, reply.reason) == (rid, ErrorReason.ALREADY_STARTED), reply
+
+    run(main())
+
+
 def test_wrong_session_keys_are_rate_limited_per_address(site: Path, tmp_path: Path) -> None:
     async def main() -> None:
         async with serving(site, tmp_path / "data") as server:

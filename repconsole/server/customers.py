@@ -51,6 +51,7 @@ from repconsole.protocol import (
     Leave,
     LineView,
     ProtocolError,
+    Reason,
     RequestId,
     Result,
     Say,
@@ -126,6 +127,10 @@ class CustomerDesk:
                 try:
                     msg = parse_customer(frame)
                 except ProtocolError as exc:
+                    if link is not None and exc.reason is Reason.INVALID:
+                        # Only a start has an intake: a second start is refused for being one,
+                        # whatever its intake says (as a command before login is not_logged_in).
+                        exc = ProtocolError(ErrorReason.ALREADY_STARTED, "this connection already has a session", exc.request_id)
                     await ws.send(encode(exc.reply()), text=True)
                     continue
                 try:
