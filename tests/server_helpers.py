@@ -81,11 +81,12 @@ __all__ = [
     "CustomerClient",
     "RepClient",
     "eventually",
+    "plain",
     "run",
     "schema_validator",
     "serving",
-    "site_toml",
     "session_event",
+    "site_toml",
     "validate",
     "wire",
     "write_site",
@@ -265,7 +266,7 @@ def wire(message: msgspec.Struct, *, omit: tuple[str, ...] = ()) -> str:
     return encode(value).decode()
 
 
-def _plain(message: Any) -> Any:
+def plain(message: Any) -> Any:
     """A typed message as the JSON values it stands for (a Result's ``result`` decoded or taken as it came)."""
     if isinstance(message, Result):
         raw = message.result
@@ -325,15 +326,15 @@ class _Client:
             frame = await self.ws.recv()
         assert isinstance(frame, str), "the server sends text frames"
         self.raw.append(frame)
-        plain = msgspec.json.decode(frame)
-        validate(f"{self.role}_server", plain)
+        value = msgspec.json.decode(frame)
+        validate(f"{self.role}_server", value)
         try:
             message = self._parse(frame)
         except ProtocolError as exc:
             raise AssertionError(f"{exc}\n{frame[:2000]}") from None
         if isinstance(message, Result):
             message = self._typed_result(message)
-        assert _plain(message) == plain, f"the typed message is not the frame:\n{message!r}\n{frame[:2000]}"
+        assert plain(message) == value, f"the typed message is not the frame:\n{message!r}\n{frame[:2000]}"
         self.received.append(message)
         return message
 

@@ -10,9 +10,12 @@ login and on ``/customer`` before and after a session started.
 Each frame's reply is checked against an oracle written from
 docs/protocol.md (not from the server's parser): the error reason, the
 request id echoed when one could be read, and the close code where the
-protocol closes (4401 after a refused login or resume, 4000 after logout,
-1009 for a frame over 64 KiB, 1000 after a customer leaves).  Every reply
-is validated against docs/protocol.schema.json.
+protocol closes (4401 after a refused login or resume, 4426 after a login
+or resume in a protocol version the server does not speak, 4000 after
+logout, 1009 for a frame over 64 KiB, 1000 after a customer leaves).  Every
+reply is validated against docs/protocol.schema.json and decoded strictly
+into its protocol Struct (server_helpers).  The valid messages that
+mutations start from are protocol Structs as their clients encode them.
 
 Throughout, a well-behaved console (erin) stays connected: after every
 example a customer arrives and erin must be told, and must get an answer to
@@ -30,28 +33,60 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from conftest import TIMEOUT_SCALE
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
-from server_helpers import CHEAP, CustomerClient, LogProblems, RepClient, serving, write_site
+from msgspec import UNSET
+from server_helpers import CHEAP, CustomerClient, LogProblems, RepClient, plain, serving, session_event, wire, write_site
 from websockets.exceptions import ConnectionClosed
 
 from repconsole.core.commands import COMMANDS
-from repconsole.core.errors import Reason
 from repconsole.core.intake import Intake
+from repconsole.protocol import (
+    MAX_FRAME,
+    PROTOCOL_VERSION,
+    Command,
+    CustomerResume,
+    Error,
+    ErrorReason,
+    Leave,
+    Login,
+    Logout,
+    MessageType,
+    Priority,
+    Reason,
+    Result,
+    Resume,
+    Say,
+    Start,
+    Started,
+    Via,
+    Welcome,
+    request_key,
+)
+from repconsole.protocol import Intake as IntakeMessage
 from repconsole.server.auth import hash_password
-from repconsole.server.protocol import MAX_FRAME
 
 EXAMPLES = 250  # per endpoint and state; each example sends up to 4 frames
 INT64 = 2**63
-ENGINE_REASONS = frozenset(r.value for r in Reason)
+ENGINE_REASONS = frozenset(Reason)
 START_REASONS = frozenset({
-    "invalid", "unknown_issue", "key_unknown", "key_expired", "key_used", "key_rate_limited", "unknown_rep",
-    "rep_offline", "unknown_button", "button_expired", "unknown_link", "rate_limited",
+    Reason.INVALID, Reason.UNKNOWN_ISSUE, Reason.KEY_UNKNOWN, Reason.KEY_EXPIRED, Reason.KEY_USED, Reason.KEY_RATE_LIMITED,
+    Reason.UNKNOWN_REP, Reason.REP_OFFLINE, Reason.UNKNOWN_BUTTON, Reason.BUTTON_EXPIRED, Reason.UNKNOWN_LINK,
+    ErrorReason.RATE_LIMITED,
 })  # fmt: skip
+BAD = frozenset({ErrorReason.BAD_MESSAGE})
 NO_ID = object()
+LOGIN, RESUME, COMMAND, LOGOUT = MessageType.LOGIN, MessageType.RESUME, MessageType.COMMAND, MessageType.LOGOUT
+START, SAY, LEAVE = MessageType.START, MessageType.SAY, MessageType.LEAVE
+
+
+def by_hand(**fields: Any) -> str:
+    """A frame written by hand: what the protocol's Structs would never send."""
+    return json.dumps(fields)
 
 
 # ------------------------------------------------------------------ the harness
@@ -71,7 +106,7 @@ class Harness:
         rt.store.set_password_hash("dave", hash_password("dave-secret-pw", CHEAP))
         self.witness: RepClient = self.run(RepClient.logged_in(self.server, "erin"))
         self.rep: RepClient | None = None  # carol, logged in, reused while it lives
-        self.answers: dict[str, dict[str, Any]] = {}  # her login's answered commands, by request id
+        self.answers: dict[str, Result | Error] = {}  # her login's answered commands, by request_key(id)
         self.arrivals = 0
 
     def run(self, coro: Any, seconds: float = 20.0) -> Any:
@@ -92,7 +127,7 @@ class Harness:
         if self.rep is not None:
             c = await RepClient.open(self.server)
             welcome = await c.resume(self.rep.token, self.server.runtime.engine.seq)
-            if welcome["type"] == "welcome":
+            if isinstance(welcome, Welcome):
                 return c
         c = await RepClient.logged_in(self.server, "carol")
         self.rep = c
@@ -105,8 +140,8 @@ class Harness:
         self.arrivals += 1
         with rt.step():
             sid = rt.engine.start_with_issue("vpn", Intake(f"Witness check {self.arrivals}")).id
-        await self.witness.wait_event(lambda e: e["kind"] == "session" and e["data"]["session"]["id"] == sid, timeout=5)
-        assert (await self.witness.call("team_read", team="net"))["type"] == "result"
+        await self.witness.wait_event(session_event(sid), timeout=5)
+        assert isinstance(await self.witness.call("team_read", team="net"), Result)
         assert not self.problems.records, self.problems.records
 
 
@@ -129,26 +164,27 @@ class Expect:
     Attributes:
         rid: the id the reply must carry, or NO_ID for none.
         reasons: acceptable error reasons.
-        ok: acceptable reply types other than ``error``.
+        ok: acceptable replies other than an :class:`Error` (their classes).
         close: the server then closes with this code; None: the connection stays open.
         reply: False when no reply comes before the close (logout, too big).
     """
 
     rid: Any = NO_ID
     reasons: frozenset[str] = frozenset()
-    ok: frozenset[str] = frozenset()
+    ok: frozenset[type] = frozenset()
     close: int | None = None
     reply: bool = True
     then: str | None = None  # what the connection's state becomes after an ok reply
     command: bool = False  # a command that reached the engine: its answer is stored by id
 
-    def answers(self, reply: dict[str, Any]) -> bool:
+    def answers(self, reply: Any) -> bool:
         """Whether ``reply`` is an acceptable reply for this outcome."""
-        if not self.reply or reply.get("id", NO_ID) != self.rid:
+        rid = getattr(reply, "id", UNSET)
+        if not self.reply or (NO_ID if rid is UNSET else rid) != self.rid:
             return False
-        return reply["reason"] in self.reasons if reply["type"] == "error" else reply["type"] in self.ok
+        return reply.reason in self.reasons if isinstance(reply, Error) else type(reply) in self.ok
 
-    def matches(self, reply: dict[str, Any] | None, code: int | None) -> bool:
+    def matches(self, reply: Any | None, code: int | None) -> bool:
         """Whether what happened (the reply, the close code or None if still open) is this outcome."""
         if code != self.close:
             return False
@@ -227,92 +263,100 @@ def _count(msg: dict[str, Any], name: str, *, default: Any = None) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < INT64
 
 
+def _version(msg: dict[str, Any]) -> bool:
+    """``protocol``, if given, is a version number: a whole number from 1 (absent means 1)."""
+    v = msg.get("protocol", 1)
+    return isinstance(v, int) and not isinstance(v, bool) and 1 <= v < INT64
+
+
 def _envelope(frame: str | bytes, types: set[str]) -> tuple[list[Expect] | None, dict[str, Any], Any, str]:
     """The checks common to both endpoints.  Returns (final outcomes or None, msg, id, type)."""
     if isinstance(frame, bytes):
-        return [Expect(NO_ID, frozenset({"bad_message"}))], {}, None, ""
+        return [Expect(NO_ID, BAD)], {}, None, ""
     if len(frame.encode()) > MAX_FRAME:
         return [Expect(close=1009, reply=False)], {}, None, ""
     reading = _read(frame)
     if reading.malformed or not isinstance(reading.value, dict):
-        return [Expect(NO_ID, frozenset({"bad_message"}))], {}, None, ""
+        return [Expect(NO_ID, BAD)], {}, None, ""
     msg = reading.value
     rid, typ = msg.get("id"), msg.get("type")
     # Valid JSON nested deeper than any message needs: refusing it as not JSON is fair too.
-    unreadable = [Expect(NO_ID, frozenset({"bad_message"}))] if reading.deep else []
+    unreadable = [Expect(NO_ID, BAD)] if reading.deep else []
     if not _valid_id(rid):
-        return [Expect(NO_ID, frozenset({"bad_message"}))], msg, None, ""
+        return [Expect(NO_ID, BAD)], msg, None, ""
     if not isinstance(typ, str):
-        return [*unreadable, Expect(rid, frozenset({"bad_message"}))], msg, rid, ""
+        return [*unreadable, Expect(rid, BAD)], msg, rid, ""
     if typ not in types:
-        return [*unreadable, Expect(rid, frozenset({"unknown_type"}))], msg, rid, typ
+        return [*unreadable, Expect(rid, frozenset({ErrorReason.UNKNOWN_TYPE}))], msg, rid, typ
     if reading.deep:
         return None, msg, rid, typ + "+deep"
     return None, msg, rid, typ
 
 
 def expect_rep(frame: str | bytes, logged_in: bool) -> list[Expect]:
-    final, msg, rid, typ = _envelope(frame, {"login", "resume", "command", "logout"})
+    final, msg, rid, typ = _envelope(frame, {LOGIN, RESUME, COMMAND, LOGOUT})
     if final is not None:
         return final
     deep = typ.endswith("+deep")
     typ = typ.removesuffix("+deep")
-    alts = [Expect(NO_ID, frozenset({"bad_message"}))] if deep else []
-    bad = [*alts, Expect(rid, frozenset({"bad_message"}))]
-    if typ == "login" and not (_text(msg, "username", 128) and _text(msg, "password", 1024)):
+    alts = [Expect(NO_ID, BAD)] if deep else []
+    bad = [*alts, Expect(rid, BAD)]
+    if typ == LOGIN and not (_text(msg, "username", 128) and _text(msg, "password", 1024) and _version(msg)):
         return bad
-    if typ == "resume" and not (_text(msg, "token", 256) and _count(msg, "last_seq")):
+    if typ == RESUME and not (_text(msg, "token", 256) and _count(msg, "last_seq") and _version(msg)):
         return bad
-    if typ == "command" and not (isinstance(msg.get("args", {}), dict) and _text(msg, "name", 64)):
+    if typ == COMMAND and not (isinstance(msg.get("args", {}), dict) and _text(msg, "name", 64)):
         return bad
     if not logged_in:
-        if typ == "login":
-            return [*alts, Expect(rid, frozenset({"bad_credentials", "rate_limited"}), close=4401)]
-        if typ == "resume":
-            return [*alts, Expect(rid, frozenset({"token_unknown"}), close=4401)]
-        return [*alts, Expect(rid, frozenset({"not_logged_in"}))]
-    if typ in ("login", "resume"):
-        return [*alts, Expect(rid, frozenset({"already_logged_in"}))]
-    if typ == "logout":
+        if typ in (LOGIN, RESUME) and msg.get("protocol", 1) != PROTOCOL_VERSION:
+            return [*alts, Expect(rid, frozenset({ErrorReason.UNSUPPORTED_PROTOCOL}), close=4426)]
+        if typ == LOGIN:
+            return [*alts, Expect(rid, frozenset({ErrorReason.BAD_CREDENTIALS, ErrorReason.RATE_LIMITED}), close=4401)]
+        if typ == RESUME:
+            return [*alts, Expect(rid, frozenset({ErrorReason.TOKEN_UNKNOWN}), close=4401)]
+        return [*alts, Expect(rid, frozenset({ErrorReason.NOT_LOGGED_IN}))]
+    if typ in (LOGIN, RESUME):
+        return [*alts, Expect(rid, frozenset({ErrorReason.ALREADY_LOGGED_IN}))]
+    if typ == LOGOUT:
         return [*alts, Expect(close=4000, reply=False)]
     if msg["name"] not in COMMANDS:
-        return [*alts, Expect(rid, frozenset({"unknown_command"}), command=True)]
-    return [*alts, Expect(rid, ENGINE_REASONS, ok=frozenset({"result"}), command=True)]
+        return [*alts, Expect(rid, frozenset({Reason.UNKNOWN_COMMAND}), command=True)]
+    return [*alts, Expect(rid, ENGINE_REASONS, ok=frozenset({Result}), command=True)]
 
 
 def expect_customer(frame: str | bytes, started: bool) -> list[Expect]:
-    final, msg, rid, typ = _envelope(frame, {"start", "resume", "say", "leave"})
+    final, msg, rid, typ = _envelope(frame, {START, RESUME, SAY, LEAVE})
     if final is not None:
         return final
     deep = typ.endswith("+deep")
     typ = typ.removesuffix("+deep")
-    alts = [Expect(NO_ID, frozenset({"bad_message"}))] if deep else []
-    bad = [*alts, Expect(rid, frozenset({"bad_message"}))]
-    if typ == "start":
+    alts = [Expect(NO_ID, BAD)] if deep else []
+    bad = [*alts, Expect(rid, BAD)]
+    if typ == START:
         via = msg.get("via")
-        if via not in ("issue", "key", "rep", "button", "link") or not isinstance(msg.get("intake"), dict):
+        if via not in tuple(Via) or not isinstance(msg.get("intake"), dict):
             return bad
         if not (_text(msg, "page_url", 2048, default="", empty=True) and _text(msg, "page_html", MAX_FRAME, default="", empty=True)):
             return bad
-        if (msg.get("page_url") or msg.get("page_html")) and via != "link":
+        if (msg.get("page_url") or msg.get("page_html")) and via != Via.LINK:
             return bad
         if not _text(msg, via, 128):
             return bad
-    if typ == "resume" and not (_text(msg, "token", 256) and _count(msg, "last_line", default=0)):
+    if typ == RESUME and not (_text(msg, "token", 256) and _count(msg, "last_line", default=0)):
         return bad
-    if typ == "say" and not isinstance(msg.get("text"), str):
+    if typ == SAY and not isinstance(msg.get("text"), str):
         return bad
-    if typ in ("start", "resume") and started:
-        return [*alts, Expect(rid, frozenset({"already_started"}))]
-    if typ == "start":
-        return [*alts, Expect(rid, START_REASONS, ok=frozenset({"started"}), then="started")]
-    if typ == "resume":
-        return [*alts, Expect(rid, frozenset({"token_unknown"}))]
+    if typ in (START, RESUME) and started:
+        return [*alts, Expect(rid, frozenset({ErrorReason.ALREADY_STARTED}))]
+    if typ == START:
+        return [*alts, Expect(rid, START_REASONS, ok=frozenset({Started}), then="started")]
+    if typ == RESUME:
+        return [*alts, Expect(rid, frozenset({ErrorReason.TOKEN_UNKNOWN}))]
     if not started:
-        return [*alts, Expect(rid, frozenset({"not_started"}))]
-    if typ == "say":
-        return [*alts, Expect(rid, frozenset({"invalid", "session_ended"}), ok=frozenset({"result"}))]
-    return [*alts, Expect(rid, frozenset(), ok=frozenset({"result"}), close=1000, then="left")]
+        return [*alts, Expect(rid, frozenset({ErrorReason.NOT_STARTED}))]
+    if typ == SAY:
+        return [*alts, Expect(rid, frozenset({Reason.INVALID, Reason.SESSION_ENDED}), ok=frozenset({Result}))]
+    return [*alts, Expect(rid, frozenset(), ok=frozenset({Result}), close=1000, then="left")]
 
 
 # ------------------------------------------------------------------ strategies
@@ -351,24 +395,30 @@ def _rep_templates() -> list[dict[str, Any]]:
     }  # fmt: skip
     assert set(args) == set(COMMANDS)
     return [
-        {"type": "login", "id": 1, "username": "nobody-fuzz", "password": "not the password"},
-        {"type": "resume", "id": 2, "token": "A" * 32, "last_seq": 0},
-        {"type": "logout", "id": 3},
-        *({"type": "command", "id": f"c-{name}", "name": name, "args": a} for name, a in args.items()),
+        msgspec.to_builtins(message)
+        for message in (
+            Login(1, "nobody-fuzz", "not the password"),
+            Resume(2, "A" * 32, 0),
+            Logout(3),
+            *(Command(f"c-{name}", name, a) for name, a in args.items()),
+        )
     ]
 
 
 def _customer_templates() -> list[dict[str, Any]]:
-    intake = {"customer_name": "Fuzz Customer", "company": "Acme", "details": "d", "custom_fields": {"k": "v"}, "priority": 2}
+    intake = IntakeMessage("Fuzz Customer", company="Acme", details="d", custom_fields={"k": "v"}, priority=Priority.NORMAL)
     return [
-        {"type": "start", "id": 1, "via": "issue", "issue": "vpn", "intake": intake},
-        {"type": "start", "id": 2, "via": "key", "key": "ABC-DEF-G", "intake": intake},
-        {"type": "start", "id": 3, "via": "rep", "rep": "carol", "intake": intake},
-        {"type": "start", "id": 4, "via": "button", "button": "btn-net", "intake": intake},
-        {"type": "start", "id": 5, "via": "link", "link": "link-bill", "intake": intake, "page_url": "https://a.example/", "page_html": "<p>hi</p>"},
-        {"type": "resume", "id": 6, "token": "B" * 32, "last_line": 0},
-        {"type": "say", "id": 7, "text": "hello"},
-        {"type": "leave", "id": 8},
+        msgspec.to_builtins(message)
+        for message in (
+            Start(1, Via.ISSUE, intake, issue="vpn"),
+            Start(2, Via.KEY, intake, key="ABC-DEF-G"),
+            Start(3, Via.REP, intake, rep="carol"),
+            Start(4, Via.BUTTON, intake, button="btn-net"),
+            Start(5, Via.LINK, intake, link="link-bill", page_url="https://a.example/", page_html="<p>hi</p>"),
+            CustomerResume(6, "B" * 32, 0),
+            Say(7, "hello"),
+            Leave(8),
+        )
     ]
 
 
@@ -415,7 +465,7 @@ def frames(templates: list[dict[str, Any]]) -> st.SearchStrategy[list[str | byte
         st.binary(max_size=300),
         SAFE_TEXT,
         JSON.map(_encode),
-        st.builds(lambda v: _encode({"type": "command", "id": 9, "name": "say", "args": v}), DEEP),
+        st.builds(lambda v: _encode({"type": COMMAND, "id": 9, "name": "say", "args": v}), DEEP),
         _mutated(templates),
         _mutated(templates),
         _mutated(templates),
@@ -427,16 +477,16 @@ def frames(templates: list[dict[str, Any]]) -> st.SearchStrategy[list[str | byte
 # ------------------------------------------------------------------ sending and checking
 
 
-async def _exchange(c: RepClient | CustomerClient, frame: str | bytes, alts: list[Expect]) -> tuple[Expect, dict[str, Any] | None]:
+async def _exchange(c: RepClient | CustomerClient, frame: str | bytes, alts: list[Expect]) -> tuple[Expect, Any | None]:
     """Send one frame; read until its reply (and the close, if one should follow); return the outcome it matched, and the reply."""
     await c.ws.send(frame)
-    reply: dict[str, Any] | None = None
+    reply: Any | None = None
     try:
         async with asyncio.timeout(5 * TIMEOUT_SCALE):
             if any(a.reply for a in alts):
                 while reply is None:
                     msg = await c.pump(5)
-                    if msg["type"] in ("error", "result", "welcome", "started"):
+                    if isinstance(msg, Error | Result | Welcome | Started):
                         reply = msg
                 if any(a.close is not None for a in alts if a.reply and a.answers(reply)):
                     await c.closed_with(5)
@@ -450,7 +500,7 @@ async def _exchange(c: RepClient | CustomerClient, frame: str | bytes, alts: lis
     for a in alts:
         if a.matches(reply, code):
             if currently_in_test_context():
-                event(f"{c.role}: " + (reply["reason"] if reply and reply["type"] == "error" else (reply or {}).get("type", f"close {code}")))
+                event(f"{c.role}: " + (reply.reason if isinstance(reply, Error) else type(reply).__name__ if reply else f"close {code}"))
             return a, reply
     raise AssertionError(f"frame {frame[:300]!r}\n got {reply} (close {code})\n expected one of {alts}")
 
@@ -481,16 +531,17 @@ def test_rep_endpoint_after_login(harness: Harness, batch: list[str | bytes]) ->
         for frame in batch:
             alts = expect_rep(frame, logged_in=True)
             command = next((a for a in alts if a.command), None)
-            key = json.dumps(command.rid) if command is not None else ""
+            key = request_key(command.rid) if command is not None else ""
             stored = harness.answers.get(key)
             if command is not None and stored is not None:
                 # A request id this login used before: the stored answer, whatever the command now says.
-                again = Expect(command.rid, frozenset({stored.get("reason", "")}), ok=frozenset({stored["type"]}), command=True)
+                reasons = frozenset({stored.reason}) if isinstance(stored, Error) else frozenset()
+                again = Expect(command.rid, reasons, ok=frozenset({type(stored)}), command=True)
                 alts = [a for a in alts if not a.command] + [again]
             outcome, reply = await _exchange(c, frame, alts)
             if outcome.command and reply is not None:
                 if stored is not None:
-                    assert reply == stored, (reply, stored)
+                    assert plain(reply) == plain(stored), (reply, stored)
                 harness.answers[key] = reply
             if outcome.close is not None:
                 if outcome.close == 4000:
@@ -509,11 +560,11 @@ def test_customer_endpoint(harness: Harness, batch: list[str | bytes], start_fir
         c = await CustomerClient.open(harness.server)
         started = False
         if start_first:
-            assert (await c.start("issue", "vpn", "Fuzz Starter"))["type"] == "started"
+            assert isinstance(await c.start("issue", "vpn", "Fuzz Starter"), Started)
             started = True
         for frame in batch:
             outcome, reply = await _exchange(c, frame, expect_customer(frame, started))
-            if outcome.then == "started" and reply is not None and reply["type"] == "started":
+            if outcome.then == "started" and isinstance(reply, Started):
                 started = True
             if outcome.close is not None:
                 break
@@ -536,7 +587,7 @@ def test_the_frame_limit_is_64_kib_exactly(harness: Harness, endpoint: str, size
             c = await harness.logged_in()
         else:
             c = await CustomerClient.open(harness.server)
-        msg = {"type": "say" if endpoint == "customer" else "command", "id": 1, "name": "say", "args": {}, "text": ""}
+        msg = {"type": SAY if endpoint == "customer" else COMMAND, "id": 1, "name": "say", "args": {}, "text": ""}
         msg["text"] = "x" * (size - len(json.dumps(msg)))
         frame = json.dumps(msg)
         assert len(frame.encode()) == size
@@ -554,11 +605,11 @@ def test_deeply_nested_json_is_refused_not_fatal(harness: Harness, depth: int) -
 
     async def main() -> None:
         c = await harness.logged_in()
-        frame = '{"type":"command","id":"deep","name":"say","args":{"session":"S1","text":' + deep_text(depth, "list") + "}}"
-        assert len(frame) <= MAX_FRAME
-        outcome, _ = await _exchange(c, frame, expect_rep(frame, logged_in=True))
+        deep = f'{{"type":"{COMMAND}","id":"deep","name":"say","args":{{"session":"S1","text":' + deep_text(depth, "list") + "}}"
+        assert len(deep) <= MAX_FRAME
+        outcome, _ = await _exchange(c, deep, expect_rep(deep, logged_in=True))
         assert outcome.close is None
-        assert (await c.call("set_status", status="available"))["type"] == "result"
+        assert isinstance(await c.call("set_status", status="available"), Result)
         await c.close()
         await harness.still_serving()
 
@@ -570,7 +621,7 @@ def test_a_huge_integer_argument_is_invalid_not_an_internal_error(harness: Harne
         c = await harness.logged_in()
         for value in (10**400, -(10**400), 2**1024):
             reply = await c.call("generate_key", valid_for=value, valid=False)
-            assert reply["type"] == "error" and reply["reason"] == "invalid", reply
+            assert isinstance(reply, Error) and reply.reason == Reason.INVALID, reply
         await c.close()
         await harness.still_serving()
 
@@ -583,7 +634,7 @@ def test_a_text_frame_that_is_not_utf8_closes_1007(harness: Harness) -> None:
     async def main() -> None:
         for endpoint in ("rep", "customer"):
             c: Any = await (RepClient if endpoint == "rep" else CustomerClient).open(harness.server)
-            await c.ws.send(b'{"type":"say","id":1,"text":"\xff\xfe"}', text=True)
+            await c.ws.send(by_hand(type=SAY, id=1, text="@").encode().replace(b"@", b"\xff\xfe"), text=True)
             assert await c.closed_with() == 1007
         await harness.still_serving()
 
@@ -592,13 +643,22 @@ def test_a_text_frame_that_is_not_utf8_closes_1007(harness: Harness) -> None:
 
 def test_the_oracle_agrees_with_the_documented_examples() -> None:
     """The oracle itself, on the cases docs/protocol.md spells out."""
-    assert expect_rep(b"{}", False)[0].reasons == {"bad_message"}
+    assert expect_rep(b"{}", False)[0].reasons == {ErrorReason.BAD_MESSAGE}
     assert expect_rep("{not json", True)[0].rid is NO_ID
-    assert expect_rep('{"id": 4, "name": "get_next"}', True)[0].rid == 4
-    assert expect_rep('{"type": "teleport", "id": 5}', True)[0].reasons == {"unknown_type"}
-    assert expect_rep('{"type": "command", "id": 5, "name": "get_next"}', False)[0].reasons == {"not_logged_in"}
-    assert expect_rep('{"type": "command", "id": true, "name": "get_next"}', True)[0].rid is NO_ID
-    assert expect_rep('{"type": "command", "id": 1, "name": "x", "args": {"a": 1e999}}', True)[0].rid is NO_ID
-    assert expect_rep('{"type": "logout", "id": 1}', True)[0].close == 4000
-    assert expect_customer('{"type": "say", "id": 1, "text": "x"}', False)[0].reasons == {"not_started"}
-    assert expect_customer('{"type": "start", "id": 1, "via": "issue", "issue": "vpn", "intake": {}}', True)[0].reasons == {"already_started"}
+    assert expect_rep(by_hand(id=4, name="get_next"), True)[0].rid == 4
+    assert expect_rep(by_hand(type="teleport", id=5), True)[0].reasons == {ErrorReason.UNKNOWN_TYPE}
+    assert expect_rep(by_hand(type=COMMAND, id=5, name="get_next"), False)[0].reasons == {ErrorReason.NOT_LOGGED_IN}
+    assert expect_rep(by_hand(type=COMMAND, id=True, name="get_next"), True)[0].rid is NO_ID
+    infinite = by_hand(type=COMMAND, id=1, name="x", args={"a": math.inf}).replace("Infinity", "1e999")
+    assert expect_rep(infinite, True)[0].rid is NO_ID
+    assert expect_rep(wire(Logout(1)), True)[0].close == 4000
+    assert expect_customer(wire(Say(1, "x")), False)[0].reasons == {ErrorReason.NOT_STARTED}
+    assert expect_customer(by_hand(type=START, id=1, via="issue", issue="vpn", intake={}), True)[0].reasons == {ErrorReason.ALREADY_STARTED}
+    # Versions (docs/protocol.md, Versions): absent means 1; one the server does not speak closes 4426; 0 is no version.
+    assert expect_rep(wire(Login(1, "a", "b"), omit=("protocol",)), False)[0].close == 4401
+    assert expect_rep(wire(Login(1, "a", "b", PROTOCOL_VERSION)), False)[0].close == 4401
+    for version in (2, 99):
+        (refused,) = expect_rep(wire(Resume(1, "t", 0, version)), False)
+        assert (refused.rid, refused.reasons, refused.close) == (1, {ErrorReason.UNSUPPORTED_PROTOCOL}, 4426)
+    (bad,) = expect_rep(wire(Login(1, "a", "b", 0)), False)
+    assert (bad.rid, bad.reasons, bad.close) == (1, {ErrorReason.BAD_MESSAGE}, None)

@@ -106,7 +106,7 @@ def test_exactly_one_console_wins_an_accept_race(n: int, tmp_path: Path) -> None
                 # Every loser sees it leave the queue, taken by the winner; the winner, that it is theirs.
                 losers = [c for c in consoles if c is not winner_console]
                 gone = SessionGoneData(sid, GoneReason.TAKEN, by=winner)
-                await asyncio.gather(*(c.wait_event(lambda e: isinstance(e, SessionGoneEvent) and e.data == gone) for c in losers))
+                await asyncio.gather(*(c.wait_event(lambda e, gone=gone: isinstance(e, SessionGoneEvent) and e.data == gone) for c in losers))
                 await winner_console.ok("end", session=sid)
                 await customer.closed_with()
             assert sum(wins.values()) == TRIALS[n]
