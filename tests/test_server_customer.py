@@ -177,6 +177,8 @@ def test_every_way_in(site: Path, tmp_path: Path) -> None:
             assert (await c.pump()).reason == Reason.INVALID
             await c.send_raw(frame(type=start, id=2, via="issue", issue="vpn", intake={"name": "X"}))
             assert (await c.pump()).reason == Reason.INVALID
+            await c.send_raw(frame(type=start, id=5, via="issue", issue="vpn", intake={"customer_name": "X", "custom_fields": None}))
+            assert (await c.pump()).data == {"field": "custom_fields"} and c.received[-1].reason == Reason.INVALID  # a field, not the intake
             await c.send_raw(frame(type=start, id=3, via="issue", issue="vpn", intake={"customer_name": "X"}, page_url="x"))
             assert (await c.pump()).reason == ErrorReason.BAD_MESSAGE
             await c.send(Say(4, "hello?"))

@@ -481,7 +481,7 @@ def _refusal(frame: str, exc: msgspec.ValidationError, types: frozenset[Any]) ->
         return ProtocolError(ErrorReason.UNKNOWN_TYPE, f"unknown message type {envelope.type[:64]!r}", rid)
     text = str(exc)
     path = _PATH.search(text)
-    if path is not None and path.group(1).startswith(".intake") and "Expected `object`" not in text:
+    if path is not None and path.group(1).startswith(".intake") and not (path.group(1) == ".intake" and "Expected `object`" in text):
         # The engine refuses a bad intake field with "invalid" and names the
         # field; a page must get the same answer whichever layer noticed.
         field = invalid_field(exc)
