@@ -181,6 +181,9 @@ def test_every_way_in(site: Path, tmp_path: Path) -> None:
             assert (await c.pump()).data == {"field": "custom_fields"} and c.received[-1].reason == Reason.INVALID  # a field, not the intake
             await c.send_raw(frame(type=start, id=3, via="issue", issue="vpn", intake={"customer_name": "X"}, page_url="x"))
             assert (await c.pump()).reason == ErrorReason.BAD_MESSAGE
+            # A malformed start (no issue to go with via issue) is that, whatever its intake says.
+            await c.send_raw(frame(type=start, id=6, via="issue", intake={"customer_name": "X", "nickname": "Y"}))
+            assert (await c.pump()).reason == ErrorReason.BAD_MESSAGE
             await c.send(Say(4, "hello?"))
             assert (await c.pump()).reason == ErrorReason.NOT_STARTED
 

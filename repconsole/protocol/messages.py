@@ -374,6 +374,12 @@ def events_frame(prev: int, items: Sequence[bytes]) -> bytes:
     return b"".join((_EVENTS_HEAD, str(prev).encode(), b',"events":[', b",".join(items), b"]}"))
 
 
+class _StartEnvelope(Start, frozen=True, tag=MessageType.START.value):
+    """A start with its intake unread: to tell a malformed start from a malformed intake."""
+
+    intake: dict[str, Any]  # type: ignore[assignment]
+
+
 class _Envelope(msgspec.Struct):
     """The least a message must have; read only to explain why a frame was refused."""
 
@@ -484,6 +490,11 @@ def _refusal(frame: str, exc: msgspec.ValidationError, types: frozenset[Any]) ->
     if path is not None and path.group(1).startswith(".intake") and not (path.group(1) == ".intake" and "Expected `object`" in text):
         # The engine refuses a bad intake field with "invalid" and names the
         # field; a page must get the same answer whichever layer noticed.
+        # The rest of the start is checked first: a malformed envelope is bad_message.
+        try:
+            msgspec.json.decode(frame, type=_StartEnvelope)
+        except msgspec.ValidationError as envelope_error:
+            return ProtocolError(ErrorReason.BAD_MESSAGE, str(envelope_error), rid)
         field = invalid_field(exc)
         data = {"field": field} if field and field != "intake" else {}
         return ProtocolError(Reason.INVALID, f"intake: {text}", rid, **data)
