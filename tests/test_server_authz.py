@@ -304,7 +304,7 @@ def test_no_rep_ever_reads_another_teams_sessions(tmp_path: Path) -> None:
 
             def harvest(rep: str, c: RepClient) -> None:
                 seen[rep] |= c.sessions_seen()
-                texts[rep].append(encode({"snapshot": c.snapshot, "events": c.events}).decode())
+                texts[rep].append(encode([c.snapshot, c.events]).decode())
 
             async def arrive(issue: str) -> str:
                 cust = await CustomerClient.open(server)

@@ -365,7 +365,7 @@ SAFE_TEXT = st.text(st.characters(blacklist_categories=("Cs", "Co")), max_size=4
 HUGE_INTS = st.sampled_from([2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 2**64, 10**30, 10**400, -(10**400)])
 SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(), HUGE_INTS, st.floats(allow_nan=False, allow_infinity=False), SAFE_TEXT,
-    st.sampled_from(["", "S1", "S2", "I1", "team:net", "rep:carol", "vpn", "issue", "login", "command", "é", "🙂" * 3]),
+    st.sampled_from(["", "S1", "S2", "I1", "team:net", "rep:carol", "vpn", "issue", LOGIN, COMMAND, "é", "🙂" * 3]),
 )  # fmt: skip
 JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(SAFE_TEXT, inner, max_size=4), max_leaves=12)
 
