@@ -147,7 +147,7 @@ def test_the_server_builds_a_snapshot_with_the_collector_paused(tmp_path: Path, 
     async def main() -> None:
         async with serving(write_site(tmp_path), tmp_path / "data") as server:
             alice = await RepClient.logged_in(server, "alice")
-            assert alice.snapshot is not None and alice.snapshot["you"]["id"] == "alice"
+            assert alice.snapshot is not None and alice.snapshot.you.id == "alice"
             await alice.close()
 
     run(main())
