@@ -151,6 +151,8 @@ class FakeServer:
         oldest_resumable: a resume from a ``last_seq`` below this gets a snapshot.
         speaks: the protocol versions this server serves; a login or resume
             in another gets ``unsupported_protocol`` and a 4426 close.
+        events_after_reply: answer a command first and send its events only at
+            the next ``publish()``, as the real server's fan-out may.
     """
 
     pulse: Pulse
@@ -164,6 +166,7 @@ class FakeServer:
     protocol_errors: dict[str, ErrorReason] = field(default_factory=dict)
     oldest_resumable: int = 0
     speaks: range = range(MIN_PROTOCOL_VERSION, PROTOCOL_VERSION + 1)
+    events_after_reply: bool = False
     port: int = 0
 
     def __post_init__(self) -> None:
@@ -345,7 +348,8 @@ class FakeServer:
                     reply = encode(Result(mid, msgspec.Raw(encode(result))))
                     self.executed.append((mid, name))
             self.answers[key] = reply
-        await self.publish()
+        if not self.events_after_reply:
+            await self.publish()
         if name in self.lose_reply_to:
             self.lose_reply_to.discard(name)
             await conn.ws.close(CloseCode.SERVER_ERROR, "lost the reply")
@@ -965,6 +969,26 @@ def test_the_window_accepts_and_chats_over_the_backend(qtbot, fake: FakeServer, 
 
     qtbot.keyClick(tab.input_edit, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: any(line.text == "Hello from the server console" for line in fake.engine.session(sid).chat), timeout=timeout(3))
+    _close(qtbot, window)
+
+
+def test_a_session_accepted_is_the_reps_in_its_tab_before_its_event_arrives(qtbot, fake: FakeServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    backend = WebSocketBackend(fake.url, ME, PASSWORD, backoff=(0.05,), connect_timeout=5)
+    window = _window(qtbot, backend, tmp_path / "s")
+    window.start_soon()
+    qtbot.waitUntil(lambda: backend.state is BackendState.LIVE, timeout=timeout(5))
+    window.queue_list.select("team:network")
+    qtbot.waitUntil(lambda: window.model.rowCount() == 5, timeout=timeout(2))
+    fake.events_after_reply = True
+    sid = window.model.row_ids()[0]
+    window.accept_row(sid)
+    qtbot.waitUntil(lambda: sid in window.session_tabs, timeout=timeout(3))
+    tab = window.session_tabs[sid]
+    assert window.state.sessions[sid].owner is None, "the event has not arrived"
+    assert tab.is_owner() and tab.input_edit.isEnabled(), "the result says the session is the rep's"
+    _run(qtbot, fake.publish())
+    qtbot.waitUntil(lambda: window.state.sessions[sid].owner == ME, timeout=timeout(3))
+    assert window.session_tabs.get(sid) is tab and tab.is_owner()
     _close(qtbot, window)
 
 
