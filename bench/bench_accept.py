@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 from bench.bench_server import Worker, arrive, login, percentile, raise_fd_limit, rep_id, site_toml, start_server, team_id
+from repconsole.protocol import CommandName, Result
 
 __all__ = ["main"]
 
@@ -47,9 +48,9 @@ async def _run(accepts: int) -> None:
         rtts: list[float] = []
         ends: list[float] = []
         for sid in sessions:
-            reply, _ = await me.call("accept", rtts, session=sid)
-            assert reply["type"] == "result", reply
-            await me.call("end", ends, session=sid)
+            reply, _ = await me.call(CommandName.ACCEPT, rtts, session=sid)
+            assert isinstance(reply, Result), reply
+            await me.call(CommandName.END, ends, session=sid)
         ms = [r * 1000 for r in rtts]
         p50 = percentile(ms, 50)
         print(f"== accept round trip on loopback ({len(ms):,} accepts, one at a time; 5 consoles in the team) ==")

@@ -12,7 +12,8 @@ WebSocket, as in production:
    page closes): 20,000, spread over the 40 team queues.
 2. **Consoles** log in: 2,000 logins, one per rep.  1,960 of them are held
    by two load-generator processes (raw ``websockets`` connections that
-   read every frame and time what they are looking for); the other 40, one
+   read every frame, typed by :mod:`repconsole.protocol`, and time what
+   they are looking for); the other 40, one
    per team, are the *workers* of the driver (this process).
 3. **Load**: the driver sends 200 commands a second for 30 s, round robin
    over the workers: 30% customer arrivals (``/customer`` start), 30%
@@ -64,14 +65,52 @@ from typing import Any
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 
+from repconsole.protocol import (
+    COMMANDS,
+    Command,
+    CommandName,
+    Error,
+    EventKind,
+    Events,
+    GoneReason,
+    Intake,
+    Login,
+    MessageType,
+    RepReply,
+    Result,
+    SessionEvent,
+    SessionGoneEvent,
+    SessionResult,
+    Start,
+    Started,
+    StepKind,
+    TeamChatEvent,
+    Via,
+    Welcome,
+    encode,
+    parse_customer_reply,
+    parse_rep_reply,
+)
+
 __all__ = ["main", "site_toml", "start_server", "ServerProc", "percentile"]
 
 PASSWORD = "bench-secret-pw"
 TARGET_P99_MS = 100.0
 TARGET_KIB_PER_CONNECTION = 32.0
+# The deliveries timed are named after what a console receives, except team
+# chat, which is named after its event kind.
+TEAM_CHAT = EventKind.TEAM_CHAT.value
 MIX = ["arrive", "accept", "arrive", "end", "accept", "transfer", "arrive", "accept", "end", "team_say"]  # 10 slots: 30/30/10/20/10 %
 
-_decoder = msgspec.json.Decoder()
+
+
+class _Head(msgspec.Struct):
+    """Just a frame's type: the snapshot at login is checked, not read (a console's reading is not what is measured)."""
+
+    type: MessageType
+
+
+_head = msgspec.json.Decoder(_Head)
 
 
 # ---------------------------------------------------------------- the site and the server
@@ -237,12 +276,12 @@ async def open_ws(port: int, path: str) -> ClientConnection:
 async def login(port: int, rep: str) -> tuple[ClientConnection, int]:
     """A logged-in console; returns it and the size of its snapshot frame."""
     ws = await open_ws(port, "rep")
-    await ws.send(json.dumps({"type": "login", "id": 1, "username": rep, "password": PASSWORD}))
-    welcome = _decoder.decode(await ws.recv(decode=False))
-    if welcome.get("type") != "welcome":
+    await ws.send(encode(Login(1, rep, PASSWORD)), text=True)
+    welcome = parse_rep_reply(await ws.recv(decode=False))
+    if not isinstance(welcome, Welcome):
         raise RuntimeError(f"login of {rep} refused: {welcome}")
     snapshot = await ws.recv(decode=False)
-    if not snapshot.startswith(b'{"type":"snapshot"'):
+    if _head.decode(snapshot).type is not MessageType.SNAPSHOT:
         raise RuntimeError(f"{rep}: expected a snapshot, got {snapshot[:100]!r}")
     return ws, len(snapshot)
 
@@ -251,13 +290,13 @@ async def arrive(port: int, issue: str, name: str) -> str:
     """A customer starts a session and closes the page (customer_grace 0: the session keeps waiting)."""
     ws = await open_ws(port, "customer")
     try:
-        await ws.send(json.dumps({"type": "start", "id": 1, "via": "issue", "issue": issue, "intake": {"customer_name": name}}))
+        await ws.send(encode(Start(1, Via.ISSUE, Intake(customer_name=name), issue=issue)), text=True)
         while True:
-            msg = _decoder.decode(await ws.recv(decode=False))
-            if msg.get("id") == 1:
-                if msg["type"] != "started":
-                    raise RuntimeError(f"start refused: {msg}")
-                return str(msg["session"])
+            msg = parse_customer_reply(await ws.recv(decode=False))
+            if isinstance(msg, Started) and msg.id == 1:
+                return msg.session
+            if isinstance(msg, Result | Error) and msg.id == 1:
+                raise RuntimeError(f"start refused: {msg}")
     finally:
         await ws.close()
 
@@ -279,34 +318,33 @@ async def seed(port: int, count: int, teams: int, concurrency: int = 200) -> flo
 
 
 def _on_frame(frame: bytes, now: float, samples: dict[str, list[tuple[float, float]]], gone: list[tuple[str, float]]) -> None:
-    msg = _decoder.decode(frame)
-    if msg.get("type") != "events":
+    msg = parse_rep_reply(frame)  # typed: faster than plain dicts, and checked
+    if not isinstance(msg, Events):
         return
-    for e in msg["events"]:
-        kind, data = e["kind"], e["data"]
-        if kind == "session":
-            s = data["session"]
-            timeline = s["timeline"]
-            last = timeline[-1]["kind"] if timeline else ""
-            if last == "arrived" and s["customer_name"].startswith("t="):
-                sent = float(s["customer_name"][2:])
-                samples["arrival"].append((sent, now - sent))
-            elif last == "transferred" and s["transfer_note"].startswith("t="):
-                sent = float(s["transfer_note"][2:])
-                samples["transfer"].append((sent, now - sent))
-        elif kind == "session_gone":
-            if data.get("reason") == "taken":
-                gone.append((data["id"], now))
-        elif kind == "team_chat":
-            text = data["line"]["text"]
-            if text.startswith("t="):
-                sent = float(text[2:])
-                samples["team_chat"].append((sent, now - sent))
+    for e in msg.events:
+        match e:
+            case SessionEvent():
+                s = e.data.session
+                last = s.timeline[-1].kind if s.timeline else None
+                if last is StepKind.ARRIVED and s.customer_name.startswith("t="):
+                    sent = float(s.customer_name[2:])
+                    samples["arrival"].append((sent, now - sent))
+                elif last is StepKind.TRANSFERRED and s.transfer_note.startswith("t="):
+                    sent = float(s.transfer_note[2:])
+                    samples["transfer"].append((sent, now - sent))
+            case SessionGoneEvent():
+                if e.data.reason is GoneReason.TAKEN:
+                    gone.append((e.data.id, now))
+            case TeamChatEvent():
+                text = e.data.line.text
+                if text.startswith("t="):
+                    sent = float(text[2:])
+                    samples[TEAM_CHAT].append((sent, now - sent))
 
 
 async def _loadgen(port: int, reps: list[str], out: Path) -> None:
     """Log every console in (25 at a time) and read each one's frames from its login on."""
-    samples: dict[str, list[tuple[float, float]]] = {"arrival": [], "transfer": [], "team_chat": []}
+    samples: dict[str, list[tuple[float, float]]] = {"arrival": [], "transfer": [], TEAM_CHAT: []}
     gone: list[tuple[str, float]] = []
     frames = [0]
     started = time.perf_counter()
@@ -391,16 +429,16 @@ class Worker:
         self.team = team
         self.ws = ws
         self.ids = itertools.count(1)
-        self.pending: dict[int, tuple[asyncio.Future[dict[str, Any]], float]] = {}
+        self.pending: dict[int, tuple[asyncio.Future[Result | Error], float]] = {}
         self.owned: list[str] = []
         self.reader = asyncio.ensure_future(self._read())
 
     async def _read(self) -> None:
         try:
             while True:
-                msg = _decoder.decode(await self.ws.recv(decode=False))
-                if msg.get("type") in ("result", "error"):
-                    hit = self.pending.pop(msg.get("id"), None)
+                msg: RepReply = parse_rep_reply(await self.ws.recv(decode=False))
+                if isinstance(msg, Result | Error) and isinstance(msg.id, int):
+                    hit = self.pending.pop(msg.id, None)
                     if hit is not None and not hit[0].done():
                         hit[0].set_result(msg)
         except Exception:
@@ -408,12 +446,12 @@ class Worker:
                 if not fut.done():
                     fut.set_exception(ConnectionError("worker connection lost"))
 
-    async def call(self, name: str, rtts: list[float], **args: Any) -> tuple[dict[str, Any], float]:
+    async def call(self, name: CommandName, rtts: list[float], **args: Any) -> tuple[Result | Error, float]:
         rid = next(self.ids)
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[Result | Error] = asyncio.get_running_loop().create_future()
         sent = time.time()
         self.pending[rid] = (fut, sent)
-        await self.ws.send(json.dumps({"type": "command", "id": rid, "name": name, "args": args}))
+        await self.ws.send(encode(Command(rid, name, args)), text=True)
         reply = await fut
         rtts.append(time.time() - sent)
         return reply, sent
@@ -436,22 +474,24 @@ async def drive(port: int, workers: list[Worker], teams: int, rate: float, secon
             rtts["arrive"].append(time.time() - t)
             return
         if kind == "accept":
-            reply, sent = await w.call("get_next", rtts["accept"])
-            if reply["type"] == "result":
-                sid = reply["result"]["session"]["id"]
+            reply, sent = await w.call(CommandName.GET_NEXT, rtts["accept"])
+            if isinstance(reply, Result):
+                result = msgspec.json.decode(reply.result, type=COMMANDS[CommandName.GET_NEXT].result)
+                assert isinstance(result, SessionResult)
+                sid = result.session.id
                 accept_sent[sid] = sent
                 w.owned.append(sid)
         elif kind == "transfer":
             sid = w.owned.pop(rng.randrange(len(w.owned)))
             target = rng.choice([t for t in range(teams) if t != w.team])
-            reply, _ = await w.call("transfer", rtts["transfer"], session=sid, target=f"team:{team_id(target)}", note=f"t={time.time():.6f}")
+            reply, _ = await w.call(CommandName.TRANSFER, rtts["transfer"], session=sid, target=f"team:{team_id(target)}", note=f"t={time.time():.6f}")
         elif kind == "end":
             sid = w.owned.pop(rng.randrange(len(w.owned)))
-            reply, _ = await w.call("end", rtts["end"], session=sid)
+            reply, _ = await w.call(CommandName.END, rtts["end"], session=sid)
         else:
-            reply, _ = await w.call("team_say", rtts["team_say"], team=team_id(w.team), text=f"t={time.time():.6f}")
-        if reply["type"] == "error":
-            refused[reply["reason"]] = refused.get(reply["reason"], 0) + 1
+            reply, _ = await w.call(CommandName.TEAM_SAY, rtts["team_say"], team=team_id(w.team), text=f"t={time.time():.6f}")
+        if isinstance(reply, Error):
+            refused[reply.reason] = refused.get(reply.reason, 0) + 1
 
     start = time.perf_counter()
     for k in range(total):
@@ -529,7 +569,7 @@ async def _run(args: argparse.Namespace) -> None:
         await asyncio.sleep(0.5)
         outs = [g.finish() for g in gens]
 
-        timed: dict[str, list[tuple[float, float]]] = {"arrival": [], "accept": [], "transfer": [], "team_chat": []}
+        timed: dict[str, list[tuple[float, float]]] = {"arrival": [], "accept": [], "transfer": [], TEAM_CHAT: []}
         for out in outs:
             for kind, values in out["samples"].items():
                 timed[kind].extend((sent, lat) for sent, lat in values)
@@ -542,7 +582,7 @@ async def _run(args: argparse.Namespace) -> None:
         print(f"load: {result['sent']:,} commands in {result['seconds']:.1f} s ({result['sent'] / result['seconds']:.0f}/s; "
               f"driver at most {result['late'] * 1000:.0f} ms behind schedule); refused: {result['refused'] or 'none'}")  # fmt: skip
         print("delivery latency, command sent -> event received by a console:")
-        for kind in ("arrival", "accept", "transfer", "team_chat"):
+        for kind in ("arrival", "accept", "transfer", TEAM_CHAT):
             print(f"  {kind:<10} {_fmt_ms(samples[kind])}")
         p99 = percentile(everything, 99) * 1000
         print(f"  {'all':<10} {_fmt_ms(everything)}   target p99 <= {TARGET_P99_MS:.0f} ms: {'met' if p99 <= TARGET_P99_MS else 'MISSED'}")

@@ -4,7 +4,8 @@ Each test starts ``repconsole-server`` as a subprocess on a free port, with
 a data directory of its own (a copy of one prepared once per module, so the
 demo passwords are hashed only once), and builds the real window over a
 :class:`WebSocketBackend` signed in as the demo's ``alex``.  Customers come
-in through the server's ``/customer`` endpoint, as a support page would;
+in through the server's ``/customer`` endpoint, as a support page would
+(:class:`wire_clients.CustomerPage`, typed messages);
 a peer (``priya``) is a second WebSocketBackend with a state of her own.
 What the window shows is checked against what the customer's page and the
 peer's console are told by the server.
@@ -13,7 +14,6 @@ peer's console are told by the server.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import queue
 import re
@@ -22,22 +22,22 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractButton
-from websockets.asyncio.client import ClientConnection, connect
 
 from conftest import TIMEOUT_SCALE, timeout
 from repconsole.backend.base import BackendState
 from repconsole.backend.websocket import FeedBatch, WebSocketBackend
 from repconsole.core.state import ConsoleState, RowKind
+from repconsole.protocol import CustomerState, RepStatus, SessionState
 from repconsole.ui.app import build_window
 from repconsole.ui.mainwindow import MainWindow
 from repconsole.ui.sessiontab import SessionTab
+from wire_clients import CustomerPage
 
 ME = "alex"
 PEER = "priya"
@@ -153,53 +153,6 @@ def run(qtbot, coro: Any, seconds: float = 5.0) -> Any:  # type: ignore[no-untyp
     return task.result()
 
 
-@dataclass
-class Customer:
-    """A support page: starts a session on ``/customer`` and chats."""
-
-    url: str
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    session: str = ""
-    ws: ClientConnection | None = None
-    _reader: asyncio.Task[None] | None = None
-    _ids: int = 0
-
-    async def start(self, name: str, issue: str = "vpn") -> str:
-        self.ws = await connect(self.url + "/customer", proxy=None, compression=None)
-        await self._send({"type": "start", "via": "issue", "issue": issue, "intake": {"customer_name": name}})
-        started = json.loads(await self.ws.recv())
-        assert started["type"] == "started", started
-        self.session = started["session"]
-        self._reader = asyncio.ensure_future(self._read())
-        return self.session
-
-    async def say(self, text: str) -> None:
-        await self._send({"type": "say", "text": text})
-
-    async def close(self) -> None:
-        if self.ws is not None:
-            await self.ws.close()
-        if self._reader is not None:
-            self._reader.cancel()
-
-    async def _send(self, message: dict[str, Any]) -> None:
-        assert self.ws is not None
-        self._ids += 1
-        await self.ws.send(json.dumps({**message, "id": self._ids}))
-
-    async def _read(self) -> None:
-        assert self.ws is not None
-        async for raw in self.ws:
-            self.messages.append(json.loads(raw))
-
-    def chat(self) -> list[str]:
-        return [m["line"]["text"] for m in self.messages if m.get("type") == "chat"]
-
-    def status(self) -> dict[str, Any]:
-        statuses = [m for m in self.messages if m.get("type") == "status"]
-        return statuses[-1] if statuses else {}
-
-
 class Peer:
     """Another rep's console, headless: a backend and the state it feeds."""
 
@@ -209,7 +162,7 @@ class Peer:
         self.backend.add_event_listener(self._on_backend_events)
 
     def _on_backend_events(self, batch: FeedBatch) -> None:
-        self.state.apply(batch, prev=batch.prev)
+        self.state.apply(batch)
 
 
 class Console:
@@ -221,11 +174,11 @@ class Console:
         self.backend = backend
         self.server = server
         self.peer = peer
-        self.customers: list[Customer] = []
+        self.customers: list[CustomerPage] = []
 
-    def customer(self, name: str, issue: str = "vpn") -> Customer:
+    def customer(self, name: str, issue: str = "vpn") -> CustomerPage:
         """A customer starts a session; wait until the window has it."""
-        c = Customer(self.server.url)
+        c = CustomerPage(self.server.url)
         self.customers.append(c)
         sid = run(self.qtbot, c.start(name, issue))
         self.qtbot.waitUntil(lambda: sid in self.window.state.sessions, timeout=timeout(3))
@@ -294,7 +247,7 @@ def test_the_console_signs_in_and_a_new_customer_shows_in_the_queue(console: Con
     c = console.customer("Quentin Zebulon")
     console.qtbot.waitUntil(lambda: w.model.row_by_id(c.session) is not None, timeout=timeout(3))
     assert w.queue_list.entries["team:network"].count == 1
-    assert w.model.row_by_id(c.session).session["customer_name"] == "Quentin Zebulon"
+    assert w.model.row_by_id(c.session).session.customer_name == "Quentin Zebulon"
 
 
 def test_accept_by_double_click_then_chat_with_the_customer(console: Console) -> None:
@@ -303,13 +256,13 @@ def test_accept_by_double_click_then_chat_with_the_customer(console: Console) ->
     console.double_click_row(c.session)
     tab = console.wait_tab(c.session)
     assert console.window.tabs.currentWidget() is tab
-    console.qtbot.waitUntil(lambda: c.status().get("state") == "active", timeout=timeout(3))
+    console.qtbot.waitUntil(lambda: c.state() is CustomerState.ACTIVE, timeout=timeout(3))
     tab.input_edit.setText("Hello Rita, let me look at your VPN.")
     console.qtbot.keyClick(tab.input_edit, Qt.Key.Key_Return)
     console.qtbot.waitUntil(lambda: "Hello Rita, let me look at your VPN." in c.chat(), timeout=timeout(3))
     run(console.qtbot, c.say("Thanks, it says error 809."))
     console.qtbot.waitUntil(
-        lambda: any(line["text"] == "Thanks, it says error 809." for line in console.window.state.chats.get(c.session, [])),
+        lambda: any(line.text == "Thanks, it says error 809." for line in console.window.state.chats.get(c.session, [])),
         timeout=timeout(3),
     )
     console.qtbot.waitUntil(lambda: console.window.model.row_by_id(c.session) is None, timeout=timeout(3))
@@ -320,7 +273,7 @@ def test_get_next_takes_the_longest_waiting_across_my_teams(console: Console) ->
     console.customer("Second Waiting", "crash")
     console.qtbot.mouseClick(console.window.get_next_button, Qt.MouseButton.LeftButton)
     console.wait_tab(first.session)
-    console.qtbot.waitUntil(lambda: console.window.state.sessions[first.session]["owner"] == ME, timeout=timeout(3))
+    console.qtbot.waitUntil(lambda: console.window.state.sessions[first.session].owner == ME, timeout=timeout(3))
 
 
 def test_a_peer_taking_it_first_is_reported(console: Console) -> None:
@@ -352,11 +305,11 @@ def test_share_hold_transfer_and_end_from_the_tab(console: Console) -> None:
 
     # Hold: back in my personal queue, the tab stays with Resume.
     qtbot.mouseClick(_button(tab, "Hold"), Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: w.state.sessions[c.session]["held"], timeout=timeout(3))
-    assert w.state.sessions[c.session]["queue"] == f"rep:{ME}"
+    qtbot.waitUntil(lambda: w.state.sessions[c.session].held, timeout=timeout(3))
+    assert w.state.sessions[c.session].queue == f"rep:{ME}"
     assert c.session in w.session_tabs
     qtbot.mouseClick(_button(tab, "Resume"), Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: w.state.sessions[c.session]["state"] == "active" and not w.state.sessions[c.session]["held"], timeout=timeout(3))
+    qtbot.waitUntil(lambda: w.state.sessions[c.session].state is SessionState.ACTIVE and not w.state.sessions[c.session].held, timeout=timeout(3))
 
     # Transfer to Software with a note: the tab closes, Priya (a member) sees the note.
     qtbot.mouseClick(_button(tab, "Transfer"), Qt.MouseButton.LeftButton)
@@ -365,7 +318,7 @@ def test_share_hold_transfer_and_end_from_the_tab(console: Console) -> None:
     picker.note_edit.setPlainText("Needs the licence server reset")
     picker.accept()
     qtbot.waitUntil(lambda: c.session not in w.session_tabs, timeout=timeout(3))
-    console.peer_sees(lambda st: st.sessions.get(c.session, {}).get("transfer_note") == "Needs the licence server reset")
+    console.peer_sees(lambda st: c.session in st.sessions and st.sessions[c.session].transfer_note == "Needs the licence server reset")
 
     # Take it back from the team queue and end it: the customer is told.
     console.show_queue("team:software")
@@ -374,7 +327,7 @@ def test_share_hold_transfer_and_end_from_the_tab(console: Console) -> None:
     tab = console.wait_tab(c.session)
     qtbot.mouseClick(_button(tab, "End session"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: c.session not in w.session_tabs, timeout=timeout(3))
-    qtbot.waitUntil(lambda: c.status().get("state") == "ended", timeout=timeout(3))
+    qtbot.waitUntil(lambda: c.state() is CustomerState.ENDED, timeout=timeout(3))
 
 
 def test_team_chat_both_ways(console: Console) -> None:
@@ -385,16 +338,16 @@ def test_team_chat_both_ways(console: Console) -> None:
     qtbot.waitUntil(lambda: w.queue_list.entries["team:network"].unread == 0, timeout=timeout(3))
     dialog.view.input_edit.setText("Seeing it too, on it")
     qtbot.keyClick(dialog.view.input_edit, Qt.Key.Key_Return)
-    console.peer_sees(lambda st: any(line["text"] == "Seeing it too, on it" for line in st.team_chat["network"].lines))
+    console.peer_sees(lambda st: any(line.text == "Seeing it too, on it" for line in st.team_chat["network"].lines))
     dialog.close()
 
 
 def test_my_status_reaches_the_server(console: Console) -> None:
     w = console.window
-    w.status_combo.setCurrentIndex(w.status_combo.findData("busy"))
+    w.status_combo.setCurrentIndex(w.status_combo.findData(RepStatus.BUSY.value))
     w.status_combo.activated.emit(w.status_combo.currentIndex())
-    console.peer_sees(lambda st: st.reps[ME]["status"] == "busy")
-    assert w.state.me["status"] == "busy"
+    console.peer_sees(lambda st: st.reps[ME].status is RepStatus.BUSY)
+    assert w.state.me.status is RepStatus.BUSY
 
 
 def test_a_server_restart_greys_the_queue_and_the_console_resumes(console: Console) -> None:

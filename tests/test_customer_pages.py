@@ -3,7 +3,7 @@
 The first tests need nothing but the server.  The rest drive headless
 Chromium through Selenium against a real server running in-process on its
 own asyncio loop (a thread), while reps speak the real protocol to it over
-WebSocket: what the customer does on the page must reach the rep, and what
+WebSocket (:mod:`wire_clients`, typed messages): what the customer does on the page must reach the rep, and what
 the rep does must show on the page.  They are skipped, saying why, only
 where /usr/bin/chromium or /usr/bin/chromedriver is missing (.ci/run
 installs both).
@@ -25,8 +25,22 @@ from typing import Any, TypeVar
 
 import pytest
 from conftest import TIMEOUT_SCALE
-from server_helpers import CustomerClient, RepClient, run, serving, write_site
+from server_helpers import PASSWORDS, run, serving, write_site
+from wire_clients import CustomerPage, RepLine
 
+from repconsole.protocol import (
+    CUSTOMER,
+    ChatEvent,
+    CommandName,
+    Event,
+    LineView,
+    Origin,
+    SessionEvent,
+    SessionState,
+    SessionView,
+    Visibility,
+    encode,
+)
 from repconsole.server.app import STATIC_DIR
 from repconsole.server.customers import POSITION_EVERY
 from repconsole.server.timers import VirtualClock
@@ -218,7 +232,7 @@ class LiveServer:
         self._serving = serving(write_site(tmp_path, **site), tmp_path / "data", clock=self.clock)
         self.server = self.call(self._serving.__aenter__())
         self.url = f"http://127.0.0.1:{self.server.port}"
-        self.reps: list[RepClient] = []
+        self.reps: list[RepLine] = []
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
         """Run ``coro`` on the server's loop and wait for it (scaled)."""
@@ -232,24 +246,32 @@ class LiveServer:
 
         self.call(move())
 
-    def rep(self, rep: str) -> RepClient:
-        client = self.call(RepClient.logged_in(self.server, rep))
+    def rep(self, rep: str) -> RepLine:
+        client = self.call(RepLine.logged_in(self.server.port, rep, PASSWORDS[rep]))
         self.reps.append(client)
         return client
 
-    def arrival(self, rep: RepClient, name: str) -> dict[str, Any]:
-        """The session of customer ``name`` as ``rep`` was told about it."""
-        event = self.call(rep.wait_event(
-            lambda e: e["kind"] == "session" and e["data"]["session"]["customer_name"] == name, timeout=10
-        ), timeout=15)
-        return event["data"]["session"]
+    def customer(self) -> CustomerPage:
+        """A support page's connection (the browser's is the page's own)."""
+        return CustomerPage(f"ws://127.0.0.1:{self.server.port}")
 
-    def chat_from_customer(self, rep: RepClient, session: str, text: str) -> dict[str, Any]:
-        event = self.call(rep.wait_event(
-            lambda e: e["kind"] == "chat" and e["data"]["session"] == session and e["data"]["line"]["text"] == text,
-            timeout=10,
-        ), timeout=15)
-        return event["data"]["line"]
+    def arrival(self, rep: RepLine, name: str) -> SessionView:
+        """The session of customer ``name`` as ``rep`` was told about it."""
+
+        def arrived(e: Event) -> bool:
+            return isinstance(e, SessionEvent) and e.data.session.customer_name == name
+
+        event = self.call(rep.wait_event(arrived, timeout=10), timeout=15)
+        assert isinstance(event, SessionEvent)
+        return event.data.session
+
+    def chat_from_customer(self, rep: RepLine, session: str, text: str) -> LineView:
+        def said(e: Event) -> bool:
+            return isinstance(e, ChatEvent) and e.data.session == session and e.data.line.text == text
+
+        event = self.call(rep.wait_event(said, timeout=10), timeout=15)
+        assert isinstance(event, ChatEvent)
+        return event.data.line
 
     def sessions(self) -> list[Any]:
         async def read() -> list[Any]:
@@ -262,7 +284,7 @@ class LiveServer:
             return int(json.loads(r.read())["customers_online"])
 
     def close(self) -> None:
-        async def leave(rep: RepClient) -> None:
+        async def leave(rep: RepLine) -> None:
             # A console that stopped reading has a full receive queue and would
             # not see the server's close frame until the close timeout.
             await rep.drain()
@@ -362,8 +384,8 @@ def stored(driver: Any) -> Any:
 def test_the_issue_form_reaches_the_team_and_the_chat_works_both_ways(live: LiveServer, page: Any) -> None:
     alice = live.rep("alice")
     # Someone is already waiting for Networking: the page's customer is second.
-    first = live.call(CustomerClient.open(live.server))
-    live.call(first.start("issue", "vpn", "Zoe First"))
+    first = live.customer()
+    live.call(first.start("Zoe First", "vpn"))
 
     page.get(live.url + "/")
     wait(page, lambda d: find(d, '#issue-issue option[value="vpn"]'), what="the issues from /api/site")
@@ -395,36 +417,36 @@ def test_the_issue_form_reaches_the_team_and_the_chat_works_both_ways(live: Live
     wait(page, lambda d: len(d.find_elements("css selector", '.rc-line-note[data-note="hold"]')) >= 2, what="the hold message, repeated")
 
     session = live.arrival(alice, "Ann Lee")
-    sid = session["id"]
-    assert session["queue"] == "team:net" and session["origin"] == "issue_form" and session["state"] == "waiting"
-    assert (session["issue_code"], session["company"], session["external_key"]) == ("vpn", "Acme Corp", "INC-10422")
-    assert session["details"] == "It says error 809 since this morning."
-    assert session["portal"] == "Support site" and "Chrome" in session["platform"] and session["locale"]
+    sid = session.id
+    assert session.queue == "team:net" and session.origin is Origin.ISSUE_FORM and session.state is SessionState.WAITING
+    assert (session.issue_code, session.company, session.external_key) == ("vpn", "Acme Corp", "INC-10422")
+    assert session.details == "It says error 809 since this morning."
+    assert session.portal == "Support site" and "Chrome" in session.platform and session.locale
     assert stored(page)["session"] == sid
 
     # The one ahead gives up: Ann moves up.
-    live.call(first.request({"type": "leave"}))
+    live.call(first.leave())
     live.advance(POSITION_EVERY)
     wait(page, shows(".rc-chat-sub", "You're next in line."), what="the refreshed position")
 
-    live.call(alice.ok("accept", session=sid))
+    live.call(alice.ok(CommandName.ACCEPT, session=sid))
     wait(page, shows(".rc-chat-title", "You're chatting with Alice Ng"))
-    live.call(alice.ok("say", session=sid, text="(reps only) customer on the Pro plan", reps_only=True))
-    live.call(alice.ok("say", session=sid, text="Hello from support"))
+    live.call(alice.ok(CommandName.SAY, session=sid, text="(reps only) customer on the Pro plan", reps_only=True))
+    live.call(alice.ok(CommandName.SAY, session=sid, text="Hello from support"))
     wait(page, shows(".rc-line-rep", "Hello from support"))
     assert "Alice Ng" in text_of(page, ".rc-line-rep .rc-line-author")
 
     reply = "Thanks! It still says 809 <b>after</b> a reboot."
     type_into(page, ".rc-composer textarea", reply + "\n")
     line = live.chat_from_customer(alice, sid, reply)
-    assert line["author"] == "customer" and line["visibility"] == "all"
+    assert line.author == CUSTOMER and line.visibility is Visibility.ALL
     wait(page, shows(".rc-line-customer .rc-bubble", reply))  # as text, never as markup
     assert not page.find_elements("css selector", ".rc-log b")
     assert find(page, ".rc-composer textarea").get_attribute("value") == ""
     # The reps-only line came before the customer's reply on the same socket: it would be here by now.
     assert "Pro plan" not in page.page_source
 
-    live.call(alice.ok("end", session=sid))
+    live.call(alice.ok(CommandName.END, session=sid))
     wait(page, shows(".rc-chat-title", "The session has ended"))
     assert "Ended by Alice Ng." in text_of(page, ".rc-chat-sub")
     assert not find(page, ".rc-composer textarea").is_enabled()
@@ -451,16 +473,17 @@ def test_the_help_link_shares_the_shop_page_with_the_rep(live: LiveServer, page:
 
     # No ?link= and no data-repconsole-link: the site's first link, which goes to Alice.
     session = live.arrival(alice, "Ben Fox")
-    assert session["browser"] is True and session["origin"] == "browser_rep" and session["queue"] == "rep:alice"
-    assert urllib.parse.urlsplit(session["page_url"]).path.endswith("/shop.html")
-    assert session["details"] == "My card keeps getting declined." and session["portal"] == "Acme Store"
-    accepted = live.call(alice.ok("accept", session=session["id"]))["session"]
-    html = accepted["page_html"]
+    assert session.browser is True and session.origin is Origin.BROWSER_REP and session.queue == "rep:alice"
+    assert urllib.parse.urlsplit(session.page_url).path.endswith("/shop.html")
+    assert session.details == "My card keeps getting declined." and session.portal == "Acme Store"
+    accepted = live.call(alice.ok(CommandName.ACCEPT, session=session.id)).session
+    html = accepted.page_html
+    assert isinstance(html, str)
     assert "Your card was declined (error AC-402)." in html
     assert 'value="Ben Fox"' in html  # what the customer typed, as it is on their screen
     assert "4111" not in html  # never a card number
     assert "<script" not in html and "rc-widget" not in html
-    live.call(alice.ok("say", session=session["id"], text="I can see your checkout page."))
+    live.call(alice.ok(CommandName.SAY, session=session.id, text="I can see your checkout page."))
     wait(page, shows(".rc-widget .rc-line-rep", "I can see your checkout page."))
     assert "They can see this page" in text_of(page, ".rc-widget .rc-chat-sub")
 
@@ -482,12 +505,13 @@ def test_the_help_link_shares_the_shop_page_with_the_rep(live: LiveServer, page:
     wait(page, lambda d: find(d, ".rc-widget").is_displayed())
     find(page, ".rc-widget [type=submit]").click()
     session = live.arrival(carol, "Cy Dunn")
-    assert (session["origin"], session["queue"], session["browser"]) == ("browser_team", "team:bill", True)
-    assert session["page_url"].endswith("/shop.html?link=link-bill")
-    html = live.call(carol.ok("accept", session=session["id"]))["session"]["page_html"]
+    assert (session.origin, session.queue, session.browser) == (Origin.BROWSER_TEAM, "team:bill", True)
+    assert session.page_url.endswith("/shop.html?link=link-bill")
+    html = live.call(carol.ok(CommandName.ACCEPT, session=session.id)).session.page_html
+    assert isinstance(html, str)
     assert "Your card was declined (error AC-402)." in html and "Zürich € Zürich" in html
     assert html.endswith("<!-- The rest of the page was too large to share. -->")
-    assert 60_000 < len(json.dumps(html, ensure_ascii=False).encode()) < 64 * 1024
+    assert 60_000 < len(encode(html)) < 64 * 1024  # as JSON on the wire, UTF-8
 
 
 @needs_browser
@@ -518,7 +542,7 @@ def test_a_wrong_session_key_shows_the_servers_reason_then_the_rate_limit(live: 
 @needs_browser
 def test_a_session_key_read_out_over_the_phone_reaches_its_rep(live: LiveServer, page: Any) -> None:
     alice = live.rep("alice")
-    key = live.call(alice.ok("generate_key", valid_for=600))["key"]["key"]
+    key = live.call(alice.ok(CommandName.GENERATE_KEY, valid_for=600)).key.key
     page.get(live.url + "/")
     find(page, "#tab-key").click()
     type_into(page, "#key-name", "Eve Stone")
@@ -526,7 +550,7 @@ def test_a_session_key_read_out_over_the_phone_reaches_its_rep(live: LiveServer,
     find(page, "#panel-key [type=submit]").click()
     wait(page, shows(".rc-chat-title", "Waiting for a representative"))
     session = live.arrival(alice, "Eve Stone")
-    assert (session["origin"], session["queue"], session["session_key"]) == ("session_key", "rep:alice", key)
+    assert (session.origin, session.queue, session.session_key) == (Origin.SESSION_KEY, "rep:alice", key)
 
 
 @needs_browser
@@ -539,10 +563,10 @@ def test_a_picked_rep_gets_the_customer_who_survives_a_reload_and_a_dropped_conn
     find(page, "#rep-list label").click()
     find(page, "#panel-rep [type=submit]").click()
     session = live.arrival(alice, "Fay Moss")
-    sid = session["id"]
-    assert (session["origin"], session["queue"]) == ("rep_picked", "rep:alice")
-    live.call(alice.ok("accept", session=sid))
-    live.call(alice.ok("say", session=sid, text="Hi Fay, Alice here."))
+    sid = session.id
+    assert (session.origin, session.queue) == (Origin.REP_PICKED, "rep:alice")
+    live.call(alice.ok(CommandName.ACCEPT, session=sid))
+    live.call(alice.ok(CommandName.SAY, session=sid, text="Hi Fay, Alice here."))
     wait(page, shows(".rc-line-rep", "Hi Fay, Alice here."))
 
     page.refresh()  # the token in sessionStorage brings the chat back
@@ -551,7 +575,7 @@ def test_a_picked_rep_gets_the_customer_who_survives_a_reload_and_a_dropped_conn
     assert "Hi Fay, thanks for contacting us." in text_of(page, ".rc-log")
 
     page.execute_script("RepconsoleSupport.current.ws.close()")  # the network drops
-    live.call(alice.ok("say", session=sid, text="Still there?"))
+    live.call(alice.ok(CommandName.SAY, session=sid, text="Still there?"))
     wait(page, shows(".rc-line-rep", "Still there?"), what="the line said while the page was away")
     wait(page, lambda d: not find(d, ".rc-conn").is_displayed())
     assert text_of(page, ".rc-line-rep .rc-bubble").count("Hi Fay, Alice here.") == 1
@@ -565,6 +589,6 @@ def test_a_picked_rep_gets_the_customer_who_survives_a_reload_and_a_dropped_conn
     # ...and back again, the chat picks up where it was.
     page.back()
     wait(page, lambda d: live.customers_online() == 1, what="the page came back with its token")
-    live.call(alice.ok("say", session=sid, text="Welcome back."))
+    live.call(alice.ok(CommandName.SAY, session=sid, text="Welcome back."))
     wait(page, shows(".rc-line-rep", "Welcome back."))
     assert text_of(page, ".rc-line-customer .rc-bubble").count("Yes, still here.") == 1

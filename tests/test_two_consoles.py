@@ -2,7 +2,7 @@
 
 Two real console windows (Alex and Priya) sign in to a real
 ``repconsole-server`` process; a customer arrives through the customer
-endpoint, as the support page does.  Alex accepts, shares with Priya, Priya
+endpoint, as the support page does (typed messages: :class:`wire_clients.CustomerPage`).  Alex accepts, shares with Priya, Priya
 joins and chats, Alex transfers the session to Priya with a note, Priya takes
 it and ends it, and the customer is told.  Everything is driven through the
 windows' own widgets.
@@ -20,9 +20,11 @@ from conftest import timeout
 from repconsole.backend.base import BackendState
 from repconsole.backend.websocket import WebSocketBackend
 from repconsole.core.state import RowKind
+from repconsole.protocol import CustomerState
 from repconsole.ui.app import build_window
 from repconsole.ui.mainwindow import MainWindow
-from test_console_server import Customer, ServerProcess, _button, prepared, run, server  # noqa: F401 - fixtures
+from test_console_server import ServerProcess, _button, prepared, run, server  # noqa: F401 - fixtures
+from wire_clients import CustomerPage
 
 __all__ = ["prepared", "server"]
 
@@ -58,7 +60,7 @@ def two(qtbot, aloop, server: ServerProcess, tmp_path: Path) -> Iterator[tuple[M
 
 def test_two_reps_serve_one_customer_together(qtbot, two, server: ServerProcess) -> None:  # type: ignore[no-untyped-def]
     alex, priya = two
-    customer = Customer(server.url)
+    customer = CustomerPage(server.url)
     sid = run(qtbot, customer.start("Dana Whitfield", "vpn"))
 
     # Alex accepts from the Networking queue by double-click.
@@ -67,7 +69,7 @@ def test_two_reps_serve_one_customer_together(qtbot, two, server: ServerProcess)
     _double_click(qtbot, alex, sid)
     qtbot.waitUntil(lambda: sid in alex.session_tabs, timeout=timeout(3))
     alex_tab = alex.session_tabs[sid]
-    qtbot.waitUntil(lambda: customer.status().get("state") == "active", timeout=timeout(3))
+    qtbot.waitUntil(lambda: customer.state() is CustomerState.ACTIVE, timeout=timeout(3))
 
     # Alex shares with Priya: the invitation shows in Priya's personal queue.
     qtbot.mouseClick(_button(alex_tab, "Share"), Qt.MouseButton.LeftButton)
@@ -75,7 +77,7 @@ def test_two_reps_serve_one_customer_together(qtbot, two, server: ServerProcess)
     alex_tab.picker.accept()
     priya.queue_list.select(priya.state.personal_queue)
     qtbot.waitUntil(
-        lambda: any(r.kind is RowKind.INVITATION and r.session["id"] == sid for r in priya.state.rows[priya.state.personal_queue].values()),
+        lambda: any(r.kind is RowKind.INVITATION and r.session.id == sid for r in priya.state.rows[priya.state.personal_queue].values()),
         timeout=timeout(3),
     )
     assert priya.alerter.pending, "an invitation alerts the invited rep"
@@ -91,14 +93,14 @@ def test_two_reps_serve_one_customer_together(qtbot, two, server: ServerProcess)
     priya_tab.input_edit.setText("I've seen error 809 before: it's the gateway.")
     qtbot.keyClick(priya_tab.input_edit, Qt.Key.Key_Return)
     qtbot.waitUntil(
-        lambda: any(l["text"].startswith("I've seen error 809") for l in alex.state.chats.get(sid, [])), timeout=timeout(3)
+        lambda: any(l.text.startswith("I've seen error 809") for l in alex.state.chats.get(sid, [])), timeout=timeout(3)
     )
     priya_tab.reps_only_check.setChecked(False)
     priya_tab.input_edit.setText("Hi Dana, I'm Priya from the network team.")
     qtbot.keyClick(priya_tab.input_edit, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: "Hi Dana, I'm Priya from the network team." in customer.chat(), timeout=timeout(3))
     run(qtbot, customer.say("Is that fixable today?"))
-    qtbot.waitUntil(lambda: any(l["text"] == "Is that fixable today?" for l in priya.state.chats.get(sid, [])), timeout=timeout(3))
+    qtbot.waitUntil(lambda: any(l.text == "Is that fixable today?" for l in priya.state.chats.get(sid, [])), timeout=timeout(3))
 
     # Alex transfers the session to Priya with a note; Alex's tab closes.
     qtbot.mouseClick(_button(alex_tab, "Transfer"), Qt.MouseButton.LeftButton)
@@ -107,12 +109,12 @@ def test_two_reps_serve_one_customer_together(qtbot, two, server: ServerProcess)
     picker.note_edit.setPlainText("Gateway issue — yours, thanks!")
     picker.accept()
     qtbot.waitUntil(lambda: sid not in alex.session_tabs, timeout=timeout(3))
-    qtbot.waitUntil(lambda: priya.state.sessions.get(sid, {}).get("queue") == priya.state.personal_queue, timeout=timeout(3))
+    qtbot.waitUntil(lambda: sid in priya.state.sessions and priya.state.sessions[sid].queue == priya.state.personal_queue, timeout=timeout(3))
 
     # Priya takes it from her personal queue: the note is pinned for her.
     qtbot.waitUntil(lambda: priya.model.row_by_id(sid) is not None, timeout=timeout(3))
     _double_click(qtbot, priya, sid)
-    qtbot.waitUntil(lambda: priya.state.sessions.get(sid, {}).get("owner") == "priya", timeout=timeout(3))
+    qtbot.waitUntil(lambda: sid in priya.state.sessions and priya.state.sessions[sid].owner == "priya", timeout=timeout(3))
     priya_tab = priya.session_tabs[sid]
     assert priya_tab.is_owner()
     assert "Gateway issue — yours, thanks!" in priya_tab.note_label.text()
@@ -120,7 +122,7 @@ def test_two_reps_serve_one_customer_together(qtbot, two, server: ServerProcess)
     # Priya ends it: her tab closes and the customer is told.
     qtbot.mouseClick(_button(priya_tab, "End session"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: sid not in priya.session_tabs, timeout=timeout(3))
-    qtbot.waitUntil(lambda: customer.status().get("state") == "ended", timeout=timeout(3))
+    qtbot.waitUntil(lambda: customer.state() is CustomerState.ENDED, timeout=timeout(3))
     # The reps-only line never reached the customer's page.
     assert "I've seen error 809 before: it's the gateway." not in customer.chat()
     run(qtbot, customer.close())

@@ -21,7 +21,9 @@ It speaks the wire protocol of ``docs/protocol.md`` on the ``/rep`` endpoint:
   delivered; the server replays what was missed (or sends a fresh snapshot).
   Close codes 4000 (logged out) and 4401 (not authenticated) end the login
   session instead: the state goes ``CLOSED`` and :attr:`needs_login` says the
-  rep must sign in again.
+  rep must sign in again.  A server that no longer speaks this console's
+  protocol version (``unsupported_protocol``, 4426) is never retried: signing
+  in raises :class:`IncompatibleServer`, and a reconnect ends in ``CLOSED``.
 * **Outbox**: while disconnected, chat lines (``say``, ``team_say``) wait in
   order and go out after the resume; every other command fails at once with
   :class:`NotConnectedError`.
@@ -639,6 +641,11 @@ class WebSocketBackend(Backend):
             except LoginError as exc:
                 self._end_session(CLOSE_NOT_AUTHENTICATED, str(exc))
                 return None
+            except IncompatibleServer as exc:
+                # Retrying cannot help (the server was upgraded meanwhile),
+                # and neither can signing in again: the console needs an update.
+                self._end_session(CloseCode.UNSUPPORTED_PROTOCOL, str(exc), needs_login=False)
+                return None
             except SignInError as exc:
                 log.info("reconnect attempt %d failed: %s", attempt, exc)
                 continue
@@ -646,10 +653,13 @@ class WebSocketBackend(Backend):
             return ws
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _end_session(self, code: int, detail: str | None) -> None:
-        """The server ended the login session (4000/4401): the rep must sign in again."""
+    def _end_session(self, code: int, detail: str | None, *, needs_login: bool = True) -> None:
+        """The server ended the login session (4000/4401): the rep must sign in again.
+
+        (4426: the server no longer speaks this console's protocol; signing in again would not help.)
+        """
         self.close_code = code
-        self.needs_login = True
+        self.needs_login = needs_login
         self.disconnected_since = None
         self._ws = None
         if code == CLOSE_LOGGED_OUT:

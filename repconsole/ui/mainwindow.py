@@ -606,7 +606,10 @@ class MainWindow(QMainWindow):
         sid = session.id
         tab = self.session_tabs.get(sid)
         if tab is None:
-            tab = SessionTab(self.state.sessions.get(sid, session), self.state)
+            # The state's view, unless it does not show the rep in the session
+            # yet: a command's result (accept, join) arrives before its event.
+            current = self.state.sessions.get(sid)
+            tab = SessionTab(current if current is not None and current.involves(self.state.rep_id) else session, self.state)
             tab.sendRequested.connect(lambda text, reps_only, s=sid: self._spawn("Send", self.backend.say(s, text, reps_only=reps_only)))
             tab.transferRequested.connect(lambda target, note, stay, s=sid: self._spawn("Transfer", self.backend.transfer(s, target, note, stay=stay)))
             tab.shareRequested.connect(lambda target, s=sid: self._spawn("Share", self.backend.share(s, target)))
