@@ -55,3 +55,43 @@ def test_import_linter_contracts_hold() -> None:
         pytest.skip("import-linter is not installed")
     result = subprocess.run([lint], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# Code that keeps the engine's state outside it must use only the engine's
+# public API, so that the engine can change how it keeps that state.
+ENGINE_CLIENTS = ("repconsole/core/persist.py", "repconsole/server/store.py")
+
+
+def _private_reaches(source: str) -> list[str]:
+    """``x._name`` for any ``x`` but ``self``/``cls``, ``getattr(x, "_name")`` and the like,
+    and imports of private engine names or of the engine's parts."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            if not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+                found.append(f"line {node.lineno}: {ast.unparse(node)}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "setattr", "delattr", "hasattr"):
+            if len(node.args) > 1 and isinstance(node.args[1], ast.Constant) and str(node.args[1].value).startswith("_"):
+                found.append(f"line {node.lineno}: {ast.unparse(node)}")
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("repconsole.core.engine"):
+            if node.module != "repconsole.core.engine":
+                found.append(f"line {node.lineno}: import from {node.module}, a part of the engine")
+            found += [f"line {node.lineno}: import of {a.name}" for a in node.names if a.name.startswith("_")]
+    return found
+
+
+def test_the_scan_for_private_engine_access_finds_it() -> None:
+    offending = (
+        "from repconsole.core.engine import QueueEngine, _TeamChat\n"
+        "from repconsole.core.engine.queues import NOTHING\n"
+        "def f(engine, e):\n"
+        "    engine._sessions.clear(); e._commit(1, 2); getattr(engine, '_keys')\n"
+        "    self._fine = engine.session('S1')\n"
+    )
+    assert len(_private_reaches(offending)) == 5
+
+
+@pytest.mark.parametrize("path", ENGINE_CLIENTS)
+def test_persistence_uses_only_the_engines_public_names(path: str) -> None:
+    found = _private_reaches((ROOT / path).read_text(encoding="utf-8"))
+    assert not found, f"{path} reaches into private state:\n" + "\n".join(found)

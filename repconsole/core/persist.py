@@ -6,7 +6,7 @@ engine's public persistence API: :func:`dump` encodes
 :meth:`~repconsole.core.engine.QueueEngine.export_state`, :func:`load`
 decodes, repairs what no longer fits the directory, and hands the result to
 :meth:`~repconsole.core.engine.QueueEngine.restore_state`.  It uses only
-the engine's public names (``tests/test_persist.py`` checks), so the engine
+the engine's public names (``tests/test_architecture.py`` checks), so the engine
 is free to change how it keeps its state.  One round-trip test (dump a busy
 engine, load it into a fresh one, compare every rep's snapshot and what
 happens next) keeps the two in step when the engine changes.
