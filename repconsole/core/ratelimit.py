@@ -63,9 +63,7 @@ class RateLimiter(Generic[K]):
         self._log: OrderedDict[K, list[float]] = OrderedDict()
 
     def _now(self) -> float:
-        now = self._clock()
-        if now > self._latest:
-            self._latest = now
+        self._latest = max(self._latest, self._clock())
         return self._latest
 
     def _forget_idle(self, cutoff: float) -> None:

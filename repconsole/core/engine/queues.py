@@ -167,7 +167,7 @@ class Queues:
             heap = self._oldest[team_id]
             q = QueueRef.team(team_id)
             while heap:
-                created, sid = heap[0]
+                _, sid = heap[0]
                 s = self.live.get(sid)
                 if s is not None and s.state is SessionState.WAITING and s.queue == q:
                     break

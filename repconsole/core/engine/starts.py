@@ -16,7 +16,7 @@ from repconsole.core.intake import Intake
 from repconsole.core.model import Origin, QueueRef, Session, SessionKey
 from repconsole.core.ratelimit import RateLimiter
 
-__all__ = ["KEY_ALPHABET", "KEYS_KEPT_AFTER_EXPIRY", "MAX_KEY_VALIDITY", "Starts"]
+__all__ = ["KEYS_KEPT_AFTER_EXPIRY", "KEY_ALPHABET", "KEY_FAILURE_WINDOW", "MAX_KEY_VALIDITY", "Starts"]
 
 # Easy to read aloud over the phone: no 0/O, 1/I/L, 2/Z, 5/S, 8/B look-alikes.
 KEY_ALPHABET = "".join(c for c in string.ascii_uppercase + string.digits if c not in "0O1IL2Z5S8B")
