@@ -404,8 +404,11 @@ class QueueEngine:
 
     def advance(self) -> int:
         """Fire every timer that is due at the clock's current time.  Returns how many fired."""
+        now = self._clock()
         fired = 0
-        for deadline, kind, target in self._timers.due(self._clock()):
+        # A timer that firing adds and is already due fires too.
+        while (timer := self._timers.pop_due(now)) is not None:
+            deadline, kind, target = timer
             if kind == "rule":
                 fired += self._rules.fire(deadline, target)
             else:

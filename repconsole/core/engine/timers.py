@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
 from typing import Literal
 
 __all__ = ["TimerKind", "Timers"]
@@ -37,9 +36,14 @@ class Timers:
     def next_deadline(self) -> float | None:
         return self._heap[0][0] if self._heap else None
 
-    def due(self, now: float) -> Iterator[tuple[float, TimerKind, str]]:
-        """Pop, soonest first, every timer due at ``now``, including any added while iterating."""
+    def pop_due(self, now: float) -> tuple[float, TimerKind, str] | None:
+        """The soonest timer if it is due at ``now``, removed; else None.
+
+        A plain call rather than a generator: the driver may ask after every
+        command, and nothing is due almost every time.
+        """
         heap = self._heap
-        while heap and heap[0][0] <= now:
+        if heap and heap[0][0] <= now:
             deadline, _, kind, target = heapq.heappop(heap)
-            yield deadline, kind, target
+            return deadline, kind, target
+        return None
