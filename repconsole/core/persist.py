@@ -1,13 +1,15 @@
-"""Engine state to and from JSON-ready dicts: the engine's persistence friend.
+"""Engine state to and from JSON-ready dicts.
 
 The queue server keeps its truth in SQLite so that a restart, or a crash,
-loses nothing a rep was told.  This module is the only code outside
-:mod:`repconsole.core.engine` that touches the engine's private state: it
-reads it to :func:`dump` and writes it to :func:`load`.  Keeping that
-knowledge here, next to the engine and without I/O, means the engine needs
-no persistence code of its own, and one round-trip test (dump a busy engine,
-load it into a fresh one, compare every rep's snapshot and what happens
-next) keeps the two in step when the engine changes.
+loses nothing a rep was told.  This module is the JSON codec of the
+engine's public persistence API: :func:`dump` encodes
+:meth:`~repconsole.core.engine.QueueEngine.export_state`, :func:`load`
+decodes, repairs what no longer fits the directory, and hands the result to
+:meth:`~repconsole.core.engine.QueueEngine.restore_state`.  It uses only
+the engine's public names (``tests/test_architecture.py`` checks), so the engine
+is free to change how it keeps its state.  One round-trip test (dump a busy
+engine, load it into a fresh one, compare every rep's snapshot and what
+happens next) keeps the two in step when the engine changes.
 
 What is persisted is *runtime* state: sessions (live and ended, with chat,
 timeline, invitations and rule history), session keys, team chat with read
@@ -15,9 +17,9 @@ markers, each rep's status and presence, and the counters that number
 sessions, invitations and events.  The site's *directory* (teams, reps,
 issues, buttons, links, rules) is configuration: the caller builds it on
 the fresh engine before :func:`load`.  Derived state (the waiting indexes,
-Get Next heaps, who-is-in-what, timers) is never stored; :func:`load`
-rebuilds it through the engine's own index code, so it cannot disagree with
-what the engine would have built itself.
+Get Next heaps, who-is-in-what, timers) is never stored; the engine
+rebuilds it through its own index code, so it cannot disagree with what
+the engine would have built itself.
 
 Sessions and keys are dumped field by field from their dataclasses, so a
 field added to :class:`~repconsole.core.model.Session` is persisted without
@@ -39,12 +41,11 @@ State format (``FORMAT`` 1)::
 from __future__ import annotations
 
 import dataclasses
-import heapq
 import logging
 from collections.abc import Callable
 from typing import Any
 
-from repconsole.core.engine import TEAM_CHAT_HISTORY, QueueEngine, _TeamChat
+from repconsole.core.engine import Counters, EngineState, QueueEngine, RepState, TeamChat
 from repconsole.core.model import (
     CUSTOMER,
     ChatLine,
@@ -77,10 +78,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FORMAT = 1
-
-# The "before" of a session that did not exist: what _arrive() passes to _commit().
-_NOTHING: tuple[frozenset[str], QueueRef | None, frozenset[str], float] = (frozenset(), None, frozenset(), 0.0)
-
 
 # ----------------------------------------------------------------- codecs
 
@@ -162,22 +159,33 @@ def _key_in(d: dict[str, Any]) -> SessionKey:
 def dump_rep(engine: QueueEngine, rep_id: str) -> dict[str, Any]:
     """A rep's runtime state; their name, teams and limits are configuration."""
     rep = engine.reps[rep_id]
-    return {"status": str(rep.status), "connected": rep.connected, "grace_until": rep.grace_until}
+    return _rep_out(RepState(rep.status, rep.connected, rep.grace_until))
+
+
+def _rep_out(r: RepState) -> dict[str, Any]:
+    return {"status": str(r.status), "connected": r.connected, "grace_until": r.grace_until}
 
 
 def dump_team_chat(engine: QueueEngine, team_id: str) -> dict[str, Any]:
-    chat = engine._team_chat[team_id]
+    return _team_chat_out(engine.team_chat(team_id))
+
+
+def _team_chat_out(chat: TeamChat) -> dict[str, Any]:
     return {"count": chat.count, "lines": [dump_line(line) for line in chat.lines], "last_read": dict(chat.last_read)}
 
 
 def counters(engine: QueueEngine) -> dict[str, int]:
     """The numbers that must never be handed out twice."""
-    return {"seq": engine.seq, "sessions": engine._session_counter, "invitations": engine._invitation_counter}
+    return _counters_out(engine.counters())
+
+
+def _counters_out(c: Counters) -> dict[str, int]:
+    return {"seq": c.seq, "sessions": c.sessions, "invitations": c.invitations}
 
 
 def waiting_order(engine: QueueEngine) -> dict[str, list[str]]:
     """Each queue's waiting sessions, in queue order (the order Get Next and the console show)."""
-    return {q.serialize(): list(sids) for q, sids in engine._waiting.items() if sids}
+    return {q.serialize(): sids for q, sids in engine.waiting_order().items()}
 
 
 # ------------------------------------------------------------------- dump
@@ -185,15 +193,16 @@ def waiting_order(engine: QueueEngine) -> dict[str, list[str]]:
 
 def dump(engine: QueueEngine) -> dict[str, Any]:
     """The engine's runtime state, JSON-ready (see the module docstring for the format)."""
+    state = engine.export_state()
     return {
         "format": FORMAT,
-        "counters": counters(engine),
-        "sessions": [dump_session(s) for s in engine._sessions.values()],
-        "waiting": waiting_order(engine),
-        "ended": [dump_session(s) for s in engine._ended.values()],
-        "reps": {rep_id: dump_rep(engine, rep_id) for rep_id in engine.reps},
-        "keys": [dump_key(k) for k in engine._keys.values()],
-        "team_chat": {t: dump_team_chat(engine, t) for t in engine.teams},
+        "counters": _counters_out(state.counters),
+        "sessions": [dump_session(s) for s in state.sessions],
+        "waiting": {q.serialize(): sids for q, sids in state.waiting.items()},
+        "ended": [dump_session(s) for s in state.ended],
+        "reps": {rep_id: _rep_out(r) for rep_id, r in state.reps.items()},
+        "keys": [dump_key(k) for k in state.keys],
+        "team_chat": {t: _team_chat_out(chat) for t, chat in state.team_chat.items()},
     }
 
 
@@ -217,79 +226,49 @@ def load(engine: QueueEngine, state: dict[str, Any]) -> list[str]:
     Returns a sentence per repair, for the log.  Listeners subscribed before
     the call hear nothing: loading is not a change.
     """
-    if engine.seq or engine._sessions or engine._ended:
+    if engine.seq or next(engine.sessions(), None) is not None or next(engine.ended_sessions(), None) is not None:
         raise ValueError("load() needs a fresh engine: this one already has runtime state")
     if state.get("format") != FORMAT:
         raise ValueError(f"unknown state format {state.get('format')!r} (this version reads {FORMAT})")
     repairs: list[str] = []
     c = state["counters"]
 
+    reps: dict[str, RepState] = {}
     for rep_id, r in state["reps"].items():
-        rep = engine.reps.get(rep_id)
-        if rep is None:
+        if rep_id not in engine.reps:
             repairs.append(f"rep {rep_id!r} is no longer configured")
             continue
-        rep.status = RepStatus(r["status"])
-        rep.connected = bool(r["connected"])
-        rep.grace_until = None if rep.connected else r["grace_until"]
+        reps[rep_id] = RepState(RepStatus(r["status"]), bool(r["connected"]), r["grace_until"])
 
-    for d in state["ended"]:
-        s = load_session(d)
-        engine._ended[s.id] = s
+    ended = [load_session(d) for d in state["ended"]]
     live: list[Session] = []
     for d in state["sessions"]:
         s = load_session(d)
         repairs += _reconcile(engine, s)
-        if s.state is SessionState.ENDED:
-            engine._ended[s.id] = s
-        else:
-            # Dict order is arrival order, which sessions() and the snapshot follow.
-            engine._sessions[s.id] = s
-            live.append(s)
-    # Index the waiting sessions queue by queue in their stored order (a
-    # session whose queue was repaired has no stored place: it goes last).
-    first = [sid for q, sids in state["waiting"].items() for sid in sids]
-    rank = {sid: i for i, sid in enumerate(first)}
-    live.sort(key=lambda s: rank.get(s.id, len(rank)))
-    listeners, engine._listeners = engine._listeners, []
-    try:
-        for s in live:
-            for inv in s.invitations.values():
-                engine._invitations[inv.id] = inv
-            # The engine's own index code, so that nothing derived can disagree.
-            engine._commit(s, _NOTHING)
-            if s.rule_deadline is not None:
-                engine._add_timer(s.rule_deadline, "rule", s.id)
-    finally:
-        engine._listeners = listeners
+        (ended if s.state is SessionState.ENDED else live).append(s)
+    # A session whose queue was repaired has no stored place: the engine puts it last.
+    waiting = {QueueRef.parse(q): list(sids) for q, sids in state["waiting"].items()}
+    waiting = {q: sids for q, sids in waiting.items() if (q.id in engine.reps if q.is_personal else q.id in engine.teams)}
 
-    for rep in engine.reps.values():
-        if not rep.connected and rep.grace_until is not None:
-            engine._add_timer(rep.grace_until, "grace", rep.id)
-
+    keys: list[SessionKey] = []
     for d in state["keys"]:
         key = _key_in(d)
         if key.rep not in engine.reps:
             repairs.append(f"session key {key.key} of unknown rep {key.rep!r} dropped")
             continue
-        engine._keys[key.key] = key
-        heapq.heappush(engine._key_expiry, (key.expires_at, key.key))
+        keys.append(key)
 
+    team_chat: dict[str, TeamChat] = {}
     for team_id, tc in state["team_chat"].items():
         if team_id not in engine.teams:
             if tc["count"]:
                 repairs.append(f"team chat of unknown team {team_id!r} dropped")
             continue
-        lines = [_line_in(d) for d in tc["lines"]][-TEAM_CHAT_HISTORY:]
         last_read = {r: int(n) for r, n in tc["last_read"].items() if r in engine.reps}
-        engine._team_chat[team_id] = _TeamChat(lines, int(tc["count"]), last_read)
+        team_chat[team_id] = TeamChat([_line_in(d) for d in tc["lines"]], int(tc["count"]), last_read)
 
-    # Never hand out an id twice, even if the counters were stored behind the sessions.
-    numbers = [int(sid[1:]) for sid in (*engine._sessions, *engine._ended) if sid[1:].isdigit()]
-    engine._session_counter = max([int(c["sessions"]), *numbers])
-    invitations = [int(i[1:]) for i in engine._invitations if i[1:].isdigit()]
-    engine._invitation_counter = max([int(c["invitations"]), *invitations])
-    engine.seq = int(c["seq"])
+    counts = Counters(int(c["seq"]), int(c["sessions"]), int(c["invitations"]))
+    engine.restore_state(EngineState(counts, live, waiting, ended, reps, keys, team_chat))
     for line in repairs:
         log.warning("loading stored state: %s", line)
     return repairs

@@ -19,10 +19,11 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from repconsole.core.ratelimit import RateLimiter
 
 __all__ = [
     "OWASP",
@@ -125,43 +126,17 @@ def dummy_hash(like: str | None = None, params: ScryptParams = OWASP) -> str:
 # ------------------------------------------------------------ rate limit
 
 
-class FailureLimiter:
-    """At most ``limit`` failures per key within ``window`` seconds."""
+class FailureLimiter(RateLimiter[str]):
+    """Failed logins per username: the one :class:`~repconsole.core.ratelimit.RateLimiter`,
+    on the monotonic clock unless told otherwise, with ``fail`` for ``hit``."""
+
+    __slots__ = ()
 
     def __init__(self, limit: int = 5, window: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.limit = limit
-        self.window = window
-        self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
-
-    def _recent(self, key: str) -> deque[float] | None:
-        times = self._failures.get(key)
-        if times is None:
-            return None
-        cutoff = self._clock() - self.window
-        while times and times[0] <= cutoff:
-            times.popleft()
-        if not times:
-            del self._failures[key]
-            return None
-        return times
-
-    def blocked(self, key: str) -> bool:
-        times = self._recent(key)
-        return times is not None and len(times) >= self.limit
+        super().__init__(limit, window, clock)
 
     def fail(self, key: str) -> None:
-        times = self._recent(key)
-        if times is None:
-            times = self._failures[key] = deque()
-        times.append(self._clock())
-
-    def clear(self, key: str) -> None:
-        self._failures.pop(key, None)
-
-    def prune(self) -> None:
-        for key in list(self._failures):
-            self._recent(key)
+        self.hit(key)
 
 
 # ---------------------------------------------------------------- tokens

@@ -38,7 +38,8 @@ from repconsole.core.engine import Event
 from repconsole.core.errors import CommandError
 from repconsole.core.intake import Intake
 from repconsole.core.model import CUSTOMER, Session, SessionState, Visibility
-from repconsole.server.auth import FailureLimiter, hash_token, new_token
+from repconsole.core.ratelimit import RateLimiter
+from repconsole.server.auth import hash_token, new_token
 from repconsole.protocol import (
     Chat,
     ChatData,
@@ -100,7 +101,7 @@ class CustomerDesk:
         self.grace = settings.customer_grace
         limit = settings.customer_starts_per_minute
         # A minute's window is a duration: the clock's monotonic reading.
-        self._starts = FailureLimiter(limit, 60.0, clock=self.clock.monotonic) if limit else None
+        self._starts: RateLimiter[str] | None = RateLimiter(limit, 60.0, self.clock.monotonic) if limit else None
         self._links: dict[str, set[_Link]] = {}
         # token hash -> (session id, expiry); the store keeps the same rows.
         self._tokens: dict[bytes, tuple[str, float]] = {}
@@ -169,7 +170,7 @@ class CustomerDesk:
             s = self._begin(msg, intake, address)
             rows.append(Store.customer_row(token_hash, s.id, expires_at))
         if self._starts is not None:
-            self._starts.fail(address)  # counts starts, not failures
+            self._starts.hit(address)
         self._tokens[token_hash] = (s.id, expires_at)
         link = self._attach(ws, s.id)
         await ws.send(encode(Started(msg.id, s.id, token, False)), text=True)

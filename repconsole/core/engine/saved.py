@@ -1,0 +1,69 @@
+"""The engine's runtime state as plain objects: what :meth:`QueueEngine.export_state` returns.
+
+:mod:`repconsole.core.persist` turns it into JSON and back; the server's
+store writes it to SQLite.  Configuration (teams, reps, issues, buttons,
+links, rules) is not part of it: the caller builds the directory on a fresh
+engine before :meth:`QueueEngine.restore_state`.  Derived state (waiting
+indexes, Get Next heaps, who-is-in-what, timers) is not part of it either:
+restoring rebuilds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from repconsole.core.engine.teamchat import TeamChat
+from repconsole.core.model import QueueRef, RepStatus, Session, SessionKey
+
+__all__ = ["Counters", "EngineState", "RepState"]
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """The numbers that must never be handed out twice.
+
+    Attributes:
+        seq: the last event's sequence number.
+        sessions: the last session number (``S<n>``).
+        invitations: the last invitation number (``I<n>``).
+    """
+
+    seq: int
+    sessions: int
+    invitations: int
+
+
+@dataclass(frozen=True, slots=True)
+class RepState:
+    """A rep's runtime state; their name, teams and limits are configuration."""
+
+    status: RepStatus
+    connected: bool
+    grace_until: float | None
+
+
+@dataclass(slots=True)
+class EngineState:
+    """Everything :meth:`QueueEngine.restore_state` needs to continue where an engine stopped.
+
+    Exported sessions and keys are the engine's own objects, not copies:
+    encode them before the engine's next command, and do not change them.
+    A state given to ``restore_state`` becomes the engine's.
+
+    Attributes:
+        counters: see :class:`Counters`.
+        sessions: live sessions, in arrival order.
+        waiting: each queue's waiting session ids, in queue order.
+        ended: ended sessions kept whole, oldest first.
+        reps: runtime state of each rep, by id.
+        keys: session keys still remembered.
+        team_chat: each team's chat, by team id.
+    """
+
+    counters: Counters
+    sessions: list[Session]
+    waiting: dict[QueueRef, list[str]]
+    ended: list[Session]
+    reps: dict[str, RepState]
+    keys: list[SessionKey]
+    team_chat: dict[str, TeamChat]
