@@ -5,15 +5,21 @@
   hashes so that a login takes milliseconds, not half a second;
 * :func:`serving`: a real :class:`~repconsole.server.app.Server` on a free
   loopback port, in-process;
-* :class:`RepClient` and :class:`CustomerClient`: WebSocket clients that
-  send protocol Structs (:mod:`repconsole.protocol`) and return typed
-  messages.  Every message they send and receive is validated against
+* :class:`RepClient` and :class:`CustomerClient`: the test suite's one
+  typed client of each endpoint (the server tests, the console tests
+  against a server process, the browser tests' reps and customers all use
+  them): they send protocol Structs (:mod:`repconsole.protocol`) and return
+  typed messages.  Every message they send and receive is validated against
   docs/protocol.schema.json (the docs are promises: an independent client is
   written from them), every frame received must also decode strictly with
   ``parse_rep_reply``/``parse_customer_reply`` and the typed message must
   stand for exactly the frame; a rep client checks that every events frame's
   ``prev`` is the last seq it saw, so no test can pass on a feed with a gap.
-  ``send_raw`` and ``valid=False`` send what the schema forbids, on purpose;
+  ``send_raw`` and ``valid=False`` send what the schema forbids, on purpose.
+  A client reads when a test waits (:meth:`~_Client.until`, ``reply``,
+  ``wait_event``...), or, after :meth:`~_Client.listen`, all the time in a
+  task of its own: for a test whose loop is busy elsewhere (Qt's) and that
+  polls what the client was told (``CustomerClient.chat``/``state``);
 * :func:`run`: run a coroutine with a time limit in the scalable unit.
 """
 
@@ -26,7 +32,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from functools import cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import jsonschema
 import msgspec
@@ -43,6 +49,7 @@ from repconsole.protocol import (
     Command,
     CustomerLine,
     CustomerReply,
+    CustomerState,
     EmptyResult,
     Error,
     Event,
@@ -287,10 +294,14 @@ class _Client:
         self.raw: list[str] = []  # every frame received, as it came
         # What the result of each request is decoded as, by request_key(id).
         self._results: dict[str, type[msgspec.Struct]] = {}
+        self._reader: asyncio.Task[None] | None = None  # see listen()
+        self._arrival: asyncio.Future[None] | None = None  # done when the reader has one more message
+        self._ended: ConnectionClosed | None = None  # what ended the reader's connection
 
     @classmethod
-    async def open(cls, server: Server, *, origin: str | None = None, **options: Any) -> Any:
-        """Connect to the server's endpoint; ``ssl=context`` connects with wss://."""
+    async def open(cls, server: Any, *, origin: str | None = None, **options: Any) -> Self:
+        """Connect to the endpoint of ``server`` (anything with a ``port``: a :class:`Server`,
+        a :class:`ServerProcess`, a :class:`Port`) on loopback; ``ssl=context`` connects with wss://."""
         headers = {"Origin": origin} if origin else None
         scheme = "wss" if options.get("ssl") else "ws"
         ws = await connect(
@@ -298,10 +309,63 @@ class _Client:
             additional_headers=headers,
             max_size=None,  # a snapshot may be large; only the server limits what it receives
             compression=None,
+            proxy=None,  # loopback: never through a proxy named in the environment
             open_timeout=_seconds(5),
             **options,
         )
         return cls(ws)
+
+    def listen(self) -> Self:
+        """Read in the background from now on: a task on the running loop pumps every message
+        as it comes, and the waiting methods wait for it instead of reading (so a test may poll
+        the client's attributes while its loop runs something else).  Never call ``pump``/``recv``
+        on a listening client; :meth:`close` ends the task and raises any check it failed."""
+        assert self._reader is None, "already listening"
+        self._reader = asyncio.ensure_future(self._read())
+        return self
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                await self.pump(None)
+                self._wake()
+        except ConnectionClosed as exc:
+            self._ended = exc
+        finally:
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._arrival is not None and not self._arrival.done():
+            self._arrival.set_result(None)
+        self._arrival = None
+
+    async def more(self, timeout: float = 3.0) -> None:
+        """One more message: read it, or, listening, wait until the reader has one.
+
+        Raises :class:`ConnectionClosed` once the connection is closed (and, listening, any
+        check the reader failed)."""
+        if self._reader is None:
+            await self.pump(timeout)
+            return
+        if self._reader.done():
+            self._reader.result()
+            assert self._ended is not None
+            raise self._ended
+        if self._arrival is None:
+            self._arrival = asyncio.get_running_loop().create_future()
+        async with asyncio.timeout(_seconds(timeout)):
+            await asyncio.shield(self._arrival)
+
+    async def until(self, pred: Callable[[], bool], timeout: float = 3.0) -> None:
+        """Read (or wait for the reader) until ``pred()`` holds."""
+        async with asyncio.timeout(_seconds(timeout)):
+            while not pred():
+                await self.more(timeout)
+
+    async def message(self, index: int, timeout: float = 3.0) -> Any:
+        """The ``index``-th message received (0: the first), once it is here."""
+        await self.until(lambda: len(self.received) > index, timeout)
+        return self.received[index]
 
     def next_id(self) -> int:
         return next(_Client._ids)
@@ -319,10 +383,15 @@ class _Client:
     def _parse(self, frame: str) -> Any:
         raise NotImplementedError
 
-    async def recv(self, timeout: float = 3.0) -> Any:
-        """The next message, typed.  The frame must match the schema, decode strictly into
-        its Struct, and the Struct must stand for exactly the frame (nothing left out)."""
-        async with asyncio.timeout(_seconds(timeout)):
+    async def pump(self, timeout: float | None = 3.0) -> Any:
+        """Read one message and account for it (the subclasses keep what they need)."""
+        return await self.recv(timeout)
+
+    async def recv(self, timeout: float | None = 3.0) -> Any:
+        """The next message, typed (``timeout=None``: however long it takes).  The frame must match
+        the schema, decode strictly into its Struct, and the Struct must stand for exactly the frame
+        (nothing left out)."""
+        async with asyncio.timeout(None if timeout is None else _seconds(timeout)):
             frame = await self.ws.recv()
         assert isinstance(frame, str), "the server sends text frames"
         self.raw.append(frame)
@@ -354,7 +423,7 @@ class _Client:
         try:
             async with asyncio.timeout(_seconds(timeout)):
                 while True:
-                    await self.recv(timeout)
+                    await self.more(timeout)
         except ConnectionClosed:
             pass
         rcvd = self.ws.close_code
@@ -362,6 +431,9 @@ class _Client:
 
     async def close(self) -> None:
         await self.ws.close()
+        if self._reader is not None:
+            async with asyncio.timeout(_seconds(3)):
+                await self._reader  # it ends with the connection; raises a check it failed
 
 
 class RepClient(_Client):
@@ -407,7 +479,7 @@ class RepClient(_Client):
         assert isinstance(welcome, Welcome), welcome
         return client
 
-    async def pump(self, timeout: float = 3.0) -> RepReply:
+    async def pump(self, timeout: float | None = 3.0) -> RepReply:
         """Read one message and account for it."""
         msg = await self.recv(timeout)
         match msg:
@@ -439,12 +511,13 @@ class RepClient(_Client):
         """
         rid = self.next_id()
         message = Login(rid, rep, password or PASSWORDS[rep], PROTOCOL_VERSION if protocol is None else protocol)
+        first = len(self.received)
         await self._send_checked(message, protocol is None, valid)
-        reply = await self.pump()
+        reply = await self.message(first)
         assert isinstance(reply, Welcome | Error) and reply.id == rid, reply
         if isinstance(reply, Welcome):
             assert not reply.resumed
-            snap = await self.pump()
+            snap = await self.message(first + 1)
             assert isinstance(snap, Snapshot), snap
         return reply
 
@@ -457,11 +530,12 @@ class RepClient(_Client):
         """
         self.seq = last_seq
         message = Resume(self.next_id(), token, last_seq, PROTOCOL_VERSION if protocol is None else protocol)
+        first = len(self.received)
         await self._send_checked(message, protocol is None, valid)
-        reply = await self.pump()
+        reply = await self.message(first)
         assert isinstance(reply, Welcome | Error), reply
         if isinstance(reply, Welcome):
-            follow = await self.pump()
+            follow = await self.message(first + 1)
             assert isinstance(follow, Events if reply.resumed else Snapshot), follow
             if isinstance(follow, Events):
                 assert follow.prev == last_seq
@@ -496,9 +570,7 @@ class RepClient(_Client):
             self._results[request_key(rid)] = spec.result
 
     async def reply(self, rid: Any, timeout: float = 3.0) -> Result | Error:
-        async with asyncio.timeout(_seconds(timeout)):
-            while rid not in self.replies:
-                await self.pump(timeout)
+        await self.until(lambda: rid in self.replies, timeout)
         return self.replies[rid]
 
     async def ok(self, name: str, **args: Any) -> Any:
@@ -516,13 +588,13 @@ class RepClient(_Client):
                     if pred(e):
                         return e
                 seen = len(self.events)
-                await self.pump(timeout)
+                await self.more(timeout)
 
     async def drain(self, quiet: float = 0.1) -> None:
         """Read until nothing has arrived for ``quiet`` seconds (the batch window is 10 ms)."""
         while True:
             try:
-                await self.pump(quiet)
+                await self.more(quiet)
             except TimeoutError:
                 return
 
@@ -573,7 +645,7 @@ class CustomerClient(_Client):
             self._results[request_key(message.id)] = result  # type: ignore[attr-defined]
         await super().send(message, omit=omit)
 
-    async def pump(self, timeout: float = 3.0) -> CustomerReply:
+    async def pump(self, timeout: float | None = 3.0) -> CustomerReply:
         msg = await self.recv(timeout)
         match msg:
             case Status():
@@ -584,11 +656,23 @@ class CustomerClient(_Client):
                 self.session, self.token = msg.session, msg.token
         return msg
 
+    @classmethod
+    async def started(cls, server: Any, name: str = "Ann Lee", issue: str = "vpn", *, listen: bool = False, **options: Any) -> CustomerClient:
+        """A page that has started a session with the issue form (``listen``: see :meth:`listen`)."""
+        client = await cls.open(server, **options)
+        if listen:
+            client.listen()
+        reply = await client.start(Via.ISSUE, issue, name)
+        assert isinstance(reply, Started), reply
+        return client
+
     async def start(self, via: str = Via.ISSUE, target: str = "vpn", name: str = "Ann Lee", **extra: Any) -> Started | Error:
-        """Start a session ``via`` a way in (``target``: the issue, key, rep, button or link); the reply."""
+        """Start a session ``via`` a way in (``target``: the issue, key, rep, button or link); the reply
+        (the first message that comes after it)."""
         way = Via(via)
+        first = len(self.received)
         await self.send(Start(self.next_id(), way, Intake(name), **{way.value: target}, **extra))
-        reply = await self.pump()
+        reply = await self.message(first)
         assert isinstance(reply, Started | Error), reply
         return reply
 
@@ -597,17 +681,24 @@ class CustomerClient(_Client):
         if isinstance(message, type):
             message = message(id=self.next_id(), **fields)
         rid = message.id  # type: ignore[attr-defined]
-        await self.send(message)
-        async with asyncio.timeout(_seconds(timeout)):
-            while True:
-                msg = await self.pump(timeout)
-                if getattr(msg, "id", UNSET) == rid:
-                    return msg
+        first = len(self.received)
 
-    async def until(self, pred: Callable[[], bool], timeout: float = 3.0) -> None:
-        async with asyncio.timeout(_seconds(timeout)):
-            while not pred():
-                await self.pump(timeout)
+        def answer() -> CustomerReply | None:
+            return next((m for m in self.received[first:] if getattr(m, "id", UNSET) == rid), None)
+
+        await self.send(message)
+        await self.until(lambda: answer() is not None, timeout)
+        reply = answer()
+        assert reply is not None
+        return reply
+
+    def chat(self) -> list[str]:
+        """The texts of the chat lines the page was sent, in order."""
+        return [line.text for line in self.lines]
+
+    def state(self) -> CustomerState | None:
+        """What the page shows now: waiting, active or ended (None before the first status)."""
+        return self.statuses[-1].state if self.statuses else None
 
 
 async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float = 3.0) -> None:

@@ -5,7 +5,7 @@ a data directory of its own (a copy of one prepared once per module, so the
 demo passwords are hashed only once), and builds the real window over a
 :class:`WebSocketBackend` signed in as the demo's ``alex``.  Customers come
 in through the server's ``/customer`` endpoint, as a support page would
-(:class:`wire_clients.CustomerPage`, typed messages);
+(:class:`server_helpers.CustomerClient`, typed messages, reading in the background);
 a peer (``priya``) is a second WebSocketBackend with a state of her own.
 What the window shows is checked against what the customer's page and the
 peer's console are told by the server.
@@ -33,11 +33,11 @@ from conftest import TIMEOUT_SCALE, timeout
 from repconsole.backend.base import BackendState
 from repconsole.backend.websocket import FeedBatch, WebSocketBackend
 from repconsole.core.state import ConsoleState, RowKind
-from repconsole.protocol import CustomerState, RepStatus, SessionState
+from repconsole.protocol import CustomerState, RepStatus, Say, SessionState
 from repconsole.ui.app import build_window
 from repconsole.ui.mainwindow import MainWindow
 from repconsole.ui.sessiontab import SessionTab
-from wire_clients import CustomerPage
+from server_helpers import CustomerClient
 
 ME = "alex"
 PEER = "priya"
@@ -174,13 +174,13 @@ class Console:
         self.backend = backend
         self.server = server
         self.peer = peer
-        self.customers: list[CustomerPage] = []
+        self.customers: list[CustomerClient] = []
 
-    def customer(self, name: str, issue: str = "vpn") -> CustomerPage:
+    def customer(self, name: str, issue: str = "vpn") -> CustomerClient:
         """A customer starts a session; wait until the window has it."""
-        c = CustomerPage(self.server.url)
+        c = run(self.qtbot, CustomerClient.started(self.server, name, issue, listen=True))
         self.customers.append(c)
-        sid = run(self.qtbot, c.start(name, issue))
+        sid = c.session
         self.qtbot.waitUntil(lambda: sid in self.window.state.sessions, timeout=timeout(3))
         return c
 
@@ -260,7 +260,7 @@ def test_accept_by_double_click_then_chat_with_the_customer(console: Console) ->
     tab.input_edit.setText("Hello Rita, let me look at your VPN.")
     console.qtbot.keyClick(tab.input_edit, Qt.Key.Key_Return)
     console.qtbot.waitUntil(lambda: "Hello Rita, let me look at your VPN." in c.chat(), timeout=timeout(3))
-    run(console.qtbot, c.say("Thanks, it says error 809."))
+    run(console.qtbot, c.request(Say, text="Thanks, it says error 809."))
     console.qtbot.waitUntil(
         lambda: any(line.text == "Thanks, it says error 809." for line in console.window.state.chats.get(c.session, [])),
         timeout=timeout(3),

@@ -3,7 +3,7 @@
 The first tests need nothing but the server.  The rest drive headless
 Chromium through Selenium against a real server running in-process on its
 own asyncio loop (a thread), while reps speak the real protocol to it over
-WebSocket (:mod:`wire_clients`, typed messages): what the customer does on the page must reach the rep, and what
+WebSocket (:mod:`server_helpers`' typed clients): what the customer does on the page must reach the rep, and what
 the rep does must show on the page.  They are skipped, saying why, only
 where /usr/bin/chromium or /usr/bin/chromedriver is missing (.ci/run
 installs both).
@@ -25,14 +25,14 @@ from typing import Any, TypeVar
 
 import pytest
 from conftest import TIMEOUT_SCALE
-from server_helpers import PASSWORDS, run, serving, write_site
-from wire_clients import CustomerPage, RepLine
+from server_helpers import CustomerClient, RepClient, run, serving, write_site
 
 from repconsole.protocol import (
     CUSTOMER,
     ChatEvent,
     CommandName,
     Event,
+    Leave,
     LineView,
     Origin,
     SessionEvent,
@@ -232,7 +232,8 @@ class LiveServer:
         self._serving = serving(write_site(tmp_path, **site), tmp_path / "data", clock=self.clock)
         self.server = self.call(self._serving.__aenter__())
         self.url = f"http://127.0.0.1:{self.server.port}"
-        self.reps: list[RepLine] = []
+        self.reps: list[RepClient] = []
+        self.customers: list[CustomerClient] = []
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
         """Run ``coro`` on the server's loop and wait for it (scaled)."""
@@ -246,16 +247,19 @@ class LiveServer:
 
         self.call(move())
 
-    def rep(self, rep: str) -> RepLine:
-        client = self.call(RepLine.logged_in(self.server.port, rep, PASSWORDS[rep]))
+    def rep(self, rep: str) -> RepClient:
+        client = self.call(RepClient.logged_in(self.server, rep))
         self.reps.append(client)
         return client
 
-    def customer(self) -> CustomerPage:
-        """A support page's connection (the browser's is the page's own)."""
-        return CustomerPage(f"ws://127.0.0.1:{self.server.port}")
+    def customer(self, name: str, issue: str = "vpn") -> CustomerClient:
+        """A support page's connection (the browser's is the page's own), its session started
+        with the issue form; it reads in the background, on the server's loop."""
+        client = self.call(CustomerClient.started(self.server, name, issue, listen=True))
+        self.customers.append(client)
+        return client
 
-    def arrival(self, rep: RepLine, name: str) -> SessionView:
+    def arrival(self, rep: RepClient, name: str) -> SessionView:
         """The session of customer ``name`` as ``rep`` was told about it."""
 
         def arrived(e: Event) -> bool:
@@ -265,7 +269,7 @@ class LiveServer:
         assert isinstance(event, SessionEvent)
         return event.data.session
 
-    def chat_from_customer(self, rep: RepLine, session: str, text: str) -> LineView:
+    def chat_from_customer(self, rep: RepClient, session: str, text: str) -> LineView:
         def said(e: Event) -> bool:
             return isinstance(e, ChatEvent) and e.data.session == session and e.data.line.text == text
 
@@ -284,13 +288,15 @@ class LiveServer:
             return int(json.loads(r.read())["customers_online"])
 
     def close(self) -> None:
-        async def leave(rep: RepLine) -> None:
+        async def leave(rep: RepClient) -> None:
             # A console that stopped reading has a full receive queue and would
             # not see the server's close frame until the close timeout.
             await rep.drain()
             await rep.close()
 
         try:
+            for customer in self.customers:
+                self.call(customer.close())
             for rep in self.reps:
                 self.call(leave(rep))
             self.call(self._serving.__aexit__(None, None, None))
@@ -384,8 +390,7 @@ def stored(driver: Any) -> Any:
 def test_the_issue_form_reaches_the_team_and_the_chat_works_both_ways(live: LiveServer, page: Any) -> None:
     alice = live.rep("alice")
     # Someone is already waiting for Networking: the page's customer is second.
-    first = live.customer()
-    live.call(first.start("Zoe First", "vpn"))
+    first = live.customer("Zoe First", "vpn")
 
     page.get(live.url + "/")
     wait(page, lambda d: find(d, '#issue-issue option[value="vpn"]'), what="the issues from /api/site")
@@ -425,7 +430,7 @@ def test_the_issue_form_reaches_the_team_and_the_chat_works_both_ways(live: Live
     assert stored(page)["session"] == sid
 
     # The one ahead gives up: Ann moves up.
-    live.call(first.leave())
+    live.call(first.request(Leave))
     live.advance(POSITION_EVERY)
     wait(page, shows(".rc-chat-sub", "You're next in line."), what="the refreshed position")
 

@@ -2,7 +2,7 @@
 
 Two real console windows (Alex and Priya) sign in to a real
 ``repconsole-server`` process; a customer arrives through the customer
-endpoint, as the support page does (typed messages: :class:`wire_clients.CustomerPage`).  Alex accepts, shares with Priya, Priya
+endpoint, as the support page does (typed messages: :class:`server_helpers.CustomerClient`).  Alex accepts, shares with Priya, Priya
 joins and chats, Alex transfers the session to Priya with a note, Priya takes
 it and ends it, and the customer is told.  Everything is driven through the
 windows' own widgets.
@@ -20,11 +20,11 @@ from conftest import timeout
 from repconsole.backend.base import BackendState
 from repconsole.backend.websocket import WebSocketBackend
 from repconsole.core.state import RowKind
-from repconsole.protocol import CustomerState
+from repconsole.protocol import CustomerState, Say
 from repconsole.ui.app import build_window
 from repconsole.ui.mainwindow import MainWindow
+from server_helpers import CustomerClient
 from test_console_server import ServerProcess, _button, prepared, run, server  # noqa: F401 - fixtures
-from wire_clients import CustomerPage
 
 __all__ = ["prepared", "server"]
 
@@ -60,8 +60,8 @@ def two(qtbot, aloop, server: ServerProcess, tmp_path: Path) -> Iterator[tuple[M
 
 def test_two_reps_serve_one_customer_together(qtbot, two, server: ServerProcess) -> None:  # type: ignore[no-untyped-def]
     alex, priya = two
-    customer = CustomerPage(server.url)
-    sid = run(qtbot, customer.start("Dana Whitfield", "vpn"))
+    customer = run(qtbot, CustomerClient.started(server, "Dana Whitfield", "vpn", listen=True))
+    sid = customer.session
 
     # Alex accepts from the Networking queue by double-click.
     alex.queue_list.select("team:network")
@@ -99,7 +99,7 @@ def test_two_reps_serve_one_customer_together(qtbot, two, server: ServerProcess)
     priya_tab.input_edit.setText("Hi Dana, I'm Priya from the network team.")
     qtbot.keyClick(priya_tab.input_edit, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: "Hi Dana, I'm Priya from the network team." in customer.chat(), timeout=timeout(3))
-    run(qtbot, customer.say("Is that fixable today?"))
+    run(qtbot, customer.request(Say, text="Is that fixable today?"))
     qtbot.waitUntil(lambda: any(l.text == "Is that fixable today?" for l in priya.state.chats.get(sid, [])), timeout=timeout(3))
 
     # Alex transfers the session to Priya with a note; Alex's tab closes.
