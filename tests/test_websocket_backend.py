@@ -921,14 +921,20 @@ def _close(qtbot, window) -> None:  # type: ignore[no-untyped-def]
     _run(qtbot, window.shutdown())
 
 
-def test_the_window_greys_the_queue_while_reconnecting_and_recovers(qtbot, fake: FakeServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def _live_window(qtbot, fake: FakeServer, settings: Path):  # type: ignore[no-untyped-def]
+    """The window signed in to ``fake`` as ME, live, showing the Networking queue's five customers; and its backend."""
     backend = WebSocketBackend(fake.url, ME, PASSWORD, backoff=(0.05,), connect_timeout=5)
-    window = _window(qtbot, backend, tmp_path / "s")
+    window = _window(qtbot, backend, settings)
     window.start_soon()
     qtbot.waitUntil(lambda: window.state.seq >= 0 and backend.state is BackendState.LIVE, timeout=timeout(5))
-    assert window.backend_label.text() == f"Server {fake.url} · live"
     window.queue_list.select("team:network")
     qtbot.waitUntil(lambda: window.model.rowCount() == 5, timeout=timeout(2))
+    return window, backend
+
+
+def test_the_window_greys_the_queue_while_reconnecting_and_recovers(qtbot, fake: FakeServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    window, backend = _live_window(qtbot, fake, tmp_path / "s")
+    assert window.backend_label.text() == f"Server {fake.url} · live"
 
     fake.accepting = False
     _run(qtbot, fake.cut())
@@ -953,12 +959,7 @@ def test_the_window_greys_the_queue_while_reconnecting_and_recovers(qtbot, fake:
 
 
 def test_the_window_accepts_and_chats_over_the_backend(qtbot, fake: FakeServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    backend = WebSocketBackend(fake.url, ME, PASSWORD, backoff=(0.05,), connect_timeout=5)
-    window = _window(qtbot, backend, tmp_path / "s")
-    window.start_soon()
-    qtbot.waitUntil(lambda: backend.state is BackendState.LIVE, timeout=timeout(5))
-    window.queue_list.select("team:network")
-    qtbot.waitUntil(lambda: window.model.rowCount() == 5, timeout=timeout(2))
+    window, _ = _live_window(qtbot, fake, tmp_path / "s")
     sid = window.model.row_ids()[0]
     window.accept_row(sid)
     qtbot.waitUntil(lambda: sid in window.session_tabs, timeout=timeout(3))
@@ -973,12 +974,7 @@ def test_the_window_accepts_and_chats_over_the_backend(qtbot, fake: FakeServer, 
 
 
 def test_a_session_accepted_is_the_reps_in_its_tab_before_its_event_arrives(qtbot, fake: FakeServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    backend = WebSocketBackend(fake.url, ME, PASSWORD, backoff=(0.05,), connect_timeout=5)
-    window = _window(qtbot, backend, tmp_path / "s")
-    window.start_soon()
-    qtbot.waitUntil(lambda: backend.state is BackendState.LIVE, timeout=timeout(5))
-    window.queue_list.select("team:network")
-    qtbot.waitUntil(lambda: window.model.rowCount() == 5, timeout=timeout(2))
+    window, _ = _live_window(qtbot, fake, tmp_path / "s")
     fake.events_after_reply = True
     sid = window.model.row_ids()[0]
     window.accept_row(sid)
