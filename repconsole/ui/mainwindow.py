@@ -599,14 +599,15 @@ class MainWindow(QMainWindow):
 
     async def _accepted(self, call: Awaitable[SessionView]) -> None:
         session = await call
-        self.state.adopt(session)  # its chat and page; the session itself comes as an event
-        self._open_tab(session, focus=True)
+        # Keep its chat and page; the session itself comes as an event, maybe
+        # after this: until then the result is the newest view of it.
+        self._open_tab(self.state.adopt(session), focus=True)
 
     def _open_tab(self, session: SessionView, *, focus: bool) -> SessionTab:
         sid = session.id
         tab = self.session_tabs.get(sid)
         if tab is None:
-            tab = SessionTab(self.state.sessions.get(sid, session), self.state)
+            tab = SessionTab(session, self.state)
             tab.sendRequested.connect(lambda text, reps_only, s=sid: self._spawn("Send", self.backend.say(s, text, reps_only=reps_only)))
             tab.transferRequested.connect(lambda target, note, stay, s=sid: self._spawn("Transfer", self.backend.transfer(s, target, note, stay=stay)))
             tab.shareRequested.connect(lambda target, s=sid: self._spawn("Share", self.backend.share(s, target)))
