@@ -12,8 +12,16 @@ from engine_helpers import T0, Console, RandomDriver, Site, build_site, intake
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from repconsole.core.model import Origin, Priority, QueueRef, RuleAction, SessionState, WaitingRule
+from repconsole.core.model import (
+    Origin,
+    Priority,
+    QueueRef,
+    RuleAction,
+    SessionState,
+    WaitingRule,
+)
 from repconsole.core.state import Row, RowKind
+from repconsole.protocol import SessionView
 from repconsole.ui.columns import (
     CENTER,
     LEFT,
@@ -26,7 +34,6 @@ from repconsole.ui.columns import (
     make_columns,
     sort_rows,
 )
-from repconsole.protocol import SessionView
 from repconsole.ui.search import search_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,13 +41,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def session_view(sid: str, **fields: Any) -> SessionView:
     """A waiting session view with empty intake, ``fields`` set: for rows built by hand."""
-    base: dict[str, Any] = dict(
-        id=sid, origin=Origin.ISSUE_FORM, browser=False, created_at=0.0, customer_name="", company="", company_code="",
-        issue_code=None, issue="", category="", details="", platform="", locale="", external_key="", custom_fields={},
-        portal="", session_key="", source="", page_url="", priority=Priority.NORMAL, state=SessionState.WAITING,
-        queue="team:x", queue_entered_at=0.0, owner=None, participants=[], held=False, overdue=False,
-        rule_deadline=None, transfer_note="", invitations=[], timeline=[], ended_at=None, end_reason="",
-    )
+    base: dict[str, Any] = {
+        "id": sid, "origin": Origin.ISSUE_FORM, "browser": False, "created_at": 0.0, "customer_name": "", "company": "",
+        "company_code": "", "issue_code": None, "issue": "", "category": "", "details": "", "platform": "", "locale": "",
+        "external_key": "", "custom_fields": {}, "portal": "", "session_key": "", "source": "", "page_url": "",
+        "priority": Priority.NORMAL, "state": SessionState.WAITING, "queue": "team:x", "queue_entered_at": 0.0,
+        "owner": None, "participants": [], "held": False, "overdue": False, "rule_deadline": None, "transfer_note": "",
+        "invitations": [], "timeline": [], "ended_at": None, "end_reason": "",
+    }
     return SessionView(**(base | fields))
 
 
