@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from repconsole.core.clock import ManualClock
 from repconsole.core.engine import Event, QueueEngine
 from repconsole.core.errors import CommandError
-from repconsole.core.feed import FeedEvent, RepFeed
+from repconsole.core.feed import RepFeed
 from repconsole.core.intake import Intake
 from repconsole.core.model import Priority, QueueRef, RuleAction, Session, SessionState, SiteConfig, WaitingRule
 from repconsole.core.state import ConsoleState
@@ -414,20 +414,17 @@ def measure_throughput(ops: int, *, subscribed: bool, repeat: int = 3, waiting: 
         on_frame: Callable[[], None] | None = None
         state: ConsoleState | None = None
         if subscribed:
-            feed, state, pending = RepFeed(ME), ConsoleState(), []
+            feed, state = RepFeed(ME), ConsoleState()
 
-            def listener(event: Event, project=feed.project, append=pending.append) -> None:
-                fe = project(event)
-                if fe is not None:
-                    append(fe)
+            def listener(event: Event, project=feed.project) -> None:
+                project(event)  # kept by the feed for its next batch
 
             engine.subscribe(listener)
-            state.apply([feed.snapshot(engine)])
+            state.apply(feed.snapshot(engine))
 
-            def on_frame(state: ConsoleState = state, pending: list[FeedEvent] = pending) -> None:
-                if pending:
-                    batch = pending[:]
-                    pending.clear()
+            def on_frame(state: ConsoleState = state, feed: RepFeed = feed) -> None:
+                batch = feed.take()
+                if batch is not None:
                     state.apply(batch)
 
         gc.collect()
@@ -468,11 +465,11 @@ def _traced_arrivals(n: int, *, console: bool, seed: int) -> tuple[int, int]:
     rng = random.Random(seed)
     issues = sorted(engine.issues)
     state: ConsoleState | None = None
-    pending: list[FeedEvent] = []
+    feed = RepFeed(ME)
     if console:
-        feed, state = RepFeed(ME), ConsoleState()
-        state.apply([feed.snapshot(engine)])
-        engine.subscribe(lambda ev: (fe := feed.project(ev)) is not None and pending.append(fe))
+        state = ConsoleState()
+        state.apply(feed.snapshot(engine))
+        engine.subscribe(feed.project)
     gc.collect()
     tracemalloc.start()
     try:
@@ -489,12 +486,10 @@ def _traced_arrivals(n: int, *, console: bool, seed: int) -> tuple[int, int]:
             else:
                 engine.start_with_rep(f"peer{i % PEERS}", who)
             clock.now += 0.001
-            if state is not None and len(pending) >= FRAME_OPS:
-                state.apply(pending)
-                pending.clear()
-        if state is not None:
-            state.apply(pending)
-            pending.clear()
+            if state is not None and feed.pending >= FRAME_OPS:
+                state.apply(feed.take())  # type: ignore[arg-type]
+        if state is not None and (batch := feed.take()) is not None:
+            state.apply(batch)
         gc.collect()
         total, _ = tracemalloc.get_traced_memory()
     finally:

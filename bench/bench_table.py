@@ -42,7 +42,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from repconsole.core.clock import ManualClock  # noqa: E402
 from repconsole.core.engine import QueueEngine  # noqa: E402
 from repconsole.core.errors import CommandError  # noqa: E402
-from repconsole.core.feed import FeedEvent, RepFeed  # noqa: E402
+from repconsole.core.feed import FeedBatch, RepFeed  # noqa: E402
 from repconsole.core.intake import Intake  # noqa: E402
 from repconsole.core.model import Priority, QueueRef, RuleAction, WaitingRule  # noqa: E402
 from repconsole.core.state import ConsoleState, QueueDelta, Row  # noqa: E402
@@ -104,9 +104,8 @@ class Scenario:
         e.add_link("checkout", "Checkout help", QueueRef.team("general"))
         self.feed = RepFeed(ME)
         self.state = ConsoleState()
-        self.pending: list[FeedEvent] = []
         e.subscribe(self._on_event)
-        self.state.apply([self.feed.snapshot(e)])
+        self.state.apply(self.feed.snapshot(e))
         for _ in range(n):
             self.clock.advance(self.rng.random() * 0.5)
             self.arrive()
@@ -114,13 +113,11 @@ class Scenario:
         self.sync()
 
     def _on_event(self, event: Any) -> None:
-        fe = self.feed.project(event)
-        if fe is not None:
-            self.pending.append(fe)
+        self.feed.project(event)
 
     def sync(self) -> QueueDelta:
-        batch, self.pending = self.pending, []
-        return self.state.apply(batch).delta(QUEUE)
+        batch = self.feed.take()
+        return self.state.apply(batch if batch is not None else FeedBatch(prev=self.state.seq)).delta(QUEUE)
 
     def arrive(self) -> None:
         rng = self.rng

@@ -5,14 +5,23 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from engine_helpers import T0, Console, RandomDriver, Site, build_site, intake
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from repconsole.core.model import Origin, Priority, QueueRef, RuleAction, WaitingRule
+from repconsole.core.model import (
+    Origin,
+    Priority,
+    QueueRef,
+    RuleAction,
+    SessionState,
+    WaitingRule,
+)
 from repconsole.core.state import Row, RowKind
+from repconsole.protocol import SessionView
 from repconsole.ui.columns import (
     CENTER,
     LEFT,
@@ -28,6 +37,19 @@ from repconsole.ui.columns import (
 from repconsole.ui.search import search_rows
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def session_view(sid: str, **fields: Any) -> SessionView:
+    """A waiting session view with empty intake, ``fields`` set: for rows built by hand."""
+    base: dict[str, Any] = {
+        "id": sid, "origin": Origin.ISSUE_FORM, "browser": False, "created_at": 0.0, "customer_name": "", "company": "",
+        "company_code": "", "issue_code": None, "issue": "", "category": "", "details": "", "platform": "", "locale": "",
+        "external_key": "", "custom_fields": {}, "portal": "", "session_key": "", "source": "", "page_url": "",
+        "priority": Priority.NORMAL, "state": SessionState.WAITING, "queue": "team:x", "queue_entered_at": 0.0,
+        "owner": None, "participants": [], "held": False, "overdue": False, "rule_deadline": None, "transfer_note": "",
+        "invitations": [], "timeline": [], "ended_at": None, "end_reason": "",
+    }
+    return SessionView(**(base | fields))
 
 
 @pytest.fixture
@@ -147,7 +169,7 @@ def test_overdue_session(site: Site) -> None:
     site.tick(121)
     r = row(erin, "team:net", s.id)
     cols = columns_for(erin)
-    assert r.session["overdue"]
+    assert r.session.overdue
     assert cols["time_left"].display(r, site.clock.now) == "overdue"
     assert cols["status"].display(r, site.clock.now) == "Overdue"
     assert cols["time_left"].sort_key(r) == float("-inf")
@@ -288,18 +310,20 @@ def test_bulk_sort_keys_equal_the_row_by_row_keys() -> None:
 
 def test_text_sorts_like_casefolded_text() -> None:
     names = ["zoë", "Zoe", "Łukasz", "adam", "Émile", "émile", "bob", "Bob", "ß", "ss", "ÿ", "z"]
-    rows = [Row(f"S{i}", RowKind.WAITING, "team:x", {"created_at": 0.0, "customer_name": n, "browser": False})
+    rows = [Row(f"S{i}", RowKind.WAITING, "team:x", session_view(f"S{i}", created_at=0.0, customer_name=n, browser=False))
             for i, n in enumerate(names)]
     customer = make_columns()[0]
-    ordered = [r.session["customer_name"] for r in sort_rows(rows, customer)]
+    ordered = [r.session.customer_name for r in sort_rows(rows, customer)]
     assert ordered == sorted(names, key=lambda n: (n.casefold(), names.index(n)))
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.one_of(st.none(), st.integers(-3, 3)), max_size=30), st.booleans())
 def test_sort_rows_property(values: list[int | None], descending: bool) -> None:
-    rows = [Row(f"S{i}", RowKind.WAITING, "team:x", {"created_at": float(i % 4), "v": v}) for i, v in enumerate(values)]
-    column = Column("v", "V", 50, True, LEFT, lambda r, now: str(r.session["v"]), lambda r: r.session["v"])
+    # A SessionView has no field "v": the test column reads each row's value by row id.
+    v = {f"S{i}": value for i, value in enumerate(values)}
+    rows = [Row(f"S{i}", RowKind.WAITING, "team:x", session_view(f"S{i}", created_at=float(i % 4))) for i in range(len(values))]
+    column = Column("v", "V", 50, True, LEFT, lambda r, now: str(v[r.id]), lambda r: v[r.id])
     ordered = sort_rows(rows, column, descending)
     assert_ordered(ordered, column, descending)
 

@@ -413,7 +413,7 @@ def test_models_stay_consistent_while_the_simulator_runs(qtbot, aloop, tmp_path:
     for _ in range(40):
         clock.advance(5)
         c.backend.pump()
-        qtbot.waitUntil(lambda: not c.backend._pending, timeout=timeout(2))
+        qtbot.waitUntil(lambda: not c.backend._feed.pending, timeout=timeout(2))
         expected = sorted(c.window.state.rows["team:network"])
         assert sorted(c.window.model.row_ids()) == expected
     c.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import msgspec
 import pytest
 from engine_helpers import Console, RandomDriver, Site, build_site, intake
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
@@ -98,7 +99,7 @@ def test_default_order_is_longest_wait_first(loaded: tuple[Site, Console, QueueT
     site, erin, model = loaded
     assert model.columns[model.sort_column()].key == "waited"
     assert model.sort_order() == DESC
-    created = [model.row_at(i).session["created_at"] for i in range(model.rowCount())]
+    created = [model.row_at(i).session.created_at for i in range(model.rowCount())]
     assert created == sorted(created)
 
 
@@ -185,7 +186,7 @@ def test_a_changed_row_moves_to_its_new_place_and_shows_its_new_text(qtbot: QtBo
     pos = model.position_of(fresh.id)
     assert model.index(pos, status).data() == "Overdue"
     assert model.row_ids() == expected_ids(erin, "team:net", model)
-    assert model.row_at(0).session["overdue"]
+    assert model.row_at(0).session.overdue
 
 
 # ----------------------------------------------------------------- sorting
@@ -281,7 +282,7 @@ def test_roles(loaded: tuple[Site, Console, QueueTableModel]) -> None:
     assert index.data(Qt.ItemDataRole.BackgroundRole) is None
     assert index.data(ROW_ID_ROLE) == held.id
 
-    overdue = next(model.row_at(i) for i in range(model.rowCount()) if model.row_at(i).session["overdue"])
+    overdue = next(model.row_at(i) for i in range(model.rowCount()) if model.row_at(i).session.overdue)
     background = model.index_for(overdue.id, cols["company"]).data(Qt.ItemDataRole.BackgroundRole)
     assert isinstance(background, QColor) and background.red() > background.green()
     left = model.index_for(overdue.id, cols["time_left"])
@@ -294,7 +295,7 @@ def test_roles(loaded: tuple[Site, Console, QueueTableModel]) -> None:
     assert model.index_for(invitation.id, cols["status"]).data() == "Invitation from Alice Ng"
 
     plain = next(model.row_at(i) for i in range(model.rowCount())
-                 if not model.row_at(i).session["overdue"] and model.row_at(i).invitation is None)
+                 if not model.row_at(i).session.overdue and model.row_at(i).invitation is None)
     for role in (Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.DecorationRole,
                  Qt.ItemDataRole.CheckStateRole, Qt.ItemDataRole.EditRole):
         assert model.index_for(plain.id, cols["category"]).data(role) is None
@@ -347,8 +348,8 @@ def test_display_cache_follows_row_objects(loaded: tuple[Site, Console, QueueTab
     site, erin, model = loaded
     company = model.column_index("company")
     row = model.row_at(0)
-    assert model.index(0, company).data() == row.session["company"]
-    changed = Row(row.id, row.kind, row.queue, dict(row.session, company="Renamed Ltd"), row.invitation)
+    assert model.index(0, company).data() == row.session.company
+    changed = Row(row.id, row.kind, row.queue, msgspec.structs.replace(row.session, company="Renamed Ltd"), row.invitation)
     delta = QueueDelta()
     delta.change(changed)
     model.apply(delta)
@@ -375,7 +376,7 @@ def test_refresh_picks_up_renamed_reps(loaded: tuple[Site, Console, QueueTableMo
     invited_by = model.column_index("invited_by")
     invitation = next(model.row_at(i) for i in range(model.rowCount()) if model.row_at(i).invitation is not None)
     assert model.index_for(invitation.id, invited_by).data() == "Alice Ng"
-    erin.state.reps["alice"] = dict(erin.state.reps["alice"], name="Alice Ngata")
+    erin.state.reps["alice"] = msgspec.structs.replace(erin.state.reps["alice"], name="Alice Ngata")
     model.refresh()
     assert model.index_for(invitation.id, invited_by).data() == "Alice Ngata"
 

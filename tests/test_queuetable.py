@@ -177,7 +177,7 @@ def test_header_clicks_sort_through_the_model_and_keep_the_selection(qtbot: QtBo
     qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=header_point(view, "customer"))
     assert model.columns[model.sort_column()].key == "customer" and model.sort_order() == ASC
     assert view.current_row_id() == chosen and table.selected_position() == model.position_of(chosen)
-    names = [model.row_at(i).session["customer_name"].casefold() for i in range(model.rowCount())]
+    names = [model.row_at(i).session.customer_name.casefold() for i in range(model.rowCount())]
     assert names == sorted(names)
     qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=header_point(view, "customer"))
     assert model.sort_order() == DESC

@@ -8,6 +8,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from typing import Any
 
+import msgspec
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence, QTextCursor
@@ -41,13 +42,14 @@ def engine(backend: SimulatorBackend) -> QueueEngine:
 
 def state_of(engine: QueueEngine, rep: str = "me") -> ConsoleState:
     state = ConsoleState()
-    state.apply([RepFeed(rep).snapshot(engine)])
+    state.apply(RepFeed(rep).snapshot(engine))
     return state
 
 
 def make_tab(qtbot: Any, engine: QueueEngine, s: Session) -> SessionTab:
-    d = s.to_dict(chat=True)
-    tab = SessionTab(d, d["chat"], state_of(engine))
+    # As the window opens it after accepting: the state keeps the chat and page.
+    state = state_of(engine)
+    tab = SessionTab(state.adopt(s.view(chat=True)), state)
     qtbot.addWidget(tab)
     return tab
 
@@ -172,12 +174,12 @@ def test_append_chat_ignores_a_line_shown_before(qtbot: Any, engine: QueueEngine
     tab = make_tab(qtbot, engine, owned)
     before = tab.chat_view.toPlainText()
     count = tab.chat_view.line_count()
-    assert tab.append_chat(owned.chat[-1].to_dict()) is False
-    assert tab.append_chat(owned.chat[0].to_dict()) is False
+    assert tab.append_chat(owned.chat[-1].view()) is False
+    assert tab.append_chat(owned.chat[0].view()) is False
     assert tab.chat_view.toPlainText() == before
     line = engine.customer_say(owned.id, "Still there?")
-    assert tab.append_chat(line.to_dict()) is True
-    assert tab.append_chat(line.to_dict()) is False
+    assert tab.append_chat(line.view()) is True
+    assert tab.append_chat(line.view()) is False
     assert tab.chat_view.line_count() == count + 1
     assert tab.chat_view.toPlainText().count("Still there?") == 1
 
@@ -188,18 +190,18 @@ def test_chat_follows_new_lines_unless_scrolled_back(qtbot: Any, engine: QueueEn
     tab.show()
     qtbot.waitExposed(tab)
     for i in range(60):
-        tab.append_chat(engine.customer_say(owned.id, f"line {i}").to_dict())
+        tab.append_chat(engine.customer_say(owned.id, f"line {i}").view())
     bar = tab.chat_view.verticalScrollBar()
     assert bar.maximum() > 0
     assert bar.value() == bar.maximum()
     bar.setValue(0)
-    tab.append_chat(engine.customer_say(owned.id, "while reading back").to_dict())
+    tab.append_chat(engine.customer_say(owned.id, "while reading back").view())
     assert bar.value() == 0
 
 
 def test_links_in_chat_are_clickable(qtbot: Any, engine: QueueEngine, owned: Session) -> None:
     tab = make_tab(qtbot, engine, owned)
-    tab.append_chat(engine.say("me", owned.id, "See https://kb.example/vpn-reset.").to_dict())
+    tab.append_chat(engine.say("me", owned.id, "See https://kb.example/vpn-reset.").view())
     assert 'href="https://kb.example/vpn-reset"' in tab.chat_view.toHtml()
 
 
@@ -252,8 +254,7 @@ def test_cancelled_transfer_emits_nothing(qtbot: Any, engine: QueueEngine, owned
 
 def test_transfer_dialog_lists_teams_and_other_reps(qtbot: Any, engine: QueueEngine, owned: Session) -> None:
     engine.rep_disconnected("tom")
-    d = owned.to_dict(chat=True)
-    dialog = TransferDialog(state_of(engine), d)
+    dialog = TransferDialog(state_of(engine), owned.view(chat=True))
     qtbot.addWidget(dialog)
     targets = dialog.targets()
     assert {"team:network", "team:accounts", "team:software", "team:hardware"} <= set(targets)
@@ -301,7 +302,7 @@ def test_share_dialog_greys_reps_already_in_the_session(qtbot: Any, engine: Queu
     # Priya is the owner; "tom" joins as a second participant.
     inv = engine.share("priya", shared.id, QueueRef.personal("tom"))
     engine.accept_invitation("tom", inv.id)
-    dialog = ShareDialog(state_of(engine), shared.to_dict())
+    dialog = ShareDialog(state_of(engine), shared.view())
     qtbot.addWidget(dialog)
     assert "rep:priya" not in dialog.targets()
     assert "rep:tom" not in dialog.targets()
@@ -352,7 +353,7 @@ def test_held_session_offers_resume(qtbot: Any, engine: QueueEngine, owned: Sess
     tab = make_tab(qtbot, engine, owned)
     assert tab.held_badge.isHidden()
     engine.hold("me", owned.id)
-    tab.update_session(owned.to_dict())
+    tab.update_session(owned.view())
     assert not tab.held_badge.isHidden()
     assert tab.hold_button.isHidden() and not tab.resume_button.isHidden()
     assert tab.transfer_button.isEnabled() and tab.end_button.isEnabled()
@@ -382,7 +383,7 @@ def test_losing_ownership_greys_actions_and_closes_the_picker(qtbot: Any, engine
     tab.share_button.click()
     assert tab.picker is not None
     engine.transfer("me", owned.id, QueueRef.team("network"), "over to you", stay=True)
-    tab.update_session(owned.to_dict())
+    tab.update_session(owned.view())
     assert tab.picker is None
     assert not tab.transfer_button.isEnabled()
     assert tab.leave_button.isEnabled() and tab.leave_button.isVisibleTo(tab)
@@ -420,7 +421,7 @@ def test_error_is_inline_and_dismissable(qtbot: Any, engine: QueueEngine, owned:
 def test_ended_session_disables_everything(qtbot: Any, engine: QueueEngine, owned: Session) -> None:
     tab = make_tab(qtbot, engine, owned)
     engine.end("me", owned.id)
-    tab.update_session(owned.to_dict())
+    tab.update_session(owned.view())
     assert not tab.ended_badge.isHidden()
     assert not any(b.isEnabled() for b in (tab.transfer_button, tab.share_button, tab.hold_button, tab.end_button))
     assert not tab.input_edit.isEnabled()
@@ -431,7 +432,7 @@ def test_update_session_refuses_another_session(qtbot: Any, engine: QueueEngine,
     tab = make_tab(qtbot, engine, owned)
     other = engine.start_with_issue("wifi", intake())
     with pytest.raises(ValueError):
-        tab.update_session(other.to_dict())
+        tab.update_session(other.view())
 
 
 # ------------------------------------------------------------ note, info
@@ -452,8 +453,7 @@ def test_transfer_note_is_pinned_only_when_set(qtbot: Any, engine: QueueEngine, 
     assert "Tried &lt;reset&gt;; needs a new profile" in shown
     assert "Priya Raman" in shown
 
-    cleared = s.to_dict()
-    cleared["transfer_note"] = ""
+    cleared = msgspec.structs.replace(s.view(), transfer_note="")
     tab.update_session(cleared)
     assert tab.note_frame.isHidden()
 
@@ -462,7 +462,7 @@ def test_header_and_info_panel_show_the_intake(qtbot: Any, engine: QueueEngine, 
     tab = make_tab(qtbot, engine, owned)
     assert tab.title == "Ada Lovelace"
     assert tab.session_id == owned.id
-    assert tab.session["id"] == owned.id
+    assert tab.session.id == owned.id
     assert tab.name_label.text() == "Ada Lovelace"
     assert tab.company_label.text() == "Acme Corp (ACM)"
     assert "VPN won't connect" in tab.issue_label.text()
@@ -501,7 +501,7 @@ def test_browser_session_shows_the_customers_page(qtbot: Any, backend: Simulator
     assert tab.page_view.isReadOnly()
 
     # Session events carry no page_html: the page stays.
-    tab.update_session(s.to_dict())
+    tab.update_session(s.view())
     assert "Signed in as Mia Ivanova" in tab.page_view.toPlainText()
 
 

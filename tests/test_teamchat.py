@@ -13,8 +13,9 @@ from PySide6.QtCore import Qt
 
 from repconsole.backend.simulator import SimulatorBackend
 from repconsole.core.engine import Event, QueueEngine
-from repconsole.core.feed import RepFeed
+from repconsole.core.feed import FeedBatch, RepFeed
 from repconsole.core.state import ConsoleState
+from repconsole.protocol import LineView
 from repconsole.ui.teamchat import TeamChatDialog, TeamChatView
 from repconsole.ui.widgets import clock_time
 
@@ -25,19 +26,16 @@ class Console:
     def __init__(self, engine: QueueEngine, rep: str = "me") -> None:
         self.feed = RepFeed(rep)
         self.state = ConsoleState()
-        self.state.apply([self.feed.snapshot(engine)])
-        self._pending: list[Any] = []
+        self.state.apply(self.feed.snapshot(engine))
         engine.subscribe(self._on_event)
 
     def _on_event(self, event: Event) -> None:
-        projected = self.feed.project(event)
-        if projected is not None:
-            self._pending.append(projected)
+        self.feed.project(event)
 
-    def sync(self) -> list[tuple[str, dict[str, Any]]]:
+    def sync(self) -> list[tuple[str, LineView]]:
         """Apply what happened since the last sync; returns the new team chat lines."""
-        batch, self._pending = self._pending, []
-        return self.state.apply(batch).team_chat
+        batch = self.feed.take()
+        return self.state.apply(batch if batch is not None else FeedBatch(prev=self.state.seq)).team_chat
 
 
 @pytest.fixture
@@ -67,7 +65,7 @@ def test_shows_the_teams_lines_with_names_and_times(qtbot: Any, engine: QueueEng
     assert "Alex Morgan:  Thanks, noted." in text
     assert "Sven Lindqvist:  Anyone free for an escalated call?" in text
     for line in console.state.team_chat["network"].lines:
-        assert clock_time(line["at"]) in text
+        assert clock_time(line.at) in text
     # Line 3 is the first unread one: the view marks where reading resumes.
     assert text.index("Thanks, noted.") < text.index("New messages") < text.index("Anyone free")
     assert view.title_label.text() == "Networking"

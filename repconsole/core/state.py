@@ -306,13 +306,15 @@ class ConsoleState:
                     self._on_key(item.data.key, changes)
         return changes
 
-    def adopt(self, session: SessionView) -> None:
+    def adopt(self, session: SessionView) -> SessionView:
         """A command's result brought a session with its chat (accept, join): keep its chat and page.
 
         The session itself arrives as an event like any other change; only
-        what events leave out is taken from here.
+        what events leave out is taken from here.  Returns ``session``
+        without its chat and page: the newest view at hand until that event
+        comes, for a tab to open with.
         """
-        self._keep_chat_and_page(session)
+        return self._keep_chat_and_page(session)
 
     def _keep_chat_and_page(self, s: SessionView) -> SessionView:
         """Keep the chat and page ``s`` carries; ``s`` without them, as events carry it.

@@ -183,6 +183,22 @@ def _text_key(value: str) -> bytes | None:
 
 
 _session_of = attrgetter("session")
+
+
+def _sessions(rows: Sequence[Row]) -> list[Any]:
+    """The rows' sessions, as a list of their own.
+
+    The bulk keys read a field from this list rather than chaining
+    ``map(get, map(_session_of, rows))``.  At 100,000 rows the work is
+    memory-bound: the chained form follows row -> view -> value for each
+    row in turn, one cache miss waiting on the other, while one pass per
+    hop lets the misses of many rows overlap.  On typed session views the
+    chained form took twice as long for the "Waiting" column (measured with
+    bench/bench_table).
+    """
+    return list(map(_session_of, rows))
+
+
 _ACTIVE = SessionState.ACTIVE
 _invitation_of = attrgetter("invitation")
 _INVITATION = RowKind.INVITATION
@@ -193,10 +209,11 @@ def _bulk_text(name: str) -> Callable[[Sequence[Row]], list[Any]]:
     get = attrgetter(name)
 
     def bulk(rows: Sequence[Row]) -> list[Any]:
+        values = list(map(get, _sessions(rows)))
         try:
-            return [k or None for k in map(str.encode, map(str.casefold, map(get, map(_session_of, rows))))]
+            return [k or None for k in map(str.encode, map(str.casefold, values))]
         except TypeError:  # a None among the values: the slow, careful way
-            return list(map(_text_key, map(get, map(_session_of, rows))))
+            return list(map(_text_key, values))
 
     return bulk
 
@@ -206,7 +223,7 @@ def _bulk_field(name: str, negate: bool = False) -> Callable[[Sequence[Row]], li
     get = attrgetter(name)
 
     def bulk(rows: Sequence[Row]) -> list[Any]:
-        values = map(get, map(_session_of, rows))
+        values = map(get, _sessions(rows))
         return list(map(neg, values) if negate else values)
 
     return bulk
@@ -214,7 +231,7 @@ def _bulk_field(name: str, negate: bool = False) -> Callable[[Sequence[Row]], li
 
 def _session_values(name: str) -> Callable[[Sequence[Row]], list[Any]]:
     get = attrgetter(name)
-    return lambda rows: list(map(get, map(_session_of, rows)))
+    return lambda rows: list(map(get, _sessions(rows)))
 
 
 def _bulk_memo(ids_of: Callable[[Sequence[Row]], list[Hashable]], key: Callable[[Any], Any]) -> Callable[[Sequence[Row]], list[Any]]:
@@ -243,7 +260,6 @@ def make_columns(rep_name: RepNameFn | None = None, queue_name: QueueNameFn | No
     queue = queue_name if queue_name is not None else _plain
 
     def customer(row: Row, now: float) -> str:
-        s = row.session
         return row.session.title
 
     def customer_key(row: Row) -> bytes | None:
@@ -269,6 +285,10 @@ def make_columns(rep_name: RepNameFn | None = None, queue_name: QueueNameFn | No
 
     def waited_key(row: Row) -> float:
         return -row.session.created_at
+
+    def waited_bulk(rows: Sequence[Row]) -> list[Any]:
+        # A comprehension reads the slot faster than map(neg, map(attrgetter(...))).
+        return [-s.created_at for s in _sessions(rows)]
 
     def in_queue(row: Row, now: float) -> str:
         if row.kind is RowKind.INVITATION:
@@ -408,7 +428,7 @@ def make_columns(rep_name: RepNameFn | None = None, queue_name: QueueNameFn | No
         Column("category", "Category", 80, True, LEFT, **field("category"),
                description="The category of the customer's issue"),
         Column("waited", "Waiting", 62, True, RIGHT, waited, waited_key, live=True, descending_first=True,
-               bulk_sort_key=_bulk_field("created_at", negate=True),
+               bulk_sort_key=waited_bulk,
                description="Time since the customer arrived (ascending: shortest wait first)"),
         Column("time_left", "Time left", 66, True, RIGHT, time_left, time_left_key, live=True, bulk_sort_key=time_left_bulk,
                description="Time before the team's waiting-session rule acts on this customer"),

@@ -599,8 +599,9 @@ class MainWindow(QMainWindow):
 
     async def _accepted(self, call: Awaitable[SessionView]) -> None:
         session = await call
-        self.state.adopt(session)  # its chat and page; the session itself comes as an event
-        self._open_tab(session, focus=True)
+        # Keep its chat and page; the session itself comes as an event, maybe
+        # after this: until then the result is the newest view of it.
+        self._open_tab(self.state.adopt(session), focus=True)
 
     def _open_tab(self, session: SessionView, *, focus: bool) -> SessionTab:
         sid = session.id
