@@ -29,9 +29,16 @@ run: $(STAMP)
 server: $(STAMP)
 	$(VENV)/bin/repconsole-server $(ARGS)
 
-test: $(TSTAMP)
-	QT_QPA_PLATFORM=offscreen $(VENV)/bin/lint-imports
+test: $(TSTAMP) lint
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest $(ARGS)
+
+# Static checks (also run by `make test`): the layers, ruff, and mypy --
+# strict where the code is Qt-free (engine, protocol, server), default elsewhere.
+lint: $(TSTAMP)
+	QT_QPA_PLATFORM=offscreen $(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check repconsole tests bench packaging
+	$(VENV)/bin/mypy --strict repconsole/core repconsole/protocol repconsole/server
+	$(VENV)/bin/mypy repconsole
 
 # docs/protocol.schema.json is generated from repconsole.protocol; tests fail when it is stale.
 schema: $(STAMP)

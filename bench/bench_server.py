@@ -92,7 +92,7 @@ from repconsole.protocol import (
     parse_rep_reply,
 )
 
-__all__ = ["main", "site_toml", "start_server", "ServerProc", "percentile"]
+__all__ = ["ServerProc", "main", "percentile", "site_toml", "start_server"]
 
 PASSWORD = "bench-secret-pw"
 TARGET_P99_MS = 100.0
@@ -603,7 +603,8 @@ async def _run(args: argparse.Namespace) -> None:
               + ", ".join(f"{c:.0f}%" for c in gen_cpu) + f", driver {me_cpu:.0f}%  (2 cores in all)")  # fmt: skip
         per_conn = (rss_logged - rss0) / consoles
         print(f"server RSS: {rss_logged / 1024:.1f} MiB with {consoles:,} consoles logged in, {rss_end / 1024:.1f} MiB after the load "
-              f"(+{(rss_end - rss_logged) / 1024:.1f} MiB: {result['sent'] * 3 // 10:,} new sessions, the events of the resume window, stored answers)")  # fmt: skip
+              f"(+{(rss_end - rss_logged) / 1024:.1f} MiB: {result['sent'] * 3 // 10:,} new sessions, "
+              "the events of the resume window, stored answers)")  # fmt: skip
         print(f"RSS per connection: {per_conn:.1f} KiB ((RSS logged in - RSS with 0 consoles) / {consoles:,})   "
               f"target <= {TARGET_KIB_PER_CONNECTION:.0f} KiB: {'met' if per_conn <= TARGET_KIB_PER_CONNECTION else 'MISSED'}")  # fmt: skip
         frames = sum(out["frames"] for out in outs)

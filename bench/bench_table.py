@@ -36,18 +36,18 @@ from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtWidgets import QApplication
 
-from repconsole.core.clock import ManualClock  # noqa: E402
-from repconsole.core.engine import QueueEngine  # noqa: E402
-from repconsole.core.errors import CommandError  # noqa: E402
-from repconsole.core.feed import FeedBatch, RepFeed  # noqa: E402
-from repconsole.core.intake import Intake  # noqa: E402
-from repconsole.core.model import Priority, QueueRef, RuleAction, WaitingRule  # noqa: E402
-from repconsole.core.state import ConsoleState, QueueDelta, Row  # noqa: E402
-from repconsole.ui.queuemodel import PRECISE_LIMIT, QueueTableModel  # noqa: E402
-from repconsole.ui.queuetable import QueueTableView  # noqa: E402
+from repconsole.core.clock import ManualClock
+from repconsole.core.engine import QueueEngine
+from repconsole.core.errors import CommandError
+from repconsole.core.feed import FeedBatch, RepFeed
+from repconsole.core.intake import Intake
+from repconsole.core.model import Priority, QueueRef, RuleAction, WaitingRule
+from repconsole.core.state import ConsoleState, QueueDelta, Row
+from repconsole.ui.queuemodel import PRECISE_LIMIT, QueueTableModel
+from repconsole.ui.queuetable import QueueTableView
 
 __all__ = ["Scenario", "main"]
 
@@ -57,10 +57,15 @@ CALLS_PER_CELL_TARGET = 8.0
 QUEUE = "team:general"
 ME = "me"
 
-FIRST = ("Ann Bob Carla Dmitri Eve Farah Gus Hana Ivan Jo Kemal Lena Mo Nadia Omar Pia Quinn Rosa Sam Tariq "
-         "Uma Vic Wen Xavi Yara Zoë Émile Björn Siobhán Łukasz").split()
-LAST = ("Lee Smith Okafor Nguyen García Müller Rossi Kowalski Tanaka Silva Haddad Johansson O'Brien Patel Cohen "
-        "Dubois Ivanova Fernández").split()
+FIRST = [
+    "Ann", "Bob", "Carla", "Dmitri", "Eve", "Farah", "Gus", "Hana", "Ivan", "Jo", "Kemal", "Lena", "Mo",
+    "Nadia", "Omar", "Pia", "Quinn", "Rosa", "Sam", "Tariq", "Uma", "Vic", "Wen", "Xavi", "Yara", "Zoë",
+    "Émile", "Björn", "Siobhán", "Łukasz",
+]
+LAST = [
+    "Lee", "Smith", "Okafor", "Nguyen", "García", "Müller", "Rossi", "Kowalski", "Tanaka", "Silva", "Haddad",
+    "Johansson", "O'Brien", "Patel", "Cohen", "Dubois", "Ivanova", "Fernández",
+]
 COMPANIES = ("Acme Corp", "Globex", "Initech", "Umbrella Health", "Stark Industries", "Wayne Enterprises", "Hooli",
              "Vandelay Imports", "Soylent", "Tyrell Corporation", "", "", "")
 PLATFORMS = ("Windows 11", "Windows 10", "macOS 14", "macOS 13", "Ubuntu 24.04", "ChromeOS", "")
@@ -306,7 +311,8 @@ def bench_paint(app: QApplication, scenario: Scenario, repeat: int) -> bool:
 
     print(f"Paint ({model.rowCount():,} rows, {cells} visible cells)")
     print(f"  data() calls per visible cell on a full repaint: {per_cell:.2f}  (target <= {CALLS_PER_CELL_TARGET:.0f})  -> {'ok' if ok else 'MISSED'}")
-    print(f"  full repaint of the page {_best(repaint, repeat):6.1f} ms; per-second tick of the time columns, with the repaint it causes, {_best(tick, repeat):6.1f} ms")
+    print(f"  full repaint of the page {_best(repaint, repeat):6.1f} ms; "
+          f"per-second tick of the time columns, with the repaint it causes, {_best(tick, repeat):6.1f} ms")
     view.close()
     return ok
 

@@ -25,6 +25,7 @@ sizes) and the table view owns the shape of ``table``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -78,9 +79,8 @@ def _check_table(value: Any) -> dict[str, Any]:
         if width is not None and (isinstance(width, bool) or not isinstance(width, int) or width < 0):
             raise _Invalid(f"column {entry['key']!r}: width is not a positive whole number")
     sort = value.get("sort")
-    if sort is not None:
-        if not isinstance(sort, dict) or not isinstance(sort.get("key"), str) or sort.get("order") not in ("asc", "desc"):
-            raise _Invalid("the table sort is not {key, order}")
+    if sort is not None and (not isinstance(sort, dict) or not isinstance(sort.get("key"), str) or sort.get("order") not in ("asc", "desc")):
+        raise _Invalid("the table sort is not {key, order}")
     return copy.deepcopy(value)
 
 
@@ -232,10 +232,8 @@ class Settings:
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
         except BaseException:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
             raise
 
     # ---------------------------------------------------------- accessors

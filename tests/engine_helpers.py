@@ -40,10 +40,11 @@ from repconsole.protocol import SessionData, SessionView
 __all__ = [
     "ALL_ORIGINS",
     "BUTTON_EXPIRES_AT",
-    "Console",
     "ORIGIN_QUEUE",
-    "Site",
     "T0",
+    "Console",
+    "RandomDriver",
+    "Site",
     "assert_mirrors_snapshot",
     "assert_refused",
     "build_site",
@@ -52,10 +53,9 @@ __all__ = [
     "fresh_state",
     "intake",
     "live_states",
-    "RandomDriver",
-    "standard_rules",
     "site",
     "snapshot_view",
+    "standard_rules",
     "timeline_kinds",
 ]
 

@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from functools import cache
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import jsonschema
 import msgspec
@@ -627,7 +627,7 @@ class CustomerClient(_Client):
     """
 
     role = "customer"
-    _RESULTS: dict[type[msgspec.Struct], type[msgspec.Struct]] = {Say: SayResult, Leave: EmptyResult}
+    _RESULTS: ClassVar[dict[type[msgspec.Struct], type[msgspec.Struct]]] = {Say: SayResult, Leave: EmptyResult}
 
     def __init__(self, ws: ClientConnection) -> None:
         super().__init__(ws)

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import timeout
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication
 
-from conftest import timeout
 from repconsole.backend.simulator import SimulatorBackend
 from repconsole.backend.world import ME
 from repconsole.core.clock import ManualClock
@@ -246,7 +246,7 @@ def test_transfer_share_hold_and_end_from_the_tab(console: Console) -> None:
     tab_input = tab.input_edit
     tab_input.setText("Let me check your VPN profile.")
     console.qtbot.keyClick(tab_input, Qt.Key.Key_Return)
-    console.qtbot.waitUntil(lambda: any(l.text == "Let me check your VPN profile." for l in e.session(sid).chat), timeout=timeout(3))
+    console.qtbot.waitUntil(lambda: any(line.text == "Let me check your VPN profile." for line in e.session(sid).chat), timeout=timeout(3))
 
     # Transfer to a team with a note: the tab closes, the note travels.
     console.qtbot.mouseClick(_button(tab, "Transfer"), Qt.MouseButton.LeftButton)

@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import TIMEOUT_SCALE, timeout
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractButton
+from server_helpers import CustomerClient
 
-from conftest import TIMEOUT_SCALE, timeout
 from repconsole.backend.base import BackendState
 from repconsole.backend.websocket import FeedBatch, WebSocketBackend
 from repconsole.core.state import ConsoleState, RowKind
@@ -37,7 +38,6 @@ from repconsole.protocol import CustomerState, RepStatus, Say, SessionState
 from repconsole.ui.app import build_window
 from repconsole.ui.mainwindow import MainWindow
 from repconsole.ui.sessiontab import SessionTab
-from server_helpers import CustomerClient
 
 ME = "alex"
 PEER = "priya"

@@ -129,7 +129,7 @@ def test_no_file_refers_to_another_host() -> None:
         if file.suffix == ".html":
             page = parse_page(file)
             for tag, attr, value in page.references:
-                if value.startswith("data:") or value.startswith("#"):
+                if value.startswith(("data:", "#")):
                     continue
                 assert not _ANY_SCHEME.match(value) and not value.startswith("//"), f"{file.name}: <{tag} {attr}={value!r}>"
                 assert (STATIC_DIR / urllib.parse.urlsplit(value).path.lstrip("/")).is_file(), f"{file.name}: {value} is missing"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from engine_helpers import (
     Site,
     assert_refused,
@@ -11,6 +10,7 @@ from engine_helpers import (
     intake,
     site,  # noqa: F401  (pytest fixture)
 )
+
 from repconsole.core.commands import execute
 from repconsole.core.errors import Reason
 from repconsole.core.model import QueueRef, RepStatus, SessionState, StepKind
@@ -51,7 +51,7 @@ def test_many_reps_racing_for_one_session(site: Site) -> None:
         try:
             site.engine.accept(rep, s.id)
             winners.append(rep)
-        except Exception as exc:  # noqa: BLE001 - the reason is asserted below
+        except Exception as exc:
             losers.append(exc)
     assert winners == ["erin"]
     assert [(x.reason, x.data["by"]) for x in losers] == [(Reason.ALREADY_TAKEN, "erin")]
@@ -146,7 +146,7 @@ def test_get_next_takes_the_longest_waiting_across_the_reps_teams(site: Site) ->
     personal_oldest = e.start_with_rep("erin", intake("personal")).id
     site.clock.now += 1000
     taken = [e.get_next("erin").id for _ in range(4)]
-    assert taken == order + [newest_net]
+    assert taken == [*order, newest_net]
     assert e.session(personal_oldest).state is SessionState.WAITING
     assert_refused(e, Reason.NOTHING_WAITING, lambda: e.get_next("erin"))
 

@@ -8,13 +8,14 @@ does.  The last test checks that every refusal reason is exercised here.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-
 from engine_helpers import Site, assert_refused, build_site, intake
+
 from repconsole.core.commands import COMMANDS, execute
 from repconsole.core.engine import CHAT_LIMIT, MAX_KEY_VALIDITY
 from repconsole.core.errors import Reason
@@ -229,10 +230,8 @@ def _expired_key(b: Board) -> str:
 
 def _after_guessing(b: Board) -> str:
     for _ in range(b.site.engine.site.key_failures_per_minute):
-        try:
+        with contextlib.suppress(Exception):
             b.site.engine.start_with_key("QQQQQQQ", intake())
-        except Exception:  # noqa: BLE001 - setting the scene
-            pass
     return b.key  # a good key, but this caller is blocked
 
 
@@ -263,5 +262,5 @@ def test_every_command_refuses_missing_and_unexpected_arguments(name: str) -> No
     e = board.site.engine
     if COMMANDS[name].required:
         assert_refused(e, Reason.INVALID, lambda: execute(e, "alice", name, {}))
-    full = {arg: "x" for arg in COMMANDS[name].required} | {"surprise": 1}
+    full = dict.fromkeys(COMMANDS[name].required, "x") | {"surprise": 1}
     assert_refused(e, Reason.INVALID, lambda: execute(e, "alice", name, full))

@@ -11,7 +11,6 @@ from typing import Any
 
 import msgspec
 import pytest
-
 from engine_helpers import (
     Console,
     RandomDriver,
@@ -22,6 +21,7 @@ from engine_helpers import (
     site,  # noqa: F401  (pytest fixture)
     standard_rules,
 )
+
 from repconsole.core.engine import Event, QueueEngine
 from repconsole.core.feed import FeedBatch
 from repconsole.core.model import QueueRef
@@ -99,7 +99,7 @@ def test_seq_strictly_increases_and_time_never_runs_back(long_run: tuple[Site, d
     site, _, _ = long_run
     seqs = [ev.seq for ev in site.events]
     assert seqs == list(range(1, len(seqs) + 1))
-    assert all(a.at <= b.at for a, b in zip(site.events, site.events[1:]))
+    assert all(a.at <= b.at for a, b in zip(site.events, site.events[1:], strict=False))
     assert site.engine.seq == seqs[-1]
 
 

@@ -26,10 +26,6 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from hypothesis import HealthCheck, event, settings
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
-
 from engine_helpers import (
     ALL_ORIGINS,
     ORIGIN_QUEUE,
@@ -41,6 +37,10 @@ from engine_helpers import (
     intake,
     standard_rules,
 )
+from hypothesis import HealthCheck, event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
 from repconsole.core.commands import execute
 from repconsole.core.engine import QueueEngine
 from repconsole.core.errors import CommandError

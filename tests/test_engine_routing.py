@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from engine_helpers import (
     ALL_ORIGINS,
     BUTTON_EXPIRES_AT,
@@ -13,6 +12,7 @@ from engine_helpers import (
     intake,
     site,  # noqa: F401  (pytest fixture)
 )
+
 from repconsole.core.engine import KEY_ALPHABET, MAX_KEY_VALIDITY
 from repconsole.core.errors import CommandError, Reason
 from repconsole.core.intake import CUSTOM_FIELDS_LIMIT, DETAILS_LIMIT, NAME_LIMIT, Intake
@@ -120,17 +120,17 @@ def test_unknown_entry_points_are_refused(site: Site, call, reason: Reason) -> N
 
 # ------------------------------------------------------------------- intake
 
-FULL_INTAKE = dict(
-    company="Acme Corp",
-    company_code="ACM",
-    details="Worked yesterday.",
-    platform="Windows 11",
-    locale="de-DE",
-    external_key="TCK-4711",
-    portal="Partner Portal",
-    custom_fields={"contract": "Gold", "asset tag": "AT-1234"},
-    priority=Priority.HIGH,
-)
+FULL_INTAKE = {
+    "company": "Acme Corp",
+    "company_code": "ACM",
+    "details": "Worked yesterday.",
+    "platform": "Windows 11",
+    "locale": "de-DE",
+    "external_key": "TCK-4711",
+    "portal": "Partner Portal",
+    "custom_fields": {"contract": "Gold", "asset tag": "AT-1234"},
+    "priority": Priority.HIGH,
+}
 
 
 @pytest.mark.parametrize("origin", ALL_ORIGINS, ids=str)

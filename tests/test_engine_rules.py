@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from engine_helpers import (
     T0,
     Site,
@@ -13,6 +12,7 @@ from engine_helpers import (
     site,  # noqa: F401  (pytest fixture)
     timeline_kinds,
 )
+
 from repconsole.core.errors import Reason
 from repconsole.core.model import QueueRef, RuleAction, SessionState, StepKind, Visibility, WaitingRule
 from repconsole.protocol import EventKind, GoneReason, RepData, SessionGoneData

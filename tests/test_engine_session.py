@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from msgspec import UNSET
-
 from engine_helpers import (
     Site,
     assert_refused,
@@ -12,6 +10,8 @@ from engine_helpers import (
     site,  # noqa: F401  (pytest fixture)
     timeline_kinds,
 )
+from msgspec import UNSET
+
 from repconsole.core.commands import execute
 from repconsole.core.engine import CHAT_LIMIT, TEAM_CHAT_HISTORY
 from repconsole.core.errors import Reason

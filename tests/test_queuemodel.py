@@ -164,7 +164,7 @@ def test_apply_is_tolerant_of_a_delta_that_does_not_match(loaded: tuple[Site, Co
     delta.changed[rows[20].id] = rows[20]  # unknown: added
     delta.added[rows[0].id] = rows[0]  # known: changed (same object: nothing to do)
     model.apply(delta)
-    assert sorted(model.row_ids()) == sorted(r.id for r in rows[:10] + [rows[20]])
+    assert sorted(model.row_ids()) == sorted(r.id for r in [*rows[:10], rows[20]])
     model.apply(QueueDelta())
     assert model.rowCount() == 11
 

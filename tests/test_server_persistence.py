@@ -18,8 +18,8 @@ from engine_helpers import RandomDriver, Site, standard_rules
 from server_helpers import PASSWORDS, CustomerClient, RepClient, run, serving, session_event, write_site
 
 from repconsole.core import persist
-from repconsole.protocol import CustomerResume, RepEvent, RepStatus, Say, SessionEvent
 from repconsole.core.clock import ManualClock
+from repconsole.protocol import CustomerResume, RepEvent, RepStatus, Say, SessionEvent
 from repconsole.server.config import build_engine, load_config
 from repconsole.server.runtime import Runtime
 from repconsole.server.store import DB_NAME, Store

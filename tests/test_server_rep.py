@@ -628,7 +628,7 @@ def test_chat_goes_to_the_sessions_reps_and_team_chat_to_the_team(site: Path, tm
                 server.runtime.engine.customer_say(sid, "anyone there?")
             await bob.wait_event(session_event(sid))
             accepted = await alice.ok("accept", session=sid)
-            assert [line.text for line in accepted.session.chat][0] == "anyone there?"
+            assert next(line.text for line in accepted.session.chat) == "anyone there?"
             await alice.ok("say", session=sid, text="for the session")
             await alice.ok("share", session=sid, target="rep:carol")  # invited: sees it, is not in it
             await alice.ok("say", session=sid, text="before carol joins", reps_only=True)

@@ -19,6 +19,7 @@ console's state equals one built from a fresh login's snapshot.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from pathlib import Path
 from typing import Any
@@ -172,10 +173,8 @@ def test_a_console_cut_at_random_points_resumes_without_losing_or_repeating(seed
                         customers.append(cust)
                     elif r < 0.35 and customers:
                         cust = rng.choice(customers)
-                        try:
+                        with contextlib.suppress(ConnectionClosed):
                             await cust.send(Say(cust.next_id(), f"customer line {n}"))
-                        except ConnectionClosed:
-                            pass
                     elif r < 0.75:
                         # bob works the Networking queue
                         mine = [sid for sid in engine.involved("bob") if engine.session(sid).owner == "bob"]

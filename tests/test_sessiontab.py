@@ -19,8 +19,8 @@ from repconsole.core.feed import RepFeed
 from repconsole.core.intake import Intake
 from repconsole.core.model import Priority, QueueRef, Session
 from repconsole.core.state import ConsoleState
-from repconsole.ui.pickers import ShareDialog, TransferDialog, fold
 from repconsole.ui.pageview import visible_controls
+from repconsole.ui.pickers import ShareDialog, TransferDialog, fold
 from repconsole.ui.sessiontab import SessionTab
 from repconsole.ui.widgets import clock_time
 
@@ -55,18 +55,18 @@ def make_tab(qtbot: Any, engine: QueueEngine, s: Session) -> SessionTab:
 
 
 def intake(**overrides: Any) -> Intake:
-    fields: dict[str, Any] = dict(
-        customer_name="Ada Lovelace",
-        company="Acme Corp",
-        company_code="ACM",
-        details="It worked yesterday.",
-        platform="Windows 11",
-        locale="en-GB",
-        external_key="TCK-12345",
-        portal="Partner Portal",
-        custom_fields={"contract": "Gold", "asset tag": "AT-4242"},
-        priority=Priority.HIGH,
-    )
+    fields: dict[str, Any] = {
+        "customer_name": "Ada Lovelace",
+        "company": "Acme Corp",
+        "company_code": "ACM",
+        "details": "It worked yesterday.",
+        "platform": "Windows 11",
+        "locale": "en-GB",
+        "external_key": "TCK-12345",
+        "portal": "Partner Portal",
+        "custom_fields": {"contract": "Gold", "asset tag": "AT-4242"},
+        "priority": Priority.HIGH,
+    }
     fields.update(overrides)
     return Intake(**fields)
 

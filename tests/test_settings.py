@@ -24,7 +24,7 @@ def _no_real_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     home = tmp_path_factory.mktemp("settings-home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    yield home
+    return home
 
 
 def write(directory: Path, content: bytes | str) -> Path:
@@ -201,7 +201,8 @@ def test_unreadable_file_gives_defaults_and_a_warning(tmp_path: Path) -> None:
     assert s.favourites == []
 
 
-def test_default_directory_is_the_user_config_dir(_no_real_config: Path) -> None:
+@pytest.mark.usefixtures("_no_real_config")
+def test_default_directory_is_the_user_config_dir() -> None:
     directory = default_directory()
     assert directory.name == "repconsole"
     assert str(directory).startswith(str(_no_real_config)) or os.name != "posix"

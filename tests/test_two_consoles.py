@@ -14,17 +14,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
-
 from conftest import timeout
+from PySide6.QtCore import Qt
+from server_helpers import CustomerClient
+from test_console_server import ServerProcess, _button, prepared, run, server
+
 from repconsole.backend.base import BackendState
 from repconsole.backend.websocket import WebSocketBackend
 from repconsole.core.state import RowKind
 from repconsole.protocol import CustomerState, Say
 from repconsole.ui.app import build_window
 from repconsole.ui.mainwindow import MainWindow
-from server_helpers import CustomerClient
-from test_console_server import ServerProcess, _button, prepared, run, server  # noqa: F401 - fixtures
 
 __all__ = ["prepared", "server"]
 
@@ -93,14 +93,14 @@ def test_two_reps_serve_one_customer_together(qtbot, two, server: ServerProcess)
     priya_tab.input_edit.setText("I've seen error 809 before: it's the gateway.")
     qtbot.keyClick(priya_tab.input_edit, Qt.Key.Key_Return)
     qtbot.waitUntil(
-        lambda: any(l.text.startswith("I've seen error 809") for l in alex.state.chats.get(sid, [])), timeout=timeout(3)
+        lambda: any(line.text.startswith("I've seen error 809") for line in alex.state.chats.get(sid, [])), timeout=timeout(3)
     )
     priya_tab.reps_only_check.setChecked(False)
     priya_tab.input_edit.setText("Hi Dana, I'm Priya from the network team.")
     qtbot.keyClick(priya_tab.input_edit, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: "Hi Dana, I'm Priya from the network team." in customer.chat(), timeout=timeout(3))
     run(qtbot, customer.request(Say, text="Is that fixable today?"))
-    qtbot.waitUntil(lambda: any(l.text == "Is that fixable today?" for l in priya.state.chats.get(sid, [])), timeout=timeout(3))
+    qtbot.waitUntil(lambda: any(line.text == "Is that fixable today?" for line in priya.state.chats.get(sid, [])), timeout=timeout(3))
 
     # Alex transfers the session to Priya with a note; Alex's tab closes.
     qtbot.mouseClick(_button(alex_tab, "Transfer"), Qt.MouseButton.LeftButton)

@@ -32,19 +32,19 @@ from typing import Any
 
 import msgspec
 import pytest
+from conftest import TIMEOUT_SCALE, timeout
 from msgspec import UNSET
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from conftest import TIMEOUT_SCALE, timeout
 from repconsole.backend import KINDS, BackendState, create_backend
 from repconsole.backend.websocket import (
+    SNAPSHOT_PLEASE,
     FeedBatch,
     IncompatibleServer,
     LoginError,
     NotConnectedError,
     ProtocolCommandError,
-    SNAPSHOT_PLEASE,
     ServerUnreachable,
     WebSocketBackend,
     server_endpoint,

@@ -10,7 +10,7 @@ from typing import Any
 
 from repconsole.backend.base import Backend, BackendState
 
-__all__ = ["Backend", "BackendState", "create_backend", "KINDS"]
+__all__ = ["KINDS", "Backend", "BackendState", "create_backend"]
 
 KINDS = ("simulator", "server")
 

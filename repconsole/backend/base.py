@@ -47,7 +47,7 @@ from repconsole.protocol import (
     SessionView,
 )
 
-__all__ = ["Backend", "BackendState", "EventListener", "StateListener", "FRAME_SECONDS"]
+__all__ = ["FRAME_SECONDS", "Backend", "BackendState", "EventListener", "StateListener"]
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,8 @@ Two layers, websockets-style:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import heapq
 import itertools
 import logging
@@ -33,7 +35,7 @@ from repconsole.core.feed import RepFeed
 from repconsole.core.model import QueueRef
 from repconsole.protocol import ChatData, CommandResult, KeyData, SessionData, SessionState, StepKind, Visibility
 
-__all__ = ["Simulation", "SimulatorBackend", "SimClock"]
+__all__ = ["SimClock", "Simulation", "SimulatorBackend"]
 
 log = logging.getLogger(__name__)
 
@@ -175,11 +177,11 @@ class Simulation:
             if not rep.connected:
                 continue
             if e.load(rep.id) < rep.max_sessions and self._chance(dt, PEER_TAKE_EVERY):
-                self._attempt(lambda r=rep.id: e.get_next(r))
+                self._attempt(functools.partial(e.get_next, rep.id))
             for sid in sorted(e.involved(rep.id)):
                 s = e.session(sid)
                 if s.owner == rep.id and s.state is SessionState.ACTIVE and self._chance(dt, PEER_SESSION_LENGTH):
-                    self._attempt(lambda r=rep.id, i=sid: e.end(r, i))
+                    self._attempt(functools.partial(e.end, rep.id, sid))
         if self._chance(dt, TRANSFER_TO_ME_EVERY):
             self._transfer_to_me()
         if self._chance(dt, INVITE_ME_EVERY):
@@ -193,7 +195,7 @@ class Simulation:
             rep = rng.choice([p for p in peers if p.connected])
             e.rep_disconnected(rep.id)
             # Some come back within the grace period, some don't.
-            self.schedule(rng.uniform(5, 2.5 * e.site.grace_period), lambda r=rep.id: e.rep_connected(r))
+            self.schedule(rng.uniform(5, 2.5 * e.site.grace_period), functools.partial(e.rep_connected, rep.id))
         for _ in range(self._poisson(e.waiting_total() * dt / PATIENCE)):
             self._give_up()
 
@@ -257,8 +259,11 @@ class Simulation:
                     # The rep read the key to a customer, who types it in shortly.
                     self.schedule(
                         self.rng.uniform(4, 12),
-                        lambda k=key.key: self.engine.start_with_key(k, self.world.intake(), source="phone"),
+                        functools.partial(self._type_key, key.key),
                     )
+
+    def _type_key(self, key: str) -> None:
+        self.engine.start_with_key(key, self.world.intake(), source="phone")
 
     # --------------------------------------------------------------- helpers
 
@@ -336,10 +341,8 @@ class SimulatorBackend(Backend):
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
         if self._flush_handle is not None:
             self._flush_handle.cancel()

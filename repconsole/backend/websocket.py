@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import secrets
@@ -76,20 +77,20 @@ from repconsole.protocol import (
 )
 
 __all__ = [
-    "WebSocketBackend",
-    "FeedBatch",
-    "SignInError",
-    "LoginError",
-    "ServerUnreachable",
-    "ServerProtocolError",
-    "IncompatibleServer",
-    "ProtocolCommandError",
-    "NotConnectedError",
-    "OUTBOX_COMMANDS",
-    "SNAPSHOT_PLEASE",
     "CLOSE_LOGGED_OUT",
     "CLOSE_NOT_AUTHENTICATED",
     "CLOSE_TOO_SLOW",
+    "OUTBOX_COMMANDS",
+    "SNAPSHOT_PLEASE",
+    "FeedBatch",
+    "IncompatibleServer",
+    "LoginError",
+    "NotConnectedError",
+    "ProtocolCommandError",
+    "ServerProtocolError",
+    "ServerUnreachable",
+    "SignInError",
+    "WebSocketBackend",
 ]
 
 log = logging.getLogger(__name__)
@@ -634,10 +635,8 @@ class WebSocketBackend(Backend):
             want_snapshot = self._want_snapshot
             last_seq = SNAPSHOT_PLEASE if want_snapshot else self.last_seq
             try:
-                token = self.token or ""
-                ws = await self._handshake(
-                    lambda rid: Resume(rid, token, last_seq, PROTOCOL_VERSION), need_snapshot=want_snapshot
-                )
+                resume: _SignIn = functools.partial(Resume, token=self.token or "", last_seq=last_seq, protocol=PROTOCOL_VERSION)
+                ws = await self._handshake(resume, need_snapshot=want_snapshot)
             except LoginError as exc:
                 self._end_session(CLOSE_NOT_AUTHENTICATED, str(exc))
                 return None

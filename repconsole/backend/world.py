@@ -9,12 +9,13 @@ from __future__ import annotations
 import html
 import random
 from dataclasses import dataclass
+from typing import ClassVar
 
 from repconsole.core.engine import QueueEngine
 from repconsole.core.intake import Intake
 from repconsole.core.model import Priority, QueueRef, RuleAction, WaitingRule
 
-__all__ = ["ME", "World", "build_site", "BrowserPage"]
+__all__ = ["ME", "BrowserPage", "World", "build_site"]
 
 ME = "me"
 
@@ -147,8 +148,8 @@ class World:
     generic helpers were half of that time.
     """
 
-    _PRIORITIES = list(Priority)
-    _PRIORITY_CUTS = [2 / 17, 12 / 17, 16 / 17]  # weights 2, 10, 4, 1
+    _PRIORITIES: ClassVar[tuple[Priority, ...]] = tuple(Priority)
+    _PRIORITY_CUTS: ClassVar[tuple[float, ...]] = (2 / 17, 12 / 17, 16 / 17)  # weights 2, 10, 4, 1
 
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng

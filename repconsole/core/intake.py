@@ -14,7 +14,7 @@ from typing import Any
 from repconsole.core.errors import CommandError, Reason
 from repconsole.protocol.vocabulary import CUSTOM_FIELDS_LIMIT, DETAILS_LIMIT, NAME_LIMIT, Priority
 
-__all__ = ["Intake", "NAME_LIMIT", "DETAILS_LIMIT", "CUSTOM_FIELDS_LIMIT"]
+__all__ = ["CUSTOM_FIELDS_LIMIT", "DETAILS_LIMIT", "NAME_LIMIT", "Intake"]
 
 _SHORT_FIELDS = ("customer_name", "company", "company_code", "platform", "locale", "external_key", "portal")
 

@@ -41,6 +41,7 @@ from repconsole.protocol.vocabulary import (
 
 __all__ = [
     "CUSTOMER",
+    "BrowserLink",
     "ChatLine",
     "Invitation",
     "Issue",
@@ -57,11 +58,10 @@ __all__ = [
     "SiteConfig",
     "StepKind",
     "SupportButton",
-    "BrowserLink",
     "Team",
     "TimelineStep",
-    "WaitingRule",
     "Visibility",
+    "WaitingRule",
 ]
 
 

@@ -45,7 +45,7 @@ from repconsole.protocol import (
     TeamView,
 )
 
-__all__ = ["Arrival", "ConsoleState", "Changes", "GapError", "Row", "RowKind", "QueueDelta", "TeamChatState"]
+__all__ = ["Arrival", "Changes", "ConsoleState", "GapError", "QueueDelta", "Row", "RowKind", "TeamChatState"]
 
 
 class GapError(Exception):
@@ -87,7 +87,7 @@ class Row:
 
     __slots__ = ("id", "invitation", "kind", "queue", "session")
 
-    def __init__(self, id: str, kind: RowKind, queue: str, session: SessionView, invitation: InvitationView | None = None) -> None:  # noqa: A002
+    def __init__(self, id: str, kind: RowKind, queue: str, session: SessionView, invitation: InvitationView | None = None) -> None:
         self.id = id
         self.kind = kind
         self.queue = queue
@@ -359,11 +359,10 @@ class ConsoleState:
         self._place(s, changes)
         me = self.rep_id
         personal = self.personal_queue
-        if s.queue == personal and s.state is SessionState.WAITING and not s.held:
-            if old is None or old.queue != personal:
-                last = s.timeline[-1] if s.timeline else None
-                transferred = last is not None and last.kind is StepKind.TRANSFERRED
-                changes.arrived.append((Arrival.TRANSFER if transferred else Arrival.NEW, s))
+        if s.queue == personal and s.state is SessionState.WAITING and not s.held and (old is None or old.queue != personal):
+            last = s.timeline[-1] if s.timeline else None
+            transferred = last is not None and last.kind is StepKind.TRANSFERRED
+            changes.arrived.append((Arrival.TRANSFER if transferred else Arrival.NEW, s))
         old_invites = {i.id for i in old.invitations} if old else set()
         mine = set(self.queue_keys())
         for inv in s.invitations:

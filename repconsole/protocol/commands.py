@@ -20,15 +20,15 @@ from typing import Annotated, Any, Final
 
 import msgspec
 
-from repconsole.protocol.vocabulary import CommandName, RepStatus
 from repconsole.protocol.views import InvitationView, KeyView, LineView, QueueName, RepView, SessionView
+from repconsole.protocol.vocabulary import CommandName, RepStatus
 
 __all__ = [
     "COMMANDS",
-    "CommandResult",
     "AcceptArgs",
     "AcceptInvitationArgs",
     "Args",
+    "CommandResult",
     "CommandSpec",
     "GenerateKeyArgs",
     "InvitationResult",

@@ -18,8 +18,8 @@ from typing import Final
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from repconsole.protocol.vocabulary import EventKind, GoneReason
 from repconsole.protocol.views import KeyView, LineView, RepView, SessionView
+from repconsole.protocol.vocabulary import EventKind, GoneReason
 
 __all__ = [
     "EVENT_TYPES",

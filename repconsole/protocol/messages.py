@@ -33,6 +33,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from repconsole.protocol.events import Event
+from repconsole.protocol.views import CustomerLine, Intake, SnapshotData
 from repconsole.protocol.vocabulary import (
     ID_LIMIT,
     INT64_MAX,
@@ -45,7 +46,6 @@ from repconsole.protocol.vocabulary import (
     ResumeReason,
     Via,
 )
-from repconsole.protocol.views import CustomerLine, Intake, SnapshotData
 
 __all__ = [
     "Chat",

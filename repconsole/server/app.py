@@ -49,20 +49,6 @@ from repconsole import __version__
 from repconsole.collector import collector_paused
 from repconsole.core.commands import execute
 from repconsole.core.errors import CommandError
-from repconsole.server.auth import (
-    OWASP,
-    FailureLimiter,
-    LoginSession,
-    ScryptParams,
-    dummy_hash,
-    hash_password,
-    hash_token,
-    new_token,
-    verify_password,
-)
-from repconsole.server.config import SiteSpec, parse_origin
-from repconsole.server.customers import CustomerDesk
-from repconsole.server.fanout import RepLink
 from repconsole.protocol import (
     MAX_FRAME,
     MIN_PROTOCOL_VERSION,
@@ -86,6 +72,20 @@ from repconsole.protocol import (
     parse_rep,
     request_key,
 )
+from repconsole.server.auth import (
+    OWASP,
+    FailureLimiter,
+    LoginSession,
+    ScryptParams,
+    dummy_hash,
+    hash_password,
+    hash_token,
+    new_token,
+    verify_password,
+)
+from repconsole.server.config import SiteSpec, parse_origin
+from repconsole.server.customers import CustomerDesk
+from repconsole.server.fanout import RepLink
 from repconsole.server.runtime import PersistenceFailure, Runtime
 from repconsole.server.store import Store
 from repconsole.server.timers import ServerClock, WallClock

@@ -592,7 +592,7 @@ class _Reader:
     def numbered(self, path: KeyPath, items: Iterable[T]) -> Iterator[tuple[KeyPath, T]]:
         """Each of ``items`` with its path: an item convert() left out still has its number."""
         numbers = (i for i in itertools.count() if (*path, i) not in self.unread)
-        return (((*path, i), item) for i, item in zip(numbers, items))
+        return (((*path, i), item) for i, item in zip(numbers, items, strict=False))
 
     def each(self, section: str, items: Iterable[T], id_key: str = "id") -> Iterator[tuple[KeyPath, T]]:
         """The tables of an array (``[[reps]]``) with their paths, reporting duplicate ids on the way."""

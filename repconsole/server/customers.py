@@ -39,7 +39,6 @@ from repconsole.core.errors import CommandError
 from repconsole.core.intake import Intake
 from repconsole.core.model import CUSTOMER, Session, SessionState, Visibility
 from repconsole.core.ratelimit import RateLimiter
-from repconsole.server.auth import hash_token, new_token
 from repconsole.protocol import (
     Chat,
     ChatData,
@@ -65,6 +64,7 @@ from repconsole.protocol import (
     encode,
     parse_customer,
 )
+from repconsole.server.auth import hash_token, new_token
 from repconsole.server.runtime import CUSTOMER_TOKENS_KEPT, PersistenceFailure, Runtime
 from repconsole.server.store import Store
 from repconsole.server.timers import Timer

@@ -39,8 +39,8 @@ from typing import Any
 from repconsole.core import persist
 from repconsole.core.engine import TEAM_CHAT_HISTORY, Event, QueueEngine
 from repconsole.core.model import SessionState
-from repconsole.server.auth import LoginSession
 from repconsole.protocol import ChatData, KeyData, RepData, SessionData, TeamChatData, TeamReadData, decode, encode
+from repconsole.server.auth import LoginSession
 
 __all__ = ["DB_NAME", "LoggedEvent", "Statement", "Store", "StoreError"]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
@@ -28,7 +29,7 @@ from repconsole.settings import Settings
 from repconsole.ui.login import sign_in
 from repconsole.ui.mainwindow import MainWindow
 
-__all__ = ["build_window", "create_console_backend", "keep_signed_in", "run", "default_settings_dir"]
+__all__ = ["build_window", "create_console_backend", "default_settings_dir", "keep_signed_in", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +94,8 @@ async def _first_sign_in(backend: WebSocketBackend, closed: asyncio.Event) -> bo
         closing.cancel()
         return signing.result()
     signing.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         await signing
-    except asyncio.CancelledError:
-        pass
     return False
 
 
@@ -104,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
     """Run the console until its window closes.  Returns the exit code."""
     started = time.perf_counter()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setApplicationName("repconsole")
     app.setApplicationDisplayName("repconsole")
     app.setApplicationVersion(__version__)

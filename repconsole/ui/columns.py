@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from operator import attrgetter, itemgetter, neg
 from typing import Any
 
-from repconsole.protocol import Origin, Priority, SessionState
 from repconsole.core.state import Row, RowKind
+from repconsole.protocol import Origin, Priority, SessionState
 
 __all__ = [
     "CENTER",

@@ -12,7 +12,7 @@ from functools import cache
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap, QPolygonF
 
-__all__ = ["star_icon", "bubble_icon", "person_icon", "ORANGE", "GOLD"]
+__all__ = ["GOLD", "ORANGE", "bubble_icon", "person_icon", "star_icon"]
 
 ORANGE = QColor("#f08c00")
 GOLD = QColor("#f5b400")

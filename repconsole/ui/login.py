@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLayout,
     QLineEdit,
+    QPushButton,
     QVBoxLayout,
     QWidget,
 )
@@ -116,7 +117,8 @@ class LoginDialog(QDialog):
         # Enter signs in from anywhere in the form, even after Cancel had the
         # focus (an auto-default button would take the default with it).
         for button in self.buttons.buttons():
-            button.setAutoDefault(False)
+            if isinstance(button, QPushButton):
+                button.setAutoDefault(False)
         self.sign_in_button.setDefault(True)
         layout.addWidget(self.buttons)
         self.buttons.accepted.connect(self._on_buttons_accepted)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer, Signal
@@ -223,7 +224,7 @@ class MainWindow(QMainWindow):
         self.table.viewport().installEventFilter(self)
 
     def _build_actions(self) -> None:
-        def action(menu: Any, text: str, shortcut: str | QKeySequence.StandardKey | None, slot: Callable[[], None]) -> QAction:
+        def action(menu: Any, text: str, shortcut: str | QKeySequence.StandardKey | None, slot: Callable[[], object]) -> QAction:
             act = QAction(text, self)
             if shortcut is not None:
                 act.setShortcut(QKeySequence(shortcut))
@@ -352,7 +353,7 @@ class MainWindow(QMainWindow):
             if s.id not in self.session_tabs:
                 self._open_tab(s, focus=False)
         self._close_stale_tabs({})
-        for team, dialog in self.team_chats.items():
+        for dialog in self.team_chats.values():
             dialog.view.reload()
 
     def _apply_changes(self, changes: Changes) -> None:
@@ -709,7 +710,7 @@ class MainWindow(QMainWindow):
         """Run a backend command; a refusal becomes a message, never an exception in Qt."""
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(lambda t, w=what: self._on_task_done(w, t))
+        task.add_done_callback(functools.partial(self._on_task_done, what))
 
     def _on_task_done(self, what: str, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)

@@ -36,7 +36,7 @@ class PageView(QTextBrowser):
         """Show the customer's HTML, with form fields and buttons drawn as shaded text."""
         self.setHtml(visible_controls(page_html))
 
-    def loadResource(self, type: int, name: QUrl) -> Any:  # noqa: A002 - Qt's signature
+    def loadResource(self, type: int, name: QUrl | str) -> Any:
         return None
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import html
 import unicodedata
 
-from PySide6.QtCore import QEvent, QObject, QSize, Qt
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QSize, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QKeySequence, QPainter, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -54,6 +54,10 @@ _STATUS_COLOURS = {
     "away": "#9aa0a6",
 }
 _OFFLINE_COLOUR = "#b8bcc2"
+
+
+def _children(group: QTreeWidgetItem) -> list[QTreeWidgetItem]:
+    return [child for i in range(group.childCount()) if (child := group.child(i)) is not None]
 
 
 def fold(text: str) -> str:
@@ -164,7 +168,7 @@ class TargetPicker(QDialog):
 
         # Ctrl+Enter confirms from anywhere, including a multi-line note.
         for keys in ("Ctrl+Return", "Ctrl+Enter"):
-            QShortcut(QKeySequence(keys), self, activated=self._on_confirm_shortcut_activated)
+            QShortcut(QKeySequence(keys), self, self._on_confirm_shortcut_activated)
 
         self._teams_group = self._group("Teams")
         self._reps_group = self._group("Reps")
@@ -172,8 +176,8 @@ class TargetPicker(QDialog):
         row = QSize(0, self.tree.fontMetrics().height() + 10)
         for group in (self._teams_group, self._reps_group):
             group.setSizeHint(0, row)
-            for i in range(group.childCount()):
-                group.child(i).setSizeHint(0, row)
+            for item in _children(group):
+                item.setSizeHint(0, row)
         self.tree.expandAll()
         self._select_first_visible()
         self.filter_edit.setFocus()
@@ -267,10 +271,7 @@ class TargetPicker(QDialog):
                 item.setForeground(1, QBrush(QColor(_STATUS_COLOURS.get(status, _OFFLINE_COLOUR))))
 
     def _items(self) -> list[QTreeWidgetItem]:
-        items = []
-        for group in (self._teams_group, self._reps_group):
-            items.extend(group.child(i) for i in range(group.childCount()))
-        return items
+        return [*_children(self._teams_group), *_children(self._reps_group)]
 
     @staticmethod
     def _pickable(item: QTreeWidgetItem) -> bool:
@@ -281,7 +282,7 @@ class TargetPicker(QDialog):
             if not item.isHidden() and self._pickable(item):
                 self.tree.setCurrentItem(item)
                 return
-        self.tree.setCurrentItem(None)
+        self.tree.setCurrentIndex(QModelIndex())
 
     # ----------------------------------------------------------------- slots
 
@@ -290,8 +291,7 @@ class TargetPicker(QDialog):
         shown = 0
         for group in (self._teams_group, self._reps_group):
             visible = 0
-            for i in range(group.childCount()):
-                item = group.child(i)
+            for item in _children(group):
                 match = not needle or needle in str(item.data(0, _SEARCH_ROLE))
                 item.setHidden(not match)
                 visible += match
@@ -412,7 +412,7 @@ class ShareDialog(TargetPicker):
     """
 
     def __init__(self, state: ConsoleState, session: SessionView | None = None, parent: QWidget | None = None) -> None:
-        inside = {p: "in session" for p in session.participants} if session else {}
+        inside = dict.fromkeys(session.participants, "in session") if session else {}
         if session and session.owner:
             inside[session.owner] = "in session"
         customer = (session.customer_name if session else "") or "this customer"

@@ -119,12 +119,12 @@ _is_none = partial(is_, None)
 class _SortKeys:
     """One column's sort key for every row, and the rows whose key is empty."""
 
-    __slots__ = ("fn", "keys", "empty")
+    __slots__ = ("empty", "fn", "keys")
 
     def __init__(self, column: Column, rows: list[Row]) -> None:
         self.fn = column.sort_key
         keys = column.sort_keys(rows)
-        self.keys: dict[Row, Any] = dict(zip(rows, keys))
+        self.keys: dict[Row, Any] = dict(zip(rows, keys, strict=False))
         self.empty: set[Row] = set(compress(rows, map(_is_none, keys)))
 
     def add(self, row: Row) -> None:
@@ -141,7 +141,7 @@ def _merge(base: list[Row], items: Sequence[Row], positions: Sequence[int]) -> l
     """``base`` with ``items[i]`` inserted before ``base[positions[i]]`` (positions non-decreasing)."""
     out: list[Row] = []
     prev = 0
-    for pos, item in zip(positions, items):
+    for pos, item in zip(positions, items, strict=False):
         if pos > prev:
             out += base[prev:pos]
             prev = pos
@@ -402,12 +402,13 @@ class QueueTableModel(QAbstractTableModel):
     @contextmanager
     def _reordering(self) -> Iterator[None]:
         """Announce the new ``_rows`` made inside as one vertical layout change; persistent indexes follow their rows."""
-        self.layoutAboutToBeChanged[_WITH_HINT].emit([], _VERTICAL_SORT)
+        # The signal's overload with the sort hint: the stubs cannot index signals.
+        self.layoutAboutToBeChanged[_WITH_HINT].emit([], _VERTICAL_SORT)  # type: ignore[index]
         persistent = self.persistentIndexList()
         before = self._rows
         yield
         self._remap(persistent, before)
-        self.layoutChanged[_WITH_HINT].emit([], _VERTICAL_SORT)
+        self.layoutChanged[_WITH_HINT].emit([], _VERTICAL_SORT)  # type: ignore[index]
 
     def _resort_afresh(self) -> None:
         """Drop every cached cell and sort key, and sort the canonical list again."""

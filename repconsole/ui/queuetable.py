@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-from PySide6.QtCore import QAbstractItemModel, QItemSelection, QItemSelectionModel, QModelIndex, QPoint, Qt, Signal
+from PySide6.QtCore import QAbstractItemModel, QItemSelection, QItemSelectionModel, QModelIndex, QPersistentModelIndex, QPoint, Qt, Signal
 from PySide6.QtGui import QKeyEvent, QMouseEvent
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTableView, QWidget
 
@@ -116,7 +116,7 @@ class QueueTableView(QTableView):
         model = self.model()
         return model if isinstance(model, QueueTableModel) else None
 
-    def setModel(self, model: QAbstractItemModel | None) -> None:  # noqa: N802 (Qt override)
+    def setModel(self, model: QAbstractItemModel | None) -> None:
         """Show ``model`` (a :class:`QueueTableModel`) with the default layout."""
         if model is not None and not isinstance(model, QueueTableModel):
             raise TypeError("QueueTableView shows a QueueTableModel")
@@ -203,7 +203,7 @@ class QueueTableView(QTableView):
         if self.details_row_id is not None and self.details_row_id != self.current_row_id():
             self._set_details(self.current_row_id())
 
-    def rowsAboutToBeRemoved(self, parent: QModelIndex, start: int, end: int) -> None:  # noqa: N802 (Qt override)
+    def rowsAboutToBeRemoved(self, parent: QModelIndex | QPersistentModelIndex, start: int, end: int) -> None:
         # In single selection Qt moves the selection to the next row when the
         # selected one is removed.  When a customer leaves or is taken, the
         # rep should not find another customer's details open instead: the
@@ -237,7 +237,7 @@ class QueueTableView(QTableView):
 
     # ---------------------------------------------------------------- input
 
-    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
+    def mousePressEvent(self, event: QMouseEvent) -> None:
         index = self.indexAt(event.position().toPoint())
         row_id = self._row_id_at(index)
         was_selected = row_id is not None and row_id == self.current_row_id()
@@ -262,7 +262,7 @@ class QueueTableView(QTableView):
         self._closed_by_press = None
         self.acceptRequested.emit(row_id)
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt override)
+    def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() in _ACCEPT_KEYS and not (event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier):
             row_id = self.current_row_id()
             if row_id is not None:

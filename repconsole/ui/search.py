@@ -24,10 +24,7 @@ _SEARCHED = attrgetter(*SEARCH_FIELDS)
 
 def session_matches(session: SessionView, needle: str) -> bool:
     """Whether any searched field of ``session`` contains ``needle`` (already casefolded)."""
-    for value in _SEARCHED(session):
-        if value and needle in value.casefold():
-            return True
-    return False
+    return any(value and needle in value.casefold() for value in _SEARCHED(session))
 
 
 def search_rows(state: ConsoleState, text: str) -> list[Row]:

@@ -34,8 +34,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from repconsole.protocol import LineView, Priority, SessionState, SessionView, StepKind
 from repconsole.core.state import ConsoleState
+from repconsole.protocol import LineView, Priority, SessionState, SessionView, StepKind
 from repconsole.ui.chatinput import ChatInput
 from repconsole.ui.chatlog import CHAT_DARK, CHAT_LIGHT, ChatLog
 from repconsole.ui.pageview import PageView
@@ -693,9 +693,9 @@ class SessionTab(QWidget):
     def _on_reps_only_check_toggled(self, checked: bool) -> None:
         if checked:
             self.input_edit.setPlaceholderText("Message to reps only — the customer will not see it")
+            background = CHAT_DARK["reps_bg"] if is_dark(self) else CHAT_LIGHT["reps_bg"]
             self.input_edit.setStyleSheet(
-                "QLineEdit { background: %s; border: 1px solid %s; border-radius: 3px; padding: 2px 6px; }"
-                % (CHAT_DARK["reps_bg"] if is_dark(self) else CHAT_LIGHT["reps_bg"], CHAT_LIGHT["reps_tag_bg"])
+                f"QLineEdit {{ background: {background}; border: 1px solid {CHAT_LIGHT['reps_tag_bg']}; border-radius: 3px; padding: 2px 6px; }}"
             )
         else:
             self.input_edit.setPlaceholderText("Message to the customer — Enter to send")

@@ -37,9 +37,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
 
-from repconsole.protocol.views import SiteView, SnapshotData, TeamChatView
 from repconsole.core.clock import Clock
 from repconsole.core.engine.chat import CHAT_LIMIT
 from repconsole.core.engine.directory import Directory
@@ -70,6 +68,7 @@ from repconsole.core.model import (
     Team,
     WaitingRule,
 )
+from repconsole.protocol.views import SiteView, SnapshotData, TeamChatView
 
 __all__ = [
     "CHAT_LIMIT",

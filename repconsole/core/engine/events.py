@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from repconsole.core.clock import Clock
 from repconsole.protocol.events import EventData, kind_of
 from repconsole.protocol.vocabulary import EventKind
-from repconsole.core.clock import Clock
 
 __all__ = ["NO_REPS", "Event", "EventBus", "Listener"]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from repconsole.protocol.events import RepData
 from repconsole.core.clock import Clock
 from repconsole.core.engine.directory import Directory
 from repconsole.core.engine.events import EventBus
@@ -11,6 +10,7 @@ from repconsole.core.engine.sessions import SessionDesk
 from repconsole.core.engine.timers import Timers
 from repconsole.core.errors import CommandError, Reason
 from repconsole.core.model import QueueRef, Rep, RepStatus, Session, SessionState, StepKind, TimelineStep, Visibility
+from repconsole.protocol.events import RepData
 
 __all__ = ["Presence"]
 

@@ -13,13 +13,13 @@ import heapq
 from bisect import bisect_left
 from collections.abc import Iterable
 
-from repconsole.protocol.events import SessionData
 from repconsole.core.clock import Clock
 from repconsole.core.engine.directory import Directory
 from repconsole.core.engine.events import NO_REPS, EventBus
 from repconsole.core.engine.timers import Timers
 from repconsole.core.errors import CommandError, Reason
 from repconsole.core.model import QueueKind, QueueRef, Session, SessionState, StepKind, TimelineStep
+from repconsole.protocol.events import SessionData
 
 __all__ = ["NOTHING", "Before", "Queues", "last_queue"]
 

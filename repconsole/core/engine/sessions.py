@@ -13,7 +13,6 @@ to completion before the next one starts, so "is it still waiting?" and
 
 from __future__ import annotations
 
-from repconsole.protocol.events import ChatData
 from repconsole.core.clock import Clock
 from repconsole.core.engine.chat import chat_text
 from repconsole.core.engine.directory import Directory
@@ -35,6 +34,7 @@ from repconsole.core.model import (
     TimelineStep,
     Visibility,
 )
+from repconsole.protocol.events import ChatData
 
 __all__ = ["SessionDesk"]
 

@@ -7,7 +7,6 @@ import random
 import string
 from collections.abc import Iterator
 
-from repconsole.protocol.events import KeyData
 from repconsole.core.clock import Clock
 from repconsole.core.engine.directory import Directory
 from repconsole.core.engine.events import EventBus
@@ -16,6 +15,7 @@ from repconsole.core.errors import CommandError, Reason
 from repconsole.core.intake import Intake
 from repconsole.core.model import Origin, QueueRef, Session, SessionKey
 from repconsole.core.ratelimit import RateLimiter
+from repconsole.protocol.events import KeyData
 
 __all__ = ["KEYS_KEPT_AFTER_EXPIRY", "KEY_ALPHABET", "KEY_FAILURE_WINDOW", "MAX_KEY_VALIDITY", "Starts"]
 

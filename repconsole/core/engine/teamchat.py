@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from repconsole.protocol.events import TeamChatData, TeamReadData
 from repconsole.core.clock import Clock
 from repconsole.core.engine.chat import chat_text
 from repconsole.core.engine.directory import Directory
 from repconsole.core.engine.events import EventBus
 from repconsole.core.errors import CommandError, Reason
 from repconsole.core.model import ChatLine
+from repconsole.protocol.events import TeamChatData, TeamReadData
 
 __all__ = ["TEAM_CHAT_HISTORY", "TeamChat", "TeamChats"]
 
