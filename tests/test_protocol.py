@@ -146,8 +146,8 @@ def test_rep_messages_parse_into_typed_messages() -> None:
 
     assert parse_rep(frame(Login(1, "alex", "pw"))) == Login(1, "alex", "pw")
     assert parse_rep(frame(Resume("r", "t", 5))) == Resume("r", "t", 5)
-    assert parse_rep('{"type":"command","id":2,"name":"get_next"}') == Command(2, "get_next", {})
-    extra = '{"type":"command","id":3,"name":"accept","args":{"session":"S1"},"extra":1}'
+    assert parse_rep('{"type":"' + MessageType.COMMAND + '","id":2,"name":"get_next"}') == Command(2, "get_next", {})
+    extra = '{"type":"' + MessageType.COMMAND + '","id":3,"name":"accept","args":{"session":"S1"},"extra":1}'
     assert parse_rep(extra) == Command(3, "accept", {"session": "S1"})
     assert parse_rep(frame(Logout(4))) == Logout(4)
     assert "pw" not in repr(parse_rep(frame(Login(1, "alex", "pw"))))
@@ -161,21 +161,21 @@ def test_rep_messages_parse_into_typed_messages() -> None:
         ("", ErrorReason.BAD_MESSAGE, None),
         ("null", ErrorReason.BAD_MESSAGE, None),
         ('"text"', ErrorReason.BAD_MESSAGE, None),
-        ('{"type":"login"}', ErrorReason.BAD_MESSAGE, None),
-        ('{"type":"login","id":""}', ErrorReason.BAD_MESSAGE, None),
-        ('{"type":"login","id":1.5}', ErrorReason.BAD_MESSAGE, None),
-        ('{"type":"login","id":' + "9" * 30 + "}", ErrorReason.BAD_MESSAGE, None),
-        ('{"type":"login","id":"' + "x" * 129 + '"}', ErrorReason.BAD_MESSAGE, None),
+        ('{"type":"' + MessageType.LOGIN + '"}', ErrorReason.BAD_MESSAGE, None),
+        ('{"type":"' + MessageType.LOGIN + '","id":""}', ErrorReason.BAD_MESSAGE, None),
+        ('{"type":"' + MessageType.LOGIN + '","id":1.5}', ErrorReason.BAD_MESSAGE, None),
+        ('{"type":"' + MessageType.LOGIN + '","id":' + "9" * 30 + "}", ErrorReason.BAD_MESSAGE, None),
+        ('{"type":"' + MessageType.LOGIN + '","id":"' + "x" * 129 + '"}', ErrorReason.BAD_MESSAGE, None),
         ('{"type":7,"id":1}', ErrorReason.BAD_MESSAGE, 1),
         ('{"id":1}', ErrorReason.BAD_MESSAGE, 1),
         ('{"type":"hello","id":1}', ErrorReason.UNKNOWN_TYPE, 1),
-        ('{"type":"login","id":1,"username":"alex"}', ErrorReason.BAD_MESSAGE, 1),
-        ('{"type":"login","id":1,"username":"","password":"x"}', ErrorReason.BAD_MESSAGE, 1),
-        ('{"type":"login","id":1,"username":"a","password":"' + "x" * 1025 + '"}', ErrorReason.BAD_MESSAGE, 1),
-        ('{"type":"login","id":1,"username":"a","password":"x","protocol":0}', ErrorReason.BAD_MESSAGE, 1),
-        ('{"type":"resume","id":1,"token":"t","last_seq":-1}', ErrorReason.BAD_MESSAGE, 1),
-        ('{"type":"resume","id":1,"token":"t","last_seq":true}', ErrorReason.BAD_MESSAGE, 1),
-        ('{"type":"command","id":1,"name":"x","args":null}', ErrorReason.BAD_MESSAGE, 1),
+        ('{"type":"' + MessageType.LOGIN + '","id":1,"username":"alex"}', ErrorReason.BAD_MESSAGE, 1),
+        ('{"type":"' + MessageType.LOGIN + '","id":1,"username":"","password":"x"}', ErrorReason.BAD_MESSAGE, 1),
+        ('{"type":"' + MessageType.LOGIN + '","id":1,"username":"a","password":"' + "x" * 1025 + '"}', ErrorReason.BAD_MESSAGE, 1),
+        ('{"type":"' + MessageType.LOGIN + '","id":1,"username":"a","password":"x","protocol":0}', ErrorReason.BAD_MESSAGE, 1),
+        ('{"type":"' + MessageType.RESUME + '","id":1,"token":"t","last_seq":-1}', ErrorReason.BAD_MESSAGE, 1),
+        ('{"type":"' + MessageType.RESUME + '","id":1,"token":"t","last_seq":true}', ErrorReason.BAD_MESSAGE, 1),
+        ('{"type":"' + MessageType.COMMAND + '","id":1,"name":"x","args":null}', ErrorReason.BAD_MESSAGE, 1),
         ("[" * 5000 + "]" * 5000, ErrorReason.BAD_MESSAGE, None),
     ],
 )
@@ -224,7 +224,7 @@ def test_a_command_error_carries_the_engine_refusal() -> None:
     exc = CommandError(Reason.ALREADY_TAKEN, "Already taken by Priya Raman.", by="priya")
     error = Error(id=7, reason=exc.reason, detail=exc.detail, data=exc.data)
     assert _dict(error) == {
-        "type": "error", "id": 7, "reason": "already_taken", "detail": "Already taken by Priya Raman.", "data": {"by": "priya"},
+        "type": MessageType.ERROR, "id": 7, "reason": "already_taken", "detail": "Already taken by Priya Raman.", "data": {"by": "priya"},
     }  # fmt: skip
 
 
@@ -242,18 +242,18 @@ def test_every_command_has_typed_arguments_and_result() -> None:
 
 
 def test_customer_messages_parse() -> None:
-    start = parse_customer('{"type":"start","id":1,"via":"key","key":"ABC","intake":{"customer_name":"A"}}')
+    start = parse_customer('{"type":"' + MessageType.START + '","id":1,"via":"key","key":"ABC","intake":{"customer_name":"A"}}')
     assert isinstance(start, Start) and (start.via, start.target, start.intake.customer_name) == (Via.KEY, "ABC", "A")
-    link = parse_customer('{"type":"start","id":1,"via":"link","link":"l","intake":{"customer_name":"A"},"page_url":"u","page_html":"<p>"}')
+    link = parse_customer('{"type":"' + MessageType.START + '","id":1,"via":"link","link":"l","intake":{"customer_name":"A"},"page_url":"u","page_html":"<p>"}')
     assert isinstance(link, Start) and (link.page_url, link.page_html) == ("u", "<p>")
-    assert parse_customer('{"type":"resume","id":2,"token":"t"}') == CustomerResume(2, "t", 0)
-    assert parse_customer('{"type":"say","id":3,"text":"hi"}') == Say(3, "hi")
+    assert parse_customer('{"type":"' + MessageType.RESUME + '","id":2,"token":"t"}') == CustomerResume(2, "t", 0)
+    assert parse_customer('{"type":"' + MessageType.SAY + '","id":3,"text":"hi"}') == Say(3, "hi")
     for bad in [
-        '{"type":"start","id":1,"via":"fax","fax":"x","intake":{}}',
-        '{"type":"start","id":1,"via":"key","intake":{"customer_name":"A"}}',
-        '{"type":"start","id":1,"via":"key","key":"K","intake":[]}',
-        '{"type":"start","id":1,"via":"key","key":"K","intake":{"customer_name":"A"},"page_url":"u"}',
-        '{"type":"say","id":1,"text":5}',
+        '{"type":"' + MessageType.START + '","id":1,"via":"fax","fax":"x","intake":{}}',
+        '{"type":"' + MessageType.START + '","id":1,"via":"key","intake":{"customer_name":"A"}}',
+        '{"type":"' + MessageType.START + '","id":1,"via":"key","key":"K","intake":[]}',
+        '{"type":"' + MessageType.START + '","id":1,"via":"key","key":"K","intake":{"customer_name":"A"},"page_url":"u"}',
+        '{"type":"' + MessageType.SAY + '","id":1,"text":5}',
     ]:
         with pytest.raises(ProtocolError) as info:
             parse_customer(bad)
@@ -293,6 +293,6 @@ def test_outgoing_customer_messages_match_the_schema() -> None:
     for message in out:
         validate("customer_server", _dict(message))
         assert encode(parse_customer_reply(encode(message))) == encode(message)
-    assert _dict(out[1]) == {"type": "status", "state": "waiting", "position": 3}
+    assert _dict(out[1]) == {"type": MessageType.STATUS, "state": "waiting", "position": 3}
     assert _dict(out[5])["result"] == {"line": {"n": 1, "at": 2.0, "author": "rep", "author_name": "Alex Morgan", "text": "Hello"}}
     assert _dict(out[6])["result"] == {}

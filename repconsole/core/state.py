@@ -29,6 +29,7 @@ from repconsole.protocol import (
     KeyEvent,
     KeyView,
     LineView,
+    QueueKind,
     RepEvent,
     RepStatus,
     RepView,
@@ -243,7 +244,7 @@ class ConsoleState:
 
     def queue_name(self, queue: str) -> str:
         kind, _, ident = queue.partition(":")
-        if kind == "rep":
+        if kind == QueueKind.PERSONAL:
             if ident == self.rep_id:
                 return "Personal"
             rep = self.reps.get(ident)

@@ -7,7 +7,7 @@ and a burst (a rule moving a thousand sessions) is thousands of events.  So:
   audience, and the ``session_gone`` payload for the reps in ``gone``);
 * events are **batched** over a short window (one ``loop.call_later``), and
   each connection's frame is the concatenation of the pre-encoded events
-  it may see: ``{"type":"events","prev":P,"events":[...]}``, nothing
+  it may see: an :class:`~repconsole.protocol.Events` frame, nothing
   re-encoded;
 * connections that get byte-identical frames are grouped and written with
   one ``websockets.broadcast()``, which frames the message once;
