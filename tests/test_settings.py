@@ -19,7 +19,7 @@ LAYOUT = {
 
 
 @pytest.fixture(autouse=True)
-def _no_real_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def settings_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Whatever the shared conftest does, these tests never reach the real config directory."""
     home = tmp_path_factory.mktemp("settings-home")
     monkeypatch.setenv("HOME", str(home))
@@ -201,9 +201,8 @@ def test_unreadable_file_gives_defaults_and_a_warning(tmp_path: Path) -> None:
     assert s.favourites == []
 
 
-@pytest.mark.usefixtures("_no_real_config")
-def test_default_directory_is_the_user_config_dir() -> None:
+def test_default_directory_is_the_user_config_dir(settings_home: Path) -> None:
     directory = default_directory()
     assert directory.name == "repconsole"
-    assert str(directory).startswith(str(_no_real_config)) or os.name != "posix"
+    assert str(directory).startswith(str(settings_home)) or os.name != "posix"
     assert Settings().directory == directory
