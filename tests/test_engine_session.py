@@ -15,7 +15,7 @@ from msgspec import UNSET
 from repconsole.core.commands import execute
 from repconsole.core.engine import CHAT_LIMIT, TEAM_CHAT_HISTORY
 from repconsole.core.errors import Reason
-from repconsole.core.model import CUSTOMER, QueueRef, SessionState, StepKind, Visibility
+from repconsole.core.model import CUSTOMER, Origin, QueueRef, SessionState, StepKind, Visibility
 from repconsole.core.state import Arrival, RowKind
 from repconsole.protocol import (
     EventKind,
@@ -23,6 +23,7 @@ from repconsole.protocol import (
     SessionData,
     SessionGoneData,
     SessionResult,
+    SessionView,
 )
 
 # ----------------------------------------------------------------- transfer
@@ -408,3 +409,19 @@ def test_an_empty_team_message_is_refused_and_counts_nothing(site: Site) -> None
     e = site.engine
     assert_refused(e, Reason.INVALID, lambda: e.team_say("alice", "net", "   "))
     assert e.snapshot("bob").team_chat["net"].count == 0
+
+
+def test_a_session_view_carries_each_field_under_its_own_name(site: Site) -> None:
+    """Session.view() builds its Struct positionally (for speed): every field must land in its own slot."""
+    s = site.start(Origin.BROWSER_TEAM, intake(company="Acme", company_code="AC-1", details="d", platform="Linux",
+                                               locale="de", external_key="T-1", portal="p", custom_fields={"k": "v"}))
+    site.engine.accept("carol", s.id)
+    site.engine.share("carol", s.id, QueueRef.team("net"))
+    site.engine.say("carol", s.id, "hello")
+    view = s.view(chat=True)
+    derived = {"browser": s.origin.is_browser, "queue": s.queue.serialize() if s.queue else None,
+               "participants": list(s.participants), "invitations": [i.view() for i in s.invitations.values()],
+               "timeline": [step.view() for step in s.timeline], "chat": [line.view() for line in s.chat]}
+    for name in SessionView.__struct_fields__:
+        expected = derived[name] if name in derived else getattr(s, name)
+        assert getattr(view, name) == expected, name
