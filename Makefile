@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 ARGS   ?=
 
-.PHONY: run server test bench lint schema clean
+.PHONY: run server test bench lint schema vendor-rrweb clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ lint: $(TSTAMP)
 # docs/protocol.schema.json is generated from repconsole.protocol; tests fail when it is stale.
 schema: $(STAMP)
 	$(PY) -m repconsole.protocol schema --write
+
+# The vendored rrweb recorder and replayer (resources/rrweb/); needs npm.
+vendor-rrweb:
+	packaging/vendor-rrweb.sh
 
 bench: $(TSTAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m bench
