@@ -229,6 +229,41 @@
     return !!(window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches);
   }
 
+  /** rrweb's record() options: what is masked, what is left out, how often what is sampled. */
+  function recordOptions(emit) {
+    return {
+      emit: emit,
+      // Every typed value is masked here, before anything leaves the page...
+      maskAllInputs: true,
+      // ...(rrweb ignores this list when maskAllInputs is on; it is the floor if that ever changes)...
+      maskInputOptions: { password: true },
+      // ...as a fixed mask: not even a value's length leaves the page.
+      maskInputFn: function (text) { return text ? MASK : ""; },
+      // The text of .rc-mask elements is masked (rrweb keeps the word shapes: "**** ****").
+      maskTextClass: "rc-mask",
+      // .rc-block elements (and this widget) are not recorded at all, nor are
+      // file inputs (their value is the file's name) and hidden inputs (tokens).
+      blockClass: "rc-block",
+      blockSelector: 'input[type="file" i], input[type="hidden" i]',
+      slimDOMOptions: {
+        script: true, comment: true, headFavicon: true, headWhitespace: true,
+        headMetaSocial: true, headMetaRobots: true, headMetaHttpEquiv: true,
+        headMetaVerification: true, headMetaAuthorship: true, headMetaDescKeywords: true,
+      },
+      sampling: { mousemove: 50, scroll: 150, media: 800 },
+      recordAfter: "DOMContentLoaded",
+      recordCanvas: false,
+      collectFonts: false,
+      inlineImages: false,
+      recordCrossOriginIframes: false,
+      // Never break the page: a recorder error is ours to swallow.
+      errorHandler: function (err) {
+        if (window.console) console.warn("repconsole: recorder error", err);
+        return true;
+      },
+    };
+  }
+
   // -------------------------------------------------------------- recorder
 
   /**
@@ -365,37 +400,7 @@
       this.snapshot();
       return;
     }
-    this.stopRecording = this.o.lib.record({
-      emit: function (event) { self.emit(event); },
-      // Every typed value is masked here, before anything leaves the page...
-      maskAllInputs: true,
-      // ...(rrweb ignores this list when maskAllInputs is on; it is the floor if that ever changes)...
-      maskInputOptions: { password: true },
-      // ...as a fixed mask: not even a value's length leaves the page.
-      maskInputFn: function (text) { return text ? MASK : ""; },
-      // The text of .rc-mask elements is masked (rrweb keeps the word shapes: "**** ****").
-      maskTextClass: "rc-mask",
-      // .rc-block elements (and this widget) are not recorded at all, nor are
-      // file inputs (their value is the file's name) and hidden inputs (tokens).
-      blockClass: "rc-block",
-      blockSelector: 'input[type="file" i], input[type="hidden" i]',
-      slimDOMOptions: {
-        script: true, comment: true, headFavicon: true, headWhitespace: true,
-        headMetaSocial: true, headMetaRobots: true, headMetaHttpEquiv: true,
-        headMetaVerification: true, headMetaAuthorship: true, headMetaDescKeywords: true,
-      },
-      sampling: { mousemove: 50, scroll: 150, media: 800 },
-      recordAfter: "DOMContentLoaded",
-      recordCanvas: false,
-      collectFonts: false,
-      inlineImages: false,
-      recordCrossOriginIframes: false,
-      // Never break the page: a recorder error is ours to swallow.
-      errorHandler: function (err) {
-        if (window.console) console.warn("repconsole: recorder error", err);
-        return true;
-      },
-    }) || null;
+    this.stopRecording = this.o.lib.record(recordOptions(function (event) { self.emit(event); })) || null;
   };
 
   Recorder.prototype.snapshot = function () {
@@ -1048,6 +1053,7 @@
     config: config,
     server: SERVER,
     link: LINK,
+    recordOptions: recordOptions, // packaging/record_cobrowse_stream.py records with exactly these
     open: function () { widget.open(null); },
     get recorder() { return widget.recorder; },
     get session() { return widget.session; },
