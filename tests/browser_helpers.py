@@ -37,6 +37,7 @@ __all__ = [
     "find",
     "needs_browser",
     "shows",
+    "socket_frames_sent",
     "stored",
     "text_of",
     "type_into",
@@ -143,9 +144,11 @@ class LiveServer:
 
 
 @contextmanager
-def chromium(profile: Path, *, check_errors: bool = True, window: str = "1200,900") -> Iterator[Any]:
+def chromium(profile: Path, *, check_errors: bool = True, window: str = "1200,900", network_log: bool = False) -> Iterator[Any]:
     """A fresh headless Chromium with its own profile in ``profile``; afterwards its pages'
-    script errors fail the test (``check_errors``).
+    script errors fail the test (``check_errors``).  ``network_log``: the DevTools network
+    events (every WebSocket frame the pages send and receive) are kept for
+    :func:`socket_frames_sent`.
 
     Quit it before the server stops: a browser keeps idle connections open
     (preconnected for the next navigation), and the server would wait for
@@ -164,8 +167,11 @@ def chromium(profile: Path, *, check_errors: bool = True, window: str = "1200,90
         f"--user-data-dir={profile}",
     ):  # fmt: skip
         options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", **({"performance": "ALL"} if network_log else {})})
+    if network_log:
+        options.add_experimental_option("perfLoggingPrefs", {"enableNetwork": True, "enablePage": False})
     browser = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    browser.sent_frames = []  # socket_frames_sent() collects here
     try:
         browser.set_page_load_timeout(15 * TIMEOUT_SCALE)
         yield browser
@@ -214,3 +220,18 @@ def stored(driver: Any, key: str = STORE_KEY) -> Any:
     """The chat a page keeps in sessionStorage under ``key`` (the support site's by default)."""
     raw = driver.execute_script("return sessionStorage.getItem(arguments[0])", key)
     return json.loads(raw) if raw else None
+
+
+def socket_frames_sent(driver: Any) -> list[tuple[str, str]]:
+    """Every WebSocket frame the browser's pages sent so far, as (socket URL, payload): read from
+    the DevTools network log (``chromium(network_log=True)``), which reading empties; kept on the driver."""
+    urls: dict[str, str] = getattr(driver, "socket_urls", {})
+    driver.socket_urls = urls
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        params = message.get("params", {})
+        if message.get("method") == "Network.webSocketCreated":
+            urls[params["requestId"]] = params["url"]
+        elif message.get("method") == "Network.webSocketFrameSent":
+            driver.sent_frames.append((urls.get(params["requestId"], "?"), params["response"]["payloadData"]))
+    return list(driver.sent_frames)

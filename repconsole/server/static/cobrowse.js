@@ -272,7 +272,9 @@
    * before start(), which only ever follows the customer's consent.
    *
    * options: token, link, lib (rrweb's record module), onWatching(names),
-   * onPointer(pointer), onFatal(error), onLive(bool).
+   * onPointer(pointer), onFatal(error), onLive(bool), onReplaced(reason):
+   * the server closed the connection on purpose (the session ended, or a
+   * newer page of the session records now).
    */
   function Recorder(options) {
     this.o = options;
@@ -338,13 +340,21 @@
     ws.onmessage = function (ev) {
       if (ws === self.ws) self.receive(ev.data);
     };
-    ws.onclose = function () {
+    ws.onclose = function (ev) {
       if (ws !== self.ws) return;
       self.ws = null;
       self.attached = false;
       self.dropBuffer();
+      if (self.over || self.suspended) return;
+      if (ev.code === 1000) {
+        // The server closed it on purpose: the session ended (the chat says
+        // so), or a newer page of this session records now (another tab).
+        self.stop(false);
+        self.o.onReplaced(ev.reason || "");
+        return;
+      }
       self.o.onLive(false);
-      if (!self.over && !self.suspended) self.schedule();
+      self.schedule();
     };
   };
 
@@ -631,6 +641,14 @@
       Promise.all(loaded),
       new Promise(function (resolve) { setTimeout(resolve, config.styleTimeoutMs); }),
     ]).then(function () { shell.hidden = false; });
+
+    // Back from the back-forward cache: this page may have been left sharing,
+    // but the customer may have pressed Stop on a later page since.
+    window.addEventListener("pageshow", function (e) {
+      if (!e.persisted || !self.sharing) return;
+      var saved = readStore();
+      if (!saved || !saved.extra.sharing) self.sharingOver(true);
+    });
 
     // The page's own help links open the chat too (then they are not links).
     document.addEventListener("click", function (e) {
@@ -919,6 +937,14 @@
         if (!on && self.sharing) self.barWho.textContent = "Reconnecting…";
       },
       onPointer: function (p) { self.point(p); },
+      onReplaced: function (reason) {
+        // This page no longer records: the chat ended (its own status says
+        // so), or another page of this session shares now.  Keep the consent.
+        if (/newer page/.test(reason) && self.session && !self.session.conn.finished) {
+          self.session.view.note("This page is no longer shared: another page of this site is (another tab?).", "sharing");
+        }
+        self.sharingOver(true);
+      },
       onFatal: function (err) {
         var C = window.RepconsoleChat;
         self.sharingOver();
@@ -939,8 +965,12 @@
     else this.launcher.focus();
   };
 
-  /** Sharing is over for this session (stopped, refused, or the chat ended): no bar, no recorder. */
-  Widget.prototype.sharingOver = function () {
+  /**
+   * Sharing is over (stopped, refused, or the chat ended): no bar, no
+   * recorder.  keepConsent: only on this page (another page of the session
+   * shares now), so the next page of this tab shares again.
+   */
+  Widget.prototype.sharingOver = function (keepConsent) {
     this.sharing = false;
     if (this.recorder) this.recorder.stop(false);
     this.recorder = null;
@@ -949,7 +979,7 @@
     this.ring.hidden = true;
     if (this.session) {
       this.session.view.setSharing(false);
-      this.remember({ sharing: false });
+      if (!keepConsent) this.remember({ sharing: false });
     }
   };
 
