@@ -330,7 +330,8 @@ class Stream:
     def _when_tokens(self, need: float, mono: float) -> float:
         """When the bucket holds ``need`` bytes."""
         tokens = self._refill(mono)
-        return mono if tokens >= need else mono + (need - tokens) / self.limits.rate
+        # A millisecond late rather than a rounding error early: the bucket must hold it then.
+        return mono if tokens >= need else mono + (need - tokens) / self.limits.rate + 0.001
 
     def _want_snapshot(self, reason: SnapshotReason, mono: float, *, at: float | None = None) -> None:
         """Drop incremental events until a full snapshot comes; ask for one when the rate allows it."""
