@@ -71,10 +71,7 @@ def schema() -> dict[str, Any]:
             "One WebSocket text frame is one message; validate it against #/$defs/rep_client, rep_server, "
             "customer_client, customer_server, recorder_client or recorder_server. Message types: " + ", ".join(t.value for t in MessageType) + "."
         ),
-        "oneOf": [
-            _ref("rep_client"), _ref("rep_server"), _ref("customer_client"), _ref("customer_server"),
-            _ref("recorder_client"), _ref("recorder_server"),
-        ],  # fmt: skip
+        "oneOf": [_ref(name) for name in ("rep_client", "rep_server", "customer_client", "customer_server", "recorder_client", "recorder_server")],
         "$defs": dict(sorted(defs.items())),
     }
 
