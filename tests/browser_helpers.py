@@ -61,12 +61,13 @@ class LiveServer:
     browser can drive the pages while reps speak to the server.  Its clock is
     virtual: server time moves only by :meth:`advance`."""
 
-    def __init__(self, tmp_path: Path, **site: Any) -> None:
+    def __init__(self, tmp_path: Path, options: dict[str, Any] | None = None, **site: Any) -> None:
+        """``site``: write_site's options (``server``: [server] settings); ``options``: the Server's."""
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="live-server", daemon=True)
         self.thread.start()
         self.clock = VirtualClock()
-        self._serving = serving(write_site(tmp_path, **site), tmp_path / "data", clock=self.clock)
+        self._serving = serving(write_site(tmp_path, **site), tmp_path / "data", clock=self.clock, **(options or {}))
         self.server = self.call(self._serving.__aenter__())
         self.url = f"http://127.0.0.1:{self.server.port}"
         self.reps: list[RepClient] = []

@@ -242,8 +242,11 @@ def server_log() -> Iterator[ServerLog]:
 
 
 @pytest.fixture
-def live(tmp_path: Path, merchant: Merchant, server_log: ServerLog) -> Iterator[LiveServer]:
-    server = LiveServer(tmp_path, extra=_links(merchant.origin))
+def live(request: pytest.FixtureRequest, tmp_path: Path, merchant: Merchant, server_log: ServerLog) -> Iterator[LiveServer]:
+    """The support server; ``[server]`` settings by indirect parametrization (a string of TOML)."""
+    settings = getattr(request, "param", "")
+    # This tree's vendored rrweb, whichever install repconsole.resources comes from.
+    server = LiveServer(tmp_path, options={"resources": ROOT / "resources"}, server=settings, extra=_links(merchant.origin))
     merchant.server_url = server.url
     try:
         status = _get(server.url + "/vendor/rrweb/record.min.js")
@@ -572,7 +575,7 @@ def test_links_that_cannot_help_say_why_and_start_nothing(live: LiveServer, page
 
 
 _HOSTILE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Hostile</title>
+<html lang="en"><head><meta charset="utf-8"><title>Hostile</title><link rel="icon" href="data:,">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
   html { font-size: 10px; }
@@ -623,10 +626,80 @@ def test_the_help_button_is_a_keyboard_button_the_page_cannot_restyle_or_shift(l
     keys(page, Keys.ENTER)  # the focus went back to the button
     wait(page, lambda d: widget_has(d, "#rc-cb-name"))
     assert in_widget(page, "#rc-cb-name").get_attribute("value") == "Ann"  # what was typed is kept
-    keys(page, Keys.ENTER)  # submits: the consent banner
+    keys(page, Keys.TAB + Keys.ARROW_DOWN)  # the first issue
+    keys(page, Keys.TAB + Keys.TAB + Keys.ENTER)  # past the details, Continue: the consent banner
     wait(page, widget_shows(".rc-cb-consent", CONSENT))
     keys(page, Keys.TAB)
     keys(page, Keys.TAB)
     keys(page, Keys.ENTER)  # Cancel
     wait(page, lambda d: not widget_has(d, ".rc-widget"), what="Cancel closes")
     assert live.sessions() == []
+
+
+def start_sharing(live: LiveServer, page: Any, url: str, rep: Any, name: str) -> str:
+    """The customer asks for help on ``url`` and allows sharing; ``rep`` accepts and watches.  The session."""
+    from selenium.webdriver.support.ui import Select
+
+    page.get(url)
+    wait(page, lambda d: widget_has(d, ".rc-cb-launcher"), what="the help button")
+    in_widget(page, ".rc-cb-launcher").click()
+    wait(page, lambda d: widget_has(d, "#rc-cb-name"), what="the start form")
+    typed_into_widget(page, "#rc-cb-name", name)
+    Select(in_widget(page, "#rc-cb-issue")).select_by_index(1)
+    in_widget(page, ".rc-widget-intro [type=submit]").click()
+    wait(page, lambda d: widget_has(d, "[data-consent=allow]"), what="the consent banner")
+    in_widget(page, "[data-consent=allow]").click()
+    sid = live.arrival(rep, name).id
+    live.call(rep.ok(CommandName.ACCEPT, session=sid))
+    watch(live, rep, sid)
+    wait_page(live, rep, sid, lambda ev: bool(full_snapshots(ev)), "the page")
+    return sid
+
+
+@needs_browser
+@needs_relay
+@pytest.mark.parametrize("live", ["cobrowse_buffer = 65536"], indirect=True)
+def test_a_reload_resumes_a_resync_is_answered_and_the_end_of_the_session_ends_sharing(live: LiveServer, page: Any, merchant: Merchant) -> None:
+    alice = live.rep("alice")
+    sid = start_sharing(live, page, merchant.origin + "/shop-checkout.html", alice, "Dee Park")
+
+    # A reload: the same session, shared again from a fresh snapshot, without asking.
+    snapshots = len(full_snapshots(page_events(live, alice, sid)))
+    page.refresh()
+    wait(page, widget_shows(".rc-cb-bar", "Alice Ng is viewing this page"), what="the bar after the reload")
+    wait_page(live, alice, sid, lambda ev: len(full_snapshots(ev)) > snapshots, "a snapshot after the reload")
+    assert not widget(page).find_elements("css selector", ".rc-cb-consent")
+
+    # The page changes faster than the relay keeps (its buffer is 64 KiB here): the relay
+    # asks for a fresh snapshot (snapshot_please), the page sends one, and the stream is live again.
+    snapshots = len(full_snapshots(page_events(live, alice, sid)))
+    page.execute_script(
+        "const p = document.createElement('p'); document.querySelector('footer').append(p);"
+        "let n = 0; const t = setInterval(() => { p.textContent = String(n).repeat(4000); if (++n === 30) clearInterval(t); }, 20);"
+    )
+
+    async def resynced() -> None:
+        def done() -> bool:
+            states = [st.state for st in alice.page.statuses.get(sid, [])]
+            return CobrowseState.RESYNC in states and states[-1] is CobrowseState.LIVE
+
+        # The server's clock is virtual: its rate bucket refills (and its ask goes out) as it moves on.
+        while not done():
+            live.clock.advance(0.5)
+            await alice.drain(0.1)
+
+    try:
+        live.call(resynced(), timeout=15)
+    except TimeoutError:
+        raise AssertionError([(st.state, st.detail) for st in alice.page.statuses.get(sid, [])]) from None
+    assert len(full_snapshots(page_events(live, alice, sid))) > snapshots
+
+    # The rep ends the session: the chat says so, and sharing is over with it.
+    live.call(alice.ok(CommandName.END, session=sid))
+    wait(page, widget_shows(".rc-chat-title", "The session has ended"))
+    wait(page, lambda d: not widget_has(d, ".rc-cb-bar"), what="the bar gone with the session")
+    assert stored(page, STORE_KEY) is None
+    page.refresh()
+    wait(page, lambda d: widget_has(d, ".rc-cb-launcher"))
+    assert not widget_has(page, ".rc-cb-bar") and not widget_has(page, ".rc-widget")
+
