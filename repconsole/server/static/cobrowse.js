@@ -582,14 +582,7 @@
       hs.setProperty(p[0], p[1], "important");
     });
     this.root = this.host.attachShadow({ mode: "closed" });
-    var loaded = ["style.css", "cobrowse.css"].map(function (name) {
-      var link = el("link", { rel: "stylesheet", href: SERVER + "/" + name });
-      self.root.appendChild(link);
-      return new Promise(function (resolve) {
-        link.addEventListener("load", resolve);
-        link.addEventListener("error", resolve);
-      });
-    });
+    this.sheets = {};
     var shell = el("div", { class: "rc-cb", hidden: true });
     this.shell = shell;
     this.root.appendChild(shell);
@@ -637,10 +630,8 @@
     shell.appendChild(this.live);
     document.documentElement.appendChild(this.host);
 
-    this.ready = Promise.race([
-      Promise.all(loaded),
-      new Promise(function (resolve) { setTimeout(resolve, config.styleTimeoutMs); }),
-    ]).then(function () { shell.hidden = false; });
+    // The button's own small stylesheet now; the chat's (style.css) once there is a chat to show.
+    this.styles("cobrowse.css").then(function () { shell.hidden = false; });
 
     // Back from the back-forward cache: this page may have been left sharing,
     // but the customer may have pressed Stop on a later page since.
@@ -659,6 +650,23 @@
     });
   };
 
+  /** A stylesheet of the support server in the shadow root, once; resolves when it is in (or given up on). */
+  Widget.prototype.styles = function (name) {
+    if (!this.sheets[name]) {
+      var link = el("link", { rel: "stylesheet", href: SERVER + "/" + name });
+      // Before cobrowse.css, whatever the order they are asked for: its rules refine style.css's.
+      this.root.insertBefore(link, name === "style.css" ? this.root.firstChild : this.shell);
+      this.sheets[name] = Promise.race([
+        new Promise(function (resolve) {
+          link.addEventListener("load", resolve);
+          link.addEventListener("error", resolve);
+        }),
+        new Promise(function (resolve) { setTimeout(resolve, config.styleTimeoutMs); }),
+      ]);
+    }
+    return this.sheets[name];
+  };
+
   Widget.prototype.announce = function (text) {
     this.live.textContent = "";
     var live = this.live;
@@ -666,7 +674,18 @@
   };
 
   Widget.prototype.open = function (opener) {
+    var self = this;
     this.opener = opener || this.launcher;
+    if (this.opening) return;
+    // The panel is drawn by style.css: it shows once that is in (at once, after the first time).
+    this.opening = true;
+    this.styles("style.css").then(function () {
+      self.opening = false;
+      self.reveal();
+    });
+  };
+
+  Widget.prototype.reveal = function () {
     var wasHidden = this.panel.hidden;
     this.panel.hidden = false;
     this.launcher.hidden = true;
@@ -688,7 +707,7 @@
     this.form = el("div", { class: "rc-widget-intro rc-cb-loading", role: "status" },
       el("span", { class: "rc-spinner", "aria-hidden": "true" }), " Connecting to support…");
     this.body.replaceChildren(this.form);
-    var ask = Promise.all([loadChat(), fetchLink()]);
+    var ask = Promise.all([loadChat(), fetchLink(), this.styles("style.css")]);
     ask.then(function (got) {
       var info = got[1];
       if (info && info.missing) self.unavailable(got[0].failure("unknown_link"));
@@ -1047,14 +1066,15 @@
       this.frame.hidden = false;
       this.barWho.textContent = "Connecting…";
     }
-    if (saved.extra.open) {
-      this.panel.hidden = false;
-      this.launcher.hidden = true;
-      this.launcher.setAttribute("aria-expanded", "true");
-    }
-    Promise.all([loadChat(), sharing ? loadRrweb().catch(function () { return null; }) : null]).then(function (loaded) {
+    Promise.all([loadChat(), sharing ? loadRrweb().catch(function () { return null; }) : null, this.styles("style.css")]).then(function (loaded) {
       var C = loaded[0];
       var lib = loaded[1];
+      if (saved.extra.open) {
+        // The panel as the customer left it on the last page: open (without taking the focus).
+        self.panel.hidden = false;
+        self.launcher.hidden = true;
+        self.launcher.setAttribute("aria-expanded", "true");
+      }
       var session = self.newSession(C, saved, saved.extra.name);
       self.showChat(session, false);
       session.conn.resume();
