@@ -663,6 +663,24 @@ def test_a_reload_resumes_a_resync_is_answered_and_the_end_of_the_session_ends_s
     alice = live.rep("alice")
     sid = start_sharing(live, page, merchant.origin + "/shop-checkout.html", alice, "Dee Park")
 
+    # The page's own help link (data-repconsole-help) brings the minimized chat back, and goes nowhere.
+    in_widget(page, ".rc-widget-close").click()
+    wait(page, lambda d: not widget_has(d, ".rc-widget"))
+    find(page, ".acme-help-inline").click()
+    wait(page, lambda d: widget_has(d, ".rc-widget"), what="the chat, from the page's link")
+    assert page.title == "Acme Store — Payment"
+
+    # A single-page app moves on: the rep is told the new address and title.
+    page.execute_script("history.pushState({}, '', '?step=confirm'); document.title = 'Acme Store — Confirm'")
+
+    async def moved() -> None:
+        def told() -> bool:
+            return any(st.url.endswith("?step=confirm") and st.title == "Acme Store — Confirm" for st in alice.page.statuses.get(sid, []))
+
+        await alice.until(told, timeout=5)
+
+    live.call(moved())
+
     # A reload: the same session, shared again from a fresh snapshot, without asking.
     snapshots = len(full_snapshots(page_events(live, alice, sid)))
     page.refresh()
