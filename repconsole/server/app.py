@@ -385,6 +385,7 @@ class Server:
             "reps_online": rt.fanout.connected_reps(),
             "customers_online": self.customers.connections(),
             "waiting": rt.engine.waiting_total(),
+            "cobrowse": self.cobrowse.counts() if self.cobrowse is not None else {},
         }
 
     def _public_site(self) -> dict[str, Any]:

@@ -253,9 +253,10 @@ _VIEW_JS = """// The rep's live view of a customer's page (repconsole-server: /c
   function add(e) {
     if (!replayer) {
       if (e.type !== META && e.type !== FULL) return;  // a replay starts from a snapshot
-      replayer = new rrwebReplay.Replayer([], { root: stage, liveMode: true, mouseTail: false });
+      // useVirtualDom off: events applied at once ("synchronously") must reach the page now, not at the next flush.
+      replayer = new rrwebReplay.Replayer([], { root: stage, liveMode: true, mouseTail: false, useVirtualDom: false });
       replayer.on("resize", function (d) { size = d; fit(); });
-      // Every event is applied as it arrives: the server relays them as they happen.
+      // Every event is applied as it arrives (its time is before the baseline): the server relays them as they happen.
       replayer.startLive(Date.now() + 365 * 86400e3);
     }
     replayer.addEvent(e);
