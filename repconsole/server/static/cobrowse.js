@@ -567,7 +567,7 @@
     this.sharing = false;
     this.opener = null;
     this.unread = 0;
-    this.ready = null;
+    this.opening = false;
   }
 
   Widget.prototype.build = function () {
@@ -641,13 +641,14 @@
       if (!saved || !saved.extra.sharing) self.sharingOver(true);
     });
 
-    // The page's own help links open the chat too (then they are not links).
+    // The page's own help links open the chat too (then they are not links);
+    // caught on the way down, so a page that stops clicks on links keeps them working.
     document.addEventListener("click", function (e) {
       var target = e.target && e.target.closest ? e.target.closest("[data-repconsole-help]") : null;
       if (!target) return;
       e.preventDefault();
       self.open(target);
-    });
+    }, true);
   };
 
   /** A stylesheet of the support server in the shadow root, once; resolves when it is in (or given up on). */
