@@ -47,13 +47,13 @@ from repconsole.protocol.views import CustomerLine, Intake, SnapshotData
 from repconsole.protocol.vocabulary import (
     ID_LIMIT,
     INT64_MAX,
-    RequestId,
     PAGE_HTML_LIMIT,
     PAGE_URL_LIMIT,
     CustomerState,
     ErrorReason,
     MessageType,
     Reason,
+    RequestId,
     ResumeReason,
     Via,
 )

@@ -74,7 +74,7 @@ def schema() -> dict[str, Any]:
         "oneOf": [
             _ref("rep_client"), _ref("rep_server"), _ref("customer_client"), _ref("customer_server"),
             _ref("recorder_client"), _ref("recorder_server"),
-        ],  # fmt: skip
+        ],
         "$defs": dict(sorted(defs.items())),
     }
 
