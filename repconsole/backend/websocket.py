@@ -61,8 +61,18 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from repconsole.backend.base import Backend, BackendState
 from repconsole.backend.cobrowse import ChunkJoiner, PageState, PageStatus
+from repconsole.backend.errors import (
+    IncompatibleServer,
+    LoginError,
+    NotConnectedError,
+    ProtocolCommandError,
+    ServerProtocolError,
+    ServerUnreachable,
+    SignInError,
+    command_error,
+)
 from repconsole.collector import collector_paused
-from repconsole.core.errors import CommandError, Reason
+from repconsole.core.errors import CommandError
 from repconsole.core.feed import FeedBatch
 from repconsole.protocol import (
     COBROWSE_COMMANDS,
@@ -124,93 +134,6 @@ OUTBOX_COMMANDS = frozenset({CommandName.SAY.value, CommandName.TEAM_SAY.value})
 # ``resumed: false`` and a fresh snapshot; this is the largest seq the
 # protocol allows (a whole number below 2**63), which no server reaches.
 SNAPSHOT_PLEASE = 2**63 - 1
-
-_LOGIN_MESSAGES: dict[str, str] = {
-    ErrorReason.BAD_CREDENTIALS: "Wrong username or password.",
-    ErrorReason.RATE_LIMITED: "Too many failed sign-ins. Wait a minute and try again.",
-    ErrorReason.TOKEN_EXPIRED: "Your sign-in has expired. Sign in again.",
-    ErrorReason.TOKEN_UNKNOWN: "Your sign-in is no longer valid. Sign in again.",
-}
-
-_PROTOCOL_MESSAGES: dict[str, str] = {
-    ErrorReason.BAD_MESSAGE: "The server could not read the request.",
-    ErrorReason.UNKNOWN_TYPE: "The server does not know that kind of request.",
-    ErrorReason.NOT_LOGGED_IN: "Not signed in to the server.",
-    ErrorReason.ALREADY_LOGGED_IN: "This connection is already signed in.",
-    ErrorReason.INTERNAL_ERROR: "The server failed while handling the request; nothing was confirmed.",
-}
-
-
-# ---------------------------------------------------------------- errors
-
-
-class SignInError(Exception):
-    """Signing in failed.  ``str(exc)`` is a sentence for the rep."""
-
-
-class LoginError(SignInError):
-    """The server refused the credentials or the token.
-
-    Attributes:
-        reason: the protocol's reason: ``bad_credentials``, ``rate_limited``,
-            ``token_expired``, ``token_unknown`` (or whatever else it sent).
-    """
-
-    def __init__(self, reason: str, detail: str | None = None) -> None:
-        self.reason = reason
-        super().__init__(_LOGIN_MESSAGES.get(reason) or detail or f"The server refused the sign-in ({reason}).")
-
-
-class ServerUnreachable(SignInError):
-    """The server could not be reached, or did not answer in time."""
-
-
-class ServerProtocolError(SignInError):
-    """The server answered something the protocol does not allow here."""
-
-
-class IncompatibleServer(SignInError):
-    """The server does not speak this console's protocol version: one of them needs an update."""
-
-
-class ProtocolCommandError(CommandError):
-    """A command refused for a protocol reason rather than an engine one.
-
-    Its :attr:`reason` is :attr:`Reason.INVALID` (nothing changed; the
-    window shows :attr:`detail`), and :attr:`code` is the protocol's own
-    reason, e.g. ``bad_message``, ``not_logged_in`` or ``not_connected``.
-
-    Attributes:
-        code: the protocol reason string.
-        server_detail: the server's own wording, if it sent one.
-    """
-
-    def __init__(self, code: str, detail: str | None = None, **data: Any) -> None:
-        self.code = code
-        super().__init__(Reason.INVALID, _PROTOCOL_MESSAGES.get(code) or detail or f"The server refused the request ({code}).", **data)
-        self.server_detail = detail
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "reason": self.code}
-
-
-class NotConnectedError(ProtocolCommandError):
-    """The command could not be sent: the console is not connected."""
-
-    def __init__(self, detail: str = "Not connected to the server.") -> None:
-        super().__init__("not_connected", detail)
-
-
-def command_error(error: Error) -> CommandError:
-    """The exception for a wire ``error`` reply to a command."""
-    detail = error.detail or None
-    data = {k: v for k, v in error.data.items() if k not in ("reason", "detail")}
-    try:
-        reason = Reason(error.reason)
-    except ValueError:
-        return ProtocolCommandError(error.reason, detail, **data)
-    return CommandError(reason, detail, **data)
-
 
 # ---------------------------------------------------------------- the backend
 
