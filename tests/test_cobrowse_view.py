@@ -205,6 +205,45 @@ def test_a_click_points_at_the_place_on_the_customers_page_and_shows_where(qtbot
         qtbot.mouseClick(target, Qt.MouseButton.LeftButton, pos=QPoint(100, target.height() - 5))
 
 
+def test_the_replica_fetches_nothing_the_customers_page_links_to(qtbot: Any) -> None:
+    """A customer's page must never make the rep's console contact an address (a tracker, an intranet host)."""
+    import http.server
+    import threading
+
+    hits: list[str] = []
+
+    class Counting(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Counting)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{httpd.server_address[1]}"
+        view = make_view(qtbot)
+        page = Page(time.time())
+        events = page.opening()
+        body = events[1]["data"]["node"]["childNodes"][1]["childNodes"][1]
+        body["childNodes"] += [
+            {"type": 2, "tagName": "img", "attributes": {"src": f"{base}/pixel.png"}, "childNodes": [], "id": 50},
+            {"type": 2, "tagName": "div", "attributes": {"style": f"width: 50px; height: 50px; background: url({base}/bg.png)"}, "childNodes": [], "id": 51},
+            {"type": 2, "tagName": "iframe", "attributes": {"src": f"{base}/frame.html"}, "childNodes": [], "id": 52},
+        ]
+        view.add_batch(batch(events, time.time()))
+        replica_text(qtbot, view, "Tiny shop")
+        qtbot.wait(1000)
+        assert hits == []
+        assert js(qtbot, view, "document.querySelector('#stage iframe').contentDocument.querySelector('img').src") == f"{base}/pixel.png"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 @pytest.mark.parametrize(
     ("state", "badge", "veil"),
     [
