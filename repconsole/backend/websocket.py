@@ -409,6 +409,7 @@ class WebSocketBackend(Backend):
 
     async def cobrowse_unwatch(self, session_id: str) -> None:
         self._joiner.forget(session_id)
+        self._watched_at.pop(session_id, None)
         task = self._watch_tasks.pop(session_id, None)
         if task is not None:
             task.cancel()
@@ -433,6 +434,8 @@ class WebSocketBackend(Backend):
             if session_id in self.watching:
                 self.watching.discard(session_id)
                 self._deliver_cobrowse(PageStatus(session_id, PageState.ENDED, detail=exc.detail))
+        except Exception:  # a bad answer must not go unseen in a task nobody awaits
+            log.exception("watching session %s again failed", session_id)
         finally:
             if self._watch_tasks.get(session_id) is asyncio.current_task():
                 del self._watch_tasks[session_id]
