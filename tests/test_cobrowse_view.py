@@ -18,6 +18,7 @@ import msgspec
 import pytest
 from conftest import timeout
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QLabel
 
 from repconsole import resources
 from repconsole.backend.cobrowse import PageBatch, PageState, PageStatus
@@ -268,6 +269,19 @@ def test_open_in_browser_asks_for_the_live_page(qtbot: Any) -> None:
     view = make_view(qtbot)
     with qtbot.waitSignal(view.openRequested, timeout=timeout(1)):
         view.open_button.click()
+
+
+def test_as_root_with_the_sandbox_on_the_view_says_so_instead_of_taking_the_console_down(qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    monkeypatch.delenv("QTWEBENGINE_DISABLE_SANDBOX")
+    monkeypatch.delenv("QTWEBENGINE_CHROMIUM_FLAGS", raising=False)
+    view = CobrowseView()
+    qtbot.addWidget(view)
+    assert view.web is None
+    assert "runs as root" in " ".join(label.text() for label in view.findChildren(QLabel))
+    view.add_batch(PageBatch("S1", "[]", time.time()))  # nothing to show it in: dropped
+    view.set_status(PageStatus("S1", PageState.LIVE, "https://a.example/", "A"))
+    assert view.url_label.text() == "Customer is on: https://a.example/"
 
 
 # ---------------------------------------------------------------- the simulator's browser tab

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 from collections.abc import Callable
 
@@ -66,6 +67,21 @@ _BADGE_COLOURS: dict[PageState, tuple[str, str]] = {
     PageState.RECONNECTING: ("#fef3c7", "#92400e"),
 }
 _QUIET_BADGE = ("#e5e7eb", "#374151")
+
+
+def sandbox_refusal() -> str | None:
+    """Why QtWebEngine cannot run here, or None.
+
+    Chromium's sandbox will not start as root, and QtWebEngine then takes
+    the whole process down.  The console keeps the sandbox (the page it
+    renders is a stranger's): as root it shows this sentence instead of
+    the page.  Only the tests turn the sandbox off (tests/conftest.py).
+    """
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return None
+    if "QTWEBENGINE_DISABLE_SANDBOX" in os.environ or "--no-sandbox" in os.environ.get("QTWEBENGINE_CHROMIUM_FLAGS", ""):
+        return None
+    return "The customer's page cannot be shown while repconsole runs as root: the web engine's sandbox refuses to. Run repconsole as a normal user."
 
 
 @functools.cache
@@ -128,7 +144,8 @@ class CobrowseView(QWidget):
             count so far): the page shows.
 
     Attributes:
-        web: the QtWebEngine view running the replayer.
+        web: the QtWebEngine view running the replayer (None where it cannot
+            run: see :func:`sandbox_refusal`).
         url_label, title_label, state_label, delay_label: the bar.
         open_button: "Open in browser".
         state: the stream's state, None before the first status.
@@ -146,6 +163,7 @@ class CobrowseView(QWidget):
         self.state: PageState | None = None
         self.delay: float | None = None
         self._pending: list[str] = []
+        self._page: QWebEnginePage | None = None
         self._newest = 0.0  # when the server got the newest live batch pending
         self._loaded = False
         self._veil = _STATES[PageState.WAITING][1]
@@ -168,6 +186,8 @@ class CobrowseView(QWidget):
 
     def add_batch(self, batch: PageBatch) -> None:
         """Queue a batch of the page's events for the replica; it goes there within a frame."""
+        if self._page is None:
+            return
         self._pending.append(batch.events)
         if not batch.buffered:
             self._newest = max(self._newest, batch.at)
@@ -225,6 +245,15 @@ class CobrowseView(QWidget):
         return bar
 
     def _build_web(self) -> QWidget:
+        self.web: QWebEngineView | None = None
+        refusal = sandbox_refusal()
+        if refusal is not None:
+            log.error("%s", refusal)
+            label = QLabel(refusal)
+            label.setWordWrap(True)
+            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            label.setMargin(24)
+            return label
         self.web = QWebEngineView()
         self.web.setAccessibleName("Customer's page")
         self.web.setMinimumWidth(240)
@@ -251,6 +280,7 @@ class CobrowseView(QWidget):
         page.loadFinished.connect(self._on_page_loadFinished)
         self.web.setPage(page)
         page.setHtml(replayer_html(), _BASE_URL)
+        self._page = page
         return self.web
 
     # ------------------------------------------------------------ refreshing
@@ -288,8 +318,8 @@ class CobrowseView(QWidget):
 
     def _set_veil(self, text: str) -> None:
         self._veil = text
-        if self._loaded:
-            self.web.page().runJavaScript(f"cobrowse.veil({_json(text)})")
+        if self._page is not None and self._loaded:
+            self._page.runJavaScript(f"cobrowse.veil({_json(text)})")
 
     # ----------------------------------------------------------------- slots
 
@@ -303,10 +333,10 @@ class CobrowseView(QWidget):
             self._flush_timer.start()
 
     def _on_flush_timer_timeout(self) -> None:
-        if not self._pending:
+        if self._page is None or not self._pending:
             return
         texts, self._pending = self._pending, []
-        self.web.page().runJavaScript(f"cobrowse.add({_json(texts)})")
+        self._page.runJavaScript(f"cobrowse.add({_json(texts)})")
         if self._newest:
             self.delay = max(0.0, self._clock() - self._newest)
             self._newest = 0.0
