@@ -34,7 +34,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVB
 
 from repconsole.backend.cobrowse import PageBatch, PageState, PageStatus
 from repconsole.resources import read_bytes
-from repconsole.ui.widgets import rule
+from repconsole.ui.widgets import badge_style, rule
 
 __all__ = ["CobrowseView", "replayer_html"]
 
@@ -301,9 +301,7 @@ class CobrowseView(QWidget):
         badge, veil = _STATES[state]
         background, colour = _BADGE_COLOURS.get(state, _QUIET_BADGE)
         self.state_label.setText(badge)
-        self.state_label.setStyleSheet(
-            f"QLabel {{ background: {background}; color: {colour}; border-radius: 3px; padding: 1px 7px; font-weight: 600; }}"
-        )
+        self.state_label.setStyleSheet(badge_style(background, colour))
         self.delay_label.setVisible(state is PageState.LIVE and self.delay is not None)
         self._set_veil(veil)
 

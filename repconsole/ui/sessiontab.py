@@ -43,7 +43,7 @@ from repconsole.ui.chatinput import ChatInput
 from repconsole.ui.chatlog import CHAT_DARK, CHAT_LIGHT, ChatLog
 from repconsole.ui.cobrowse import CobrowseView
 from repconsole.ui.pickers import ShareDialog, TargetPicker, TransferDialog
-from repconsole.ui.widgets import clock_time, is_dark, rule
+from repconsole.ui.widgets import badge_style, clock_time, is_dark, rule
 
 __all__ = ["SessionTab"]
 
@@ -59,13 +59,6 @@ _PRIORITY_BADGE = {
 # The info panel's fixed labels; the longest sets the label column's width.
 _INFO_LABELS = ("Name", "Company", "Company code", "Platform", "Locale", "Issue", "Category", "Priority", "Details",
                 "External key", "Origin", "Source", "Portal", "Session key", "Started", "Session ID")
-
-
-def _badge_style(background: str, foreground: str) -> str:
-    return (
-        f"QLabel {{ background: {background}; color: {foreground}; border-radius: 3px;"
-        " padding: 1px 7px; font-weight: 600; }"
-    )
 
 
 class SessionTab(QWidget):
@@ -251,9 +244,9 @@ class SessionTab(QWidget):
         self.company_label.setStyleSheet("color: palette(placeholder-text);")
         self.priority_badge = QLabel()
         self.held_badge = QLabel("On hold")
-        self.held_badge.setStyleSheet(_badge_style("#fde68a", "#713f12"))
+        self.held_badge.setStyleSheet(badge_style("#fde68a", "#713f12"))
         self.ended_badge = QLabel("Ended")
-        self.ended_badge.setStyleSheet(_badge_style("#e5e7eb", "#374151"))
+        self.ended_badge.setStyleSheet(badge_style("#e5e7eb", "#374151"))
         top.addWidget(self.name_label)
         top.addWidget(self.company_label)
         top.addSpacing(4)
@@ -513,7 +506,7 @@ class SessionTab(QWidget):
 
         priority = s.priority
         self.priority_badge.setText(f"{priority.label} priority")
-        self.priority_badge.setStyleSheet(_badge_style(*_PRIORITY_BADGE[priority]))
+        self.priority_badge.setStyleSheet(badge_style(*_PRIORITY_BADGE[priority]))
         ended = s.state is SessionState.ENDED
         self.held_badge.setVisible(s.held and not ended)
         self.ended_badge.setVisible(ended)
