@@ -355,27 +355,10 @@ def test_the_simulators_browser_tab_streams_the_shop_page(qtbot: Any, sim_window
 def relay(qtbot: Any, aloop: Any) -> Iterator[Any]:
     """test_cobrowse_backend's fake server with the co-browse relay, on the qasync loop."""
     from test_cobrowse_backend import RelayServer
-    from test_websocket_backend import Pulse
-    from websockets.asyncio.server import serve
+    from test_websocket_backend import Pulse, serving_in_qt
 
-    server = RelayServer(Pulse())
-    stop = asyncio.Event()
-    ready: asyncio.Future[None] = aloop.create_future()
-
-    async def serve_until_stopped() -> None:
-        async with serve(server.handler, "127.0.0.1", 0, compression=None) as ws_server:
-            server.port = ws_server.sockets[0].getsockname()[1]
-            ready.set_result(None)
-            await stop.wait()
-            for conn in list(server.conns):
-                await conn.ws.close()
-
-    task = asyncio.ensure_future(serve_until_stopped())
-    qtbot.waitUntil(ready.done, timeout=timeout(5))
-    yield server
-    stop.set()
-    qtbot.waitUntil(task.done, timeout=timeout(5))
-    assert not server.violations, server.violations
+    with serving_in_qt(qtbot, aloop, RelayServer(Pulse())) as server:
+        yield server
 
 
 def run(qtbot: Any, coro: Any) -> Any:
