@@ -310,8 +310,9 @@ def test_the_simulator_plays_its_recorded_page_live_to_a_watched_browser_session
             assert refused.value.reason is Reason.NOT_PARTICIPANT
             await backend.accept(browser.id)
             await backend.accept(other.id)
-            with pytest.raises(CommandError, match="does not share a browser"):
+            with pytest.raises(CommandError, match="does not share a browser") as refused:
                 await backend.cobrowse_watch(other.id)
+            assert refused.value.reason is Reason.NOT_BROWSER
             assert backend.watching == set()
 
             recording = load_recording()

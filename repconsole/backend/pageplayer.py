@@ -177,7 +177,7 @@ class PagePlayer:
     def _check(self, session_id: str) -> None:
         session = self.engine.session(session_id)  # raises for an unknown session
         if not session.browser:
-            raise CommandError(Reason.INVALID, "That session does not share a browser.", field="session")
+            raise CommandError(Reason.NOT_BROWSER, "That session does not share a browser.")
         if session_id not in self.engine.involved(self.rep):
             raise CommandError(Reason.NOT_PARTICIPANT)
 
