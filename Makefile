@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 ARGS   ?=
 
-.PHONY: run server test bench lint schema clean
+.PHONY: run server test bench lint schema vendor-rrweb cobrowse-stream clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,16 @@ lint: $(TSTAMP)
 # docs/protocol.schema.json is generated from repconsole.protocol; tests fail when it is stale.
 schema: $(STAMP)
 	$(PY) -m repconsole.protocol schema --write
+
+# The vendored rrweb recorder and replayer (resources/rrweb/); needs npm.
+vendor-rrweb:
+	packaging/vendor-rrweb.sh
+
+# resources/cobrowse/shop.rrweb.json: the demo shop recorded with rrweb in headless
+# Chromium, as the help-link snippet records it (the simulator plays it); needs
+# /usr/bin/chromium and /usr/bin/chromedriver.
+cobrowse-stream: $(TSTAMP)
+	$(PY) packaging/record_cobrowse_stream.py
 
 bench: $(TSTAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m bench

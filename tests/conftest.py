@@ -14,6 +14,12 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# QtWebEngine (the session tab's live customer page) runs Chromium, whose
+# sandbox refuses to start as root, which tests and CI containers are.  Only
+# the tests turn it off, and only here, before anything imports QtWebEngine:
+# the console itself keeps the sandbox, since the page it renders is the
+# customer's.
+os.environ["QTWEBENGINE_DISABLE_SANDBOX"] = "1"
 
 # Time limits in tests are in this unit, which a slow machine can scale:
 # REPCONSOLE_TEST_TIMEOUT_SCALE=3 pytest ...
@@ -23,6 +29,20 @@ TIMEOUT_SCALE = float(os.environ.get("REPCONSOLE_TEST_TIMEOUT_SCALE", "1"))
 def timeout(seconds: float) -> int:
     """A wait limit in milliseconds, scaled for the environment."""
     return int(seconds * 1000 * TIMEOUT_SCALE)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _widgets_deleted_before_exit() -> Iterator[None]:
+    """Delete what the last tests closed (pytest-qt's deleteLater) before Qt shuts down.
+
+    QtWebEngine wants every page gone before its profile: a session tab's
+    live page still waiting for deletion at exit makes it warn.
+    """
+    yield
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    if QCoreApplication.instance() is not None:
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 @pytest.fixture(autouse=True)

@@ -5,8 +5,9 @@
   hashes so that a login takes milliseconds, not half a second;
 * :func:`serving`: a real :class:`~repconsole.server.app.Server` on a free
   loopback port, in-process;
-* :class:`RepClient` and :class:`CustomerClient`: the test suite's one
-  typed client of each endpoint (the server tests, the console tests
+* :class:`RepClient`, :class:`CustomerClient`, :class:`RecorderClient`
+  (``/cobrowse``) and :class:`ViewClient` (``/cobrowse/watch``): the test
+  suite's one typed client of each endpoint (the server tests, the console tests
   against a server process, the browser tests' reps and customers all use
   them): they send protocol Structs (:mod:`repconsole.protocol`) and return
   typed messages.  Every message they send and receive is validated against
@@ -42,10 +43,17 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from repconsole.protocol import (
+    CHUNK_CHARS,
+    COBROWSE_COMMANDS,
     COMMANDS,
     PROTOCOL_VERSION,
+    Attach,
+    Attached,
     Chat,
     ChatEvent,
+    CobrowseChunk,
+    CobrowseState,
+    CobrowseStatus,
     Command,
     CustomerLine,
     CustomerReply,
@@ -57,10 +65,15 @@ from repconsole.protocol import (
     Intake,
     Leave,
     Login,
+    PageInfo,
+    Pointer,
     ProtocolError,
+    Record,
+    RecorderReply,
     RepReply,
     Result,
     Resume,
+    RrwebType,
     Say,
     SayResult,
     SessionEvent,
@@ -68,13 +81,17 @@ from repconsole.protocol import (
     SessionView,
     Snapshot,
     SnapshotData,
+    SnapshotPlease,
     Start,
     Started,
     Status,
+    StopSharing,
     Via,
+    Watching,
     Welcome,
     encode,
     parse_customer_reply,
+    parse_recorder_reply,
     parse_rep_reply,
     request_key,
 )
@@ -86,7 +103,9 @@ __all__ = [
     "CHEAP",
     "PASSWORDS",
     "CustomerClient",
+    "RecorderClient",
     "RepClient",
+    "ViewClient",
     "eventually",
     "plain",
     "run",
@@ -283,7 +302,8 @@ def plain(message: Any) -> Any:
 
 
 class _Client:
-    role: str
+    role: str  # the schema's name for the endpoint: <role>_client, <role>_server
+    path: ClassVar[str | None] = None  # the endpoint's path, if not /<role>
     # Request ids are unique per login session, which outlives a connection
     # (a resume): one counter for every client keeps them unique.
     _ids = itertools.count(1)
@@ -299,13 +319,14 @@ class _Client:
         self._ended: ConnectionClosed | None = None  # what ended the reader's connection
 
     @classmethod
-    async def open(cls, server: Any, *, origin: str | None = None, **options: Any) -> Self:
+    async def open(cls, server: Any, *, origin: str | None = None, query: str = "", **options: Any) -> Self:
         """Connect to the endpoint of ``server`` (anything with a ``port``: a :class:`Server`,
-        a :class:`ServerProcess`, a :class:`Port`) on loopback; ``ssl=context`` connects with wss://."""
+        a :class:`ServerProcess`, a :class:`Port`) on loopback; ``ssl=context`` connects with wss://;
+        ``query`` is added to the address (``link=ID``)."""
         headers = {"Origin": origin} if origin else None
         scheme = "wss" if options.get("ssl") else "ws"
         ws = await connect(
-            f"{scheme}://127.0.0.1:{server.port}/{cls.role}",
+            f"{scheme}://127.0.0.1:{server.port}/{cls.path or cls.role}" + (f"?{query}" if query else ""),
             additional_headers=headers,
             max_size=None,  # a snapshot may be large; only the server limits what it receives
             compression=None,
@@ -463,6 +484,7 @@ class RepClient(_Client):
         self.events: list[Event] = []
         self.replies: dict[Any, Result | Error] = {}
         self.frames = 0
+        self.page = PageFeed()
 
     def _parse(self, frame: str) -> RepReply:
         return parse_rep_reply(frame)
@@ -499,6 +521,8 @@ class RepClient(_Client):
             case Welcome():
                 self.welcome = msg
                 self.token = msg.token
+            case CobrowseChunk() | CobrowseStatus():
+                self.page.take(msg)
         return msg
 
     async def login(
@@ -565,7 +589,7 @@ class RepClient(_Client):
 
     def expect(self, rid: Any, name: str) -> None:
         """Decode the result of request ``rid`` as command ``name``'s (:meth:`send` does it for a Command)."""
-        spec = COMMANDS.get(name)
+        spec = COMMANDS.get(name) or COBROWSE_COMMANDS.get(name)
         if spec is not None:
             self._results[request_key(rid)] = spec.result
 
@@ -699,6 +723,183 @@ class CustomerClient(_Client):
     def state(self) -> CustomerState | None:
         """What the page shows now: waiting, active or ended (None before the first status)."""
         return self.statuses[-1].state if self.statuses else None
+
+
+# ----------------------------------------------------------- co-browsing
+
+_page_clock = itertools.count(1_700_000_000_000, 25)
+
+
+def page_snapshot(text: str = "Hello", *, pad: int = 0, width: int = 1280) -> list[dict[str, Any]]:
+    """rrweb's first events of a page: Meta and a FullSnapshot whose only text is ``text`` (+ ``pad`` x's)."""
+    node = {"type": 0, "id": 1, "childNodes": [{"type": 3, "id": 2, "textContent": text + "x" * pad}]}
+    return [
+        {"type": RrwebType.META, "timestamp": next(_page_clock), "data": {"href": "https://shop.example/", "width": width, "height": 800}},
+        {"type": RrwebType.FULL_SNAPSHOT, "timestamp": next(_page_clock), "data": {"node": node, "initialOffset": {"left": 0, "top": 0}}},
+    ]
+
+
+def page_change(text: str = "changed", *, pad: int = 0) -> dict[str, Any]:
+    """An rrweb incremental snapshot: the text node's new text."""
+    data = {"source": 0, "texts": [{"id": 2, "value": text + "y" * pad}], "attributes": [], "removes": [], "adds": []}
+    return {"type": RrwebType.INCREMENTAL_SNAPSHOT, "timestamp": next(_page_clock), "data": data}
+
+
+class PageFeed:
+    """What a watcher was sent of co-browsed pages, per session: statuses, and chunks joined into batches.
+
+    The chunks of a batch must come in order, one batch at a time, all stamped alike.
+    """
+
+    def __init__(self) -> None:
+        self.statuses: dict[str, list[CobrowseStatus]] = {}
+        self.batches: dict[str, list[tuple[int, float, list[Any]]]] = {}  # (number, at, events)
+        self.chunks = 0
+        self._parts: dict[str, list[CobrowseChunk]] = {}
+
+    def take(self, msg: CobrowseChunk | CobrowseStatus) -> None:
+        if isinstance(msg, CobrowseStatus):
+            self.statuses.setdefault(msg.session, []).append(msg)
+            return
+        self.chunks += 1
+        parts = self._parts.setdefault(msg.session, [])
+        assert msg.part == len(parts), f"chunk {msg.part} of batch {msg.batch} out of order after {len(parts)}"
+        assert all((c.batch, c.parts, c.at) == (msg.batch, msg.parts, msg.at) for c in parts), msg
+        parts.append(msg)
+        if len(parts) == msg.parts:
+            del self._parts[msg.session]
+            events = json.loads("".join(c.data for c in parts))
+            assert isinstance(events, list)
+            self.batches.setdefault(msg.session, []).append((msg.batch, msg.at, events))
+
+    def events(self, session: str) -> list[Any]:
+        return [e for _, _, events in self.batches.get(session, []) for e in events]
+
+    def types(self, session: str) -> list[int]:
+        return [e["type"] for e in self.events(session)]
+
+    def texts(self, session: str) -> list[str]:
+        """The page's text as each event set it (a snapshot's text node, a change's new text)."""
+        out = []
+        for e in self.events(session):
+            if e["type"] == RrwebType.FULL_SNAPSHOT:
+                out.append(e["data"]["node"]["childNodes"][0]["textContent"])
+            elif e["type"] == RrwebType.INCREMENTAL_SNAPSHOT:
+                out.extend(t["value"] for t in e["data"]["texts"])
+        return out
+
+    def state(self, session: str) -> CobrowseState | None:
+        statuses = self.statuses.get(session)
+        return statuses[-1].state if statuses else None
+
+
+class RecorderClient(_Client):
+    """A customer page's recorder (``/cobrowse``): attach with the customer's token, then batches of rrweb events.
+
+    Attributes:
+        attached: the last ``attached``.
+        asks, watching, pointers, errors: what the server told it, typed, in order.
+    """
+
+    role = "recorder"
+    path = "cobrowse"
+
+    def __init__(self, ws: ClientConnection) -> None:
+        super().__init__(ws)
+        self.attached: Attached | None = None
+        self.asks: list[SnapshotPlease] = []
+        self.watching: list[Watching] = []
+        self.pointers: list[Pointer] = []
+        self.errors: list[Error] = []
+        self.batch = 0
+
+    def _parse(self, frame: str) -> RecorderReply | Error:
+        return parse_recorder_reply(frame)
+
+    async def pump(self, timeout: float | None = 3.0) -> RecorderReply | Error:
+        msg = await self.recv(timeout)
+        match msg:
+            case Attached():
+                self.attached = msg
+            case SnapshotPlease():
+                self.asks.append(msg)
+            case Watching():
+                self.watching.append(msg)
+            case Pointer():
+                self.pointers.append(msg)
+            case Error():
+                self.errors.append(msg)
+        return msg
+
+    @classmethod
+    async def attached_to(cls, server: Any, token: str, **options: Any) -> RecorderClient:
+        """A recorder attached with the customer's ``token``."""
+        client = await cls.open(server, **options)
+        reply = await client.attach(token)
+        assert isinstance(reply, Attached), reply
+        return client
+
+    async def attach(self, token: str, page_url: str = "https://shop.example/", title: str = "Shop") -> Attached | Error:
+        """Attach; the reply (``attached``, or the error the server closes after)."""
+        first = len(self.received)
+        self.batch = 0
+        await self.send(Attach(self.next_id(), token, page_url, title))
+        reply = await self.message(first)
+        assert isinstance(reply, Attached | Error), reply
+        return reply
+
+    async def record(self, events: list[Any] | str, *, n: int = CHUNK_CHARS, batch: int | None = None) -> int:
+        """Send a batch (events, or the text of one) in parts of ``n`` characters.  Its number."""
+        text = events if isinstance(events, str) else json.dumps(events, separators=(",", ":"), ensure_ascii=False)
+        number = self.batch if batch is None else batch
+        self.batch = number + 1
+        pieces = [text[i : i + n] for i in range(0, len(text), n)] or [""]
+        for i, piece in enumerate(pieces):
+            await self.send(Record(number, i, len(pieces), piece))
+        return number
+
+    async def page_info(self, url: str, title: str = "") -> None:
+        await self.send(PageInfo(url, title))
+
+    async def stop(self) -> None:
+        await self.send(StopSharing())
+
+
+class ViewClient(_Client):
+    """A rep's live view in a browser (``/cobrowse/watch?ticket=…``): it only listens.
+
+    Attributes:
+        page: what it was sent of the page.
+        errors: the errors it was sent.
+    """
+
+    role = "rep"  # what it is sent is what a console is sent of a page
+    path = "cobrowse/watch"
+
+    def __init__(self, ws: ClientConnection) -> None:
+        super().__init__(ws)
+        self.page = PageFeed()
+        self.errors: list[Error] = []
+
+    def _parse(self, frame: str) -> RepReply:
+        return parse_rep_reply(frame)
+
+    async def pump(self, timeout: float | None = 3.0) -> RepReply:
+        msg = await self.recv(timeout)
+        match msg:
+            case CobrowseChunk() | CobrowseStatus():
+                self.page.take(msg)
+            case Error():
+                self.errors.append(msg)
+        return msg
+
+    @classmethod
+    async def redeem(cls, server: Any, url: str, **options: Any) -> ViewClient:
+        """Open the live view's socket with the ticket of a ``cobrowse_ticket`` address."""
+        import urllib.parse
+
+        query = urllib.parse.urlsplit(url).query
+        return await cls.open(server, query=query, **options)
 
 
 async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float = 3.0) -> None:

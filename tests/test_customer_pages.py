@@ -6,61 +6,44 @@ own asyncio loop (a thread), while reps speak the real protocol to it over
 WebSocket (:mod:`server_helpers`' typed clients): what the customer does on the page must reach the rep, and what
 the rep does must show on the page.  They are skipped, saying why, only
 where /usr/bin/chromium or /usr/bin/chromedriver is missing (.ci/run
-installs both).
+installs both).  The help link on other sites (cobrowse.js, shop.html) is
+test_cobrowse_pages'.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import re
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
+from browser_helpers import LiveServer, choose, chromium, find, needs_browser, shows, stored, text_of, type_into, wait
 from conftest import TIMEOUT_SCALE
-from server_helpers import CustomerClient, RepClient, run, serving, write_site
+from server_helpers import run, serving, write_site
 
 from repconsole.protocol import (
     CUSTOMER,
-    ChatEvent,
     CommandName,
-    Event,
     Leave,
-    LineView,
     Origin,
-    SessionEvent,
     SessionState,
-    SessionView,
     Visibility,
-    encode,
 )
 from repconsole.server.app import STATIC_DIR
 from repconsole.server.customers import POSITION_EVERY
-from repconsole.server.timers import VirtualClock
 
-T = TypeVar("T")
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
 }
-PAGES = ("index.html", "shop.html")
-STORE_KEY = "repconsole.customer"
-
-needs_browser = pytest.mark.skipif(
-    not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()),
-    reason=f"the browser tests need {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver; .ci/run does)",
-)
+PAGES = ("index.html", "shop.html", "shop-checkout.html")
 
 
 def static_files() -> list[Path]:
@@ -72,7 +55,8 @@ def static_files() -> list[Path]:
 
 def test_the_customer_pages_are_all_there_and_shipped() -> None:
     names = {p.name for p in static_files()}
-    assert {"index.html", "shop.html", "support.js", "style.css"} <= names
+    pages = {"index.html", "shop.html", "shop-checkout.html", "support.js", "support-chat.js", "style.css"}
+    assert pages | {"cobrowse.js", "cobrowse.css"} <= names
     # The server serves .html, .js and .css files, no subdirectories; the
     # wheel's package-data takes exactly those (pyproject.toml).
     assert all(p.suffix in CONTENT_TYPES for p in static_files()), names
@@ -114,10 +98,14 @@ def _without_js_comments(text: str) -> str:
     return re.sub(r"(?m)^\s*//.*$", "", text)
 
 
+# A name, not an address: what createElementNS needs to draw an icon.
+_SVG_NAMESPACE = "http://www.w3.org/2000/svg"
+
+
 def test_no_file_refers_to_another_host() -> None:
-    """Everything is local: no CDN, no fonts, no analytics, no http(s):// at all."""
+    """Everything is local: no CDN, no fonts, no analytics, no http(s):// at all (but the SVG namespace's name)."""
     for file in static_files():
-        text = file.read_text(encoding="utf-8")
+        text = file.read_text(encoding="utf-8").replace(f'"{_SVG_NAMESPACE}"', '""')
         assert not re.findall(r"https?://", text, re.IGNORECASE), f"{file.name} names an absolute URL"
         if file.suffix == ".js":
             found = _URL.findall(_without_js_comments(text))
@@ -219,93 +207,6 @@ def test_the_pages_parse_and_hold_together(name: str) -> None:
 # ------------------------------------------------------------ the browser
 
 
-class LiveServer:
-    """A real server on its own asyncio loop (a thread), so that a synchronous
-    browser can drive the pages while reps speak to the server.  Its clock is
-    virtual: server time moves only by :meth:`advance`."""
-
-    def __init__(self, tmp_path: Path, **site: Any) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="live-server", daemon=True)
-        self.thread.start()
-        self.clock = VirtualClock()
-        self._serving = serving(write_site(tmp_path, **site), tmp_path / "data", clock=self.clock)
-        self.server = self.call(self._serving.__aenter__())
-        self.url = f"http://127.0.0.1:{self.server.port}"
-        self.reps: list[RepClient] = []
-        self.customers: list[CustomerClient] = []
-
-    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
-        """Run ``coro`` on the server's loop and wait for it (scaled)."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout * TIMEOUT_SCALE)
-
-    def advance(self, seconds: float) -> None:
-        """Move the server's clock on, on the server's loop (where its timers run)."""
-
-        async def move() -> None:
-            self.clock.advance(seconds)
-
-        self.call(move())
-
-    def rep(self, rep: str) -> RepClient:
-        client = self.call(RepClient.logged_in(self.server, rep))
-        self.reps.append(client)
-        return client
-
-    def customer(self, name: str, issue: str = "vpn") -> CustomerClient:
-        """A support page's connection (the browser's is the page's own), its session started
-        with the issue form; it reads in the background, on the server's loop."""
-        client = self.call(CustomerClient.started(self.server, name, issue, listen=True))
-        self.customers.append(client)
-        return client
-
-    def arrival(self, rep: RepClient, name: str) -> SessionView:
-        """The session of customer ``name`` as ``rep`` was told about it."""
-
-        def arrived(e: Event) -> bool:
-            return isinstance(e, SessionEvent) and e.data.session.customer_name == name
-
-        event = self.call(rep.wait_event(arrived, timeout=10), timeout=15)
-        assert isinstance(event, SessionEvent)
-        return event.data.session
-
-    def chat_from_customer(self, rep: RepClient, session: str, text: str) -> LineView:
-        def said(e: Event) -> bool:
-            return isinstance(e, ChatEvent) and e.data.session == session and e.data.line.text == text
-
-        event = self.call(rep.wait_event(said, timeout=10), timeout=15)
-        assert isinstance(event, ChatEvent)
-        return event.data.line
-
-    def sessions(self) -> list[Any]:
-        async def read() -> list[Any]:
-            return list(self.server.runtime.engine.sessions())
-
-        return self.call(read())
-
-    def customers_online(self) -> int:
-        with urllib.request.urlopen(f"{self.url}/healthz", timeout=5 * TIMEOUT_SCALE) as r:
-            return int(json.loads(r.read())["customers_online"])
-
-    def close(self) -> None:
-        async def leave(rep: RepClient) -> None:
-            # A console that stopped reading has a full receive queue and would
-            # not see the server's close frame until the close timeout.
-            await rep.drain()
-            await rep.close()
-
-        try:
-            for customer in self.customers:
-                self.call(customer.close())
-            for rep in self.reps:
-                self.call(leave(rep))
-            self.call(self._serving.__aexit__(None, None, None))
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(10)
-            self.loop.close()
-
-
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[LiveServer]:
     server = LiveServer(tmp_path)
@@ -317,73 +218,9 @@ def live(tmp_path: Path) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def page(live: LiveServer, tmp_path: Path) -> Iterator[Any]:
-    """A fresh headless Chromium for the test, checked afterwards for script errors on its pages.
-
-    It quits before the server stops: a browser keeps idle connections open
-    (preconnected for the next navigation), and the server would wait for
-    them on the way down.
-    """
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = str(CHROMIUM)  # never let Selenium Manager look for (or download) a browser
-    for flag in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", "--window-size=1200,900", "--lang=en-US",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):  # fmt: skip
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    browser = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    try:
-        browser.set_page_load_timeout(15 * TIMEOUT_SCALE)
+    """A fresh headless Chromium for the test (it quits before the server stops)."""
+    with chromium(tmp_path / "chromium-profile") as browser:
         yield browser
-        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
-        assert not errors, errors
-    finally:
-        browser.quit()
-
-
-def wait(driver: Any, condition: Callable[[Any], Any], seconds: float = 5.0, what: str = "") -> Any:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, seconds * TIMEOUT_SCALE, poll_frequency=0.05).until(condition, what)
-
-
-def text_of(driver: Any, css: str) -> str:
-    from selenium.webdriver.common.by import By
-
-    return " ".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, css))
-
-
-def shows(css: str, text: str) -> Callable[[Any], bool]:
-    return lambda d: text in text_of(d, css)
-
-
-def find(driver: Any, css: str) -> Any:
-    from selenium.webdriver.common.by import By
-
-    return driver.find_element(By.CSS_SELECTOR, css)
-
-
-def type_into(driver: Any, css: str, text: str) -> None:
-    field = find(driver, css)
-    field.clear()
-    field.send_keys(text)
-
-
-def choose(driver: Any, css: str, value: str) -> None:
-    from selenium.webdriver.support.ui import Select
-
-    Select(find(driver, css)).select_by_value(value)
-
-
-def stored(driver: Any) -> Any:
-    raw = driver.execute_script("return sessionStorage.getItem(arguments[0])", STORE_KEY)
-    return json.loads(raw) if raw else None
 
 
 @needs_browser
@@ -456,67 +293,6 @@ def test_the_issue_form_reaches_the_team_and_the_chat_works_both_ways(live: Live
     assert "Ended by Alice Ng." in text_of(page, ".rc-chat-sub")
     assert not find(page, ".rc-composer textarea").is_enabled()
     assert stored(page) is None
-
-
-@needs_browser
-def test_the_help_link_shares_the_shop_page_with_the_rep(live: LiveServer, page: Any) -> None:
-    alice = live.rep("alice")
-    carol = live.rep("carol")
-
-    page.get(live.url + "/shop.html")
-    assert "Your card was declined" in text_of(page, "#payment-error")
-    type_into(page, "#full-name", "Ben Fox")
-    type_into(page, "#card-number", "4111 1111 1111 1111")
-    find(page, "#help-link").click()
-    wait(page, lambda d: find(d, ".rc-widget").is_displayed(), what="the chat overlay")
-    name = find(page, ".rc-widget input[autocomplete=name]")
-    assert name.get_attribute("value") == "Ben Fox"  # taken from the checkout form
-    assert page.switch_to.active_element == name
-    type_into(page, ".rc-widget textarea", "My card keeps getting declined.")
-    find(page, ".rc-widget [type=submit]").click()
-    wait(page, shows(".rc-widget .rc-chat-sub", "next in line"))
-
-    # No ?link= and no data-repconsole-link: the site's first link, which goes to Alice.
-    session = live.arrival(alice, "Ben Fox")
-    assert session.browser is True and session.origin is Origin.BROWSER_REP and session.queue == "rep:alice"
-    assert urllib.parse.urlsplit(session.page_url).path.endswith("/shop.html")
-    assert session.details == "My card keeps getting declined." and session.portal == "Acme Store"
-    accepted = live.call(alice.ok(CommandName.ACCEPT, session=session.id)).session
-    html = accepted.page_html
-    assert isinstance(html, str)
-    assert "Your card was declined (error AC-402)." in html
-    assert 'value="Ben Fox"' in html  # what the customer typed, as it is on their screen
-    assert "4111" not in html  # never a card number
-    assert "<script" not in html and "rc-widget" not in html
-    live.call(alice.ok(CommandName.SAY, session=session.id, text="I can see your checkout page."))
-    wait(page, shows(".rc-widget .rc-line-rep", "I can see your checkout page."))
-    assert "They can see this page" in text_of(page, ".rc-widget .rc-chat-sub")
-
-    # Minimized, the chat goes on; the help link brings it back.
-    find(page, ".rc-widget-close").click()
-    wait(page, lambda d: not find(d, ".rc-widget").is_displayed())
-    find(page, "#help-link").click()
-    wait(page, lambda d: find(d, ".rc-widget").is_displayed())
-    find(page, ".rc-chat-foot .rc-button-danger").click()
-    wait(page, shows(".rc-widget .rc-chat-sub", "You left the chat."))
-    assert stored(page) is None
-
-    # ?link= chooses the link: Billing's goes to a team.  And a page far
-    # larger than a frame (64 KiB) is cut to fit rather than refused.
-    page.get(live.url + "/shop.html?link=link-bill")
-    type_into(page, "#full-name", "Cy Dunn")
-    page.execute_script("const p = document.createElement('p'); p.textContent = 'Zürich € '.repeat(25000); document.querySelector('main').append(p)")
-    find(page, "#help-link").click()
-    wait(page, lambda d: find(d, ".rc-widget").is_displayed())
-    find(page, ".rc-widget [type=submit]").click()
-    session = live.arrival(carol, "Cy Dunn")
-    assert (session.origin, session.queue, session.browser) == (Origin.BROWSER_TEAM, "team:bill", True)
-    assert session.page_url.endswith("/shop.html?link=link-bill")
-    html = live.call(carol.ok(CommandName.ACCEPT, session=session.id)).session.page_html
-    assert isinstance(html, str)
-    assert "Your card was declined (error AC-402)." in html and "Zürich € Zürich" in html
-    assert html.endswith("<!-- The rest of the page was too large to share. -->")
-    assert 60_000 < len(encode(html)) < 64 * 1024  # as JSON on the wire, UTF-8
 
 
 @needs_browser

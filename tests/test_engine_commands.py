@@ -206,6 +206,8 @@ CUSTOMER_CASES: list[Case] = [
     c("button-unknown", None, "start_with_button", lambda b: ("btn-nope",), Reason.UNKNOWN_BUTTON),
     c("button-expired", None, "start_with_button", lambda b: (_expired_button(b),), Reason.BUTTON_EXPIRED),
     c("link-unknown", None, "start_browser", lambda b: ("link-nope",), Reason.UNKNOWN_LINK),
+    c("link-revoked", None, "start_browser", lambda b: (_revoked_link(b),), Reason.LINK_REVOKED),
+    c("link-expired", None, "start_browser", lambda b: (_expired_link(b),), Reason.LINK_EXPIRED),
     c("issue-unknown", None, "start_with_issue", lambda b: ("nope",), Reason.UNKNOWN_ISSUE),
     c("rep-offline", None, "start_with_rep", lambda b: ("gus",), Reason.REP_OFFLINE),
     c("rep-unknown", None, "start_with_rep", lambda b: ("zed",), Reason.UNKNOWN_REP),
@@ -235,6 +237,16 @@ def _after_guessing(b: Board) -> str:
     return b.key  # a good key, but this caller is blocked
 
 
+def _revoked_link(b: Board) -> str:
+    b.site.engine.add_link("link-gone", "Withdrawn", QueueRef.team("net"), revoked=True)
+    return "link-gone"
+
+
+def _expired_link(b: Board) -> str:
+    b.site.engine.add_link("link-old", "Last year's", QueueRef.team("net"), expires_at=b.site.clock.now)
+    return "link-old"
+
+
 def _expired_button(b: Board) -> str:
     b.site.clock.now = b.site.engine.buttons["btn-promo"].expires_at or 0.0
     return "btn-promo"
@@ -252,8 +264,9 @@ def test_impossible_customer_request_is_refused_and_changes_nothing(case: Case) 
 
 def test_every_refusal_reason_is_exercised() -> None:
     covered = {case.reason for case in REP_CASES + CUSTOMER_CASES}
-    # NOT_WAITING is declared for the wire protocol but no command raises it today.
-    assert covered == set(Reason) - {Reason.NOT_WAITING}
+    # NOT_WAITING is declared for the wire protocol but no command raises it today;
+    # NOT_BROWSER is the co-browsing relay's (tests/test_cobrowse_server.py), not the engine's.
+    assert covered == set(Reason) - {Reason.NOT_WAITING, Reason.NOT_BROWSER}
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))

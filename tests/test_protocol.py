@@ -23,8 +23,10 @@ from server_helpers import schema_validator, validate
 
 from repconsole.core.errors import CommandError, Reason
 from repconsole.protocol import (
+    COBROWSE_COMMANDS,
     COMMANDS,
     CloseCode,
+    CobrowseName,
     Command,
     CommandName,
     CustomerLine,
@@ -106,7 +108,7 @@ def test_the_docs_name_every_message_event_command_and_reason() -> None:
     doc = DOCS.read_text(encoding="utf-8")
     assert _documented({t.value for t in MessageType}, doc) == set()
     assert _documented({k.value for k in EventKind}, doc) == set()
-    assert _documented({c.value for c in CommandName}, doc) == set()
+    assert _documented({c.value for c in CommandName} | {c.value for c in CobrowseName}, doc) == set()
     assert _documented({r.value for r in Reason} | {r.value for r in ErrorReason}, doc) == set()
     assert _documented({r.value for r in ResumeReason}, doc) == set()
 
@@ -128,12 +130,14 @@ def test_the_schema_names_every_reason_and_every_command() -> None:
     defs = schema["$defs"]
     assert set(defs["Error"]["properties"]["reason"]["enum"]) == {r.value for r in Reason} | {r.value for r in ErrorReason}
     variants = defs["Command"]["oneOf"]
-    assert {v["properties"]["name"]["const"] for v in variants} == set(COMMANDS)
+    specs = {**COMMANDS, **COBROWSE_COMMANDS}
+    assert {v["properties"]["name"]["const"] for v in variants} == set(specs)
     for v in variants:
-        spec = COMMANDS[v["properties"]["name"]["const"]]
+        spec = specs[v["properties"]["name"]["const"]]
         args = defs[v["properties"]["args"]["$ref"].rsplit("/", 1)[1]]
-        assert set(args.get("required", ())) == spec.required
-        assert set(args["properties"]) == spec.required | spec.optional
+        fields = msgspec.structs.fields(spec.args)
+        assert set(args.get("required", ())) == {f.name for f in fields if f.required}
+        assert set(args["properties"]) == {f.name for f in fields}
         assert args["additionalProperties"] is False
 
 

@@ -884,10 +884,16 @@ def _run(qtbot, coro: Awaitable[Any], seconds: float = 5.0) -> Any:  # type: ign
 @pytest.fixture
 def fake(qtbot, aloop) -> Iterator[FakeServer]:  # type: ignore[no-untyped-def]
     """A fake server on the qasync loop, serving while the test runs."""
-    pulse = Pulse()
-    server = FakeServer(pulse)
+    server = FakeServer(Pulse())
     for _ in range(5):
         server.customer("vpn")
+    with serving_in_qt(qtbot, aloop, server):
+        yield server
+
+
+@contextlib.contextmanager
+def serving_in_qt(qtbot, aloop, server: FakeServer) -> Iterator[FakeServer]:  # type: ignore[no-untyped-def]
+    """Serve ``server`` on the qasync loop while the block runs; it must have seen no protocol violation."""
     stop = asyncio.Event()
     ready: asyncio.Future[None] = aloop.create_future()
 

@@ -20,6 +20,12 @@ The contract:
   protocol's result Struct for that command), or raises
   :class:`~repconsole.core.errors.CommandError`.  The events the
   command caused arrive through the feed like any other.
+* Co-browsing is a side channel beside the feed: after
+  :meth:`Backend.cobrowse_watch`, the co-browse listeners receive the
+  session's page stream in whole batches
+  (:class:`~repconsole.backend.cobrowse.PageBatch`) and its state
+  (:class:`~repconsole.backend.cobrowse.PageStatus`, the first one the
+  watch's answer), until :meth:`Backend.cobrowse_unwatch`.
 """
 
 from __future__ import annotations
@@ -27,11 +33,15 @@ from __future__ import annotations
 import abc
 import enum
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
+from repconsole.backend.cobrowse import CobrowseListener, CobrowseUpdate, PageState, PageStatus
+from repconsole.core.errors import CommandError
 from repconsole.core.feed import FeedBatch
 from repconsole.protocol import (
+    CobrowseName,
     CommandName,
     CommandResult,
     InvitationResult,
@@ -41,10 +51,13 @@ from repconsole.protocol import (
     LastReadResult,
     LineResult,
     LineView,
+    NoResult,
     RepResult,
     RepView,
     SessionResult,
     SessionView,
+    TicketResult,
+    WatchResult,
 )
 
 __all__ = ["FRAME_SECONDS", "Backend", "BackendState", "EventListener", "StateListener"]
@@ -73,6 +86,9 @@ class Backend(abc.ABC):
         kind: the factory name of this backend (``simulator``, ``server``).
         state: the connection state.
         state_detail: a sentence for the status bar about ``state``.
+        clock_offset: the backend's clock minus this machine's, in seconds
+            (co-browse batches are stamped on the backend's clock).
+        watching: the sessions whose page the rep watches.
     """
 
     kind: ClassVar[str]
@@ -80,8 +96,11 @@ class Backend(abc.ABC):
     def __init__(self) -> None:
         self.state = BackendState.CONNECTING
         self.state_detail = ""
+        self.clock_offset = 0.0
+        self.watching: set[str] = set()
         self._event_listeners: list[EventListener] = []
         self._state_listeners: list[StateListener] = []
+        self._cobrowse_listeners: list[CobrowseListener] = []
 
     # ------------------------------------------------------------- listeners
 
@@ -90,6 +109,22 @@ class Backend(abc.ABC):
 
     def add_state_listener(self, listener: StateListener) -> None:
         self._state_listeners.append(listener)
+
+    def add_cobrowse_listener(self, listener: CobrowseListener) -> None:
+        """``listener`` receives the watched sessions' page batches and statuses."""
+        self._cobrowse_listeners.append(listener)
+
+    def _deliver_cobrowse(self, update: CobrowseUpdate) -> None:
+        for listener in list(self._cobrowse_listeners):
+            try:
+                listener(update)
+            except Exception:
+                # A listener's bug must not stop the stream (nor the connection reading it).
+                log.exception("a co-browse listener failed")
+
+    def server_time(self) -> float:
+        """Now, on the backend's clock."""
+        return time.time() + self.clock_offset
 
     def _deliver(self, batch: FeedBatch) -> None:
         for listener in list(self._event_listeners):
@@ -131,7 +166,7 @@ class Backend(abc.ABC):
     # Thin by design: the protocol's command table is the single definition
     # of names, arguments and results.
 
-    async def _call(self, name: CommandName, result: type[_R], **args: Any) -> _R:
+    async def _call(self, name: CommandName | CobrowseName, result: type[_R], **args: Any) -> _R:
         reply = await self.call(name.value, **args)
         if not isinstance(reply, result):
             raise TypeError(f"{name.value} answered {type(reply).__name__}, not {result.__name__}")
@@ -178,3 +213,41 @@ class Backend(abc.ABC):
 
     async def set_external_key(self, session_id: str, external_key: str) -> SessionView:
         return (await self._call(CommandName.SET_EXTERNAL_KEY, SessionResult, session=session_id, external_key=external_key)).session
+
+    # ------------------------------------------------------------ co-browsing
+    # The relay answers these, not the engine; see repconsole.protocol.cobrowse.
+
+    async def cobrowse_watch(self, session_id: str) -> None:
+        """Watch the customer's page of ``session_id``.
+
+        Its state (the watch's answer, then every change) and its batches,
+        the page's full snapshot first, come to the co-browse listeners.
+        A backend that loses its connection keeps watching: it says
+        ``reconnecting`` and watches again once back.  Raises CommandError
+        when refused (the session is not the rep's, or not browser sharing).
+        """
+        self.watching.add(session_id)
+        try:
+            await self._watch(session_id)
+        except CommandError:
+            self.watching.discard(session_id)
+            raise
+
+    async def _watch(self, session_id: str) -> None:
+        """Send the watch and tell the listeners its answer."""
+        result = await self._call(CobrowseName.WATCH, WatchResult, session=session_id)
+        if session_id in self.watching:  # not unwatched meanwhile
+            self._deliver_cobrowse(PageStatus(session_id, PageState(result.state.value), result.url, result.title))
+
+    async def cobrowse_unwatch(self, session_id: str) -> None:
+        """Stop watching ``session_id``'s page; nothing more of it is delivered."""
+        self.watching.discard(session_id)
+        await self._call(CobrowseName.UNWATCH, NoResult, session=session_id)
+
+    async def cobrowse_point(self, session_id: str, x: float, y: float) -> None:
+        """Point at (``x``, ``y``) of the customer's page: CSS pixels from the document's top left."""
+        await self._call(CobrowseName.POINT, NoResult, session=session_id, x=x, y=y)
+
+    async def cobrowse_ticket(self, session_id: str) -> TicketResult:
+        """A single-use address of the live view, to open in a web browser."""
+        return await self._call(CobrowseName.TICKET, TicketResult, session=session_id)

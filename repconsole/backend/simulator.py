@@ -10,6 +10,8 @@ Two layers, websockets-style:
   the clock.  Same seed, same clock readings: same world.
 * :class:`SimulatorBackend` runs it on asyncio and implements
   :class:`~repconsole.backend.base.Backend` for the console's rep, "me".
+  Its browser-sharing customers' pages come from
+  :class:`~repconsole.backend.pageplayer.PagePlayer`: a real page, recorded.
 """
 
 from __future__ import annotations
@@ -27,13 +29,14 @@ from collections.abc import Callable
 from typing import Any
 
 from repconsole.backend.base import FRAME_SECONDS, Backend, BackendState
+from repconsole.backend.pageplayer import PagePlayer
 from repconsole.backend.world import ME, MY_TEAMS, PEERS, World, build_site
 from repconsole.core.commands import execute
 from repconsole.core.engine import Event, QueueEngine
 from repconsole.core.errors import CommandError
 from repconsole.core.feed import RepFeed
 from repconsole.core.model import QueueRef
-from repconsole.protocol import ChatData, CommandResult, KeyData, SessionData, SessionState, StepKind, Visibility
+from repconsole.protocol import COBROWSE_COMMANDS, ChatData, CommandResult, KeyData, SessionData, SessionState, StepKind, Visibility
 
 __all__ = ["SimClock", "Simulation", "SimulatorBackend"]
 
@@ -296,6 +299,7 @@ class SimulatorBackend(Backend):
     Attributes:
         engine: the queue engine (tests may drive it directly).
         simulation: the director of the synthetic world.
+        pages: the browser-sharing customers' pages (the co-browse relay).
     """
 
     kind = "simulator"
@@ -317,6 +321,7 @@ class SimulatorBackend(Backend):
         self.engine = QueueEngine(self._clock, rng=rng)
         build_site(self.engine)
         self.simulation = Simulation(self.engine, self._clock, rng, rate=rate)
+        self.pages = PagePlayer(self.engine, ME, self._deliver_cobrowse, self._clock)
         self._population = population
         self._tick = tick
         self._feed = RepFeed(ME)
@@ -350,9 +355,12 @@ class SimulatorBackend(Backend):
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        self.pages.close()
         self._set_state(BackendState.CLOSED)
 
     async def call(self, command: str, **args: Any) -> CommandResult:
+        if command in COBROWSE_COMMANDS:
+            return self.pages.command(command, args)
         return execute(self.engine, ME, command, args)
 
     def resync(self) -> None:

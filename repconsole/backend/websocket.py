@@ -27,6 +27,15 @@ It speaks the wire protocol of ``docs/protocol.md`` on the ``/rep`` endpoint:
 * **Outbox**: while disconnected, chat lines (``say``, ``team_say``) wait in
   order and go out after the resume; every other command fails at once with
   :class:`NotConnectedError`.
+* **Co-browsing**: ``cobrowse_*`` commands go out like the others (the
+  server's relay answers them, :data:`~repconsole.protocol.COBROWSE_COMMANDS`
+  gives their results); the ``cobrowse`` chunks that follow a watch are
+  joined into whole batches (one that lost a part is dropped, and the
+  session watched again for a fresh snapshot).  The server forgets a
+  connection's watches when it drops: meanwhile the watched sessions are
+  ``reconnecting``, and they are watched again once the console is live.
+  Batches are stamped on the server's clock; :attr:`clock_offset` comes
+  from the welcome's ``server_time``.
 
 Qt-free: asyncio and websockets only.
 """
@@ -35,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import itertools
 import logging
@@ -50,13 +60,27 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI, WebSocketException
 
 from repconsole.backend.base import Backend, BackendState
+from repconsole.backend.cobrowse import ChunkJoiner, PageState, PageStatus
+from repconsole.backend.errors import (
+    IncompatibleServer,
+    LoginError,
+    NotConnectedError,
+    ProtocolCommandError,
+    ServerProtocolError,
+    ServerUnreachable,
+    SignInError,
+    command_error,
+)
 from repconsole.collector import collector_paused
-from repconsole.core.errors import CommandError, Reason
+from repconsole.core.errors import CommandError
 from repconsole.core.feed import FeedBatch
 from repconsole.protocol import (
+    COBROWSE_COMMANDS,
     COMMANDS,
     PROTOCOL_VERSION,
     CloseCode,
+    CobrowseChunk,
+    CobrowseStatus,
     Command,
     CommandName,
     CommandResult,
@@ -110,93 +134,6 @@ OUTBOX_COMMANDS = frozenset({CommandName.SAY.value, CommandName.TEAM_SAY.value})
 # ``resumed: false`` and a fresh snapshot; this is the largest seq the
 # protocol allows (a whole number below 2**63), which no server reaches.
 SNAPSHOT_PLEASE = 2**63 - 1
-
-_LOGIN_MESSAGES: dict[str, str] = {
-    ErrorReason.BAD_CREDENTIALS: "Wrong username or password.",
-    ErrorReason.RATE_LIMITED: "Too many failed sign-ins. Wait a minute and try again.",
-    ErrorReason.TOKEN_EXPIRED: "Your sign-in has expired. Sign in again.",
-    ErrorReason.TOKEN_UNKNOWN: "Your sign-in is no longer valid. Sign in again.",
-}
-
-_PROTOCOL_MESSAGES: dict[str, str] = {
-    ErrorReason.BAD_MESSAGE: "The server could not read the request.",
-    ErrorReason.UNKNOWN_TYPE: "The server does not know that kind of request.",
-    ErrorReason.NOT_LOGGED_IN: "Not signed in to the server.",
-    ErrorReason.ALREADY_LOGGED_IN: "This connection is already signed in.",
-    ErrorReason.INTERNAL_ERROR: "The server failed while handling the request; nothing was confirmed.",
-}
-
-
-# ---------------------------------------------------------------- errors
-
-
-class SignInError(Exception):
-    """Signing in failed.  ``str(exc)`` is a sentence for the rep."""
-
-
-class LoginError(SignInError):
-    """The server refused the credentials or the token.
-
-    Attributes:
-        reason: the protocol's reason: ``bad_credentials``, ``rate_limited``,
-            ``token_expired``, ``token_unknown`` (or whatever else it sent).
-    """
-
-    def __init__(self, reason: str, detail: str | None = None) -> None:
-        self.reason = reason
-        super().__init__(_LOGIN_MESSAGES.get(reason) or detail or f"The server refused the sign-in ({reason}).")
-
-
-class ServerUnreachable(SignInError):
-    """The server could not be reached, or did not answer in time."""
-
-
-class ServerProtocolError(SignInError):
-    """The server answered something the protocol does not allow here."""
-
-
-class IncompatibleServer(SignInError):
-    """The server does not speak this console's protocol version: one of them needs an update."""
-
-
-class ProtocolCommandError(CommandError):
-    """A command refused for a protocol reason rather than an engine one.
-
-    Its :attr:`reason` is :attr:`Reason.INVALID` (nothing changed; the
-    window shows :attr:`detail`), and :attr:`code` is the protocol's own
-    reason, e.g. ``bad_message``, ``not_logged_in`` or ``not_connected``.
-
-    Attributes:
-        code: the protocol reason string.
-        server_detail: the server's own wording, if it sent one.
-    """
-
-    def __init__(self, code: str, detail: str | None = None, **data: Any) -> None:
-        self.code = code
-        super().__init__(Reason.INVALID, _PROTOCOL_MESSAGES.get(code) or detail or f"The server refused the request ({code}).", **data)
-        self.server_detail = detail
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "reason": self.code}
-
-
-class NotConnectedError(ProtocolCommandError):
-    """The command could not be sent: the console is not connected."""
-
-    def __init__(self, detail: str = "Not connected to the server.") -> None:
-        super().__init__("not_connected", detail)
-
-
-def command_error(error: Error) -> CommandError:
-    """The exception for a wire ``error`` reply to a command."""
-    detail = error.detail or None
-    data = {k: v for k, v in error.data.items() if k not in ("reason", "detail")}
-    try:
-        reason = Reason(error.reason)
-    except ValueError:
-        return ProtocolCommandError(error.reason, detail, **data)
-    return CommandError(reason, detail, **data)
-
 
 # ---------------------------------------------------------------- the backend
 
@@ -295,6 +232,9 @@ class WebSocketBackend(Backend):
         self._want_snapshot = False
         self._stopping = False
         self._closing: asyncio.Future[None] | None = None
+        self._joiner = ChunkJoiner(self._on_batch_lost)
+        self._watch_tasks: dict[str, asyncio.Task[None]] = {}
+        self._watched_at: dict[str, float] = {}  # when each watch was sent, on the server's clock
 
     @property
     def description(self) -> str:
@@ -367,6 +307,9 @@ class WebSocketBackend(Backend):
         ws, self._ws = self._ws, None
         if ws is not None:
             await ws.close()
+        for watch in self._watch_tasks.values():
+            watch.cancel()
+        self._joiner.forget()
         self._fail_pending("The console is disconnected from the server.")
         self.disconnected_since = None
         self._set_state(BackendState.CLOSED, self.state_detail if self.needs_login else "")
@@ -452,6 +395,58 @@ class WebSocketBackend(Backend):
             if not p.future.done():
                 p.future.set_exception(NotConnectedError(detail))
 
+    # ---------------------------------------------------------- co-browsing
+
+    async def _watch(self, session_id: str) -> None:
+        if self._ws is None:
+            # Watched once live (see _go_live).
+            if self.state is BackendState.RECONNECTING:
+                self._deliver_cobrowse(PageStatus(session_id, PageState.RECONNECTING))
+            return
+        self._watched_at[session_id] = self.server_time()
+        with contextlib.suppress(NotConnectedError):  # the connection dropped on the way: _go_live watches again
+            await super()._watch(session_id)
+
+    async def cobrowse_unwatch(self, session_id: str) -> None:
+        self._joiner.forget(session_id)
+        self._watched_at.pop(session_id, None)
+        task = self._watch_tasks.pop(session_id, None)
+        if task is not None:
+            task.cancel()
+        if self._ws is None:
+            # The server forgot the watch with the connection; the next one does not watch it.
+            self.watching.discard(session_id)
+            return
+        await super().cobrowse_unwatch(session_id)
+
+    def _watch_soon(self, session_id: str) -> None:
+        """Watch again in the background (the reader must run to answer): after a reconnect, or a lost batch."""
+        if session_id in self._watch_tasks:
+            return
+        self._watch_tasks[session_id] = asyncio.get_running_loop().create_task(self._watch_again(session_id), name=f"watch {session_id}")
+
+    async def _watch_again(self, session_id: str) -> None:
+        try:
+            await self._watch(session_id)
+        except CommandError as exc:
+            # E.g. the session ended while the console was away.
+            log.info("watching session %s again was refused: %s", session_id, exc)
+            if session_id in self.watching:
+                self.watching.discard(session_id)
+                self._deliver_cobrowse(PageStatus(session_id, PageState.ENDED, detail=exc.detail))
+        except Exception:  # a bad answer must not go unseen in a task nobody awaits
+            log.exception("watching session %s again failed", session_id)
+        finally:
+            if self._watch_tasks.get(session_id) is asyncio.current_task():
+                del self._watch_tasks[session_id]
+
+    def _on_batch_lost(self, session_id: str, batch: int) -> None:
+        """Part of a batch never came: the page is wrong until a full snapshot; the watch's answer brings one."""
+        if session_id not in self.watching or self._ws is None:
+            return
+        self._deliver_cobrowse(PageStatus(session_id, PageState.RESYNC, detail="Part of the page's stream was lost; fetching a fresh copy."))
+        self._watch_soon(session_id)
+
     # ------------------------------------------------------------- the wire
 
     async def _handshake(self, message: _SignIn, *, need_snapshot: bool) -> ClientConnection:
@@ -486,6 +481,7 @@ class WebSocketBackend(Backend):
                 if need_snapshot and reply.resumed:
                     raise ServerProtocolError("The server resumed a session this console has no snapshot of.")
                 self.token = reply.token or self.token
+                self.clock_offset = reply.server_time - time.time()
                 self.rep = reply.rep or self.rep or self.username
                 self.resume_window = reply.resume_window or self.resume_window
                 snapshot: Snapshot | None = None
@@ -531,6 +527,9 @@ class WebSocketBackend(Backend):
         self._ws = ws
         self.disconnected_since = None
         self._set_state(BackendState.LIVE, f"signed in as {self.rep or self.username}")
+        # The server forgot this console's watches with its old connection.
+        for session_id in sorted(self.watching):
+            self._watch_soon(session_id)
 
     async def _run(self, ws: ClientConnection) -> None:
         """Read until the connection drops; reconnect and resume until the session ends."""
@@ -558,6 +557,9 @@ class WebSocketBackend(Backend):
             log.warning("connection to %s lost (%s); reconnecting", self.url, _close_text_of(ws))
             if self.disconnected_since is None:
                 self.disconnected_since = time.time()
+            self._joiner.forget()
+            for session_id in sorted(self.watching):
+                self._deliver_cobrowse(PageStatus(session_id, PageState.RECONNECTING))
             immediate = code == CLOSE_TOO_SLOW or self._want_snapshot
             new = await self._reconnect(immediate=immediate)
             if new is None:
@@ -587,6 +589,16 @@ class WebSocketBackend(Backend):
             case Snapshot():
                 self._want_snapshot = False
                 self._on_snapshot(message)
+            case CobrowseChunk(session=session_id):
+                if session_id in self.watching:
+                    batch = self._joiner.add(message)
+                    if batch is not None:
+                        if batch.at < self._watched_at.get(session_id, 0.0):
+                            batch = dataclasses.replace(batch, buffered=True)
+                        self._deliver_cobrowse(batch)
+            case CobrowseStatus(session=session_id):
+                if session_id in self.watching:
+                    self._deliver_cobrowse(PageStatus.of(message))
             case Result(id=rid) | Error(id=str() as rid):
                 self._on_reply(rid, message)
             case Error():
@@ -603,7 +615,7 @@ class WebSocketBackend(Backend):
         if isinstance(message, Error):
             pending.future.set_exception(command_error(message))
             return
-        spec = COMMANDS.get(pending.name)
+        spec = COMMANDS.get(pending.name) or COBROWSE_COMMANDS.get(pending.name)
         try:
             if spec is None:
                 raise ValueError(f"no result type for {pending.name!r}")

@@ -38,6 +38,9 @@ _MESSAGES: dict[Reason, str] = {
     Reason.KEY_USED: "That session key has already been used.",
     Reason.KEY_RATE_LIMITED: "Too many wrong keys; wait a minute and try again.",
     Reason.BUTTON_EXPIRED: "That Support Button has expired.",
+    Reason.LINK_EXPIRED: "That help link has expired.",
+    Reason.LINK_REVOKED: "That help link was withdrawn.",
+    Reason.NOT_BROWSER: "That session does not share the customer's browser.",
     Reason.REP_OFFLINE: "That representative is not connected.",
     Reason.INVALID: "Invalid request.",
 }

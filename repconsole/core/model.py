@@ -171,11 +171,24 @@ class SupportButton:
 
 @dataclass(slots=True)
 class BrowserLink:
-    """A browser-sharing custom link that routes to a chosen rep or team."""
+    """A browser-sharing custom link that routes to a chosen rep or team.
+
+    Attributes:
+        issue: an issue code: its name and category label the sessions the
+            link starts (None: the customer may pick one, or none).
+        expires_at: after this it starts no session (None: never).
+        revoked: an administrator withdrew it: it starts no session.
+        origins: the web pages (``scheme://host[:port]``) that may use it,
+            besides the support site's own; the server's Origin check reads them.
+    """
 
     id: str
     name: str
     target: QueueRef
+    issue: str | None = None
+    expires_at: float | None = None
+    revoked: bool = False
+    origins: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)

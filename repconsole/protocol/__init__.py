@@ -15,8 +15,11 @@ module             what it defines
                    ``TeamView``, ``KeyView``, ``SnapshotData``, ``Intake``
 ``events``         the events of an ``events`` frame, one Struct per kind
 ``commands``       every rep command: its arguments and its result
-``messages``       every message on ``/rep`` and ``/customer``, both ways;
-                   ``parse_*``, ``encode``, ``ProtocolError``
+``cobrowse``       the customer's live page: the recorder endpoint
+                   ``/cobrowse`` and what reps get of it on ``/rep``
+``messages``       every message on ``/rep``, ``/customer`` and
+                   ``/cobrowse``, both ways; ``parse_*``, ``encode``,
+                   ``ProtocolError``
 ``schema``         docs/protocol.schema.json, generated from the above
 =================  ==========================================================
 
@@ -26,6 +29,8 @@ message type, event kind, command and reason defined here.
 
 from __future__ import annotations
 
+from repconsole.protocol.cobrowse import *  # noqa: F403
+from repconsole.protocol.cobrowse import __all__ as _cobrowse
 from repconsole.protocol.commands import *  # noqa: F403
 from repconsole.protocol.commands import __all__ as _commands
 from repconsole.protocol.events import *  # noqa: F403
@@ -37,4 +42,4 @@ from repconsole.protocol.views import __all__ as _views
 from repconsole.protocol.vocabulary import *  # noqa: F403
 from repconsole.protocol.vocabulary import __all__ as _vocabulary
 
-__all__ = [*_vocabulary, *_views, *_events, *_commands, *_messages]
+__all__ = [*_vocabulary, *_views, *_events, *_commands, *_cobrowse, *_messages]

@@ -32,6 +32,16 @@ from typing import Annotated, Any, Final, TypeVar
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from repconsole.protocol.cobrowse import (
+    Attach,
+    CobrowseChunk,
+    CobrowseStatus,
+    PageInfo,
+    Record,
+    RecorderReply,
+    RecorderRequest,
+    StopSharing,
+)
 from repconsole.protocol.events import Event
 from repconsole.protocol.views import CustomerLine, Intake, SnapshotData
 from repconsole.protocol.vocabulary import (
@@ -43,6 +53,7 @@ from repconsole.protocol.vocabulary import (
     ErrorReason,
     MessageType,
     Reason,
+    RequestId,
     ResumeReason,
     Via,
 )
@@ -78,14 +89,13 @@ __all__ = [
     "invalid_field",
     "parse_customer",
     "parse_customer_reply",
+    "parse_recorder",
+    "parse_recorder_reply",
     "parse_rep",
     "parse_rep_reply",
     "request_key",
 ]
 
-RequestId = Annotated[str, msgspec.Meta(min_length=1, max_length=ID_LIMIT)] | Annotated[
-    int, msgspec.Meta(ge=-INT64_MAX - 1, le=INT64_MAX)
-]
 _Count = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 _Version = Annotated[int, msgspec.Meta(ge=1, le=INT64_MAX)]
 
@@ -210,7 +220,7 @@ class Error(_Reply, frozen=True, tag=MessageType.ERROR.value, kw_only=True):
     data: dict[str, Any]
 
 
-RepReply = Welcome | Snapshot | Events | Result | Error
+RepReply = Welcome | Snapshot | Events | Result | Error | CobrowseChunk | CobrowseStatus
 
 
 # ======================================================================
@@ -392,8 +402,11 @@ _rep_decoder = msgspec.json.Decoder(RepRequest)
 _customer_decoder = msgspec.json.Decoder(CustomerRequest)
 _rep_reply_decoder = msgspec.json.Decoder(RepReply)
 _customer_reply_decoder = msgspec.json.Decoder(CustomerReply)
+_recorder_decoder = msgspec.json.Decoder(RecorderRequest)
+_recorder_reply_decoder: msgspec.json.Decoder[RecorderReply | Error] = msgspec.json.Decoder(RecorderReply | Error)
 _REP_TYPES: Final = frozenset(t.__struct_config__.tag for t in (Login, Resume, Command, Logout))
 _CUSTOMER_TYPES: Final = frozenset(t.__struct_config__.tag for t in (Start, CustomerResume, Say, Leave))
+_RECORDER_TYPES: Final = frozenset(t.__struct_config__.tag for t in (Attach, Record, PageInfo, StopSharing))
 
 _M = TypeVar("_M")
 
@@ -406,6 +419,16 @@ def parse_rep(frame: str | bytes) -> RepRequest:
 def parse_customer(frame: str | bytes) -> CustomerRequest:
     """One frame from a customer page.  Raises ProtocolError."""
     return _parse(frame, _customer_decoder, _CUSTOMER_TYPES)
+
+
+def parse_recorder(frame: str | bytes) -> RecorderRequest:
+    """One frame from a customer page's recorder (``/cobrowse``).  Raises ProtocolError."""
+    return _parse(frame, _recorder_decoder, _RECORDER_TYPES)
+
+
+def parse_recorder_reply(frame: str | bytes) -> RecorderReply | Error:
+    """One frame from the server to a recorder (test clients, tools).  Raises ProtocolError."""
+    return _parse_reply(frame, _recorder_reply_decoder)
 
 
 def parse_rep_reply(frame: str | bytes) -> RepReply:

@@ -17,8 +17,9 @@ from typing import Any
 
 import msgspec
 
-from repconsole.protocol.commands import COMMANDS, Args, CommandResult
-from repconsole.protocol.messages import CustomerReply, CustomerRequest, EmptyResult, RepReply, RepRequest, SayResult
+from repconsole.protocol.cobrowse import COBROWSE_COMMANDS, CobrowseSpec, RecorderReply, RecorderRequest
+from repconsole.protocol.commands import COMMANDS, Args, CommandResult, CommandSpec
+from repconsole.protocol.messages import CustomerReply, CustomerRequest, EmptyResult, Error, RepReply, RepRequest, SayResult
 from repconsole.protocol.vocabulary import PROTOCOL_VERSION, MessageType
 
 __all__ = ["SCHEMA_ID", "schema", "schema_text"]
@@ -33,16 +34,20 @@ def _ref(name: str) -> dict[str, str]:
 
 def schema() -> dict[str, Any]:
     """The protocol's JSON Schema (draft 2020-12), as a dict."""
-    args_types: list[type[Args]] = sorted({spec.args for spec in COMMANDS.values()}, key=lambda t: t.__name__)
-    result_types: list[type[CommandResult]] = sorted({spec.result for spec in COMMANDS.values()}, key=lambda t: t.__name__)
-    roots: list[Any] = [RepRequest, RepReply, CustomerRequest, CustomerReply, SayResult, EmptyResult, *args_types, *result_types]
-    (rep_client, rep_server, customer_client, customer_server, *_), defs = msgspec.json.schema_components(
-        roots, ref_template=_REF
+    specs: dict[str, CommandSpec | CobrowseSpec] = {**COMMANDS, **COBROWSE_COMMANDS}
+    args_types: list[type[Args]] = sorted({spec.args for spec in specs.values()}, key=lambda t: t.__name__)
+    result_types: list[type[CommandResult]] = sorted({spec.result for spec in specs.values()}, key=lambda t: t.__name__)
+    roots: list[Any] = [
+        RepRequest, RepReply, CustomerRequest, CustomerReply, RecorderRequest, RecorderReply | Error,
+        SayResult, EmptyResult, *args_types, *result_types,
+    ]  # fmt: skip
+    (rep_client, rep_server, customer_client, customer_server, recorder_client, recorder_server, *_), defs = (
+        msgspec.json.schema_components(roots, ref_template=_REF)
     )
     # A command's args, per command name: {"name": "transfer", "args": TransferArgs}.
     command = defs["Command"]
     command["oneOf"] = [
-        {"properties": {"name": {"const": name}, "args": _ref(spec.args.__name__)}} for name, spec in sorted(COMMANDS.items())
+        {"properties": {"name": {"const": name}, "args": _ref(spec.args.__name__)}} for name, spec in sorted(specs.items())
     ]
     # A result: a command's result on /rep, SayResult or {} on /customer.
     defs["Result"]["properties"]["result"] = {
@@ -54,6 +59,8 @@ def schema() -> dict[str, Any]:
         "rep_server": rep_server,
         "customer_client": customer_client,
         "customer_server": customer_server,
+        "recorder_client": recorder_client,
+        "recorder_server": recorder_server,
     }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -62,9 +69,9 @@ def schema() -> dict[str, Any]:
         "description": (
             "Generated from repconsole.protocol (python -m repconsole.protocol schema --write); do not edit. "
             "One WebSocket text frame is one message; validate it against #/$defs/rep_client, rep_server, "
-            "customer_client or customer_server. Message types: " + ", ".join(t.value for t in MessageType) + "."
+            "customer_client, customer_server, recorder_client or recorder_server. Message types: " + ", ".join(t.value for t in MessageType) + "."
         ),
-        "oneOf": [_ref("rep_client"), _ref("rep_server"), _ref("customer_client"), _ref("customer_server")],
+        "oneOf": [_ref(name) for name in ("rep_client", "rep_server", "customer_client", "customer_server", "recorder_client", "recorder_server")],
         "$defs": dict(sorted(defs.items())),
     }
 

@@ -9,6 +9,9 @@ uses the same enums for its own state: there is one ``Origin``, one
 from __future__ import annotations
 
 import enum
+from typing import Annotated
+
+import msgspec
 
 __all__ = [
     "CUSTOMER",
@@ -34,6 +37,7 @@ __all__ = [
     "QueueKind",
     "Reason",
     "RepStatus",
+    "RequestId",
     "ResumeReason",
     "RuleAction",
     "SessionState",
@@ -57,6 +61,11 @@ MAX_FRAME = 64 * 1024
 
 ID_LIMIT = 128  # characters of a string request id
 INT64_MAX = 2**63 - 1
+
+# A request id: chosen by the client, echoed in the reply.  1 and "1" differ.
+RequestId = Annotated[str, msgspec.Meta(min_length=1, max_length=ID_LIMIT)] | Annotated[
+    int, msgspec.Meta(ge=-INT64_MAX - 1, le=INT64_MAX)
+]
 
 # Intake limits, as the leading consoles' intake forms and start APIs accept
 # them: 100 characters for a name, about a kilobyte of details, 10 KB of
@@ -94,6 +103,19 @@ class MessageType(enum.StrEnum):
     STARTED = "started"
     STATUS = "status"
     CHAT = "chat"
+    # recorder (the help-link snippet) -> server (/cobrowse)
+    ATTACH = "attach"
+    RECORD = "record"
+    PAGE = "page"
+    STOP = "stop"
+    # server -> recorder
+    ATTACHED = "attached"
+    SNAPSHOT_PLEASE = "snapshot_please"
+    POINTER = "pointer"
+    WATCHING = "watching"
+    # server -> console, beside the feed
+    COBROWSE = "cobrowse"
+    COBROWSE_STATE = "cobrowse_state"
 
 
 class CloseCode(enum.IntEnum):
@@ -192,6 +214,9 @@ class Reason(enum.StrEnum):
     KEY_USED = "key_used"
     KEY_RATE_LIMITED = "key_rate_limited"
     BUTTON_EXPIRED = "button_expired"
+    LINK_EXPIRED = "link_expired"
+    LINK_REVOKED = "link_revoked"
+    NOT_BROWSER = "not_browser"  # co-browsing a session that did not start from a browser-sharing link
     REP_OFFLINE = "rep_offline"
     INVALID = "invalid"  # a malformed argument
 

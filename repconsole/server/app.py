@@ -5,9 +5,12 @@
 * ``/rep``: representative consoles (login or resume, snapshot, events,
   commands, logout);
 * ``/customer``: the customer pages (see :mod:`repconsole.server.customers`);
+* ``/cobrowse`` and ``/cobrowse/watch``: co-browsing, a customer page's
+  recorder and a rep's live view in a browser (see :mod:`repconsole.server.cobrowse`);
 * HTTP ``GET /``, ``/support`` and the page's files from
   ``repconsole/server/static/``, ``GET /api/site`` (what the page offers)
-  and ``GET /healthz``.
+  and ``GET /healthz``; co-browsing's files, live view and ``GET /api/link/ID``
+  (see :mod:`repconsole.server.web`).
 
 Everything the server knows runs on one asyncio loop: a message is parsed
 (:mod:`repconsole.protocol`), authorized, run as one
@@ -29,10 +32,10 @@ import logging
 import re
 import secrets
 import ssl
-import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Self
 
@@ -40,7 +43,6 @@ import msgspec
 from msgspec import UNSET
 from websockets.asyncio.server import Server as WsServer
 from websockets.asyncio.server import ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
@@ -50,6 +52,7 @@ from repconsole.collector import collector_paused
 from repconsole.core.commands import execute
 from repconsole.core.errors import CommandError
 from repconsole.protocol import (
+    COBROWSE_COMMANDS,
     MAX_FRAME,
     MIN_PROTOCOL_VERSION,
     PROTOCOL_VERSION,
@@ -83,12 +86,15 @@ from repconsole.server.auth import (
     new_token,
     verify_password,
 )
+from repconsole.server.cobrowse import CobrowseDesk
 from repconsole.server.config import SiteSpec, parse_origin
 from repconsole.server.customers import CustomerDesk
 from repconsole.server.fanout import RepLink
+from repconsole.server.links import LinkBook
 from repconsole.server.runtime import PersistenceFailure, Runtime
 from repconsole.server.store import Store
 from repconsole.server.timers import ServerClock, WallClock
+from repconsole.server.web import CONTENT_TYPES, STATIC_NAME, WATCH_PATH, CobrowseWeb, response
 
 __all__ = ["STATIC_DIR", "Server"]
 
@@ -107,12 +113,10 @@ PING_TIMEOUT = 10.0
 SHUTDOWN_GRACE = 2.0
 LOGIN_FAILURES_PER_MINUTE = 5
 DEMO_PASSWORD_BYTES = 9  # 72 bits, 12 characters
-_STATIC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.(html|js|css)$")
-_CONTENT_TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-}
+_HOST = re.compile(r"^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
+# WebSocket endpoints; a page's Origin is checked at the handshake of each.
+REP_PATH, CUSTOMER_PATH, RECORDER_PATH = "/rep", "/customer", "/cobrowse"
+_SOCKETS = frozenset((REP_PATH, CUSTOMER_PATH, RECORDER_PATH, WATCH_PATH))
 
 
 class Server:
@@ -128,6 +132,8 @@ class Server:
         clock: the server's clock (every timer: rules, grace periods,
             expiries, the login timeout); the wall clock by default, a
             :class:`~repconsole.server.timers.VirtualClock` in tests.
+        resources: where co-browsing's files (``rrweb/``, ``cobrowse/``) are
+            read from; by default the package ``repconsole.resources``.
 
     Attributes:
         clock: the server's clock.
@@ -147,8 +153,10 @@ class Server:
         hash_params: ScryptParams = OWASP,
         static_dir: Path = STATIC_DIR,
         clock: ServerClock | None = None,
+        resources: Traversable | None = None,
     ) -> None:
         self.spec = spec
+        self.resources = resources
         self.clock: ServerClock = clock if clock is not None else WallClock()
         self.data_dir = Path(data_dir)
         self.host = host
@@ -158,6 +166,9 @@ class Server:
         self.static_dir = static_dir
         self.runtime: Runtime | None = None
         self.customers: CustomerDesk | None = None
+        self.links: LinkBook | None = None
+        self.cobrowse: CobrowseDesk | None = None
+        self.web: CobrowseWeb | None = None
         self.new_passwords: dict[str, str] = {}
         self.failed: BaseException | None = None
         self._ws: WsServer | None = None
@@ -192,7 +203,14 @@ class Server:
             missing = [r.id for r in self.spec.reps if r.password_hash is None and self.runtime.store.password_hash(r.id) is None]
             if missing:
                 log.warning("no password set for %s: set one with `repconsole-server passwd USERNAME`", ", ".join(missing))
-        self.customers = CustomerDesk(self.runtime)
+        self.links = LinkBook(self.spec, self.runtime.engine, self.runtime.store)
+        self.customers = CustomerDesk(self.runtime, self.links)
+        self.cobrowse = CobrowseDesk(self.runtime, self.customers, base_url=self.base_url)
+        if self.resources is None:
+            import repconsole.resources
+
+            self.resources = repconsole.resources.files()
+        self.web = CobrowseWeb(self.links, self.resources, self.static_dir, self._origin_allowed)
         self.runtime.housekeepers.append(lambda now: self._limiter.prune())
         self._ws = await serve(
             self._handle,
@@ -223,6 +241,8 @@ class Server:
                 await self._close_connections(self._ws)
             if self.customers is not None:
                 self.customers.shutdown()
+            if self.cobrowse is not None:
+                self.cobrowse.shutdown()
             if self.runtime is not None:
                 self.runtime.stop()
                 self.runtime.store.close()
@@ -286,8 +306,9 @@ class Server:
 
     def _http(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urllib.parse.urlsplit(request.path).path
-        if path in ("/rep", "/customer"):
-            if not self._origin_allowed(request):
+        if path in _SOCKETS:
+            link = _link_of(request) if path in (CUSTOMER_PATH, RECORDER_PATH) else None
+            if not self._origin_allowed(request, link):
                 log.info("refused %s from Origin %s", path, request.headers.get("Origin"))
                 return connection.respond(HTTPStatus.FORBIDDEN, "Origin not allowed\n")
             return None  # on with the WebSocket handshake
@@ -295,33 +316,39 @@ class Server:
             return self._json(self._health())
         if path == "/api/site":
             return self._json(self._public_site())
+        assert self.web is not None
+        answer = self.web.answer(request, path)
+        if answer is not None:
+            return answer
         name = {"/": "index.html", "/support": "support.html"}.get(path, path.removeprefix("/static/").lstrip("/"))
         if path == "/support" and not (self.static_dir / name).is_file():
             name = "index.html"
-        if _STATIC_NAME.match(name):
+        if STATIC_NAME.match(name):
             file = self.static_dir / name
             if file.is_file():
-                return self._response(HTTPStatus.OK, file.read_bytes(), _CONTENT_TYPES[file.suffix])
+                return response(HTTPStatus.OK, file.read_bytes(), CONTENT_TYPES[file.suffix])
         return connection.respond(HTTPStatus.NOT_FOUND, "Not found\n")
 
-    @staticmethod
-    def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
-        headers = Headers([
-            ("Date", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())),
-            ("Connection", "close"),
-            ("Content-Length", str(len(body))),
-            ("Content-Type", content_type),
-            ("Cache-Control", "no-cache"),
-            ("X-Content-Type-Options", "nosniff"),
-            ("Referrer-Policy", "no-referrer"),
-        ])  # fmt: skip
-        return Response(status.value, status.phrase, headers, body)
-
     def _json(self, data: Any) -> Response:
-        return self._response(HTTPStatus.OK, encode(data), "application/json")
+        return response(HTTPStatus.OK, encode(data), "application/json")
 
-    def _origin_allowed(self, request: Request) -> bool:
+    def base_url(self, host: str | None = None) -> str:
+        """The address a browser reaches this server at: ``[server] public_url``, else the
+        ``Host`` a client connected with, else the address the server listens on."""
+        if self.spec.server.public_url:
+            return self.spec.server.public_url
+        scheme = "https" if self.ssl_context else "http"
+        if host and _HOST.match(host):
+            return f"{scheme}://{host}"
+        listen = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{listen}:{self.port}"
+
+    def _origin_allowed(self, request: Request, link: str | None = None) -> bool:
         """Browsers send Origin; a page from elsewhere must not use our endpoints.
+
+        Allowed: the server's own origin, ``server.allowed_origins``, and,
+        for a page that names its browser-sharing link (``/customer?link=ID``,
+        ``/cobrowse?link=ID``), that link's ``origins``.
 
         A request without Origin is not from a browser (the desktop console,
         a script); any such client could send whatever Origin it liked, so
@@ -334,16 +361,18 @@ class Server:
             origin = parse_origin(origin)
         except ValueError:
             return False  # "null" (sandboxed frames, files) and anything malformed
-        if origin in self._allowed:
+        if origin in self._allowed or origin == self._own_origin(request):
             return True
+        return link is not None and self.links is not None and origin in self.links.origins(link)
+
+    def _own_origin(self, request: Request) -> str | None:
         host = request.headers.get("Host")
         if not host:
-            return False
+            return None
         try:
-            own = parse_origin(f"{'https' if self.ssl_context else 'http'}://{host}")
+            return parse_origin(f"{'https' if self.ssl_context else 'http'}://{host}")
         except ValueError:
-            return False
-        return origin == own
+            return None
 
     def _health(self) -> dict[str, Any]:
         rt = self.runtime
@@ -356,6 +385,7 @@ class Server:
             "reps_online": rt.fanout.connected_reps(),
             "customers_online": self.customers.connections(),
             "waiting": rt.engine.waiting_total(),
+            "cobrowse": self.cobrowse.counts() if self.cobrowse is not None else {},
         }
 
     def _public_site(self) -> dict[str, Any]:
@@ -373,20 +403,28 @@ class Server:
                 for b in e.buttons.values()
                 if b.expires_at is None or b.expires_at > now
             ],
-            "links": [{"id": link.id, "name": link.name} for link in e.links.values()],
+            "links": [{"id": link.id, "name": link.name} for link in (self.links.configured() if self.links else ())],
         }
 
     # --------------------------------------------------------- WebSocket
 
     async def _handle(self, ws: ServerConnection) -> None:
-        # Only /rep and /customer get here: _http answers any other path at the handshake.
-        assert ws.request is not None
+        # Only the WebSocket endpoints get here: _http answers any other path at the handshake.
+        request = ws.request
+        assert request is not None and self.customers is not None and self.cobrowse is not None
+        path = urllib.parse.urlsplit(request.path).path
+        # Let in only for a link's origins (see _origin_allowed): that link, and nothing else.
+        link = _link_of(request)
+        only_link = link if link is not None and not self._origin_allowed(request) else None
         try:
-            if urllib.parse.urlsplit(ws.request.path).path == "/rep":
+            if path == REP_PATH:
                 await self._serve_rep(ws)
+            elif path == CUSTOMER_PATH:
+                await self.customers.serve(ws, only_link=only_link)
+            elif path == RECORDER_PATH:
+                await self.cobrowse.serve_recorder(ws)
             else:
-                assert self.customers is not None
-                await self.customers.serve(ws)
+                await self.cobrowse.serve_ticket(ws, _query(request, "ticket") or "")
         except ConnectionClosed:
             pass
         except PersistenceFailure:
@@ -410,7 +448,15 @@ class Server:
                 except ProtocolError as exc:
                     await self._send(ws, exc.reply())
                     continue
-                if isinstance(msg, Command):
+                if isinstance(msg, Command) and msg.name in COBROWSE_COMMANDS:
+                    # Answered by the co-browsing relay, not the engine, and never stored:
+                    # a watch belongs to this connection, and a retry must start it again.
+                    assert self.cobrowse is not None
+                    reply, then = self.cobrowse.command(link.login, ws, msg)
+                    await self._send(ws, reply)
+                    if then is not None:
+                        then()
+                elif isinstance(msg, Command):
                     await self._send(ws, self._command(link.login, msg))
                 elif isinstance(msg, Logout):
                     self._logout(link.login, ws)
@@ -424,6 +470,8 @@ class Server:
     def _detach(self, link: RepLink) -> None:
         assert self.runtime is not None
         self.runtime.fanout.detach(link)
+        if self.cobrowse is not None:
+            self.cobrowse.forget(link.ws)
         link.login.connections.discard(link.ws)
         self._presence(link.rep)
 
@@ -590,6 +638,8 @@ class Server:
             rows.extend(Store.logout_rows(login.id))
         rt.logins.remove(login)
         rt.answers.forget_login(login.id)
+        if self.cobrowse is not None:
+            self.cobrowse.logout(login.id)
         log.info("%s logged out (login %d)", login.rep, login.id)
         for ws in list(login.connections):
             if ws is not current:
@@ -605,6 +655,17 @@ class Server:
                 rt.engine.rep_disconnected(rep)
         except PersistenceFailure:
             pass
+
+
+def _query(request: Request, name: str) -> str | None:
+    values = urllib.parse.parse_qs(urllib.parse.urlsplit(request.path).query).get(name)
+    return values[0] if values else None
+
+
+def _link_of(request: Request) -> str | None:
+    """The browser-sharing link a page names (``?link=ID``)."""
+    link = _query(request, "link")
+    return link if link and len(link) <= 64 else None
 
 
 def _refusal(rid: RequestId, reason: ErrorReason, detail: str) -> Error:

@@ -3,6 +3,16 @@
     repconsole-server [--host H] [--port P] [--config FILE] [--data DIR]
                       [--tls-cert PEM --tls-key PEM] [--log-level LEVEL]
     repconsole-server passwd USERNAME [--config FILE] [--data DIR]
+    repconsole-server link create (--team T | --rep R) [--issue CODE] [--name NAME]
+                                  [--lifetime 7d] [--origin URL ...] [--public-url URL]
+    repconsole-server link list
+    repconsole-server link revoke ID
+
+``link create`` prints the snippet to paste into a web page (one line) and
+the plain address of a page that starts a session with the link; the
+``link`` commands take ``--config`` and ``--data`` like ``passwd``, and work
+while the server runs (it reads a link from the data directory each time a
+customer uses it).
 
 Serving prints ``repconsole-server: listening on ws://HOST:PORT`` once the
 port is open (with ``--port 0``, the port the system chose), after the demo
@@ -20,6 +30,7 @@ import getpass
 import logging
 import signal
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
@@ -28,8 +39,10 @@ import platformdirs
 
 from repconsole import __version__
 from repconsole.collector import FreezePolicy
+from repconsole.core.model import QueueRef
 from repconsole.server.auth import hash_password
-from repconsole.server.config import ConfigError, SiteSpec, demo_site, load_config
+from repconsole.server.config import ConfigError, SiteSpec, demo_site, load_config, parse_origin, parse_public_url
+from repconsole.server.links import link_state, new_link_id, new_row, parse_lifetime, snippet, support_url
 from repconsole.server.store import Store, StoreError
 
 __all__ = ["build_parser", "main"]
@@ -79,7 +92,42 @@ def build_parser() -> argparse.ArgumentParser:
     passwd.add_argument("username", help="the rep's id")
     passwd.add_argument("--config", dest="passwd_config", type=Path, metavar="FILE", help="site configuration")
     passwd.add_argument("--data", dest="passwd_data", type=Path, metavar="DIR", help="data directory")
+    _link_parser(commands)
     return parser
+
+
+def _link_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    link = commands.add_parser(
+        "link",
+        help="make, list and revoke browser-sharing links",
+        description="Browser-sharing links route the customers of a web page to a rep or a team. "
+        "They are kept in the data directory and take effect at once, even while the server runs.",
+    )
+    actions = link.add_subparsers(dest="link_command", metavar="ACTION", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", dest="link_config", type=Path, metavar="FILE", help="site configuration")
+    common.add_argument("--data", dest="link_data", type=Path, metavar="DIR", help="data directory")
+    create = actions.add_parser(
+        "create",
+        parents=[common],
+        help="make a link; prints its snippet and its address",
+        description="Make a link. Prints the one-line snippet to paste into a web page, then the plain address "
+        "of a support page that starts a session with the link.",
+    )
+    target = create.add_mutually_exclusive_group(required=True)
+    target.add_argument("--team", metavar="T", help="its sessions go to this team's queue")
+    target.add_argument("--rep", metavar="R", help="its sessions go to this rep's personal queue")
+    create.add_argument("--issue", metavar="CODE", help="the issue that labels its sessions (default: the customer may pick one)")
+    create.add_argument("--name", help="what the customer and the reps see it as (default: from its target)")
+    create.add_argument("--lifetime", default="never", help="how long it starts sessions: 7d, 12h, 30m, 90s, or never (default)")
+    create.add_argument(
+        "--origin", dest="origins", action="append", default=[], metavar="URL",
+        help="a web page origin (https://shop.example) that may use it, besides the server's own; repeat for more",
+    )  # fmt: skip
+    create.add_argument("--public-url", metavar="URL", help="the server's address for browsers (default: [server] public_url)")
+    actions.add_parser("list", parents=[common], help="list the links", description="List every link: made here, and the configuration's.")
+    revoke = actions.add_parser("revoke", parents=[common], help="revoke a link", description="Revoke a link: it starts no more sessions.")
+    revoke.add_argument("id", help="the link's id")
 
 
 def _spec(config: Path | None) -> SiteSpec:
@@ -122,6 +170,112 @@ def _passwd(args: argparse.Namespace) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
     print(f"{PROG}: password of {args.username} stored in {data}")
+    return 0
+
+
+def _link(args: argparse.Namespace) -> int:
+    try:
+        spec = _spec(args.link_config or args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    data = args.link_data or args.data or default_data_dir()
+    try:
+        store = Store.open(data)
+    except (StoreError, OSError) as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if args.link_command == "create":
+            return _link_create(args, spec, store)
+        if args.link_command == "list":
+            return _link_list(spec, store)
+        return _link_revoke(args, spec, store)
+    except StoreError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+
+
+def _link_create(args: argparse.Namespace, spec: SiteSpec, store: Store) -> int:
+    problems: list[str] = []
+    if args.team is not None:
+        team = next((t for t in spec.teams if t.id == args.team), None)
+        if team is None:
+            problems.append(f"no team {args.team!r} on this site (teams: {', '.join(t.id for t in spec.teams)})")
+        target, default_name = QueueRef.team(args.team), f"Help from {team.name if team else args.team}"
+    else:
+        rep = spec.rep(args.rep)
+        if rep is None:
+            problems.append(f"no rep {args.rep!r} on this site (reps: {', '.join(r.id for r in spec.reps)})")
+        target, default_name = QueueRef.personal(args.rep), f"Help from {rep.name if rep else args.rep}"
+    if args.issue is not None and all(i.code != args.issue for i in spec.issues):
+        problems.append(f"no issue {args.issue!r} on this site (issues: {', '.join(i.code for i in spec.issues) or 'none'})")
+    origins: list[str] = []
+    for text in args.origins:
+        try:
+            origins.append(parse_origin(text))
+        except ValueError as exc:
+            problems.append(f"--origin: {exc}")
+    try:
+        lifetime = parse_lifetime(args.lifetime)
+    except ValueError as exc:
+        problems.append(f"--lifetime: {exc}")
+    try:
+        base = parse_public_url(args.public_url) if args.public_url else spec.server.public_url
+    except ValueError as exc:
+        problems.append(f"--public-url: {exc}")
+    name = (args.name or default_name).strip()
+    if not name or len(name) > 100:
+        problems.append("--name: 1 to 100 characters")
+    if problems:
+        for problem in problems:
+            print(f"{PROG}: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    if base is None:
+        base = f"http://{args.host}:{args.port}"
+        print(f"{PROG}: no [server] public_url: the snippet uses {base}; set public_url or pass --public-url", file=sys.stderr)
+    link_id = new_link_id()
+    row = new_row(link_id, name, target, issue=args.issue, origins=tuple(origins), lifetime=lifetime)
+    store.add_link(row)
+    expires = f", until {_when(row.expires_at)}" if row.expires_at is not None else ""
+    print(f"{PROG}: link {link_id} ({name}) sends its customers to {target}{expires}", file=sys.stderr)
+    print(snippet(base, link_id))
+    print(support_url(base, link_id))
+    return 0
+
+
+def _when(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+
+
+def _link_list(spec: SiteSpec, store: Store) -> int:
+    now = time.time()
+    rows = [
+        (r.id, link_state(r.revoked_at is not None, r.expires_at, now), r.target, r.issue or "-",
+         _when(r.expires_at) if r.expires_at is not None else "never", " ".join(r.origins) or "-", r.name)
+        for r in store.links()
+    ] + [
+        (k.id, "config", str(k.target), k.issue or "-", _when(k.expires_at) if k.expires_at is not None else "never",
+         " ".join(k.origins) or "-", k.name)
+        for k in spec.links
+    ]  # fmt: skip
+    header = ("ID", "STATE", "TARGET", "ISSUE", "EXPIRES", "ORIGINS", "NAME")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
+    return 0
+
+
+def _link_revoke(args: argparse.Namespace, spec: SiteSpec, store: Store) -> int:
+    if any(k.id == args.id for k in spec.links):
+        print(f"{PROG}: link {args.id} is in the configuration file: remove it there and restart the server", file=sys.stderr)
+        return 1
+    if not store.revoke_link(args.id, time.time()):
+        print(f"{PROG}: no link {args.id!r}", file=sys.stderr)
+        return 1
+    print(f"{PROG}: link {args.id} revoked: it starts no more sessions")
     return 0
 
 
@@ -209,6 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("websockets").setLevel(logging.WARNING)
     if args.command == "passwd":
         return _passwd(args)
+    if args.command == "link":
+        return _link(args)
     if bool(args.tls_cert) != bool(args.tls_key):
         print(f"{PROG}: --tls-cert and --tls-key go together", file=sys.stderr)
         return EXIT_CONFIG

@@ -60,6 +60,7 @@ __all__ = [
     "demo_site",
     "load_config",
     "parse_origin",
+    "parse_public_url",
 ]
 
 DEMO_ME = "alex"
@@ -161,12 +162,18 @@ class LinkTable(_Table, frozen=True, kw_only=True):
     id: LinkId
     name: Text
     target: str
+    issue: str | None = None  # an issue code that labels the link's sessions
+    expires_at: Timestamp | None = None
+    origins: tuple[str, ...] = ()  # pages (https://host[:port]) that may use it, besides the server's own
 
 
 class LinkSpec(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     name: str
     target: QueueRef
+    issue: str | None = None
+    expires_at: float | None = None
+    origins: tuple[str, ...] = ()
 
 
 _ENGINE = SiteConfig()
@@ -195,6 +202,13 @@ class ServerSettings(_Table, frozen=True, kw_only=True):
     customer_grace: Seconds = 120.0
     # Sessions one client address may start per minute (anyone can: this bounds spam); 0: no limit.
     customer_starts_per_minute: Annotated[int, Meta(ge=0, extra={"message": "must be a whole number, 0 (no limit) or more"})] = 30
+    # The address customers and browsers reach the server at (https://support.example.com), for the
+    # help-link snippet and "open in browser"; none: derived from the address the server listens on.
+    public_url: str | None = None
+    # Co-browsing, per session: the page's latest snapshot and changes kept for reps who start watching
+    # late (bytes), and the bytes a second relayed.
+    cobrowse_buffer: Annotated[int, _between(64 * 1024, 256 * 1024 * 1024)] = 8 * 1024 * 1024
+    cobrowse_rate: Annotated[int, _between(1024, 1024 * 1024 * 1024)] = 256 * 1024
 
 
 class SiteFile(_Table, frozen=True, kw_only=True):
@@ -246,7 +260,7 @@ def build_engine(spec: SiteSpec, clock: Clock, *, rng: random.Random | None = No
     for b in spec.buttons:
         engine.add_button(b.id, b.description, b.target, expires_at=b.expires_at)
     for link in spec.links:
-        engine.add_link(link.id, link.name, link.target)
+        engine.add_link(link.id, link.name, link.target, issue=link.issue, expires_at=link.expires_at, origins=link.origins)
     return engine
 
 
@@ -615,6 +629,16 @@ class _Reader:
             return None
         return q
 
+    def origins(self, path: KeyPath, texts: Iterable[str]) -> tuple[str, ...]:
+        """Origins, normalised; each one that is not an origin is reported."""
+        out: list[str] = []
+        for item, text in self.numbered(path, texts):
+            try:
+                out.append(parse_origin(text))
+            except ValueError as exc:
+                self.problem(item, str(exc))
+        return tuple(out)
+
     def check_rule(self, team_id: str, rule: RuleSpec) -> None:
         path = ("teams", team_id, "rule")
         if not (rule.after > 0 and math.isfinite(rule.after)):
@@ -639,12 +663,7 @@ class _Reader:
         fallback = None if s.fallback_queue is None else self.target(s.fallback_queue, ("site", "fallback_queue"))
         site = SiteConfig(s.grace_period, fallback, s.key_length, s.key_failures_per_minute, s.max_sessions_default)
 
-        origins: list[str] = []
-        for path, text in self.numbered(("server", "allowed_origins"), file.server.allowed_origins):
-            try:
-                origins.append(parse_origin(text))
-            except ValueError as exc:
-                self.problem(path, str(exc))
+        origins = self.origins(("server", "allowed_origins"), file.server.allowed_origins)
 
         for team_id, t in file.teams.items():
             if t.rule is not None:
@@ -672,10 +691,22 @@ class _Reader:
                 expires_at = b.expires_at.timestamp() if b.expires_at else None
                 buttons.append(ButtonSpec(id=b.id, description=b.description, target=target, expires_at=expires_at))
 
+        issue_codes = {i.code for i in file.issues}
         links: list[LinkSpec] = []
         for path, k in self.each("links", file.links):
+            if k.issue is not None and k.issue not in issue_codes:
+                self.problem((*path, "issue"), f"unknown issue {k.issue!r}")
+            link_origins = self.origins((*path, "origins"), k.origins)
             if target := self.target(k.target, (*path, "target")):
-                links.append(LinkSpec(id=k.id, name=k.name, target=target))
+                expires_at = k.expires_at.timestamp() if k.expires_at else None
+                links.append(LinkSpec(id=k.id, name=k.name, target=target, issue=k.issue, expires_at=expires_at, origins=link_origins))
+
+        public_url = file.server.public_url
+        if public_url is not None:
+            try:
+                public_url = parse_public_url(public_url)
+            except ValueError as exc:
+                self.problem(("server", "public_url"), str(exc))
 
         if self.problems:
             return None
@@ -686,7 +717,7 @@ class _Reader:
             issues=file.issues,
             buttons=tuple(buttons),
             links=tuple(links),
-            server=msgspec.structs.replace(file.server, allowed_origins=tuple(origins)),
+            server=msgspec.structs.replace(file.server, allowed_origins=origins, public_url=public_url),
             source=source,
         )
 
@@ -700,6 +731,19 @@ def parse_origin(text: str) -> str:
         raise ValueError(f"{text!r} is not an origin such as https://support.example.com[:port]")
     port = f":{u.port}" if u.port is not None else ""
     return f"{u.scheme}://{u.hostname}{port}"
+
+
+def parse_public_url(text: str) -> str:
+    """``scheme://host[:port][/path]`` without a trailing slash, or ValueError saying why not."""
+    u = urllib.parse.urlsplit(text.strip())
+    if u.scheme not in ("http", "https") or not u.hostname or u.query or u.fragment:
+        raise ValueError(f"{text!r} is not a URL such as https://support.example.com")
+    try:
+        port = f":{u.port}" if u.port is not None else ""
+    except ValueError:
+        raise ValueError(f"{text!r} has no valid port") from None
+    host = f"[{u.hostname}]" if ":" in u.hostname else u.hostname
+    return f"{u.scheme}://{host}{port}{u.path.rstrip('/')}"
 
 
 def load_config(path: str | Path) -> SiteSpec:

@@ -65,6 +65,7 @@ from repconsole.protocol import (
     parse_customer,
 )
 from repconsole.server.auth import hash_token, new_token
+from repconsole.server.links import LinkBook
 from repconsole.server.runtime import CUSTOMER_TOKENS_KEPT, PersistenceFailure, Runtime
 from repconsole.server.store import Store
 from repconsole.server.timers import Timer
@@ -93,8 +94,9 @@ class CustomerDesk:
     desk can never disagree with the engine about what time it is.
     """
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, links: LinkBook | None = None) -> None:
         self.runtime = runtime
+        self.links = links
         self.engine = runtime.engine
         self.clock = runtime.clock
         settings = runtime.spec.server
@@ -120,7 +122,19 @@ class CustomerDesk:
     def connections(self) -> int:
         return sum(len(links) for links in self._links.values())
 
-    async def serve(self, ws: ServerConnection) -> None:
+    def session_of(self, token: str) -> str | None:
+        """The session a customer's token opens (None: unknown or expired); the co-browsing recorder attaches with it."""
+        known = self._tokens.get(hash_token(token))
+        if known is None or known[1] <= self.clock.now():
+            return None
+        return known[0]
+
+    async def serve(self, ws: ServerConnection, *, only_link: str | None = None) -> None:
+        """A customer page, until it closes.
+
+        ``only_link``: the page was let in only because its origin is one of
+        that browser-sharing link's: it may start a session with that link, nothing else.
+        """
         address = str(ws.remote_address[0]) if ws.remote_address else ""
         link: _Link | None = None
         try:
@@ -138,6 +152,8 @@ class CustomerDesk:
                     if isinstance(msg, (Start, CustomerResume)):
                         if link is not None:
                             raise ProtocolError(ErrorReason.ALREADY_STARTED, "this connection already has a session", msg.id)
+                        if only_link is not None and isinstance(msg, Start) and (msg.via is not Via.LINK or msg.target != only_link):
+                            raise CommandError(Reason.UNKNOWN_LINK, "this page may only start a session with its own help link", link=only_link)
                         link = await (self._start(ws, msg, address) if isinstance(msg, Start) else self._resume(ws, msg))
                     elif link is None:
                         raise ProtocolError(ErrorReason.NOT_STARTED, "start or resume a session first", msg.id)
@@ -189,7 +205,10 @@ class CustomerDesk:
             case Via.BUTTON:
                 return e.start_with_button(msg.target, intake)
             case Via.LINK:
-                return e.start_browser(msg.target, intake, page_url=msg.page_url, page_html=msg.page_html)
+                if self.links is not None:
+                    self.links.get(msg.target)  # as it stands now: an administrator may have revoked it
+                issue = msg.issue if isinstance(msg.issue, str) else None
+                return e.start_browser(msg.target, intake, page_url=msg.page_url, page_html=msg.page_html, issue=issue)
         raise AssertionError(msg.via)
 
     async def _resume(self, ws: ServerConnection, msg: CustomerResume) -> _Link:

@@ -17,12 +17,18 @@ of the session.
 
 Also stored: credentials (password hashes), login sessions (token hashes),
 command answers (for idempotent retries across a restart), customer tokens,
+the browser-sharing links an administrator made (``repconsole-server link``),
 and a bounded log of encoded events, so that a console can resume across a
-restart without a new snapshot.
+restart without a new snapshot.  Nothing of a co-browsed page is ever stored.
+
+The schema has a version (``PRAGMA user_version``): opening a database
+brings it up to :data:`SCHEMA_VERSION` (``_MIGRATIONS``), and a database
+written by a newer server is refused.
 
 The database is this process's alone while it serves (the data directory is
-locked by the server); ``repconsole-server passwd`` may write credentials
-concurrently, which SQLite's locking and the busy timeout make safe.
+locked by the server); ``repconsole-server passwd`` and ``link`` may write
+credentials and links concurrently, which SQLite's locking and the busy
+timeout make safe.
 """
 
 from __future__ import annotations
@@ -42,12 +48,12 @@ from repconsole.core.model import SessionState
 from repconsole.protocol import ChatData, KeyData, RepData, SessionData, TeamChatData, TeamReadData, decode, encode
 from repconsole.server.auth import LoginSession
 
-__all__ = ["DB_NAME", "LoggedEvent", "Statement", "Store", "StoreError"]
+__all__ = ["DB_NAME", "SCHEMA_VERSION", "LinkRow", "LoggedEvent", "Statement", "Store", "StoreError"]
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "repconsole-server.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -88,6 +94,19 @@ CREATE TABLE IF NOT EXISTS customers (
 ) WITHOUT ROWID;
 """
 
+# What each schema version adds to the one before (a database is brought up
+# to SCHEMA_VERSION when it is opened; _SCHEMA above is version 1).
+_MIGRATIONS: dict[int, str] = {
+    # Browser-sharing links made by an administrator (repconsole-server link create).
+    2: """
+CREATE TABLE IF NOT EXISTS links (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, target TEXT NOT NULL, issue TEXT,
+    origins TEXT NOT NULL,         -- a JSON array of origins
+    created_at REAL NOT NULL, expires_at REAL, revoked_at REAL
+);
+""",
+}
+
 
 class StoreError(Exception):
     """The database cannot be used (a newer schema, a corrupt file)."""
@@ -113,6 +132,29 @@ class LoggedEvent:
 Statement = tuple[str, tuple[Any, ...]]
 
 
+@dataclass(frozen=True, slots=True)
+class LinkRow:
+    """A browser-sharing link an administrator made (the configuration file's links are not stored).
+
+    ``target`` is a queue (``rep:<id>`` or ``team:<id>``); ``origins`` the
+    pages that may use it besides the server's own.
+    """
+
+    id: str
+    name: str
+    target: str
+    issue: str | None
+    origins: tuple[str, ...]
+    created_at: float
+    expires_at: float | None = None
+    revoked_at: float | None = None
+
+
+def _link(row: tuple[Any, ...]) -> LinkRow:
+    link_id, name, target, issue, origins, created_at, expires_at, revoked_at = row
+    return LinkRow(link_id, name, target, issue, tuple(decode(origins)), created_at, expires_at, revoked_at)
+
+
 def _arrival(session_id: str) -> int:
     """A session's number (``S12`` -> 12), which orders sessions by arrival."""
     digits = session_id[1:]
@@ -133,9 +175,11 @@ class Store:
             if version > SCHEMA_VERSION:
                 raise StoreError(f"{path} was written by a newer repconsole-server (schema {version}, this one reads {SCHEMA_VERSION})")
             with self._transaction():
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
+                scripts = [_SCHEMA, *(_MIGRATIONS[v] for v in range(max(version, 1) + 1, SCHEMA_VERSION + 1))]
+                for script in scripts:
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open {path}: {exc}") from None
@@ -179,6 +223,28 @@ class Store:
 
     def usernames_with_passwords(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT username FROM credentials")}
+
+    # -------------------------------------------------------------- links
+
+    def add_link(self, link: LinkRow) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO links VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (link.id, link.name, link.target, link.issue, encode(list(link.origins)).decode(), link.created_at, link.expires_at, link.revoked_at),
+            )
+
+    def link(self, link_id: str) -> LinkRow | None:
+        row = self._db.execute("SELECT * FROM links WHERE id = ?", (link_id,)).fetchone()
+        return _link(row) if row else None
+
+    def links(self) -> list[LinkRow]:
+        return [_link(row) for row in self._db.execute("SELECT * FROM links ORDER BY created_at, id")]
+
+    def revoke_link(self, link_id: str, at: float) -> bool:
+        """Revoke a link (once: the first time stays).  False if there is no such link."""
+        with self._transaction() as db:
+            cursor = db.execute("UPDATE links SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?", (at, link_id))
+        return cursor.rowcount > 0
 
     # -------------------------------------------------------------- load
 

@@ -17,8 +17,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 
 from repconsole import __version__
 from repconsole.backend.base import Backend, BackendState
+from repconsole.backend.cobrowse import CobrowseUpdate, PageBatch
 from repconsole.core.errors import CommandError, Reason
 from repconsole.core.feed import FeedBatch
 from repconsole.core.state import Arrival, Changes, ConsoleState, GapError, Row, RowKind
@@ -113,6 +114,7 @@ class MainWindow(QMainWindow):
 
         backend.add_event_listener(self._on_backend_events)
         backend.add_state_listener(self._on_backend_state)
+        backend.add_cobrowse_listener(self._on_backend_cobrowse)
         self._tick = QTimer(self)
         self._tick.setInterval(1000)
         self._tick.timeout.connect(self._on_tick_timeout)
@@ -611,7 +613,9 @@ class MainWindow(QMainWindow):
             # The state's view, unless it does not show the rep in the session
             # yet: a command's result (accept, join) arrives before its event.
             current = self.state.sessions.get(sid)
-            tab = SessionTab(current if current is not None and current.involves(self.state.rep_id) else session, self.state)
+            tab = SessionTab(
+                current if current is not None and current.involves(self.state.rep_id) else session, self.state, clock=self.backend.server_time
+            )
             tab.sendRequested.connect(lambda text, reps_only, s=sid: self._spawn("Send", self.backend.say(s, text, reps_only=reps_only)))
             tab.transferRequested.connect(lambda target, note, stay, s=sid: self._spawn("Transfer", self.backend.transfer(s, target, note, stay=stay)))
             tab.shareRequested.connect(lambda target, s=sid: self._spawn("Share", self.backend.share(s, target)))
@@ -624,6 +628,11 @@ class MainWindow(QMainWindow):
             self.session_tabs[sid] = tab
             index = self.tabs.addTab(tab, tab.title)
             self.tabs.setTabToolTip(index, f"{session.customer_name} — {session.issue or 'no issue given'}")
+            if tab.cobrowse_view is not None:
+                page = tab.cobrowse_view
+                page.pointRequested.connect(lambda x, y, s=sid: self._spawn("Point", self.backend.cobrowse_point(s, x, y)))
+                page.openRequested.connect(lambda s=sid: self._spawn("Open in browser", self._open_live_page(s)))
+                self._spawn("Customer's page", self.backend.cobrowse_watch(sid))
         if focus:
             self.tabs.setCurrentWidget(tab)
         self._update_progress()
@@ -650,7 +659,34 @@ class MainWindow(QMainWindow):
         if tab is not None:
             self.tabs.removeTab(self.tabs.indexOf(tab))
             tab.deleteLater()
+            if tab.cobrowse_view is not None:
+                self._spawn("Customer's page", self._unwatch(sid))
         self._update_progress()
+
+    # ------------------------------------------------------------ co-browsing
+
+    def _on_backend_cobrowse(self, update: CobrowseUpdate) -> None:
+        tab = self.session_tabs.get(update.session)
+        if self._closing or tab is None or tab.cobrowse_view is None:
+            return
+        if isinstance(update, PageBatch):
+            tab.cobrowse_view.add_batch(update)
+        else:
+            tab.cobrowse_view.set_status(update)
+
+    async def _unwatch(self, sid: str) -> None:
+        try:
+            await self.backend.cobrowse_unwatch(sid)
+        except CommandError as exc:  # the session is over: the server no longer streams it anyway
+            log.info("unwatching session %s: %s", sid, exc)
+
+    async def _open_live_page(self, sid: str) -> None:
+        ticket = await self.backend.cobrowse_ticket(sid)
+        url = QUrl(ticket.url)
+        if url.scheme() not in ("http", "https"):
+            raise CommandError(Reason.INVALID, f"The server gave an address a browser cannot open: {ticket.url[:200]}")
+        if not QDesktopServices.openUrl(url):
+            raise CommandError(Reason.INVALID, "No web browser could open the customer's page.")
 
     def _cycle_tab(self, step: int) -> None:
         count = self.tabs.count()

@@ -6,14 +6,17 @@ commands and feeds the results back through :meth:`SessionTab.update_session`,
 :meth:`SessionTab.append_chat`, :meth:`SessionTab.set_busy` and
 :meth:`SessionTab.show_error`.
 
-The chat transcript, the chat input and the customer's page are widgets of
-their own (:mod:`~repconsole.ui.chatlog`, :mod:`~repconsole.ui.chatinput`,
-:mod:`~repconsole.ui.pageview`); the first two are shared with the team chat.
+The chat transcript, the chat input and the customer's live page are
+widgets of their own (:mod:`~repconsole.ui.chatlog`,
+:mod:`~repconsole.ui.chatinput`, :mod:`~repconsole.ui.cobrowse`); the first
+two are shared with the team chat.  The window feeds the page
+(:attr:`SessionTab.cobrowse_view`) what the backend streams of it.
 """
 
 from __future__ import annotations
 
 import html
+import time
 from collections.abc import Callable
 
 from PySide6.QtCore import QSize, Qt, Signal
@@ -38,9 +41,9 @@ from repconsole.core.state import ConsoleState
 from repconsole.protocol import LineView, Priority, SessionState, SessionView, StepKind
 from repconsole.ui.chatinput import ChatInput
 from repconsole.ui.chatlog import CHAT_DARK, CHAT_LIGHT, ChatLog
-from repconsole.ui.pageview import PageView
+from repconsole.ui.cobrowse import CobrowseView
 from repconsole.ui.pickers import ShareDialog, TargetPicker, TransferDialog
-from repconsole.ui.widgets import clock_time, is_dark, rule
+from repconsole.ui.widgets import badge_style, clock_time, is_dark, rule
 
 __all__ = ["SessionTab"]
 
@@ -56,13 +59,6 @@ _PRIORITY_BADGE = {
 # The info panel's fixed labels; the longest sets the label column's width.
 _INFO_LABELS = ("Name", "Company", "Company code", "Platform", "Locale", "Issue", "Category", "Priority", "Details",
                 "External key", "Origin", "Source", "Portal", "Session key", "Started", "Session ID")
-
-
-def _badge_style(background: str, foreground: str) -> str:
-    return (
-        f"QLabel {{ background: {background}; color: {foreground}; border-radius: 3px;"
-        " padding: 1px 7px; font-weight: 600; }"
-    )
 
 
 class SessionTab(QWidget):
@@ -99,7 +95,7 @@ class SessionTab(QWidget):
         end_button, leave_button: the session actions.
         note_frame: the pinned transfer note (hidden without a note).
         error_frame: the inline error (hidden until :meth:`show_error`).
-        page_view: the customer's page for browser-sharing sessions, else None.
+        cobrowse_view: the customer's live page for browser-sharing sessions, else None.
         info_panel: the scrolling customer and session details.
         external_key_edit: the editable external key in the info panel.
     """
@@ -114,15 +110,19 @@ class SessionTab(QWidget):
     externalKeyEdited = Signal(str)
     titleChanged = Signal(str)
 
-    def __init__(self, session: SessionView, state: ConsoleState, parent: QWidget | None = None) -> None:
-        """A tab for ``session``; its chat and page come from ``state`` (and their updates, through the window)."""
+    def __init__(
+        self, session: SessionView, state: ConsoleState, parent: QWidget | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        """A tab for ``session``; its chat comes from ``state`` (and its updates, through the window).
+
+        ``clock`` is the backend's: the customer's page measures its delay on it.
+        """
         super().__init__(parent)
         self._state = state
         self._session = session
         self._busy = False
         self._picker: TargetPicker | None = None
         self._title = ""
-        self._page_html: str | None = None
         self._info_values: dict[str, QLabel] = {}
         self._custom_shown: dict[str, str] | None = None
 
@@ -141,9 +141,10 @@ class SessionTab(QWidget):
         self.splitter.setChildrenCollapsible(False)
         self.splitter.setHandleWidth(6)
         self.splitter.addWidget(self._build_chat())
-        self.page_view: PageView | None = None
+        self.cobrowse_view: CobrowseView | None = None
         if session.browser:
-            self.splitter.addWidget(self._build_page())
+            self.cobrowse_view = CobrowseView(clock=clock, page_url=session.page_url)
+            self.splitter.addWidget(self._framed(self.cobrowse_view))
         self.splitter.addWidget(self._build_info())
         body.addWidget(self.splitter, 1)
         root.addLayout(body, 1)
@@ -243,9 +244,9 @@ class SessionTab(QWidget):
         self.company_label.setStyleSheet("color: palette(placeholder-text);")
         self.priority_badge = QLabel()
         self.held_badge = QLabel("On hold")
-        self.held_badge.setStyleSheet(_badge_style("#fde68a", "#713f12"))
+        self.held_badge.setStyleSheet(badge_style("#fde68a", "#713f12"))
         self.ended_badge = QLabel("Ended")
-        self.ended_badge.setStyleSheet(_badge_style("#e5e7eb", "#374151"))
+        self.ended_badge.setStyleSheet(badge_style("#e5e7eb", "#374151"))
         top.addWidget(self.name_label)
         top.addWidget(self.company_label)
         top.addSpacing(4)
@@ -367,36 +368,13 @@ class SessionTab(QWidget):
         self._on_reps_only_check_toggled(False)
         return box
 
-    def _build_page(self) -> QWidget:
+    @staticmethod
+    def _framed(widget: QWidget) -> QFrame:
         box = QFrame()
         box.setFrameShape(QFrame.Shape.StyledPanel)
         layout = QVBoxLayout(box)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(0)
-        bar = QWidget()
-        bar.setAutoFillBackground(True)
-        pal = bar.palette()
-        pal.setColor(QPalette.ColorRole.Window, self.palette().color(QPalette.ColorRole.AlternateBase))
-        bar.setPalette(pal)
-        bar_layout = QVBoxLayout(bar)
-        bar_layout.setContentsMargins(10, 6, 10, 6)
-        bar_layout.setSpacing(1)
-        title = QLabel("Customer's page")
-        bold = QFont(self.font())
-        bold.setBold(True)
-        title.setFont(bold)
-        self.page_url_label = QLabel()
-        self.page_url_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.page_url_label.setStyleSheet("color: palette(placeholder-text);")
-        self.page_url_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        bar_layout.addWidget(title)
-        bar_layout.addWidget(self.page_url_label)
-        layout.addWidget(bar)
-        layout.addWidget(rule())
-        self.page_view = PageView()
-        self.page_view.setAccessibleName("Customer's page")
-        self.page_view.setMinimumWidth(240)
-        layout.addWidget(self.page_view, 1)
+        layout.addWidget(widget)
         return box
 
     def _build_info(self) -> QWidget:
@@ -505,8 +483,8 @@ class SessionTab(QWidget):
         self.setMinimumSize(QSize(max(hint.width(), 480), hint.height() + 2 * banner))
 
     def _size_splitter(self) -> None:
-        if self.page_view is not None:
-            self.splitter.setSizes([500, 400, 280])
+        if self.cobrowse_view is not None:
+            self.splitter.setSizes([400, 560, 260])
             self.splitter.setStretchFactor(0, 1)
             self.splitter.setStretchFactor(1, 1)
             self.splitter.setStretchFactor(2, 0)
@@ -528,7 +506,7 @@ class SessionTab(QWidget):
 
         priority = s.priority
         self.priority_badge.setText(f"{priority.label} priority")
-        self.priority_badge.setStyleSheet(_badge_style(*_PRIORITY_BADGE[priority]))
+        self.priority_badge.setStyleSheet(badge_style(*_PRIORITY_BADGE[priority]))
         ended = s.state is SessionState.ENDED
         self.held_badge.setVisible(s.held and not ended)
         self.ended_badge.setVisible(ended)
@@ -544,7 +522,6 @@ class SessionTab(QWidget):
 
         self._show_note()
         self._show_info()
-        self._show_page()
         self._refresh_actions()
         if title != self._title:
             self._title = title
@@ -631,21 +608,6 @@ class SessionTab(QWidget):
         else:
             label.setText("—")
             label.setStyleSheet("color: palette(placeholder-text);")
-
-    def _show_page(self) -> None:
-        if self.page_view is None:
-            return
-        url = self._session.page_url
-        self.page_url_label.setText(url or "No address reported")
-        self.page_url_label.setToolTip(url)
-        page = self._state.pages.get(self._session.id, "")
-        if page == self._page_html:
-            return
-        self._page_html = str(page)
-        if self._page_html:
-            self.page_view.set_page(self._page_html)
-        else:
-            self.page_view.setPlainText("The customer's page has not been received.")
 
     def _may_act(self) -> bool:
         return self.is_owner() and self._session.state is not SessionState.ENDED

@@ -164,8 +164,19 @@ class QueueEngine:
     def add_button(self, button_id: str, description: str, target: QueueRef, *, expires_at: float | None = None) -> SupportButton:
         return self._directory.add_button(button_id, description, target, expires_at=expires_at)
 
-    def add_link(self, link_id: str, name: str, target: QueueRef) -> BrowserLink:
-        return self._directory.add_link(link_id, name, target)
+    def add_link(
+        self,
+        link_id: str,
+        name: str,
+        target: QueueRef,
+        *,
+        issue: str | None = None,
+        expires_at: float | None = None,
+        revoked: bool = False,
+        origins: tuple[str, ...] = (),
+    ) -> BrowserLink:
+        """Add a browser-sharing link, or replace the link of that id."""
+        return self._directory.add_link(link_id, name, target, issue=issue, expires_at=expires_at, revoked=revoked, origins=origins)
 
     def set_rule(self, team_id: str, rule: WaitingRule | None) -> None:
         self._rules.set(team_id, rule)
@@ -317,9 +328,14 @@ class QueueEngine:
         """The issue submission form: the team that owns the issue gets the customer."""
         return self._starts.start_with_issue(issue_code, intake)
 
-    def start_browser(self, link_id: str, intake: Intake, *, page_url: str = "", page_html: str = "") -> Session:
-        """A help link on the customer's web page: a browser-sharing session."""
-        return self._starts.start_browser(link_id, intake, page_url=page_url, page_html=page_html)
+    def start_browser(
+        self, link_id: str, intake: Intake, *, page_url: str = "", page_html: str = "", issue: str | None = None
+    ) -> Session:
+        """A help link on the customer's web page: a browser-sharing session.
+
+        ``issue``: the issue the customer picked, when the link names none.
+        """
+        return self._starts.start_browser(link_id, intake, page_url=page_url, page_html=page_html, issue=issue)
 
     def customer_say(self, session_id: str, text: str) -> ChatLine:
         return self._desk.customer_say(session_id, text)

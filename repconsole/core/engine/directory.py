@@ -90,9 +90,22 @@ class Directory:
         self.buttons[button_id] = button
         return button
 
-    def add_link(self, link_id: str, name: str, target: QueueRef) -> BrowserLink:
+    def add_link(
+        self,
+        link_id: str,
+        name: str,
+        target: QueueRef,
+        *,
+        issue: str | None = None,
+        expires_at: float | None = None,
+        revoked: bool = False,
+        origins: tuple[str, ...] = (),
+    ) -> BrowserLink:
+        """Add the link, or replace the link of that id (an administrator changed or revoked it)."""
         self.check_target(target)
-        link = BrowserLink(link_id, name, target)
+        if issue is not None and issue not in self.issues:
+            raise CommandError(Reason.UNKNOWN_ISSUE, issue=issue)
+        link = BrowserLink(link_id, name, target, issue, expires_at, revoked, tuple(origins))
         self.links[link_id] = link
         return link
 

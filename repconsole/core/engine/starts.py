@@ -146,10 +146,26 @@ class Starts:
             raise CommandError(Reason.UNKNOWN_ISSUE, issue=issue_code)
         return self._desk.arrive(Origin.ISSUE_FORM, intake, QueueRef.team(issue.team), source=issue.code, issue=issue)
 
-    def start_browser(self, link_id: str, intake: Intake, *, page_url: str = "", page_html: str = "") -> Session:
-        """A help link on the customer's web page: a browser-sharing session."""
+    def start_browser(
+        self, link_id: str, intake: Intake, *, page_url: str = "", page_html: str = "", issue: str | None = None
+    ) -> Session:
+        """A help link on the customer's web page: a browser-sharing session.
+
+        A revoked or expired link starts nothing.  The link's issue, if it
+        names one, labels the session; else the one the customer picked, if any.
+        """
         link = self._dir.links.get(link_id)
         if link is None:
             raise CommandError(Reason.UNKNOWN_LINK, link=link_id)
+        if link.revoked:
+            raise CommandError(Reason.LINK_REVOKED, link=link_id)
+        if link.expires_at is not None and link.expires_at <= self._clock():
+            raise CommandError(Reason.LINK_EXPIRED, link=link_id)
+        code = link.issue if link.issue is not None else issue
+        picked = None
+        if code is not None:
+            picked = self._dir.issues.get(code)
+            if picked is None:
+                raise CommandError(Reason.UNKNOWN_ISSUE, issue=code)
         origin = Origin.BROWSER_REP if link.target.is_personal else Origin.BROWSER_TEAM
-        return self._desk.arrive(origin, intake, link.target, source=link.name, page_url=page_url, page_html=page_html)
+        return self._desk.arrive(origin, intake, link.target, source=link.name, issue=picked, page_url=page_url, page_html=page_html)
