@@ -525,7 +525,10 @@ def test_the_server_serves_the_vendored_replayer_and_the_snippet_files(tmp_path:
             (resources / "rrweb" / name).write_bytes((RESOURCES / "rrweb" / name).read_bytes())
         (resources / "cobrowse" / "cobrowse.js").write_text("/* the snippet */", encoding="utf-8")
         (resources / "cobrowse" / "consent.css").write_text("/* its style */", encoding="utf-8")
-        async with serving(site, tmp_path / "data", resources=resources) as server:
+        # No page directory of its own: the snippet comes from the resources.
+        empty = tmp_path / "no-pages"
+        empty.mkdir()
+        async with serving(site, tmp_path / "data", resources=resources, static_dir=empty) as server:
             for name, kind in (("replay.min.js", "text/javascript"), ("replay.min.css", "text/css"), ("record.min.js", "text/javascript")):
                 status, headers, body = await http_get(server, f"/vendor/rrweb/{name}")
                 assert (status, headers["Content-Type"].split(";")[0]) == (200, kind)
