@@ -36,12 +36,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from repconsole.core.model import QueueRef
+from repconsole.preferences import Preferences, load_preferences
 
 __all__ = ["FILE_NAME", "SETTINGS_VERSION", "Settings", "default_directory"]
 
 FILE_NAME = "settings.json"
-SETTINGS_VERSION = 1
+# 2: "preferences" (alerts, appearance, startup, chat, confirmations).  A
+# version-1 file is read as it was, with the default preferences.
+SETTINGS_VERSION = 2
+_READABLE_VERSIONS = frozenset({1, 2})
 APP_NAME = "repconsole"
 
 _MAX_FAVOURITES = 1000
@@ -110,12 +116,20 @@ def _check_last_queue(value: Any) -> str | None:
     return value
 
 
+def _check_preferences(value: Any) -> Preferences:
+    try:
+        return load_preferences(value)
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from None
+
+
 # Each part of the file is checked on its own: a bad part resets only itself.
 _PARTS = {
     "table": _check_table,
     "favourites": _check_favourites,
     "window": _check_window,
     "last_queue": _check_last_queue,
+    "preferences": _check_preferences,
 }
 
 
@@ -138,6 +152,7 @@ class Settings:
         self._favourites: list[str] = []
         self._window: dict[str, Any] = {}
         self._last_queue: str | None = None
+        self._preferences = Preferences()
 
     # ------------------------------------------------------------ loading
 
@@ -167,7 +182,7 @@ class Settings:
         version = data.get("version")
         if isinstance(version, bool) or not isinstance(version, int):
             return settings, settings._set_aside("it has no version number", move=True)
-        if version != SETTINGS_VERSION:
+        if version not in _READABLE_VERSIONS:
             newer = " (written by a newer repconsole?)" if version > SETTINGS_VERSION else ""
             return settings, settings._set_aside(f"it has version {version}, this program reads version {SETTINGS_VERSION}{newer}", move=True)
         problems: list[str] = []
@@ -214,6 +229,7 @@ class Settings:
             "favourites": list(self._favourites),
             "window": copy.deepcopy(self._window),
             "last_queue": self._last_queue,
+            "preferences": msgspec.to_builtins(self._preferences),
         }
 
     def save(self) -> None:
@@ -285,6 +301,17 @@ class Settings:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"window settings must be JSON data: {exc}") from None
         self._window = copy.deepcopy(data)
+
+    @property
+    def preferences(self) -> Preferences:
+        """What the Preferences dialog edits.  The object itself: change its fields, then :meth:`save`."""
+        return self._preferences
+
+    @preferences.setter
+    def preferences(self, value: Preferences) -> None:
+        if not isinstance(value, Preferences):
+            raise TypeError("preferences must be a Preferences")
+        self._preferences = value
 
     @property
     def last_queue(self) -> str | None:
