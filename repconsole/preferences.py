@@ -17,6 +17,7 @@ from typing import Annotated
 import msgspec
 
 __all__ = [
+    "UNTIL_UNMUTED",
     "AlertEvent",
     "AlertPreference",
     "Announcements",
@@ -28,7 +29,6 @@ __all__ = [
     "StartupPreferences",
     "TeamAlerts",
     "Theme",
-    "UNTIL_UNMUTED",
     "load_preferences",
 ]
 
