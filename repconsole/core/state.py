@@ -360,10 +360,13 @@ class ConsoleState:
         self._place(s, changes)
         me = self.rep_id
         personal = self.personal_queue
+        last = s.timeline[-1] if s.timeline else None
+        transferred = last is not None and last.kind is StepKind.TRANSFERRED
         if s.queue == personal and s.state is SessionState.WAITING and not s.held and (old is None or old.queue != personal):
-            last = s.timeline[-1] if s.timeline else None
-            transferred = last is not None and last.kind is StepKind.TRANSFERRED
             changes.arrived.append((Arrival.TRANSFER if transferred else Arrival.NEW, s))
+        elif transferred and s.owner == me and old is not None and old.owner != me and s.state is SessionState.ACTIVE:
+            # Transferred to the rep while taking part in it: theirs at once, no queue to arrive in.
+            changes.arrived.append((Arrival.TRANSFER, s))
         old_invites = {i.id for i in old.invitations} if old else set()
         mine = set(self.queue_keys())
         for inv in s.invitations:
