@@ -106,7 +106,7 @@ def test_transfer_to_a_participant_makes_them_the_owner_at_once_with_the_note(si
     assert [(why, v.id) for why, v in changes.arrived] == [(Arrival.TRANSFER, s.id)]
     assert [line.text for _, line in changes.chat][-1] == "You are now with Bob Ortiz."
     changes = alice.sync()
-    assert changes.gone[s.id] == SessionGoneData(s.id, GoneReason.TAKEN, by="bob")
+    assert changes.gone[s.id] == SessionGoneData(s.id, GoneReason.TRANSFERRED, by="alice", to="rep:bob")
 
 
 def test_transfer_to_a_participant_and_stay_swaps_owner_and_participant(site: Site) -> None:

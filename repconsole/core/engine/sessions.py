@@ -96,9 +96,9 @@ class SessionDesk:
         s = self.live(session_id)
         return self.chat(s, CUSTOMER, chat_text(text), Visibility.ALL)
 
-    def customer_leave(self, session_id: str) -> None:
+    def customer_leave(self, session_id: str, *, disconnected: bool = False) -> None:
         s = self.live(session_id)
-        self.end_session(s, "customer left", by=None)
+        self.end_session(s, "customer disconnected" if disconnected else "customer left", by=None)
 
     # ------------------------------------------------------------ accepting
 
