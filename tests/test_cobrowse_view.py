@@ -345,6 +345,8 @@ def test_the_simulators_browser_tab_streams_the_shop_page(qtbot: Any, sim_window
 
     # Ending the session closes the tab, and the page is no longer watched.
     tab.end_button.click()
+    assert tab.confirm_dialog is not None
+    tab.confirm_dialog.confirm_button.click()
     qtbot.waitUntil(lambda: tab.session_id not in window.session_tabs, timeout=timeout(5))
     qtbot.waitUntil(lambda: not backend.watching, timeout=timeout(5))
     assert ME not in backend.engine.session(tab.session_id).participants

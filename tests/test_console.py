@@ -204,7 +204,10 @@ def test_an_invitation_is_accepted_the_same_way_and_joins_as_participant(console
     assert ME in e.session(s.id).participants and e.session(s.id).owner == "priya"
     assert tab.is_participant() and not tab.is_owner()
     console.qtbot.mouseClick(_button(tab, "Leave"), Qt.MouseButton.LeftButton)
+    assert tab.confirm_dialog is not None and "Leave the session with" in tab.confirm_dialog.text()
+    tab.confirm_dialog.confirm_button.click()
     console.qtbot.waitUntil(lambda: s.id not in console.window.session_tabs, timeout=timeout(3))
+    assert console.window.notice.endswith("closed: you left.")
     assert ME not in e.session(s.id).participants
 
 
@@ -265,6 +268,8 @@ def test_transfer_share_hold_and_end_from_the_tab(console: Console) -> None:
     tab = console.wait_tab(sid)
     assert "Needs the licence server reset" in _visible_text(tab)
     console.qtbot.mouseClick(_button(tab, "End session"), Qt.MouseButton.LeftButton)
+    assert tab.confirm_dialog is not None
+    tab.confirm_dialog.confirm_button.click()
     console.qtbot.waitUntil(lambda: e.session(sid).state is SessionState.ENDED, timeout=timeout(3))
     console.settle()
     assert sid not in console.window.session_tabs

@@ -326,6 +326,8 @@ def test_share_hold_transfer_and_end_from_the_tab(console: Console) -> None:
     w.accept_row(c.session)
     tab = console.wait_tab(c.session)
     qtbot.mouseClick(_button(tab, "End session"), Qt.MouseButton.LeftButton)
+    assert tab.confirm_dialog is not None
+    tab.confirm_dialog.confirm_button.click()
     qtbot.waitUntil(lambda: c.session not in w.session_tabs, timeout=timeout(3))
     qtbot.waitUntil(lambda: c.state() is CustomerState.ENDED, timeout=timeout(3))
 

@@ -45,6 +45,7 @@ from repconsole.protocol import GoneReason, KeyView, RepStatus, SessionGoneData,
 from repconsole.settings import Settings
 from repconsole.ui.about import AboutDialog
 from repconsole.ui.alerts import AlertBanner, Alerter
+from repconsole.ui.closereason import close_reason
 from repconsole.ui.details import DetailsPane
 from repconsole.ui.queuelist import QueueEntry, QueueList
 from repconsole.ui.queuemodel import QueueTableModel
@@ -455,6 +456,8 @@ class MainWindow(QMainWindow):
     def _set_stale(self, reason: str | None) -> None:
         """Grey the queue out while it may not be current."""
         stale = reason is not None
+        for tab in self.session_tabs.values():
+            tab.set_outage(reason)
         self.stale_label.setText(reason or "")
         self.stale_label.setVisible(stale)
         self.table.setEnabled(not stale)
@@ -613,10 +616,12 @@ class MainWindow(QMainWindow):
             # The state's view, unless it does not show the rep in the session
             # yet: a command's result (accept, join) arrives before its event.
             current = self.state.sessions.get(sid)
-            tab = SessionTab(
-                current if current is not None and current.involves(self.state.rep_id) else session, self.state, clock=self.backend.server_time
+            shown = current if current is not None and current.involves(self.state.rep_id) else session
+            tab = SessionTab(shown, self.state, clock=self.backend.server_time, settings=self.settings)
+            tab.set_outage(self.stale_label.text() if self.backend.state is BackendState.RECONNECTING else None)
+            tab.sendRequested.connect(
+                lambda text, reps_only, s=sid, t=tab: self._spawn("Send", t.confirming(self.backend.say(s, text, reps_only=reps_only)))
             )
-            tab.sendRequested.connect(lambda text, reps_only, s=sid: self._spawn("Send", self.backend.say(s, text, reps_only=reps_only)))
             tab.transferRequested.connect(lambda target, note, stay, s=sid: self._spawn("Transfer", self.backend.transfer(s, target, note, stay=stay)))
             tab.shareRequested.connect(lambda target, s=sid: self._spawn("Share", self.backend.share(s, target)))
             tab.holdRequested.connect(lambda s=sid: self._spawn("Hold", self.backend.hold(s)))
@@ -647,12 +652,9 @@ class MainWindow(QMainWindow):
             # waits in the owner's personal queue.
             if s is not None and s.involves(me):
                 continue
-            if sid in gone and gone[sid].reason is GoneReason.ENDED:
-                why = "ended"
-            else:
-                why = "left your hands"
+            why = close_reason(gone.get(sid), s, self.state)
             self._close_tab(sid)
-            self._show_notice(f"The session with {tab.session.customer_name} {why}.")
+            self._show_notice(f"The session with {tab.session.customer_name} closed: {why}.")
 
     def _close_tab(self, sid: str) -> None:
         tab = self.session_tabs.pop(sid, None)

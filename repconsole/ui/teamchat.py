@@ -87,6 +87,7 @@ class TeamChatView(QWidget):
 
         chat_input = ChatInput()
         chat_input.submitted.connect(self._on_chat_input_submitted)
+        self.chat_input = chat_input
         self.input_edit = chat_input.input_edit
         self.send_button = chat_input.send_button
         layout.addWidget(chat_input)
@@ -146,7 +147,7 @@ class TeamChatView(QWidget):
 
     def set_busy(self, busy: bool) -> None:
         """Disable sending while a command is in flight."""
-        self.send_button.setEnabled(not busy)
+        self.chat_input.set_sendable(not busy)
 
     def show_error(self, text: str) -> None:
         self.error_label.setText(text)
