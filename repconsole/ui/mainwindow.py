@@ -618,7 +618,7 @@ class MainWindow(QMainWindow):
             current = self.state.sessions.get(sid)
             shown = current if current is not None and current.involves(self.state.rep_id) else session
             tab = SessionTab(shown, self.state, clock=self.backend.server_time, settings=self.settings)
-            tab.set_outage(self.stale_label.text() if self.backend.state is BackendState.RECONNECTING else None)
+            tab.set_outage(self.stale_label.text() or None)  # opened during an outage: it shows at once
             tab.sendRequested.connect(
                 lambda text, reps_only, s=sid, t=tab: self._spawn("Send", t.confirming(self.backend.say(s, text, reps_only=reps_only)))
             )
