@@ -979,6 +979,35 @@ def test_the_window_accepts_and_chats_over_the_backend(qtbot, fake: FakeServer, 
     _close(qtbot, window)
 
 
+def test_an_outage_shows_in_the_tab_and_a_line_typed_then_is_pending_until_sent_once(qtbot, fake: FakeServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import Qt
+
+    window, backend = _live_window(qtbot, fake, tmp_path / "s")
+    sid = window.model.row_ids()[0]
+    window.accept_row(sid)
+    qtbot.waitUntil(lambda: sid in window.session_tabs, timeout=timeout(3))
+    tab = window.session_tabs[sid]
+    assert not tab.outage_banner.isVisibleTo(tab)
+
+    fake.accepting = False
+    _run(qtbot, fake.cut())
+    qtbot.waitUntil(lambda: backend.state is BackendState.RECONNECTING, timeout=timeout(3))
+    assert tab.outage_banner.isVisibleTo(tab) and "Not connected to the server" in tab.outage_banner.text()
+    tab.input_edit.setText("Still here, one moment")
+    qtbot.keyClick(tab.input_edit, Qt.Key.Key_Return)
+    assert tab.chat_view.pending_texts() == ["Still here, one moment"], "shown at once, as pending"
+    assert tab.input_edit.text() == ""
+
+    fake.accepting = True
+    qtbot.waitUntil(lambda: backend.state is BackendState.LIVE, timeout=timeout(5))
+    qtbot.waitUntil(lambda: not tab.chat_view.pending_texts(), timeout=timeout(3))
+    _run(qtbot, fake.publish())
+    assert not tab.outage_banner.isVisibleTo(tab)
+    assert [line.text for line in fake.engine.session(sid).chat].count("Still here, one moment") == 1
+    assert tab.chat_view.toPlainText().count("Still here, one moment") == 1, "never shown twice"
+    _close(qtbot, window)
+
+
 def test_a_session_accepted_is_the_reps_in_its_tab_before_its_event_arrives(qtbot, fake: FakeServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     window, _ = _live_window(qtbot, fake, tmp_path / "s")
     fake.events_after_reply = True
