@@ -38,7 +38,7 @@ def close_reason(gone: SessionGoneData | None, last: SessionView | None, state: 
             case GoneReason.TAKEN:
                 return "you took it on another console" if by == me else f"taken by {state.rep_name(by)}"
             case GoneReason.MOVED:
-                return "moved to another queue by the waiting rules"
+                return "moved to another queue by the site's rules"
     if last is not None:
         if last.state is SessionState.ENDED:
             return _ended(last.end_reason, state)

@@ -698,7 +698,8 @@ class SessionTab(QWidget):
                 f"QPlainTextEdit {{ background: {background}; border: 1px solid {CHAT_LIGHT['reps_tag_bg']}; border-radius: 3px; padding: 2px 6px; }}"
             )
         else:
-            self.input_edit.setPlaceholderText("Message to the customer — Enter to send")
+            enter_sends = self._settings is None or self._settings.preferences.chat.enter_sends
+            self.input_edit.setPlaceholderText(f"Message to the customer — {'Enter' if enter_sends else 'Shift+Enter'} to send")
             self.input_edit.setStyleSheet("")
 
     def _on_error_close_clicked(self) -> None:
