@@ -500,7 +500,7 @@ class MainWindow(QMainWindow):
     def open_team_chat(self, team: str) -> TeamChatDialog:
         dialog = self.team_chats.get(team)
         if dialog is None:
-            dialog = TeamChatDialog(team, self.state, self)
+            dialog = TeamChatDialog(team, self.state, self, enter_sends=lambda: self.settings.preferences.chat.enter_sends)
             dialog.view.sendRequested.connect(lambda text, t=team: self._spawn("team chat", self.backend.team_say(t, text)))
             dialog.view.readUpTo.connect(lambda n, t=team: self._on_team_chat_readUpTo(t, n))
             self.team_chats[team] = dialog
