@@ -373,6 +373,9 @@ def test_an_outage_shows_in_every_tab_and_a_line_typed_then_stays_pending(consol
     # A tab opened during the outage shows it too.
     other, other_tab = _accept_one(console)
     assert other_tab.outage_banner.isVisibleTo(other_tab)
+    other_tab.input_edit.setText("Three lines\nof a message\nbeing written")  # the input grows, the window does not jump
+    grown = other_tab.input_edit.height()
+    console.qtbot.waitUntil(lambda: other_tab.chat_input.height() > grown, timeout=timeout(2))
     window.grab().save(str(SHOTS / "s11_outage_window.png"))
     window._on_backend_state(BackendState.LIVE, "")
     assert not tab.outage_banner.isVisibleTo(tab) and not other_tab.outage_banner.isVisibleTo(other_tab)

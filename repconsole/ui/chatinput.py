@@ -65,7 +65,7 @@ class ChatEdit(QPlainTextEdit):
         lines = max(1, min(_MAX_LINES, int(self.document().size().height()) or 1))
         line_height = self.fontMetrics().lineSpacing()
         margins = self.contentsMargins()
-        frame = int(self.document().documentMargin() * 2) + margins.top() + margins.bottom()
+        frame = int(self.document().documentMargin() * 2) + margins.top() + margins.bottom() + 2 * self.frameWidth() + 2
         self.setFixedHeight(max(30, lines * line_height + frame))
 
 
