@@ -153,6 +153,7 @@ def test_each_event_has_its_own_sound_and_interval_and_can_be_off(console: Conso
     prefs.alerts[AlertEvent.PERSONAL].repeat_every = 10
     personal_arrival(console)
     assert plays(console, "transfer") == 1 and plays(console, "alert") == 0
+    assert w.alerter.sounds.effects["transfer"].source().fileName() == "transfer.wav"  # its own sound
     wall.now += 10
     w.alerter.tick()
     assert plays(console, "transfer") == 2

@@ -38,6 +38,7 @@ from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -235,8 +236,9 @@ def test_icon_pngs_are_rendered_from_the_current_svg(qapp: object, tmp_path: Pat
         )
 
 
-def test_alert_sound_is_a_short_quiet_mono_chime() -> None:
-    with wave.open(str(RESOURCES / ALERT_SOUND), "rb") as chime:
+@pytest.mark.parametrize("name", ["alert", "team", "transfer", "invitation", "overdue", "offer"])
+def test_alert_sound_is_a_short_quiet_mono_chime(name: str) -> None:
+    with wave.open(str(RESOURCES / f"{name}.wav"), "rb") as chime:
         assert chime.getnchannels() == 1
         assert chime.getsampwidth() == 2
         assert chime.getframerate() == 22050
@@ -252,17 +254,22 @@ def test_alert_sound_is_a_short_quiet_mono_chime() -> None:
     assert abs(samples[0]) < 64 and abs(samples[-1]) < 64
 
 
-def test_alert_sound_is_what_make_sounds_produces(tmp_path: Path) -> None:
+def test_alert_sounds_are_what_make_sounds_produces(tmp_path: Path) -> None:
     make_sounds = _load_script("make_sounds")
-    fresh = tmp_path / "alert.wav"
-    make_sounds.write_wav(make_sounds.synthesise(), fresh)
-    with wave.open(str(fresh)) as a, wave.open(str(RESOURCES / ALERT_SOUND)) as b:
+    assert make_sounds.SOUNDS["alert"] == make_sounds.CHIME and ALERT_SOUND == "alert.wav"
+    for name, tones in make_sounds.SOUNDS.items():
+        _same_sound(make_sounds, tones, tmp_path / f"{name}.wav", RESOURCES / f"{name}.wav")
+
+
+def _same_sound(make_sounds: Any, tones: Any, fresh: Path, shipped: Path) -> None:
+    make_sounds.write_wav(make_sounds.synthesise(tones), fresh)
+    with wave.open(str(fresh)) as a, wave.open(str(shipped)) as b:
         assert a.getparams() == b.getparams()
         ours = array("h", a.readframes(a.getnframes()))
         committed = array("h", b.readframes(b.getnframes()))
     # libm may round a sine differently on another platform: one step of slack.
     assert max(abs(x - y) for x, y in zip(ours, committed, strict=True)) <= 1, (
-        "resources/alert.wav is out of date: run python packaging/make_sounds.py"
+        f"resources/{shipped.name} is out of date: run python packaging/make_sounds.py"
     )
 
 

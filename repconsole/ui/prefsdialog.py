@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QGroupBox,
     QLabel,
+    QLayout,
     QLineEdit,
     QRadioButton,
     QScrollArea,
@@ -44,8 +45,7 @@ EVENT_NAMES: dict[AlertEvent, str] = {
     AlertEvent.TRANSFER: "Session transferred to me",
     AlertEvent.INVITATION: "Invitation to join a session",
     AlertEvent.OVERDUE: "Customer waiting too long (team rule)",
-    AlertEvent.OFFER: "Session offered to me",
-}
+}  # not OFFER: nothing offers sessions yet, so the dialog does not show it (its stored choice is kept)
 REPEAT_CHOICES: list[tuple[str, float]] = [
     ("Once", 0.0),
     ("Every 10 s", 10.0),
@@ -158,12 +158,12 @@ class PreferencesDialog(QDialog):
             if title:
                 grid.addWidget(QLabel(f"<b>{title}</b>"), 0, col)
         self.alert_rows: dict[AlertEvent, _AlertRow] = {}
-        for r, event in enumerate(AlertEvent, start=1):
+        for r, event in enumerate(EVENT_NAMES, start=1):
             row = self.alert_rows[event] = _AlertRow(event, prefs.alert(event), self.sounds)
             for col, w in enumerate((row.enabled, row.sound, row.play, row.repeat, row.desktop)):
                 grid.addWidget(w, r, col)
         alerts_layout.addLayout(grid)
-        team_box = QGroupBox("Per team")
+        team_box = QGroupBox("Team queues: which alerts each team gives at all")
         team_grid = QGridLayout(team_box)
         self.team_switches: dict[str, tuple[QCheckBox, QCheckBox]] = {}
         for r, (team, name) in enumerate(teams):
@@ -177,6 +177,8 @@ class PreferencesDialog(QDialog):
             self.team_switches[team] = (arrivals, overdue)
         if not teams:
             team_grid.addWidget(QLabel("You are in no team."), 0, 0)
+        team_grid.setRowStretch(max(1, len(teams)), 1)  # rows at the top, however few
+        team_grid.setColumnStretch(3, 1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(team_box)
@@ -200,7 +202,9 @@ class PreferencesDialog(QDialog):
         self.server.setEditable(True)
         self.server.addItems(prefs.startup.recent_servers)
         self.server.setCurrentText(prefs.startup.server_url)
-        self.server.setPlaceholderText("ws://host:8765")
+        line = self.server.lineEdit()
+        if line is not None:
+            line.setPlaceholderText("ws://host:8765 or wss://host")
         self.user = QLineEdit(prefs.startup.user)
         form.addRow("&Server address:", self.server)
         form.addRow("&User:", self.user)
@@ -236,15 +240,19 @@ class PreferencesDialog(QDialog):
         buttons.rejected.connect(self.reject)
         buttons.button(QDialogButtonBox.StandardButton.Apply).clicked.connect(self.apply)
         layout = QVBoxLayout(self)
+        # Size constraints set once: nothing the rep does in the dialog changes them after it shows.
+        layout.setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)
         layout.addWidget(self.tabs, 1)
         layout.addWidget(buttons)
-        self.resize(760, 520)
+        hint = layout.sizeHint()
+        self.setMinimumSize(max(640, hint.width()), max(420, hint.height()))
+        self.resize(max(760, hint.width()), max(520, hint.height()))
 
     def preferences(self) -> Preferences:
         """The preferences as the dialog shows them (what it does not show is kept)."""
         old = self._settings.preferences
         new = msgspec.convert(msgspec.to_builtins(old), Preferences)  # a deep copy
-        new.alerts = {event: row.value() for event, row in self.alert_rows.items()}
+        new.alerts.update({event: row.value() for event, row in self.alert_rows.items()})
         for team, (arrivals, overdue) in self.team_switches.items():
             new.team_alerts[team] = TeamAlerts(arrivals=arrivals.isChecked(), overdue=overdue.isChecked())
         new.appearance.theme = Theme(_chosen(self.theme))
