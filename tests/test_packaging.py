@@ -449,8 +449,10 @@ def test_desktop_entry_names_the_app() -> None:
     assert entry["Terminal"] == "false"
     assert "Network" in entry["Categories"].split(";")
     assert entry["Categories"].endswith(";")
-    program = _exec_argv(entry["Exec"])[0]
+    program, *options = _exec_argv(entry["Exec"])
     assert program == entry["TryExec"] == "repconsole"
+    # From the desktop, the sign-in dialog comes first, with the simulator as a choice.
+    assert options == ["--login"]
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert program in project["gui-scripts"], (
         "Exec must run the GUI entry point that pyproject.toml installs"
@@ -629,7 +631,8 @@ def test_desktop_entry_launches_the_console(
     argv = _exec_argv(entry["Exec"])
     assert Path(argv[0]).resolve() == executable.resolve()
     assert entry["TryExec"] == argv[0]
-    _assert_console_ran(_launch([*argv, "--quit-after", "1"], env))
+    launched = _launch([*argv, "--quit-after", "1"], env)
+    assert launched.returncode == 0 and "repconsole: sign-in dialog shown" in launched.stderr, launched.stderr
 
     uninstall = subprocess.run(
         ["sh", str(INSTALL_DESKTOP), "--uninstall"],

@@ -357,6 +357,10 @@ class MainWindow(QMainWindow):
             self._apply_changes(changes)
         self._update_progress()
 
+    def deliver(self, batch: FeedBatch) -> None:
+        """A batch the backend delivered before this window listened (signed in from the login dialog)."""
+        self._on_backend_events(batch)
+
     def _load_snapshot(self) -> None:
         self._clock_offset = self.state.at - time.time()
         self._set_stale(None)
