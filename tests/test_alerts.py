@@ -309,3 +309,55 @@ def test_quit_closes_even_when_close_goes_to_the_tray(console: Console) -> None:
     w.settings.preferences.close_to_tray = True
     with console.qtbot.waitSignal(w.closed, timeout=timeout(2)):
         w.quit()
+
+
+def test_an_invitation_alert_stops_when_someone_else_on_the_team_joins(console: Console, wall: Wall) -> None:
+    e = console.engine
+    console.show_queue(PERSONAL)
+    s = e.start_with_issue("vpn", console.backend.simulation.world.intake())
+    e.accept("tom", s.id)
+    inv = e.share("tom", s.id, QueueRef.team("network"))
+    console.settle()
+    assert (AlertEvent.INVITATION, inv.id) in events(console) and plays(console, "invitation") == 1
+    assert "Tom Becker invites you" in console.window.banner.text
+    e.accept_invitation("priya", inv.id)
+    console.settle()
+    assert (AlertEvent.INVITATION, inv.id) not in events(console)
+
+
+def test_preferences_from_the_console_menu_apply_at_once(console: Console, wall: Wall) -> None:
+    w = console.window
+    console.show_queue("team:software")
+    dialog = w.open_preferences()
+    assert list(dialog.team_switches) == w.state.my_teams
+    dialog.alert_rows[AlertEvent.PERSONAL].enabled.setChecked(False)
+    dialog.apply()
+    dialog.close()
+    personal_arrival(console)
+    assert w.alerter.pending == [] and plays(console) == 0
+    assert not Settings.load(w.settings.directory)[0].preferences.alert(AlertEvent.PERSONAL).enabled
+
+
+def test_a_mute_kept_from_last_time_shows_in_the_tray(qtbot, aloop, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    s = Settings(tmp_path / "s")
+    s.preferences.mute_until = UNTIL_UNMUTED
+    s.save()
+    c = open_console(qtbot, tmp_path / "s", clock=ManualClock(T))
+    try:
+        assert c.window.tray.mute_label.text() == "Muted until unmuted" and c.window.tray.unmute_action.isEnabled()
+    finally:
+        c.close()
+
+
+@pytest.mark.qt_log_ignore(r"^This plugin does not support raise\(\)$")  # offscreen has no window stacking
+def test_close_to_tray_hides_the_window_and_keeps_the_console_running(console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
+    w = console.window
+    monkeypatch.setattr(w.tray.icon, "isVisible", lambda: True)  # offscreen has no tray; pretend it has
+    w.settings.preferences.close_to_tray = True
+    w.close()
+    assert not w.isVisible() and not w._closing
+    w.tray.show_window()
+    console.qtbot.waitUntil(w.isVisible, timeout=timeout(2))
+    w.settings.preferences.close_to_tray = False
+    with console.qtbot.waitSignal(w.closed, timeout=timeout(2)):
+        w.close()
