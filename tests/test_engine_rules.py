@@ -357,3 +357,37 @@ def test_a_lost_reps_grace_is_announced(site: Site) -> None:
     site.tick(60)
     carol.sync()
     assert carol.state.reps["alice"].grace_until is None and carol.state.reps["alice"].connected is False
+
+
+# ------------------------------------------------------------ alerts from rules and team queues
+
+
+def test_a_customer_marked_overdue_is_reported_once_for_alerts(site: Site) -> None:
+    from repconsole.core.state import Arrival
+
+    e = site.engine
+    e.set_rule("net", WaitingRule(90, RuleAction.MARK_OVERDUE))
+    bob = site.console("bob")
+    s = site.waiting_in_net()
+    changes = bob.sync()
+    # A new customer in one of Bob's team queues is an arrival (for the team alert) ...
+    assert [(why, v.id) for why, v in changes.arrived] == [(Arrival.TEAM, s.id)]
+    assert changes.overdue == []
+    site.tick(90)
+    changes = bob.sync()
+    # ... and the rule marking them overdue is reported, once.
+    assert [v.id for v in changes.overdue] == [s.id] and changes.arrived == []
+    site.tick(10_000)
+    assert bob.sync().overdue == []
+
+
+def test_a_rule_transfer_to_an_overflow_team_is_an_arrival_there(site: Site) -> None:
+    from repconsole.core.state import Arrival
+
+    e = site.engine
+    e.set_rule("net", WaitingRule(60, RuleAction.TRANSFER, "bill"))
+    carol = site.console("carol")  # Billing only: does not see Networking
+    s = site.waiting_in_net()
+    assert carol.sync().arrived == []
+    site.tick(60)
+    assert [(why, v.id) for why, v in carol.sync().arrived] == [(Arrival.TEAM, s.id)]

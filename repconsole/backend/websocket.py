@@ -240,6 +240,18 @@ class WebSocketBackend(Backend):
     def description(self) -> str:
         return f"Server {self.url}"
 
+    def set_url(self, url: str) -> None:
+        """Point the first sign-in at another server (the rep typed its address).
+
+        Raises ValueError for an address that is not ``ws://`` or ``wss://``
+        with a host, and RuntimeError once signed in: a window shows one
+        server's work.
+        """
+        if self.rep is not None:
+            raise RuntimeError("the server cannot change once signed in")
+        self.endpoint = server_endpoint(url)
+        self.url = url.strip().rstrip("/")
+
     @property
     def connected(self) -> bool:
         """Whether commands go out right now."""

@@ -15,23 +15,28 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import TypeVar
 
 import platformdirs
 import qasync
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QLoggingCategory, QTimer
+from PySide6.QtWidgets import QApplication, QWidget
 
 from repconsole import __version__
 from repconsole.backend import Backend, BackendState, create_backend
 from repconsole.backend.websocket import WebSocketBackend
+from repconsole.preferences import StartupBackend
 from repconsole.settings import Settings
-from repconsole.ui.login import sign_in
+from repconsole.ui.login import EarlyFeed, choose_backend, sign_in
 from repconsole.ui.mainwindow import MainWindow
 
 __all__ = ["build_window", "create_console_backend", "default_settings_dir", "keep_signed_in", "run"]
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 
 def default_settings_dir() -> Path:
@@ -85,24 +90,52 @@ def keep_signed_in(window: MainWindow, backend: WebSocketBackend) -> None:
     backend.add_state_listener(on_state)
 
 
-async def _first_sign_in(backend: WebSocketBackend, closed: asyncio.Event) -> bool:
+async def _first_sign_in(backend: WebSocketBackend, closed: asyncio.Event, settings: Settings) -> bool:
     """The login dialog before the window shows; False if the rep cancelled or the console closed."""
-    signing = asyncio.ensure_future(sign_in(backend))
+    return await _unless_closed(sign_in(backend, settings=settings), closed, False)
+
+
+async def _unless_closed(work: Awaitable[_T], closed: asyncio.Event, otherwise: _T) -> _T:
+    """``work``'s result, or ``otherwise`` (and ``work`` cancelled) if the console closes first."""
+    doing = asyncio.ensure_future(work)
     closing = asyncio.ensure_future(closed.wait())
-    done, _ = await asyncio.wait({signing, closing}, return_when=asyncio.FIRST_COMPLETED)
-    if signing in done:
+    done, _ = await asyncio.wait({doing, closing}, return_when=asyncio.FIRST_COMPLETED)
+    if doing in done:
         closing.cancel()
-        return signing.result()
-    signing.cancel()
+        return doing.result()
+    doing.cancel()
     with contextlib.suppress(asyncio.CancelledError):
-        await signing
-    return False
+        await doing
+    return otherwise
+
+
+def _wants_login(args: argparse.Namespace, settings: Settings) -> bool:
+    """Open the login dialog (simulator or server) first: ``--login``, or no server given and the preferences say server."""
+    if getattr(args, "login", False):
+        return True
+    return not getattr(args, "server", None) and settings.preferences.startup.backend is StartupBackend.SERVER
+
+
+async def _choose(args: argparse.Namespace, settings: Settings, closed: asyncio.Event, early: EarlyFeed) -> Backend | None:
+    """The login dialog with the simulator as a choice; the backend chosen, or None."""
+
+    def simulator() -> Backend:
+        return create_backend("simulator", population=args.population, rate=args.rate, seed=args.seed)
+
+    def opened(dialog: QWidget) -> None:
+        print("repconsole: sign-in dialog shown", file=sys.stderr, flush=True)
+
+    url, user = getattr(args, "server", None) or "", getattr(args, "user", None) or ""
+    return await _unless_closed(choose_backend(settings, simulator, url=url, username=user, early=early, opened=opened), closed, None)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the console until its window closes.  Returns the exit code."""
     started = time.perf_counter()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # QtMultimedia (alert sounds) names each optional library it does not find (PipeWire, VA-API):
+    # noise about the machine in the rep's terminal and log, not a problem of the console.
+    QLoggingCategory.setFilterRules("qt.multimedia.symbolsresolver.warning=false")
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setApplicationName("repconsole")
@@ -114,16 +147,33 @@ def run(args: argparse.Namespace) -> int:
     # not stop the loop underneath it when the last window closes.
     app.setQuitOnLastWindowClosed(False)
 
-    try:
-        backend = create_console_backend(args)
-    except ValueError as exc:
-        print(f"repconsole: {exc}", file=sys.stderr)
-        return 2
-
+    settings, warning = Settings.load(args.settings_dir if args.settings_dir is not None else default_settings_dir())
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    window = build_window(backend, args.settings_dir)
     closed = asyncio.Event()
+    early = EarlyFeed()
+    if _wants_login(args, settings):
+        # The desktop entry: sign in to a server, or pick the simulator, before any window.
+        signal.signal(signal.SIGINT, lambda *_: closed.set())
+        if args.quit_after is not None:
+            QTimer.singleShot(int(args.quit_after * 1000), closed.set)
+        chosen = loop.run_until_complete(_choose(args, settings, closed, early))
+        if chosen is None:
+            loop.close()
+            return 0
+        backend = chosen
+    else:
+        try:
+            backend = create_console_backend(args)
+        except ValueError as exc:
+            loop.close()
+            print(f"repconsole: {exc}", file=sys.stderr)
+            return 2
+        startup = settings.preferences.startup
+        if isinstance(backend, WebSocketBackend) and not backend.username and backend.url == startup.server_url:
+            backend.username = startup.user  # the last user on this server
+    window = MainWindow(backend, settings, settings_warning=warning)
+    early.hand_over(window.deliver)
     window.closed.connect(closed.set)
 
     def _first_paint() -> None:
@@ -136,11 +186,11 @@ def run(args: argparse.Namespace) -> int:
         QTimer.singleShot(int(args.quit_after * 1000), window.close)
 
     async def main() -> None:
+        # Sign in first (unless the login dialog did): the window opens live, on the rep's snapshot.
+        if isinstance(backend, WebSocketBackend) and backend.rep is None and not await _first_sign_in(backend, closed, settings):
+            await window.shutdown()
+            return
         if isinstance(backend, WebSocketBackend):
-            # Sign in first: the window opens live, on the rep's snapshot.
-            if not await _first_sign_in(backend, closed):
-                await window.shutdown()
-                return
             keep_signed_in(window, backend)
         window.show()
         await window.start()

@@ -40,13 +40,14 @@ from repconsole.backend.base import Backend, BackendState
 from repconsole.backend.cobrowse import CobrowseUpdate, PageBatch
 from repconsole.core.errors import CommandError, Reason
 from repconsole.core.feed import FeedBatch
-from repconsole.core.state import Arrival, Changes, ConsoleState, GapError, Row, RowKind
-from repconsole.protocol import GoneReason, KeyView, RepStatus, SessionGoneData, SessionView, StepKind
+from repconsole.core.state import Changes, ConsoleState, GapError, Row, RowKind
+from repconsole.protocol import GoneReason, KeyView, RepStatus, SessionGoneData, SessionView
 from repconsole.settings import Settings
 from repconsole.ui.about import AboutDialog
-from repconsole.ui.alerts import AlertBanner, Alerter
+from repconsole.ui.alerts import AlertBanner, Alerter, alerts_for
 from repconsole.ui.closereason import close_reason
 from repconsole.ui.details import DetailsPane
+from repconsole.ui.prefsdialog import PreferencesDialog
 from repconsole.ui.queuelist import QueueEntry, QueueList
 from repconsole.ui.queuemodel import QueueTableModel
 from repconsole.ui.queuetable import QueueTableView
@@ -54,6 +55,7 @@ from repconsole.ui.resources import app_icon
 from repconsole.ui.search import search_rows
 from repconsole.ui.sessiontab import SessionTab
 from repconsole.ui.teamchat import TeamChatDialog
+from repconsole.ui.tray import ConsoleTray
 
 __all__ = ["MainWindow"]
 
@@ -98,6 +100,7 @@ class MainWindow(QMainWindow):
         self._clock_offset = 0.0
         self._queue: str | None = None
         self._closing = False
+        self._quitting = False  # a real quit (tray, Ctrl+Q): never just hide to the tray
         self._search_dirty = False
 
         self.setWindowTitle("repconsole — Representative Console")
@@ -137,9 +140,6 @@ class MainWindow(QMainWindow):
         workspace = QWidget()
         outer = QVBoxLayout(workspace)
         outer.setContentsMargins(6, 6, 6, 6)
-        self.banner = AlertBanner()
-        outer.addWidget(self.banner)
-
         self.queue_list = QueueList()
         self.queue_list.setMinimumWidth(190)
 
@@ -177,6 +177,7 @@ class MainWindow(QMainWindow):
         self.table.setModel(self.model)
         self.table.setAccessibleName("Queue")
         center_layout.addWidget(self.table, 1)
+        self.banner = AlertBanner(self.table)  # floats over the table: rows never move for it
         self.notice_label = QLabel()
         self.notice_label.setWordWrap(True)
         self.notice_label.hide()
@@ -210,8 +211,14 @@ class MainWindow(QMainWindow):
         status_bar.addPermanentWidget(QLabel("Status:"))
         status_bar.addPermanentWidget(self.status_combo)
 
-        self.alerter = Alerter(self, self.banner, app_icon())
+        self.tray = ConsoleTray(app_icon(), self)  # its Show brings this window back
+        self.alerter = Alerter(self, self.banner, lambda: self.settings, clock=time.time, notify=self.tray.notify)
         self.banner.showRequested.connect(self._on_banner_showRequested)
+        self.tray.statusRequested.connect(lambda status: self._spawn("Status", self.backend.set_status(RepStatus(status))))
+        self.tray.muteRequested.connect(self.alerter.mute)
+        self.alerter.muteChanged.connect(self.tray.set_muted)
+        self.tray.set_muted(self.alerter.muted_until())
+        self.tray.quitRequested.connect(self.quit)
 
         self.queue_list.queueSelected.connect(self._on_queue_list_queueSelected)
         self.queue_list.favouriteToggled.connect(self._on_queue_list_favouriteToggled)
@@ -241,7 +248,9 @@ class MainWindow(QMainWindow):
         action(console, "Focus &queue list", "Ctrl+1", lambda: self.queue_list.setFocus())
         action(console, "Focus queue &table", "Ctrl+2", lambda: self.table.setFocus())
         console.addSeparator()
-        action(console, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+        action(console, "&Preferences…", QKeySequence.StandardKey.Preferences, self.open_preferences)
+        console.addSeparator()
+        action(console, "&Quit", QKeySequence.StandardKey.Quit, self.quit)
         session = bar.addMenu("&Session")
         action(session, "&Accept selected", "Ctrl+Return", self._on_accept_button_clicked)
         action(session, "Get &Next", "Ctrl+G", self._on_get_next_button_clicked)
@@ -276,10 +285,21 @@ class MainWindow(QMainWindow):
             task.cancel()
         await self.backend.stop()
 
+    def quit(self) -> None:
+        """Close the console, even when closing the window would only hide it to the tray."""
+        self._quitting = True
+        self.close()
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not self._quitting and self.settings.preferences.close_to_tray and self.tray.icon.isVisible():
+            self.hide()  # the console keeps running: alerts reach the rep through the tray
+            event.ignore()
+            return
         if not self._closing:
             self._closing = True
             self._tick.stop()
+            self.alerter.acknowledge()
+            self.tray.icon.hide()
             self._save_settings()
             for dialog in self.team_chats.values():
                 dialog.close()
@@ -338,6 +358,10 @@ class MainWindow(QMainWindow):
             self._apply_changes(changes)
         self._update_progress()
 
+    def deliver(self, batch: FeedBatch) -> None:
+        """A batch the backend delivered before this window listened (signed in from the login dialog)."""
+        self._on_backend_events(batch)
+
     def _load_snapshot(self) -> None:
         self._clock_offset = self.state.at - time.time()
         self._set_stale(None)
@@ -393,24 +417,16 @@ class MainWindow(QMainWindow):
                 dialog.view.append_line(line)
         if self.state.rep_id in changes.reps:
             self._show_my_status()
-        for reason, s in changes.arrived:
-            self._alert(reason, s)
-
-    def _alert(self, reason: Arrival, s: SessionView) -> None:
-        name = s.title
-        if reason is Arrival.TRANSFER:
-            by = next((step.by for step in reversed(s.timeline) if step.kind is StepKind.TRANSFERRED), None)
-            text = f"{self.state.rep_name(by)} transferred {name} to you."
-        elif reason is Arrival.INVITATION:
-            text = f"{self.state.rep_name(s.owner)} invites you to join the session with {name}."
-        else:
-            text = f"New customer in your personal queue: {name}" + (f" — {s.issue}" if s.issue else "")
-        self.alerter.alert(reason.value, text)
+        # Handled first (accepted by anyone, left), so a batch's new alerts ring.
+        self.alerter.revalidate(self.state)
+        for event, queue, row_id, text in alerts_for(self.state, changes, self.alerter.event_for):
+            self.alerter.alert(event, queue, row_id, text)
 
     def _show_my_status(self) -> None:
         index = self.status_combo.findData(self.state.me.status.value)
         if index >= 0:
             self.status_combo.setCurrentIndex(index)
+        self.tray.set_status(self.state.me.status.value)
 
     def _refresh_queue_list(self) -> None:
         st = self.state
@@ -472,8 +488,7 @@ class MainWindow(QMainWindow):
         self.queue_title.setText(self.state.queue_name(key))
         self.model.set_rows(list(self.state.rows.get(key, {}).values()))
         self._close_details()
-        if key == self.state.personal_queue:
-            self.alerter.acknowledge()
+        self.alerter.acknowledge(key)  # the rep sees that queue now
 
     def _row(self, row_id: str) -> Row | None:
         return self.model.row_by_id(row_id)
@@ -732,8 +747,15 @@ class MainWindow(QMainWindow):
 
     def _on_banner_showRequested(self) -> None:
         self.tabs.setCurrentIndex(0)
-        self.queue_list.select(self.state.personal_queue)
-        self.alerter.acknowledge()
+        queue = self.alerter.pending[-1].queue if self.alerter.pending else self.state.personal_queue
+        self.queue_list.select(queue)
+        self.alerter.acknowledge(queue)
+
+    def open_preferences(self) -> PreferencesDialog:
+        dialog = PreferencesDialog(self.settings, [(t, self.state.queue_name(f"team:{t}")) for t in self.state.my_teams], self)
+        dialog.saveFailed.connect(lambda text: self._show_notice(text, error=True))
+        dialog.open()
+        return dialog
 
     def _show_notice(self, text: str, *, error: bool = False) -> None:
         self.notice = text
