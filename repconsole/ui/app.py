@@ -29,6 +29,7 @@ from repconsole.backend import Backend, BackendState, create_backend
 from repconsole.backend.websocket import WebSocketBackend
 from repconsole.preferences import StartupBackend
 from repconsole.settings import Settings
+from repconsole.ui import theme
 from repconsole.ui.login import EarlyFeed, choose_backend, sign_in
 from repconsole.ui.mainwindow import MainWindow
 
@@ -148,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
     app.setQuitOnLastWindowClosed(False)
 
     settings, warning = Settings.load(args.settings_dir if args.settings_dir is not None else default_settings_dir())
+    theme.follow(lambda: settings.preferences.appearance.theme)  # the sign-in dialog is light or dark too
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     closed = asyncio.Event()

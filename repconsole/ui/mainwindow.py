@@ -43,6 +43,7 @@ from repconsole.core.feed import FeedBatch
 from repconsole.core.state import Changes, ConsoleState, GapError, Row, RowKind
 from repconsole.protocol import GoneReason, KeyView, RepStatus, SessionGoneData, SessionView
 from repconsole.settings import Settings
+from repconsole.ui import theme
 from repconsole.ui.about import AboutDialog
 from repconsole.ui.alerts import AlertBanner, Alerter, alerts_for
 from repconsole.ui.closereason import close_reason
@@ -104,6 +105,7 @@ class MainWindow(QMainWindow):
         self._search_dirty = False
 
         self.setWindowTitle("repconsole — Representative Console")
+        theme.follow(lambda: self.settings.preferences.appearance.theme)  # light or dark, before any widget
         self.setWindowIcon(app_icon())
         self.resize(1280, 780)
         # A fixed minimum: showing the details pane or a banner must not
@@ -150,7 +152,7 @@ class MainWindow(QMainWindow):
         self.queue_title = QLabel()
         self.queue_title.setStyleSheet("font-size: 15px; font-weight: 600;")
         self.stale_label = QLabel()
-        self.stale_label.setStyleSheet("color: #a15c00; font-weight: 600;")
+        theme.set_style(self.stale_label, "color: $warning_text; font-weight: 600;")
         self.stale_label.hide()
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search active sessions (Ctrl+F)")
@@ -455,7 +457,7 @@ class MainWindow(QMainWindow):
         state = self.backend.state
         text = f"{self.backend.description} · {state.value}"
         self.backend_label.setText(text)
-        self.backend_label.setStyleSheet("color: #a15c00;" if state is not BackendState.LIVE else "")
+        theme.set_style(self.backend_label, "color: $warning_text;" if state is not BackendState.LIVE else "")
 
     def _on_backend_state(self, state: BackendState, detail: str) -> None:
         if self._closing:
@@ -760,7 +762,7 @@ class MainWindow(QMainWindow):
     def _show_notice(self, text: str, *, error: bool = False) -> None:
         self.notice = text
         self.notice_label.setText(text)
-        self.notice_label.setStyleSheet("color: #b00020;" if error else "color: #2d4a6b;")
+        theme.set_style(self.notice_label, "color: $error_text;" if error else "color: $notice_text;")
         self.notice_label.show()
         self.statusBar().showMessage(text, 10_000)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QColor, QFont, QIcon, QKeySequence, QMouseEvent, QPainter, QPalette
+from PySide6.QtGui import QAction, QFont, QIcon, QKeySequence, QMouseEvent, QPainter, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QListWidget,
@@ -22,7 +22,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from repconsole.ui import theme
 from repconsole.ui.icons import bubble_icon, person_icon, star_icon
+from repconsole.ui.theme import Role
 
 __all__ = ["QueueEntry", "QueueList"]
 
@@ -59,14 +61,14 @@ class _Delegate(QStyledItemDelegate):
             style.drawControl(QStyle.ControlElement.CE_ItemViewItem, option, painter, option.widget)
         rect = option.rect
         icon_rect = QueueList.icon_rect(rect)
-        if entry.team is None:
-            icon = person_icon()
-        elif entry.unread:
-            icon = bubble_icon()
-        else:
-            icon = star_icon(entry.favourite)
-        icon.paint(painter, icon_rect)
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        if entry.team is None:
+            icon = person_icon(selected)
+        elif entry.unread:
+            icon = bubble_icon(selected)
+        else:
+            icon = star_icon(entry.favourite, selected)
+        icon.paint(painter, icon_rect)
         role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
         painter.save()
         font = QFont(option.font)
@@ -83,9 +85,9 @@ class _Delegate(QStyledItemDelegate):
         badge_rect = QRect(rect.right() - badge_w - _PAD, rect.center().y() - 9, badge_w, 18)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor("#3b6ea5") if entry.count else QColor("#c9d1d9"))
+        painter.setBrush(theme.colour(Role.COUNT_BADGE if entry.count else Role.EMPTY_BADGE))
         painter.drawRoundedRect(badge_rect, 9, 9)
-        painter.setPen(QColor("white"))
+        painter.setPen(theme.colour(Role.COUNT_BADGE_TEXT if entry.count else Role.EMPTY_BADGE_TEXT))
         font.setBold(True)
         painter.setFont(font)
         painter.drawText(badge_rect, int(Qt.AlignmentFlag.AlignCenter), badge)
