@@ -30,7 +30,8 @@ import enum
 from collections.abc import Callable
 from string import Template
 
-from PySide6.QtCore import QObject, Qt, Signal
+import shiboken6
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QToolTip, QWidget
 
@@ -376,13 +377,15 @@ def set_style(widget: QWidget, template: str) -> None:
 
 
 def _restyle_all() -> None:
-    # Qt resolves a style sheet's palette(...) once, when it is set: set them
-    # again so they take the new palette, and fill in the $role templates anew.
+    # A widget with a style sheet keeps the palette Qt worked out when the
+    # sheet was set (even a sheet that names no colour, only a font): set
+    # every sheet again so it takes the new palette, and fill in the $role
+    # templates anew.
     for widget in QApplication.allWidgets():
         template = widget.property(_STYLE_PROPERTY)
         if template:
             widget.setStyleSheet(render_style(str(template)))
-        elif "palette(" in (sheet := widget.styleSheet()):
+        elif sheet := widget.styleSheet():
             widget.setStyleSheet(sheet)
 
 
@@ -404,7 +407,7 @@ class ThemeController(QObject):
         self._app = app
         self.preference = preference
         hints = app.styleHints()
-        self._system = system or hints.colorScheme
+        self.system = system or hints.colorScheme  # the desktop's scheme (tests replace it)
         self._applying = False
         self.dark: bool | None = None  # None: nothing installed yet
         hints.colorSchemeChanged.connect(self._on_hints_colorSchemeChanged)
@@ -413,7 +416,7 @@ class ThemeController(QObject):
         """Whether the preference, or for "system" the desktop, asks for dark."""
         theme = self.preference()
         if theme is Theme.SYSTEM:
-            return self._system() == Qt.ColorScheme.Dark
+            return self.system() == Qt.ColorScheme.Dark
         return theme is Theme.DARK
 
     def apply(self) -> bool:
@@ -438,6 +441,10 @@ class ThemeController(QObject):
             palette = build_palette(dark)
             self._app.setPalette(palette)
             QToolTip.setPalette(palette)
+            # Qt posts the change to the windows; deliver it now, so the style
+            # sheets below resolve palette(...) against the new palette, and
+            # whoever hears `changed` finds every widget's palette new.
+            QApplication.sendPostedEvents(None, int(QEvent.Type.ApplicationPaletteChange.value))
             _restyle_all()
         finally:
             self._applying = False
@@ -457,7 +464,8 @@ def controller() -> ThemeController:
     app = QApplication.instance()
     if not isinstance(app, QApplication):
         raise RuntimeError("the theme needs a QApplication")
-    if _controller is None or _controller.parent() is not app:
+    # One per application: it is the application's child, so it goes (and is made anew) with it.
+    if _controller is None or not shiboken6.isValid(_controller):
         _controller = ThemeController(app, lambda: Theme.SYSTEM)
     return _controller
 
