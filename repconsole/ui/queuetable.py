@@ -11,6 +11,15 @@ Picard's, not as opaque ``saveState`` bytes: a layout saved by an older
 version restores into a newer one, columns it does not know are ignored,
 and new columns get their defaults.
 
+Rows that stay put: while a row is selected, or the pointer is over the
+table, a feed batch that inserts, removes or moves rows above it scrolls by
+as much as it moved, so the row the rep is looking at (the selected one,
+else the one under the pointer) keeps its place on screen.  A double-click
+accepts the row the pointer *pressed*, never one that slid there since.
+When the row the rep reached for (selected, pressed, or asked to accept)
+is taken by another rep, :meth:`QueueTableView.show_lost` says so where it
+was, for a few seconds.
+
 Saved layout format (what :meth:`QueueTableView.save_layout` returns and
 :class:`repconsole.settings.Settings` stores as ``table``)::
 
@@ -20,16 +29,18 @@ Saved layout format (what :meth:`QueueTableView.save_layout` returns and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
-from PySide6.QtCore import QAbstractItemModel, QItemSelection, QItemSelectionModel, QModelIndex, QPersistentModelIndex, QPoint, Qt, Signal
+from PySide6.QtCore import QAbstractItemModel, QEvent, QItemSelection, QItemSelectionModel, QModelIndex, QPersistentModelIndex, QPoint, Qt, Signal
 from PySide6.QtGui import QKeyEvent, QMouseEvent
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTableView, QWidget
 
 from repconsole.ui.columns import DEFAULT_SORT_DESCENDING, DEFAULT_SORT_KEY
 from repconsole.ui.queuemodel import QueueTableModel
+from repconsole.ui.racenotice import LOST_RACE_SECONDS, RaceNotice
 
 __all__ = ["MAX_COLUMN_WIDTH", "MIN_COLUMN_WIDTH", "QueueTableView"]
 
@@ -65,9 +76,21 @@ class QueueTableView(QTableView):
     acceptRequested = Signal(str)
     detailsToggled = Signal(object)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(parent)
         self.details_row_id: str | None = None
+        # Where the pointer is over the viewport (None: elsewhere), and the
+        # row a press landed on: a double-click accepts that one.
+        self._pointer: QPoint | None = None
+        self._press_row_id: str | None = None
+        # The row kept in place through a model change: (row id, its top in the viewport).
+        self._anchor: tuple[str, int] | None = None
+        # Rows the rep asked to accept, and where reached-for rows were when they vanished.
+        self._reaching: list[str] = []
+        self._vanished: dict[str, int] = {}
+        self._layout_tops: dict[str, int] = {}
+        self.lost_notice = RaceNotice(self.viewport(), clock)
+        self.viewport().setMouseTracking(True)
         # Natural widths by column key: the stretched last section and
         # hidden sections report a size that is not the rep's choice.
         self._widths: dict[str, int] = {}
@@ -108,7 +131,6 @@ class QueueTableView(QTableView):
         header.customContextMenuRequested.connect(self._on_header_customContextMenuRequested)
         header.sortIndicatorChanged.connect(self._on_header_sortIndicatorChanged)
         header.sectionResized.connect(self._on_header_sectionResized)
-        self.doubleClicked.connect(self._on_view_doubleClicked)
 
     # ---------------------------------------------------------------- model
 
@@ -126,6 +148,11 @@ class QueueTableView(QTableView):
             old.modelReset.disconnect(self._on_model_modelReset)
             old.layoutChanged.disconnect(self._on_model_layoutChanged)
             old.rowsRemoved.disconnect(self._on_model_rowsRemoved)
+            old.layoutAboutToBeChanged.disconnect(self._on_model_layoutAboutToBeChanged)
+            old.rowsAboutToBeInserted.disconnect(self._on_model_rowsAboutToChange)
+            old.rowsAboutToBeMoved.disconnect(self._on_model_rowsAboutToChange)
+            old.rowsInserted.disconnect(self._keep_anchor)
+            old.rowsMoved.disconnect(self._keep_anchor)
         super().setModel(model)
         self._widths = {}
         if model is None:
@@ -134,6 +161,11 @@ class QueueTableView(QTableView):
         model.modelReset.connect(self._on_model_modelReset)
         model.layoutChanged.connect(self._on_model_layoutChanged)
         model.rowsRemoved.connect(self._on_model_rowsRemoved)
+        model.layoutAboutToBeChanged.connect(self._on_model_layoutAboutToBeChanged)
+        model.rowsAboutToBeInserted.connect(self._on_model_rowsAboutToChange)
+        model.rowsAboutToBeMoved.connect(self._on_model_rowsAboutToChange)
+        model.rowsInserted.connect(self._keep_anchor)
+        model.rowsMoved.connect(self._keep_anchor)
         self.selectionModel().selectionChanged.connect(self._on_selection_selectionChanged)
         self.reset_layout()
 
@@ -174,10 +206,91 @@ class QueueTableView(QTableView):
         return (max(first, 0), last if last >= 0 else n - 1)
 
     def tick(self) -> None:
-        """Refresh the time columns of the visible rows (call once a second)."""
+        """Refresh the time columns of the visible rows, and let a lost-race notice expire (call once a second)."""
         model = self.queue_model()
         if model is not None:
             model.tick(*self.visible_rows())
+        self.lost_notice.expire()
+
+    # ------------------------------------------------------ rows that stay
+
+    def _anchor_row_id(self) -> str | None:
+        """The row to keep in place: the selected one, else the one under the pointer."""
+        row_id = self.current_row_id()
+        if row_id is None and self._pointer is not None:
+            row_id = self._row_id_at(self.indexAt(self._pointer))
+        return row_id
+
+    def _take_anchor(self) -> None:
+        model = self.queue_model()
+        if model is None or self._anchor is not None:
+            return
+        row_id = self._anchor_row_id()
+        pos = model.position_of(row_id) if row_id is not None else -1
+        if row_id is not None and pos >= 0:
+            self._anchor = (row_id, self.rowViewportPosition(pos))
+
+    def _keep_anchor(self) -> None:
+        """After rows moved: scroll so that the anchored row is where it was."""
+        anchor, self._anchor = self._anchor, None
+        model = self.queue_model()
+        if anchor is None or model is None:
+            return
+        row_id, top = anchor
+        pos = model.position_of(row_id)
+        if pos < 0:
+            return  # it went: nothing to keep in place
+        # Qt lays the view out later; the scroll range must cover the new rows now.
+        self.updateGeometries()
+        shift = self.rowViewportPosition(pos) - top
+        if shift:
+            bar = self.verticalScrollBar()
+            bar.setValue(bar.value() + shift)
+
+    def _reached_for(self) -> set[str]:
+        """The rows the rep was reaching for: selected, pressed, or asked to accept."""
+        ids = set(self._reaching)
+        current = self.current_row_id()
+        if current is not None:
+            ids.add(current)
+        if self._press_row_id is not None:
+            ids.add(self._press_row_id)
+        return ids
+
+    def reach_for(self, row_id: str) -> None:
+        """Note that the rep asked to accept ``row_id`` (if another rep takes it, :meth:`show_lost` can say so)."""
+        self._reaching = [*self._reaching[-7:], row_id]
+
+    def _on_model_rowsAboutToChange(self) -> None:
+        self._take_anchor()
+
+    def _on_model_layoutAboutToBeChanged(self) -> None:
+        self._take_anchor()
+        model = self.queue_model()
+        self._layout_tops = {}
+        if model is not None:
+            for row_id in self._reached_for():
+                pos = model.position_of(row_id)
+                if pos >= 0:
+                    self._layout_tops[row_id] = self.rowViewportPosition(pos)
+
+    def show_lost(self, row_id: str, text: str, seconds: float = LOST_RACE_SECONDS) -> bool:
+        """Show ``text`` where the reached-for row ``row_id`` was; False if the rep was not reaching for it."""
+        top = self._vanished.pop(row_id, None)
+        self._reaching = [r for r in self._reaching if r != row_id]
+        if top is None:
+            return False
+        self.lost_notice.show_at(row_id, text, top, self.verticalHeader().defaultSectionSize(), seconds)
+        return True
+
+    def scrollContentsBy(self, dx: int, dy: int) -> None:
+        super().scrollContentsBy(dx, dy)
+        self.lost_notice.follow_scroll(dy)
+
+    def viewportEvent(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Leave:
+            self._pointer = None
+        return super().viewportEvent(event)
 
     def _set_details(self, row_id: str | None) -> None:
         if row_id != self.details_row_id:
@@ -209,6 +322,17 @@ class QueueTableView(QTableView):
         # rep should not find another customer's details open instead: the
         # selection goes, and the details with it.
         selection = self.selectionModel()
+        model = self.queue_model()
+        if model is not None and not parent.isValid():
+            if len(self._vanished) > 16:
+                self._vanished.clear()
+            for row_id in self._reached_for():
+                pos = model.position_of(row_id)
+                if start <= pos <= end:
+                    self._vanished[row_id] = self.rowViewportPosition(pos)
+                    if row_id == self._press_row_id:
+                        self._press_row_id = None
+        self._take_anchor()
         if selection is not None and not parent.isValid():
             doomed = any(start <= index.row() <= end for index in selection.selectedRows())
             current = self.currentIndex()
@@ -218,6 +342,11 @@ class QueueTableView(QTableView):
 
     def _on_model_modelAboutToBeReset(self) -> None:
         self._reselect = self.current_row_id()
+        # Another queue (or search): what the rep reached for here is not there.
+        self._reaching = []
+        self._vanished = {}
+        self._press_row_id = None
+        self.lost_notice.dismiss()
 
     def _on_model_modelReset(self) -> None:
         row_id, self._reselect = self._reselect, None
@@ -230,16 +359,30 @@ class QueueTableView(QTableView):
         self._sync_details()
 
     def _on_model_layoutChanged(self) -> None:
+        model = self.queue_model()
+        tops, self._layout_tops = self._layout_tops, {}
+        for row_id, top in tops.items():
+            if model is not None and model.position_of(row_id) < 0:
+                self._vanished[row_id] = top
+        self._keep_anchor()
         self._sync_details()
 
     def _on_model_rowsRemoved(self) -> None:
+        self._keep_anchor()
         self._sync_details()
 
     # ---------------------------------------------------------------- input
 
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        self._pointer = event.position().toPoint()
+        super().mouseMoveEvent(event)
+
     def mousePressEvent(self, event: QMouseEvent) -> None:
-        index = self.indexAt(event.position().toPoint())
+        self._pointer = event.position().toPoint()
+        self.lost_notice.dismiss()
+        index = self.indexAt(self._pointer)
         row_id = self._row_id_at(index)
+        self._press_row_id = row_id
         was_selected = row_id is not None and row_id == self.current_row_id()
         self._closed_by_press = None
         super().mousePressEvent(event)
@@ -252,20 +395,34 @@ class QueueTableView(QTableView):
         else:
             self._set_details(row_id)
 
-    def _on_view_doubleClicked(self, index: QModelIndex) -> None:
-        row_id = self._row_id_at(index)
-        if row_id is None:
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+        if event.button() != Qt.MouseButton.LeftButton:
+            super().mouseDoubleClickEvent(event)
             return
+        # The row the press landed on, not the one under the pointer now: a
+        # row may have slid there between the press and the double-click.
+        row_id = self._press_row_id
+        model = self.queue_model()
+        if row_id is None or model is None or model.position_of(row_id) < 0:
+            # Nothing pressed, or what was pressed is gone: a press, not an accept.
+            self.mousePressEvent(event)
+            return
+        event.accept()
+        self._on_double_click(row_id)
+
+    def _on_double_click(self, row_id: str) -> None:
         if self._closed_by_press == row_id:
             # The first click of this double-click closed the details: undo that.
             self._set_details(row_id)
         self._closed_by_press = None
+        self.reach_for(row_id)
         self.acceptRequested.emit(row_id)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() in _ACCEPT_KEYS and not (event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier):
             row_id = self.current_row_id()
             if row_id is not None:
+                self.reach_for(row_id)
                 self.acceptRequested.emit(row_id)
                 event.accept()
                 return
