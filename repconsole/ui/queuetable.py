@@ -90,6 +90,10 @@ class QueueTableView(QTableView):
         self._vanished: dict[str, int] = {}
         self._layout_tops: dict[str, int] = {}
         self.lost_notice = RaceNotice(self.viewport(), clock)
+        # Columns shown only for now (the Queue column over search results): never saved as shown.
+        # Columns shown only for now (the Queue column over search results),
+        # by the visual position they had: never saved as shown or moved.
+        self._for_now: dict[str, int] = {}
         self.viewport().setMouseTracking(True)
         # Natural widths by column key: the stretched last section and
         # hidden sections report a size that is not the rep's choice.
@@ -493,8 +497,25 @@ class QueueTableView(QTableView):
         logical = model.column_index(key) if model is not None else -1
         return logical >= 0 and not self.horizontalHeader().isSectionHidden(logical)
 
+    def show_column_for_now(self, key: str, shown: bool, at: int = 1) -> None:
+        """Show column ``key`` at visual position ``at`` until called again with ``shown=False``; the saved layout does not change."""
+        model = self.queue_model()
+        logical = model.column_index(key) if model is not None else -1
+        if logical < 0:
+            return
+        header = self.horizontalHeader()
+        if shown and not self.is_column_visible(key):
+            was = header.visualIndex(logical)
+            self.set_column_visible(key, True)
+            header.moveSection(was, at)
+            self._for_now[key] = was
+        elif not shown and key in self._for_now:
+            header.moveSection(header.visualIndex(logical), self._for_now[key])
+            self.set_column_visible(key, False)
+
     def set_column_visible(self, key: str, visible: bool) -> bool:
         """Show or hide column ``key``.  The last visible column cannot be hidden (returns False)."""
+        self._for_now.pop(key, None)
         model = self.queue_model()
         logical = model.column_index(key) if model is not None else -1
         if logical < 0:
@@ -521,7 +542,10 @@ class QueueTableView(QTableView):
         for visual in range(header.count()):
             logical = header.logicalIndex(visual)
             key = model.columns[logical].key
-            columns.append({"key": key, "visible": not header.isSectionHidden(logical), "width": self.column_width(key)})
+            if key not in self._for_now:
+                columns.append({"key": key, "visible": not header.isSectionHidden(logical), "width": self.column_width(key)})
+        for key, visual in sorted(self._for_now.items(), key=lambda item: item[1]):
+            columns.insert(visual, {"key": key, "visible": False, "width": self.column_width(key)})
         section = header.sortIndicatorSection()
         sort = None
         if 0 <= section < len(model.columns):
@@ -570,6 +594,7 @@ class QueueTableView(QTableView):
             current = header.visualIndex(logical_of[key])
             if current != visual:
                 header.moveSection(current, visual)
+        self._for_now.clear()
         for key, logical in logical_of.items():
             header.setSectionHidden(logical, not visible[key])
         for key, logical in logical_of.items():
