@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QLineEdit,
     QPushButton,
     QVBoxLayout,
@@ -29,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from repconsole.protocol import KeyView
 
-__all__ = ["KEY_VALIDITY", "KeyRequestDialog", "SessionKeyDialog", "spoken"]
+__all__ = ["KEY_VALIDITY", "KeyRequestDialog", "SessionKeyDialog", "fix_size", "spoken"]
 
 KEY_VALIDITY = [("15 minutes", 900), ("1 hour", 3600), ("4 hours", 4 * 3600), ("24 hours", 86400)]
 
@@ -40,6 +41,14 @@ def spoken(key: str) -> str:
     if len(groups) > 1 and len(groups[-1]) == 1:  # never a lone last character
         groups[-2:] = [groups[-2][:-1], groups[-2][-1] + groups[-1]]
     return "   ".join(" ".join(g) for g in groups)
+
+
+def fix_size(dialog: QDialog, layout: QLayout, min_width: int) -> None:
+    """Size a dialog once: its texts change later (the countdown) and must not change its size constraints once shown."""
+    layout.setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)
+    hint = layout.sizeHint()
+    dialog.setMinimumSize(max(min_width, hint.width()), hint.height())
+    dialog.resize(dialog.minimumSize())
 
 
 def _left(seconds: float) -> str:
@@ -69,6 +78,7 @@ class KeyRequestDialog(QDialog):
         form.addRow(buttons)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
+        fix_size(self, form, 300)
 
     def seconds(self) -> float:
         return float(self.validity.currentData())
@@ -143,6 +153,7 @@ class SessionKeyDialog(QDialog):
         self._timer.setInterval(1000)
         self._timer.timeout.connect(self.tick)
         self.tick()
+        fix_size(self, layout, 460)
 
     def showEvent(self, event: QShowEvent) -> None:
         if not self.expired():

@@ -449,7 +449,7 @@ class MainWindow(QMainWindow):
         state, st, where = self.backend.state, self.state, self.backend.where
         name, status = (st.rep_name(st.rep_id), _STATUS_LABELS.get(st.me.status, "")) if st.seq >= 0 else ("", "")
         self.setWindowTitle(window_title(name, where, status))
-        self.identity_label.setText(name)
+        self.identity_label.setText(f"{name} on" if name else "")
         self.identity_label.setToolTip(f"Signed in as {name} on {where}" if name else "")
         self.backend_label.setText(f"{self.backend.description} · {state.value}")
         self.backend_label.setStyleSheet("color: #a15c00;" if state is not BackendState.LIVE else "")

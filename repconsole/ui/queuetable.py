@@ -85,6 +85,10 @@ class QueueTableView(QTableView):
         self._press_row_id: str | None = None
         # The row kept in place through a model change: (row id, its top in the viewport).
         self._anchor: tuple[str, int] | None = None
+        # A scroll range past the last row, while keeping a row in place needs
+        # it (a short queue has nothing to scroll); 0 when not needed.
+        self._overscroll = 0
+        self._sort_before: tuple[int, Qt.SortOrder] | None = None
         # Rows the rep asked to accept, and where reached-for rows were when they vanished.
         self._reaching: list[str] = []
         self._vanished: dict[str, int] = {}
@@ -135,6 +139,7 @@ class QueueTableView(QTableView):
         header.customContextMenuRequested.connect(self._on_header_customContextMenuRequested)
         header.sortIndicatorChanged.connect(self._on_header_sortIndicatorChanged)
         header.sectionResized.connect(self._on_header_sectionResized)
+        self.verticalScrollBar().valueChanged.connect(self._on_vbar_valueChanged)
 
     # ---------------------------------------------------------------- model
 
@@ -231,8 +236,11 @@ class QueueTableView(QTableView):
             return
         row_id = self._anchor_row_id()
         pos = model.position_of(row_id) if row_id is not None else -1
-        if row_id is not None and pos >= 0:
-            self._anchor = (row_id, self.rowViewportPosition(pos))
+        top = self.rowViewportPosition(pos) if pos >= 0 else -1
+        # Only a row on screen is kept in place (so the room ever needed past
+        # the last row is less than a screenful).
+        if row_id is not None and 0 <= top < self.viewport().height():
+            self._anchor = (row_id, top)
 
     def _keep_anchor(self) -> None:
         """After rows moved: scroll so that the anchored row is where it was."""
@@ -249,7 +257,38 @@ class QueueTableView(QTableView):
         shift = self.rowViewportPosition(pos) - top
         if shift:
             bar = self.verticalScrollBar()
-            bar.setValue(bar.value() + shift)
+            target = bar.value() + shift
+            if target > bar.maximum():
+                # Too few rows below to scroll that far: scroll past the last row.
+                self._overscroll = target
+                bar.setMaximum(target)
+            bar.setValue(target)
+
+    def updateGeometries(self) -> None:
+        bar = self.verticalScrollBar()
+        if not self._overscroll:
+            super().updateGeometries()
+            return
+        # Qt sets the natural range, which would clamp the scroll back into
+        # it: keep that clamp quiet, then restore the room and the position.
+        value = bar.value()
+        blocked = bar.blockSignals(True)
+        try:
+            super().updateGeometries()
+            if self._overscroll > bar.maximum():
+                bar.setMaximum(self._overscroll)
+            bar.setValue(value)
+        finally:
+            bar.blockSignals(blocked)
+        # The hidden vertical header follows the natural range by itself: put it back with the rows.
+        self.verticalHeader().setOffset(bar.value())
+
+    def _on_vbar_valueChanged(self, value: int) -> None:
+        # Scrolling back up gives back the room past the last row.
+        if self._overscroll and value < self._overscroll:
+            natural = max(0, self.verticalHeader().length() - self.viewport().height())
+            self._overscroll = value if value > natural else 0
+            self.verticalScrollBar().setMaximum(max(natural, self._overscroll))
 
     def _reached_for(self) -> set[str]:
         """The rows the rep was reaching for: selected, pressed, or asked to accept."""
@@ -271,6 +310,7 @@ class QueueTableView(QTableView):
     def _on_model_layoutAboutToBeChanged(self) -> None:
         self._take_anchor()
         model = self.queue_model()
+        self._sort_before = (model.sort_column(), model.sort_order()) if model is not None else None
         self._layout_tops = {}
         if model is not None:
             for row_id in self._reached_for():
@@ -350,6 +390,7 @@ class QueueTableView(QTableView):
         self._reaching = []
         self._vanished = {}
         self._press_row_id = None
+        self._overscroll = 0
         self.lost_notice.dismiss()
 
     def _on_model_modelReset(self) -> None:
@@ -368,6 +409,8 @@ class QueueTableView(QTableView):
         for row_id, top in tops.items():
             if model is not None and model.position_of(row_id) < 0:
                 self._vanished[row_id] = top
+        if model is not None and self._sort_before != (model.sort_column(), model.sort_order()):
+            self._anchor = None  # a new sort order, not new rows: the selection is scrolled to instead
         self._keep_anchor()
         self._sync_details()
 

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QCheckBox, QDialog, QDialogButtonBox, QLabel, QLis
 from repconsole.core.state import ConsoleState
 from repconsole.protocol import SessionView
 from repconsole.settings import Settings
+from repconsole.ui.keydialog import fix_size
 
 __all__ = ["QuitChoice", "QuitDialog", "QuitGuard"]
 
@@ -70,6 +71,7 @@ class QuitDialog(QDialog):
         self.away_button.clicked.connect(lambda: self._choose(QuitChoice.AWAY_AND_QUIT))
         self.quit_button.clicked.connect(lambda: self._choose(QuitChoice.QUIT))
         layout.addWidget(buttons)
+        fix_size(self, layout, 420)
 
     def _choose(self, choice: QuitChoice) -> None:
         self.choice = choice
@@ -111,7 +113,6 @@ class QuitGuard(QObject):
             self.dialog = QuitDialog(sessions, self._state.rep_id, self._window)
             self.dialog.finished.connect(self._on_dialog_finished)
             self.dialog.open()
-        self.dialog.raise_()
         return False
 
     def _on_dialog_finished(self) -> None:
