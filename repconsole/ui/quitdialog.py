@@ -115,6 +115,11 @@ class QuitGuard(QObject):
             self.dialog.open()
         return False
 
+    def close_now(self) -> None:
+        """Close the window without asking: the console is told to quit (a timer, a cancelled sign-in, a test)."""
+        self.confirmed = True
+        self._window.close()
+
     def _on_dialog_finished(self) -> None:
         dialog, self.dialog = self.dialog, None
         if dialog is None:
