@@ -37,6 +37,7 @@ def console(qtbot, aloop, tmp_path: Path) -> Iterator[Console]:  # type: ignore[
 
 def shot(widget: QWidget, name: str) -> None:
     SHOTS.mkdir(exist_ok=True)
+    QApplication.processEvents()  # let pending layouts run first
     assert widget.grab().save(str(SHOTS / f"{name}.png"))
 
 
@@ -176,6 +177,7 @@ def test_losing_a_race_says_who_took_the_customer_in_place_of_the_row(console: C
     notice = w.table.lost_notice
     assert notice.isVisible() and notice.text() == f"Priya Raman took {title}"
     assert notice.y() == top
+    shot(w, "lost-race")
     # A press anywhere dismisses it, and reaches the row underneath.
     console.qtbot.mouseClick(w.table.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(40, top + 4))
     assert not notice.isVisible()
@@ -214,6 +216,11 @@ def test_search_results_show_their_queue_and_esc_clears_the_search(console: Cons
     assert {"Software", "Networking"} <= shown
     assert not any(c["key"] == "queue" and c["visible"] for c in w.table.save_layout()["columns"])
     qtmodeltester.check(w.model)
+    shot(w, "search-results")
+    # Down goes to the results, selecting the first.
+    console.qtbot.keyClick(w.search, Qt.Key.Key_Down)
+    assert w.table.hasFocus() and w.table.current_row_id() == w.model.row_ids()[0]
+    w.search.setFocus()
     console.qtbot.keyClick(w.search, Qt.Key.Key_Escape)
     assert w.search.text() == ""
     assert w.queue_title.text() == "Software"
