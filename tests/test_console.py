@@ -68,7 +68,7 @@ class Console:
 
     def close(self) -> None:
         window = self.window
-        window.close()
+        window.quit_guard.close_now()  # quitting for good: no question about open sessions
         task = asyncio.ensure_future(window.shutdown())
         self.qtbot.waitUntil(task.done, timeout=timeout(3))
 

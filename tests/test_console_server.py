@@ -204,7 +204,7 @@ class Console:
 
     def close(self) -> None:
         # The window first: pytest-qt deletes it once Qt events run again.
-        self.window.close()
+        self.window.quit_guard.close_now()
         run(self.qtbot, self.window.shutdown())
         for c in self.customers:
             run(self.qtbot, c.close())
