@@ -176,6 +176,24 @@ def test_two_session_tabs_at_once(console: Console) -> None:
     assert console.window.tabs.currentWidget().session_id == a
 
 
+def test_the_tab_keys_of_the_menus_move_between_tabs(console: Console) -> None:
+    actions = console.window.menu_actions
+    a = first_waiting(console, "team:network")
+    console.window.accept_row(a)
+    console.wait_tab(a)
+    console.settle()
+    actions["&Queues tab"].trigger()
+    assert console.window.tabs.currentIndex() == 0
+    actions["Session tab 1"].trigger()
+    assert console.window.tabs.currentWidget().session_id == a
+    actions["&Next tab"].trigger()  # wraps round to Queues
+    assert console.window.tabs.currentIndex() == 0
+    actions["&Previous tab"].trigger()
+    assert console.window.tabs.currentIndex() == 1
+    actions["Session tab 2"].trigger()  # no such tab: stays
+    assert console.window.tabs.currentIndex() == 1
+
+
 def test_someone_else_taking_it_first_is_reported_and_the_entry_leaves(console: Console) -> None:
     sid = first_waiting(console, "team:network")
     # Priya takes it; the window has not heard yet when the rep double-clicks.

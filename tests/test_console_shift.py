@@ -7,6 +7,7 @@ Screenshots go to ``/tmp/repconsole-shots`` for a person to look at.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -306,7 +307,8 @@ def test_generating_a_key_opens_the_dialog_with_the_engines_key(console: Console
     assert dialog is not None
     keys = [k for k in console.engine.export_state().keys if k.rep == ME]
     assert dialog.key_label.text() == keys[-1].key
-    assert dialog.expiry_label.text().startswith("Valid for 15:00 more") or dialog.expiry_label.text().startswith("Valid for 14:5")
+    # The dialog counts down on the window's clock: a loaded machine may take seconds to get here.
+    assert re.match(r"Valid for (15:00|14:[0-5]\d) more", dialog.expiry_label.text()), dialog.expiry_label.text()
     assert dialog.url is None and not dialog.copy_url_button.isEnabled()  # the simulator has no customer page
     dialog.close()
 
@@ -327,7 +329,7 @@ def test_quitting_with_open_sessions_asks_and_cancel_keeps_the_console(console: 
     assert w.quit_guard.dialog is None and w.isVisible()
     # Console > Quit (Ctrl+Q) asks the same.
     quit_action = next(a for a in w.menuBar().actions()[0].menu().actions() if a.text() == "&Quit")  # type: ignore[union-attr]
-    assert quit_action.shortcut().matches(QKeySequence(QKeySequence.StandardKey.Quit)) != QKeySequence.SequenceMatch.NoMatch
+    assert quit_action.shortcut() == QKeySequence("Ctrl+Q")
     quit_action.trigger()
     assert w.quit_guard.dialog is not None
     w.quit_guard.dialog.reject()

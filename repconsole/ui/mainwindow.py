@@ -14,11 +14,11 @@ import base64
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
+from PySide6.QtGui import QCloseEvent, QDesktopServices
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -44,6 +44,7 @@ from repconsole.ui.alerts import AlertBanner, Alerter, alerts_for
 from repconsole.ui.closereason import close_reason
 from repconsole.ui.details import DetailsPane
 from repconsole.ui.keydialog import KeyRequestDialog, SessionKeyDialog
+from repconsole.ui.menus import build_menus
 from repconsole.ui.prefsdialog import PreferencesDialog
 from repconsole.ui.queuelist import QueueList, queue_entries
 from repconsole.ui.queuemodel import QueueTableModel
@@ -238,39 +239,7 @@ class MainWindow(QMainWindow):
         self.table.viewport().installEventFilter(self)
 
     def _build_actions(self) -> None:
-        def action(menu: Any, text: str, shortcut: str | QKeySequence.StandardKey | None, slot: Callable[[], object]) -> QAction:
-            act = QAction(text, self)
-            if shortcut is not None:
-                act.setShortcut(QKeySequence(shortcut))
-            act.triggered.connect(slot)
-            menu.addAction(act)
-            return act
-
-        bar = self.menuBar()
-        console = bar.addMenu("&Console")
-        action(console, "&Search active sessions", QKeySequence.StandardKey.Find, self._on_search_action_triggered)
-        action(console, "Focus &queue list", "Ctrl+1", lambda: self.queue_list.setFocus())
-        action(console, "Focus queue &table", "Ctrl+2", lambda: self.table.setFocus())
-        console.addSeparator()
-        action(console, "&Preferences…", QKeySequence.StandardKey.Preferences, self.open_preferences)
-        console.addSeparator()
-        action(console, "&Quit", QKeySequence.StandardKey.Quit, self.quit)
-        session = bar.addMenu("&Session")
-        action(session, "&Accept selected", "Ctrl+Return", self._on_accept_button_clicked)
-        action(session, "Get &Next", "Ctrl+G", self._on_get_next_button_clicked)
-        action(session, "Generate session &key…", "Ctrl+K", self._on_key_button_clicked)
-        view = bar.addMenu("&View")
-        action(view, "&Queues tab", "Alt+0", lambda: self.tabs.setCurrentIndex(0))
-        action(view, "&Next tab", "Ctrl+PgDown", lambda: self._cycle_tab(1))
-        action(view, "&Previous tab", "Ctrl+PgUp", lambda: self._cycle_tab(-1))
-        for n in range(1, 10):
-            act = QAction(f"Session tab {n}", self)
-            act.setShortcut(QKeySequence(f"Alt+{n}"))
-            act.triggered.connect(lambda _=False, n=n: self._go_to_tab(n))
-            self.addAction(act)
-        action(view, "Close &details pane", "Esc", self._close_details)
-        help_menu = bar.addMenu("&Help")
-        action(help_menu, "&About repconsole", None, self._on_about_action_triggered)
+        self.menu_actions = build_menus(self)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -422,7 +391,7 @@ class MainWindow(QMainWindow):
             row = self._row(self.details.row_id)
             if row is None:
                 gone = changes.gone.get(self.details.row_id)
-                self._close_details()
+                self.close_details()
                 if gone and gone.reason is GoneReason.TAKEN:
                     self._show_notice(f"That session was taken by {self.state.rep_name(gone.by or None)}.")
             elif row.session.id in changes.sessions:
@@ -502,7 +471,7 @@ class MainWindow(QMainWindow):
         self._queue = key
         self.queue_title.setText(self.state.queue_name(key))
         self.model.set_rows(list(self.state.rows.get(key, {}).values()))
-        self._close_details()
+        self.close_details()
         self.alerter.acknowledge(key)  # the rep sees that queue now
 
     def _row(self, row_id: str) -> Row | None:
@@ -549,12 +518,12 @@ class MainWindow(QMainWindow):
     def _on_table_detailsToggled(self, row_id: str | None) -> None:
         row = self._row(row_id) if row_id is not None else None
         if row is None:
-            self._close_details()
+            self.close_details()
         else:
             self.details.show_row(row)
             self.details.show()
 
-    def _close_details(self) -> None:
+    def close_details(self) -> None:
         self.details.clear()
         self.details.hide()
 
@@ -593,7 +562,7 @@ class MainWindow(QMainWindow):
         self.model.set_rows(rows)
         self._search_dirty = False
 
-    def _on_search_action_triggered(self) -> None:
+    def focus_search(self) -> None:
         self.tabs.setCurrentIndex(0)
         self.search.setFocus()
         self.search.selectAll()
@@ -738,12 +707,12 @@ class MainWindow(QMainWindow):
         if not QDesktopServices.openUrl(url):
             raise CommandError(Reason.INVALID, "No web browser could open the customer's page.")
 
-    def _cycle_tab(self, step: int) -> None:
+    def cycle_tab(self, step: int) -> None:
         count = self.tabs.count()
         if count:
             self.tabs.setCurrentIndex((self.tabs.currentIndex() + step) % count)
 
-    def _go_to_tab(self, n: int) -> None:
+    def go_to_tab(self, n: int) -> None:
         if n < self.tabs.count():
             self.tabs.setCurrentIndex(n)
 
@@ -765,7 +734,7 @@ class MainWindow(QMainWindow):
         self.key_dialog = SessionKeyDialog(key, self.backend.customer_page(key.key), self.now, self, local_offset=self._clock_offset)
         self.key_dialog.open()
 
-    def _on_about_action_triggered(self) -> None:
+    def open_about(self) -> None:
         AboutDialog(self).open()
 
     def _on_banner_showRequested(self) -> None:
