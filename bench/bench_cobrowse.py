@@ -106,6 +106,12 @@ def _env(name: str, default: Any) -> Any:
     return type(default)(raw) if raw else default
 
 
+def _load() -> str:
+    """The machine's load: the figures below are only as quiet as it is."""
+    one, five, _ = os.getloadavg()
+    return f"(load average {one:.1f} now, {five:.1f} over 5 min, on {os.cpu_count()} cores)"
+
+
 def _ms(values: Sequence[float]) -> list[float]:
     return [v * 1000 for v in values]
 
@@ -312,6 +318,7 @@ async def _browser_part(args: argparse.Namespace) -> None:
     runs = args.runs
     print(f"== co-browsing in headless Chromium: a merchant page on {merchant.origin}, the server on {server_http}, "
           f"the rep a raw /rep client ({runs} runs of each) ==")  # fmt: skip
+    print(_load())
     try:
         rep = await RepConn.login(server.port, rep_id(0, 0))
         customer = await asyncio.to_thread(_chromium, work / "customer")
@@ -440,6 +447,7 @@ async def _queue_part(args: argparse.Namespace) -> None:
     print(f"== queue event delivery to {consoles:,} consoles ({teams} teams), {args.waiting:,} waiting, {args.rate:.0f} commands/s, "
           f"with {args.sessions} co-browse sessions streaming (watched by {args.watchers} consoles) and without; "
           f"{args.runs} runs of {args.phase_seconds:g} s each way (fd limit {fd_limit}) ==")  # fmt: skip
+    print(_load())
     server = start_server(config, work / "data")
     gen: LoadGen | None = None
     streamer: Streamer | None = None
@@ -457,21 +465,23 @@ async def _queue_part(args: argparse.Namespace) -> None:
         rng = random.Random(1)
         phases: list[tuple[bool, float, float]] = []  # (streaming, from, to): by send time
         accept_sent: dict[str, float] = {}
-        cpu0, wall0 = cpu_seconds(server.pid), time.perf_counter()
-        cpu_streaming = 0.0
+        # CPU seconds of each process (server, load generator, streamer, this driver) and wall seconds, by phase kind.
+        pids = {"server": server.pid, "consoles": gen.proc.pid, "streamer": streamer.proc.pid}
+        cpu: dict[bool, dict[str, float]] = {False: dict.fromkeys([*pids, "driver", "wall"], 0.0), True: dict.fromkeys([*pids, "driver", "wall"], 0.0)}
+        behind: dict[bool, float] = {False: 0.0, True: 0.0}
         for _ in range(args.runs):
             for streaming in (False, True):
                 streamer.tell("GO" if streaming else "PAUSE")
                 start = time.time()
-                c0 = cpu_seconds(server.pid)
+                c0 = {name: cpu_seconds(pid) for name, pid in pids.items()} | {"driver": time.process_time(), "wall": time.perf_counter()}
                 result = await drive(server.port, workers, teams, args.rate, args.phase_seconds, rng)
-                if streaming:
-                    cpu_streaming += cpu_seconds(server.pid) - c0
+                c1 = {name: cpu_seconds(pid) for name, pid in pids.items()} | {"driver": time.process_time(), "wall": time.perf_counter()}
+                for name in c0:
+                    cpu[streaming][name] += c1[name] - c0[name]
+                behind[streaming] = max(behind[streaming], result["late"])
                 phases.append((streaming, start, start + result["seconds"]))
                 accept_sent.update(result["accept_sent"])
         stats = streamer.tell("STOP")
-        wall = time.perf_counter() - wall0
-        server_cpu = (cpu_seconds(server.pid) - cpu0) / wall * 100
         await asyncio.sleep(0.5)
         out = gen.finish()
 
@@ -499,8 +509,11 @@ async def _queue_part(args: argparse.Namespace) -> None:
         print(f"co-browse traffic while streaming: {stats['relayed_streaming'] / streaming_s / 1024:,.0f} KiB/s relayed to the watchers "
               f"(the recording averages {stats['per_session_rate'] / 1024:.1f} KiB/s a session); snapshot asks {stats['asks']}, "
               f"recorder errors {stats['errors'] or 'none'}")  # fmt: skip
-        streaming_cpu = cpu_streaming / (args.runs * args.phase_seconds) * 100
-        print(f"server CPU: {server_cpu:.0f}% of one core over the phases, {streaming_cpu:.0f}% while streaming (2 cores in all)")
+        for streaming in (False, True):
+            c = cpu[streaming]
+            print(f"CPU {'with' if streaming else 'without'} the streams (% of one core; 2 cores in all): "
+                  + ", ".join(f"{name} {c[name] / c['wall'] * 100:.0f}%" for name in (*pids, "driver"))
+                  + f"; the driver at most {behind[streaming] * 1000:.0f} ms behind its schedule; {c['wall']:.0f} s of phases")  # fmt: skip
         if server.problems():
             print("server reported problems:\n  " + "\n  ".join(server.problems()[:10]))
     finally:
