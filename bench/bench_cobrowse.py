@@ -22,8 +22,9 @@ per-run value.  Two parts, each on its own ``repconsole-server`` process:
      clock): p50 and p95 per run.
    * **relay bytes/s**: the bytes of the ``cobrowse`` frames the rep
      receives while the customer types into a form (Selenium keystrokes,
-     6 a second by default; every input masked) and while the page scrolls
-     (750 px/s, the page's own timer).
+     6 a second by default; every input masked, so the values go as one
+     unchanging mask, but the page shows a character count that changes)
+     and while the page scrolls (750 px/s, the page's own timer).
    * **late join**: a ~1 MiB page (4,096 paragraphs of text) is shared and in
      the relay's buffer; then, each run, (a) a second console connection
      sends ``cobrowse_watch`` and is timed to the last part of the page's
@@ -44,11 +45,13 @@ per-run value.  Two parts, each on its own ``repconsole-server`` process:
    rrweb recording of the demo shop (``resources/cobrowse/shop.rrweb.json``:
    two pages, 29 s, 105 KB, full snapshots included) at its recorded pace,
    looped, from a different place for each session, in batches of 100 ms as
-   the snippet sends them.  The
-   load runs in phases of ``--phase-seconds``, alternately with the
-   recorders silent and streaming; a pair is a run.  Printed: the p99 of
-   **queue event delivery** (command sent -> event read by a passive
-   console) without and with the streams, and their ratio per run.
+   the snippet sends them.  The load runs in phases of
+   ``--phase-seconds``, alternately with the recorders silent and
+   streaming; a pair is a run.  Printed: the p99 of **queue event
+   delivery** (command sent -> event read by a passive console) without and
+   with the streams, their ratio per run, and each process's CPU: on a
+   machine shared with other work the figures are only as quiet as it is
+   (the load average is printed too).
 
 Targets (issue 10): change -> rep p50 <= 250 ms, p95 <= 500 ms; late join
 <= 1.5 s for a 1 MiB page; queue delivery p99 <= 100 ms with 200 sessions
@@ -507,8 +510,8 @@ async def _queue_part(args: argparse.Namespace) -> None:
         print(f"  ratio with / without, per run: {summary(ratios, 'x', '{:.2f}')}")
         streaming_s = stats["streaming_seconds"] or 1.0
         print(f"co-browse traffic while streaming: {stats['relayed_streaming'] / streaming_s / 1024:,.0f} KiB/s relayed to the watchers "
-              f"(the recording averages {stats['per_session_rate'] / 1024:.1f} KiB/s a session); snapshot asks {stats['asks']}, "
-              f"recorder errors {stats['errors'] or 'none'}")  # fmt: skip
+              f"(the recording averages {stats['per_session_rate'] / 1024:.1f} KiB/s of record frames a session); snapshot asks {stats['asks']}, "
+              f"recorder errors {stats['errors'] or 'none'}, streams failed {stats['failed']}")  # fmt: skip
         for streaming in (False, True):
             c = cpu[streaming]
             print(f"CPU {'with' if streaming else 'without'} the streams (% of one core; 2 cores in all): "

@@ -232,17 +232,17 @@ class _Stream:
         while True:
             if self.index >= len(self.batches):
                 self.index = 0
-            at0 = self.batches[self.index][0]
-            base = time.monotonic() - at0
+            base = time.monotonic() - self.batches[self.index][0]  # when the recording's 0 s is, on this clock
             while self.index < len(self.batches):
-                await go.wait()
                 at, text, opens = self.batches[self.index]
+                if not go.is_set():
+                    await go.wait()
+                    base = time.monotonic() - at  # resumed: this batch is due now, the next ones at the recording's pace
                 delay = base + at - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                if not go.is_set():
-                    base = time.monotonic() - at  # paused: pick up where it was, at its pace
-                    continue
+                    if not go.is_set():
+                        continue  # paused while it waited: it goes once resumed
                 if opens:
                     self.snapshot = self.index
                 await self.send(text)
@@ -309,7 +309,7 @@ async def _streamer(port: int, sessions: int, watchers: int) -> None:
     print(json.dumps({
         "sessions": len(streams), "sent": sum(s.sent for s in streams), "relayed_streaming": relayed, "streaming_seconds": streaming,
         "asks": sum(s.asks for s in streams), "errors": sorted({e for s in streams for e in s.errors}),
-        "per_session_rate": sum(len(t) for _, t, _ in batches) / length, "failed": sum(1 for t in tasks if t.done()),
+        "per_session_rate": sum(len(encode(Record(0, 0, 1, t))) for _, t, _ in batches) / length, "failed": sum(1 for t in tasks if t.done()),
     }), flush=True)  # fmt: skip
     os._exit(0)
 
