@@ -472,6 +472,7 @@ async def _queue_part(args: argparse.Namespace) -> None:
         pids = {"server": server.pid, "consoles": gen.proc.pid, "streamer": streamer.proc.pid}
         cpu: dict[bool, dict[str, float]] = {False: dict.fromkeys([*pids, "driver", "wall"], 0.0), True: dict.fromkeys([*pids, "driver", "wall"], 0.0)}
         behind: dict[bool, float] = {False: 0.0, True: 0.0}
+        refused: dict[str, int] = {}
         for _ in range(args.runs):
             for streaming in (False, True):
                 streamer.tell("GO" if streaming else "PAUSE")
@@ -484,6 +485,8 @@ async def _queue_part(args: argparse.Namespace) -> None:
                 behind[streaming] = max(behind[streaming], result["late"])
                 phases.append((streaming, start, start + result["seconds"]))
                 accept_sent.update(result["accept_sent"])
+                for reason, n in result["refused"].items():
+                    refused[reason] = refused.get(reason, 0) + n
         stats = streamer.tell("STOP")
         await asyncio.sleep(0.5)
         out = gen.finish()
@@ -508,6 +511,7 @@ async def _queue_part(args: argparse.Namespace) -> None:
         print(f"  with {stats['sessions']} sessions streaming: {summary(loud)}   target <= {TARGET_P99_MS:.0f} ms: "
               f"{'met' if statistics.median(loud) <= TARGET_P99_MS else 'MISSED'}")  # fmt: skip
         print(f"  ratio with / without, per run: {summary(ratios, 'x', '{:.2f}')}")
+        print(f"  ({args.runs * 2 * round(args.rate * args.phase_seconds):,} commands; refused, as the mix goes: {refused or 'none'})")
         streaming_s = stats["streaming_seconds"] or 1.0
         print(f"co-browse traffic while streaming: {stats['relayed_streaming'] / streaming_s / 1024:,.0f} KiB/s relayed to the watchers "
               f"(the recording averages {stats['per_session_rate'] / 1024:.1f} KiB/s of record frames a session); snapshot asks {stats['asks']}, "
