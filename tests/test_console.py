@@ -68,7 +68,7 @@ class Console:
 
     def close(self) -> None:
         window = self.window
-        window.close()
+        window.quit_guard.close_now()  # quitting for good: no question about open sessions
         task = asyncio.ensure_future(window.shutdown())
         self.qtbot.waitUntil(task.done, timeout=timeout(3))
 
@@ -174,6 +174,24 @@ def test_two_session_tabs_at_once(console: Console) -> None:
     assert console.window.progress_label.text() == "2 sessions in progress"
     console.window.tabs.setCurrentIndex(1)
     assert console.window.tabs.currentWidget().session_id == a
+
+
+def test_the_tab_keys_of_the_menus_move_between_tabs(console: Console) -> None:
+    actions = console.window.menu_actions
+    a = first_waiting(console, "team:network")
+    console.window.accept_row(a)
+    console.wait_tab(a)
+    console.settle()
+    actions["&Queues tab"].trigger()
+    assert console.window.tabs.currentIndex() == 0
+    actions["Session tab 1"].trigger()
+    assert console.window.tabs.currentWidget().session_id == a
+    actions["&Next tab"].trigger()  # wraps round to Queues
+    assert console.window.tabs.currentIndex() == 0
+    actions["&Previous tab"].trigger()
+    assert console.window.tabs.currentIndex() == 1
+    actions["Session tab 2"].trigger()  # no such tab: stays
+    assert console.window.tabs.currentIndex() == 1
 
 
 def test_someone_else_taking_it_first_is_reported_and_the_entry_leaves(console: Console) -> None:

@@ -54,7 +54,7 @@ def two(qtbot, aloop, server: ServerProcess, tmp_path: Path) -> Iterator[tuple[M
     priya = _open(qtbot, server, "priya", tmp_path / "priya")
     yield alex, priya
     for window in (alex, priya):
-        window.close()
+        window.quit_guard.close_now()
         run(qtbot, window.shutdown())
 
 

@@ -923,7 +923,7 @@ def _window(qtbot, backend: WebSocketBackend, settings: Path):  # type: ignore[n
 
 
 def _close(qtbot, window) -> None:  # type: ignore[no-untyped-def]
-    window.close()
+    window.quit_guard.close_now()
     _run(qtbot, window.shutdown())
 
 

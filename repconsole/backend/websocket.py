@@ -253,6 +253,19 @@ class WebSocketBackend(Backend):
         self.url = url.strip().rstrip("/")
 
     @property
+    def where(self) -> str:
+        return self.url
+
+    def customer_page(self, key: str | None = None) -> str | None:
+        # The server serves its customer page at / on the same host and port,
+        # over http(s) where the console speaks ws(s); ``?key=`` fills the key in.
+        parts = urlsplit(self.url)
+        scheme = {"ws": "http", "wss": "https"}.get(parts.scheme)
+        if scheme is None or not parts.netloc:
+            return None
+        return urlunsplit((scheme, parts.netloc, "/", f"key={key}" if key else "", ""))
+
+    @property
     def connected(self) -> bool:
         """Whether commands go out right now."""
         return self._ws is not None

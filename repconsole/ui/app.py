@@ -79,7 +79,7 @@ def keep_signed_in(window: MainWindow, backend: WebSocketBackend) -> None:
     async def sign_in_again(detail: str) -> None:
         message = f"{detail} Sign in again to continue." if detail else "Sign in again to continue."
         if not await sign_in(backend, window, message=message):
-            window.close()
+            window.quit_guard.close_now()
 
     def on_state(state: BackendState, detail: str) -> None:
         if state is not BackendState.CLOSED or not backend.needs_login or not window.isVisible():
@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
     # Ctrl+C in the terminal closes the window like the close button does.
     signal.signal(signal.SIGINT, lambda *_: window.close())
     if args.quit_after is not None:
-        QTimer.singleShot(int(args.quit_after * 1000), window.close)
+        QTimer.singleShot(int(args.quit_after * 1000), window.quit_guard.close_now)
 
     async def main() -> None:
         # Sign in first (unless the login dialog did): the window opens live, on the rep's snapshot.

@@ -427,8 +427,11 @@ class ThemeController(QObject):
         try:
             hints = self._app.styleHints()
             theme = self.preference()
-            # Tell the platform too (native title bars and dialogs), or let it follow the desktop again.
-            if theme is Theme.SYSTEM:
+            # Tell the platform too (native title bars and dialogs), or let it
+            # follow the desktop again.  Qt 6.8 added these; 6.7 does without.
+            if not hasattr(hints, "unsetColorScheme"):
+                pass
+            elif theme is Theme.SYSTEM:
                 hints.unsetColorScheme()
             else:
                 hints.setColorScheme(Qt.ColorScheme.Dark if theme is Theme.DARK else Qt.ColorScheme.Light)
