@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from conftest import timeout
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QPalette
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QLabel, QRadioButton
 from test_console import Console, open_console
 
@@ -37,6 +37,7 @@ from repconsole.protocol import CUSTOMER, LineView, Visibility
 from repconsole.ui import theme
 from repconsole.ui.chatlog import ChatLog
 from repconsole.ui.icons import star_icon
+from repconsole.ui.resources import app_pixmap
 from repconsole.ui.theme import GRAPHIC_PAIRS, PALETTE_COLOURS, TEXT_PAIRS, Role, contrast, hex_of
 
 UI = Path(__file__).resolve().parents[1] / "repconsole" / "ui"
@@ -152,6 +153,32 @@ def test_every_text_pair_reaches_aa_and_every_icon_3_to_1(dark: bool) -> None:
     weak += [f"icon {fg} on {bg}: {contrast(hex_of(fg, dark), hex_of(bg, dark)):.2f}"
              for fg, bg in GRAPHIC_PAIRS if contrast(hex_of(fg, dark), hex_of(bg, dark)) < 3.0]
     assert not weak, "\n".join(weak)
+
+
+@pytest.mark.parametrize("size", [16, 22, 32])
+def test_the_app_and_tray_icon_reads_on_light_and_dark_panels(qapp, size: int) -> None:  # type: ignore[no-untyped-def]
+    """The tray shows the app icon on the desktop's panel, light or dark: it carries its own tile.
+
+    Its white headset stands out from the blue tile (3:1), and against each
+    panel colour one of the two does, so the icon never melts into it.
+    """
+    image = app_pixmap(size).toImage()
+    tile: list[QColor] = []
+    glyph: list[QColor] = []
+    for y in range(image.height()):
+        for x in range(image.width()):
+            c = image.pixelColor(x, y)
+            if c.alpha() == 255:
+                (glyph if c.saturationF() < 0.15 and c.valueF() > 0.9 else tile).append(c)
+    assert tile and glyph
+
+    def mean(colours: list[QColor]) -> str:
+        return "#" + "".join(f"{sum(getattr(c, ch)() for c in colours) // len(colours):02x}" for ch in ("red", "green", "blue"))
+
+    assert contrast(mean(tile), mean(glyph)) >= 3.0
+    for dark in (False, True):
+        panel = PALETTE_COLOURS[dark][_C.Window]
+        assert max(contrast(mean(tile), panel), contrast(mean(glyph), panel)) >= 3.0
 
 
 # Roles that only draw lines around something already checked (a frame, a strip's edge).
@@ -363,6 +390,8 @@ def test_the_window_in_light_and_dark_from_the_preferences_dialog(qtbot, aloop, 
         radio.setChecked(True)
         with qtbot.waitSignal(theme.controller().changed):
             dialog.apply()
+        assert dialog.palette().color(_C.Window).name() == PALETTE_COLOURS[True][_C.Window]
+        assert dialog.grab().save("/tmp/dark-preferences.png")
         dialog.close()
         assert w.settings.preferences.appearance.theme is Theme.DARK and theme.is_dark()
         assert w.palette().color(_C.Window).name() == PALETTE_COLOURS[True][_C.Window]
