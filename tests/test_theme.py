@@ -365,6 +365,9 @@ def _shoot(c: Console, session_id: str, name: str) -> None:
     w = c.window
     w.tabs.setCurrentIndex(0)
     QApplication.processEvents()
+    # With the details pane open the table is narrow: the banner and its buttons still fit in it.
+    assert w.details.isVisible() and w.banner.isVisible()
+    c.qtbot.waitUntil(lambda: w.table.viewport().geometry().contains(w.banner.geometry()), timeout=timeout(1))
     assert w.grab().save(f"/tmp/{name}-main.png")
     w.tabs.setCurrentWidget(w.session_tabs[session_id])
     QApplication.processEvents()
