@@ -111,6 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.user is not None and args.server is None:
         parser.error("--user needs --server")
     # Imported late so that --help/--version and argument errors never load Qt.
+    try:
+        import PySide6  # noqa: F401
+    except ImportError:
+        print('repconsole: the console needs Qt: pip install "repconsole[console]"', file=sys.stderr)
+        return 2
     from repconsole.ui.app import run
 
     return run(args)
