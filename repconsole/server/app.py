@@ -9,8 +9,11 @@
   recorder and a rep's live view in a browser (see :mod:`repconsole.server.cobrowse`);
 * HTTP ``GET /``, ``/support`` and the page's files from
   ``repconsole/server/static/``, ``GET /api/site`` (what the page offers)
-  and ``GET /healthz``; co-browsing's files, live view and ``GET /api/link/ID``
-  (see :mod:`repconsole.server.web`).
+  and ``GET /healthz`` ("ok" or "starting", nothing more); co-browsing's files,
+  live view and ``GET /api/link/ID`` (see :mod:`repconsole.server.web`);
+* for administrators, ``GET /metrics`` (Prometheus) and ``GET /status`` (JSON):
+  on the ``[admin] listen`` address, or on the main port with the
+  ``[admin] metrics_token`` (see :mod:`repconsole.server.ops`).
 
 Everything the server knows runs on one asyncio loop: a message is parsed
 (:mod:`repconsole.protocol`), authorized, run as one
@@ -28,11 +31,13 @@ error naming the reason; the connection and every other one go on.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import re
 import secrets
 import ssl
 import urllib.parse
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from importlib.resources.abc import Traversable
@@ -51,6 +56,7 @@ from repconsole import __version__
 from repconsole.collector import collector_paused
 from repconsole.core.commands import execute
 from repconsole.core.errors import CommandError
+from repconsole.core.model import QueueRef
 from repconsole.protocol import (
     COBROWSE_COMMANDS,
     MAX_FRAME,
@@ -87,10 +93,12 @@ from repconsole.server.auth import (
     verify_password,
 )
 from repconsole.server.cobrowse import CobrowseDesk
-from repconsole.server.config import SiteSpec, parse_origin
+from repconsole.server.config import SiteSpec, parse_listen, parse_origin
 from repconsole.server.customers import CustomerDesk
 from repconsole.server.fanout import RepLink
 from repconsole.server.links import LinkBook
+from repconsole.server.ops import CONTENT_TYPE, Metrics
+from repconsole.server.reload import Plan, ReloadRefused, apply, plan
 from repconsole.server.runtime import PersistenceFailure, Runtime
 from repconsole.server.store import Store
 from repconsole.server.timers import ServerClock, WallClock
@@ -117,6 +125,8 @@ _HOST = re.compile(r"^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$
 # WebSocket endpoints; a page's Origin is checked at the handshake of each.
 REP_PATH, CUSTOMER_PATH, RECORDER_PATH = "/rep", "/customer", "/cobrowse"
 _SOCKETS = frozenset((REP_PATH, CUSTOMER_PATH, RECORDER_PATH, WATCH_PATH))
+_ENDPOINTS = {REP_PATH: "rep", CUSTOMER_PATH: "customer", RECORDER_PATH: "cobrowse_recorder", WATCH_PATH: "cobrowse_watch"}
+ADMIN_PATHS = ("/metrics", "/status")
 
 
 class Server:
@@ -172,6 +182,11 @@ class Server:
         self.new_passwords: dict[str, str] = {}
         self.failed: BaseException | None = None
         self._ws: WsServer | None = None
+        self._admin: WsServer | None = None
+        self._ready = False
+        # A console resuming from this seq or before gets a snapshot: the directory changed (reload).
+        self._resync_floor = -1
+        self.metrics = Metrics(self._connection_counts, self._waiting_counts)
         # Every accepted TCP connection, from before its handshake: see stop().
         self._connections: set[ServerConnection] = set()
         self._stopping = False
@@ -223,10 +238,17 @@ class Server:
             ping_interval=PING_INTERVAL,
             ping_timeout=PING_TIMEOUT,
             server_header=f"repconsole-server/{__version__}",
-            create_connection=_tracked(self._connections),
+            create_connection=_tracked(self._connections, self._connection_lost),
         )
         self.port = self._ws.sockets[0].getsockname()[1]
+        self.runtime.after_commit.append(self.metrics.events)
+        self.runtime.fanout.on_delivery = self.metrics.delivered
+        if self.spec.admin.listen is not None:
+            host, port = parse_listen(self.spec.admin.listen)
+            self._admin = await serve(self._handle, host, port, process_request=self._admin_http, server_header=f"repconsole-server/{__version__}")
+            log.info("admin listener (/metrics, /status) on http://%s", self.admin_address)
         self.runtime.start()
+        self._ready = True
         log.info("serving %s on %s", "the demo site" if self.spec.demo else self.spec.source, self.url)
 
     async def stop(self) -> None:
@@ -236,7 +258,11 @@ class Server:
             await self._closed.wait()
             return
         self._stopping = True
+        self._ready = False
         try:
+            if self._admin is not None:
+                self._admin.close()
+                await self._admin.wait_closed()
             if self._ws is not None:
                 await self._close_connections(self._ws)
             if self.customers is not None:
@@ -252,6 +278,44 @@ class Server:
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
+
+    def reload(self, spec: SiteSpec) -> Plan:
+        """Apply a checked new configuration to the running server (SIGHUP).
+
+        Raises ReloadRefused, and changes nothing, when the new one needs a
+        restart (see :mod:`repconsole.server.reload`).
+        """
+        rt = self.runtime
+        assert rt is not None and self.customers is not None
+        if spec.demo != self.spec.demo:
+            raise ReloadRefused(["the demo site and a configuration file do not replace each other live"])
+        change = plan(self.spec, spec)
+        with rt.step():
+            apply(rt.engine, self.spec, spec)
+        self.spec = rt.spec = spec
+        settings = spec.server
+        self._allowed = frozenset(settings.allowed_origins)
+        rt.fanout.resume_window = rt.answers.keep = settings.resume_window
+        self.customers.reconfigure(settings)
+        if self.cobrowse is not None:
+            self.cobrowse.reconfigure(settings)
+        if self.links is not None:
+            self.links.reconfigure(spec)
+        if change.directory:
+            # Consoles hold the directory in their snapshot and no event changes it there: they resume to a new one.
+            rt.fanout.flush()
+            self._resync_floor = rt.engine.seq
+            for link in list(rt.fanout.links()):
+                rt.loop.create_task(link.ws.close(CloseCode.GOING_AWAY, "the site's configuration changed: resume"))
+        return change
+
+    @property
+    def admin_address(self) -> str | None:
+        """``host:port`` of the admin listener (the port it got), if there is one."""
+        if self._admin is None:
+            return None
+        host, port = self._admin.sockets[0].getsockname()[:2]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     async def _close_connections(self, ws: WsServer) -> None:
         """Stop listening, close every connection, and wait for the handlers.
@@ -313,7 +377,16 @@ class Server:
                 return connection.respond(HTTPStatus.FORBIDDEN, "Origin not allowed\n")
             return None  # on with the WebSocket handshake
         if path == "/healthz":
-            return self._json(self._health())
+            return self._healthz()
+        if path in ADMIN_PATHS:
+            token = self.spec.admin.metrics_token
+            given = request.headers.get("Authorization", "")
+            if token is None:
+                return connection.respond(HTTPStatus.NOT_FOUND, "Not found\n")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                challenge = [("WWW-Authenticate", 'Bearer realm="repconsole-server"')]
+                return response(HTTPStatus.UNAUTHORIZED, b"A bearer token is needed\n", "text/plain; charset=utf-8", challenge)
+            return self._admin_answer(path)
         if path == "/api/site":
             return self._json(self._public_site())
         assert self.web is not None
@@ -331,6 +404,50 @@ class Server:
 
     def _json(self, data: Any) -> Response:
         return response(HTTPStatus.OK, encode(data), "application/json")
+
+    def _admin_http(self, connection: ServerConnection, request: Request) -> Response:
+        """The admin listener: /metrics, /status and /healthz, no WebSocket."""
+        path = urllib.parse.urlsplit(request.path).path
+        if path == "/healthz":
+            return self._healthz()
+        if path in ADMIN_PATHS:
+            return self._admin_answer(path)
+        return connection.respond(HTTPStatus.NOT_FOUND, "Not found\n")
+
+    def _healthz(self) -> Response:
+        """Public: whether to send traffic here, and nothing an outsider could use."""
+        if self._ready:
+            return response(HTTPStatus.OK, b"ok\n", "text/plain; charset=utf-8")
+        return response(HTTPStatus.SERVICE_UNAVAILABLE, b"starting\n", "text/plain; charset=utf-8")
+
+    def _admin_answer(self, path: str) -> Response:
+        if not self._ready:
+            return self._healthz()
+        if path == "/metrics":
+            return response(HTTPStatus.OK, self.metrics.render(), CONTENT_TYPE)
+        return self._json(self.status())
+
+    def _connection_counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(_ENDPOINTS.values(), 0)
+        for conn in self._connections:
+            if conn.protocol.state is State.OPEN and conn.request is not None:
+                endpoint = _ENDPOINTS.get(urllib.parse.urlsplit(conn.request.path).path)
+                if endpoint is not None:
+                    counts[endpoint] += 1
+        return counts
+
+    def _waiting_counts(self) -> dict[str, int]:
+        if self.runtime is None:
+            return {}
+        e = self.runtime.engine
+        return {team: e.queue_count(QueueRef.team(team)) for team in e.teams}
+
+    def _connection_lost(self, conn: ServerConnection) -> None:
+        if conn.response is None or conn.response.status_code != HTTPStatus.SWITCHING_PROTOCOLS:
+            return  # an HTTP request, or a handshake that never completed
+        p = conn.protocol
+        handshake = p.close_rcvd is not None and p.close_sent is not None
+        self.metrics.connection_closed(handshake=handshake, code=p.close_sent.code if p.close_sent else None, slow_code=CloseCode.TOO_SLOW)
 
     def base_url(self, host: str | None = None) -> str:
         """The address a browser reaches this server at: ``[server] public_url``, else the
@@ -374,7 +491,8 @@ class Server:
         except ValueError:
             return None
 
-    def _health(self) -> dict[str, Any]:
+    def status(self) -> dict[str, Any]:
+        """What GET /status tells an administrator (never the public)."""
         rt = self.runtime
         assert rt is not None and self.customers is not None
         return {
@@ -533,6 +651,7 @@ class Server:
         rt = self.runtime
         assert rt is not None
         if self._limiter.blocked(msg.username):
+            self.metrics.login_failed()
             await self._refuse(ws, msg.id, ErrorReason.RATE_LIMITED, "too many failed logins; try again in a minute")
             return None
         stored = self._password_hash(msg.username)
@@ -545,6 +664,7 @@ class Server:
             ok = False
         if not ok or stored is None:
             self._limiter.fail(msg.username)
+            self.metrics.login_failed()
             log.info("failed login for %r", msg.username)
             await self._refuse(ws, msg.id, ErrorReason.BAD_CREDENTIALS, "wrong username or password")
             return None
@@ -581,7 +701,7 @@ class Server:
         # Everything committed so far goes out first, so that what follows
         # (a snapshot as of seq, or a replay up to seq) is exactly current.
         rt.fanout.flush()
-        replay = rt.fanout.replay(rep, last_seq) if last_seq is not None else None
+        replay = rt.fanout.replay(rep, last_seq) if last_seq is not None and last_seq > self._resync_floor else None
         reason = ResumeReason.OUTSIDE_RESUME_WINDOW if last_seq is not None and replay is None else None
         welcome = Welcome(
             rid, rep, token, replay is not None, login.expires_at, self.clock.now(), rt.spec.server.resume_window,
@@ -677,10 +797,10 @@ def _unsupported(version: int) -> str:
     return f"this server speaks protocol {versions}, the console speaks version {version}: update the console"
 
 
-def _tracked(connections: set[ServerConnection]) -> type[ServerConnection]:
+def _tracked(connections: set[ServerConnection], lost: Callable[[ServerConnection], None]) -> type[ServerConnection]:
     """A ServerConnection that is in ``connections`` from the moment its TCP
-    connection is accepted until it is lost; websockets itself only lists
-    connections whose handshake is done."""
+    connection is accepted until it is lost (then ``lost`` is told); websockets
+    itself only lists connections whose handshake is done."""
 
     class TrackedConnection(ServerConnection):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -690,6 +810,10 @@ def _tracked(connections: set[ServerConnection]) -> type[ServerConnection]:
         def connection_lost(self, exc: Exception | None) -> None:
             connections.discard(self)
             super().connection_lost(exc)
+            try:
+                lost(self)
+            except Exception:  # counting must never break a connection's end
+                log.exception("counting a closed connection failed")
 
     return TrackedConnection
 
