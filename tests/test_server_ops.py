@@ -133,7 +133,7 @@ def test_healthz_says_starting_until_the_server_serves(tmp_path: Path) -> None:
     from repconsole.server.app import Server
 
     server = Server(load_config(write_site(tmp_path)), tmp_path / "data")
-    answer = server._healthz()
+    answer = server.admin.healthz()
     assert (answer.status_code, answer.body) == (503, b"starting\n")
 
 

@@ -13,7 +13,7 @@
   live view and ``GET /api/link/ID`` (see :mod:`repconsole.server.web`);
 * for administrators, ``GET /metrics`` (Prometheus) and ``GET /status`` (JSON):
   on the ``[admin] listen`` address, or on the main port with the
-  ``[admin] metrics_token`` (see :mod:`repconsole.server.ops`).
+  ``[admin] metrics_token`` (see :mod:`repconsole.server.admin`).
 
 Everything the server knows runs on one asyncio loop: a message is parsed
 (:mod:`repconsole.protocol`), authorized, run as one
@@ -31,7 +31,6 @@ error naming the reason; the connection and every other one go on.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import re
 import secrets
@@ -56,7 +55,6 @@ from repconsole import __version__
 from repconsole.collector import collector_paused
 from repconsole.core.commands import execute
 from repconsole.core.errors import CommandError
-from repconsole.core.model import QueueRef
 from repconsole.protocol import (
     COBROWSE_COMMANDS,
     MAX_FRAME,
@@ -81,6 +79,7 @@ from repconsole.protocol import (
     parse_rep,
     request_key,
 )
+from repconsole.server.admin import ADMIN_PATHS, Admin
 from repconsole.server.auth import (
     OWASP,
     FailureLimiter,
@@ -93,12 +92,11 @@ from repconsole.server.auth import (
     verify_password,
 )
 from repconsole.server.cobrowse import CobrowseDesk
-from repconsole.server.config import SiteSpec, parse_listen, parse_origin
+from repconsole.server.config import SiteSpec, parse_origin
 from repconsole.server.customers import CustomerDesk
 from repconsole.server.fanout import RepLink
 from repconsole.server.links import LinkBook
-from repconsole.server.ops import CONTENT_TYPE, Metrics
-from repconsole.server.reload import Plan, ReloadRefused, apply, plan
+from repconsole.server.reload import Plan, reload_server
 from repconsole.server.runtime import PersistenceFailure, Runtime
 from repconsole.server.store import Store
 from repconsole.server.timers import ServerClock, WallClock
@@ -126,7 +124,6 @@ _HOST = re.compile(r"^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$
 REP_PATH, CUSTOMER_PATH, RECORDER_PATH = "/rep", "/customer", "/cobrowse"
 _SOCKETS = frozenset((REP_PATH, CUSTOMER_PATH, RECORDER_PATH, WATCH_PATH))
 _ENDPOINTS = {REP_PATH: "rep", CUSTOMER_PATH: "customer", RECORDER_PATH: "cobrowse_recorder", WATCH_PATH: "cobrowse_watch"}
-ADMIN_PATHS = ("/metrics", "/status")
 
 
 class Server:
@@ -182,16 +179,15 @@ class Server:
         self.new_passwords: dict[str, str] = {}
         self.failed: BaseException | None = None
         self._ws: WsServer | None = None
-        self._admin: WsServer | None = None
-        self._ready = False
         # A console resuming from this seq or before gets a snapshot: the directory changed (reload).
-        self._resync_floor = -1
-        self.metrics = Metrics(self._connection_counts, self._waiting_counts)
+        self.resync_floor = -1
+        self.admin = Admin(self, _ENDPOINTS)
+        self.metrics = self.admin.metrics
         # Every accepted TCP connection, from before its handshake: see stop().
         self._connections: set[ServerConnection] = set()
         self._stopping = False
         self._closed = asyncio.Event()
-        self._allowed = frozenset(spec.server.allowed_origins)
+        self.allowed_origins = frozenset(spec.server.allowed_origins)
         # A window of a minute is a duration: measured on the clock's monotonic reading.
         self._limiter = FailureLimiter(LOGIN_FAILURES_PER_MINUTE, 60.0, clock=self.clock.monotonic)
         # scrypt at OWASP cost takes 128 MiB and half a second: two at a time.
@@ -238,17 +234,12 @@ class Server:
             ping_interval=PING_INTERVAL,
             ping_timeout=PING_TIMEOUT,
             server_header=f"repconsole-server/{__version__}",
-            create_connection=_tracked(self._connections, self._connection_lost),
+            create_connection=_tracked(self._connections, self.admin.connection_lost),
         )
         self.port = self._ws.sockets[0].getsockname()[1]
-        self.runtime.after_commit.append(self.metrics.events)
-        self.runtime.fanout.on_delivery = self.metrics.delivered
-        if self.spec.admin.listen is not None:
-            host, port = parse_listen(self.spec.admin.listen)
-            self._admin = await serve(self._handle, host, port, process_request=self._admin_http, server_header=f"repconsole-server/{__version__}")
-            log.info("admin listener (/metrics, /status) on http://%s", self.admin_address)
+        await self.admin.start()
         self.runtime.start()
-        self._ready = True
+        self.admin.ready = True
         log.info("serving %s on %s", "the demo site" if self.spec.demo else self.spec.source, self.url)
 
     async def stop(self) -> None:
@@ -258,11 +249,8 @@ class Server:
             await self._closed.wait()
             return
         self._stopping = True
-        self._ready = False
         try:
-            if self._admin is not None:
-                self._admin.close()
-                await self._admin.wait_closed()
+            await self.admin.stop()
             if self._ws is not None:
                 await self._close_connections(self._ws)
             if self.customers is not None:
@@ -280,42 +268,17 @@ class Server:
         await self._closed.wait()
 
     def reload(self, spec: SiteSpec) -> Plan:
-        """Apply a checked new configuration to the running server (SIGHUP).
+        """Apply a checked new configuration (SIGHUP); ReloadRefused: it needs a restart, nothing changed."""
+        return reload_server(self, spec)
 
-        Raises ReloadRefused, and changes nothing, when the new one needs a
-        restart (see :mod:`repconsole.server.reload`).
-        """
-        rt = self.runtime
-        assert rt is not None and self.customers is not None
-        if spec.demo != self.spec.demo:
-            raise ReloadRefused(["the demo site and a configuration file do not replace each other live"])
-        change = plan(self.spec, spec)
-        with rt.step():
-            apply(rt.engine, self.spec, spec)
-        self.spec = rt.spec = spec
-        settings = spec.server
-        self._allowed = frozenset(settings.allowed_origins)
-        rt.fanout.resume_window = rt.answers.keep = settings.resume_window
-        self.customers.reconfigure(settings)
-        if self.cobrowse is not None:
-            self.cobrowse.reconfigure(settings)
-        if self.links is not None:
-            self.links.reconfigure(spec)
-        if change.directory:
-            # Consoles hold the directory in their snapshot and no event changes it there: they resume to a new one.
-            rt.fanout.flush()
-            self._resync_floor = rt.engine.seq
-            for link in list(rt.fanout.links()):
-                rt.loop.create_task(link.ws.close(CloseCode.GOING_AWAY, "the site's configuration changed: resume"))
-        return change
+    @property
+    def connections(self) -> set[ServerConnection]:
+        """Every open TCP connection, from before its handshake."""
+        return self._connections
 
     @property
     def admin_address(self) -> str | None:
-        """``host:port`` of the admin listener (the port it got), if there is one."""
-        if self._admin is None:
-            return None
-        host, port = self._admin.sockets[0].getsockname()[:2]
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return self.admin.address
 
     async def _close_connections(self, ws: WsServer) -> None:
         """Stop listening, close every connection, and wait for the handlers.
@@ -377,16 +340,9 @@ class Server:
                 return connection.respond(HTTPStatus.FORBIDDEN, "Origin not allowed\n")
             return None  # on with the WebSocket handshake
         if path == "/healthz":
-            return self._healthz()
+            return self.admin.healthz()
         if path in ADMIN_PATHS:
-            token = self.spec.admin.metrics_token
-            given = request.headers.get("Authorization", "")
-            if token is None:
-                return connection.respond(HTTPStatus.NOT_FOUND, "Not found\n")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                challenge = [("WWW-Authenticate", 'Bearer realm="repconsole-server"')]
-                return response(HTTPStatus.UNAUTHORIZED, b"A bearer token is needed\n", "text/plain; charset=utf-8", challenge)
-            return self._admin_answer(path)
+            return self.admin.on_main_port(request, path)
         if path == "/api/site":
             return self._json(self._public_site())
         assert self.web is not None
@@ -404,50 +360,6 @@ class Server:
 
     def _json(self, data: Any) -> Response:
         return response(HTTPStatus.OK, encode(data), "application/json")
-
-    def _admin_http(self, connection: ServerConnection, request: Request) -> Response:
-        """The admin listener: /metrics, /status and /healthz, no WebSocket."""
-        path = urllib.parse.urlsplit(request.path).path
-        if path == "/healthz":
-            return self._healthz()
-        if path in ADMIN_PATHS:
-            return self._admin_answer(path)
-        return connection.respond(HTTPStatus.NOT_FOUND, "Not found\n")
-
-    def _healthz(self) -> Response:
-        """Public: whether to send traffic here, and nothing an outsider could use."""
-        if self._ready:
-            return response(HTTPStatus.OK, b"ok\n", "text/plain; charset=utf-8")
-        return response(HTTPStatus.SERVICE_UNAVAILABLE, b"starting\n", "text/plain; charset=utf-8")
-
-    def _admin_answer(self, path: str) -> Response:
-        if not self._ready:
-            return self._healthz()
-        if path == "/metrics":
-            return response(HTTPStatus.OK, self.metrics.render(), CONTENT_TYPE)
-        return self._json(self.status())
-
-    def _connection_counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(_ENDPOINTS.values(), 0)
-        for conn in self._connections:
-            if conn.protocol.state is State.OPEN and conn.request is not None:
-                endpoint = _ENDPOINTS.get(urllib.parse.urlsplit(conn.request.path).path)
-                if endpoint is not None:
-                    counts[endpoint] += 1
-        return counts
-
-    def _waiting_counts(self) -> dict[str, int]:
-        if self.runtime is None:
-            return {}
-        e = self.runtime.engine
-        return {team: e.queue_count(QueueRef.team(team)) for team in e.teams}
-
-    def _connection_lost(self, conn: ServerConnection) -> None:
-        if conn.response is None or conn.response.status_code != HTTPStatus.SWITCHING_PROTOCOLS:
-            return  # an HTTP request, or a handshake that never completed
-        p = conn.protocol
-        handshake = p.close_rcvd is not None and p.close_sent is not None
-        self.metrics.connection_closed(handshake=handshake, code=p.close_sent.code if p.close_sent else None, slow_code=CloseCode.TOO_SLOW)
 
     def base_url(self, host: str | None = None) -> str:
         """The address a browser reaches this server at: ``[server] public_url``, else the
@@ -478,7 +390,7 @@ class Server:
             origin = parse_origin(origin)
         except ValueError:
             return False  # "null" (sandboxed frames, files) and anything malformed
-        if origin in self._allowed or origin == self._own_origin(request):
+        if origin in self.allowed_origins or origin == self._own_origin(request):
             return True
         return link is not None and self.links is not None and origin in self.links.origins(link)
 
@@ -701,7 +613,7 @@ class Server:
         # Everything committed so far goes out first, so that what follows
         # (a snapshot as of seq, or a replay up to seq) is exactly current.
         rt.fanout.flush()
-        replay = rt.fanout.replay(rep, last_seq) if last_seq is not None and last_seq > self._resync_floor else None
+        replay = rt.fanout.replay(rep, last_seq) if last_seq is not None and last_seq > self.resync_floor else None
         reason = ResumeReason.OUTSIDE_RESUME_WINDOW if last_seq is not None and replay is None else None
         welcome = Welcome(
             rid, rep, token, replay is not None, login.expires_at, self.clock.now(), rt.spec.server.resume_window,

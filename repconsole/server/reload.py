@@ -34,14 +34,19 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from repconsole.core.engine import QueueEngine
 from repconsole.core.model import WaitingRule
+from repconsole.protocol import CloseCode
 from repconsole.server.config import RepSpec, SiteSpec
 
-__all__ = ["Plan", "ReloadRefused", "apply", "plan"]
+if TYPE_CHECKING:
+    from repconsole.server.app import Server
+
+__all__ = ["Plan", "ReloadRefused", "apply", "plan", "reload_server"]
 
 # [server] keys read once at start: changing one is noted, not applied.
 RESTART_ONLY_ADMIN = ("listen",)
@@ -158,3 +163,31 @@ def apply(engine: QueueEngine, old: SiteSpec, new: SiteSpec) -> None:
         engine.links.pop(link.id, None)
     for link in new.links:
         engine.add_link(link.id, link.name, link.target, issue=link.issue, expires_at=link.expires_at, origins=link.origins)
+
+
+def reload_server(server: Server, spec: SiteSpec) -> Plan:
+    """Apply ``spec``, checked, to a running server.  Raises ReloadRefused, and changes nothing,
+    when it needs a restart."""
+    rt = server.runtime
+    assert rt is not None and server.customers is not None
+    if spec.demo != server.spec.demo:
+        raise ReloadRefused(["the demo site and a configuration file do not replace each other live"])
+    change = plan(server.spec, spec)
+    with rt.step():
+        apply(rt.engine, server.spec, spec)
+    server.spec = rt.spec = spec
+    settings = spec.server
+    server.allowed_origins = frozenset(settings.allowed_origins)
+    rt.fanout.resume_window = rt.answers.keep = settings.resume_window
+    server.customers.reconfigure(settings)
+    if server.cobrowse is not None:
+        server.cobrowse.reconfigure(settings)
+    if server.links is not None:
+        server.links.reconfigure(spec)
+    if change.directory:
+        # Consoles hold the directory in their snapshot and no event changes it there: they resume to a new one.
+        rt.fanout.flush()
+        server.resync_floor = rt.engine.seq
+        for link in list(rt.fanout.links()):
+            rt.loop.create_task(link.ws.close(CloseCode.GOING_AWAY, "the site's configuration changed: resume"))
+    return change
