@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Plan", "ReloadRefused", "apply", "plan", "reload_server"]
 
-# [server] keys read once at start: changing one is noted, not applied.
+# [admin] keys read once at start: changing one is noted in the log, not applied.
 RESTART_ONLY_ADMIN = ("listen",)
 
 
