@@ -28,7 +28,7 @@ from conftest import TIMEOUT_SCALE
 from server_helpers import CustomerClient, RepClient, run, serving, site_toml, write_site
 
 from repconsole.core import persist
-from repconsole.protocol import CloseCode, Snapshot, Welcome
+from repconsole.protocol import CloseCode, Error, ErrorReason, Snapshot, Started, Welcome
 from repconsole.server.config import build_engine, load_config
 from repconsole.server.ops import backup, sd_notify
 from repconsole.server.store import DB_NAME, Store
@@ -437,3 +437,79 @@ def test_sd_notify_writes_to_the_notify_socket_and_nothing_without_one(tmp_path:
         sock.bind(str(tmp_path / "n"))
         assert sd_notify("READY=1", "STATUS=up", environ={"NOTIFY_SOCKET": str(tmp_path / "n")})
         assert sock.recv(100) == b"READY=1\nSTATUS=up"
+
+
+# ------------------------------------------------------ reload, in process
+
+
+def test_a_reload_applies_limits_links_and_buttons_without_disturbing_consoles(tmp_path: Path) -> None:
+    site = write_site(tmp_path)
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            alice = await RepClient.logged_in(server, "alice")
+            alice.listen()
+            assert (await get(server.port, "/api/link/link-bill"))[0] == 200
+            assert (await get(server.port, "/api/link/link-new"))[0] == 404
+
+            limited = site_toml().replace("customer_starts_per_minute = 0", "customer_starts_per_minute = 1")
+            site.write_text(limited, encoding="utf-8")
+            change = server.reload(load_config(site))
+            assert (change.changes, change.directory) == (("[server] customer_starts_per_minute",), False)
+            assert isinstance(await (await CustomerClient.open(server)).start(), Started)
+            refused = await (await CustomerClient.open(server)).start()
+            assert isinstance(refused, Error) and refused.reason == ErrorReason.RATE_LIMITED
+            await asyncio.sleep(0.2)
+            assert alice.ws.close_code is None  # limits alone disturb no console
+
+            bill = 'id = "link-bill"\nname = "Billing help link"\ntarget = "team:bill"'
+            relinked = limited.replace(bill, 'id = "link-new"\nname = "New help"\ntarget = "team:hw"')
+            site.write_text(relinked.replace("Alice's desk button", "Alice's new button"), encoding="utf-8")
+            change = server.reload(load_config(site))
+            assert change.directory and set(change.changes) == {"buttons", "links"}
+            assert (await get(server.port, "/api/link/link-bill"))[0] == 404
+            status, _, body = await get(server.port, "/api/link/link-new")
+            assert status == 200 and json.loads(body)["name"] == "New help"
+            site_page = json.loads((await get(server.port, "/api/site"))[2])
+            assert {b["description"] for b in site_page["buttons"]} == {"Alice's new button", "Networking Support Button"}
+            assert await alice.closed_with(5) == CloseCode.GOING_AWAY  # the directory changed: re-sync
+
+    run(main())
+
+
+def _without_hw(t: str) -> str:
+    return t.replace('[teams.hw]\nname = "Hardware"', "").replace('teams = ["hw"]', "teams = []").replace('team = "hw"', 'team = "net"')
+
+
+def _without_dave(t: str) -> str:
+    return re.sub(r'\[\[reps\]\]\nid = "dave"\n(.*\n){2}password_hash = "[^"]*"\n', "", t, count=1)
+
+
+PRINTER = '[[issues]]\ncode = "printer"\nname = "Printer offline"\ncategory = "Hardware"\nteam = "hw"\n'
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        (_without_hw, "teams.hw: removing a team needs a restart"),
+        (lambda t: t.replace('[[reps]]\nid = "dave"', '[[nothing]]\nid = "dave"'), None),  # not a valid file: refused before
+        (_without_dave, "reps: removing rep 'dave' needs a restart"),
+        (lambda t: t.replace('teams = ["net", "bill"]', 'teams = ["net"]'), "reps: rep 'erin' leaving bill needs a restart"),
+        (lambda t: t.replace(PRINTER, ""), "issues: removing issue 'printer' needs a restart"),
+    ],
+)
+def test_a_reload_that_needs_a_restart_is_refused_and_changes_nothing(tmp_path: Path, edit: Any, reason: str | None) -> None:
+    from repconsole.server.config import ConfigError
+    from repconsole.server.reload import ReloadRefused, plan
+
+    old = load_config(write_site(tmp_path))
+    path = tmp_path / "new.toml"
+    path.write_text(edit(site_toml()).replace("Alice Ng", "Alice Renamed"), encoding="utf-8")
+    if reason is None:
+        with pytest.raises(ConfigError):
+            load_config(path)
+        return
+    new = load_config(path)
+    with pytest.raises(ReloadRefused) as refused:
+        plan(old, new)
+    assert reason in refused.value.reasons
