@@ -1,7 +1,7 @@
 """The server's administrator pages: public ``/healthz``, and ``/metrics`` and ``/status``.
 
 ``GET /healthz`` is public and says only ``ok`` (200) or ``starting`` (503).
-``GET /metrics`` (Prometheus, :class:`~repconsole.server.ops.Metrics`) and
+``GET /metrics`` (Prometheus, :class:`~repconsole.server.metrics.Metrics`) and
 ``GET /status`` (JSON: version, uptime, seq, who is online) are served on
 the ``[admin] listen`` address (a second, plain-HTTP listener for a private
 address), and on the main port only with ``Authorization: Bearer`` and the
@@ -25,7 +25,7 @@ from repconsole import __version__
 from repconsole.core.model import QueueRef
 from repconsole.protocol import CloseCode, encode
 from repconsole.server.config import parse_listen
-from repconsole.server.ops import CONTENT_TYPE, Metrics
+from repconsole.server.metrics import CONTENT_TYPE, Metrics
 from repconsole.server.web import response
 
 if TYPE_CHECKING:
