@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from conftest import TIMEOUT_SCALE
-from server_helpers import CustomerClient, RepClient, run, serving, site_toml, write_site
+from server_helpers import PASSWORDS, CustomerClient, RepClient, run, serving, site_toml, write_site
 
 from repconsole.core import persist
 from repconsole.protocol import CloseCode, Error, ErrorReason, Snapshot, Started, Welcome
@@ -473,6 +473,17 @@ def test_a_reload_applies_limits_links_and_buttons_without_disturbing_consoles(t
             site_page = json.loads((await get(server.port, "/api/site"))[2])
             assert {b["description"] for b in site_page["buttons"]} == {"Alice's new button", "Networking Support Button"}
             assert await alice.closed_with(5) == CloseCode.GOING_AWAY  # the directory changed: re-sync
+
+            # A new rep (with Alice's password hash) can sign in at once, in a team, and is in everyone's directory.
+            hashed = re.search(r'id = "alice"\n(?:.*\n){2}password_hash = "([^"]*)"', relinked)
+            assert hashed is not None
+            frank = f'\n[[reps]]\nid = "frank"\nname = "Frank Li"\nteams = ["hw"]\npassword_hash = "{hashed[1]}"\n'
+            site.write_text(relinked.replace("Alice's desk button", "Alice's new button") + frank, encoding="utf-8")
+            assert server.reload(load_config(site)).changes == ("new rep frank",)
+            client = await RepClient.open(server)
+            assert isinstance(await client.login("frank", PASSWORDS["alice"]), Welcome)
+            assert client.snapshot is not None and client.snapshot.you.teams == ["hw"]
+            assert "frank" in {r.id for r in client.snapshot.reps}
 
     run(main())
 
