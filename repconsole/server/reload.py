@@ -81,9 +81,9 @@ def plan(old: SiteSpec, new: SiteSpec) -> Plan:
     old_teams, new_teams = {t.id: t for t in old.teams}, {t.id: t for t in new.teams}
     old_reps, new_reps = {r.id: r for r in old.reps}, {r.id: r for r in new.reps}
     old_issues, new_issues = {i.code: i for i in old.issues}, {i.code: i for i in new.issues}
-    refused += [f"teams.{t}: removing a team needs a restart" for t in old_teams.keys() - new_teams.keys()]
-    refused += [f"reps: removing rep {r!r} needs a restart" for r in old_reps.keys() - new_reps.keys()]
-    refused += [f"issues: removing issue {i!r} needs a restart" for i in old_issues.keys() - new_issues.keys()]
+    refused += [f"teams.{t}: removing a team needs a restart" for t in sorted(old_teams.keys() - new_teams.keys())]
+    refused += [f"reps: removing rep {r!r} needs a restart" for r in sorted(old_reps.keys() - new_reps.keys())]
+    refused += [f"issues: removing issue {i!r} needs a restart" for i in sorted(old_issues.keys() - new_issues.keys())]
     for rep_id, rep in new_reps.items():
         was = old_reps.get(rep_id)
         if was is not None and set(was.teams) - set(rep.teams):
@@ -104,9 +104,9 @@ def plan(old: SiteSpec, new: SiteSpec) -> Plan:
         changes.append("[admin] metrics_token")
 
     directory: list[str] = []
-    directory += [f"new team {t}" for t in new_teams.keys() - old_teams.keys()]
+    directory += [f"new team {t}" for t in sorted(new_teams.keys() - old_teams.keys())]
     directory += [f"team {t}" for t in new_teams.keys() & old_teams.keys() if _differs(new_teams[t], old_teams[t])]
-    directory += [f"new rep {r}" for r in new_reps.keys() - old_reps.keys()]
+    directory += [f"new rep {r}" for r in sorted(new_reps.keys() - old_reps.keys())]
     directory += [f"rep {r}" for r in new_reps.keys() & old_reps.keys() if _differs(_public(new_reps[r]), _public(old_reps[r]))]
     changes += [f"rep {r} password" for r in new_reps.keys() & old_reps.keys() if new_reps[r].password_hash != old_reps[r].password_hash]
     if _differs(old.issues, new.issues):
