@@ -232,6 +232,38 @@ def test_a_retried_request_id_is_answered_again_without_acting_twice(site: Path,
     run(main())
 
 
+def test_a_request_id_reused_for_another_command_is_refused_and_runs_nothing(site: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            engine = server.runtime.engine
+            sid = arrive(server)
+            alice = await RepClient.logged_in(server, "alice")
+            await alice.ok("accept", session=sid)
+            first = await alice.call("say", rid="m1", session=sid, text="one")
+            assert isinstance(first, Result)
+            # Other arguments, then another command, under the same id: refused, and not run.
+            other = await alice.call("say", rid="m1", session=sid, text="two")
+            assert isinstance(other, Error) and other.reason == ErrorReason.ID_REUSED and other.id == "m1"
+            assert (await alice.call("end", rid="m1", session=sid)).reason == ErrorReason.ID_REUSED
+            assert [line.text for line in engine.session(sid).chat if line.author == "alice"] == ["one"]
+            assert engine.session(sid).state is SessionState.ACTIVE
+            # A true retry, its arguments in another order, still gets the first answer.
+            alice.expect("m1", "say")
+            alice.replies.pop("m1", None)
+            await alice.send_raw(json.dumps({"type": "command", "id": "m1", "name": "say", "args": {"text": "one", "session": sid}}))
+            assert await alice.reply("m1") == first
+            # Across a restart too: the answer keeps what it answered.
+            token, seq = alice.token, alice.seq
+            await alice.close()
+        async with serving(site, tmp_path / "data") as server:
+            again = await RepClient.open(server)
+            assert (await again.resume(token, seq)).resumed is True
+            assert (await again.call("say", rid="m1", session=sid, text="two")).reason == ErrorReason.ID_REUSED
+            assert await again.call("say", rid="m1", session=sid, text="one") == first
+
+    run(main())
+
+
 def test_events_carry_prev_and_only_what_each_rep_may_see(site: Path, tmp_path: Path) -> None:
     async def main() -> None:
         async with serving(site, tmp_path / "data") as server:

@@ -91,7 +91,7 @@ from repconsole.server.config import SiteSpec, parse_origin
 from repconsole.server.customers import CustomerDesk
 from repconsole.server.fanout import RepLink
 from repconsole.server.links import LinkBook
-from repconsole.server.runtime import PersistenceFailure, Runtime
+from repconsole.server.runtime import PersistenceFailure, Runtime, command_digest
 from repconsole.server.store import Store
 from repconsole.server.timers import ServerClock, WallClock
 from repconsole.server.web import CONTENT_TYPES, STATIC_NAME, WATCH_PATH, CobrowseWeb, response
@@ -614,9 +614,14 @@ class Server:
         rt = self.runtime
         assert rt is not None
         key = request_key(msg.id)
-        stored = rt.answers.get(login.id, key)
+        digest = command_digest(msg.name, msg.args)
+        stored = rt.answers.lookup(login.id, key)
         if stored is not None:
-            return stored  # a retry: answered already, not run again
+            reply, answered = stored
+            if answered and answered != digest:
+                # Not a retry: a client bug that must not pass for the first command's answer.
+                return encode(_refusal(msg.id, ErrorReason.ID_REUSED, "this request id already answered another command"))
+            return reply  # a retry: answered already, not run again
         with rt.step() as rows:
             try:
                 result = execute(rt.engine, login.rep, msg.name, msg.args)
@@ -627,8 +632,8 @@ class Server:
                 log.exception("command %s of %s failed", msg.name, login.rep)
                 reply = encode(_refusal(msg.id, ErrorReason.INTERNAL_ERROR, "the server failed; nothing was confirmed"))
             now = self.clock.now()
-            rows.append(Store.answer_row(login.id, key, now, reply))
-        rt.answers.put(login.id, key, now, reply)
+            rows.append(Store.answer_row(login.id, key, now, reply, digest))
+        rt.answers.put(login.id, key, now, reply, digest)
         return reply
 
     def _logout(self, login: LoginSession, current: ServerConnection) -> None:
