@@ -615,7 +615,7 @@ class Server:
         assert rt is not None
         key = request_key(msg.id)
         digest = command_digest(msg.name, msg.args)
-        stored = rt.answers.lookup(login.id, key)
+        stored = rt.answers.lookup(login.id, key, self.clock.now())
         if stored is not None:
             reply, answered = stored
             if answered and answered != digest:

@@ -146,8 +146,11 @@ class Fanout:
         """The encoded events after ``last_seq`` that ``rep`` may see, and the last seq.
 
         None if the ring does not hold every event after ``last_seq`` (too
-        old, or a ``last_seq`` this server never handed out).
+        old, or a ``last_seq`` this server never handed out).  The window is
+        enforced now, to the instant, not at the next housekeeping: an event
+        older than ``resume_window`` seconds is never replayed.
         """
+        self.prune()
         if last_seq < self.floor or last_seq > self.seq:
             return None
         ring = self._ring

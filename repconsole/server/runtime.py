@@ -78,10 +78,11 @@ class Answers:
         hit = self._answers.get((login, request))
         return hit[1] if hit is not None else None
 
-    def lookup(self, login: int, request: str) -> tuple[bytes, bytes] | None:
-        """The stored answer to ``request`` and the digest of the command it answered."""
+    def lookup(self, login: int, request: str, now: float) -> tuple[bytes, bytes] | None:
+        """The stored answer to ``request`` and the digest of the command it answered, if it
+        is not older than the window at ``now`` (exactly: housekeeping forgets it later)."""
         hit = self._answers.get((login, request))
-        return (hit[1], hit[2]) if hit is not None else None
+        return (hit[1], hit[2]) if hit is not None and hit[0] >= now - self.keep else None
 
     def put(self, login: int, request: str, at: float, reply: bytes, command: bytes = b"") -> None:
         self._answers[(login, request)] = (at, reply, command)
