@@ -771,33 +771,66 @@ def test_waiting_rules_fire_on_the_servers_clock(tmp_path: Path) -> None:
     run(main())
 
 
-def test_a_console_that_does_not_read_is_closed_4408(site: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["socket", "client"])
+def test_a_console_that_stops_reading_is_closed_4408_and_the_others_are_served(how: str, tmp_path: Path) -> None:
+    """Flooded: its send buffer stays bounded, it is closed with 4408 (never a reset), its rep is
+    lost at once, and another console of the team gets every event, in time."""
+    limit = 64 * 1024
+    site = write_site(tmp_path, server=f"send_buffer = {limit}")
+
     async def main() -> None:
         async with serving(site, tmp_path / "data") as server:
-            fanout = server.runtime.fanout
-            fanout.slow_limit = 16 * 1024
+            fanout, engine = server.runtime.fanout, server.runtime.engine
             slow = await RepClient.logged_in(server, "alice")
-            other = await RepClient.logged_in(server, "bob")
+            other = (await RepClient.logged_in(server, "bob")).listen()
             (link,) = [k for k in fanout.links() if k.rep == "alice"]
-            sock = link.ws.transport.get_extra_info("socket")
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-            slow.ws.transport.pause_reading()
+            link.ws.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
             slow.ws.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            if how == "socket":
+                slow.ws.transport.pause_reading()
+            # else: the test reads nothing, and the client library stops once its queue is full.
             big = "x" * 3000
-            for i in range(400):
+            frame = len(big) + 1024  # one frame: one line's event (the line, and well under 1 KiB more)
+            waiting, sent = 0, 0
+            for i in range(2000):
                 with server.runtime.step():
-                    server.runtime.engine.team_say("bob", "net", f"{i} {big}")
+                    engine.team_say("bob", "net", f"{i} {big}")
+                sent += 1
                 fanout.flush()
                 if link.dropped:
                     break
+                waiting = max(waiting, link.ws.transport.get_write_buffer_size())
+                await asyncio.sleep(0)
             assert link.dropped and fanout.dropped_slow == 1
+            assert limit <= waiting <= limit + frame  # the bound: send_buffer and one frame
             assert all(k.rep != "alice" for k in fanout.links())
-            # The others are served as ever (bob reads his feed).
-            await other.drain()
-            assert isinstance(other.events[-1], TeamChatEvent)
-            slow.ws.transport.resume_reading()
-            assert await slow.closed_with(timeout=15) in (4408, 1006)
-            await eventually(lambda: not server.runtime.engine.reps["alice"].connected)
+            assert not engine.reps["alice"].connected  # lost at once, not when its socket goes
+            # The others are served as ever: every line, promptly.
+            await other.until(lambda: sum(isinstance(e, TeamChatEvent) for e in other.events) == sent, timeout=5)
+            # It reads again: the close frame is there, behind what waited.
+            if how == "socket":
+                slow.ws.transport.resume_reading()
+            assert await slow.closed_with(timeout=15) == 4408
+            await other.close()
+
+    run(main())
+
+
+def test_a_console_that_stops_answering_pings_is_closed_4408_not_reset(tmp_path: Path) -> None:
+    site = write_site(tmp_path, server="ping_interval = 0.2\nping_timeout = 0.3")
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            engine = server.runtime.engine
+            quiet = await RepClient.logged_in(server, "alice")
+            quiet.ws.transport.pause_reading()  # frozen: no pong
+            await eventually(lambda: not engine.reps["alice"].connected, timeout=2)
+            quiet.ws.transport.resume_reading()
+            assert await quiet.closed_with(timeout=5) == 4408
+            # One that answers stays, however long.
+            alive = await RepClient.logged_in(server, "bob")
+            await asyncio.sleep(1.0)
+            assert engine.reps["bob"].connected and isinstance(await alive.call("set_status", status="busy"), Result)
 
     run(main())
 

@@ -89,7 +89,7 @@ from repconsole.server.auth import (
 from repconsole.server.cobrowse import CobrowseDesk
 from repconsole.server.config import SiteSpec, parse_origin
 from repconsole.server.customers import CustomerDesk
-from repconsole.server.fanout import RepLink
+from repconsole.server.fanout import RepLink, close_slow
 from repconsole.server.links import LinkBook
 from repconsole.server.runtime import PersistenceFailure, Runtime, command_digest
 from repconsole.server.store import Store
@@ -102,10 +102,17 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).with_name("static")
 LOGIN_TIMEOUT = 10.0
-# Presence: websockets pings on its own (loop) clock; these are socket-level,
-# not server timers, and stay on real time even when the server's clock is virtual.
-PING_INTERVAL = 10.0
-PING_TIMEOUT = 10.0
+# Presence: the server pings every connection itself (Server._keepalive), every
+# [server] ping_interval seconds, and gives up on one that has not answered within
+# ping_timeout.  Socket-level, not server timers: on the loop's clock, real time even
+# when the server's clock is virtual.  websockets' own keepalive is off: its ping
+# waits for the write buffer to drain first (a frozen console under traffic was
+# never timed out), and once timed out it waits close_timeout more (10 s) for a
+# closing handshake a frozen peer never answers.
+#
+# websockets' high-water mark: a send() (a reply, a snapshot) waits while more than
+# this waits unsent; the fan-out's own bound is [server] send_buffer.
+WRITE_LIMIT = 64 * 1024
 # When the server stops, an open connection has this long to answer the
 # closing handshake (1001) before it is dropped; a connection still opening
 # (a browser's idle pre-connected socket, an unfinished request) is dropped
@@ -176,6 +183,8 @@ class Server:
         self._connections: set[ServerConnection] = set()
         self._stopping = False
         self._closed = asyncio.Event()
+        # The feed of each logged-in /rep connection.
+        self._rep_links: dict[ServerConnection, RepLink] = {}
         self._allowed = frozenset(spec.server.allowed_origins)
         # A window of a minute is a duration: measured on the clock's monotonic reading.
         self._limiter = FailureLimiter(LOGIN_FAILURES_PER_MINUTE, 60.0, clock=self.clock.monotonic)
@@ -212,6 +221,7 @@ class Server:
             self.resources = repconsole.resources.files()
         self.web = CobrowseWeb(self.links, self.resources, self.static_dir, self._origin_allowed)
         self.runtime.housekeepers.append(lambda now: self._limiter.prune())
+        self.runtime.fanout.on_drop = self._detach  # a console dropped as too slow is lost now
         self._ws = await serve(
             self._handle,
             self.host,
@@ -220,8 +230,10 @@ class Server:
             ssl=self.ssl_context,
             compression=None,  # deflate costs ~50 KiB per connection and 2-7x broadcast CPU
             max_size=MAX_FRAME,
-            ping_interval=PING_INTERVAL,
-            ping_timeout=PING_TIMEOUT,
+            ping_interval=None,  # Server._keepalive
+            ping_timeout=None,
+            write_limit=WRITE_LIMIT,
+            close_timeout=self.spec.server.ping_timeout,
             server_header=f"repconsole-server/{__version__}",
             create_connection=_tracked(self._connections),
         )
@@ -416,6 +428,7 @@ class Server:
         # Let in only for a link's origins (see _origin_allowed): that link, and nothing else.
         link = _link_of(request)
         only_link = link if link is not None and not self._origin_allowed(request) else None
+        keepalive = asyncio.get_running_loop().create_task(self._keepalive(ws))
         try:
             if path == REP_PATH:
                 await self._serve_rep(ws)
@@ -432,6 +445,40 @@ class Server:
         except Exception:
             log.exception("connection handler failed")
             await ws.close(CloseCode.SERVER_ERROR, "server error")
+        finally:
+            keepalive.cancel()
+
+    async def _keepalive(self, ws: ServerConnection) -> None:
+        """Ping ``ws`` every ``ping_interval`` seconds (from one ping's sending to the
+        next's); give it up if a ping has not been answered ``ping_timeout`` seconds
+        after it was due to be sent, even if it could not be written (a full buffer).
+
+        So a console frozen at time t is lost by t + ping_interval + ping_timeout:
+        the last ping it answered was sent before t, the next is due at most
+        ping_interval later.  Giving up: its rep's presence is updated at once (the
+        grace period starts), and the connection is closed with 4408 and dropped if
+        it does not read the close frame within ping_timeout (see close_slow).
+        """
+        settings = self.spec.server
+        loop = asyncio.get_running_loop()
+        due = loop.time() + settings.ping_interval
+        try:
+            while True:
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                async with asyncio.timeout_at(due + settings.ping_timeout):
+                    pong = await ws.ping()
+                    await pong
+                due += settings.ping_interval
+                due = max(due, loop.time())  # a late pong does not make the next ping early
+        except ConnectionClosed:
+            return
+        except TimeoutError:
+            pass
+        log.info("%s did not answer a ping within %g s: closing it (4408)", ws.remote_address, settings.ping_timeout)
+        link = self._rep_links.get(ws)
+        if link is not None:
+            self._detach(link)
+        await close_slow(ws, "not responding to pings", settings.ping_timeout)
 
     async def _send(self, ws: ServerConnection, message: Welcome | Snapshot | Result | Error | bytes) -> None:
         await ws.send(message if isinstance(message, bytes) else encode(message), text=True)
@@ -468,7 +515,12 @@ class Server:
             self._detach(link)
 
     def _detach(self, link: RepLink) -> None:
+        """The server is done with ``link`` (closed, dropped as too slow, or not answering)."""
         assert self.runtime is not None
+        if link.detached:
+            return  # its presence was counted out already: a second disconnect would restart the grace period
+        link.detached = True
+        self._rep_links.pop(link.ws, None)
         self.runtime.fanout.detach(link)
         if self.cobrowse is not None:
             self.cobrowse.forget(link.ws)
@@ -600,6 +652,7 @@ class Server:
         # Attached before the first await: events from here on wait in the
         # link's backlog until the snapshot or replay is written.
         rt.fanout.attach(link)
+        self._rep_links[ws] = link
         login.connections.add(ws)
         try:
             await self._send(ws, welcome)

@@ -209,6 +209,12 @@ class ServerSettings(_Table, frozen=True, kw_only=True):
     # late (bytes), and the bytes a second relayed.
     cobrowse_buffer: Annotated[int, _between(64 * 1024, 256 * 1024 * 1024)] = 8 * 1024 * 1024
     cobrowse_rate: Annotated[int, _between(1024, 1024 * 1024 * 1024)] = 256 * 1024
+    # Presence: the server pings every connection every ping_interval seconds and gives up on one that
+    # has not answered within ping_timeout: a frozen console is seen as lost within their sum.
+    ping_interval: Annotated[float, Meta(gt=0, le=3600, extra={"message": "must be more than 0 and at most 3600 seconds"})] = 10.0
+    ping_timeout: Annotated[float, Meta(gt=0, le=3600, extra={"message": "must be more than 0 and at most 3600 seconds"})] = 10.0
+    # Bytes that may wait unsent to one connection before it is closed as too slow (4408).
+    send_buffer: Annotated[int, _between(64 * 1024, 256 * 1024 * 1024)] = 1024 * 1024
 
 
 class SiteFile(_Table, frozen=True, kw_only=True):

@@ -163,7 +163,10 @@ class Runtime:
             if self.repairs:
                 self.store.save_all(self.engine)
         settings = spec.server
-        self.fanout = Fanout(loop, seq=self.engine.seq, resume_window=settings.resume_window, clock=self.clock.now)
+        self.fanout = Fanout(
+            loop, seq=self.engine.seq, resume_window=settings.resume_window, clock=self.clock.now,
+            slow_limit=settings.send_buffer, linger=settings.ping_timeout,
+        )  # fmt: skip
         self.fanout.restore(self.store.load_events())
 
         self.logins = LoginSessions()
