@@ -96,7 +96,7 @@ from repconsole.protocol import (
     request_key,
 )
 from repconsole.server.app import Server
-from repconsole.server.auth import ScryptParams, hash_password
+from repconsole.server.auth import Argon2Params, hash_password
 from repconsole.server.config import load_config
 
 __all__ = [
@@ -120,8 +120,8 @@ __all__ = [
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "docs" / "protocol.schema.json"
-# Cheap hashes: the real cost (N=2**17) is tested once, in test_server_auth.
-CHEAP = ScryptParams(n=2**10, r=8, p=1)
+# Cheap hashes: argon2id at its least cost (8 KiB, one pass); the real cost is tested once, in test_server_auth.
+CHEAP = Argon2Params(time_cost=1, memory_cost=8, parallelism=1)
 PASSWORDS = {rep: f"{rep}-secret-pw" for rep in ("alice", "bob", "carol", "dave", "erin")}
 T = TypeVar("T")
 

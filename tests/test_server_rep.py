@@ -13,6 +13,7 @@ import json
 import math
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ from repconsole.protocol import (
 )
 from repconsole.server import app
 from repconsole.server.app import Server
-from repconsole.server.auth import ScryptParams, parse_hash, verify_password
+from repconsole.server.auth import Argon2Params, HashParams, ScryptParams, hash_password, parse_hash, verify_password
 from repconsole.server.config import load_config
 from repconsole.server.timers import VirtualClock
 
@@ -116,12 +117,12 @@ def test_wrong_or_unknown_credentials_are_refused_and_closed_4401(site: Path, tm
 
 def test_an_unknown_username_costs_one_verification_with_the_reps_parameters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Response time must not tell which usernames exist: a login for a username
-    without a hash runs exactly one scrypt verification, with the parameters the
+    without a hash runs exactly one argon2id verification, with the parameters the
     reps' own hashes have (not the server's defaults, not OWASP's)."""
-    checked: list[tuple[str, ScryptParams]] = []
+    checked: list[tuple[str, HashParams]] = []
 
     def counting(password: str, encoded: str) -> bool:
-        checked.append((password, parse_hash(encoded)[0]))
+        checked.append((password, parse_hash(encoded)))
         return verify_password(password, encoded)
 
     monkeypatch.setattr(app, "verify_password", counting)
@@ -132,7 +133,7 @@ def test_an_unknown_username_costs_one_verification_with_the_reps_parameters(tmp
     toml = toml.replace(dave, "")
     config = tmp_path / "site.toml"
     config.write_text(toml, encoding="utf-8")
-    other = ScryptParams(n=2**11, r=4, p=1)  # the server's own cost differs from the configured hashes'
+    other = Argon2Params(time_cost=2, memory_cost=16, parallelism=1)  # the server's own cost differs from the configured hashes'
 
     async def main() -> None:
         server = Server(load_config(config), tmp_path / "data", port=0, hash_params=other)
@@ -147,24 +148,95 @@ def test_an_unknown_username_costs_one_verification_with_the_reps_parameters(tmp
             await server.stop()
 
     run(main())
-    known = parse_hash(_hashes()["alice"])[0]
+    known = parse_hash(_hashes()["alice"])
     assert known == CHEAP != other
     assert checked == [("alice-guess", known), ("mallory-guess", known), ("dave-guess", known)]
 
 
-def test_five_failures_a_minute_lock_the_username(site: Path, tmp_path: Path) -> None:
+ELSEWHERE = {"local_addr": ("127.0.0.2", 0)}  # another client address (all of 127/8 is loopback)
+
+
+def test_five_failures_a_minute_lock_the_username_at_that_address_only(site: Path, tmp_path: Path) -> None:
+    clock = VirtualClock()
+
     async def main() -> None:
-        async with serving(site, tmp_path / "data") as server:
+        async with serving(site, tmp_path / "data", clock=clock) as server:
             for _ in range(5):
-                c = await RepClient.open(server)
+                c = await RepClient.open(server, **ELSEWHERE)
                 assert (await c.login("bob", "not-his-password")).reason == ErrorReason.BAD_CREDENTIALS
                 await c.closed_with()
-            c = await RepClient.open(server)
-            reply = await c.login("bob")  # even the right password, for the rest of the minute
+            c = await RepClient.open(server, **ELSEWHERE)
+            reply = await c.login("bob")  # even the right password, from there, for the rest of the minute
             assert isinstance(reply, Error) and reply.reason == ErrorReason.RATE_LIMITED
             assert await c.closed_with() == 4401
-            # Other usernames are not affected.
+            # Bob at his own address is not locked out by a guesser elsewhere, ever.
+            for _ in range(3):
+                assert (await RepClient.logged_in(server, "bob")).welcome is not None
+            # Other usernames from that address are not affected.
+            assert (await RepClient.logged_in(server, "alice", **ELSEWHERE)).welcome is not None
+            clock.advance(60)
+            assert (await RepClient.logged_in(server, "bob", **ELSEWHERE)).welcome is not None
+
+    run(main())
+
+
+def test_an_earlier_servers_scrypt_hash_logs_in_and_is_rehashed_with_argon2id(tmp_path: Path) -> None:
+    scrypt = ScryptParams(n=2**10, r=8, p=1)
+    old_alice = hash_password(PASSWORDS["alice"], scrypt)
+    toml = site_toml().replace(_hashes()["alice"], old_alice)  # in the configuration file
+    config = tmp_path / "site.toml"
+    config.write_text(toml, encoding="utf-8")
+
+    async def main() -> None:
+        async with serving(config, tmp_path / "data") as server:
+            store = server.runtime.store
+            store.set_password_hash("bob", old_bob := hash_password(PASSWORDS["bob"], scrypt))  # set by `passwd`, earlier
+            # A wrong password re-hashes nothing.
+            c = await RepClient.open(server)
+            assert (await c.login("alice", "wrong")).reason == ErrorReason.BAD_CREDENTIALS
+            assert store.password_hash("alice") is None and store.password_hash("bob") == old_bob
+            for rep in ("alice", "bob"):
+                assert (await RepClient.logged_in(server, rep)).welcome is not None
+                new = store.password_hash(rep)
+                assert new is not None and new.startswith("$argon2id$") and parse_hash(new) == CHEAP
+                assert verify_password(PASSWORDS[rep], new)
+            # The next login checks the new hash, and keeps it.
+            again = store.password_hash("alice")
             assert (await RepClient.logged_in(server, "alice")).welcome is not None
+            assert store.password_hash("alice") == again
+
+    run(main())
+
+
+def test_password_checks_have_a_global_budget_a_flood_cannot_exceed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unknown usernames from many addresses: each costs a check until the second's budget
+    is spent; then logins are refused at once, with no hash computed, until it renews."""
+    site = write_site(tmp_path, server="password_work = 0.005")  # 5 ms of CPU a second
+    clock = VirtualClock()
+    checks: list[str] = []
+
+    def slow(password: str, encoded: str) -> bool:
+        checks.append(password)
+        end = time.thread_time() + 0.002  # 2 ms of CPU, as a costly hash would take
+        while time.thread_time() < end:
+            pass
+        return verify_password(password, encoded)
+
+    monkeypatch.setattr(app, "verify_password", slow)
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data", clock=clock) as server:
+            replies = []
+            for i in range(10):
+                c = await RepClient.open(server, local_addr=(f"127.0.1.{i + 1}", 0))
+                replies.append((await c.login(f"nobody{i}", "guess")).reason)
+            spent = len(checks)
+            assert 2 <= spent <= 4  # 5 ms of budget, 2 ms (and a bit) each
+            assert replies[:spent] == [ErrorReason.BAD_CREDENTIALS] * spent
+            assert replies[spent:] == [ErrorReason.RATE_LIMITED] * (10 - spent)
+            clock.advance(1.0)  # the next second
+            assert (await RepClient.logged_in(server, "alice")).welcome is not None
+            assert len(checks) == spent + 1
 
     run(main())
 

@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import secrets
 import ssl
+import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
@@ -51,6 +53,7 @@ from repconsole import __version__
 from repconsole.collector import collector_paused
 from repconsole.core.commands import execute
 from repconsole.core.errors import CommandError
+from repconsole.core.ratelimit import RateLimiter
 from repconsole.protocol import (
     COBROWSE_COMMANDS,
     MAX_FRAME,
@@ -77,13 +80,16 @@ from repconsole.protocol import (
 )
 from repconsole.server.auth import (
     OWASP,
+    Argon2Params,
     FailureLimiter,
+    HashParams,
     LoginSession,
-    ScryptParams,
     dummy_hash,
     hash_password,
     hash_token,
+    needs_rehash,
     new_token,
+    parse_hash,
     verify_password,
 )
 from repconsole.server.cobrowse import CobrowseDesk
@@ -119,6 +125,9 @@ WRITE_LIMIT = 64 * 1024
 # at once.  websockets alone would wait 10 s for either.
 SHUTDOWN_GRACE = 2.0
 LOGIN_FAILURES_PER_MINUTE = 5
+# Password checks are charged to a global budget in units of this much CPU time.
+HASH_WORK_UNIT = 0.001
+_ALL_LOGINS = "all logins"
 DEMO_PASSWORD_BYTES = 9  # 72 bits, 12 characters
 _HOST = re.compile(r"^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 # WebSocket endpoints; a page's Origin is checked at the handshake of each.
@@ -157,7 +166,7 @@ class Server:
         host: str = "127.0.0.1",
         port: int = 8765,
         ssl_context: ssl.SSLContext | None = None,
-        hash_params: ScryptParams = OWASP,
+        hash_params: HashParams = OWASP,
         static_dir: Path = STATIC_DIR,
         clock: ServerClock | None = None,
         resources: Traversable | None = None,
@@ -187,9 +196,14 @@ class Server:
         self._rep_links: dict[ServerConnection, RepLink] = {}
         self._allowed = frozenset(spec.server.allowed_origins)
         # A window of a minute is a duration: measured on the clock's monotonic reading.
+        # Keyed on (username, client address).
         self._limiter = FailureLimiter(LOGIN_FAILURES_PER_MINUTE, 60.0, clock=self.clock.monotonic)
-        # scrypt at OWASP cost takes 128 MiB and half a second: two at a time.
-        self._hasher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="repconsole-scrypt")
+        # CPU spent on password checks, all logins together, in HASH_WORK_UNITs within a second.
+        work = max(1, round(spec.server.password_work / HASH_WORK_UNIT))
+        self._hash_work: RateLimiter[str] = RateLimiter(work, 1.0, clock=self.clock.monotonic)
+        # argon2id at OWASP cost: 19 MiB and ~35 ms a hash (an earlier scrypt hash, 128 MiB and
+        # half a second), two at a time.
+        self._hasher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="repconsole-hash")
 
     # --------------------------------------------------------- lifecycle
 
@@ -556,6 +570,11 @@ class Server:
                 return await self._resume(ws, msg)
             await self._send(ws, _refusal(msg.id, ErrorReason.NOT_LOGGED_IN, "log in or resume first"))
 
+    def client_address(self, ws: ServerConnection) -> str:
+        """The address of the client at the other end of ``ws`` (for rate limits and logs)."""
+        peer = ws.remote_address
+        return str(peer[0]) if peer else "unknown"
+
     async def _refuse(self, ws: ServerConnection, rid: RequestId, reason: ErrorReason, detail: str) -> None:
         await self._send(ws, _refusal(rid, reason, detail))
         await ws.close(CloseCode.NOT_AUTHENTICATED, reason.value)
@@ -570,44 +589,77 @@ class Server:
 
     def _dummy_hash(self) -> str:
         """What a login without a password hash (an unknown username) is checked against:
-        a hash that matches nothing, with the scrypt parameters of a hash a known rep's
-        login really checks.  Any stored hash is one (a stored hash wins over the
+        a hash that matches nothing, with the parameters of a hash a known rep's login
+        really checks.  Any stored argon2id hash is one (a stored hash wins over the
         configuration's); else any of the configuration's; else this server's own
-        parameters, those a demo or a new password gets."""
+        parameters, those a demo, a new password or a re-hash gets.  Never an earlier
+        server's scrypt hash: an unknown username must not cost half a second of CPU."""
         assert self.runtime is not None
-        like = self.runtime.store.any_password_hash() or next((r.password_hash for r in self.spec.reps if r.password_hash), None)
-        try:
-            return dummy_hash(like, self.hash_params)
-        except ValueError:
-            return dummy_hash(None, self.hash_params)
+        candidates = (self.runtime.store.any_password_hash(), *(r.password_hash for r in self.spec.reps))
+        for like in candidates:
+            if like:
+                try:
+                    if isinstance(parse_hash(like), Argon2Params):
+                        return dummy_hash(like)
+                except ValueError:
+                    continue
+        return dummy_hash(None, self.hash_params)
+
+    def _charge_hash_work(self, seconds: float) -> None:
+        """Count ``seconds`` of CPU spent on a password check against the global budget."""
+        for _ in range(max(1, math.ceil(seconds / HASH_WORK_UNIT))):
+            self._hash_work.hit(_ALL_LOGINS)
 
     async def _login(self, ws: ServerConnection, msg: Login) -> RepLink | None:
         rt = self.runtime
         assert rt is not None
-        if self._limiter.blocked(msg.username):
+        loop = asyncio.get_running_loop()
+        # Failures count per (username, address): a guesser elsewhere cannot lock the rep out.
+        pair = (msg.username, self.client_address(ws))
+        if self._limiter.blocked(pair):
             await self._refuse(ws, msg.id, ErrorReason.RATE_LIMITED, "too many failed logins; try again in a minute")
+            return None
+        if self._hash_work.blocked(_ALL_LOGINS):
+            # A flood of logins (unknown usernames from many addresses) must not take the CPU:
+            # password checks get [server] password_work seconds of CPU a second, all together.
+            log.warning("password checks over budget: login of %r from %s refused", msg.username, pair[1])
+            await self._refuse(ws, msg.id, ErrorReason.RATE_LIMITED, "the server is busy; try again in a second")
             return None
         stored = self._password_hash(msg.username)
         # An unknown username costs as much as a wrong password: timing tells nothing.
         encoded = stored or self._dummy_hash()
         try:
-            ok = await asyncio.get_running_loop().run_in_executor(self._hasher, verify_password, msg.password, encoded)
+            ok, cpu = await loop.run_in_executor(self._hasher, _timed_verify, msg.password, encoded)
         except ValueError:
             log.error("the stored password hash of %s is malformed", msg.username)
-            ok = False
+            ok, cpu = False, 0.0
+        self._charge_hash_work(cpu)
         if not ok or stored is None:
-            self._limiter.fail(msg.username)
-            log.info("failed login for %r", msg.username)
+            self._limiter.fail(pair)
+            log.info("failed login for %r from %s", msg.username, pair[1])
             await self._refuse(ws, msg.id, ErrorReason.BAD_CREDENTIALS, "wrong username or password")
             return None
-        self._limiter.clear(msg.username)
+        self._limiter.clear(pair)
+        if needs_rehash(stored, self.hash_params):
+            await self._rehash(msg.username, msg.password, stored)
         token = new_token()
         login = rt.new_login(msg.username, hash_token(token))
         with rt.step() as rows:
             rows.append(Store.login_row(login))
             rt.engine.rep_connected(login.rep)
-        log.info("%s logged in (login %d)", login.rep, login.id)
+        log.info("%s logged in from %s (login %d)", login.rep, pair[1], login.id)
         return await self._start_feed(ws, login, msg.id, token, resumed=False, last_seq=None)
+
+    async def _rehash(self, username: str, password: str, verified: str) -> None:
+        """An earlier server's scrypt hash (or another cost) that just verified: store the
+        password hashed at this server's cost.  Stored in the data directory, where it wins
+        over the configuration file's hash, as one set with ``passwd`` does."""
+        assert self.runtime is not None
+        encoded = await asyncio.get_running_loop().run_in_executor(self._hasher, hash_password, password, self.hash_params)
+        if self._password_hash(username) != verified:
+            return  # changed meanwhile (`passwd`): the new password stands
+        self.runtime.store.set_password_hash(username, encoded)
+        log.info("the password hash of %s is now argon2id at this server's cost", username)
 
     async def _resume(self, ws: ServerConnection, msg: Resume) -> RepLink | None:
         rt = self.runtime
@@ -713,6 +765,13 @@ class Server:
                 rt.engine.rep_disconnected(rep)
         except PersistenceFailure:
             pass
+
+
+def _timed_verify(password: str, encoded: str) -> tuple[bool, float]:
+    """verify_password, and the CPU time it took this thread (run in the hashing pool)."""
+    start = time.thread_time()
+    ok = verify_password(password, encoded)
+    return ok, time.thread_time() - start
 
 
 def _query(request: Request, name: str) -> str | None:

@@ -213,6 +213,9 @@ class ServerSettings(_Table, frozen=True, kw_only=True):
     # has not answered within ping_timeout: a frozen console is seen as lost within their sum.
     ping_interval: Annotated[float, Meta(gt=0, le=3600, extra={"message": "must be more than 0 and at most 3600 seconds"})] = 10.0
     ping_timeout: Annotated[float, Meta(gt=0, le=3600, extra={"message": "must be more than 0 and at most 3600 seconds"})] = 10.0
+    # Seconds of CPU that password checks may take per second, all logins together (a flood of
+    # logins with unknown usernames is refused beyond it, rate_limited, instead of eating the CPU).
+    password_work: Annotated[float, Meta(gt=0, le=64, extra={"message": "must be more than 0 and at most 64 seconds"})] = 1.0
     # Bytes that may wait unsent to one connection before it is closed as too slow (4408).
     send_buffer: Annotated[int, _between(64 * 1024, 256 * 1024 * 1024)] = 1024 * 1024
 
