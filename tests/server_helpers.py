@@ -319,11 +319,15 @@ class _Client:
         self._ended: ConnectionClosed | None = None  # what ended the reader's connection
 
     @classmethod
-    async def open(cls, server: Any, *, origin: str | None = None, query: str = "", **options: Any) -> Self:
+    async def open(
+        cls, server: Any, *, origin: str | None = None, query: str = "", headers: dict[str, str] | None = None, **options: Any
+    ) -> Self:
         """Connect to the endpoint of ``server`` (anything with a ``port``: a :class:`Server`,
         a :class:`ServerProcess`, a :class:`Port`) on loopback; ``ssl=context`` connects with wss://;
-        ``query`` is added to the address (``link=ID``)."""
-        headers = {"Origin": origin} if origin else None
+        ``query`` is added to the address (``link=ID``); ``headers`` are sent with the handshake
+        (a reverse proxy's ``X-Forwarded-For``); ``local_addr=("127.0.0.2", 0)`` connects from
+        another loopback address."""
+        headers = {**({"Origin": origin} if origin else {}), **(headers or {})} or None
         scheme = "wss" if options.get("ssl") else "ws"
         ws = await connect(
             f"{scheme}://127.0.0.1:{server.port}/{cls.path or cls.role}" + (f"?{query}" if query else ""),

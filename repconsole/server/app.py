@@ -28,6 +28,7 @@ error naming the reason; the connection and every other one go on.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import math
 import re
@@ -97,6 +98,7 @@ from repconsole.server.config import SiteSpec, parse_origin
 from repconsole.server.customers import CustomerDesk
 from repconsole.server.fanout import RepLink, close_slow
 from repconsole.server.links import LinkBook
+from repconsole.server.proxy import TrustedProxies
 from repconsole.server.runtime import PersistenceFailure, Runtime, command_digest
 from repconsole.server.store import Store
 from repconsole.server.timers import ServerClock, WallClock
@@ -194,7 +196,13 @@ class Server:
         self._closed = asyncio.Event()
         # The feed of each logged-in /rep connection.
         self._rep_links: dict[ServerConnection, RepLink] = {}
-        self._allowed = frozenset(spec.server.allowed_origins)
+        self._proxies = TrustedProxies(spec.server.trusted_proxies, spec.server.forwarded_header)
+        # The origins of the server's own pages, as browsers see them: [server] public_url's, and
+        # allowed_origins.  (Without public_url, also the origin a request's Host names, if that
+        # Host cannot be rebound: an IP address or localhost.  See _origin_allowed.)
+        self._allowed = frozenset(spec.server.allowed_origins) | (
+            {parse_origin(_origin_of(spec.server.public_url))} if spec.server.public_url else frozenset()
+        )
         # A window of a minute is a duration: measured on the clock's monotonic reading.
         # Keyed on (username, client address).
         self._limiter = FailureLimiter(LOGIN_FAILURES_PER_MINUTE, 60.0, clock=self.clock.monotonic)
@@ -252,6 +260,12 @@ class Server:
             create_connection=_tracked(self._connections),
         )
         self.port = self._ws.sockets[0].getsockname()[1]
+        if not self.spec.server.public_url and not _loopback(self.host):
+            log.warning(
+                "[server] public_url is not set: browsers may use this server's pages only at an IP address or "
+                "localhost (a page reached by a name is refused, as a DNS-rebinding attack would be); "
+                "set public_url to the address browsers reach the server at"
+            )
         self.runtime.start()
         log.info("serving %s on %s", "the demo site" if self.spec.demo else self.spec.source, self.url)
 
@@ -372,17 +386,24 @@ class Server:
     def _origin_allowed(self, request: Request, link: str | None = None) -> bool:
         """Browsers send Origin; a page from elsewhere must not use our endpoints.
 
-        Allowed: the server's own origin, ``server.allowed_origins``, and,
-        for a page that names its browser-sharing link (``/customer?link=ID``,
-        ``/cobrowse?link=ID``), that link's ``origins``.
+        Allowed: the configured public origins (``server.public_url``'s and
+        ``server.allowed_origins``), and, for a page that names its
+        browser-sharing link (``/customer?link=ID``, ``/cobrowse?link=ID``),
+        that link's ``origins``.  Without ``public_url``, also the origin the
+        request's ``Host`` names, but only when that Host is an IP address or
+        ``localhost``: a name could be an attacker's, rebound to this server's
+        address (DNS rebinding), and then Origin and Host agree.
 
         A request without Origin is not from a browser (the desktop console,
         a script); any such client could send whatever Origin it liked, so
         refusing it would protect nobody.
         """
-        origin = request.headers.get("Origin")
-        if origin is None:
+        origins = request.headers.get_all("Origin")
+        if not origins:
             return True
+        if len(origins) > 1:
+            return False  # no browser sends two
+        origin = origins[0]
         try:
             origin = parse_origin(origin)
         except ValueError:
@@ -392,13 +413,22 @@ class Server:
         return link is not None and self.links is not None and origin in self.links.origins(link)
 
     def _own_origin(self, request: Request) -> str | None:
-        host = request.headers.get("Host")
-        if not host:
+        """The origin the request's Host names, if it may count as the server's own (see _origin_allowed)."""
+        hosts = request.headers.get_all("Host")
+        if len(hosts) != 1 or self.spec.server.public_url:
             return None
+        host = hosts[0]
         try:
-            return parse_origin(f"{'https' if self.ssl_context else 'http'}://{host}")
+            origin = parse_origin(f"{'https' if self.ssl_context else 'http'}://{host}")
         except ValueError:
             return None
+        name = urllib.parse.urlsplit(origin).hostname or ""
+        if name != "localhost":
+            try:
+                ipaddress.ip_address(name)
+            except ValueError:
+                return None  # a name: it could be rebound
+        return origin
 
     def _health(self) -> dict[str, Any]:
         rt = self.runtime
@@ -447,7 +477,7 @@ class Server:
             if path == REP_PATH:
                 await self._serve_rep(ws)
             elif path == CUSTOMER_PATH:
-                await self.customers.serve(ws, only_link=only_link)
+                await self.customers.serve(ws, only_link=only_link, address=self.client_address(ws))
             elif path == RECORDER_PATH:
                 await self.cobrowse.serve_recorder(ws)
             else:
@@ -571,9 +601,15 @@ class Server:
             await self._send(ws, _refusal(msg.id, ErrorReason.NOT_LOGGED_IN, "log in or resume first"))
 
     def client_address(self, ws: ServerConnection) -> str:
-        """The address of the client at the other end of ``ws`` (for rate limits and logs)."""
+        """The address of the client at the other end of ``ws`` (for rate limits and logs):
+        the peer's, or, from a ``[server] trusted_proxies`` peer, the one its
+        ``forwarded_header`` names (see :mod:`repconsole.server.proxy`)."""
         peer = ws.remote_address
-        return str(peer[0]) if peer else "unknown"
+        address = str(peer[0]) if peer else "unknown"
+        request = ws.request
+        if request is None or not self._proxies.networks:
+            return address
+        return self._proxies.client(address, request.headers.get_all(self._proxies.header))
 
     async def _refuse(self, ws: ServerConnection, rid: RequestId, reason: ErrorReason, detail: str) -> None:
         await self._send(ws, _refusal(rid, reason, detail))
@@ -765,6 +801,20 @@ class Server:
                 rt.engine.rep_disconnected(rep)
         except PersistenceFailure:
             pass
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _origin_of(url: str) -> str:
+    u = urllib.parse.urlsplit(url)
+    return f"{u.scheme}://{u.netloc}"
 
 
 def _timed_verify(password: str, encoded: str) -> tuple[bool, float]:
