@@ -899,6 +899,13 @@ def test_a_console_that_stops_answering_pings_is_closed_4408_not_reset(tmp_path:
             await eventually(lambda: not engine.reps["alice"].connected, timeout=2)
             quiet.ws.transport.resume_reading()
             assert await quiet.closed_with(timeout=5) == 4408
+            # One that never reads again is dropped once it had ping_timeout to read its 4408:
+            # the server keeps nothing of it.
+            gone = await RepClient.logged_in(server, "carol")
+            port = gone.ws.transport.get_extra_info("sockname")[1]
+            (conn,) = [c for c in server._connections if c.remote_address[1] == port]
+            gone.ws.transport.pause_reading()
+            await eventually(lambda: conn not in server._connections, timeout=0.2 + 2 * 0.3 + 1.0)
             # One that answers stays, however long.
             alive = await RepClient.logged_in(server, "bob")
             await asyncio.sleep(1.0)
