@@ -94,7 +94,7 @@ from repconsole.server.auth import (
     verify_password,
 )
 from repconsole.server.cobrowse import CobrowseDesk
-from repconsole.server.config import SiteSpec, parse_origin
+from repconsole.server.config import ServerSettings, SiteSpec, parse_origin
 from repconsole.server.customers import CustomerDesk
 from repconsole.server.fanout import RepLink, close_slow
 from repconsole.server.links import LinkBook
@@ -196,22 +196,30 @@ class Server:
         self._closed = asyncio.Event()
         # The feed of each logged-in /rep connection.
         self._rep_links: dict[ServerConnection, RepLink] = {}
-        self._proxies = TrustedProxies(spec.server.trusted_proxies, spec.server.forwarded_header)
-        # The origins of the server's own pages, as browsers see them: [server] public_url's, and
-        # allowed_origins.  (Without public_url, also the origin a request's Host names, if that
-        # Host cannot be rebound: an IP address or localhost.  See _origin_allowed.)
-        self._allowed = frozenset(spec.server.allowed_origins) | (
-            {parse_origin(_origin_of(spec.server.public_url))} if spec.server.public_url else frozenset()
-        )
         # A window of a minute is a duration: measured on the clock's monotonic reading.
         # Keyed on (username, client address).
         self._limiter = FailureLimiter(LOGIN_FAILURES_PER_MINUTE, 60.0, clock=self.clock.monotonic)
         # CPU spent on password checks, all logins together, in HASH_WORK_UNITs within a second.
-        work = max(1, round(spec.server.password_work / HASH_WORK_UNIT))
-        self._hash_work: RateLimiter[str] = RateLimiter(work, 1.0, clock=self.clock.monotonic)
+        self._hash_work: RateLimiter[str] = RateLimiter(1, 1.0, clock=self.clock.monotonic)
+        self._proxies = TrustedProxies()
+        self._allowed: frozenset[str] = frozenset()
+        self.apply_settings(spec.server)
         # argon2id at OWASP cost: 19 MiB and ~35 ms a hash (an earlier scrypt hash, 128 MiB and
         # half a second), two at a time.
         self._hasher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="repconsole-hash")
+
+    def apply_settings(self, settings: ServerSettings) -> None:
+        """Take ``[server]``'s connection settings: trusted proxies, public origins, the
+        password-check budget (at once), ping interval and timeout (from each connection's
+        next ping).  A reload of the configuration calls it with the new settings."""
+        self._proxies = TrustedProxies(settings.trusted_proxies, settings.forwarded_header)
+        # The origins of the server's own pages, as browsers see them: [server] public_url's, and
+        # allowed_origins.  (Without public_url, also the origin a request's Host names, if that
+        # Host cannot be rebound: an IP address or localhost.  See _origin_allowed.)
+        self._allowed = frozenset(settings.allowed_origins) | (
+            {parse_origin(_origin_of(settings.public_url))} if settings.public_url else frozenset()
+        )
+        self._hash_work.limit = max(1, round(settings.password_work / HASH_WORK_UNIT))
 
     # --------------------------------------------------------- lifecycle
 
@@ -493,9 +501,9 @@ class Server:
             keepalive.cancel()
 
     async def _keepalive(self, ws: ServerConnection) -> None:
-        """Ping ``ws`` every ``ping_interval`` seconds (from one ping's sending to the
+        """Ping ``ws`` every ``ping_interval`` seconds (from one ping's due time to the
         next's); give it up if a ping has not been answered ``ping_timeout`` seconds
-        after it was due to be sent, even if it could not be written (a full buffer).
+        after it was sent, even if it could not be written (a full buffer).
 
         So a console frozen at time t is lost by t + ping_interval + ping_timeout:
         the last ping it answered was sent before t, the next is due at most
@@ -509,7 +517,8 @@ class Server:
         try:
             while True:
                 await asyncio.sleep(max(0.0, due - loop.time()))
-                async with asyncio.timeout_at(due + settings.ping_timeout):
+                # From its sending: a loop that was busy past `due` must not count against the client.
+                async with asyncio.timeout(settings.ping_timeout):
                     pong = await ws.ping()
                     await pong
                 due += settings.ping_interval
