@@ -49,7 +49,7 @@ from repconsole.protocol import (
     TeamChatEvent,
     Welcome,
 )
-from repconsole.server import app
+from repconsole.server import app, passwords
 from repconsole.server.app import Server
 from repconsole.server.auth import Argon2Params, HashParams, ScryptParams, hash_password, parse_hash, verify_password
 from repconsole.server.config import load_config
@@ -125,7 +125,7 @@ def test_an_unknown_username_costs_one_verification_with_the_reps_parameters(tmp
         checked.append((password, parse_hash(encoded)))
         return verify_password(password, encoded)
 
-    monkeypatch.setattr(app, "verify_password", counting)
+    monkeypatch.setattr(passwords, "verify_password", counting)
     # dave has no password at all: a known username that no password opens.
     dave = f'password_hash = "{_hashes()["dave"]}"\n'
     toml = site_toml()
@@ -222,7 +222,7 @@ def test_password_checks_have_a_global_budget_a_flood_cannot_exceed(tmp_path: Pa
             pass
         return verify_password(password, encoded)
 
-    monkeypatch.setattr(app, "verify_password", slow)
+    monkeypatch.setattr(passwords, "verify_password", slow)
 
     async def main() -> None:
         async with serving(site, tmp_path / "data", clock=clock) as server:

@@ -30,13 +30,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import math
 import re
 import secrets
 import ssl
-import time
 import urllib.parse
-from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -54,7 +51,6 @@ from repconsole import __version__
 from repconsole.collector import collector_paused
 from repconsole.core.commands import execute
 from repconsole.core.errors import CommandError
-from repconsole.core.ratelimit import RateLimiter
 from repconsole.protocol import (
     COBROWSE_COMMANDS,
     MAX_FRAME,
@@ -81,23 +77,17 @@ from repconsole.protocol import (
 )
 from repconsole.server.auth import (
     OWASP,
-    Argon2Params,
-    FailureLimiter,
     HashParams,
     LoginSession,
-    dummy_hash,
-    hash_password,
     hash_token,
-    needs_rehash,
     new_token,
-    parse_hash,
-    verify_password,
 )
 from repconsole.server.cobrowse import CobrowseDesk
 from repconsole.server.config import ServerSettings, SiteSpec, parse_origin
 from repconsole.server.customers import CustomerDesk
 from repconsole.server.fanout import RepLink, close_slow
 from repconsole.server.links import LinkBook
+from repconsole.server.passwords import PasswordDesk, Verdict
 from repconsole.server.proxy import TrustedProxies
 from repconsole.server.runtime import PersistenceFailure, Runtime, command_digest
 from repconsole.server.store import Store
@@ -126,10 +116,6 @@ WRITE_LIMIT = 64 * 1024
 # (a browser's idle pre-connected socket, an unfinished request) is dropped
 # at once.  websockets alone would wait 10 s for either.
 SHUTDOWN_GRACE = 2.0
-LOGIN_FAILURES_PER_MINUTE = 5
-# Password checks are charged to a global budget in units of this much CPU time.
-HASH_WORK_UNIT = 0.001
-_ALL_LOGINS = "all logins"
 DEMO_PASSWORD_BYTES = 9  # 72 bits, 12 characters
 _HOST = re.compile(r"^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 # WebSocket endpoints; a page's Origin is checked at the handshake of each.
@@ -196,17 +182,10 @@ class Server:
         self._closed = asyncio.Event()
         # The feed of each logged-in /rep connection.
         self._rep_links: dict[ServerConnection, RepLink] = {}
-        # A window of a minute is a duration: measured on the clock's monotonic reading.
-        # Keyed on (username, client address).
-        self._limiter = FailureLimiter(LOGIN_FAILURES_PER_MINUTE, 60.0, clock=self.clock.monotonic)
-        # CPU spent on password checks, all logins together, in HASH_WORK_UNITs within a second.
-        self._hash_work: RateLimiter[str] = RateLimiter(1, 1.0, clock=self.clock.monotonic)
+        self.passwords = PasswordDesk(spec, self.clock, hash_params)
         self._proxies = TrustedProxies()
         self._allowed: frozenset[str] = frozenset()
         self.apply_settings(spec.server)
-        # argon2id at OWASP cost: 19 MiB and ~35 ms a hash (an earlier scrypt hash, 128 MiB and
-        # half a second), two at a time.
-        self._hasher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="repconsole-hash")
 
     def apply_settings(self, settings: ServerSettings) -> None:
         """Take ``[server]``'s connection settings: trusted proxies, public origins, the
@@ -219,7 +198,7 @@ class Server:
         self._allowed = frozenset(settings.allowed_origins) | (
             {parse_origin(_origin_of(settings.public_url))} if settings.public_url else frozenset()
         )
-        self._hash_work.limit = max(1, round(settings.password_work / HASH_WORK_UNIT))
+        self.passwords.set_budget(settings.password_work)
 
     # --------------------------------------------------------- lifecycle
 
@@ -250,7 +229,8 @@ class Server:
 
             self.resources = repconsole.resources.files()
         self.web = CobrowseWeb(self.links, self.resources, self.static_dir, self._origin_allowed)
-        self.runtime.housekeepers.append(lambda now: self._limiter.prune())
+        self.passwords.store = self.runtime.store
+        self.runtime.housekeepers.append(lambda now: self.passwords.prune())
         self.runtime.fanout.on_drop = self._detach  # a console dropped as too slow is lost now
         self._ws = await serve(
             self._handle,
@@ -294,7 +274,7 @@ class Server:
             if self.runtime is not None:
                 self.runtime.stop()
                 self.runtime.store.close()
-            self._hasher.shutdown(wait=False, cancel_futures=True)
+            self.passwords.shutdown()
         finally:
             self._closed.set()
 
@@ -341,11 +321,8 @@ class Server:
         todo = [r.id for r in self.spec.reps if store.password_hash(r.id) is None]
         if not todo:
             return
-        loop = asyncio.get_running_loop()
         passwords = {rep: secrets.token_urlsafe(DEMO_PASSWORD_BYTES) for rep in todo}
-        hashes = await asyncio.gather(
-            *(loop.run_in_executor(self._hasher, hash_password, pw, self.hash_params) for pw in passwords.values())
-        )
+        hashes = await asyncio.gather(*(self.passwords.hash(pw) for pw in passwords.values()))
         for rep, encoded in zip(passwords, hashes, strict=True):
             store.set_password_hash(rep, encoded)
         self.new_passwords = passwords
@@ -624,87 +601,28 @@ class Server:
         await self._send(ws, _refusal(rid, reason, detail))
         await ws.close(CloseCode.NOT_AUTHENTICATED, reason.value)
 
-    def _password_hash(self, username: str) -> str | None:
-        assert self.runtime is not None
-        rep = self.spec.rep(username)
-        if rep is None:
-            return None
-        # A password set with `passwd` (stored) wins over the configuration file's.
-        return self.runtime.store.password_hash(username) or rep.password_hash
-
-    def _dummy_hash(self) -> str:
-        """What a login without a password hash (an unknown username) is checked against:
-        a hash that matches nothing, with the parameters of a hash a known rep's login
-        really checks.  Any stored argon2id hash is one (a stored hash wins over the
-        configuration's); else any of the configuration's; else this server's own
-        parameters, those a demo, a new password or a re-hash gets.  Never an earlier
-        server's scrypt hash: an unknown username must not cost half a second of CPU."""
-        assert self.runtime is not None
-        candidates = (self.runtime.store.any_password_hash(), *(r.password_hash for r in self.spec.reps))
-        for like in candidates:
-            if like:
-                try:
-                    if isinstance(parse_hash(like), Argon2Params):
-                        return dummy_hash(like)
-                except ValueError:
-                    continue
-        return dummy_hash(None, self.hash_params)
-
-    def _charge_hash_work(self, seconds: float) -> None:
-        """Count ``seconds`` of CPU spent on a password check against the global budget."""
-        for _ in range(max(1, math.ceil(seconds / HASH_WORK_UNIT))):
-            self._hash_work.hit(_ALL_LOGINS)
-
     async def _login(self, ws: ServerConnection, msg: Login) -> RepLink | None:
         rt = self.runtime
         assert rt is not None
-        loop = asyncio.get_running_loop()
         # Failures count per (username, address): a guesser elsewhere cannot lock the rep out.
-        pair = (msg.username, self.client_address(ws))
-        if self._limiter.blocked(pair):
+        address = self.client_address(ws)
+        verdict = await self.passwords.check(msg.username, msg.password, address)
+        if verdict is Verdict.LOCKED:
             await self._refuse(ws, msg.id, ErrorReason.RATE_LIMITED, "too many failed logins; try again in a minute")
             return None
-        if self._hash_work.blocked(_ALL_LOGINS):
-            # A flood of logins (unknown usernames from many addresses) must not take the CPU:
-            # password checks get [server] password_work seconds of CPU a second, all together.
-            log.warning("password checks over budget: login of %r from %s refused", msg.username, pair[1])
+        if verdict is Verdict.BUSY:
             await self._refuse(ws, msg.id, ErrorReason.RATE_LIMITED, "the server is busy; try again in a second")
             return None
-        stored = self._password_hash(msg.username)
-        # An unknown username costs as much as a wrong password: timing tells nothing.
-        encoded = stored or self._dummy_hash()
-        try:
-            ok, cpu = await loop.run_in_executor(self._hasher, _timed_verify, msg.password, encoded)
-        except ValueError:
-            log.error("the stored password hash of %s is malformed", msg.username)
-            ok, cpu = False, 0.0
-        self._charge_hash_work(cpu)
-        if not ok or stored is None:
-            self._limiter.fail(pair)
-            log.info("failed login for %r from %s", msg.username, pair[1])
+        if verdict is not Verdict.OK:
             await self._refuse(ws, msg.id, ErrorReason.BAD_CREDENTIALS, "wrong username or password")
             return None
-        self._limiter.clear(pair)
-        if needs_rehash(stored, self.hash_params):
-            await self._rehash(msg.username, msg.password, stored)
         token = new_token()
         login = rt.new_login(msg.username, hash_token(token))
         with rt.step() as rows:
             rows.append(Store.login_row(login))
             rt.engine.rep_connected(login.rep)
-        log.info("%s logged in from %s (login %d)", login.rep, pair[1], login.id)
+        log.info("%s logged in from %s (login %d)", login.rep, address, login.id)
         return await self._start_feed(ws, login, msg.id, token, resumed=False, last_seq=None)
-
-    async def _rehash(self, username: str, password: str, verified: str) -> None:
-        """An earlier server's scrypt hash (or another cost) that just verified: store the
-        password hashed at this server's cost.  Stored in the data directory, where it wins
-        over the configuration file's hash, as one set with ``passwd`` does."""
-        assert self.runtime is not None
-        encoded = await asyncio.get_running_loop().run_in_executor(self._hasher, hash_password, password, self.hash_params)
-        if self._password_hash(username) != verified:
-            return  # changed meanwhile (`passwd`): the new password stands
-        self.runtime.store.set_password_hash(username, encoded)
-        log.info("the password hash of %s is now argon2id at this server's cost", username)
 
     async def _resume(self, ws: ServerConnection, msg: Resume) -> RepLink | None:
         rt = self.runtime
@@ -824,13 +742,6 @@ def _loopback(host: str) -> bool:
 def _origin_of(url: str) -> str:
     u = urllib.parse.urlsplit(url)
     return f"{u.scheme}://{u.netloc}"
-
-
-def _timed_verify(password: str, encoded: str) -> tuple[bool, float]:
-    """verify_password, and the CPU time it took this thread (run in the hashing pool)."""
-    start = time.thread_time()
-    ok = verify_password(password, encoded)
-    return ok, time.thread_time() - start
 
 
 def _query(request: Request, name: str) -> str | None:
