@@ -335,6 +335,27 @@ def test_a_request_id_reused_for_another_command_is_refused_and_runs_nothing(sit
     run(main())
 
 
+def test_answers_are_kept_exactly_for_the_resume_window(site: Path, tmp_path: Path) -> None:
+    clock = VirtualClock()
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data", clock=clock) as server:
+            engine, window = server.runtime.engine, server.spec.server.resume_window
+            sid = arrive(server)
+            alice = await RepClient.logged_in(server, "alice")
+            await alice.ok("accept", session=sid)
+            first = await alice.call("say", rid="m1", session=sid, text="once")
+            clock.advance(window)
+            assert await alice.call("say", rid="m1", session=sid, text="once") == first  # still a retry
+            clock.advance(0.001)  # past the window, before any housekeeping forgets it
+            assert clock.pending() and min(clock.pending()) > clock.now()
+            again = await alice.call("say", rid="m1", session=sid, text="once")
+            assert isinstance(again, Result) and again != first
+            assert [line.text for line in engine.session(sid).chat].count("once") == 2
+
+    run(main())
+
+
 def test_events_carry_prev_and_only_what_each_rep_may_see(site: Path, tmp_path: Path) -> None:
     async def main() -> None:
         async with serving(site, tmp_path / "data") as server:
