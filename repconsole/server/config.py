@@ -33,7 +33,7 @@ import types
 import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import msgspec
 from msgspec import Meta, field
@@ -42,6 +42,7 @@ from repconsole.core.clock import Clock, ManualClock
 from repconsole.core.engine import QueueEngine
 from repconsole.core.model import CUSTOMER, QueueRef, RuleAction, SiteConfig, WaitingRule
 from repconsole.server.auth import parse_hash
+from repconsole.server.proxy import parse_network
 from repconsole.server.tomllines import KeyPath, TomlLines
 
 __all__ = [
@@ -214,6 +215,19 @@ class ServerSettings(_Table, frozen=True, kw_only=True):
     # late (bytes), and the bytes a second relayed.
     cobrowse_buffer: Annotated[int, _between(64 * 1024, 256 * 1024 * 1024)] = 8 * 1024 * 1024
     cobrowse_rate: Annotated[int, _between(1024, 1024 * 1024 * 1024)] = 256 * 1024
+    # Presence: the server pings every connection every ping_interval seconds and gives up on one that
+    # has not answered within ping_timeout: a frozen console is seen as lost within their sum.
+    ping_interval: Annotated[float, Meta(gt=0, le=3600, extra={"message": "must be more than 0 and at most 3600 seconds"})] = 10.0
+    ping_timeout: Annotated[float, Meta(gt=0, le=3600, extra={"message": "must be more than 0 and at most 3600 seconds"})] = 10.0
+    # Seconds of CPU that password checks may take per second, all logins together (a flood of
+    # logins with unknown usernames is refused beyond it, rate_limited, instead of eating the CPU).
+    password_work: Annotated[float, Meta(gt=0, le=64, extra={"message": "must be more than 0 and at most 64 seconds"})] = 1.0
+    # Reverse proxies (addresses or networks: "127.0.0.1", "10.0.0.0/8") whose forwarded_header says
+    # who the client is, for rate limits and logs; from any other peer the header is ignored.
+    trusted_proxies: tuple[str, ...] = ()
+    forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
+    # Bytes that may wait unsent to one connection before it is closed as too slow (4408).
+    send_buffer: Annotated[int, _between(64 * 1024, 256 * 1024 * 1024)] = 1024 * 1024
 
 
 class AdminSettings(_Table, frozen=True, kw_only=True):
@@ -539,6 +553,12 @@ class _Reader:
         )
 
         origins = self.origins(("server", "allowed_origins"), file.server.allowed_origins)
+        proxies: list[str] = []
+        for item, text in self.numbered(("server", "trusted_proxies"), file.server.trusted_proxies):
+            try:
+                proxies.append(str(parse_network(text)))
+            except ValueError as exc:
+                self.problem(item, str(exc))
 
         for team_id, t in file.teams.items():
             if t.rule is not None:
@@ -598,7 +618,7 @@ class _Reader:
             issues=file.issues,
             buttons=tuple(buttons),
             links=tuple(links),
-            server=msgspec.structs.replace(file.server, allowed_origins=origins, public_url=public_url),
+            server=msgspec.structs.replace(file.server, allowed_origins=origins, public_url=public_url, trusted_proxies=tuple(proxies)),
             admin=file.admin,
             source=source,
         )
