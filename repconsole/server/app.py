@@ -31,7 +31,6 @@ error naming the reason; the connection and every other one go on.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import re
 import secrets
@@ -88,10 +87,11 @@ from repconsole.server.auth import (
     new_token,
 )
 from repconsole.server.cobrowse import CobrowseDesk
-from repconsole.server.config import ServerSettings, SiteSpec, parse_origin
+from repconsole.server.config import ServerSettings, SiteSpec
 from repconsole.server.customers import CustomerDesk
 from repconsole.server.fanout import RepLink, close_slow
 from repconsole.server.links import LinkBook
+from repconsole.server.origins import OriginPolicy, loopback
 from repconsole.server.passwords import PasswordDesk, Verdict
 from repconsole.server.proxy import TrustedProxies
 from repconsole.server.reload import Plan, reload_server
@@ -195,7 +195,7 @@ class Server:
         self._rep_links: dict[ServerConnection, RepLink] = {}
         self.passwords = PasswordDesk(spec, self.clock, hash_params)
         self._proxies = TrustedProxies()
-        self.allowed_origins: frozenset[str] = frozenset()
+        self.origins = OriginPolicy()
         self.apply_settings(spec.server)
 
     def apply_settings(self, settings: ServerSettings) -> None:
@@ -203,12 +203,7 @@ class Server:
         password-check budget (at once), ping interval and timeout (from each connection's
         next ping).  A reload of the configuration calls it with the new settings."""
         self._proxies = TrustedProxies(settings.trusted_proxies, settings.forwarded_header)
-        # The origins of the server's own pages, as browsers see them: [server] public_url's, and
-        # allowed_origins.  (Without public_url, also the origin a request's Host names, if that
-        # Host cannot be rebound: an IP address or localhost.  See _origin_allowed.)
-        self.allowed_origins = frozenset(settings.allowed_origins) | (
-            {parse_origin(_origin_of(settings.public_url))} if settings.public_url else frozenset()
-        )
+        self.origins = OriginPolicy(settings, tls=self.ssl_context is not None)
         self.passwords.set_budget(settings.password_work)
 
     # --------------------------------------------------------- lifecycle
@@ -259,7 +254,7 @@ class Server:
             create_connection=_tracked(self._connections, self.admin.connection_lost),
         )
         self.port = self._ws.sockets[0].getsockname()[1]
-        if not self.spec.server.public_url and not _loopback(self.host):
+        if not self.spec.server.public_url and not loopback(self.host):
             log.warning(
                 "[server] public_url is not set: browsers may use this server's pages only at an IP address or "
                 "localhost (a page reached by a name is refused, as a DNS-rebinding attack would be); "
@@ -398,51 +393,9 @@ class Server:
         return f"{scheme}://{listen}:{self.port}"
 
     def _origin_allowed(self, request: Request, link: str | None = None) -> bool:
-        """Browsers send Origin; a page from elsewhere must not use our endpoints.
-
-        Allowed: the configured public origins (``server.public_url``'s and
-        ``server.allowed_origins``), and, for a page that names its
-        browser-sharing link (``/customer?link=ID``, ``/cobrowse?link=ID``),
-        that link's ``origins``.  Without ``public_url``, also the origin the
-        request's ``Host`` names, but only when that Host is an IP address or
-        ``localhost``: a name could be an attacker's, rebound to this server's
-        address (DNS rebinding), and then Origin and Host agree.
-
-        A request without Origin is not from a browser (the desktop console,
-        a script); any such client could send whatever Origin it liked, so
-        refusing it would protect nobody.
-        """
-        origins = request.headers.get_all("Origin")
-        if not origins:
-            return True
-        if len(origins) > 1:
-            return False  # no browser sends two
-        origin = origins[0]
-        try:
-            origin = parse_origin(origin)
-        except ValueError:
-            return False  # "null" (sandboxed frames, files) and anything malformed
-        if origin in self.allowed_origins or origin == self._own_origin(request):
-            return True
-        return link is not None and self.links is not None and origin in self.links.origins(link)
-
-    def _own_origin(self, request: Request) -> str | None:
-        """The origin the request's Host names, if it may count as the server's own (see _origin_allowed)."""
-        hosts = request.headers.get_all("Host")
-        if len(hosts) != 1 or self.spec.server.public_url:
-            return None
-        host = hosts[0]
-        try:
-            origin = parse_origin(f"{'https' if self.ssl_context else 'http'}://{host}")
-        except ValueError:
-            return None
-        name = urllib.parse.urlsplit(origin).hostname or ""
-        if name != "localhost":
-            try:
-                ipaddress.ip_address(name)
-            except ValueError:
-                return None  # a name: it could be rebound
-        return origin
+        """Whether a browser page may use our endpoints (see :mod:`repconsole.server.origins`)."""
+        link_origins = self.links.origins(link) if link is not None and self.links is not None else ()
+        return self.origins.allows(request, link_origins)
 
     def status(self) -> dict[str, Any]:
         """What GET /status tells an administrator (never the public)."""
@@ -760,20 +713,6 @@ class Server:
                 rt.engine.rep_disconnected(rep)
         except PersistenceFailure:
             pass
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _origin_of(url: str) -> str:
-    u = urllib.parse.urlsplit(url)
-    return f"{u.scheme}://{u.netloc}"
 
 
 def _query(request: Request, name: str) -> str | None:
