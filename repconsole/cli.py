@@ -104,6 +104,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.user is not None and args.server is None:
         parser.error("--user needs --server")
+    # Before Qt: a missing xcb library makes Qt abort the process with a
+    # message that names the wrong package; say which ones to install.
+    from repconsole import syslibs
+
+    problem = syslibs.check()
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 1
     # Imported late so that --help/--version and argument errors never load Qt.
     from repconsole.ui.app import run
 
