@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QFont, QPalette
@@ -41,9 +42,13 @@ from repconsole.core.state import ConsoleState
 from repconsole.protocol import LineView, Priority, SessionState, SessionView, StepKind
 from repconsole.ui.chatinput import ChatInput
 from repconsole.ui.chatlog import CHAT_DARK, CHAT_LIGHT, ChatLog
-from repconsole.ui.cobrowse import CobrowseView
 from repconsole.ui.pickers import ShareDialog, TargetPicker, TransferDialog
 from repconsole.ui.widgets import badge_style, clock_time, is_dark, rule
+
+if TYPE_CHECKING:
+    # Imported when a browser-sharing tab opens: QtWebEngine (Chromium) costs
+    # start-up time that a console with no such session should not pay.
+    from repconsole.ui.cobrowse import CobrowseView
 
 __all__ = ["SessionTab"]
 
@@ -143,6 +148,8 @@ class SessionTab(QWidget):
         self.splitter.addWidget(self._build_chat())
         self.cobrowse_view: CobrowseView | None = None
         if session.browser:
+            from repconsole.ui.cobrowse import CobrowseView  # lazily: see the TYPE_CHECKING import
+
             self.cobrowse_view = CobrowseView(clock=clock, page_url=session.page_url)
             self.splitter.addWidget(self._framed(self.cobrowse_view))
         self.splitter.addWidget(self._build_info())
