@@ -19,13 +19,16 @@ from pathlib import Path
 
 import platformdirs
 import qasync
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QCoreApplication, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
 from repconsole import __version__
 from repconsole.backend import Backend, BackendState, create_backend
 from repconsole.backend.websocket import WebSocketBackend
+from repconsole.logfile import setup_logging
 from repconsole.settings import Settings
+from repconsole.ui.instance import SingleInstance, bring_to_front
+from repconsole.ui.loading import FirstPaint
 from repconsole.ui.login import sign_in
 from repconsole.ui.mainwindow import MainWindow
 
@@ -102,9 +105,20 @@ async def _first_sign_in(backend: WebSocketBackend, closed: asyncio.Event) -> bo
 def run(args: argparse.Namespace) -> int:
     """Run the console until its window closes.  Returns the exit code."""
     started = time.perf_counter()
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    settings_dir = Path(args.settings_dir) if args.settings_dir is not None else default_settings_dir()
+    # QtWebEngine (a browser-sharing tab) is imported only when such a tab
+    # opens; it needs GL contexts shared, which must be asked before the app.
+    QCoreApplication.setAttribute(Qt.ApplicationAttribute.AA_ShareOpenGLContexts)
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
+    # One console per settings directory: a second launch raises the first
+    # window and exits before it builds anything (or touches the log).
+    instance = SingleInstance.claim(settings_dir)
+    if instance is None:
+        print(f"repconsole: a console is already running on the settings in {settings_dir}; it was asked to come to the front.", file=sys.stderr)
+        return 0
+    log_path = setup_logging()
+    log.info("repconsole %s starting (settings %s, log %s)", __version__, settings_dir, log_path)
     app.setApplicationName("repconsole")
     app.setApplicationDisplayName("repconsole")
     app.setApplicationVersion(__version__)
@@ -122,13 +136,20 @@ def run(args: argparse.Namespace) -> int:
 
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    window = build_window(backend, args.settings_dir)
+    window = build_window(backend, settings_dir)
     closed = asyncio.Event()
     window.closed.connect(closed.set)
+    instance.raiseRequested.connect(lambda: bring_to_front(window))
+
+    # The start-up benchmark and the real-window test read these two lines.
+    def _first_frame() -> None:
+        print(f"repconsole: first frame ({(time.perf_counter() - started) * 1000:.0f} ms)", file=sys.stderr, flush=True)
 
     def _first_paint() -> None:
         print(f"repconsole: window shown ({(time.perf_counter() - started) * 1000:.0f} ms)", file=sys.stderr, flush=True)
 
+    first_frame = FirstPaint(window)
+    first_frame.painted.connect(_first_frame)
     window.firstQueuePainted.connect(_first_paint)
     # Ctrl+C in the terminal closes the window like the close button does.
     signal.signal(signal.SIGINT, lambda *_: window.close())
@@ -150,7 +171,12 @@ def run(args: argparse.Namespace) -> int:
         gc.freeze()
         await closed.wait()
         await window.shutdown()
+        instance.release()  # while the loop still runs: its socket notifier goes with it
 
-    with loop:
-        loop.run_until_complete(main())
+    try:
+        with loop:
+            loop.run_until_complete(main())
+    finally:
+        instance.release()
+        log.info("repconsole stopped")
     return 0

@@ -46,6 +46,7 @@ from repconsole.settings import Settings
 from repconsole.ui.about import AboutDialog
 from repconsole.ui.alerts import AlertBanner, Alerter
 from repconsole.ui.details import DetailsPane
+from repconsole.ui.loading import LoadingOverlay
 from repconsole.ui.queuelist import QueueEntry, QueueList
 from repconsole.ui.queuemodel import QueueTableModel
 from repconsole.ui.queuetable import QueueTableView
@@ -78,6 +79,7 @@ class MainWindow(QMainWindow):
         tabs: the top-level tab widget: the Queues tab, then one per session.
         session_tabs: open session tabs by session id.
         queue_list, table, model, details, search: the queue workspace.
+        loading: "Loading N customers" over the table during a big start.
         notice: the last command message shown to the rep.
     """
 
@@ -98,6 +100,9 @@ class MainWindow(QMainWindow):
         self._queue: str | None = None
         self._closing = False
         self._search_dirty = False
+        # The session tab that was in front when the console last closed: brought back to the front once.
+        current_tab = settings.window.get("current_tab")
+        self._restore_tab: str | None = current_tab if isinstance(current_tab, str) else None
 
         self.setWindowTitle("repconsole — Representative Console")
         self.setWindowIcon(app_icon())
@@ -115,6 +120,8 @@ class MainWindow(QMainWindow):
         backend.add_event_listener(self._on_backend_events)
         backend.add_state_listener(self._on_backend_state)
         backend.add_cobrowse_listener(self._on_backend_cobrowse)
+        # After the window's own listener: the snapshot that hides it has filled the queue.
+        self.loading = LoadingOverlay(self.table, backend)
         self._tick = QTimer(self)
         self._tick.setInterval(1000)
         self._tick.timeout.connect(self._on_tick_timeout)
@@ -306,9 +313,12 @@ class MainWindow(QMainWindow):
 
     def _save_settings(self) -> None:
         self.settings.table = self.table.save_layout()
+        current = self.tabs.currentWidget()
         self.settings.window = {
             "geometry": base64.b64encode(bytes(self.saveGeometry().data())).decode("ascii"),
             "splitter": self.splitter.sizes(),
+            "tabs": list(self.session_tabs),
+            "current_tab": current.session_id if isinstance(current, SessionTab) else None,
         }
         if self._queue and not self._queue.startswith(SEARCH_QUEUE):
             self.settings.last_queue = self._queue
@@ -350,10 +360,14 @@ class MainWindow(QMainWindow):
             self._show_queue(wanted, force=True)
         self.queue_list.select(wanted)
         self._show_my_status()
-        # Sessions the rep is already in get their tabs back.
-        for s in self.state.my_sessions():
+        # Sessions the rep is already in get their tabs back (after a restart
+        # or a crash: in the order they were, the last current one in front).
+        saved = self.settings.window.get("tabs")
+        order = {sid: n for n, sid in enumerate(saved)} if isinstance(saved, list) else {}
+        for s in sorted(self.state.my_sessions(), key=lambda s: order.get(s.id, len(order))):
             if s.id not in self.session_tabs:
-                self._open_tab(s, focus=False)
+                self._open_tab(s, focus=s.id == self._restore_tab)
+        self._restore_tab = None
         self._close_stale_tabs({})
         for dialog in self.team_chats.values():
             dialog.view.reload()
@@ -726,7 +740,7 @@ class MainWindow(QMainWindow):
         self._show_notice(f"Session key {key.key} — read it as “{spaced}”. Valid until {until}. The customer lands in your personal queue.")
 
     def _on_about_action_triggered(self) -> None:
-        AboutDialog(self).open()
+        AboutDialog(self, settings_path=self.settings.path).open()
 
     def _on_banner_showRequested(self) -> None:
         self.tabs.setCurrentIndex(0)
