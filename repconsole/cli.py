@@ -113,9 +113,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(problem, file=sys.stderr)
         return 1
     # Imported late so that --help/--version and argument errors never load Qt.
+    # First only Qt: the start window paints (or a second launch stops)
+    # before the console's own modules load.
+    from repconsole.ui.startwindow import already_running, begin, default_settings_dir
+
+    settings_dir = args.settings_dir if args.settings_dir is not None else default_settings_dir()
+    start = begin(settings_dir, show_window=args.server is None)
+    if start is None:
+        print(already_running(settings_dir), file=sys.stderr)
+        return 0
     from repconsole.ui.app import run
 
-    return run(args)
+    return run(args, start)
 
 
 if __name__ == "__main__":  # pragma: no cover

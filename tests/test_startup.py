@@ -28,7 +28,7 @@ from repconsole.backend.simulator import SimulatorBackend
 from repconsole.ui.about import AboutDialog
 from repconsole.ui.app import build_window
 from repconsole.ui.instance import LOCK_NAME, SingleInstance, bring_to_front, server_name
-from repconsole.ui.loading import FirstPaint
+from repconsole.ui.startwindow import FirstPaint
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -258,3 +258,47 @@ def test_closing_during_a_big_start_stops_the_population(qtbot, aloop, monkeypat
     assert progress[-1] < 50_000
     assert backend.simulation.clock.pinned is None
     assert sum(1 for _ in backend.engine.sessions()) < 50_000
+
+
+# ------------------------------------------------------------ the start window
+
+
+def test_the_start_window_paints_where_the_console_will_be_before_its_modules_load(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from repconsole.ui import startwindow
+
+    # Where the console's window was when it last closed.
+    placed = startwindow.StartWindow()
+    qtbot.addWidget(placed)
+    placed.setGeometry(40, 30, 1000, 700)
+    placed.show()
+    qtbot.waitExposed(placed)
+    geometry = bytes(placed.saveGeometry().data())
+    import base64
+    import json
+
+    (tmp_path / "settings.json").write_text(json.dumps({"version": 2, "window": {"geometry": base64.b64encode(geometry).decode()}}))
+    assert startwindow.saved_geometry(tmp_path) == geometry
+    assert startwindow.saved_geometry(tmp_path / "nowhere") is None
+    start = startwindow.begin(tmp_path)
+    assert start is not None and start.window is not None
+    try:
+        qtbot.addWidget(start.window)
+        assert start.first_frame_ms is not None and start.first_frame_ms > 0  # it painted before begin returned
+        assert start.window.isVisible()
+        # Placed as the saved geometry says (restoreGeometry fits the width to the 800-pixel offscreen
+        # screen), not at the default 1280 x 780.
+        g = start.window.geometry()
+        assert (g.y(), g.height()) == (30, 700)
+        assert start.window.windowTitle() == "repconsole — Representative Console"
+        # A second start on the same settings stops before any window.
+        assert startwindow.begin(tmp_path) is None
+    finally:
+        start.instance.release()
+
+
+def test_the_command_line_paints_the_start_window_before_loading_the_console() -> None:
+    # What is loaded when the start window paints: Qt, and none of the console's heavier parts.
+    heavy = ("asyncio", "qasync", "repconsole.core.engine", "repconsole.backend", "repconsole.ui.mainwindow", "websockets")
+    code = f"import sys, repconsole.cli, repconsole.ui.startwindow; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

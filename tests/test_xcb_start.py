@@ -127,8 +127,10 @@ def _screen(display: str, path: str) -> dict[str, int]:
 def test_the_console_window_paints_on_x11(display: str, tmp_path: Path) -> None:
     console = Console(display, tmp_path / "settings")
     try:
-        console.wait_for("first frame")
-        console.wait_for("window shown")
+        console.wait_for("first frame")  # the start window
+        screen = _screen(display, "/tmp/s11-xcb-start-window.png")
+        assert screen["lit"] >= 0.9 * WINDOW_AREA, screen
+        console.wait_for("window shown")  # the console's window, its queue filled
         screen = _screen(display, "/tmp/s11-xcb-window.png")
         assert screen["size"] == [WIDTH, HEIGHT]
         # The window's area is painted (Xvfb's root is black), with a console's variety of colours.
@@ -151,8 +153,9 @@ def test_the_console_window_paints_on_x11(display: str, tmp_path: Path) -> None:
 def test_a_big_start_is_never_a_black_window(display: str, tmp_path: Path) -> None:
     console = Console(display, tmp_path / "settings", "--population", "30000")
     try:
+        # The start window, then the console's own window, while the customers are still being created.
         console.wait_for("first frame", 30)
-        # Read back at once, while the customers are still being created.
+        console.wait_for("console window painted", 30)
         screen = _screen(display, "/tmp/s11-xcb-big-start.png")
         assert screen["lit"] >= 0.9 * WINDOW_AREA, screen
         console.wait_for("window shown", 120)

@@ -17,29 +17,22 @@ import sys
 import time
 from pathlib import Path
 
-import platformdirs
 import qasync
-from PySide6.QtCore import QCoreApplication, Qt, QTimer
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QTimer
 
 from repconsole import __version__
 from repconsole.backend import Backend, BackendState, create_backend
 from repconsole.backend.websocket import WebSocketBackend
 from repconsole.logfile import setup_logging
 from repconsole.settings import Settings
-from repconsole.ui.instance import SingleInstance, bring_to_front
-from repconsole.ui.loading import FirstPaint
+from repconsole.ui.instance import bring_to_front
 from repconsole.ui.login import sign_in
 from repconsole.ui.mainwindow import MainWindow
+from repconsole.ui.startwindow import FirstPaint, Start, already_running, begin, default_settings_dir
 
-__all__ = ["build_window", "create_console_backend", "default_settings_dir", "keep_signed_in", "run"]
+__all__ = ["already_running", "build_window", "create_console_backend", "default_settings_dir", "keep_signed_in", "run"]
 
 log = logging.getLogger(__name__)
-
-
-def default_settings_dir() -> Path:
-    """Where the console keeps its settings: the platform's config directory."""
-    return Path(platformdirs.user_config_dir("repconsole", appauthor=False))
 
 
 def build_window(backend: Backend, settings_dir: Path | str | None = None) -> MainWindow:
@@ -102,31 +95,23 @@ async def _first_sign_in(backend: WebSocketBackend, closed: asyncio.Event) -> bo
     return False
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the console until its window closes.  Returns the exit code."""
-    started = time.perf_counter()
-    settings_dir = Path(args.settings_dir) if args.settings_dir is not None else default_settings_dir()
-    # QtWebEngine (a browser-sharing tab) is imported only when such a tab
-    # opens; it needs GL contexts shared, which must be asked before the app.
-    QCoreApplication.setAttribute(Qt.ApplicationAttribute.AA_ShareOpenGLContexts)
-    existing = QApplication.instance()
-    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
-    # One console per settings directory: a second launch raises the first
-    # window and exits before it builds anything (or touches the log).
-    instance = SingleInstance.claim(settings_dir)
-    if instance is None:
-        print(f"repconsole: a console is already running on the settings in {settings_dir}; it was asked to come to the front.", file=sys.stderr)
-        return 0
+def run(args: argparse.Namespace, start: Start | None = None) -> int:
+    """Run the console until its window closes.  Returns the exit code.
+
+    ``start`` is what :func:`repconsole.ui.startwindow.begin` prepared (the
+    command line calls it before importing this module, so the start window
+    paints before the console's modules load); without it, it is done here.
+    """
+    if start is None:
+        settings_dir = Path(args.settings_dir) if args.settings_dir is not None else default_settings_dir()
+        start = begin(settings_dir, show_window=args.server is None)
+        if start is None:
+            print(already_running(settings_dir), file=sys.stderr)
+            return 0
+    started, app, instance, settings_dir = start.started, start.app, start.instance, start.settings_dir
     log_path = setup_logging()
     log.info("repconsole %s starting (settings %s, log %s)", __version__, settings_dir, log_path)
-    app.setApplicationName("repconsole")
-    app.setApplicationDisplayName("repconsole")
     app.setApplicationVersion(__version__)
-    app.setOrganizationName("repconsole")
-    app.setDesktopFileName("io.github.repconsole.RepConsole")
-    # The window's close runs an async shutdown (settings, backend); Qt must
-    # not stop the loop underneath it when the last window closes.
-    app.setQuitOnLastWindowClosed(False)
 
     try:
         backend = create_console_backend(args)
@@ -141,15 +126,23 @@ def run(args: argparse.Namespace) -> int:
     window.closed.connect(closed.set)
     instance.raiseRequested.connect(lambda: bring_to_front(window))
 
-    # The start-up benchmark and the real-window test read these two lines.
-    def _first_frame() -> None:
-        print(f"repconsole: first frame ({(time.perf_counter() - started) * 1000:.0f} ms)", file=sys.stderr, flush=True)
+    # The start-up benchmark and the real-window test read these lines.
+    def _window_painted() -> None:
+        ms = (time.perf_counter() - started) * 1000
+        if start.first_frame_ms is None:
+            print(f"repconsole: first frame ({ms:.0f} ms)", file=sys.stderr, flush=True)
+        print(f"repconsole: console window painted ({ms:.0f} ms)", file=sys.stderr, flush=True)
+        if start.window is not None:
+            # The console's window is there: the start window has done its job.
+            start.window.close()
+            start.window.deleteLater()
+            start.window = None
 
     def _first_paint() -> None:
         print(f"repconsole: window shown ({(time.perf_counter() - started) * 1000:.0f} ms)", file=sys.stderr, flush=True)
 
     first_frame = FirstPaint(window)
-    first_frame.painted.connect(_first_frame)
+    first_frame.painted.connect(_window_painted)
     window.firstQueuePainted.connect(_first_paint)
     # Ctrl+C in the terminal closes the window like the close button does.
     signal.signal(signal.SIGINT, lambda *_: window.close())

@@ -1,23 +1,21 @@
-"""Start-up feedback: "Loading N customers" over the queue, and the first painted frame.
+"""Start-up feedback: "Loading N customers" over the queue.
 
 A big start (100,000 waiting) takes seconds before the queue can show.  The
 window paints at once anyway, and :class:`LoadingOverlay` says over the
 empty table how far the backend is (``Backend.add_loading_listener``),
-until the first snapshot fills the queue.  :class:`FirstPaint` tells when a
-window has painted its first frame (the start-up benchmark and the
-real-window test wait for it).
+until the first snapshot fills the queue.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QAbstractScrollArea, QFrame, QLabel, QProgressBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QAbstractScrollArea, QFrame, QLabel, QProgressBar, QVBoxLayout
 
 from repconsole.backend.base import Backend
 from repconsole.core.feed import FeedBatch
 
-__all__ = ["FirstPaint", "LoadingOverlay"]
+__all__ = ["LoadingOverlay"]
 
 
 class LoadingOverlay(QFrame):
@@ -82,25 +80,3 @@ class LoadingOverlay(QFrame):
         if watched is self._view and event.type() == QEvent.Type.Resize and self.isVisible():
             self._place()
         return super().eventFilter(watched, event)
-
-
-class FirstPaint(QObject):
-    """Emits :attr:`painted` once, after ``widget`` first painted (the event loop's next turn).
-
-    Signals:
-        painted(): the widget's first frame is painted.
-    """
-
-    painted = Signal()
-
-    def __init__(self, widget: QWidget) -> None:
-        super().__init__(widget)
-        self._widget = widget
-        widget.installEventFilter(self)
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self._widget and event.type() == QEvent.Type.Paint:
-            # Once is all: later paints need not pass through Python.
-            watched.removeEventFilter(self)
-            QTimer.singleShot(0, self.painted.emit)
-        return False
