@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import platform
 import sys
-from importlib import metadata
 from pathlib import Path
 
 import PySide6
@@ -51,6 +50,8 @@ def licence_text(distribution: str = APP_NAME) -> str:
     Running from a checkout that was never installed has no metadata at all,
     and then the licence's name and copyright line stand in for the text.
     """
+    from importlib import metadata  # when the dialog opens: it costs every start ~30 ms otherwise
+
     for dist in metadata.distributions(name=distribution):
         for name in dist.metadata.get_all("License-File") or ():
             # Core metadata 2.4 stores licence files under licenses/;

@@ -16,19 +16,23 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import qasync
 from PySide6.QtCore import QTimer
 
 from repconsole import __version__
 from repconsole.backend import Backend, BackendState, create_backend
-from repconsole.backend.websocket import WebSocketBackend
 from repconsole.logfile import setup_logging
 from repconsole.settings import Settings
 from repconsole.ui.instance import bring_to_front
-from repconsole.ui.login import sign_in
 from repconsole.ui.mainwindow import MainWindow
 from repconsole.ui.startwindow import FirstPaint, Start, already_running, begin, default_settings_dir
+
+if TYPE_CHECKING:
+    # The server's client (the websockets library) and the sign-in dialog
+    # load only for --server: the simulator's start does not pay for them.
+    from repconsole.backend.websocket import WebSocketBackend
 
 __all__ = ["already_running", "build_window", "create_console_backend", "default_settings_dir", "keep_signed_in", "run"]
 
@@ -66,6 +70,8 @@ def keep_signed_in(window: MainWindow, backend: WebSocketBackend) -> None:
     """
     signing: list[asyncio.Task[None]] = []
 
+    from repconsole.ui.login import sign_in
+
     async def sign_in_again(detail: str) -> None:
         message = f"{detail} Sign in again to continue." if detail else "Sign in again to continue."
         if not await sign_in(backend, window, message=message):
@@ -83,6 +89,8 @@ def keep_signed_in(window: MainWindow, backend: WebSocketBackend) -> None:
 
 async def _first_sign_in(backend: WebSocketBackend, closed: asyncio.Event) -> bool:
     """The login dialog before the window shows; False if the rep cancelled or the console closed."""
+    from repconsole.ui.login import sign_in
+
     signing = asyncio.ensure_future(sign_in(backend))
     closing = asyncio.ensure_future(closed.wait())
     done, _ = await asyncio.wait({signing, closing}, return_when=asyncio.FIRST_COMPLETED)
@@ -150,12 +158,13 @@ def run(args: argparse.Namespace, start: Start | None = None) -> int:
         QTimer.singleShot(int(args.quit_after * 1000), window.close)
 
     async def main() -> None:
-        if isinstance(backend, WebSocketBackend):
+        if backend.kind == "server":
             # Sign in first: the window opens live, on the rep's snapshot.
-            if not await _first_sign_in(backend, closed):
+            server = cast("WebSocketBackend", backend)
+            if not await _first_sign_in(server, closed):
                 await window.shutdown()
                 return
-            keep_signed_in(window, backend)
+            keep_signed_in(window, server)
         window.show()
         await window.start()
         # Everything built so far (the site, a snapshot of up to 100,000
