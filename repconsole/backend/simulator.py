@@ -53,7 +53,7 @@ PATIENCE = 900.0  # mean seconds a waiting customer waits before giving up
 # A start with more customers than this creates them in slices of this many
 # seconds, letting the window paint and report progress between slices.
 LOAD_PROGRESSIVELY_FROM = 2000
-LOAD_SLICE_SECONDS = 0.1
+LOAD_SLICE_SECONDS = 0.05
 # Arrival mix: which way customers come in, by weight.
 ORIGIN_WEIGHTS = {
     "issue": 46,
