@@ -17,7 +17,7 @@ alike.  Printed: the median over the runs, with min-max, and the console's
 first frame as a ratio of the bare window's measured in the same run.
 Goal: <= 1.5x the bare window to the first frame at any population.
 
-``python -m bench.bench_startup [--runs N] [--populations 40,100000] [--platform offscreen|xcb]``
+``python -m bench.bench_startup [--runs N] [--populations 40,100000] [--platform offscreen|xcb] [--quick]``
 (xcb needs ``Xvfb``: a private X server is started for the run).
 """
 
@@ -132,7 +132,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=RUNS)
     parser.add_argument("--populations", default=",".join(map(str, POPULATIONS)))
     parser.add_argument("--platform", default="offscreen", choices=("offscreen", "xcb"))
+    parser.add_argument("--quick", action="store_true", help="2 runs at 40 and 20,000 waiting (a smoke run, not a measurement)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.populations = 2, "40,20000"
     populations = [int(p) for p in args.populations.split(",")]
     bare_times: list[float] = []
     frames: dict[int, list[float]] = {p: [] for p in populations}
