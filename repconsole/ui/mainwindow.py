@@ -623,6 +623,7 @@ class MainWindow(QMainWindow):
     def _open_tab(self, session: SessionView, *, focus: bool) -> SessionTab:
         sid = session.id
         tab = self.session_tabs.get(sid)
+        new = tab is None
         if tab is None:
             # The state's view, unless it does not show the rep in the session
             # yet: a command's result (accept, join) arrives before its event.
@@ -649,6 +650,8 @@ class MainWindow(QMainWindow):
                 self._spawn("Customer's page", self.backend.cobrowse_watch(sid))
         if focus:
             self.tabs.setCurrentWidget(tab)
+        if new:
+            self._save_settings()  # the open tabs (and their order) survive a crash
         self._update_progress()
         return tab
 
@@ -675,6 +678,8 @@ class MainWindow(QMainWindow):
             tab.deleteLater()
             if tab.cobrowse_view is not None:
                 self._spawn("Customer's page", self._unwatch(sid))
+            if not self._closing:
+                self._save_settings()
         self._update_progress()
 
     # ------------------------------------------------------------ co-browsing
