@@ -54,6 +54,8 @@ vendor-rrweb:
 cobrowse-stream: $(TSTAMP)
 	$(PY) packaging/record_cobrowse_stream.py
 
+# Every benchmark of bench/__main__.py; bench_cobrowse's browser part needs /usr/bin/chromium and
+# /usr/bin/chromedriver (without them it says so and skips to its queue part).
 bench: $(TSTAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m bench
 

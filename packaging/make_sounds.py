@@ -1,8 +1,16 @@
-"""Synthesise ``resources/alert.wav``, the new-arrival chime.
+"""Synthesise the alert sounds in ``resources/``: ``alert.wav``, the new-arrival chime, and one per alert kind.
 
 Usage::
 
-    python packaging/make_sounds.py [--out PATH]
+    python packaging/make_sounds.py [--dir DIR]
+
+Each kind of alert has its own sound, so a rep can tell without looking
+what happened (a rep chooses which plays for what in Preferences): ``team``
+is the chime a fourth lower and softer (a team arrival is less personal),
+``transfer`` three quick rising notes (someone handed you a customer),
+``invitation`` two knocks on one note, ``overdue`` a falling fourth (a
+falling interval reads as "something is wrong"), ``offer`` three short high
+pips.
 
 The chime is two soft bell tones a perfect fourth apart, rising (G5 then
 C6), because a rising interval reads as "something arrived" rather than
@@ -26,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "resources" / "alert.wav"
+OUT = ROOT / "resources"
 
 SAMPLE_RATE = 22050
 DURATION_S = 0.4
@@ -54,6 +62,33 @@ CHIME: tuple[Tone, ...] = (
     Tone(start_s=0.0, frequency_hz=783.99, decay_per_s=14.0, gain=0.8),  # G5
     Tone(start_s=0.13, frequency_hz=1046.50, decay_per_s=9.0, gain=1.0),  # C6
 )
+
+# Every sound the console ships, by resource name (without ".wav").
+SOUNDS: dict[str, tuple[Tone, ...]] = {
+    "alert": CHIME,
+    "team": (
+        Tone(start_s=0.0, frequency_hz=587.33, decay_per_s=14.0, gain=0.8),  # D5
+        Tone(start_s=0.13, frequency_hz=783.99, decay_per_s=10.0, gain=1.0),  # G5
+    ),
+    "transfer": (
+        Tone(start_s=0.0, frequency_hz=1046.50, decay_per_s=22.0, gain=0.8),  # C6
+        Tone(start_s=0.08, frequency_hz=1318.51, decay_per_s=22.0, gain=0.9),  # E6
+        Tone(start_s=0.16, frequency_hz=1567.98, decay_per_s=12.0, gain=1.0),  # G6
+    ),
+    "invitation": (
+        Tone(start_s=0.0, frequency_hz=880.0, decay_per_s=20.0, gain=1.0),  # A5
+        Tone(start_s=0.15, frequency_hz=880.0, decay_per_s=12.0, gain=1.0),  # A5
+    ),
+    "overdue": (
+        Tone(start_s=0.0, frequency_hz=1046.50, decay_per_s=14.0, gain=1.0),  # C6
+        Tone(start_s=0.13, frequency_hz=783.99, decay_per_s=9.0, gain=0.9),  # G5
+    ),
+    "offer": (
+        Tone(start_s=0.0, frequency_hz=1174.66, decay_per_s=30.0, gain=1.0),  # D6
+        Tone(start_s=0.09, frequency_hz=1174.66, decay_per_s=30.0, gain=1.0),
+        Tone(start_s=0.18, frequency_hz=1174.66, decay_per_s=18.0, gain=1.0),
+    ),
+}
 
 
 def synthesise(tones: tuple[Tone, ...] = CHIME, rate: int = SAMPLE_RATE) -> list[float]:
@@ -91,10 +126,12 @@ def write_wav(samples: list[float], path: Path, rate: int = SAMPLE_RATE) -> None
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=OUT, help=f"output file (default {OUT})")
+    parser.add_argument("--dir", type=Path, default=OUT, help=f"output directory (default {OUT})")
     args = parser.parse_args(argv)
-    write_wav(synthesise(), args.out)
-    print(args.out)
+    for name, tones in SOUNDS.items():
+        path = args.dir / f"{name}.wav"
+        write_wav(synthesise(tones), path)
+        print(path)
     return 0
 
 

@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="repconsole",
         description="Representative console for live remote-support teams. "
-        "With no --server it runs on the built-in simulator.",
+        "With no --server it runs on the built-in simulator (or, if the preferences say a server, asks to sign in).",
     )
     parser.add_argument("--version", action="version", version=f"repconsole {__version__}")
     sim = parser.add_argument_group("simulator (the default backend)")
@@ -82,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="sign in to a queue server (ws://HOST:PORT or wss://HOST:PORT) instead of running the simulator",
     )
     server.add_argument("--user", default=None, metavar="NAME", help="the username to prefill in the sign-in dialog")
+    parser.add_argument(
+        "--login",
+        action="store_true",
+        help="open the sign-in dialog first, with the simulator as a choice (what the desktop entry does); "
+        "it remembers the last server and user",
+    )
     parser.add_argument(
         "--settings-dir",
         type=Path,
@@ -115,10 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Imported late so that --help/--version and argument errors never load Qt.
     # First only Qt: the start window paints (or a second launch stops)
     # before the console's own modules load.
-    from repconsole.ui.startwindow import already_running, begin, default_settings_dir
+    from repconsole.ui.startwindow import already_running, begin, default_settings_dir, wants_start_window
 
     settings_dir = args.settings_dir if args.settings_dir is not None else default_settings_dir()
-    start = begin(settings_dir, show_window=args.server is None)
+    start = begin(settings_dir, show_window=wants_start_window(args, settings_dir))
     if start is None:
         print(already_running(settings_dir), file=sys.stderr)
         return 0

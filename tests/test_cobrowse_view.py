@@ -301,7 +301,7 @@ def sim_window(qtbot: Any, aloop: Any, tmp_path: Path) -> Iterator[Any]:
     window.start_soon()
     qtbot.waitUntil(lambda: window.state.seq >= 0, timeout=timeout(5))
     yield window
-    window.close()
+    window.quit_guard.close_now()
     task = aloop.create_task(window.shutdown())
     qtbot.waitUntil(task.done, timeout=timeout(5))
 
@@ -345,6 +345,8 @@ def test_the_simulators_browser_tab_streams_the_shop_page(qtbot: Any, sim_window
 
     # Ending the session closes the tab, and the page is no longer watched.
     tab.end_button.click()
+    assert tab.confirm_dialog is not None
+    tab.confirm_dialog.confirm_button.click()
     qtbot.waitUntil(lambda: tab.session_id not in window.session_tabs, timeout=timeout(5))
     qtbot.waitUntil(lambda: not backend.watching, timeout=timeout(5))
     assert ME not in backend.engine.session(tab.session_id).participants
@@ -412,5 +414,5 @@ def test_over_the_server_the_tab_watches_the_page_and_watches_it_again_after_a_r
     qtbot.waitUntil(lambda: view.state is PageState.LIVE and len(relay.received_commands("cobrowse_watch")) == 2, timeout=timeout(5))
     run(qtbot, relay.stream(sid, text, parts=3))
     qtbot.waitUntil(lambda: js(qtbot, view, "cobrowse.info()")["rendered"] == 2, timeout=timeout(10))
-    window.close()
+    window.quit_guard.close_now()
     run(qtbot, window.shutdown())

@@ -68,7 +68,7 @@ class Console:
 
     def close(self) -> None:
         window = self.window
-        window.close()
+        window.quit_guard.close_now()  # quitting for good: no question about open sessions
         task = asyncio.ensure_future(window.shutdown())
         self.qtbot.waitUntil(task.done, timeout=timeout(3))
 
@@ -176,6 +176,24 @@ def test_two_session_tabs_at_once(console: Console) -> None:
     assert console.window.tabs.currentWidget().session_id == a
 
 
+def test_the_tab_keys_of_the_menus_move_between_tabs(console: Console) -> None:
+    actions = console.window.menu_actions
+    a = first_waiting(console, "team:network")
+    console.window.accept_row(a)
+    console.wait_tab(a)
+    console.settle()
+    actions["&Queues tab"].trigger()
+    assert console.window.tabs.currentIndex() == 0
+    actions["Session tab 1"].trigger()
+    assert console.window.tabs.currentWidget().session_id == a
+    actions["&Next tab"].trigger()  # wraps round to Queues
+    assert console.window.tabs.currentIndex() == 0
+    actions["&Previous tab"].trigger()
+    assert console.window.tabs.currentIndex() == 1
+    actions["Session tab 2"].trigger()  # no such tab: stays
+    assert console.window.tabs.currentIndex() == 1
+
+
 def test_someone_else_taking_it_first_is_reported_and_the_entry_leaves(console: Console) -> None:
     sid = first_waiting(console, "team:network")
     # Priya takes it; the window has not heard yet when the rep double-clicks.
@@ -204,7 +222,10 @@ def test_an_invitation_is_accepted_the_same_way_and_joins_as_participant(console
     assert ME in e.session(s.id).participants and e.session(s.id).owner == "priya"
     assert tab.is_participant() and not tab.is_owner()
     console.qtbot.mouseClick(_button(tab, "Leave"), Qt.MouseButton.LeftButton)
+    assert tab.confirm_dialog is not None and "Leave the session with" in tab.confirm_dialog.text()
+    tab.confirm_dialog.confirm_button.click()
     console.qtbot.waitUntil(lambda: s.id not in console.window.session_tabs, timeout=timeout(3))
+    assert console.window.notice.endswith("closed: you left.")
     assert ME not in e.session(s.id).participants
 
 
@@ -265,6 +286,8 @@ def test_transfer_share_hold_and_end_from_the_tab(console: Console) -> None:
     tab = console.wait_tab(sid)
     assert "Needs the licence server reset" in _visible_text(tab)
     console.qtbot.mouseClick(_button(tab, "End session"), Qt.MouseButton.LeftButton)
+    assert tab.confirm_dialog is not None
+    tab.confirm_dialog.confirm_button.click()
     console.qtbot.waitUntil(lambda: e.session(sid).state is SessionState.ENDED, timeout=timeout(3))
     console.settle()
     assert sid not in console.window.session_tabs

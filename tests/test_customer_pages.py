@@ -373,3 +373,34 @@ def test_a_picked_rep_gets_the_customer_who_survives_a_reload_and_a_dropped_conn
     live.call(alice.ok(CommandName.SAY, session=sid, text="Welcome back."))
     wait(page, shows(".rc-line-rep", "Welcome back."))
     assert text_of(page, ".rc-line-customer .rc-bubble").count("Yes, still here.") == 1
+
+
+@needs_browser
+def test_the_customer_reads_whom_they_are_with_after_each_transfer(live: LiveServer, page: Any) -> None:
+    alice, bob = live.rep("alice"), live.rep("bob")
+    page.get(live.url + "/")
+    find(page, "#tab-rep").click()
+    wait(page, shows("#rep-list", "Alice Ng"), what="the connected reps")
+    type_into(page, "#rep-name", "Sam Lee")
+    find(page, "#rep-list label").click()
+    find(page, "#panel-rep [type=submit]").click()
+    sid = live.arrival(alice, "Sam Lee").id
+    live.call(alice.ok(CommandName.ACCEPT, session=sid))
+    wait(page, shows(".rc-chat-title", "You're chatting with Alice Ng"))
+
+    # To a rep already in the session: theirs at once, and the customer is told.
+    invitation = live.call(alice.ok(CommandName.SHARE, session=sid, target="rep:bob")).invitation
+    live.call(bob.ok(CommandName.ACCEPT_INVITATION, invitation=invitation.id))
+    live.call(alice.ok(CommandName.TRANSFER, session=sid, target="rep:bob", note="refund approved (reps only)"))
+    wait(page, shows(".rc-line-event", "You are now with Bob Ortiz."), what="the hand-over line")
+    wait(page, shows(".rc-chat-title", "You're chatting with Bob Ortiz"))
+
+    # To a team: where they go, then who has them.
+    live.call(bob.ok(CommandName.TRANSFER, session=sid, target="team:bill"))
+    wait(page, shows(".rc-line-event", "You are being transferred to the Billing team."), what="the transfer line")
+    carol = live.rep("carol")
+    live.call(carol.ok(CommandName.ACCEPT, session=sid))
+    wait(page, shows(".rc-line-event", "You are now with Carol Diaz."), what="the new rep's line")
+    wait(page, shows(".rc-chat-title", "You're chatting with Carol Diaz"))
+    assert "refund approved" not in page.page_source, "a transfer note is for reps"
+    page.save_screenshot("/tmp/s11_customer_transfer.png")

@@ -194,13 +194,31 @@ def test_gone_taken_names_who_took_it(site: Site) -> None:
     assert gone_of(bob) == gone_of(erin) == [SessionGoneData(s.id, GoneReason.TAKEN, by="alice")]
 
 
-def test_gone_moved_does_not_say_where(site: Site) -> None:
+def test_gone_transferred_tells_only_the_transferrer_where(site: Site) -> None:
+    s = site.active("alice")
+    site.engine.accept_invitation("bob", site.engine.share("alice", s.id, QueueRef.personal("bob")).id)
+    alice, bob = site.console("alice"), site.console("bob")
+    site.engine.transfer("alice", s.id, QueueRef.team("bill"))
+    assert gone_of(alice) == [SessionGoneData(s.id, GoneReason.TRANSFERRED, by="alice", to="team:bill")]
+    assert gone_of(bob) == [], "a participant stays in the session"
+    # As the wire carries it: the id, the reason, who and where.
+    wire = {"id": s.id, "reason": GoneReason.TRANSFERRED, "by": "alice", "to": "team:bill"}
+    assert [msgspec.to_builtins(d) for d in gone_of(alice)] == [wire]
+
+
+def test_gone_left_names_the_rep_who_left(site: Site) -> None:
+    s = site.active("alice")
+    site.engine.accept_invitation("bob", site.engine.share("alice", s.id, QueueRef.personal("bob")).id)
+    alice, bob = site.console("alice"), site.console("bob")
+    site.engine.leave("bob", s.id)
+    assert gone_of(bob) == [SessionGoneData(s.id, GoneReason.LEFT, by="bob")] and gone_of(alice) == []
+
+
+def test_gone_ended_says_the_customer_was_disconnected(site: Site) -> None:
     s = site.active("alice")
     alice = site.console("alice")
-    site.engine.transfer("alice", s.id, QueueRef.team("bill"))
-    assert gone_of(alice) == [SessionGoneData(s.id, GoneReason.MOVED)]
-    # As the wire carries it: nothing but the id and the reason.
-    assert [msgspec.to_builtins(d) for d in gone_of(alice)] == [{"id": s.id, "reason": GoneReason.MOVED}]
+    site.engine.customer_leave(s.id, disconnected=True)
+    assert gone_of(alice) == [SessionGoneData(s.id, GoneReason.ENDED, detail="customer disconnected")]
 
 
 def test_gone_ended_says_why(site: Site) -> None:

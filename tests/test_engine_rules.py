@@ -357,3 +357,87 @@ def test_a_lost_reps_grace_is_announced(site: Site) -> None:
     site.tick(60)
     carol.sync()
     assert carol.state.reps["alice"].grace_until is None and carol.state.reps["alice"].connected is False
+
+
+# ------------------------------------------------------------ alerts from rules and team queues
+
+
+def test_a_customer_marked_overdue_is_reported_once_for_alerts(site: Site) -> None:
+    from repconsole.core.state import Arrival
+
+    e = site.engine
+    e.set_rule("net", WaitingRule(90, RuleAction.MARK_OVERDUE))
+    bob = site.console("bob")
+    s = site.waiting_in_net()
+    changes = bob.sync()
+    # A new customer in one of Bob's team queues is an arrival (for the team alert) ...
+    assert [(why, v.id) for why, v in changes.arrived] == [(Arrival.TEAM, s.id)]
+    assert changes.overdue == []
+    site.tick(90)
+    changes = bob.sync()
+    # ... and the rule marking them overdue is reported, once.
+    assert [v.id for v in changes.overdue] == [s.id] and changes.arrived == []
+    site.tick(10_000)
+    assert bob.sync().overdue == []
+
+
+def test_a_rule_transfer_to_an_overflow_team_is_an_arrival_there(site: Site) -> None:
+    from repconsole.core.state import Arrival
+
+    e = site.engine
+    e.set_rule("net", WaitingRule(60, RuleAction.TRANSFER, "bill"))
+    carol = site.console("carol")  # Billing only: does not see Networking
+    s = site.waiting_in_net()
+    assert carol.sync().arrived == []
+    site.tick(60)
+    assert [(why, v.id) for why, v in carol.sync().arrived] == [(Arrival.TEAM, s.id)]
+
+
+# ------------------------------------------------- the personal queue's rule
+
+
+def test_the_sites_personal_rule_marks_a_customer_overdue_in_a_personal_queue(site: Site) -> None:
+    e = site.engine
+    e.site.personal_overdue_after = 120
+    s = e.start_with_rep("alice", intake())
+    alice = site.console("alice")
+    assert s.queue == QueueRef.personal("alice") and s.rule_deadline == T0 + 120
+    assert site.tick(119) == 0 and not s.overdue
+    assert site.tick(1) == 1
+    # Marked, never moved: the customer chose this rep.
+    assert s.overdue and s.queue == QueueRef.personal("alice") and s.rule_deadline is None
+    assert s.timeline[-1].kind is StepKind.RULE_OVERDUE
+    alice.sync()
+    assert alice.state.rows["rep:alice"][s.id].session.overdue is True
+    assert site.tick(10_000) == 0 and timeline_kinds(s).count("rule_overdue") == 1
+
+
+def test_without_a_personal_rule_a_personal_queue_has_no_deadline(site: Site) -> None:
+    s = site.engine.start_with_rep("alice", intake())
+    assert s.rule_deadline is None and site.engine.next_deadline() is None
+    site.tick(10_000)
+    assert not s.overdue
+
+
+def test_a_held_session_in_the_personal_queue_never_goes_overdue(site: Site) -> None:
+    e = site.engine
+    e.site.personal_overdue_after = 60
+    s = site.active("alice")
+    e.hold("alice", s.id)
+    assert s.queue == QueueRef.personal("alice") and s.held and s.rule_deadline is None
+    site.tick(1000)
+    assert not s.overdue
+
+
+def test_the_personal_rule_survives_a_restore(site: Site) -> None:
+    e = site.engine
+    e.site.personal_overdue_after = 90
+    s = e.start_with_rep("alice", intake())
+    site.tick(30)
+    fresh = build_site()
+    fresh.engine.site.personal_overdue_after = 90
+    fresh.clock.advance(30)
+    fresh.engine.restore_state(e.export_state())
+    assert fresh.engine.next_deadline() == T0 + 90
+    fresh.clock.advance(60)
+    assert fresh.engine.advance() == 1 and fresh.engine.session(s.id).overdue

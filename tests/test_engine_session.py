@@ -37,9 +37,11 @@ def test_transfer_to_a_rep_pins_the_note_and_logs_it_for_reps_only(site: Site) -
     assert (s.state, s.owner, s.queue, s.transfer_note) == (SessionState.WAITING, None, QueueRef.personal("carol"), "Needs a refund, ID verified")
     step = s.timeline[-1]
     assert (step.kind, step.by, step.queue, step.note) == (StepKind.TRANSFERRED, "alice", QueueRef.personal("carol"), "Needs a refund, ID verified")
-    line = s.chat[-1]
+    line, told = s.chat[-2:]
     assert line.author is None and line.visibility is Visibility.REPS
     assert "Carol Diaz" in line.text and "Needs a refund, ID verified" in line.text
+    # The customer is told where they go, never the note.
+    assert (told.author, told.visibility, told.text) == (None, Visibility.ALL, "You are being transferred to Carol Diaz.")
     assert e.involved("alice") == set()
     # The receiver is alerted, and the note travels with the row.
     changes = carol.sync()
@@ -77,14 +79,80 @@ def test_transfer_and_stay_keeps_the_old_owner_as_participant(site: Site) -> Non
     assert s.id in alice.state.rows["rep:alice"] and alice.state.rows["rep:alice"][s.id].kind is RowKind.MINE
 
 
-def test_transfer_to_a_participant_makes_them_the_candidate_owner(site: Site) -> None:
+def test_transfer_to_a_participant_makes_them_the_owner_at_once_with_the_note(site: Site) -> None:
     e = site.engine
     s = site.active("alice")
     e.accept_invitation("bob", e.share("alice", s.id, QueueRef.personal("bob")).id)
+    alice, bob = site.console("alice"), site.console("bob")
+    chat_before = len(s.chat)
+    e.transfer("alice", s.id, QueueRef.personal("bob"), "Gateway issue, yours")
+    # No trip through Bob's personal queue: he owns it now, the note pinned.
+    assert (s.state, s.owner, s.queue, s.participants, s.held) == (SessionState.ACTIVE, "bob", None, {}, False)
+    assert s.transfer_note == "Gateway issue, yours"
+    assert e.waiting_in(QueueRef.personal("bob")) == [] and e.involved("bob") == {s.id} and e.involved("alice") == set()
+    step = s.timeline[-1]
+    assert (step.kind, step.by, step.queue, step.note) == (StepKind.TRANSFERRED, "alice", QueueRef.personal("bob"), "Gateway issue, yours")
+    # The reps read who and why; the customer reads whom they are with now.
+    lines = [(line.visibility, line.text) for line in s.chat[chat_before:]]
+    assert lines == [
+        (Visibility.REPS, "Alice Ng transferred the session to Bob Ortiz. Note: Gateway issue, yours"),
+        (Visibility.ALL, "You are now with Bob Ortiz."),
+    ]
+    # Bob's console sees the session change hands (it never leaves his sight,
+    # so his tab stays) and is told it was transferred to him; Alice's loses it.
+    changes = bob.sync()
+    assert s.id not in changes.gone and bob.state.sessions[s.id].owner == "bob"
+    assert bob.state.rows["rep:bob"][s.id].kind is RowKind.MINE
+    assert [(why, v.id) for why, v in changes.arrived] == [(Arrival.TRANSFER, s.id)]
+    assert [line.text for _, line in changes.chat][-1] == "You are now with Bob Ortiz."
+    changes = alice.sync()
+    assert changes.gone[s.id] == SessionGoneData(s.id, GoneReason.TRANSFERRED, by="alice", to="rep:bob")
+
+
+def test_transfer_to_a_participant_and_stay_swaps_owner_and_participant(site: Site) -> None:
+    e = site.engine
+    s = site.active("alice")
+    e.accept_invitation("bob", e.share("alice", s.id, QueueRef.personal("bob")).id)
+    alice = site.console("alice")
+    e.transfer("alice", s.id, QueueRef.personal("bob"), stay=True)
+    assert (s.owner, list(s.participants)) == ("bob", ["alice"])
+    changes = alice.sync()
+    assert s.id not in changes.gone and alice.state.sessions[s.id].owner == "bob"
+    assert not changes.arrived, "the old owner is not alerted"
+    # The new owner acts as owner: Alice may only leave now.
+    assert_refused(e, Reason.NOT_OWNER, lambda: e.end("alice", s.id))
+    e.leave("alice", s.id)
+    assert s.participants == {} and s.owner == "bob"
+
+
+def test_a_held_session_handed_to_a_participant_is_active_again(site: Site) -> None:
+    e = site.engine
+    s = site.active("alice")
+    e.accept_invitation("bob", e.share("alice", s.id, QueueRef.personal("bob")).id)
+    e.hold("alice", s.id)
     e.transfer("alice", s.id, QueueRef.personal("bob"))
-    assert s.participants == {} and s.queue == QueueRef.personal("bob")
-    e.accept("bob", s.id)
-    assert s.owner == "bob" and "bob" not in s.participants
+    assert (s.state, s.owner, s.queue, s.held) == (SessionState.ACTIVE, "bob", None, False)
+    assert e.waiting_in(QueueRef.personal("alice")) == [] and e.queue_position(s.id) is None
+
+
+def test_the_customer_is_told_of_a_transfer_and_then_whom_they_are_with(site: Site) -> None:
+    e = site.engine
+    s = site.active("alice")
+    e.transfer("alice", s.id, QueueRef.team("bill"), "over to billing")
+    e.accept("carol", s.id)
+    e.transfer("carol", s.id, QueueRef.personal("erin"))
+    e.accept("erin", s.id)
+    seen = [line.text for line in s.chat if line.visibility is Visibility.ALL]
+    assert seen == [
+        "Alice Ng accepted the session.",
+        "You are being transferred to the Billing team.",
+        "You are now with Carol Diaz.",
+        "You are being transferred to Erin Wu.",
+        "You are now with Erin Wu.",
+    ]
+    # Who accepted a transferred session is the reps' to read.
+    reps = [line.text for line in s.chat if line.visibility is Visibility.REPS]
+    assert "Carol Diaz accepted the session." in reps and "Erin Wu accepted the session." in reps
 
 
 def test_transfer_to_yourself_is_refused(site: Site) -> None:
@@ -312,8 +380,9 @@ def test_event_lines_are_logged_in_the_chat(site: Site) -> None:
         "Alice Ng put the session on hold.",
         "Alice Ng resumed the session.",
         "Alice Ng transferred the session to team Billing. Note: over to billing",
+        "You are being transferred to the Billing team.",
     ]
-    assert events[-1][1] is Visibility.REPS
+    assert events[-2][1] is Visibility.REPS and events[-1][1] is Visibility.ALL
 
 
 def test_a_rep_who_joins_later_gets_the_full_history(site: Site) -> None:

@@ -38,6 +38,7 @@ from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -235,8 +236,9 @@ def test_icon_pngs_are_rendered_from_the_current_svg(qapp: object, tmp_path: Pat
         )
 
 
-def test_alert_sound_is_a_short_quiet_mono_chime() -> None:
-    with wave.open(str(RESOURCES / ALERT_SOUND), "rb") as chime:
+@pytest.mark.parametrize("name", ["alert", "team", "transfer", "invitation", "overdue", "offer"])
+def test_alert_sound_is_a_short_quiet_mono_chime(name: str) -> None:
+    with wave.open(str(RESOURCES / f"{name}.wav"), "rb") as chime:
         assert chime.getnchannels() == 1
         assert chime.getsampwidth() == 2
         assert chime.getframerate() == 22050
@@ -252,17 +254,22 @@ def test_alert_sound_is_a_short_quiet_mono_chime() -> None:
     assert abs(samples[0]) < 64 and abs(samples[-1]) < 64
 
 
-def test_alert_sound_is_what_make_sounds_produces(tmp_path: Path) -> None:
+def test_alert_sounds_are_what_make_sounds_produces(tmp_path: Path) -> None:
     make_sounds = _load_script("make_sounds")
-    fresh = tmp_path / "alert.wav"
-    make_sounds.write_wav(make_sounds.synthesise(), fresh)
-    with wave.open(str(fresh)) as a, wave.open(str(RESOURCES / ALERT_SOUND)) as b:
+    assert make_sounds.SOUNDS["alert"] == make_sounds.CHIME and ALERT_SOUND == "alert.wav"
+    for name, tones in make_sounds.SOUNDS.items():
+        _same_sound(make_sounds, tones, tmp_path / f"{name}.wav", RESOURCES / f"{name}.wav")
+
+
+def _same_sound(make_sounds: Any, tones: Any, fresh: Path, shipped: Path) -> None:
+    make_sounds.write_wav(make_sounds.synthesise(tones), fresh)
+    with wave.open(str(fresh)) as a, wave.open(str(shipped)) as b:
         assert a.getparams() == b.getparams()
         ours = array("h", a.readframes(a.getnframes()))
         committed = array("h", b.readframes(b.getnframes()))
     # libm may round a sine differently on another platform: one step of slack.
     assert max(abs(x - y) for x, y in zip(ours, committed, strict=True)) <= 1, (
-        "resources/alert.wav is out of date: run python packaging/make_sounds.py"
+        f"resources/{shipped.name} is out of date: run python packaging/make_sounds.py"
     )
 
 
@@ -442,8 +449,10 @@ def test_desktop_entry_names_the_app() -> None:
     assert entry["Terminal"] == "false"
     assert "Network" in entry["Categories"].split(";")
     assert entry["Categories"].endswith(";")
-    program = _exec_argv(entry["Exec"])[0]
+    program, *options = _exec_argv(entry["Exec"])
     assert program == entry["TryExec"] == "repconsole"
+    # From the desktop, the sign-in dialog comes first, with the simulator as a choice.
+    assert options == ["--login"]
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert program in project["gui-scripts"], (
         "Exec must run the GUI entry point that pyproject.toml installs"
@@ -622,7 +631,8 @@ def test_desktop_entry_launches_the_console(
     argv = _exec_argv(entry["Exec"])
     assert Path(argv[0]).resolve() == executable.resolve()
     assert entry["TryExec"] == argv[0]
-    _assert_console_ran(_launch([*argv, "--quit-after", "1"], env))
+    launched = _launch([*argv, "--quit-after", "1"], env)
+    assert launched.returncode == 0 and "repconsole: sign-in dialog shown" in launched.stderr, launched.stderr
 
     uninstall = subprocess.run(
         ["sh", str(INSTALL_DESKTOP), "--uninstall"],

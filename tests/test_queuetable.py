@@ -32,7 +32,7 @@ class Table:
         self.erin.sync()
         self.model = QueueTableModel(clock=self.site.engine.now, rep_name=self.erin.state.rep_name, queue_name=self.erin.state.queue_name)
         self.model.set_rows(self.erin.state.rows["team:net"].values())
-        self.view = QueueTableView()
+        self.view = QueueTableView(clock=self.site.engine.now)
         qtbot.addWidget(self.view)
         self.view.setModel(self.model)
         self.view.resize(1000, 420)
@@ -344,3 +344,106 @@ def test_column_menu_shows_and_hides_columns(table: Table) -> None:
     only = next(a for a in menu.actions() if a.data() == model.columns[0].key)
     assert only.isChecked() and not only.isEnabled()
     assert not view.set_column_visible("no-such-column", True)
+
+
+# ------------------------------------------------------------ rows that stay put
+
+
+def row_under(t: Table, pos: QPoint) -> str | None:
+    row = t.model.row_for(t.view.indexAt(pos))
+    return row.id if row is not None else None
+
+
+@pytest.mark.parametrize("batch", [1, 100], ids=["one-by-one", "one-batch"])
+def test_the_selected_row_stays_under_a_fixed_pointer_while_100_arrivals_sort_in_above_it(qtbot: QtBot, batch: int) -> None:
+    t = Table(qtbot, n=60)
+    t.view.sort_by("waited", descending=False)  # newest first: every arrival sorts in at the top
+    target = t.model.row_ids()[8]
+    t.view.select_row_id(target)
+    pos = t.center(target)
+    qtbot.mouseMove(t.view.viewport(), pos)
+    before = t.model.position_of(target)
+    for _ in range(100 // batch):
+        t.arrive(batch)
+        t.sync()
+    assert t.model.position_of(target) == before + 100  # they did sort in above it
+    assert row_under(t, pos) == target
+    assert t.view.current_row_id() == target
+
+
+def test_with_nothing_selected_the_row_under_the_pointer_stays(qtbot: QtBot) -> None:
+    t = Table(qtbot, n=60)
+    t.view.sort_by("waited", descending=False)
+    target = t.model.row_ids()[4]
+    pos = t.center(target)
+    qtbot.mouseMove(t.view.viewport(), pos)
+    assert t.view.current_row_id() is None
+    t.arrive(30)
+    t.sync()
+    assert row_under(t, pos) == target
+
+
+def test_without_pointer_or_selection_arrivals_push_rows_down(qtbot: QtBot) -> None:
+    t = Table(qtbot, n=60)
+    t.view.sort_by("waited", descending=False)
+    target = t.model.row_ids()[4]
+    pos = t.center(target)
+    t.arrive(3)
+    t.sync()
+    assert t.view.verticalScrollBar().value() == 0
+    assert row_under(t, pos) != target
+
+
+def test_a_double_click_accepts_the_row_its_press_landed_on(qtbot: QtBot) -> None:
+    t = Table(qtbot, n=60)
+    y = t.model.row_ids()[6]
+    pos = t.center(y)
+    qtbot.mousePress(t.view.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    qtbot.mouseRelease(t.view.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    # Another row slides under the pointer before the second click arrives.
+    t.view.verticalScrollBar().setValue(t.view.verticalScrollBar().value() + 3 * t.view.rowHeight(0))
+    slid = row_under(t, pos)
+    assert slid is not None and slid != y
+    with qtbot.waitSignal(t.view.acceptRequested, timeout=1000) as blocker:
+        qtbot.mouseDClick(t.view.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    assert blocker.args == [y]
+
+
+def test_a_double_click_on_a_row_that_went_accepts_nothing(qtbot: QtBot) -> None:
+    t = Table(qtbot, n=20)
+    y = t.model.row_ids()[2]
+    pos = t.center(y)
+    qtbot.mouseClick(t.view.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    t.site.engine.accept("bob", y)
+    t.sync()
+    with qtbot.assertNotEmitted(t.view.acceptRequested):
+        qtbot.mouseDClick(t.view.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+
+
+@pytest.mark.parametrize("others", [0, 200], ids=["precise", "as-layout"])
+def test_a_lost_race_is_told_in_place_of_the_row_for_a_few_seconds(qtbot: QtBot, others: int) -> None:
+    t = Table(qtbot, n=30)
+    y = t.model.row_ids()[3]
+    t.view.select_row_id(y)
+    top = t.view.visualRect(t.model.index_for(y)).top()
+    t.site.engine.accept("bob", y)
+    t.arrive(others)
+    t.sync()
+    assert t.model.position_of(y) < 0
+    assert t.view.show_lost(y, "Bob Ortiz took Ann Lee")
+    notice = t.view.lost_notice
+    assert notice.isVisible() and notice.text() == "Bob Ortiz took Ann Lee" and notice.y() == top
+    t.site.clock.advance(4.9)
+    t.view.tick()
+    assert notice.isVisible()
+    t.site.clock.advance(0.1)
+    t.view.tick()
+    assert not notice.isVisible()
+
+
+def test_no_lost_race_notice_for_a_row_the_rep_was_not_reaching_for(table: Table) -> None:
+    y = table.model.row_ids()[3]
+    table.site.engine.accept("bob", y)
+    table.sync()
+    assert not table.view.show_lost(y, "Bob Ortiz took Ann Lee")
+    assert not table.view.lost_notice.isVisible()

@@ -27,6 +27,7 @@ def test_the_documented_example_is_a_valid_site() -> None:
     assert not any(rep.connected for rep in engine.reps.values())
     assert engine.buttons["btn-spring"].expires_at == dt.datetime(2030, 6, 30, 23, 59, 59, tzinfo=dt.UTC).timestamp()
     assert engine.site.fallback_queue == QueueRef.team("frontline")
+    assert engine.site.personal_overdue_after == 300
     assert spec.server.allowed_origins == ("https://support.example.com",)
     assert spec.server.customer_grace == 120 and spec.server.token_lifetime == 43200
 
@@ -79,7 +80,8 @@ def _line(text: str, needle: str, occurrence: int = 1) -> int:
          'teams = ["net", "sales"]', 1, "reps[0].teams[1]: unknown team 'sales'"),
         (('id = "carol"', 'id = "bob"'), 'id = "bob"', 2, "reps[2].id: duplicate rep id 'bob'"),
         (("grace_period = 60.0", "grace_period = 60.0\ngrace_periode = 5"), "grace_periode", 1,
-         "site.grace_periode: unknown key (expected one of: grace_period, fallback_queue, max_sessions_default, key_length, key_failures_per_minute)"),
+         "site.grace_periode: unknown key (expected one of: grace_period, fallback_queue, max_sessions_default, key_length, "
+         "key_failures_per_minute, personal_overdue_after)"),
         (('target = "rep:alice"', 'target = "rep:alicia"'), 'target = "rep:alicia"', 1, "buttons[0].target: unknown rep 'alicia'"),
         (('target = "team:net"', 'target = "team:net"\nexpires_at = 2030-01-01T00:00:00'), "expires_at", 1,
          "buttons[1].expires_at: needs a time zone (Z or +hh:mm): the server's clock is UTC"),

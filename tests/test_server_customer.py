@@ -37,6 +37,7 @@ from repconsole.protocol import (
     Origin,
     Reason,
     Say,
+    SessionEvent,
     SessionGoneData,
     SessionGoneEvent,
     Started,
@@ -299,7 +300,7 @@ def test_a_customer_who_does_not_come_back_has_left(tmp_path: Path) -> None:
             assert server.runtime.engine.session(goes.session).state == "waiting"  # it may still come back
             clock.advance(0.5)
             gone = await alice.wait_event(lambda e: isinstance(e, SessionGoneEvent), timeout=3)
-            assert gone.data == SessionGoneData(goes.session, GoneReason.ENDED, detail="customer left")
+            assert gone.data == SessionGoneData(goes.session, GoneReason.ENDED, detail="customer disconnected")
             assert server.runtime.engine.session(stays.session).state == "waiting"
 
     run(main())
@@ -502,5 +503,31 @@ def test_say_and_leave_push_what_they_change_before_their_result(site: Path, tmp
                 left,
             ]
             assert left.result == EmptyResult()
+
+    run(main())
+
+
+def test_a_transfer_to_a_rep_in_the_session_hands_it_over_and_the_customer_is_told(site: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            alice = await RepClient.logged_in(server, "alice")
+            bob = await RepClient.logged_in(server, "bob")
+            ann = await CustomerClient.started(server, listen=True)
+            sid = ann.session
+            await alice.wait_event(session_event(sid))
+            await alice.ok("accept", session=sid)
+            invitation = (await alice.ok("share", session=sid, target="rep:bob")).invitation
+            await bob.ok("accept_invitation", invitation=invitation.id)
+            await alice.ok("transfer", session=sid, target="rep:bob", note="Gateway issue, yours")
+            # Bob owns it at once, the note pinned; Alice is told where it went.
+            owned = await bob.wait_event(lambda e: isinstance(e, SessionEvent) and e.data.session.id == sid and e.data.session.owner == "bob")
+            view = owned.data.session
+            assert (view.state, view.queue, view.participants, view.transfer_note) == (SessionState.ACTIVE, None, [], "Gateway issue, yours")
+            gone = await alice.wait_event(lambda e: isinstance(e, SessionGoneEvent))
+            assert gone.data == SessionGoneData(sid, GoneReason.TRANSFERRED, by="alice", to="rep:bob")
+            # The customer reads whom they are with now; the note is never theirs.
+            await ann.until(lambda: "You are now with Bob Ortiz." in ann.chat())
+            await ann.until(lambda: ann.statuses[-1] == Status(CustomerState.ACTIVE, rep_name="Bob Ortiz"))
+            assert not any("Gateway" in text for text in ann.chat())
 
     run(main())

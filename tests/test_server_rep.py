@@ -253,7 +253,8 @@ def test_events_carry_prev_and_only_what_each_rep_may_see(site: Path, tmp_path: 
             # Dave sees the session only from the moment it reaches his team, never its earlier chat.
             assert not [e for e in dave.events if isinstance(e, ChatEvent)]
             assert isinstance(alice.events[-1], SessionGoneEvent | ChatEvent)
-            assert any(isinstance(e, SessionGoneEvent) and e.data == SessionGoneData(net, GoneReason.MOVED) for e in alice.events)
+            sent_away = SessionGoneData(net, GoneReason.TRANSFERRED, by="alice", to="team:hw")  # she chose where: she is told
+            assert any(isinstance(e, SessionGoneEvent) and e.data == sent_away for e in alice.events)
             # Batching: one frame may carry several events, each frame's prev chains.
             assert alice.frames < len(alice.events)
 

@@ -184,7 +184,7 @@ def test_copy_diagnostics_puts_versions_paths_and_the_last_log_lines_on_the_clip
 def test_the_about_dialog_of_the_window_knows_the_settings_file(qtbot, aloop, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     window = build_window(SimulatorBackend(population=3, rate=0, seed=1, tick=0), tmp_path)
     qtbot.addWidget(window)
-    window._on_about_action_triggered()
+    window.open_about()
     dialog = window.findChild(AboutDialog)
     assert dialog is not None and dialog.isVisible()
     assert f"Settings {tmp_path / 'settings.json'}" in dialog.diagnostics()

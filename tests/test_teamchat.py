@@ -141,6 +141,20 @@ def test_send_emits_and_clears(qtbot: Any, console: Console) -> None:
         qtbot.mouseClick(view.send_button, Qt.MouseButton.LeftButton)
 
 
+def test_the_team_chat_follows_the_enter_sends_preference(qtbot: Any, console: Console) -> None:
+    enter_sends = [False]
+    dialog = TeamChatDialog("network", console.state, enter_sends=lambda: enter_sends[0])
+    qtbot.addWidget(dialog)
+    view = dialog.view
+    qtbot.keyClicks(view.input_edit, "two")
+    with qtbot.assertNotEmitted(view.sendRequested):
+        qtbot.keyClick(view.input_edit, Qt.Key.Key_Return)
+    qtbot.keyClicks(view.input_edit, "lines")
+    with qtbot.waitSignal(view.sendRequested, timeout=1000) as blocker:
+        qtbot.keyClick(view.input_edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    assert blocker.args == ["two\nlines"]
+
+
 def test_dialog_is_titled_and_non_modal(qtbot: Any, console: Console) -> None:
     dialog = TeamChatDialog("network", console.state)
     qtbot.addWidget(dialog)

@@ -54,7 +54,7 @@ def two(qtbot, aloop, server: ServerProcess, tmp_path: Path) -> Iterator[tuple[M
     priya = _open(qtbot, server, "priya", tmp_path / "priya")
     yield alex, priya
     for window in (alex, priya):
-        window.close()
+        window.quit_guard.close_now()
         run(qtbot, window.shutdown())
 
 
@@ -102,26 +102,29 @@ def test_two_reps_serve_one_customer_together(qtbot, two, server: ServerProcess)
     run(qtbot, customer.request(Say, text="Is that fixable today?"))
     qtbot.waitUntil(lambda: any(line.text == "Is that fixable today?" for line in priya.state.chats.get(sid, [])), timeout=timeout(3))
 
-    # Alex transfers the session to Priya with a note; Alex's tab closes.
+    # Alex transfers the session to Priya, who is in it already, with a note: it is
+    # hers at once. Her tab stays (never through her queue), the note pinned; Alex's
+    # closes, saying where it went; the customer reads whom they are with now.
     qtbot.mouseClick(_button(alex_tab, "Transfer"), Qt.MouseButton.LeftButton)
     picker = alex_tab.picker
     assert picker is not None and picker.select_target("rep:priya")
     picker.note_edit.setPlainText("Gateway issue — yours, thanks!")
     picker.accept()
     qtbot.waitUntil(lambda: sid not in alex.session_tabs, timeout=timeout(3))
-    qtbot.waitUntil(lambda: sid in priya.state.sessions and priya.state.sessions[sid].queue == priya.state.personal_queue, timeout=timeout(3))
-
-    # Priya takes it from her personal queue: the note is pinned for her.
-    qtbot.waitUntil(lambda: priya.model.row_by_id(sid) is not None, timeout=timeout(3))
-    _double_click(qtbot, priya, sid)
-    qtbot.waitUntil(lambda: sid in priya.state.sessions and priya.state.sessions[sid].owner == "priya", timeout=timeout(3))
-    priya_tab = priya.session_tabs[sid]
-    assert priya_tab.is_owner()
+    assert alex.notice == "The session with Dana Whitfield closed: transferred to Priya Raman."
+    qtbot.waitUntil(lambda: priya.state.sessions[sid].owner == "priya", timeout=timeout(3))
+    assert priya.session_tabs[sid] is priya_tab and priya_tab.is_owner()
+    assert priya.state.sessions[sid].queue is None and priya.state.rows[priya.state.personal_queue][sid].kind is RowKind.MINE
     assert "Gateway issue — yours, thanks!" in priya_tab.note_label.text()
+    qtbot.waitUntil(lambda: "You are now with Priya Raman." in customer.chat(), timeout=timeout(3))
+    assert not any("Gateway" in text for text in customer.chat()), "the note is for reps"
 
     # Priya ends it: her tab closes and the customer is told.
     qtbot.mouseClick(_button(priya_tab, "End session"), Qt.MouseButton.LeftButton)
+    assert priya_tab.confirm_dialog is not None, "End asks first"
+    priya_tab.confirm_dialog.confirm_button.click()
     qtbot.waitUntil(lambda: sid not in priya.session_tabs, timeout=timeout(3))
+    assert priya.notice == "The session with Dana Whitfield closed: ended by you."
     qtbot.waitUntil(lambda: customer.state() is CustomerState.ENDED, timeout=timeout(3))
     # The reps-only line never reached the customer's page.
     assert "I've seen error 809 before: it's the gateway." not in customer.chat()

@@ -923,7 +923,7 @@ def _window(qtbot, backend: WebSocketBackend, settings: Path):  # type: ignore[n
 
 
 def _close(qtbot, window) -> None:  # type: ignore[no-untyped-def]
-    window.close()
+    window.quit_guard.close_now()
     _run(qtbot, window.shutdown())
 
 
@@ -979,6 +979,35 @@ def test_the_window_accepts_and_chats_over_the_backend(qtbot, fake: FakeServer, 
     _close(qtbot, window)
 
 
+def test_an_outage_shows_in_the_tab_and_a_line_typed_then_is_pending_until_sent_once(qtbot, fake: FakeServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import Qt
+
+    window, backend = _live_window(qtbot, fake, tmp_path / "s")
+    sid = window.model.row_ids()[0]
+    window.accept_row(sid)
+    qtbot.waitUntil(lambda: sid in window.session_tabs, timeout=timeout(3))
+    tab = window.session_tabs[sid]
+    assert not tab.outage_banner.isVisibleTo(tab)
+
+    fake.accepting = False
+    _run(qtbot, fake.cut())
+    qtbot.waitUntil(lambda: backend.state is BackendState.RECONNECTING, timeout=timeout(3))
+    assert tab.outage_banner.isVisibleTo(tab) and "Not connected to the server" in tab.outage_banner.text()
+    tab.input_edit.setText("Still here, one moment")
+    qtbot.keyClick(tab.input_edit, Qt.Key.Key_Return)
+    assert tab.chat_view.pending_texts() == ["Still here, one moment"], "shown at once, as pending"
+    assert tab.input_edit.text() == ""
+
+    fake.accepting = True
+    qtbot.waitUntil(lambda: backend.state is BackendState.LIVE, timeout=timeout(5))
+    qtbot.waitUntil(lambda: not tab.chat_view.pending_texts(), timeout=timeout(3))
+    _run(qtbot, fake.publish())
+    assert not tab.outage_banner.isVisibleTo(tab)
+    assert [line.text for line in fake.engine.session(sid).chat].count("Still here, one moment") == 1
+    assert tab.chat_view.toPlainText().count("Still here, one moment") == 1, "never shown twice"
+    _close(qtbot, window)
+
+
 def test_a_session_accepted_is_the_reps_in_its_tab_before_its_event_arrives(qtbot, fake: FakeServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     window, _ = _live_window(qtbot, fake, tmp_path / "s")
     fake.events_after_reply = True
@@ -1006,7 +1035,8 @@ def test_the_login_dialog_shows_a_wrong_password_and_lets_the_rep_retry(qtbot, f
     signing = asyncio.ensure_future(sign_in(backend))
     qtbot.waitUntil(lambda: _dialog() is not None, timeout=timeout(3))
     dialog = _dialog()
-    assert dialog.server_edit.text() == fake.url and dialog.server_edit.isReadOnly()
+    # The first sign-in can change the server; only signing in again cannot.
+    assert dialog.server_edit.text() == fake.url and not dialog.server_edit.isReadOnly()
     assert dialog.username_edit.text() == ME
     assert dialog.password_edit.echoMode() is QLineEdit.EchoMode.Password
     assert dialog.sign_in_button.text() == "Sign in"
@@ -1072,12 +1102,99 @@ def test_signed_out_by_the_server_shows_the_login_dialog_again(qtbot, fake: Fake
     dialog = window.findChild(LoginDialog)
     assert "Signed out: this login session was logged out. Sign in again" in dialog.message_label.text()
     assert dialog.username_edit.isReadOnly() and dialog.username_edit.text() == ME
+    assert dialog.server_edit.isReadOnly() and dialog.server_edit.text() == fake.url
     assert window.stale_label.isVisible() and not window.table.isEnabled()
     dialog.password_edit.setText(PASSWORD)
     dialog.sign_in_button.click()
     qtbot.waitUntil(lambda: backend.state is BackendState.LIVE and not window.stale_label.isVisible(), timeout=timeout(5))
     qtbot.waitUntil(lambda: not any(d.isVisible() for d in window.findChildren(LoginDialog)), timeout=timeout(2))
     assert window.table.isEnabled()
+    _close(qtbot, window)
+
+
+def test_the_first_sign_in_takes_a_typed_server_address_and_remembers_server_and_user(qtbot, fake: FakeServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from repconsole.settings import Settings
+    from repconsole.ui.login import sign_in
+
+    settings = Settings(tmp_path / "s")
+    settings.preferences.startup.recent_servers = ["wss://old.example", fake.url + "/"]
+    backend = WebSocketBackend("ws://wrong.invalid:1", "", backoff=(0.05,), connect_timeout=5)
+    signing = asyncio.ensure_future(sign_in(backend, settings=settings))
+    qtbot.waitUntil(lambda: _dialog() is not None, timeout=timeout(3))
+    dialog = _dialog()
+    combo = dialog.server_combo
+    assert [combo.itemText(i) for i in range(combo.count())] == ["wss://old.example", fake.url + "/"], "the servers used before"
+    dialog.server_combo.setCurrentText("http://not-a-queue-server")
+    dialog.username_edit.setText(ME)
+    dialog.password_edit.setText(PASSWORD)
+    dialog.sign_in_button.click()
+    assert dialog.error_label.text() == "Enter the server address: ws://host:port or wss://host." and not dialog.busy
+    dialog.server_combo.setCurrentIndex(1)  # picked from the history
+    dialog.sign_in_button.click()
+    qtbot.waitUntil(signing.done, timeout=timeout(5))
+    assert signing.result() is True and backend.url == fake.url and backend.state is BackendState.LIVE
+    startup = Settings.load(tmp_path / "s")[0].preferences.startup
+    assert (startup.backend, startup.server_url, startup.user) == ("server", fake.url, ME)
+    assert startup.recent_servers == [fake.url, "wss://old.example", fake.url + "/"]
+    _run(qtbot, backend.stop())
+
+
+def test_the_login_dialog_offers_the_simulator_and_remembers_the_choice(qtbot, aloop, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from repconsole.backend.simulator import SimulatorBackend
+    from repconsole.preferences import StartupBackend
+    from repconsole.settings import Settings
+    from repconsole.ui.login import choose_backend
+
+    settings = Settings(tmp_path / "s")
+    settings.preferences.startup.backend = StartupBackend.SERVER
+    settings.preferences.startup.server_url = "ws://queue.example:8765"
+    settings.preferences.startup.user = "sam"
+    opened: list = []
+    choosing = asyncio.ensure_future(choose_backend(settings, lambda: SimulatorBackend(population=3, tick=0), opened=opened.append))
+    qtbot.waitUntil(lambda: bool(opened), timeout=timeout(3))
+    dialog = opened[0]
+    # The last choice, server and user, prefilled.
+    assert dialog.server_radio.isChecked() and dialog.server_edit.text() == "ws://queue.example:8765" and dialog.username_edit.text() == "sam"
+    assert dialog.password_edit.hasFocus() or not dialog.isActiveWindow()
+    dialog.grab().save("/tmp/s11-login-server.png")
+    dialog.simulator_radio.setChecked(True)
+    assert not dialog.password_edit.isEnabled() and not dialog.server_combo.isEnabled() and dialog.sign_in_button.text() == "Start"
+    dialog.grab().save("/tmp/s11-login-simulator.png")
+    dialog.sign_in_button.click()
+    qtbot.waitUntil(choosing.done, timeout=timeout(3))
+    assert isinstance(choosing.result(), SimulatorBackend)
+    assert Settings.load(tmp_path / "s")[0].preferences.startup.backend is StartupBackend.SIMULATOR
+
+
+def test_signing_in_from_the_login_dialog_hands_the_snapshot_to_the_window(qtbot, fake: FakeServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from repconsole.settings import Settings
+    from repconsole.ui.login import EarlyFeed, choose_backend
+    from repconsole.ui.mainwindow import MainWindow
+
+    settings = Settings(tmp_path / "s")
+    early = EarlyFeed()
+    opened: list = []
+    choosing = asyncio.ensure_future(choose_backend(settings, lambda: None, url=fake.url, early=early, opened=opened.append))  # type: ignore[arg-type,return-value]
+    qtbot.waitUntil(lambda: bool(opened), timeout=timeout(3))
+    dialog = opened[0]
+    assert dialog.server_radio.isChecked(), "a server given on the command line is preselected"
+    dialog.username_edit.setText(ME)
+    dialog.password_edit.setText("wrong")
+    dialog.sign_in_button.click()
+    qtbot.waitUntil(lambda: dialog.error_label.text() != "", timeout=timeout(3))
+    assert dialog.error_label.text() == "Wrong username or password." and not choosing.done()
+    dialog.password_edit.setText(PASSWORD)
+    dialog.sign_in_button.click()
+    qtbot.waitUntil(choosing.done, timeout=timeout(5))
+    backend = choosing.result()
+    assert isinstance(backend, WebSocketBackend) and backend.state is BackendState.LIVE and early.batches
+    window = MainWindow(backend, settings)
+    qtbot.addWidget(window)
+    early.hand_over(window.deliver)
+    assert window.state.rep_id == ME and window.state.seq >= 0 and any(window.state.rows.values()) and early.batches == []
+    window.show()
+    window.start_soon()  # already signed in: starts nothing new
+    assert Settings.load(tmp_path / "s")[0].preferences.startup.server_url == fake.url
     _close(qtbot, window)
 
 
@@ -1129,3 +1246,18 @@ def test_the_console_with_server_opens_the_sign_in_dialog_and_quits_cleanly(tmp_
     )
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_login_opens_the_dialog_first_and_so_does_a_server_in_the_preferences(tmp_path: Path) -> None:
+    from repconsole.cli import build_parser
+    from repconsole.preferences import StartupBackend
+    from repconsole.settings import Settings
+    from repconsole.ui.app import _wants_login
+
+    parser = build_parser()
+    settings = Settings(tmp_path)
+    assert _wants_login(parser.parse_args(["--login"]), settings)
+    assert not _wants_login(parser.parse_args([]), settings), "the simulator, as before"
+    settings.preferences.startup.backend = StartupBackend.SERVER
+    assert _wants_login(parser.parse_args([]), settings)
+    assert not _wants_login(parser.parse_args(["--server", "ws://h:1"]), settings), "--server signs in to that server"

@@ -56,7 +56,7 @@ def test_the_tabs_of_my_sessions_reopen_in_order_after_a_restart(console: Consol
     settings = first.settings.directory
     assert _tab_order(first) == order
     if how == "closed":
-        first.close()  # saves the settings, as quitting does
+        first.quit_guard.close_now()  # quitting (the rep said yes): saves the settings
         run(console.qtbot, first.shutdown())
     else:
         # A crash: the connection drops and nothing is saved at the end.  What
@@ -75,5 +75,5 @@ def test_the_tabs_of_my_sessions_reopen_in_order_after_a_restart(console: Consol
             assert isinstance(current, SessionTab) and current.session_id == order[1]
         assert all(window.state.sessions[sid].owner == window.state.rep_id for sid in order)
     finally:
-        window.close()
+        window.quit_guard.close_now()
         run(console.qtbot, window.shutdown())

@@ -161,6 +161,15 @@ class Backend(abc.ABC):
     def description(self) -> str:
         """What the status bar says this backend is, e.g. ``Simulator``."""
 
+    @property
+    def where(self) -> str:
+        """Where the rep is signed in, as the title bar says it: ``simulator`` or the server's address."""
+        return "simulator"
+
+    def customer_page(self, key: str | None = None) -> str | None:
+        """The customer's support page (with the session ``key`` filled in), or None when there is none."""
+        return None
+
     @abc.abstractmethod
     async def start(self) -> None:
         """Connect; the first batch delivered starts with a snapshot."""

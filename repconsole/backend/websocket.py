@@ -240,6 +240,31 @@ class WebSocketBackend(Backend):
     def description(self) -> str:
         return f"Server {self.url}"
 
+    def set_url(self, url: str) -> None:
+        """Point the first sign-in at another server (the rep typed its address).
+
+        Raises ValueError for an address that is not ``ws://`` or ``wss://``
+        with a host, and RuntimeError once signed in: a window shows one
+        server's work.
+        """
+        if self.rep is not None:
+            raise RuntimeError("the server cannot change once signed in")
+        self.endpoint = server_endpoint(url)
+        self.url = url.strip().rstrip("/")
+
+    @property
+    def where(self) -> str:
+        return self.url
+
+    def customer_page(self, key: str | None = None) -> str | None:
+        # The server serves its customer page at / on the same host and port,
+        # over http(s) where the console speaks ws(s); ``?key=`` fills the key in.
+        parts = urlsplit(self.url)
+        scheme = {"ws": "http", "wss": "https"}.get(parts.scheme)
+        if scheme is None or not parts.netloc:
+            return None
+        return urlunsplit((scheme, parts.netloc, "/", f"key={key}" if key else "", ""))
+
     @property
     def connected(self) -> bool:
         """Whether commands go out right now."""

@@ -138,6 +138,8 @@ def build_site(engine: QueueEngine, *, my_name: str = "Alex Morgan") -> None:
     engine.add_link("link-accounts", "Billing help link", QueueRef.team("accounts"))
     engine.site.fallback_queue = QueueRef.team("software")
     engine.site.grace_period = 30.0
+    # So the personal queue shows time-to-breach and overdue marks too.
+    engine.site.personal_overdue_after = 120.0
 
 
 class World:

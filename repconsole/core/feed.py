@@ -29,6 +29,7 @@ from repconsole.protocol import (
     SessionState,
     SessionView,
     Snapshot,
+    StepKind,
     make_event,
 )
 
@@ -61,10 +62,18 @@ def gone_data(session: SessionView) -> SessionGoneData:
     """What a rep who lost sight of a session is told: that it left, and why.
 
     Only the reason and, when a rep took it, who: that is what the console
-    needs to say "already taken by Alice".  Where it went is not told.
+    needs to say "already taken by Alice".  Where it went is told only for a
+    transfer: the one rep who loses sight of it then is the owner who sent it
+    there, so the tab can close with "transferred to Priya".
     """
     if session.state is SessionState.ENDED:
         return SessionGoneData(session.id, GoneReason.ENDED, detail=session.end_reason)
+    last = session.timeline[-1] if session.timeline else None
+    if last is not None and last.by is not None:
+        if last.kind is StepKind.TRANSFERRED and last.queue is not None:
+            return SessionGoneData(session.id, GoneReason.TRANSFERRED, by=last.by, to=last.queue)
+        if last.kind is StepKind.LEFT:
+            return SessionGoneData(session.id, GoneReason.LEFT, by=last.by)
     if session.state is SessionState.ACTIVE and session.owner is not None:
         return SessionGoneData(session.id, GoneReason.TAKEN, by=session.owner)
     return SessionGoneData(session.id, GoneReason.MOVED)

@@ -200,6 +200,10 @@ class SiteConfig:
     key_length: int = 7
     key_failures_per_minute: int = 5
     max_sessions_default: int = 5
+    # A customer waiting this long (s) in a rep's personal queue is marked
+    # overdue, as a team's "mark overdue" rule does; None: never.  Marking
+    # only: the customer chose this rep, so moving them is not the site's call.
+    personal_overdue_after: float | None = None
 
 
 @dataclass(slots=True)

@@ -70,6 +70,7 @@ class Arrival(enum.StrEnum):
     NEW = "new"  # a new customer in the personal queue
     TRANSFER = "transfer"  # transferred to the rep
     INVITATION = "invitation"  # the rep or one of the rep's teams is invited to join
+    TEAM = "team"  # a new customer waiting in one of the rep's team queues (arrived, transferred or moved there)
 
 
 class Row:
@@ -135,8 +136,12 @@ class Changes:
     Attributes:
         reset: a snapshot replaced everything; views rebuild from scratch.
         queues: per queue key, the rows that appeared, changed or left.
-        arrived: sessions that entered the rep's personal queue or invited
-            the rep or one of the rep's teams in this batch (for alerts).
+        arrived: sessions that entered the rep's personal queue or one of
+            the rep's team queues, or invited the rep or one of the rep's
+            teams, in this batch (for alerts).
+        overdue: waiting sessions, in a queue the rep sees, whose
+            ``overdue`` turned true in this batch (a waiting-session rule
+            marked them; for alerts).
         gone: sessions the rep lost sight of, and why.
         chat: new session chat lines, as ``(session id, line)``.
         team_chat: new team chat lines, as ``(team id, line)``.
@@ -149,6 +154,7 @@ class Changes:
     reset: bool = False
     queues: dict[str, QueueDelta] = field(default_factory=dict)
     arrived: list[tuple[Arrival, SessionView]] = field(default_factory=list)
+    overdue: list[SessionView] = field(default_factory=list)
     gone: dict[str, SessionGoneData] = field(default_factory=dict)
     chat: list[tuple[str, LineView]] = field(default_factory=list)
     team_chat: list[tuple[str, LineView]] = field(default_factory=list)
@@ -360,10 +366,18 @@ class ConsoleState:
         self._place(s, changes)
         me = self.rep_id
         personal = self.personal_queue
-        if s.queue == personal and s.state is SessionState.WAITING and not s.held and (old is None or old.queue != personal):
-            last = s.timeline[-1] if s.timeline else None
-            transferred = last is not None and last.kind is StepKind.TRANSFERRED
+        waiting = s.state is SessionState.WAITING and s.queue is not None
+        last = s.timeline[-1] if s.timeline else None
+        transferred = last is not None and last.kind is StepKind.TRANSFERRED
+        if waiting and s.queue == personal and not s.held and (old is None or old.queue != personal):
             changes.arrived.append((Arrival.TRANSFER if transferred else Arrival.NEW, s))
+        elif transferred and s.owner == me and old is not None and old.owner != me and s.state is SessionState.ACTIVE:
+            # Transferred to the rep while taking part in it: theirs at once, no queue to arrive in.
+            changes.arrived.append((Arrival.TRANSFER, s))
+        elif waiting and s.queue != personal and s.queue in self.rows and (old is None or old.queue != s.queue or old.state is not SessionState.WAITING):
+            changes.arrived.append((Arrival.TEAM, s))
+        if waiting and s.overdue and s.queue in self.rows and (old is None or not old.overdue):
+            changes.overdue.append(s)
         old_invites = {i.id for i in old.invitations} if old else set()
         mine = set(self.queue_keys())
         for inv in s.invitations:

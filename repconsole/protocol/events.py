@@ -18,7 +18,7 @@ from typing import Final
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from repconsole.protocol.views import KeyView, LineView, RepView, SessionView
+from repconsole.protocol.views import KeyView, LineView, QueueName, RepView, SessionView
 from repconsole.protocol.vocabulary import EventKind, GoneReason
 
 __all__ = [
@@ -56,14 +56,18 @@ class SessionData(_Data, frozen=True):
 class SessionGoneData(_Data, frozen=True):
     """A session left the rep's sight: to the reps who could see it before and cannot now.
 
-    ``by`` names the rep who took it (``reason`` taken); ``detail`` says why
-    it ended (``reason`` ended).  It never says where the session went.
+    ``by`` names the rep who took it (``reason`` taken), who transferred it
+    (transferred) or who left it (left); ``detail`` says why it ended
+    (``reason`` ended).  ``to`` says where a transferred session went: only
+    the rep who transferred it loses sight of it then, and they chose where.
+    Otherwise it never says where the session went.
     """
 
     id: str
     reason: GoneReason
     by: str | UnsetType = UNSET
     detail: str | UnsetType = UNSET
+    to: QueueName | UnsetType = UNSET
 
 
 class ChatData(_Data, frozen=True):

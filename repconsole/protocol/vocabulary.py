@@ -146,11 +146,16 @@ class EventKind(enum.StrEnum):
 
 
 class GoneReason(enum.StrEnum):
-    """Why a rep lost sight of a session; never where it went."""
+    """Why a rep lost sight of a session.
+
+    Where it went is told only to the rep who sent it there (``transferred``).
+    """
 
     TAKEN = "taken"
     MOVED = "moved"
     ENDED = "ended"
+    TRANSFERRED = "transferred"  # its owner transferred it (to ``to``), and does not stay
+    LEFT = "left"  # a participant left it
 
 
 class CommandName(enum.StrEnum):

@@ -187,6 +187,8 @@ class SiteTable(_Table, frozen=True, kw_only=True):
     max_sessions_default: SessionCount = _ENGINE.max_sessions_default
     key_length: Annotated[int, _between(5, 32)] = _ENGINE.key_length
     key_failures_per_minute: Annotated[int, _between(1, 1000)] = _ENGINE.key_failures_per_minute
+    # Seconds a customer may wait in a rep's personal queue before being marked overdue; absent: never.
+    personal_overdue_after: Seconds | None = None
 
 
 class ServerSettings(_Table, frozen=True, kw_only=True):
@@ -661,7 +663,9 @@ class _Reader:
             return None
         s = file.site
         fallback = None if s.fallback_queue is None else self.target(s.fallback_queue, ("site", "fallback_queue"))
-        site = SiteConfig(s.grace_period, fallback, s.key_length, s.key_failures_per_minute, s.max_sessions_default)
+        site = SiteConfig(
+            s.grace_period, fallback, s.key_length, s.key_failures_per_minute, s.max_sessions_default, s.personal_overdue_after
+        )
 
         origins = self.origins(("server", "allowed_origins"), file.server.allowed_origins)
 

@@ -20,7 +20,7 @@ the positions of waiting customers are refreshed at most every
 
 A customer whose last connection closed without ``leave`` has
 ``customer_grace`` seconds to come back; then the session ends as
-"customer left" and waiting reps stop seeing a customer who is gone.
+"customer disconnected" and waiting reps stop seeing a customer who is gone.
 """
 
 from __future__ import annotations
@@ -264,7 +264,7 @@ class CustomerDesk:
             if s.state is not SessionState.ENDED:
                 log.info("%s: the customer did not come back within %.0fs", session_id, self.grace)
                 with self.runtime.step():
-                    self.engine.customer_leave(session_id)
+                    self.engine.customer_leave(session_id, disconnected=True)
         except (CommandError, PersistenceFailure):
             pass
 

@@ -15,28 +15,34 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import qasync
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QLoggingCategory, QTimer
+from PySide6.QtWidgets import QWidget
 
 from repconsole import __version__
 from repconsole.backend import Backend, BackendState, create_backend
 from repconsole.logfile import setup_logging
+from repconsole.preferences import StartupBackend
 from repconsole.settings import Settings
 from repconsole.ui.instance import bring_to_front
 from repconsole.ui.mainwindow import MainWindow
-from repconsole.ui.startwindow import FirstPaint, Start, already_running, begin, default_settings_dir
+from repconsole.ui.startwindow import FirstPaint, Start, already_running, begin, default_settings_dir, wants_start_window
 
 if TYPE_CHECKING:
     # The server's client (the websockets library) and the sign-in dialog
-    # load only for --server: the simulator's start does not pay for them.
+    # load only when signing in: the simulator's start does not pay for them.
     from repconsole.backend.websocket import WebSocketBackend
+    from repconsole.ui.login import EarlyFeed
 
 __all__ = ["already_running", "build_window", "create_console_backend", "default_settings_dir", "keep_signed_in", "run"]
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 
 def build_window(backend: Backend, settings_dir: Path | str | None = None) -> MainWindow:
@@ -68,14 +74,13 @@ def keep_signed_in(window: MainWindow, backend: WebSocketBackend) -> None:
     sign-in delivers a fresh snapshot into the same window.  Cancelling it
     closes the console.
     """
-    signing: list[asyncio.Task[None]] = []
-
     from repconsole.ui.login import sign_in
 
+    signing: list[asyncio.Task[None]] = []
     async def sign_in_again(detail: str) -> None:
         message = f"{detail} Sign in again to continue." if detail else "Sign in again to continue."
         if not await sign_in(backend, window, message=message):
-            window.close()
+            window.quit_guard.close_now()
 
     def on_state(state: BackendState, detail: str) -> None:
         if state is not BackendState.CLOSED or not backend.needs_login or not window.isVisible():
@@ -87,20 +92,46 @@ def keep_signed_in(window: MainWindow, backend: WebSocketBackend) -> None:
     backend.add_state_listener(on_state)
 
 
-async def _first_sign_in(backend: WebSocketBackend, closed: asyncio.Event) -> bool:
+async def _first_sign_in(backend: WebSocketBackend, closed: asyncio.Event, settings: Settings) -> bool:
     """The login dialog before the window shows; False if the rep cancelled or the console closed."""
     from repconsole.ui.login import sign_in
 
-    signing = asyncio.ensure_future(sign_in(backend))
+    return await _unless_closed(sign_in(backend, settings=settings), closed, False)
+
+
+async def _unless_closed(work: Awaitable[_T], closed: asyncio.Event, otherwise: _T) -> _T:
+    """``work``'s result, or ``otherwise`` (and ``work`` cancelled) if the console closes first."""
+    doing = asyncio.ensure_future(work)
     closing = asyncio.ensure_future(closed.wait())
-    done, _ = await asyncio.wait({signing, closing}, return_when=asyncio.FIRST_COMPLETED)
-    if signing in done:
+    done, _ = await asyncio.wait({doing, closing}, return_when=asyncio.FIRST_COMPLETED)
+    if doing in done:
         closing.cancel()
-        return signing.result()
-    signing.cancel()
+        return doing.result()
+    doing.cancel()
     with contextlib.suppress(asyncio.CancelledError):
-        await signing
-    return False
+        await doing
+    return otherwise
+
+
+def _wants_login(args: argparse.Namespace, settings: Settings) -> bool:
+    """Open the login dialog (simulator or server) first: ``--login``, or no server given and the preferences say server."""
+    if getattr(args, "login", False):
+        return True
+    return not getattr(args, "server", None) and settings.preferences.startup.backend is StartupBackend.SERVER
+
+
+async def _choose(args: argparse.Namespace, settings: Settings, closed: asyncio.Event, early: EarlyFeed) -> Backend | None:
+    """The login dialog with the simulator as a choice; the backend chosen, or None."""
+    from repconsole.ui.login import choose_backend
+
+    def simulator() -> Backend:
+        return create_backend("simulator", population=args.population, rate=args.rate, seed=args.seed)
+
+    def opened(dialog: QWidget) -> None:
+        print("repconsole: sign-in dialog shown", file=sys.stderr, flush=True)
+
+    url, user = getattr(args, "server", None) or "", getattr(args, "user", None) or ""
+    return await _unless_closed(choose_backend(settings, simulator, url=url, username=user, early=early, opened=opened), closed, None)
 
 
 def run(args: argparse.Namespace, start: Start | None = None) -> int:
@@ -112,25 +143,53 @@ def run(args: argparse.Namespace, start: Start | None = None) -> int:
     """
     if start is None:
         settings_dir = Path(args.settings_dir) if args.settings_dir is not None else default_settings_dir()
-        start = begin(settings_dir, show_window=args.server is None)
+        start = begin(settings_dir, show_window=wants_start_window(args, settings_dir))
         if start is None:
             print(already_running(settings_dir), file=sys.stderr)
             return 0
     started, app, instance, settings_dir = start.started, start.app, start.instance, start.settings_dir
     log_path = setup_logging()
     log.info("repconsole %s starting (settings %s, log %s)", __version__, settings_dir, log_path)
+    # QtMultimedia (alert sounds) names each optional library it does not find (PipeWire, VA-API):
+    # noise about the machine in the rep's terminal and log, not a problem of the console.
+    QLoggingCategory.setFilterRules("qt.multimedia.symbolsresolver.warning=false")
     app.setApplicationVersion(__version__)
 
-    try:
-        backend = create_console_backend(args)
-    except ValueError as exc:
-        print(f"repconsole: {exc}", file=sys.stderr)
-        return 2
-
+    settings, warning = Settings.load(settings_dir)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    window = build_window(backend, settings_dir)
     closed = asyncio.Event()
+    early: EarlyFeed | None = None
+    if _wants_login(args, settings):
+        from repconsole.ui.login import EarlyFeed
+
+        if start.window is not None:  # the login dialog is the first window after all
+            start.window.close()
+            start.window = None
+        early = EarlyFeed()
+        # The desktop entry: sign in to a server, or pick the simulator, before any window.
+        signal.signal(signal.SIGINT, lambda *_: closed.set())
+        if args.quit_after is not None:
+            QTimer.singleShot(int(args.quit_after * 1000), closed.set)
+        chosen = loop.run_until_complete(_choose(args, settings, closed, early))
+        if chosen is None:
+            loop.close()
+            return 0
+        backend = chosen
+    else:
+        try:
+            backend = create_console_backend(args)
+        except ValueError as exc:
+            loop.close()
+            print(f"repconsole: {exc}", file=sys.stderr)
+            return 2
+        startup = settings.preferences.startup
+        server = cast("WebSocketBackend", backend) if backend.kind == "server" else None
+        if server is not None and not server.username and server.url == startup.server_url:
+            server.username = startup.user  # the last user on this server
+    window = MainWindow(backend, settings, settings_warning=warning)
+    if early is not None:
+        early.hand_over(window.deliver)
     window.closed.connect(closed.set)
     instance.raiseRequested.connect(lambda: bring_to_front(window))
 
@@ -155,13 +214,13 @@ def run(args: argparse.Namespace, start: Start | None = None) -> int:
     # Ctrl+C in the terminal closes the window like the close button does.
     signal.signal(signal.SIGINT, lambda *_: window.close())
     if args.quit_after is not None:
-        QTimer.singleShot(int(args.quit_after * 1000), window.close)
+        QTimer.singleShot(int(args.quit_after * 1000), window.quit_guard.close_now)
 
     async def main() -> None:
         if backend.kind == "server":
-            # Sign in first: the window opens live, on the rep's snapshot.
             server = cast("WebSocketBackend", backend)
-            if not await _first_sign_in(server, closed):
+            # Sign in first (unless the login dialog did): the window opens live, on the rep's snapshot.
+            if server.rep is None and not await _first_sign_in(server, closed, settings):
                 await window.shutdown()
                 return
             keep_signed_in(window, server)

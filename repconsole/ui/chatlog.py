@@ -20,6 +20,9 @@ from repconsole.ui.widgets import clock_time, is_dark
 __all__ = ["CHAT_DARK", "CHAT_LIGHT", "ChatLog"]
 
 
+# The block property that marks a pending line (its value: the pending key).
+_PENDING = QTextFormat.Property.UserProperty + 1
+
 _URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
 
 # The transcript's colours, by theme; the session tab's "Reps only" input reuses the tint.
@@ -75,6 +78,7 @@ class ChatLog(QTextBrowser):
         self._last_n = 0
         self._last_day: date | None = None
         self._blank = True
+        self._pending: set[int] = set()
         self.setOpenExternalLinks(True)
         self.setReadOnly(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
@@ -100,6 +104,7 @@ class ChatLog(QTextBrowser):
         self._last_n = 0
         self._last_day = None
         self._blank = True
+        self._pending.clear()
 
     def add_line(self, line: LineView) -> bool:
         """Show ``line`` at the end.  Returns False (and shows nothing) if its ``n`` is already shown."""
@@ -113,6 +118,68 @@ class ChatLog(QTextBrowser):
             self._date_divider(at)
             self._write_line(line, at)
         return True
+
+    def add_pending(self, key: int, text: str, *, reps_only: bool = False) -> None:
+        """Show a line the rep sent that the server has not confirmed yet, marked *pending*.
+
+        It is drawn as the rep's line in grey italics with a "pending" tag;
+        :meth:`remove_pending` takes it away when the line is confirmed (the
+        real line is then added as any other) or refused.
+        """
+        c = self._colours()
+        with self._following():
+            fmt = QTextBlockFormat()
+            indent = self.fontMetrics().horizontalAdvance("00:00:00") + 14
+            fmt.setLeftMargin(indent + 4)
+            fmt.setTextIndent(-indent)
+            fmt.setTopMargin(2)
+            fmt.setBottomMargin(2)
+            fmt.setProperty(_PENDING, key)
+            cursor = self._block(fmt)
+            grey = QTextCharFormat()
+            grey.setForeground(QColor(c["event"]))
+            grey.setFontItalic(True)
+            cursor.insertText("pending\u2003", grey)
+            who = QTextCharFormat(grey)
+            who.setFontWeight(QFont.Weight.Bold)
+            cursor.insertText(self.author_name(self._state.rep_id) + (" (reps only)" if reps_only else ""), who)
+            cursor.insertText(":  " + text.replace("\r\n", "\n").replace("\n", "\u2028"), grey)
+        self._pending.add(key)
+
+    def remove_pending(self, key: int) -> bool:
+        """Take away the pending line ``key``; False if it is not shown."""
+        if key not in self._pending:
+            return False
+        self._pending.discard(key)
+        block = self.document().firstBlock()
+        while block.isValid():
+            if block.blockFormat().property(_PENDING) == key:
+                cursor = QTextCursor(block)
+                cursor.select(QTextCursor.SelectionType.BlockUnderCursor)
+                if block.blockNumber() == 0:
+                    # The first block has no separator before it: take the one after, if any.
+                    cursor = QTextCursor(block)
+                    cursor.movePosition(QTextCursor.MoveOperation.EndOfBlock, QTextCursor.MoveMode.KeepAnchor)
+                    if block.next().isValid():
+                        cursor.movePosition(QTextCursor.MoveOperation.NextCharacter, QTextCursor.MoveMode.KeepAnchor)
+                    else:
+                        self._blank = True
+                cursor.removeSelectedText()
+                if self._blank:
+                    QTextCursor(self.document()).setBlockFormat(QTextBlockFormat())
+                return True
+            block = block.next()
+        return False
+
+    def pending_texts(self) -> list[str]:
+        """The texts of the pending lines shown, in order (for tests and the accessible view)."""
+        texts = []
+        block = self.document().firstBlock()
+        while block.isValid():
+            if block.blockFormat().property(_PENDING) is not None:
+                texts.append(block.text().split(":  ", 1)[-1].replace("\u2028", "\n"))
+            block = block.next()
+        return texts
 
     def add_divider(self, text: str, *, colour: str = "divider") -> None:
         """A centred, small note between lines (a date, "New messages")."""

@@ -14,19 +14,15 @@ import base64
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
+from PySide6.QtGui import QCloseEvent, QDesktopServices
 from PySide6.QtWidgets import (
     QComboBox,
-    QDialog,
-    QDialogButtonBox,
-    QFormLayout,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QMainWindow,
     QPushButton,
     QSplitter,
@@ -40,27 +36,35 @@ from repconsole.backend.base import Backend, BackendState
 from repconsole.backend.cobrowse import CobrowseUpdate, PageBatch
 from repconsole.core.errors import CommandError, Reason
 from repconsole.core.feed import FeedBatch
-from repconsole.core.state import Arrival, Changes, ConsoleState, GapError, Row, RowKind
-from repconsole.protocol import GoneReason, KeyView, RepStatus, SessionGoneData, SessionView, StepKind
+from repconsole.core.state import Changes, ConsoleState, GapError, Row, RowKind
+from repconsole.protocol import GoneReason, KeyView, RepStatus, SessionGoneData, SessionView
 from repconsole.settings import Settings
 from repconsole.ui.about import AboutDialog
-from repconsole.ui.alerts import AlertBanner, Alerter
+from repconsole.ui.alerts import AlertBanner, Alerter, alerts_for
+from repconsole.ui.closereason import close_reason
 from repconsole.ui.details import DetailsPane
+from repconsole.ui.keydialog import KeyRequestDialog, SessionKeyDialog
 from repconsole.ui.loading import LoadingOverlay
-from repconsole.ui.queuelist import QueueEntry, QueueList
+from repconsole.ui.menus import build_menus
+from repconsole.ui.prefsdialog import PreferencesDialog
+from repconsole.ui.queuelist import QueueList, queue_entries
 from repconsole.ui.queuemodel import QueueTableModel
 from repconsole.ui.queuetable import QueueTableView
+from repconsole.ui.quitdialog import QuitGuard
 from repconsole.ui.resources import app_icon
 from repconsole.ui.search import search_rows
+from repconsole.ui.searchfield import SearchField
 from repconsole.ui.sessiontab import SessionTab
+from repconsole.ui.statusline import ElidedLabel, fit_message, window_title
 from repconsole.ui.teamchat import TeamChatDialog
+from repconsole.ui.tray import ConsoleTray
+from repconsole.ui.workspace import front_tab, reopen_order, tabs_state
 
 __all__ = ["MainWindow"]
 
 log = logging.getLogger(__name__)
 
 SEARCH_QUEUE = "search:"
-_KEY_VALIDITY = [("15 minutes", 900), ("1 hour", 3600), ("4 hours", 4 * 3600), ("24 hours", 86400)]
 _STATUS_LABELS = {RepStatus.AVAILABLE: "Available", RepStatus.BUSY: "Busy", RepStatus.AWAY: "Away"}
 
 
@@ -78,8 +82,7 @@ class MainWindow(QMainWindow):
         state: what the console knows, kept current from the backend's feed.
         tabs: the top-level tab widget: the Queues tab, then one per session.
         session_tabs: open session tabs by session id.
-        queue_list, table, model, details, search: the queue workspace.
-        loading: "Loading N customers" over the table during a big start.
+        queue_list, table, model, details, search, loading: the queue workspace ("Loading N customers" over the table).
         notice: the last command message shown to the rep.
     """
 
@@ -99,12 +102,12 @@ class MainWindow(QMainWindow):
         self._clock_offset = 0.0
         self._queue: str | None = None
         self._closing = False
+        self._quitting = False  # a real quit (tray, Ctrl+Q): never just hide to the tray
         self._search_dirty = False
-        # The session tab that was in front when the console last closed: brought back to the front once.
-        current_tab = settings.window.get("current_tab")
-        self._restore_tab: str | None = current_tab if isinstance(current_tab, str) else None
+        self.key_dialog: SessionKeyDialog | None = None
+        self._restore_tab = front_tab(settings.window)  # brought back to the front once
 
-        self.setWindowTitle("repconsole — Representative Console")
+        self.setWindowTitle(window_title("", "", ""))
         self.setWindowIcon(app_icon())
         self.resize(1280, 780)
         # A fixed minimum: showing the details pane or a banner must not
@@ -120,8 +123,7 @@ class MainWindow(QMainWindow):
         backend.add_event_listener(self._on_backend_events)
         backend.add_state_listener(self._on_backend_state)
         backend.add_cobrowse_listener(self._on_backend_cobrowse)
-        # After the window's own listener: the snapshot that hides it has filled the queue.
-        self.loading = LoadingOverlay(self.table, backend)
+        self.loading = LoadingOverlay(self.table, backend)  # after the window's listener: hidden once the queue is filled
         self._tick = QTimer(self)
         self._tick.setInterval(1000)
         self._tick.timeout.connect(self._on_tick_timeout)
@@ -143,9 +145,6 @@ class MainWindow(QMainWindow):
         workspace = QWidget()
         outer = QVBoxLayout(workspace)
         outer.setContentsMargins(6, 6, 6, 6)
-        self.banner = AlertBanner()
-        outer.addWidget(self.banner)
-
         self.queue_list = QueueList()
         self.queue_list.setMinimumWidth(190)
 
@@ -158,11 +157,7 @@ class MainWindow(QMainWindow):
         self.stale_label = QLabel()
         self.stale_label.setStyleSheet("color: #a15c00; font-weight: 600;")
         self.stale_label.hide()
-        self.search = QLineEdit()
-        self.search.setPlaceholderText("Search active sessions (Ctrl+F)")
-        self.search.setClearButtonEnabled(True)
-        self.search.setMinimumWidth(260)
-        self.search.setAccessibleName("Search active sessions")
+        self.search = SearchField()
         self.accept_button = QPushButton("&Accept")
         self.accept_button.setToolTip("Accept the selected entry (Enter or double-click)")
         self.get_next_button = QPushButton("Get &Next")
@@ -179,10 +174,11 @@ class MainWindow(QMainWindow):
         center_layout.addLayout(bar)
 
         self.model = QueueTableModel(clock=self.now, rep_name=self.state.rep_name, queue_name=self.state.queue_name)
-        self.table = QueueTableView()
+        self.table = QueueTableView(clock=self.now)
         self.table.setModel(self.model)
         self.table.setAccessibleName("Queue")
         center_layout.addWidget(self.table, 1)
+        self.banner = AlertBanner(self.table)  # floats over the table: rows never move for it
         self.notice_label = QLabel()
         self.notice_label.setWordWrap(True)
         self.notice_label.hide()
@@ -201,23 +197,35 @@ class MainWindow(QMainWindow):
         outer.addWidget(self.splitter, 1)
         self.tabs.addTab(workspace, "Queues")
 
-        self.backend_label = QLabel()
+        # Who is signed in; then where, and the connection (the status is the combo on the right).
+        self.identity_label = ElidedLabel()
+        self.identity_label.setAccessibleName("Signed in as")
+        self.backend_label = ElidedLabel()
         self.status_combo = QComboBox()
         for status, label in _STATUS_LABELS.items():
             self.status_combo.addItem(label, status.value)
         self.status_combo.setToolTip("Your status")
         self.status_combo.setAccessibleName("Your status")
         self.progress_label = QLabel()
-        self.grace_label = QLabel()
+        self.grace_label = ElidedLabel()
         status_bar = self.statusBar()
+        status_bar.addWidget(self.identity_label)
         status_bar.addWidget(self.backend_label)
         status_bar.addWidget(self.grace_label)
         status_bar.addPermanentWidget(self.progress_label)
         status_bar.addPermanentWidget(QLabel("Status:"))
         status_bar.addPermanentWidget(self.status_combo)
 
-        self.alerter = Alerter(self, self.banner, app_icon())
+        self.tray = ConsoleTray(app_icon(), self)  # its Show brings this window back
+        self.alerter = Alerter(self, self.banner, lambda: self.settings, clock=time.time, notify=self.tray.notify)
+        self.quit_guard = QuitGuard(self, self.state, self.settings)
+        self.quit_guard.quitChosen.connect(self._on_quit_guard_quitChosen)
         self.banner.showRequested.connect(self._on_banner_showRequested)
+        self.tray.statusRequested.connect(lambda status: self._spawn("Status", self.backend.set_status(RepStatus(status))))
+        self.tray.muteRequested.connect(self.alerter.mute)
+        self.alerter.muteChanged.connect(self.tray.set_muted)
+        self.tray.set_muted(self.alerter.muted_until())
+        self.tray.quitRequested.connect(self.quit)
 
         self.queue_list.queueSelected.connect(self._on_queue_list_queueSelected)
         self.queue_list.favouriteToggled.connect(self._on_queue_list_favouriteToggled)
@@ -228,42 +236,14 @@ class MainWindow(QMainWindow):
         self.get_next_button.clicked.connect(self._on_get_next_button_clicked)
         self.key_button.clicked.connect(self._on_key_button_clicked)
         self.search.textChanged.connect(self._on_search_textChanged)
+        self.search.acceptRequested.connect(self._on_search_acceptRequested)
+        self.search.resultsRequested.connect(self._on_search_resultsRequested)
         self.status_combo.activated.connect(self._on_status_combo_activated)
         # Watches for the first paint of a snapshot (firstQueuePainted), then stops watching.
         self.table.viewport().installEventFilter(self)
 
     def _build_actions(self) -> None:
-        def action(menu: Any, text: str, shortcut: str | QKeySequence.StandardKey | None, slot: Callable[[], object]) -> QAction:
-            act = QAction(text, self)
-            if shortcut is not None:
-                act.setShortcut(QKeySequence(shortcut))
-            act.triggered.connect(slot)
-            menu.addAction(act)
-            return act
-
-        bar = self.menuBar()
-        console = bar.addMenu("&Console")
-        action(console, "&Search active sessions", QKeySequence.StandardKey.Find, self._on_search_action_triggered)
-        action(console, "Focus &queue list", "Ctrl+1", lambda: self.queue_list.setFocus())
-        action(console, "Focus queue &table", "Ctrl+2", lambda: self.table.setFocus())
-        console.addSeparator()
-        action(console, "&Quit", QKeySequence.StandardKey.Quit, self.close)
-        session = bar.addMenu("&Session")
-        action(session, "&Accept selected", "Ctrl+Return", self._on_accept_button_clicked)
-        action(session, "Get &Next", "Ctrl+G", self._on_get_next_button_clicked)
-        action(session, "Generate session &key…", "Ctrl+K", self._on_key_button_clicked)
-        view = bar.addMenu("&View")
-        action(view, "&Queues tab", "Alt+0", lambda: self.tabs.setCurrentIndex(0))
-        action(view, "&Next tab", "Ctrl+PgDown", lambda: self._cycle_tab(1))
-        action(view, "&Previous tab", "Ctrl+PgUp", lambda: self._cycle_tab(-1))
-        for n in range(1, 10):
-            act = QAction(f"Session tab {n}", self)
-            act.setShortcut(QKeySequence(f"Alt+{n}"))
-            act.triggered.connect(lambda _=False, n=n: self._go_to_tab(n))
-            self.addAction(act)
-        action(view, "Close &details pane", "Esc", self._close_details)
-        help_menu = bar.addMenu("&Help")
-        action(help_menu, "&About repconsole", None, self._on_about_action_triggered)
+        self.menu_actions = build_menus(self)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -282,15 +262,40 @@ class MainWindow(QMainWindow):
             task.cancel()
         await self.backend.stop()
 
+    def quit(self) -> None:
+        """Close the console, even when closing the window would only hide it to the tray."""
+        self._quitting = True
+        self.close()
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        told_to_quit = self._quitting or self.quit_guard.confirmed
+        if not told_to_quit and self.settings.preferences.close_to_tray and self.tray.icon.isVisible():
+            self.hide()  # the console keeps running: alerts reach the rep through the tray
+            event.ignore()
+            return
+        if not self._closing and not self.quit_guard.may_quit():
+            event.ignore()
+            return
         if not self._closing:
             self._closing = True
             self._tick.stop()
+            self.alerter.acknowledge()
+            self.tray.icon.hide()
             self._save_settings()
             for dialog in self.team_chats.values():
                 dialog.close()
             self.closed.emit()
         super().closeEvent(event)
+
+    def _on_quit_guard_quitChosen(self, away: bool) -> None:
+        self._spawn("Set away", self._quit(away))
+
+    async def _quit(self, away: bool) -> None:
+        try:
+            if away:
+                await self.backend.set_status(RepStatus.AWAY.value)
+        finally:
+            self.close()  # quit even if the status could not be set: the rep chose to go
 
     def now(self) -> float:
         """The current time on the backend's clock."""
@@ -313,12 +318,10 @@ class MainWindow(QMainWindow):
 
     def _save_settings(self) -> None:
         self.settings.table = self.table.save_layout()
-        current = self.tabs.currentWidget()
         self.settings.window = {
             "geometry": base64.b64encode(bytes(self.saveGeometry().data())).decode("ascii"),
             "splitter": self.splitter.sizes(),
-            "tabs": list(self.session_tabs),
-            "current_tab": current.session_id if isinstance(current, SessionTab) else None,
+            **tabs_state(self.tabs, self.session_tabs),
         }
         if self._queue and not self._queue.startswith(SEARCH_QUEUE):
             self.settings.last_queue = self._queue
@@ -347,11 +350,16 @@ class MainWindow(QMainWindow):
             self._apply_changes(changes)
         self._update_progress()
 
+    def deliver(self, batch: FeedBatch) -> None:
+        """A batch the backend delivered before this window listened (signed in from the login dialog)."""
+        self._on_backend_events(batch)
+
     def _load_snapshot(self) -> None:
         self._clock_offset = self.state.at - time.time()
         self._set_stale(None)
-        self._refresh_queue_list()
+        # Read before the queue list fills: filling it selects Personal.
         wanted = self._queue or self.settings.last_queue
+        self._refresh_queue_list()
         if wanted not in self.state.rows:
             wanted = self.state.personal_queue
         if self.search.text().strip():
@@ -360,11 +368,8 @@ class MainWindow(QMainWindow):
             self._show_queue(wanted, force=True)
         self.queue_list.select(wanted)
         self._show_my_status()
-        # Sessions the rep is already in get their tabs back (after a restart
-        # or a crash: in the order they were, the last current one in front).
-        saved = self.settings.window.get("tabs")
-        order = {sid: n for n, sid in enumerate(saved)} if isinstance(saved, list) else {}
-        for s in sorted(self.state.my_sessions(), key=lambda s: order.get(s.id, len(order))):
+        # Sessions the rep is already in get their tabs back (after a restart or a crash, as they were).
+        for s in reopen_order(self.settings.window, self.state.my_sessions()):
             if s.id not in self.session_tabs:
                 self._open_tab(s, focus=s.id == self._restore_tab)
         self._restore_tab = None
@@ -379,14 +384,20 @@ class MainWindow(QMainWindow):
                 if not self._search_timer.isActive():
                     self._search_timer.start()
         elif self._queue is not None and self._queue in changes.queues:
+            # Names of the rows another rep took, while the rows are still here.
+            names = {rid: row.session.title for rid, g in changes.gone.items() if g.reason is GoneReason.TAKEN and (row := self._row(rid))}
             self.model.apply(changes.queues[self._queue])
+            for rid, name in names.items():
+                by = changes.gone[rid].by
+                if by and by != self.state.rep_id:
+                    self.table.show_lost(rid, f"{self.state.rep_name(by)} took {name}")
         if changes.queues or changes.team_chat or changes.teams_read:
             self._refresh_queue_list()
         if self.details.row_id is not None:
             row = self._row(self.details.row_id)
             if row is None:
                 gone = changes.gone.get(self.details.row_id)
-                self._close_details()
+                self.close_details()
                 if gone and gone.reason is GoneReason.TAKEN:
                     self._show_notice(f"That session was taken by {self.state.rep_name(gone.by or None)}.")
             elif row.session.id in changes.sessions:
@@ -406,52 +417,34 @@ class MainWindow(QMainWindow):
                 dialog.view.append_line(line)
         if self.state.rep_id in changes.reps:
             self._show_my_status()
-        for reason, s in changes.arrived:
-            self._alert(reason, s)
-
-    def _alert(self, reason: Arrival, s: SessionView) -> None:
-        name = s.title
-        if reason is Arrival.TRANSFER:
-            by = next((step.by for step in reversed(s.timeline) if step.kind is StepKind.TRANSFERRED), None)
-            text = f"{self.state.rep_name(by)} transferred {name} to you."
-        elif reason is Arrival.INVITATION:
-            text = f"{self.state.rep_name(s.owner)} invites you to join the session with {name}."
-        else:
-            text = f"New customer in your personal queue: {name}" + (f" — {s.issue}" if s.issue else "")
-        self.alerter.alert(reason.value, text)
+        # Handled first (accepted by anyone, left), so a batch's new alerts ring.
+        self.alerter.revalidate(self.state)
+        for event, queue, row_id, text in alerts_for(self.state, changes, self.alerter.event_for):
+            self.alerter.alert(event, queue, row_id, text)
 
     def _show_my_status(self) -> None:
         index = self.status_combo.findData(self.state.me.status.value)
         if index >= 0:
             self.status_combo.setCurrentIndex(index)
+        self.tray.set_status(self.state.me.status.value)
+        self._update_backend_label()  # the title shows the status too
 
     def _refresh_queue_list(self) -> None:
-        st = self.state
-        favourites = set(self.settings.favourites)
-        entries = [QueueEntry(st.personal_queue, "Personal", st.waiting_count(st.personal_queue))]
-        for team in st.my_teams:
-            key = f"team:{team}"
-            chat = st.team_chat.get(team)
-            entries.append(
-                QueueEntry(
-                    key,
-                    st.queue_name(key),
-                    st.waiting_count(key),
-                    team=team,
-                    favourite=team in favourites,
-                    unread=chat.unread if chat else 0,
-                )
-            )
-        self.queue_list.set_entries(entries)
+        self.queue_list.set_entries(queue_entries(self.state, set(self.settings.favourites)))
 
     def _update_progress(self) -> None:
         n = self.state.in_progress()
         self.progress_label.setText(f"{n} session{'s' if n != 1 else ''} in progress")
+        if self.queue_list.count():
+            self._refresh_queue_list()  # the Personal badge counts sessions too
 
     def _update_backend_label(self) -> None:
-        state = self.backend.state
-        text = f"{self.backend.description} · {state.value}"
-        self.backend_label.setText(text)
+        state, st, where = self.backend.state, self.state, self.backend.where
+        name, status = (st.rep_name(st.rep_id), _STATUS_LABELS.get(st.me.status, "")) if st.seq >= 0 else ("", "")
+        self.setWindowTitle(window_title(name, where, status))
+        self.identity_label.setText(f"{name} on" if name else "")
+        self.identity_label.setToolTip(f"Signed in as {name} on {where}" if name else "")
+        self.backend_label.setText(f"{self.backend.description} · {state.value}")
         self.backend_label.setStyleSheet("color: #a15c00;" if state is not BackendState.LIVE else "")
 
     def _on_backend_state(self, state: BackendState, detail: str) -> None:
@@ -469,6 +462,8 @@ class MainWindow(QMainWindow):
     def _set_stale(self, reason: str | None) -> None:
         """Grey the queue out while it may not be current."""
         stale = reason is not None
+        for tab in self.session_tabs.values():
+            tab.set_outage(reason)
         self.stale_label.setText(reason or "")
         self.stale_label.setVisible(stale)
         self.table.setEnabled(not stale)
@@ -482,9 +477,8 @@ class MainWindow(QMainWindow):
         self._queue = key
         self.queue_title.setText(self.state.queue_name(key))
         self.model.set_rows(list(self.state.rows.get(key, {}).values()))
-        self._close_details()
-        if key == self.state.personal_queue:
-            self.alerter.acknowledge()
+        self.close_details()
+        self.alerter.acknowledge(key)  # the rep sees that queue now
 
     def _row(self, row_id: str) -> Row | None:
         return self.model.row_by_id(row_id)
@@ -511,7 +505,7 @@ class MainWindow(QMainWindow):
     def open_team_chat(self, team: str) -> TeamChatDialog:
         dialog = self.team_chats.get(team)
         if dialog is None:
-            dialog = TeamChatDialog(team, self.state, self)
+            dialog = TeamChatDialog(team, self.state, self, enter_sends=lambda: self.settings.preferences.chat.enter_sends)
             dialog.view.sendRequested.connect(lambda text, t=team: self._spawn("team chat", self.backend.team_say(t, text)))
             dialog.view.readUpTo.connect(lambda n, t=team: self._on_team_chat_readUpTo(t, n))
             self.team_chats[team] = dialog
@@ -530,12 +524,12 @@ class MainWindow(QMainWindow):
     def _on_table_detailsToggled(self, row_id: str | None) -> None:
         row = self._row(row_id) if row_id is not None else None
         if row is None:
-            self._close_details()
+            self.close_details()
         else:
             self.details.show_row(row)
             self.details.show()
 
-    def _close_details(self) -> None:
+    def close_details(self) -> None:
         self.details.clear()
         self.details.hide()
 
@@ -543,7 +537,23 @@ class MainWindow(QMainWindow):
         if text.strip():
             self._search_timer.start()
         elif self._queue is not None and self._queue.startswith(SEARCH_QUEUE):
+            self._search_timer.stop()
+            self.table.show_column_for_now("queue", False)
             self._show_queue(self.queue_list.current_key() or self.state.personal_queue, force=True)
+
+    def _on_search_acceptRequested(self) -> None:
+        if self._search_timer.isActive() or self._search_dirty or not (self._queue or "").startswith(SEARCH_QUEUE):
+            self._search_timer.stop()
+            self._run_search()
+        row_id = self.table.current_row_id() or next(iter(self.model.row_ids()), None)
+        if row_id is not None:
+            self.table.select_row_id(row_id)
+            self.accept_row(row_id)
+
+    def _on_search_resultsRequested(self) -> None:
+        self.table.setFocus()
+        if self.table.current_row_id() is None and self.model.rowCount():
+            self.table.select_row_id(self.model.row_ids()[0])
 
     def _on_search_timer_timeout(self) -> None:
         if self.search.text().strip():
@@ -554,16 +564,17 @@ class MainWindow(QMainWindow):
         rows = search_rows(self.state, text)
         self._queue = SEARCH_QUEUE + text
         self.queue_title.setText(f"Search: {len(rows)} match{'es' if len(rows) != 1 else ''}")
+        self.table.show_column_for_now("queue", True)  # results come from every queue: say which
         self.model.set_rows(rows)
         self._search_dirty = False
 
-    def _on_search_action_triggered(self) -> None:
+    def focus_search(self) -> None:
         self.tabs.setCurrentIndex(0)
         self.search.setFocus()
         self.search.selectAll()
 
     def _on_tick_timeout(self) -> None:
-        self.model.tick(*self.table.visible_rows())
+        self.table.tick()
         self._update_grace()
 
     def _update_grace(self) -> None:
@@ -600,6 +611,7 @@ class MainWindow(QMainWindow):
         row = self._row(row_id)
         if row is None:
             return
+        self.table.reach_for(row_id)
         sid = row.session.id
         if row.kind is RowKind.MINE:
             tab = self.session_tabs.get(sid)
@@ -623,15 +635,16 @@ class MainWindow(QMainWindow):
     def _open_tab(self, session: SessionView, *, focus: bool) -> SessionTab:
         sid = session.id
         tab = self.session_tabs.get(sid)
-        new = tab is None
         if tab is None:
             # The state's view, unless it does not show the rep in the session
             # yet: a command's result (accept, join) arrives before its event.
             current = self.state.sessions.get(sid)
-            tab = SessionTab(
-                current if current is not None and current.involves(self.state.rep_id) else session, self.state, clock=self.backend.server_time
+            shown = current if current is not None and current.involves(self.state.rep_id) else session
+            tab = SessionTab(shown, self.state, clock=self.backend.server_time, settings=self.settings)
+            tab.set_outage(self.stale_label.text() or None)  # opened during an outage: it shows at once
+            tab.sendRequested.connect(
+                lambda text, reps_only, s=sid, t=tab: self._spawn("Send", t.confirming(self.backend.say(s, text, reps_only=reps_only)))
             )
-            tab.sendRequested.connect(lambda text, reps_only, s=sid: self._spawn("Send", self.backend.say(s, text, reps_only=reps_only)))
             tab.transferRequested.connect(lambda target, note, stay, s=sid: self._spawn("Transfer", self.backend.transfer(s, target, note, stay=stay)))
             tab.shareRequested.connect(lambda target, s=sid: self._spawn("Share", self.backend.share(s, target)))
             tab.holdRequested.connect(lambda s=sid: self._spawn("Hold", self.backend.hold(s)))
@@ -641,6 +654,7 @@ class MainWindow(QMainWindow):
             tab.externalKeyEdited.connect(lambda key, s=sid: self._spawn("External key", self.backend.set_external_key(s, key)))
             tab.titleChanged.connect(lambda text, t=tab: self.tabs.setTabText(self.tabs.indexOf(t), text))
             self.session_tabs[sid] = tab
+            QTimer.singleShot(0, self._save_settings)  # the open tabs survive a crash (after the focus below)
             index = self.tabs.addTab(tab, tab.title)
             self.tabs.setTabToolTip(index, f"{session.customer_name} — {session.issue or 'no issue given'}")
             if tab.cobrowse_view is not None:
@@ -650,8 +664,6 @@ class MainWindow(QMainWindow):
                 self._spawn("Customer's page", self.backend.cobrowse_watch(sid))
         if focus:
             self.tabs.setCurrentWidget(tab)
-        if new:
-            self._save_settings()  # the open tabs (and their order) survive a crash
         self._update_progress()
         return tab
 
@@ -664,12 +676,9 @@ class MainWindow(QMainWindow):
             # waits in the owner's personal queue.
             if s is not None and s.involves(me):
                 continue
-            if sid in gone and gone[sid].reason is GoneReason.ENDED:
-                why = "ended"
-            else:
-                why = "left your hands"
+            why = close_reason(gone.get(sid), s, self.state)
             self._close_tab(sid)
-            self._show_notice(f"The session with {tab.session.customer_name} {why}.")
+            self._show_notice(f"The session with {tab.session.customer_name} closed: {why}.")
 
     def _close_tab(self, sid: str) -> None:
         tab = self.session_tabs.pop(sid, None)
@@ -678,8 +687,6 @@ class MainWindow(QMainWindow):
             tab.deleteLater()
             if tab.cobrowse_view is not None:
                 self._spawn("Customer's page", self._unwatch(sid))
-            if not self._closing:
-                self._save_settings()
         self._update_progress()
 
     # ------------------------------------------------------------ co-browsing
@@ -707,12 +714,12 @@ class MainWindow(QMainWindow):
         if not QDesktopServices.openUrl(url):
             raise CommandError(Reason.INVALID, "No web browser could open the customer's page.")
 
-    def _cycle_tab(self, step: int) -> None:
+    def cycle_tab(self, step: int) -> None:
         count = self.tabs.count()
         if count:
             self.tabs.setCurrentIndex((self.tabs.currentIndex() + step) % count)
 
-    def _go_to_tab(self, n: int) -> None:
+    def go_to_tab(self, n: int) -> None:
         if n < self.tabs.count():
             self.tabs.setCurrentIndex(n)
 
@@ -722,42 +729,39 @@ class MainWindow(QMainWindow):
         self._spawn("Status", self.backend.set_status(self.status_combo.itemData(index)))
 
     def _on_key_button_clicked(self) -> None:
-        dialog = QDialog(self)
-        dialog.setWindowTitle("Generate session key")
-        form = QFormLayout(dialog)
-        validity = QComboBox()
-        for label, seconds in _KEY_VALIDITY:
-            validity.addItem(label, seconds)
-        validity.setCurrentIndex(1)
-        form.addRow("Valid for:", validity)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Generate")
-        form.addRow(buttons)
-        buttons.accepted.connect(dialog.accept)
-        buttons.rejected.connect(dialog.reject)
-        dialog.accepted.connect(lambda: self._spawn("Session key", self._generate_key(float(validity.currentData()))))
+        dialog = KeyRequestDialog(self)
+        dialog.accepted.connect(lambda: self._spawn("Session key", self._generate_key(dialog.seconds())))
+        dialog.finished.connect(dialog.deleteLater)
         dialog.open()
 
     async def _generate_key(self, seconds: float) -> None:
         key: KeyView = await self.backend.generate_key(seconds)
-        spaced = " ".join(key.key)
-        until = time.strftime("%H:%M", time.localtime(key.expires_at - self._clock_offset))
-        self._show_notice(f"Session key {key.key} — read it as “{spaced}”. Valid until {until}. The customer lands in your personal queue.")
+        if self.key_dialog is not None:
+            self.key_dialog.close()
+        self.key_dialog = SessionKeyDialog(key, self.backend.customer_page(key.key), self.now, self, local_offset=self._clock_offset)
+        self.key_dialog.open()
 
-    def _on_about_action_triggered(self) -> None:
+    def open_about(self) -> None:
         AboutDialog(self, settings_path=self.settings.path).open()
 
     def _on_banner_showRequested(self) -> None:
         self.tabs.setCurrentIndex(0)
-        self.queue_list.select(self.state.personal_queue)
-        self.alerter.acknowledge()
+        queue = self.alerter.pending[-1].queue if self.alerter.pending else self.state.personal_queue
+        self.queue_list.select(queue)
+        self.alerter.acknowledge(queue)
+
+    def open_preferences(self) -> PreferencesDialog:
+        dialog = PreferencesDialog(self.settings, [(t, self.state.queue_name(f"team:{t}")) for t in self.state.my_teams], self)
+        dialog.saveFailed.connect(lambda text: self._show_notice(text, error=True))
+        dialog.open()
+        return dialog
 
     def _show_notice(self, text: str, *, error: bool = False) -> None:
         self.notice = text
         self.notice_label.setText(text)
         self.notice_label.setStyleSheet("color: #b00020;" if error else "color: #2d4a6b;")
         self.notice_label.show()
-        self.statusBar().showMessage(text, 10_000)
+        self.statusBar().showMessage(fit_message(self.statusBar(), text, self.progress_label), 10_000)
 
     # ------------------------------------------------------------ plumbing
 

@@ -1,5 +1,8 @@
 """The list of queues on the left: Personal, then one entry per team.
 
+Personal's badge reads "waiting / in session": customers waiting for the
+rep, and the sessions the rep is working now.
+
 Each team shows a star (gold when it is a favourite; click it to toggle).
 When a team chat message arrives unread, an orange chat bubble takes the
 star's place until the rep reads the chat.
@@ -22,9 +25,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from repconsole.core.state import ConsoleState
 from repconsole.ui.icons import bubble_icon, person_icon, star_icon
 
-__all__ = ["QueueEntry", "QueueList"]
+__all__ = ["QueueEntry", "QueueList", "queue_entries"]
 
 _ENTRY_ROLE = int(Qt.ItemDataRole.UserRole) + 1
 _ICON = 18
@@ -41,6 +45,23 @@ class QueueEntry:
     team: str | None = None  # team id for a team queue
     favourite: bool = False
     unread: int = 0
+    in_session: int | None = None  # Personal only: the rep's sessions in progress
+
+    @property
+    def badge(self) -> str:
+        return str(self.count) if self.in_session is None else f"{self.count} / {self.in_session}"
+
+
+def queue_entries(state: ConsoleState, favourites: set[str]) -> list[QueueEntry]:
+    """What the list shows for ``state``: Personal (waiting / in session), then the rep's teams."""
+    st = state
+    entries = [QueueEntry(st.personal_queue, "Personal", st.waiting_count(st.personal_queue), in_session=st.in_progress())]
+    for team in st.my_teams:
+        key = f"team:{team}"
+        chat = st.team_chat.get(team)
+        unread = chat.unread if chat else 0
+        entries.append(QueueEntry(key, st.queue_name(key), st.waiting_count(key), team=team, favourite=team in favourites, unread=unread))
+    return entries
 
 
 class _Delegate(QStyledItemDelegate):
@@ -74,7 +95,7 @@ class _Delegate(QStyledItemDelegate):
             font.setBold(True)
         painter.setFont(font)
         painter.setPen(option.palette.color(role))
-        badge = str(entry.count)
+        badge = entry.badge
         metrics = painter.fontMetrics()
         badge_w = max(22, metrics.horizontalAdvance(badge) + 12)
         text_rect = QRect(icon_rect.right() + _PAD, rect.top(), rect.width() - badge_w - icon_rect.width() - 4 * _PAD, rect.height())
@@ -83,7 +104,7 @@ class _Delegate(QStyledItemDelegate):
         badge_rect = QRect(rect.right() - badge_w - _PAD, rect.center().y() - 9, badge_w, 18)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor("#3b6ea5") if entry.count else QColor("#c9d1d9"))
+        painter.setBrush(QColor("#3b6ea5") if entry.count or entry.in_session else QColor("#c9d1d9"))
         painter.drawRoundedRect(badge_rect, 9, 9)
         painter.setPen(QColor("white"))
         font.setBold(True)
@@ -171,12 +192,13 @@ class QueueList(QListWidget):
     def _show_entry(self, item: QListWidgetItem, entry: QueueEntry) -> None:
         item.setData(_ENTRY_ROLE, entry)
         item.setToolTip(self._tooltip(entry))
-        item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{entry.name}, {entry.count} waiting")
+        in_session = f", {entry.in_session} in session" if entry.in_session is not None else ""
+        item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{entry.name}, {entry.count} waiting{in_session}")
 
     @staticmethod
     def _tooltip(entry: QueueEntry) -> str:
         if entry.team is None:
-            return f"Your personal queue: {entry.count} waiting"
+            return f"Your personal queue: {entry.count} waiting, {entry.in_session or 0} in session"
         parts = [f"{entry.name}: {entry.count} waiting"]
         if entry.unread:
             parts.append(f"{entry.unread} unread team chat message(s) — click the bubble to read")

@@ -11,6 +11,15 @@ Picard's, not as opaque ``saveState`` bytes: a layout saved by an older
 version restores into a newer one, columns it does not know are ignored,
 and new columns get their defaults.
 
+Rows that stay put: while a row is selected, or the pointer is over the
+table, a feed batch that inserts, removes or moves rows above it scrolls by
+as much as it moved, so the row the rep is looking at (the selected one,
+else the one under the pointer) keeps its place on screen.  A double-click
+accepts the row the pointer *pressed*, never one that slid there since.
+When the row the rep reached for (selected, pressed, or asked to accept)
+is taken by another rep, :meth:`QueueTableView.show_lost` says so where it
+was, for a few seconds.
+
 Saved layout format (what :meth:`QueueTableView.save_layout` returns and
 :class:`repconsole.settings.Settings` stores as ``table``)::
 
@@ -20,16 +29,18 @@ Saved layout format (what :meth:`QueueTableView.save_layout` returns and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
-from PySide6.QtCore import QAbstractItemModel, QItemSelection, QItemSelectionModel, QModelIndex, QPersistentModelIndex, QPoint, Qt, Signal
+from PySide6.QtCore import QAbstractItemModel, QEvent, QItemSelection, QItemSelectionModel, QModelIndex, QPersistentModelIndex, QPoint, Qt, Signal
 from PySide6.QtGui import QKeyEvent, QMouseEvent
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTableView, QWidget
 
 from repconsole.ui.columns import DEFAULT_SORT_DESCENDING, DEFAULT_SORT_KEY
 from repconsole.ui.queuemodel import QueueTableModel
+from repconsole.ui.racenotice import LOST_RACE_SECONDS, RaceNotice
 
 __all__ = ["MAX_COLUMN_WIDTH", "MIN_COLUMN_WIDTH", "QueueTableView"]
 
@@ -65,9 +76,29 @@ class QueueTableView(QTableView):
     acceptRequested = Signal(str)
     detailsToggled = Signal(object)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(parent)
         self.details_row_id: str | None = None
+        # Where the pointer is over the viewport (None: elsewhere), and the
+        # row a press landed on: a double-click accepts that one.
+        self._pointer: QPoint | None = None
+        self._press_row_id: str | None = None
+        # The row kept in place through a model change: (row id, its top in the viewport).
+        self._anchor: tuple[str, int] | None = None
+        # A scroll range past the last row, while keeping a row in place needs
+        # it (a short queue has nothing to scroll); 0 when not needed.
+        self._overscroll = 0
+        self._sort_before: tuple[int, Qt.SortOrder] | None = None
+        # Rows the rep asked to accept, and where reached-for rows were when they vanished.
+        self._reaching: list[str] = []
+        self._vanished: dict[str, int] = {}
+        self._layout_tops: dict[str, int] = {}
+        self.lost_notice = RaceNotice(self.viewport(), clock)
+        # Columns shown only for now (the Queue column over search results): never saved as shown.
+        # Columns shown only for now (the Queue column over search results),
+        # by the visual position they had: never saved as shown or moved.
+        self._for_now: dict[str, int] = {}
+        self.viewport().setMouseTracking(True)
         # Natural widths by column key: the stretched last section and
         # hidden sections report a size that is not the rep's choice.
         self._widths: dict[str, int] = {}
@@ -108,7 +139,7 @@ class QueueTableView(QTableView):
         header.customContextMenuRequested.connect(self._on_header_customContextMenuRequested)
         header.sortIndicatorChanged.connect(self._on_header_sortIndicatorChanged)
         header.sectionResized.connect(self._on_header_sectionResized)
-        self.doubleClicked.connect(self._on_view_doubleClicked)
+        self.verticalScrollBar().valueChanged.connect(self._on_vbar_valueChanged)
 
     # ---------------------------------------------------------------- model
 
@@ -126,6 +157,11 @@ class QueueTableView(QTableView):
             old.modelReset.disconnect(self._on_model_modelReset)
             old.layoutChanged.disconnect(self._on_model_layoutChanged)
             old.rowsRemoved.disconnect(self._on_model_rowsRemoved)
+            old.layoutAboutToBeChanged.disconnect(self._on_model_layoutAboutToBeChanged)
+            old.rowsAboutToBeInserted.disconnect(self._on_model_rowsAboutToChange)
+            old.rowsAboutToBeMoved.disconnect(self._on_model_rowsAboutToChange)
+            old.rowsInserted.disconnect(self._keep_anchor)
+            old.rowsMoved.disconnect(self._keep_anchor)
         super().setModel(model)
         self._widths = {}
         if model is None:
@@ -134,6 +170,11 @@ class QueueTableView(QTableView):
         model.modelReset.connect(self._on_model_modelReset)
         model.layoutChanged.connect(self._on_model_layoutChanged)
         model.rowsRemoved.connect(self._on_model_rowsRemoved)
+        model.layoutAboutToBeChanged.connect(self._on_model_layoutAboutToBeChanged)
+        model.rowsAboutToBeInserted.connect(self._on_model_rowsAboutToChange)
+        model.rowsAboutToBeMoved.connect(self._on_model_rowsAboutToChange)
+        model.rowsInserted.connect(self._keep_anchor)
+        model.rowsMoved.connect(self._keep_anchor)
         self.selectionModel().selectionChanged.connect(self._on_selection_selectionChanged)
         self.reset_layout()
 
@@ -174,10 +215,126 @@ class QueueTableView(QTableView):
         return (max(first, 0), last if last >= 0 else n - 1)
 
     def tick(self) -> None:
-        """Refresh the time columns of the visible rows (call once a second)."""
+        """Refresh the time columns of the visible rows, and let a lost-race notice expire (call once a second)."""
         model = self.queue_model()
         if model is not None:
             model.tick(*self.visible_rows())
+        self.lost_notice.expire()
+
+    # ------------------------------------------------------ rows that stay
+
+    def _anchor_row_id(self) -> str | None:
+        """The row to keep in place: the selected one, else the one under the pointer."""
+        row_id = self.current_row_id()
+        if row_id is None and self._pointer is not None:
+            row_id = self._row_id_at(self.indexAt(self._pointer))
+        return row_id
+
+    def _take_anchor(self) -> None:
+        model = self.queue_model()
+        if model is None or self._anchor is not None:
+            return
+        row_id = self._anchor_row_id()
+        pos = model.position_of(row_id) if row_id is not None else -1
+        top = self.rowViewportPosition(pos) if pos >= 0 else -1
+        # Only a row on screen is kept in place (so the room ever needed past
+        # the last row is less than a screenful).
+        if row_id is not None and 0 <= top < self.viewport().height():
+            self._anchor = (row_id, top)
+
+    def _keep_anchor(self) -> None:
+        """After rows moved: scroll so that the anchored row is where it was."""
+        anchor, self._anchor = self._anchor, None
+        model = self.queue_model()
+        if anchor is None or model is None:
+            return
+        row_id, top = anchor
+        pos = model.position_of(row_id)
+        if pos < 0:
+            return  # it went: nothing to keep in place
+        # Qt lays the view out later; the scroll range must cover the new rows now.
+        self.updateGeometries()
+        shift = self.rowViewportPosition(pos) - top
+        if shift:
+            bar = self.verticalScrollBar()
+            target = bar.value() + shift
+            if target > bar.maximum():
+                # Too few rows below to scroll that far: scroll past the last row.
+                self._overscroll = target
+                bar.setMaximum(target)
+            bar.setValue(target)
+
+    def updateGeometries(self) -> None:
+        bar = self.verticalScrollBar()
+        if not self._overscroll:
+            super().updateGeometries()
+            return
+        # Qt sets the natural range, which would clamp the scroll back into
+        # it: keep that clamp quiet, then restore the room and the position.
+        value = bar.value()
+        blocked = bar.blockSignals(True)
+        try:
+            super().updateGeometries()
+            if self._overscroll > bar.maximum():
+                bar.setMaximum(self._overscroll)
+            bar.setValue(value)
+        finally:
+            bar.blockSignals(blocked)
+        # The hidden vertical header follows the natural range by itself: put it back with the rows.
+        self.verticalHeader().setOffset(bar.value())
+
+    def _on_vbar_valueChanged(self, value: int) -> None:
+        # Scrolling back up gives back the room past the last row.
+        if self._overscroll and value < self._overscroll:
+            natural = max(0, self.verticalHeader().length() - self.viewport().height())
+            self._overscroll = value if value > natural else 0
+            self.verticalScrollBar().setMaximum(max(natural, self._overscroll))
+
+    def _reached_for(self) -> set[str]:
+        """The rows the rep was reaching for: selected, pressed, or asked to accept."""
+        ids = set(self._reaching)
+        current = self.current_row_id()
+        if current is not None:
+            ids.add(current)
+        if self._press_row_id is not None:
+            ids.add(self._press_row_id)
+        return ids
+
+    def reach_for(self, row_id: str) -> None:
+        """Note that the rep asked to accept ``row_id`` (if another rep takes it, :meth:`show_lost` can say so)."""
+        self._reaching = [*self._reaching[-7:], row_id]
+
+    def _on_model_rowsAboutToChange(self) -> None:
+        self._take_anchor()
+
+    def _on_model_layoutAboutToBeChanged(self) -> None:
+        self._take_anchor()
+        model = self.queue_model()
+        self._sort_before = (model.sort_column(), model.sort_order()) if model is not None else None
+        self._layout_tops = {}
+        if model is not None:
+            for row_id in self._reached_for():
+                pos = model.position_of(row_id)
+                if pos >= 0:
+                    self._layout_tops[row_id] = self.rowViewportPosition(pos)
+
+    def show_lost(self, row_id: str, text: str, seconds: float = LOST_RACE_SECONDS) -> bool:
+        """Show ``text`` where the reached-for row ``row_id`` was; False if the rep was not reaching for it."""
+        top = self._vanished.pop(row_id, None)
+        self._reaching = [r for r in self._reaching if r != row_id]
+        if top is None:
+            return False
+        self.lost_notice.show_at(row_id, text, top, self.verticalHeader().defaultSectionSize(), seconds)
+        return True
+
+    def scrollContentsBy(self, dx: int, dy: int) -> None:
+        super().scrollContentsBy(dx, dy)
+        self.lost_notice.follow_scroll(dy)
+
+    def viewportEvent(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Leave:
+            self._pointer = None
+        return super().viewportEvent(event)
 
     def _set_details(self, row_id: str | None) -> None:
         if row_id != self.details_row_id:
@@ -209,6 +366,17 @@ class QueueTableView(QTableView):
         # rep should not find another customer's details open instead: the
         # selection goes, and the details with it.
         selection = self.selectionModel()
+        model = self.queue_model()
+        if model is not None and not parent.isValid():
+            if len(self._vanished) > 16:
+                self._vanished.clear()
+            for row_id in self._reached_for():
+                pos = model.position_of(row_id)
+                if start <= pos <= end:
+                    self._vanished[row_id] = self.rowViewportPosition(pos)
+                    if row_id == self._press_row_id:
+                        self._press_row_id = None
+        self._take_anchor()
         if selection is not None and not parent.isValid():
             doomed = any(start <= index.row() <= end for index in selection.selectedRows())
             current = self.currentIndex()
@@ -218,6 +386,12 @@ class QueueTableView(QTableView):
 
     def _on_model_modelAboutToBeReset(self) -> None:
         self._reselect = self.current_row_id()
+        # Another queue (or search): what the rep reached for here is not there.
+        self._reaching = []
+        self._vanished = {}
+        self._press_row_id = None
+        self._overscroll = 0
+        self.lost_notice.dismiss()
 
     def _on_model_modelReset(self) -> None:
         row_id, self._reselect = self._reselect, None
@@ -230,16 +404,32 @@ class QueueTableView(QTableView):
         self._sync_details()
 
     def _on_model_layoutChanged(self) -> None:
+        model = self.queue_model()
+        tops, self._layout_tops = self._layout_tops, {}
+        for row_id, top in tops.items():
+            if model is not None and model.position_of(row_id) < 0:
+                self._vanished[row_id] = top
+        if model is not None and self._sort_before != (model.sort_column(), model.sort_order()):
+            self._anchor = None  # a new sort order, not new rows: the selection is scrolled to instead
+        self._keep_anchor()
         self._sync_details()
 
     def _on_model_rowsRemoved(self) -> None:
+        self._keep_anchor()
         self._sync_details()
 
     # ---------------------------------------------------------------- input
 
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        self._pointer = event.position().toPoint()
+        super().mouseMoveEvent(event)
+
     def mousePressEvent(self, event: QMouseEvent) -> None:
-        index = self.indexAt(event.position().toPoint())
+        self._pointer = event.position().toPoint()
+        self.lost_notice.dismiss()
+        index = self.indexAt(self._pointer)
         row_id = self._row_id_at(index)
+        self._press_row_id = row_id
         was_selected = row_id is not None and row_id == self.current_row_id()
         self._closed_by_press = None
         super().mousePressEvent(event)
@@ -252,20 +442,34 @@ class QueueTableView(QTableView):
         else:
             self._set_details(row_id)
 
-    def _on_view_doubleClicked(self, index: QModelIndex) -> None:
-        row_id = self._row_id_at(index)
-        if row_id is None:
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+        if event.button() != Qt.MouseButton.LeftButton:
+            super().mouseDoubleClickEvent(event)
             return
+        # The row the press landed on, not the one under the pointer now: a
+        # row may have slid there between the press and the double-click.
+        row_id = self._press_row_id
+        model = self.queue_model()
+        if row_id is None or model is None or model.position_of(row_id) < 0:
+            # Nothing pressed, or what was pressed is gone: a press, not an accept.
+            self.mousePressEvent(event)
+            return
+        event.accept()
+        self._on_double_click(row_id)
+
+    def _on_double_click(self, row_id: str) -> None:
         if self._closed_by_press == row_id:
             # The first click of this double-click closed the details: undo that.
             self._set_details(row_id)
         self._closed_by_press = None
+        self.reach_for(row_id)
         self.acceptRequested.emit(row_id)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() in _ACCEPT_KEYS and not (event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier):
             row_id = self.current_row_id()
             if row_id is not None:
+                self.reach_for(row_id)
                 self.acceptRequested.emit(row_id)
                 event.accept()
                 return
@@ -336,8 +540,25 @@ class QueueTableView(QTableView):
         logical = model.column_index(key) if model is not None else -1
         return logical >= 0 and not self.horizontalHeader().isSectionHidden(logical)
 
+    def show_column_for_now(self, key: str, shown: bool, at: int = 1) -> None:
+        """Show column ``key`` at visual position ``at`` until called again with ``shown=False``; the saved layout does not change."""
+        model = self.queue_model()
+        logical = model.column_index(key) if model is not None else -1
+        if logical < 0:
+            return
+        header = self.horizontalHeader()
+        if shown and not self.is_column_visible(key):
+            was = header.visualIndex(logical)
+            self.set_column_visible(key, True)
+            header.moveSection(was, at)
+            self._for_now[key] = was
+        elif not shown and key in self._for_now:
+            header.moveSection(header.visualIndex(logical), self._for_now[key])
+            self.set_column_visible(key, False)
+
     def set_column_visible(self, key: str, visible: bool) -> bool:
         """Show or hide column ``key``.  The last visible column cannot be hidden (returns False)."""
+        self._for_now.pop(key, None)
         model = self.queue_model()
         logical = model.column_index(key) if model is not None else -1
         if logical < 0:
@@ -364,7 +585,10 @@ class QueueTableView(QTableView):
         for visual in range(header.count()):
             logical = header.logicalIndex(visual)
             key = model.columns[logical].key
-            columns.append({"key": key, "visible": not header.isSectionHidden(logical), "width": self.column_width(key)})
+            if key not in self._for_now:
+                columns.append({"key": key, "visible": not header.isSectionHidden(logical), "width": self.column_width(key)})
+        for key, visual in sorted(self._for_now.items(), key=lambda item: item[1]):
+            columns.insert(visual, {"key": key, "visible": False, "width": self.column_width(key)})
         section = header.sortIndicatorSection()
         sort = None
         if 0 <= section < len(model.columns):
@@ -413,6 +637,7 @@ class QueueTableView(QTableView):
             current = header.visualIndex(logical_of[key])
             if current != visual:
                 header.moveSection(current, visual)
+        self._for_now.clear()
         for key, logical in logical_of.items():
             header.setSectionHidden(logical, not visible[key])
         for key, logical in logical_of.items():

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSize, Qt, Signal
@@ -40,8 +40,11 @@ from PySide6.QtWidgets import (
 
 from repconsole.core.state import ConsoleState
 from repconsole.protocol import LineView, Priority, SessionState, SessionView, StepKind
+from repconsole.settings import Settings
 from repconsole.ui.chatinput import ChatInput
 from repconsole.ui.chatlog import CHAT_DARK, CHAT_LIGHT, ChatLog
+from repconsole.ui.confirm import SessionAction, SessionConfirm, ask_then
+from repconsole.ui.outbox import OutageBanner, PendingLines
 from repconsole.ui.pickers import ShareDialog, TargetPicker, TransferDialog
 from repconsole.ui.widgets import badge_style, clock_time, is_dark, rule
 
@@ -116,13 +119,23 @@ class SessionTab(QWidget):
     titleChanged = Signal(str)
 
     def __init__(
-        self, session: SessionView, state: ConsoleState, parent: QWidget | None = None, *, clock: Callable[[], float] = time.time
+        self,
+        session: SessionView,
+        state: ConsoleState,
+        parent: QWidget | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        settings: Settings | None = None,
     ) -> None:
         """A tab for ``session``; its chat comes from ``state`` (and its updates, through the window).
 
         ``clock`` is the backend's: the customer's page measures its delay on it.
+        ``settings`` holds the preferences read when acting (End and Leave
+        confirmations, which key sends); without it nothing asks first.
         """
         super().__init__(parent)
+        self._settings = settings
+        self.confirm_dialog: SessionConfirm | None = None
         self._state = state
         self._session = session
         self._busy = False
@@ -139,6 +152,8 @@ class SessionTab(QWidget):
         body = QVBoxLayout()
         body.setContentsMargins(8, 8, 8, 8)
         body.setSpacing(8)
+        self.outage_banner = OutageBanner()
+        root.addWidget(self.outage_banner)
         body.addWidget(self._build_error())
         body.addWidget(self._build_note())
 
@@ -161,6 +176,7 @@ class SessionTab(QWidget):
         self._show_session()
         for line in state.chats.get(session.id, ()):
             self.chat_view.add_line(line)
+        self.pending = PendingLines(self.chat_view, lambda: self._state.rep_id, self._restore_input)
         self._fix_minimum_size()
 
     # ------------------------------------------------------------ public API
@@ -204,8 +220,25 @@ class SessionTab(QWidget):
             self._picker.reject()
 
     def append_chat(self, line: LineView) -> bool:
-        """Add a chat line; a line whose ``n`` is already shown is ignored (returns False)."""
+        """Add a chat line; a line whose ``n`` is already shown is ignored (returns False).
+
+        A line of the rep's that was shown as pending replaces it.
+        """
+        self.pending.arrived(line)
         return self.chat_view.add_line(line)
+
+    def set_outage(self, detail: str | None) -> None:
+        """Say in the tab that the connection is down (``detail``: why), or that it is back (None)."""
+        self.outage_banner.set_outage(detail)
+
+    def confirming(self, call: Awaitable[LineView]) -> Awaitable[LineView]:
+        """Wrap the ``say`` of the line just sent: it stays pending until ``call`` confirms it."""
+        return self.pending.confirming(self.pending.last_key, call)
+
+    def _restore_input(self, text: str) -> None:
+        # A refused line goes back to the input, unless the rep has typed something new.
+        if not self.input_edit.text().strip():
+            self.input_edit.setText(text)
 
     def set_busy(self, busy: bool) -> None:
         """Disable the actions and sending while a command is in flight.  Typing stays possible."""
@@ -362,7 +395,9 @@ class SessionTab(QWidget):
 
         layout.addWidget(rule())
 
-        chat_input = ChatInput()
+        settings = self._settings
+        chat_input = ChatInput(enter_sends=lambda: settings.preferences.chat.enter_sends if settings is not None else True)
+        self.chat_input = chat_input
         chat_input.submitted.connect(self._on_chat_input_submitted)
         self.input_edit = chat_input.input_edit
         self.input_edit.setAccessibleName("Chat message")
@@ -649,7 +684,7 @@ class SessionTab(QWidget):
         can_chat = (owner or participant) and not ended
         self.input_edit.setEnabled(can_chat)
         self.reps_only_check.setEnabled(can_chat)
-        self.send_button.setEnabled(can_chat and not self._busy)
+        self.chat_input.set_sendable(can_chat and not self._busy)
         self.external_key_edit.setReadOnly(not can_chat)
 
     # ----------------------------------------------------------------- slots
@@ -657,17 +692,21 @@ class SessionTab(QWidget):
     def _on_chat_input_submitted(self, text: str) -> None:
         # The Send button, which ChatInput checks, is disabled while busy.
         self.clear_error()
-        self.sendRequested.emit(text, self.reps_only_check.isChecked())
+        reps_only = self.reps_only_check.isChecked()
+        # Shown at once as pending: the window's say (maybe queued through an outage) confirms it.
+        self.pending.add(text, reps_only)
+        self.sendRequested.emit(text, reps_only)
 
     def _on_reps_only_check_toggled(self, checked: bool) -> None:
         if checked:
             self.input_edit.setPlaceholderText("Message to reps only — the customer will not see it")
             background = CHAT_DARK["reps_bg"] if is_dark(self) else CHAT_LIGHT["reps_bg"]
             self.input_edit.setStyleSheet(
-                f"QLineEdit {{ background: {background}; border: 1px solid {CHAT_LIGHT['reps_tag_bg']}; border-radius: 3px; padding: 2px 6px; }}"
+                f"QPlainTextEdit {{ background: {background}; border: 1px solid {CHAT_LIGHT['reps_tag_bg']}; border-radius: 3px; padding: 2px 6px; }}"
             )
         else:
-            self.input_edit.setPlaceholderText("Message to the customer — Enter to send")
+            enter_sends = self._settings is None or self._settings.preferences.chat.enter_sends
+            self.input_edit.setPlaceholderText(f"Message to the customer — {'Enter' if enter_sends else 'Shift+Enter'} to send")
             self.input_edit.setStyleSheet("")
 
     def _on_error_close_clicked(self) -> None:
@@ -729,12 +768,26 @@ class SessionTab(QWidget):
         self.resumeRequested.emit()
 
     def _on_end_button_clicked(self) -> None:
-        self.clear_error()
-        self.endRequested.emit()
+        self._ask(SessionAction.END)
 
     def _on_leave_button_clicked(self) -> None:
+        self._ask(SessionAction.LEAVE)
+
+    def _ask(self, action: SessionAction) -> None:
+        """End or leave, after asking if the preferences say so (the dialog does not block the feed)."""
         self.clear_error()
-        self.leaveRequested.emit()
+        if self.confirm_dialog is not None:
+            self.confirm_dialog.raise_()
+            return
+        signal = self.endRequested if action is SessionAction.END else self.leaveRequested
+        # The session may change while the question is open: End acts only if still the owner's.
+        allowed = self._may_act if action is SessionAction.END else self.is_participant
+        self.confirm_dialog = ask_then(self, action, self._session.customer_name, self._settings, signal.emit, allowed)
+        if self.confirm_dialog is not None:
+            self.confirm_dialog.finished.connect(self._on_confirm_dialog_finished)
+
+    def _on_confirm_dialog_finished(self, _result: int) -> None:
+        self.confirm_dialog = None
 
     def _on_external_key_edit_editingFinished(self) -> None:
         text = self.external_key_edit.text().strip()

@@ -14,6 +14,7 @@ Only Qt and the standard library are imported here, on purpose.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import binascii
 import json
@@ -21,13 +22,25 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QByteArray, QCoreApplication, QEvent, QEventLoop, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QWidget
 
 from repconsole.ui.instance import SingleInstance
 
-__all__ = ["WINDOW_SIZE", "WINDOW_TITLE", "FirstPaint", "Start", "StartWindow", "already_running", "begin", "default_settings_dir", "saved_geometry"]
+__all__ = [
+    "WINDOW_SIZE",
+    "WINDOW_TITLE",
+    "FirstPaint",
+    "Start",
+    "StartWindow",
+    "already_running",
+    "begin",
+    "default_settings_dir",
+    "saved_geometry",
+    "wants_start_window",
+]
 
 WINDOW_TITLE = "repconsole — Representative Console"
 WINDOW_SIZE = (1280, 780)
@@ -65,11 +78,33 @@ def saved_geometry(settings_dir: Path) -> bytes | None:
     validation are for later; a file that is not as expected gives None.
     """
     try:
-        data = json.loads((settings_dir / "settings.json").read_bytes())
-        geometry = data["window"]["geometry"]
+        geometry = _read_settings(settings_dir)["window"]["geometry"]
         return base64.b64decode(geometry, validate=True) if isinstance(geometry, str) else None
-    except (OSError, ValueError, KeyError, TypeError, binascii.Error):
+    except (ValueError, KeyError, TypeError, binascii.Error):
         return None
+
+
+def _read_settings(settings_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((settings_dir / "settings.json").read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def wants_start_window(args: argparse.Namespace, settings_dir: Path) -> bool:
+    """Whether the console's window comes first (else the login dialog does, and no start window shows).
+
+    As :func:`repconsole.ui.app.run` decides: ``--server`` or ``--login``
+    sign in first, and so does a start without options when the
+    preferences say "server".  Read directly from ``settings.json``: a
+    file that is not as expected means the simulator, the default.
+    """
+    if getattr(args, "server", None) or getattr(args, "login", False):
+        return False
+    startup = _read_settings(settings_dir).get("preferences", {})
+    startup = startup.get("startup", {}) if isinstance(startup, dict) else {}
+    return not (isinstance(startup, dict) and startup.get("backend") == "server")
 
 
 class StartWindow(QMainWindow):

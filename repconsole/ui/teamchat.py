@@ -10,6 +10,8 @@ send ``team_read`` and the team's orange chat bubble goes away.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtGui import QFont, QPalette, QShowEvent
 from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QVBoxLayout, QWidget
@@ -44,8 +46,11 @@ class TeamChatView(QWidget):
     sendRequested = Signal(str)
     readUpTo = Signal(int)
 
-    def __init__(self, team_id: str, state: ConsoleState, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, team_id: str, state: ConsoleState, parent: QWidget | None = None, *, enter_sends: Callable[[], bool] = lambda: True
+    ) -> None:
         super().__init__(parent)
+        self._enter_sends = enter_sends  # the chat.enter_sends preference, read at each key press
         self._team_id = team_id
         self._state = state
         self._reported = 0
@@ -85,8 +90,9 @@ class TeamChatView(QWidget):
         layout.addWidget(self.error_label)
         layout.addWidget(rule())
 
-        chat_input = ChatInput()
+        chat_input = ChatInput(enter_sends=self._enter_sends)
         chat_input.submitted.connect(self._on_chat_input_submitted)
+        self.chat_input = chat_input
         self.input_edit = chat_input.input_edit
         self.send_button = chat_input.send_button
         layout.addWidget(chat_input)
@@ -146,7 +152,7 @@ class TeamChatView(QWidget):
 
     def set_busy(self, busy: bool) -> None:
         """Disable sending while a command is in flight."""
-        self.send_button.setEnabled(not busy)
+        self.chat_input.set_sendable(not busy)
 
     def show_error(self, text: str) -> None:
         self.error_label.setText(text)
@@ -210,10 +216,12 @@ class TeamChatDialog(QDialog):
         view: the team chat view it shows.
     """
 
-    def __init__(self, team_id: str, state: ConsoleState, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, team_id: str, state: ConsoleState, parent: QWidget | None = None, *, enter_sends: Callable[[], bool] = lambda: True
+    ) -> None:
         super().__init__(parent)
         self.setModal(False)
-        self.view = TeamChatView(team_id, state, self)
+        self.view = TeamChatView(team_id, state, self, enter_sends=enter_sends)
         self.setWindowTitle(f"Team chat — {self.view.team_name}")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

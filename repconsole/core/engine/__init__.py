@@ -340,9 +340,9 @@ class QueueEngine:
     def customer_say(self, session_id: str, text: str) -> ChatLine:
         return self._desk.customer_say(session_id, text)
 
-    def customer_leave(self, session_id: str) -> None:
-        """The customer closed their window or gave up waiting."""
-        self._desk.customer_leave(session_id)
+    def customer_leave(self, session_id: str, *, disconnected: bool = False) -> None:
+        """The customer closed their window or gave up waiting (``disconnected``: did not come back in time)."""
+        self._desk.customer_leave(session_id, disconnected=disconnected)
 
     # ------------------------------------------------------------------ reps
 

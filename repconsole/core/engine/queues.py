@@ -178,7 +178,7 @@ class Queues:
         return best[1] if best is not None else None
 
     def enqueue(self, s: Session, queue: QueueRef, kind: StepKind, *, by: str | None = None, note: str = "") -> None:
-        """Put ``s`` in ``queue`` (last), with a timeline step; a team's waiting rule starts counting."""
+        """Put ``s`` in ``queue`` (last), with a timeline step; a waiting rule (the team's, or the site's personal one) starts counting."""
         now = self._clock()
         queue = self._dir.ref(queue)
         s.state = SessionState.WAITING
@@ -187,10 +187,14 @@ class Queues:
         s.overdue = False
         s.rule_deadline = None
         s.timeline.append(TimelineStep(now, kind, queue=queue, by=by, note=note))
-        if queue.kind is QueueKind.TEAM and not s.held:
-            rule = self._dir.teams[queue.id].rule
-            if rule is not None:
-                s.rule_deadline = now + rule.after
+        if not s.held:
+            if queue.kind is QueueKind.TEAM:
+                rule = self._dir.teams[queue.id].rule
+                after = rule.after if rule is not None else None
+            else:
+                after = self._dir.site.personal_overdue_after
+            if after is not None:
+                s.rule_deadline = now + after
                 self._timers.add(s.rule_deadline, "rule", s.id)
 
     # ----------------------------------------------------------- audiences

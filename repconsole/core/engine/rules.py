@@ -1,11 +1,12 @@
-"""Waiting-session rules: after N seconds in a team queue, mark overdue or move to an overflow team."""
+"""Waiting-session rules: after N seconds in a team queue, mark overdue or move to an overflow team;
+after the site's ``personal_overdue_after`` in a personal queue, mark overdue."""
 
 from __future__ import annotations
 
 from repconsole.core.clock import Clock
 from repconsole.core.engine.directory import Directory
 from repconsole.core.engine.queues import Queues
-from repconsole.core.model import QueueKind, QueueRef, RuleAction, SessionState, StepKind, TimelineStep, WaitingRule
+from repconsole.core.model import QueueKind, QueueRef, RuleAction, Session, SessionState, StepKind, TimelineStep, WaitingRule
 
 __all__ = ["WaitingRules"]
 
@@ -34,7 +35,9 @@ class WaitingRules:
         # A timer is stale unless the session still waits for exactly this deadline.
         if s is None or s.state is not SessionState.WAITING or s.rule_deadline != deadline:
             return 0
-        assert s.queue is not None and s.queue.kind is QueueKind.TEAM
+        assert s.queue is not None
+        if s.queue.kind is not QueueKind.TEAM:
+            return self._fire_personal(s)
         teams = self._dir.teams
         team = teams[s.queue.id]
         rule = team.rule
@@ -52,5 +55,17 @@ class WaitingRules:
             s.overdue = True
             s.rule_deadline = None
             s.timeline.append(TimelineStep(now, StepKind.RULE_OVERDUE, queue=s.queue, note=f"waited {rule.after:.0f}s"))
+        self._queues.commit(s, before)
+        return 1
+
+    def _fire_personal(self, s: Session) -> int:
+        """The site's personal-queue rule: mark the customer overdue (never move them)."""
+        after = self._dir.site.personal_overdue_after
+        if after is None:
+            return 0
+        before = self._queues.begin(s)
+        s.overdue = True
+        s.rule_deadline = None
+        s.timeline.append(TimelineStep(self._clock(), StepKind.RULE_OVERDUE, queue=s.queue, note=f"waited {after:.0f}s"))
         self._queues.commit(s, before)
         return 1

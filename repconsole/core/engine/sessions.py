@@ -96,9 +96,9 @@ class SessionDesk:
         s = self.live(session_id)
         return self.chat(s, CUSTOMER, chat_text(text), Visibility.ALL)
 
-    def customer_leave(self, session_id: str) -> None:
+    def customer_leave(self, session_id: str, *, disconnected: bool = False) -> None:
         s = self.live(session_id)
-        self.end_session(s, "customer left", by=None)
+        self.end_session(s, "customer disconnected" if disconnected else "customer left", by=None)
 
     # ------------------------------------------------------------ accepting
 
@@ -135,10 +135,18 @@ class SessionDesk:
         s.overdue = False
         s.rule_deadline = None
         now = self._clock()
+        transferred = bool(s.timeline) and s.timeline[-1].kind is StepKind.TRANSFERRED
         s.timeline.append(TimelineStep(now, StepKind.ACCEPTED, by=rep_id))
         self._queues.commit(s, before)
-        verb = "resumed the session" if resumed else "accepted the session"
-        self.chat(s, None, f"{rep.name} {verb}.", Visibility.ALL)
+        if resumed:
+            self.chat(s, None, f"{rep.name} resumed the session.", Visibility.ALL)
+        elif transferred:
+            # The customer was told "You are being transferred to ..." and
+            # now learns who has them; the reps read who accepted it.
+            self.chat(s, None, f"{rep.name} accepted the session.", Visibility.REPS)
+            self.chat(s, None, f"You are now with {rep.name}.", Visibility.ALL)
+        else:
+            self.chat(s, None, f"{rep.name} accepted the session.", Visibility.ALL)
         return s
 
     def accept_invitation(self, rep_id: str, invitation_id: str) -> Session:
@@ -174,7 +182,14 @@ class SessionDesk:
     # ---------------------------------------------------------- the owner's
 
     def transfer(self, rep_id: str, session_id: str, target: QueueRef, note: str = "", *, stay: bool = False) -> Session:
-        """Hand the session to a rep or a team, with a note pinned for the receiver."""
+        """Hand the session to a rep or a team, with a note pinned for the receiver.
+
+        A rep who already takes part in the session becomes its owner at
+        once: they are working it already, so it does not wait in their
+        personal queue (and their console keeps its tab, with the note).
+        Anyone else gets it in their queue.  The old owner stays on as a
+        participant if ``stay``.  Either way the customer is told.
+        """
         rep = self._dir.rep(rep_id)
         s = self._owned(rep_id, session_id)
         self._dir.check_target(target)
@@ -182,20 +197,49 @@ class SessionDesk:
             raise CommandError(Reason.INVALID, "You cannot transfer a session to yourself.")
         self._dir.check_reachable(target)
         note = chat_text(note, allow_empty=True)
+        if target.is_personal and target.id in s.participants:
+            return self._hand_over(rep, s, self._dir.reps[target.id], note, stay=stay)
         before = self._queues.begin(s)
         now = self._clock()
         s.owner = None
         s.held = False
         if stay:
             s.participants[rep_id] = now
-        if target.is_personal:
-            s.participants.pop(target.id, None)
         s.transfer_note = note
         self._queues.enqueue(s, target, StepKind.TRANSFERRED, by=rep_id, note=note)
         self._queues.commit(s, before)
-        where = self._dir.queue_name(target)
-        self.chat(s, None, f"{rep.name} transferred the session to {where}." + (f" Note: {note}" if note else ""), Visibility.REPS)
+        self._say_transferred(s, rep, self._dir.queue_name(target), note)
+        if target.is_personal:
+            where = self._dir.reps[target.id].name
+        else:
+            where = f"the {self._dir.teams[target.id].name} team"
+        self.chat(s, None, f"You are being transferred to {where}.", Visibility.ALL)
         return s
+
+    def _hand_over(self, rep: Rep, s: Session, receiver: Rep, note: str, *, stay: bool) -> Session:
+        """The owner ``rep`` transfers ``s`` to ``receiver``, who takes part in it: the owner changes at once."""
+        before = self._queues.begin(s)
+        now = self._clock()
+        del s.participants[receiver.id]
+        if stay:
+            s.participants[rep.id] = now
+        s.owner = receiver.id
+        # A held session waits in the old owner's queue: handed over, it is active again.
+        s.state = SessionState.ACTIVE
+        s.queue = None
+        s.held = False
+        s.overdue = False
+        s.rule_deadline = None
+        s.transfer_note = note
+        s.timeline.append(TimelineStep(now, StepKind.TRANSFERRED, queue=self._dir.ref(QueueRef.personal(receiver.id)), by=rep.id, note=note))
+        self._queues.commit(s, before)
+        self._say_transferred(s, rep, receiver.name, note)
+        self.chat(s, None, f"You are now with {receiver.name}.", Visibility.ALL)
+        return s
+
+    def _say_transferred(self, s: Session, rep: Rep, where: str, note: str) -> None:
+        """The reps' chat line about a transfer (the note is for reps, never the customer)."""
+        self.chat(s, None, f"{rep.name} transferred the session to {where}." + (f" Note: {note}" if note else ""), Visibility.REPS)
 
     def share(self, rep_id: str, session_id: str, target: QueueRef) -> Invitation:
         """Invite a rep or a team to join.  The owner keeps ownership."""

@@ -1,0 +1,65 @@
+"""Who, where and how: the window title and the status bar's texts.
+
+A rep with two consoles (or a console and a test server) must see at a
+glance who is signed in, to what, and with which status.  Status bar texts
+that can grow (the identity, the grace-period countdown) are
+:class:`ElidedLabel`: they shorten with "…" when the window is narrow
+instead of being squeezed into each other, and the full text is the
+tooltip.  Notices shown in the status bar are elided to the room left of
+the permanent widgets (:func:`fit_message`).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QFontMetrics, QPainter, QPaintEvent
+from PySide6.QtWidgets import QLabel, QStatusBar, QStyleOption, QWidget
+
+__all__ = ["ElidedLabel", "fit_message", "identity_text", "window_title"]
+
+_MIN_CHARS = 6
+
+
+def identity_text(rep_name: str, where: str, status: str) -> str:
+    """``"Alex Morgan · simulator · Available"``."""
+    return " · ".join(part for part in (rep_name, where, status) if part)
+
+
+def window_title(rep_name: str, where: str, status: str) -> str:
+    """The window title: the identity first (what a task bar shows), then the program."""
+    who = identity_text(rep_name, where, status)
+    return f"{who} — repconsole" if who else "repconsole — Representative Console"
+
+
+def fit_message(bar: QStatusBar, text: str, first_permanent: QWidget) -> str:
+    """``text`` elided to the room a status bar message has left of its permanent widgets (the leftmost is given)."""
+    right = first_permanent.x() if first_permanent.isVisible() else bar.width()
+    # Qt paints a message from x=6 and does not stop at the permanent widgets.
+    return bar.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, max(right - 6 - 12, 40))
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that elides its text instead of asking for its full width."""
+
+    def minimumSizeHint(self) -> QSize:
+        metrics = QFontMetrics(self.font())
+        return QSize(metrics.horizontalAdvance("M" * _MIN_CHARS) if self.text() else 0, super().minimumSizeHint().height())
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self.setToolTip(text)
+        self.updateGeometry()
+
+    def elided(self) -> str:
+        """The text as it is painted at the current width."""
+        return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, self.contentsRect().width())
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        option = QStyleOption()
+        option.initFrom(self)
+        self.style().drawItemText(
+            painter, self.contentsRect(), int(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft),
+            option.palette, self.isEnabled(), self.elided(), self.foregroundRole(),
+        )
+        painter.end()
