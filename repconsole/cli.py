@@ -8,6 +8,7 @@ exists.  The window itself lives in :mod:`repconsole.ui.app`.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -119,6 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(problem, file=sys.stderr)
         return 1
     # Imported late so that --help/--version and argument errors never load Qt.
+    if importlib.util.find_spec("PySide6") is None:
+        print('repconsole: the console needs Qt: pip install "repconsole[console]"', file=sys.stderr)
+        return 2
     # First only Qt: the start window paints (or a second launch stops)
     # before the console's own modules load.
     from repconsole.ui.startwindow import already_running, begin, default_settings_dir, wants_start_window

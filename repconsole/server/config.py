@@ -42,8 +42,10 @@ from repconsole.core.clock import Clock, ManualClock
 from repconsole.core.engine import QueueEngine
 from repconsole.core.model import CUSTOMER, QueueRef, RuleAction, SiteConfig, WaitingRule
 from repconsole.server.auth import parse_hash
+from repconsole.server.tomllines import KeyPath, TomlLines
 
 __all__ = [
+    "AdminSettings",
     "ButtonSpec",
     "ConfigError",
     "ConfigProblem",
@@ -59,6 +61,7 @@ __all__ = [
     "build_engine",
     "demo_site",
     "load_config",
+    "parse_listen",
     "parse_origin",
     "parse_public_url",
 ]
@@ -213,11 +216,23 @@ class ServerSettings(_Table, frozen=True, kw_only=True):
     cobrowse_rate: Annotated[int, _between(1024, 1024 * 1024 * 1024)] = 256 * 1024
 
 
+class AdminSettings(_Table, frozen=True, kw_only=True):
+    """``[admin]``: where an administrator's tools read the server (docs/operations.md)."""
+
+    # host:port of a second, plain-HTTP listener for GET /metrics and GET /status (keep it on a
+    # private address: loopback, or a management network); none: no such listener.
+    listen: str | None = None
+    # A bearer token that lets GET /metrics and GET /status be read on the main port
+    # (Authorization: Bearer TOKEN); none: they are not served there at all.
+    metrics_token: Annotated[str, Meta(min_length=16, extra={"message": "must be at least 16 characters"})] | None = None
+
+
 class SiteFile(_Table, frozen=True, kw_only=True):
     """The whole file: its sections, in the order an unknown key's message lists them."""
 
     site: SiteTable = field(default_factory=SiteTable)
     server: ServerSettings = field(default_factory=ServerSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
     teams: dict[TeamId, TeamTable] = field(default_factory=dict)
     reps: Annotated[tuple[RepSpec, ...], Meta(min_length=1)]
     issues: tuple[IssueSpec, ...] = ()
@@ -235,6 +250,7 @@ class SiteSpec(msgspec.Struct, frozen=True, kw_only=True):
     buttons: tuple[ButtonSpec, ...] = ()
     links: tuple[LinkSpec, ...] = ()
     server: ServerSettings = field(default_factory=ServerSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
     source: Path | None = None  # None: the demo site
 
     @property
@@ -308,9 +324,6 @@ def demo_site() -> SiteSpec:
 
 # ----------------------------------------------------------------- errors
 
-KeyPath = tuple[str | int, ...]
-
-
 def format_key(path: KeyPath) -> str:
     out = ""
     for part in path:
@@ -340,148 +353,6 @@ class ConfigError(Exception):
     def __init__(self, problems: Sequence[ConfigProblem]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
-
-
-# ---------------------------------------------------------- line finding
-
-
-class TomlLines:
-    """Maps key paths of a TOML document to the line that sets them.
-
-    A path is a tuple of keys and array-of-tables indices, e.g.
-    ``("reps", 2, "teams")`` for ``teams = [...]`` in the third ``[[reps]]``.
-    :meth:`line_of` answers for the longest known prefix, so a key inside an
-    inline table or an array element is reported at the line of its
-    enclosing key.  The scanner understands what a configuration needs:
-    comments, basic and literal strings (multi-line too), dotted and quoted
-    keys, ``[table]``, ``[[array]]`` and multi-line values.
-    """
-
-    def __init__(self, text: str) -> None:
-        self._lines: dict[KeyPath, int] = {}
-        self._arrays: dict[tuple[str, ...], int] = {}
-        self._scan(text)
-
-    def line_of(self, path: KeyPath) -> int | None:
-        for k in range(len(path), 0, -1):
-            line = self._lines.get(path[:k])
-            if line is not None:
-                return line
-        return None
-
-    def _record(self, path: KeyPath, line: int) -> None:
-        self._lines.setdefault(path, line)
-
-    def _resolve(self, keys: tuple[str, ...]) -> KeyPath:
-        """A table header's path, with the current index of each enclosing array of tables."""
-        out: list[str | int] = []
-        for i, key in enumerate(keys):
-            out.append(key)
-            index = self._arrays.get(keys[: i + 1])
-            if index is not None and i + 1 < len(keys):
-                out.append(index)
-        return tuple(out)
-
-    def _scan(self, text: str) -> None:
-        prefix: KeyPath = ()
-        pending_close: str | None = None  # the delimiter of an open multi-line string
-        depth = 0  # brackets still open in a multi-line value
-        for number, raw in enumerate(text.splitlines(), 1):
-            if pending_close is not None or depth > 0:  # inside a multi-line value
-                pending_close, depth = _continue_value(raw, pending_close, depth)
-                continue
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            if line.startswith("[["):
-                keys = tuple(_split_key(line[2 : line.find("]]")]))
-                index = self._arrays.get(keys, -1) + 1
-                self._arrays[keys] = index
-                parent = self._resolve(keys[:-1]) if len(keys) > 1 else ()
-                prefix = (*parent, keys[-1], index)
-                self._record((*parent, keys[-1]), number)
-                self._record(prefix, number)
-                continue
-            if line.startswith("["):
-                prefix = self._resolve(tuple(_split_key(line[1 : line.find("]")])))
-                self._record(prefix, number)
-                continue
-            key_text, value = _split_assignment(line)
-            if key_text is None:
-                continue
-            self._record((*prefix, *_split_key(key_text)), number)
-            pending_close, depth = _continue_value(value, None, 0)
-
-
-def _split_key(text: str) -> list[str]:
-    """``a."b.c".d`` -> ["a", "b.c", "d"]."""
-    keys, current, quote, i = [], "", None, 0
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            if ch == "\\" and quote == '"' and i + 1 < len(text):
-                current += text[i + 1]
-                i += 2
-                continue
-            if ch == quote:
-                quote = None
-            else:
-                current += ch
-        elif ch in "\"'":
-            quote = ch
-        elif ch == ".":
-            keys.append(current.strip())
-            current = ""
-        else:
-            current += ch
-        i += 1
-    keys.append(current.strip())
-    return keys
-
-
-def _split_assignment(line: str) -> tuple[str | None, str]:
-    quote = None
-    for i, ch in enumerate(line):
-        if quote:
-            if ch == quote:
-                quote = None
-        elif ch in "\"'":
-            quote = ch
-        elif ch == "=":
-            return line[:i].strip(), line[i + 1 :]
-    return None, ""
-
-
-def _continue_value(text: str, open_string: str | None, depth: int) -> tuple[str | None, int]:
-    """Scan part of a value: returns (still-open multi-line string delimiter, open bracket depth)."""
-    i = 0
-    while i < len(text):
-        if open_string is not None:
-            end = text.find(open_string, i)
-            if end < 0:
-                return open_string, depth
-            i = end + 3
-            open_string = None
-            continue
-        ch = text[i]
-        if text.startswith('"""', i) or text.startswith("'''", i):
-            open_string = text[i : i + 3]
-            i += 3
-            continue
-        if ch in "\"'":
-            end = i + 1
-            while end < len(text) and text[end] != ch:
-                end += 2 if ch == '"' and text[end] == "\\" else 1
-            i = end + 1
-            continue
-        if ch == "#":
-            break
-        if ch in "[{":
-            depth += 1
-        elif ch in "]}":
-            depth -= 1
-        i += 1
-    return open_string, max(depth, 0)
 
 
 # ---------------------------------------------------------------- reading
@@ -712,6 +583,12 @@ class _Reader:
             except ValueError as exc:
                 self.problem(("server", "public_url"), str(exc))
 
+        if file.admin.listen is not None:
+            try:
+                parse_listen(file.admin.listen)
+            except ValueError as exc:
+                self.problem(("admin", "listen"), str(exc))
+
         if self.problems:
             return None
         return SiteSpec(
@@ -722,6 +599,7 @@ class _Reader:
             buttons=tuple(buttons),
             links=tuple(links),
             server=msgspec.structs.replace(file.server, allowed_origins=origins, public_url=public_url),
+            admin=file.admin,
             source=source,
         )
 
@@ -735,6 +613,15 @@ def parse_origin(text: str) -> str:
         raise ValueError(f"{text!r} is not an origin such as https://support.example.com[:port]")
     port = f":{u.port}" if u.port is not None else ""
     return f"{u.scheme}://{u.hostname}{port}"
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:9102`` for IPv6) as (host, port), or ValueError saying why not."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{text!r} is not an address such as 127.0.0.1:9102")
+    return host, int(port)
 
 
 def parse_public_url(text: str) -> str:

@@ -28,6 +28,7 @@ from repconsole.backend import Backend, BackendState, create_backend
 from repconsole.logfile import setup_logging
 from repconsole.preferences import StartupBackend
 from repconsole.settings import Settings
+from repconsole.ui import theme
 from repconsole.ui.instance import bring_to_front
 from repconsole.ui.mainwindow import MainWindow
 from repconsole.ui.startwindow import FirstPaint, Start, already_running, begin, default_settings_dir, wants_start_window
@@ -156,6 +157,7 @@ def run(args: argparse.Namespace, start: Start | None = None) -> int:
     app.setApplicationVersion(__version__)
 
     settings, warning = Settings.load(settings_dir)
+    theme.follow(lambda: settings.preferences.appearance.theme)  # the sign-in dialog is light or dark too
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     closed = asyncio.Event()

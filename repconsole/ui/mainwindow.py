@@ -39,12 +39,12 @@ from repconsole.core.feed import FeedBatch
 from repconsole.core.state import Changes, ConsoleState, GapError, Row, RowKind
 from repconsole.protocol import GoneReason, KeyView, RepStatus, SessionGoneData, SessionView
 from repconsole.settings import Settings
+from repconsole.ui import loading, theme, workspace
 from repconsole.ui.about import AboutDialog
 from repconsole.ui.alerts import AlertBanner, Alerter, alerts_for
 from repconsole.ui.closereason import close_reason
 from repconsole.ui.details import DetailsPane
 from repconsole.ui.keydialog import KeyRequestDialog, SessionKeyDialog
-from repconsole.ui.loading import LoadingOverlay
 from repconsole.ui.menus import build_menus
 from repconsole.ui.prefsdialog import PreferencesDialog
 from repconsole.ui.queuelist import QueueList, queue_entries
@@ -58,7 +58,6 @@ from repconsole.ui.sessiontab import SessionTab
 from repconsole.ui.statusline import ElidedLabel, fit_message, window_title
 from repconsole.ui.teamchat import TeamChatDialog
 from repconsole.ui.tray import ConsoleTray
-from repconsole.ui.workspace import front_tab, reopen_order, tabs_state
 
 __all__ = ["MainWindow"]
 
@@ -105,9 +104,10 @@ class MainWindow(QMainWindow):
         self._quitting = False  # a real quit (tray, Ctrl+Q): never just hide to the tray
         self._search_dirty = False
         self.key_dialog: SessionKeyDialog | None = None
-        self._restore_tab = front_tab(settings.window)  # brought back to the front once
+        self._restore_tab = workspace.front_tab(settings.window)  # brought back to the front once
 
         self.setWindowTitle(window_title("", "", ""))
+        theme.follow(lambda: self.settings.preferences.appearance.theme)  # light or dark, before any widget
         self.setWindowIcon(app_icon())
         self.resize(1280, 780)
         # A fixed minimum: showing the details pane or a banner must not
@@ -123,7 +123,7 @@ class MainWindow(QMainWindow):
         backend.add_event_listener(self._on_backend_events)
         backend.add_state_listener(self._on_backend_state)
         backend.add_cobrowse_listener(self._on_backend_cobrowse)
-        self.loading = LoadingOverlay(self.table, backend)  # after the window's listener: hidden once the queue is filled
+        self.loading = loading.LoadingOverlay(self.table, backend)  # after the window's listener: hidden once the queue is filled
         self._tick = QTimer(self)
         self._tick.setInterval(1000)
         self._tick.timeout.connect(self._on_tick_timeout)
@@ -155,7 +155,7 @@ class MainWindow(QMainWindow):
         self.queue_title = QLabel()
         self.queue_title.setStyleSheet("font-size: 15px; font-weight: 600;")
         self.stale_label = QLabel()
-        self.stale_label.setStyleSheet("color: #a15c00; font-weight: 600;")
+        theme.set_style(self.stale_label, "color: $warning_text; font-weight: 600;")
         self.stale_label.hide()
         self.search = SearchField()
         self.accept_button = QPushButton("&Accept")
@@ -321,7 +321,7 @@ class MainWindow(QMainWindow):
         self.settings.window = {
             "geometry": base64.b64encode(bytes(self.saveGeometry().data())).decode("ascii"),
             "splitter": self.splitter.sizes(),
-            **tabs_state(self.tabs, self.session_tabs),
+            **workspace.tabs_state(self.tabs, self.session_tabs),
         }
         if self._queue and not self._queue.startswith(SEARCH_QUEUE):
             self.settings.last_queue = self._queue
@@ -369,7 +369,7 @@ class MainWindow(QMainWindow):
         self.queue_list.select(wanted)
         self._show_my_status()
         # Sessions the rep is already in get their tabs back (after a restart or a crash, as they were).
-        for s in reopen_order(self.settings.window, self.state.my_sessions()):
+        for s in workspace.reopen_order(self.settings.window, self.state.my_sessions()):
             if s.id not in self.session_tabs:
                 self._open_tab(s, focus=s.id == self._restore_tab)
         self._restore_tab = None
@@ -445,7 +445,7 @@ class MainWindow(QMainWindow):
         self.identity_label.setText(f"{name} on" if name else "")
         self.identity_label.setToolTip(f"Signed in as {name} on {where}" if name else "")
         self.backend_label.setText(f"{self.backend.description} · {state.value}")
-        self.backend_label.setStyleSheet("color: #a15c00;" if state is not BackendState.LIVE else "")
+        theme.set_style(self.backend_label, "color: $warning_text;" if state is not BackendState.LIVE else "")
 
     def _on_backend_state(self, state: BackendState, detail: str) -> None:
         if self._closing:
@@ -759,7 +759,7 @@ class MainWindow(QMainWindow):
     def _show_notice(self, text: str, *, error: bool = False) -> None:
         self.notice = text
         self.notice_label.setText(text)
-        self.notice_label.setStyleSheet("color: #b00020;" if error else "color: #2d4a6b;")
+        theme.set_style(self.notice_label, "color: $error_text;" if error else "color: $notice_text;")
         self.notice_label.show()
         self.statusBar().showMessage(fit_message(self.statusBar(), text, self.progress_label), 10_000)
 
