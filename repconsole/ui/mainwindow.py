@@ -39,7 +39,7 @@ from repconsole.core.feed import FeedBatch
 from repconsole.core.state import Changes, ConsoleState, GapError, Row, RowKind
 from repconsole.protocol import GoneReason, KeyView, RepStatus, SessionGoneData, SessionView
 from repconsole.settings import Settings
-from repconsole.ui import theme
+from repconsole.ui import loading, theme, workspace
 from repconsole.ui.about import AboutDialog
 from repconsole.ui.alerts import AlertBanner, Alerter, alerts_for
 from repconsole.ui.closereason import close_reason
@@ -81,7 +81,7 @@ class MainWindow(QMainWindow):
         state: what the console knows, kept current from the backend's feed.
         tabs: the top-level tab widget: the Queues tab, then one per session.
         session_tabs: open session tabs by session id.
-        queue_list, table, model, details, search: the queue workspace.
+        queue_list, table, model, details, search, loading: the queue workspace ("Loading N customers" over the table).
         notice: the last command message shown to the rep.
     """
 
@@ -104,6 +104,7 @@ class MainWindow(QMainWindow):
         self._quitting = False  # a real quit (tray, Ctrl+Q): never just hide to the tray
         self._search_dirty = False
         self.key_dialog: SessionKeyDialog | None = None
+        self._restore_tab = workspace.front_tab(settings.window)  # brought back to the front once
 
         self.setWindowTitle(window_title("", "", ""))
         theme.follow(lambda: self.settings.preferences.appearance.theme)  # light or dark, before any widget
@@ -122,6 +123,7 @@ class MainWindow(QMainWindow):
         backend.add_event_listener(self._on_backend_events)
         backend.add_state_listener(self._on_backend_state)
         backend.add_cobrowse_listener(self._on_backend_cobrowse)
+        self.loading = loading.LoadingOverlay(self.table, backend)  # after the window's listener: hidden once the queue is filled
         self._tick = QTimer(self)
         self._tick.setInterval(1000)
         self._tick.timeout.connect(self._on_tick_timeout)
@@ -319,6 +321,7 @@ class MainWindow(QMainWindow):
         self.settings.window = {
             "geometry": base64.b64encode(bytes(self.saveGeometry().data())).decode("ascii"),
             "splitter": self.splitter.sizes(),
+            **workspace.tabs_state(self.tabs, self.session_tabs),
         }
         if self._queue and not self._queue.startswith(SEARCH_QUEUE):
             self.settings.last_queue = self._queue
@@ -365,10 +368,11 @@ class MainWindow(QMainWindow):
             self._show_queue(wanted, force=True)
         self.queue_list.select(wanted)
         self._show_my_status()
-        # Sessions the rep is already in get their tabs back.
-        for s in self.state.my_sessions():
+        # Sessions the rep is already in get their tabs back (after a restart or a crash, as they were).
+        for s in workspace.reopen_order(self.settings.window, self.state.my_sessions()):
             if s.id not in self.session_tabs:
-                self._open_tab(s, focus=False)
+                self._open_tab(s, focus=s.id == self._restore_tab)
+        self._restore_tab = None
         self._close_stale_tabs({})
         for dialog in self.team_chats.values():
             dialog.view.reload()
@@ -650,6 +654,7 @@ class MainWindow(QMainWindow):
             tab.externalKeyEdited.connect(lambda key, s=sid: self._spawn("External key", self.backend.set_external_key(s, key)))
             tab.titleChanged.connect(lambda text, t=tab: self.tabs.setTabText(self.tabs.indexOf(t), text))
             self.session_tabs[sid] = tab
+            QTimer.singleShot(0, self._save_settings)  # the open tabs survive a crash (after the focus below)
             index = self.tabs.addTab(tab, tab.title)
             self.tabs.setTabToolTip(index, f"{session.customer_name} — {session.issue or 'no issue given'}")
             if tab.cobrowse_view is not None:
@@ -737,7 +742,7 @@ class MainWindow(QMainWindow):
         self.key_dialog.open()
 
     def open_about(self) -> None:
-        AboutDialog(self).open()
+        AboutDialog(self, settings_path=self.settings.path).open()
 
     def _on_banner_showRequested(self) -> None:
         self.tabs.setCurrentIndex(0)

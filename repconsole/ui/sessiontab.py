@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QFont, QPalette
@@ -43,12 +44,14 @@ from repconsole.settings import Settings
 from repconsole.ui import theme
 from repconsole.ui.chatinput import ChatInput
 from repconsole.ui.chatlog import ChatLog
-from repconsole.ui.cobrowse import CobrowseView
 from repconsole.ui.confirm import SessionAction, SessionConfirm, ask_then
 from repconsole.ui.outbox import OutageBanner, PendingLines
 from repconsole.ui.pickers import ShareDialog, TargetPicker, TransferDialog
 from repconsole.ui.theme import Role
 from repconsole.ui.widgets import badge_style, clock_time, rule
+
+if TYPE_CHECKING:  # imported when a browser-sharing tab opens: QtWebEngine costs every start ~50 ms
+    from repconsole.ui.cobrowse import CobrowseView
 
 __all__ = ["SessionTab"]
 
@@ -160,6 +163,7 @@ class SessionTab(QWidget):
         self.splitter.addWidget(self._build_chat())
         self.cobrowse_view: CobrowseView | None = None
         if session.browser:
+            from repconsole.ui.cobrowse import CobrowseView  # lazily: see the TYPE_CHECKING import
             self.cobrowse_view = CobrowseView(clock=clock, page_url=session.page_url)
             self.splitter.addWidget(self._framed(self.cobrowse_view))
         self.splitter.addWidget(self._build_info())
