@@ -41,6 +41,7 @@ from repconsole.protocol import GoneReason, KeyView, RepStatus, SessionGoneData,
 from repconsole.settings import Settings
 from repconsole.ui.about import AboutDialog
 from repconsole.ui.alerts import AlertBanner, Alerter, alerts_for
+from repconsole.ui.announce import Announcer, Kind
 from repconsole.ui.closereason import close_reason
 from repconsole.ui.details import DetailsPane
 from repconsole.ui.keydialog import KeyRequestDialog, SessionKeyDialog
@@ -213,7 +214,8 @@ class MainWindow(QMainWindow):
         status_bar.addPermanentWidget(self.status_combo)
 
         self.tray = ConsoleTray(app_icon(), self)  # its Show brings this window back
-        self.alerter = Alerter(self, self.banner, lambda: self.settings, clock=time.time, notify=self.tray.notify)
+        self.announcer = Announcer(self, lambda: self.settings)
+        self.alerter = Alerter(self, self.banner, lambda: self.settings, clock=time.time, notify=self.tray.notify, announcer=self.announcer)
         self.quit_guard = QuitGuard(self, self.state, self.settings)
         self.quit_guard.quitChosen.connect(self._on_quit_guard_quitChosen)
         self.banner.showRequested.connect(self._on_banner_showRequested)
@@ -383,8 +385,8 @@ class MainWindow(QMainWindow):
             self.model.apply(changes.queues[self._queue])
             for rid, name in names.items():
                 by = changes.gone[rid].by
-                if by and by != self.state.rep_id:
-                    self.table.show_lost(rid, f"{self.state.rep_name(by)} took {name}")
+                if by and by != self.state.rep_id and self.table.show_lost(rid, text := f"{self.state.rep_name(by)} took {name}"):
+                    self.announcer.announce(Kind.LOST_RACES, text)
         if changes.queues or changes.team_chat or changes.teams_read:
             self._refresh_queue_list()
         if self.details.row_id is not None:
@@ -398,8 +400,9 @@ class MainWindow(QMainWindow):
                 self.details.refresh(row)
         for sid, line in changes.chat:
             tab = self.session_tabs.get(sid)
-            if tab is not None:
-                tab.append_chat(line)
+            if tab is not None and tab.append_chat(line) and line.author not in (None, self.state.rep_id):
+                who = tab.session.customer_name if line.author == "customer" else self.state.rep_name(line.author)
+                self.announcer.chat(who, line.text, customer=tab.session.customer_name, current=self.tabs.currentWidget() is tab)
         for sid in changes.sessions:
             tab = self.session_tabs.get(sid)
             if tab is not None and sid in self.state.sessions:

@@ -1,0 +1,171 @@
+"""What a screen reader gets: announcements, names, states, focus and Tab order.
+
+The console under pytest-qt, as in ``test_console``.  Announcements are
+asserted on the :class:`~repconsole.ui.announce.Announcer`'s signal (the
+AT-SPI side, that Orca would hear them, is ``test_atspi``); names and
+states on what Qt's accessibility layer reads (``QAccessible``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtGui import QAccessible
+from test_console import Console, first_waiting, open_console
+
+from repconsole.backend.world import ME
+from repconsole.core.clock import ManualClock
+from repconsole.preferences import AlertEvent, TeamAlerts
+
+T = 1_800_000_000.0
+PERSONAL = f"rep:{ME}"
+
+
+@pytest.fixture
+def console(qtbot, aloop, tmp_path: Path) -> Iterator[Console]:  # type: ignore[no-untyped-def]
+    c = open_console(qtbot, tmp_path / "settings", clock=ManualClock(T))
+    yield c
+    c.close()
+
+
+class Heard:
+    """Every announcement the window posts: (kind, text, assertive)."""
+
+    def __init__(self, c: Console) -> None:
+        self.said: list[tuple[str, str, bool]] = []
+        c.window.announcer.announced.connect(lambda kind, text, assertive: self.said.append((kind, text, assertive)))
+
+    def kinds(self) -> list[tuple[str, bool]]:
+        return [(k, a) for k, _, a in self.said]
+
+
+@pytest.fixture
+def heard(console: Console) -> Heard:
+    return Heard(console)
+
+
+# ---------------------------------------------------------------- announcements
+
+
+def test_a_personal_arrival_is_announced_assertively_even_with_its_sound_and_alert_off(console: Console, heard: Heard) -> None:
+    console.show_queue("team:software")
+    s = console.engine.start_with_rep(ME, console.backend.simulation.world.intake())
+    console.settle()
+    assert heard.said == [("arrivals", console.window.alerter.pending[-1].text, True)]
+    assert s.customer_name in heard.said[0][1] and "personal queue" in heard.said[0][1]
+    console.window.settings.preferences.alerts[AlertEvent.PERSONAL].enabled = False
+    console.engine.start_with_rep(ME, console.backend.simulation.world.intake())
+    console.settle()
+    assert heard.kinds() == [("arrivals", True)] * 2
+
+
+def test_team_arrivals_are_polite_and_follow_favourites_and_the_team_switch(console: Console, heard: Heard) -> None:
+    w = console.window
+    console.show_queue(PERSONAL)
+    intake = console.backend.simulation.world.intake
+    console.engine.start_with_issue("wifi", intake())  # another team: its alert is off, so is its announcement
+    console.settle()
+    assert heard.said == []
+    w.settings.favourites = ["network"]
+    console.engine.start_with_issue("wifi", intake())
+    console.settle()
+    assert heard.kinds() == [("arrivals", False)] and "Networking" in heard.said[0][1]
+    w.settings.preferences.team_alerts["network"] = TeamAlerts(arrivals=False)
+    console.engine.start_with_issue("wifi", intake())
+    console.settle()
+    assert len(heard.said) == 1
+
+
+def test_each_kind_of_announcement_can_be_turned_off(console: Console, heard: Heard) -> None:
+    prefs = console.window.settings.preferences.announcements
+    prefs.arrivals = False
+    console.engine.start_with_rep(ME, console.backend.simulation.world.intake())
+    console.settle()
+    assert heard.said == []
+    a = console.window.announcer
+    from repconsole.ui.announce import Kind
+
+    for kind in Kind:
+        setattr(prefs, kind.value, True)
+        assert a.announce(kind, "x")
+        setattr(prefs, kind.value, False)
+        assert not a.announce(kind, "x")
+    assert [k for k, _, _ in heard.said] == [k.value for k in Kind]
+
+
+def test_offers_transfers_and_invitations_are_assertive_overdue_polite(console: Console, heard: Heard) -> None:
+    a = console.window.announcer
+    console.window.settings.preferences.alerts[AlertEvent.TEAM].enabled = True
+    for event in AlertEvent:
+        a.alert(event, PERSONAL, event.value)
+    assert {text: assertive for _, text, assertive in heard.said} == {
+        "personal": True, "favourite_team": False, "team": False, "transfer": True, "invitation": True, "overdue": False, "offer": True,
+    }  # fmt: skip
+    assert ("offers", "offer", True) in heard.said
+
+
+def test_a_chat_line_is_announced_assertively_in_the_tab_the_rep_is_in_politely_elsewhere(console: Console, heard: Heard) -> None:
+    w = console.window
+    sid = first_waiting(console, "team:network")
+    w.accept_row(sid)
+    tab = console.wait_tab(sid)
+    console.settle()
+    heard.said.clear()
+    name = tab.session.customer_name
+    console.engine.customer_say(sid, "my VPN drops")
+    console.settle()
+    assert heard.said == [("chat", f"{name}: my VPN drops", True)]
+    console.engine.say(ME, sid, "looking")  # the rep's own line: not announced
+    w.tabs.setCurrentIndex(0)
+    console.engine.customer_say(sid, "still there?")
+    console.settle()
+    assert heard.said[1:] == [("chat", f"{name}, in the session with {name}: still there?", False)]
+    w.settings.preferences.announcements.chat = False
+    console.engine.customer_say(sid, "hello?")
+    console.settle()
+    assert len(heard.said) == 2
+
+
+def test_a_lost_race_is_announced(console: Console, heard: Heard) -> None:
+    w = console.window
+    sid = first_waiting(console, "team:network")
+    w.table.select_row_id(sid)
+    title = w.model.row_by_id(sid).session.title  # type: ignore[union-attr]
+    console.engine.accept("priya", sid)
+    console.settle()
+    assert ("lost_races", f"Priya Raman took {title}", False) in heard.said
+
+
+def test_the_announcement_event_reaches_qt_accessibility(console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
+    posted: list[tuple[str, QAccessible.AnnouncementPoliteness]] = []
+    real = QAccessible.updateAccessibility
+
+    def spy(event):  # type: ignore[no-untyped-def]
+        if event.type() == QAccessible.Event.Announcement:
+            posted.append((event.message(), event.politeness()))
+        real(event)
+
+    monkeypatch.setattr(QAccessible, "updateAccessibility", spy)
+    console.window.announcer.alert(AlertEvent.OFFER, PERSONAL, "Offered: Sam Lee")
+    assert posted == [("Offered: Sam Lee", QAccessible.AnnouncementPoliteness.Assertive)]
+
+
+def test_the_preferences_dialog_turns_each_announcement_on_and_off(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from repconsole.settings import Settings
+    from repconsole.ui.prefsdialog import PreferencesDialog
+
+    settings = Settings(tmp_path / "s")
+    settings.preferences.announcements.overdue = False
+    dialog = PreferencesDialog(settings, [("network", "Networking")])
+    qtbot.addWidget(dialog)
+    boxes = dialog.announcements
+    assert set(boxes) == set(settings.preferences.announcements.__struct_fields__)
+    assert not boxes["overdue"].isChecked() and boxes["chat"].isChecked()
+    boxes["chat"].setChecked(False)
+    boxes["overdue"].setChecked(True)
+    dialog.apply()
+    a = Settings.load(settings.directory)[0].preferences.announcements
+    assert (a.chat, a.overdue, a.offers) == (False, True, True)
+    assert [dialog.tabs.tabText(i) for i in range(dialog.tabs.count())].count("Screen &reader") == 1
