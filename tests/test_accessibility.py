@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAccessible
 from test_console import Console, first_waiting, open_console
 
@@ -169,3 +170,64 @@ def test_the_preferences_dialog_turns_each_announcement_on_and_off(qtbot, tmp_pa
     a = Settings.load(settings.directory)[0].preferences.announcements
     assert (a.chat, a.overdue, a.offers) == (False, True, True)
     assert [dialog.tabs.tabText(i) for i in range(dialog.tabs.count())].count("Screen &reader") == 1
+
+
+# ---------------------------------------------------------------- exposed state
+
+
+def accessible_texts(widget) -> list[str]:  # type: ignore[no-untyped-def]
+    """The names of a widget's accessible children, as Qt gives them to AT-SPI."""
+    iface = QAccessible.queryAccessibleInterface(widget)
+    return [iface.child(i).text(QAccessible.Text.Name) for i in range(iface.childCount())]
+
+
+def test_queue_list_items_read_favourite_count_and_unread_and_tell_changes(console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
+    w = console.window
+    events: list[tuple[QAccessible.Event, str]] = []
+    real = QAccessible.updateAccessibility
+
+    def spy(event):  # type: ignore[no-untyped-def]
+        text = event.message() if event.type() == QAccessible.Event.Announcement else str(event.child())
+        events.append((event.type(), text))
+        real(event)
+
+    monkeypatch.setattr(QAccessible, "updateAccessibility", spy)
+    net = w.queue_list.entries["team:network"]
+    row = list(w.queue_list.entries).index("team:network")
+    assert accessible_texts(w.queue_list)[row] == f"Networking, {net.count} waiting"
+    w.queue_list.select("team:network")
+    w.queue_list.setFocus()
+    console.qtbot.keyClick(w.queue_list, "d", Qt.KeyboardModifier.ControlModifier)
+    assert accessible_texts(w.queue_list)[row] == f"Networking, favourite, {net.count} waiting"
+    assert (QAccessible.Event.NameChanged, str(row)) in events
+    assert (QAccessible.Event.Announcement, "Networking: favourite") in events
+    console.engine.team_say("priya", "network", "anyone free?")
+    console.settle()
+    n = w.queue_list.entries["team:network"].count
+    assert accessible_texts(w.queue_list)[row] == f"Networking, favourite, {n} waiting, 1 unread team message"
+    assert accessible_texts(w.queue_list)[0].startswith("Personal, ") and " in session" in accessible_texts(w.queue_list)[0]
+
+
+def test_table_rows_have_names_blank_cells_read_none_and_the_sort_is_described(console: Console) -> None:
+    w = console.window
+    console.show_queue("team:network")
+    model = w.model
+    iface = QAccessible.queryAccessibleInterface(w.table)
+    assert iface.text(QAccessible.Text.Description) == "sorted by Waiting, descending"
+    first = model.row_at(0).session
+    spoken = model.headerData(0, Qt.Orientation.Vertical)
+    assert spoken.startswith(f"{first.title}, waiting ") and ", Networking" in spoken
+    names = accessible_texts(w.table)
+    assert spoken in names  # the row's header cell: its name
+    owner = model.index(0, model.column_index("owner"))  # a waiting customer has no owner
+    assert owner.data() == "" and owner.data(Qt.ItemDataRole.AccessibleTextRole) == "none"
+    assert model.index(0, 0).data(Qt.ItemDataRole.AccessibleDescriptionRole) == spoken
+    assert "" not in names[1:]  # no cell with an empty name
+    w.table.sort_from_keyboard("customer")
+    assert iface.text(QAccessible.Text.Description) == "sorted by Customer, ascending"
+    w.table.sort_from_keyboard("customer")
+    assert w.table.accessibleDescription() == "sorted by Customer, descending"
+    w.menu_actions["By &priority"].trigger()
+    assert w.table.accessibleDescription() == "sorted by Priority, descending"
+    w.menu_actions["&Reverse order"].trigger()
+    assert w.table.accessibleDescription() == "sorted by Priority, ascending"
