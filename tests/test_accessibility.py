@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import timeout
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAccessible
+from PySide6.QtWidgets import QApplication, QMenu, QMenuBar, QWidget
 from test_console import Console, first_waiting, open_console
 
 from repconsole.backend.world import ME
@@ -231,3 +233,66 @@ def test_table_rows_have_names_blank_cells_read_none_and_the_sort_is_described(c
     assert w.table.accessibleDescription() == "sorted by Priority, descending"
     w.menu_actions["&Reverse order"].trigger()
     assert w.table.accessibleDescription() == "sorted by Priority, ascending"
+
+
+# ---------------------------------------------------------------- keyboard
+
+
+def tab_cycle(c: Console, start: QWidget, key: Qt.Key = Qt.Key.Key_Tab) -> list[QWidget]:
+    """Press Tab from ``start`` until focus comes back to it: the widgets reached, in order."""
+    start.setFocus()
+    c.qtbot.waitUntil(lambda: QApplication.focusWidget() is start, timeout=timeout(2))
+    reached = [start]
+    for _ in range(80):
+        c.qtbot.keyClick(QApplication.focusWidget(), key)
+        widget = QApplication.focusWidget()
+        if widget is start:
+            return reached
+        assert widget not in reached, f"Tab came back to {widget!r} before {start!r}: {reached}"
+        reached.append(widget)
+    raise AssertionError(f"Tab never came back to {start!r} (a trap): {reached}")
+
+
+def focusable(window: QWidget) -> set[QWidget]:
+    """Every control of the visible view that Tab should reach."""
+    found = set()
+    for widget in window.findChildren(QWidget):
+        if widget.isVisible() and widget.isEnabled() and widget.focusPolicy() & Qt.FocusPolicy.TabFocus and widget.focusProxy() is None:
+            if not isinstance(widget, (QMenuBar, QMenu)) and widget.window() is window:
+                found.add(widget)
+    return found
+
+
+def test_a_tab_cycle_on_the_queues_tab_reaches_every_control_in_a_deliberate_order(console: Console) -> None:
+    w = console.window
+    w.activateWindow()
+    reached = tab_cycle(console, w.queue_list)
+    assert reached[:7] == [w.queue_list, w.search, w.table, w.accept_button, w.get_next_button, w.key_button, w.status_combo]
+    assert set(reached) == focusable(w)
+    assert list(reversed(tab_cycle(console, w.queue_list, Qt.Key.Key_Backtab)[1:])) == reached[1:]
+    # With the details pane and the banner open, they are in the cycle too.
+    sid = first_waiting(console, "team:network")
+    w.table.select_row_id(sid)
+    w.table.detailsToggled.emit(sid)
+    w.banner.show_message("New customer")
+    assert set(tab_cycle(console, w.queue_list)) == focusable(w)
+
+
+def test_a_session_tab_starts_in_the_chat_input_and_tab_reaches_every_control(console: Console) -> None:
+    w = console.window
+    w.activateWindow()
+    sid = first_waiting(console, "team:network")
+    w.accept_row(sid)
+    tab = console.wait_tab(sid)
+    console.settle()
+    console.qtbot.waitUntil(lambda: QApplication.focusWidget() is tab.input_edit, timeout=timeout(2))
+    name = tab.session.customer_name
+    assert name in tab.accessibleName() and name in tab.accessibleDescription()
+    assert name in w.tabs.tabBar().tabToolTip(w.tabs.indexOf(tab))
+    reached = tab_cycle(console, tab.input_edit)
+    assert reached[:9] == [tab.input_edit, tab.reps_only_check, tab.send_button, tab.chat_view, tab.transfer_button, tab.share_button, tab.hold_button, tab.end_button, tab.info_panel]
+    assert set(reached) == focusable(w)
+    # Back to the Queues tab and again to the session: the chat input again.
+    w.tabs.setCurrentIndex(0)
+    w.go_to_tab(1)
+    console.qtbot.waitUntil(lambda: QApplication.focusWidget() is tab.input_edit, timeout=timeout(2))

@@ -44,6 +44,7 @@ from repconsole.ui.alerts import AlertBanner, Alerter, alerts_for
 from repconsole.ui.announce import Announcer, Kind
 from repconsole.ui.closereason import close_reason
 from repconsole.ui.details import DetailsPane
+from repconsole.ui.focusorder import chain, labelled
 from repconsole.ui.keydialog import KeyRequestDialog, SessionKeyDialog
 from repconsole.ui.menus import build_menus
 from repconsole.ui.prefsdialog import PreferencesDialog
@@ -210,7 +211,7 @@ class MainWindow(QMainWindow):
         status_bar.addWidget(self.backend_label)
         status_bar.addWidget(self.grace_label)
         status_bar.addPermanentWidget(self.progress_label)
-        status_bar.addPermanentWidget(QLabel("Status:"))
+        status_bar.addPermanentWidget(labelled("Your status:", self.status_combo))
         status_bar.addPermanentWidget(self.status_combo)
 
         self.tray = ConsoleTray(app_icon(), self)  # its Show brings this window back
@@ -237,6 +238,7 @@ class MainWindow(QMainWindow):
         self.search.acceptRequested.connect(self._on_search_acceptRequested)
         self.search.resultsRequested.connect(self._on_search_resultsRequested)
         self.status_combo.activated.connect(self._on_status_combo_activated)
+        chain([self.queue_list, self.search, self.table, self.accept_button, self.get_next_button, self.key_button, self.status_combo])
         # Watches for the first paint of a snapshot (firstQueuePainted), then stops watching.
         self.table.viewport().installEventFilter(self)
 

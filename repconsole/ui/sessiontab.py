@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QFont, QPalette
+from PySide6.QtGui import QFont, QPalette, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QFormLayout,
@@ -165,7 +165,10 @@ class SessionTab(QWidget):
         root.addLayout(body, 1)
         self._size_splitter()
 
-        self.setFocusProxy(self.input_edit)
+        # No focus proxy: Qt's Tab chain jumps to a proxy and skips what lies
+        # between (the header's actions were never reached).  The order is
+        # set out instead, and showing the tab puts focus in the chat input.
+        self._set_tab_order()
         self._show_session()
         for line in state.chats.get(session.id, ()):
             self.chat_view.add_line(line)
@@ -247,7 +250,29 @@ class SessionTab(QWidget):
         self.error_label.clear()
         self.error_frame.hide()
 
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.focus_start()
+
+    def focus_start(self) -> None:
+        """Focus where the rep starts in a session: the chat input (or, when chat is closed, the first action)."""
+        for widget in (self.input_edit, self.transfer_button, self.leave_button, self.chat_view):
+            if widget.isVisibleTo(self) and widget.isEnabled():
+                widget.setFocus(Qt.FocusReason.OtherFocusReason)
+                return
+
     # -------------------------------------------------------------- building
+
+    def _set_tab_order(self) -> None:
+        # Writing first, then reading, then acting on the session, then its details.
+        chain: list[QWidget] = [self.input_edit, self.reps_only_check, self.send_button, self.chat_view]
+        chain += [self.transfer_button, self.share_button, self.hold_button, self.resume_button, self.leave_button, self.end_button]
+        chain += [self.error_close]
+        if self.cobrowse_view is not None:
+            chain += self.cobrowse_view.focus_chain()
+        chain += [self.info_panel, self.external_key_edit]
+        for first, second in zip(chain, chain[1:], strict=False):
+            QWidget.setTabOrder(first, second)
 
     def _build_header(self) -> QWidget:
         header = QFrame()
@@ -349,9 +374,10 @@ class SessionTab(QWidget):
         self.error_label.setWordWrap(True)
         self.error_label.setTextFormat(Qt.TextFormat.PlainText)
         self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        close = QToolButton()
+        close = self.error_close = QToolButton()
         close.setText("✕")
         close.setToolTip("Dismiss")
+        close.setAccessibleName("Dismiss the error")
         close.clicked.connect(self._on_error_close_clicked)
         layout.addWidget(self.error_label, 1)
         layout.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
@@ -445,7 +471,9 @@ class SessionTab(QWidget):
         self.external_key_edit.setPlaceholderText("Ticket ID")
         self.external_key_edit.setToolTip("A ticket or case ID; press Enter or leave the field to save it")
         self.external_key_edit.editingFinished.connect(self._on_external_key_edit_editingFinished)
-        key_label = self._form_label("External key")
+        key_label = self._form_label("E&xternal key")
+        key_label.setBuddy(self.external_key_edit)
+        self.external_key_edit.setAccessibleName("External key")
         key_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         form.addRow(key_label, self.external_key_edit)
         self._info_row(form, "origin", "Origin")
@@ -504,7 +532,14 @@ class SessionTab(QWidget):
     def _info_row(self, form: QFormLayout, key: str, text: str) -> None:
         value = self._value_label()
         self._info_values[key] = value
-        form.addRow(self._form_label(text), value)
+        form.addRow(self._caption(text, value), value)
+
+    def _caption(self, text: str, value: QLabel) -> QLabel:
+        # Linked both ways: the caption labels the value (AT-SPI's labelled-by), and the value reads "Name: Sam Lee".
+        label = self._form_label(text)
+        label.setBuddy(value)
+        value.setProperty("caption", text)
+        return label
 
     def _fix_minimum_size(self) -> None:
         """Pin the minimum size, with room for both banners, so later changes stay inside the tab.
@@ -554,6 +589,10 @@ class SessionTab(QWidget):
             parts.append(html.escape(s.platform, quote=False))
         self.issue_label.setText(" · ".join(parts))
         self.people_label.setText(self._people_text())
+        # What a screen reader says on entering the tab: whose session it is.
+        self.setAccessibleName(f"Session with {s.customer_name}")
+        self.setAccessibleDescription(f"{title}: {issue or 'no issue given'}. {html.unescape(self.people_label.text()).replace('  ·  ', '. ')}")
+        self.input_edit.setAccessibleDescription(f"To {s.customer_name} and the reps in the session")
 
         self._show_note()
         self._show_info()
@@ -631,12 +670,15 @@ class SessionTab(QWidget):
             self._custom_form.addRow(none)
         for key in sorted(fields, key=str.casefold):
             value = self._value_label()
+            value.setProperty("caption", key[:1].upper() + key[1:])
             self._set_value(value, str(fields[key]))
-            label = self._form_label(key[:1].upper() + key[1:])
-            self._custom_form.addRow(label, value)
+            self._custom_form.addRow(self._caption(key[:1].upper() + key[1:], value), value)
 
     @staticmethod
     def _set_value(label: QLabel, text: str) -> None:
+        caption = label.property("caption")
+        if caption:
+            label.setAccessibleName(f"{caption}: {text or 'none'}")
         if text:
             label.setText(text)
             label.setStyleSheet("")
