@@ -10,6 +10,7 @@ and the tabs.  Session tabs set their own order (:mod:`~repconsole.ui.sessiontab
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 from PySide6.QtWidgets import QLabel, QWidget
 
@@ -18,7 +19,7 @@ __all__ = ["chain", "labelled"]
 
 def chain(widgets: Sequence[QWidget]) -> None:
     """Make Tab go through ``widgets`` in this order (Shift+Tab backwards)."""
-    for first, second in zip(widgets, widgets[1:], strict=False):
+    for first, second in pairwise(widgets):
         QWidget.setTabOrder(first, second)
 
 

@@ -44,6 +44,7 @@ from repconsole.ui.chatinput import ChatInput
 from repconsole.ui.chatlog import CHAT_DARK, CHAT_LIGHT, ChatLog
 from repconsole.ui.cobrowse import CobrowseView
 from repconsole.ui.confirm import SessionAction, SessionConfirm, ask_then
+from repconsole.ui.focusorder import chain as focus_chain
 from repconsole.ui.outbox import OutageBanner, PendingLines
 from repconsole.ui.pickers import ShareDialog, TargetPicker, TransferDialog
 from repconsole.ui.widgets import badge_style, clock_time, is_dark, rule
@@ -271,8 +272,7 @@ class SessionTab(QWidget):
         if self.cobrowse_view is not None:
             chain += self.cobrowse_view.focus_chain()
         chain += [self.info_panel, self.external_key_edit]
-        for first, second in zip(chain, chain[1:], strict=False):
-            QWidget.setTabOrder(first, second)
+        focus_chain(chain)
 
     def _build_header(self) -> QWidget:
         header = QFrame()
