@@ -15,7 +15,7 @@ import pytest
 from conftest import timeout
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAccessible
-from PySide6.QtWidgets import QApplication, QMenu, QMenuBar, QWidget
+from PySide6.QtWidgets import QApplication, QLabel, QMenu, QMenuBar, QWidget
 from test_console import Console, first_waiting, open_console
 
 from repconsole.backend.world import ME
@@ -297,3 +297,40 @@ def test_a_session_tab_starts_in_the_chat_input_and_tab_reaches_every_control(co
     w.tabs.setCurrentIndex(0)
     w.go_to_tab(1)
     console.qtbot.waitUntil(lambda: QApplication.focusWidget() is tab.input_edit, timeout=timeout(2))
+
+
+# ---------------------------------------------------------------- labels
+
+
+def labelled_by(widget: QWidget) -> list[str]:
+    """The texts of the labels Qt's accessibility reports as labelling ``widget``."""
+    iface = QAccessible.queryAccessibleInterface(widget)
+    return [other.text(QAccessible.Text.Name) for other, _ in iface.relations(QAccessible.RelationFlag.Label)]
+
+
+def test_the_status_combo_the_external_key_and_every_info_value_are_linked_to_their_captions(console: Console) -> None:
+    w = console.window
+    assert labelled_by(w.status_combo) == ["Your status:"]
+    sid = first_waiting(console, "team:network")
+    w.accept_row(sid)
+    tab = console.wait_tab(sid)
+    console.settle()
+    assert tab.external_key_edit.accessibleName() == "External key" and labelled_by(tab.external_key_edit) == ["External key"]
+    values = tab.info_panel.widget().findChildren(QLabel)
+    name = next(v for v in values if v.text() == tab.session.customer_name)
+    assert name.accessibleName() == f"Name: {tab.session.customer_name}" and labelled_by(name) == ["Name"]
+    blank = [v.accessibleName() for v in values if v.text() == "—"]
+    assert blank and all(text.endswith(": none") for text in blank)
+
+
+def test_no_object_of_the_window_has_a_role_the_at_spi_bridge_calls_unknown(console: Console) -> None:
+    # Qt gives splitter handles and size grips the role Grip, which AT-SPI has no word for.
+    def roles(iface) -> Iterator[QAccessible.Role]:  # type: ignore[no-untyped-def]
+        yield iface.role()
+        for i in range(iface.childCount()):
+            child = iface.child(i)
+            if child is not None and child.role() not in (QAccessible.Role.Table, QAccessible.Role.List):
+                yield from roles(child)
+
+    found = list(roles(QAccessible.queryAccessibleInterface(console.window)))
+    assert QAccessible.Role.Grip not in found and QAccessible.Role.Separator in found

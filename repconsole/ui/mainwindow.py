@@ -135,6 +135,7 @@ class MainWindow(QMainWindow):
     def _build(self) -> None:
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
+        self.tabs.setAccessibleName("Queues and sessions")
         # No close buttons: closing a tab is not ending a session.  A tab
         # closes when the rep ends, leaves or transfers the session.
         self.tabs.setTabsClosable(False)
@@ -207,6 +208,7 @@ class MainWindow(QMainWindow):
         self.progress_label = QLabel()
         self.grace_label = ElidedLabel()
         status_bar = self.statusBar()
+        status_bar.setSizeGripEnabled(False)  # a nameless "unknown" object to a screen reader; the window manager resizes
         status_bar.addWidget(self.identity_label)
         status_bar.addWidget(self.backend_label)
         status_bar.addWidget(self.grace_label)
