@@ -15,7 +15,7 @@ import pytest
 from conftest import timeout
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAccessible
-from PySide6.QtWidgets import QApplication, QLabel, QMenu, QMenuBar, QWidget
+from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QLabel, QMenu, QMenuBar, QWidget
 from test_console import Console, first_waiting, open_console
 
 from repconsole.backend.world import ME
@@ -334,3 +334,30 @@ def test_no_object_of_the_window_has_a_role_the_at_spi_bridge_calls_unknown(cons
 
     found = list(roles(QAccessible.queryAccessibleInterface(console.window)))
     assert QAccessible.Role.Grip not in found and QAccessible.Role.Separator in found
+
+
+# ---------------------------------------------------------------- 200 %
+
+
+def test_at_200_percent_on_a_1080p_screen_nothing_is_cut(console: Console) -> None:
+    # QT_SCALE_FACTOR=2 doubles device pixels, not the layout: a 1920x1080 screen at 200 %
+    # is 960x540 logical pixels, less a panel.  The window fits in 960x500 and every
+    # control keeps its full size, inside the window.
+    w = console.window
+    assert w.minimumSize().width() <= 960 and w.minimumSize().height() <= 500
+    w.resize(w.minimumSize())
+    sid = first_waiting(console, "team:network")
+    w.accept_row(sid)
+    tab = console.wait_tab(sid)
+    console.settle()
+    for page in (0, 1):
+        w.tabs.setCurrentIndex(page)
+        QApplication.processEvents()
+        assert w.size() == w.minimumSize()
+        for control in focusable(w):
+            if control.parent() is w.tabs or isinstance(control, QAbstractScrollArea):
+                continue
+            rect = control.rect().translated(control.mapTo(w, control.rect().topLeft()))
+            assert w.rect().contains(rect), f"{control!r} is cut: {rect} outside {w.rect()}"
+            assert control.width() >= min(control.sizeHint().width(), control.minimumSizeHint().width()), f"{control!r} is squeezed"
+    assert tab.end_button.isVisible() and tab.input_edit.isVisible()

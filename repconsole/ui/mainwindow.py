@@ -112,7 +112,7 @@ class MainWindow(QMainWindow):
         # A fixed minimum: showing the details pane or a banner must not
         # change the window's size hints (which would also make Qt's
         # offscreen platform warn in tests).
-        self.setMinimumSize(900, 560)
+        self.setMinimumSize(900, 480)
         self._build()
         self._build_actions()
         self._restore_settings()
