@@ -166,18 +166,25 @@ def table_facts(app) -> dict:  # type: ignore[no-untyped-def]
 
 
 def tab_cycle(limit: int = 60) -> list[dict]:
-    """Press Tab until focus comes back where it started; the focus events, in order."""
-    start = len(events)
+    """Press Tab until focus comes back where it started; every object that took the focus, in order.
+
+    Each press waits for its focus event (a loaded machine is slow), so no
+    stop is missed or credited to the next press.
+    """
     reached: list[dict] = []
+    seen = len(events)
     for _ in range(limit):
         pyatspi.Registry.generateKeyboardEvent(TAB, None, pyatspi.KEY_SYM)
-        pump(0.35)
-        focus = [e for e in events[start:] if e[0] == "focus"]
-        start = len(events)
-        if focus:
-            reached.append({"path": focus[-1][1], "name": focus[-1][3], "parent": focus[-1][4]})
-            if len(reached) > 1 and reached[-1]["path"] == reached[0]["path"]:
-                break
+        end = time.monotonic() + 5.0
+        while time.monotonic() < end and not any(e[0] == "focus" for e in events[seen:]):
+            pump(0.05)
+        pump(0.15)
+        for e in events[seen:]:
+            if e[0] == "focus" and (not reached or reached[-1]["path"] != e[1]):
+                reached.append({"path": e[1], "name": e[3], "parent": e[4]})
+        seen = len(events)
+        if len(reached) > 1 and reached[-1]["path"] == reached[0]["path"]:
+            break
     return reached
 
 
