@@ -1,11 +1,16 @@
 # Two commands do all the set-up on a fresh machine:
-#   make run   - create .venv, install repconsole, open the console on the simulator
+#   make run   - create .venv, install repconsole[console], open the console on the simulator
+#   make server - create .venv-server, install repconsole[server] (no Qt), serve the demo site
 #   make test  - create .venv with the test extras, run every test headless
 #   make dist  - build the wheel and sdist, and the one-folder bundle dist/repconsole/
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# The server's own environment: repconsole[server] only, so that `make server`
+# runs exactly what a server-only install has (no Qt).
+SVENV  := .venv-server
+SSTAMP := $(SVENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 ARGS   ?=
 
@@ -16,18 +21,24 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e '.[console]'
 	@touch $@
 
 $(TSTAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[console,server,test]'
 	@touch $@ $(STAMP)
 
 run: $(STAMP)
 	$(VENV)/bin/repconsole $(ARGS)
 
-server: $(STAMP)
-	$(VENV)/bin/repconsole-server $(ARGS)
+$(SSTAMP): pyproject.toml
+	$(PYTHON) -m venv $(SVENV)
+	$(SVENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SVENV)/bin/python -m pip install --quiet -e '.[server]'
+	@touch $@
+
+server: $(SSTAMP)
+	$(SVENV)/bin/repconsole-server $(ARGS)
 
 test: $(TSTAMP) lint
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest $(ARGS)
@@ -54,6 +65,8 @@ vendor-rrweb:
 cobrowse-stream: $(TSTAMP)
 	$(PY) packaging/record_cobrowse_stream.py
 
+# Every benchmark of bench/__main__.py; bench_cobrowse's browser part needs /usr/bin/chromium and
+# /usr/bin/chromedriver (without them it says so and skips to its queue part).
 bench: $(TSTAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m bench
 
@@ -64,7 +77,7 @@ DSTAMP := $(VENV)/.installed-dist
 .PHONY: dist
 
 $(DSTAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e . 'build>=1.2' 'pyinstaller>=6.10'
+	$(PY) -m pip install --quiet -e '.[console]' 'build>=1.2' 'pyinstaller>=6.10'
 	@touch $@ $(STAMP)
 
 dist: $(DSTAMP)
@@ -74,4 +87,4 @@ dist: $(DSTAMP)
 	@du -sh dist/repconsole
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) $(SVENV) build dist *.egg-info

@@ -12,6 +12,7 @@ BENCHES = [
     "bench.bench_server",
     "bench.bench_accept",
     "bench.bench_console_snapshot",
+    "bench.bench_cobrowse",
 ]
 
 

@@ -8,6 +8,7 @@ exists.  The window itself lives in :mod:`repconsole.ui.app`.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -111,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.user is not None and args.server is None:
         parser.error("--user needs --server")
     # Imported late so that --help/--version and argument errors never load Qt.
+    if importlib.util.find_spec("PySide6") is None:
+        print('repconsole: the console needs Qt: pip install "repconsole[console]"', file=sys.stderr)
+        return 2
     from repconsole.ui.app import run
 
     return run(args)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import urllib.request
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -122,8 +121,10 @@ class LiveServer:
         return self.call(read())
 
     def customers_online(self) -> int:
-        with urllib.request.urlopen(f"{self.url}/healthz", timeout=5 * TIMEOUT_SCALE) as r:
-            return int(json.loads(r.read())["customers_online"])
+        async def read() -> int:
+            return int(self.server.status()["customers_online"])
+
+        return self.call(read())
 
     def close(self) -> None:
         async def leave(rep: RepClient) -> None:

@@ -52,11 +52,13 @@ class ServerProcess:
     Attributes:
         url: ``ws://127.0.0.1:PORT`` once it listens.
         passwords: the demo passwords it printed at its first start.
-        lines: everything it printed so far.
+        lines: what it printed up to listening, and since as :meth:`output` reads it.
     """
 
-    def __init__(self, data: Path) -> None:
+    def __init__(self, data: Path, *, log_level: str = "warning") -> None:
+        """``log_level``: the server's ``--log-level``."""
         self.data = data
+        self.log_level = log_level
         self.lines: list[str] = []
         self.passwords: dict[str, str] = {}
         self.port = 0
@@ -66,7 +68,7 @@ class ServerProcess:
         self._queue: queue.Queue[str | None] = queue.Queue()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "repconsole.server", "--port", str(self.port), "--data", str(self.data), "--log-level", "warning"],
+            [sys.executable, "-m", "repconsole.server", "--port", str(self.port), "--data", str(self.data), "--log-level", self.log_level],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -102,6 +104,16 @@ class ServerProcess:
             match = re.search(r"listening on (ws://\S+)", line)
             if match:
                 return match[1]
+
+    def output(self) -> list[str]:
+        """Everything it printed so far (its log, at ``log_level``)."""
+        while True:
+            try:
+                line = self._queue.get_nowait()
+            except queue.Empty:
+                return self.lines
+            if line is not None:
+                self.lines.append(line)
 
     def terminate(self) -> None:
         """Ask the server to stop (SIGTERM); it closes its connections and exits."""

@@ -9,8 +9,11 @@
   recorder and a rep's live view in a browser (see :mod:`repconsole.server.cobrowse`);
 * HTTP ``GET /``, ``/support`` and the page's files from
   ``repconsole/server/static/``, ``GET /api/site`` (what the page offers)
-  and ``GET /healthz``; co-browsing's files, live view and ``GET /api/link/ID``
-  (see :mod:`repconsole.server.web`).
+  and ``GET /healthz`` ("ok" or "starting", nothing more); co-browsing's files,
+  live view and ``GET /api/link/ID`` (see :mod:`repconsole.server.web`);
+* for administrators, ``GET /metrics`` (Prometheus) and ``GET /status`` (JSON):
+  on the ``[admin] listen`` address, or on the main port with the
+  ``[admin] metrics_token`` (see :mod:`repconsole.server.admin`).
 
 Everything the server knows runs on one asyncio loop: a message is parsed
 (:mod:`repconsole.protocol`), authorized, run as one
@@ -33,6 +36,7 @@ import re
 import secrets
 import ssl
 import urllib.parse
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from importlib.resources.abc import Traversable
@@ -75,6 +79,7 @@ from repconsole.protocol import (
     parse_rep,
     request_key,
 )
+from repconsole.server.admin import ADMIN_PATHS, Admin
 from repconsole.server.auth import (
     OWASP,
     FailureLimiter,
@@ -91,6 +96,7 @@ from repconsole.server.config import SiteSpec, parse_origin
 from repconsole.server.customers import CustomerDesk
 from repconsole.server.fanout import RepLink
 from repconsole.server.links import LinkBook
+from repconsole.server.reload import Plan, reload_server
 from repconsole.server.runtime import PersistenceFailure, Runtime
 from repconsole.server.store import Store
 from repconsole.server.timers import ServerClock, WallClock
@@ -117,6 +123,7 @@ _HOST = re.compile(r"^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$
 # WebSocket endpoints; a page's Origin is checked at the handshake of each.
 REP_PATH, CUSTOMER_PATH, RECORDER_PATH = "/rep", "/customer", "/cobrowse"
 _SOCKETS = frozenset((REP_PATH, CUSTOMER_PATH, RECORDER_PATH, WATCH_PATH))
+_ENDPOINTS = {REP_PATH: "rep", CUSTOMER_PATH: "customer", RECORDER_PATH: "cobrowse_recorder", WATCH_PATH: "cobrowse_watch"}
 
 
 class Server:
@@ -172,11 +179,15 @@ class Server:
         self.new_passwords: dict[str, str] = {}
         self.failed: BaseException | None = None
         self._ws: WsServer | None = None
+        # A console resuming from this seq or before gets a snapshot: the directory changed (reload).
+        self.resync_floor = -1
+        self.admin = Admin(self, _ENDPOINTS)
+        self.metrics = self.admin.metrics
         # Every accepted TCP connection, from before its handshake: see stop().
         self._connections: set[ServerConnection] = set()
         self._stopping = False
         self._closed = asyncio.Event()
-        self._allowed = frozenset(spec.server.allowed_origins)
+        self.allowed_origins = frozenset(spec.server.allowed_origins)
         # A window of a minute is a duration: measured on the clock's monotonic reading.
         self._limiter = FailureLimiter(LOGIN_FAILURES_PER_MINUTE, 60.0, clock=self.clock.monotonic)
         # scrypt at OWASP cost takes 128 MiB and half a second: two at a time.
@@ -223,10 +234,12 @@ class Server:
             ping_interval=PING_INTERVAL,
             ping_timeout=PING_TIMEOUT,
             server_header=f"repconsole-server/{__version__}",
-            create_connection=_tracked(self._connections),
+            create_connection=_tracked(self._connections, self.admin.connection_lost),
         )
         self.port = self._ws.sockets[0].getsockname()[1]
+        await self.admin.start()
         self.runtime.start()
+        self.admin.ready = True
         log.info("serving %s on %s", "the demo site" if self.spec.demo else self.spec.source, self.url)
 
     async def stop(self) -> None:
@@ -237,6 +250,7 @@ class Server:
             return
         self._stopping = True
         try:
+            await self.admin.stop()
             if self._ws is not None:
                 await self._close_connections(self._ws)
             if self.customers is not None:
@@ -252,6 +266,19 @@ class Server:
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
+
+    def reload(self, spec: SiteSpec) -> Plan:
+        """Apply a checked new configuration (SIGHUP); ReloadRefused: it needs a restart, nothing changed."""
+        return reload_server(self, spec)
+
+    @property
+    def connections(self) -> set[ServerConnection]:
+        """Every open TCP connection, from before its handshake."""
+        return self._connections
+
+    @property
+    def admin_address(self) -> str | None:
+        return self.admin.address
 
     async def _close_connections(self, ws: WsServer) -> None:
         """Stop listening, close every connection, and wait for the handlers.
@@ -313,7 +340,9 @@ class Server:
                 return connection.respond(HTTPStatus.FORBIDDEN, "Origin not allowed\n")
             return None  # on with the WebSocket handshake
         if path == "/healthz":
-            return self._json(self._health())
+            return self.admin.healthz()
+        if path in ADMIN_PATHS:
+            return self.admin.on_main_port(request, path)
         if path == "/api/site":
             return self._json(self._public_site())
         assert self.web is not None
@@ -361,7 +390,7 @@ class Server:
             origin = parse_origin(origin)
         except ValueError:
             return False  # "null" (sandboxed frames, files) and anything malformed
-        if origin in self._allowed or origin == self._own_origin(request):
+        if origin in self.allowed_origins or origin == self._own_origin(request):
             return True
         return link is not None and self.links is not None and origin in self.links.origins(link)
 
@@ -374,7 +403,8 @@ class Server:
         except ValueError:
             return None
 
-    def _health(self) -> dict[str, Any]:
+    def status(self) -> dict[str, Any]:
+        """What GET /status tells an administrator (never the public)."""
         rt = self.runtime
         assert rt is not None and self.customers is not None
         return {
@@ -533,6 +563,7 @@ class Server:
         rt = self.runtime
         assert rt is not None
         if self._limiter.blocked(msg.username):
+            self.metrics.login_failed()
             await self._refuse(ws, msg.id, ErrorReason.RATE_LIMITED, "too many failed logins; try again in a minute")
             return None
         stored = self._password_hash(msg.username)
@@ -545,6 +576,7 @@ class Server:
             ok = False
         if not ok or stored is None:
             self._limiter.fail(msg.username)
+            self.metrics.login_failed()
             log.info("failed login for %r", msg.username)
             await self._refuse(ws, msg.id, ErrorReason.BAD_CREDENTIALS, "wrong username or password")
             return None
@@ -581,7 +613,7 @@ class Server:
         # Everything committed so far goes out first, so that what follows
         # (a snapshot as of seq, or a replay up to seq) is exactly current.
         rt.fanout.flush()
-        replay = rt.fanout.replay(rep, last_seq) if last_seq is not None else None
+        replay = rt.fanout.replay(rep, last_seq) if last_seq is not None and last_seq > self.resync_floor else None
         reason = ResumeReason.OUTSIDE_RESUME_WINDOW if last_seq is not None and replay is None else None
         welcome = Welcome(
             rid, rep, token, replay is not None, login.expires_at, self.clock.now(), rt.spec.server.resume_window,
@@ -677,10 +709,10 @@ def _unsupported(version: int) -> str:
     return f"this server speaks protocol {versions}, the console speaks version {version}: update the console"
 
 
-def _tracked(connections: set[ServerConnection]) -> type[ServerConnection]:
+def _tracked(connections: set[ServerConnection], lost: Callable[[ServerConnection], None]) -> type[ServerConnection]:
     """A ServerConnection that is in ``connections`` from the moment its TCP
-    connection is accepted until it is lost; websockets itself only lists
-    connections whose handshake is done."""
+    connection is accepted until it is lost (then ``lost`` is told); websockets
+    itself only lists connections whose handshake is done."""
 
     class TrackedConnection(ServerConnection):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -690,6 +722,10 @@ def _tracked(connections: set[ServerConnection]) -> type[ServerConnection]:
         def connection_lost(self, exc: Exception | None) -> None:
             connections.discard(self)
             super().connection_lost(exc)
+            try:
+                lost(self)
+            except Exception:  # counting must never break a connection's end
+                log.exception("counting a closed connection failed")
 
     return TrackedConnection
 

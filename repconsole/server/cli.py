@@ -7,6 +7,8 @@
                                   [--lifetime 7d] [--origin URL ...] [--public-url URL]
     repconsole-server link list
     repconsole-server link revoke ID
+    repconsole-server check-config [FILE]
+    repconsole-server backup DEST [--data DIR]
 
 ``link create`` prints the snippet to paste into a web page (one line) and
 the plain address of a page that starts a session with the link; the
@@ -18,7 +20,17 @@ Serving prints ``repconsole-server: listening on ws://HOST:PORT`` once the
 port is open (with ``--port 0``, the port the system chose), after the demo
 site's new passwords if this start generated them.  A configuration error
 is printed as ``FILE:LINE: KEY: what is wrong`` and the server exits with
-status 2 without listening.
+status 2 without listening.  ``check-config`` reads a configuration the same
+way without serving it: its problems and status 1, or a one-line summary and 0.
+
+While serving, SIGHUP reads the configuration again and applies what can
+change live (:mod:`repconsole.server.reload`); a configuration with a mistake,
+or one that needs a restart, is refused in the log and the old one is kept.
+Under systemd (``Type=notify``) the server says READY=1 once it listens,
+RELOADING=1 and READY=1 around a reload, and STOPPING=1.
+
+``backup`` copies the database while the server runs (docs/operations.md
+has the restore).
 """
 
 from __future__ import annotations
@@ -29,11 +41,12 @@ import contextlib
 import getpass
 import logging
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import platformdirs
 
@@ -43,9 +56,16 @@ from repconsole.core.model import QueueRef
 from repconsole.server.auth import hash_password
 from repconsole.server.config import ConfigError, SiteSpec, demo_site, load_config, parse_origin, parse_public_url
 from repconsole.server.links import link_state, new_link_id, new_row, parse_lifetime, snippet, support_url
+from repconsole.server.ops import JsonFormatter, backup, monotonic_usec, sd_notify
+from repconsole.server.reload import ReloadRefused
 from repconsole.server.store import Store, StoreError
 
+if TYPE_CHECKING:
+    from repconsole.server.app import Server
+
 __all__ = ["build_parser", "main"]
+
+log = logging.getLogger(__name__)
 
 PROG = "repconsole-server"
 MIN_PASSWORD = 8
@@ -82,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="log verbosity (default info)"
     )
+    parser.add_argument(
+        "--log-format", default="text", choices=["text", "json"],
+        help="text lines (default), or JSON lines: time, level, logger, message and exception",
+    )  # fmt: skip
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     passwd = commands.add_parser(
         "passwd",
@@ -93,6 +117,21 @@ def build_parser() -> argparse.ArgumentParser:
     passwd.add_argument("--config", dest="passwd_config", type=Path, metavar="FILE", help="site configuration")
     passwd.add_argument("--data", dest="passwd_data", type=Path, metavar="DIR", help="data directory")
     _link_parser(commands)
+    check = commands.add_parser(
+        "check-config",
+        help="check a site configuration without serving it",
+        description="Read and check a site configuration as the server would. Prints every problem as "
+        "FILE:LINE: KEY: what is wrong and exits with status 1, or a one-line summary and status 0.",
+    )
+    check.add_argument("file", nargs="?", type=Path, metavar="FILE", help="the configuration (default: --config)")
+    save = commands.add_parser(
+        "backup",
+        help="copy the database, even while the server runs",
+        description="Copy the server's database to DEST, consistently, while the server runs (SQLite's online "
+        "backup). DEST is a new file, or a directory to put a dated file in. docs/operations.md tells how to restore.",
+    )
+    save.add_argument("dest", type=Path, metavar="DEST", help="a new file, or a directory")
+    save.add_argument("--data", dest="backup_data", type=Path, metavar="DIR", help="data directory")
     return parser
 
 
@@ -279,6 +318,70 @@ def _link_revoke(args: argparse.Namespace, spec: SiteSpec, store: Store) -> int:
     return 0
 
 
+def _check_config(args: argparse.Namespace) -> int:
+    path = args.file or args.config
+    if path is None:
+        print(f"{PROG}: check-config: which file? (check-config FILE, or --config FILE)", file=sys.stderr)
+        return 1
+    try:
+        spec = load_config(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        count = len(exc.problems)
+        print(f"{PROG}: {path}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
+        return 1
+    admin = spec.admin.listen or ("token on the main port" if spec.admin.metrics_token else "none")
+    print(
+        f"{path}: ok: {len(spec.teams)} teams, {len(spec.reps)} reps, {len(spec.issues)} issues, "
+        f"{len(spec.buttons)} buttons, {len(spec.links)} links; metrics: {admin}"
+    )
+    return 0
+
+
+def _backup(args: argparse.Namespace) -> int:
+    data = args.backup_data or args.data or default_data_dir()
+    try:
+        dest = backup(data, args.dest)
+    except (OSError, sqlite3.Error) as exc:
+        print(f"{PROG}: backup failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"{PROG}: {data} backed up to {dest}")
+    return 0
+
+
+def _reload(server: Server, path: Path | None) -> None:
+    """SIGHUP: the configuration again, applied if it can be; else the old one stays."""
+    if path is None:
+        log.warning("reload: the demo site has no configuration file to read again")
+        return
+    sd_notify("RELOADING=1", monotonic_usec())
+    try:
+        try:
+            spec = load_config(path)
+        except ConfigError as exc:
+            log.error("reload refused, the running configuration is kept: %s has %d problem(s)", path, len(exc.problems))
+            for problem in exc.problems:
+                log.error("reload refused: %s", problem)
+            return
+        try:
+            change = server.reload(spec)
+        except ReloadRefused as exc:
+            log.error("reload refused, the running configuration is kept: %s", path)
+            for reason in exc.reasons:
+                log.error("reload refused: %s", reason)
+            return
+        for note in change.notes:
+            log.warning("reload: %s", note)
+        log.info(
+            "reloaded %s: %s%s", path, ", ".join(change.changes) or "no change",
+            " (consoles re-sync)" if change.directory else "",
+        )  # fmt: skip
+    except Exception:
+        log.exception("reload failed")
+    finally:
+        sd_notify("READY=1")
+
+
 class DataDirBusy(Exception):
     """Another server holds the data directory."""
 
@@ -330,16 +433,20 @@ async def _serve(spec: SiteSpec, args: argparse.Namespace, data: Path) -> int:
     freezing = asyncio.ensure_future(_freeze_now_and_then(collector))
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"{PROG}: listening on {server.scheme}://{host}:{server.port}", flush=True)
+    sd_notify("READY=1", f"STATUS=listening on {server.scheme}://{host}:{server.port}")
 
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, AttributeError):
             loop.add_signal_handler(sig, stop.set)
+    with contextlib.suppress(NotImplementedError, AttributeError):
+        loop.add_signal_handler(signal.SIGHUP, _reload, server, args.config)
     stopping = asyncio.ensure_future(stop.wait())
     closed = asyncio.ensure_future(server.wait_closed())
     await asyncio.wait([stopping, closed], return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
     freezing.cancel()
+    sd_notify("STOPPING=1")
     await server.stop()
     closed.cancel()
     if server.failed is not None:
@@ -357,7 +464,12 @@ async def _freeze_now_and_then(policy: FreezePolicy) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    if args.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
     if args.log_level != "debug":
         # One line per handshake is noise at info level.
         logging.getLogger("websockets").setLevel(logging.WARNING)
@@ -365,6 +477,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _passwd(args)
     if args.command == "link":
         return _link(args)
+    if args.command == "check-config":
+        return _check_config(args)
+    if args.command == "backup":
+        return _backup(args)
     if bool(args.tls_cert) != bool(args.tls_key):
         print(f"{PROG}: --tls-cert and --tls-key go together", file=sys.stderr)
         return EXIT_CONFIG

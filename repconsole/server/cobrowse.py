@@ -79,6 +79,7 @@ from repconsole.protocol import (
     parse_recorder,
 )
 from repconsole.server.auth import LoginSession, hash_token, new_token
+from repconsole.server.config import ServerSettings
 from repconsole.server.customers import CustomerDesk
 from repconsole.server.fanout import SLOW_LIMIT
 from repconsole.server.runtime import Runtime
@@ -223,6 +224,10 @@ class CobrowseDesk:
         self._timer_at: float | None = None
         runtime.after_commit.append(self._on_events)
         runtime.housekeepers.append(self._prune)
+
+    def reconfigure(self, settings: ServerSettings) -> None:
+        """New limits (a reload): for the streams that start from now on."""
+        self.relay.limits = Limits(buffer_bytes=settings.cobrowse_buffer, rate=settings.cobrowse_rate)
 
     # ----------------------------------------------------------- effects
 

@@ -44,6 +44,7 @@ from repconsole.core.model import CUSTOMER, QueueRef, RuleAction, SiteConfig, Wa
 from repconsole.server.auth import parse_hash
 
 __all__ = [
+    "AdminSettings",
     "ButtonSpec",
     "ConfigError",
     "ConfigProblem",
@@ -59,6 +60,7 @@ __all__ = [
     "build_engine",
     "demo_site",
     "load_config",
+    "parse_listen",
     "parse_origin",
     "parse_public_url",
 ]
@@ -213,11 +215,23 @@ class ServerSettings(_Table, frozen=True, kw_only=True):
     cobrowse_rate: Annotated[int, _between(1024, 1024 * 1024 * 1024)] = 256 * 1024
 
 
+class AdminSettings(_Table, frozen=True, kw_only=True):
+    """``[admin]``: where an administrator's tools read the server (docs/operations.md)."""
+
+    # host:port of a second, plain-HTTP listener for GET /metrics and GET /status (keep it on a
+    # private address: loopback, or a management network); none: no such listener.
+    listen: str | None = None
+    # A bearer token that lets GET /metrics and GET /status be read on the main port
+    # (Authorization: Bearer TOKEN); none: they are not served there at all.
+    metrics_token: Annotated[str, Meta(min_length=16, extra={"message": "must be at least 16 characters"})] | None = None
+
+
 class SiteFile(_Table, frozen=True, kw_only=True):
     """The whole file: its sections, in the order an unknown key's message lists them."""
 
     site: SiteTable = field(default_factory=SiteTable)
     server: ServerSettings = field(default_factory=ServerSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
     teams: dict[TeamId, TeamTable] = field(default_factory=dict)
     reps: Annotated[tuple[RepSpec, ...], Meta(min_length=1)]
     issues: tuple[IssueSpec, ...] = ()
@@ -235,6 +249,7 @@ class SiteSpec(msgspec.Struct, frozen=True, kw_only=True):
     buttons: tuple[ButtonSpec, ...] = ()
     links: tuple[LinkSpec, ...] = ()
     server: ServerSettings = field(default_factory=ServerSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
     source: Path | None = None  # None: the demo site
 
     @property
@@ -712,6 +727,12 @@ class _Reader:
             except ValueError as exc:
                 self.problem(("server", "public_url"), str(exc))
 
+        if file.admin.listen is not None:
+            try:
+                parse_listen(file.admin.listen)
+            except ValueError as exc:
+                self.problem(("admin", "listen"), str(exc))
+
         if self.problems:
             return None
         return SiteSpec(
@@ -722,6 +743,7 @@ class _Reader:
             buttons=tuple(buttons),
             links=tuple(links),
             server=msgspec.structs.replace(file.server, allowed_origins=origins, public_url=public_url),
+            admin=file.admin,
             source=source,
         )
 
@@ -735,6 +757,15 @@ def parse_origin(text: str) -> str:
         raise ValueError(f"{text!r} is not an origin such as https://support.example.com[:port]")
     port = f":{u.port}" if u.port is not None else ""
     return f"{u.scheme}://{u.hostname}{port}"
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:9102`` for IPv6) as (host, port), or ValueError saying why not."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{text!r} is not an address such as 127.0.0.1:9102")
+    return host, int(port)
 
 
 def parse_public_url(text: str) -> str:

@@ -65,6 +65,7 @@ from repconsole.protocol import (
     parse_customer,
 )
 from repconsole.server.auth import hash_token, new_token
+from repconsole.server.config import ServerSettings
 from repconsole.server.links import LinkBook
 from repconsole.server.runtime import CUSTOMER_TOKENS_KEPT, PersistenceFailure, Runtime
 from repconsole.server.store import Store
@@ -116,6 +117,12 @@ class CustomerDesk:
         # After a restart no customer is connected: each gets the grace period to come back.
         for s in list(self.engine.sessions()):
             self._start_grace(s.id)
+
+    def reconfigure(self, settings: ServerSettings) -> None:
+        """New limits (a reload): the grace of customers who leave from now on, and a new start limiter."""
+        self.grace = settings.customer_grace
+        limit = settings.customer_starts_per_minute
+        self._starts = RateLimiter(limit, 60.0, self.clock.monotonic) if limit else None
 
     # ------------------------------------------------------------ serving
 

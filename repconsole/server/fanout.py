@@ -115,6 +115,9 @@ class Fanout:
         self.floor = seq
         self.frames_sent = 0
         self.dropped_slow = 0
+        # Told, per batch written, the seconds since its first event was published (metrics).
+        self.on_delivery: Callable[[float], None] | None = None
+        self._since = 0.0
 
     # ---------------------------------------------------------- the ring
 
@@ -203,6 +206,8 @@ class Fanout:
             return
         self._ring.extend(logged)
         self.seq = logged[-1].seq
+        if not self._pending:
+            self._since = self._loop.time()
         self._pending.extend(logged)
         if self._handle is None:
             # The batch window is on the loop's own clock, not the server's
@@ -246,6 +251,8 @@ class Fanout:
                 link.prev = last
         for (prev, body), links in groups.items():
             self._write(links, events_frame(prev, [body]))
+        if groups and self.on_delivery is not None:
+            self.on_delivery(self._loop.time() - self._since)
 
     def _write(self, links: list[RepLink], frame: bytes) -> None:
         live = []

@@ -86,6 +86,10 @@ class LinkBook:
         self._store = store
         self._configured = frozenset(link.id for link in spec.links)
 
+    def reconfigure(self, spec: SiteSpec) -> None:
+        """The configuration's links changed (a reload; the engine has them already)."""
+        self._configured = frozenset(link.id for link in spec.links)
+
     def get(self, link_id: str) -> BrowserLink | None:
         """The link, read again from the store if an administrator made it; None if there is none."""
         if link_id in self._configured:
