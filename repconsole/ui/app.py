@@ -31,7 +31,6 @@ from repconsole.preferences import StartupBackend
 from repconsole.settings import Settings
 from repconsole.ui.login import EarlyFeed, choose_backend, sign_in
 from repconsole.ui.mainwindow import MainWindow
-from repconsole.ui.roles import install_roles
 
 __all__ = ["build_window", "create_console_backend", "default_settings_dir", "keep_signed_in", "run"]
 
@@ -54,7 +53,6 @@ def build_window(backend: Backend, settings_dir: Path | str | None = None) -> Ma
     """
     directory = Path(settings_dir) if settings_dir is not None else default_settings_dir()
     settings, warning = Settings.load(directory)
-    install_roles()
     return MainWindow(backend, settings, settings_warning=warning)
 
 

@@ -243,7 +243,8 @@ class SessionTab(QWidget):
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
-        self.focus_start()
+        if not event.spontaneous():  # the rep went to this tab (not: the window came back from the tray)
+            self.focus_start()
 
     def focus_start(self) -> None:
         """Focus where the rep starts in a session: the chat input (or, when chat is closed, the first action)."""
