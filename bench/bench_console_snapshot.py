@@ -50,9 +50,9 @@ SNAPSHOT_HEAD = b"{%s:%s" % (encode(Snapshot.__struct_config__.tag_field), encod
 
 
 def _site() -> str:
-    from repconsole.server.auth import ScryptParams, hash_password
+    from repconsole.server.auth import Argon2Params, hash_password
 
-    h = hash_password(PASSWORD, ScryptParams(n=2**10, r=8, p=1))
+    h = hash_password(PASSWORD, Argon2Params(time_cost=1, memory_cost=8, parallelism=1))
     return f"""\
 [site]
 grace_period = 600

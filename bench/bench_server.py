@@ -126,9 +126,9 @@ def team_id(team: int) -> str:
 
 def site_toml(teams: int, reps_per_team: int, *, max_sessions: int = 1000) -> str:
     """``teams`` teams of ``reps_per_team`` reps, one issue per team (code = team id), cheap hashes."""
-    from repconsole.server.auth import ScryptParams, hash_password
+    from repconsole.server.auth import Argon2Params, hash_password
 
-    h = hash_password(PASSWORD, ScryptParams(n=2**10, r=8, p=1))
+    h = hash_password(PASSWORD, Argon2Params(time_cost=1, memory_cost=8, parallelism=1))
     parts = [
         "[site]\ngrace_period = 600\n",
         f"max_sessions_default = {max_sessions}\n",

@@ -111,13 +111,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.user is not None and args.server is None:
         parser.error("--user needs --server")
+    # Before Qt: a missing xcb library makes Qt abort the process with a
+    # message that names the wrong package; say which ones to install.
+    from repconsole import syslibs
+
+    problem = syslibs.check()
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 1
     # Imported late so that --help/--version and argument errors never load Qt.
     if importlib.util.find_spec("PySide6") is None:
         print('repconsole: the console needs Qt: pip install "repconsole[console]"', file=sys.stderr)
         return 2
+    # First only Qt: the start window paints (or a second launch stops)
+    # before the console's own modules load.
+    from repconsole.ui.startwindow import already_running, begin, default_settings_dir, wants_start_window
+
+    settings_dir = args.settings_dir if args.settings_dir is not None else default_settings_dir()
+    start = begin(settings_dir, show_window=wants_start_window(args, settings_dir))
+    if start is None:
+        print(already_running(settings_dir), file=sys.stderr)
+        return 0
     from repconsole.ui.app import run
 
-    return run(args)
+    return run(args, start)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -96,7 +96,7 @@ from repconsole.protocol import (
     request_key,
 )
 from repconsole.server.app import Server
-from repconsole.server.auth import ScryptParams, hash_password
+from repconsole.server.auth import Argon2Params, hash_password
 from repconsole.server.config import load_config
 
 __all__ = [
@@ -120,8 +120,8 @@ __all__ = [
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "docs" / "protocol.schema.json"
-# Cheap hashes: the real cost (N=2**17) is tested once, in test_server_auth.
-CHEAP = ScryptParams(n=2**10, r=8, p=1)
+# Cheap hashes: argon2id at its least cost (8 KiB, one pass); the real cost is tested once, in test_server_auth.
+CHEAP = Argon2Params(time_cost=1, memory_cost=8, parallelism=1)
 PASSWORDS = {rep: f"{rep}-secret-pw" for rep in ("alice", "bob", "carol", "dave", "erin")}
 T = TypeVar("T")
 
@@ -319,11 +319,15 @@ class _Client:
         self._ended: ConnectionClosed | None = None  # what ended the reader's connection
 
     @classmethod
-    async def open(cls, server: Any, *, origin: str | None = None, query: str = "", **options: Any) -> Self:
+    async def open(
+        cls, server: Any, *, origin: str | None = None, query: str = "", headers: dict[str, str] | None = None, **options: Any
+    ) -> Self:
         """Connect to the endpoint of ``server`` (anything with a ``port``: a :class:`Server`,
         a :class:`ServerProcess`, a :class:`Port`) on loopback; ``ssl=context`` connects with wss://;
-        ``query`` is added to the address (``link=ID``)."""
-        headers = {"Origin": origin} if origin else None
+        ``query`` is added to the address (``link=ID``); ``headers`` are sent with the handshake
+        (a reverse proxy's ``X-Forwarded-For``); ``local_addr=("127.0.0.2", 0)`` connects from
+        another loopback address."""
+        headers = {**({"Origin": origin} if origin else {}), **(headers or {})} or None
         scheme = "wss" if options.get("ssl") else "ws"
         ws = await connect(
             f"{scheme}://127.0.0.1:{server.port}/{cls.path or cls.role}" + (f"?{query}" if query else ""),

@@ -130,14 +130,17 @@ def test_a_version_1_database_is_migrated_and_a_newer_one_refused(tmp_path: Path
     Store.open(tmp_path).close()
     db = sqlite3.connect(tmp_path / "repconsole-server.db")
     db.execute("DROP TABLE links")
+    db.execute("ALTER TABLE answers DROP COLUMN command")  # version 3's
+    db.execute("INSERT INTO answers VALUES (1, '7', 1.0, x'7b7d')")  # an answer of before: it answers any command
     db.execute("PRAGMA user_version=1")
     db.commit()
     db.close()
     store = Store.open(tmp_path)  # brings it up to date
     store.add_link(LinkRow("lk-2", "Shop", "team:net", None, (), 1.0))
+    assert store.load_answers() == [(1, "7", 1.0, b"{}", b"")]
     store.close()
     db = sqlite3.connect(tmp_path / "repconsole-server.db")
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     db.commit()
     db.close()

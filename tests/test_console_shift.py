@@ -308,7 +308,7 @@ def test_generating_a_key_opens_the_dialog_with_the_engines_key(console: Console
     keys = [k for k in console.engine.export_state().keys if k.rep == ME]
     assert dialog.key_label.text() == keys[-1].key
     # The dialog counts down on the window's clock: a loaded machine may take seconds to get here.
-    assert re.match(r"Valid for (15:00|14:[0-5]\d) more", dialog.expiry_label.text()), dialog.expiry_label.text()
+    assert re.match(r"Valid for (15:0\d|14:[0-5]\d) more", dialog.expiry_label.text()), dialog.expiry_label.text()
     assert dialog.url is None and not dialog.copy_url_button.isEnabled()  # the simulator has no customer page
     dialog.close()
 

@@ -15,9 +15,11 @@ from pytestqt.qtbot import QtBot
 import repconsole.ui.queuemodel as queuemodel
 from repconsole.core.model import Origin, Priority, QueueRef, RuleAction, WaitingRule
 from repconsole.core.state import QueueDelta, Row
+from repconsole.ui import theme
 from repconsole.ui.columns import make_columns, sort_rows
 from repconsole.ui.queuemodel import ROW_ID_ROLE, QueueTableModel
 from repconsole.ui.queuetable import QueueTableView
+from repconsole.ui.theme import Role
 
 ASC = Qt.SortOrder.AscendingOrder
 DESC = Qt.SortOrder.DescendingOrder
@@ -278,7 +280,7 @@ def test_roles(loaded: tuple[Site, Console, QueueTableModel]) -> None:
     personal = model_for(erin)
     personal.set_rows(erin.state.rows["rep:erin"].values())
     index = personal.index_for(held.id, cols["customer"])
-    assert index.data(Qt.ItemDataRole.ForegroundRole) == QColor(128, 128, 128)
+    assert index.data(Qt.ItemDataRole.ForegroundRole) == theme.colour(Role.HELD_TEXT)
     assert index.data(Qt.ItemDataRole.BackgroundRole) is None
     assert index.data(ROW_ID_ROLE) == held.id
 

@@ -117,9 +117,9 @@ def test_a_syntax_error_names_its_line(tmp_path: Path) -> None:
 
 
 def test_a_malformed_password_hash_says_how_to_make_one(tmp_path: Path) -> None:
-    text = site_toml().replace('password_hash = "scrypt$', 'password_hash = "bcrypt$', 1)
+    text = site_toml().replace('password_hash = "$argon2id$', 'password_hash = "$bcrypt$', 1)
     (error,) = _errors(tmp_path, text)
-    assert error.startswith(f"site.toml:{_line(text, 'bcrypt$')}: reps[0].password_hash: not a password hash")
+    assert error.startswith(f"site.toml:{_line(text, '$bcrypt$')}: reps[0].password_hash: not a password hash")
     assert "repconsole-server passwd USERNAME" in error
 
 

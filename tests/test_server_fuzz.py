@@ -69,6 +69,7 @@ from repconsole.protocol import (
 )
 from repconsole.protocol import Intake as IntakeMessage
 from repconsole.server.auth import hash_password
+from repconsole.server.runtime import command_digest
 
 EXAMPLES = 250  # per endpoint and state; each example sends up to 4 frames
 INT64 = 2**63
@@ -106,7 +107,8 @@ class Harness:
         rt.store.set_password_hash("dave", hash_password("dave-secret-pw", CHEAP))
         self.witness: RepClient = self.run(RepClient.logged_in(self.server, "erin"))
         self.rep: RepClient | None = None  # carol, logged in, reused while it lives
-        self.answers: dict[str, Result | Error] = {}  # her login's answered commands, by request_key(id)
+        # Her login's answered commands, by request_key(id): the answer and what it answered.
+        self.answers: dict[str, tuple[Result | Error, bytes]] = {}
         self.arrivals = 0
 
     def run(self, coro: Any, seconds: float = 20.0) -> Any:
@@ -508,6 +510,25 @@ async def _exchange(c: RepClient | CustomerClient, frame: str | bytes, alts: lis
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
+def _digest(frame: str | bytes) -> bytes:
+    """What the server keeps of a command to tell a retry from a reused id."""
+    try:
+        msg = msgspec.json.decode(frame)
+    except RecursionError:
+        # Arguments nested too deep to encode (the generator writes them last): the server
+        # digests their name alone (command_digest), as this does.
+        text = frame if isinstance(frame, str) else frame.decode()
+        msg = {"name": json.loads(re.sub(r',\s*"args".*', "}", text, flags=re.DOTALL))["name"], "args": _too_deep()}
+    return command_digest(msg["name"], msg.get("args", {}))
+
+
+def _too_deep() -> list[Any]:
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+    return deep
+
+
 @FUZZ
 @given(batch=frames(_rep_templates()))
 def test_rep_endpoint_before_login(harness: Harness, batch: list[str | bytes]) -> None:
@@ -532,17 +553,26 @@ def test_rep_endpoint_after_login(harness: Harness, batch: list[str | bytes]) ->
             alts = expect_rep(frame, logged_in=True)
             command = next((a for a in alts if a.command), None)
             key = request_key(command.rid) if command is not None else ""
-            stored = harness.answers.get(key)
-            if command is not None and stored is not None:
-                # A request id this login used before: the stored answer, whatever the command now says.
-                reasons = frozenset({stored.reason}) if isinstance(stored, Error) else frozenset()
-                again = Expect(command.rid, reasons, ok=frozenset({type(stored)}), command=True)
+            hit = harness.answers.get(key)
+            digest = _digest(frame) if command is not None else b""
+            stored = None
+            if command is not None and hit is not None:
+                stored, answered = hit
+                if answered == digest:
+                    # A retry: the stored answer, whatever the command would get now.
+                    reasons = frozenset({stored.reason}) if isinstance(stored, Error) else frozenset()
+                    again = Expect(command.rid, reasons, ok=frozenset({type(stored)}), command=True)
+                else:
+                    # The id reused for another command: refused, and the stored answer kept.
+                    stored = None
+                    again = Expect(command.rid, frozenset({ErrorReason.ID_REUSED}), command=True)
                 alts = [a for a in alts if not a.command] + [again]
             outcome, reply = await _exchange(c, frame, alts)
             if outcome.command and reply is not None:
                 if stored is not None:
                     assert plain(reply) == plain(stored), (reply, stored)
-                harness.answers[key] = reply
+                if hit is None:
+                    harness.answers[key] = (reply, digest)
             if outcome.close is not None:
                 if outcome.close == 4000:
                     harness.rep = None  # logged out: the next example logs in again

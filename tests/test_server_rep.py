@@ -13,6 +13,7 @@ import json
 import math
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +49,10 @@ from repconsole.protocol import (
     TeamChatEvent,
     Welcome,
 )
-from repconsole.server import app
+from repconsole.server import app, passwords
 from repconsole.server.app import Server
-from repconsole.server.auth import ScryptParams, parse_hash, verify_password
+from repconsole.server.auth import Argon2Params, HashParams, ScryptParams, hash_password, parse_hash, verify_password
 from repconsole.server.config import load_config
-from repconsole.server.runtime import HOUSEKEEPING_EVERY
 from repconsole.server.timers import VirtualClock
 
 
@@ -117,15 +117,15 @@ def test_wrong_or_unknown_credentials_are_refused_and_closed_4401(site: Path, tm
 
 def test_an_unknown_username_costs_one_verification_with_the_reps_parameters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Response time must not tell which usernames exist: a login for a username
-    without a hash runs exactly one scrypt verification, with the parameters the
+    without a hash runs exactly one argon2id verification, with the parameters the
     reps' own hashes have (not the server's defaults, not OWASP's)."""
-    checked: list[tuple[str, ScryptParams]] = []
+    checked: list[tuple[str, HashParams]] = []
 
     def counting(password: str, encoded: str) -> bool:
-        checked.append((password, parse_hash(encoded)[0]))
+        checked.append((password, parse_hash(encoded)))
         return verify_password(password, encoded)
 
-    monkeypatch.setattr(app, "verify_password", counting)
+    monkeypatch.setattr(passwords, "verify_password", counting)
     # dave has no password at all: a known username that no password opens.
     dave = f'password_hash = "{_hashes()["dave"]}"\n'
     toml = site_toml()
@@ -133,7 +133,7 @@ def test_an_unknown_username_costs_one_verification_with_the_reps_parameters(tmp
     toml = toml.replace(dave, "")
     config = tmp_path / "site.toml"
     config.write_text(toml, encoding="utf-8")
-    other = ScryptParams(n=2**11, r=4, p=1)  # the server's own cost differs from the configured hashes'
+    other = Argon2Params(time_cost=2, memory_cost=16, parallelism=1)  # the server's own cost differs from the configured hashes'
 
     async def main() -> None:
         server = Server(load_config(config), tmp_path / "data", port=0, hash_params=other)
@@ -148,24 +148,95 @@ def test_an_unknown_username_costs_one_verification_with_the_reps_parameters(tmp
             await server.stop()
 
     run(main())
-    known = parse_hash(_hashes()["alice"])[0]
+    known = parse_hash(_hashes()["alice"])
     assert known == CHEAP != other
     assert checked == [("alice-guess", known), ("mallory-guess", known), ("dave-guess", known)]
 
 
-def test_five_failures_a_minute_lock_the_username(site: Path, tmp_path: Path) -> None:
+ELSEWHERE = {"local_addr": ("127.0.0.2", 0)}  # another client address (all of 127/8 is loopback)
+
+
+def test_five_failures_a_minute_lock_the_username_at_that_address_only(site: Path, tmp_path: Path) -> None:
+    clock = VirtualClock()
+
     async def main() -> None:
-        async with serving(site, tmp_path / "data") as server:
+        async with serving(site, tmp_path / "data", clock=clock) as server:
             for _ in range(5):
-                c = await RepClient.open(server)
+                c = await RepClient.open(server, **ELSEWHERE)
                 assert (await c.login("bob", "not-his-password")).reason == ErrorReason.BAD_CREDENTIALS
                 await c.closed_with()
-            c = await RepClient.open(server)
-            reply = await c.login("bob")  # even the right password, for the rest of the minute
+            c = await RepClient.open(server, **ELSEWHERE)
+            reply = await c.login("bob")  # even the right password, from there, for the rest of the minute
             assert isinstance(reply, Error) and reply.reason == ErrorReason.RATE_LIMITED
             assert await c.closed_with() == 4401
-            # Other usernames are not affected.
+            # Bob at his own address is not locked out by a guesser elsewhere, ever.
+            for _ in range(3):
+                assert (await RepClient.logged_in(server, "bob")).welcome is not None
+            # Other usernames from that address are not affected.
+            assert (await RepClient.logged_in(server, "alice", **ELSEWHERE)).welcome is not None
+            clock.advance(60)
+            assert (await RepClient.logged_in(server, "bob", **ELSEWHERE)).welcome is not None
+
+    run(main())
+
+
+def test_an_earlier_servers_scrypt_hash_logs_in_and_is_rehashed_with_argon2id(tmp_path: Path) -> None:
+    scrypt = ScryptParams(n=2**10, r=8, p=1)
+    old_alice = hash_password(PASSWORDS["alice"], scrypt)
+    toml = site_toml().replace(_hashes()["alice"], old_alice)  # in the configuration file
+    config = tmp_path / "site.toml"
+    config.write_text(toml, encoding="utf-8")
+
+    async def main() -> None:
+        async with serving(config, tmp_path / "data") as server:
+            store = server.runtime.store
+            store.set_password_hash("bob", old_bob := hash_password(PASSWORDS["bob"], scrypt))  # set by `passwd`, earlier
+            # A wrong password re-hashes nothing.
+            c = await RepClient.open(server)
+            assert (await c.login("alice", "wrong")).reason == ErrorReason.BAD_CREDENTIALS
+            assert store.password_hash("alice") is None and store.password_hash("bob") == old_bob
+            for rep in ("alice", "bob"):
+                assert (await RepClient.logged_in(server, rep)).welcome is not None
+                new = store.password_hash(rep)
+                assert new is not None and new.startswith("$argon2id$") and parse_hash(new) == CHEAP
+                assert verify_password(PASSWORDS[rep], new)
+            # The next login checks the new hash, and keeps it.
+            again = store.password_hash("alice")
             assert (await RepClient.logged_in(server, "alice")).welcome is not None
+            assert store.password_hash("alice") == again
+
+    run(main())
+
+
+def test_password_checks_have_a_global_budget_a_flood_cannot_exceed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unknown usernames from many addresses: each costs a check until the second's budget
+    is spent; then logins are refused at once, with no hash computed, until it renews."""
+    site = write_site(tmp_path, server="password_work = 0.005")  # 5 ms of CPU a second
+    clock = VirtualClock()
+    checks: list[str] = []
+
+    def slow(password: str, encoded: str) -> bool:
+        checks.append(password)
+        end = time.thread_time() + 0.002  # 2 ms of CPU, as a costly hash would take
+        while time.thread_time() < end:
+            pass
+        return verify_password(password, encoded)
+
+    monkeypatch.setattr(passwords, "verify_password", slow)
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data", clock=clock) as server:
+            replies = []
+            for i in range(10):
+                c = await RepClient.open(server, local_addr=(f"127.0.1.{i + 1}", 0))
+                replies.append((await c.login(f"nobody{i}", "guess")).reason)
+            spent = len(checks)
+            assert 2 <= spent <= 4  # 5 ms of budget, 2 ms (and a bit) each
+            assert replies[:spent] == [ErrorReason.BAD_CREDENTIALS] * spent
+            assert replies[spent:] == [ErrorReason.RATE_LIMITED] * (10 - spent)
+            clock.advance(1.0)  # the next second
+            assert (await RepClient.logged_in(server, "alice")).welcome is not None
+            assert len(checks) == spent + 1
 
     run(main())
 
@@ -228,6 +299,59 @@ def test_a_retried_request_id_is_answered_again_without_acting_twice(site: Path,
             assert await again.call("say", rid="m1", session=sid, text="Hello, I'm Alice.") == first
             await again.drain()
             assert [line.text for line in server.runtime.engine.session(sid).chat].count("Hello, I'm Alice.") == 1
+
+    run(main())
+
+
+def test_a_request_id_reused_for_another_command_is_refused_and_runs_nothing(site: Path, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            engine = server.runtime.engine
+            sid = arrive(server)
+            alice = await RepClient.logged_in(server, "alice")
+            await alice.ok("accept", session=sid)
+            first = await alice.call("say", rid="m1", session=sid, text="one")
+            assert isinstance(first, Result)
+            # Other arguments, then another command, under the same id: refused, and not run.
+            other = await alice.call("say", rid="m1", session=sid, text="two")
+            assert isinstance(other, Error) and other.reason == ErrorReason.ID_REUSED and other.id == "m1"
+            assert (await alice.call("end", rid="m1", session=sid)).reason == ErrorReason.ID_REUSED
+            assert [line.text for line in engine.session(sid).chat if line.author == "alice"] == ["one"]
+            assert engine.session(sid).state is SessionState.ACTIVE
+            # A true retry, its arguments in another order, still gets the first answer.
+            alice.expect("m1", "say")
+            alice.replies.pop("m1", None)
+            await alice.send_raw(json.dumps({"type": "command", "id": "m1", "name": "say", "args": {"text": "one", "session": sid}}))
+            assert await alice.reply("m1") == first
+            # Across a restart too: the answer keeps what it answered.
+            token, seq = alice.token, alice.seq
+            await alice.close()
+        async with serving(site, tmp_path / "data") as server:
+            again = await RepClient.open(server)
+            assert (await again.resume(token, seq)).resumed is True
+            assert (await again.call("say", rid="m1", session=sid, text="two")).reason == ErrorReason.ID_REUSED
+            assert await again.call("say", rid="m1", session=sid, text="one") == first
+
+    run(main())
+
+
+def test_answers_are_kept_exactly_for_the_resume_window(site: Path, tmp_path: Path) -> None:
+    clock = VirtualClock()
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data", clock=clock) as server:
+            engine, window = server.runtime.engine, server.spec.server.resume_window
+            sid = arrive(server)
+            alice = await RepClient.logged_in(server, "alice")
+            await alice.ok("accept", session=sid)
+            first = await alice.call("say", rid="m1", session=sid, text="once")
+            clock.advance(window)
+            assert await alice.call("say", rid="m1", session=sid, text="once") == first  # still a retry
+            clock.advance(0.001)  # past the window, before any housekeeping forgets it
+            assert clock.pending() and min(clock.pending()) > clock.now()
+            again = await alice.call("say", rid="m1", session=sid, text="once")
+            assert isinstance(again, Result) and again != first
+            assert [line.text for line in engine.session(sid).chat].count("once") == 2
 
     run(main())
 
@@ -506,8 +630,15 @@ def test_a_resume_after_the_resume_window_gets_a_fresh_snapshot(site: Path, tmp_
             await early.wait_event(session_event(sid))
             await early.close()
             await eventually(lambda: not engine.reps["alice"].connected)
-            # Past the window, and past the housekeeping that forgets it: five minutes, not a day.
-            clock.advance(1 + HOUSEKEEPING_EVERY)
+            # At the window's end the event is still kept; a moment past it, it is not, whenever
+            # the housekeeping that forgets it runs.
+            clock.advance(1)
+            edge = await RepClient.open(server)
+            assert (await edge.resume(token, last)).resumed is True
+            await edge.close()
+            await eventually(lambda: not engine.reps["alice"].connected)
+            clock.advance(0.001)
+            assert clock.pending() and min(clock.pending()) > clock.now()  # nothing due: no housekeeping ran
             late = await RepClient.open(server)
             welcome = await late.resume(token, last)
             assert welcome.resumed is False and welcome.reason is ResumeReason.OUTSIDE_RESUME_WINDOW
@@ -733,33 +864,73 @@ def test_waiting_rules_fire_on_the_servers_clock(tmp_path: Path) -> None:
     run(main())
 
 
-def test_a_console_that_does_not_read_is_closed_4408(site: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["socket", "client"])
+def test_a_console_that_stops_reading_is_closed_4408_and_the_others_are_served(how: str, tmp_path: Path) -> None:
+    """Flooded: its send buffer stays bounded, it is closed with 4408 (never a reset), its rep is
+    lost at once, and another console of the team gets every event, in time."""
+    limit = 64 * 1024
+    site = write_site(tmp_path, server=f"send_buffer = {limit}")
+
     async def main() -> None:
         async with serving(site, tmp_path / "data") as server:
-            fanout = server.runtime.fanout
-            fanout.slow_limit = 16 * 1024
+            fanout, engine = server.runtime.fanout, server.runtime.engine
             slow = await RepClient.logged_in(server, "alice")
-            other = await RepClient.logged_in(server, "bob")
+            other = (await RepClient.logged_in(server, "bob")).listen()
             (link,) = [k for k in fanout.links() if k.rep == "alice"]
-            sock = link.ws.transport.get_extra_info("socket")
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-            slow.ws.transport.pause_reading()
+            link.ws.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
             slow.ws.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            if how == "socket":
+                slow.ws.transport.pause_reading()
+            # else: the test reads nothing, and the client library stops once its queue is full.
             big = "x" * 3000
-            for i in range(400):
+            frame = len(big) + 1024  # one frame: one line's event (the line, and well under 1 KiB more)
+            waiting, sent = 0, 0
+            for i in range(2000):
                 with server.runtime.step():
-                    server.runtime.engine.team_say("bob", "net", f"{i} {big}")
+                    engine.team_say("bob", "net", f"{i} {big}")
+                sent += 1
                 fanout.flush()
                 if link.dropped:
                     break
+                waiting = max(waiting, link.ws.transport.get_write_buffer_size())
+                await asyncio.sleep(0)
             assert link.dropped and fanout.dropped_slow == 1
+            assert limit <= waiting <= limit + frame  # the bound: send_buffer and one frame
             assert all(k.rep != "alice" for k in fanout.links())
-            # The others are served as ever (bob reads his feed).
-            await other.drain()
-            assert isinstance(other.events[-1], TeamChatEvent)
-            slow.ws.transport.resume_reading()
-            assert await slow.closed_with(timeout=15) in (4408, 1006)
-            await eventually(lambda: not server.runtime.engine.reps["alice"].connected)
+            assert not engine.reps["alice"].connected  # lost at once, not when its socket goes
+            # The others are served as ever: every line, promptly.
+            await other.until(lambda: sum(isinstance(e, TeamChatEvent) for e in other.events) == sent, timeout=5)
+            # It reads again: the close frame is there, behind what waited.
+            if how == "socket":
+                slow.ws.transport.resume_reading()
+            assert await slow.closed_with(timeout=15) == 4408
+            await other.close()
+
+    run(main())
+
+
+def test_a_console_that_stops_answering_pings_is_closed_4408_not_reset(tmp_path: Path) -> None:
+    site = write_site(tmp_path, server="ping_interval = 0.2\nping_timeout = 0.3")
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            engine = server.runtime.engine
+            quiet = await RepClient.logged_in(server, "alice")
+            quiet.ws.transport.pause_reading()  # frozen: no pong
+            await eventually(lambda: not engine.reps["alice"].connected, timeout=2)
+            quiet.ws.transport.resume_reading()
+            assert await quiet.closed_with(timeout=5) == 4408
+            # One that never reads again is dropped once it had ping_timeout to read its 4408:
+            # the server keeps nothing of it.
+            gone = await RepClient.logged_in(server, "carol")
+            port = gone.ws.transport.get_extra_info("sockname")[1]
+            (conn,) = [c for c in server._connections if c.remote_address[1] == port]
+            gone.ws.transport.pause_reading()
+            await eventually(lambda: conn not in server._connections, timeout=0.2 + 2 * 0.3 + 1.0)
+            # One that answers stays, however long.
+            alive = await RepClient.logged_in(server, "bob")
+            await asyncio.sleep(1.0)
+            assert engine.reps["bob"].connected and isinstance(await alive.call("set_status", status="busy"), Result)
 
     run(main())
 

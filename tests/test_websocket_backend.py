@@ -40,6 +40,7 @@ from websockets.exceptions import ConnectionClosed
 from repconsole.backend import KINDS, BackendState, create_backend
 from repconsole.backend.websocket import (
     SNAPSHOT_PLEASE,
+    Backoff,
     FeedBatch,
     IncompatibleServer,
     LoginError,
@@ -770,6 +771,65 @@ def test_too_slow_4408_resumes_at_once_without_backoff() -> None:
         await s.until(lambda: s.backend.state is BackendState.LIVE, 5)
 
     scenario(body, backoff=(60,))
+
+
+def test_the_reconnect_backoff_has_full_jitter() -> None:
+    backoff = Backoff(0.5, 30.0, rng=random.Random(13))
+    assert [backoff.ceiling(n) for n in range(9)] == [0.5, 1, 2, 4, 8, 16, 30, 30, 30]
+    assert backoff.ceiling(10_000) == 30  # no overflow, however long the server is away
+    # 2,000 consoles dropped at once: their first retries spread evenly over [0, ceiling].
+    for attempt in (0, 3, 7):
+        ceiling = backoff.ceiling(attempt)
+        delays = [backoff.delay(attempt) for _ in range(2000)]
+        assert all(0 <= d <= ceiling for d in delays)
+        bins = [0] * 10
+        for d in delays:
+            bins[min(int(d / ceiling * 10), 9)] += 1
+        assert all(150 <= n <= 250 for n in bins), (attempt, bins)  # 200 each, evenly
+        assert max(delays) - min(delays) > 0.95 * ceiling
+    # Explicit ceilings are jittered the same way; the generator is the one injected.
+    fixed = Backoff(ceilings=(1, 2), rng=random.Random(1))
+    again = random.Random(1)
+    assert [fixed.delay(n) for n in range(4)] == [again.uniform(0, c) for c in (1, 2, 2, 2)]
+    for bad in ((), (-1.0,)):
+        with pytest.raises(ValueError):
+            Backoff(ceilings=bad)
+
+
+class _Fraction(random.Random):
+    """A generator whose every uniform(a, b) is that fraction of the way from a to b."""
+
+    def __init__(self, fraction: float) -> None:
+        super().__init__(0)
+        self.fraction = fraction
+        self.calls: list[tuple[float, float]] = []
+
+    def uniform(self, a: float, b: float) -> float:
+        self.calls.append((a, b))
+        return a + (b - a) * self.fraction
+
+
+def test_after_a_server_restart_even_the_first_retry_waits_its_jittered_delay() -> None:
+    async def body(s: Scene) -> None:
+        rng = _Fraction(0.25)
+        backend = WebSocketBackend(s.server.url, ME, PASSWORD, backoff=Backoff(0.4, 10.0, rng=rng), connect_timeout=5)
+        try:
+            await backend.start()
+            s.server.accepting = False  # the server is restarting: nothing to resume yet
+            await s.server.cut(CloseCode.GOING_AWAY, "restarting")
+            async with asyncio.timeout(5 * TIMEOUT_SCALE):
+                while len(rng.calls) < 2:  # this backend is not the scene's: polled
+                    await asyncio.sleep(0.01)
+            assert rng.calls[:2] == [(0.0, 0.4), (0.0, 0.8)]
+            assert backend.state_detail in ("reconnecting… (attempt 1, next in 0.1 s)", "reconnecting… (attempt 2, next in 0.2 s)")
+            s.server.accepting = True
+            async with asyncio.timeout(5 * TIMEOUT_SCALE):
+                while backend.state is not BackendState.LIVE:
+                    await asyncio.sleep(0.01)
+        finally:
+            await backend.stop()
+
+    scenario(body)
 
 
 def test_outside_the_resume_window_a_fresh_snapshot_replaces_the_state() -> None:

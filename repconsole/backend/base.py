@@ -60,7 +60,7 @@ from repconsole.protocol import (
     WatchResult,
 )
 
-__all__ = ["FRAME_SECONDS", "Backend", "BackendState", "EventListener", "StateListener"]
+__all__ = ["FRAME_SECONDS", "Backend", "BackendState", "EventListener", "LoadingListener", "StateListener"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,8 @@ FRAME_SECONDS = 1 / 60
 EventListener = Callable[[FeedBatch], None]
 _R = TypeVar("_R", bound=CommandResult)
 StateListener = Callable[["BackendState", str], None]
+#: ``(done, total)``: how far a big start is (customers created or received of all).
+LoadingListener = Callable[[int, int], None]
 
 
 class BackendState(enum.StrEnum):
@@ -101,6 +103,7 @@ class Backend(abc.ABC):
         self._event_listeners: list[EventListener] = []
         self._state_listeners: list[StateListener] = []
         self._cobrowse_listeners: list[CobrowseListener] = []
+        self._loading_listeners: list[LoadingListener] = []
 
     # ------------------------------------------------------------- listeners
 
@@ -113,6 +116,18 @@ class Backend(abc.ABC):
     def add_cobrowse_listener(self, listener: CobrowseListener) -> None:
         """``listener`` receives the watched sessions' page batches and statuses."""
         self._cobrowse_listeners.append(listener)
+
+    def add_loading_listener(self, listener: LoadingListener) -> None:
+        """``listener`` hears how far the first snapshot is, ``(done, total)``, before it is delivered.
+
+        Only a start slow enough to show progress reports it; the snapshot
+        itself is delivered to the event listeners as always.
+        """
+        self._loading_listeners.append(listener)
+
+    def _set_loading(self, done: int, total: int) -> None:
+        for listener in list(self._loading_listeners):
+            listener(done, total)
 
     def _deliver_cobrowse(self, update: CobrowseUpdate) -> None:
         for listener in list(self._cobrowse_listeners):

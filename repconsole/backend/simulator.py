@@ -25,7 +25,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from repconsole.backend.base import FRAME_SECONDS, Backend, BackendState
@@ -50,6 +50,10 @@ INVITE_ME_EVERY = 110.0  # site-wide
 TEAM_CHAT_EVERY = 40.0  # site-wide
 PEER_DROP_EVERY = 400.0  # site-wide
 PATIENCE = 900.0  # mean seconds a waiting customer waits before giving up
+# A start with more customers than this creates them in slices of this many
+# seconds, letting the window paint and report progress between slices.
+LOAD_PROGRESSIVELY_FROM = 2000
+LOAD_SLICE_SECONDS = 0.05
 # Arrival mix: which way customers come in, by weight.
 ORIGIN_WEIGHTS = {
     "issue": 46,
@@ -108,6 +112,16 @@ class Simulation:
 
     def populate(self, count: int, *, span: float = 2700.0) -> None:
         """Create ``count`` waiting customers who arrived over the last ``span`` seconds."""
+        for _ in self.populating(count, span=span):
+            pass
+
+    def populating(self, count: int, *, span: float = 2700.0) -> Iterator[int]:
+        """:meth:`populate`, one customer at a time: yields how many exist so far.
+
+        Between two steps the clock may be unpinned and other code may run
+        (the console paints); each step pins it again.  Stopping early
+        leaves the customers created so far.
+        """
         if count <= 0:
             return
         now = self.clock()
@@ -115,11 +129,12 @@ class Simulation:
         # Nobody is watching yet: the director need not react to its own past.
         self._unsubscribe()
         try:
-            for age in ages:
+            for done, age in enumerate(ages, 1):
                 self.clock.pinned = now - age
                 self._arrive(population=True)
                 # Rules that would have fired by now fire in arrival order.
                 self.engine.advance()
+                yield done
         finally:
             self.clock.pinned = None
             self._unsubscribe = self.engine.subscribe(self._on_engine_event)
@@ -328,22 +343,59 @@ class SimulatorBackend(Backend):
         self._flush_handle: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
+        self._loading = False
+        self._stopped = False
+        self._loaded = asyncio.Event()
 
     @property
     def description(self) -> str:
         return "Simulator"
 
     async def start(self) -> None:
-        if self._unsubscribe is not None:
+        if self._unsubscribe is not None or self._loading:
             return
-        self.simulation.populate(self._population)
+        self._stopped = False
+        if self._population >= LOAD_PROGRESSIVELY_FROM:
+            self._loading = True
+            try:
+                await self._populate_progressively(self._population)
+            finally:
+                self._loading = False
+            if self._stopped:
+                return
+        else:
+            self.simulation.populate(self._population)
         self._unsubscribe = self.engine.subscribe(self._on_engine_event)
         self._deliver(self._feed.snapshot(self.engine))
         self._set_state(BackendState.LIVE, "in-process simulator")
+        self._loaded.set()
         if self._tick > 0:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="simulator")
 
+    async def _populate_progressively(self, total: int) -> None:
+        """Create the initial customers a slice at a time, telling the loading listeners how far it is.
+
+        Without this a 100,000-customer start keeps the event loop for
+        seconds before the window can paint even once (a black window).
+        """
+        clock = self.simulation.clock
+        self._set_loading(0, total)
+        await asyncio.sleep(0)  # the window paints its first frame
+        deadline = time.perf_counter() + LOAD_SLICE_SECONDS
+        for done in self.simulation.populating(total):
+            if time.perf_counter() < deadline:
+                continue
+            clock.pinned = None  # the past is only the population's
+            self._set_loading(done, total)
+            await asyncio.sleep(0)
+            if self._stopped:
+                return
+            deadline = time.perf_counter() + LOAD_SLICE_SECONDS
+        self._set_loading(total, total)
+        await asyncio.sleep(0)  # "showing them" paints before the snapshot is built
+
     async def stop(self) -> None:
+        self._stopped = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -359,6 +411,9 @@ class SimulatorBackend(Backend):
         self._set_state(BackendState.CLOSED)
 
     async def call(self, command: str, **args: Any) -> CommandResult:
+        if self._loading:
+            # The world is still being created in the past: act on it once it is complete.
+            await self._loaded.wait()
         if command in COBROWSE_COMMANDS:
             return self.pages.command(command, args)
         return execute(self.engine, ME, command, args)

@@ -18,7 +18,9 @@ It speaks the wire protocol of ``docs/protocol.md`` on the ``/rep`` endpoint:
   acting twice.
 * **Reconnect**: when the connection drops, the backend goes
   ``RECONNECTING``, retries with backoff and resumes from the last event it
-  delivered; the server replays what was missed (or sends a fresh snapshot).
+  delivered.  The backoff has full jitter (:class:`Backoff`: attempt ``n``
+  waits a random time in ``[0, min(cap, base * 2**n)]``), so that the
+  consoles a server restart dropped together do not come back in one wave; the server replays what was missed (or sends a fresh snapshot).
   Close codes 4000 (logged out) and 4401 (not authenticated) end the login
   session instead: the state goes ``CLOSED`` and :attr:`needs_login` says the
   rep must sign in again.  A server that no longer speaks this console's
@@ -48,6 +50,7 @@ import dataclasses
 import functools
 import itertools
 import logging
+import random
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -59,6 +62,7 @@ import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI, WebSocketException
 
+from repconsole.backend.backoff import Backoff
 from repconsole.backend.base import Backend, BackendState
 from repconsole.backend.cobrowse import ChunkJoiner, PageState, PageStatus
 from repconsole.backend.errors import (
@@ -106,6 +110,7 @@ __all__ = [
     "CLOSE_TOO_SLOW",
     "OUTBOX_COMMANDS",
     "SNAPSHOT_PLEASE",
+    "Backoff",
     "FeedBatch",
     "IncompatibleServer",
     "LoginError",
@@ -202,13 +207,16 @@ class WebSocketBackend(Backend):
         *,
         token: str | None = None,
         connect_timeout: float = 15.0,
-        backoff: Sequence[float] = (0.5, 1, 2, 5, 10),
+        backoff: Backoff | Sequence[float] | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         super().__init__()
         self.endpoint = server_endpoint(url)
         self.url = url.strip().rstrip("/")
-        if not backoff or any(d < 0 for d in backoff):
-            raise ValueError("backoff must be a non-empty sequence of non-negative delays")
+        if backoff is None:
+            backoff = Backoff(rng=rng)
+        elif not isinstance(backoff, Backoff):
+            backoff = Backoff(ceilings=backoff, rng=rng)
         if connect_timeout <= 0:
             raise ValueError("connect_timeout must be positive")
         self.username = username
@@ -222,7 +230,7 @@ class WebSocketBackend(Backend):
         self.close_code: int | None = None
         self.needs_login = False
         self._connect_timeout = connect_timeout
-        self._backoff = tuple(float(d) for d in backoff)
+        self.backoff: Backoff = backoff
         self._prefix = secrets.token_hex(4)
         self._ids = itertools.count(1)
         self._ws: ClientConnection | None = None
@@ -664,10 +672,13 @@ class WebSocketBackend(Backend):
 
     async def _reconnect(self, *, immediate: bool) -> ClientConnection | None:
         """Retry with backoff until resumed; None when the session ended."""
-        delays = ((0.0,) if immediate else ()) + self._backoff
+        # After a 4408 (too slow) or to fetch a snapshot, the first try is at once: nobody
+        # else is dropped at the same moment.  After anything else (a server restart drops
+        # every console at once) each try waits its jittered delay, the first one too.
+        first = 1 if immediate else 0
         for attempt in itertools.count(1):
-            delay = delays[min(attempt - 1, len(delays) - 1)]
-            self._set_state(BackendState.RECONNECTING, f"reconnecting… (attempt {attempt}, next in {delay:g} s)")
+            delay = 0.0 if attempt == first else self.backoff.delay(attempt - 1 - first)
+            self._set_state(BackendState.RECONNECTING, f"reconnecting… (attempt {attempt}, next in {round(delay, 1):g} s)")
             await asyncio.sleep(delay)
             want_snapshot = self._want_snapshot
             last_seq = SNAPSHOT_PLEASE if want_snapshot else self.last_seq

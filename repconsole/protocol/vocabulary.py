@@ -191,6 +191,7 @@ class ErrorReason(enum.StrEnum):
     UNSUPPORTED_PROTOCOL = "unsupported_protocol"
     NOT_STARTED = "not_started"  # customer: say or leave before start/resume
     ALREADY_STARTED = "already_started"  # customer: a second start on one connection
+    ID_REUSED = "id_reused"  # a request id already answered for another command (name or args)
     INTERNAL_ERROR = "internal_error"  # a bug in the server; nothing was confirmed
 
 

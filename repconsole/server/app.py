@@ -37,7 +37,6 @@ import secrets
 import ssl
 import urllib.parse
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -82,22 +81,21 @@ from repconsole.protocol import (
 from repconsole.server.admin import ADMIN_PATHS, Admin
 from repconsole.server.auth import (
     OWASP,
-    FailureLimiter,
+    HashParams,
     LoginSession,
-    ScryptParams,
-    dummy_hash,
-    hash_password,
     hash_token,
     new_token,
-    verify_password,
 )
 from repconsole.server.cobrowse import CobrowseDesk
-from repconsole.server.config import SiteSpec, parse_origin
+from repconsole.server.config import ServerSettings, SiteSpec
 from repconsole.server.customers import CustomerDesk
-from repconsole.server.fanout import RepLink
+from repconsole.server.fanout import RepLink, close_slow
 from repconsole.server.links import LinkBook
+from repconsole.server.origins import OriginPolicy, loopback
+from repconsole.server.passwords import PasswordDesk, Verdict
+from repconsole.server.proxy import TrustedProxies
 from repconsole.server.reload import Plan, reload_server
-from repconsole.server.runtime import PersistenceFailure, Runtime
+from repconsole.server.runtime import PersistenceFailure, Runtime, command_digest
 from repconsole.server.store import Store
 from repconsole.server.timers import ServerClock, WallClock
 from repconsole.server.web import CONTENT_TYPES, STATIC_NAME, WATCH_PATH, CobrowseWeb, response
@@ -108,16 +106,22 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).with_name("static")
 LOGIN_TIMEOUT = 10.0
-# Presence: websockets pings on its own (loop) clock; these are socket-level,
-# not server timers, and stay on real time even when the server's clock is virtual.
-PING_INTERVAL = 10.0
-PING_TIMEOUT = 10.0
+# Presence: the server pings every connection itself (Server._keepalive), every
+# [server] ping_interval seconds, and gives up on one that has not answered within
+# ping_timeout.  Socket-level, not server timers: on the loop's clock, real time even
+# when the server's clock is virtual.  websockets' own keepalive is off: its ping
+# waits for the write buffer to drain first (a frozen console under traffic was
+# never timed out), and once timed out it waits close_timeout more (10 s) for a
+# closing handshake a frozen peer never answers.
+#
+# websockets' high-water mark: a send() (a reply, a snapshot) waits while more than
+# this waits unsent; the fan-out's own bound is [server] send_buffer.
+WRITE_LIMIT = 64 * 1024
 # When the server stops, an open connection has this long to answer the
 # closing handshake (1001) before it is dropped; a connection still opening
 # (a browser's idle pre-connected socket, an unfinished request) is dropped
 # at once.  websockets alone would wait 10 s for either.
 SHUTDOWN_GRACE = 2.0
-LOGIN_FAILURES_PER_MINUTE = 5
 DEMO_PASSWORD_BYTES = 9  # 72 bits, 12 characters
 _HOST = re.compile(r"^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 # WebSocket endpoints; a page's Origin is checked at the handshake of each.
@@ -157,7 +161,7 @@ class Server:
         host: str = "127.0.0.1",
         port: int = 8765,
         ssl_context: ssl.SSLContext | None = None,
-        hash_params: ScryptParams = OWASP,
+        hash_params: HashParams = OWASP,
         static_dir: Path = STATIC_DIR,
         clock: ServerClock | None = None,
         resources: Traversable | None = None,
@@ -187,11 +191,20 @@ class Server:
         self._connections: set[ServerConnection] = set()
         self._stopping = False
         self._closed = asyncio.Event()
-        self.allowed_origins = frozenset(spec.server.allowed_origins)
-        # A window of a minute is a duration: measured on the clock's monotonic reading.
-        self._limiter = FailureLimiter(LOGIN_FAILURES_PER_MINUTE, 60.0, clock=self.clock.monotonic)
-        # scrypt at OWASP cost takes 128 MiB and half a second: two at a time.
-        self._hasher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="repconsole-scrypt")
+        # The feed of each logged-in /rep connection.
+        self._rep_links: dict[ServerConnection, RepLink] = {}
+        self.passwords = PasswordDesk(spec, self.clock, hash_params)
+        self._proxies = TrustedProxies()
+        self.origins = OriginPolicy()
+        self.apply_settings(spec.server)
+
+    def apply_settings(self, settings: ServerSettings) -> None:
+        """Take ``[server]``'s connection settings: trusted proxies, public origins, the
+        password-check budget (at once), ping interval and timeout (from each connection's
+        next ping).  A reload of the configuration calls it with the new settings."""
+        self._proxies = TrustedProxies(settings.trusted_proxies, settings.forwarded_header)
+        self.origins = OriginPolicy(settings, tls=self.ssl_context is not None)
+        self.passwords.set_budget(settings.password_work)
 
     # --------------------------------------------------------- lifecycle
 
@@ -222,7 +235,9 @@ class Server:
 
             self.resources = repconsole.resources.files()
         self.web = CobrowseWeb(self.links, self.resources, self.static_dir, self._origin_allowed)
-        self.runtime.housekeepers.append(lambda now: self._limiter.prune())
+        self.passwords.store = self.runtime.store
+        self.runtime.housekeepers.append(lambda now: self.passwords.prune())
+        self.runtime.fanout.on_drop = self._detach  # a console dropped as too slow is lost now
         self._ws = await serve(
             self._handle,
             self.host,
@@ -231,12 +246,20 @@ class Server:
             ssl=self.ssl_context,
             compression=None,  # deflate costs ~50 KiB per connection and 2-7x broadcast CPU
             max_size=MAX_FRAME,
-            ping_interval=PING_INTERVAL,
-            ping_timeout=PING_TIMEOUT,
+            ping_interval=None,  # Server._keepalive
+            ping_timeout=None,
+            write_limit=WRITE_LIMIT,
+            close_timeout=self.spec.server.ping_timeout,
             server_header=f"repconsole-server/{__version__}",
             create_connection=_tracked(self._connections, self.admin.connection_lost),
         )
         self.port = self._ws.sockets[0].getsockname()[1]
+        if not self.spec.server.public_url and not loopback(self.host):
+            log.warning(
+                "[server] public_url is not set: browsers may use this server's pages only at an IP address or "
+                "localhost (a page reached by a name is refused, as a DNS-rebinding attack would be); "
+                "set public_url to the address browsers reach the server at"
+            )
         await self.admin.start()
         self.runtime.start()
         self.admin.ready = True
@@ -260,7 +283,7 @@ class Server:
             if self.runtime is not None:
                 self.runtime.stop()
                 self.runtime.store.close()
-            self._hasher.shutdown(wait=False, cancel_futures=True)
+            self.passwords.shutdown()
         finally:
             self._closed.set()
 
@@ -320,11 +343,8 @@ class Server:
         todo = [r.id for r in self.spec.reps if store.password_hash(r.id) is None]
         if not todo:
             return
-        loop = asyncio.get_running_loop()
         passwords = {rep: secrets.token_urlsafe(DEMO_PASSWORD_BYTES) for rep in todo}
-        hashes = await asyncio.gather(
-            *(loop.run_in_executor(self._hasher, hash_password, pw, self.hash_params) for pw in passwords.values())
-        )
+        hashes = await asyncio.gather(*(self.passwords.hash(pw) for pw in passwords.values()))
         for rep, encoded in zip(passwords, hashes, strict=True):
             store.set_password_hash(rep, encoded)
         self.new_passwords = passwords
@@ -373,35 +393,9 @@ class Server:
         return f"{scheme}://{listen}:{self.port}"
 
     def _origin_allowed(self, request: Request, link: str | None = None) -> bool:
-        """Browsers send Origin; a page from elsewhere must not use our endpoints.
-
-        Allowed: the server's own origin, ``server.allowed_origins``, and,
-        for a page that names its browser-sharing link (``/customer?link=ID``,
-        ``/cobrowse?link=ID``), that link's ``origins``.
-
-        A request without Origin is not from a browser (the desktop console,
-        a script); any such client could send whatever Origin it liked, so
-        refusing it would protect nobody.
-        """
-        origin = request.headers.get("Origin")
-        if origin is None:
-            return True
-        try:
-            origin = parse_origin(origin)
-        except ValueError:
-            return False  # "null" (sandboxed frames, files) and anything malformed
-        if origin in self.allowed_origins or origin == self._own_origin(request):
-            return True
-        return link is not None and self.links is not None and origin in self.links.origins(link)
-
-    def _own_origin(self, request: Request) -> str | None:
-        host = request.headers.get("Host")
-        if not host:
-            return None
-        try:
-            return parse_origin(f"{'https' if self.ssl_context else 'http'}://{host}")
-        except ValueError:
-            return None
+        """Whether a browser page may use our endpoints (see :mod:`repconsole.server.origins`)."""
+        link_origins = self.links.origins(link) if link is not None and self.links is not None else ()
+        return self.origins.allows(request, link_origins)
 
     def status(self) -> dict[str, Any]:
         """What GET /status tells an administrator (never the public)."""
@@ -446,11 +440,12 @@ class Server:
         # Let in only for a link's origins (see _origin_allowed): that link, and nothing else.
         link = _link_of(request)
         only_link = link if link is not None and not self._origin_allowed(request) else None
+        keepalive = asyncio.get_running_loop().create_task(self._keepalive(ws))
         try:
             if path == REP_PATH:
                 await self._serve_rep(ws)
             elif path == CUSTOMER_PATH:
-                await self.customers.serve(ws, only_link=only_link)
+                await self.customers.serve(ws, only_link=only_link, address=self.client_address(ws))
             elif path == RECORDER_PATH:
                 await self.cobrowse.serve_recorder(ws)
             else:
@@ -462,6 +457,41 @@ class Server:
         except Exception:
             log.exception("connection handler failed")
             await ws.close(CloseCode.SERVER_ERROR, "server error")
+        finally:
+            keepalive.cancel()
+
+    async def _keepalive(self, ws: ServerConnection) -> None:
+        """Ping ``ws`` every ``ping_interval`` seconds (from one ping's due time to the
+        next's); give it up if a ping has not been answered ``ping_timeout`` seconds
+        after it was sent, even if it could not be written (a full buffer).
+
+        So a console frozen at time t is lost by t + ping_interval + ping_timeout:
+        the last ping it answered was sent before t, the next is due at most
+        ping_interval later.  Giving up: its rep's presence is updated at once (the
+        grace period starts), and the connection is closed with 4408 and dropped if
+        it does not read the close frame within ping_timeout (see close_slow).
+        """
+        settings = self.spec.server
+        loop = asyncio.get_running_loop()
+        due = loop.time() + settings.ping_interval
+        try:
+            while True:
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                # From its sending: a loop that was busy past `due` must not count against the client.
+                async with asyncio.timeout(settings.ping_timeout):
+                    pong = await ws.ping()
+                    await pong
+                due += settings.ping_interval
+                due = max(due, loop.time())  # a late pong does not make the next ping early
+        except ConnectionClosed:
+            return
+        except TimeoutError:
+            pass
+        log.info("%s did not answer a ping within %g s: closing it (4408)", ws.remote_address, settings.ping_timeout)
+        link = self._rep_links.get(ws)
+        if link is not None:
+            self._detach(link)
+        await close_slow(ws, "not responding to pings", settings.ping_timeout)
 
     async def _send(self, ws: ServerConnection, message: Welcome | Snapshot | Result | Error | bytes) -> None:
         await ws.send(message if isinstance(message, bytes) else encode(message), text=True)
@@ -498,7 +528,12 @@ class Server:
             self._detach(link)
 
     def _detach(self, link: RepLink) -> None:
+        """The server is done with ``link`` (closed, dropped as too slow, or not answering)."""
         assert self.runtime is not None
+        if link.detached:
+            return  # its presence was counted out already: a second disconnect would restart the grace period
+        link.detached = True
+        self._rep_links.pop(link.ws, None)
         self.runtime.fanout.detach(link)
         if self.cobrowse is not None:
             self.cobrowse.forget(link.ws)
@@ -534,59 +569,44 @@ class Server:
                 return await self._resume(ws, msg)
             await self._send(ws, _refusal(msg.id, ErrorReason.NOT_LOGGED_IN, "log in or resume first"))
 
+    def client_address(self, ws: ServerConnection) -> str:
+        """The address of the client at the other end of ``ws`` (for rate limits and logs):
+        the peer's, or, from a ``[server] trusted_proxies`` peer, the one its
+        ``forwarded_header`` names (see :mod:`repconsole.server.proxy`)."""
+        peer = ws.remote_address
+        address = str(peer[0]) if peer else "unknown"
+        request = ws.request
+        if request is None or not self._proxies.networks:
+            return address
+        return self._proxies.client(address, request.headers.get_all(self._proxies.header))
+
     async def _refuse(self, ws: ServerConnection, rid: RequestId, reason: ErrorReason, detail: str) -> None:
         await self._send(ws, _refusal(rid, reason, detail))
         await ws.close(CloseCode.NOT_AUTHENTICATED, reason.value)
 
-    def _password_hash(self, username: str) -> str | None:
-        assert self.runtime is not None
-        rep = self.spec.rep(username)
-        if rep is None:
-            return None
-        # A password set with `passwd` (stored) wins over the configuration file's.
-        return self.runtime.store.password_hash(username) or rep.password_hash
-
-    def _dummy_hash(self) -> str:
-        """What a login without a password hash (an unknown username) is checked against:
-        a hash that matches nothing, with the scrypt parameters of a hash a known rep's
-        login really checks.  Any stored hash is one (a stored hash wins over the
-        configuration's); else any of the configuration's; else this server's own
-        parameters, those a demo or a new password gets."""
-        assert self.runtime is not None
-        like = self.runtime.store.any_password_hash() or next((r.password_hash for r in self.spec.reps if r.password_hash), None)
-        try:
-            return dummy_hash(like, self.hash_params)
-        except ValueError:
-            return dummy_hash(None, self.hash_params)
-
     async def _login(self, ws: ServerConnection, msg: Login) -> RepLink | None:
         rt = self.runtime
         assert rt is not None
-        if self._limiter.blocked(msg.username):
+        # Failures count per (username, address): a guesser elsewhere cannot lock the rep out.
+        address = self.client_address(ws)
+        verdict = await self.passwords.check(msg.username, msg.password, address)
+        if verdict is Verdict.LOCKED:
             self.metrics.login_failed()
             await self._refuse(ws, msg.id, ErrorReason.RATE_LIMITED, "too many failed logins; try again in a minute")
             return None
-        stored = self._password_hash(msg.username)
-        # An unknown username costs as much as a wrong password: timing tells nothing.
-        encoded = stored or self._dummy_hash()
-        try:
-            ok = await asyncio.get_running_loop().run_in_executor(self._hasher, verify_password, msg.password, encoded)
-        except ValueError:
-            log.error("the stored password hash of %s is malformed", msg.username)
-            ok = False
-        if not ok or stored is None:
-            self._limiter.fail(msg.username)
+        if verdict is Verdict.BUSY:
+            await self._refuse(ws, msg.id, ErrorReason.RATE_LIMITED, "the server is busy; try again in a second")
+            return None
+        if verdict is not Verdict.OK:
             self.metrics.login_failed()
-            log.info("failed login for %r", msg.username)
             await self._refuse(ws, msg.id, ErrorReason.BAD_CREDENTIALS, "wrong username or password")
             return None
-        self._limiter.clear(msg.username)
         token = new_token()
         login = rt.new_login(msg.username, hash_token(token))
         with rt.step() as rows:
             rows.append(Store.login_row(login))
             rt.engine.rep_connected(login.rep)
-        log.info("%s logged in (login %d)", login.rep, login.id)
+        log.info("%s logged in from %s (login %d)", login.rep, address, login.id)
         return await self._start_feed(ws, login, msg.id, token, resumed=False, last_seq=None)
 
     async def _resume(self, ws: ServerConnection, msg: Resume) -> RepLink | None:
@@ -632,6 +652,7 @@ class Server:
         # Attached before the first await: events from here on wait in the
         # link's backlog until the snapshot or replay is written.
         rt.fanout.attach(link)
+        self._rep_links[ws] = link
         login.connections.add(ws)
         try:
             await self._send(ws, welcome)
@@ -646,9 +667,14 @@ class Server:
         rt = self.runtime
         assert rt is not None
         key = request_key(msg.id)
-        stored = rt.answers.get(login.id, key)
+        digest = command_digest(msg.name, msg.args)
+        stored = rt.answers.lookup(login.id, key, self.clock.now())
         if stored is not None:
-            return stored  # a retry: answered already, not run again
+            reply, answered = stored
+            if answered and answered != digest:
+                # Not a retry: a client bug that must not pass for the first command's answer.
+                return encode(_refusal(msg.id, ErrorReason.ID_REUSED, "this request id already answered another command"))
+            return reply  # a retry: answered already, not run again
         with rt.step() as rows:
             try:
                 result = execute(rt.engine, login.rep, msg.name, msg.args)
@@ -659,8 +685,8 @@ class Server:
                 log.exception("command %s of %s failed", msg.name, login.rep)
                 reply = encode(_refusal(msg.id, ErrorReason.INTERNAL_ERROR, "the server failed; nothing was confirmed"))
             now = self.clock.now()
-            rows.append(Store.answer_row(login.id, key, now, reply))
-        rt.answers.put(login.id, key, now, reply)
+            rows.append(Store.answer_row(login.id, key, now, reply, digest))
+        rt.answers.put(login.id, key, now, reply, digest)
         return reply
 
     def _logout(self, login: LoginSession, current: ServerConnection) -> None:

@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         "passwd",
         help="set a rep's password",
         description="Set a rep's password: read from standard input (one line), or asked twice on a terminal. "
-        "It is stored hashed (scrypt) in the data directory and takes effect at the next login.",
+        "It is stored hashed (argon2id) in the data directory and takes effect at the next login.",
     )
     passwd.add_argument("username", help="the rep's id")
     passwd.add_argument("--config", dest="passwd_config", type=Path, metavar="FILE", help="site configuration")

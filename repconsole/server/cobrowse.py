@@ -81,7 +81,7 @@ from repconsole.protocol import (
 from repconsole.server.auth import LoginSession, hash_token, new_token
 from repconsole.server.config import ServerSettings
 from repconsole.server.customers import CustomerDesk
-from repconsole.server.fanout import SLOW_LIMIT
+from repconsole.server.fanout import LINGER, SLOW_LIMIT, close_slow
 from repconsole.server.runtime import Runtime
 from repconsole.server.timers import Timer
 
@@ -116,8 +116,13 @@ class Viewer:
         ticket: a ticket's page: closed once it watches nothing any more.
     """
 
-    def __init__(self, relay: Relay, ws: ServerConnection, rep: str, login: int, *, ticket: bool = False) -> None:
+    def __init__(
+        self, relay: Relay, ws: ServerConnection, rep: str, login: int, *, ticket: bool = False,
+        limit: int = SLOW_LIMIT, linger: float = LINGER,
+    ) -> None:  # fmt: skip
         self.relay = relay
+        self.limit = limit  # bytes waiting unsent before it is closed as too slow
+        self.linger = linger
         self.ws = ws
         self.rep = rep
         self.login = login
@@ -158,9 +163,9 @@ class Viewer:
 
     async def _send(self, frame: bytes) -> None:
         transport = self.ws.transport
-        if transport is not None and transport.get_write_buffer_size() > SLOW_LIMIT:
+        if transport is not None and transport.get_write_buffer_size() > self.limit:
             log.info("closing a slow connection of %s (4408)", self.rep)
-            asyncio.get_running_loop().create_task(self.ws.close(CloseCode.TOO_SLOW, "too slow: resume"))
+            asyncio.get_running_loop().create_task(close_slow(self.ws, "too slow: resume", self.linger))
             raise _Closing
         await self.ws.send(frame, text=True)  # returns once the write buffer is under websockets' limit
 
@@ -391,7 +396,10 @@ class CobrowseDesk:
     def _viewer(self, ws: ServerConnection, login: LoginSession, *, ticket: bool = False) -> Viewer:
         viewer = self._viewers.get(ws)
         if viewer is None:
-            viewer = self._viewers[ws] = Viewer(self.relay, ws, login.rep, login.id, ticket=ticket)
+            viewer = self._viewers[ws] = Viewer(
+                self.relay, ws, login.rep, login.id, ticket=ticket,
+                limit=self.runtime.spec.server.send_buffer, linger=self.runtime.spec.server.ping_timeout,
+            )  # fmt: skip
         return viewer
 
     def _watch(self, viewer: Viewer, s: Session) -> tuple[WatchResult, Callable[[], None]]:

@@ -33,7 +33,7 @@ import types
 import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import msgspec
 from msgspec import Meta, field
@@ -42,6 +42,8 @@ from repconsole.core.clock import Clock, ManualClock
 from repconsole.core.engine import QueueEngine
 from repconsole.core.model import CUSTOMER, QueueRef, RuleAction, SiteConfig, WaitingRule
 from repconsole.server.auth import parse_hash
+from repconsole.server.proxy import parse_network
+from repconsole.server.tomllines import KeyPath, TomlLines
 
 __all__ = [
     "AdminSettings",
@@ -213,6 +215,19 @@ class ServerSettings(_Table, frozen=True, kw_only=True):
     # late (bytes), and the bytes a second relayed.
     cobrowse_buffer: Annotated[int, _between(64 * 1024, 256 * 1024 * 1024)] = 8 * 1024 * 1024
     cobrowse_rate: Annotated[int, _between(1024, 1024 * 1024 * 1024)] = 256 * 1024
+    # Presence: the server pings every connection every ping_interval seconds and gives up on one that
+    # has not answered within ping_timeout: a frozen console is seen as lost within their sum.
+    ping_interval: Annotated[float, Meta(gt=0, le=3600, extra={"message": "must be more than 0 and at most 3600 seconds"})] = 10.0
+    ping_timeout: Annotated[float, Meta(gt=0, le=3600, extra={"message": "must be more than 0 and at most 3600 seconds"})] = 10.0
+    # Seconds of CPU that password checks may take per second, all logins together (a flood of
+    # logins with unknown usernames is refused beyond it, rate_limited, instead of eating the CPU).
+    password_work: Annotated[float, Meta(gt=0, le=64, extra={"message": "must be more than 0 and at most 64 seconds"})] = 1.0
+    # Reverse proxies (addresses or networks: "127.0.0.1", "10.0.0.0/8") whose forwarded_header says
+    # who the client is, for rate limits and logs; from any other peer the header is ignored.
+    trusted_proxies: tuple[str, ...] = ()
+    forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
+    # Bytes that may wait unsent to one connection before it is closed as too slow (4408).
+    send_buffer: Annotated[int, _between(64 * 1024, 256 * 1024 * 1024)] = 1024 * 1024
 
 
 class AdminSettings(_Table, frozen=True, kw_only=True):
@@ -323,9 +338,6 @@ def demo_site() -> SiteSpec:
 
 # ----------------------------------------------------------------- errors
 
-KeyPath = tuple[str | int, ...]
-
-
 def format_key(path: KeyPath) -> str:
     out = ""
     for part in path:
@@ -355,148 +367,6 @@ class ConfigError(Exception):
     def __init__(self, problems: Sequence[ConfigProblem]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
-
-
-# ---------------------------------------------------------- line finding
-
-
-class TomlLines:
-    """Maps key paths of a TOML document to the line that sets them.
-
-    A path is a tuple of keys and array-of-tables indices, e.g.
-    ``("reps", 2, "teams")`` for ``teams = [...]`` in the third ``[[reps]]``.
-    :meth:`line_of` answers for the longest known prefix, so a key inside an
-    inline table or an array element is reported at the line of its
-    enclosing key.  The scanner understands what a configuration needs:
-    comments, basic and literal strings (multi-line too), dotted and quoted
-    keys, ``[table]``, ``[[array]]`` and multi-line values.
-    """
-
-    def __init__(self, text: str) -> None:
-        self._lines: dict[KeyPath, int] = {}
-        self._arrays: dict[tuple[str, ...], int] = {}
-        self._scan(text)
-
-    def line_of(self, path: KeyPath) -> int | None:
-        for k in range(len(path), 0, -1):
-            line = self._lines.get(path[:k])
-            if line is not None:
-                return line
-        return None
-
-    def _record(self, path: KeyPath, line: int) -> None:
-        self._lines.setdefault(path, line)
-
-    def _resolve(self, keys: tuple[str, ...]) -> KeyPath:
-        """A table header's path, with the current index of each enclosing array of tables."""
-        out: list[str | int] = []
-        for i, key in enumerate(keys):
-            out.append(key)
-            index = self._arrays.get(keys[: i + 1])
-            if index is not None and i + 1 < len(keys):
-                out.append(index)
-        return tuple(out)
-
-    def _scan(self, text: str) -> None:
-        prefix: KeyPath = ()
-        pending_close: str | None = None  # the delimiter of an open multi-line string
-        depth = 0  # brackets still open in a multi-line value
-        for number, raw in enumerate(text.splitlines(), 1):
-            if pending_close is not None or depth > 0:  # inside a multi-line value
-                pending_close, depth = _continue_value(raw, pending_close, depth)
-                continue
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            if line.startswith("[["):
-                keys = tuple(_split_key(line[2 : line.find("]]")]))
-                index = self._arrays.get(keys, -1) + 1
-                self._arrays[keys] = index
-                parent = self._resolve(keys[:-1]) if len(keys) > 1 else ()
-                prefix = (*parent, keys[-1], index)
-                self._record((*parent, keys[-1]), number)
-                self._record(prefix, number)
-                continue
-            if line.startswith("["):
-                prefix = self._resolve(tuple(_split_key(line[1 : line.find("]")])))
-                self._record(prefix, number)
-                continue
-            key_text, value = _split_assignment(line)
-            if key_text is None:
-                continue
-            self._record((*prefix, *_split_key(key_text)), number)
-            pending_close, depth = _continue_value(value, None, 0)
-
-
-def _split_key(text: str) -> list[str]:
-    """``a."b.c".d`` -> ["a", "b.c", "d"]."""
-    keys, current, quote, i = [], "", None, 0
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            if ch == "\\" and quote == '"' and i + 1 < len(text):
-                current += text[i + 1]
-                i += 2
-                continue
-            if ch == quote:
-                quote = None
-            else:
-                current += ch
-        elif ch in "\"'":
-            quote = ch
-        elif ch == ".":
-            keys.append(current.strip())
-            current = ""
-        else:
-            current += ch
-        i += 1
-    keys.append(current.strip())
-    return keys
-
-
-def _split_assignment(line: str) -> tuple[str | None, str]:
-    quote = None
-    for i, ch in enumerate(line):
-        if quote:
-            if ch == quote:
-                quote = None
-        elif ch in "\"'":
-            quote = ch
-        elif ch == "=":
-            return line[:i].strip(), line[i + 1 :]
-    return None, ""
-
-
-def _continue_value(text: str, open_string: str | None, depth: int) -> tuple[str | None, int]:
-    """Scan part of a value: returns (still-open multi-line string delimiter, open bracket depth)."""
-    i = 0
-    while i < len(text):
-        if open_string is not None:
-            end = text.find(open_string, i)
-            if end < 0:
-                return open_string, depth
-            i = end + 3
-            open_string = None
-            continue
-        ch = text[i]
-        if text.startswith('"""', i) or text.startswith("'''", i):
-            open_string = text[i : i + 3]
-            i += 3
-            continue
-        if ch in "\"'":
-            end = i + 1
-            while end < len(text) and text[end] != ch:
-                end += 2 if ch == '"' and text[end] == "\\" else 1
-            i = end + 1
-            continue
-        if ch == "#":
-            break
-        if ch in "[{":
-            depth += 1
-        elif ch in "]}":
-            depth -= 1
-        i += 1
-    return open_string, max(depth, 0)
 
 
 # ---------------------------------------------------------------- reading
@@ -683,6 +553,12 @@ class _Reader:
         )
 
         origins = self.origins(("server", "allowed_origins"), file.server.allowed_origins)
+        proxies: list[str] = []
+        for item, text in self.numbered(("server", "trusted_proxies"), file.server.trusted_proxies):
+            try:
+                proxies.append(str(parse_network(text)))
+            except ValueError as exc:
+                self.problem(item, str(exc))
 
         for team_id, t in file.teams.items():
             if t.rule is not None:
@@ -742,7 +618,7 @@ class _Reader:
             issues=file.issues,
             buttons=tuple(buttons),
             links=tuple(links),
-            server=msgspec.structs.replace(file.server, allowed_origins=origins, public_url=public_url),
+            server=msgspec.structs.replace(file.server, allowed_origins=origins, public_url=public_url, trusted_proxies=tuple(proxies)),
             admin=file.admin,
             source=source,
         )

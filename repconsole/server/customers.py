@@ -136,13 +136,16 @@ class CustomerDesk:
             return None
         return known[0]
 
-    async def serve(self, ws: ServerConnection, *, only_link: str | None = None) -> None:
+    async def serve(self, ws: ServerConnection, *, only_link: str | None = None, address: str | None = None) -> None:
         """A customer page, until it closes.
 
         ``only_link``: the page was let in only because its origin is one of
         that browser-sharing link's: it may start a session with that link, nothing else.
+        ``address``: the client's address for the rate limits (behind a trusted reverse
+        proxy, the one it reports); by default the peer's.
         """
-        address = str(ws.remote_address[0]) if ws.remote_address else ""
+        if address is None:
+            address = str(ws.remote_address[0]) if ws.remote_address else ""
         link: _Link | None = None
         try:
             async for frame in ws:

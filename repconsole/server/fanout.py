@@ -13,7 +13,13 @@ and a burst (a rule moving a thousand sessions) is thousands of events.  So:
   one ``websockets.broadcast()``, which frames the message once;
 * a connection whose socket does not drain (its write buffer passed
   ``slow_limit``) is closed with 4408 rather than buffered without bound:
-  its console resumes later and gets what it missed.
+  its console resumes later and gets what it missed.  No frame is written
+  to a connection once ``slow_limit`` bytes wait unsent in its transport, so
+  at most ``slow_limit`` plus one frame ever wait there.  The close frame
+  goes out behind what waits, and the connection gets ``linger`` seconds to
+  read it (:func:`close_slow`): a console that reads at all sees 4408, never
+  a connection reset; one that reads nothing is then dropped.  ``on_drop``
+  is told at once, so the rep's presence does not wait for the socket.
 
 A bounded ring of recent events (by age and count) serves resumes: a
 console that reconnects with its last ``seq`` gets exactly the missed
@@ -42,13 +48,31 @@ from repconsole.core.feed import routes
 from repconsole.protocol import CloseCode, encode, events_frame
 from repconsole.server.store import LoggedEvent
 
-__all__ = ["Fanout", "RepLink", "encode_event"]
+__all__ = ["Fanout", "RepLink", "close_slow", "encode_event"]
 
 log = logging.getLogger(__name__)
 
 BATCH_WINDOW = 0.010
 SLOW_LIMIT = 1024 * 1024
 RING_LIMIT = 50_000
+# How long a connection closed as too slow has to read what waited and the close frame.
+LINGER = 10.0
+
+
+async def close_slow(ws: ServerConnection, reason: str, linger: float = LINGER) -> None:
+    """Close ``ws`` with 4408 (too slow), and drop it if it has not read the close frame within ``linger`` s.
+
+    websockets' own close() would wait for its write buffer to drain first, for
+    ever, since the peer does not read; and its ping timeout fails a connection
+    with 1011 and a reset (1006 at the peer).  Here the close frame is queued
+    behind what waits, so a peer that reads at all gets 4408.
+    """
+    try:
+        async with asyncio.timeout(linger):
+            await ws.close(CloseCode.TOO_SLOW, reason)
+    except TimeoutError:
+        log.info("dropping %s: it read nothing for %g s after 4408", ws.remote_address, linger)
+        ws.transport.abort()
 
 
 def encode_event(event: Event) -> LoggedEvent:
@@ -68,7 +92,7 @@ class RepLink:
             events meanwhile wait in ``backlog`` so they follow it in order.
     """
 
-    __slots__ = ("backlog", "backlog_bytes", "dropped", "login", "prev", "ready", "rep", "ws")
+    __slots__ = ("backlog", "backlog_bytes", "detached", "dropped", "login", "prev", "ready", "rep", "ws")
 
     def __init__(self, ws: ServerConnection, rep: str, login: Any, prev: int) -> None:
         self.ws = ws
@@ -79,6 +103,7 @@ class RepLink:
         self.backlog: list[tuple[int, bytes]] = []
         self.backlog_bytes = 0
         self.dropped = False
+        self.detached = False  # the server is done with it (its rep's presence no longer counts it)
 
     def __repr__(self) -> str:
         return f"RepLink({self.rep!r}, prev={self.prev}, ready={self.ready})"
@@ -96,13 +121,18 @@ class Fanout:
         window: float = BATCH_WINDOW,
         ring_limit: int = RING_LIMIT,
         slow_limit: int = SLOW_LIMIT,
+        linger: float = LINGER,
         clock: Callable[[], float] = time.time,
+        on_drop: Callable[[RepLink], None] | None = None,
     ) -> None:
         self._loop = loop
         self.window = window
         self.resume_window = resume_window
         self.ring_limit = ring_limit
         self.slow_limit = slow_limit
+        self.linger = linger
+        # Told of a link dropped as too slow, at once (its socket closes up to `linger` later).
+        self.on_drop = on_drop
         self._clock = clock
         self.seq = seq  # the last event published
         self._links: dict[str, set[RepLink]] = {}
@@ -149,8 +179,11 @@ class Fanout:
         """The encoded events after ``last_seq`` that ``rep`` may see, and the last seq.
 
         None if the ring does not hold every event after ``last_seq`` (too
-        old, or a ``last_seq`` this server never handed out).
+        old, or a ``last_seq`` this server never handed out).  The window is
+        enforced now, to the instant, not at the next housekeeping: an event
+        older than ``resume_window`` seconds is never replayed.
         """
+        self.prune()
         if last_seq < self.floor or last_seq > self.seq:
             return None
         ring = self._ring
@@ -273,4 +306,6 @@ class Fanout:
         link.dropped = True
         self.dropped_slow += 1
         self.detach(link)
-        self._loop.create_task(link.ws.close(CloseCode.TOO_SLOW, "too slow: resume"))
+        self._loop.create_task(close_slow(link.ws, "too slow: resume", self.linger))
+        if self.on_drop is not None:
+            self.on_drop(link)

@@ -175,9 +175,9 @@ def reload_server(server: Server, spec: SiteSpec) -> Plan:
     change = plan(server.spec, spec)
     with rt.step():
         apply(rt.engine, server.spec, spec)
-    server.spec = rt.spec = spec
+    server.spec = rt.spec = server.passwords.spec = spec
     settings = spec.server
-    server.allowed_origins = frozenset(settings.allowed_origins)
+    server.apply_settings(settings)  # trusted proxies, public origins, the password budget, pings
     rt.fanout.resume_window = rt.answers.keep = settings.resume_window
     server.customers.reconfigure(settings)
     if server.cobrowse is not None:

@@ -28,10 +28,14 @@ clock.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import msgspec
 
 from repconsole.core import persist
 from repconsole.core.engine import Event, QueueEngine
@@ -41,7 +45,7 @@ from repconsole.server.fanout import Fanout, encode_event
 from repconsole.server.store import Statement, Store
 from repconsole.server.timers import ServerClock, Timer, WallClock
 
-__all__ = ["Answers", "PersistenceFailure", "Runtime"]
+__all__ = ["Answers", "PersistenceFailure", "Runtime", "command_digest"]
 
 log = logging.getLogger(__name__)
 
@@ -58,19 +62,30 @@ class PersistenceFailure(Exception):
 
 class Answers:
     """Command answers per login session, kept for the resume window: a retried
-    request id gets the stored answer and the command does not run twice."""
+    request id gets the stored answer and the command does not run twice.
+
+    Each answer keeps what it answered (``command``, a digest of the command's
+    name and arguments: see :func:`command_digest`), so that an id reused for
+    another command can be told from a retry.  An empty digest (an answer
+    stored by an older server) matches any command."""
 
     def __init__(self, keep: float) -> None:
         self.keep = keep
         # Insertion order is time order: pruning pops from the front.
-        self._answers: dict[tuple[int, str], tuple[float, bytes]] = {}
+        self._answers: dict[tuple[int, str], tuple[float, bytes, bytes]] = {}
 
     def get(self, login: int, request: str) -> bytes | None:
         hit = self._answers.get((login, request))
         return hit[1] if hit is not None else None
 
-    def put(self, login: int, request: str, at: float, reply: bytes) -> None:
-        self._answers[(login, request)] = (at, reply)
+    def lookup(self, login: int, request: str, now: float) -> tuple[bytes, bytes] | None:
+        """The stored answer to ``request`` and the digest of the command it answered, if it
+        is not older than the window at ``now`` (exactly: housekeeping forgets it later)."""
+        hit = self._answers.get((login, request))
+        return (hit[1], hit[2]) if hit is not None and hit[0] >= now - self.keep else None
+
+    def put(self, login: int, request: str, at: float, reply: bytes, command: bytes = b"") -> None:
+        self._answers[(login, request)] = (at, reply, command)
         if len(self._answers) > ANSWERS_LIMIT:
             del self._answers[next(iter(self._answers))]
 
@@ -87,6 +102,17 @@ class Answers:
 
     def __len__(self) -> int:
         return len(self._answers)
+
+
+def command_digest(name: str, args: dict[str, Any]) -> bytes:
+    """What a command is, for telling a retry from a reused id: SHA-256 of its name and
+    its arguments as canonical JSON (keys sorted), so that a retry whose arguments were
+    encoded in another order is still the same command.  Never raises."""
+    try:
+        canonical = msgspec.json.encode([name, args], order="sorted")
+    except RecursionError:  # arguments nested deeper than any command's: refused as invalid anyway
+        canonical = msgspec.json.encode([name, "too deep"])
+    return hashlib.sha256(canonical).digest()
 
 
 class Runtime:
@@ -137,7 +163,10 @@ class Runtime:
             if self.repairs:
                 self.store.save_all(self.engine)
         settings = spec.server
-        self.fanout = Fanout(loop, seq=self.engine.seq, resume_window=settings.resume_window, clock=self.clock.now)
+        self.fanout = Fanout(
+            loop, seq=self.engine.seq, resume_window=settings.resume_window, clock=self.clock.now,
+            slow_limit=settings.send_buffer, linger=settings.ping_timeout,
+        )  # fmt: skip
         self.fanout.restore(self.store.load_events())
 
         self.logins = LoginSessions()
@@ -145,8 +174,8 @@ class Runtime:
         for login in self.store.load_logins():
             self.logins.add(login)
         self.answers = Answers(settings.resume_window)
-        for login_id, request, at, reply in self.store.load_answers():
-            self.answers.put(login_id, request, at, reply)
+        for login_id, request, at, reply, command in self.store.load_answers():
+            self.answers.put(login_id, request, at, reply, command)
 
         self._timer: Timer | None = None
         self._housekeeping: Timer | None = None

@@ -53,7 +53,7 @@ __all__ = ["DB_NAME", "SCHEMA_VERSION", "LinkRow", "LoggedEvent", "Statement", "
 log = logging.getLogger(__name__)
 
 DB_NAME = "repconsole-server.db"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -104,6 +104,12 @@ CREATE TABLE IF NOT EXISTS links (
     origins TEXT NOT NULL,         -- a JSON array of origins
     created_at REAL NOT NULL, expires_at REAL, revoked_at REAL
 );
+""",
+    # What each stored answer answered (a digest of the command's name and arguments), so that a
+    # request id reused for another command is refused (id_reused) instead of replayed.  Answers
+    # stored before have none and are replayed to any command with their id, as they were.
+    3: """
+ALTER TABLE answers ADD COLUMN command BLOB NOT NULL DEFAULT x''
 """,
 }
 
@@ -312,8 +318,9 @@ class Store:
     def next_login_id(self) -> int:
         return int(self._db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM logins").fetchone()[0])
 
-    def load_answers(self) -> list[tuple[int, str, float, bytes]]:
-        return [(login, request, at, bytes(reply)) for login, request, at, reply in self._db.execute("SELECT * FROM answers ORDER BY at")]
+    def load_answers(self) -> list[tuple[int, str, float, bytes, bytes]]:
+        rows = self._db.execute("SELECT login, request, at, reply, command FROM answers ORDER BY at")
+        return [(login, request, at, bytes(reply), bytes(command)) for login, request, at, reply, command in rows]
 
     def load_customers(self) -> list[tuple[bytes, str, float]]:
         return [(bytes(h), sid, exp) for h, sid, exp in self._db.execute("SELECT * FROM customers")]
@@ -329,8 +336,11 @@ class Store:
         return [("DELETE FROM logins WHERE id = ?", (login_id,)), ("DELETE FROM answers WHERE login = ?", (login_id,))]
 
     @staticmethod
-    def answer_row(login_id: int, request: str, at: float, reply: bytes) -> Statement:
-        return ("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?)", (login_id, request, at, reply))
+    def answer_row(login_id: int, request: str, at: float, reply: bytes, command: bytes = b"") -> Statement:
+        return (
+            "INSERT OR REPLACE INTO answers (login, request, at, reply, command) VALUES (?, ?, ?, ?, ?)",
+            (login_id, request, at, reply, command),
+        )
 
     @staticmethod
     def customer_row(token_hash: bytes, session_id: str, expires_at: float) -> Statement:

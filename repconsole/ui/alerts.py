@@ -26,7 +26,7 @@ from pathlib import Path
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtMultimedia import QSoundEffect
-from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
 from repconsole.core.state import Arrival, Changes, ConsoleState, RowKind
 from repconsole.preferences import UNTIL_UNMUTED, AlertEvent, Preferences
@@ -114,6 +114,8 @@ class AlertBanner(QFrame):
         self._label = QLabel()
         self._label.setTextFormat(Qt.TextFormat.PlainText)
         self._label.setForegroundRole(QPalette.ColorRole.ToolTipText)
+        # A long text must not widen the banner past the table (its buttons went out of sight).
+        self._label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         show = QPushButton("&Show")
         show.clicked.connect(self.showRequested)
         close = QPushButton("Dismiss")
@@ -125,6 +127,10 @@ class AlertBanner(QFrame):
         layout.addWidget(close)
         self._area = parent
         parent.installEventFilter(self)
+        # A scroll bar that comes or goes changes the viewport without resizing the table.
+        bar = parent.horizontalScrollBar()
+        if bar is not None:
+            bar.rangeChanged.connect(self._on_bar_rangeChanged)
         self.hide()
 
     @property
@@ -143,9 +149,19 @@ class AlertBanner(QFrame):
         self.setGeometry(viewport.left() + 6, viewport.bottom() - height - 5, max(0, viewport.width() - 12), height)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self._area and event.type() == QEvent.Type.Resize and self.isVisible():
-            self._place()
+        if watched is self._area and event.type() == QEvent.Type.Resize:
+            self._place_later()
         return super().eventFilter(watched, event)
+
+    def _on_bar_rangeChanged(self, low: int, high: int) -> None:
+        self._place_later()
+
+    def _place_later(self) -> None:
+        # After the table has laid out its viewport (a filter sees the resize
+        # first).  Not isVisible(): the table may change while its tab is
+        # hidden, and the banner must fit when it shows again.
+        if not self.isHidden():
+            QTimer.singleShot(0, self, self._place)
 
     def _on_close_clicked(self) -> None:
         self.hide()

@@ -27,7 +27,9 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAccessible, QAccessibleAnnouncementEvent
 from PySide6.QtWidgets import QWidget
 
+from repconsole.core.state import ConsoleState
 from repconsole.preferences import AlertEvent
+from repconsole.protocol import LineView
 from repconsole.settings import Settings
 
 __all__ = ["Announcer", "Kind", "Politeness"]
@@ -100,6 +102,13 @@ class Announcer(QObject):
         if event is AlertEvent.TEAM and not prefs.alert(event).enabled:
             return False
         return self.announce(kind, text, politeness)
+
+    def chat_line(self, line: LineView, customer: str, state: ConsoleState, *, current: bool) -> bool:
+        """Announce a line of the session chat with ``customer``, unless it is the rep's own or an event line."""
+        if line.author is None or line.author == state.rep_id:
+            return False
+        who = customer if line.author == "customer" else state.rep_name(line.author)
+        return self.chat(who, line.text, customer=customer, current=current)
 
     def chat(self, who: str, text: str, *, customer: str, current: bool) -> bool:
         """Announce a chat line from someone else: assertively in the tab the rep is in."""

@@ -17,31 +17,33 @@ import sys
 import time
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
-import platformdirs
 import qasync
 from PySide6.QtCore import QLoggingCategory, QTimer
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QWidget
 
 from repconsole import __version__
 from repconsole.backend import Backend, BackendState, create_backend
-from repconsole.backend.websocket import WebSocketBackend
+from repconsole.logfile import setup_logging
 from repconsole.preferences import StartupBackend
 from repconsole.settings import Settings
-from repconsole.ui.login import EarlyFeed, choose_backend, sign_in
+from repconsole.ui import theme
+from repconsole.ui.instance import bring_to_front
 from repconsole.ui.mainwindow import MainWindow
+from repconsole.ui.startwindow import FirstPaint, Start, already_running, begin, default_settings_dir, wants_start_window
 
-__all__ = ["build_window", "create_console_backend", "default_settings_dir", "keep_signed_in", "run"]
+if TYPE_CHECKING:
+    # The server's client (the websockets library) and the sign-in dialog
+    # load only when signing in: the simulator's start does not pay for them.
+    from repconsole.backend.websocket import WebSocketBackend
+    from repconsole.ui.login import EarlyFeed
+
+__all__ = ["already_running", "build_window", "create_console_backend", "default_settings_dir", "keep_signed_in", "run"]
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-
-
-def default_settings_dir() -> Path:
-    """Where the console keeps its settings: the platform's config directory."""
-    return Path(platformdirs.user_config_dir("repconsole", appauthor=False))
 
 
 def build_window(backend: Backend, settings_dir: Path | str | None = None) -> MainWindow:
@@ -73,8 +75,9 @@ def keep_signed_in(window: MainWindow, backend: WebSocketBackend) -> None:
     sign-in delivers a fresh snapshot into the same window.  Cancelling it
     closes the console.
     """
-    signing: list[asyncio.Task[None]] = []
+    from repconsole.ui.login import sign_in
 
+    signing: list[asyncio.Task[None]] = []
     async def sign_in_again(detail: str) -> None:
         message = f"{detail} Sign in again to continue." if detail else "Sign in again to continue."
         if not await sign_in(backend, window, message=message):
@@ -92,6 +95,8 @@ def keep_signed_in(window: MainWindow, backend: WebSocketBackend) -> None:
 
 async def _first_sign_in(backend: WebSocketBackend, closed: asyncio.Event, settings: Settings) -> bool:
     """The login dialog before the window shows; False if the rep cancelled or the console closed."""
+    from repconsole.ui.login import sign_in
+
     return await _unless_closed(sign_in(backend, settings=settings), closed, False)
 
 
@@ -118,6 +123,7 @@ def _wants_login(args: argparse.Namespace, settings: Settings) -> bool:
 
 async def _choose(args: argparse.Namespace, settings: Settings, closed: asyncio.Event, early: EarlyFeed) -> Backend | None:
     """The login dialog with the simulator as a choice; the backend chosen, or None."""
+    from repconsole.ui.login import choose_backend
 
     def simulator() -> Backend:
         return create_backend("simulator", population=args.population, rate=args.rate, seed=args.seed)
@@ -129,30 +135,40 @@ async def _choose(args: argparse.Namespace, settings: Settings, closed: asyncio.
     return await _unless_closed(choose_backend(settings, simulator, url=url, username=user, early=early, opened=opened), closed, None)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the console until its window closes.  Returns the exit code."""
-    started = time.perf_counter()
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+def run(args: argparse.Namespace, start: Start | None = None) -> int:
+    """Run the console until its window closes.  Returns the exit code.
+
+    ``start`` is what :func:`repconsole.ui.startwindow.begin` prepared (the
+    command line calls it before importing this module, so the start window
+    paints before the console's modules load); without it, it is done here.
+    """
+    if start is None:
+        settings_dir = Path(args.settings_dir) if args.settings_dir is not None else default_settings_dir()
+        start = begin(settings_dir, show_window=wants_start_window(args, settings_dir))
+        if start is None:
+            print(already_running(settings_dir), file=sys.stderr)
+            return 0
+    started, app, instance, settings_dir = start.started, start.app, start.instance, start.settings_dir
+    log_path = setup_logging()
+    log.info("repconsole %s starting (settings %s, log %s)", __version__, settings_dir, log_path)
     # QtMultimedia (alert sounds) names each optional library it does not find (PipeWire, VA-API):
     # noise about the machine in the rep's terminal and log, not a problem of the console.
     QLoggingCategory.setFilterRules("qt.multimedia.symbolsresolver.warning=false")
-    existing = QApplication.instance()
-    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
-    app.setApplicationName("repconsole")
-    app.setApplicationDisplayName("repconsole")
     app.setApplicationVersion(__version__)
-    app.setOrganizationName("repconsole")
-    app.setDesktopFileName("io.github.repconsole.RepConsole")
-    # The window's close runs an async shutdown (settings, backend); Qt must
-    # not stop the loop underneath it when the last window closes.
-    app.setQuitOnLastWindowClosed(False)
 
-    settings, warning = Settings.load(args.settings_dir if args.settings_dir is not None else default_settings_dir())
+    settings, warning = Settings.load(settings_dir)
+    theme.follow(lambda: settings.preferences.appearance.theme)  # the sign-in dialog is light or dark too
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     closed = asyncio.Event()
-    early = EarlyFeed()
+    early: EarlyFeed | None = None
     if _wants_login(args, settings):
+        from repconsole.ui.login import EarlyFeed
+
+        if start.window is not None:  # the login dialog is the first window after all
+            start.window.close()
+            start.window = None
+        early = EarlyFeed()
         # The desktop entry: sign in to a server, or pick the simulator, before any window.
         signal.signal(signal.SIGINT, lambda *_: closed.set())
         if args.quit_after is not None:
@@ -170,15 +186,32 @@ def run(args: argparse.Namespace) -> int:
             print(f"repconsole: {exc}", file=sys.stderr)
             return 2
         startup = settings.preferences.startup
-        if isinstance(backend, WebSocketBackend) and not backend.username and backend.url == startup.server_url:
-            backend.username = startup.user  # the last user on this server
+        server = cast("WebSocketBackend", backend) if backend.kind == "server" else None
+        if server is not None and not server.username and server.url == startup.server_url:
+            server.username = startup.user  # the last user on this server
     window = MainWindow(backend, settings, settings_warning=warning)
-    early.hand_over(window.deliver)
+    if early is not None:
+        early.hand_over(window.deliver)
     window.closed.connect(closed.set)
+    instance.raiseRequested.connect(lambda: bring_to_front(window))
+
+    # The start-up benchmark and the real-window test read these lines.
+    def _window_painted() -> None:
+        ms = (time.perf_counter() - started) * 1000
+        if start.first_frame_ms is None:
+            print(f"repconsole: first frame ({ms:.0f} ms)", file=sys.stderr, flush=True)
+        print(f"repconsole: console window painted ({ms:.0f} ms)", file=sys.stderr, flush=True)
+        if start.window is not None:
+            # The console's window is there: the start window has done its job.
+            start.window.close()
+            start.window.deleteLater()
+            start.window = None
 
     def _first_paint() -> None:
         print(f"repconsole: window shown ({(time.perf_counter() - started) * 1000:.0f} ms)", file=sys.stderr, flush=True)
 
+    first_frame = FirstPaint(window)
+    first_frame.painted.connect(_window_painted)
     window.firstQueuePainted.connect(_first_paint)
     # Ctrl+C in the terminal closes the window like the close button does.
     signal.signal(signal.SIGINT, lambda *_: window.close())
@@ -186,12 +219,13 @@ def run(args: argparse.Namespace) -> int:
         QTimer.singleShot(int(args.quit_after * 1000), window.quit_guard.close_now)
 
     async def main() -> None:
-        # Sign in first (unless the login dialog did): the window opens live, on the rep's snapshot.
-        if isinstance(backend, WebSocketBackend) and backend.rep is None and not await _first_sign_in(backend, closed, settings):
-            await window.shutdown()
-            return
-        if isinstance(backend, WebSocketBackend):
-            keep_signed_in(window, backend)
+        if backend.kind == "server":
+            server = cast("WebSocketBackend", backend)
+            # Sign in first (unless the login dialog did): the window opens live, on the rep's snapshot.
+            if server.rep is None and not await _first_sign_in(server, closed, settings):
+                await window.shutdown()
+                return
+            keep_signed_in(window, server)
         window.show()
         await window.start()
         # Everything built so far (the site, a snapshot of up to 100,000
@@ -200,7 +234,12 @@ def run(args: argparse.Namespace) -> int:
         gc.freeze()
         await closed.wait()
         await window.shutdown()
+        instance.release()  # while the loop still runs: its socket notifier goes with it
 
-    with loop:
-        loop.run_until_complete(main())
+    try:
+        with loop:
+            loop.run_until_complete(main())
+    finally:
+        instance.release()
+        log.info("repconsole stopped")
     return 0

@@ -10,14 +10,16 @@ import re
 from datetime import date, datetime
 
 from PySide6.QtCore import Qt, QUrl
-from PySide6.QtGui import QColor, QFont, QTextBlockFormat, QTextCharFormat, QTextCursor, QTextFormat
+from PySide6.QtGui import QFont, QTextBlock, QTextBlockFormat, QTextCharFormat, QTextCursor, QTextFormat
 from PySide6.QtWidgets import QFrame, QTextBrowser, QWidget
 
 from repconsole.core.state import ConsoleState
 from repconsole.protocol import CUSTOMER, LineView, Visibility
-from repconsole.ui.widgets import clock_time, is_dark
+from repconsole.ui import theme
+from repconsole.ui.theme import Role
+from repconsole.ui.widgets import clock_time
 
-__all__ = ["CHAT_DARK", "CHAT_LIGHT", "ChatLog"]
+__all__ = ["ChatLog"]
 
 
 # The block property that marks a pending line (its value: the pending key).
@@ -25,33 +27,20 @@ _PENDING = QTextFormat.Property.UserProperty + 1
 
 _URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
 
-# The transcript's colours, by theme; the session tab's "Reps only" input reuses the tint.
-CHAT_LIGHT = {
-    "time": "#8a9099",
-    "customer": "#0b5cad",
-    "me": "#1e7a3c",
-    "rep": "#9a4d00",
-    "event": "#6b7280",
-    "reps_bg": "#f3eefc",
-    "reps_tag_bg": "#6b3fa0",
-    "reps_tag_fg": "#ffffff",
-    "link": "#0b5cad",
-    "divider": "#9aa0a6",
-    "new": "#d9480f",
-}
-CHAT_DARK = {
-    "time": "#8b949e",
-    "customer": "#6cb6ff",
-    "me": "#7ee2a8",
-    "rep": "#f0b072",
-    "event": "#9aa3ad",
-    "reps_bg": "#2d2640",
-    "reps_tag_bg": "#8a63c9",
-    "reps_tag_fg": "#ffffff",
-    "link": "#6cb6ff",
-    "divider": "#8b949e",
-    "new": "#ff8c5a",
-}
+# Which theme role a fragment's (or a reps-only block's) colour is: the
+# transcript takes the new scheme's colours from it (recolour()).
+_FG_ROLE = QTextFormat.Property.UserProperty + 2
+_BG_ROLE = QTextFormat.Property.UserProperty + 3
+
+
+def _fg(fmt: QTextCharFormat, role: Role) -> None:
+    fmt.setForeground(theme.colour(role))
+    fmt.setProperty(_FG_ROLE, role.value)
+
+
+def _bg(fmt: QTextCharFormat | QTextBlockFormat, role: Role) -> None:
+    fmt.setBackground(theme.colour(role))
+    fmt.setProperty(_BG_ROLE, role.value)
 
 
 class ChatLog(QTextBrowser):
@@ -84,6 +73,7 @@ class ChatLog(QTextBrowser):
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.document().setDocumentMargin(10)
         self.setMinimumWidth(260)
+        theme.controller().changed.connect(self._on_theme_changed)
 
     # ------------------------------------------------------------ public API
 
@@ -126,7 +116,6 @@ class ChatLog(QTextBrowser):
         :meth:`remove_pending` takes it away when the line is confirmed (the
         real line is then added as any other) or refused.
         """
-        c = self._colours()
         with self._following():
             fmt = QTextBlockFormat()
             indent = self.fontMetrics().horizontalAdvance("00:00:00") + 14
@@ -137,7 +126,7 @@ class ChatLog(QTextBrowser):
             fmt.setProperty(_PENDING, key)
             cursor = self._block(fmt)
             grey = QTextCharFormat()
-            grey.setForeground(QColor(c["event"]))
+            _fg(grey, Role.CHAT_EVENT)
             grey.setFontItalic(True)
             cursor.insertText("pending\u2003", grey)
             who = QTextCharFormat(grey)
@@ -181,7 +170,7 @@ class ChatLog(QTextBrowser):
             block = block.next()
         return texts
 
-    def add_divider(self, text: str, *, colour: str = "divider") -> None:
+    def add_divider(self, text: str, *, colour: Role = Role.CHAT_DIVIDER) -> None:
         """A centred, small note between lines (a date, "New messages")."""
         with self._following():
             self._divider(text, colour)
@@ -193,8 +182,43 @@ class ChatLog(QTextBrowser):
 
     # -------------------------------------------------------------- drawing
 
-    def _colours(self) -> dict[str, str]:
-        return CHAT_DARK if is_dark(self) else CHAT_LIGHT
+    def recolour(self) -> None:
+        """Give every line shown the current scheme's colours (after a change of scheme)."""
+        doc = self.document()
+        changes: list[tuple[int, int, QTextCharFormat]] = []
+        blocks: list[tuple[QTextBlock, QTextBlockFormat]] = []
+        block = doc.firstBlock()
+        while block.isValid():
+            block_format = block.blockFormat()
+            if block_format.property(_BG_ROLE):
+                _bg(block_format, Role(block_format.property(_BG_ROLE)))
+                blocks.append((block, block_format))
+            item = block.begin()
+            while not item.atEnd():
+                fragment = item.fragment()
+                fmt = fragment.charFormat()
+                fg, bg = fmt.property(_FG_ROLE), fmt.property(_BG_ROLE)
+                if fragment.isValid() and (fg or bg):
+                    change = QTextCharFormat()
+                    if fg:
+                        _fg(change, Role(fg))
+                    if bg:
+                        _bg(change, Role(bg))
+                    changes.append((fragment.position(), fragment.length(), change))
+                item += 1
+            block = block.next()
+        cursor = QTextCursor(doc)
+        cursor.beginEditBlock()
+        for block, block_format in blocks:
+            QTextCursor(block).setBlockFormat(block_format)
+        for position, length, change in changes:
+            cursor.setPosition(position)
+            cursor.setPosition(position + length, QTextCursor.MoveMode.KeepAnchor)
+            cursor.mergeCharFormat(change)
+        cursor.endEditBlock()
+
+    def _on_theme_changed(self, dark: bool) -> None:
+        self.recolour()
 
     def _following(self) -> _FollowBottom:
         return _FollowBottom(self)
@@ -209,15 +233,14 @@ class ChatLog(QTextBrowser):
             cursor.insertBlock(fmt, QTextCharFormat())
         return cursor
 
-    def _divider(self, text: str, colour: str) -> None:
-        c = self._colours()
+    def _divider(self, text: str, colour: Role) -> None:
         fmt = QTextBlockFormat()
         fmt.setAlignment(Qt.AlignmentFlag.AlignHCenter)
         fmt.setTopMargin(6)
         fmt.setBottomMargin(4)
         cursor = self._block(fmt)
         cf = QTextCharFormat()
-        cf.setForeground(QColor(c[colour]))
+        _fg(cf, colour)
         cf.setFontPointSize(max(7.0, self.font().pointSizeF() * 0.85))
         cf.setFontWeight(QFont.Weight.DemiBold)
         cursor.insertText(f"—  {text}  —", cf)
@@ -232,10 +255,9 @@ class ChatLog(QTextBrowser):
         self._last_day = day
         if first and day == date.today():
             return
-        self._divider(datetime.fromtimestamp(at).strftime("%A %d %B %Y"), "divider")
+        self._divider(datetime.fromtimestamp(at).strftime("%A %d %B %Y"), Role.CHAT_DIVIDER)
 
     def _write_line(self, line: LineView, at: float) -> None:
-        c = self._colours()
         author = line.author
         reps_only = line.visibility is Visibility.REPS
         stamp = clock_time(at) if at else ""
@@ -249,18 +271,18 @@ class ChatLog(QTextBrowser):
         fmt.setTopMargin(2)
         fmt.setBottomMargin(2)
         if reps_only:
-            fmt.setBackground(QColor(c["reps_bg"]))
+            _bg(fmt, Role.REPS_ONLY)
         fmt.setProperty(QTextFormat.Property.UserProperty, line.n)
         cursor = self._block(fmt)
 
         time_fmt = QTextCharFormat(base)
-        time_fmt.setForeground(QColor(c["time"]))
+        _fg(time_fmt, Role.CHAT_TIME)
         cursor.insertText(stamp + "\u2003", time_fmt)
 
         if reps_only:
             tag = QTextCharFormat(base)
-            tag.setBackground(QColor(c["reps_tag_bg"]))
-            tag.setForeground(QColor(c["reps_tag_fg"]))
+            _bg(tag, Role.REPS_TAG)
+            _fg(tag, Role.REPS_TAG_TEXT)
             tag.setFontWeight(QFont.Weight.Bold)
             tag.setFontPointSize(max(7.0, self.font().pointSizeF() * 0.8))
             cursor.insertText("\u2009reps only\u2009", tag)
@@ -269,24 +291,24 @@ class ChatLog(QTextBrowser):
         text = line.text.replace("\r\n", "\n").replace("\n", "\u2028")
         if author is None:
             event = QTextCharFormat(base)
-            event.setForeground(QColor(c["event"]))
+            _fg(event, Role.CHAT_EVENT)
             event.setFontItalic(True)
-            self._insert_linked(cursor, text, event, c)
+            self._insert_linked(cursor, text, event)
             return
         who = QTextCharFormat(base)
         who.setFontWeight(QFont.Weight.Bold)
         if author == CUSTOMER:
-            who.setForeground(QColor(c["customer"]))
+            _fg(who, Role.CHAT_CUSTOMER)
         elif author == self._state.rep_id:
-            who.setForeground(QColor(c["me"]))
+            _fg(who, Role.CHAT_ME)
         else:
-            who.setForeground(QColor(c["rep"]))
+            _fg(who, Role.CHAT_REP)
         cursor.insertText(self.author_name(author), who)
         cursor.insertText(":  ", base)
-        self._insert_linked(cursor, text, base, c)
+        self._insert_linked(cursor, text, base)
 
     @staticmethod
-    def _insert_linked(cursor: QTextCursor, text: str, fmt: QTextCharFormat, c: dict[str, str]) -> None:
+    def _insert_linked(cursor: QTextCursor, text: str, fmt: QTextCharFormat) -> None:
         pos = 0
         for match in _URL.finditer(text):
             if match.start() > pos:
@@ -294,7 +316,7 @@ class ChatLog(QTextBrowser):
             link = QTextCharFormat(fmt)
             link.setAnchor(True)
             link.setAnchorHref(QUrl(match.group(0)).toString())
-            link.setForeground(QColor(c["link"]))
+            _fg(link, Role.CHAT_LINK)
             link.setFontUnderline(True)
             cursor.insertText(match.group(0), link)
             pos = match.end()

@@ -34,6 +34,8 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVB
 
 from repconsole.backend.cobrowse import PageBatch, PageState, PageStatus
 from repconsole.resources import read_bytes
+from repconsole.ui import theme
+from repconsole.ui.theme import Role
 from repconsole.ui.widgets import badge_style, rule
 
 __all__ = ["CobrowseView", "replayer_html"]
@@ -61,12 +63,13 @@ _STATES: dict[PageState, tuple[str, str]] = {
     PageState.STOPPED: ("Stopped sharing", "The customer stopped sharing."),
     PageState.ENDED: ("Ended", "The session has ended."),
 }
-_BADGE_COLOURS: dict[PageState, tuple[str, str]] = {
-    PageState.LIVE: ("#dcfce7", "#166534"),
-    PageState.RESYNC: ("#fef3c7", "#92400e"),
-    PageState.RECONNECTING: ("#fef3c7", "#92400e"),
+# The badge's theme roles: (background, text).
+_BADGE_COLOURS: dict[PageState, tuple[Role, Role]] = {
+    PageState.LIVE: (Role.LIVE_BADGE, Role.LIVE_BADGE_TEXT),
+    PageState.RESYNC: (Role.AMBER_BADGE, Role.AMBER_BADGE_TEXT),
+    PageState.RECONNECTING: (Role.AMBER_BADGE, Role.AMBER_BADGE_TEXT),
 }
-_QUIET_BADGE = ("#e5e7eb", "#374151")
+_QUIET_BADGE = (Role.QUIET_BADGE, Role.QUIET_BADGE_TEXT)
 
 
 def sandbox_refusal() -> str | None:
@@ -210,9 +213,7 @@ class CobrowseView(QWidget):
     def _build_bar(self) -> QWidget:
         bar = QWidget()
         bar.setAutoFillBackground(True)
-        pal = bar.palette()
-        pal.setColor(QPalette.ColorRole.Window, self.palette().color(QPalette.ColorRole.AlternateBase))
-        bar.setPalette(pal)
+        bar.setBackgroundRole(QPalette.ColorRole.AlternateBase)  # a role: it follows a change of scheme
         layout = QVBoxLayout(bar)
         layout.setContentsMargins(10, 6, 10, 6)
         layout.setSpacing(2)
@@ -305,7 +306,7 @@ class CobrowseView(QWidget):
         badge, veil = _STATES[state]
         background, colour = _BADGE_COLOURS.get(state, _QUIET_BADGE)
         self.state_label.setText(badge)
-        self.state_label.setStyleSheet(badge_style(background, colour))
+        theme.set_style(self.state_label, badge_style(background, colour))
         self.delay_label.setVisible(state is PageState.LIVE and self.delay is not None)
         self._set_veil(veil)
 
@@ -313,9 +314,9 @@ class CobrowseView(QWidget):
         delay = self.delay
         if delay is None:
             return
-        colour = "#166534" if delay < _SLOW else "#92400e" if delay < _LATE else "#b42318"
+        colour = Role.SUCCESS_TEXT if delay < _SLOW else Role.WARNING_TEXT if delay < _LATE else Role.DANGER_TEXT
         self.delay_label.setText(f"{delay:.1f} s behind")
-        self.delay_label.setStyleSheet(f"color: {colour};")
+        theme.set_style(self.delay_label, f"color: ${colour.value};")
         self.delay_label.setVisible(self.state is PageState.LIVE)
 
     def _set_veil(self, text: str) -> None:

@@ -14,6 +14,8 @@ from PySide6.QtWidgets import QFrame, QLabel, QTextBrowser, QVBoxLayout, QWidget
 
 from repconsole.core.state import ConsoleState, Row, RowKind
 from repconsole.protocol import BROWSER_PREFIX, StepKind
+from repconsole.ui import theme
+from repconsole.ui.theme import Role
 from repconsole.ui.widgets import clock_time
 
 __all__ = ["DetailsPane"]
@@ -46,6 +48,7 @@ class DetailsPane(QFrame):
         super().__init__(parent)
         self._state = state
         self.row_id: str | None = None
+        self._row: Row | None = None
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setMinimumWidth(260)
         self._title = QLabel()
@@ -59,14 +62,16 @@ class DetailsPane(QFrame):
         layout.setContentsMargins(10, 8, 10, 8)
         layout.addWidget(self._title)
         layout.addWidget(self._body, 1)
+        theme.controller().changed.connect(self._on_theme_changed)
 
     def show_row(self, row: Row) -> None:
         self.row_id = row.id
+        self._row = row
         s = row.session
         name = html.escape(s.customer_name)
-        prefix = f'<span style="color:#1769aa">{html.escape(BROWSER_PREFIX.strip())}</span> ' if s.browser else ""
+        prefix = f'<span style="color:{theme.css(Role.ACCENT_TEXT)}">{html.escape(BROWSER_PREFIX.strip())}</span> ' if s.browser else ""
         self._title.setText(f'<div style="font-size:15px;font-weight:600">{prefix}{name}</div>'
-                            f'<div style="color:#666">{html.escape(s.company or "No company given")}</div>')
+                            f'<div style="color:{theme.css(Role.SECONDARY_TEXT)}">{html.escape(s.company or "No company given")}</div>')
         self._body.setHtml(self._render(row))
 
     def refresh(self, row: Row) -> None:
@@ -76,10 +81,16 @@ class DetailsPane(QFrame):
 
     def clear(self) -> None:
         self.row_id = None
+        self._row = None
         self._title.clear()
         self._body.clear()
 
+    def _on_theme_changed(self, dark: bool) -> None:
+        if self._row is not None:
+            self.show_row(self._row)  # the HTML holds the old scheme's colours
+
     def _render(self, row: Row) -> str:
+        secondary = theme.css(Role.SECONDARY_TEXT)
         s = row.session
         st = self._state
         fields: list[tuple[str, Any]] = []
@@ -105,7 +116,7 @@ class DetailsPane(QFrame):
         ]
         fields += [(k, v) for k, v in sorted(s.custom_fields.items())]
         rows = "".join(
-            f'<tr><td style="color:#666;padding-right:10px;white-space:nowrap">{html.escape(k)}</td>'
+            f'<tr><td style="color:{secondary};padding-right:10px;white-space:nowrap">{html.escape(k)}</td>'
             f"<td>{html.escape(str(v))}</td></tr>"
             for k, v in fields
             if v not in ("", None)
@@ -117,9 +128,9 @@ class DetailsPane(QFrame):
             who = st.rep_name(step.by) if step.by else ""
             target = where if step.queue and step.kind not in _STEPS_BY_WHOM else who
             extra = f" by {html.escape(who)}" if who and target != who else ""
-            note = f'<br><span style="color:#666">{html.escape(step.note)}</span>' if step.note else ""
+            note = f'<br><span style="color:{secondary}">{html.escape(step.note)}</span>' if step.note else ""
             steps.append(
-                f'<tr><td style="color:#666;padding-right:10px">{clock_time(step.at)}</td>'
+                f'<tr><td style="color:{secondary};padding-right:10px">{clock_time(step.at)}</td>'
                 f"<td>{html.escape(label)} <b>{html.escape(target)}</b>{extra}{note}</td></tr>"
             )
         return (

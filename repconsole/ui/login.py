@@ -41,6 +41,7 @@ from repconsole.backend.websocket import LoginError, SignInError, WebSocketBacke
 from repconsole.core.feed import FeedBatch
 from repconsole.preferences import StartupBackend
 from repconsole.settings import Settings
+from repconsole.ui import theme
 from repconsole.ui.resources import app_icon
 
 __all__ = ["EarlyFeed", "LoginDialog", "choose_backend", "remember_server", "sign_in"]
@@ -106,7 +107,7 @@ class LoginDialog(QDialog):
         layout.addWidget(title)
         self.message_label = QLabel(message)
         self.message_label.setWordWrap(True)
-        self.message_label.setStyleSheet("color: #a15c00;")
+        theme.set_style(self.message_label, "color: $warning_text;")
         self.message_label.setVisible(bool(message))
         layout.addWidget(self.message_label)
 
@@ -148,7 +149,7 @@ class LoginDialog(QDialog):
 
         self.error_label = QLabel()
         self.error_label.setWordWrap(True)
-        self.error_label.setStyleSheet("color: #b00020;")
+        theme.set_style(self.error_label, "color: $error_text;")
         self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.error_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         # Room for two lines, always: showing an error does not move the buttons.

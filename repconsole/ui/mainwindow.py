@@ -39,6 +39,7 @@ from repconsole.core.feed import FeedBatch
 from repconsole.core.state import Changes, ConsoleState, GapError, Row, RowKind
 from repconsole.protocol import GoneReason, KeyView, RepStatus, SessionGoneData, SessionView
 from repconsole.settings import Settings
+from repconsole.ui import loading, theme, workspace
 from repconsole.ui.about import AboutDialog
 from repconsole.ui.alerts import AlertBanner, Alerter, alerts_for
 from repconsole.ui.announce import Announcer, Kind
@@ -82,7 +83,7 @@ class MainWindow(QMainWindow):
         state: what the console knows, kept current from the backend's feed.
         tabs: the top-level tab widget: the Queues tab, then one per session.
         session_tabs: open session tabs by session id.
-        queue_list, table, model, details, search: the queue workspace.
+        queue_list, table, model, details, search, loading: the queue workspace ("Loading N customers" over the table).
         notice: the last command message shown to the rep.
     """
 
@@ -105,8 +106,10 @@ class MainWindow(QMainWindow):
         self._quitting = False  # a real quit (tray, Ctrl+Q): never just hide to the tray
         self._search_dirty = False
         self.key_dialog: SessionKeyDialog | None = None
+        self._restore_tab = workspace.front_tab(settings.window)  # brought back to the front once
 
         self.setWindowTitle(window_title("", "", ""))
+        theme.follow(lambda: self.settings.preferences.appearance.theme)  # light or dark, before any widget
         self.setWindowIcon(app_icon())
         self.resize(1280, 780)
         # A fixed minimum: showing the details pane or a banner must not
@@ -122,6 +125,7 @@ class MainWindow(QMainWindow):
         backend.add_event_listener(self._on_backend_events)
         backend.add_state_listener(self._on_backend_state)
         backend.add_cobrowse_listener(self._on_backend_cobrowse)
+        self.loading = loading.LoadingOverlay(self.table, backend)  # after the window's listener: hidden once the queue is filled
         self._tick = QTimer(self)
         self._tick.setInterval(1000)
         self._tick.timeout.connect(self._on_tick_timeout)
@@ -154,7 +158,7 @@ class MainWindow(QMainWindow):
         self.queue_title = QLabel()
         self.queue_title.setStyleSheet("font-size: 15px; font-weight: 600;")
         self.stale_label = QLabel()
-        self.stale_label.setStyleSheet("color: #a15c00; font-weight: 600;")
+        theme.set_style(self.stale_label, "color: $warning_text; font-weight: 600;")
         self.stale_label.hide()
         self.search = SearchField()
         self.accept_button = QPushButton("&Accept")
@@ -230,8 +234,8 @@ class MainWindow(QMainWindow):
 
         self.queue_list.queueSelected.connect(self._on_queue_list_queueSelected)
         self.queue_list.favouriteToggled.connect(self._on_queue_list_favouriteToggled)
-        self.queue_list.teamChatRequested.connect(self._on_queue_list_teamChatRequested)
-        self.table.acceptRequested.connect(self._on_table_acceptRequested)
+        self.queue_list.teamChatRequested.connect(self.open_team_chat)
+        self.table.acceptRequested.connect(self.accept_row)
         self.table.detailsToggled.connect(self._on_table_detailsToggled)
         self.accept_button.clicked.connect(self._on_accept_button_clicked)
         self.get_next_button.clicked.connect(self._on_get_next_button_clicked)
@@ -323,6 +327,7 @@ class MainWindow(QMainWindow):
         self.settings.window = {
             "geometry": base64.b64encode(bytes(self.saveGeometry().data())).decode("ascii"),
             "splitter": self.splitter.sizes(),
+            **workspace.tabs_state(self.tabs, self.session_tabs),
         }
         if self._queue and not self._queue.startswith(SEARCH_QUEUE):
             self.settings.last_queue = self._queue
@@ -369,10 +374,11 @@ class MainWindow(QMainWindow):
             self._show_queue(wanted, force=True)
         self.queue_list.select(wanted)
         self._show_my_status()
-        # Sessions the rep is already in get their tabs back.
-        for s in self.state.my_sessions():
+        # Sessions the rep is already in get their tabs back (after a restart or a crash, as they were).
+        for s in workspace.reopen_order(self.settings.window, self.state.my_sessions()):
             if s.id not in self.session_tabs:
-                self._open_tab(s, focus=False)
+                self._open_tab(s, focus=s.id == self._restore_tab)
+        self._restore_tab = None
         self._close_stale_tabs({})
         for dialog in self.team_chats.values():
             dialog.view.reload()
@@ -404,9 +410,8 @@ class MainWindow(QMainWindow):
                 self.details.refresh(row)
         for sid, line in changes.chat:
             tab = self.session_tabs.get(sid)
-            if tab is not None and tab.append_chat(line) and line.author not in (None, self.state.rep_id):
-                who = tab.session.customer_name if line.author == "customer" else self.state.rep_name(line.author)
-                self.announcer.chat(who, line.text, customer=tab.session.customer_name, current=self.tabs.currentWidget() is tab)
+            if tab is not None and tab.append_chat(line):
+                self.announcer.chat_line(line, tab.session.customer_name, self.state, current=self.tabs.currentWidget() is tab)
         for sid in changes.sessions:
             tab = self.session_tabs.get(sid)
             if tab is not None and sid in self.state.sessions:
@@ -446,7 +451,7 @@ class MainWindow(QMainWindow):
         self.identity_label.setText(f"{name} on" if name else "")
         self.identity_label.setToolTip(f"Signed in as {name} on {where}" if name else "")
         self.backend_label.setText(f"{self.backend.description} · {state.value}")
-        self.backend_label.setStyleSheet("color: #a15c00;" if state is not BackendState.LIVE else "")
+        theme.set_style(self.backend_label, "color: $warning_text;" if state is not BackendState.LIVE else "")
 
     def _on_backend_state(self, state: BackendState, detail: str) -> None:
         if self._closing:
@@ -499,9 +504,6 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             self._show_notice(f"Could not save favourites: {exc}", error=True)
         self._refresh_queue_list()
-
-    def _on_queue_list_teamChatRequested(self, team: str) -> None:
-        self.open_team_chat(team)
 
     def open_team_chat(self, team: str) -> TeamChatDialog:
         dialog = self.team_chats.get(team)
@@ -597,9 +599,6 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------ accepting
 
-    def _on_table_acceptRequested(self, row_id: str) -> None:
-        self.accept_row(row_id)
-
     def _on_accept_button_clicked(self) -> None:
         row_id = self.table.current_row_id()
         if row_id is None:
@@ -655,6 +654,7 @@ class MainWindow(QMainWindow):
             tab.externalKeyEdited.connect(lambda key, s=sid: self._spawn("External key", self.backend.set_external_key(s, key)))
             tab.titleChanged.connect(lambda text, t=tab: self.tabs.setTabText(self.tabs.indexOf(t), text))
             self.session_tabs[sid] = tab
+            QTimer.singleShot(0, self._save_settings)  # the open tabs survive a crash (after the focus below)
             index = self.tabs.addTab(tab, tab.title)
             self.tabs.setTabToolTip(index, f"{session.customer_name} — {session.issue or 'no issue given'}")
             if tab.cobrowse_view is not None:
@@ -742,7 +742,7 @@ class MainWindow(QMainWindow):
         self.key_dialog.open()
 
     def open_about(self) -> None:
-        AboutDialog(self).open()
+        AboutDialog(self, settings_path=self.settings.path).open()
 
     def _on_banner_showRequested(self) -> None:
         self.tabs.setCurrentIndex(0)
@@ -759,7 +759,7 @@ class MainWindow(QMainWindow):
     def _show_notice(self, text: str, *, error: bool = False) -> None:
         self.notice = text
         self.notice_label.setText(text)
-        self.notice_label.setStyleSheet("color: #b00020;" if error else "color: #2d4a6b;")
+        theme.set_style(self.notice_label, "color: $error_text;" if error else "color: $notice_text;")
         self.notice_label.show()
         self.statusBar().showMessage(fit_message(self.statusBar(), text, self.progress_label), 10_000)
 

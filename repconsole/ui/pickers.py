@@ -19,7 +19,7 @@ import html
 import unicodedata
 
 from PySide6.QtCore import QEvent, QModelIndex, QObject, QSize, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QKeySequence, QPainter, QPixmap, QShortcut
+from PySide6.QtGui import QBrush, QFont, QIcon, QKeySequence, QPainter, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -39,6 +39,8 @@ from PySide6.QtWidgets import (
 from repconsole.core.engine import CHAT_LIMIT
 from repconsole.core.state import ConsoleState
 from repconsole.protocol import RepView, SessionView
+from repconsole.ui import theme
+from repconsole.ui.theme import Role
 
 __all__ = ["ShareDialog", "TargetPicker", "TransferDialog", "fold", "status_icon"]
 
@@ -48,12 +50,12 @@ NOTE_LIMIT = CHAT_LIMIT
 _TARGET_ROLE = Qt.ItemDataRole.UserRole
 _SEARCH_ROLE = Qt.ItemDataRole.UserRole + 1
 
+# Presence colours, theme roles: the dot, and the word beside the rep.
 _STATUS_COLOURS = {
-    "available": "#2e9d4f",
-    "busy": "#d9822b",
-    "away": "#9aa0a6",
+    "available": Role.STATUS_AVAILABLE,
+    "busy": Role.STATUS_BUSY,
+    "away": Role.STATUS_AWAY,
 }
-_OFFLINE_COLOUR = "#b8bcc2"
 
 
 def _children(group: QTreeWidgetItem) -> list[QTreeWidgetItem]:
@@ -74,10 +76,10 @@ def status_icon(status: str, connected: bool = True, size: int = 10) -> QIcon:
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
     if connected:
         painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor(_STATUS_COLOURS.get(status, _OFFLINE_COLOUR)))
+        painter.setBrush(theme.colour(_STATUS_COLOURS.get(status, Role.STATUS_OFFLINE)))
         painter.drawEllipse(1, 1, size - 2, size - 2)
     else:
-        painter.setPen(QColor(_OFFLINE_COLOUR))
+        painter.setPen(theme.colour(Role.STATUS_OFFLINE))
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawEllipse(1, 1, size - 3, size - 3)
     painter.end()
@@ -263,12 +265,9 @@ class TargetPicker(QDialog):
             if teams:
                 item.setToolTip(0, f"{name} — {teams}")
             if not connected or reason:
-                item.setFlags(Qt.ItemFlag.NoItemFlags)
-                grey = QBrush(QColor(_OFFLINE_COLOUR))
-                item.setForeground(0, grey)
-                item.setForeground(1, grey)
+                item.setFlags(Qt.ItemFlag.NoItemFlags)  # drawn in the palette's disabled text colour
             else:
-                item.setForeground(1, QBrush(QColor(_STATUS_COLOURS.get(status, _OFFLINE_COLOUR))))
+                item.setForeground(1, QBrush(theme.colour(_STATUS_COLOURS.get(status, Role.STATUS_AWAY))))
 
     def _items(self) -> list[QTreeWidgetItem]:
         return [*_children(self._teams_group), *_children(self._reps_group)]

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from repconsole.preferences import AlertEvent, AlertPreference, Announcements, Preferences, StartupBackend, TeamAlerts, Theme
 from repconsole.settings import Settings
+from repconsole.ui import theme
 from repconsole.ui.alerts import SOUNDS, AlertSounds
 
 __all__ = ["ANNOUNCEMENT_NAMES", "EVENT_NAMES", "REPEAT_CHOICES", "PreferencesDialog"]
@@ -294,6 +295,9 @@ class PreferencesDialog(QDialog):
     def apply(self) -> None:
         """Put the preferences in the settings and save them."""
         self._settings.preferences = self.preferences()
+        # Light or dark at once; the theme reads this setting from now on.
+        settings = self._settings
+        theme.follow(lambda: settings.preferences.appearance.theme)
         try:
             self._settings.save()
         except OSError as exc:

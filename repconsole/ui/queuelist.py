@@ -18,7 +18,6 @@ from PySide6.QtGui import (
     QAccessibleAnnouncementEvent,
     QAccessibleEvent,
     QAction,
-    QColor,
     QFont,
     QIcon,
     QKeySequence,
@@ -38,7 +37,9 @@ from PySide6.QtWidgets import (
 )
 
 from repconsole.core.state import ConsoleState
+from repconsole.ui import theme
 from repconsole.ui.icons import bubble_icon, person_icon, star_icon
+from repconsole.ui.theme import Role
 
 __all__ = ["QueueEntry", "QueueList", "queue_entries"]
 
@@ -105,14 +106,14 @@ class _Delegate(QStyledItemDelegate):
             style.drawControl(QStyle.ControlElement.CE_ItemViewItem, option, painter, option.widget)
         rect = option.rect
         icon_rect = QueueList.icon_rect(rect)
-        if entry.team is None:
-            icon = person_icon()
-        elif entry.unread:
-            icon = bubble_icon()
-        else:
-            icon = star_icon(entry.favourite)
-        icon.paint(painter, icon_rect)
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        if entry.team is None:
+            icon = person_icon(selected)
+        elif entry.unread:
+            icon = bubble_icon(selected)
+        else:
+            icon = star_icon(entry.favourite, selected)
+        icon.paint(painter, icon_rect)
         role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
         painter.save()
         font = QFont(option.font)
@@ -129,9 +130,10 @@ class _Delegate(QStyledItemDelegate):
         badge_rect = QRect(rect.right() - badge_w - _PAD, rect.center().y() - 9, badge_w, 18)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor("#3b6ea5") if entry.count or entry.in_session else QColor("#c9d1d9"))
+        busy = bool(entry.count or entry.in_session)
+        painter.setBrush(theme.colour(Role.COUNT_BADGE if busy else Role.EMPTY_BADGE))
         painter.drawRoundedRect(badge_rect, 9, 9)
-        painter.setPen(QColor("white"))
+        painter.setPen(theme.colour(Role.COUNT_BADGE_TEXT if busy else Role.EMPTY_BADGE_TEXT))
         font.setBold(True)
         painter.setFont(font)
         painter.drawText(badge_rect, int(Qt.AlignmentFlag.AlignCenter), badge)

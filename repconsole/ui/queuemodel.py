@@ -38,10 +38,11 @@ from operator import is_
 from typing import Any
 
 from PySide6.QtCore import QAbstractItemModel, QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtGui import QFont
 
 from repconsole.core.model import Priority
 from repconsole.core.state import QueueDelta, Row, RowKind
+from repconsole.ui import theme
 from repconsole.ui.columns import (
     CENTER,
     DEFAULT_SORT_DESCENDING,
@@ -55,6 +56,7 @@ from repconsole.ui.columns import (
     make_columns,
 )
 from repconsole.ui.spoken import BLANK, spoken_row
+from repconsole.ui.theme import Role
 
 __all__ = ["PRECISE_LIMIT", "ROW_ID_ROLE", "QueueTableModel"]
 
@@ -97,13 +99,8 @@ _ALIGN_LEFT = int((Qt.AlignmentFlag.AlignLeft | _VCENTER).value)
 _INVITATION = RowKind.INVITATION
 _URGENT = int(Priority.URGENT)
 
-# Readable on light and dark palettes alike: a translucent tint over the
-# row's own (alternating) base colour, mid-grey text, a blue that is not
-# the selection colour.
-_OVERDUE_BACKGROUND = QColor(220, 53, 69, 48)
-_OVERDUE_TEXT = QColor(196, 30, 45)
-_HELD_TEXT = QColor(128, 128, 128)
-_INVITATION_TEXT = QColor(37, 99, 235)
+# The row colours are theme roles (light or dark), looked up at each call:
+# a scheme change repaints the table with the new ones.
 
 PRECISE_LIMIT = 128
 """Row operations in one batch above which :meth:`QueueTableModel.apply`
@@ -244,15 +241,15 @@ class QueueTableModel(QAbstractTableModel):
         if role == _FOREGROUND:
             row = self._rows[r]
             if row.kind is _INVITATION:
-                return _INVITATION_TEXT
+                return theme.colour(Role.INVITATION_TEXT)
             s = row.session
             if s.held:
-                return _HELD_TEXT
+                return theme.colour(Role.HELD_TEXT)
             if s.overdue and index.column() == self._time_left_col:
-                return _OVERDUE_TEXT
+                return theme.colour(Role.OVERDUE_TEXT)
             return None
         if role == _BACKGROUND:
-            return _OVERDUE_BACKGROUND if self._rows[r].session.overdue else None
+            return theme.colour(Role.OVERDUE_ROW) if self._rows[r].session.overdue else None
         if role == _FONT:
             return self._font(self._rows[r], index.column())
         if role == _USER:

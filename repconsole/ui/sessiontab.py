@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QFont, QPalette, QShowEvent
@@ -36,24 +37,28 @@ from PySide6.QtWidgets import (
 from repconsole.core.state import ConsoleState
 from repconsole.protocol import LineView, Priority, SessionState, SessionView, StepKind
 from repconsole.settings import Settings
+from repconsole.ui import theme
 from repconsole.ui.chatinput import ChatInput
-from repconsole.ui.chatlog import CHAT_DARK, CHAT_LIGHT, ChatLog
-from repconsole.ui.cobrowse import CobrowseView
+from repconsole.ui.chatlog import ChatLog
 from repconsole.ui.confirm import SessionAction, SessionConfirm, ask_then
 from repconsole.ui.focusorder import chain as focus_chain
 from repconsole.ui.infopanel import InfoPanel
 from repconsole.ui.outbox import OutageBanner, PendingLines
 from repconsole.ui.pickers import ShareDialog, TargetPicker, TransferDialog
-from repconsole.ui.widgets import badge_style, clock_time, is_dark, rule
+from repconsole.ui.theme import Role
+from repconsole.ui.widgets import badge_style, clock_time, rule
+
+if TYPE_CHECKING:  # imported when a browser-sharing tab opens: QtWebEngine costs every start ~50 ms
+    from repconsole.ui.cobrowse import CobrowseView
 
 __all__ = ["SessionTab"]
 
-# Priority badge colours: (background, text).
+# Priority badge colours: (background, text) theme roles.
 _PRIORITY_BADGE = {
-    Priority.LOW: ("#eceef1", "#4b5563"),
-    Priority.NORMAL: ("#e3edfd", "#1d4ed8"),
-    Priority.HIGH: ("#ffedd5", "#b45309"),
-    Priority.URGENT: ("#fde2e1", "#b42318"),
+    Priority.LOW: (Role.QUIET_BADGE, Role.QUIET_BADGE_TEXT),
+    Priority.NORMAL: (Role.INFO_BADGE, Role.INFO_BADGE_TEXT),
+    Priority.HIGH: (Role.AMBER_BADGE, Role.AMBER_BADGE_TEXT),
+    Priority.URGENT: (Role.URGENT_BADGE, Role.URGENT_BADGE_TEXT),
 }
 
 
@@ -149,6 +154,7 @@ class SessionTab(QWidget):
         self.splitter.addWidget(self._build_chat())
         self.cobrowse_view: CobrowseView | None = None
         if session.browser:
+            from repconsole.ui.cobrowse import CobrowseView  # lazily: see the TYPE_CHECKING import
             self.cobrowse_view = CobrowseView(clock=clock, page_url=session.page_url)
             self.splitter.addWidget(self._framed(self.cobrowse_view))
         self.splitter.addWidget(self._build_info())
@@ -165,6 +171,7 @@ class SessionTab(QWidget):
             self.chat_view.add_line(line)
         self.pending = PendingLines(self.chat_view, lambda: self._state.rep_id, self._restore_input)
         self._fix_minimum_size()
+        theme.controller().changed.connect(self._on_theme_changed)
 
     # ------------------------------------------------------------ public API
 
@@ -269,9 +276,8 @@ class SessionTab(QWidget):
         header = QFrame()
         header.setObjectName("sessionHeader")
         header.setAutoFillBackground(True)
-        pal = header.palette()
-        pal.setColor(QPalette.ColorRole.Window, self.palette().color(QPalette.ColorRole.AlternateBase))
-        header.setPalette(pal)
+        # A role, not a copied colour: the header follows a change of scheme.
+        header.setBackgroundRole(QPalette.ColorRole.AlternateBase)
         header.setFrameShape(QFrame.Shape.StyledPanel)
         header.setFrameShadow(QFrame.Shadow.Plain)
 
@@ -293,9 +299,9 @@ class SessionTab(QWidget):
         self.company_label.setStyleSheet("color: palette(placeholder-text);")
         self.priority_badge = QLabel()
         self.held_badge = QLabel("On hold")
-        self.held_badge.setStyleSheet(badge_style("#fde68a", "#713f12"))
+        theme.set_style(self.held_badge, badge_style(Role.HELD_BADGE, Role.HELD_BADGE_TEXT))
         self.ended_badge = QLabel("Ended")
-        self.ended_badge.setStyleSheet(badge_style("#e5e7eb", "#374151"))
+        theme.set_style(self.ended_badge, badge_style(Role.QUIET_BADGE, Role.QUIET_BADGE_TEXT))
         top.addWidget(self.name_label)
         top.addWidget(self.company_label)
         top.addSpacing(4)
@@ -329,8 +335,7 @@ class SessionTab(QWidget):
         self.end_button.setToolTip("End the session for the customer and every rep (Alt+E)")
         self.leave_button.setToolTip("Leave the session; it goes on without you (Alt+L)")
         self.end_button.setObjectName("endButton")
-        danger = "#ff7b72" if is_dark(self) else "#b42318"
-        self.end_button.setStyleSheet(f"QPushButton#endButton:enabled {{ color: {danger}; font-weight: 600; }}")
+        theme.set_style(self.end_button, "QPushButton#endButton:enabled { color: $danger_text; font-weight: 600; }")
         self.transfer_button.clicked.connect(self._on_transfer_button_clicked)
         self.share_button.clicked.connect(self._on_share_button_clicked)
         self.hold_button.clicked.connect(self._on_hold_button_clicked)
@@ -354,10 +359,11 @@ class SessionTab(QWidget):
     def _build_error(self) -> QWidget:
         self.error_frame = QFrame()
         self.error_frame.setObjectName("errorStrip")
-        self.error_frame.setStyleSheet(
-            "QFrame#errorStrip { background: #fdecea; border: 1px solid #f3b4ae; border-radius: 4px; }"
-            " QFrame#errorStrip QLabel { color: #8a1c12; background: transparent; }"
-            " QFrame#errorStrip QToolButton { border: none; color: #8a1c12; background: transparent; }"
+        theme.set_style(
+            self.error_frame,
+            "QFrame#errorStrip { background: $error_strip; border: 1px solid $error_strip_border; border-radius: 4px; }"
+            " QFrame#errorStrip QLabel { color: $error_strip_text; background: transparent; }"
+            " QFrame#errorStrip QToolButton { border: none; color: $error_strip_text; background: transparent; }",
         )
         layout = QHBoxLayout(self.error_frame)
         layout.setContentsMargins(10, 6, 6, 6)
@@ -378,10 +384,11 @@ class SessionTab(QWidget):
     def _build_note(self) -> QWidget:
         self.note_frame = QFrame()
         self.note_frame.setObjectName("transferNote")
-        self.note_frame.setStyleSheet(
-            "QFrame#transferNote { background: #fff6cc; border: 1px solid #e9cf5f; border-left: 4px solid #e0b400;"
+        theme.set_style(
+            self.note_frame,
+            "QFrame#transferNote { background: $note; border: 1px solid $note_border; border-left: 4px solid $note_accent;"
             " border-radius: 4px; }"
-            " QFrame#transferNote QLabel { color: #4a3b00; background: transparent; }"
+            " QFrame#transferNote QLabel { color: $note_text; background: transparent; }",
         )
         layout = QHBoxLayout(self.note_frame)
         layout.setContentsMargins(10, 7, 10, 7)
@@ -470,7 +477,7 @@ class SessionTab(QWidget):
 
         priority = s.priority
         self.priority_badge.setText(f"{priority.label} priority")
-        self.priority_badge.setStyleSheet(badge_style(*_PRIORITY_BADGE[priority]))
+        theme.set_style(self.priority_badge, badge_style(*_PRIORITY_BADGE[priority]))
         ended = s.state is SessionState.ENDED
         self.held_badge.setVisible(s.held and not ended)
         self.ended_badge.setVisible(ended)
@@ -529,7 +536,7 @@ class SessionTab(QWidget):
             credit = f"— {html.escape(self._state.rep_name(by), quote=False)}"
             if at:
                 credit += f", {clock_time(at)}"
-            credit = f'&nbsp;&nbsp;<span style="color:#7a6a1f">{credit}</span>'
+            credit = f'&nbsp;&nbsp;<span style="color:{theme.css(Role.NOTE_CREDIT)}">{credit}</span>'
         text = html.escape(note, quote=False).replace("\n", "<br>")
         self.note_label.setText(f"<b>Note from transfer:</b> {text}{credit}")
         self.note_frame.show()
@@ -592,17 +599,17 @@ class SessionTab(QWidget):
     def _on_reps_only_check_toggled(self, checked: bool) -> None:
         if checked:
             self.input_edit.setPlaceholderText("Message to reps only — the customer will not see it")
-            background = CHAT_DARK["reps_bg"] if is_dark(self) else CHAT_LIGHT["reps_bg"]
-            self.input_edit.setStyleSheet(
-                f"QPlainTextEdit {{ background: {background}; border: 1px solid {CHAT_LIGHT['reps_tag_bg']}; border-radius: 3px; padding: 2px 6px; }}"
-            )
+            theme.set_style(self.input_edit, "QPlainTextEdit { background: $reps_only; border: 1px solid $reps_border; border-radius: 3px; padding: 2px 6px; }")
         else:
             enter_sends = self._settings is None or self._settings.preferences.chat.enter_sends
             self.input_edit.setPlaceholderText(f"Message to the customer — {'Enter' if enter_sends else 'Shift+Enter'} to send")
-            self.input_edit.setStyleSheet("")
+            theme.set_style(self.input_edit, "")
 
     def _on_error_close_clicked(self) -> None:
         self.clear_error()
+
+    def _on_theme_changed(self, dark: bool) -> None:
+        self._show_note()  # its credit is HTML with a theme colour
 
     def _make_transfer_dialog(self) -> TransferDialog:
         """The Transfer dialog to open; tests and subclasses may replace it."""

@@ -18,8 +18,10 @@ from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from repconsole.core.state import ConsoleState
 from repconsole.protocol import LineView
+from repconsole.ui import theme
 from repconsole.ui.chatinput import ChatInput
 from repconsole.ui.chatlog import ChatLog
+from repconsole.ui.theme import Role
 from repconsole.ui.widgets import rule
 
 __all__ = ["TeamChatDialog", "TeamChatView"]
@@ -62,9 +64,7 @@ class TeamChatView(QWidget):
 
         bar = QWidget()
         bar.setAutoFillBackground(True)
-        palette = bar.palette()
-        palette.setColor(QPalette.ColorRole.Window, self.palette().color(QPalette.ColorRole.AlternateBase))
-        bar.setPalette(palette)
+        bar.setBackgroundRole(QPalette.ColorRole.AlternateBase)  # a role: it follows a change of scheme
         bar_layout = QHBoxLayout(bar)
         bar_layout.setContentsMargins(12, 8, 12, 8)
         self.title_label = QLabel()
@@ -85,7 +85,7 @@ class TeamChatView(QWidget):
         self.error_label = QLabel()
         self.error_label.setWordWrap(True)
         self.error_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.error_label.setStyleSheet("QLabel { background: #fdecea; color: #8a1c12; padding: 5px 10px; }")
+        theme.set_style(self.error_label, "QLabel { background: $error_strip; color: $error_strip_text; padding: 5px 10px; }")
         self.error_label.hide()
         layout.addWidget(self.error_label)
         layout.addWidget(rule())
@@ -130,7 +130,7 @@ class TeamChatView(QWidget):
         marked = False
         for line in chat.lines:
             if not marked and chat.last_read and line.n > chat.last_read and line.author != self._state.rep_id:
-                self.chat_view.add_divider("New messages", colour="new")
+                self.chat_view.add_divider("New messages", colour=Role.CHAT_NEW)
                 marked = self._divided = True
             self.chat_view.add_line(line)
         self._report_read()

@@ -1,8 +1,8 @@
 """Small helpers several of the console's widgets share.
 
-A time stamp format, a separator line, a badge's style and a light-or-dark
-test, kept in one place so the session tab, the customer's page, the team
-chat and the details pane look and read the same.
+A time stamp format, a separator line and a badge's style, kept in one
+place so the session tab, the customer's page, the team chat and the
+details pane look and read the same.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QFrame, QWidget
+from PySide6.QtWidgets import QFrame
 
-__all__ = ["badge_style", "clock_time", "is_dark", "rule"]
+from repconsole.ui.theme import Role
+
+__all__ = ["badge_style", "clock_time", "rule"]
 
 
 def clock_time(at: float) -> str:
@@ -30,14 +31,13 @@ def rule(orientation: Qt.Orientation = Qt.Orientation.Horizontal) -> QFrame:
     return line
 
 
-def badge_style(background: str, foreground: str) -> str:
-    """The style sheet of a small coloured label (a priority, "On hold", a stream's state)."""
+def badge_style(background: Role, foreground: Role) -> str:
+    """The style sheet template (for :func:`repconsole.ui.theme.set_style`) of a small coloured label.
+
+    A priority, "On hold", a stream's state: ``background`` and ``foreground``
+    are a badge pair of theme roles, checked together for contrast.
+    """
     return (
-        f"QLabel {{ background: {background}; color: {foreground}; border-radius: 3px;"
+        f"QLabel {{ background: ${background.value}; color: ${foreground.value}; border-radius: 3px;"
         " padding: 1px 7px; font-weight: 600; }"
     )
-
-
-def is_dark(widget: QWidget) -> bool:
-    """Whether ``widget`` is drawn in a dark theme (its base colour is dark)."""
-    return widget.palette().color(QPalette.ColorRole.Base).lightness() < 128
