@@ -310,7 +310,9 @@ def test_roles(loaded: tuple[Site, Console, QueueTableModel]) -> None:
     assert model.index(0, cols["waited"]).data(Qt.ItemDataRole.ToolTipRole) is None
     assert model.headerData(cols["waited"], Qt.Orientation.Horizontal) == "Waiting"
     assert model.headerData(cols["waited"], Qt.Orientation.Horizontal, Qt.ItemDataRole.InitialSortOrderRole) == DESC.value
-    assert model.headerData(0, Qt.Orientation.Vertical) is None
+    # The (hidden) vertical header names each row for a screen reader.
+    assert model.headerData(0, Qt.Orientation.Vertical).startswith(model.row_at(0).session.title + ", ")
+    assert model.headerData(model.rowCount(), Qt.Orientation.Vertical) is None
     assert model.data(QModelIndex()) is None
 
 

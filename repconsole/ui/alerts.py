@@ -33,6 +33,7 @@ from repconsole.preferences import UNTIL_UNMUTED, AlertEvent, Preferences
 from repconsole.protocol import StepKind
 from repconsole.resources import ALERT_SOUND, resource
 from repconsole.settings import Settings
+from repconsole.ui.announce import Announcer
 
 __all__ = ["SOUNDS", "Alert", "AlertBanner", "AlertSounds", "Alerter", "alerts_for"]
 
@@ -198,6 +199,7 @@ class Alerter(QObject):
         sounds: the sound player.
         clock: the wall clock repeats and mutes run on (tests replace it).
         notify: shows a desktop notification, returns False when it cannot.
+        announcer: tells assistive technology (a screen reader) what each alert is about.
     """
 
     raised = Signal(str, str)
@@ -215,12 +217,14 @@ class Alerter(QObject):
         clock: Callable[[], float],
         notify: Callable[[str, str], bool] | None = None,
         sounds: AlertSounds | None = None,
+        announcer: Announcer | None = None,
     ) -> None:
         super().__init__(window)
         self._window = window
         self._settings = settings
         self.clock = clock
         self.notify = notify
+        self.announcer = announcer
         self.banner = banner
         self.sounds = sounds if sounds is not None else AlertSounds(self)
         self.pending: list[Alert] = []
@@ -243,8 +247,12 @@ class Alerter(QObject):
     def alert(self, event: AlertEvent, queue: str, row: str, text: str) -> Alert | None:
         """Alert the rep about ``row`` of ``queue``, as the preferences for ``event`` say.
 
-        Returns the alert, or None when the preferences turn it off.
+        Returns the alert, or None when the preferences turn it off.  It is
+        announced to assistive technology as the announcement preferences
+        say, whether or not its sound and banner are on.
         """
+        if self.announcer is not None:
+            self.announcer.alert(event, queue, text)
         prefs = self._settings().preferences
         choice = prefs.alert(event)
         if not choice.enabled:

@@ -112,7 +112,8 @@ class ChatInput(QWidget):
         self.count_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.count_label.hide()
         outer.addWidget(self.count_label)
-        self.setFocusProxy(self.input_edit)
+        # No focus proxy: Qt then reports this box as focused too (two focused
+        # objects to a screen reader), and a proxy in the Tab chain skips widgets.
 
     def add_option(self, widget: QWidget) -> None:
         """Put ``widget`` (e.g. a check box) between the input and the Send button, also in the Tab order."""

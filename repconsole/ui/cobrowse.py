@@ -187,6 +187,10 @@ class CobrowseView(QWidget):
 
     # ------------------------------------------------------------ public API
 
+    def focus_chain(self) -> list[QWidget]:
+        """Its controls in Tab order (the page itself takes no focus: it is view-only)."""
+        return [self.open_button]
+
     def add_batch(self, batch: PageBatch) -> None:
         """Queue a batch of the page's events for the replica; it goes there within a frame."""
         if self._page is None:

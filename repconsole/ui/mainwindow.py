@@ -42,8 +42,10 @@ from repconsole.settings import Settings
 from repconsole.ui import loading, theme, workspace
 from repconsole.ui.about import AboutDialog
 from repconsole.ui.alerts import AlertBanner, Alerter, alerts_for
+from repconsole.ui.announce import Announcer, Kind
 from repconsole.ui.closereason import close_reason
 from repconsole.ui.details import DetailsPane
+from repconsole.ui.focusorder import chain, labelled
 from repconsole.ui.keydialog import KeyRequestDialog, SessionKeyDialog
 from repconsole.ui.menus import build_menus
 from repconsole.ui.prefsdialog import PreferencesDialog
@@ -113,7 +115,7 @@ class MainWindow(QMainWindow):
         # A fixed minimum: showing the details pane or a banner must not
         # change the window's size hints (which would also make Qt's
         # offscreen platform warn in tests).
-        self.setMinimumSize(900, 560)
+        self.setMinimumSize(900, 480)
         self._build()
         self._build_actions()
         self._restore_settings()
@@ -137,6 +139,7 @@ class MainWindow(QMainWindow):
     def _build(self) -> None:
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
+        self.tabs.setAccessibleName("Queues and sessions")
         # No close buttons: closing a tab is not ending a session.  A tab
         # closes when the rep ends, leaves or transfers the session.
         self.tabs.setTabsClosable(False)
@@ -209,15 +212,17 @@ class MainWindow(QMainWindow):
         self.progress_label = QLabel()
         self.grace_label = ElidedLabel()
         status_bar = self.statusBar()
+        status_bar.setSizeGripEnabled(False)  # a nameless "unknown" object to a screen reader; the window manager resizes
         status_bar.addWidget(self.identity_label)
         status_bar.addWidget(self.backend_label)
         status_bar.addWidget(self.grace_label)
         status_bar.addPermanentWidget(self.progress_label)
-        status_bar.addPermanentWidget(QLabel("Status:"))
+        status_bar.addPermanentWidget(labelled("Your status:", self.status_combo))
         status_bar.addPermanentWidget(self.status_combo)
 
         self.tray = ConsoleTray(app_icon(), self)  # its Show brings this window back
-        self.alerter = Alerter(self, self.banner, lambda: self.settings, clock=time.time, notify=self.tray.notify)
+        self.announcer = Announcer(self, lambda: self.settings)
+        self.alerter = Alerter(self, self.banner, lambda: self.settings, clock=time.time, notify=self.tray.notify, announcer=self.announcer)
         self.quit_guard = QuitGuard(self, self.state, self.settings)
         self.quit_guard.quitChosen.connect(self._on_quit_guard_quitChosen)
         self.banner.showRequested.connect(self._on_banner_showRequested)
@@ -229,8 +234,8 @@ class MainWindow(QMainWindow):
 
         self.queue_list.queueSelected.connect(self._on_queue_list_queueSelected)
         self.queue_list.favouriteToggled.connect(self._on_queue_list_favouriteToggled)
-        self.queue_list.teamChatRequested.connect(self._on_queue_list_teamChatRequested)
-        self.table.acceptRequested.connect(self._on_table_acceptRequested)
+        self.queue_list.teamChatRequested.connect(self.open_team_chat)
+        self.table.acceptRequested.connect(self.accept_row)
         self.table.detailsToggled.connect(self._on_table_detailsToggled)
         self.accept_button.clicked.connect(self._on_accept_button_clicked)
         self.get_next_button.clicked.connect(self._on_get_next_button_clicked)
@@ -239,6 +244,7 @@ class MainWindow(QMainWindow):
         self.search.acceptRequested.connect(self._on_search_acceptRequested)
         self.search.resultsRequested.connect(self._on_search_resultsRequested)
         self.status_combo.activated.connect(self._on_status_combo_activated)
+        chain([self.queue_list, self.search, self.table, self.accept_button, self.get_next_button, self.key_button, self.status_combo])
         # Watches for the first paint of a snapshot (firstQueuePainted), then stops watching.
         self.table.viewport().installEventFilter(self)
 
@@ -389,8 +395,8 @@ class MainWindow(QMainWindow):
             self.model.apply(changes.queues[self._queue])
             for rid, name in names.items():
                 by = changes.gone[rid].by
-                if by and by != self.state.rep_id:
-                    self.table.show_lost(rid, f"{self.state.rep_name(by)} took {name}")
+                if by and by != self.state.rep_id and self.table.show_lost(rid, text := f"{self.state.rep_name(by)} took {name}"):
+                    self.announcer.announce(Kind.LOST_RACES, text)
         if changes.queues or changes.team_chat or changes.teams_read:
             self._refresh_queue_list()
         if self.details.row_id is not None:
@@ -404,8 +410,8 @@ class MainWindow(QMainWindow):
                 self.details.refresh(row)
         for sid, line in changes.chat:
             tab = self.session_tabs.get(sid)
-            if tab is not None:
-                tab.append_chat(line)
+            if tab is not None and tab.append_chat(line):
+                self.announcer.chat_line(line, tab.session.customer_name, self.state, current=self.tabs.currentWidget() is tab)
         for sid in changes.sessions:
             tab = self.session_tabs.get(sid)
             if tab is not None and sid in self.state.sessions:
@@ -498,9 +504,6 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             self._show_notice(f"Could not save favourites: {exc}", error=True)
         self._refresh_queue_list()
-
-    def _on_queue_list_teamChatRequested(self, team: str) -> None:
-        self.open_team_chat(team)
 
     def open_team_chat(self, team: str) -> TeamChatDialog:
         dialog = self.team_chats.get(team)
@@ -595,9 +598,6 @@ class MainWindow(QMainWindow):
             self.grace_label.clear()
 
     # ------------------------------------------------------------ accepting
-
-    def _on_table_acceptRequested(self, row_id: str) -> None:
-        self.accept_row(row_id)
 
     def _on_accept_button_clicked(self) -> None:
         row_id = self.table.current_row_id()

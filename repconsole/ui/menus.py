@@ -54,6 +54,17 @@ MENUS: tuple[tuple[str, tuple[MenuItem | None, ...]], ...] = (
         MenuItem("&Previous tab", "Ctrl+PgUp", "cycle_tab", (-1,)),
         MenuItem("Close &details pane", "Esc", "close_details"),
     )),
+    # Headers take no keyboard focus: sorting from the keyboard is here.  Again on the
+    # column the table is sorted by reverses the order; the new order is announced.
+    ("S&ort", (
+        MenuItem("By &customer", "Ctrl+Shift+C", "table.sort_from_keyboard", ("customer",)),
+        MenuItem("By &waiting time", "Ctrl+Shift+W", "table.sort_from_keyboard", ("waited",)),
+        MenuItem("By time &left", "Ctrl+Shift+L", "table.sort_from_keyboard", ("time_left",)),
+        MenuItem("By &priority", "Ctrl+Shift+P", "table.sort_from_keyboard", ("priority",)),
+        MenuItem("By &status", "Ctrl+Shift+S", "table.sort_from_keyboard", ("status",)),
+        SEPARATOR,
+        MenuItem("&Reverse order", "Ctrl+Shift+R", "table.reverse_sort"),
+    )),
     ("&Help", (
         MenuItem("&About repconsole", None, "open_about"),
     )),

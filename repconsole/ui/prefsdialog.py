@@ -3,8 +3,8 @@
 It edits a copy of :class:`~repconsole.preferences.Preferences`; OK or Apply
 puts the copy in the settings and saves them.  Everything that acts on a
 preference reads it at that moment, so a change applies at once, without a
-restart.  What the dialog does not show (the mute, announcements, the server
-history) is carried over untouched.
+restart.  What the dialog does not show (the mute, the server history) is
+carried over untouched.
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from repconsole.preferences import AlertEvent, AlertPreference, Preferences, StartupBackend, TeamAlerts, Theme
+from repconsole.preferences import AlertEvent, AlertPreference, Announcements, Preferences, StartupBackend, TeamAlerts, Theme
 from repconsole.settings import Settings
 from repconsole.ui import theme
 from repconsole.ui.alerts import SOUNDS, AlertSounds
 
-__all__ = ["EVENT_NAMES", "REPEAT_CHOICES", "PreferencesDialog"]
+__all__ = ["ANNOUNCEMENT_NAMES", "EVENT_NAMES", "REPEAT_CHOICES", "PreferencesDialog"]
 
 EVENT_NAMES: dict[AlertEvent, str] = {
     AlertEvent.PERSONAL: "New customer in my personal queue",
@@ -47,6 +47,16 @@ EVENT_NAMES: dict[AlertEvent, str] = {
     AlertEvent.INVITATION: "Invitation to join a session",
     AlertEvent.OVERDUE: "Customer waiting too long (team rule)",
 }  # not OFFER: nothing offers sessions yet, so the dialog does not show it (its stored choice is kept)
+# What a screen reader is told, by field of preferences.announcements (offers: none are made yet, the switch is ready).
+ANNOUNCEMENT_NAMES: dict[str, str] = {
+    "arrivals": "New customers (personal queue, favourite teams, teams whose alert is on)",
+    "transfers": "Sessions transferred to me",
+    "invitations": "Invitations to join a session",
+    "offers": "Sessions offered to me",
+    "overdue": "Customers waiting too long",
+    "lost_races": "A customer I was reaching for taken by another rep",
+    "chat": "Chat messages in my sessions",
+}
 REPEAT_CHOICES: list[tuple[str, float]] = [
     ("Once", 0.0),
     ("Every 10 s", 10.0),
@@ -73,6 +83,7 @@ class _AlertRow:
         self.play = QToolButton()
         self.play.setText("▶")
         self.play.setToolTip("Play this sound")
+        self.play.setAccessibleName(f"Play the sound: {EVENT_NAMES[event]}")
         self.play.clicked.connect(lambda: sounds.play(str(self.sound.currentData())))
         self.repeat = QComboBox()
         self.repeat.setAccessibleName(f"Repeat: {EVENT_NAMES[event]}")
@@ -135,6 +146,7 @@ class PreferencesDialog(QDialog):
         tabs: one page per topic.
         alert_rows: the alert widgets by event.
         team_switches: per team id, its (arrivals, overdue) check boxes.
+        announcements: what is announced to a screen reader, check boxes by field of ``preferences.announcements``.
         theme, backend, chat: the radio groups.
         server, user: the startup server address (editable, with history) and user.
         confirm_end, confirm_leave, confirm_quit, close_to_tray: check boxes.
@@ -172,6 +184,8 @@ class PreferencesDialog(QDialog):
             arrivals, overdue = QCheckBox("New customers"), QCheckBox("Overdue customers")
             arrivals.setChecked(current.arrivals)
             overdue.setChecked(current.overdue)
+            arrivals.setAccessibleName(f"{name}: new customers")
+            overdue.setAccessibleName(f"{name}: overdue customers")
             team_grid.addWidget(QLabel(name), r, 0)
             team_grid.addWidget(arrivals, r, 1)
             team_grid.addWidget(overdue, r, 2)
@@ -186,6 +200,16 @@ class PreferencesDialog(QDialog):
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         alerts_layout.addWidget(scroll, 1)
         self.tabs.addTab(alerts, "&Alerts")
+
+        # Screen reader
+        announce_box = QGroupBox("Tell the screen reader about")
+        announce_layout = QVBoxLayout(announce_box)
+        self.announcements: dict[str, QCheckBox] = {}
+        for field, label in ANNOUNCEMENT_NAMES.items():
+            box = self.announcements[field] = QCheckBox(label)
+            box.setChecked(bool(getattr(prefs.announcements, field)))
+            announce_layout.addWidget(box)
+        self.tabs.addTab(_page(announce_box), "Screen &reader")
 
         # Appearance
         theme_box = QGroupBox("Colours")
@@ -256,6 +280,7 @@ class PreferencesDialog(QDialog):
         new.alerts.update({event: row.value() for event, row in self.alert_rows.items()})
         for team, (arrivals, overdue) in self.team_switches.items():
             new.team_alerts[team] = TeamAlerts(arrivals=arrivals.isChecked(), overdue=overdue.isChecked())
+        new.announcements = Announcements(**{field: box.isChecked() for field, box in self.announcements.items()})
         new.appearance.theme = Theme(_chosen(self.theme))
         new.startup.backend = StartupBackend(_chosen(self.backend))
         new.startup.server_url = self.server.currentText().strip()

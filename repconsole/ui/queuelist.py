@@ -13,7 +13,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QFont, QIcon, QKeySequence, QMouseEvent, QPainter, QPalette
+from PySide6.QtGui import (
+    QAccessible,
+    QAccessibleAnnouncementEvent,
+    QAccessibleEvent,
+    QAction,
+    QFont,
+    QIcon,
+    QKeySequence,
+    QMouseEvent,
+    QPainter,
+    QPalette,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QListWidget,
@@ -52,6 +63,19 @@ class QueueEntry:
     @property
     def badge(self) -> str:
         return str(self.count) if self.in_session is None else f"{self.count} / {self.in_session}"
+
+    @property
+    def spoken(self) -> str:
+        """What a screen reader reads for it: "Networking, favourite, 13 waiting, 2 unread team messages"."""
+        parts = [self.name]
+        if self.favourite:
+            parts.append("favourite")
+        parts.append(f"{self.count} waiting")
+        if self.in_session is not None:
+            parts.append(f"{self.in_session} in session")
+        if self.unread:
+            parts.append(f"{self.unread} unread team message{'s' if self.unread != 1 else ''}")
+        return ", ".join(parts)
 
 
 def queue_entries(state: ConsoleState, favourites: set[str]) -> list[QueueEntry]:
@@ -173,8 +197,10 @@ class QueueList(QListWidget):
         else:
             for i, entry in enumerate(entries):
                 item = self.item(i)
-                if item.data(_ENTRY_ROLE) != entry:
+                old: QueueEntry = item.data(_ENTRY_ROLE)
+                if old != entry:
                     self._show_entry(item, entry)
+                    self._tell_change(i, old, entry)
         self.entries = {e.key: e for e in entries}
         if current in self.entries:
             self.select(current)
@@ -195,8 +221,21 @@ class QueueList(QListWidget):
     def _show_entry(self, item: QListWidgetItem, entry: QueueEntry) -> None:
         item.setData(_ENTRY_ROLE, entry)
         item.setToolTip(self._tooltip(entry))
-        in_session = f", {entry.in_session} in session" if entry.in_session is not None else ""
-        item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{entry.name}, {entry.count} waiting{in_session}")
+        # The star and the chat bubble are drawn: their meaning is in the text a screen reader reads.
+        item.setData(Qt.ItemDataRole.AccessibleTextRole, entry.spoken)
+
+    def _tell_change(self, row: int, old: QueueEntry, new: QueueEntry) -> None:
+        """Tell assistive technology that an entry's spoken text changed; a favourite toggled is announced."""
+        if old.spoken == new.spoken:
+            return
+        event = QAccessibleEvent(self, QAccessible.Event.NameChanged)
+        event.setChild(row)
+        QAccessible.updateAccessibility(event)
+        if old.favourite != new.favourite:
+            # The rep's own action (Ctrl+D or the star): say that it took effect.
+            said = f"{new.name}: {'favourite' if new.favourite else 'no longer a favourite'}"
+            announcement = QAccessibleAnnouncementEvent(self, said)
+            QAccessible.updateAccessibility(announcement)
 
     @staticmethod
     def _tooltip(entry: QueueEntry) -> str:

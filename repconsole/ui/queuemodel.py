@@ -55,6 +55,7 @@ from repconsole.ui.columns import (
     column_index,
     make_columns,
 )
+from repconsole.ui.spoken import BLANK, spoken_row
 from repconsole.ui.theme import Role
 
 __all__ = ["PRECISE_LIMIT", "ROW_ID_ROLE", "QueueTableModel"]
@@ -70,6 +71,8 @@ _BACKGROUND = int(Qt.ItemDataRole.BackgroundRole.value)
 _FONT = int(Qt.ItemDataRole.FontRole.value)
 _USER = int(Qt.ItemDataRole.UserRole.value)
 _INITIAL_SORT = int(Qt.ItemDataRole.InitialSortOrderRole.value)
+_A11Y_TEXT = int(Qt.ItemDataRole.AccessibleTextRole.value)
+_A11Y_DESCRIPTION = int(Qt.ItemDataRole.AccessibleDescriptionRole.value)
 
 ROW_ID_ROLE = _USER
 """``index.data(ROW_ID_ROLE)`` is the row id."""
@@ -177,6 +180,8 @@ class QueueTableModel(QAbstractTableModel):
         if not self.columns:
             raise ValueError("a queue table needs at least one column")
         self.clock = clock
+        self._rep_name: RepNameFn = rep_name if rep_name is not None else (lambda rep_id: rep_id or "")
+        self._queue_name: QueueNameFn = queue_name if queue_name is not None else str
         n = self._ncols = len(self.columns)
         self._display = [c.display for c in self.columns]
         self._live = [c.live for c in self.columns]
@@ -254,7 +259,17 @@ class QueueTableModel(QAbstractTableModel):
             if not self._tooltip[c]:
                 return None
             return self.data(index, _DISPLAY) or None
+        # Asked only while assistive technology reads the table, never to paint:
+        # a blank cell reads "none", and every cell of a row describes the row.
+        if role == _A11Y_TEXT:
+            return self.data(index, _DISPLAY) or BLANK
+        if role == _A11Y_DESCRIPTION:
+            return self.spoken_row(r)
         return None
+
+    def spoken_row(self, position: int) -> str:
+        """Row ``position`` in one sentence, for a screen reader ("Liam Smith, waiting 26 minutes, Networking, urgent")."""
+        return spoken_row(self._rows[position], self.clock(), self._queue_name, self._rep_name)
 
     def _font(self, row: Row, c: int) -> QFont | None:
         if row.kind is _INVITATION:
@@ -271,7 +286,13 @@ class QueueTableModel(QAbstractTableModel):
         return None
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = _DISPLAY) -> Any:
-        if orientation != _HORIZONTAL or not 0 <= section < self._ncols:
+        if orientation != _HORIZONTAL:
+            # The vertical header is hidden; assistive technology reads its
+            # sections as the rows' names.
+            if role in (_DISPLAY, _A11Y_TEXT) and 0 <= section < len(self._rows):
+                return self.spoken_row(section)
+            return None
+        if not 0 <= section < self._ncols:
             return None
         column = self.columns[section]
         if role == _DISPLAY:

@@ -35,12 +35,13 @@ from functools import partial
 from typing import Any
 
 from PySide6.QtCore import QAbstractItemModel, QEvent, QItemSelection, QItemSelectionModel, QModelIndex, QPersistentModelIndex, QPoint, Qt, Signal
-from PySide6.QtGui import QKeyEvent, QMouseEvent
+from PySide6.QtGui import QAccessible, QAccessibleAnnouncementEvent, QKeyEvent, QMouseEvent
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTableView, QWidget
 
 from repconsole.ui.columns import DEFAULT_SORT_DESCENDING, DEFAULT_SORT_KEY
 from repconsole.ui.queuemodel import QueueTableModel
 from repconsole.ui.racenotice import LOST_RACE_SECONDS, RaceNotice
+from repconsole.ui.spoken import spoken_sort
 
 __all__ = ["MAX_COLUMN_WIDTH", "MIN_COLUMN_WIDTH", "QueueTableView"]
 
@@ -166,6 +167,7 @@ class QueueTableView(QTableView):
         self._widths = {}
         if model is None:
             return
+        self._describe_sort()
         model.modelAboutToBeReset.connect(self._on_model_modelAboutToBeReset)
         model.modelReset.connect(self._on_model_modelReset)
         model.layoutChanged.connect(self._on_model_layoutChanged)
@@ -482,6 +484,7 @@ class QueueTableView(QTableView):
         if model is None:
             return
         model.sort(logical, order)
+        self._describe_sort()
         current = self.currentIndex()
         if current.isValid():
             self.scrollTo(current)
@@ -496,7 +499,43 @@ class QueueTableView(QTableView):
         self.horizontalHeader().setSortIndicator(logical, order)
         # setSortIndicator only signals a change; make sure the model follows.
         model.sort(logical, order)  # type: ignore[union-attr]
+        self._describe_sort()
         return True
+
+    def sort_from_keyboard(self, key: str) -> bool:
+        """Sort by column ``key`` in its natural order, or reverse it when already sorted by it; says so.
+
+        The Sort menu's entries call this (headers take no keyboard focus);
+        the new order is announced, politely, to assistive technology.
+        """
+        model = self.queue_model()
+        logical = model.column_index(key) if model is not None else -1
+        if model is None or logical < 0:
+            return False
+        if model.sort_column() == logical:
+            descending = model.sort_order() != Qt.SortOrder.DescendingOrder
+        else:
+            descending = model.columns[logical].descending_first
+        self.sort_by(key, descending)
+        event = QAccessibleAnnouncementEvent(self, self.accessibleDescription())
+        event.setPoliteness(QAccessible.AnnouncementPoliteness.Polite)
+        QAccessible.updateAccessibility(event)
+        return True
+
+    def reverse_sort(self) -> None:
+        """Reverse the current sort order (Sort menu)."""
+        model = self.queue_model()
+        if model is not None:
+            self.sort_from_keyboard(model.columns[model.sort_column()].key)
+
+    def _describe_sort(self) -> None:
+        # A screen reader reads the table's description with its name: "Queue, sorted by Waiting, descending".
+        model = self.queue_model()
+        if model is None:
+            return
+        text = spoken_sort(model.columns[model.sort_column()].title, model.sort_order() == Qt.SortOrder.DescendingOrder)
+        if self.accessibleDescription() != text:
+            self.setAccessibleDescription(text)
 
     # ---------------------------------------------------------------- layout
 

@@ -21,17 +21,13 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QFont, QPalette
+from PySide6.QtGui import QFont, QPalette, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
-    QFormLayout,
     QFrame,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPushButton,
-    QScrollArea,
-    QSizePolicy,
     QSplitter,
     QToolButton,
     QVBoxLayout,
@@ -45,6 +41,8 @@ from repconsole.ui import theme
 from repconsole.ui.chatinput import ChatInput
 from repconsole.ui.chatlog import ChatLog
 from repconsole.ui.confirm import SessionAction, SessionConfirm, ask_then
+from repconsole.ui.focusorder import chain as focus_chain
+from repconsole.ui.infopanel import InfoPanel
 from repconsole.ui.outbox import OutageBanner, PendingLines
 from repconsole.ui.pickers import ShareDialog, TargetPicker, TransferDialog
 from repconsole.ui.theme import Role
@@ -62,11 +60,6 @@ _PRIORITY_BADGE = {
     Priority.HIGH: (Role.AMBER_BADGE, Role.AMBER_BADGE_TEXT),
     Priority.URGENT: (Role.URGENT_BADGE, Role.URGENT_BADGE_TEXT),
 }
-
-
-# The info panel's fixed labels; the longest sets the label column's width.
-_INFO_LABELS = ("Name", "Company", "Company code", "Platform", "Locale", "Issue", "Category", "Priority", "Details",
-                "External key", "Origin", "Source", "Portal", "Session key", "Started", "Session ID")
 
 
 class SessionTab(QWidget):
@@ -141,8 +134,6 @@ class SessionTab(QWidget):
         self._busy = False
         self._picker: TargetPicker | None = None
         self._title = ""
-        self._info_values: dict[str, QLabel] = {}
-        self._custom_shown: dict[str, str] | None = None
 
         root = QVBoxLayout(self)
         root.setContentsMargins(0, 0, 0, 0)
@@ -171,7 +162,10 @@ class SessionTab(QWidget):
         root.addLayout(body, 1)
         self._size_splitter()
 
-        self.setFocusProxy(self.input_edit)
+        # No focus proxy: Qt's Tab chain jumps to a proxy and skips what lies
+        # between (the header's actions were never reached).  The order is
+        # set out instead, and showing the tab puts focus in the chat input.
+        self._set_tab_order()
         self._show_session()
         for line in state.chats.get(session.id, ()):
             self.chat_view.add_line(line)
@@ -254,7 +248,29 @@ class SessionTab(QWidget):
         self.error_label.clear()
         self.error_frame.hide()
 
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not event.spontaneous():  # the rep went to this tab (not: the window came back from the tray)
+            self.focus_start()
+
+    def focus_start(self) -> None:
+        """Focus where the rep starts in a session: the chat input (or, when chat is closed, the first action)."""
+        for widget in (self.input_edit, self.transfer_button, self.leave_button, self.chat_view):
+            if widget.isVisibleTo(self) and widget.isEnabled():
+                widget.setFocus(Qt.FocusReason.OtherFocusReason)
+                return
+
     # -------------------------------------------------------------- building
+
+    def _set_tab_order(self) -> None:
+        # Writing first, then reading, then acting on the session, then its details.
+        chain: list[QWidget] = [self.input_edit, self.reps_only_check, self.send_button, self.chat_view]
+        chain += [self.transfer_button, self.share_button, self.hold_button, self.resume_button, self.leave_button, self.end_button]
+        chain += [self.error_close]
+        if self.cobrowse_view is not None:
+            chain += self.cobrowse_view.focus_chain()
+        chain += [self.info_panel, self.external_key_edit]
+        focus_chain(chain)
 
     def _build_header(self) -> QWidget:
         header = QFrame()
@@ -355,9 +371,10 @@ class SessionTab(QWidget):
         self.error_label.setWordWrap(True)
         self.error_label.setTextFormat(Qt.TextFormat.PlainText)
         self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        close = QToolButton()
+        close = self.error_close = QToolButton()
         close.setText("✕")
         close.setToolTip("Dismiss")
+        close.setAccessibleName("Dismiss the error")
         close.clicked.connect(self._on_error_close_clicked)
         layout.addWidget(self.error_label, 1)
         layout.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
@@ -420,98 +437,10 @@ class SessionTab(QWidget):
         return box
 
     def _build_info(self) -> QWidget:
-        self.info_panel = QScrollArea()
-        self.info_panel.setWidgetResizable(True)
-        self.info_panel.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.info_panel.setMinimumWidth(230)
-        self.info_panel.setAccessibleName("Customer and session details")
-        body = QWidget()
-        self._info_layout = QVBoxLayout(body)
-        self._info_layout.setContentsMargins(12, 10, 12, 12)
-        self._info_layout.setSpacing(4)
-
-        self._section("Customer")
-        form = self._form()
-        self._info_row(form, "customer_name", "Name")
-        self._info_row(form, "company", "Company")
-        self._info_row(form, "company_code", "Company code")
-        self._info_row(form, "platform", "Platform")
-        self._info_row(form, "locale", "Locale")
-
-        self._section("Issue")
-        form = self._form()
-        self._info_row(form, "issue", "Issue")
-        self._info_row(form, "category", "Category")
-        self._info_row(form, "priority", "Priority")
-        self._info_row(form, "details", "Details")
-
-        self._section("Session")
-        form = self._form()
-        self.external_key_edit = QLineEdit()
-        self.external_key_edit.setMaxLength(100)
-        self.external_key_edit.setPlaceholderText("Ticket ID")
-        self.external_key_edit.setToolTip("A ticket or case ID; press Enter or leave the field to save it")
+        self.info_panel = InfoPanel()
+        self.external_key_edit = self.info_panel.external_key_edit
         self.external_key_edit.editingFinished.connect(self._on_external_key_edit_editingFinished)
-        key_label = self._form_label("External key")
-        key_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        form.addRow(key_label, self.external_key_edit)
-        self._info_row(form, "origin", "Origin")
-        self._info_row(form, "source", "Source")
-        self._info_row(form, "portal", "Portal")
-        self._info_row(form, "session_key", "Session key")
-        self._info_row(form, "created_at", "Started")
-        self._info_row(form, "id", "Session ID")
-
-        self._section("Custom fields")
-        self._custom_form = self._form()
-        self._info_layout.addStretch(1)
-        self.info_panel.setWidget(body)
         return self.info_panel
-
-    def _section(self, title: str) -> None:
-        label = QLabel(title.upper())
-        font = QFont(self.font())
-        font.setBold(True)
-        font.setPointSizeF(max(7.0, font.pointSizeF() * 0.82))
-        font.setLetterSpacing(QFont.SpacingType.PercentageSpacing, 106)
-        label.setFont(font)
-        label.setStyleSheet("color: palette(placeholder-text);")
-        if self._info_layout.count():
-            self._info_layout.addSpacing(10)
-        self._info_layout.addWidget(label)
-
-    def _form(self) -> QFormLayout:
-        form = QFormLayout()
-        form.setContentsMargins(0, 2, 0, 0)
-        form.setHorizontalSpacing(10)
-        form.setVerticalSpacing(5)
-        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
-        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.DontWrapRows)
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        self._info_layout.addLayout(form)
-        return form
-
-    def _form_label(self, text: str) -> QLabel:
-        label = QLabel(text)
-        label.setStyleSheet("color: palette(placeholder-text);")
-        # One label column width for every section, so the values line up down the panel.
-        label.setMinimumWidth(max(label.fontMetrics().horizontalAdvance(t) for t in _INFO_LABELS) + 2)
-        label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
-        return label
-
-    def _value_label(self) -> QLabel:
-        value = QLabel()
-        value.setWordWrap(True)
-        value.setTextFormat(Qt.TextFormat.PlainText)
-        value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        value.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        value.setMinimumWidth(60)
-        return value
-
-    def _info_row(self, form: QFormLayout, key: str, text: str) -> None:
-        value = self._value_label()
-        self._info_values[key] = value
-        form.addRow(self._form_label(text), value)
 
     def _fix_minimum_size(self) -> None:
         """Pin the minimum size, with room for both banners, so later changes stay inside the tab.
@@ -561,6 +490,10 @@ class SessionTab(QWidget):
             parts.append(html.escape(s.platform, quote=False))
         self.issue_label.setText(" · ".join(parts))
         self.people_label.setText(self._people_text())
+        # What a screen reader says on entering the tab: whose session it is.
+        self.setAccessibleName(f"Session with {s.customer_name}")
+        self.setAccessibleDescription(f"{title}: {issue or 'no issue given'}. {html.unescape(self.people_label.text()).replace('  ·  ', '. ')}")
+        self.input_edit.setAccessibleDescription(f"To {s.customer_name} and the reps in the session")
 
         self._show_note()
         self._show_info()
@@ -615,41 +548,7 @@ class SessionTab(QWidget):
         return None, 0.0
 
     def _show_info(self) -> None:
-        s = self._session
-        values: dict[str, str] = {key: str(getattr(s, key, "") or "") for key in self._info_values}
-        values["priority"] = s.priority.label
-        values["origin"] = s.origin.label
-        values["created_at"] = clock_time(s.created_at) if s.created_at else ""
-        for key, label in self._info_values.items():
-            self._set_value(label, values[key])
-        if not self.external_key_edit.hasFocus():
-            self.external_key_edit.setText(s.external_key)
-
-        fields: dict[str, str] = dict(s.custom_fields)
-        if fields == self._custom_shown:
-            return
-        self._custom_shown = fields
-        while self._custom_form.rowCount():
-            self._custom_form.removeRow(0)
-        if not fields:
-            none = self._value_label()
-            self._set_value(none, "")
-            none.setText("None")
-            self._custom_form.addRow(none)
-        for key in sorted(fields, key=str.casefold):
-            value = self._value_label()
-            self._set_value(value, str(fields[key]))
-            label = self._form_label(key[:1].upper() + key[1:])
-            self._custom_form.addRow(label, value)
-
-    @staticmethod
-    def _set_value(label: QLabel, text: str) -> None:
-        if text:
-            label.setText(text)
-            label.setStyleSheet("")
-        else:
-            label.setText("—")
-            label.setStyleSheet("color: palette(placeholder-text);")
+        self.info_panel.show_session(self._session)
 
     def _may_act(self) -> bool:
         return self.is_owner() and self._session.state is not SessionState.ENDED
