@@ -25,6 +25,7 @@ a customer's ``intake`` refuse unknown fields).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Annotated, Any, Final, TypeVar
@@ -397,13 +398,44 @@ class _Envelope(msgspec.Struct):
     id: Any = None
 
 
-_ID = msgspec.json.Decoder(RequestId)
-_rep_decoder = msgspec.json.Decoder(RepRequest)
-_customer_decoder = msgspec.json.Decoder(CustomerRequest)
-_rep_reply_decoder = msgspec.json.Decoder(RepReply)
-_customer_reply_decoder = msgspec.json.Decoder(CustomerReply)
-_recorder_decoder = msgspec.json.Decoder(RecorderRequest)
-_recorder_reply_decoder: msgspec.json.Decoder[RecorderReply | Error] = msgspec.json.Decoder(RecorderReply | Error)
+class _Decoders:
+    """The decoders, each built at its first frame.
+
+    Building one resolves the annotations of every Struct it can meet (about
+    5 ms in all); a console on the simulator never decodes a frame, so its
+    start does not pay for them.
+    """
+
+    @functools.cached_property
+    def request_id(self) -> msgspec.json.Decoder[RequestId]:
+        return msgspec.json.Decoder(RequestId)
+
+    @functools.cached_property
+    def rep(self) -> msgspec.json.Decoder[RepRequest]:
+        return msgspec.json.Decoder(RepRequest)
+
+    @functools.cached_property
+    def customer(self) -> msgspec.json.Decoder[CustomerRequest]:
+        return msgspec.json.Decoder(CustomerRequest)
+
+    @functools.cached_property
+    def recorder(self) -> msgspec.json.Decoder[RecorderRequest]:
+        return msgspec.json.Decoder(RecorderRequest)
+
+    @functools.cached_property
+    def rep_reply(self) -> msgspec.json.Decoder[RepReply]:
+        return msgspec.json.Decoder(RepReply)
+
+    @functools.cached_property
+    def customer_reply(self) -> msgspec.json.Decoder[CustomerReply]:
+        return msgspec.json.Decoder(CustomerReply)
+
+    @functools.cached_property
+    def recorder_reply(self) -> msgspec.json.Decoder[RecorderReply | Error]:
+        return msgspec.json.Decoder(RecorderReply | Error)
+
+
+_decoders = _Decoders()
 _REP_TYPES: Final = frozenset(t.__struct_config__.tag for t in (Login, Resume, Command, Logout))
 _CUSTOMER_TYPES: Final = frozenset(t.__struct_config__.tag for t in (Start, CustomerResume, Say, Leave))
 _RECORDER_TYPES: Final = frozenset(t.__struct_config__.tag for t in (Attach, Record, PageInfo, StopSharing))
@@ -413,32 +445,32 @@ _M = TypeVar("_M")
 
 def parse_rep(frame: str | bytes) -> RepRequest:
     """One frame from a console.  Raises ProtocolError."""
-    return _parse(frame, _rep_decoder, _REP_TYPES)
+    return _parse(frame, _decoders.rep, _REP_TYPES)
 
 
 def parse_customer(frame: str | bytes) -> CustomerRequest:
     """One frame from a customer page.  Raises ProtocolError."""
-    return _parse(frame, _customer_decoder, _CUSTOMER_TYPES)
+    return _parse(frame, _decoders.customer, _CUSTOMER_TYPES)
 
 
 def parse_recorder(frame: str | bytes) -> RecorderRequest:
     """One frame from a customer page's recorder (``/cobrowse``).  Raises ProtocolError."""
-    return _parse(frame, _recorder_decoder, _RECORDER_TYPES)
+    return _parse(frame, _decoders.recorder, _RECORDER_TYPES)
 
 
 def parse_recorder_reply(frame: str | bytes) -> RecorderReply | Error:
     """One frame from the server to a recorder (test clients, tools).  Raises ProtocolError."""
-    return _parse_reply(frame, _recorder_reply_decoder)
+    return _parse_reply(frame, _decoders.recorder_reply)
 
 
 def parse_rep_reply(frame: str | bytes) -> RepReply:
     """One frame from the server to a console.  Raises ProtocolError (the server is at fault)."""
-    return _parse_reply(frame, _rep_reply_decoder)
+    return _parse_reply(frame, _decoders.rep_reply)
 
 
 def parse_customer_reply(frame: str | bytes) -> CustomerReply:
     """One frame from the server to a customer page (test clients, tools).  Raises ProtocolError."""
-    return _parse_reply(frame, _customer_reply_decoder)
+    return _parse_reply(frame, _decoders.customer_reply)
 
 
 def _parse(frame: str | bytes, decoder: msgspec.json.Decoder[_M], types: frozenset[Any]) -> _M:
@@ -497,7 +529,7 @@ def _refusal(frame: str, exc: msgspec.ValidationError, types: frozenset[Any]) ->
     except msgspec.ValidationError:
         return ProtocolError(ErrorReason.BAD_MESSAGE, "a message is a JSON object")
     try:
-        rid: Any = _ID.decode(encode(envelope.id))
+        rid: Any = _decoders.request_id.decode(encode(envelope.id))
     except msgspec.ValidationError:
         rid = None
     if rid is None:

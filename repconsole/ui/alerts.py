@@ -22,10 +22,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QPalette
-from PySide6.QtMultimedia import QSoundEffect
 from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
 from repconsole.core.state import Arrival, Changes, ConsoleState, RowKind
@@ -34,6 +34,9 @@ from repconsole.protocol import StepKind
 from repconsole.resources import ALERT_SOUND, resource
 from repconsole.settings import Settings
 from repconsole.ui.announce import Announcer
+
+if TYPE_CHECKING:
+    from PySide6.QtMultimedia import QSoundEffect
 
 __all__ = ["SOUNDS", "Alert", "AlertBanner", "AlertSounds", "Alerter", "alerts_for"]
 
@@ -68,7 +71,7 @@ class AlertSounds(QObject):
         effects: the loaded effects by sound name (tests assert on them).
     """
 
-    def __init__(self, parent: QObject | None = None, *, factory: Callable[[QObject], QSoundEffect] = QSoundEffect) -> None:
+    def __init__(self, parent: QObject | None = None, *, factory: Callable[[QObject], QSoundEffect] | None = None) -> None:
         super().__init__(parent)
         self._factory = factory
         self.effects: dict[str, QSoundEffect] = {}
@@ -80,6 +83,11 @@ class AlertSounds(QObject):
             path = sound_path(name)
             if path is None:
                 return None
+            if self._factory is None:
+                # QtMultimedia loads at the first sound, not at start: the queue fills without it.
+                from PySide6.QtMultimedia import QSoundEffect
+
+                self._factory = QSoundEffect
             effect = self._factory(self)
             effect.setSource(QUrl.fromLocalFile(str(path)))
             effect.setVolume(0.8)

@@ -15,7 +15,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QCloseEvent, QDesktopServices
@@ -40,7 +40,6 @@ from repconsole.core.state import Changes, ConsoleState, GapError, Row, RowKind
 from repconsole.protocol import GoneReason, KeyView, RepStatus, SessionGoneData, SessionView
 from repconsole.settings import Settings
 from repconsole.ui import loading, theme, workspace
-from repconsole.ui.about import AboutDialog
 from repconsole.ui.alerts import AlertBanner, Alerter, alerts_for
 from repconsole.ui.announce import Announcer, Kind
 from repconsole.ui.closereason import close_reason
@@ -48,7 +47,6 @@ from repconsole.ui.details import DetailsPane
 from repconsole.ui.focusorder import chain, labelled
 from repconsole.ui.keydialog import KeyRequestDialog, SessionKeyDialog
 from repconsole.ui.menus import build_menus
-from repconsole.ui.prefsdialog import PreferencesDialog
 from repconsole.ui.queuelist import QueueList, queue_entries
 from repconsole.ui.queuemodel import QueueTableModel
 from repconsole.ui.queuetable import QueueTableView
@@ -56,11 +54,13 @@ from repconsole.ui.quitdialog import QuitGuard
 from repconsole.ui.resources import app_icon
 from repconsole.ui.search import search_rows
 from repconsole.ui.searchfield import SearchField
-from repconsole.ui.sessiontab import SessionTab
 from repconsole.ui.statusline import ElidedLabel, fit_message, window_title
-from repconsole.ui.teamchat import TeamChatDialog
 from repconsole.ui.tray import ConsoleTray
 
+if TYPE_CHECKING:  # these load when first opened: the queue fills without them
+    from repconsole.ui.prefsdialog import PreferencesDialog
+    from repconsole.ui.sessiontab import SessionTab
+    from repconsole.ui.teamchat import TeamChatDialog
 __all__ = ["MainWindow"]
 
 log = logging.getLogger(__name__)
@@ -112,9 +112,8 @@ class MainWindow(QMainWindow):
         theme.follow(lambda: self.settings.preferences.appearance.theme)  # light or dark, before any widget
         self.setWindowIcon(app_icon())
         self.resize(1280, 780)
-        # A fixed minimum: showing the details pane or a banner must not
-        # change the window's size hints (which would also make Qt's
-        # offscreen platform warn in tests).
+        # A fixed minimum: showing the details pane or a banner must not change the
+        # window's size hints (which would also make Qt's offscreen platform warn in tests).
         self.setMinimumSize(900, 480)
         self._build()
         self._build_actions()
@@ -508,6 +507,7 @@ class MainWindow(QMainWindow):
     def open_team_chat(self, team: str) -> TeamChatDialog:
         dialog = self.team_chats.get(team)
         if dialog is None:
+            from repconsole.ui.teamchat import TeamChatDialog
             dialog = TeamChatDialog(team, self.state, self, enter_sends=lambda: self.settings.preferences.chat.enter_sends)
             dialog.view.sendRequested.connect(lambda text, t=team: self._spawn("team chat", self.backend.team_say(t, text)))
             dialog.view.readUpTo.connect(lambda n, t=team: self._on_team_chat_readUpTo(t, n))
@@ -640,6 +640,7 @@ class MainWindow(QMainWindow):
             # yet: a command's result (accept, join) arrives before its event.
             current = self.state.sessions.get(sid)
             shown = current if current is not None and current.involves(self.state.rep_id) else session
+            from repconsole.ui.sessiontab import SessionTab
             tab = SessionTab(shown, self.state, clock=self.backend.server_time, settings=self.settings)
             tab.set_outage(self.stale_label.text() or None)  # opened during an outage: it shows at once
             tab.sendRequested.connect(
@@ -715,8 +716,7 @@ class MainWindow(QMainWindow):
             raise CommandError(Reason.INVALID, "No web browser could open the customer's page.")
 
     def cycle_tab(self, step: int) -> None:
-        count = self.tabs.count()
-        if count:
+        if count := self.tabs.count():
             self.tabs.setCurrentIndex((self.tabs.currentIndex() + step) % count)
 
     def go_to_tab(self, n: int) -> None:
@@ -742,6 +742,7 @@ class MainWindow(QMainWindow):
         self.key_dialog.open()
 
     def open_about(self) -> None:
+        from repconsole.ui.about import AboutDialog
         AboutDialog(self, settings_path=self.settings.path).open()
 
     def _on_banner_showRequested(self) -> None:
@@ -751,6 +752,7 @@ class MainWindow(QMainWindow):
         self.alerter.acknowledge(queue)
 
     def open_preferences(self) -> PreferencesDialog:
+        from repconsole.ui.prefsdialog import PreferencesDialog
         dialog = PreferencesDialog(self.settings, [(t, self.state.queue_name(f"team:{t}")) for t in self.state.my_teams], self)
         dialog.saveFailed.connect(lambda text: self._show_notice(text, error=True))
         dialog.open()
@@ -773,9 +775,7 @@ class MainWindow(QMainWindow):
 
     def _on_task_done(self, what: str, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if task.cancelled():
-            return
-        exc = task.exception()
+        exc = None if task.cancelled() else task.exception()
         if exc is None:
             return
         if isinstance(exc, CommandError):
