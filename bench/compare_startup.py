@@ -10,7 +10,7 @@ and the working directory point at it; the interpreter and its packages are
 this one's), offscreen, on fresh settings, and times from ``Popen`` to the
 line ``window shown`` that every version of the console prints when the
 queue table painted its first snapshot.  One untimed launch of each first
-warms the disk cache.
+warms the disk cache; every checkout is byte-compiled first.
 
 Printed per population: the median (min-max) for each checkout, and each
 checkout's median as a ratio of the first's.
@@ -70,6 +70,11 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"{checkout} is not a repconsole checkout")
     populations = [int(p) for p in args.populations.split(",")]
     times: dict[tuple[Path, int], list[float]] = {(c, p): [] for c in checkouts for p in populations}
+    for checkout in checkouts:
+        # Byte-compile every checkout first: with PYTHONDONTWRITEBYTECODE set
+        # (as in some shells and CI images), a checkout without .pyc files
+        # would compile its modules again at every launch.
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(checkout / "repconsole")], check=True, stdout=subprocess.DEVNULL)
     with tempfile.TemporaryDirectory(prefix="repconsole-compare-") as scratch:
         for checkout in checkouts:
             launch(checkout, populations[0], scratch)
@@ -83,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
         reference = statistics.median(times[checkouts[0], p])
         for checkout in checkouts:
             values = times[checkout, p]
-            print(f"{p:>7,} waiting  {str(checkout):<{width}}  {_ms(values)}  = {statistics.median(values) / reference:.2f}x the first")
+            print(f"{p:>7,} waiting  {checkout!s:<{width}}  {_ms(values)}  = {statistics.median(values) / reference:.2f}x the first")
 
 
 if __name__ == "__main__":
