@@ -21,6 +21,7 @@ from test_console import Console, first_waiting, open_console
 from repconsole.backend.world import ME
 from repconsole.core.clock import ManualClock
 from repconsole.preferences import AlertEvent, TeamAlerts
+from repconsole.ui.queuetable import QueueTableView
 
 T = 1_800_000_000.0
 PERSONAL = f"rep:{ME}"
@@ -233,6 +234,66 @@ def test_table_rows_have_names_blank_cells_read_none_and_the_sort_is_described(c
     assert w.table.accessibleDescription() == "sorted by Priority, descending"
     w.menu_actions["&Reverse order"].trigger()
     assert w.table.accessibleDescription() == "sorted by Priority, ascending"
+
+
+def column_names(table: QueueTableView) -> list[str]:
+    """The table's columns as its accessibility reads them: its column header cells, in order.
+
+    (PySide has no binding of the table interface: the cells are read as the
+    table's children, the corner first, then a row of column headers, then
+    each row: its header, then its cells.)
+    """
+    iface = fresh_interface(table)
+    names = []
+    while (child := iface.child(len(names) + 1)) is not None and child.role() == QAccessible.Role.ColumnHeader:
+        names.append(child.text(QAccessible.Text.Name))
+    assert iface.childCount() == (table.model().rowCount() + 1) * (len(names) + 1)
+    return names
+
+
+def fresh_interface(widget: QWidget) -> QAccessibleInterface:
+    """``widget``'s accessibility object made anew, as a screen reader meets it.
+
+    Under pytest accessibility is not active, so Qt does not keep the
+    children a table's object has handed out up to date through column
+    changes (``test_atspi`` checks that part, with it active).
+    """
+    QAccessible.deleteAccessibleInterface(QAccessible.uniqueId(QAccessible.queryAccessibleInterface(widget)))
+    return QAccessible.queryAccessibleInterface(widget)
+
+
+def first_row(table: QueueTableView) -> list[str]:
+    """The names of the first row's cells, as its accessibility reads them."""
+    iface = fresh_interface(table)
+    columns = len(column_names(table))
+    cells = [iface.child(columns + 2 + c) for c in range(columns)]
+    assert [(cell.tableCellInterface().rowIndex(), cell.tableCellInterface().columnIndex()) for cell in cells] == [(0, c) for c in range(columns)]
+    return [cell.text(QAccessible.Text.Name) for cell in cells]
+
+
+def test_the_table_exposes_only_the_columns_shown_in_the_order_shown(console: Console) -> None:
+    w = console.window
+    console.show_queue("team:network")
+    shown = ["Customer", "Company", "Issue", "Category", "Waiting", "Time left", "Priority", "Origin", "Status", "Owner"]
+    assert column_names(w.table) == shown
+    header = w.table.horizontalHeader()
+    header.moveSection(header.visualIndex(w.model.column_index("priority")), 0)  # as the rep drags it
+    w.table.set_column_visible("origin", False)
+    w.table.set_column_visible("platform", True)
+    arranged = ["Priority", "Customer", "Company", "Issue", "Category", "Waiting", "Time left", "Status", "Owner", "Platform"]
+    assert column_names(w.table) == arranged
+    # The cells read in that order too: the first row's are its values under those headers.
+    first = w.model.row_at(0).session
+    cells = first_row(w.table)
+    assert cells[1] == first.title and cells[-1] == (first.platform or "none") and "" not in cells
+    # The Queue column comes while searching, right after the first column, and goes after.
+    w.search.setText("a")
+    console.qtbot.waitUntil(lambda: w.queue_title.text().startswith("Search:"), timeout=timeout(2))
+    assert column_names(w.table) == [arranged[0], "Queue", *arranged[1:]]
+    w.search.clear()
+    console.qtbot.waitUntil(lambda: not w.queue_title.text().startswith("Search:"), timeout=timeout(2))
+    assert column_names(w.table) == arranged
+    w.grab().save("/tmp/a12g-queues-arranged.png")
 
 
 # ---------------------------------------------------------------- keyboard

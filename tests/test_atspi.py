@@ -34,6 +34,9 @@ CONTROLS = {
     "push button", "check box", "radio button", "combo box", "text", "entry", "spin button", "list", "table", "page tab list", "toggle button", "slider",
 }  # fmt: skip
 INTERACTIVE = CONTROLS | {"list item", "table cell", "page tab", "menu item", "menu", "table column header"}
+# The columns the table shows by default, and as the console's "arrange" command leaves them.
+SHOWN = ["Customer", "Company", "Issue", "Category", "Waiting", "Time left", "Priority", "Origin", "Status", "Owner"]
+ARRANGED = ["Priority", "Customer", "Company", "Issue", "Category", "Waiting", "Time left", "Status", "Owner", "Platform"]
 
 
 def _missing() -> str | None:
@@ -95,6 +98,20 @@ def test_one_object_has_the_focus(found: dict[str, Any]) -> None:
         # An item view and its current item are one focus: the item is where the reader is.
         inner = [o for o in real if not any(p["path"] == o["parent"] for p in real)]
         assert len(inner) == 1, f"{view}: {[(o['role'], o['name']) for o in focused]}"
+
+
+def test_the_table_exposes_the_columns_shown_in_the_order_shown(found: dict[str, Any]) -> None:
+    # Hidden columns are not there at all; the rep's order is the order a screen reader reads.
+    table = found["table"]
+    assert table["columns"] == len(SHOWN) and table["column_names"] == table["column_headers"] == SHOWN
+    headers = [o["name"] for o in found["queues_tree"] if o["role"] == "table column header"]
+    assert headers == SHOWN
+    arranged = found["table_arranged"]
+    assert arranged["column_names"] == arranged["column_headers"] == ARRANGED
+    assert len(arranged["first_row"]) == len(ARRANGED) and "" not in arranged["first_row"]
+    # The Queue column is there while searching, after the first column, and only then.
+    assert found["table_searching"]["column_names"] == [ARRANGED[0], "Queue", *ARRANGED[1:]]
+    assert found["table_unsearched"]["column_names"] == ARRANGED
 
 
 def test_queue_list_items_read_their_state(found: dict[str, Any]) -> None:
