@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QPushButton,
-    QSplitter,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -40,6 +39,7 @@ from repconsole.core.state import Changes, ConsoleState, GapError, Row, RowKind
 from repconsole.protocol import GoneReason, KeyView, RepStatus, SessionGoneData, SessionView
 from repconsole.settings import Settings
 from repconsole.ui import loading, theme, workspace
+from repconsole.ui.accessible import Splitter
 from repconsole.ui.alerts import AlertBanner, Alerter, alerts_for
 from repconsole.ui.announce import Announcer, Kind
 from repconsole.ui.closereason import close_reason
@@ -189,7 +189,7 @@ class MainWindow(QMainWindow):
         self.details = DetailsPane(self.state)
         self.details.hide()
 
-        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter = Splitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.queue_list)
         self.splitter.addWidget(center)
         self.splitter.addWidget(self.details)
