@@ -42,6 +42,7 @@ from PySide6.QtCore import QAbstractItemModel, QEvent, QItemSelection, QItemSele
 from PySide6.QtGui import QAccessible, QAccessibleAnnouncementEvent, QKeyEvent, QMouseEvent
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTableView, QWidget
 
+from repconsole.ui.accessible import CurrentWhileFocused
 from repconsole.ui.columnlayout import MAX_COLUMN_WIDTH, MIN_COLUMN_WIDTH, ColumnLayout
 from repconsole.ui.columns import DEFAULT_SORT_DESCENDING, DEFAULT_SORT_KEY
 from repconsole.ui.queuemodel import QueueTableModel
@@ -102,6 +103,9 @@ class QueueTableView(QTableView):
         self._layout = ColumnLayout(())
         # True while the view changes columns, sizes or the sort indicator itself (not the rep).
         self._arranging = False
+        # The current row is there only while the table has the focus (a screen reader would
+        # hear it as focused): the view reads its selection, never its current index.
+        self._current_while_focused = CurrentWhileFocused(self)
         self._restoring_selection = False
         self._reselect: str | None = None
         self._closed_by_press: str | None = None
@@ -177,6 +181,7 @@ class QueueTableView(QTableView):
         model.rowsInserted.connect(self._keep_anchor)
         model.rowsMoved.connect(self._keep_anchor)
         self.selectionModel().selectionChanged.connect(self._on_selection_selectionChanged)
+        self._current_while_focused.follow(self.selectionModel())
         self.reset_layout()
 
     # ------------------------------------------------------------ selection
