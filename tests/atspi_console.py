@@ -7,6 +7,9 @@ it and reads the accessibility tree while telling it what to do:
 * ``accept``: the rep accepts the first customer waiting in Networking;
 * ``say``: that customer writes a chat line;
 * ``queues`` / ``session``: show the Queues tab / the session tab, focus its first control;
+* ``table``: select the first customer in Networking and focus the queue table;
+* ``arrange``: drag the Priority column to the front, hide Origin, show Platform;
+* ``search`` / ``unsearch``: type "a" in the search field (focused) / clear it;
 * ``quit``.
 
 Each command answers ``ok <command>`` on stdout once the window shows it.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import qasync
@@ -55,10 +59,17 @@ def main() -> None:
     window.activateWindow()
     session: list[str] = []
 
-    def answer(command: str) -> None:
+    def answer(command: str, ready: Callable[[], bool] = lambda: True) -> None:
         backend.flush()
-        # Answer after the window applied the batch (it arrives through the loop).
-        QTimer.singleShot(300, lambda: print(f"ok {command}", flush=True))
+
+        # Answer after the window applied the batch (it arrives through the loop), and is ready.
+        def check() -> None:
+            if ready():
+                print(f"ok {command}", flush=True)
+            else:
+                QTimer.singleShot(100, check)
+
+        QTimer.singleShot(300, check)
 
     def run(command: str) -> None:
         engine = backend.engine
@@ -77,6 +88,25 @@ def main() -> None:
             window.queue_list.setFocus(Qt.FocusReason.TabFocusReason)
         elif command == "session":
             window.tabs.setCurrentWidget(window.session_tabs[session[-1]])
+        elif command == "table":
+            window.tabs.setCurrentIndex(0)
+            window.queue_list.select("team:network")
+            window.table.select_row_id(window.model.row_ids()[0])
+            window.table.setFocus(Qt.FocusReason.TabFocusReason)
+        elif command == "arrange":
+            header = window.table.horizontalHeader()
+            header.moveSection(header.visualIndex(window.model.column_index("priority")), 0)  # as the rep drags it
+            window.table.set_column_visible("origin", False)
+            window.table.set_column_visible("platform", True)
+        elif command == "search":
+            window.search.setFocus(Qt.FocusReason.TabFocusReason)
+            window.search.setText("a")
+            answer(command, lambda: window.queue_title.text().startswith("Search:"))
+            return
+        elif command == "unsearch":
+            window.search.clear()
+            answer(command, lambda: not window.queue_title.text().startswith("Search:"))
+            return
         elif command == "quit":
             print("ok quit", flush=True)
             window.quit_guard.close_now()

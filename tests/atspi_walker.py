@@ -162,6 +162,8 @@ def table_facts(app) -> dict:  # type: ignore[no-untyped-def]
         "row_description": t.getRowDescription(0), "row_header": header.name if header is not None else None,
         "cell": cell.name if cell is not None else None, "cell_description": cell.description if cell is not None else None,
         "column_names": [t.getColumnDescription(c) for c in range(t.nColumns)],
+        "column_headers": [h.name if (h := t.getColumnHeader(c)) is not None else None for c in range(t.nColumns)],
+        "first_row": [c.name if (c := t.getAccessibleAt(0, n)) is not None else None for n in range(t.nColumns)],
     }  # fmt: skip
 
 
@@ -204,6 +206,15 @@ def main() -> None:
         result["queues_tree"] = snapshot(app)
         result["table"] = table_facts(app)
         result["queues_cycle"] = tab_cycle()
+        command(proc, "table")
+        result["table_focus_tree"] = snapshot(app)
+        command(proc, "arrange")
+        result["table_arranged"] = table_facts(app)
+        command(proc, "search")
+        result["search_focus_tree"] = snapshot(app)
+        result["table_searching"] = table_facts(app)
+        command(proc, "unsearch")
+        result["table_unsearched"] = table_facts(app)
         mark = len(events)
         command(proc, "arrive")
         pump(0.5)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import timeout
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QAccessible, QAccessibleInterface
 from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QLabel, QMenu, QMenuBar, QSplitterHandle, QWidget
 from test_console import Console, first_waiting, open_console
@@ -21,6 +21,7 @@ from test_console import Console, first_waiting, open_console
 from repconsole.backend.world import ME
 from repconsole.core.clock import ManualClock
 from repconsole.preferences import AlertEvent, TeamAlerts
+from repconsole.ui.queuetable import QueueTableView
 
 T = 1_800_000_000.0
 PERSONAL = f"rep:{ME}"
@@ -235,6 +236,66 @@ def test_table_rows_have_names_blank_cells_read_none_and_the_sort_is_described(c
     assert w.table.accessibleDescription() == "sorted by Priority, ascending"
 
 
+def column_names(table: QueueTableView) -> list[str]:
+    """The table's columns as its accessibility reads them: its column header cells, in order.
+
+    (PySide has no binding of the table interface: the cells are read as the
+    table's children, the corner first, then a row of column headers, then
+    each row: its header, then its cells.)
+    """
+    iface = fresh_interface(table)
+    names = []
+    while (child := iface.child(len(names) + 1)) is not None and child.role() == QAccessible.Role.ColumnHeader:
+        names.append(child.text(QAccessible.Text.Name))
+    assert iface.childCount() == (table.model().rowCount() + 1) * (len(names) + 1)
+    return names
+
+
+def fresh_interface(widget: QWidget) -> QAccessibleInterface:
+    """``widget``'s accessibility object made anew, as a screen reader meets it.
+
+    Under pytest accessibility is not active, so Qt does not keep the
+    children a table's object has handed out up to date through column
+    changes (``test_atspi`` checks that part, with it active).
+    """
+    QAccessible.deleteAccessibleInterface(QAccessible.uniqueId(QAccessible.queryAccessibleInterface(widget)))
+    return QAccessible.queryAccessibleInterface(widget)
+
+
+def first_row(table: QueueTableView) -> list[str]:
+    """The names of the first row's cells, as its accessibility reads them."""
+    iface = fresh_interface(table)
+    columns = len(column_names(table))
+    cells = [iface.child(columns + 2 + c) for c in range(columns)]
+    assert [(cell.tableCellInterface().rowIndex(), cell.tableCellInterface().columnIndex()) for cell in cells] == [(0, c) for c in range(columns)]
+    return [cell.text(QAccessible.Text.Name) for cell in cells]
+
+
+def test_the_table_exposes_only_the_columns_shown_in_the_order_shown(console: Console) -> None:
+    w = console.window
+    console.show_queue("team:network")
+    shown = ["Customer", "Company", "Issue", "Category", "Waiting", "Time left", "Priority", "Origin", "Status", "Owner"]
+    assert column_names(w.table) == shown
+    header = w.table.horizontalHeader()
+    header.moveSection(header.visualIndex(w.model.column_index("priority")), 0)  # as the rep drags it
+    w.table.set_column_visible("origin", False)
+    w.table.set_column_visible("platform", True)
+    arranged = ["Priority", "Customer", "Company", "Issue", "Category", "Waiting", "Time left", "Status", "Owner", "Platform"]
+    assert column_names(w.table) == arranged
+    # The cells read in that order too: the first row's are its values under those headers.
+    first = w.model.row_at(0).session
+    cells = first_row(w.table)
+    assert cells[1] == first.title and cells[-1] == (first.platform or "none") and "" not in cells
+    # The Queue column comes while searching, right after the first column, and goes after.
+    w.search.setText("a")
+    console.qtbot.waitUntil(lambda: w.queue_title.text().startswith("Search:"), timeout=timeout(2))
+    assert column_names(w.table) == [arranged[0], "Queue", *arranged[1:]]
+    w.search.clear()
+    console.qtbot.waitUntil(lambda: not w.queue_title.text().startswith("Search:"), timeout=timeout(2))
+    assert column_names(w.table) == arranged
+    w.grab().save("/tmp/a12g-queues-arranged.png")
+
+
 # ---------------------------------------------------------------- keyboard
 
 
@@ -323,33 +384,111 @@ def test_the_status_combo_the_external_key_and_every_info_value_are_linked_to_th
     assert blank and all(text.endswith(": none") for text in blank)
 
 
-def test_no_control_has_a_role_the_at_spi_bridge_calls_unknown(console: Console) -> None:
-    # Qt's Grip role has no AT-SPI word: the status bar's size grip is gone; splitter handles
-    # (mouse-only, never focused) keep it, as a Python accessibility factory would crash QtWebEngine.
-    def unknown(iface) -> Iterator[QAccessibleInterface]:  # type: ignore[no-untyped-def]
-        if iface.role() == QAccessible.Role.Grip:
-            yield iface
-        for i in range(iface.childCount()):
+def accessible_tree(window: QWidget) -> Iterator[QAccessibleInterface]:
+    """Every object of ``window``'s accessibility tree that is on screen (items of views: the first 400)."""
+
+    def walk(iface: QAccessibleInterface) -> Iterator[QAccessibleInterface]:
+        if iface.state().invisible:
+            return
+        yield iface
+        for i in range(min(iface.childCount(), 400)):
             child = iface.child(i)
-            if child is not None and child.role() not in (QAccessible.Role.Table, QAccessible.Role.List):
-                yield from unknown(child)
+            if child is not None:
+                yield from walk(child)
 
-    grips = list(unknown(QAccessible.queryAccessibleInterface(console.window)))
-    assert grips and all(isinstance(g.object(), QSplitterHandle) and not g.state().focusable for g in grips)
-    assert not console.window.statusBar().isSizeGripEnabled()
+    yield from walk(QAccessible.queryAccessibleInterface(window))
 
 
-def test_the_chat_input_box_does_not_claim_the_focus_beside_its_text_field(console: Console) -> None:
+def test_no_control_has_a_role_the_at_spi_bridge_calls_unknown_and_the_panes_still_resize(console: Console) -> None:
+    # Qt's Grip role has no AT-SPI word ("unknown"): the status bar's size grip is off, and
+    # the splitter handles (mouse-only) are left out of the tree like QMainWindow's separators.
     w = console.window
-    w.activateWindow()
-    w.search.setFocus()
     sid = first_waiting(console, "team:network")
     w.accept_row(sid)
     tab = console.wait_tab(sid)
+    for page in (w.tabs.widget(0), tab):
+        w.tabs.setCurrentWidget(page)
+        QApplication.processEvents()
+        tree = list(accessible_tree(w))
+        assert len(tree) > 30
+        assert [iface.object() for iface in tree if iface.role() == QAccessible.Role.Grip] == []
+        assert not any(isinstance(iface.object(), QSplitterHandle) for iface in tree)
+    assert not w.statusBar().isSizeGripEnabled()
+    assert tab.splitter.handle(1).isVisible()
+    w.tabs.setCurrentIndex(0)
+    before = w.splitter.sizes()
+    drag_handle(console, w.splitter.handle(1), 60)
+    after = w.splitter.sizes()
+    assert after[0] == before[0] + 60 and sum(after) == sum(before)
+
+
+def drag_handle(c: Console, handle: QSplitterHandle, dx: int) -> None:
+    """The rep drags a splitter handle ``dx`` pixels with the mouse."""
+    assert handle.isVisible() and handle.width() > 0
+    middle = handle.rect().center()
+    c.qtbot.mousePress(handle, Qt.MouseButton.LeftButton, pos=middle)
+    c.qtbot.mouseMove(handle, middle + QPoint(dx, 0))
+    c.qtbot.mouseRelease(handle, Qt.MouseButton.LeftButton, pos=middle + QPoint(dx, 0))
+
+
+def test_the_pane_sizes_the_rep_dragged_survive_a_restart(qtbot, aloop, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    c = open_console(qtbot, tmp_path / "s")
+    before = c.window.splitter.sizes()
+    drag_handle(c, c.window.splitter.handle(1), 50)
+    sizes = c.window.splitter.sizes()
+    assert sizes[0] == before[0] + 50
+    c.close()
+    c2 = open_console(qtbot, tmp_path / "s")
+    assert c2.window.splitter.sizes() == sizes
+    c2.close()
+
+
+def focus_claims(window: QWidget) -> list[tuple[QAccessible.Role, str]]:
+    """Whatever claims the focus in ``window``'s accessibility tree besides the focus widget.
+
+    An item of a focused view or tab bar (an object of its own, with no
+    widget) is where the reader is in it: it is the focus, not a second one.
+    Left out: the current page tab, which Qt marks focused whatever has the
+    focus (``QAccessibleTabButton::state``; no widget setting changes it).
+    """
+    focus = QApplication.focusWidget()
+    claims = []
+    for iface in accessible_tree(window):
+        if not iface.state().focused or iface.object() is focus:
+            continue
+        if iface.role() == QAccessible.Role.PageTab and iface.state().selected:
+            continue
+        parent = iface.parent()
+        if iface.object() is None and parent is not None and parent.object() is focus:
+            continue
+        claims.append((iface.role(), iface.text(QAccessible.Text.Name)))
+    return claims
+
+
+def focus_on(c: Console, widget: QWidget) -> None:
+    widget.setFocus()
+    c.qtbot.waitUntil(lambda: QApplication.focusWidget() is widget, timeout=timeout(2))
+
+
+def test_one_object_has_the_focus_wherever_it_is(console: Console) -> None:
+    w = console.window
+    w.activateWindow()
+    sid = first_waiting(console, "team:network")
+    w.table.select_row_id(sid)
+    for widget in (w.table, w.search, w.queue_list, w.accept_button, w.tabs.tabBar()):
+        focus_on(console, widget)
+        assert focus_claims(w) == [], widget
+    assert w.table.current_row_id() == sid and w.queue_list.current_key() == "team:network"
+    w.accept_row(sid)
+    tab = console.wait_tab(sid)
     console.qtbot.waitUntil(lambda: tab.input_edit.hasFocus(), timeout=timeout(2))
-    assert QAccessible.queryAccessibleInterface(tab.input_edit).state().focused
+    assert focus_claims(w) == []
+    for widget in (tab.chat_view, tab.info_panel, tab.external_key_edit):
+        focus_on(console, widget)
+        assert focus_claims(w) == [], widget
     assert not QAccessible.queryAccessibleInterface(tab.chat_input).state().focused
     assert not QAccessible.queryAccessibleInterface(tab).state().focused
+    w.grab().save("/tmp/a12g-session.png")
 
 
 # ---------------------------------------------------------------- 200 %

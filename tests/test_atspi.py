@@ -26,9 +26,9 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 SYSTEM_PYTHON = "/usr/bin/python3"
-# Qt's own quirks, each reported as a second "focused" object beside the real one:
-# the current page tab, and the viewport of a focused text box (its focus proxy is the box).
-QT_FOCUS_QUIRKS = {("page tab", "page tab list"), ("filler", "text")}
+# The columns the table shows by default, and as the console's "arrange" command leaves them.
+SHOWN = ["Customer", "Company", "Issue", "Category", "Waiting", "Time left", "Priority", "Origin", "Status", "Owner"]
+ARRANGED = ["Priority", "Customer", "Company", "Issue", "Category", "Waiting", "Time left", "Status", "Owner", "Platform"]
 # What Tab should reach: controls (containers, labels and the items inside views are not stops).
 CONTROLS = {
     "push button", "check box", "radio button", "combo box", "text", "entry", "spin button", "list", "table", "page tab list", "toggle button", "slider",
@@ -83,18 +83,44 @@ def test_no_interactive_control_is_unnamed_and_no_control_has_role_unknown(found
         unnamed = [(o["role"], o["parent_role"], o["parent_name"]) for o in tree if o["role"] in INTERACTIVE and not o["name"].strip()]
         assert unnamed == [], view
         assert [o for o in tree if o["focusable"] and not o["name"].strip() and o["role"] != "label"] == [], view
-        # Splitter handles are Qt's Grip, which AT-SPI calls "unknown": mouse-only, never focusable.
-        unknown = [o for o in tree if o["role"] in ("unknown", "invalid")]
-        assert [(o["parent_role"], o["parent_name"]) for o in unknown if o["focusable"] or o["parent_role"] != "split pane"] == [], view
+        # Splitter handles (Qt's Grip, AT-SPI's "unknown") are left out, like QMainWindow's separators.
+        assert [(o["role"], o["parent_role"], o["parent_name"]) for o in tree if o["role"] in ("unknown", "invalid")] == [], view
+
+
+def _focused(tree: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The objects that claim the focus; an item of a focused view or tab list is where the reader is in it, not a second focus.
+
+    Left out: the current page tab, which Qt marks focused whatever has the
+    focus (``QAccessibleTabButton::state``; no widget setting changes it).
+    """
+    focused = [o for o in tree if o["focused"]]
+    tabs = [o for o in focused if o["role"] == "page tab" and o["parent_role"] == "page tab list"]
+    assert len(tabs) <= 1, tabs  # the current one, at most
+    return [(o["role"], o["name"]) for o in focused if o not in tabs and not (o["inside"] and any(p["path"] == o["parent"] for p in focused))]
 
 
 def test_one_object_has_the_focus(found: dict[str, Any]) -> None:
-    for view, tree, _ in _views(found):
-        focused = [o for o in tree if o["focused"]]
-        real = [o for o in focused if (o["role"], o["parent_role"]) not in QT_FOCUS_QUIRKS]
-        # An item view and its current item are one focus: the item is where the reader is.
-        inner = [o for o in real if not any(p["path"] == o["parent"] for p in real)]
-        assert len(inner) == 1, f"{view}: {[(o['role'], o['name']) for o in focused]}"
+    assert _focused(found["queues_tree"]) == [("list", "Queues")]
+    assert _focused(found["table_focus_tree"]) == [("table", "Queue")]
+    assert _focused(found["search_focus_tree"]) == [("text", "Search active sessions")]
+    assert _focused(found["session_tree"]) == [("text", "Chat message")]
+    # The focused table's current item is its first row's first cell.
+    table = next(o for o in found["table_focus_tree"] if o["role"] == "table")
+    assert [o["role"] for o in found["table_focus_tree"] if o["focused"] and o["parent"] == table["path"]] == ["table cell"]
+
+
+def test_the_table_exposes_the_columns_shown_in_the_order_shown(found: dict[str, Any]) -> None:
+    # Hidden columns are not there at all; the rep's order is the order a screen reader reads.
+    table = found["table"]
+    assert table["columns"] == len(SHOWN) and table["column_names"] == table["column_headers"] == SHOWN
+    headers = [o["name"] for o in found["queues_tree"] if o["role"] == "table column header"]
+    assert headers == SHOWN
+    arranged = found["table_arranged"]
+    assert arranged["column_names"] == arranged["column_headers"] == ARRANGED
+    assert len(arranged["first_row"]) == len(ARRANGED) and "" not in arranged["first_row"]
+    # The Queue column is there while searching, after the first column, and only then.
+    assert found["table_searching"]["column_names"] == [ARRANGED[0], "Queue", *ARRANGED[1:]]
+    assert found["table_unsearched"]["column_names"] == ARRANGED
 
 
 def test_queue_list_items_read_their_state(found: dict[str, Any]) -> None:

@@ -110,7 +110,7 @@ def test_columns_are_declared_as_data() -> None:
 def test_qt_free_modules_do_not_import_qt() -> None:
     code = (
         "import sys\n"
-        "import repconsole.ui.columns, repconsole.ui.search, repconsole.settings\n"
+        "import repconsole.ui.columns, repconsole.ui.columnlayout, repconsole.ui.search, repconsole.settings\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6', 'qasync')]\n"
         "assert not bad, bad\n"
     )

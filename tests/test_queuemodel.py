@@ -105,6 +105,45 @@ def test_default_order_is_longest_wait_first(loaded: tuple[Site, Console, QueueT
     assert created == sorted(created)
 
 
+def test_the_model_exposes_only_the_columns_asked_for_in_their_order(qtmodeltester: Any, loaded: tuple[Site, Console, QueueTableModel]) -> None:
+    # What the table's accessibility reads is the model: the columns the rep hides are not there at all.
+    site, erin, model = loaded
+    assert model.columns == model.all_columns
+    for r in range(model.rowCount()):  # fill the cell cache: it is by model column
+        for c in range(model.columnCount()):
+            model.index(r, c).data()
+    rows = model.row_ids()
+    signals: list[str] = []
+    for name in ("columnsInserted", "columnsRemoved", "columnsMoved", "modelReset", "layoutChanged"):
+        getattr(model, name).connect(lambda *args, name=name: signals.append(name))
+    kept = QPersistentModelIndex(model.index(3, model.column_index("company")))
+    model.set_columns(["priority", "company", "nope", "customer", "priority"])
+    assert [c.key for c in model.columns] == ["priority", "company", "customer"] and model.columnCount() == 3
+    assert signals and set(signals) <= {"columnsInserted", "columnsRemoved", "columnsMoved"}
+    assert model.row_ids() == rows
+    assert (kept.row(), kept.column()) == (3, 1)
+    assert [model.headerData(c, Qt.Orientation.Horizontal) for c in range(3)] == ["Priority", "Company", "Customer"]
+    for r in range(model.rowCount()):
+        row = model.row_at(r)
+        assert [model.index(r, c).data() for c in (1, 2)] == [row.session.company, row.session.title]
+    # Sorted by a column not shown (Waiting); sorting by a shown one and back.
+    assert (model.sort_key(), model.sort_column()) == ("waited", -1)
+    model.sort(0, DESC)
+    assert (model.sort_key(), model.sort_column()) == ("priority", 0)
+    assert model.row_ids() == [r.id for r in sort_rows(erin.state.rows["team:net"].values(), model.column("priority"), True)]
+    assert model.sort_by_key("waited", DESC) and model.sort_column() == -1 and model.row_ids() == rows
+    assert not model.sort_by_key("nope")
+    qtmodeltester.check(model)
+    # Live columns are found where they are now.
+    model.set_columns(["waited", "customer", "in_queue", "time_left"])
+    seen: list[tuple[int, int]] = []
+    model.dataChanged.connect(lambda tl, br, roles: seen.append((tl.column(), br.column())))
+    model.tick(0, 3)
+    assert sorted(seen) == [(0, 0), (2, 3)]
+    with pytest.raises(ValueError, match="at least one column"):
+        model.set_columns(["nope"])
+
+
 @pytest.mark.parametrize("limit", [0, 6, 10**6], ids=["layout", "mixed", "precise"])
 def test_random_traffic_keeps_each_queue_sorted_like_the_state(
     qtmodeltester: Any, monkeypatch: pytest.MonkeyPatch, limit: int

@@ -257,11 +257,44 @@ def test_layout_round_trips_per_column_key(qtbot: QtBot, table: Table) -> None:
     assert other.view.save_layout() == saved
     h2 = other.view.horizontalHeader()
     m2 = other.model
-    assert [m2.columns[h2.logicalIndex(v)].key for v in range(h2.count())] == [c["key"] for c in saved["columns"]]
-    assert h2.isSectionHidden(m2.column_index("origin")) and not h2.isSectionHidden(m2.column_index("external_key"))
+    # The model shows the visible columns in the saved order; the header neither hides nor moves any.
+    assert [c.key for c in m2.columns] == [c["key"] for c in saved["columns"] if c["visible"]]
+    assert [h2.logicalIndex(v) for v in range(h2.count())] == list(range(m2.columnCount())) and h2.hiddenSectionCount() == 0
+    assert not other.view.is_column_visible("origin") and other.view.is_column_visible("external_key")
     assert h2.sectionSize(m2.column_index("company")) == 233
     assert m2.columns[m2.sort_column()].key == "customer" and m2.sort_order() == DESC
     assert h2.sortIndicatorOrder() == DESC
+
+
+def test_columns_come_go_and_move_in_the_model_keeping_rows_and_selection(table: Table) -> None:
+    view, model = table.view, table.model
+    header = view.horizontalHeader()
+    chosen = model.row_at(5).id
+    view.select_row_id(chosen)
+    rows = model.row_ids()
+    view.set_column_visible("platform", True)
+    view.set_column_visible("customer", False)
+    header.moveSection(3, 0)  # as the rep drags it
+    assert [c.key for c in model.columns][:2] == ["waited", "company"] and model.columns[-1].key == "platform"
+    assert header.hiddenSectionCount() == 0 and [header.logicalIndex(v) for v in range(header.count())] == list(range(model.columnCount()))
+    assert model.row_ids() == rows and view.current_row_id() == chosen
+    position = model.position_of(chosen)
+    assert all(view.selectionModel().isSelected(model.index(position, c)) for c in range(model.columnCount()))
+    assert [header.sectionSize(i) for i in range(header.count() - 1)] == [view.column_width(c.key) for c in model.columns[:-1]]
+
+
+def test_the_table_can_be_sorted_by_a_column_it_does_not_show(table: Table) -> None:
+    view, model = table.view, table.model
+    header = view.horizontalHeader()
+    view.sort_by("priority", descending=True)
+    order = model.row_ids()
+    view.set_column_visible("priority", False)
+    assert model.sort_key() == "priority" and model.row_ids() == order
+    assert header.sortIndicatorSection() == -1
+    assert view.accessibleDescription() == "sorted by Priority, descending"
+    assert view.save_layout()["sort"] == {"key": "priority", "order": "desc"}
+    view.set_column_visible("priority", True)
+    assert header.sortIndicatorSection() == model.column_index("priority") and header.sortIndicatorOrder() == DESC
 
 
 def test_stretched_last_column_keeps_its_own_width(table: Table) -> None:
@@ -295,7 +328,7 @@ def test_restore_survives_damaged_and_foreign_layouts(table: Table) -> None:
     saved = view.save_layout()
     keys = [c["key"] for c in saved["columns"]]
     assert keys[:4] == ["owner", "customer", "company", "status"]
-    assert sorted(keys) == sorted(c.key for c in model.columns)  # new columns appended with defaults
+    assert sorted(keys) == sorted(c.key for c in model.all_columns)  # new columns appended with defaults
     widths = {c["key"]: c["width"] for c in saved["columns"]}
     visible = {c["key"]: c["visible"] for c in saved["columns"]}
     assert widths["owner"] == MAX_COLUMN_WIDTH and widths["company"] == MIN_COLUMN_WIDTH
@@ -305,12 +338,12 @@ def test_restore_survives_damaged_and_foreign_layouts(table: Table) -> None:
     assert visible["details"] is False and visible["issue"] is True  # defaults for unmentioned columns
     assert saved["sort"] == {"key": "status", "order": "asc"}
     # A layout that hides everything falls back to the default visibility.
-    view.restore_layout({"columns": [{"key": c.key, "visible": False} for c in model.columns]})
-    assert header.count() - header.hiddenSectionCount() == sum(c.default_visible for c in model.columns)
+    view.restore_layout({"columns": [{"key": c.key, "visible": False} for c in model.all_columns]})
+    assert header.count() == model.columnCount() == sum(c.default_visible for c in model.all_columns)
 
 
 def defaults(table: Table) -> dict[str, Any]:
-    columns = [{"key": c.key, "visible": c.default_visible, "width": c.default_width} for c in table.model.columns]
+    columns = [{"key": c.key, "visible": c.default_visible, "width": c.default_width} for c in table.model.all_columns]
     return {"columns": columns, "sort": {"key": "waited", "order": "desc"}}
 
 
@@ -327,7 +360,7 @@ def test_column_menu_shows_and_hides_columns(table: Table) -> None:
     view, model = table.view, table.model
     menu = view.column_menu()
     actions = {a.data(): a for a in menu.actions() if a.isCheckable()}
-    assert list(actions) == [c.key for c in model.columns]
+    assert list(actions) == [c.key for c in model.all_columns]
     assert actions["customer"].isChecked() and not actions["platform"].isChecked()
     actions["platform"].setChecked(True)
     actions["customer"].setChecked(False)

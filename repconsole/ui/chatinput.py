@@ -9,6 +9,7 @@ from PySide6.QtGui import QKeyEvent, QPalette
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from repconsole.core.engine import CHAT_LIMIT
+from repconsole.ui.accessible import quiet_viewport
 
 __all__ = ["COUNT_FROM", "ChatEdit", "ChatInput"]
 
@@ -35,6 +36,7 @@ class ChatEdit(QPlainTextEdit):
         super().__init__(parent)
         self._enter_sends = enter_sends
         self.setTabChangesFocus(True)
+        quiet_viewport(self)
         self.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.document().contentsChanged.connect(self._fit)

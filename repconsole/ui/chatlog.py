@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QFrame, QTextBrowser, QWidget
 from repconsole.core.state import ConsoleState
 from repconsole.protocol import CUSTOMER, LineView, Visibility
 from repconsole.ui import theme
+from repconsole.ui.accessible import quiet_viewport
 from repconsole.ui.theme import Role
 from repconsole.ui.widgets import clock_time
 
@@ -69,6 +70,7 @@ class ChatLog(QTextBrowser):
         self._blank = True
         self._pending: set[int] = set()
         self.setOpenExternalLinks(True)
+        quiet_viewport(self)
         self.setReadOnly(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.document().setDocumentMargin(10)

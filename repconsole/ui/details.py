@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QFrame, QLabel, QTextBrowser, QVBoxLayout, QWidget
 from repconsole.core.state import ConsoleState, Row, RowKind
 from repconsole.protocol import BROWSER_PREFIX, StepKind
 from repconsole.ui import theme
+from repconsole.ui.accessible import quiet_viewport
 from repconsole.ui.theme import Role
 from repconsole.ui.widgets import clock_time
 
@@ -56,6 +57,7 @@ class DetailsPane(QFrame):
         self._title.setWordWrap(True)
         self._body = QTextBrowser()
         self._body.setOpenLinks(False)
+        quiet_viewport(self._body)
         self._body.setFrameShape(QFrame.Shape.NoFrame)
         self._body.setAccessibleName("Session details")
         layout = QVBoxLayout(self)

@@ -13,6 +13,7 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QFormLayout, QLabel, QLineEdit, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from repconsole.protocol import SessionView
+from repconsole.ui.accessible import quiet_viewport
 from repconsole.ui.widgets import clock_time
 
 __all__ = ["InfoPanel"]
@@ -34,6 +35,7 @@ class InfoPanel(QScrollArea):
         self._values: dict[str, QLabel] = {}
         self._custom_shown: dict[str, str] | None = None
         self.setWidgetResizable(True)
+        quiet_viewport(self)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setMinimumWidth(230)
         self.setAccessibleName("Customer and session details")

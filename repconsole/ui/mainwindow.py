@@ -25,8 +25,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QPushButton,
-    QSplitter,
-    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -40,6 +38,7 @@ from repconsole.core.state import Changes, ConsoleState, GapError, Row, RowKind
 from repconsole.protocol import GoneReason, KeyView, RepStatus, SessionGoneData, SessionView
 from repconsole.settings import Settings
 from repconsole.ui import loading, theme, workspace
+from repconsole.ui.accessible import Splitter, TabWidget
 from repconsole.ui.alerts import AlertBanner, Alerter, alerts_for
 from repconsole.ui.announce import Announcer, Kind
 from repconsole.ui.closereason import close_reason
@@ -136,7 +135,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------ building
 
     def _build(self) -> None:
-        self.tabs = QTabWidget()
+        self.tabs = TabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.setAccessibleName("Queues and sessions")
         # No close buttons: closing a tab is not ending a session.  A tab
@@ -189,7 +188,7 @@ class MainWindow(QMainWindow):
         self.details = DetailsPane(self.state)
         self.details.hide()
 
-        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter = Splitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.queue_list)
         self.splitter.addWidget(center)
         self.splitter.addWidget(self.details)

@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QRadioButton,
     QScrollArea,
-    QTabWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -35,6 +34,7 @@ from PySide6.QtWidgets import (
 from repconsole.preferences import AlertEvent, AlertPreference, Announcements, Preferences, StartupBackend, TeamAlerts, Theme
 from repconsole.settings import Settings
 from repconsole.ui import theme
+from repconsole.ui.accessible import TabWidget
 from repconsole.ui.alerts import SOUNDS, AlertSounds
 
 __all__ = ["ANNOUNCEMENT_NAMES", "EVENT_NAMES", "REPEAT_CHOICES", "PreferencesDialog"]
@@ -161,7 +161,7 @@ class PreferencesDialog(QDialog):
         self._settings = settings
         prefs = settings.preferences
         self.sounds = AlertSounds(self)
-        self.tabs = QTabWidget()
+        self.tabs = TabWidget()
 
         # Alerts
         alerts = QWidget()

@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from repconsole.core.state import ConsoleState
 from repconsole.ui import theme
+from repconsole.ui.accessible import CurrentWhileFocused
 from repconsole.ui.icons import bubble_icon, person_icon, star_icon
 from repconsole.ui.theme import Role
 
@@ -165,7 +166,11 @@ class QueueList(QListWidget):
         self.setMouseTracking(True)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.setAccessibleName("Queues")
-        self.currentRowChanged.connect(self._on_self_currentRowChanged)
+        # The current item is there only while the list has the focus (a screen reader
+        # would hear it as focused): the selected queue is the selected item.
+        self._current_while_focused = CurrentWhileFocused(self)
+        self._current_while_focused.follow(self.selectionModel())
+        self.itemSelectionChanged.connect(self._on_self_itemSelectionChanged)
         self.itemActivated.connect(self._on_self_itemActivated)
         self.customContextMenuRequested.connect(self._on_self_customContextMenuRequested)
         self._favourite_action = QAction("Toggle &favourite", self)
@@ -204,17 +209,18 @@ class QueueList(QListWidget):
         self.entries = {e.key: e for e in entries}
         if current in self.entries:
             self.select(current)
-        elif entries and self.currentRow() < 0:
+        elif entries and self.current_key() is None:
             self.select(entries[0].key)
 
     def current_key(self) -> str | None:
-        item = self.currentItem()
-        return item.data(_ENTRY_ROLE).key if item is not None else None
+        """The key of the selected queue."""
+        items = self.selectedItems()
+        return items[0].data(_ENTRY_ROLE).key if items else None
 
     def select(self, key: str) -> None:
         for i in range(self.count()):
             if self.item(i).data(_ENTRY_ROLE).key == key:
-                if self.currentRow() != i:
+                if self.current_key() != key:
                     self.setCurrentRow(i)
                 return
 
@@ -263,9 +269,10 @@ class QueueList(QListWidget):
                 return
         super().mousePressEvent(event)
 
-    def _on_self_currentRowChanged(self, row: int) -> None:
-        if row >= 0:
-            self.queueSelected.emit(self.item(row).data(_ENTRY_ROLE).key)
+    def _on_self_itemSelectionChanged(self) -> None:
+        key = self.current_key()
+        if key is not None:
+            self.queueSelected.emit(key)
 
     def _on_self_itemActivated(self, item: QListWidgetItem) -> None:
         entry: QueueEntry = item.data(_ENTRY_ROLE)
@@ -283,8 +290,7 @@ class QueueList(QListWidget):
         menu.exec(self.viewport().mapToGlobal(pos))
 
     def _current_team(self) -> QueueEntry | None:
-        item = self.currentItem()
-        entry: QueueEntry | None = item.data(_ENTRY_ROLE) if item is not None else None
+        entry = self.entries.get(self.current_key() or "")
         return entry if entry is not None and entry.team is not None else None
 
     def _on_favourite_action_triggered(self) -> None:

@@ -20,6 +20,14 @@ Keeping the order:
   cheaper than hundreds of precise signals, each of which costs the view
   O(rows).
 
+Columns: the model exposes only the columns the rep shows, in the order
+shown (:meth:`QueueTableModel.set_columns`), rather than every column with
+the header hiding some and moving others.  Qt's table accessibility reads
+the model, not the header: a hidden column would still be read out, and
+moved ones in the wrong order.  Which columns there are is
+:attr:`QueueTableModel.all_columns`; the sort is by a column of those, shown
+or not.
+
 Painting: non-live cells' text is cached per row object (a changed row is a
 new object, so the cache cannot go stale), roles are compared with plain
 ints, and unused roles cost one comparison chain.  Time columns are
@@ -162,7 +170,9 @@ class QueueTableModel(QAbstractTableModel):
         ``dataChanged`` for the time columns of the rows it is given.
 
     Attributes:
-        columns: the columns, in model (logical) order.
+        all_columns: every column the table offers, in their default order.
+        columns: the columns the model exposes, in order: model column
+            ``i`` is ``columns[i]``.  All of them until :meth:`set_columns`.
         clock: returns "now" on the engine's clock; time columns use it.
     """
 
@@ -176,39 +186,23 @@ class QueueTableModel(QAbstractTableModel):
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
-        self.columns: tuple[Column, ...] = tuple(columns) if columns is not None else make_columns(rep_name, queue_name)
-        if not self.columns:
+        self.all_columns: tuple[Column, ...] = tuple(columns) if columns is not None else make_columns(rep_name, queue_name)
+        if not self.all_columns:
             raise ValueError("a queue table needs at least one column")
+        self._by_key = {c.key: c for c in self.all_columns}
         self.clock = clock
         self._rep_name: RepNameFn = rep_name if rep_name is not None else (lambda rep_id: rep_id or "")
         self._queue_name: QueueNameFn = queue_name if queue_name is not None else str
-        n = self._ncols = len(self.columns)
-        self._display = [c.display for c in self.columns]
-        self._live = [c.live for c in self.columns]
-        self._tooltip = [c.tooltip for c in self.columns]
-        self._align = [_ALIGNMENTS.get(c.align, _ALIGN_LEFT) for c in self.columns]
-        self._time_left_col = column_index(self.columns, "time_left")
-        self._priority_col = column_index(self.columns, "priority")
-        # Contiguous runs of live columns: one dataChanged per run per tick.
-        self._live_runs: list[tuple[int, int]] = []
-        c = 0
-        while c < n:
-            if self._live[c]:
-                start = c
-                while c + 1 < n and self._live[c + 1]:
-                    c += 1
-                self._live_runs.append((start, c))
-            c += 1
-
         self._rows: list[Row] = []  # display order
         self._canon: list[Row] = []  # canonical order: (created_at, id)
         self._by_id: dict[str, Row] = {}
         self._cells: dict[Row, list[str | None]] = {}
-        self._caches: dict[int, _SortKeys] = {}
-        default = column_index(self.columns, DEFAULT_SORT_KEY)
-        self._sort_col = default if default >= 0 else 0
-        self._desc = DEFAULT_SORT_DESCENDING if default >= 0 else False
-        self._sk = self._sort_keys(self._sort_col)
+        self._expose(self.all_columns)
+        self._caches: dict[str, _SortKeys] = {}
+        default = self._by_key.get(DEFAULT_SORT_KEY)
+        self._sort: Column = default if default is not None else self.all_columns[0]
+        self._desc = DEFAULT_SORT_DESCENDING if default is not None else False
+        self._sk = self._sort_keys(self._sort)
         self._italic: QFont | None = None
         self._bold: QFont | None = None
 
@@ -304,31 +298,85 @@ class QueueTableModel(QAbstractTableModel):
         return None
 
     def sort(self, column: int, order: Qt.SortOrder = _ASCENDING) -> None:
-        """Sort by ``column`` in Python; persistent indexes follow their rows.
+        """Sort by the shown ``column`` in Python; persistent indexes follow their rows.
 
         Makes no ``data()`` call.  Sorting by the current column and order
         does nothing.
         """
-        if not 0 <= column < self._ncols:
-            return
+        if 0 <= column < self._ncols:
+            self.sort_by_key(self.columns[column].key, order)
+
+    def sort_by_key(self, key: str, order: Qt.SortOrder = _ASCENDING) -> bool:
+        """Sort by the column ``key``, shown or not; False if there is no such column."""
+        column = self._by_key.get(key)
+        if column is None:
+            return False
         desc = order == _DESCENDING
-        if column == self._sort_col and desc == self._desc:
-            return
+        if column is self._sort and desc == self._desc:
+            return True
         with self._reordering():
-            self._sort_col, self._desc = column, desc
+            self._sort, self._desc = column, desc
             self._sk = self._sort_keys(column)
             self._rows = self._sorted()
+        return True
+
+    def set_columns(self, keys: Iterable[str]) -> None:
+        """Expose exactly the columns ``keys``, in this order (unknown keys are ignored).
+
+        Columns come, go and move with precise column signals, so a view
+        keeps its rows, scroll position and the cells' accessibility
+        objects; rows, their order and the sort do not change.
+        """
+        target: list[Column] = []
+        for key in keys:
+            column = self._by_key.get(key)
+            if column is not None and column not in target:
+                target.append(column)
+        if not target:
+            raise ValueError("a queue table shows at least one column")
+        wanted = set(target)
+        shown = list(self.columns)
+        for i in range(len(shown) - 1, -1, -1):
+            if shown[i] not in wanted:
+                self.beginRemoveColumns(_ROOT, i, i)
+                del shown[i]
+                self._expose(shown)
+                self.endRemoveColumns()
+        # Left to right, the columns before ``p`` are in place: each step moves or inserts one.
+        for p, column in enumerate(target):
+            if p < len(shown) and shown[p] is column:
+                continue
+            if column in shown:
+                q = shown.index(column)
+                self.beginMoveColumns(_ROOT, q, q, _ROOT, p)
+                shown.insert(p, shown.pop(q))
+                self._expose(shown)
+                self.endMoveColumns()
+            else:
+                self.beginInsertColumns(_ROOT, p, p)
+                shown.insert(p, column)
+                self._expose(shown)
+                self.endInsertColumns()
 
     # ------------------------------------------------------------- reading
 
+    def column(self, key: str) -> Column:
+        """The column ``key`` of :attr:`all_columns`, shown or not (KeyError if there is none)."""
+        return self._by_key[key]
+
+    def sort_key(self) -> str:
+        """The key of the column the rows are sorted by (which may not be shown)."""
+        return self._sort.key
+
     def sort_column(self) -> int:
-        return self._sort_col
+        """The model column the rows are sorted by, or -1 when that column is not shown."""
+        return column_index(self.columns, self._sort.key)
 
     def sort_order(self) -> Qt.SortOrder:
         return _DESCENDING if self._desc else _ASCENDING
 
     def column_index(self, key: str) -> int:
-        """The logical index of the column ``key``, or -1."""
+        """The model column of ``key``, or -1 when it is not shown."""
         return column_index(self.columns, key)
 
     def row_at(self, position: int) -> Row:
@@ -428,19 +476,42 @@ class QueueTableModel(QAbstractTableModel):
         self._remap(persistent, before)
         self.layoutChanged[_WITH_HINT].emit([], _VERTICAL_SORT)  # type: ignore[index]
 
+    def _expose(self, columns: Sequence[Column]) -> None:
+        """Make ``columns`` the model's columns: the per-column lists ``data()`` reads by model column."""
+        self.columns = tuple(columns)
+        n = self._ncols = len(self.columns)
+        self._display = [c.display for c in self.columns]
+        self._live = [c.live for c in self.columns]
+        self._tooltip = [c.tooltip for c in self.columns]
+        self._align = [_ALIGNMENTS.get(c.align, _ALIGN_LEFT) for c in self.columns]
+        self._time_left_col = column_index(self.columns, "time_left")
+        self._priority_col = column_index(self.columns, "priority")
+        # Contiguous runs of live columns: one dataChanged per run per tick.
+        self._live_runs: list[tuple[int, int]] = []
+        c = 0
+        while c < n:
+            if self._live[c]:
+                start = c
+                while c + 1 < n and self._live[c + 1]:
+                    c += 1
+                self._live_runs.append((start, c))
+            c += 1
+        # The cached texts are by model column: they are painted again as needed.
+        self._cells = {}
+
     def _resort_afresh(self) -> None:
         """Drop every cached cell and sort key, and sort the canonical list again."""
         self._cells = {}
         self._caches = {}
-        self._sk = self._sort_keys(self._sort_col)
+        self._sk = self._sort_keys(self._sort)
         self._rows = self._sorted()
 
-    def _sort_keys(self, column: int) -> _SortKeys:
+    def _sort_keys(self, column: Column) -> _SortKeys:
         """The sort key cache of ``column``, built if needed (LRU of a few columns)."""
-        sk = self._caches.pop(column, None)
+        sk = self._caches.pop(column.key, None)
         if sk is None:
-            sk = _SortKeys(self.columns[column], self._canon)
-        self._caches[column] = sk
+            sk = _SortKeys(column, self._canon)
+        self._caches[column.key] = sk
         keep = max(_KEY_CACHE_MIN_COLUMNS, _KEY_CACHE_BUDGET // max(1, len(self._canon)))
         while len(self._caches) > keep:
             del self._caches[next(iter(self._caches))]

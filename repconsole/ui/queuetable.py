@@ -9,7 +9,11 @@ the model's Python sort.
 Its layout is saved *per column key* (order, width, visibility, sort), like
 Picard's, not as opaque ``saveState`` bytes: a layout saved by an older
 version restores into a newer one, columns it does not know are ignored,
-and new columns get their defaults.
+and new columns get their defaults (:mod:`~repconsole.ui.columnlayout`).
+The header neither hides nor moves sections: the model exposes the shown
+columns in the rep's order, because Qt's table accessibility reads the
+model, and would read hidden columns out and moved ones in model order.
+A header the rep drags moves the model's column.
 
 Rows that stay put: while a row is selected, or the pointer is over the
 table, a feed batch that inserts, removes or moves rows above it scrolls by
@@ -23,7 +27,7 @@ was, for a few seconds.
 Saved layout format (what :meth:`QueueTableView.save_layout` returns and
 :class:`repconsole.settings.Settings` stores as ``table``)::
 
-    {"columns": [{"key": "customer", "visible": true, "width": 210}, ...],   # visual order
+    {"columns": [{"key": "customer", "visible": true, "width": 210}, ...],   # the rep's order
      "sort": {"key": "waited", "order": "desc"}}
 """
 
@@ -38,15 +42,14 @@ from PySide6.QtCore import QAbstractItemModel, QEvent, QItemSelection, QItemSele
 from PySide6.QtGui import QAccessible, QAccessibleAnnouncementEvent, QKeyEvent, QMouseEvent
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTableView, QWidget
 
+from repconsole.ui.accessible import CurrentWhileFocused
+from repconsole.ui.columnlayout import MAX_COLUMN_WIDTH, MIN_COLUMN_WIDTH, ColumnLayout
 from repconsole.ui.columns import DEFAULT_SORT_DESCENDING, DEFAULT_SORT_KEY
 from repconsole.ui.queuemodel import QueueTableModel
 from repconsole.ui.racenotice import LOST_RACE_SECONDS, RaceNotice
 from repconsole.ui.spoken import spoken_sort
 
 __all__ = ["MAX_COLUMN_WIDTH", "MIN_COLUMN_WIDTH", "QueueTableView"]
-
-MIN_COLUMN_WIDTH = 32
-MAX_COLUMN_WIDTH = 2000
 
 _ASC = "asc"
 _DESC = "desc"
@@ -89,20 +92,20 @@ class QueueTableView(QTableView):
         # A scroll range past the last row, while keeping a row in place needs
         # it (a short queue has nothing to scroll); 0 when not needed.
         self._overscroll = 0
-        self._sort_before: tuple[int, Qt.SortOrder] | None = None
+        self._sort_before: tuple[str, Qt.SortOrder] | None = None
         # Rows the rep asked to accept, and where reached-for rows were when they vanished.
         self._reaching: list[str] = []
         self._vanished: dict[str, int] = {}
         self._layout_tops: dict[str, int] = {}
         self.lost_notice = RaceNotice(self.viewport(), clock)
-        # Columns shown only for now (the Queue column over search results): never saved as shown.
-        # Columns shown only for now (the Queue column over search results),
-        # by the visual position they had: never saved as shown or moved.
-        self._for_now: dict[str, int] = {}
         self.viewport().setMouseTracking(True)
-        # Natural widths by column key: the stretched last section and
-        # hidden sections report a size that is not the rep's choice.
-        self._widths: dict[str, int] = {}
+        # The rep's columns (order, visibility, widths by key); the model shows them.
+        self._layout = ColumnLayout(())
+        # True while the view changes columns, sizes or the sort indicator itself (not the rep).
+        self._arranging = False
+        # The current row is there only while the table has the focus (a screen reader would
+        # hear it as focused): the view reads its selection, never its current index.
+        self._current_while_focused = CurrentWhileFocused(self)
         self._restoring_selection = False
         self._reselect: str | None = None
         self._closed_by_press: str | None = None
@@ -140,6 +143,7 @@ class QueueTableView(QTableView):
         header.customContextMenuRequested.connect(self._on_header_customContextMenuRequested)
         header.sortIndicatorChanged.connect(self._on_header_sortIndicatorChanged)
         header.sectionResized.connect(self._on_header_sectionResized)
+        header.sectionMoved.connect(self._on_header_sectionMoved)
         self.verticalScrollBar().valueChanged.connect(self._on_vbar_valueChanged)
 
     # ---------------------------------------------------------------- model
@@ -164,7 +168,6 @@ class QueueTableView(QTableView):
             old.rowsInserted.disconnect(self._keep_anchor)
             old.rowsMoved.disconnect(self._keep_anchor)
         super().setModel(model)
-        self._widths = {}
         if model is None:
             return
         self._describe_sort()
@@ -178,6 +181,7 @@ class QueueTableView(QTableView):
         model.rowsInserted.connect(self._keep_anchor)
         model.rowsMoved.connect(self._keep_anchor)
         self.selectionModel().selectionChanged.connect(self._on_selection_selectionChanged)
+        self._current_while_focused.follow(self.selectionModel())
         self.reset_layout()
 
     # ------------------------------------------------------------ selection
@@ -199,7 +203,7 @@ class QueueTableView(QTableView):
         model = self.queue_model()
         if model is None:
             return False
-        index = model.index_for(row_id, self._first_visible_column())
+        index = model.index_for(row_id)
         if not index.isValid():
             return False
         self.selectionModel().setCurrentIndex(index, _SELECT_ROW)
@@ -312,7 +316,7 @@ class QueueTableView(QTableView):
     def _on_model_layoutAboutToBeChanged(self) -> None:
         self._take_anchor()
         model = self.queue_model()
-        self._sort_before = (model.sort_column(), model.sort_order()) if model is not None else None
+        self._sort_before = (model.sort_key(), model.sort_order()) if model is not None else None
         self._layout_tops = {}
         if model is not None:
             for row_id in self._reached_for():
@@ -411,7 +415,7 @@ class QueueTableView(QTableView):
         for row_id, top in tops.items():
             if model is not None and model.position_of(row_id) < 0:
                 self._vanished[row_id] = top
-        if model is not None and self._sort_before != (model.sort_column(), model.sort_order()):
+        if model is not None and self._sort_before != (model.sort_key(), model.sort_order()):
             self._anchor = None  # a new sort order, not new rows: the selection is scrolled to instead
         self._keep_anchor()
         self._sync_details()
@@ -481,26 +485,28 @@ class QueueTableView(QTableView):
 
     def _on_header_sortIndicatorChanged(self, logical: int, order: Qt.SortOrder) -> None:
         model = self.queue_model()
-        if model is None:
-            return
+        if model is None or self._arranging:
+            return  # the view putting the indicator where the model's sort column is now
         model.sort(logical, order)
         self._describe_sort()
-        current = self.currentIndex()
-        if current.isValid():
-            self.scrollTo(current)
+        self._scroll_to_selection()
 
     def sort_by(self, key: str, descending: bool = False) -> bool:
-        """Sort by the column ``key``; False if there is no such column."""
+        """Sort by the column ``key`` (shown or not); False if there is no such column."""
         model = self.queue_model()
-        logical = model.column_index(key) if model is not None else -1
-        if logical < 0:
-            return False
         order = Qt.SortOrder.DescendingOrder if descending else Qt.SortOrder.AscendingOrder
-        self.horizontalHeader().setSortIndicator(logical, order)
-        # setSortIndicator only signals a change; make sure the model follows.
-        model.sort(logical, order)  # type: ignore[union-attr]
+        if model is None or not model.sort_by_key(key, order):
+            return False
+        self._show_sort_indicator()
         self._describe_sort()
+        self._scroll_to_selection()
         return True
+
+    def _scroll_to_selection(self) -> None:
+        model = self.queue_model()
+        row_id = self.current_row_id()
+        if model is not None and row_id is not None:
+            self.scrollTo(model.index_for(row_id))
 
     def sort_from_keyboard(self, key: str) -> bool:
         """Sort by column ``key`` in its natural order, or reverse it when already sorted by it; says so.
@@ -509,13 +515,12 @@ class QueueTableView(QTableView):
         the new order is announced, politely, to assistive technology.
         """
         model = self.queue_model()
-        logical = model.column_index(key) if model is not None else -1
-        if model is None or logical < 0:
+        if model is None or key not in self._layout.columns:
             return False
-        if model.sort_column() == logical:
+        if model.sort_key() == key:
             descending = model.sort_order() != Qt.SortOrder.DescendingOrder
         else:
-            descending = model.columns[logical].descending_first
+            descending = model.column(key).descending_first
         self.sort_by(key, descending)
         event = QAccessibleAnnouncementEvent(self, self.accessibleDescription())
         event.setPoliteness(QAccessible.AnnouncementPoliteness.Polite)
@@ -526,88 +531,101 @@ class QueueTableView(QTableView):
         """Reverse the current sort order (Sort menu)."""
         model = self.queue_model()
         if model is not None:
-            self.sort_from_keyboard(model.columns[model.sort_column()].key)
+            self.sort_from_keyboard(model.sort_key())
+
+    def _show_sort_indicator(self) -> None:
+        # On the sorted column when it is shown, else none: the model is sorted by a column it does not show.
+        model = self.queue_model()
+        if model is None:
+            return
+        self._arranging = True
+        try:
+            self.horizontalHeader().setSortIndicator(model.sort_column(), model.sort_order())
+        finally:
+            self._arranging = False
 
     def _describe_sort(self) -> None:
         # A screen reader reads the table's description with its name: "Queue, sorted by Waiting, descending".
         model = self.queue_model()
         if model is None:
             return
-        text = spoken_sort(model.columns[model.sort_column()].title, model.sort_order() == Qt.SortOrder.DescendingOrder)
+        text = spoken_sort(model.column(model.sort_key()).title, model.sort_order() == Qt.SortOrder.DescendingOrder)
         if self.accessibleDescription() != text:
             self.setAccessibleDescription(text)
 
     # ---------------------------------------------------------------- layout
 
-    def _first_visible_column(self) -> int:
-        header = self.horizontalHeader()
-        for visual in range(header.count()):
-            logical = header.logicalIndex(visual)
-            if not header.isSectionHidden(logical):
-                return logical
-        return 0
+    def _arrange(self) -> None:
+        """Make the model show the layout's columns, and size them.
 
-    def _last_visible_column(self) -> int:
+        The header never hides or moves a section itself: its sections are
+        the model's columns, in order, so what a screen reader reads is
+        what the rep sees.
+        """
+        model = self.queue_model()
+        if model is None:
+            return
+        row_id = self.current_row_id()
         header = self.horizontalHeader()
-        for visual in range(header.count() - 1, -1, -1):
-            logical = header.logicalIndex(visual)
-            if not header.isSectionHidden(logical):
-                return logical
-        return -1
+        self._arranging = True
+        self._restoring_selection = True
+        try:
+            model.set_columns(self._layout.shown())
+            for logical, column in enumerate(model.columns):
+                header.resizeSection(logical, self._layout.widths[column.key])
+            if row_id is not None:
+                # A column that came is not in the selected row's selection: select the whole row again.
+                self.selectionModel().setCurrentIndex(model.index_for(row_id), _SELECT_ROW)
+        finally:
+            self._arranging = False
+            self._restoring_selection = False
+        self._show_sort_indicator()
+
+    def _on_header_sectionMoved(self, logical: int, old: int, new: int) -> None:
+        model = self.queue_model()
+        if model is None or self._arranging:
+            return
+        # The rep dragged a header: the model moves the column, and the header goes back to showing it in model order.
+        header = self.horizontalHeader()
+        shown = [model.columns[header.logicalIndex(visual)].key for visual in range(header.count())]
+        self._arranging = True
+        try:
+            header.moveSection(new, old)
+        finally:
+            self._arranging = False
+        self._layout.arrange(shown)
+        self._arrange()
 
     def _on_header_sectionResized(self, logical: int, old: int, new: int) -> None:
         model = self.queue_model()
-        if model is None or new <= 0 or not 0 <= logical < len(model.columns):
+        if model is None or self._arranging or new <= 0 or not 0 <= logical < len(model.columns):
             return
         header = self.horizontalHeader()
-        if header.stretchLastSection() and logical == self._last_visible_column():
+        if header.stretchLastSection() and logical == len(model.columns) - 1:
             return  # stretched to fill the view, not sized by the rep
-        self._widths[model.columns[logical].key] = new
+        self._layout.widths[model.columns[logical].key] = new
 
     def column_width(self, key: str) -> int:
         """The width the rep gave column ``key`` (also while hidden or stretched)."""
-        model = self.queue_model()
-        if model is None:
+        if self.queue_model() is None:
             raise LookupError("no model")
-        logical = model.column_index(key)
-        if logical < 0:
-            raise KeyError(key)
-        return self._widths.get(key, model.columns[logical].default_width)
+        return self._layout.widths[key]
 
     def is_column_visible(self, key: str) -> bool:
+        """Whether column ``key`` is shown (for good or for now)."""
         model = self.queue_model()
-        logical = model.column_index(key) if model is not None else -1
-        return logical >= 0 and not self.horizontalHeader().isSectionHidden(logical)
+        return model is not None and model.column_index(key) >= 0
 
     def show_column_for_now(self, key: str, shown: bool, at: int = 1) -> None:
-        """Show column ``key`` at visual position ``at`` until called again with ``shown=False``; the saved layout does not change."""
-        model = self.queue_model()
-        logical = model.column_index(key) if model is not None else -1
-        if logical < 0:
-            return
-        header = self.horizontalHeader()
-        if shown and not self.is_column_visible(key):
-            was = header.visualIndex(logical)
-            self.set_column_visible(key, True)
-            header.moveSection(was, at)
-            self._for_now[key] = was
-        elif not shown and key in self._for_now:
-            header.moveSection(header.visualIndex(logical), self._for_now[key])
-            self.set_column_visible(key, False)
+        """Show column ``key`` at position ``at`` until called again with ``shown=False``; the saved layout does not change."""
+        if self._layout.show_for_now(key, shown, at):
+            self._arrange()
 
     def set_column_visible(self, key: str, visible: bool) -> bool:
         """Show or hide column ``key``.  The last visible column cannot be hidden (returns False)."""
-        self._for_now.pop(key, None)
-        model = self.queue_model()
-        logical = model.column_index(key) if model is not None else -1
-        if logical < 0:
+        if self.queue_model() is None or not self._layout.set_visible(key, visible):
             return False
-        header = self.horizontalHeader()
-        if not visible and not header.isSectionHidden(logical) and header.count() - header.hiddenSectionCount() <= 1:
-            return False
-        header.setSectionHidden(logical, not visible)
-        if visible:
-            header.resizeSection(logical, self.column_width(key))
+        self._arrange()
         return True
 
     def reset_layout(self) -> None:
@@ -615,84 +633,28 @@ class QueueTableView(QTableView):
         self.restore_layout({})
 
     def save_layout(self) -> dict[str, Any]:
-        """The layout per column key, in visual order, and the sort (JSON-ready)."""
+        """The layout per column key, in the rep's order, and the sort (JSON-ready)."""
         model = self.queue_model()
         if model is None:
             return {}
-        header = self.horizontalHeader()
-        columns = []
-        for visual in range(header.count()):
-            logical = header.logicalIndex(visual)
-            key = model.columns[logical].key
-            if key not in self._for_now:
-                columns.append({"key": key, "visible": not header.isSectionHidden(logical), "width": self.column_width(key)})
-        for key, visual in sorted(self._for_now.items(), key=lambda item: item[1]):
-            columns.insert(visual, {"key": key, "visible": False, "width": self.column_width(key)})
-        section = header.sortIndicatorSection()
-        sort = None
-        if 0 <= section < len(model.columns):
-            descending = header.sortIndicatorOrder() == Qt.SortOrder.DescendingOrder
-            sort = {"key": model.columns[section].key, "order": _DESC if descending else _ASC}
-        return {"columns": columns, "sort": sort}
+        descending = model.sort_order() == Qt.SortOrder.DescendingOrder
+        return {"columns": self._layout.saved(), "sort": {"key": model.sort_key(), "order": _DESC if descending else _ASC}}
 
     def restore_layout(self, layout: Mapping[str, Any] | None) -> None:
-        """Apply a layout from :meth:`save_layout`, however old or damaged.
-
-        Unknown column keys and malformed entries are ignored; columns the
-        layout does not mention keep their defaults and come after the
-        ones it orders.  If it would hide every column, the default
-        visibility is used.
-        """
+        """Apply a layout from :meth:`save_layout`, however old or damaged (see :meth:`ColumnLayout.from_saved`)."""
         model = self.queue_model()
         if model is None:
             return
         if not isinstance(layout, Mapping):
             layout = {}
-        columns = model.columns
-        logical_of = {c.key: i for i, c in enumerate(columns)}
-        order: list[str] = []
-        visible = {c.key: c.default_visible for c in columns}
-        widths = {c.key: c.default_width for c in columns}
-        entries = layout.get("columns")
-        for entry in entries if isinstance(entries, list) else ():
-            if not isinstance(entry, Mapping):
-                continue
-            key = entry.get("key")
-            if not isinstance(key, str) or key not in logical_of or key in order:
-                continue
-            order.append(key)
-            shown = entry.get("visible")
-            if isinstance(shown, bool):
-                visible[key] = shown
-            width = entry.get("width")
-            if isinstance(width, int) and not isinstance(width, bool) and width > 0:
-                widths[key] = min(max(width, MIN_COLUMN_WIDTH), MAX_COLUMN_WIDTH)
-        order += [c.key for c in columns if c.key not in order]
-        if not any(visible.values()):
-            visible = {c.key: c.default_visible for c in columns}
-
-        header = self.horizontalHeader()
-        for visual, key in enumerate(order):
-            current = header.visualIndex(logical_of[key])
-            if current != visual:
-                header.moveSection(current, visual)
-        self._for_now.clear()
-        for key, logical in logical_of.items():
-            header.setSectionHidden(logical, not visible[key])
-        for key, logical in logical_of.items():
-            header.resizeSection(logical, widths[key])
-        self._widths = dict(widths)
-
+        self._layout = ColumnLayout.from_saved(model.all_columns, layout)
+        self._arrange()
         sort = layout.get("sort")
-        logical = -1
-        descending = False
-        if isinstance(sort, Mapping) and isinstance(sort.get("key"), str) and sort.get("order") in (_ASC, _DESC):
-            logical = logical_of.get(sort["key"], -1)
-            descending = sort["order"] == _DESC
-        if logical < 0:
-            logical = logical_of.get(DEFAULT_SORT_KEY, 0)
-            descending = DEFAULT_SORT_DESCENDING if DEFAULT_SORT_KEY in logical_of else False
-        self.sort_by(columns[logical].key, descending)
+        key, descending = DEFAULT_SORT_KEY, DEFAULT_SORT_DESCENDING
+        if isinstance(sort, Mapping) and sort.get("key") in self._layout.columns and sort.get("order") in (_ASC, _DESC):
+            key, descending = sort["key"], sort["order"] == _DESC
+        if not self.sort_by(key, descending):
+            self.sort_by(model.all_columns[0].key)
 
     # ---------------------------------------------------------- column menu
 
@@ -702,12 +664,11 @@ class QueueTableView(QTableView):
         model = self.queue_model()
         if model is None:
             return menu
-        header = self.horizontalHeader()
-        shown = header.count() - header.hiddenSectionCount()
-        for logical, column in enumerate(model.columns):
+        shown = model.columnCount()
+        for column in model.all_columns:
             action = menu.addAction(column.title)
             action.setCheckable(True)
-            visible = not header.isSectionHidden(logical)
+            visible = self.is_column_visible(column.key)
             action.setChecked(visible)
             action.setData(column.key)
             if column.description:

@@ -28,7 +28,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QSplitter,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -38,6 +37,7 @@ from repconsole.core.state import ConsoleState
 from repconsole.protocol import LineView, Priority, SessionState, SessionView, StepKind
 from repconsole.settings import Settings
 from repconsole.ui import theme
+from repconsole.ui.accessible import Splitter
 from repconsole.ui.chatinput import ChatInput
 from repconsole.ui.chatlog import ChatLog
 from repconsole.ui.confirm import SessionAction, SessionConfirm, ask_then
@@ -148,7 +148,7 @@ class SessionTab(QWidget):
         body.addWidget(self._build_error())
         body.addWidget(self._build_note())
 
-        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter = Splitter(Qt.Orientation.Horizontal)
         self.splitter.setChildrenCollapsible(False)
         self.splitter.setHandleWidth(6)
         self.splitter.addWidget(self._build_chat())
