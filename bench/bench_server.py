@@ -67,6 +67,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from repconsole.protocol import (
     COMMANDS,
+    PROTOCOL_VERSION,
     Command,
     CommandName,
     Error,
@@ -278,7 +279,7 @@ async def open_ws(port: int, path: str) -> ClientConnection:
 async def login(port: int, rep: str) -> tuple[ClientConnection, int]:
     """A logged-in console; returns it and the size of its snapshot (all its frames)."""
     ws = await open_ws(port, "rep")
-    await ws.send(encode(Login(1, rep, PASSWORD)), text=True)
+    await ws.send(encode(Login(1, rep, PASSWORD, PROTOCOL_VERSION)), text=True)
     welcome = parse_rep_reply(await ws.recv(decode=False))
     if not isinstance(welcome, Welcome):
         raise RuntimeError(f"login of {rep} refused: {welcome}")

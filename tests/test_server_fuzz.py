@@ -399,8 +399,8 @@ def _rep_templates() -> list[dict[str, Any]]:
     return [
         msgspec.to_builtins(message)
         for message in (
-            Login(1, "nobody-fuzz", "not the password"),
-            Resume(2, "A" * 32, 0),
+            Login(1, "nobody-fuzz", "not the password", PROTOCOL_VERSION),
+            Resume(2, "A" * 32, 0, PROTOCOL_VERSION),
             Logout(3),
             *(Command(f"c-{name}", name, a) for name, a in args.items()),
         )
