@@ -23,6 +23,12 @@ The **anchor** is the same probe over an idle stretch of the same length in
 the same run, right after the console has closed: the ratio says how much
 worse a sign-in makes it.  Target: <= 50 ms at 100,000 waiting.
 
+A round trip is wall time: on a loaded machine it also holds the time the
+server waited for a CPU.  So the server also reports (a probe in its own
+process, a 1 ms timer) the longest stretch of **CPU time** its loop ran
+without a break while the rep signed in, which other processes cannot
+lengthen: what the loop itself did in one go.
+
 **Snapshot to first paint.**  The real console window
 (``build_window(WebSocketBackend(...))``, offscreen, under qasync) signs in
 and is timed from the moment the snapshot's last frame has been read off the
@@ -51,6 +57,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import bench_server
 from bench.bench_server import PASSWORD, raise_fd_limit, start_server
 from repconsole.protocol import Snapshot, encode
 
@@ -63,6 +70,45 @@ PROBE = "probe"
 PING_EVERY = 0.005
 SIZES = (10_000, 100_000, 300_000)
 RUNS = 5
+# The real server's entry point with probes, each printing a "DIAG" line (see ServerProc.diagnostics):
+# every stretch of 5 ms or more of the loop thread's CPU time between two turns of a 1 ms timer
+# ("step": CPU time, so a busy machine that takes the process off the CPU does not count), and,
+# for --diagnose, collections and lateness of a 20 ms timer over 20 ms (wall time).
+_PROBED = """
+import asyncio, gc, sys, time
+_gc_t0 = [0.0]
+def _gc(phase, info):
+    if phase == "start":
+        _gc_t0[0] = time.perf_counter()
+    else:
+        ms = (time.perf_counter() - _gc_t0[0]) * 1000
+        if ms >= 20:
+            print(f"DIAG gc {time.time():.3f} gen={info['generation']} ms={ms:.0f}", flush=True)
+gc.callbacks.append(_gc)
+async def _steps():
+    last = time.thread_time()
+    while True:
+        await asyncio.sleep(0.001)
+        now = time.thread_time()
+        if now - last >= 0.005:
+            print(f"DIAG step {time.time():.3f} cpu_ms={(now - last) * 1000:.1f}", flush=True)
+        last = now
+async def _lag():
+    while True:
+        t = time.perf_counter()
+        await asyncio.sleep(0.02)
+        late = (time.perf_counter() - t - 0.02) * 1000
+        if late >= 20:
+            print(f"DIAG lag {time.time():.3f} ms={late:.0f}", flush=True)
+from repconsole.server import app
+_start_server = app.Server.start
+async def _start(self):
+    await _start_server(self)
+    self._probes = [asyncio.ensure_future(_steps()), asyncio.ensure_future(_lag())]
+app.Server.start = _start
+from repconsole.server.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
 # How a snapshot frame starts (msgspec writes the tag first): the timed recv
 # tells it from the others by its head, without parsing megabytes of JSON.
 SNAPSHOT_HEAD = b"{%s:%s" % (encode(Snapshot.__struct_config__.tag_field), encode(Snapshot.__struct_config__.tag))
@@ -289,17 +335,26 @@ def _measure(url: str, settings: Path) -> dict[str, float]:
     return marks
 
 
+def _longest_step(server: Any, start: float, end: float) -> float:
+    """The longest stretch (ms of CPU) the server's loop ran without a break between two wall-clock times; under 5 ms: 5."""
+    return max([float(f["cpu_ms"]) for kind, at, f in server.diagnostics(start) if kind == "step" and at <= end], default=5.0)
+
+
 def _spread(values: Sequence[float], fmt: str = "{:.0f}") -> str:
     """Median (min-max)."""
     return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}–{fmt.format(max(values))})"
 
 
-def _size(waiting: int, runs: int, work: Path) -> None:
+def _size(waiting: int, runs: int, work: Path, *, diagnose: bool = False) -> None:
     data = work / f"data-{waiting}"
     config = work / "site.toml"
     seeded = seed_store(config, data, waiting)
     booted = time.perf_counter()
-    server = start_server(config, data)
+    bench_server._DIAGNOSED, entry = _PROBED, bench_server._DIAGNOSED  # ServerProc runs this as its diagnosed entry point
+    try:
+        server = start_server(config, data, diagnose=True)
+    finally:
+        bench_server._DIAGNOSED = entry
     booted = time.perf_counter() - booted
     print(f"== {waiting:,} waiting in the console rep's queues (offscreen) ==")
     print(f"seeded with the server's Runtime in {seeded:.1f} s; the server booted from them in {booted:.1f} s "
@@ -309,8 +364,13 @@ def _size(waiting: int, runs: int, work: Path) -> None:
         runs_marks, anchors = [], []
         try:
             for n in range(runs):
+                wall = time.time() - time.monotonic()  # the server's diagnostics are stamped with time.time()
                 m = _measure(f"ws://127.0.0.1:{server.port}", work / f"settings-{waiting}-{n}")
                 runs_marks.append(m)
+                m["wall"] = wall
+                for kind, at, fields in server.diagnostics(m["start"] + wall):
+                    if diagnose and kind != "step" and at <= m["painted"] + wall:
+                        print(f"  run {n + 1}, {at - wall - m['start']:+.2f} s: server {kind} {fields}")
                 # The anchor: an idle stretch as long as the sign-in, once the console has closed.
                 time.sleep(0.5)
                 a0 = time.monotonic()
@@ -321,15 +381,19 @@ def _size(waiting: int, runs: int, work: Path) -> None:
         stalls = [probe.stall(m["start"], m["painted"]) for m in runs_marks]
         idle = [probe.stall(a, b) for a, b in anchors]
         ratios = [s / max(i, 0.001) for s, i in zip(stalls, idle, strict=True)]
-        for n, (m, s, i) in enumerate(zip(runs_marks, stalls, idle, strict=True)):
+        steps = [_longest_step(server, m["start"] + m["wall"], m["painted"] + m["wall"]) for m in runs_marks]
+        idle_steps = [_longest_step(server, a + m["wall"], b + m["wall"]) for (a, b), m in zip(anchors, runs_marks, strict=True)]
+        for n, (m, s, i, st) in enumerate(zip(runs_marks, stalls, idle, steps, strict=True)):
             print(f"run {n + 1}: snapshot {m['bytes'] / 1e6:.1f} MB in {int(m['frames'])} frame(s), first -> last frame {m['last'] - m['frame']:.2f} s, "
                   f"decoding them {m['decode']:.2f} s; last frame -> assembled {m['parsed'] - m['last']:.2f} s, -> applied {m['applied'] - m['parsed']:.2f} s, "
                   f"-> painted {m['painted'] - m['applied']:.2f} s; start -> painted {m['painted'] - m['start']:.2f} s ({int(m['rows']):,} rows); "
-                  f"probe: longest stall {s:.0f} ms signing in, {i:.0f} ms idle")  # fmt: skip
+                  f"probe: longest stall {s:.0f} ms signing in, {i:.0f} ms idle; server: longest loop step {st:.1f} ms CPU")  # fmt: skip
         to_paint = [m["painted"] - m["last"] for m in runs_marks]
         verdict = "" if waiting != 100_000 else f"   target <= {TARGET_STALL_MS:.0f} ms: {'met' if statistics.median(stalls) <= TARGET_STALL_MS else 'MISSED'}"
         print(f"longest stall another console saw while the rep signed in: {_spread(stalls)} ms, idle anchor {_spread(idle)} ms, "
               f"ratio {_spread(ratios, '{:.1f}')}x  (median (min–max) of {runs}){verdict}")  # fmt: skip
+        print(f"longest stretch of the server's loop without a break (CPU time, not slowed by other processes): "
+              f"{_spread(steps, '{:.1f}')} ms signing in, {_spread(idle_steps, '{:.1f}')} ms idle")  # fmt: skip
         target = "" if waiting != 100_000 else f"   target <= {TARGET_SECONDS:.0f} s: {'met' if statistics.median(to_paint) <= TARGET_SECONDS else 'MISSED'}"
         print(f"snapshot's last frame -> first paint {_spread(to_paint, '{:.2f}')} s{target}; "
               f"start -> first paint {_spread([m['painted'] - m['start'] for m in runs_marks], '{:.2f}')} s")  # fmt: skip
@@ -346,6 +410,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--waiting", type=int, help="one size (same as --sizes N)")
     parser.add_argument("--runs", type=int, default=RUNS)
     parser.add_argument("--quick", action="store_true", help="10,000 waiting, one run")
+    parser.add_argument("--diagnose", action="store_true", help="print the server's collections and loop stalls over 20 ms during each sign-in")
     parser.add_argument("--probe", type=int, help=argparse.SUPPRESS)  # internal: run the probe against this port
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.probe:
@@ -360,7 +425,7 @@ def main(argv: list[str] | None = None) -> None:
     (work / "site.toml").write_text(_site())
     try:
         for waiting in sizes:
-            _size(waiting, args.runs, work)
+            _size(waiting, args.runs, work, diagnose=args.diagnose)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
