@@ -541,19 +541,13 @@ class WebSocketBackend(Backend):
             ws.transport.abort()
             raise
         if snapshot is not None:
-            self._want_snapshot = False
-            # The decoded snapshot becomes the console's state (its views are
-            # the rows): build the views without a collection walking it
-            # halfway, then keep it out of later ones.
-            with collector_paused(freeze=True):
-                self._on_snapshot(snapshot)
+            self._on_snapshot(snapshot)
         return ws
 
     async def _receive_snapshot(self, ws: ClientConnection, deadline: asyncio.Timeout) -> Snapshot:
         """The snapshot after a welcome, joined from its parts; each part within the connect timeout of the one before."""
         joiner = self._snapshots
         joiner.forget()
-        loop = asyncio.get_running_loop()
         while True:
             message = await _recv(ws)
             if not isinstance(message, Snapshot | SnapshotPart):
@@ -565,7 +559,7 @@ class WebSocketBackend(Backend):
             if whole is not None:
                 return whole
             self._set_loading(joiner.received, joiner.total)
-            deadline.reschedule(loop.time() + self._connect_timeout)
+            deadline.reschedule(asyncio.get_running_loop().time() + self._connect_timeout)
 
     async def _go_live(self, ws: ClientConnection) -> None:
         """Send what waited for this connection, in order, then go live."""
@@ -649,9 +643,7 @@ class WebSocketBackend(Backend):
                     self.resync()
                     return
                 if whole is not None:
-                    self._want_snapshot = False
-                    with collector_paused(freeze=True):
-                        self._on_snapshot(whole)
+                    self._on_snapshot(whole)
             case CobrowseChunk(session=session_id):
                 if session_id in self.watching:
                     batch = self._joiner.add(message)
@@ -688,9 +680,13 @@ class WebSocketBackend(Backend):
             pending.future.set_exception(ProtocolCommandError(ErrorReason.BAD_MESSAGE, str(exc)))
 
     def _on_snapshot(self, snapshot: Snapshot) -> None:
+        self._want_snapshot = False
         data: SnapshotData = snapshot.data
         self.grace_period = data.site.grace_period
-        self._deliver_batch(FeedBatch([snapshot]))
+        # The decoded snapshot becomes the console's state (its views are the rows): build
+        # the views without a collection walking it halfway, then keep it out of later ones.
+        with collector_paused(freeze=True):
+            self._deliver_batch(FeedBatch([snapshot]))
 
     def _deliver_batch(self, batch: FeedBatch) -> None:
         self.last_seq = batch[-1].seq
