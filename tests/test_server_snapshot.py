@@ -16,16 +16,19 @@ validator seconds).  The server runs in this process, on port 0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import random
+import socket
 import time
 from typing import Any
 
 import msgspec
 import pytest
 from engine_helpers import console_view
-from server_helpers import PASSWORDS, run, serving, validate, write_site
+from server_helpers import PASSWORDS, eventually, run, serving, validate, write_site
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from repconsole.collector import collector_paused
 from repconsole.core.errors import CommandError
@@ -235,6 +238,53 @@ def test_a_big_snapshot_comes_in_parts_exact_as_of_its_seq_while_the_queue_chang
                 same(state, fresh, now)
             await first.close()
             await second.close()
+
+    run(main(), 120)
+
+
+def test_a_console_that_stops_reading_its_snapshot_holds_one_part_and_is_closed_4408(tmp_path: Any) -> None:
+    """alice's console stops reading in the middle of her snapshot: the server keeps at most its write
+    limit and one part waiting for her (not the whole snapshot), the events meant for her wait until
+    they pass send_buffer, then she is closed with 4408, which she sees once she reads again (docs/protocol.md,
+    Presence: send buffer); carol's console gets every event meanwhile."""
+    limit = 64 * 1024
+    site = write_site(tmp_path, server=f"send_buffer = {limit}")
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            rt = server.runtime
+            assert rt is not None
+            seed(server, WAITING)
+            carol = await Feed.login(server, "carol")
+            await carol.until(carol.whole)
+            ws = await connect(f"ws://127.0.0.1:{server.port}/rep", max_size=None, compression=None, proxy=None)
+            ws.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)  # the kernel holds little
+            ws.transport.pause_reading()
+            await ws.send(encode(Login(1, "alice", PASSWORDS["alice"], PROTOCOL_VERSION)), text=True)
+            await eventually(lambda: any(k.rep == "alice" for k in rt.fanout.links()))
+            (link,) = [k for k in rt.fanout.links() if k.rep == "alice"]
+            link.ws.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            waiting, sent = 0, 0
+            for i in range(5000):
+                with rt.step():
+                    rt.engine.team_say("erin", "net", f"{i} {'x' * 200}")  # alice's, and waiting for her
+                    rt.engine.team_say("erin", "bill", f"{i}")  # carol's
+                sent += 1
+                waiting = max(waiting, link.ws.transport.get_write_buffer_size())
+                if link.dropped:
+                    break
+                await asyncio.sleep(0.001)
+            assert link.dropped and not rt.engine.reps["alice"].connected
+            assert waiting <= 64 * 1024 + 1024 * 1024, waiting  # the write limit and one part; the whole snapshot is 8 MB
+            await carol.until(lambda: sum(len(m.events) for m in carol.messages() if isinstance(m, Events)) >= sent)
+            ws.transport.resume_reading()
+            frames = []
+            with contextlib.suppress(ConnectionClosed):
+                async for frame in ws:
+                    frames.append(frame)
+            assert ws.close_code == 4408, ws.close_code
+            assert any(parse_rep_reply(f).__struct_config__.tag == "snapshot_part" for f in frames[-3:])  # it was still getting its parts
+            await carol.close()
 
     run(main(), 120)
 
