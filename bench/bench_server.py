@@ -67,6 +67,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from repconsole.protocol import (
     COMMANDS,
+    PROTOCOL_VERSION,
     Command,
     CommandName,
     Error,
@@ -105,9 +106,11 @@ MIX = ["arrive", "accept", "arrive", "end", "accept", "transfer", "arrive", "acc
 
 
 class _Head(msgspec.Struct):
-    """Just a frame's type: the snapshot at login is checked, not read (a console's reading is not what is measured)."""
+    """Just a frame's type (and a snapshot's number of frames): the snapshot at login is checked, not read
+    (a console's reading is not what is measured)."""
 
     type: MessageType
+    parts: int = 1
 
 
 _head = msgspec.json.Decoder(_Head)
@@ -274,16 +277,20 @@ async def open_ws(port: int, path: str) -> ClientConnection:
 
 
 async def login(port: int, rep: str) -> tuple[ClientConnection, int]:
-    """A logged-in console; returns it and the size of its snapshot frame."""
+    """A logged-in console; returns it and the size of its snapshot (all its frames)."""
     ws = await open_ws(port, "rep")
-    await ws.send(encode(Login(1, rep, PASSWORD)), text=True)
+    await ws.send(encode(Login(1, rep, PASSWORD, PROTOCOL_VERSION)), text=True)
     welcome = parse_rep_reply(await ws.recv(decode=False))
     if not isinstance(welcome, Welcome):
         raise RuntimeError(f"login of {rep} refused: {welcome}")
     snapshot = await ws.recv(decode=False)
-    if _head.decode(snapshot).type is not MessageType.SNAPSHOT:
+    head = _head.decode(snapshot)
+    if head.type is not MessageType.SNAPSHOT:
         raise RuntimeError(f"{rep}: expected a snapshot, got {snapshot[:100]!r}")
-    return ws, len(snapshot)
+    size = len(snapshot)
+    for _ in range(head.parts - 1):  # a big snapshot's other parts (snapshot_part frames)
+        size += len(await ws.recv(decode=False))
+    return ws, size
 
 
 async def arrive(port: int, issue: str, name: str) -> str:

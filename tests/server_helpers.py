@@ -81,6 +81,7 @@ from repconsole.protocol import (
     SessionView,
     Snapshot,
     SnapshotData,
+    SnapshotPart,
     SnapshotPlease,
     Start,
     Started,
@@ -464,7 +465,8 @@ class _Client:
 class RepClient(_Client):
     """A console's connection: login, commands, and a checked event feed.
 
-    Every reply is typed (:class:`Welcome`, :class:`Snapshot`,
+    Every reply is typed (:class:`Welcome`, :class:`Snapshot` and its
+    :class:`SnapshotPart` frames (joined: ``snapshot`` is the whole, once its last part is in),
     :class:`Events`, :class:`Result`, :class:`Error`); the result of a
     command this client sent is decoded as its command's result type
     (``COMMANDS[name].result``), so ``reply.result.session.owner``.
@@ -485,6 +487,7 @@ class RepClient(_Client):
         self.token: str | None = None
         self.welcome: Welcome | None = None
         self.snapshot: SnapshotData | None = None
+        self.snapshot_frames: list[Snapshot | SnapshotPart] = []  # the frames of the last snapshot
         self.events: list[Event] = []
         self.replies: dict[Any, Result | Error] = {}
         self.frames = 0
@@ -505,9 +508,17 @@ class RepClient(_Client):
         assert isinstance(welcome, Welcome), welcome
         return client
 
+    @property
+    def joining(self) -> bool:
+        """A snapshot has begun and its last part is not in yet."""
+        frames = self.snapshot_frames
+        return bool(frames) and isinstance(frames[0], Snapshot) and len(frames) < frames[0].parts
+
     async def pump(self, timeout: float | None = 3.0) -> RepReply:
         """Read one message and account for it."""
         msg = await self.recv(timeout)
+        # docs/protocol.md, Snapshot: parts 1 to parts - 1 follow the snapshot frame in order, nothing between.
+        assert not self.joining or isinstance(msg, SnapshotPart), f"{msg!r} came between the parts of a snapshot"
         match msg:
             case Events():
                 assert msg.prev == self.seq, f"gap: frame prev {msg.prev}, last seen {self.seq}"
@@ -518,8 +529,14 @@ class RepClient(_Client):
                     self.seq = seqs[-1]
                 self.frames += 1
             case Snapshot():
-                self.snapshot = msg.data
-                self.seq = msg.seq
+                assert msg.parts >= 1 and msg.total is not UNSET, msg
+                self.snapshot_frames = [msg]
+                self._snapshot_whole()
+            case SnapshotPart():
+                head = self.snapshot_frames[0] if self.snapshot_frames else None
+                assert isinstance(head, Snapshot) and (msg.seq, msg.part) == (head.seq, len(self.snapshot_frames)), (msg.seq, msg.part)
+                self.snapshot_frames.append(msg)
+                self._snapshot_whole()
             case Result() | Error() if msg.id is not UNSET:
                 self.replies[msg.id] = msg
             case Welcome():
@@ -528,6 +545,17 @@ class RepClient(_Client):
             case CobrowseChunk() | CobrowseStatus():
                 self.page.take(msg)
         return msg
+
+    def _snapshot_whole(self) -> None:
+        """Once its last part is in: the snapshot's sessions are the first frame's, then each part's, ``total`` in all."""
+        if self.joining:
+            return
+        head, *parts = self.snapshot_frames
+        assert isinstance(head, Snapshot)
+        sessions = [*head.data.sessions, *(s for part in parts if isinstance(part, SnapshotPart) for s in part.sessions)]
+        assert len(sessions) == head.total, (len(sessions), head.total)
+        self.snapshot = msgspec.structs.replace(head.data, sessions=sessions) if parts else head.data
+        self.seq = head.seq
 
     async def login(
         self, rep: str, password: str | None = None, *, protocol: int | None = PROTOCOL_VERSION, valid: bool = True
@@ -547,6 +575,7 @@ class RepClient(_Client):
             assert not reply.resumed
             snap = await self.message(first + 1)
             assert isinstance(snap, Snapshot), snap
+            await self.until(lambda: not self.joining)
         return reply
 
     async def resume(
@@ -567,6 +596,7 @@ class RepClient(_Client):
             assert isinstance(follow, Events if reply.resumed else Snapshot), follow
             if isinstance(follow, Events):
                 assert follow.prev == last_seq
+            await self.until(lambda: not self.joining)
         return reply
 
     async def _send_checked(self, message: Login | Resume, old: bool, valid: bool) -> None:

@@ -129,20 +129,20 @@ def test_starting_the_policy_collects_then_freezes_everything_alive() -> None:
     assert gc.get_count()[0] < 100
 
 
-def test_the_server_builds_a_snapshot_with_the_collector_paused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_server_builds_each_part_of_a_snapshot_with_the_collector_paused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from server_helpers import RepClient, run, serving, write_site
 
-    from repconsole.core.engine import QueueEngine
-    from repconsole.protocol import SnapshotData
+    from repconsole.core.engine import SnapshotCursor
+    from repconsole.protocol import SessionView
 
     seen: list[bool] = []
-    real = QueueEngine.snapshot
+    real = SnapshotCursor.take
 
-    def snapshot(self: QueueEngine, rep: str) -> SnapshotData:
+    def take(self: SnapshotCursor, n: int) -> list[SessionView]:
         seen.append(gc.isenabled())
-        return real(self, rep)
+        return real(self, n)
 
-    monkeypatch.setattr(QueueEngine, "snapshot", snapshot)
+    monkeypatch.setattr(SnapshotCursor, "take", take)
 
     async def main() -> None:
         async with serving(write_site(tmp_path), tmp_path / "data") as server:

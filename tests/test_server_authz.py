@@ -40,6 +40,7 @@ from repconsole.core.commands import COMMANDS
 from repconsole.core.intake import Intake
 from repconsole.core.model import QueueRef
 from repconsole.protocol import (
+    PROTOCOL_VERSION,
     Command,
     Error,
     ErrorReason,
@@ -253,7 +254,7 @@ def test_command_authorization(command: str, mode: str, tmp_path: Path) -> None:
                 c = await RepClient.open(server)
                 rid = c.next_id()
                 # Both frames in one go: the command must not ride on a refused resume.
-                await c.send(Resume(c.next_id(), token, seq))
+                await c.send(Resume(c.next_id(), token, seq, PROTOCOL_VERSION))
                 await c.send(Command(rid, command, case.args))
                 reply = await c.pump()
                 assert isinstance(reply, Error) and reply.reason == ErrorReason.TOKEN_EXPIRED, reply

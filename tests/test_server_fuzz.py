@@ -399,8 +399,8 @@ def _rep_templates() -> list[dict[str, Any]]:
     return [
         msgspec.to_builtins(message)
         for message in (
-            Login(1, "nobody-fuzz", "not the password"),
-            Resume(2, "A" * 32, 0),
+            Login(1, "nobody-fuzz", "not the password", PROTOCOL_VERSION),
+            Resume(2, "A" * 32, 0, PROTOCOL_VERSION),
             Logout(3),
             *(Command(f"c-{name}", name, a) for name, a in args.items()),
         )
@@ -684,10 +684,11 @@ def test_the_oracle_agrees_with_the_documented_examples() -> None:
     assert expect_rep(wire(Logout(1)), True)[0].close == 4000
     assert expect_customer(wire(Say(1, "x")), False)[0].reasons == {ErrorReason.NOT_STARTED}
     assert expect_customer(by_hand(type=START, id=1, via="issue", issue="vpn", intake={}), True)[0].reasons == {ErrorReason.ALREADY_STARTED}
-    # Versions (docs/protocol.md, Versions): absent means 1; one the server does not speak closes 4426; 0 is no version.
-    assert expect_rep(wire(Login(1, "a", "b"), omit=("protocol",)), False)[0].close == 4401
+    # Versions (docs/protocol.md, Versions): absent means 1, which this server no longer speaks;
+    # one the server does not speak closes 4426; 0 is no version.
+    assert expect_rep(wire(Login(1, "a", "b"), omit=("protocol",)), False)[0].close == 4426
     assert expect_rep(wire(Login(1, "a", "b", PROTOCOL_VERSION)), False)[0].close == 4401
-    for version in (2, 99):
+    for version in (1, 99):
         (refused,) = expect_rep(wire(Resume(1, "t", 0, version)), False)
         assert (refused.rid, refused.reasons, refused.close) == (1, {ErrorReason.UNSUPPORTED_PROTOCOL}, 4426)
     (bad,) = expect_rep(wire(Login(1, "a", "b", 0)), False)

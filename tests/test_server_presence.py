@@ -37,10 +37,11 @@ SLACK = 0.3 * TIMEOUT_SCALE
 CONSOLE = """
 import asyncio, json, sys
 from websockets.asyncio.client import connect
+from repconsole.protocol import PROTOCOL_VERSION as PROTOCOL
 
 async def main(port, password, session):
     async with connect(f"ws://127.0.0.1:{port}/rep", max_size=None, ping_interval=None) as ws:
-        await ws.send(json.dumps({"type": "login", "id": 1, "username": "alice", "password": password}))
+        await ws.send(json.dumps({"type": "login", "id": 1, "username": "alice", "password": password, "protocol": PROTOCOL}))
         await ws.send(json.dumps({"type": "command", "id": 2, "name": "accept", "args": {"session": session}}))
         while True:
             msg = json.loads(await ws.recv())

@@ -432,15 +432,15 @@ def test_a_welcome_says_which_protocol_version_the_server_answers_in(site: Path,
         async with serving(site, tmp_path / "data") as server:
             alice = await RepClient.open(server)
             welcome = await alice.login("alice")
-            assert isinstance(welcome, Welcome) and welcome.protocol == PROTOCOL_VERSION == 1
+            assert isinstance(welcome, Welcome) and welcome.protocol == PROTOCOL_VERSION == 2
             back = await RepClient.open(server)
             welcome = await back.resume(alice.token, alice.seq)
-            assert isinstance(welcome, Welcome) and welcome.resumed and welcome.protocol == 1
+            assert isinstance(welcome, Welcome) and welcome.resumed and welcome.protocol == 2
 
     run(main())
 
 
-@pytest.mark.parametrize("version", [2, 99])
+@pytest.mark.parametrize("version", [1, 99])  # 1: the version before snapshots in parts
 def test_a_console_of_an_unsupported_protocol_version_is_told_so_and_closed_4426(version: int, site: Path, tmp_path: Path) -> None:
     """As docs/protocol.md says under Versions: ``unsupported_protocol``, a detail that
     says which versions the server speaks, and the close 4426; for login and resume alike."""
@@ -487,20 +487,24 @@ def test_protocol_version_0_is_a_malformed_message_and_the_connection_stays(site
     run(main())
 
 
-def test_a_console_that_does_not_say_its_protocol_version_is_served_as_version_1(site: Path, tmp_path: Path) -> None:
-    """An older console sends no ``protocol`` in its login or resume: absent means 1."""
+def test_a_console_that_does_not_say_its_protocol_version_speaks_version_1_and_is_told_to_update(site: Path, tmp_path: Path) -> None:
+    """An older console sends no ``protocol`` in its login or resume: absent means 1, which this
+    server no longer speaks (a version 1 console needs every field of a session, and a snapshot in
+    one frame): ``unsupported_protocol`` and 4426, the documented clear error, for login and resume."""
 
     async def main() -> None:
         async with serving(site, tmp_path / "data") as server:
-            sid = arrive(server)
             old = await RepClient.open(server)
-            welcome = await old.login("alice", protocol=None)
-            assert isinstance(welcome, Welcome) and welcome.protocol == 1
-            assert old.snapshot is not None and {s.id for s in old.snapshot.sessions} == {sid}
-            assert (await old.ok("accept", session=sid)).session.owner == "alice"
+            reply = await old.login("alice", protocol=None)
+            assert isinstance(reply, Error) and reply.reason == ErrorReason.UNSUPPORTED_PROTOCOL, reply
+            assert "speaks version 1" in reply.detail and "update the console" in reply.detail, reply
+            assert await old.closed_with() == 4426
+            alice = await RepClient.logged_in(server, "alice")
+            await alice.close()
             again = await RepClient.open(server)
-            welcome = await again.resume(old.token, old.seq, protocol=None)
-            assert isinstance(welcome, Welcome) and welcome.resumed and welcome.protocol == 1
+            reply = await again.resume(alice.token, alice.seq, protocol=None)
+            assert isinstance(reply, Error) and reply.reason == ErrorReason.UNSUPPORTED_PROTOCOL, reply
+            assert await again.closed_with() == 4426
 
     run(main())
 

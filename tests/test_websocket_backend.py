@@ -46,6 +46,7 @@ from repconsole.backend.websocket import (
     LoginError,
     NotConnectedError,
     ProtocolCommandError,
+    ServerProtocolError,
     ServerUnreachable,
     WebSocketBackend,
     server_endpoint,
@@ -76,6 +77,8 @@ from repconsole.protocol import (
     Resume,
     ResumeReason,
     Snapshot,
+    SnapshotData,
+    SnapshotPart,
     Welcome,
     decode,
     encode,
@@ -154,6 +157,8 @@ class FakeServer:
             in another gets ``unsupported_protocol`` and a 4426 close.
         events_after_reply: answer a command first and send its events only at
             the next ``publish()``, as the real server's fan-out may.
+        snapshot_rows: send a snapshot in parts of this many sessions (0: in one frame).
+        misnumber_part: send this part number in place of the second part's (0: do not).
     """
 
     pulse: Pulse
@@ -168,6 +173,8 @@ class FakeServer:
     oldest_resumable: int = 0
     speaks: range = range(MIN_PROTOCOL_VERSION, PROTOCOL_VERSION + 1)
     events_after_reply: bool = False
+    snapshot_rows: int = 0
+    misnumber_part: int = 0
     port: int = 0
 
     def __post_init__(self) -> None:
@@ -330,8 +337,18 @@ class FakeServer:
             snapshot = self.engine.snapshot(rep)
             conn.prev = snapshot.seq
             conn.position = len(self.log)
-            await ws.send(encode(Snapshot(snapshot.seq, snapshot)), text=True)
+            await self._send_snapshot(ws, snapshot)
         return conn
+
+    async def _send_snapshot(self, ws: ServerConnection, snapshot: SnapshotData) -> None:
+        """As docs/protocol.md says: a snapshot frame with the first sessions, then its parts."""
+        sessions, rows = snapshot.sessions, self.snapshot_rows or max(1, len(snapshot.sessions))
+        cuts = [sessions[i:i + rows] for i in range(0, len(sessions), rows)] or [[]]
+        first = msgspec.structs.replace(snapshot, sessions=cuts[0])
+        await ws.send(encode(Snapshot(snapshot.seq, first, len(cuts), len(sessions))), text=True)
+        for part, cut in enumerate(cuts[1:], start=1):
+            number = self.misnumber_part if part == 1 and self.misnumber_part else part
+            await ws.send(encode(SnapshotPart(snapshot.seq, number, cut)), text=True)
 
     async def _command(self, conn: _Conn, message: Command) -> None:
         mid, name = message.id, message.name
@@ -507,7 +524,7 @@ def test_the_console_says_which_protocol_it_speaks_in_login_and_resume() -> None
     async def body(s: Scene) -> None:
         # As sent, not as parsed: the parser would fill in the default (1) for a console that said nothing.
         login = s.server.sent_json[0]
-        assert isinstance(s.server.received[0], Login) and login["protocol"] == PROTOCOL_VERSION == 1
+        assert isinstance(s.server.received[0], Login) and login["protocol"] == PROTOCOL_VERSION == 2
         await s.server.cut()
         await s.until(lambda: s.server.received_of(Resume) != [] and s.backend.state is BackendState.LIVE)
         index = next(i for i, m in enumerate(s.server.received) if isinstance(m, Resume))
@@ -604,6 +621,49 @@ def test_a_big_snapshot_is_decoded_and_applied_without_the_collector_then_frozen
             gc.unfreeze()
 
     scenario(body)
+
+
+def test_a_snapshot_in_parts_is_joined_and_delivered_once_with_loading_progress() -> None:
+    """docs/protocol.md, Snapshot: a snapshot frame with the first sessions, then snapshot_part
+    frames; the console delivers one snapshot with every session, in order, and its loading
+    listeners hear how many sessions are in meanwhile (the window's "Loading N customers")."""
+
+    async def body(s: Scene) -> None:
+        for _ in range(10):
+            s.server.customer("vpn")
+        s.server.snapshot_rows = 4
+        backend = WebSocketBackend(s.server.url, ME, PASSWORD, connect_timeout=5)
+        mirror = Mirror(backend, s.pulse)
+        progress: list[tuple[int, int]] = []
+        backend.add_loading_listener(lambda done, total: progress.append((done, total)))
+        try:
+            await backend.start()
+            expected = s.server.engine.snapshot(ME)
+            [first] = [b for b in mirror.batches if isinstance(b[0], Snapshot)]
+            snapshot = first[0]
+            assert isinstance(snapshot, Snapshot) and snapshot.seq == expected.seq
+            assert [v.id for v in snapshot.data.sessions] == [v.id for v in expected.sessions] and len(expected.sessions) == 16
+            assert mirror.matches(s.server.engine) and len(mirror.state.rows["team:network"]) == 16
+            assert progress == [(4, 16), (8, 16), (12, 16)]  # the last part delivers the snapshot itself
+            # Events follow from the snapshot's seq, as for a snapshot in one frame.
+            s.server.customer("vpn")
+            await s.server.publish()
+            await s.until(lambda: len(mirror.state.rows["team:network"]) == 17)
+        finally:
+            await backend.stop()
+
+    scenario(body)
+
+
+def test_a_snapshot_part_out_of_order_fails_the_sign_in_rather_than_being_guessed_at() -> None:
+    async def body(s: Scene) -> None:
+        s.server.snapshot_rows, s.server.misnumber_part = 2, 2
+        backend = WebSocketBackend(s.server.url, ME, PASSWORD, connect_timeout=5)
+        with pytest.raises(ServerProtocolError, match=r"snapshot part 2 of event \d+ came, part 1 of the snapshot of event \d+ was due"):
+            await backend.start()
+        assert backend.state is BackendState.CLOSED
+
+    scenario(body, login=False)
 
 
 def test_a_saved_token_resumes_into_a_fresh_snapshot() -> None:

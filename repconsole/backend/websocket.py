@@ -4,7 +4,10 @@ It speaks the wire protocol of ``docs/protocol.md`` on the ``/rep`` endpoint:
 
 * **Sign-in**: :meth:`WebSocketBackend.start` (or :meth:`~WebSocketBackend.login`)
   connects, sends ``login`` (or ``resume`` with a token) and delivers the
-  snapshot that follows as the first batch.  Bad credentials raise
+  snapshot that follows as the first batch.  A big snapshot comes in parts
+  (``snapshot``, then ``snapshot_part`` frames): each is decoded as it comes,
+  the loading listeners hear how many sessions are in, and the whole snapshot
+  is delivered once, as one batch.  Bad credentials raise
   :class:`LoginError`, an unreachable server :class:`ServerUnreachable`.
 * **Feed**: every ``events`` frame becomes one
   :class:`~repconsole.core.feed.FeedBatch` of typed events, which carries the
@@ -99,6 +102,8 @@ from repconsole.protocol import (
     Resume,
     Snapshot,
     SnapshotData,
+    SnapshotJoiner,
+    SnapshotPart,
     Welcome,
     encode,
     parse_rep_reply,
@@ -241,6 +246,7 @@ class WebSocketBackend(Backend):
         self._stopping = False
         self._closing: asyncio.Future[None] | None = None
         self._joiner = ChunkJoiner(self._on_batch_lost)
+        self._snapshots = SnapshotJoiner()
         self._watch_tasks: dict[str, asyncio.Task[None]] = {}
         self._watched_at: dict[str, float] = {}  # when each watch was sent, on the server's clock
 
@@ -502,7 +508,7 @@ class WebSocketBackend(Backend):
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
             raise ServerUnreachable(f"Cannot reach the server at {self.url}: {_why(exc)}") from exc
         try:
-            async with asyncio.timeout(self._connect_timeout):
+            async with asyncio.timeout(self._connect_timeout) as deadline:
                 await ws.send(encode(request), text=True)
                 reply = await _recv(ws)
                 if isinstance(reply, Error):
@@ -519,10 +525,7 @@ class WebSocketBackend(Backend):
                 self.resume_window = reply.resume_window or self.resume_window
                 snapshot: Snapshot | None = None
                 if not reply.resumed:
-                    first = await _recv(ws)
-                    if not isinstance(first, Snapshot):
-                        raise ServerProtocolError(f"The server sent {_type(first)!r} instead of a snapshot.")
-                    snapshot = first
+                    snapshot = await self._receive_snapshot(ws, deadline)
         except ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd is not None else None
             if code in SESSION_ENDING_CODES:
@@ -538,13 +541,25 @@ class WebSocketBackend(Backend):
             ws.transport.abort()
             raise
         if snapshot is not None:
-            self._want_snapshot = False
-            # The decoded snapshot becomes the console's state (its views are
-            # the rows): build the views without a collection walking it
-            # halfway, then keep it out of later ones.
-            with collector_paused(freeze=True):
-                self._on_snapshot(snapshot)
+            self._on_snapshot(snapshot)
         return ws
+
+    async def _receive_snapshot(self, ws: ClientConnection, deadline: asyncio.Timeout) -> Snapshot:
+        """The snapshot after a welcome, joined from its parts; each part within the connect timeout of the one before."""
+        joiner = self._snapshots
+        joiner.forget()
+        while True:
+            message = await _recv(ws)
+            if not isinstance(message, Snapshot | SnapshotPart):
+                raise ServerProtocolError(f"The server sent {_type(message)!r} instead of a snapshot.")
+            try:
+                whole = joiner.add(message)
+            except ProtocolError as exc:
+                raise ServerProtocolError(f"The server sent a snapshot this console cannot read: {exc.detail}") from exc
+            if whole is not None:
+                return whole
+            self._set_loading(joiner.received, joiner.total)
+            deadline.reschedule(asyncio.get_running_loop().time() + self._connect_timeout)
 
     async def _go_live(self, ws: ClientConnection) -> None:
         """Send what waited for this connection, in order, then go live."""
@@ -591,6 +606,7 @@ class WebSocketBackend(Backend):
             if self.disconnected_since is None:
                 self.disconnected_since = time.time()
             self._joiner.forget()
+            self._snapshots.forget()
             for session_id in sorted(self.watching):
                 self._deliver_cobrowse(PageStatus(session_id, PageState.RECONNECTING))
             immediate = code == CLOSE_TOO_SLOW or self._want_snapshot
@@ -619,9 +635,15 @@ class WebSocketBackend(Backend):
             case Events(prev=prev, events=events):
                 if events:
                     self._deliver_batch(FeedBatch(events, prev))
-            case Snapshot():
-                self._want_snapshot = False
-                self._on_snapshot(message)
+            case Snapshot() | SnapshotPart():
+                try:
+                    whole = self._snapshots.add(message)
+                except ProtocolError as exc:
+                    log.error("%s", exc.detail)
+                    self.resync()
+                    return
+                if whole is not None:
+                    self._on_snapshot(whole)
             case CobrowseChunk(session=session_id):
                 if session_id in self.watching:
                     batch = self._joiner.add(message)
@@ -658,9 +680,13 @@ class WebSocketBackend(Backend):
             pending.future.set_exception(ProtocolCommandError(ErrorReason.BAD_MESSAGE, str(exc)))
 
     def _on_snapshot(self, snapshot: Snapshot) -> None:
+        self._want_snapshot = False
         data: SnapshotData = snapshot.data
         self.grace_period = data.site.grace_period
-        self._deliver_batch(FeedBatch([snapshot]))
+        # The decoded snapshot becomes the console's state (its views are the rows): build
+        # the views without a collection walking it halfway, then keep it out of later ones.
+        with collector_paused(freeze=True):
+            self._deliver_batch(FeedBatch([snapshot]))
 
     def _deliver_batch(self, batch: FeedBatch) -> None:
         self.last_seq = batch[-1].seq

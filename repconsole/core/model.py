@@ -233,7 +233,8 @@ class TimelineStep:
         return StepView(self.at, self.kind, self.queue.serialize() if self.queue else None, self.by, self.note)
 
     def to_dict(self) -> dict[str, Any]:
-        return _builtins(self.view())
+        # Every field, defaults included (the view leaves them off the wire; the store keeps them).
+        return {"at": self.at, "kind": self.kind.value, "queue": self.queue.serialize() if self.queue else None, "by": self.by, "note": self.note}
 
 
 @dataclass(slots=True)
@@ -357,9 +358,11 @@ class Session:
         return SessionView(
             self.id,
             self.origin,
-            self.origin.is_browser,
             self.created_at,
             self.customer_name,
+            self.queue_entered_at,
+            self._timeline_snapshot(),
+            self.origin.is_browser,
             self.company,
             self.company_code,
             self.issue_code,
@@ -377,7 +380,6 @@ class Session:
             self.priority,
             self.state,
             self.queue.serialize() if self.queue else None,
-            self.queue_entered_at,
             self.owner,
             list(self.participants),
             self.held,
@@ -385,7 +387,6 @@ class Session:
             self.rule_deadline,
             self.transfer_note,
             [inv.view() for inv in self.invitations.values()] if self.invitations else [],
-            self._timeline_snapshot(),
             self.ended_at,
             self.end_reason,
             [line.view() for line in self.chat] if chat else msgspec.UNSET,
@@ -393,10 +394,23 @@ class Session:
         )
 
     def to_dict(self, *, chat: bool = False) -> dict[str, Any]:
-        """:meth:`view` as plain JSON values."""
-        return _builtins(self.view(chat=chat))
+        """:meth:`view` as plain JSON values, every field (the wire leaves out those at their default)."""
+        d: dict[str, Any] = _plain(self.view(chat=chat))
+        return d
 
 
 def _builtins(view: msgspec.Struct) -> dict[str, Any]:
     d: dict[str, Any] = msgspec.to_builtins(view)
     return d
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as plain JSON values, every field of every Struct in it (``to_builtins`` leaves out defaults
+    where a Struct omits them)."""
+    if isinstance(value, msgspec.Struct):
+        return {name: _plain(v) for name in value.__struct_fields__ if (v := getattr(value, name)) is not msgspec.UNSET}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return msgspec.to_builtins(value)

@@ -7,7 +7,8 @@ each means; docs/protocol.schema.json is generated from this module.
 **Rep endpoint** (``/rep``)
 
 * console → server: :class:`Login`, :class:`Resume`, :class:`Command`, :class:`Logout`
-* server → console: :class:`Welcome`, :class:`Snapshot`, :class:`Events`, :class:`Result`, :class:`Error`
+* server → console: :class:`Welcome`, :class:`Snapshot` (then its :class:`SnapshotPart` frames),
+  :class:`Events`, :class:`Result`, :class:`Error`
 
 **Customer endpoint** (``/customer``)
 
@@ -44,7 +45,7 @@ from repconsole.protocol.cobrowse import (
     StopSharing,
 )
 from repconsole.protocol.events import Event
-from repconsole.protocol.views import CustomerLine, Intake, SnapshotData
+from repconsole.protocol.views import CustomerLine, Intake, SessionView, SnapshotData
 from repconsole.protocol.vocabulary import (
     ID_LIMIT,
     INT64_MAX,
@@ -80,6 +81,8 @@ __all__ = [
     "Say",
     "SayResult",
     "Snapshot",
+    "SnapshotJoiner",
+    "SnapshotPart",
     "Start",
     "Started",
     "Status",
@@ -98,6 +101,7 @@ __all__ = [
 ]
 
 _Count = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
+_Parts = Annotated[int, msgspec.Meta(ge=1, le=INT64_MAX)]
 _Version = Annotated[int, msgspec.Meta(ge=1, le=INT64_MAX)]
 
 
@@ -187,10 +191,28 @@ class Welcome(_Reply, frozen=True, tag=MessageType.WELCOME.value):
 
 
 class Snapshot(_Reply, frozen=True, tag=MessageType.SNAPSHOT.value):
-    """Everything the rep may see, as of event ``seq`` (= ``data.seq``)."""
+    """Everything the rep may see, as of event ``seq`` (= ``data.seq``).
+
+    A big snapshot is cut into ``parts`` frames: this one, whose
+    ``data.sessions`` are the first sessions, then ``parts - 1``
+    :class:`SnapshotPart` frames with the others, in order, with nothing else
+    between them.  ``total`` is the number of sessions in all the parts (the
+    server always says it; a snapshot made in-process may leave it unset).
+    :class:`SnapshotJoiner` puts the parts together.
+    """
 
     seq: int
     data: SnapshotData
+    parts: _Parts = 1
+    total: _Count | UnsetType = UNSET
+
+
+class SnapshotPart(_Reply, frozen=True, tag=MessageType.SNAPSHOT_PART.value):
+    """Part ``part`` (1 to ``parts - 1``) of the snapshot of event ``seq``: its next sessions."""
+
+    seq: int
+    part: _Parts
+    sessions: list[SessionView]
 
 
 class Events(_Reply, frozen=True, tag=MessageType.EVENTS.value):
@@ -221,7 +243,66 @@ class Error(_Reply, frozen=True, tag=MessageType.ERROR.value, kw_only=True):
     data: dict[str, Any]
 
 
-RepReply = Welcome | Snapshot | Events | Result | Error | CobrowseChunk | CobrowseStatus
+RepReply = Welcome | Snapshot | SnapshotPart | Events | Result | Error | CobrowseChunk | CobrowseStatus
+
+
+class SnapshotJoiner:
+    """Puts a snapshot that came in parts back together: :meth:`add` each frame, in order.
+
+    ``add`` returns the whole :class:`Snapshot` (``parts`` 1, every session in
+    ``data.sessions``) once its last part is in, else None; a part that is not
+    the next one of the snapshot being joined raises :class:`ProtocolError`.
+
+    Attributes:
+        received: sessions received so far of the snapshot being joined.
+        total: the number of sessions it has in all (0 when nothing is being joined).
+    """
+
+    def __init__(self) -> None:
+        self._head: Snapshot | None = None
+        self._sessions: list[SessionView] = []
+        self._next = 0
+
+    @property
+    def joining(self) -> bool:
+        return self._head is not None
+
+    @property
+    def received(self) -> int:
+        return len(self._sessions)
+
+    @property
+    def total(self) -> int:
+        head = self._head
+        if head is None:
+            return 0
+        return head.total if isinstance(head.total, int) else len(self._sessions)
+
+    def add(self, message: Snapshot | SnapshotPart) -> Snapshot | None:
+        if isinstance(message, Snapshot):
+            if message.parts == 1:
+                self.forget()
+                return message
+            self._head, self._sessions, self._next = message, list(message.data.sessions), 1
+            return None
+        head = self._head
+        if head is None or message.seq != head.seq or message.part != self._next:
+            expected = "no part" if head is None else f"part {self._next} of the snapshot of event {head.seq}"
+            self.forget()
+            raise ProtocolError(ErrorReason.BAD_MESSAGE, f"snapshot part {message.part} of event {message.seq} came, {expected} was due")
+        self._sessions.extend(message.sessions)
+        self._next += 1
+        if self._next < head.parts:
+            return None
+        sessions = self._sessions
+        self.forget()
+        if isinstance(head.total, int) and head.total != len(sessions):
+            raise ProtocolError(ErrorReason.BAD_MESSAGE, f"the snapshot of event {head.seq} said {head.total} sessions and had {len(sessions)}")
+        return Snapshot(head.seq, msgspec.structs.replace(head.data, sessions=sessions), 1, len(sessions))
+
+    def forget(self) -> None:
+        """Drop a snapshot half joined (the connection it came on is gone)."""
+        self._head, self._sessions, self._next = None, [], 0
 
 
 # ======================================================================

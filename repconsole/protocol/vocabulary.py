@@ -51,8 +51,10 @@ __all__ = [
 # server that no longer speaks it answers ``unsupported_protocol`` and closes
 # with 4426, so an old console tells its rep to update instead of failing
 # on a message it cannot read.  Bump it when a message changes shape.
-PROTOCOL_VERSION = 1
-MIN_PROTOCOL_VERSION = 1
+# 2: a big snapshot comes in parts (``snapshot_part``), and a session and its
+# timeline steps leave out the fields that hold their default.
+PROTOCOL_VERSION = 2
+MIN_PROTOCOL_VERSION = 2
 
 # Frames the server receives are at most this big (websockets' max_size); a
 # larger one closes the connection with 1009.  Frames the server sends (a
@@ -91,6 +93,7 @@ class MessageType(enum.StrEnum):
     # server -> console
     WELCOME = "welcome"
     SNAPSHOT = "snapshot"
+    SNAPSHOT_PART = "snapshot_part"
     EVENTS = "events"
     # both endpoints, server -> client
     RESULT = "result"

@@ -51,8 +51,8 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from repconsole import __version__
-from repconsole.collector import collector_paused
 from repconsole.core.commands import execute
+from repconsole.core.engine import SnapshotCursor
 from repconsole.core.errors import CommandError
 from repconsole.protocol import (
     COBROWSE_COMMANDS,
@@ -71,7 +71,6 @@ from repconsole.protocol import (
     Result,
     Resume,
     ResumeReason,
-    Snapshot,
     Welcome,
     encode,
     events_frame,
@@ -96,6 +95,7 @@ from repconsole.server.passwords import PasswordDesk, Verdict
 from repconsole.server.proxy import TrustedProxies
 from repconsole.server.reload import Plan, reload_server
 from repconsole.server.runtime import PersistenceFailure, Runtime, command_digest
+from repconsole.server.snapshots import send_snapshot
 from repconsole.server.store import Store
 from repconsole.server.timers import ServerClock, WallClock
 from repconsole.server.web import CONTENT_TYPES, STATIC_NAME, WATCH_PATH, CobrowseWeb, response
@@ -493,7 +493,7 @@ class Server:
             self._detach(link)
         await close_slow(ws, "not responding to pings", settings.ping_timeout)
 
-    async def _send(self, ws: ServerConnection, message: Welcome | Snapshot | Result | Error | bytes) -> None:
+    async def _send(self, ws: ServerConnection, message: Welcome | Result | Error | bytes) -> None:
         await ws.send(message if isinstance(message, bytes) else encode(message), text=True)
 
     async def _serve_rep(self, ws: ServerConnection) -> None:
@@ -639,16 +639,16 @@ class Server:
             rid, rep, token, replay is not None, login.expires_at, self.clock.now(), rt.spec.server.resume_window,
             PROTOCOL_VERSION, reason if reason is not None else UNSET,
         )  # fmt: skip
+        first: bytes | SnapshotCursor
         if replay is not None:
             items, last = replay
-            first: bytes = events_frame(last_seq or 0, items)
+            first = events_frame(last_seq or 0, items)
             link = RepLink(ws, rep, login, last)
         else:
-            # A busy rep's snapshot is millions of short-lived objects: built
-            # with the collector paused, twice as fast (the loop waits on it).
-            with collector_paused():
-                first = encode(Snapshot(rt.engine.seq, rt.engine.snapshot(rep)))
-            link = RepLink(ws, rep, login, rt.engine.seq)
+            # The snapshot as of now, built and sent a part at a time (see
+            # repconsole.server.snapshots): the loop serves everyone meanwhile.
+            first = rt.engine.snapshot_cursor(rep)
+            link = RepLink(ws, rep, login, first.seq)
         # Attached before the first await: events from here on wait in the
         # link's backlog until the snapshot or replay is written.
         rt.fanout.attach(link)
@@ -656,8 +656,13 @@ class Server:
         login.connections.add(ws)
         try:
             await self._send(ws, welcome)
-            await self._send(ws, first)
+            if isinstance(first, bytes):
+                await self._send(ws, first)
+            else:
+                await send_snapshot(ws, first)
         except BaseException:
+            if isinstance(first, SnapshotCursor):
+                first.close()
             self._detach(link)
             raise
         rt.fanout.ready(link)

@@ -26,6 +26,7 @@ part that does it (see ``docs/architecture.md`` for the map):
 ``presence.Presence``     status, connection, grace period and fallback
 ``teamchat.TeamChats``    team chat and read markers
 ``timers.Timers``         the deadlines :meth:`QueueEngine.advance` fires
+``snapshots``             a rep's snapshot part by part, exact as of its seq
 ========================  ==================================================
 
 Parts are collaborating objects, not mixins: each is given the few others
@@ -47,6 +48,7 @@ from repconsole.core.engine.queues import NOTHING, Queues
 from repconsole.core.engine.rules import WaitingRules
 from repconsole.core.engine.saved import Counters, EngineState, RepState
 from repconsole.core.engine.sessions import SessionDesk
+from repconsole.core.engine.snapshots import SnapshotCursor
 from repconsole.core.engine.starts import KEY_ALPHABET, MAX_KEY_VALIDITY, Starts
 from repconsole.core.engine.teamchat import TEAM_CHAT_HISTORY, TeamChat, TeamChats
 from repconsole.core.engine.timers import Timers
@@ -68,7 +70,7 @@ from repconsole.core.model import (
     Team,
     WaitingRule,
 )
-from repconsole.protocol.views import SiteView, SnapshotData, TeamChatView
+from repconsole.protocol.views import SessionView, SiteView, SnapshotData, TeamChatView
 
 __all__ = [
     "CHAT_LIMIT",
@@ -80,6 +82,7 @@ __all__ = [
     "Event",
     "QueueEngine",
     "RepState",
+    "SnapshotCursor",
     "TeamChat",
 ]
 
@@ -273,29 +276,48 @@ class QueueEngine:
         A console starts from this and then applies every event after
         ``seq``.  Sessions the rep takes part in carry their chat.
         """
+        with self.snapshot_cursor(rep_id) as cursor:
+            return cursor.whole()
+
+    def snapshot_cursor(self, rep_id: str) -> SnapshotCursor:
+        """:meth:`snapshot`, to be built a part at a time, exact as of now (see :class:`SnapshotCursor`).
+
+        What is built now costs little whatever the queues hold: the order
+        of the sessions the rep may see, the views of those the rep takes
+        part in (with their chat, which changes without :meth:`Queues.begin`),
+        the directory, the rep's team chats and keys.  Close the cursor when done.
+        """
         rep = self._directory.rep(rep_id)
-        live = self._queues.live
+        queues = self._queues
+        live = queues.live
+        # In the order the console lists them: each of the rep's queues in
+        # queue order, then the sessions the rep is in, then invitations.
+        listed = [QueueRef.personal(rep_id)] + [QueueRef.team(t) for t in sorted(rep.teams)]
+        order: list[str] = []
+        for q in listed:
+            order.extend(queues.waiting_ids(q))  # a copy of pointers: cheap however long the queue
+        ready: dict[str, SessionView] = {}
+        extras: set[str] = set()  # listed, not waiting in the rep's queues
+        for sid in queues.involved(rep_id):
+            s = live[sid]
+            if s.queue not in listed:
+                order.append(sid)
+            ready[sid] = s.view(chat=True)
         members = self._directory.members
-        visible: dict[str, Session] = {}
-        queues = [QueueRef.personal(rep_id)] + [QueueRef.team(t) for t in sorted(rep.teams)]
-        for q in queues:
-            for sid in self._queues.waiting_ids(q):
-                visible[sid] = live[sid]
-        involved = self._queues.involved(rep_id)
-        for sid in involved:
-            visible[sid] = live[sid]
         for inv in self._desk.invitations.values():
-            if rep_id in members(inv.target):
-                visible[inv.session] = live[inv.session]
+            sid = inv.session
+            if sid not in ready and sid not in extras and live[sid].queue not in listed and rep_id in members(inv.target):
+                order.append(sid)
+                extras.add(sid)
         chats = self._team_chats.chats
-        return SnapshotData(
+        head = SnapshotData(
             seq=self.seq,
             at=self._clock(),
             you=rep.view(),
             site=SiteView(self.site.grace_period),
             reps=[r.view() for r in self.reps.values()],
             teams=[t.view() for t in self.teams.values()],
-            sessions=[s.view(chat=s.id in involved) for s in visible.values()],
+            sessions=[],
             team_chat={
                 t: TeamChatView(
                     lines=[line.view() for line in chats[t].lines],
@@ -306,6 +328,10 @@ class QueueEngine:
             },
             keys=[k.view() for k in self.keys_of(rep_id)],
         )
+        return SnapshotCursor(
+            head, order, frozenset(listed), extras, ready,
+            live=live, last_ticket=queues.last_ticket, ticket=queues.ticket, watchers=queues.watchers,
+        )  # fmt: skip
 
     # ------------------------------------------------------------- customers
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from repconsole.core.clock import Clock
 from repconsole.core.engine.directory import Directory
@@ -89,6 +89,9 @@ class Queues:
         # queues; a heap per team keeps that O(log n) at 100,000 sessions.
         # Entries go stale when a session leaves; they are skipped lazily.
         self._oldest: dict[str, list[tuple[float, str]]] = {}
+        # Told of every session about to change, before it does: a snapshot
+        # being built part by part keeps its view as of its seq (SnapshotCursor).
+        self.watchers: list[Callable[[Session], None]] = []
 
     def add_team(self, team_id: str) -> None:
         self._oldest[team_id] = []
@@ -133,6 +136,16 @@ class Queues:
     def waiting_ids(self, queue: QueueRef) -> Iterable[str]:
         """Ids of the sessions waiting in ``queue``, in queue order."""
         return self._waiting.get(queue, {}).keys()
+
+    @property
+    def last_ticket(self) -> int:
+        """The ticket drawn last: a session that enters a queue from now on draws a larger one."""
+        return self._tickets
+
+    def ticket(self, s: Session) -> int | None:
+        """The ticket ``s`` drew when it entered the queue it waits in; None if it waits in none."""
+        q = s.queue
+        return self._waiting.get(q, {}).get(s.id) if q is not None else None
 
     def waiting_order(self) -> dict[QueueRef, list[str]]:
         """Every non-empty queue's waiting session ids, in queue order."""
@@ -235,7 +248,13 @@ class Queues:
     # -------------------------------------------------------------- changes
 
     def begin(self, s: Session) -> Before:
-        """Remember what a change may invalidate; pair with :meth:`commit`."""
+        """Remember what a change may invalidate; pair with :meth:`commit`.
+
+        Called before the change touches ``s``: the :attr:`watchers` see it as it still is.
+        """
+        if self.watchers:
+            for watch in self.watchers:
+                watch(s)
         # The old audience only serves to compute ``gone`` for listeners.
         audience = self.audience(s) if self._listeners else NO_REPS
         return audience, s.queue, self.in_session(s), s.queue_entered_at
