@@ -175,7 +175,10 @@ def main(argv: list[str] | None = None) -> None:
         verdict = "ok" if ratio <= GOAL else f"over the {GOAL}x goal"
         print(f"console, {p:>7,} waiting:           first frame {_ms(frames[p])}  = {ratio:.2f}x bare ({verdict})")
         print(f"{'':36}console window {_ms(windows[p])}  = {statistics.median(windows[p]) / floor:.2f}x bare;  queue filled {_ms(filled[p])}")
-        print(f"{'':36}longest frozen frame during the fill {_ms(frozen[p])}")
+        if max(frozen[p]) > 0:
+            print(f"{'':36}longest frozen frame during the fill {_ms(frozen[p])}")
+        else:  # the console's window painted with its queue full: there was no fill to watch
+            print(f"{'':36}longest frozen frame during the fill: none (filled by the window's first paint)")
 
 
 if __name__ == "__main__":
