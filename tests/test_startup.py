@@ -370,6 +370,29 @@ def test_the_tabs_of_my_sessions_reopen_once_a_big_start_is_filled(qtbot, aloop,
     assert all(tabs == "" for tabs, filling in opened if filling)
 
 
+def test_closing_while_a_big_start_fills_keeps_the_saved_tabs(qtbot, aloop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    _small_slices(monkeypatch)
+    settings, _ = Settings.load(tmp_path)
+    settings.window = {"tabs": ["S32", "S8"], "current_tab": "S8"}
+    settings.save()
+    backend, window = _big_start(qtbot, tmp_path, 20_000, seed=10)
+    window.show()
+    window.start_soon()
+    # The rep closes the console before the tabs could reopen (they reopen once the queue is filled).
+    qtbot.waitUntil(lambda: window.loading.filling and window.model.rowCount() > 0, timeout=timeout(10))
+    assert not window.session_tabs
+    window.quit()
+    assert window._closing
+    stopping = asyncio.ensure_future(window.shutdown())
+    qtbot.waitUntil(stopping.done, timeout=timeout(5))
+    assert backend.engine.queue_count(QueueRef.parse(window.state.personal_queue)) > 0
+    saved = Settings.load(tmp_path)[0].window
+    assert saved["tabs"] == ["S32", "S8"] and saved["current_tab"] == "S8"  # the layout is not lost
+    assert "geometry" in saved  # the rest is saved as usual
+
+
 def _sorted_by(window, key: str) -> bool:  # type: ignore[no-untyped-def]
     column = window.model.columns[window.model.column_index(key)]
     keys = [column.sort_key(window.model.row_at(i)) for i in range(window.model.rowCount())]

@@ -106,6 +106,7 @@ class MainWindow(QMainWindow):
         self._quitting = False  # a real quit (tray, Ctrl+Q): never just hide to the tray
         self.key_dialog: SessionKeyDialog | None = None
         self._restore_tab = workspace.front_tab(settings.window)  # brought back to the front once
+        self._tabs_reopened = False  # until then the saved tabs are saved as they were (closing early loses no layout)
 
         self.setWindowTitle(window_title("", "", ""))
         theme.follow(lambda: self.settings.preferences.appearance.theme)  # light or dark, before any widget
@@ -326,7 +327,7 @@ class MainWindow(QMainWindow):
         self.settings.window = {
             "geometry": base64.b64encode(bytes(self.saveGeometry().data())).decode("ascii"),
             "splitter": self.splitter.sizes(),
-            **workspace.tabs_state(self.tabs, self.session_tabs),
+            **workspace.tabs_state(self.tabs, self.session_tabs, None if self._tabs_reopened else self.settings.window),
         }
         if self._queue and not self._queue.startswith(SEARCH_QUEUE):
             self.settings.last_queue = self._queue
@@ -385,6 +386,7 @@ class MainWindow(QMainWindow):
                 self._open_tab(s, focus=s.id == self._restore_tab)
         if not self.loading.filling:
             self._restore_tab = None
+            self._tabs_reopened = True
 
     def _apply_changes(self, changes: Changes) -> None:
         if self._queue is not None and self._queue.startswith(SEARCH_QUEUE):
