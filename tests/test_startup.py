@@ -41,6 +41,7 @@ from repconsole.ui.app import build_window
 from repconsole.ui.instance import LOCK_NAME, SingleInstance, bring_to_front, server_name
 from repconsole.ui.search import search_rows
 from repconsole.ui.startwindow import FirstPaint
+from repconsole.ui.statusline import backend_text
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -368,6 +369,27 @@ def test_the_tabs_of_my_sessions_reopen_once_a_big_start_is_filled(qtbot, aloop,
     assert getattr(current, "session_id", None) == "S8"
     # Not before every customer was there (the early snapshot had none of them).
     assert all(tabs == "" for tabs, filling in opened if filling)
+
+
+def test_the_status_bar_says_customers_are_loading_while_a_big_start_fills(qtbot, aloop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    _small_slices(monkeypatch)
+    backend, window = _big_start(qtbot, tmp_path, 4000, seed=14)
+    during: list[tuple[str, str]] = []
+    backend.add_loading_listener(lambda done, n: during.append((window.backend_label.text(), window.backend_label.styleSheet())) if done < n else None)
+    window.show()
+    window.start_soon()
+    qtbot.waitUntil(lambda: window.loading.filling and window.model.rowCount() > 0, timeout=timeout(10))
+    window.grab().save("/tmp/s11fill-status-loading.png")
+    qtbot.waitUntil(lambda: backend.state is BackendState.LIVE, timeout=timeout(20))
+    # Not "connecting": the simulator is there, its customers are being shown; no warning colour for that.
+    assert len(during) >= 2
+    assert all(text == "Simulator · loading customers" and not sheet for text, sheet in during), during
+    assert not window.stale_label.isVisible() and window.table.isEnabled()
+    assert window.backend_label.text() == "Simulator · live"
+    # Trouble still says so, filling or not.
+    assert backend_text("Server wss://x", BackendState.RECONNECTING, filling=True) == ("Server wss://x · reconnecting", True)
+    assert backend_text("Server wss://x", BackendState.CONNECTING, filling=False) == ("Server wss://x · connecting", True)
+    assert backend_text("Simulator", BackendState.LIVE, filling=False) == ("Simulator · live", False)
 
 
 def test_closing_while_a_big_start_fills_keeps_the_saved_tabs(qtbot, aloop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]

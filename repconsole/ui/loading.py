@@ -43,6 +43,8 @@ class LoadingOverlay(QFrame):
     Signals:
         filled(): the backend has delivered every customer of a big start
             (after the batch that completed it was applied).
+        fillingChanged(): :attr:`filling` changed (a big start began, or
+            filled the queue: after ``filled``).
 
     Attributes:
         label: the sentence.
@@ -51,6 +53,7 @@ class LoadingOverlay(QFrame):
     """
 
     filled = Signal()
+    fillingChanged = Signal()
 
     def __init__(self, view: QAbstractItemView, backend: Backend) -> None:
         super().__init__(view)
@@ -83,8 +86,11 @@ class LoadingOverlay(QFrame):
                 self.filling = False
                 self._view.viewport().update()  # the queue paints complete (the window's firstQueuePainted)
                 self.filled.emit()
+                self.fillingChanged.emit()
             return
-        self.filling = True
+        if not self.filling:
+            self.filling = True
+            self.fillingChanged.emit()
         self.label.setText(f"Loading {total:,} customers…")
         # A progress bar repaints at once on every new value; with the next frame is soon enough.
         self.bar.setUpdatesEnabled(False)

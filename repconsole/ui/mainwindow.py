@@ -54,7 +54,7 @@ from repconsole.ui.quitdialog import QuitGuard
 from repconsole.ui.resources import app_icon
 from repconsole.ui.search import search_delta, search_rows, search_title
 from repconsole.ui.searchfield import SearchField
-from repconsole.ui.statusline import ElidedLabel, fit_message, grace_text, window_title
+from repconsole.ui.statusline import ElidedLabel, backend_text, fit_message, grace_text, window_title
 from repconsole.ui.tray import ConsoleTray
 
 if TYPE_CHECKING:  # these load when first opened: the queue fills without them
@@ -126,6 +126,7 @@ class MainWindow(QMainWindow):
         backend.add_cobrowse_listener(self._on_backend_cobrowse)
         self.loading = loading.LoadingOverlay(self.table, backend)  # after the window's listener: sees each batch applied
         self.loading.filled.connect(self._reopen_tabs)
+        self.loading.fillingChanged.connect(self._update_backend_label)  # "loading customers", not "connecting"
         self._tick = QTimer(self)
         self._tick.setInterval(1000)
         self._tick.timeout.connect(self._on_tick_timeout)
@@ -454,8 +455,9 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(window_title(name, where, status))
         self.identity_label.setText(f"{name} on" if name else "")
         self.identity_label.setToolTip(f"Signed in as {name} on {where}" if name else "")
-        self.backend_label.setText(f"{self.backend.description} · {state.value}")
-        theme.set_style(self.backend_label, "color: $warning_text;" if state is not BackendState.LIVE else "")
+        text, warn = backend_text(self.backend.description, state, filling=self.loading.filling)
+        self.backend_label.setText(text)
+        theme.set_style(self.backend_label, "color: $warning_text;" if warn else "")
 
     def _on_backend_state(self, state: BackendState, detail: str) -> None:
         if self._closing:

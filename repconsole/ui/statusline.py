@@ -17,10 +17,10 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QFontMetrics, QPainter, QPaintEvent
 from PySide6.QtWidgets import QLabel, QStatusBar, QStyleOption, QWidget
 
-from repconsole.backend.base import Backend
+from repconsole.backend.base import Backend, BackendState
 from repconsole.core.state import ConsoleState
 
-__all__ = ["ElidedLabel", "fit_message", "grace_text", "identity_text", "window_title"]
+__all__ = ["ElidedLabel", "backend_text", "fit_message", "grace_text", "identity_text", "window_title"]
 
 _MIN_CHARS = 6
 
@@ -28,6 +28,20 @@ _MIN_CHARS = 6
 def identity_text(rep_name: str, where: str, status: str) -> str:
     """``"Alex Morgan · simulator · Available"``."""
     return " · ".join(part for part in (rep_name, where, status) if part)
+
+
+def backend_text(description: str, state: BackendState, *, filling: bool) -> tuple[str, bool]:
+    """The status bar's backend label, ``"Simulator · live"``, and whether it warns (any state but live).
+
+    ``filling``: a big start is delivering its customers.  A backend not
+    yet live only because of that (the simulator goes live once every
+    customer exists) says "loading customers", not "connecting", and does
+    not warn: the rows shown are real and commands run.  A backend that
+    reconnects or closed says so, filling or not.
+    """
+    if filling and state is BackendState.CONNECTING:
+        return f"{description} · loading customers", False
+    return f"{description} · {state.value}", state is not BackendState.LIVE
 
 
 def grace_text(backend: Backend, state: ConsoleState, now: float) -> str:
