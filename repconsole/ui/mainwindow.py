@@ -384,7 +384,8 @@ class MainWindow(QMainWindow):
         """Sessions the rep is already in get their tabs back (after a restart or a crash, as they were; a big start's once it is filled)."""
         for s in workspace.reopen_order(self.settings.window, self.state.my_sessions()):
             if s.id not in self.session_tabs:
-                self._open_tab(s, focus=s.id == self._restore_tab)
+                # Not over a tab the rep opened meanwhile (accepted while a big start filled).
+                self._open_tab(s, focus=s.id == self._restore_tab and self.tabs.currentIndex() == 0)
         if not self.loading.filling:
             self._restore_tab = None
             self._tabs_reopened = True
