@@ -17,8 +17,9 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from conftest import timeout
@@ -34,7 +35,7 @@ from repconsole.backend.world import ME
 from repconsole.core.feed import FeedBatch
 from repconsole.core.model import QueueRef
 from repconsole.core.state import ConsoleState
-from repconsole.protocol import Snapshot
+from repconsole.protocol import KeyEvent, SessionEvent, Snapshot
 from repconsole.settings import Settings
 from repconsole.ui.about import AboutDialog
 from repconsole.ui.app import build_window
@@ -44,6 +45,7 @@ from repconsole.ui.startwindow import FirstPaint
 from repconsole.ui.statusline import backend_text
 
 ROOT = Path(__file__).resolve().parent.parent
+_T = TypeVar("_T")
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -336,9 +338,8 @@ def test_the_population_rings_no_alert_and_says_nothing_but_arrivals_after_it_do
     assert len(announced) == 1
 
 
-def test_the_tabs_of_my_sessions_reopen_once_a_big_start_is_filled(qtbot, aloop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    _small_slices(monkeypatch)
-    # The rep took two customers early in the population: S8 (after the 7th arrival) and S32 (after the 30th).
+def _take_early(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The rep takes two customers early in the population: S8 (after the 7th arrival) and S32 (after the 30th)."""
     arrive = simulator.Simulation._arrive
     arrivals: list[int] = [0]
     taken: list[str] = []
@@ -353,6 +354,16 @@ def test_the_tabs_of_my_sessions_reopen_once_a_big_start_is_filled(qtbot, aloop,
                 taken.append(s.id)
 
     monkeypatch.setattr(simulator.Simulation, "_arrive", arriving)
+    return taken
+
+
+def _saved_tabs(directory: Path) -> dict[str, object]:
+    return {k: v for k, v in Settings.load(directory)[0].window.items() if k in ("tabs", "current_tab")}
+
+
+def test_the_tabs_of_my_sessions_reopen_once_a_big_start_is_filled(qtbot, aloop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    _small_slices(monkeypatch)
+    taken = _take_early(monkeypatch)
     # They were open in that order when the console last closed, S8 in front.
     settings, _ = Settings.load(tmp_path)
     settings.window = {"tabs": ["S32", "S8"], "current_tab": "S8"}
@@ -413,6 +424,50 @@ def test_closing_while_a_big_start_fills_keeps_the_saved_tabs(qtbot, aloop, tmp_
     saved = Settings.load(tmp_path)[0].window
     assert saved["tabs"] == ["S32", "S8"] and saved["current_tab"] == "S8"  # the layout is not lost
     assert "geometry" in saved  # the rest is saved as usual
+
+
+def test_an_accept_while_a_big_start_fills_opens_its_tab_at_once(qtbot, aloop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    _small_slices(monkeypatch)
+    taken = _take_early(monkeypatch)
+    settings, _ = Settings.load(tmp_path)
+    settings.window = {"tabs": ["S32", "S8"], "current_tab": "S8"}
+    settings.save()
+    backend, window = _big_start(qtbot, tmp_path, 8000, seed=10)
+    raised: list[str] = []
+    window.alerter.raised.connect(lambda event, text: raised.append(text))
+    fronts: list[tuple[str, bool]] = []
+    window.tabs.currentChanged.connect(lambda i: fronts.append((str(getattr(window.tabs.widget(i), "session_id", "")), window.loading.filling)))
+    picked: list[str] = []
+    saved_while_filling: list[dict[str, object]] = []
+
+    def on_progress(done: int, n: int) -> None:
+        if done < n and not picked and window.model.rowCount() >= 5:
+            # Double-click, Enter and the Accept button all accept the row this way.
+            picked.append(window.model.row_ids()[0])
+            window.accept_row(picked[0])
+        elif done < n and picked and picked[0] in window.session_tabs:
+            saved_while_filling.append(_saved_tabs(tmp_path))
+
+    backend.add_loading_listener(on_progress)
+    window.show()
+    window.start_soon()
+    qtbot.waitUntil(lambda: bool(picked) and picked[0] in window.session_tabs, timeout=timeout(20))
+    window.grab().save("/tmp/s11fill-accept-while-filling.png")
+    # At once, in front, while the rest were still loading: not when they had all loaded.
+    assert fronts[0] == (picked[0], True)
+    qtbot.waitUntil(lambda: backend.state is BackendState.LIVE and len(window.session_tabs) == 3, timeout=timeout(20))
+    assert taken == ["S8", "S32"]
+    # Meanwhile what was saved kept the tabs not reopened yet, the new one after them.
+    assert saved_while_filling and saved_while_filling[-1] == {"tabs": ["S32", "S8", picked[0]], "current_tab": "S8"}
+    # The saved tabs reopened once filled, behind the one the rep is working in (it stays in front).
+    assert list(window.session_tabs) == [picked[0], "S32", "S8"]
+    assert getattr(window.tabs.currentWidget(), "session_id", None) == picked[0]
+    assert window.state.sessions[picked[0]].owner == ME
+    # No resynchronisation, no alert; every count adds up.
+    assert not window.stale_label.isVisible() and raised == []
+    for key in window.state.queue_keys():
+        assert window.state.waiting_count(key) == backend.engine.queue_count(QueueRef.parse(key))
+    window.grab().save("/tmp/s11fill-accept-after.png")
 
 
 def _sorted_by(window, key: str) -> bool:  # type: ignore[no-untyped-def]
@@ -504,17 +559,59 @@ def test_a_100k_start_never_freezes_the_window_for_long(qtbot, aloop, tmp_path: 
     assert sum(len(rows) for rows in window.state.rows.values()) > 50_000
 
 
-def test_commands_during_a_big_start_wait_for_the_population(qtbot, aloop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def _at_once(command: Coroutine[Any, Any, _T]) -> _T:
+    """The result of ``command``, which must not wait for anything."""
+    try:
+        command.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    command.close()
+    raise AssertionError("the command waited")
+
+
+def test_commands_during_a_big_start_run_between_slices_in_their_own_batch(qtbot, aloop, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     import asyncio
 
     _small_slices(monkeypatch)
-    backend = SimulatorBackend(population=3000, rate=0, seed=6, tick=0)
+    backend = SimulatorBackend(population=8000, rate=0, seed=6, tick=0)
+    heard: list[FeedBatch] = []
+    reports: list[int] = []
+    backend.add_event_listener(heard.append)
+    backend.add_loading_listener(lambda done, total: reports.append(done))
     starting = asyncio.ensure_future(backend.start())
-    qtbot.waitUntil(lambda: backend._loading, timeout=timeout(5))
-    key = asyncio.ensure_future(backend.generate_key(600))
-    qtbot.waitUntil(key.done, timeout=timeout(20))
-    assert starting.done()  # the key came after the population, on the real clock
-    assert key.result().expires_at > backend.simulation.clock() + 500
+    # Some customers are shown, the rest still coming; and a slice's customers are still to be shown.
+    qtbot.waitUntil(lambda: len(reports) >= 3 and backend._feed.pending > 0, timeout=timeout(10))
+    waiting = backend.engine.waiting_in(QueueRef.personal(ME))
+    assert waiting
+    sid = waiting[0].id
+    # Between two slices (the loop turns here), the commands run at once, not when the population is complete.
+    accepted = _at_once(backend.accept(sid))
+    key = _at_once(backend.generate_key(600))
+    assert backend._loading and not starting.done() and reports[-1] < 8000
+    assert accepted.owner == ME
+    assert key.expires_at > backend.simulation.clock() + 500  # on the real clock
+    # The customer accepted says hello, the one given the key types it in (once the world runs).
+    assert len(backend.simulation._todo) == 2
+    qtbot.waitUntil(starting.done, timeout=timeout(20))
+    # One numbering, nothing lost or reordered: each batch follows the one before.
+    assert heard[0].prev is None
+    last = heard[0][0].seq
+    for batch in heard[1:]:
+        assert batch.prev == last, heard.index(batch)
+        last = batch[-1].seq
+    # The commands' events are news, in batches of their own; every customer of the population came as backfill.
+    live = [b for b in heard[1:] if not b.backfill]
+    assert len(live) == 2
+    assert {item.data.session.id for item in live[0] if isinstance(item, SessionEvent)} == {sid}  # no customer of the population
+    assert [type(item) for item in live[1]] == [KeyEvent]
+    created = {item.data.session.id for b in heard[1:] if b.backfill for item in b if hasattr(item.data, "session")}
+    assert sid in created and len(created) > 1000
+    state = ConsoleState()
+    for batch in heard:
+        state.apply(batch)
+    assert state.sessions[sid].owner == ME and [s.id for s in state.my_sessions()] == [sid]
+    for key_ in state.queue_keys():
+        assert state.waiting_count(key_) == backend.engine.queue_count(QueueRef.parse(key_))
     stopping = asyncio.ensure_future(backend.stop())
     qtbot.waitUntil(stopping.done, timeout=timeout(5))
 

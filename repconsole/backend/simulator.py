@@ -25,7 +25,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from repconsole.backend.base import FRAME_SECONDS, Backend, BackendState
@@ -111,6 +111,7 @@ class Simulation:
         self._issue_codes = list(engine.issues)
         self._team_ids = list(engine.teams)
         self._unsubscribe = engine.subscribe(self._on_engine_event)
+        self._reacting = True  # not while it creates the past (populating)
 
     # ------------------------------------------------------------ population
 
@@ -132,6 +133,7 @@ class Simulation:
         ages = sorted((self.rng.random() * span for _ in range(count)), reverse=True)
         # Nobody is watching yet: the director need not react to its own past.
         self._unsubscribe()
+        self._reacting = False
         try:
             for done, age in enumerate(ages, 1):
                 self.clock.pinned = now - age
@@ -142,8 +144,25 @@ class Simulation:
         finally:
             self.clock.pinned = None
             self._unsubscribe = self.engine.subscribe(self._on_engine_event)
+            self._reacting = True
         self.engine.advance()
         self._last = self.clock()
+
+    @contextlib.contextmanager
+    def reacting(self) -> Iterator[None]:
+        """React to what happens inside, even between two steps of :meth:`populating` (the rep's command).
+
+        What it schedules (the customer's hello to the rep who accepted)
+        is on the clock of the moment, and happens once :meth:`step` runs.
+        """
+        if self._reacting:
+            yield
+            return
+        unsubscribe = self.engine.subscribe(self._on_engine_event)
+        try:
+            yield
+        finally:
+            unsubscribe()
 
     # ----------------------------------------------------------------- steps
 
@@ -349,7 +368,6 @@ class SimulatorBackend(Backend):
         self._unsubscribe: Callable[[], None] | None = None
         self._loading = False
         self._stopped = False
-        self._loaded = asyncio.Event()
 
     @property
     def description(self) -> str:
@@ -372,7 +390,6 @@ class SimulatorBackend(Backend):
             self._unsubscribe = self.engine.subscribe(self._on_engine_event)
             self._deliver(self._feed.snapshot(self.engine))
         self._set_state(BackendState.LIVE, "in-process simulator")
-        self._loaded.set()
         if self._tick > 0:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="simulator")
 
@@ -426,12 +443,13 @@ class SimulatorBackend(Backend):
         with collector_paused(freeze=True):
             self._backfill(total, total)
 
-    def _backfill(self, done: int, total: int) -> None:
-        """Deliver the population's events so far as a backfill batch, then say how far it is."""
+    def _backfill(self, done: int | None = None, total: int = 0) -> None:
+        """Deliver the population's events so far as a backfill batch, then say how far it is (``done`` of ``total``)."""
         batch = self._feed.take(backfill=True)
         if batch is not None:
             self._deliver(batch)
-        self._set_loading(done, total)
+        if done is not None:
+            self._set_loading(done, total)
 
     async def stop(self) -> None:
         self._stopped = True
@@ -450,9 +468,31 @@ class SimulatorBackend(Backend):
         self._set_state(BackendState.CLOSED)
 
     async def call(self, command: str, **args: Any) -> CommandResult:
-        if self._loading:
-            # The world is still being created in the past: act on it once it is complete.
-            await self._loaded.wait()
+        if not self._loading:
+            return self._execute(command, args)
+        # A big start is still creating its customers: the command runs now,
+        # between two slices, rather than seconds later.  That is safe: the
+        # engine, the slices and this coroutine share the event loop's one
+        # thread, and a slice never awaits (nor calls out to code that could
+        # run a command), so the command cannot land inside one: it sees
+        # the customers created so far, on the real clock (unpinned between
+        # slices), and the rest arrive in the past, before it, touching only
+        # themselves.  The hazard is the feed's one numbering (each batch's
+        # ``prev`` is the last seq of the batch before): the slices' events
+        # are still pending, to be shown as backfill.  Taken with the
+        # command's, they would turn into news (alerts for every customer)
+        # or the command's events would reach the window late as no news.
+        # So: the population so far goes first, as backfill; then the
+        # command; then its own events, as a live batch; the next slices'
+        # follow as backfill.
+        self._backfill()
+        try:
+            with self.simulation.reacting():
+                return self._execute(command, args)
+        finally:
+            self.flush()
+
+    def _execute(self, command: str, args: dict[str, Any]) -> CommandResult:
         if command in COBROWSE_COMMANDS:
             return self.pages.command(command, args)
         return execute(self.engine, ME, command, args)
