@@ -10,7 +10,12 @@ from the outside, from ``Popen`` to the line each prints:
   the console's modules load);
 * ``console window painted``: the console's own window painted (it then
   replaces the start window; at 100,000 waiting it shows "Loading");
-* ``window shown``: the queue table painted its first snapshot (the queue is filled).
+* ``window shown``: the queue table painted complete (the queue is filled;
+  a big start shows its rows slice by slice before that);
+* ``longest frozen frame``: the longest time the console's event loop did
+  not turn between its window's first paint and the queue filled (the
+  window could neither paint nor answer input), measured inside the
+  console (``REPCONSOLE_LOOP_WATCH``: a 10 ms heartbeat timer).
 
 Rounds interleave the three so that a busy machine slows all of them
 alike.  Printed: the median over the runs, with min-max, and the console's
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -69,8 +75,8 @@ app.exec()
 """
 
 
-def _timed(cmd: list[str], env: dict[str, str], marks: tuple[str, ...]) -> dict[str, float]:
-    """Seconds from launching ``cmd`` to the first stderr line containing each of ``marks``."""
+def _timed(cmd: list[str], env: dict[str, str], marks: tuple[str, ...], lines: dict[str, str] | None = None) -> dict[str, float]:
+    """Seconds from launching ``cmd`` to the first stderr line containing each of ``marks`` (those lines into ``lines``)."""
     found: dict[str, float] = {}
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
@@ -80,6 +86,8 @@ def _timed(cmd: list[str], env: dict[str, str], marks: tuple[str, ...]) -> dict[
             for mark in marks:
                 if mark not in found and mark in line:
                     found[mark] = time.perf_counter() - started
+                    if lines is not None:
+                        lines[mark] = line
             if len(found) == len(marks):
                 return found
         raise RuntimeError(f"{cmd[2:5]} exited (status {proc.wait()}) before {set(marks) - set(found)}")
@@ -93,14 +101,17 @@ def bare(env: dict[str, str]) -> float:
     return _timed([sys.executable, "-c", _BARE], env, ("first frame",))["first frame"]
 
 
-def console(population: int, env: dict[str, str], scratch: str) -> tuple[float, float, float]:
-    """(first frame, console window painted, queue filled) for the console at ``population``, on fresh settings."""
+def console(population: int, env: dict[str, str], scratch: str) -> tuple[float, float, float, float]:
+    """(first frame, console window painted, queue filled, longest frozen frame) for the console at ``population``, on fresh settings."""
     settings = tempfile.mkdtemp(dir=scratch)
+    lines: dict[str, str] = {}
     marks = _timed(
         [sys.executable, "-m", "repconsole", "--population", str(population), "--quit-after", "300", "--settings-dir", settings],
-        env, ("first frame", "console window painted", "window shown"),
+        {**env, "REPCONSOLE_LOOP_WATCH": "1"}, ("first frame", "console window painted", "window shown", "longest frozen frame"), lines,
     )
-    return marks["first frame"], marks["console window painted"], marks["window shown"]
+    frozen = re.search(r"\((\d+) ms\)", lines["longest frozen frame"])
+    assert frozen is not None, lines["longest frozen frame"]
+    return marks["first frame"], marks["console window painted"], marks["window shown"], int(frozen.group(1)) / 1000
 
 
 @contextmanager
@@ -141,6 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     frames: dict[int, list[float]] = {p: [] for p in populations}
     windows: dict[int, list[float]] = {p: [] for p in populations}
     filled: dict[int, list[float]] = {p: [] for p in populations}
+    frozen: dict[int, list[float]] = {p: [] for p in populations}
     with tempfile.TemporaryDirectory(prefix="repconsole-bench-") as scratch, _display(args.platform) as env:
         # The console's log goes to the scratch directory, not the user's.
         env["XDG_STATE_HOME"] = scratch
@@ -150,10 +162,11 @@ def main(argv: list[str] | None = None) -> None:
         for _ in range(args.runs):
             bare_times.append(bare(env))
             for p in populations:
-                frame, window, full = console(p, env, scratch)
+                frame, window, full, longest = console(p, env, scratch)
                 frames[p].append(frame)
                 windows[p].append(window)
                 filled[p].append(full)
+                frozen[p].append(longest)
     print(f"== console start-up, {args.platform}: process start -> first painted frame / -> queue filled; median (min-max) of {args.runs} runs ==")
     print(f"bare PySide6 window + empty QTableView: first frame {_ms(bare_times)}")
     floor = statistics.median(bare_times)
@@ -162,6 +175,10 @@ def main(argv: list[str] | None = None) -> None:
         verdict = "ok" if ratio <= GOAL else f"over the {GOAL}x goal"
         print(f"console, {p:>7,} waiting:           first frame {_ms(frames[p])}  = {ratio:.2f}x bare ({verdict})")
         print(f"{'':36}console window {_ms(windows[p])}  = {statistics.median(windows[p]) / floor:.2f}x bare;  queue filled {_ms(filled[p])}")
+        if max(frozen[p]) > 0:
+            print(f"{'':36}longest frozen frame during the fill {_ms(frozen[p])}")
+        else:  # the console's window painted with its queue full: there was no fill to watch
+            print(f"{'':36}longest frozen frame during the fill: none (filled by the window's first paint)")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ The contract:
   the event before it, so that the console can prove nothing was lost.  A
   backend may send another snapshot at any time (after a resync); it
   replaces everything.
+* A big start may deliver its snapshot early, with only part of what there
+  is, and the rest as batches marked ``backfill``: what was already there,
+  not news (no alerts), with progress reported to the loading listeners.
 * Batches are delivered at most once per frame: a burst of a thousand
   engine events reaches the window as one call, so it repaints once.
 * :meth:`Backend.call` runs a command and returns its result (the
@@ -70,7 +73,7 @@ FRAME_SECONDS = 1 / 60
 EventListener = Callable[[FeedBatch], None]
 _R = TypeVar("_R", bound=CommandResult)
 StateListener = Callable[["BackendState", str], None]
-#: ``(done, total)``: how far a big start is (customers created or received of all).
+#: ``(done, total)``: how far a big start is (customers delivered of all).
 LoadingListener = Callable[[int, int], None]
 
 
@@ -118,10 +121,13 @@ class Backend(abc.ABC):
         self._cobrowse_listeners.append(listener)
 
     def add_loading_listener(self, listener: LoadingListener) -> None:
-        """``listener`` hears how far the first snapshot is, ``(done, total)``, before it is delivered.
+        """``listener`` hears how far a big start is, ``(done, total)``; ``done >= total``: complete.
 
-        Only a start slow enough to show progress reports it; the snapshot
-        itself is delivered to the event listeners as always.
+        Only a start slow enough to show progress reports it (the
+        simulator's big population).  It reports ``(0, total)`` before its
+        snapshot, which then holds only part of what there is (possibly
+        nobody), and delivers the rest as batches marked ``backfill``, each
+        followed by a report, the last one ``(total, total)``.
         """
         self._loading_listeners.append(listener)
 

@@ -25,12 +25,13 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from repconsole.backend.base import FRAME_SECONDS, Backend, BackendState
 from repconsole.backend.pageplayer import PagePlayer
 from repconsole.backend.world import ME, MY_TEAMS, PEERS, World, build_site
+from repconsole.collector import collector_paused
 from repconsole.core.commands import execute
 from repconsole.core.engine import Event, QueueEngine
 from repconsole.core.errors import CommandError
@@ -51,9 +52,12 @@ TEAM_CHAT_EVERY = 40.0  # site-wide
 PEER_DROP_EVERY = 400.0  # site-wide
 PATIENCE = 900.0  # mean seconds a waiting customer waits before giving up
 # A start with more customers than this creates them in slices of this many
-# seconds, letting the window paint and report progress between slices.
+# seconds, letting the window paint and answer input between slices, and
+# shows what it created at most this often (each showing costs the window a
+# repaint: showing every slice would double the time to fill).
 LOAD_PROGRESSIVELY_FROM = 2000
 LOAD_SLICE_SECONDS = 0.05
+LOAD_SHOW_SECONDS = 0.1
 # Arrival mix: which way customers come in, by weight.
 ORIGIN_WEIGHTS = {
     "issue": 46,
@@ -107,6 +111,7 @@ class Simulation:
         self._issue_codes = list(engine.issues)
         self._team_ids = list(engine.teams)
         self._unsubscribe = engine.subscribe(self._on_engine_event)
+        self._reacting = True  # not while it creates the past (populating)
 
     # ------------------------------------------------------------ population
 
@@ -115,7 +120,7 @@ class Simulation:
         for _ in self.populating(count, span=span):
             pass
 
-    def populating(self, count: int, *, span: float = 2700.0) -> Iterator[int]:
+    def populating(self, count: int, *, span: float = 2700.0) -> Generator[int, None, None]:
         """:meth:`populate`, one customer at a time: yields how many exist so far.
 
         Between two steps the clock may be unpinned and other code may run
@@ -128,6 +133,7 @@ class Simulation:
         ages = sorted((self.rng.random() * span for _ in range(count)), reverse=True)
         # Nobody is watching yet: the director need not react to its own past.
         self._unsubscribe()
+        self._reacting = False
         try:
             for done, age in enumerate(ages, 1):
                 self.clock.pinned = now - age
@@ -138,8 +144,25 @@ class Simulation:
         finally:
             self.clock.pinned = None
             self._unsubscribe = self.engine.subscribe(self._on_engine_event)
+            self._reacting = True
         self.engine.advance()
         self._last = self.clock()
+
+    @contextlib.contextmanager
+    def reacting(self) -> Iterator[None]:
+        """React to what happens inside, even between two steps of :meth:`populating` (the rep's command).
+
+        What it schedules (the customer's hello to the rep who accepted)
+        is on the clock of the moment, and happens once :meth:`step` runs.
+        """
+        if self._reacting:
+            yield
+            return
+        unsubscribe = self.engine.subscribe(self._on_engine_event)
+        try:
+            yield
+        finally:
+            unsubscribe()
 
     # ----------------------------------------------------------------- steps
 
@@ -345,7 +368,6 @@ class SimulatorBackend(Backend):
         self._unsubscribe: Callable[[], None] | None = None
         self._loading = False
         self._stopped = False
-        self._loaded = asyncio.Event()
 
     @property
     def description(self) -> str:
@@ -365,34 +387,69 @@ class SimulatorBackend(Backend):
                 return
         else:
             self.simulation.populate(self._population)
-        self._unsubscribe = self.engine.subscribe(self._on_engine_event)
-        self._deliver(self._feed.snapshot(self.engine))
+            self._unsubscribe = self.engine.subscribe(self._on_engine_event)
+            self._deliver(self._feed.snapshot(self.engine))
         self._set_state(BackendState.LIVE, "in-process simulator")
-        self._loaded.set()
         if self._tick > 0:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="simulator")
 
     async def _populate_progressively(self, total: int) -> None:
-        """Create the initial customers a slice at a time, telling the loading listeners how far it is.
+        """Create the initial customers a slice at a time; the console shows each slice as it comes.
 
-        Without this a 100,000-customer start keeps the event loop for
-        seconds before the window can paint even once (a black window).
+        The snapshot goes first, before anyone is waiting (the site, the
+        reps, the queues: the window paints its queues at once), then each
+        slice's events as a *backfill* batch (rows appear, nothing alerts),
+        and the loading listeners hear how far it is.  Creating a slice and
+        showing it are separate turns of the event loop, each about
+        :data:`LOAD_SLICE_SECONDS`: the window paints and answers input in
+        between.  Without this a 100,000-customer start keeps the loop for
+        seconds: a black window, then a frozen one while one snapshot of
+        them all is built and shown.
         """
         clock = self.simulation.clock
-        self._set_loading(0, total)
+        self._set_loading(0, total)  # first: the window knows the snapshot is not all there is
+        self._unsubscribe = self.engine.subscribe(self._on_engine_event)
+        self._deliver(self._feed.snapshot(self.engine))
         await asyncio.sleep(0)  # the window paints its first frame
-        deadline = time.perf_counter() + LOAD_SLICE_SECONDS
-        for done in self.simulation.populating(total):
-            if time.perf_counter() < deadline:
-                continue
-            clock.pinned = None  # the past is only the population's
+        population = self.simulation.populating(total)
+        show_at = time.perf_counter() + LOAD_SHOW_SECONDS
+        try:
+            while True:
+                deadline = time.perf_counter() + LOAD_SLICE_SECONDS
+                done = total  # unless the slice ends first
+                # The population lives for the shift: no collection walks it
+                # halfway (each would walk all of it so far), and none later.
+                with collector_paused(freeze=True):
+                    for n in population:
+                        if n < total and time.perf_counter() >= deadline:
+                            done = n
+                            break
+                clock.pinned = None  # the past is only the population's
+                if done >= total:
+                    break
+                await asyncio.sleep(0)
+                if self._stopped:
+                    return
+                if time.perf_counter() < show_at:
+                    continue
+                with collector_paused(freeze=True):
+                    self._backfill(done, total)
+                await asyncio.sleep(0)
+                if self._stopped:
+                    return
+                show_at = time.perf_counter() + LOAD_SHOW_SECONDS
+        finally:
+            population.close()  # stopped early: the customers created so far stay
+        with collector_paused(freeze=True):
+            self._backfill(total, total)
+
+    def _backfill(self, done: int | None = None, total: int = 0) -> None:
+        """Deliver the population's events so far as a backfill batch, then say how far it is (``done`` of ``total``)."""
+        batch = self._feed.take(backfill=True)
+        if batch is not None:
+            self._deliver(batch)
+        if done is not None:
             self._set_loading(done, total)
-            await asyncio.sleep(0)
-            if self._stopped:
-                return
-            deadline = time.perf_counter() + LOAD_SLICE_SECONDS
-        self._set_loading(total, total)
-        await asyncio.sleep(0)  # "showing them" paints before the snapshot is built
 
     async def stop(self) -> None:
         self._stopped = True
@@ -411,9 +468,31 @@ class SimulatorBackend(Backend):
         self._set_state(BackendState.CLOSED)
 
     async def call(self, command: str, **args: Any) -> CommandResult:
-        if self._loading:
-            # The world is still being created in the past: act on it once it is complete.
-            await self._loaded.wait()
+        if not self._loading:
+            return self._execute(command, args)
+        # A big start is still creating its customers: the command runs now,
+        # between two slices, rather than seconds later.  That is safe: the
+        # engine, the slices and this coroutine share the event loop's one
+        # thread, and a slice never awaits (nor calls out to code that could
+        # run a command), so the command cannot land inside one: it sees
+        # the customers created so far, on the real clock (unpinned between
+        # slices), and the rest arrive in the past, before it, touching only
+        # themselves.  The hazard is the feed's one numbering (each batch's
+        # ``prev`` is the last seq of the batch before): the slices' events
+        # are still pending, to be shown as backfill.  Taken with the
+        # command's, they would turn into news (alerts for every customer)
+        # or the command's events would reach the window late as no news.
+        # So: the population so far goes first, as backfill; then the
+        # command; then its own events, as a live batch; the next slices'
+        # follow as backfill.
+        self._backfill()
+        try:
+            with self.simulation.reacting():
+                return self._execute(command, args)
+        finally:
+            self.flush()
+
+    def _execute(self, command: str, args: dict[str, Any]) -> CommandResult:
         if command in COBROWSE_COMMANDS:
             return self.pages.command(command, args)
         return execute(self.engine, ME, command, args)
@@ -445,8 +524,8 @@ class SimulatorBackend(Backend):
                 log.exception("simulation step failed")
 
     def _on_engine_event(self, event: Event) -> None:
-        if self._feed.project(event) is None:
-            return
+        if self._feed.project(event) is None or self._loading:
+            return  # while loading, each slice of the population is delivered as a backfill batch
         if self._flush_handle is None:
             try:
                 loop = asyncio.get_running_loop()

@@ -48,14 +48,21 @@ class FeedBatch(list[FeedItem]):
     Attributes:
         prev: the seq of the last event this console was sent before the
             batch, or None for a batch that starts with a snapshot.
+        backfill: the events happened before the console was watching: a
+            big start delivers its snapshot early (the window shows at
+            once) and the rest of what was already there in batches like
+            this, which fill the view but are no news (nothing in them
+            "arrived" for alerts).
     """
 
-    def __init__(self, items: Iterable[FeedItem] = (), prev: int | None = None) -> None:
+    def __init__(self, items: Iterable[FeedItem] = (), prev: int | None = None, *, backfill: bool = False) -> None:
         super().__init__(items)
         self.prev = prev
+        self.backfill = backfill
 
     def __repr__(self) -> str:
-        return f"FeedBatch(prev={self.prev}, {list.__repr__(self)})"
+        backfill = ", backfill" if self.backfill else ""
+        return f"FeedBatch(prev={self.prev}{backfill}, {list.__repr__(self)})"
 
 
 def gone_data(session: SessionView) -> SessionGoneData:
@@ -137,11 +144,11 @@ class RepFeed:
     def pending(self) -> int:
         return len(self._pending)
 
-    def take(self) -> FeedBatch | None:
-        """The events kept since the last batch, as the next batch; None if there are none."""
+    def take(self, *, backfill: bool = False) -> FeedBatch | None:
+        """The events kept since the last batch, as the next batch (marked ``backfill``); None if there are none."""
         if not self._pending:
             return None
-        batch = FeedBatch(self._pending, self.prev)
+        batch = FeedBatch(self._pending, self.prev, backfill=backfill)
         self.prev = self._pending[-1].seq
         self._pending = []
         return batch

@@ -135,6 +135,9 @@ class Changes:
 
     Attributes:
         reset: a snapshot replaced everything; views rebuild from scratch.
+        backfill: the batch filled in what was already there (a big
+            start's population, :attr:`FeedBatch.backfill`): its sessions
+            are not in ``arrived`` nor ``overdue``, since none is news.
         queues: per queue key, the rows that appeared, changed or left.
         arrived: sessions that entered the rep's personal queue or one of
             the rep's team queues, or invited the rep or one of the rep's
@@ -152,6 +155,7 @@ class Changes:
     """
 
     reset: bool = False
+    backfill: bool = False
     queues: dict[str, QueueDelta] = field(default_factory=dict)
     arrived: list[tuple[Arrival, SessionView]] = field(default_factory=list)
     overdue: list[SessionView] = field(default_factory=list)
@@ -217,6 +221,12 @@ class ConsoleState:
         self.rows: dict[str, dict[str, Row]] = {}
         # session id -> {(queue key, row id)}: where that session shows.
         self._placed: dict[str, set[tuple[str, str]]] = {}
+        # The ids of the sessions the rep is in, in the order they became so:
+        # counting them must not walk 100,000 waiting sessions at every batch.
+        self._mine: dict[str, None] = {}
+        # What the rep's identity and teams make of queue keys, as of the last snapshot (read per event).
+        self._personal = "rep:"
+        self._queue_keys: tuple[str, ...] = (self._personal,)
 
     # ----------------------------------------------------------------- reads
 
@@ -226,27 +236,27 @@ class ConsoleState:
 
     @property
     def personal_queue(self) -> str:
-        return f"rep:{self.rep_id}"
+        return self._personal
 
     def queue_keys(self) -> list[str]:
         """Personal first, then the rep's teams."""
-        return [self.personal_queue] + [f"team:{t}" for t in self.my_teams]
+        return list(self._queue_keys)
 
     def waiting_count(self, queue: str) -> int:
         """Entries waiting to be taken: waiting sessions and invitations, not the rep's own sessions."""
         rows = self.rows.get(queue, {})
         if queue != self.personal_queue:
             return len(rows)  # only the personal queue holds the rep's own sessions
-        return sum(1 for r in rows.values() if r.kind is not RowKind.MINE)
+        mine = sum(1 for sid in self._mine if (row := rows.get(sid)) is not None and row.kind is RowKind.MINE)
+        return len(rows) - mine
 
     def my_sessions(self) -> list[SessionView]:
         """Sessions the rep owns (active or on hold) or takes part in."""
-        me = self.rep_id
-        return [s for s in self.sessions.values() if s.involves(me)]
+        return [self.sessions[sid] for sid in self._mine]
 
     def in_progress(self) -> int:
-        me = self.rep_id
-        return sum(1 for s in self.sessions.values() if s.state is SessionState.ACTIVE and s.involves(me))
+        sessions = self.sessions
+        return sum(1 for sid in self._mine if sessions[sid].state is SessionState.ACTIVE)
 
     def queue_name(self, queue: str) -> str:
         kind, _, ident = queue.partition(":")
@@ -295,7 +305,7 @@ class ConsoleState:
             self.seq = item.seq
             match item:
                 case SessionEvent():
-                    self._on_session(item.data.session, changes)
+                    self._on_session(item.data.session, changes, news=not batch.backfill)
                 case SessionGoneEvent():
                     changes.gone[item.data.id] = item.data
                     self._forget(item.data.id, changes)
@@ -311,6 +321,7 @@ class ConsoleState:
                     self._on_rep(item.data.rep, changes)
                 case KeyEvent():
                     self._on_key(item.data.key, changes)
+        changes.backfill = batch.backfill
         return changes
 
     def adopt(self, session: SessionView) -> SessionView:
@@ -347,11 +358,14 @@ class ConsoleState:
         self.reps[self.me.id] = self.me
         self.teams = {t.id: t for t in snap.teams}
         self.my_teams = sorted(self.me.teams, key=lambda t: self.teams[t].name.lower() if t in self.teams else t)
+        self._personal = f"rep:{self.me.id}"
+        self._queue_keys = (self._personal, *(f"team:{t}" for t in self.my_teams))
         self.sessions = {}
         self.chats = {}
         self.pages = {}
         self.rows = {q: {} for q in self.queue_keys()}
         self._placed = {}
+        self._mine = {}
         for s in snap.sessions:
             s = self._keep_chat_and_page(s)
             self.sessions[s.id] = s
@@ -359,11 +373,23 @@ class ConsoleState:
         self.team_chat = {t: TeamChatState(list(c.lines), c.count, c.last_read) for t, c in snap.team_chat.items()}
         self.keys = {k.key: k for k in snap.keys}
 
-    def _on_session(self, s: SessionView, changes: Changes) -> None:
+    def _on_session(self, s: SessionView, changes: Changes, *, news: bool = True) -> None:
         old = self.sessions.get(s.id)
         self.sessions[s.id] = s
         changes.sessions.add(s.id)
         self._place(s, changes)
+        if news:
+            self._arrivals(old, s, changes)
+        if s.state is SessionState.ENDED:
+            self._forget(s.id, changes)
+
+    def _arrivals(self, old: SessionView | None, s: SessionView, changes: Changes) -> None:
+        """Note in ``changes`` what session ``s`` (``old`` before) brings to the rep's attention.
+
+        Not asked for a backfill batch: customers who were already waiting
+        when the console started are no news, and the rep must not hear
+        100,000 alerts for them.
+        """
         me = self.rep_id
         personal = self.personal_queue
         waiting = s.state is SessionState.WAITING and s.queue is not None
@@ -378,16 +404,14 @@ class ConsoleState:
             changes.arrived.append((Arrival.TEAM, s))
         if waiting and s.overdue and s.queue in self.rows and (old is None or not old.overdue):
             changes.overdue.append(s)
-        old_invites = {i.id for i in old.invitations} if old else set()
-        mine = set(self.queue_keys())
+        old_invites = {i.id for i in old.invitations} if old and s.invitations else set()
         for inv in s.invitations:
-            if inv.id not in old_invites and inv.target in mine and inv.by != me:
+            if inv.id not in old_invites and inv.target in self._queue_keys and inv.by != me:
                 changes.arrived.append((Arrival.INVITATION, s))
-        if s.state is SessionState.ENDED:
-            self._forget(s.id, changes)
 
     def _forget(self, sid: str, changes: Changes) -> None:
         self.sessions.pop(sid, None)
+        self._mine.pop(sid, None)
         self.chats.pop(sid, None)
         self.pages.pop(sid, None)
         for queue, row_id in self._placed.pop(sid, set()):
@@ -398,11 +422,16 @@ class ConsoleState:
         """Recompute where session ``s`` shows and report the difference."""
         personal = self.personal_queue
         placements: dict[tuple[str, str], Row] = {}
+        mine = s.involves(self.rep_id)
+        if mine:
+            self._mine[s.id] = None
+        else:
+            self._mine.pop(s.id, None)
         if s.state is not SessionState.ENDED:
             queue = s.queue
             if queue is not None and queue in self.rows:
                 placements[(queue, s.id)] = Row(s.id, RowKind.WAITING, queue, s)
-            elif s.involves(self.rep_id):
+            elif mine:
                 placements[(personal, s.id)] = Row(s.id, RowKind.MINE, personal, s)
             for inv in s.invitations:
                 if inv.target in self.rows:

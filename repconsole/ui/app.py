@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import sys
 import time
@@ -30,6 +31,7 @@ from repconsole.preferences import StartupBackend
 from repconsole.settings import Settings
 from repconsole.ui import theme
 from repconsole.ui.instance import bring_to_front
+from repconsole.ui.loading import LoopWatch
 from repconsole.ui.mainwindow import MainWindow
 from repconsole.ui.startwindow import FirstPaint, Start, already_running, begin, default_settings_dir, wants_start_window
 
@@ -195,8 +197,14 @@ def run(args: argparse.Namespace, start: Start | None = None) -> int:
     window.closed.connect(closed.set)
     instance.raiseRequested.connect(lambda: bring_to_front(window))
 
+    # How long the loop stood still at most while the queue filled (the start-up benchmark asks).
+    watch = LoopWatch(window) if os.environ.get("REPCONSOLE_LOOP_WATCH") else None
+    filled: list[bool] = []
+
     # The start-up benchmark and the real-window test read these lines.
     def _window_painted() -> None:
+        if watch is not None and not filled:
+            watch.start()
         ms = (time.perf_counter() - started) * 1000
         if start.first_frame_ms is None:
             print(f"repconsole: first frame ({ms:.0f} ms)", file=sys.stderr, flush=True)
@@ -208,7 +216,11 @@ def run(args: argparse.Namespace, start: Start | None = None) -> int:
             start.window = None
 
     def _first_paint() -> None:
+        # The queue painted complete (after a big start's last slice).
+        filled.append(True)
         print(f"repconsole: window shown ({(time.perf_counter() - started) * 1000:.0f} ms)", file=sys.stderr, flush=True)
+        if watch is not None:
+            print(f"repconsole: longest frozen frame while filling ({watch.stop() * 1000:.0f} ms)", file=sys.stderr, flush=True)
 
     first_frame = FirstPaint(window)
     first_frame.painted.connect(_window_painted)

@@ -51,9 +51,9 @@ from repconsole.ui.queuemodel import QueueTableModel
 from repconsole.ui.queuetable import QueueTableView
 from repconsole.ui.quitdialog import QuitGuard
 from repconsole.ui.resources import app_icon
-from repconsole.ui.search import search_rows
+from repconsole.ui.search import search_delta, search_rows, search_title
 from repconsole.ui.searchfield import SearchField
-from repconsole.ui.statusline import ElidedLabel, fit_message, window_title
+from repconsole.ui.statusline import ElidedLabel, backend_text, fit_message, grace_text, window_title
 from repconsole.ui.tray import ConsoleTray
 
 if TYPE_CHECKING:  # these load when first opened: the queue fills without them
@@ -73,7 +73,7 @@ class MainWindow(QMainWindow):
 
     Signals:
         closed(): the window closed (after its settings were saved).
-        firstQueuePainted(): the queue table painted its first snapshot.
+        firstQueuePainted(): the queue table painted its first snapshot, complete (a big start's once filled).
         commandFailed(str, str): a backend command was refused (command, message).
 
     Attributes:
@@ -103,9 +103,9 @@ class MainWindow(QMainWindow):
         self._queue: str | None = None
         self._closing = False
         self._quitting = False  # a real quit (tray, Ctrl+Q): never just hide to the tray
-        self._search_dirty = False
         self.key_dialog: SessionKeyDialog | None = None
         self._restore_tab = workspace.front_tab(settings.window)  # brought back to the front once
+        self._tabs_reopened = False  # until then the saved tabs are saved as they were (closing early loses no layout)
 
         self.setWindowTitle(window_title("", "", ""))
         theme.follow(lambda: self.settings.preferences.appearance.theme)  # light or dark, before any widget
@@ -123,7 +123,9 @@ class MainWindow(QMainWindow):
         backend.add_event_listener(self._on_backend_events)
         backend.add_state_listener(self._on_backend_state)
         backend.add_cobrowse_listener(self._on_backend_cobrowse)
-        self.loading = loading.LoadingOverlay(self.table, backend)  # after the window's listener: hidden once the queue is filled
+        self.loading = loading.LoadingOverlay(self.table, backend)  # after the window's listener: sees each batch applied
+        self.loading.filled.connect(self._reopen_tabs)
+        self.loading.fillingChanged.connect(self._update_backend_label)  # "loading customers", not "connecting"
         self._tick = QTimer(self)
         self._tick.setInterval(1000)
         self._tick.timeout.connect(self._on_tick_timeout)
@@ -325,7 +327,7 @@ class MainWindow(QMainWindow):
         self.settings.window = {
             "geometry": base64.b64encode(bytes(self.saveGeometry().data())).decode("ascii"),
             "splitter": self.splitter.sizes(),
-            **workspace.tabs_state(self.tabs, self.session_tabs),
+            **workspace.tabs_state(self.tabs, self.session_tabs, None if self._tabs_reopened else self.settings.window),
         }
         if self._queue and not self._queue.startswith(SEARCH_QUEUE):
             self.settings.last_queue = self._queue
@@ -372,21 +374,26 @@ class MainWindow(QMainWindow):
             self._show_queue(wanted, force=True)
         self.queue_list.select(wanted)
         self._show_my_status()
-        # Sessions the rep is already in get their tabs back (after a restart or a crash, as they were).
-        for s in workspace.reopen_order(self.settings.window, self.state.my_sessions()):
-            if s.id not in self.session_tabs:
-                self._open_tab(s, focus=s.id == self._restore_tab)
-        self._restore_tab = None
+        self._reopen_tabs()
         self._close_stale_tabs({})
         for dialog in self.team_chats.values():
             dialog.view.reload()
 
+    def _reopen_tabs(self) -> None:
+        """Sessions the rep is already in get their tabs back (after a restart or a crash, as they were; a big start's once it is filled)."""
+        for s in workspace.reopen_order(self.settings.window, self.state.my_sessions()):
+            if s.id not in self.session_tabs:
+                # Not over a tab the rep opened meanwhile (accepted while a big start filled).
+                self._open_tab(s, focus=s.id == self._restore_tab and self.tabs.currentIndex() == 0)
+        if not self.loading.filling:
+            self._restore_tab = None
+            self._tabs_reopened = True
+
     def _apply_changes(self, changes: Changes) -> None:
         if self._queue is not None and self._queue.startswith(SEARCH_QUEUE):
-            if changes.queues:
-                self._search_dirty = True
-                if not self._search_timer.isActive():
-                    self._search_timer.start()
+            if changes.queues:  # the results follow the rows that changed: no search of all 100,000 again
+                self.model.apply(search_delta(self.state, changes, self._queue.removeprefix(SEARCH_QUEUE)))
+                self.queue_title.setText(search_title(self.model.rowCount()))
         elif self._queue is not None and self._queue in changes.queues:
             # Names of the rows another rep took, while the rows are still here.
             names = {rid: row.session.title for rid, g in changes.gone.items() if g.reason is GoneReason.TAKEN and (row := self._row(rid))}
@@ -448,8 +455,9 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(window_title(name, where, status))
         self.identity_label.setText(f"{name} on" if name else "")
         self.identity_label.setToolTip(f"Signed in as {name} on {where}" if name else "")
-        self.backend_label.setText(f"{self.backend.description} · {state.value}")
-        theme.set_style(self.backend_label, "color: $warning_text;" if state is not BackendState.LIVE else "")
+        text, warn = backend_text(self.backend.description, state, filling=self.loading.filling)
+        self.backend_label.setText(text)
+        theme.set_style(self.backend_label, "color: $warning_text;" if warn else "")
 
     def _on_backend_state(self, state: BackendState, detail: str) -> None:
         if self._closing:
@@ -544,7 +552,7 @@ class MainWindow(QMainWindow):
             self._show_queue(self.queue_list.current_key() or self.state.personal_queue, force=True)
 
     def _on_search_acceptRequested(self) -> None:
-        if self._search_timer.isActive() or self._search_dirty or not (self._queue or "").startswith(SEARCH_QUEUE):
+        if self._search_timer.isActive() or not (self._queue or "").startswith(SEARCH_QUEUE):
             self._search_timer.stop()
             self._run_search()
         row_id = self.table.current_row_id() or next(iter(self.model.row_ids()), None)
@@ -565,10 +573,9 @@ class MainWindow(QMainWindow):
         text = self.search.text().strip()
         rows = search_rows(self.state, text)
         self._queue = SEARCH_QUEUE + text
-        self.queue_title.setText(f"Search: {len(rows)} match{'es' if len(rows) != 1 else ''}")
+        self.queue_title.setText(search_title(len(rows)))
         self.table.show_column_for_now("queue", True)  # results come from every queue: say which
         self.model.set_rows(rows)
-        self._search_dirty = False
 
     def focus_search(self) -> None:
         self.tabs.setCurrentIndex(0)
@@ -580,21 +587,7 @@ class MainWindow(QMainWindow):
         self._update_grace()
 
     def _update_grace(self) -> None:
-        # While the backend is disconnected it knows since when; the server
-        # keeps the rep's sessions for the site's grace period from then.
-        since: float | None = getattr(self.backend, "disconnected_since", None)
-        grace = self.state.me.grace_until
-        if since is not None:
-            period = float(getattr(self.backend, "grace_period", 0.0) or self.state.grace_period)
-            left = since + period - time.time()
-            if left > 0:
-                self.grace_label.setText(f"Connection lost: your sessions are kept for {left:.0f} s")
-            else:
-                self.grace_label.setText("Connection lost: the grace period is over; your sessions may have been handed on")
-        elif grace:
-            self.grace_label.setText(f"Connection lost: your sessions are kept for {max(0, grace - self.now()):.0f} s")
-        else:
-            self.grace_label.clear()
+        self.grace_label.setText(grace_text(self.backend, self.state, self.now()))
 
     # ------------------------------------------------------------ accepting
 
@@ -789,7 +782,7 @@ class MainWindow(QMainWindow):
             self.commandFailed.emit(what, str(exc))
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self.table.viewport() and event.type() == QEvent.Type.Paint and self.state.seq >= 0:
+        if watched is self.table.viewport() and event.type() == QEvent.Type.Paint and self.state.seq >= 0 and not self.loading.filling:
             # Once is all: the viewport's later events need not pass through Python.
             watched.removeEventFilter(self)
             QTimer.singleShot(0, self.firstQueuePainted.emit)

@@ -11,11 +11,16 @@ the permanent widgets (:func:`fit_message`).
 
 from __future__ import annotations
 
+import time
+
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QFontMetrics, QPainter, QPaintEvent
 from PySide6.QtWidgets import QLabel, QStatusBar, QStyleOption, QWidget
 
-__all__ = ["ElidedLabel", "fit_message", "identity_text", "window_title"]
+from repconsole.backend.base import Backend, BackendState
+from repconsole.core.state import ConsoleState
+
+__all__ = ["ElidedLabel", "backend_text", "fit_message", "grace_text", "identity_text", "window_title"]
 
 _MIN_CHARS = 6
 
@@ -23,6 +28,40 @@ _MIN_CHARS = 6
 def identity_text(rep_name: str, where: str, status: str) -> str:
     """``"Alex Morgan · simulator · Available"``."""
     return " · ".join(part for part in (rep_name, where, status) if part)
+
+
+def backend_text(description: str, state: BackendState, *, filling: bool) -> tuple[str, bool]:
+    """The status bar's backend label, ``"Simulator · live"``, and whether it warns (any state but live).
+
+    ``filling``: a big start is delivering its customers.  A backend not
+    yet live only because of that (the simulator goes live once every
+    customer exists) says "loading customers", not "connecting", and does
+    not warn: the rows shown are real and commands run.  A backend that
+    reconnects or closed says so, filling or not.
+    """
+    if filling and state is BackendState.CONNECTING:
+        return f"{description} · loading customers", False
+    return f"{description} · {state.value}", state is not BackendState.LIVE
+
+
+def grace_text(backend: Backend, state: ConsoleState, now: float) -> str:
+    """What the status bar says about the grace period: how long the rep's sessions are kept while disconnected ("" when connected).
+
+    ``now`` is on the backend's clock (the state's ``grace_until`` is).
+    """
+    # While the backend is disconnected it knows since when; the server
+    # keeps the rep's sessions for the site's grace period from then.
+    since: float | None = getattr(backend, "disconnected_since", None)
+    grace = state.me.grace_until
+    if since is not None:
+        period = float(getattr(backend, "grace_period", 0.0) or state.grace_period)
+        left = since + period - time.time()
+        if left > 0:
+            return f"Connection lost: your sessions are kept for {left:.0f} s"
+        return "Connection lost: the grace period is over; your sessions may have been handed on"
+    if grace:
+        return f"Connection lost: your sessions are kept for {max(0, grace - now):.0f} s"
+    return ""
 
 
 def window_title(rep_name: str, where: str, status: str) -> str:
