@@ -38,6 +38,8 @@ from repconsole.core.intake import Intake
 from repconsole.core.model import ChatLine, QueueRef, Session, TimelineStep
 from repconsole.protocol import CustomerResume, CustomerState, Leave, Result, Say, Started, Status
 from repconsole.server.app import Server
+from repconsole.server.fanout import Fanout
+from repconsole.server.store import LoggedEvent
 from repconsole.server.timers import VirtualClock
 
 SESSIONS = 40  # per round; a round of the same sessions first, so that caches and pools are warm
@@ -80,6 +82,22 @@ def test_forget_ended_lets_go_of_ended_sessions_and_they_stay_ended() -> None:
     for sid in ended:
         with pytest.raises(Exception, match="session_ended"):
             engine.session(sid)
+
+
+def test_the_resume_ring_holds_no_more_than_its_bound_plus_one_compaction() -> None:
+    """Events that left the ring (too old, or past ``ring_limit``) are dropped from its list
+    every 4,096: the list never holds twice the documented 50,000 events."""
+    loop = asyncio.new_event_loop()
+    try:
+        fo = Fanout(loop, seq=0, resume_window=300, ring_limit=20_000, clock=lambda: 100.0)
+        audience, nobody = frozenset({"bob"}), frozenset[str]()
+        for batch in range(1000):
+            fo.publish([LoggedEvent(batch * 100 + i, 100.0, audience, nobody, b"{}", None) for i in range(1, 101)])
+            fo.prune()
+            assert len(fo._ring) <= 20_000 + 4096 + 100
+        assert fo.floor == fo.seq - 20_000 and fo.replay("bob", fo.floor) is not None and fo.replay("bob", fo.floor - 1) is None
+    finally:
+        loop.close()
 
 
 # ------------------------------------------------------------------ the server
