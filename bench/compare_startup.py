@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         reference = statistics.median(times[checkouts[0], p])
         for checkout in checkouts:
             values = times[checkout, p]
-            print(f"{p:>7,} waiting  {str(checkout):<{width}}  {_ms(values)}  = {statistics.median(values) / reference:.2f}x the first")
+            print(f"{p:>7,} waiting  {checkout!s:<{width}}  {_ms(values)}  = {statistics.median(values) / reference:.2f}x the first")
 
 
 if __name__ == "__main__":
