@@ -1,7 +1,7 @@
 """The queue server's memory over many handled sessions: a soak.
 
     python -m bench.bench_soak               # warm-up of 7,000 sessions, then 5 runs of 4,000 (20,000 measured)
-    python -m bench.bench_soak --quick       # warm-up of 500, 5 runs of 300: a smoke run
+    python -m bench.bench_soak --quick       # warm-up of 500, 5 runs of 300: a smoke run (the resume ring still fills: ~6 KiB a session)
     python -m bench.bench_soak --tracemalloc # the same, the server under tracemalloc: where what stays was allocated
 
 One ``repconsole-server`` process (a subprocess on a free loopback port,
@@ -437,7 +437,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lines", type=int, default=4, help="chat lines per session, customer and rep in turn (default 4)")
     parser.add_argument("--chars", type=int, default=60, help="characters per chat line and in the intake's details (default 60)")
     parser.add_argument("--tracemalloc", action="store_true", help="run the server under tracemalloc and print where what stayed was allocated")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: warm-up 500, 5 runs of 300")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: warm-up 500, 5 runs of 300 (too few to fill the resume ring: its growth counts)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.quick:
         args.warmup, args.sessions = 500, 300
