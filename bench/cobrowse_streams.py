@@ -31,7 +31,7 @@ from typing import Any
 import msgspec
 from websockets.asyncio.client import ClientConnection
 
-from bench.bench_server import PASSWORD, login, open_ws, raise_fd_limit
+from bench.bench_server import bench_password_hash, login, open_ws, raise_fd_limit
 from repconsole.protocol import (
     CHUNK_CHARS,
     Attach,
@@ -152,9 +152,7 @@ class RepConn:
 
 
 def watchers_toml(watchers: int) -> str:
-    from repconsole.server.auth import ScryptParams, hash_password
-
-    h = hash_password(PASSWORD, ScryptParams(n=2**10, r=8, p=1))
+    h = bench_password_hash()
     parts = [f'\n[teams.{WATCHER_TEAM}]\nname = "Co-browsing"\n']
     for i in range(watchers):
         parts.append(f'\n[[reps]]\nid = "{watcher_id(i)}"\nname = "Watcher {i}"\nteams = ["{WATCHER_TEAM}"]\npassword_hash = "{h}"\n')

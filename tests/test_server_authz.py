@@ -121,7 +121,14 @@ def _setup(name: str, server: Server) -> Case:
             return Case("alice", "dave", {"session": sid}, session_refusals, lambda e, r: _is(e.session(sid).held, True))
         case "end":
             sid = _session(server, owner="alice")
-            return Case("alice", "dave", {"session": sid}, session_refusals, lambda e, r: _is(e.session(sid).state.value, "ended"))
+
+            def ended(e: Any, r: Any) -> None:
+                # The engine has let go of it (the server keeps no finished session in memory); the store has it.
+                _is(r.session.state.value, "ended")
+                stored = server.runtime.store.load_session(sid)
+                _is(stored.state.value if stored is not None else None, "ended")
+
+            return Case("alice", "dave", {"session": sid}, session_refusals, ended)
         case "leave":
             sid = _session(server, owner="alice")
             with server.runtime.step():

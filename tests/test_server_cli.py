@@ -210,3 +210,15 @@ def test_tls_serves_wss(tmp_path: Path) -> None:
         [*program(), "--tls-cert", str(cert)], capture_output=True, text=True, timeout=30 * TIMEOUT_SCALE, check=False
     )
     assert missing_key.returncode == 2 and "--tls-cert and --tls-key go together" in missing_key.stderr
+
+
+def test_password_cost_is_an_argon2id_cost_and_defaults_to_owasps() -> None:
+    from repconsole.server.auth import OWASP, Argon2Params
+    from repconsole.server.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args([]).password_cost == OWASP
+    assert parser.parse_args(["--password-cost", "m=8,t=1,p=1"]).password_cost == Argon2Params(time_cost=1, memory_cost=8, parallelism=1)
+    for bad in ("m=8,t=1", "m=4,t=1,p=1", "m=8,t=1,p=1,x=2", "cheap"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--password-cost", bad])

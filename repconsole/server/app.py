@@ -689,9 +689,7 @@ class Server:
             except Exception:
                 log.exception("command %s of %s failed", msg.name, login.rep)
                 reply = encode(_refusal(msg.id, ErrorReason.INTERNAL_ERROR, "the server failed; nothing was confirmed"))
-            now = self.clock.now()
-            rows.append(Store.answer_row(login.id, key, now, reply, digest))
-        rt.answers.put(login.id, key, now, reply, digest)
+            rows.append(Store.answer_row(login.id, key, self.clock.now(), reply, digest))
         return reply
 
     def _logout(self, login: LoginSession, current: ServerConnection) -> None:
@@ -699,8 +697,7 @@ class Server:
         assert rt is not None
         with rt.step() as rows:
             rows.extend(Store.logout_rows(login.id))
-        rt.logins.remove(login)
-        rt.answers.forget_login(login.id)
+        rt.logins.remove(login)  # its answers went with its row (Store.logout_rows)
         if self.cobrowse is not None:
             self.cobrowse.logout(login.id)
         log.info("%s logged out (login %d)", login.rep, login.id)

@@ -53,7 +53,7 @@ import platformdirs
 from repconsole import __version__
 from repconsole.collector import FreezePolicy
 from repconsole.core.model import QueueRef
-from repconsole.server.auth import hash_password
+from repconsole.server.auth import OWASP, Argon2Params, hash_password
 from repconsole.server.config import ConfigError, SiteSpec, demo_site, load_config, parse_origin, parse_public_url
 from repconsole.server.links import link_state, new_link_id, new_row, parse_lifetime, snippet, support_url
 from repconsole.server.ops import JsonFormatter, backup, monotonic_usec, sd_notify
@@ -82,6 +82,19 @@ def _port(text: str) -> int:
     return value
 
 
+def _argon2_cost(text: str) -> Argon2Params:
+    """``m=KIB,t=PASSES,p=LANES``, as in an argon2id hash's own parameters."""
+    try:
+        fields = dict(part.split("=", 1) for part in text.split(","))
+        params = Argon2Params(time_cost=int(fields.pop("t")), memory_cost=int(fields.pop("m")), parallelism=int(fields.pop("p")))
+        if fields:
+            raise ValueError(f"unknown {', '.join(fields)}")
+        params.validate()
+    except (ValueError, KeyError) as exc:
+        raise argparse.ArgumentTypeError(f"not an argon2id cost m=KIB,t=PASSES,p=LANES: {text!r} ({exc})") from None
+    return params
+
+
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("repconsole"))
 
@@ -105,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-format", default="text", choices=["text", "json"],
         help="text lines (default), or JSON lines: time, level, logger, message and exception",
+    )  # fmt: skip
+    parser.add_argument(
+        "--password-cost", type=_argon2_cost, default=OWASP, metavar="m=KIB,t=N,p=N",
+        help="the argon2id cost of the password hashes this server makes, and re-hashes others to at their next "
+        f"login (default OWASP's, m={OWASP.memory_cost},t={OWASP.time_cost},p={OWASP.parallelism}); lower it only for "
+        "benchmarks and tests, whose hashes are made at the same cost",
     )  # fmt: skip
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     passwd = commands.add_parser(
@@ -411,7 +430,7 @@ async def _serve(spec: SiteSpec, args: argparse.Namespace, data: Path) -> int:
 
     loop = asyncio.get_running_loop()
     ssl_context = tls_context(args.tls_cert, args.tls_key) if args.tls_cert else None
-    server = Server(spec, data, host=args.host, port=args.port, ssl_context=ssl_context)
+    server = Server(spec, data, host=args.host, port=args.port, ssl_context=ssl_context, hash_params=args.password_cost)
     try:
         await server.start()
     except (OSError, StoreError) as exc:

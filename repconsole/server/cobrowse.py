@@ -324,7 +324,10 @@ class CobrowseDesk:
         sid = self.customers.session_of(msg.token)
         try:
             s = self.engine.session(sid) if sid is not None else None
-        except CommandError:
+        except CommandError as exc:
+            if exc.reason is Reason.SESSION_ENDED:  # ended, and let go of by the engine (the store has it)
+                await refuse(Reason.SESSION_ENDED, "the session has ended", CloseCode.NORMAL)
+                return None
             s = None
         if s is None:
             await refuse(ErrorReason.TOKEN_UNKNOWN, "unknown or expired token: start a session first", CloseCode.NOT_AUTHENTICATED)

@@ -106,10 +106,10 @@ class CustomerDesk:
         # A minute's window is a duration: the clock's monotonic reading.
         self._starts: RateLimiter[str] | None = RateLimiter(limit, 60.0, self.clock.monotonic) if limit else None
         self._links: dict[str, set[_Link]] = {}
-        # token hash -> (session id, expiry); the store keeps the same rows.
-        self._tokens: dict[bytes, tuple[str, float]] = {}
-        for token_hash, session_id, expires_at in runtime.store.load_customers():
-            self._tokens[token_hash] = (session_id, expires_at)
+        # Customer tokens (their hashes, the session each opens, until when) are
+        # read from the store when a page resumes or a recorder attaches: kept
+        # for a day after each start, they are not kept in memory.
+        self._store = runtime.store
         self._away: dict[str, Timer] = {}  # session id -> its customer's grace timer
         self._positions: Timer | None = None
         runtime.after_commit.append(self._on_events)
@@ -131,7 +131,7 @@ class CustomerDesk:
 
     def session_of(self, token: str) -> str | None:
         """The session a customer's token opens (None: unknown or expired); the co-browsing recorder attaches with it."""
-        known = self._tokens.get(hash_token(token))
+        known = self._store.customer(hash_token(token))
         if known is None or known[1] <= self.clock.now():
             return None
         return known[0]
@@ -197,7 +197,6 @@ class CustomerDesk:
             rows.append(Store.customer_row(token_hash, s.id, expires_at))
         if self._starts is not None:
             self._starts.hit(address)
-        self._tokens[token_hash] = (s.id, expires_at)
         link = self._attach(ws, s.id)
         await ws.send(encode(Started(msg.id, s.id, token, False)), text=True)
         await self._catch_up(link, s, 0)
@@ -222,18 +221,32 @@ class CustomerDesk:
         raise AssertionError(msg.via)
 
     async def _resume(self, ws: ServerConnection, msg: CustomerResume) -> _Link:
-        known = self._tokens.get(hash_token(msg.token))
-        if known is None or known[1] <= self.clock.now():
+        session_id = self.session_of(msg.token)
+        if session_id is None:
             raise ProtocolError(ErrorReason.TOKEN_UNKNOWN, "unknown or expired token: start a new session", msg.id)
-        session_id = known[0]
-        s = self.engine.session(session_id)
+        s = self._session(session_id)
+        if s.state is SessionState.ENDED:
+            # Its chat and why it ended, then goodbye: a page of a session that is over
+            # is not one of the session's links (nothing more will be pushed to it).
+            link = _Link(ws, session_id)
+            await ws.send(encode(Started(msg.id, session_id, msg.token, True)), text=True)
+            await self._catch_up(link, s, msg.last_line)
+            await ws.close(CloseCode.NORMAL, "session ended")
+            return link
         link = self._attach(ws, session_id)
         await ws.send(encode(Started(msg.id, session_id, msg.token, True)), text=True)
         await self._catch_up(link, s, msg.last_line)
-        if s.state is SessionState.ENDED:
-            self._links.get(session_id, set()).discard(link)
-            await ws.close(CloseCode.NORMAL, "session ended")
         return link
+
+    def _session(self, session_id: str) -> Session:
+        """The session, from the engine; one that ended is read from the store once the engine has let it go."""
+        try:
+            return self.engine.session(session_id)
+        except CommandError:
+            stored = self._store.load_session(session_id)
+            if stored is None:
+                raise
+            return stored
 
     async def _catch_up(self, link: _Link, s: Session, after: int) -> None:
         for line in s.chat[after:]:
@@ -348,8 +361,6 @@ class CustomerDesk:
     def _prune(self, now: float) -> None:
         if self._starts is not None:
             self._starts.prune()
-        for token_hash in [h for h, (_, expires_at) in self._tokens.items() if expires_at <= now]:
-            del self._tokens[token_hash]
 
     def shutdown(self) -> None:
         for handle in self._away.values():

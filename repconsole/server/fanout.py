@@ -169,7 +169,10 @@ class Fanout:
             self.floor = ring[start].seq
             start += 1
             excess -= 1
-        if start > 4096 and start * 2 > len(ring):
+        # The events before _start are out of the ring but still in the list: dropped
+        # every 4,096, so that the list never holds more than that beyond the ring's
+        # bound (waiting for half the list, it held up to twice the 50,000 events).
+        if start >= 4096:
             del ring[:start]
             start = 0
         self._start = start

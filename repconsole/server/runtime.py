@@ -52,7 +52,9 @@ log = logging.getLogger(__name__)
 HOUSEKEEPING_EVERY = 5.0
 EXPIRED_LOGINS_KEPT = 86400.0  # so that a late resume hears "expired", not "unknown"
 CUSTOMER_TOKENS_KEPT = 86400.0
-ANSWERS_LIMIT = 200_000
+# Ended sessions the engine keeps whole between steps: none.  The store has
+# them (Store.load_session); a finished session leaves nothing in memory.
+ENDED_IN_MEMORY = 0
 DEAD_KEYS_KEPT = 86400.0  # as the engine's _forget_dead_keys(): "expired" beats "unknown"
 
 
@@ -64,44 +66,33 @@ class Answers:
     """Command answers per login session, kept for the resume window: a retried
     request id gets the stored answer and the command does not run twice.
 
+    They live in the store only (the step that ran a command wrote its answer
+    with it): a lookup is one primary-key read, and memory holds none of them,
+    however many commands the resume window covers.  The store's housekeeping
+    forgets them when the window has passed (``Store.prune``) and at logout.
+
     Each answer keeps what it answered (``command``, a digest of the command's
     name and arguments: see :func:`command_digest`), so that an id reused for
     another command can be told from a retry.  An empty digest (an answer
     stored by an older server) matches any command."""
 
-    def __init__(self, keep: float) -> None:
+    def __init__(self, store: Store, keep: float) -> None:
+        self.store = store
         self.keep = keep
-        # Insertion order is time order: pruning pops from the front.
-        self._answers: dict[tuple[int, str], tuple[float, bytes, bytes]] = {}
 
     def get(self, login: int, request: str) -> bytes | None:
-        hit = self._answers.get((login, request))
+        hit = self.store.answer(login, request)
         return hit[1] if hit is not None else None
 
     def lookup(self, login: int, request: str, now: float) -> tuple[bytes, bytes] | None:
         """The stored answer to ``request`` and the digest of the command it answered, if it
         is not older than the window at ``now`` (exactly: housekeeping forgets it later)."""
-        hit = self._answers.get((login, request))
+        hit = self.store.answer(login, request)
         return (hit[1], hit[2]) if hit is not None and hit[0] >= now - self.keep else None
 
     def put(self, login: int, request: str, at: float, reply: bytes, command: bytes = b"") -> None:
-        self._answers[(login, request)] = (at, reply, command)
-        if len(self._answers) > ANSWERS_LIMIT:
-            del self._answers[next(iter(self._answers))]
-
-    def prune(self, before: float) -> None:
-        answers = self._answers
-        for key in list(answers):
-            if answers[key][0] >= before:
-                break
-            del answers[key]
-
-    def forget_login(self, login: int) -> None:
-        for key in [k for k in self._answers if k[0] == login]:
-            del self._answers[key]
-
-    def __len__(self) -> int:
-        return len(self._answers)
+        """Store an answer on its own (a command's step stores its answer with its changes)."""
+        self.store.execute([Store.answer_row(login, request, at, reply, command)])
 
 
 def command_digest(name: str, args: dict[str, Any]) -> bytes:
@@ -173,9 +164,7 @@ class Runtime:
         self._next_login = self.store.next_login_id()
         for login in self.store.load_logins():
             self.logins.add(login)
-        self.answers = Answers(settings.resume_window)
-        for login_id, request, at, reply, command in self.store.load_answers():
-            self.answers.put(login_id, request, at, reply, command)
+        self.answers = Answers(self.store, settings.resume_window)
 
         self._timer: Timer | None = None
         self._housekeeping: Timer | None = None
@@ -223,6 +212,8 @@ class Runtime:
                 listener(events)
             except Exception:  # a listener's bug must not undo a committed step
                 log.exception("after-commit listener failed")
+        # Sessions this step ended are on disk, and everyone who had to hear of them has.
+        self.engine.forget_ended(ENDED_IN_MEMORY)
         self.arm()
 
     # ------------------------------------------------------------ logins
@@ -291,10 +282,8 @@ class Runtime:
         now = self.clock.now()
         floor = self.fanout.prune()
         window = self.spec.server.resume_window
-        self.answers.prune(now - window)
         for login in self.logins.expired_before(now - EXPIRED_LOGINS_KEPT):
             self.logins.remove(login)
-            self.answers.forget_login(login.id)
         self.store.prune(
             events_before_seq=floor,
             answers_before=now - window,

@@ -13,10 +13,13 @@ being that every change is announced; the values written are read from the
 engine itself through :mod:`repconsole.core.persist`, so the database holds
 exactly what :func:`persist.dump` would.  Chat lines are stored one row
 each (a long chat is not rewritten per line); a session row holds the rest
-of the session.
+of the session.  Ended sessions stay here, with their chat, after the
+engine has let go of them: the server's memory holds what is going on, the
+database the history (:meth:`Store.load_session` reads one back).
 
 Also stored: credentials (password hashes), login sessions (token hashes),
-command answers (for idempotent retries across a restart), customer tokens,
+command answers (for idempotent retries, also across a restart) and customer
+tokens, both read from here when asked for and never held in memory,
 the browser-sharing links an administrator made (``repconsole-server link``),
 and a bounded log of encoded events, so that a console can resume across a
 restart without a new snapshot.  Nothing of a co-browsed page is ever stored.
@@ -44,7 +47,7 @@ from typing import Any
 
 from repconsole.core import persist
 from repconsole.core.engine import TEAM_CHAT_HISTORY, Event, QueueEngine
-from repconsole.core.model import SessionState
+from repconsole.core.model import Session, SessionState
 from repconsole.protocol import ChatData, KeyData, RepData, SessionData, TeamChatData, TeamReadData, decode, encode
 from repconsole.server.auth import LoginSession
 
@@ -258,24 +261,31 @@ class Store:
         return self._db.execute("SELECT 1 FROM meta WHERE key = 'counters'").fetchone() is not None
 
     def load_state(self) -> dict[str, Any] | None:
-        """The stored engine state in :mod:`persist` format, or None if nothing was stored yet."""
+        """The stored engine state in :mod:`persist` format, or None if nothing was stored yet.
+
+        Its ``ended`` is empty: ended sessions stay in the database (:meth:`load_session`).
+        """
         row = self._db.execute("SELECT value FROM meta WHERE key = 'counters'").fetchone()
         if row is None:
             return None
+        # Live sessions only: ended ones are history, read one at a time
+        # (load_session) by the few who ask.  A server that ran for a year
+        # starts with what is going on, not with a year of chats in memory.
         chats: dict[str, list[Any]] = {}
-        for sid, data in self._db.execute("SELECT session, data FROM chat ORDER BY session, n"):
+        lines = self._db.execute(
+            "SELECT c.session, c.data FROM chat c JOIN sessions s ON s.id = c.session WHERE s.live ORDER BY c.session, c.n"
+        )
+        for sid, data in lines:
             chats.setdefault(sid, []).append(decode(data))
         live: list[dict[str, Any]] = []
-        ended: list[dict[str, Any]] = []
         waiting: list[tuple[int, str, str]] = []
-        for sid, is_live, pos, data in self._db.execute("SELECT id, live, queue_pos, data FROM sessions ORDER BY num"):
+        for sid, pos, data in self._db.execute("SELECT id, queue_pos, data FROM sessions WHERE live ORDER BY num"):
             d = decode(data)
             d["chat"] = chats.get(sid, [])
-            (live if is_live else ended).append(d)
-            if is_live:
-                self._slots[sid] = (d["queue"], d["queue_entered_at"], pos)
-                if d["queue"] is not None and pos is not None:
-                    waiting.append((pos, d["queue"], sid))
+            live.append(d)
+            self._slots[sid] = (d["queue"], d["queue_entered_at"], pos)
+            if d["queue"] is not None and pos is not None:
+                waiting.append((pos, d["queue"], sid))
         queues: dict[str, list[str]] = {}
         for _, queue, sid in sorted(waiting):
             queues.setdefault(queue, []).append(sid)
@@ -297,11 +307,30 @@ class Store:
             "counters": decode(row[0]),
             "sessions": live,
             "waiting": queues,
-            "ended": ended,
+            "ended": [],
             "reps": {rep: decode(data) for rep, data in self._db.execute("SELECT id, data FROM reps")},
             "keys": [decode(data) for (data,) in self._db.execute("SELECT data FROM keys")],
             "team_chat": team_chat,
         }
+
+    def load_session(self, session_id: str) -> Session | None:
+        """One session as stored, with its chat (an ended one the engine let go of); None if there is none."""
+        row = self._db.execute("SELECT data FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        if row is None:
+            return None
+        d = decode(row[0])
+        d["chat"] = [decode(data) for (data,) in self._db.execute("SELECT data FROM chat WHERE session = ? ORDER BY n", (session_id,))]
+        return persist.load_session(d)
+
+    def answer(self, login_id: int, request: str) -> tuple[float, bytes, bytes] | None:
+        """The stored answer to a login session's request: (when, the reply, the digest of the command it answered)."""
+        row = self._db.execute("SELECT at, reply, command FROM answers WHERE login = ? AND request = ?", (login_id, request)).fetchone()
+        return (row[0], bytes(row[1]), bytes(row[2])) if row is not None else None
+
+    def customer(self, token_hash: bytes) -> tuple[str, float] | None:
+        """The session a customer's token (its hash) opens, and until when."""
+        row = self._db.execute("SELECT session, expires_at FROM customers WHERE token_hash = ?", (token_hash,)).fetchone()
+        return (row[0], row[1]) if row is not None else None
 
     def load_events(self) -> list[LoggedEvent]:
         return [
@@ -424,7 +453,10 @@ class Store:
         state = persist.dump(engine)
         positions = {sid: i for q, sids in state["waiting"].items() for i, sid in enumerate(sids)}
         with self._transaction() as db:
-            for table in ("sessions", "chat", "reps", "keys", "team_chat", "team_counts", "team_read"):
+            # Ended sessions the engine no longer holds stay as they are: history.
+            db.execute("DELETE FROM chat WHERE session IN (SELECT id FROM sessions WHERE live)")
+            db.execute("DELETE FROM sessions WHERE live")
+            for table in ("reps", "keys", "team_chat", "team_counts", "team_read"):
                 db.execute(f"DELETE FROM {table}")
             self._slots.clear()
             for d in state["sessions"] + state["ended"]:
@@ -435,8 +467,8 @@ class Store:
                 if live:
                     self._slots[sid] = (d["queue"], d["queue_entered_at"], pos)
                 lines = d.pop("chat")
-                db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?)", (sid, _arrival(sid), live, pos, encode(d)))
-                db.executemany("INSERT INTO chat VALUES (?, ?, ?)", [(sid, line["n"], encode(line)) for line in lines])
+                db.execute("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?)", (sid, _arrival(sid), live, pos, encode(d)))
+                db.executemany("INSERT OR REPLACE INTO chat VALUES (?, ?, ?)", [(sid, line["n"], encode(line)) for line in lines])
             db.executemany("INSERT INTO reps VALUES (?, ?)", [(r, encode(d)) for r, d in state["reps"].items()])
             db.executemany("INSERT INTO keys VALUES (?, ?)", [(k["key"], encode(k)) for k in state["keys"]])
             for team, tc in state["team_chat"].items():

@@ -209,6 +209,19 @@ class QueueEngine:
         """The ended sessions still kept whole, oldest first."""
         return iter(self._queues.ended.values())
 
+    def forget_ended(self, keep: int = 0) -> int:
+        """Let go of the ended sessions still kept whole, all but the ``keep`` that ended last.
+
+        The engine keeps the last ``ENDED_KEPT`` ended sessions by itself (an
+        in-process console may look back at them).  A driver that records
+        every change elsewhere, as the server does in its database, calls
+        this once it has, so that a finished session leaves nothing behind
+        in memory.  A forgotten session is still known to have been one:
+        :meth:`session` and every command answer SESSION_ENDED for it.
+        Returns how many were forgotten.
+        """
+        return self._queues.forget_ended(keep)
+
     def waiting_in(self, queue: QueueRef) -> list[Session]:
         live = self._queues.live
         return [live[sid] for sid in self._queues.waiting_ids(queue)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
+from itertools import islice
 
 from repconsole.core.clock import Clock
 from repconsole.core.engine.directory import Directory
@@ -131,6 +132,19 @@ class Queues:
             # of each full garbage collection, for the whole shift.
             del self.ended[next(iter(self.ended))]
 
+    def forget_ended(self, keep: int) -> int:
+        """Let go of every ended session but the ``keep`` that ended last.  Returns how many went."""
+        ended = self.ended
+        extra = len(ended) - max(0, keep)
+        if extra <= 0:
+            return 0
+        if extra == len(ended):
+            ended.clear()  # gives the table back too: a dict never shrinks by deletions
+        else:
+            for sid in list(islice(ended, extra)):
+                del ended[sid]
+        return extra
+
     # -------------------------------------------------------------- queues
 
     def waiting_ids(self, queue: QueueRef) -> Iterable[str]:
@@ -189,6 +203,25 @@ class Queues:
             if heap and (best is None or heap[0] < best):
                 best = heap[0]
         return best[1] if best is not None else None
+
+    def _compact_oldest(self, queue: QueueRef) -> None:
+        """Rebuild a team's Get Next heap once most of its entries are stale.
+
+        Entries of sessions that left are skipped lazily by Get Next, but a
+        team whose sessions are accepted by id, or one with a customer who
+        waits for ever at the top, would keep every one of them: one per
+        session that ever waited there.  Rebuilt when the stale entries
+        outnumber the waiting sessions (plus a little), so the work is
+        amortised O(1) per session and the heap stays within twice the queue.
+        """
+        heap = self._oldest[queue.id]
+        waiting = self._waiting.get(queue, {})
+        if len(heap) <= 2 * len(waiting) + 64:
+            return
+        live = self.live
+        fresh = [(live[sid].created_at, sid) for sid in waiting]
+        heapq.heapify(fresh)
+        self._oldest[queue.id] = fresh
 
     def enqueue(self, s: Session, queue: QueueRef, kind: StepKind, *, by: str | None = None, note: str = "") -> None:
         """Put ``s`` in ``queue`` (last), with a timeline step; a waiting rule (the team's, or the site's personal one) starts counting."""
@@ -278,6 +311,8 @@ class Queues:
                     waiting[s.id] = self._tickets  # the largest yet: last in the queue
                 if s.queue.kind is QueueKind.TEAM:
                     heapq.heappush(self._oldest[s.queue.id], (s.created_at, s.id))
+            if old_queue is not None and old_queue.kind is QueueKind.TEAM:
+                self._compact_oldest(old_queue)
         if s.queue is not None:
             ticket = self._waiting[s.queue].get(s.id)
             if ticket is not None:
