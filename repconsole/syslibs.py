@@ -21,11 +21,10 @@ Qt-free on purpose (the command line imports it before any window).
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "ALL_PACKAGES",
@@ -104,8 +103,7 @@ MULTIMEDIA: dict[str, str] = {
 ALL_PACKAGES: tuple[str, ...] = tuple(sorted({*XCB_PLATFORM.values(), *WEBENGINE.values(), *MULTIMEDIA.values()}))
 
 
-@dataclass(frozen=True)
-class Missing:
+class Missing(NamedTuple):
     """A library that could not be loaded, and the package that has it."""
 
     soname: str
@@ -116,6 +114,9 @@ class Missing:
 def _dlopen(soname: str) -> None:
     # dlopen finds libraries exactly as Qt's loader will (LD_LIBRARY_PATH,
     # the ld.so cache, the default paths), which `ldconfig -p` alone would not.
+    # Imported here: the check runs before the first frame, and only xcb needs it.
+    import ctypes
+
     ctypes.CDLL(soname, mode=getattr(os, "RTLD_LAZY", 1) | getattr(ctypes, "RTLD_LOCAL", 0))
 
 
