@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -502,10 +503,8 @@ async def _bare_server(port_out: Path) -> None:
                 broadcast(targets, b'{"type":"events","prev":%d,"events":[%b]}' % (d.seq - 1, bytes(d.item)), text=True)
 
     async def handler(ws: ServerConnection) -> None:
-        try:
+        with contextlib.suppress(ConnectionClosed):  # the load generators leave without a goodbye
             await serve_one(ws)
-        except ConnectionClosed:
-            pass  # the load generators leave without a goodbye
 
     async def serve_one(ws: ServerConnection) -> None:
         first = _trigger.decode(await ws.recv(decode=False))

@@ -251,3 +251,37 @@ def test_a_console_that_starts_mid_tick_does_not_force_the_tick_out(writes: list
     mine = [fe for e in events if (fe := feed.project(e)) is not None]
     assert [fe for frame in early.ws.frames for fe in frame.events] == mine
     assert [fe for frame in late.ws.frames for fe in frame.events] == [fe for fe in mine if fe.seq > since]
+
+
+def test_presence_alone_waits_for_company_and_any_other_event_brings_the_tick_back(writes: list, loop: Any) -> None:
+    """A tick of presence events alone goes out after the lazy window (a stream of sign-ins
+    costs each console a few frames a second); any other event, after the normal window."""
+    events, _ = _traffic()
+    fo = Fanout(loop, seq=0, resume_window=300, clock=lambda: 0.0, window=0.01, lazy_window=0.25)
+    bob = _link(fo, "bob", "bob")
+    clock = ManualClock(0.0)
+    presence = [
+        encode_event(Event(i, clock(), RepData(RepView(f"r{i}", "R", ["net"], RepStatus.AVAILABLE, 3, True, None)), frozenset({"bob"})))
+        for i in range(100, 105)
+    ]
+    delivered: list[float] = []
+    fo.on_delivery = delivered.append
+
+    async def main() -> None:
+        start = loop.time()
+        fo.publish(presence[:2], lazy=True)
+        await asyncio.sleep(0.1)
+        fo.publish(presence[2:3], lazy=True)  # does not push the tick back
+        await asyncio.sleep(0.1)
+        assert writes == []
+        await asyncio.sleep(0.1)
+        assert len(writes) == 1 and [e.seq for e in bob.ws.frames[0].events] == [100, 101, 102]
+        assert loop.time() - start >= 0.25 and delivered == []  # a lazy tick is not a delivery latency
+        fo.publish(presence[3:], lazy=True)
+        arrival = Event(105, clock(), events[0].data, frozenset({"bob"}))
+        fo.publish([encode_event(arrival)])  # a customer arrives: the tick goes at the normal window
+        await asyncio.sleep(0.05)
+        assert len(writes) == 2 and [e.seq for e in bob.ws.frames[1].events] == [103, 104, 105]
+        assert len(delivered) == 1 and delivered[0] < 0.05
+
+    loop.run_until_complete(main())

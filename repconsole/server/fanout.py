@@ -17,6 +17,10 @@ and a burst (a rule moving a thousand sessions) is thousands of events.  So:
 * connections that get byte-identical frames (same events, same ``prev``)
   are written with one ``websockets.broadcast()``, never a loop of awaited
   sends;
+* presence events alone (``rep``: a sign-in, a status; not a rep going
+  offline) wait up to ``lazy_window`` (250 ms) for a tick, so that a stream of
+  sign-ins costs each console a few frames a second, not one per sign-in;
+  any other event brings the tick back to the 10 ms window;
 * a connection that starts (snapshot or resume) in the middle of a tick
   has what it was already served (``RepLink.served``) left out of the
   tick's frame, so a sign-in never forces the tick out early: a storm of
@@ -63,6 +67,8 @@ __all__ = ["Fanout", "RepLink", "close_slow", "encode_event"]
 log = logging.getLogger(__name__)
 
 BATCH_WINDOW = 0.010
+# How long presence events alone may wait for a tick (see Fanout.publish).
+LAZY_WINDOW = 0.250
 SLOW_LIMIT = 1024 * 1024
 RING_LIMIT = 50_000
 # How long a connection closed as too slow has to read what waited and the close frame.
@@ -133,6 +139,7 @@ class Fanout:
         seq: int,
         resume_window: float,
         window: float = BATCH_WINDOW,
+        lazy_window: float = LAZY_WINDOW,
         ring_limit: int = RING_LIMIT,
         slow_limit: int = SLOW_LIMIT,
         linger: float = LINGER,
@@ -141,6 +148,7 @@ class Fanout:
     ) -> None:
         self._loop = loop
         self.window = window
+        self.lazy_window = lazy_window
         self.resume_window = resume_window
         self.ring_limit = ring_limit
         self.slow_limit = slow_limit
@@ -159,9 +167,11 @@ class Fanout:
         self.floor = seq
         self.frames_sent = 0
         self.dropped_slow = 0
-        # Told, per batch written, the seconds since its first event was published (metrics).
+        # Told, per batch written, the seconds since its first event was published (metrics;
+        # a tick of lazy events alone is not told: it waited on purpose).
         self.on_delivery: Callable[[float], None] | None = None
         self._since = 0.0
+        self._urgent = False  # the pending tick holds an event that is not lazy
 
     # ---------------------------------------------------------- the ring
 
@@ -246,20 +256,32 @@ class Fanout:
 
     # --------------------------------------------------------- publish
 
-    def publish(self, logged: Sequence[LoggedEvent]) -> None:
-        """Committed events: into the ring, and out within the batch window."""
+    def publish(self, logged: Sequence[LoggedEvent], *, lazy: bool = False) -> None:
+        """Committed events: into the ring, and out within the batch window.
+
+        ``lazy`` events (presence: a rep who signed in or changed status) may
+        wait ``lazy_window`` for company: a tick of them alone goes out that
+        late, and any other event brings the tick back to ``window``.  Every
+        sign-in is such an event for every console; 2,000 consoles signing in
+        one after another would otherwise each cost a frame to all of them."""
         if not logged:
             return
         self._ring.extend(logged)
         self.seq = logged[-1].seq
-        if not self._pending:
-            self._since = self._loop.time()
         self._pending.extend(logged)
+        now = self._loop.time()
+        if not lazy and not self._urgent:
+            self._urgent = True
+            self._since = now
+        # The batch window is on the loop's own clock, not the server's
+        # (repconsole.server.timers): it paces frames and decides nothing,
+        # and on a virtual clock no event would leave until a test moved time.
+        due = now + (self.lazy_window if lazy else self.window)
         if self._handle is None:
-            # The batch window is on the loop's own clock, not the server's
-            # (repconsole.server.timers): it paces frames and decides nothing,
-            # and on a virtual clock no event would leave until a test moved time.
-            self._handle = self._loop.call_later(self.window, self.flush)
+            self._handle = self._loop.call_at(due, self.flush)
+        elif self._handle.when() > due:
+            self._handle.cancel()
+            self._handle = self._loop.call_at(due, self.flush)
 
     def flush(self) -> None:
         """Write every pending event now: one tick's frames."""
@@ -267,6 +289,7 @@ class Fanout:
             self._handle.cancel()
             self._handle = None
         batch, self._pending = self._pending, []
+        urgent, self._urgent = self._urgent, False
         if not batch or not self._links:
             return
         connected = self._links
@@ -319,7 +342,7 @@ class Fanout:
             for prev, links in by_prev.items():
                 wrote = True
                 self._write(links, events_frame(prev, [body]))
-        if wrote and self.on_delivery is not None:
+        if wrote and urgent and self.on_delivery is not None:
             self.on_delivery(self._loop.time() - self._since)
 
     def _send(self, link: RepLink, items: list[tuple[int, bytes]], body: bytes) -> None:

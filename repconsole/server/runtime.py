@@ -39,6 +39,7 @@ import msgspec
 
 from repconsole.core import persist
 from repconsole.core.engine import Event, QueueEngine
+from repconsole.protocol import RepData
 from repconsole.server.auth import LoginSession, LoginSessions
 from repconsole.server.config import SiteSpec, build_engine
 from repconsole.server.fanout import Fanout, encode_event
@@ -225,7 +226,9 @@ class Runtime:
             if self.on_fatal is not None:
                 self.on_fatal(exc)
             raise PersistenceFailure(str(exc)) from exc
-        self.fanout.publish(logged)
+        # A rep who signed in (or changed status) may wait for company: see Fanout.publish.  A
+        # rep who went offline may not: their sessions' grace period is running.
+        self.fanout.publish(logged, lazy=all(isinstance(e.data, RepData) and e.data.rep.connected for e in events))
         for listener in self.after_commit:
             try:
                 listener(events)
