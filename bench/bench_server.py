@@ -716,7 +716,11 @@ async def drive(
             await asyncio.sleep(delay)
         else:
             late[0] = max(late[0], -delay)
-        task = asyncio.ensure_future(act(MIX[k % len(MIX)], workers[k % len(workers)]))
+        # Round robin over the workers, shifted by one each round: every worker (team) takes
+        # every kind of action in turn (with 40 workers and 10 kinds, a plain round robin gave
+        # each worker one kind for ever, and the accepting teams ran out of waiting customers).
+        worker = workers[(k + k // len(workers)) % len(workers)]
+        task = asyncio.ensure_future(act(MIX[k % len(MIX)], worker))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
     sent_for = time.perf_counter() - start
