@@ -11,6 +11,7 @@ BENCHES = [
     "bench.bench_startup",
     "bench.bench_server",
     "bench.bench_soak",
+    "bench.bench_storm",
     "bench.bench_accept",
     "bench.bench_console_snapshot",
     "bench.bench_cobrowse",

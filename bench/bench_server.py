@@ -1,7 +1,8 @@
-"""The queue server under load: thousands of consoles, tens of thousands waiting.
+"""The queue server under load: thousands of consoles, tens of thousands waiting, beside a bare broadcast.
 
-    python -m bench.bench_server             # 2,000 consoles, 20,000 waiting, 200 commands/s for 30 s
-    python -m bench.bench_server --quick     # 200 consoles, 2,000 waiting, 10 s
+    python -m bench.bench_server             # 2,000 consoles, 20,000 waiting, 200 commands/s, 5 runs of 30 s
+    python -m bench.bench_server --quick     # 200 consoles, 2,000 waiting, 2 runs of 10 s
+    python -m bench.bench_server --consoles 500 --teams 10
 
 One ``repconsole-server`` process (a subprocess, data directory in /tmp) on
 a site of 40 teams of 50 reps.  Everything talks to it over loopback
@@ -21,9 +22,20 @@ WebSocket, as in production:
    chat lines.  Every command is sent at its scheduled time, not after the
    previous one's answer.
 
-Printed:
+**The anchor**: in the same run, a **bare** ``websockets`` server (a
+subprocess: no engine, no store, no batching) holds the same number of
+consoles, in two load generators of its own and 40 workers, and gets the
+same load: the driver runs each action on an engine of its own (the same
+site and waiting customers) and sends the bare server the reply and the
+events the real server would send, encoded as its fan-out encodes them; the
+bare server writes each event at once to its audience with one
+``websockets.broadcast()``, and answers.  The runs of the two alternate
+(``--runs``, 5 by default).
 
-* **delivery latency**, p50/p99 (and max), from the moment the triggering
+Printed, per run and as the median over the runs (min–max), for both and as
+ratios:
+
+* **delivery latency**, p50/p99, from the moment the triggering
   command was sent to the moment a console received the resulting event, over
   every console that received one: arrivals (the ``session`` event in the
   team's 49 passive consoles; the send time rides in the customer's name),
@@ -31,26 +43,28 @@ Printed:
   with the send time the driver recorded), transfers (the ``session`` event
   at the receiving team; the send time rides in the note) and team chat (the
   send time rides in the text).  Clocks: one machine, ``time.time()``.
-* the **server's CPU** during the load, in % of one core (utime + stime from
-  /proc/PID/stat), and the load generators' and driver's, to show how busy
-  the two cores were;
-* the server's **RSS per connection**: (RSS with every console logged in -
-  RSS with the customers waiting and only the 40 workers logged in) / the
-  passive consoles, from /proc/PID/status; the RSS after the load too.
-  Password hashes are made at the cost the server runs at
+* the **server's CPU per 1,000 delivered events** (utime + stime from
+  /proc/PID/stat over the run, per event the passive consoles received);
+* for the real server, pooled over the runs: latency per kind, the round
+  trip of the driver's commands, the CPU of the server, load generators and
+  driver (how busy the two cores were), and its **RSS per connection**:
+  (RSS with the consoles logged in - RSS with 0 consoles and the customers
+  already waiting) / consoles, from /proc/PID/status.
+* password hashes are made at the cost the server runs at
   (``--password-cost``, :data:`PASSWORD_COST`: argon2id at its least), so a
-  login is not a re-hash at OWASP's cost, and the workers' logins have
-  started the hashing threads before the first reading: what is measured
-  is connections, not password hashing;
-* the round trip of the driver's commands (send to result) under that load.
+  login is not a re-hash at OWASP's cost: what is measured is connections
+  and events, not password hashing.
 
-Targets: p99 delivery <= 100 ms; <= 32 KiB per connection.
+Targets: p99 delivery <= 100 ms; against the bare broadcast, p99 <= 1.5x and
+CPU per 1,000 delivered events <= 1.3x; <= 32 KiB per connection.
+(The reconnect storm after a restart, beside a bare server: ``bench_storm``.)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -58,6 +72,7 @@ import random
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -70,11 +85,13 @@ from typing import Any
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 
+from repconsole.core.intake import Intake as CoreIntake
 from repconsole.protocol import (
     COMMANDS,
     PROTOCOL_VERSION,
     Command,
     CommandName,
+    CustomerState,
     Error,
     EventKind,
     Events,
@@ -89,6 +106,7 @@ from repconsole.protocol import (
     SessionResult,
     Start,
     Started,
+    Status,
     StepKind,
     TeamChatEvent,
     Via,
@@ -98,13 +116,15 @@ from repconsole.protocol import (
     parse_rep_reply,
 )
 
-__all__ = ["ServerProc", "main", "percentile", "site_toml", "start_server"]
+__all__ = ["ServerProc", "cpu_seconds", "main", "percentile", "raise_fd_limit", "rep_id", "seed", "site_toml", "start_server"]
 
 PASSWORD = "bench-secret-pw"
 # The argon2id cost of the bench's hashes, and of its servers (repconsole-server --password-cost):
 # argon2id at its least, so that a login costs the server microseconds of hashing, not 35 ms.
 PASSWORD_COST = "m=8,t=1,p=1"
 TARGET_P99_MS = 100.0
+TARGET_P99_RATIO = 1.5  # against the bare broadcast, same run
+TARGET_CPU_RATIO = 1.3
 TARGET_KIB_PER_CONNECTION = 32.0
 # The deliveries timed are named after what a console receives, except team
 # chat, which is named after its event kind.
@@ -347,10 +367,11 @@ async def seed(port: int, count: int, teams: int, concurrency: int = 200) -> flo
 # ---------------------------------------------------------------- load generator (a subprocess)
 
 
-def _on_frame(frame: bytes, now: float, samples: dict[str, list[tuple[float, float]]], gone: list[tuple[str, float]]) -> None:
+def _on_frame(frame: bytes, now: float, samples: dict[str, list[tuple[float, float]]], gone: list[tuple[str, float]]) -> int:
+    """Time what ``frame`` carries; returns how many events it delivered."""
     msg = parse_rep_reply(frame)  # typed: faster than plain dicts, and checked
     if not isinstance(msg, Events):
-        return
+        return 0
     for e in msg.events:
         match e:
             case SessionEvent():
@@ -370,18 +391,29 @@ def _on_frame(frame: bytes, now: float, samples: dict[str, list[tuple[float, flo
                 if text.startswith("t="):
                     sent = float(text[2:])
                     samples[TEAM_CHAT].append((sent, now - sent))
+    return len(msg.events)
 
 
 async def _loadgen(port: int, reps: list[str], out: Path) -> None:
-    """Log every console in (25 at a time) and read each one's frames from its login on."""
-    samples: dict[str, list[tuple[float, float]]] = {"arrival": [], "transfer": [], TEAM_CHAT: []}
+    """Log every console in (25 at a time) and read each one's frames from its login on.
+
+    Then, on stdin: ``START`` (time what arrives from now on), ``STOP`` (write it to ``out``), ``QUIT``."""
+    samples: dict[str, list[tuple[float, float]]] = {}
     gone: list[tuple[str, float]] = []
-    frames = [0]
+    counts = [0, 0]  # frames, events
     started = time.perf_counter()
     sem = asyncio.Semaphore(25)
     snapshot_bytes = [0]
     logged = [0]
     measuring = [False]
+
+    def reset() -> None:
+        samples.clear()
+        samples.update({"arrival": [], "transfer": [], TEAM_CHAT: []})
+        gone.clear()
+        counts[:] = [0, 0]
+
+    reset()
 
     async def console(rep: str) -> None:
         async with sem:
@@ -392,8 +424,8 @@ async def _loadgen(port: int, reps: list[str], out: Path) -> None:
             while True:
                 frame = await ws.recv(decode=False)
                 if measuring[0]:
-                    frames[0] += 1
-                    _on_frame(frame, time.time(), samples, gone)
+                    counts[0] += 1
+                    counts[1] += _on_frame(frame, time.time(), samples, gone)
         except Exception:
             return
 
@@ -403,16 +435,22 @@ async def _loadgen(port: int, reps: list[str], out: Path) -> None:
         if failed:
             raise failed[0].exception()  # type: ignore[misc]
         await asyncio.sleep(0.05)
-    measuring[0] = True
     print(f"READY {len(readers)} {snapshot_bytes[0]} {time.perf_counter() - started:.2f}", flush=True)
     loop = asyncio.get_running_loop()
-    stop = loop.create_future()
-    loop.add_reader(sys.stdin.fileno(), lambda: stop.done() or stop.set_result(sys.stdin.readline()))
-    await stop
-    cpu = time.process_time()
-    out.write_text(json.dumps({"samples": samples, "gone": gone, "frames": frames[0], "cpu": cpu}))
-    print("DONE", flush=True)
-    os._exit(0)  # no goodbye to 1,000 sockets: the server sees them drop
+    lines: asyncio.Queue[str] = asyncio.Queue()
+    loop.add_reader(sys.stdin.fileno(), lambda: lines.put_nowait(sys.stdin.readline().strip()))
+    while True:
+        command = await lines.get()
+        if command == "START":
+            reset()
+            measuring[0] = True
+            print("STARTED", flush=True)
+        elif command == "STOP":
+            measuring[0] = False
+            out.write_text(json.dumps({"samples": samples, "gone": gone, "frames": counts[0], "events": counts[1], "cpu": time.process_time()}))
+            print("DONE", flush=True)
+        else:
+            os._exit(0)  # no goodbye to 1,000 sockets: the server sees them drop
 
 
 class LoadGen:
@@ -424,6 +462,14 @@ class LoadGen:
         )  # fmt: skip
         self.ready: tuple[int, int, float] | None = None
 
+    def _say(self, command: str, answer: str) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line.startswith(answer):
+            raise RuntimeError(f"load generator: {command} answered {line!r}")
+
     def wait_ready(self) -> tuple[int, int, float]:
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -433,20 +479,176 @@ class LoadGen:
         self.ready = (int(n), int(size), float(seconds))
         return self.ready
 
+    def start(self) -> None:
+        self._say("START", "STARTED")
+
     def finish(self) -> dict[str, Any]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write("STOP\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        self.proc.wait(60)
-        if not line.startswith("DONE"):
-            raise RuntimeError(f"load generator did not finish: {line!r}")
+        self._say("STOP", "DONE")
         return json.loads(self.out.read_text())
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+# ---------------------------------------------------------------- the bare anchor
+
+
+class _Delivery(msgspec.Struct, array_like=True):
+    reps: list[str]
+    seq: int
+    item: msgspec.Raw
+
+
+class _Trigger(msgspec.Struct):
+    """What the driver sends the bare server: a login, or an action's reply and the events it delivers."""
+
+    type: str
+    id: int | str | None = None
+    username: str = ""
+    reply: msgspec.Raw = msgspec.Raw(b"")  # empty: none
+    status: msgspec.Raw = msgspec.Raw(b"")
+    deliver: list[_Delivery] = []
+
+
+_trigger = msgspec.json.Decoder(_Trigger)
+
+
+async def _bare_server(port_out: Path) -> None:
+    """A bare ``websockets`` server: no engine, no store, no batching.  A console's login gets a
+    welcome and an empty snapshot; every action of the driver carries its reply and the events
+    it causes (encoded by the driver's own engine: the same payloads the real server sends),
+    each written to its audience at once with one ``broadcast()``."""
+    from websockets.asyncio.server import ServerConnection, broadcast, serve
+    from websockets.exceptions import ConnectionClosed
+
+    conns: dict[str, set[ServerConnection]] = {}
+
+    def deliver(deliveries: list[_Delivery]) -> None:
+        for d in deliveries:
+            targets = [ws for rep in d.reps for ws in conns.get(rep, ())]
+            if targets:
+                broadcast(targets, b'{"type":"events","prev":%d,"events":[%b]}' % (d.seq - 1, bytes(d.item)), text=True)
+
+    async def handler(ws: ServerConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):  # the load generators leave without a goodbye
+            await serve_one(ws)
+
+    async def serve_one(ws: ServerConnection) -> None:
+        first = _trigger.decode(await ws.recv(decode=False))
+        if first.type == "login":
+            rep = first.username
+            conns.setdefault(rep, set()).add(ws)
+            try:
+                await ws.send(encode(Welcome(first.id or 1, rep, "bare", False, 0.0, time.time(), 300.0, 1)), text=True)
+                await ws.send(b'{"type":"snapshot","seq":0,"data":{}}', text=True)
+                async for raw in ws:
+                    msg = _trigger.decode(raw)
+                    deliver(msg.deliver)
+                    if msg.reply:
+                        await ws.send(bytes(msg.reply), text=True)
+            finally:
+                conns[rep].discard(ws)
+        else:  # a customer's start
+            deliver(first.deliver)
+            if first.reply:
+                await ws.send(bytes(first.reply), text=True)
+            if first.status:
+                await ws.send(bytes(first.status), text=True)
+            await ws.wait_closed()
+
+    # The real server's transport settings: no compression, the same write limit and listen backlog.
+    async with serve(handler, "127.0.0.1", 0, compression=None, max_size=None, ping_interval=None, write_limit=64 * 1024, backlog=4096) as server:
+        port = server.sockets[0].getsockname()[1]
+        port_out.write_text(str(port))
+        print(f"listening on ws://127.0.0.1:{port}", flush=True)
+        await asyncio.Future()
+
+
+class BareProc:
+    """The bare server in a subprocess."""
+
+    def __init__(self, work: Path) -> None:
+        out = work / "bare.port"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.bench_server", "--bare-server", str(out)],
+            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1],
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if "listening" not in line:
+            raise RuntimeError(f"the bare server did not start: {line!r}")
+        self.port = int(out.read_text())
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class BareSite:
+    """The bench's site as an engine in the driver: for each action, the reply and the events the
+    real server would send (encoded as its fan-out encodes them), for the bare server to send."""
+
+    def __init__(self, config: Path, waiting: int, teams: int) -> None:
+        from repconsole.server.config import build_engine, load_config
+
+        self.engine = build_engine(load_config(config), time.time)
+        self.events: list[Any] = []
+        self.engine.subscribe(self.events.append)
+        for rep in list(self.engine.reps):
+            self.engine.rep_connected(rep)
+        for i in range(waiting):
+            self.engine.start_with_issue(team_id(i % teams), CoreIntake(f"Waiting customer {i}"))
+        self.events.clear()
+
+    def _deliveries(self) -> list[tuple[list[str], int, msgspec.Raw]]:
+        from repconsole.server.fanout import encode_event
+
+        out = []
+        for e in self.events:
+            logged = encode_event(e)
+            if logged.audience:
+                out.append((sorted(logged.audience), logged.seq, msgspec.Raw(logged.item)))
+            if logged.gone and logged.gone_item is not None:
+                out.append((sorted(logged.gone), logged.seq, msgspec.Raw(logged.gone_item)))
+        self.events.clear()
+        return out
+
+    def arrive(self, team: str, name: str) -> bytes:
+        s = self.engine.start_with_issue(team, CoreIntake(name))
+        started = encode(Started(1, s.id, "bare", False))
+        status = encode(Status(CustomerState.WAITING, position=len(self.engine.waiting_in(s.queue))))
+        return msgspec.json.encode({"type": "start", "id": 1, "reply": msgspec.Raw(started), "status": msgspec.Raw(status), "deliver": self._deliveries()})
+
+    def command(self, rep: str, rid: int, name: CommandName, args: dict[str, Any]) -> tuple[bytes, Any]:
+        from repconsole.core.commands import execute
+        from repconsole.core.errors import CommandError
+
+        try:
+            result: Any = execute(self.engine, rep, name, args)
+            reply = encode(Result(rid, msgspec.Raw(encode(result))))
+        except CommandError as exc:
+            result, reply = None, encode(exc.error(rid))
+        trigger = msgspec.json.encode({"type": "command", "id": rid, "reply": msgspec.Raw(reply), "deliver": self._deliveries()})
+        return trigger, result
+
+
+async def bare_arrive(port: int, trigger: bytes) -> None:
+    ws = await open_ws(port, "customer")
+    try:
+        await ws.send(trigger, text=True)
+        while True:
+            msg = parse_customer_reply(await ws.recv(decode=False))
+            if isinstance(msg, Started):
+                return
+    finally:
+        await ws.close()
 
 
 # ---------------------------------------------------------------- the driver
@@ -457,6 +659,7 @@ class Worker:
 
     def __init__(self, team: int, ws: ClientConnection) -> None:
         self.team = team
+        self.rep = rep_id(team, 0)
         self.ws = ws
         self.ids = itertools.count(1)
         self.pending: dict[int, tuple[asyncio.Future[Result | Error], float]] = {}
@@ -476,18 +679,26 @@ class Worker:
                 if not fut.done():
                     fut.set_exception(ConnectionError("worker connection lost"))
 
-    async def call(self, name: CommandName, rtts: list[float], **args: Any) -> tuple[Result | Error, float]:
+    async def call(self, name: CommandName, rtts: list[float], bare: BareSite | None = None, **args: Any) -> tuple[Result | Error, float]:
+        """Send a command (to the bare server: the reply and events the bare site made of it) and wait for its reply."""
         rid = next(self.ids)
         fut: asyncio.Future[Result | Error] = asyncio.get_running_loop().create_future()
         sent = time.time()
         self.pending[rid] = (fut, sent)
-        await self.ws.send(encode(Command(rid, name, args)), text=True)
+        if bare is None:
+            await self.ws.send(encode(Command(rid, name, args)), text=True)
+        else:
+            await self.ws.send(bare.command(self.rep, rid, name, args)[0], text=True)
         reply = await fut
         rtts.append(time.time() - sent)
         return reply, sent
 
 
-async def drive(port: int, workers: list[Worker], teams: int, rate: float, seconds: float, rng: random.Random) -> dict[str, Any]:
+async def drive(
+    port: int, workers: list[Worker], teams: int, rate: float, seconds: float, rng: random.Random, bare: BareSite | None = None
+) -> dict[str, Any]:
+    """The load: ``rate`` actions a second for ``seconds``, each sent at its time.  With ``bare``,
+    to the bare server: the same actions, run by the bare site's engine here."""
     accept_sent: dict[str, float] = {}
     rtts: dict[str, list[float]] = {k: [] for k in set(MIX)}
     refused: dict[str, int] = {}
@@ -500,11 +711,14 @@ async def drive(port: int, workers: list[Worker], teams: int, rate: float, secon
             kind = "accept"
         if kind == "arrive":
             t = time.time()
-            await arrive(port, team_id(w.team), f"t={t:.6f}")
+            if bare is None:
+                await arrive(port, team_id(w.team), f"t={t:.6f}")
+            else:
+                await bare_arrive(port, bare.arrive(team_id(w.team), f"t={t:.6f}"))
             rtts["arrive"].append(time.time() - t)
             return
         if kind == "accept":
-            reply, sent = await w.call(CommandName.GET_NEXT, rtts["accept"])
+            reply, sent = await w.call(CommandName.GET_NEXT, rtts["accept"], bare)
             if isinstance(reply, Result):
                 result = msgspec.json.decode(reply.result, type=COMMANDS[CommandName.GET_NEXT].result)
                 assert isinstance(result, SessionResult)
@@ -514,12 +728,12 @@ async def drive(port: int, workers: list[Worker], teams: int, rate: float, secon
         elif kind == "transfer":
             sid = w.owned.pop(rng.randrange(len(w.owned)))
             target = rng.choice([t for t in range(teams) if t != w.team])
-            reply, _ = await w.call(CommandName.TRANSFER, rtts["transfer"], session=sid, target=f"team:{team_id(target)}", note=f"t={time.time():.6f}")
+            reply, _ = await w.call(CommandName.TRANSFER, rtts["transfer"], bare, session=sid, target=f"team:{team_id(target)}", note=f"t={time.time():.6f}")
         elif kind == "end":
             sid = w.owned.pop(rng.randrange(len(w.owned)))
-            reply, _ = await w.call(CommandName.END, rtts["end"], session=sid)
+            reply, _ = await w.call(CommandName.END, rtts["end"], bare, session=sid)
         else:
-            reply, _ = await w.call(CommandName.TEAM_SAY, rtts["team_say"], team=team_id(w.team), text=f"t={time.time():.6f}")
+            reply, _ = await w.call(CommandName.TEAM_SAY, rtts["team_say"], bare, team=team_id(w.team), text=f"t={time.time():.6f}")
         if isinstance(reply, Error):
             refused[reply.reason] = refused.get(reply.reason, 0) + 1
 
@@ -531,13 +745,64 @@ async def drive(port: int, workers: list[Worker], teams: int, rate: float, secon
             await asyncio.sleep(delay)
         else:
             late[0] = max(late[0], -delay)
-        task = asyncio.ensure_future(act(MIX[k % len(MIX)], workers[k % len(workers)]))
+        # Round robin over the workers, shifted by one each round: every worker (team) takes
+        # every kind of action in turn (with 40 workers and 10 kinds, a plain round robin gave
+        # each worker one kind for ever, and the accepting teams ran out of waiting customers).
+        worker = workers[(k + k // len(workers)) % len(workers)]
+        task = asyncio.ensure_future(act(MIX[k % len(MIX)], worker))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
     sent_for = time.perf_counter() - start
     if tasks:
         await asyncio.wait(tasks, timeout=30)
     return {"accept_sent": accept_sent, "rtts": rtts, "refused": refused, "sent": total, "seconds": sent_for, "late": late[0]}
+
+
+class Phase:
+    """One server under the load: its process, its consoles (load generators and workers), and each run's figures."""
+
+    def __init__(self, name: str, port: int, pid: int, gens: list[LoadGen], workers: list[Worker], bare: BareSite | None) -> None:
+        self.name = name
+        self.port = port
+        self.pid = pid
+        self.gens = gens
+        self.workers = workers
+        self.bare = bare
+        self.runs: list[dict[str, Any]] = []
+
+    async def measure(self, args: argparse.Namespace, rng: random.Random) -> dict[str, Any]:
+        for g in self.gens:
+            g.start()
+        cpu0, wall0 = cpu_seconds(self.pid), time.perf_counter()
+        gen_cpu0 = [cpu_seconds(g.proc.pid) for g in self.gens]
+        me0 = time.process_time()
+        result = await drive(self.port, self.workers, len(self.workers), args.rate, args.seconds, rng, self.bare)
+        # Let the last events reach the consoles before they stop counting.
+        await asyncio.sleep(0.5)
+        wall = time.perf_counter() - wall0
+        cpu = cpu_seconds(self.pid) - cpu0
+        gen_cpu = [(cpu_seconds(g.proc.pid) - c) / wall * 100 for g, c in zip(self.gens, gen_cpu0, strict=True)]
+        me_cpu = (time.process_time() - me0) / wall * 100
+        outs = [g.finish() for g in self.gens]
+        timed: dict[str, list[tuple[float, float]]] = {"arrival": [], "accept": [], "transfer": [], TEAM_CHAT: []}
+        for out in outs:
+            for kind, values in out["samples"].items():
+                timed[kind].extend((sent, lat) for sent, lat in values)
+            for sid, t in out["gone"]:
+                sent = result["accept_sent"].get(sid)
+                if sent is not None:
+                    timed["accept"].append((sent, t - sent))
+        samples = {kind: [lat for _, lat in values] for kind, values in timed.items()}
+        everything = [v for values in samples.values() for v in values]
+        events = sum(out["events"] for out in outs)
+        run = {
+            "result": result, "timed": timed, "samples": samples, "all": everything, "events": events,
+            "frames": sum(out["frames"] for out in outs), "cpu": cpu, "wall": wall, "gen_cpu": gen_cpu, "me_cpu": me_cpu,
+            "p50": percentile(everything, 50) * 1000, "p99": percentile(everything, 99) * 1000,
+            "cpu_per_1k": cpu / max(1, events) * 1000 * 1000,  # ms of server CPU per 1,000 delivered events
+        }  # fmt: skip
+        self.runs.append(run)
+        return run
 
 
 # ---------------------------------------------------------------- main
@@ -550,6 +815,72 @@ def _fmt_ms(values: Sequence[float]) -> str:
     return f"p50 {percentile(ms, 50):6.1f} ms   p99 {percentile(ms, 99):6.1f} ms   max {max(ms):7.1f} ms   ({len(ms):,} deliveries)"
 
 
+def _med(values: Sequence[float], unit: str, digits: int = 1) -> str:
+    return f"{statistics.median(values):.{digits}f}{unit} ({min(values):.{digits}f}–{max(values):.{digits}f})"
+
+
+def _report_run(n: int, phase: Phase, run: dict[str, Any]) -> None:
+    r = run["result"]
+    print(f"  run {n}, {phase.name:<17} p50 {run['p50']:5.1f} ms, p99 {run['p99']:6.1f} ms; server CPU {run['cpu'] / run['wall'] * 100:3.0f}% "
+          f"= {run['cpu_per_1k']:5.1f} ms per 1,000 delivered events ({run['events']:,} events in {run['frames']:,} frames); "
+          f"{r['sent']:,} actions, driver <= {r['late'] * 1000:.0f} ms late, refused {r['refused'] or 'none'}")  # fmt: skip
+
+
+def _report_detail(server: ServerProc, phase: Phase, args: argparse.Namespace, load_started: float) -> None:
+    """The real server's figures in detail, over every run."""
+    samples: dict[str, list[float]] = {}
+    rtts: dict[str, list[float]] = {}
+    worst: dict[int, float] = {}
+    for run in phase.runs:
+        for kind, values in run["samples"].items():
+            samples.setdefault(kind, []).extend(values)
+        for kind, values in run["result"]["rtts"].items():
+            rtts.setdefault(kind, []).extend(values)
+        first = min((sent for values in run["timed"].values() for sent, _ in values), default=0.0)
+        for values in run["timed"].values():
+            for sent, lat in values:
+                worst[int(sent - first)] = max(worst.get(int(sent - first), 0.0), lat)
+    print(f"{phase.name}, every run pooled: delivery latency, command sent -> event received by a console:")
+    for kind in ("arrival", "accept", "transfer", TEAM_CHAT):
+        print(f"  {kind:<10} {_fmt_ms(samples.get(kind, []))}")
+    everything = [v for values in samples.values() for v in values]
+    p99 = percentile(everything, 99) * 1000
+    print(f"  {'all':<10} {_fmt_ms(everything)}   target p99 <= {TARGET_P99_MS:.0f} ms: {'met' if p99 <= TARGET_P99_MS else 'MISSED'}")
+    slow = sorted((s, lat) for s, lat in worst.items() if lat > TARGET_P99_MS / 1000)
+    if slow:
+        print("  seconds of a run with a delivery over the target (second: worst): " + ", ".join(f"{s}: {lat * 1000:.0f} ms" for s, lat in slow[:20]))
+    print("command round trip (driver, under load): " + "; ".join(
+        f"{k} p50 {percentile(v, 50) * 1000:.1f} / p99 {percentile(v, 99) * 1000:.1f} ms" for k, v in sorted(rtts.items()) if v
+    ))  # fmt: skip
+    last = phase.runs[-1]
+    print(f"CPU during the last run (% of one core): server {last['cpu'] / last['wall'] * 100:.0f}%, load generators "
+          + ", ".join(f"{c:.0f}%" for c in last["gen_cpu"]) + f", driver {last['me_cpu']:.0f}%  (2 cores in all)")  # fmt: skip
+    if args.diagnose:
+        diag = server.diagnostics(load_started)
+        pauses = [(at - load_started, float(f["ms"]), f) for kind, at, f in diag if kind == "gc"]
+        lags = [(at - load_started, float(f["ms"])) for kind, at, f in diag if kind == "lag"]
+        print(f"server diagnostics during the load: {len(pauses)} garbage collections over 20 ms, longest "
+              f"{max((p[1] for p in pauses), default=0):.0f} ms (" + ", ".join(
+                  f"t+{t:.0f}s gen{f['gen']} {ms:.0f} ms over {int(f['tracked']):,} objects" for t, ms, f in pauses[:8]) + ")")  # fmt: skip
+        print(f"  event loop late by over 20 ms {len(lags)} times, worst {max((lag[1] for lag in lags), default=0):.0f} ms: "
+              + ", ".join(f"t+{t:.1f}s {ms:.0f} ms" for t, ms in sorted(lags, key=lambda x: -x[1])[:8]))  # fmt: skip
+
+
+async def _consoles(
+    port: int, teams: int, per_team: int, loadgens: int, work: Path, tag: str
+) -> tuple[list[LoadGen], list[Worker], list[tuple[int, int, float]]]:
+    """The passive consoles in the load generators, then one worker per team here."""
+    passive = [rep_id(t, i) for t in range(teams) for i in range(1, per_team)]
+    chunks = [passive[i::loadgens] for i in range(loadgens)]
+    gens = [LoadGen(port, chunk, work / f"loadgen-{tag}-{n}.json") for n, chunk in enumerate(chunks)]
+    readies = [g.wait_ready() for g in gens]
+    workers = []
+    for t in range(teams):
+        ws, _ = await login(port, rep_id(t, 0))
+        workers.append(Worker(t, ws))
+    return gens, workers, readies
+
+
 async def _run(args: argparse.Namespace) -> None:
     teams, per_team = args.teams, args.consoles // args.teams
     consoles = teams * per_team
@@ -559,106 +890,66 @@ async def _run(args: argparse.Namespace) -> None:
     config = work / "site.toml"
     config.write_text(site_toml(teams, per_team))
     print(f"== queue server under load: {consoles:,} consoles ({teams} teams of {per_team}), {args.waiting:,} waiting, "
-          f"{args.rate:.0f} commands/s for {args.seconds:.0f} s (fd limit {fd_limit}) ==")  # fmt: skip
+          f"{args.rate:.0f} commands/s for {args.seconds:.0f} s, {args.runs} runs, beside a bare websockets.broadcast "
+          f"server with the same consoles, actions and payloads (fd limit {fd_limit}) ==")  # fmt: skip
     server = start_server(config, work / "data", diagnose=args.diagnose)
-    gens: list[LoadGen] = []
+    bare_proc: BareProc | None = None
+    phases: list[Phase] = []
     try:
         rss_empty_site = server.rss_kib()
         took = await seed(server.port, args.waiting, teams)
         print(f"seeded {args.waiting:,} waiting customers through /customer in {took:.1f} s ({args.waiting / took:,.0f}/s)")
         rss0 = server.rss_kib()
         print(f"server RSS: {rss_empty_site / 1024:.1f} MiB with an empty site, {rss0 / 1024:.1f} MiB with {args.waiting:,} waiting and 0 consoles")
-
-        # Consoles: one worker per team here, then the passive ones in the load generators.
-        # The workers' logins also start the server's password-hashing threads, so that
-        # the RSS per connection below is that of the passive consoles' connections alone.
         t0 = time.perf_counter()
-        workers = []
-        for t in range(teams):
-            ws, _ = await login(server.port, rep_id(t, 0))
-            workers.append(Worker(t, ws))
-        rss_workers = server.rss_kib()
-        passive = [rep_id(t, i) for t in range(teams) for i in range(1, per_team)]
-        chunks = [passive[i :: args.loadgens] for i in range(args.loadgens)]
-        gens = [LoadGen(server.port, chunk, work / f"loadgen-{n}.json") for n, chunk in enumerate(chunks)]
-        readies = [g.wait_ready() for g in gens]
+        gens, workers, readies = await _consoles(server.port, teams, per_team, args.loadgens, work, "real")
         logged = sum(r[0] for r in readies) + len(workers)
         snap_mb = sum(r[1] for r in readies) / 1e6
         print(f"{logged:,} consoles logged in in {time.perf_counter() - t0:.1f} s (snapshots: {snap_mb:,.0f} MB in all, "
               f"{snap_mb * 1e3 / max(1, logged - len(workers)):,.0f} kB each)")  # fmt: skip
         rss_logged = server.rss_kib()
+        real = Phase("repconsole-server", server.port, server.pid, gens, workers, None)
+        phases.append(real)
+
+        bare_proc = BareProc(work)
+        site = BareSite(config, args.waiting, teams)
+        bare_gens, bare_workers, _ = await _consoles(bare_proc.port, teams, per_team, args.loadgens, work, "bare")
+        bare = Phase("bare broadcast", bare_proc.port, bare_proc.pid, bare_gens, bare_workers, site)
+        phases.append(bare)
 
         load_started = time.time()
-        cpu0, wall0 = cpu_seconds(server.pid), time.perf_counter()
-        gen_cpu0 = [cpu_seconds(g.proc.pid) for g in gens]
-        me0 = time.process_time()
-        result = await drive(server.port, workers, teams, args.rate, args.seconds, rng)
-        wall = time.perf_counter() - wall0
-        server_cpu = (cpu_seconds(server.pid) - cpu0) / wall * 100
-        gen_cpu = [(cpu_seconds(g.proc.pid) - c) / wall * 100 for g, c in zip(gens, gen_cpu0, strict=True)]
-        me_cpu = (time.process_time() - me0) / wall * 100
+        for n in range(args.runs):
+            # Interleaved, the bare server first on even runs: a machine getting busier hits both alike.
+            for phase in (bare, real) if n % 2 == 0 else (real, bare):
+                _report_run(n + 1, phase, await phase.measure(args, rng))
         rss_end = server.rss_kib()
-        # Let the last events reach the consoles before they stop listening.
-        await asyncio.sleep(0.5)
-        outs = [g.finish() for g in gens]
-
-        timed: dict[str, list[tuple[float, float]]] = {"arrival": [], "accept": [], "transfer": [], TEAM_CHAT: []}
-        for out in outs:
-            for kind, values in out["samples"].items():
-                timed[kind].extend((sent, lat) for sent, lat in values)
-            for sid, t in out["gone"]:
-                sent = result["accept_sent"].get(sid)
-                if sent is not None:
-                    timed["accept"].append((sent, t - sent))
-        samples = {kind: [lat for _, lat in values] for kind, values in timed.items()}
-        everything = [v for values in samples.values() for v in values]
-        print(f"load: {result['sent']:,} commands in {result['seconds']:.1f} s ({result['sent'] / result['seconds']:.0f}/s; "
-              f"driver at most {result['late'] * 1000:.0f} ms behind schedule); refused: {result['refused'] or 'none'}")  # fmt: skip
-        print("delivery latency, command sent -> event received by a console:")
-        for kind in ("arrival", "accept", "transfer", TEAM_CHAT):
-            print(f"  {kind:<10} {_fmt_ms(samples[kind])}")
-        p99 = percentile(everything, 99) * 1000
-        print(f"  {'all':<10} {_fmt_ms(everything)}   target p99 <= {TARGET_P99_MS:.0f} ms: {'met' if p99 <= TARGET_P99_MS else 'MISSED'}")
-        first = min((sent for values in timed.values() for sent, _ in values), default=0.0)
-        worst: dict[int, float] = {}
-        for values in timed.values():
-            for sent, lat in values:
-                second = int(sent - first)
-                worst[second] = max(worst.get(second, 0.0), lat)
-        slow = sorted(((s, lat) for s, lat in worst.items() if lat > TARGET_P99_MS / 1000), key=lambda x: x[0])
-        if slow:
-            print("  seconds of the load with a delivery over the target (second: worst): "
-                  + ", ".join(f"{s}: {lat * 1000:.0f} ms" for s, lat in slow[:20]))  # fmt: skip
-        print("command round trip (driver, under load): " + "; ".join(
-            f"{k} p50 {percentile(v, 50) * 1000:.1f} / p99 {percentile(v, 99) * 1000:.1f} ms" for k, v in sorted(result["rtts"].items()) if v
-        ))  # fmt: skip
-        print(f"CPU during the load (% of one core): server {server_cpu:.0f}%, load generators "
-              + ", ".join(f"{c:.0f}%" for c in gen_cpu) + f", driver {me_cpu:.0f}%  (2 cores in all)")  # fmt: skip
-        per_conn = (rss_logged - rss_workers) / len(passive)
+        p99r = [r["p99"] / b["p99"] for r, b in zip(real.runs, bare.runs, strict=True)]
+        cpur = [r["cpu_per_1k"] / b["cpu_per_1k"] for r, b in zip(real.runs, bare.runs, strict=True)]
+        print(f"median of {args.runs} runs (min–max), {consoles:,} consoles:")
+        for phase in (real, bare):
+            print(f"  {phase.name:<17} delivery p99 {_med([r['p99'] for r in phase.runs], ' ms')}, p50 {_med([r['p50'] for r in phase.runs], ' ms')}; "
+                  f"server CPU {_med([r['cpu_per_1k'] for r in phase.runs], ' ms')} per 1,000 delivered events")  # fmt: skip
+        print(f"  ratio repconsole / bare: p99 {_med(p99r, 'x', 2)} (goal <= {TARGET_P99_RATIO}x: "
+              f"{'met' if statistics.median(p99r) <= TARGET_P99_RATIO else 'MISSED'}), CPU per 1,000 delivered events "
+              f"{_med(cpur, 'x', 2)} (goal <= {TARGET_CPU_RATIO}x: {'met' if statistics.median(cpur) <= TARGET_CPU_RATIO else 'MISSED'})")  # fmt: skip
+        _report_detail(server, real, args, load_started)
+        per_conn = (rss_logged - rss0) / consoles
         print(f"server RSS: {rss_logged / 1024:.1f} MiB with {consoles:,} consoles logged in, {rss_end / 1024:.1f} MiB after the load "
-              f"(+{(rss_end - rss_logged) / 1024:.1f} MiB: {result['sent'] * 3 // 10:,} new sessions, "
+              f"(+{(rss_end - rss_logged) / 1024:.1f} MiB: the sessions of {args.runs} runs, "
               "the events of the resume window, stored answers)")  # fmt: skip
-        print(f"RSS per connection: {per_conn:.1f} KiB ((RSS with every console - RSS with the {len(workers)} workers') / {len(passive):,} "
-              f"passive consoles; logins hash at {PASSWORD_COST})   "
+        print(f"RSS per connection: {per_conn:.1f} KiB ((RSS logged in - RSS with 0 consoles) / {consoles:,}; "
+              f"logins hash at {PASSWORD_COST})   "
               f"target <= {TARGET_KIB_PER_CONNECTION:.0f} KiB: {'met' if per_conn <= TARGET_KIB_PER_CONNECTION else 'MISSED'}")  # fmt: skip
-        frames = sum(out["frames"] for out in outs)
-        print(f"frames received by the passive consoles during the load: {frames:,} ({frames / wall:,.0f}/s)")
-        if args.diagnose:
-            diag = server.diagnostics(load_started)
-            pauses = [(at - load_started, float(f["ms"]), f) for kind, at, f in diag if kind == "gc"]
-            lags = [(at - load_started, float(f["ms"])) for kind, at, f in diag if kind == "lag"]
-            print(f"server diagnostics during the load: {len(pauses)} garbage collections over 20 ms, longest "
-                  f"{max((p[1] for p in pauses), default=0):.0f} ms (" + ", ".join(
-                      f"t+{t:.0f}s gen{f['gen']} {ms:.0f} ms over {int(f['tracked']):,} objects" for t, ms, f in pauses[:8]) + ")")  # fmt: skip
-            print(f"  event loop late by over 20 ms {len(lags)} times, worst {max((lag[1] for lag in lags), default=0):.0f} ms: "
-                  + ", ".join(f"t+{t:.1f}s {ms:.0f} ms" for t, ms in sorted(lags, key=lambda x: -x[1])[:8]))  # fmt: skip
         if server.problems():
             first = server.lines.index(server.problems()[0])
             print("server reported problems:\n  " + "\n  ".join(server.lines[first : first + 40]))
     finally:
-        for g in gens:
-            g.kill()
+        for phase in phases:
+            for g in phase.gens:
+                g.kill()
         server.stop()
+        if bare_proc is not None:
+            bare_proc.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -669,18 +960,23 @@ def main(argv: list[str] | None = None) -> None:
         port, out, reps = int(argv[1]), Path(argv[2]), argv[3:]
         asyncio.run(_loadgen(port, reps, out))
         return
+    if argv and argv[0] == "--bare-server":
+        raise_fd_limit()
+        asyncio.run(_bare_server(Path(argv[1])))
+        return
     parser = argparse.ArgumentParser(prog="python -m bench.bench_server", description=__doc__.split("\n\n")[0])
     parser.add_argument("--consoles", type=int, default=2000)
     parser.add_argument("--teams", type=int, default=40)
     parser.add_argument("--waiting", type=int, default=20_000)
     parser.add_argument("--rate", type=float, default=200.0, help="commands per second")
-    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--seconds", type=float, default=30.0, help="of load per run")
+    parser.add_argument("--runs", type=int, default=5, help="runs of each server, interleaved")
     parser.add_argument("--loadgens", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="200 consoles, 2,000 waiting, 10 s")
+    parser.add_argument("--quick", action="store_true", help="200 consoles, 2,000 waiting, 10 s, 2 runs")
     parser.add_argument("--diagnose", action="store_true", help="report the server's garbage-collection pauses and event-loop lag")
     args = parser.parse_args(argv)
     if args.quick:
-        args.consoles, args.teams, args.waiting, args.seconds = 200, 10, 2000, 10.0
+        args.consoles, args.teams, args.waiting, args.seconds, args.runs = 200, 10, 2000, 10.0, 2
     asyncio.run(_run(args))
 
 

@@ -649,7 +649,7 @@ class RepClient(_Client):
                 await self.more(timeout)
 
     async def drain(self, quiet: float = 0.1) -> None:
-        """Read until nothing has arrived for ``quiet`` seconds (the batch window is 10 ms)."""
+        """Read until nothing has arrived for ``quiet`` seconds (events go out at the next turn of the server's loop)."""
         while True:
             try:
                 await self.more(quiet)

@@ -100,7 +100,7 @@ from repconsole.server.store import Store
 from repconsole.server.timers import ServerClock, WallClock
 from repconsole.server.web import CONTENT_TYPES, STATIC_NAME, WATCH_PATH, CobrowseWeb, response
 
-__all__ = ["STATIC_DIR", "Server"]
+__all__ = ["LISTEN_BACKLOG", "STATIC_DIR", "Server"]
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,11 @@ WRITE_LIMIT = 64 * 1024
 # at once.  websockets alone would wait 10 s for either.
 SHUTDOWN_GRACE = 2.0
 DEMO_PASSWORD_BYTES = 9  # 72 bits, 12 characters
+# Connections the kernel may hold accepted but not yet taken by the server (listen()'s
+# backlog; Linux caps it at net.core.somaxconn, 4096 by default).  asyncio's default,
+# 100, is overrun when a restart brings every console back at once: the kernel then
+# drops the excess SYNs and those consoles retry after 1 s, 3 s, 7 s (TCP's own backoff).
+LISTEN_BACKLOG = 4096
 _HOST = re.compile(r"^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 # WebSocket endpoints; a page's Origin is checked at the handshake of each.
 REP_PATH, CUSTOMER_PATH, RECORDER_PATH = "/rep", "/customer", "/cobrowse"
@@ -252,6 +257,7 @@ class Server:
             close_timeout=self.spec.server.ping_timeout,
             server_header=f"repconsole-server/{__version__}",
             create_connection=_tracked(self._connections, self.admin.connection_lost),
+            backlog=LISTEN_BACKLOG,
         )
         self.port = self._ws.sockets[0].getsockname()[1]
         if not self.spec.server.public_url and not loopback(self.host):
@@ -630,9 +636,10 @@ class Server:
         rt = self.runtime
         assert rt is not None
         rep = login.rep
-        # Everything committed so far goes out first, so that what follows
-        # (a snapshot as of seq, or a replay up to seq) is exactly current.
-        rt.fanout.flush()
+        # The snapshot or replay is as of now: it may cover events that still wait
+        # for the fan-out's tick, which leaves them out of this link's frames
+        # (RepLink.served) instead of being forced out early.  So a storm of
+        # sign-ins shares ticks like any other traffic.
         replay = rt.fanout.replay(rep, last_seq) if last_seq is not None and last_seq > self.resync_floor else None
         reason = ResumeReason.OUTSIDE_RESUME_WINDOW if last_seq is not None and replay is None else None
         welcome = Welcome(
@@ -643,7 +650,7 @@ class Server:
         if replay is not None:
             items, last = replay
             first = events_frame(last_seq or 0, items)
-            link = RepLink(ws, rep, login, last)
+            link = RepLink(ws, rep, login, last, served=rt.fanout.seq)
         else:
             # The snapshot as of now, built and sent a part at a time (see
             # repconsole.server.snapshots): the loop serves everyone meanwhile.

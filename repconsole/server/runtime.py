@@ -39,6 +39,7 @@ import msgspec
 
 from repconsole.core import persist
 from repconsole.core.engine import Event, QueueEngine
+from repconsole.protocol import RepData
 from repconsole.server.auth import LoginSession, LoginSessions
 from repconsole.server.config import SiteSpec, build_engine
 from repconsole.server.fanout import Fanout, encode_event
@@ -169,13 +170,21 @@ class Runtime:
         self._timer: Timer | None = None
         self._housekeeping: Timer | None = None
         self.boot_time = self.clock.now()
-        # Nobody is connected to a server that just started.  Reps who were
-        # connected when it stopped get their grace period from now: the
-        # time they had no server is not held against them.
-        with self.step():
-            for rep in self.engine.reps.values():
-                if rep.connected:
-                    self.engine.rep_disconnected(rep.id)
+        # Nobody is connected to a server that just started, but the consoles that
+        # were are on their way back: to the server a restart is every console
+        # going silent at once, at boot_time.  A silent console counts as
+        # connected until its pings have had time to fail (ping_interval +
+        # ping_timeout, see Server._keepalive), so a rep whose console resumes
+        # within that window never flickers offline, and a reconnect storm sends
+        # no presence event at all (2,000 reps coming back would otherwise be
+        # 2 x 2,000 `rep` events to each of 2,000 consoles).  Whoever has not
+        # resumed by then is disconnected (settle_presence), their grace period
+        # counted from boot_time: the time they had no server is not held
+        # against them, and their sessions fall back exactly when they did
+        # before (boot_time + grace_period).
+        self.returning: set[str] = {rep.id for rep in self.engine.reps.values() if rep.connected}
+        self.restart_window = min(settings.ping_interval + settings.ping_timeout, self.engine.site.grace_period)
+        self._settle: Timer | None = None
 
     # ------------------------------------------------------------- steps
 
@@ -206,7 +215,9 @@ class Runtime:
             if self.on_fatal is not None:
                 self.on_fatal(exc)
             raise PersistenceFailure(str(exc)) from exc
-        self.fanout.publish(logged)
+        # A rep who signed in (or changed status) may wait for company: see Fanout.publish.  A
+        # rep who went offline may not: their sessions' grace period is running.
+        self.fanout.publish(logged, lazy=all(isinstance(e.data, RepData) and e.data.rep.connected for e in events))
         for listener in self.after_commit:
             try:
                 listener(events)
@@ -230,8 +241,26 @@ class Runtime:
     def start(self) -> None:
         self.arm()
         self._housekeeping = self.clock.call_later(HOUSEKEEPING_EVERY, self._keep_house)
+        if self.returning:
+            self._settle = self.clock.call_later(self.restart_window, self.settle_presence)
+
+    def settle_presence(self) -> None:
+        """The restart window is over: reps connected before the restart whose console has not
+        come back are disconnected now, their grace period counted from the start."""
+        self._settle = None
+        returning, self.returning = self.returning, set()
+        try:
+            with self.step():
+                for rep_id in sorted(returning):
+                    if rep_id in self.engine.reps and not self.fanout.has_links(rep_id):
+                        self.engine.rep_disconnected(rep_id, since=self.boot_time)
+        except PersistenceFailure:
+            return  # the server is stopping
 
     def stop(self) -> None:
+        if self._settle is not None:
+            self._settle.cancel()
+            self._settle = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -20,7 +20,7 @@ Two readings of time:
 
 What does *not* go through here: transport pacing that decides nothing
 about the site (websockets' pings and open/close timeouts, the fan-out's
-10 ms batch window, the shutdown grace).  Those stay on the event loop's
+ticks, the shutdown grace).  Those stay on the event loop's
 own clock, so that events flow under a virtual clock without a test having
 to move time for every frame.
 """

@@ -443,9 +443,10 @@ class QueueEngine:
 
     # ------------------------------------------------------------- presence
 
-    def rep_disconnected(self, rep_id: str) -> None:
-        """The rep's console went silent.  Their sessions wait out the grace period."""
-        self._presence.disconnected(rep_id)
+    def rep_disconnected(self, rep_id: str, since: float | None = None) -> None:
+        """The rep's console went silent (at ``since``, by default now).  Their sessions
+        wait out the grace period, counted from ``since``."""
+        self._presence.disconnected(rep_id, since)
 
     def rep_connected(self, rep_id: str) -> None:
         """The rep is back.  Within the grace period they keep everything."""

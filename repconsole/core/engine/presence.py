@@ -42,12 +42,13 @@ class Presence:
         self.emit(rep)
         return rep
 
-    def disconnected(self, rep_id: str) -> None:
+    def disconnected(self, rep_id: str, since: float | None = None) -> None:
         rep = self._dir.rep(rep_id)
         if not rep.connected:
             return
         rep.connected = False
-        rep.grace_until = self._clock() + self._dir.site.grace_period
+        # A grace period that ran out already (since long ago) falls back at the next advance().
+        rep.grace_until = (self._clock() if since is None else since) + self._dir.site.grace_period
         self._timers.add(rep.grace_until, "grace", rep_id)
         self.emit(rep)
 
