@@ -51,7 +51,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from bench.bench_server import PASSWORD, ServerProc, cpu_seconds, raise_fd_limit, rep_id, seed, site_toml
 from repconsole.backend.backoff import Backoff
-from repconsole.protocol import Login, Resume, encode
+from repconsole.protocol import PROTOCOL_VERSION, Login, Resume, encode
 from repconsole.server.app import LISTEN_BACKLOG
 
 __all__ = ["main"]
@@ -180,7 +180,7 @@ async def _client(reps: list[str]) -> None:
             async def login(c: Console) -> None:
                 async with sem:
                     ws = await _open(port)
-                    await ws.send(encode(Login(1, c.rep, PASSWORD)), text=True)
+                    await ws.send(encode(Login(1, c.rep, PASSWORD, PROTOCOL_VERSION)), text=True)
                     for _ in range(2):  # the welcome, the snapshot
                         c.take(await ws.recv(decode=False))
                 c.ws = ws
@@ -205,7 +205,7 @@ async def _client(reps: list[str]) -> None:
                 await asyncio.sleep(max(0.0, at - time.time()) + delay)
                 try:
                     ws = await _open(port)
-                    await ws.send(encode(Resume(1, c.token, c.seq)), text=True)
+                    await ws.send(encode(Resume(1, c.token, c.seq, PROTOCOL_VERSION)), text=True)
                     welcome = _frame.decode(await ws.recv(decode=False))
                     if welcome.type != "welcome":
                         raise RuntimeError(f"{c.rep}: {welcome}")
