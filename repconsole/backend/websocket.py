@@ -101,7 +101,6 @@ from repconsole.protocol import (
     Result,
     Resume,
     Snapshot,
-    SnapshotData,
     SnapshotJoiner,
     SnapshotPart,
     Welcome,
@@ -681,12 +680,13 @@ class WebSocketBackend(Backend):
 
     def _on_snapshot(self, snapshot: Snapshot) -> None:
         self._want_snapshot = False
-        data: SnapshotData = snapshot.data
-        self.grace_period = data.site.grace_period
+        self.grace_period = snapshot.data.site.grace_period
         # The decoded snapshot becomes the console's state (its views are the rows): build
         # the views without a collection walking it halfway, then keep it out of later ones.
         with collector_paused(freeze=True):
             self._deliver_batch(FeedBatch([snapshot]))
+        # All in: a snapshot in parts reported its progress, and "Loading" waits to hear the end.
+        self._set_loading(n := len(snapshot.data.sessions), n)
 
     def _deliver_batch(self, batch: FeedBatch) -> None:
         self.last_seq = batch[-1].seq
