@@ -116,7 +116,7 @@ from repconsole.protocol import (
     parse_rep_reply,
 )
 
-__all__ = ["ServerProc", "cpu_seconds", "main", "percentile", "raise_fd_limit", "rep_id", "seed", "site_toml", "start_server"]
+__all__ = ["BareProc", "ServerProc", "cpu_seconds", "main", "percentile", "raise_fd_limit", "rep_id", "seed", "site_toml", "start_server"]
 
 PASSWORD = "bench-secret-pw"
 # The argon2id cost of the bench's hashes, and of its servers (repconsole-server --password-cost):
@@ -567,12 +567,12 @@ async def _bare_server(port_out: Path) -> None:
 
 
 class BareProc:
-    """The bare server in a subprocess."""
+    """A bench's bare server in a subprocess: ``python -m MODULE --bare-server PORT_FILE``."""
 
-    def __init__(self, work: Path) -> None:
-        out = work / "bare.port"
+    def __init__(self, work: Path, module: str = "bench.bench_server") -> None:
+        out = work / f"bare-{time.monotonic_ns()}.port"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.bench_server", "--bare-server", str(out)],
+            [sys.executable, "-m", module, "--bare-server", str(out)],
             stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1],
         )  # fmt: skip
         assert self.proc.stdout is not None

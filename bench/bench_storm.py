@@ -49,7 +49,7 @@ import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 
-from bench.bench_server import PASSWORD, ServerProc, cpu_seconds, raise_fd_limit, rep_id, seed, site_toml
+from bench.bench_server import PASSWORD, BareProc, ServerProc, cpu_seconds, raise_fd_limit, rep_id, seed, site_toml
 from repconsole.backend.backoff import Backoff
 from repconsole.protocol import PROTOCOL_VERSION, Login, Resume, encode
 from repconsole.server.app import LISTEN_BACKLOG
@@ -100,28 +100,6 @@ async def _bare(port_out: Path) -> None:
         port_out.write_text(str(port))
         print(f"listening on ws://127.0.0.1:{port}", flush=True)
         await asyncio.Future()
-
-
-class BareProc:
-    def __init__(self, work: Path) -> None:
-        out = work / f"bare-{time.monotonic_ns()}.port"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.bench_storm", "--bare-server", str(out)],
-            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1],
-        )  # fmt: skip
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if "listening" not in line:
-            raise RuntimeError(f"bare server did not start: {line!r}")
-        self.port = int(out.read_text())
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def stop(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
 
 
 # ---------------------------------------------------------------- the consoles (a subprocess each)
@@ -330,7 +308,7 @@ def bench(n: int, runs: int, mode: str, waiting_per_team: int) -> dict[str, Any]
                     print(f"  run {run + 1}: repconsole-server {seconds:5.2f} s, CPU {cpu:4.2f} s, {ok:,} of {n:,} resumed "
                           f"({told:,} told 1001)" + (f", {failures} FAILED: {failed}" if failures else ""))  # fmt: skip
                 else:
-                    b = BareProc(work)
+                    b = BareProc(work, "bench.bench_storm")
                     try:
                         seconds, cpu, ok, failures, failed = _storm(clients, b.port, b.pid, mode, "bare")
                     finally:
