@@ -12,9 +12,12 @@ serving fails, and the server is started there and answers over a socket.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import socket
 import subprocess
+import time
 import tomllib
 import venv
 from importlib import metadata
@@ -152,3 +155,57 @@ def test_the_server_commands_run_without_qt(server_python: Path, argv: list[str]
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip()
+
+
+def _instruction(text: str, name: str) -> list[str]:
+    """The exec-form (JSON array) argument of the Containerfile's last ``name`` instruction, continuations joined."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    found = re.findall(rf"^{name}\s.*?(\[.*\])\s*$", joined, re.M)
+    assert found, f"no exec-form {name} in the Containerfile"
+    args = json.loads(found[-1])
+    assert isinstance(args, list) and all(isinstance(a, str) for a in args)
+    return args
+
+
+def test_the_containerfile_commands_serve_and_pass_its_healthcheck(server_python: Path, tmp_path: Path) -> None:
+    """No container engine here (nor a registry to pull the base from), so the image's own commands are run in the
+    environment ``pip install ".[server]"`` makes: its ENTRYPOINT plus CMD, and its HEALTHCHECK against that server.
+
+    Only the places are mapped (``/data`` and ``/etc/repconsole`` to temporary directories, port 8765 to a free
+    one); the flags are the file's.  The healthcheck must fail while nothing serves and pass once it does.
+    """
+    text = (ROOT / "packaging" / "server" / "Containerfile").read_text(encoding="utf-8")
+    entry, cmd, check = _instruction(text, "ENTRYPOINT"), _instruction(text, "CMD"), _instruction(text, "HEALTHCHECK")
+    assert entry[0] == "repconsole-server" and check[0] == "python"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    config = tmp_path / "etc" / "site.toml"
+    config.parent.mkdir()
+    shutil.copy(ROOT / "docs" / "site.example.toml", config)
+    places = {"/data": str(tmp_path / "data"), "/etc/repconsole/site.toml": str(config), "8765": port}
+    argv = [str(server_python), "-I", "-m", "repconsole.server", *(places.get(a, a) for a in entry[1:] + cmd)]
+    health = [str(server_python), "-I", *(a.replace(":8765/", f":{port}/") for a in check[1:])]
+    assert f":{port}/healthz" in health[-1]
+
+    def healthy() -> bool:
+        return subprocess.run(health, capture_output=True, timeout=30 * TIMEOUT_SCALE, check=False).returncode == 0
+
+    assert not healthy()  # nothing serves yet: the check must be able to fail
+    (tmp_path / "data").mkdir(mode=0o700)
+    server = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60 * TIMEOUT_SCALE
+        while not healthy():
+            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            assert time.monotonic() < deadline, "the healthcheck never passed"
+        server.terminate()  # STOPSIGNAL SIGTERM
+        assert server.wait(timeout=30 * TIMEOUT_SCALE) == 0
+        out, err = server.communicate(timeout=30 * TIMEOUT_SCALE)
+        assert f":{port}" in out  # the ready line, on standard output
+        logged = [json.loads(line) for line in err.splitlines()]  # --log-format json: every line is an object
+        assert any("serving" in entry["message"] for entry in logged), err
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
