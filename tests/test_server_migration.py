@@ -24,6 +24,7 @@ import pytest
 from server_helpers import write_site
 
 from repconsole.core.engine import TEAM_CHAT_HISTORY
+from repconsole.core.intake import Intake
 from repconsole.core.model import SessionState
 from repconsole.server.config import load_config
 from repconsole.server.runtime import CUSTOMER_TOKENS_KEPT, Runtime
@@ -194,6 +195,31 @@ def test_the_timer_starts_one_pass_at_a_time(tmp_path: Path) -> None:
         await first
         clock.advance(5)
         assert runtime._house_task is not first
+        runtime.stop()
+        runtime.store.close()
+
+    asyncio.run(main())
+
+
+def test_the_server_checkpoints_the_wal_at_housekeeping_not_in_a_commit(tmp_path: Path) -> None:
+    """SQLite's automatic checkpoint (in the commit that takes the WAL past 1,000 pages, on the
+    loop: a copy and an fsync) is off in the server's store; housekeeping checkpoints in a thread."""
+    spec = load_config(write_site(tmp_path))
+    clock = VirtualClock(V3_TIME)
+    path = tmp_path / "data" / DB_NAME
+
+    async def main() -> None:
+        runtime = Runtime(spec, tmp_path / "data", asyncio.get_running_loop(), clock=clock)
+        assert runtime.store._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        size = path.stat().st_size
+        for first in range(0, 6000, 500):  # well over 1,000 pages of WAL
+            with runtime.step():
+                for i in range(first, first + 500):
+                    runtime.engine.start_with_issue("vpn", Intake(f"Customer {i}", details="x" * 200))
+        assert (tmp_path / "data" / f"{DB_NAME}-wal").stat().st_size > 1000 * 4096
+        assert path.stat().st_size == size  # all of it still in the WAL: no commit checkpointed
+        await runtime.keep_house()
+        assert path.stat().st_size > size + 1000 * 4096
         runtime.stop()
         runtime.store.close()
 

@@ -137,7 +137,8 @@ class Runtime:
         self.clock: ServerClock = clock if clock is not None else WallClock(loop=loop)
         self.loop = loop
         self.on_fatal = on_fatal
-        self.store = Store.open(data_dir)
+        # Checkpoints run in a thread at housekeeping (keep_house), not inside a step's commit on the loop.
+        self.store = Store.open(data_dir, auto_checkpoint=False)
         self.engine: QueueEngine = build_engine(spec, self.clock.now)
         self._events: list[Event] = []
         self._depth = 0
@@ -336,16 +337,20 @@ class Runtime:
     def housekeeping(self) -> None:
         """Forget what has aged out (resume events, answers, expired tokens): one whole pass, in one go."""
         self.store.prune(self._forget())
+        self.store.checkpoint()
 
     async def keep_house(self) -> None:
         """The same pass as the server runs it: the store's part in batches of at most
         :data:`~repconsole.server.store.PRUNE_BATCH` rows a kind, each a short transaction
-        of its own, with a turn of the loop between them.  A day-old burst of 300,000
-        customer tokens expiring at once then costs many short batches, never one
-        stall of the loop (the whole pass used to hold it for up to half a second)."""
+        of its own, with a turn of the loop between them, then a WAL checkpoint in a
+        thread.  A day-old burst of 300,000 customer tokens expiring at once then costs
+        many short batches, never one stall of the loop (the whole pass used to hold it
+        for up to half a second)."""
         try:
             cutoffs = self._forget()
             while self.store.prune_batch(cutoffs, self.prune_rows):
                 await asyncio.sleep(0)
+            # The WAL into the database, off the loop (see Store.checkpoint).
+            await asyncio.to_thread(self.store.checkpoint)
         except Exception:
             log.exception("housekeeping failed")
