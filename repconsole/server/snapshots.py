@@ -24,9 +24,9 @@ the next one is built.
 
 A resume's **replay** (:func:`send_replay`) is up to 50,000 events (the
 resume ring's bound, ~35 MB encoded).  Joined into one frame and written at
-once it held the loop for some 100 ms; it goes out the same way, in events
-frames of at most :data:`REPLAY_EVENTS` events, each with the ``prev`` of the
-one before, so a console sees one gap-free feed.  Which events it holds is
+once it held the loop for some 50 ms at 40,000 events; it goes out the same
+way, in events frames of at most :data:`REPLAY_EVENTS` events, each with the
+``prev`` of the one before, so a console sees one gap-free feed.  Which events it holds is
 fixed when the console resumes (everything up to the fan-out's ``seq`` then);
 events committed meanwhile wait in the link's backlog and follow the last
 part, as after a snapshot.
