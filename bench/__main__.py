@@ -13,6 +13,7 @@ BENCHES = [
     "bench.bench_soak",
     "bench.bench_storm",
     "bench.bench_accept",
+    "bench.bench_housekeeping",
     "bench.bench_console_snapshot",
     "bench.bench_cobrowse",
 ]

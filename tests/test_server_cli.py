@@ -20,6 +20,8 @@ from server_helpers import CustomerClient, RepClient, run, serving, write_site
 
 from repconsole import __version__
 from repconsole.protocol import CustomerResume, CustomerState, ErrorReason, SessionState, Status, Welcome
+from repconsole.server.auth import OWASP, Argon2Params, parse_hash, verify_password
+from repconsole.server.store import Store
 
 LISTENING = re.compile(r"^repconsole-server: listening on wss?://127\.0\.0\.1:(\d+)$")
 
@@ -148,6 +150,40 @@ def test_passwd_stores_a_password_the_server_accepts(tmp_path: Path) -> None:
             assert isinstance(await (await RepClient.open(server)).login("bob"), Welcome)
 
     run(main())
+
+
+def test_passwd_hashes_at_the_password_cost_given(tmp_path: Path) -> None:
+    """``--password-cost`` after ``passwd``, or before it (the server's option), sets the stored
+    hash's argon2id cost; with neither it is OWASP's.  A wrong cost is refused (status 2)."""
+    site, data = write_site(tmp_path), tmp_path / "data"
+
+    def passwd(user: str, *before: str, after: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*program(), *before, "passwd", user, "--config", str(site), "--data", str(data), *after],
+            input="a-new-long-password\n", capture_output=True, text=True, timeout=60 * TIMEOUT_SCALE, check=False,
+        )  # fmt: skip
+
+    def stored(user: str) -> object:
+        store = Store.open(data)
+        try:
+            encoded = store.password_hash(user)
+        finally:
+            store.close()
+        assert encoded is not None and verify_password("a-new-long-password", encoded)
+        return parse_hash(encoded)
+
+    assert passwd("alice", after=("--password-cost", "m=8,t=1,p=1")).returncode == 0
+    assert stored("alice") == Argon2Params(time_cost=1, memory_cost=8, parallelism=1)
+    assert passwd("bob", "--password-cost", "m=16,t=3,p=2").returncode == 0
+    assert stored("bob") == Argon2Params(time_cost=3, memory_cost=16, parallelism=2)
+    # After the command wins over before it.
+    both = passwd("carol", "--password-cost", "m=16,t=3,p=2", after=("--password-cost", "m=8,t=2,p=1"))
+    assert both.returncode == 0, both.stderr
+    assert stored("carol") == Argon2Params(time_cost=2, memory_cost=8, parallelism=1)
+    assert passwd("dave").returncode == 0
+    assert stored("dave") == OWASP
+    bad = passwd("erin", after=("--password-cost", "m=8,t=1"))
+    assert bad.returncode == 2 and "not an argon2id cost" in bad.stderr
 
 
 def test_the_demo_site_shows_new_passwords_once(tmp_path: Path) -> None:

@@ -73,7 +73,6 @@ from repconsole.protocol import (
     ResumeReason,
     Welcome,
     encode,
-    events_frame,
     parse_rep,
     request_key,
 )
@@ -95,7 +94,7 @@ from repconsole.server.passwords import PasswordDesk, Verdict
 from repconsole.server.proxy import TrustedProxies
 from repconsole.server.reload import Plan, reload_server
 from repconsole.server.runtime import PersistenceFailure, Runtime, command_digest
-from repconsole.server.snapshots import send_snapshot
+from repconsole.server.snapshots import send_replay, send_snapshot
 from repconsole.server.store import Store
 from repconsole.server.timers import ServerClock, WallClock
 from repconsole.server.web import CONTENT_TYPES, STATIC_NAME, WATCH_PATH, CobrowseWeb, response
@@ -640,22 +639,22 @@ class Server:
         # for the fan-out's tick, which leaves them out of this link's frames
         # (RepLink.served) instead of being forced out early.  So a storm of
         # sign-ins shares ticks like any other traffic.
-        replay = rt.fanout.replay(rep, last_seq) if last_seq is not None and last_seq > self.resync_floor else None
+        replay = rt.fanout.replay_items(rep, last_seq) if last_seq is not None and last_seq > self.resync_floor else None
         reason = ResumeReason.OUTSIDE_RESUME_WINDOW if last_seq is not None and replay is None else None
         welcome = Welcome(
             rid, rep, token, replay is not None, login.expires_at, self.clock.now(), rt.spec.server.resume_window,
             PROTOCOL_VERSION, reason if reason is not None else UNSET,
         )  # fmt: skip
-        first: bytes | SnapshotCursor
-        if replay is not None:
-            items, last = replay
-            first = events_frame(last_seq or 0, items)
-            link = RepLink(ws, rep, login, last, served=rt.fanout.seq)
+        cursor: SnapshotCursor | None = None
+        if replay is not None and last_seq is not None:
+            # The replay holds every event up to the fan-out's seq now; it goes out in parts
+            # (repconsole.server.snapshots.send_replay), and the link's prev is its last event's.
+            link = RepLink(ws, rep, login, last_seq, served=rt.fanout.seq)
         else:
             # The snapshot as of now, built and sent a part at a time (see
             # repconsole.server.snapshots): the loop serves everyone meanwhile.
-            first = rt.engine.snapshot_cursor(rep)
-            link = RepLink(ws, rep, login, first.seq)
+            cursor = rt.engine.snapshot_cursor(rep)
+            link = RepLink(ws, rep, login, cursor.seq)
         # Attached before the first await: events from here on wait in the
         # link's backlog until the snapshot or replay is written.
         rt.fanout.attach(link)
@@ -663,13 +662,13 @@ class Server:
         login.connections.add(ws)
         try:
             await self._send(ws, welcome)
-            if isinstance(first, bytes):
-                await self._send(ws, first)
-            else:
-                await send_snapshot(ws, first)
+            if cursor is not None:
+                await send_snapshot(ws, cursor)
+            elif replay is not None and last_seq is not None:
+                link.prev = await send_replay(ws, last_seq, replay)
         except BaseException:
-            if isinstance(first, SnapshotCursor):
-                first.close()
+            if cursor is not None:
+                cursor.close()
             self._detach(link)
             raise
         rt.fanout.ready(link)

@@ -2,7 +2,7 @@
 
     repconsole-server [--host H] [--port P] [--config FILE] [--data DIR]
                       [--tls-cert PEM --tls-key PEM] [--log-level LEVEL]
-    repconsole-server passwd USERNAME [--config FILE] [--data DIR]
+    repconsole-server passwd USERNAME [--config FILE] [--data DIR] [--password-cost m=KIB,t=N,p=N]
     repconsole-server link create (--team T | --rep R) [--issue CODE] [--name NAME]
                                   [--lifetime 7d] [--origin URL ...] [--public-url URL]
     repconsole-server link list
@@ -135,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     passwd.add_argument("username", help="the rep's id")
     passwd.add_argument("--config", dest="passwd_config", type=Path, metavar="FILE", help="site configuration")
     passwd.add_argument("--data", dest="passwd_data", type=Path, metavar="DIR", help="data directory")
+    passwd.add_argument(
+        "--password-cost", dest="passwd_cost", type=_argon2_cost, metavar="m=KIB,t=N,p=N",
+        help="the argon2id cost of the hash (default: the server's --password-cost, given before the command, "
+        "else OWASP's); a server whose own cost differs re-hashes the password to it at the rep's next login",
+    )  # fmt: skip
     _link_parser(commands)
     check = commands.add_parser(
         "check-config",
@@ -222,7 +227,9 @@ def _passwd(args: argparse.Namespace) -> int:
     data = args.passwd_data or args.data or default_data_dir()
     try:
         store = Store.open(data)
-        store.set_password_hash(args.username, hash_password(password))
+        # The cost given after the command, else the one given before it (the server's option), else OWASP's.
+        cost = args.passwd_cost or args.password_cost
+        store.set_password_hash(args.username, hash_password(password, cost))
         store.close()
     except (StoreError, OSError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)

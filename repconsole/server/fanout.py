@@ -210,28 +210,34 @@ class Fanout:
         return self.floor
 
     def replay(self, rep: str, last_seq: int) -> tuple[list[bytes], int] | None:
-        """The encoded events after ``last_seq`` that ``rep`` may see, and the last seq.
+        """The encoded events after ``last_seq`` that ``rep`` may see, and the last seq (see :meth:`replay_items`)."""
+        found = self.replay_items(rep, last_seq)
+        if found is None:
+            return None
+        return [item for _, item in found], found[-1][0] if found else last_seq
+
+    def replay_items(self, rep: str, last_seq: int) -> list[tuple[int, bytes]] | None:
+        """The events after ``last_seq`` that ``rep`` may see, as (seq, encoded event), in order.
 
         None if the ring does not hold every event after ``last_seq`` (too
         old, or a ``last_seq`` this server never handed out).  The window is
         enforced now, to the instant, not at the next housekeeping: an event
-        older than ``resume_window`` seconds is never replayed.
+        older than ``resume_window`` seconds is never replayed.  References
+        only, nothing encoded: a few milliseconds for a full ring; the server
+        writes them in parts (:func:`repconsole.server.snapshots.send_replay`).
         """
         self.prune()
         if last_seq < self.floor or last_seq > self.seq:
             return None
         ring = self._ring
         i = bisect.bisect_right(ring, last_seq, lo=self._start, key=lambda e: e.seq)
-        items, last = [], last_seq
+        items: list[tuple[int, bytes]] = []
         for e in ring[i:]:
             if rep in e.audience:
-                items.append(e.item)
+                items.append((e.seq, e.item))
             elif rep in e.gone and e.gone_item is not None:
-                items.append(e.gone_item)
-            else:
-                continue
-            last = e.seq
-        return items, last
+                items.append((e.seq, e.gone_item))
+        return items
 
     # ----------------------------------------------------------- links
 

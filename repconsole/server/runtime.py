@@ -43,7 +43,7 @@ from repconsole.protocol import RepData
 from repconsole.server.auth import LoginSession, LoginSessions
 from repconsole.server.config import SiteSpec, build_engine
 from repconsole.server.fanout import Fanout, encode_event
-from repconsole.server.store import Statement, Store
+from repconsole.server.store import PRUNE_BATCH, Cutoffs, Statement, Store
 from repconsole.server.timers import ServerClock, Timer, WallClock
 
 __all__ = ["Answers", "PersistenceFailure", "Runtime", "command_digest"]
@@ -70,7 +70,7 @@ class Answers:
     They live in the store only (the step that ran a command wrote its answer
     with it): a lookup is one primary-key read, and memory holds none of them,
     however many commands the resume window covers.  The store's housekeeping
-    forgets them when the window has passed (``Store.prune``) and at logout.
+    forgets them when the window has passed (``Store.prune_batch``) and at logout.
 
     Each answer keeps what it answered (``command``, a digest of the command's
     name and arguments: see :func:`command_digest`), so that an id reused for
@@ -137,7 +137,8 @@ class Runtime:
         self.clock: ServerClock = clock if clock is not None else WallClock(loop=loop)
         self.loop = loop
         self.on_fatal = on_fatal
-        self.store = Store.open(data_dir)
+        # Checkpoints run in a thread at housekeeping (keep_house), not inside a step's commit on the loop.
+        self.store = Store.open(data_dir, auto_checkpoint=False)
         self.engine: QueueEngine = build_engine(spec, self.clock.now)
         self._events: list[Event] = []
         self._depth = 0
@@ -169,6 +170,8 @@ class Runtime:
 
         self._timer: Timer | None = None
         self._housekeeping: Timer | None = None
+        self._house_task: asyncio.Task[None] | None = None
+        self.prune_rows = PRUNE_BATCH  # per kind and batch, see keep_house
         self.boot_time = self.clock.now()
         # Nobody is connected to a server that just started, but the consoles that
         # were are on their way back: to the server a restart is every console
@@ -267,6 +270,9 @@ class Runtime:
         if self._housekeeping is not None:
             self._housekeeping.cancel()
             self._housekeeping = None
+        if self._house_task is not None:
+            self._house_task.cancel()  # between two batches: each is a transaction of its own
+            self._house_task = None
         self.fanout.flush()
 
     def arm(self) -> None:
@@ -301,24 +307,50 @@ class Runtime:
     def _keep_house(self) -> None:
         # Re-armed first: a failing keeper must not stop housekeeping for good.
         self._housekeeping = self.clock.call_later(HOUSEKEEPING_EVERY, self._keep_house)
-        try:
-            self.housekeeping()
-        except Exception:
-            log.exception("housekeeping failed")
+        if self._house_task is not None and not self._house_task.done():
+            return  # the last pass is still going (a big backlog): it goes on, no second one beside it
+        if not self.loop.is_running():
+            # Nobody to yield to (a test moving a virtual clock with no loop running): the whole pass now.
+            try:
+                self.housekeeping()
+            except Exception:
+                log.exception("housekeeping failed")
+            return
+        self._house_task = self.loop.create_task(self.keep_house())
 
-    def housekeeping(self) -> None:
-        """Forget what has aged out: resume events, answers, expired tokens."""
+    def _forget(self) -> Cutoffs:
+        """What housekeeping forgets in memory, at once; returns what the store is to forget."""
         now = self.clock.now()
         floor = self.fanout.prune()
-        window = self.spec.server.resume_window
         for login in self.logins.expired_before(now - EXPIRED_LOGINS_KEPT):
             self.logins.remove(login)
-        self.store.prune(
-            events_before_seq=floor,
-            answers_before=now - window,
+        for keeper in self.housekeepers:
+            keeper(now)
+        return Cutoffs(
+            events_through_seq=floor,
+            answers_before=now - self.spec.server.resume_window,
             logins_before=now - EXPIRED_LOGINS_KEPT,
             customers_before=now - CUSTOMER_TOKENS_KEPT,
             keys_before=now - DEAD_KEYS_KEPT,
         )
-        for keeper in self.housekeepers:
-            keeper(now)
+
+    def housekeeping(self) -> None:
+        """Forget what has aged out (resume events, answers, expired tokens): one whole pass, in one go."""
+        self.store.prune(self._forget())
+        self.store.checkpoint()
+
+    async def keep_house(self) -> None:
+        """The same pass as the server runs it: the store's part in batches of at most
+        :data:`~repconsole.server.store.PRUNE_BATCH` rows a kind, each a short transaction
+        of its own, with a turn of the loop between them, then a WAL checkpoint in a
+        thread.  A day-old burst of 300,000 customer tokens expiring at once then costs
+        many short batches, never one stall of the loop (the whole pass used to hold it
+        for up to half a second)."""
+        try:
+            cutoffs = self._forget()
+            while self.store.prune_batch(cutoffs, self.prune_rows):
+                await asyncio.sleep(0)
+            # The WAL into the database, off the loop (see Store.checkpoint).
+            await asyncio.to_thread(self.store.checkpoint)
+        except Exception:
+            log.exception("housekeeping failed")
