@@ -252,7 +252,9 @@ class Router:
         del mine[offer.session]
         if refuse:
             self.refused.setdefault(offer.session, set()).add(offer.rep)
-        self._dirty.add(offer.queue.id)  # room for the next offer, or the session for the next rep
+        # The session may go to the next rep, and the rep has room again, in any of their teams.
+        self._dirty.add(offer.queue.id)
+        self._dirty.update(self._dir.reps[offer.rep].teams)
         data = OfferEndedData(offer.session, offer.rep, outcome, away)
         if detail is not None:
             data = OfferEndedData(offer.session, offer.rep, outcome, away, detail)
