@@ -5,8 +5,9 @@ clock it was given), never touches a socket or Qt.  Backends drive it:
 
 * customers and reps call its command methods; a refused command raises
   :class:`~repconsole.core.errors.CommandError` and changes nothing;
-* time-based rules (waiting-session rules, a dropped rep's grace period) fire
-  when the backend calls :meth:`QueueEngine.advance`, which it does at
+* time-based rules (waiting-session rules, a dropped rep's grace period,
+  offer deadlines, the end of a rep's pause of offers) fire when the
+  backend calls :meth:`QueueEngine.advance`, which it does at
   :meth:`QueueEngine.next_deadline`;
 * every change is announced as an :class:`Event` with a strictly increasing
   ``seq`` and the set of reps allowed to see it.
