@@ -29,6 +29,7 @@ command that freed the room.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from repconsole.core.clock import Clock
@@ -82,7 +83,8 @@ class Router:
         self.refused: dict[str, set[str]] = {}
         self._missed: dict[str, int] = {}  # rep -> expired offers in a row
         self._last_work: dict[str, float] = {}  # rep -> when they last got work: an offer, or a session
-        self._dirty: set[str] = set()  # teams to route at the next settle()
+        self._dirty: set[str] = set()  # routed teams to route at the next settle()
+        self._routed: set[str] = set()  # the teams whose routing is not "none"
         self._served: dict[str, ServedLog] = {}
         self._estimates: dict[str, EstimateView | None] = {}  # as last published
         queues.committed = self.on_commit
@@ -108,9 +110,13 @@ class Router:
 
     def add_team(self, team_id: str) -> None:
         self._served[team_id] = ServedLog(self._clock())
+        self.team_changed(team_id)
 
-    def mark_team(self, team_id: str) -> None:
-        self._dirty.add(team_id)
+    def _mark(self, team_ids: Iterable[str]) -> None:
+        """Route these teams at the next settle() (those that route at all)."""
+        routed = self._routed
+        if routed:
+            self._dirty.update(t for t in team_ids if t in routed)
 
     def mark_rep(self, rep: Rep) -> None:
         """The rep's capacity, status or connection changed: withdraw what no longer fits, route their teams."""
@@ -118,17 +124,22 @@ class Router:
             self._withdraw_rep(rep.id, keep=0)
         else:
             self._withdraw_rep(rep.id, keep=rep.max_sessions - self._queues.load(rep.id))
-        self._dirty.update(rep.teams)
+        self._mark(rep.teams)
 
     def team_changed(self, team_id: str) -> None:
         """The team's routing changed: without routing, its open offers are withdrawn."""
         if self._dir.teams[team_id].routing is RoutingMode.NONE:
+            self._routed.discard(team_id)
             for offer in [o for o in self.offers.values() if o.queue.id == team_id]:
                 self._close(offer, OfferOutcome.WITHDRAWN)
-        self._dirty.add(team_id)
+            if not self._routed:
+                self.refused.clear()  # nothing routes: nothing to remember for it
+        else:
+            self._routed.add(team_id)
+            self._dirty.add(team_id)
 
     def mark_all(self) -> None:
-        self._dirty.update(self._dir.teams)
+        self._dirty.update(self._routed)
 
     # ------------------------------------------------------------ commands
 
@@ -253,8 +264,7 @@ class Router:
         if refuse:
             self.refused.setdefault(offer.session, set()).add(offer.rep)
         # The session may go to the next rep, and the rep has room again, in any of their teams.
-        self._dirty.add(offer.queue.id)
-        self._dirty.update(self._dir.reps[offer.rep].teams)
+        self._mark((offer.queue.id, *self._dir.reps[offer.rep].teams))
         data = OfferEndedData(offer.session, offer.rep, outcome, away)
         if detail is not None:
             data = OfferEndedData(offer.session, offer.rep, outcome, away, detail)
@@ -271,17 +281,22 @@ class Router:
     def on_commit(self, s: Session, old_queue: QueueRef | None, old_in: frozenset[str], now_in: frozenset[str]) -> None:
         """Every session change, after it is announced (see :attr:`Queues.committed`)."""
         q = s.queue
+        left_team = old_queue is not None and old_queue.kind is QueueKind.TEAM and old_queue != q
+        if left_team and s.state is SessionState.ACTIVE:
+            assert old_queue is not None
+            self._served[old_queue.id].add(self._clock())
+        if not self._routed:
+            return  # no team routes (the default): no offer can be open, nothing to route
+        if left_team:
+            assert old_queue is not None
+            self._mark((old_queue.id,))
         waiting_in_team = s.state is SessionState.WAITING and q is not None and q.kind is QueueKind.TEAM
-        if old_queue is not None and old_queue.kind is QueueKind.TEAM and old_queue != q:
-            if s.state is SessionState.ACTIVE:
-                self._served[old_queue.id].add(self._clock())
-            self._dirty.add(old_queue.id)
         if waiting_in_team and q != old_queue:
             assert q is not None
             last = s.timeline[-1].kind if s.timeline else None
             if last is StepKind.TRANSFERRED:
                 self.refused.pop(s.id, None)  # transferred: a fresh start, every member may be offered it
-            self._dirty.add(q.id)
+            self._mark((q.id,))
         offer = self.offers.get(s.id)
         if offer is not None and not (waiting_in_team and q == offer.queue and not s.held):
             took = s.state is SessionState.ACTIVE and s.owner == offer.rep
@@ -297,7 +312,7 @@ class Router:
                 if rep_id in now_in:  # busier: open offers must still fit
                     self._last_work[rep_id] = self._clock()
                     self._withdraw_rep(rep_id, keep=rep.max_sessions - self._queues.load(rep_id))
-                self._dirty.update(rep.teams)
+                self._mark(rep.teams)
 
     # ----------------------------------------------------------- estimates
 
