@@ -324,3 +324,12 @@ def test_the_customer_leaving_or_a_transfer_away_withdraws_the_offer() -> None:
     r.e.customer_leave(sid)
     assert r.told("alice")[-1] == OfferEndedData(sid, "alice", OfferOutcome.WITHDRAWN)
     assert r.e.open_offers() == []
+
+
+def test_a_snapshot_carries_the_reps_open_offers_only() -> None:
+    r = Routed()
+    sid = r.arrive()
+    snap = r.e.snapshot("alice")
+    assert [(o.session, o.rep, o.deadline) for o in snap.offers] == [(sid, "alice", T0 + 20)]  # type: ignore[union-attr]
+    assert r.e.snapshot("bob").offers is msgspec.UNSET
+    assert b'"offers"' not in msgspec.json.encode(r.e.snapshot("dave"))

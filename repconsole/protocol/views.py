@@ -279,6 +279,7 @@ class SnapshotData(_View, frozen=True):
     """Everything one rep may see, as of event ``seq``.
 
     Sessions the rep takes part in carry their ``chat`` and ``page_html``.
+    ``offers`` (issue 14): the rep's open offers, left off when there are none.
     """
 
     seq: int
@@ -290,6 +291,7 @@ class SnapshotData(_View, frozen=True):
     sessions: list[SessionView]
     team_chat: dict[str, TeamChatView]
     keys: list[KeyView]
+    offers: list[OfferView] | UnsetType = UNSET
 
 
 class CustomerLine(_View, frozen=True):

@@ -43,6 +43,8 @@ import random
 from collections.abc import Callable, Iterable, Iterator
 from typing import Concatenate, ParamSpec, TypeVar
 
+import msgspec
+
 from repconsole.core.clock import Clock
 from repconsole.core.engine.chat import CHAT_LIMIT
 from repconsole.core.engine.directory import Directory
@@ -418,6 +420,7 @@ class QueueEngine:
                 for t in sorted(rep.teams)
             },
             keys=[k.view() for k in self.keys_of(rep_id)],
+            offers=[o.view() for o in offers] if (offers := self._router.offers_to(rep_id)) else msgspec.UNSET,
         )
         return SnapshotCursor(
             head, order, frozenset(listed), extras, ready,
