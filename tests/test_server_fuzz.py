@@ -394,6 +394,7 @@ def _rep_templates() -> list[dict[str, Any]]:
         "say": {"session": "S1", "text": "hello", "reps_only": True}, "set_external_key": {"session": "S1", "external_key": "K"},
         "generate_key": {"valid_for": 60}, "set_status": {"status": "busy"}, "team_say": {"team": "bill", "text": "hi"},
         "team_read": {"team": "bill", "upto": 1},
+        "accept_offer": {"session": "S1"}, "decline_offer": {"session": "S1"}, "pause_offers": {"minutes": 5},
     }  # fmt: skip
     assert set(args) == set(COMMANDS)
     return [
