@@ -177,6 +177,9 @@ REP_CASES: list[Case] = [
     c("nothing-waiting", "carol", "get_next", {}, Reason.NOTHING_WAITING),
     c("transfer-to-offline-rep", "alice", "transfer", lambda b: {"session": b.active, "target": "rep:gus"}, Reason.REP_OFFLINE),
     c("share-with-offline-rep", "alice", "share", lambda b: {"session": b.active, "target": "rep:gus"}, Reason.REP_OFFLINE),
+    # issue 14: Networking does not route, so nothing is offered to anyone
+    c("accept-offer-never-made", "alice", "accept_offer", lambda b: {"session": b.waiting}, Reason.NO_OFFER),
+    c("decline-offer-never-made", "alice", "decline_offer", lambda b: {"session": b.waiting}, Reason.NO_OFFER),
 ]
 
 

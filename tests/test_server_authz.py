@@ -38,7 +38,7 @@ from websockets.exceptions import ConnectionClosed
 from repconsole.core import persist
 from repconsole.core.commands import COMMANDS
 from repconsole.core.intake import Intake
-from repconsole.core.model import QueueRef
+from repconsole.core.model import QueueRef, RoutingMode
 from repconsole.protocol import (
     PROTOCOL_VERSION,
     Command,
@@ -154,6 +154,20 @@ def _setup(name: str, server: Server) -> Case:
             with server.runtime.step():
                 e.team_say("bob", "net", "unread line")
             return Case("alice", "dave", {"team": "net"}, frozenset({Reason.NOT_MEMBER}), lambda e, r: _is(r.last_read, 1))
+        case "accept_offer" | "decline_offer":
+            # The server's configuration cannot route yet (issue 14): the engine is told directly.
+            with server.runtime.step():
+                e.set_routing("net", RoutingMode.LEAST_BUSY)
+            sid = _session(server)
+            (offer,) = e.open_offers()
+            assert offer.session == sid
+            if name == "accept_offer":
+                check: Callable[[Any, Any], None] = lambda e, r: _is(e.session(sid).owner, offer.rep)  # noqa: E731
+            else:
+                check = lambda e, r: _is((r.offer.session, e.session(sid).owner), (sid, None))  # noqa: E731
+            return Case(offer.rep, "dave", {"session": sid}, frozenset({Reason.NO_OFFER}), check)
+        case "pause_offers":
+            return Case("alice", "dave", {"minutes": 5}, frozenset(), lambda e, r: _is(e.reps["alice"].paused_until is not None, True))
     raise AssertionError(f"no case for command {name!r}: add one to the matrix")
 
 
@@ -188,6 +202,7 @@ def test_the_matrix_covers_every_command() -> None:
 MATRIX_COMMANDS = [
     "accept", "accept_invitation", "get_next", "transfer", "share", "hold", "end", "leave",
     "say", "set_external_key", "generate_key", "set_status", "team_say", "team_read",
+    "accept_offer", "decline_offer", "pause_offers",
 ]  # fmt: skip
 
 

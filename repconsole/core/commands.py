@@ -31,6 +31,9 @@ from repconsole.protocol import (
     KeyResult,
     LastReadResult,
     LineResult,
+    OfferArgs,
+    OfferResult,
+    PauseOffersArgs,
     RepResult,
     SayArgs,
     SessionArgs,
@@ -112,6 +115,18 @@ def _team_read(e: QueueEngine, rep: str, a: TeamReadArgs) -> LastReadResult:
     return LastReadResult(e.team_read(rep, a.team, a.upto))
 
 
+def _accept_offer(e: QueueEngine, rep: str, a: OfferArgs) -> SessionResult:
+    return SessionResult(e.accept_offer(rep, a.session).view(chat=True))
+
+
+def _decline_offer(e: QueueEngine, rep: str, a: OfferArgs) -> OfferResult:
+    return OfferResult(e.decline_offer(rep, a.session).view())
+
+
+def _pause_offers(e: QueueEngine, rep: str, a: PauseOffersArgs) -> RepResult:
+    return RepResult(e.pause_offers(rep, a.minutes).view())
+
+
 HANDLERS: Final[dict[CommandName, Handler]] = {
     CommandName.ACCEPT: _accept,
     CommandName.ACCEPT_INVITATION: _accept_invitation,
@@ -127,6 +142,9 @@ HANDLERS: Final[dict[CommandName, Handler]] = {
     CommandName.SET_STATUS: _set_status,
     CommandName.TEAM_SAY: _team_say,
     CommandName.TEAM_READ: _team_read,
+    CommandName.ACCEPT_OFFER: _accept_offer,
+    CommandName.DECLINE_OFFER: _decline_offer,
+    CommandName.PAUSE_OFFERS: _pause_offers,
 }
 assert HANDLERS.keys() == {spec.name for spec in COMMANDS.values()}, "every protocol command has a handler"
 

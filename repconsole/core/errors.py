@@ -42,6 +42,7 @@ _MESSAGES: dict[Reason, str] = {
     Reason.LINK_REVOKED: "That help link was withdrawn.",
     Reason.NOT_BROWSER: "That session does not share the customer's browser.",
     Reason.REP_OFFLINE: "That representative is not connected.",
+    Reason.NO_OFFER: "That offer is no longer open.",
     Reason.INVALID: "Invalid request.",
 }
 

@@ -22,6 +22,7 @@ from repconsole.protocol.views import (
     KeyView,
     LineView,
     RepView,
+    RoutingView,
     RuleView,
     SessionView,
     StepView,
@@ -33,6 +34,7 @@ from repconsole.protocol.vocabulary import (
     Priority,
     QueueKind,
     RepStatus,
+    RoutingMode,
     RuleAction,
     SessionState,
     StepKind,
@@ -51,6 +53,7 @@ __all__ = [
     "QueueRef",
     "Rep",
     "RepStatus",
+    "RoutingMode",
     "RuleAction",
     "Session",
     "SessionKey",
@@ -133,9 +136,16 @@ class Team:
     # A persistent queue keeps its sessions when the rep who dropped them
     # cannot be reached: fallback never moves a session out of it.
     persistent: bool = False
+    # Auto-assignment (issue 14): how waiting sessions reach members, the
+    # members' capacity unless a rep has their own (None: the site's
+    # default), and for "skills" routing, issue category -> required skill.
+    routing: RoutingMode = RoutingMode.NONE
+    max_sessions: int | None = None
+    skills: dict[str, str] = field(default_factory=dict)
 
     def view(self) -> TeamView:
-        return TeamView(self.id, self.name, sorted(self.members), self.rule.view() if self.rule else None, self.persistent)
+        routing = self.routing if self.routing is not RoutingMode.NONE else msgspec.UNSET
+        return TeamView(self.id, self.name, sorted(self.members), self.rule.view() if self.rule else None, self.persistent, routing)
 
 
 @dataclass(slots=True)
@@ -148,9 +158,18 @@ class Rep:
     connected: bool = True
     # Engine time at which a dropped rep's sessions fall back; None while connected.
     grace_until: float | None = None
+    # Auto-assignment (issue 14).  ``max_sessions`` above is the capacity in
+    # force; ``own_max_sessions`` the rep's own setting (None: their teams'
+    # or the site's default, see Directory.capacity_of).  ``routed``: a
+    # member of a team whose routing is not "none" (the directory keeps it).
+    own_max_sessions: int | None = None
+    skills: frozenset[str] = frozenset()
+    paused_until: float | None = None
+    routed: bool = False
 
     def view(self) -> RepView:
-        return RepView(self.id, self.name, sorted(self.teams), self.status, self.max_sessions, self.connected, self.grace_until)
+        routing = RoutingView(self.paused_until, sorted(self.skills)) if self.routed else msgspec.UNSET
+        return RepView(self.id, self.name, sorted(self.teams), self.status, self.max_sessions, self.connected, self.grace_until, routing)
 
 
 @dataclass(slots=True)
@@ -204,6 +223,10 @@ class SiteConfig:
     # overdue, as a team's "mark overdue" rule does; None: never.  Marking
     # only: the customer chose this rep, so moving them is not the site's call.
     personal_overdue_after: float | None = None
+    # Auto-assignment (issue 14): how long a rep has to answer an offer, and
+    # how many missed (expired) offers in a row set them away.
+    offer_timeout: float = 20.0
+    misses_before_away: int = 2
 
 
 @dataclass(slots=True)

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Final
 
 import msgspec
 
-from repconsole.protocol.views import InvitationView, KeyView, LineView, QueueName, RepView, SessionView
+from repconsole.protocol.views import InvitationView, KeyView, LineView, OfferView, QueueName, RepView, SessionView
 from repconsole.protocol.vocabulary import CommandName, RepStatus
 
 __all__ = [
@@ -36,6 +36,9 @@ __all__ = [
     "LastReadResult",
     "LineResult",
     "NoArgs",
+    "OfferArgs",
+    "OfferResult",
+    "PauseOffersArgs",
     "RepResult",
     "SayArgs",
     "SessionArgs",
@@ -125,6 +128,18 @@ class TeamReadArgs(Args, frozen=True):
     upto: int | None = None
 
 
+class OfferArgs(Args, frozen=True):
+    """``accept_offer`` and ``decline_offer``: the offered session."""
+
+    session: _Id
+
+
+class PauseOffersArgs(Args, frozen=True):
+    """Take no offers for ``minutes`` (at most a day); 0 takes them again at once."""
+
+    minutes: Annotated[float, msgspec.Meta(ge=0, le=24 * 60)]
+
+
 class CommandResult(msgspec.Struct, frozen=True, gc=False):
     """A command's result."""
 
@@ -153,6 +168,12 @@ class RepResult(CommandResult, frozen=True):
 
 class LastReadResult(CommandResult, frozen=True):
     last_read: int
+
+
+class OfferResult(CommandResult, frozen=True):
+    """``decline_offer``: the offer that was declined."""
+
+    offer: OfferView
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,5 +219,8 @@ COMMANDS: Final[dict[str, CommandSpec]] = {
         CommandSpec(CommandName.SET_STATUS, SetStatusArgs, RepResult),
         CommandSpec(CommandName.TEAM_SAY, TeamSayArgs, LineResult),
         CommandSpec(CommandName.TEAM_READ, TeamReadArgs, LastReadResult),
+        CommandSpec(CommandName.ACCEPT_OFFER, OfferArgs, SessionResult),
+        CommandSpec(CommandName.DECLINE_OFFER, OfferArgs, OfferResult),
+        CommandSpec(CommandName.PAUSE_OFFERS, PauseOffersArgs, RepResult),
     )
 }

@@ -18,17 +18,23 @@ from typing import Final
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from repconsole.protocol.views import KeyView, LineView, QueueName, RepView, SessionView
-from repconsole.protocol.vocabulary import EventKind, GoneReason
+from repconsole.protocol.views import EstimateView, KeyView, LineView, OfferView, QueueName, RepView, SessionView
+from repconsole.protocol.vocabulary import EventKind, GoneReason, OfferOutcome
 
 __all__ = [
     "EVENT_TYPES",
     "ChatData",
     "ChatEvent",
+    "EstimateData",
+    "EstimateEvent",
     "Event",
     "EventData",
     "KeyData",
     "KeyEvent",
+    "OfferData",
+    "OfferEndedData",
+    "OfferEndedEvent",
+    "OfferEvent",
     "RepData",
     "RepEvent",
     "SessionData",
@@ -103,7 +109,41 @@ class KeyData(_Data, frozen=True):
     key: KeyView
 
 
-EventData = SessionData | SessionGoneData | ChatData | TeamChatData | TeamReadData | RepData | KeyData
+class OfferData(_Data, frozen=True):
+    """A waiting session is offered to the rep until the offer's deadline (issue 14): to that rep."""
+
+    offer: OfferView
+
+
+class OfferEndedData(_Data, frozen=True):
+    """An offer ended (issue 14): to the rep it was made to.
+
+    ``away``: this was the rep's second missed offer in a row, so the engine
+    set them away; ``detail`` says so in words for the rep.
+    """
+
+    session: str
+    rep: str
+    outcome: OfferOutcome
+    away: bool = False
+    detail: str | UnsetType = UNSET
+
+
+class EstimateData(_Data, frozen=True):
+    """A team queue's estimated wait for a customer who arrives now changed (issue 14): to the team's members.
+
+    ``estimate`` None: no data (too few customers served lately, or nobody
+    to serve them): the customer page says "we are busier than usual".
+    """
+
+    team: str
+    estimate: EstimateView | None
+
+
+EventData = (
+    SessionData | SessionGoneData | ChatData | TeamChatData | TeamReadData | RepData | KeyData
+    | OfferData | OfferEndedData | EstimateData
+)  # fmt: skip
 
 
 class _Event(msgspec.Struct, frozen=True, gc=False, tag_field="kind"):
@@ -138,7 +178,22 @@ class KeyEvent(_Event, frozen=True, tag=EventKind.KEY.value):
     data: KeyData
 
 
-Event = SessionEvent | SessionGoneEvent | ChatEvent | TeamChatEvent | TeamReadEvent | RepEvent | KeyEvent
+class OfferEvent(_Event, frozen=True, tag=EventKind.OFFER.value):
+    data: OfferData
+
+
+class OfferEndedEvent(_Event, frozen=True, tag=EventKind.OFFER_ENDED.value):
+    data: OfferEndedData
+
+
+class EstimateEvent(_Event, frozen=True, tag=EventKind.ESTIMATE.value):
+    data: EstimateData
+
+
+Event = (
+    SessionEvent | SessionGoneEvent | ChatEvent | TeamChatEvent | TeamReadEvent | RepEvent | KeyEvent
+    | OfferEvent | OfferEndedEvent | EstimateEvent
+)  # fmt: skip
 
 EVENT_TYPES: Final[dict[EventKind, type[Event]]] = {
     EventKind.SESSION: SessionEvent,
@@ -148,6 +203,9 @@ EVENT_TYPES: Final[dict[EventKind, type[Event]]] = {
     EventKind.TEAM_READ: TeamReadEvent,
     EventKind.REP: RepEvent,
     EventKind.KEY: KeyEvent,
+    EventKind.OFFER: OfferEvent,
+    EventKind.OFFER_ENDED: OfferEndedEvent,
+    EventKind.ESTIMATE: EstimateEvent,
 }
 _DATA_KINDS: Final[dict[type[_Data], EventKind]] = {
     SessionData: EventKind.SESSION,
@@ -157,6 +215,9 @@ _DATA_KINDS: Final[dict[type[_Data], EventKind]] = {
     TeamReadData: EventKind.TEAM_READ,
     RepData: EventKind.REP,
     KeyData: EventKind.KEY,
+    OfferData: EventKind.OFFER,
+    OfferEndedData: EventKind.OFFER_ENDED,
+    EstimateData: EventKind.ESTIMATE,
 }
 
 

@@ -45,7 +45,7 @@ from repconsole.protocol.cobrowse import (
     StopSharing,
 )
 from repconsole.protocol.events import Event
-from repconsole.protocol.views import CustomerLine, Intake, SessionView, SnapshotData
+from repconsole.protocol.views import CustomerLine, EstimateView, Intake, SessionView, SnapshotData
 from repconsole.protocol.vocabulary import (
     ID_LIMIT,
     INT64_MAX,
@@ -379,13 +379,18 @@ class Started(_Reply, frozen=True, tag=MessageType.STARTED.value):
 
 
 class Status(_Reply, frozen=True, tag=MessageType.STATUS.value):
-    """What the page shows: waiting (at a ``position``, or ``held``), with a rep, or ended (``detail``: why)."""
+    """What the page shows: waiting (at a ``position``, or ``held``), with a rep, or ended (``detail``: why).
+
+    ``estimate`` (issue 14, waiting only): the estimated wait, or None for
+    "no data" (the page says "we are busier than usual").
+    """
 
     state: CustomerState
     position: int | UnsetType = UNSET
     held: bool | UnsetType = UNSET  # only ever true
     rep_name: str | UnsetType = UNSET
     detail: str | UnsetType = UNSET
+    estimate: EstimateView | UnsetType | None = UNSET
 
 
 class Chat(_Reply, frozen=True, tag=MessageType.CHAT.value):

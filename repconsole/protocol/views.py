@@ -37,6 +37,7 @@ from repconsole.protocol.vocabulary import (
     Origin,
     Priority,
     RepStatus,
+    RoutingMode,
     RuleAction,
     SessionState,
     StepKind,
@@ -46,12 +47,15 @@ from repconsole.protocol.vocabulary import (
 __all__ = [
     "BROWSER_PREFIX",
     "CustomerLine",
+    "EstimateView",
     "Intake",
     "InvitationView",
     "KeyView",
     "LineView",
+    "OfferView",
     "QueueName",
     "RepView",
+    "RoutingView",
     "RuleView",
     "SessionView",
     "SiteView",
@@ -172,8 +176,26 @@ class SessionView(_View, frozen=True, omit_defaults=True):
         return self.owner == rep or rep in self.participants
 
 
+class RoutingView(_View, frozen=True):
+    """A rep's part in auto-assignment (issue 14): present only for a member of a routed team.
+
+    ``paused_until``: the rep paused offers until then (None: offers on).
+    ``skills``: what the ``skills`` routing matches issue categories against.
+    The rep's capacity is :attr:`RepView.max_sessions`; the sessions that
+    count against it are the ones the rep owns or takes part in, plus open offers.
+    """
+
+    paused_until: Time | None
+    skills: list[str] = []
+
+
 class RepView(_View, frozen=True):
-    """A rep in the site's directory: what the transfer and share pickers list."""
+    """A rep in the site's directory: what the transfer and share pickers list.
+
+    ``max_sessions`` is the rep's capacity (their own, else their teams',
+    else the site's default).  ``routing`` is left off unless the rep is a
+    member of a team whose routing is not ``none``.
+    """
 
     id: str
     name: str
@@ -182,6 +204,34 @@ class RepView(_View, frozen=True):
     max_sessions: int
     connected: bool
     grace_until: Time | None  # when a dropped rep's sessions fall back
+    routing: RoutingView | UnsetType = UNSET
+
+
+class OfferView(_View, frozen=True):
+    """A waiting session offered to one rep until ``deadline`` (issue 14).
+
+    The rep sees the session itself in their team queue already; the offer
+    names it.
+    """
+
+    session: str
+    rep: str
+    queue: QueueName
+    at: Time
+    deadline: Time
+
+
+class EstimateView(_View, frozen=True):
+    """A customer's estimated wait (issue 14): "about 2–4 minutes".
+
+    ``low``/``high``: the range in whole minutes (``high`` 1 and ``low`` 0:
+    "less than a minute"); ``seconds``: the point estimate.  The model is
+    in docs/architecture.md ("Wait estimates").
+    """
+
+    low: int
+    high: int
+    seconds: float
 
 
 class RuleView(_View, frozen=True):
@@ -193,11 +243,14 @@ class RuleView(_View, frozen=True):
 
 
 class TeamView(_View, frozen=True):
+    """A team.  ``routing`` is left off for ``none`` (pull only, the default)."""
+
     id: str
     name: str
     members: list[str]
     rule: RuleView | None
     persistent: bool  # keeps its sessions when nobody of the team is connected
+    routing: RoutingMode | UnsetType = UNSET
 
 
 class KeyView(_View, frozen=True):
@@ -226,6 +279,7 @@ class SnapshotData(_View, frozen=True):
     """Everything one rep may see, as of event ``seq``.
 
     Sessions the rep takes part in carry their ``chat`` and ``page_html``.
+    ``offers`` (issue 14): the rep's open offers, left off when there are none.
     """
 
     seq: int
@@ -237,6 +291,7 @@ class SnapshotData(_View, frozen=True):
     sessions: list[SessionView]
     team_chat: dict[str, TeamChatView]
     keys: list[KeyView]
+    offers: list[OfferView] | UnsetType = UNSET
 
 
 class CustomerLine(_View, frozen=True):

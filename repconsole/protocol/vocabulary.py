@@ -32,6 +32,7 @@ __all__ = [
     "EventKind",
     "GoneReason",
     "MessageType",
+    "OfferOutcome",
     "Origin",
     "Priority",
     "QueueKind",
@@ -39,6 +40,7 @@ __all__ = [
     "RepStatus",
     "RequestId",
     "ResumeReason",
+    "RoutingMode",
     "RuleAction",
     "SessionState",
     "StepKind",
@@ -146,6 +148,10 @@ class EventKind(enum.StrEnum):
     TEAM_READ = "team_read"
     REP = "rep"
     KEY = "key"
+    # issue 14: auto-assignment (only where a team's routing is not "none")
+    OFFER = "offer"
+    OFFER_ENDED = "offer_ended"
+    ESTIMATE = "estimate"
 
 
 class GoneReason(enum.StrEnum):
@@ -178,6 +184,10 @@ class CommandName(enum.StrEnum):
     SET_STATUS = "set_status"
     TEAM_SAY = "team_say"
     TEAM_READ = "team_read"
+    # issue 14: auto-assignment
+    ACCEPT_OFFER = "accept_offer"
+    DECLINE_OFFER = "decline_offer"
+    PAUSE_OFFERS = "pause_offers"
 
 
 class ErrorReason(enum.StrEnum):
@@ -227,6 +237,7 @@ class Reason(enum.StrEnum):
     LINK_REVOKED = "link_revoked"
     NOT_BROWSER = "not_browser"  # co-browsing a session that did not start from a browser-sharing link
     REP_OFFLINE = "rep_offline"
+    NO_OFFER = "no_offer"  # accept_offer/decline_offer: no open offer of that session to this rep (any more)
     INVALID = "invalid"  # a malformed argument
 
 
@@ -295,6 +306,31 @@ class RepStatus(enum.StrEnum):
     AVAILABLE = "available"
     BUSY = "busy"
     AWAY = "away"
+
+
+class RoutingMode(enum.StrEnum):
+    """How a team's waiting sessions reach its reps (issue 14).
+
+    ``none``: reps pull (accept, Get Next), the only way before issue 14.
+    ``least_busy``: each waiting session is offered to the available member
+    with the most free capacity (fewest sessions, then longest since their
+    last offer).  ``skills``: the session's issue category names a required
+    skill (the team's ``skills`` map); only members with it are offered it,
+    least busy first.  Pull works alongside both.
+    """
+
+    NONE = "none"
+    LEAST_BUSY = "least_busy"
+    SKILLS = "skills"
+
+
+class OfferOutcome(enum.StrEnum):
+    """How an offer of a session to one rep ended (``offer_ended``)."""
+
+    ACCEPTED = "accepted"  # the rep took it (accept_offer, or a pull of the same session)
+    DECLINED = "declined"  # the rep declined: never offered to them again (until it is transferred)
+    EXPIRED = "expired"  # nobody answered by the deadline: a missed offer, never offered to them again
+    WITHDRAWN = "withdrawn"  # the session went (another rep took it, it ended, moved) or the rep stopped taking offers
 
 
 class RuleAction(enum.StrEnum):

@@ -5,8 +5,9 @@ clock it was given), never touches a socket or Qt.  Backends drive it:
 
 * customers and reps call its command methods; a refused command raises
   :class:`~repconsole.core.errors.CommandError` and changes nothing;
-* time-based rules (waiting-session rules, a dropped rep's grace period) fire
-  when the backend calls :meth:`QueueEngine.advance`, which it does at
+* time-based rules (waiting-session rules, a dropped rep's grace period,
+  offer deadlines, the end of a rep's pause of offers) fire when the
+  backend calls :meth:`QueueEngine.advance`, which it does at
   :meth:`QueueEngine.next_deadline`;
 * every change is announced as an :class:`Event` with a strictly increasing
   ``seq`` and the set of reps allowed to see it.
@@ -25,6 +26,7 @@ part that does it (see ``docs/architecture.md`` for the map):
 ``rules.WaitingRules``    waiting-session rules
 ``presence.Presence``     status, connection, grace period and fallback
 ``teamchat.TeamChats``    team chat and read markers
+``routing.Router``        auto-assignment: offers, capacity, wait estimates
 ``timers.Timers``         the deadlines :meth:`QueueEngine.advance` fires
 ``snapshots``             a rep's snapshot part by part, exact as of its seq
 ========================  ==================================================
@@ -36,8 +38,12 @@ part can reach into another's state by sharing ``self``.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable, Iterable, Iterator
+from typing import Concatenate, ParamSpec, TypeVar
+
+import msgspec
 
 from repconsole.core.clock import Clock
 from repconsole.core.engine.chat import CHAT_LIMIT
@@ -45,6 +51,7 @@ from repconsole.core.engine.directory import Directory
 from repconsole.core.engine.events import Event, EventBus
 from repconsole.core.engine.presence import Presence
 from repconsole.core.engine.queues import NOTHING, Queues
+from repconsole.core.engine.routing import Offer, Router
 from repconsole.core.engine.rules import WaitingRules
 from repconsole.core.engine.saved import Counters, EngineState, RepState
 from repconsole.core.engine.sessions import SessionDesk
@@ -52,6 +59,7 @@ from repconsole.core.engine.snapshots import SnapshotCursor
 from repconsole.core.engine.starts import KEY_ALPHABET, MAX_KEY_VALIDITY, Starts
 from repconsole.core.engine.teamchat import TEAM_CHAT_HISTORY, TeamChat, TeamChats
 from repconsole.core.engine.timers import Timers
+from repconsole.core.estimate import WaitEstimate
 from repconsole.core.intake import Intake
 from repconsole.core.model import (
     CUSTOMER,
@@ -62,6 +70,7 @@ from repconsole.core.model import (
     QueueRef,
     Rep,
     RepStatus,
+    RoutingMode,
     Session,
     SessionKey,
     SessionState,
@@ -80,15 +89,36 @@ __all__ = [
     "Counters",
     "EngineState",
     "Event",
+    "Offer",
     "QueueEngine",
     "RepState",
     "SnapshotCursor",
     "TeamChat",
+    "WaitEstimate",
 ]
 
 # Ended sessions kept whole; older ones are remembered by number only.
 # Read when an engine is made (so a test may lower it first).
 ENDED_KEPT = 5000
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _then_route(method: Callable[Concatenate[QueueEngine, _P], _R]) -> Callable[Concatenate[QueueEngine, _P], _R]:
+    """Run the command, then auto-assignment for every team whose capacity or queue it changed.
+
+    So an offer goes out in the same command that made room for it (a
+    refused command changed nothing and routes nothing).
+    """
+
+    @functools.wraps(method)
+    def command(self: QueueEngine, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        result = method(self, *args, **kwargs)
+        self._router.settle()
+        return result
+
+    return command
 
 
 class QueueEngine:
@@ -114,6 +144,7 @@ class QueueEngine:
         self._rules = WaitingRules(clock, self._directory, self._queues)
         self._presence = Presence(clock, self._bus, self._directory, self._queues, self._desk, self._timers)
         self._team_chats = TeamChats(clock, self._bus, self._directory)
+        self._router = Router(clock, self._bus, self._directory, self._queues, self._timers, self._presence)
         d = self._directory
         self.reps: dict[str, Rep] = d.reps
         self.teams: dict[str, Team] = d.teams
@@ -148,16 +179,26 @@ class QueueEngine:
 
     # ------------------------------------------------------------------ setup
 
-    def add_team(self, team_id: str, name: str, *, rule: WaitingRule | None = None, persistent: bool = False) -> Team:
+    def add_team(
+        self, team_id: str, name: str, *, rule: WaitingRule | None = None, persistent: bool = False,
+        routing: RoutingMode = RoutingMode.NONE, max_sessions: int | None = None, skills: dict[str, str] | None = None,
+    ) -> Team:
+        """Add a team.  ``routing``, ``max_sessions`` (its members' default capacity) and ``skills``: issue 14."""
         team = self._directory.add_team(team_id, name, rule=rule, persistent=persistent)
+        team.routing = RoutingMode(routing)
+        team.max_sessions = max_sessions
+        team.skills = dict(skills or {})
         self._team_chats.add_team(team_id)
         self._queues.add_team(team_id)
+        self._router.add_team(team_id)
         return team
 
     def add_rep(
-        self, rep_id: str, name: str, teams: Iterable[str] = (), *, max_sessions: int | None = None, connected: bool = True
+        self, rep_id: str, name: str, teams: Iterable[str] = (), *, max_sessions: int | None = None, connected: bool = True,
+        skills: Iterable[str] = (),
     ) -> Rep:
-        rep = self._directory.add_rep(rep_id, name, teams, max_sessions=max_sessions, connected=connected)
+        """Add a rep.  ``max_sessions``: their own capacity (None: their teams', else the site's default)."""
+        rep = self._directory.add_rep(rep_id, name, teams, max_sessions=max_sessions, connected=connected, skills=skills)
         self._queues.add_rep(rep_id)
         return rep
 
@@ -183,6 +224,45 @@ class QueueEngine:
 
     def set_rule(self, team_id: str, rule: WaitingRule | None) -> None:
         self._rules.set(team_id, rule)
+
+    # -------------------------------------------------- auto-assignment setup
+
+    @_then_route
+    def set_routing(self, team_id: str, mode: RoutingMode, skills: dict[str, str] | None = None) -> Team:
+        """How a team's waiting sessions reach its members (and, for ``skills``, category -> skill).
+
+        Turning routing off withdraws the team's open offers; reps whose
+        view changed (a member of a routed team, or no longer) are announced.
+        """
+        for rep in self._directory.set_routing(team_id, mode, skills):
+            self._presence.emit(rep)
+        self._router.team_changed(team_id)
+        return self.teams[team_id]
+
+    @_then_route
+    def set_capacity(self, rep_id: str, max_sessions: int | None) -> Rep:
+        """A rep's own maximum of concurrent sessions (None: their teams' or the site's default)."""
+        rep = self._directory.set_capacity(rep_id, max_sessions)
+        self._router.mark_rep(rep)
+        self._presence.emit(rep)
+        return rep
+
+    @_then_route
+    def set_team_capacity(self, team_id: str, max_sessions: int | None) -> Team:
+        """A team's default maximum for members without their own."""
+        for rep in self._directory.set_team_capacity(team_id, max_sessions):
+            self._router.mark_rep(rep)
+            self._presence.emit(rep)
+        return self.teams[team_id]
+
+    @_then_route
+    def set_skills(self, rep_id: str, skills: Iterable[str]) -> Rep:
+        rep = self._directory.rep(rep_id)
+        rep.skills = frozenset(skills)
+        self._router.mark_rep(rep)
+        if rep.routed:
+            self._presence.emit(rep)
+        return rep
 
     # -------------------------------------------------------------- observing
 
@@ -340,6 +420,7 @@ class QueueEngine:
                 for t in sorted(rep.teams)
             },
             keys=[k.view() for k in self.keys_of(rep_id)],
+            offers=[o.view() for o in offers] if (offers := self._router.offers_to(rep_id)) else msgspec.UNSET,
         )
         return SnapshotCursor(
             head, order, frozenset(listed), extras, ready,
@@ -348,6 +429,7 @@ class QueueEngine:
 
     # ------------------------------------------------------------- customers
 
+    @_then_route
     def start_with_key(self, key: str, intake: Intake, *, source: str = "") -> Session:
         """A customer types a session key; they join the personal queue of the rep who made it.
 
@@ -356,17 +438,21 @@ class QueueEngine:
         """
         return self._starts.start_with_key(key, intake, source=source)
 
+    @_then_route
     def start_with_rep(self, rep_id: str, intake: Intake) -> Session:
         """The customer picked a rep's name on the public support site."""
         return self._starts.start_with_rep(rep_id, intake)
 
+    @_then_route
     def start_with_button(self, button_id: str, intake: Intake) -> Session:
         return self._starts.start_with_button(button_id, intake)
 
+    @_then_route
     def start_with_issue(self, issue_code: str, intake: Intake) -> Session:
         """The issue submission form: the team that owns the issue gets the customer."""
         return self._starts.start_with_issue(issue_code, intake)
 
+    @_then_route
     def start_browser(
         self, link_id: str, intake: Intake, *, page_url: str = "", page_html: str = "", issue: str | None = None
     ) -> Session:
@@ -379,24 +465,29 @@ class QueueEngine:
     def customer_say(self, session_id: str, text: str) -> ChatLine:
         return self._desk.customer_say(session_id, text)
 
+    @_then_route
     def customer_leave(self, session_id: str, *, disconnected: bool = False) -> None:
         """The customer closed their window or gave up waiting (``disconnected``: did not come back in time)."""
         self._desk.customer_leave(session_id, disconnected=disconnected)
 
     # ------------------------------------------------------------------ reps
 
+    @_then_route
     def accept(self, rep_id: str, session_id: str) -> Session:
         """Take a waiting session.  Exactly one rep wins; the rest learn who did."""
         return self._desk.accept(rep_id, session_id)
 
+    @_then_route
     def accept_invitation(self, rep_id: str, invitation_id: str) -> Session:
         """Join a shared session as a participant."""
         return self._desk.accept_invitation(rep_id, invitation_id)
 
+    @_then_route
     def get_next(self, rep_id: str) -> Session:
         """Accept the longest-waiting session across the rep's team queues."""
         return self._desk.get_next(rep_id)
 
+    @_then_route
     def transfer(self, rep_id: str, session_id: str, target: QueueRef, note: str = "", *, stay: bool = False) -> Session:
         """Hand the session to a rep or a team, with a note pinned for the receiver."""
         return self._desk.transfer(rep_id, session_id, target, note, stay=stay)
@@ -405,14 +496,17 @@ class QueueEngine:
         """Invite a rep or a team to join.  The owner keeps ownership."""
         return self._desk.share(rep_id, session_id, target)
 
+    @_then_route
     def hold(self, rep_id: str, session_id: str) -> Session:
         """Park the session in the owner's personal queue; participants stay."""
         return self._desk.hold(rep_id, session_id)
 
+    @_then_route
     def end(self, rep_id: str, session_id: str) -> Session:
         """End the session for everyone (owner only)."""
         return self._desk.end(rep_id, session_id)
 
+    @_then_route
     def leave(self, rep_id: str, session_id: str) -> Session:
         """A participant leaves; the session goes on without them."""
         return self._desk.leave(rep_id, session_id)
@@ -431,8 +525,56 @@ class QueueEngine:
         """
         return self._starts.generate_key(rep_id, valid_for)
 
+    @_then_route
     def set_status(self, rep_id: str, status: RepStatus) -> Rep:
-        return self._presence.set_status(rep_id, status)
+        rep = self._presence.set_status(rep_id, status)
+        self._router.status_set(rep)
+        return rep
+
+    # ------------------------------------------------------- auto-assignment
+
+    @_then_route
+    def accept_offer(self, rep_id: str, session_id: str) -> Session:
+        """Take the session offered to this rep: an :meth:`accept`, so exactly once whoever else reaches for it."""
+        self._router.offer_of(rep_id, session_id)
+        return self._desk.accept(rep_id, session_id)
+
+    @_then_route
+    def decline_offer(self, rep_id: str, session_id: str) -> Offer:
+        """Decline an offer: the next eligible rep gets it, never this rep again (until it is transferred)."""
+        return self._router.decline(rep_id, session_id)
+
+    @_then_route
+    def pause_offers(self, rep_id: str, minutes: float) -> Rep:
+        """No offers to this rep for ``minutes`` (0: offers again now); they come back by themselves."""
+        return self._router.pause(rep_id, minutes)
+
+    def open_offers(self) -> list[Offer]:
+        """Every open offer (copies' worth: the offers themselves, not to be changed)."""
+        return list(self._router.offers.values())
+
+    def offers_to(self, rep_id: str) -> list[Offer]:
+        """The rep's open offers, oldest first."""
+        return self._router.offers_to(rep_id)
+
+    def estimate(self, team_id: str, position: int | None = None) -> WaitEstimate | None:
+        """The wait of the customer at ``position`` in a team's queue (default: one arriving now); None: no data."""
+        if position is None:
+            position = self._queues.count(QueueRef.team(team_id)) + 1
+        return self._router.estimate(team_id, position)
+
+    def estimate_for(self, session_id: str) -> WaitEstimate | None:
+        """A waiting customer's wait, from their place in a team queue; None: no data, or not waiting in a team queue."""
+        s = self._queues.live.get(session_id)
+        position = self._queues.position(session_id)
+        if s is None or s.queue is None or s.queue.is_personal or position is None:
+            return None
+        return self._router.estimate(s.queue.id, position)
+
+    def publish_estimates(self) -> int:
+        """Announce each team queue's estimate for a new arrival to its members, where it changed (an ``estimate``
+        event).  The driver calls it as often as the customers' positions are refreshed.  Returns how many."""
+        return self._router.publish_estimates()
 
     def team_say(self, rep_id: str, team_id: str, text: str) -> ChatLine:
         return self._team_chats.say(rep_id, team_id, text)
@@ -443,14 +585,18 @@ class QueueEngine:
 
     # ------------------------------------------------------------- presence
 
+    @_then_route
     def rep_disconnected(self, rep_id: str, since: float | None = None) -> None:
         """The rep's console went silent (at ``since``, by default now).  Their sessions
-        wait out the grace period, counted from ``since``."""
+        wait out the grace period, counted from ``since``; their open offers are withdrawn."""
         self._presence.disconnected(rep_id, since)
+        self._router.mark_rep(self.reps[rep_id])
 
+    @_then_route
     def rep_connected(self, rep_id: str) -> None:
         """The rep is back.  Within the grace period they keep everything."""
         self._presence.connected(rep_id)
+        self._router.mark_rep(self.reps[rep_id])
 
     # ----------------------------------------------------------------- time
 
@@ -458,6 +604,7 @@ class QueueEngine:
         """When :meth:`advance` next has something to do, or None."""
         return self._timers.next_deadline()
 
+    @_then_route
     def advance(self) -> int:
         """Fire every timer that is due at the clock's current time.  Returns how many fired."""
         now = self._clock()
@@ -467,8 +614,12 @@ class QueueEngine:
             deadline, kind, target = timer
             if kind == "rule":
                 fired += self._rules.fire(deadline, target)
-            else:
+            elif kind == "grace":
                 fired += self._presence.grace_over(deadline, target)
+            elif kind == "offer":
+                fired += self._router.expire(deadline, target)
+            else:
+                fired += self._router.resume(deadline, target)
         return fired
 
     # ---------------------------------------------------------- persistence
@@ -532,6 +683,8 @@ class QueueEngine:
             self._starts.restore_key(key)
         for team_id, chat in state.team_chat.items():
             self._team_chats.restore(team_id, chat)
+        # Offers are not kept: the next command or advance() offers afresh.
+        self._router.mark_all()
         # Never hand out a number twice, even if the counters were stored behind the sessions.
         c = state.counters
         numbers = [int(s.id[1:]) for s in (*state.sessions, *state.ended) if s.id[1:].isdigit()]

@@ -13,6 +13,7 @@ from repconsole.core.model import (
     QueueKind,
     QueueRef,
     Rep,
+    RoutingMode,
     SiteConfig,
     SupportButton,
     Team,
@@ -56,7 +57,10 @@ class Directory:
         self.teams[team_id] = team
         return team
 
-    def add_rep(self, rep_id: str, name: str, teams: Iterable[str], *, max_sessions: int | None, connected: bool) -> Rep:
+    def add_rep(
+        self, rep_id: str, name: str, teams: Iterable[str], *, max_sessions: int | None, connected: bool,
+        skills: Iterable[str] = (),
+    ) -> Rep:
         if rep_id in self.reps:
             raise ValueError(f"duplicate rep id {rep_id!r}")
         if rep_id == CUSTOMER:
@@ -65,17 +69,69 @@ class Directory:
         for t in team_ids:
             if t not in self.teams:
                 raise ValueError(f"rep {rep_id!r}: unknown team {t!r}")
-        rep = Rep(
-            rep_id,
-            name,
-            team_ids,
-            max_sessions=max_sessions if max_sessions is not None else self.site.max_sessions_default,
-            connected=connected,
-        )
+        rep = Rep(rep_id, name, team_ids, connected=connected, own_max_sessions=max_sessions, skills=frozenset(skills))
+        rep.max_sessions = self.capacity_of(rep)
+        rep.routed = any(self.teams[t].routing is not RoutingMode.NONE for t in team_ids)
         self.reps[rep_id] = rep
         for t in team_ids:
             self.teams[t].members.add(rep_id)
         return rep
+
+    # ------------------------------------------------------ auto-assignment
+
+    def capacity_of(self, rep: Rep) -> int:
+        """The rep's maximum of concurrent sessions: their own, else the smallest of their teams', else the site's.
+
+        The smallest, because a team's default is a promise to that team's
+        customers about how thinly a rep is spread.
+        """
+        if rep.own_max_sessions is not None:
+            return rep.own_max_sessions
+        team_caps = [c for t in rep.teams if (c := self.teams[t].max_sessions) is not None]
+        return min(team_caps) if team_caps else self.site.max_sessions_default
+
+    def set_routing(self, team_id: str, mode: RoutingMode, skills: dict[str, str] | None = None) -> list[Rep]:
+        """Set a team's routing (and skills map).  Returns the reps whose ``routed`` flag changed."""
+        team = self.team(team_id)
+        try:
+            mode = RoutingMode(mode)
+        except ValueError:
+            raise CommandError(Reason.INVALID, f"unknown routing {mode!r}") from None
+        team.routing = mode
+        if skills is not None:
+            team.skills = dict(skills)
+        changed = []
+        for rep_id in sorted(team.members):
+            rep = self.reps[rep_id]
+            routed = any(self.teams[t].routing is not RoutingMode.NONE for t in rep.teams)
+            if routed != rep.routed:
+                rep.routed = routed
+                changed.append(rep)
+        return changed
+
+    def set_capacity(self, rep_id: str, max_sessions: int | None) -> Rep:
+        """A rep's own maximum (None: the teams' or the site's default)."""
+        rep = self.rep(rep_id)
+        if max_sessions is not None and (not isinstance(max_sessions, int) or max_sessions < 0):
+            raise CommandError(Reason.INVALID, "max_sessions must be a whole number, 0 or more")
+        rep.own_max_sessions = max_sessions
+        rep.max_sessions = self.capacity_of(rep)
+        return rep
+
+    def set_team_capacity(self, team_id: str, max_sessions: int | None) -> list[Rep]:
+        """A team's default maximum for its members.  Returns the members whose capacity changed."""
+        team = self.team(team_id)
+        if max_sessions is not None and (not isinstance(max_sessions, int) or max_sessions < 0):
+            raise CommandError(Reason.INVALID, "max_sessions must be a whole number, 0 or more")
+        team.max_sessions = max_sessions
+        changed = []
+        for rep_id in sorted(team.members):
+            rep = self.reps[rep_id]
+            cap = self.capacity_of(rep)
+            if cap != rep.max_sessions:
+                rep.max_sessions = cap
+                changed.append(rep)
+        return changed
 
     def add_issue(self, code: str, name: str, category: str, team: str) -> Issue:
         if team not in self.teams:

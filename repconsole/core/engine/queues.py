@@ -93,6 +93,10 @@ class Queues:
         # Told of every session about to change, before it does: a snapshot
         # being built part by part keeps its view as of its seq (SnapshotCursor).
         self.watchers: list[Callable[[Session], None]] = []
+        # Told of every change after it is announced: (session, the queue it
+        # was in, who was in it before, who is in it now).  Auto-assignment
+        # (routing.Router) follows capacity and queues through it.
+        self.committed: Callable[[Session, QueueRef | None, frozenset[str], frozenset[str]], None] | None = None
 
     def add_team(self, team_id: str) -> None:
         self._oldest[team_id] = []
@@ -329,11 +333,13 @@ class Queues:
                 self._involved[rep_id].add(s.id)
         if not self._listeners:
             self._bus.skip()  # nobody to tell, but the numbering still moves
-            return
-        audience = self.audience(s)
-        # Audiences come from a cache in the common cases: often the very same set.
-        gone = NO_REPS if old_audience is audience or not old_audience else old_audience - audience
-        self._bus.emit(SessionData(s.view()), audience, gone)
+        else:
+            audience = self.audience(s)
+            # Audiences come from a cache in the common cases: often the very same set.
+            gone = NO_REPS if old_audience is audience or not old_audience else old_audience - audience
+            self._bus.emit(SessionData(s.view()), audience, gone)
+        if self.committed is not None:
+            self.committed(s, old_queue, old_involved, involved)
 
     # -------------------------------------------------------------- restore
 

@@ -1,4 +1,4 @@
-"""The engine's timers: waiting-session rules and grace periods, soonest first."""
+"""The engine's timers: waiting-session rules, grace periods, offers and paused offers, soonest first."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Literal
 
 __all__ = ["TimerKind", "Timers"]
 
-# "rule": the target is a session id; "grace": the target is a rep id.
-TimerKind = Literal["rule", "grace"]
+# "rule" and "offer" (an offer's deadline): the target is a session id;
+# "grace" and "resume" (the end of a rep's pause of offers): a rep id.
+TimerKind = Literal["rule", "grace", "offer", "resume"]
 
 # A timer is (deadline, order, kind, target): a plain tuple, because the heap
 # compares them constantly and tuple comparison runs in C.

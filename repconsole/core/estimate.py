@@ -1,0 +1,137 @@
+"""Wait estimates (issue 14): how long a waiting customer should expect to wait, as pure functions.
+
+The model (docs/architecture.md, "Wait estimates"):
+
+* A team queue is served at a rate ``r``: the customers it served
+  (accepted out of it, by pull or by offer) in the last ``window``
+  seconds, divided by the time observed (the window, or less when the
+  engine has not been running that long).  Fewer than ``MIN_SERVED``
+  served: no data.
+* The first ``free_slots`` customers in line are served at once: in a
+  routed team an offer goes out to a rep with room as soon as they arrive.
+  The others wait for ``k = position - free_slots`` more customers to be
+  served: the point estimate is ``k / r``.
+* Served customers come and go roughly like a Poisson process, so the time
+  to the ``k``-th is about Gamma(k, r): relative spread ``1/sqrt(k)``; the
+  rate measured from ``n`` customers adds about ``1/sqrt(n)``.  The range
+  is the point estimate times ``1 ± Z * sqrt(1/k + 1/n)`` with ``Z`` the
+  normal's 90th percentile, so about 90% of customers should be served by
+  its end (the issue asks for 80%), rounded out to whole minutes.
+* Nobody who could serve the queue (no member connected and available):
+  no data.  "No data" is never a number: the page says "we are busier
+  than usual".
+
+Nothing here reads a clock or the engine: the engine hands in what it saw.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from repconsole.protocol.views import EstimateView
+
+__all__ = ["MIN_SERVED", "WINDOW", "ServedLog", "WaitEstimate", "Z", "describe", "estimate_wait", "served_rate"]
+
+WINDOW = 1800.0  # seconds of history the rate is measured over
+MIN_SERVED = 3  # fewer served customers than this in the window: no data
+Z = 1.2816  # the standard normal's 90th percentile
+SOON = 15.0  # the point estimate when a rep has room now: about one offer's answer
+
+
+@dataclass(frozen=True, slots=True)
+class WaitEstimate:
+    """A wait: the point estimate in seconds and a range in whole minutes (``low`` < ``high``)."""
+
+    seconds: float
+    low: int
+    high: int
+
+    def view(self) -> EstimateView:
+        return EstimateView(self.low, self.high, round(self.seconds, 1))
+
+
+class ServedLog:
+    """When a team queue's customers were served (accepted out of it), the last ``keep``; engine times.
+
+    Attributes:
+        since: when the log began (the rate of a young log is measured over its life, not the whole window).
+    """
+
+    __slots__ = ("_times", "since")
+
+    def __init__(self, since: float, keep: int = 1000) -> None:
+        self.since = since
+        self._times: deque[float] = deque(maxlen=keep)
+
+    def add(self, at: float) -> None:
+        self._times.append(at)
+
+    def times(self) -> Iterable[float]:
+        return self._times
+
+
+def served_rate(served_at: Iterable[float], now: float, *, since: float, window: float = WINDOW) -> tuple[int, float] | None:
+    """``(n, rate)``: the customers served in the last ``window`` (or since ``since``) and per second; None below MIN_SERVED."""
+    start = max(now - window, since)
+    span = now - start
+    n = sum(1 for t in served_at if start < t <= now)
+    if n < MIN_SERVED or span <= 0:
+        return None
+    return n, n / span
+
+
+def _minutes(low: float, high: float) -> tuple[int, int]:
+    """A range in seconds as whole minutes, rounded outwards (at least a minute wide); past 10 minutes to fives."""
+    lo = math.floor(low / 60)
+    hi = max(math.ceil(high / 60), lo + 1)
+    if hi > 10:
+        lo = lo // 5 * 5
+        hi = -(-hi // 5) * 5
+    return lo, hi
+
+
+def estimate_wait(
+    position: int,
+    served_at: Iterable[float],
+    now: float,
+    *,
+    since: float,
+    free_slots: int = 0,
+    serving: bool = True,
+    window: float = WINDOW,
+) -> WaitEstimate | None:
+    """The wait of the customer at ``position`` (1: next) in a team queue; None: no data.
+
+    ``free_slots``: offers that can go out at once (routed teams: the free
+    capacity of the members who take offers; 0 for a pull-only team, where
+    nobody is bound to take the next customer now).  ``serving``: someone
+    could serve the queue at all (a member connected and available).
+    """
+    if position < 1:
+        raise ValueError("a position starts at 1")
+    if free_slots >= position:
+        return WaitEstimate(SOON, 0, 1)
+    if not serving:
+        return None
+    rate = served_rate(served_at, now, since=since, window=window)
+    if rate is None:
+        return None
+    n, r = rate
+    k = position - max(0, free_slots)
+    point = k / r
+    spread = Z * math.sqrt(1 / k + 1 / n)
+    return WaitEstimate(point, *_minutes(point * max(0.0, 1 - spread), point * (1 + spread)))
+
+
+def describe(estimate: WaitEstimate | EstimateView | None) -> str:
+    """What a customer reads: "about 2–4 minutes", "less than a minute", or the honest "no data"."""
+    if estimate is None:
+        return "We are busier than usual."
+    if estimate.high <= 1:
+        return "less than a minute"
+    if estimate.low == 0:
+        return f"less than {estimate.high} minutes"
+    return f"about {estimate.low}–{estimate.high} minutes"

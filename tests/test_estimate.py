@@ -1,0 +1,155 @@
+"""Wait estimates (issue 14): the pure model, its calibration, and what the engine feeds it."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from engine_helpers import intake
+
+from repconsole.core.clock import ManualClock
+from repconsole.core.engine import QueueEngine
+from repconsole.core.estimate import MIN_SERVED, WINDOW, WaitEstimate, describe, estimate_wait, served_rate
+from repconsole.core.model import RepStatus, RoutingMode
+from repconsole.protocol import EstimateData, EstimateView
+
+NOW = 10_000.0
+
+
+def every(seconds: float, n: int, *, until: float = NOW) -> list[float]:
+    """``n`` customers served ``seconds`` apart, the last at ``until``."""
+    return [until - i * seconds for i in range(n)][::-1]
+
+
+def test_too_few_served_or_nobody_serving_is_no_data() -> None:
+    assert estimate_wait(1, every(60, MIN_SERVED - 1), NOW, since=0) is None
+    assert estimate_wait(1, every(60, 10), NOW, since=0, serving=False) is None
+    # Served long ago (outside the window) counts for nothing.
+    assert estimate_wait(1, every(60, 10, until=NOW - WINDOW - 1), NOW, since=0) is None
+    assert describe(None) == "We are busier than usual."
+
+
+def test_the_point_estimate_is_position_over_the_served_rate() -> None:
+    served = every(60, 30)  # 30 served in the last half hour: one a minute
+    assert served_rate(served, NOW, since=0) == (30, 30 / WINDOW)
+    est = estimate_wait(4, served, NOW, since=0)
+    assert est is not None
+    assert est.seconds == pytest.approx(4 / (30 / WINDOW))  # 240 s
+    assert est.low <= est.seconds / 60 <= est.high
+    assert (est.low, est.high) == (1, 7)  # 240 s * (1 -/+ 1.2816 * sqrt(1/4 + 1/30)): 76 s .. 404 s, rounded out
+    assert describe(est) == "about 1–7 minutes"
+
+
+def test_a_young_log_measures_its_rate_over_its_life() -> None:
+    # The engine started 10 minutes ago and served 10: one a minute, not 10 in 30 minutes.
+    est = estimate_wait(1, every(60, 10), NOW, since=NOW - 600)
+    assert est is not None and est.seconds == pytest.approx(60)
+
+
+def test_free_capacity_serves_the_first_in_line_at_once() -> None:
+    est = estimate_wait(2, [], NOW, since=0, free_slots=2)
+    assert est == WaitEstimate(15.0, 0, 1)
+    assert describe(est) == "less than a minute"
+    # The third waits for one customer fewer than without the free slots.
+    served = every(60, 30)
+    with_room = estimate_wait(3, served, NOW, since=0, free_slots=2)
+    without = estimate_wait(1, served, NOW, since=0)
+    assert with_room is not None and with_room == without
+
+
+def test_ranges_round_outwards_and_to_fives_past_ten_minutes() -> None:
+    est = estimate_wait(20, every(60, 30), NOW, since=0)
+    assert est is not None
+    assert est.low % 5 == 0 and est.high % 5 == 0 and est.low <= est.seconds / 60 <= est.high
+    assert describe(WaitEstimate(100, 0, 3)) == "less than 3 minutes"
+    with pytest.raises(ValueError):
+        estimate_wait(0, [], NOW, since=0)
+
+
+@pytest.mark.parametrize("position", [1, 3, 10])
+def test_the_range_holds_for_most_customers_when_service_is_random(position: int) -> None:
+    """Simulated: customers served as a Poisson process; the end of the range is reached at least 80% of the time.
+
+    (The issue's goal; the model aims at 90%.)  It also checks the
+    estimate is not absurdly wide: the range's end is less than 4x the
+    true mean wait on average.
+    """
+    rng = random.Random(position)
+    rate = 1 / 45  # a customer served every 45 s on average
+    held = 0
+    ends = []
+    trials = 400
+    for _ in range(trials):
+        # The history the estimate sees: the last 30 minutes.
+        t, history = NOW - WINDOW, []
+        while (t := t + rng.expovariate(rate)) <= NOW:
+            history.append(t)
+        est = estimate_wait(position, history, NOW, since=0)
+        assert est is not None
+        wait = sum(rng.expovariate(rate) for _ in range(position))  # the position-th service from now
+        held += wait <= est.high * 60
+        ends.append(est.high * 60)
+    assert held / trials >= 0.8
+    assert sum(ends) / trials < 4 * position / rate
+
+
+# ---------------------------------------------------------------- engine
+
+
+def _engine(routing: RoutingMode) -> tuple[ManualClock, QueueEngine]:
+    clock = ManualClock(NOW)
+    e = QueueEngine(clock, rng=random.Random(1))
+    e.add_team("net", "Net", routing=routing, max_sessions=1)
+    e.add_rep("a", "A", ["net"])
+    e.add_rep("b", "B", ["net"])
+    e.add_rep("solo", "Solo")
+    e.add_issue("vpn", "VPN", "Network", "net")
+    return clock, e
+
+
+def test_the_engine_measures_what_its_team_queues_served() -> None:
+    clock, e = _engine(RoutingMode.NONE)
+    assert e.estimate("net") is None  # nobody served yet
+    for i in range(6):
+        clock.advance(60)
+        s = e.start_with_issue("vpn", intake(f"c{i}"))
+        e.accept("a", s.id)
+        e.end("a", s.id)
+    waiting = [e.start_with_issue("vpn", intake(f"w{i}")).id for i in range(3)]
+    est = e.estimate_for(waiting[2])
+    assert est is not None and est.seconds == pytest.approx(3 * 60)  # 6 served over the engine's 6 minutes
+    assert e.estimate("net") == e.estimate("net", 4)
+    # Customers who left are not customers served; a personal queue has no estimate.
+    e.customer_leave(waiting[0])
+    assert e.estimate_for(waiting[2]) == estimate_wait(2, [NOW + 60 * i for i in range(1, 7)], clock.now, since=NOW)
+    assert e.estimate_for(e.start_with_rep("solo", intake()).id) is None
+    # Nobody available: no data.
+    e.set_status("a", RepStatus.AWAY)
+    e.set_status("b", RepStatus.BUSY)
+    assert e.estimate_for(waiting[2]) is None
+
+
+def test_a_routed_team_counts_free_capacity() -> None:
+    clock, e = _engine(RoutingMode.LEAST_BUSY)
+    assert e.estimate("net") == WaitEstimate(15.0, 0, 1)  # two reps with room: offers go out at once
+    first = e.start_with_issue("vpn", intake()).id
+    second = e.start_with_issue("vpn", intake()).id
+    assert e.estimate("net") is None  # both reps hold an offer; nothing served yet
+    e.accept_offer(e.open_offers()[0].rep, first)
+    assert e.session(second).owner is None
+
+
+def test_estimates_are_published_to_the_team_when_they_change() -> None:
+    clock, e = _engine(RoutingMode.LEAST_BUSY)
+    heard = []
+    e.subscribe(heard.append)
+    assert e.publish_estimates() == 1  # net; solo's personal queue has none
+    data = heard[-1].data
+    assert isinstance(data, EstimateData) and data.team == "net" and data.estimate == EstimateView(0, 1, 15.0)
+    assert heard[-1].audience == {"a", "b"}
+    assert e.publish_estimates() == 0  # unchanged: nothing said
+    e.set_status("a", RepStatus.AWAY)
+    e.set_status("b", RepStatus.AWAY)
+    assert e.publish_estimates() == 1
+    last = heard[-1].data
+    assert isinstance(last, EstimateData) and last.estimate is None
