@@ -318,6 +318,22 @@ def test_turning_routing_off_withdraws_offers_and_tells_the_members() -> None:
     assert r.e.reps["erin"].routed  # still in a routed team (bill)
 
 
+def test_a_refusal_outlives_routing_turned_off_and_on_again() -> None:
+    # Found by the property test: with no team routing, the refusals used to be cleared.
+    r = Routed()
+    sid = r.arrive()
+    while (rep := r.offered(sid)) is not None:
+        r.e.decline_offer(rep, sid)  # alice, bob and erin all say no
+    for team in ("net", "bill"):
+        r.e.set_routing(team, RoutingMode.NONE)
+    r.e.set_routing("net", RoutingMode.LEAST_BUSY)
+    assert r.offered(sid) is None
+    r.e.set_routing("net", RoutingMode.NONE)
+    r.e.accept("alice", sid)  # the customer is served and leaves: their refusals go with them
+    r.e.end("alice", sid)
+    assert sid not in r.e._router.refused  # memory: nothing is kept for a gone session
+
+
 def test_the_customer_leaving_or_a_transfer_away_withdraws_the_offer() -> None:
     r = Routed()
     sid = r.arrive()

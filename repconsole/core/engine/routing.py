@@ -132,8 +132,8 @@ class Router:
             self._routed.discard(team_id)
             for offer in [o for o in self.offers.values() if o.queue.id == team_id]:
                 self._close(offer, OfferOutcome.WITHDRAWN)
-            if not self._routed:
-                self.refused.clear()  # nothing routes: nothing to remember for it
+            # Who refused what is kept: routing may come back on, and a refusal holds until the
+            # session is transferred or leaves (on_commit forgets it then).
         else:
             self._routed.add(team_id)
             self._dirty.add(team_id)
@@ -285,6 +285,8 @@ class Router:
         if left_team and s.state is SessionState.ACTIVE:
             assert old_queue is not None
             self._served[old_queue.id].add(self._clock())
+        if s.state is SessionState.ENDED and self.refused:
+            self.refused.pop(s.id, None)  # also while no team routes: refusals outlive routing being off
         if not self._routed:
             return  # no team routes (the default): no offer can be open, nothing to route
         if left_team:
@@ -303,8 +305,6 @@ class Router:
             if took:
                 self._missed[offer.rep] = 0
             self._close(offer, OfferOutcome.ACCEPTED if took else OfferOutcome.WITHDRAWN)
-        if s.state is SessionState.ENDED:
-            self.refused.pop(s.id, None)
         if old_in != now_in:
             reps = self._dir.reps
             for rep_id in old_in ^ now_in:
