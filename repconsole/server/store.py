@@ -351,6 +351,10 @@ class Store:
         row = self._db.execute("SELECT at, reply, command FROM answers WHERE login = ? AND request = ?", (login_id, request)).fetchone()
         return (row[0], bytes(row[1]), bytes(row[2])) if row is not None else None
 
+    def answer_keys(self, login_id: int) -> list[str]:
+        """The request keys of a login session's stored answers."""
+        return [key for (key,) in self._db.execute("SELECT request FROM answers WHERE login = ?", (login_id,))]
+
     def customer(self, token_hash: bytes) -> tuple[str, float] | None:
         """The session a customer's token (its hash) opens, and until when."""
         row = self._db.execute("SELECT session, expires_at FROM customers WHERE token_hash = ?", (token_hash,)).fetchone()
