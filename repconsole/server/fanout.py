@@ -174,7 +174,8 @@ class Fanout:
         self.seq = seq  # the last event published
         self._links: dict[str, set[RepLink]] = {}
         self._pending: list[LoggedEvent] = []
-        self._handle: asyncio.TimerHandle | None = None
+        self._handle: asyncio.Handle | None = None
+        self._due = 0.0  # when the pending tick goes out (the loop's time)
         self._ring: list[LoggedEvent] = []
         self._start = 0  # ring[_start:] is live; the front is compacted now and then
         # Every event with seq > floor is in the ring: a resume from
@@ -296,10 +297,16 @@ class Fanout:
         # and on a virtual clock no event would leave until a test moved time.
         due = now + (self.lazy_window if lazy else self.window)
         if self._handle is None:
-            self._handle = self._loop.call_at(due, self.flush)
-        elif self._handle.when() > due:
+            self._schedule(due, now)
+        elif self._due > due:
             self._handle.cancel()
-            self._handle = self._loop.call_at(due, self.flush)
+            self._schedule(due, now)
+
+    def _schedule(self, due: float, now: float) -> None:
+        # The next turn of the loop is call_soon's: a timer due now would wait for the
+        # same turn, but through the loop's heap of timers (a console's keepalive each).
+        self._due = due
+        self._handle = self._loop.call_soon(self.flush) if due <= now else self._loop.call_at(due, self.flush)
 
     def flush(self) -> None:
         """Write every pending event now: one tick's frames."""
