@@ -69,7 +69,8 @@ class Answers:
 
     They live in the store only (the step that ran a command wrote its answer
     with it): a lookup is one primary-key read, and memory holds none of them,
-    however many commands the resume window covers.  The store's housekeeping
+    however many commands the resume window covers (only, per live login, the
+    highest integer id it stored an answer under: a command above it skips the read).  The store's housekeeping
     forgets them when the window has passed (``Store.prune``) and at logout.
 
     Each answer keeps what it answered (``command``, a digest of the command's
