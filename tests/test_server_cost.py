@@ -131,3 +131,35 @@ def test_a_steps_rows_are_updated_in_place(site: Path, tmp_path: Path) -> None:
             assert num == int(sid[1:]) and live == 1 and b'"active"' in data
 
     run(main())
+
+
+def test_a_commands_reply_leaves_only_after_its_step_is_committed(site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What "confirmed" means (docs/protocol.md): the reply goes out after the command's
+    transaction, with its answer row, is committed; never before, never without it."""
+    order: list[str] = []
+    real_commit, real_send = Store.commit, Server._send
+
+    def commit(store: Store, *args: object, **kwargs: object) -> None:
+        real_commit(store, *args, **kwargs)  # type: ignore[arg-type]
+        order.append("committed")
+
+    async def send(server: Server, ws: object, message: object) -> None:
+        if isinstance(message, bytes) and b'"type":"result"' in message:
+            order.append("reply")
+        await real_send(server, ws, message)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Store, "commit", commit)
+    monkeypatch.setattr(Server, "_send", send)
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            sid = arrive(server)
+            alice = await RepClient.logged_in(server, "alice")
+            order.clear()
+            for n, text in enumerate(["one", "two", "three"], start=1):
+                assert isinstance(await alice.call("say" if n > 1 else "accept", rid=n, session=sid, **({"text": text} if n > 1 else {})), Result)
+                login = server.runtime.logins.of_rep("alice")[0]
+                assert server.runtime.store.answer(login.id, str(n)) is not None  # on disk with it
+            assert order == ["committed", "reply"] * 3
+
+    run(main())
