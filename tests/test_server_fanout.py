@@ -167,13 +167,27 @@ def test_the_ring_serves_resumes_within_its_window(loop: Any) -> None:
     assert fo.floor == more[1].seq and fo.replay("bob", more[0].seq) is None and len(fo.replay("bob", more[1].seq)[0]) == 2
 
 
+@pytest.mark.parametrize("disjoint_check", [0, fanout_module.DISJOINT_CHECK, 1000])
 @pytest.mark.parametrize("seed", range(4))
-def test_frames_made_per_audience_are_byte_for_byte_what_per_connection_encoding_writes(writes: list, loop: Any, seed: int) -> None:
+def test_frames_made_per_audience_are_byte_for_byte_what_per_connection_encoding_writes(
+    writes: list, loop: Any, seed: int, disjoint_check: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Random traffic, flushed at random moments, to consoles that start (snapshot) and resume
     (replay) in the middle of a tick: each connection's frames are exactly
     ``encode(Events(prev, [its events]))`` with its own ``prev``, which is what encoding per
     connection wrote, and together with its snapshot or replay they are every event its rep
-    may see, each once, in order."""
+    may see, each once, in order.  Whichever way a tick's reps are found (``disjoint_check``
+    0: by mask unless the tick has one audience; 1,000: by set intersection whenever the
+    audiences do not overlap), and both ways are taken."""
+    monkeypatch.setattr(fanout_module, "DISJOINT_CHECK", disjoint_check)
+    by_mask = [0]
+    real_by_mask = Fanout._by_mask
+
+    def counted(*args: Any) -> Any:
+        by_mask[0] += 1
+        return real_by_mask(*args)
+
+    monkeypatch.setattr(Fanout, "_by_mask", staticmethod(counted))
     site = build_site(seed)
     fo = Fanout(loop, seq=site.engine.seq, resume_window=1e9, clock=lambda: 0.0)
     driver = RandomDriver(site, seed)
@@ -231,6 +245,8 @@ def test_frames_made_per_audience_are_byte_for_byte_what_per_connection_encoding
             got.extend(frame.events)
             prev = frame.events[-1].seq
         assert got == expected, link
+    if disjoint_check == 0:
+        assert by_mask[0] > 0
 
 
 def test_a_console_that_starts_mid_tick_does_not_force_the_tick_out(writes: list, loop: Any) -> None:

@@ -679,7 +679,7 @@ class Server:
         assert rt is not None
         key = request_key(msg.id)
         digest = command_digest(msg.name, msg.args)
-        stored = rt.answers.lookup(login.id, key, self.clock.now())
+        stored = rt.answers.lookup(login.id, key, self.clock.now()) if rt.answers.may_have(login.id, msg.id) else None
         if stored is not None:
             reply, answered = stored
             if answered and answered != digest:
@@ -696,6 +696,7 @@ class Server:
                 log.exception("command %s of %s failed", msg.name, login.rep)
                 reply = encode(_refusal(msg.id, ErrorReason.INTERNAL_ERROR, "the server failed; nothing was confirmed"))
             rows.append(Store.answer_row(login.id, key, self.clock.now(), reply, digest))
+        rt.answers.stored(login.id, msg.id)
         return reply
 
     def _logout(self, login: LoginSession, current: ServerConnection) -> None:
@@ -704,6 +705,7 @@ class Server:
         with rt.step() as rows:
             rows.extend(Store.logout_rows(login.id))
         rt.logins.remove(login)  # its answers went with its row (Store.logout_rows)
+        rt.answers.forget(login.id)
         if self.cobrowse is not None:
             self.cobrowse.logout(login.id)
         log.info("%s logged out (login %d)", login.rep, login.id)

@@ -69,7 +69,8 @@ class Answers:
 
     They live in the store only (the step that ran a command wrote its answer
     with it): a lookup is one primary-key read, and memory holds none of them,
-    however many commands the resume window covers.  The store's housekeeping
+    however many commands the resume window covers (only, per live login, the
+    highest integer id it stored an answer under: a command above it skips the read).  The store's housekeeping
     forgets them when the window has passed (``Store.prune_batch``) and at logout.
 
     Each answer keeps what it answered (``command``, a digest of the command's
@@ -80,6 +81,32 @@ class Answers:
     def __init__(self, store: Store, keep: float) -> None:
         self.store = store
         self.keep = keep
+        # Per login session: no answer of it is stored under an integer request id above
+        # this.  Consoles number their requests 1, 2, 3...: a new command's id is above
+        # it, and needs no read of the store to know it was never answered (a read was
+        # a third of the store's work per command).  Learned from the store on a login's
+        # first command after a start; one int per live login, forgotten with it.
+        self._above: dict[int, int] = {}
+
+    def may_have(self, login: int, request_id: int | str) -> bool:
+        """Whether an answer to ``request_id`` may be stored for ``login`` (False: it cannot be)."""
+        if not isinstance(request_id, int) or isinstance(request_id, bool):
+            return True
+        above = self._above.get(login)
+        if above is None:
+            above = self._above[login] = max((int(key) for key in self.store.answer_keys(login) if key[:1] != '"'), default=0)
+        return request_id <= above
+
+    def stored(self, login: int, request_id: int | str) -> None:
+        """An answer to ``request_id`` was stored for ``login`` (after :meth:`may_have` for it)."""
+        if isinstance(request_id, int) and not isinstance(request_id, bool):
+            above = self._above.get(login)
+            if above is not None and request_id > above:
+                self._above[login] = request_id
+
+    def forget(self, login: int) -> None:
+        """The login session is over (logged out, expired): its answers went with it."""
+        self._above.pop(login, None)
 
     def get(self, login: int, request: str) -> bytes | None:
         hit = self.store.answer(login, request)
@@ -94,6 +121,7 @@ class Answers:
     def put(self, login: int, request: str, at: float, reply: bytes, command: bytes = b"") -> None:
         """Store an answer on its own (a command's step stores its answer with its changes)."""
         self.store.execute([Store.answer_row(login, request, at, reply, command)])
+        self._above.pop(login, None)  # whatever its id was: learned from the store again
 
 
 def command_digest(name: str, args: dict[str, Any]) -> bytes:
@@ -324,6 +352,7 @@ class Runtime:
         floor = self.fanout.prune()
         for login in self.logins.expired_before(now - EXPIRED_LOGINS_KEPT):
             self.logins.remove(login)
+            self.answers.forget(login.id)
         for keeper in self.housekeepers:
             keeper(now)
         return Cutoffs(

@@ -61,6 +61,7 @@ SCHEMA_VERSION = 4
 WAL_KEPT = 64 * 1024 * 1024
 # Rows one housekeeping batch deletes at most, per kind (Store.prune_batch): a few milliseconds.
 PRUNE_BATCH = 200
+AUDIENCES_CACHED = 256
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -129,6 +130,18 @@ CREATE INDEX IF NOT EXISTS customers_expires_at ON customers (expires_at);
 CREATE INDEX IF NOT EXISTS keys_expires_at ON keys (json_extract(CAST(data AS TEXT), '$.expires_at'))
 """,
 }
+
+
+# Rows rewritten by a step are updated in place (an upsert), not replaced: INSERT OR
+# REPLACE deletes the row and inserts it again under a new rowid, which dirties the
+# old row's page, the table's last page and its key's index pages (each a page in the
+# write-ahead log); an update in place dirties the row's page alone.
+_UPSERT_SESSION = (
+    "INSERT INTO sessions VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (id) DO UPDATE SET live = excluded.live, queue_pos = excluded.queue_pos, data = excluded.data"
+)
+_UPSERT_REP = "INSERT INTO reps VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET data = excluded.data"
+_UPSERT_META = "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 
 
 class StoreError(Exception):
@@ -227,6 +240,17 @@ class Store:
             raise StoreError(f"cannot open {path}: {exc}") from None
         # session id -> (queue, queue_entered_at, queue_pos): what decides queue order.
         self._slots: dict[str, tuple[str | None, float, int | None]] = {}
+        # An audience as logged (its members, sorted, as JSON), per audience: the engine shares
+        # one set per audience (a team's members, everyone), so a step's events mostly reuse one.
+        self._audiences: dict[frozenset[str], bytes] = {}
+
+    def _members(self, audience: frozenset[str]) -> bytes:
+        encoded = self._audiences.get(audience)
+        if encoded is None:
+            if len(self._audiences) >= AUDIENCES_CACHED:
+                self._audiences.clear()  # the engine made new sets (a reload, reps joining): start again
+            encoded = self._audiences[audience] = encode(sorted(audience))
+        return encoded
 
     @classmethod
     def open(cls, data_dir: Path, *, auto_checkpoint: bool = True) -> Store:
@@ -371,6 +395,10 @@ class Store:
         row = self._db.execute("SELECT at, reply, command FROM answers WHERE login = ? AND request = ?", (login_id, request)).fetchone()
         return (row[0], bytes(row[1]), bytes(row[2])) if row is not None else None
 
+    def answer_keys(self, login_id: int) -> list[str]:
+        """The request keys of a login session's stored answers."""
+        return [key for (key,) in self._db.execute("SELECT request FROM answers WHERE login = ?", (login_id,))]
+
     def customer(self, token_hash: bytes) -> tuple[str, float] | None:
         """The session a customer's token (its hash) opens, and until when."""
         row = self._db.execute("SELECT session, expires_at FROM customers WHERE token_hash = ?", (token_hash,)).fetchone()
@@ -468,10 +496,7 @@ class Store:
                     self._slots[sid] = (queue, s.queue_entered_at, pos)
                 else:
                     self._slots.pop(sid, None)
-                db.execute(
-                    "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?)",
-                    (sid, _arrival(sid), live, pos, encode(persist.dump_session(s, chat=False))),
-                )
+                db.execute(_UPSERT_SESSION, (sid, _arrival(sid), live, pos, encode(persist.dump_session(s, chat=False))))
             if chat:
                 db.executemany("INSERT OR REPLACE INTO chat VALUES (?, ?, ?)", chat)
             if team_lines:
@@ -480,15 +505,15 @@ class Store:
             if reads:
                 db.executemany("INSERT OR REPLACE INTO team_read VALUES (?, ?, ?)", [(t, r, n) for (t, r), n in reads.items()])
             for rep in reps:
-                db.execute("INSERT OR REPLACE INTO reps VALUES (?, ?)", (rep, encode(persist.dump_rep(engine, rep))))
+                db.execute(_UPSERT_REP, (rep, encode(persist.dump_rep(engine, rep))))
             if keys:
                 db.executemany("INSERT OR REPLACE INTO keys VALUES (?, ?)", keys.items())
             if logged:
                 db.executemany(
                     "INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?)",
-                    [(e.seq, e.at, encode(sorted(e.audience)), encode(sorted(e.gone)), e.item, e.gone_item) for e in logged],
+                    [(e.seq, e.at, self._members(e.audience), self._members(e.gone), e.item, e.gone_item) for e in logged],
                 )
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('counters', ?)", (encode(persist.counters(engine)).decode(),))
+            db.execute(_UPSERT_META, ("counters", encode(persist.counters(engine)).decode()))
             for sql, params in extra:
                 db.execute(sql, params)
 
