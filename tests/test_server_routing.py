@@ -63,6 +63,13 @@ def offers_of(rep: RepClient, sid: str) -> int:
 
 async def first_offered(sid: str, *reps: RepClient) -> tuple[RepClient, list[RepClient]]:
     """The one rep of ``reps`` offered ``sid``, and the others (who were not)."""
+    waits = [asyncio.ensure_future(rep.wait_event(offered(sid))) for rep in reps]
+    done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for w in pending:
+        w.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for w in done:
+        w.result()  # a timeout is a failure
     for rep in reps:
         await rep.drain()
     chosen = [r for r in reps if offers_of(r, sid)]
