@@ -23,7 +23,10 @@ def test_the_documented_example_is_a_valid_site() -> None:
     assert set(engine.teams) == {"frontline", "network", "billing"}
     assert engine.teams["network"].rule is not None and engine.teams["network"].rule.overflow_team == "frontline"
     assert engine.teams["billing"].rule.action is RuleAction.MARK_OVERDUE
-    assert engine.reps["alex"].max_sessions == 6 and engine.reps["priya"].max_sessions == 5
+    assert engine.reps["alex"].max_sessions == 6 and engine.reps["priya"].max_sessions == 4  # her team's
+    assert engine.teams["network"].routing == "skills" and engine.teams["network"].skills == {"Network": "vpn"}
+    assert engine.reps["priya"].skills == {"vpn"} and engine.reps["lucia"].max_sessions == 4
+    assert (engine.site.offer_timeout, engine.site.misses_before_away) == (20, 2)
     assert not any(rep.connected for rep in engine.reps.values())
     assert engine.buttons["btn-spring"].expires_at == dt.datetime(2030, 6, 30, 23, 59, 59, tzinfo=dt.UTC).timestamp()
     assert engine.site.fallback_queue == QueueRef.team("frontline")
@@ -81,7 +84,7 @@ def _line(text: str, needle: str, occurrence: int = 1) -> int:
         (('id = "carol"', 'id = "bob"'), 'id = "bob"', 2, "reps[2].id: duplicate rep id 'bob'"),
         (("grace_period = 60.0", "grace_period = 60.0\ngrace_periode = 5"), "grace_periode", 1,
          "site.grace_periode: unknown key (expected one of: grace_period, fallback_queue, max_sessions_default, key_length, "
-         "key_failures_per_minute, personal_overdue_after)"),
+         "key_failures_per_minute, personal_overdue_after, offer_timeout, misses_before_away)"),
         (('target = "rep:alice"', 'target = "rep:alicia"'), 'target = "rep:alicia"', 1, "buttons[0].target: unknown rep 'alicia'"),
         (('target = "team:net"', 'target = "team:net"\nexpires_at = 2030-01-01T00:00:00'), "expires_at", 1,
          "buttons[1].expires_at: needs a time zone (Z or +hh:mm): the server's clock is UTC"),
@@ -178,7 +181,7 @@ inline = { p = 1, q = { r = 2 } }
     [
         # An unknown key is refused at its own line, with the keys there are.
         (("max_sessions = 3", 'max_sessions = 3\ncolour = "red"'), "colour",
-         "reps[4].colour: unknown key (expected one of: id, name, teams, max_sessions, password_hash)"),
+         "reps[4].colour: unknown key (expected one of: id, name, teams, max_sessions, password_hash, skills)"),
         (("[teams.net]", "[sever]\nport = 1\n\n[teams.net]"), "[sever]",
          "sever: unknown key (expected one of: site, server, admin, teams, reps, issues, buttons, links)"),
         # A wrong type says what was expected.
@@ -217,7 +220,7 @@ def test_every_mistake_in_one_table_is_reported_not_just_the_first(tmp_path: Pat
     errors = _errors(tmp_path, text)
     assert [e.split(": ", 1)[1] for e in errors] == [
         "reps[4].max_sessions: must be a whole number between 1 and 1000",
-        "reps[4].nick: unknown key (expected one of: id, name, teams, max_sessions, password_hash)",
+        "reps[4].nick: unknown key (expected one of: id, name, teams, max_sessions, password_hash, skills)",
         "reps[4].teams: must be an array, not a whole number",
     ]
 

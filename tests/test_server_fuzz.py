@@ -47,6 +47,7 @@ from repconsole.core.commands import COMMANDS
 from repconsole.core.intake import Intake
 from repconsole.protocol import (
     MAX_FRAME,
+    MIN_PROTOCOL_VERSION,
     PROTOCOL_VERSION,
     Command,
     CustomerResume,
@@ -310,7 +311,8 @@ def expect_rep(frame: str | bytes, logged_in: bool) -> list[Expect]:
     if typ == COMMAND and not (isinstance(msg.get("args", {}), dict) and _text(msg, "name", 64)):
         return bad
     if not logged_in:
-        if typ in (LOGIN, RESUME) and msg.get("protocol", 1) != PROTOCOL_VERSION:
+        # The fuzzed site routes no team: version 2 is served too (docs/protocol.md, Versions).
+        if typ in (LOGIN, RESUME) and not MIN_PROTOCOL_VERSION <= msg.get("protocol", 1) <= PROTOCOL_VERSION:
             return [*alts, Expect(rid, frozenset({ErrorReason.UNSUPPORTED_PROTOCOL}), close=4426)]
         if typ == LOGIN:
             return [*alts, Expect(rid, frozenset({ErrorReason.BAD_CREDENTIALS, ErrorReason.RATE_LIMITED}), close=4401)]

@@ -214,7 +214,10 @@ def test_backup_while_writes_run_restores_a_state_the_server_had(tmp_path: Path)
         async with serving(site, data) as server:
             rt = server.runtime
             assert rt is not None
-            rt.after_commit.append(lambda events: states.__setitem__(rt.engine.seq, durable(persist.dump(rt.engine))))
+            # "ended" as stored: always empty (ended sessions stay in the database, read one at a time), while
+            # the engine still holds those a commit ended when its listeners run.  With them, a backup taken
+            # right at a session's end failed (about one run in three).
+            rt.after_commit.append(lambda events: states.__setitem__(rt.engine.seq, {**durable(persist.dump(rt.engine)), "ended": []}))
             alice = await RepClient.logged_in(server, "alice")
             alice.listen()
             writing = True

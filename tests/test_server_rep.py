@@ -25,6 +25,7 @@ from websockets.asyncio.client import connect
 
 from repconsole.core.intake import Intake
 from repconsole.protocol import (
+    MIN_PROTOCOL_VERSION,
     PROTOCOL_VERSION,
     ChatEvent,
     Command,
@@ -432,10 +433,10 @@ def test_a_welcome_says_which_protocol_version_the_server_answers_in(site: Path,
         async with serving(site, tmp_path / "data") as server:
             alice = await RepClient.open(server)
             welcome = await alice.login("alice")
-            assert isinstance(welcome, Welcome) and welcome.protocol == PROTOCOL_VERSION == 2
+            assert isinstance(welcome, Welcome) and welcome.protocol == PROTOCOL_VERSION == 3
             back = await RepClient.open(server)
             welcome = await back.resume(alice.token, alice.seq)
-            assert isinstance(welcome, Welcome) and welcome.resumed and welcome.protocol == 2
+            assert isinstance(welcome, Welcome) and welcome.resumed and welcome.protocol == 3
 
     run(main())
 
@@ -451,7 +452,7 @@ def test_a_console_of_an_unsupported_protocol_version_is_told_so_and_closed_4426
             c = await RepClient.open(server)
             reply = await c.login("alice", protocol=version)
             assert isinstance(reply, Error) and reply.reason == ErrorReason.UNSUPPORTED_PROTOCOL, reply
-            assert f"protocol version {PROTOCOL_VERSION}," in reply.detail and f"speaks version {version}" in reply.detail, reply
+            assert f"protocol versions {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION}," in reply.detail and f"speaks version {version}" in reply.detail, reply
             assert await c.closed_with() == 4426
             assert not server.runtime.engine.reps["alice"].connected  # nobody logged in
 

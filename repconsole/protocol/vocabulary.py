@@ -55,7 +55,10 @@ __all__ = [
 # on a message it cannot read.  Bump it when a message changes shape.
 # 2: a big snapshot comes in parts (``snapshot_part``), and a session and its
 # timeline steps leave out the fields that hold their default.
-PROTOCOL_VERSION = 2
+# 3: auto-assignment and wait estimates (issue 14): the events ``offer``,
+# ``offer_ended`` and ``estimate``.  A version 2 console is still served on a
+# site where no team routes, and never gets those events (docs/protocol.md, Versions).
+PROTOCOL_VERSION = 3
 MIN_PROTOCOL_VERSION = 2
 
 # Frames the server receives are at most this big (websockets' max_size); a

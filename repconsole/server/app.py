@@ -87,12 +87,13 @@ from repconsole.server.auth import (
 from repconsole.server.cobrowse import CobrowseDesk
 from repconsole.server.config import ServerSettings, SiteSpec
 from repconsole.server.customers import CustomerDesk
-from repconsole.server.fanout import RepLink, close_slow
+from repconsole.server.fanout import RepLink, close_slow, visible_to
 from repconsole.server.links import LinkBook
 from repconsole.server.origins import OriginPolicy, loopback
 from repconsole.server.passwords import PasswordDesk, Verdict
 from repconsole.server.proxy import TrustedProxies
 from repconsole.server.reload import Plan, reload_server
+from repconsole.server.routing import too_old_for_offers
 from repconsole.server.runtime import PersistenceFailure, Runtime, command_digest
 from repconsole.server.snapshots import send_replay, send_snapshot
 from repconsole.server.store import Store
@@ -564,8 +565,11 @@ class Server:
             except ProtocolError as exc:
                 await self._send(ws, exc.reply())
                 continue
-            if isinstance(msg, Login | Resume) and not MIN_PROTOCOL_VERSION <= msg.protocol <= PROTOCOL_VERSION:
-                await self._send(ws, _refusal(msg.id, ErrorReason.UNSUPPORTED_PROTOCOL, _unsupported(msg.protocol)))
+            if isinstance(msg, Login | Resume) and (
+                unsupported := _unsupported(msg.protocol) if not MIN_PROTOCOL_VERSION <= msg.protocol <= PROTOCOL_VERSION
+                else too_old_for_offers(self.runtime.engine if self.runtime else None, msg.protocol)
+            ):  # fmt: skip
+                await self._send(ws, _refusal(msg.id, ErrorReason.UNSUPPORTED_PROTOCOL, unsupported))
                 await ws.close(CloseCode.UNSUPPORTED_PROTOCOL, ErrorReason.UNSUPPORTED_PROTOCOL.value)
                 return None
             if isinstance(msg, Login):
@@ -612,7 +616,7 @@ class Server:
             rows.append(Store.login_row(login))
             rt.engine.rep_connected(login.rep)
         log.info("%s logged in from %s (login %d)", login.rep, address, login.id)
-        return await self._start_feed(ws, login, msg.id, token, resumed=False, last_seq=None)
+        return await self._start_feed(ws, login, msg.id, token, resumed=False, last_seq=None, protocol=msg.protocol)
 
     async def _resume(self, ws: ServerConnection, msg: Resume) -> RepLink | None:
         rt = self.runtime
@@ -626,11 +630,12 @@ class Server:
             return None
         with rt.step():
             rt.engine.rep_connected(login.rep)
-        return await self._start_feed(ws, login, msg.id, msg.token, resumed=True, last_seq=msg.last_seq)
+        return await self._start_feed(ws, login, msg.id, msg.token, resumed=True, last_seq=msg.last_seq, protocol=msg.protocol)
 
     async def _start_feed(
-        self, ws: ServerConnection, login: LoginSession, rid: RequestId, token: str, *, resumed: bool, last_seq: int | None
-    ) -> RepLink:
+        self, ws: ServerConnection, login: LoginSession, rid: RequestId, token: str, *, resumed: bool, last_seq: int | None,
+        protocol: int = PROTOCOL_VERSION,
+    ) -> RepLink:  # fmt: skip
         """Welcome, then the snapshot or the replay, then live events: in that order, nothing lost."""
         rt = self.runtime
         assert rt is not None
@@ -640,21 +645,22 @@ class Server:
         # (RepLink.served) instead of being forced out early.  So a storm of
         # sign-ins shares ticks like any other traffic.
         replay = rt.fanout.replay_items(rep, last_seq) if last_seq is not None and last_seq > self.resync_floor else None
+        replay = visible_to(protocol, replay) if replay is not None else None
         reason = ResumeReason.OUTSIDE_RESUME_WINDOW if last_seq is not None and replay is None else None
         welcome = Welcome(
             rid, rep, token, replay is not None, login.expires_at, self.clock.now(), rt.spec.server.resume_window,
-            PROTOCOL_VERSION, reason if reason is not None else UNSET,
+            protocol, reason if reason is not None else UNSET,
         )  # fmt: skip
         cursor: SnapshotCursor | None = None
         if replay is not None and last_seq is not None:
             # The replay holds every event up to the fan-out's seq now; it goes out in parts
             # (repconsole.server.snapshots.send_replay), and the link's prev is its last event's.
-            link = RepLink(ws, rep, login, last_seq, served=rt.fanout.seq)
+            link = RepLink(ws, rep, login, last_seq, served=rt.fanout.seq, protocol=protocol)
         else:
             # The snapshot as of now, built and sent a part at a time (see
             # repconsole.server.snapshots): the loop serves everyone meanwhile.
             cursor = rt.engine.snapshot_cursor(rep)
-            link = RepLink(ws, rep, login, cursor.seq)
+            link = RepLink(ws, rep, login, cursor.seq, protocol=protocol)
         # Attached before the first await: events from here on wait in the
         # link's backlog until the snapshot or replay is written.
         rt.fanout.attach(link)

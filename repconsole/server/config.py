@@ -40,7 +40,7 @@ from msgspec import Meta, field
 
 from repconsole.core.clock import Clock, ManualClock
 from repconsole.core.engine import QueueEngine
-from repconsole.core.model import CUSTOMER, QueueRef, RuleAction, SiteConfig, WaitingRule
+from repconsole.core.model import CUSTOMER, QueueRef, RoutingMode, RuleAction, SiteConfig, WaitingRule
 from repconsole.server.auth import parse_hash
 from repconsole.server.proxy import parse_network
 from repconsole.server.tomllines import KeyPath, TomlLines
@@ -53,6 +53,7 @@ __all__ = [
     "IssueSpec",
     "LinkSpec",
     "RepSpec",
+    "Routing",
     "RuleSpec",
     "ServerSettings",
     "SiteFile",
@@ -100,6 +101,19 @@ Text = Annotated[str, Meta(pattern=r"\S", extra={"message": "must be a non-empty
 Seconds = Annotated[float, Meta(ge=0, le=_CENTURY, extra={"message": _SECONDS})]  # ge=0 also refuses nan
 Timestamp = Annotated[dt.datetime, Meta(tz=True)]  # an aware time: the server's clock is UTC
 SessionCount = Annotated[int, _between(1, 1000)]
+SkillId = Annotated[str, _id("skill")]
+
+
+class Routing(enum.StrEnum):
+    """``[teams.<id>] routing``: how the team's waiting sessions reach its reps (issue 14)."""
+
+    NONE = "none"  # reps pull: accept, Get Next (the default)
+    LEAST_BUSY = "least-busy"
+    SKILLS = "skills"  # the issue's category names a skill (the team's skills map), then least busy
+
+    @property
+    def mode(self) -> RoutingMode:
+        return RoutingMode(self.value.replace("-", "_"))
 
 # ------------------------------------------------------------------ specs
 
@@ -127,6 +141,10 @@ class TeamTable(_Table, frozen=True, kw_only=True):
     name: Text
     persistent: bool = False  # keeps its sessions while none of its reps is logged in
     rule: RuleSpec | None = None
+    routing: Routing = Routing.NONE
+    # The members' capacity, unless a rep has their own (a rep in several teams: the smallest).
+    max_sessions: SessionCount | None = None
+    skills: dict[Text, SkillId] = field(default_factory=dict)  # routing = "skills": issue category -> skill
 
 
 class TeamSpec(TeamTable, frozen=True, kw_only=True):
@@ -137,8 +155,9 @@ class RepSpec(_Table, frozen=True, kw_only=True):
     id: RepId
     name: Text
     teams: tuple[str, ...] = ()
-    max_sessions: SessionCount | None = None  # None: the site's default
+    max_sessions: SessionCount | None = None  # None: the smallest of their teams', else the site's default
     password_hash: str | None = None
+    skills: tuple[SkillId, ...] = ()  # what "skills" routing matches issue categories against
 
 
 class IssueSpec(_Table, frozen=True, kw_only=True):
@@ -193,6 +212,9 @@ class SiteTable(_Table, frozen=True, kw_only=True):
     key_failures_per_minute: Annotated[int, _between(1, 1000)] = _ENGINE.key_failures_per_minute
     # Seconds a customer may wait in a rep's personal queue before being marked overdue; absent: never.
     personal_overdue_after: Seconds | None = None
+    # Auto-assignment (issue 14): seconds a rep has to answer an offer, and missed offers in a row that set them away.
+    offer_timeout: Annotated[float, Meta(ge=5, le=600, extra={"message": "must be between 5 and 600 seconds"})] = _ENGINE.offer_timeout
+    misses_before_away: Annotated[int, _between(1, 100)] = _ENGINE.misses_before_away
 
 
 class ServerSettings(_Table, frozen=True, kw_only=True):
@@ -279,14 +301,16 @@ def build_engine(spec: SiteSpec, clock: Clock, *, rng: random.Random | None = No
     """A fresh engine with the spec's directory.  Every rep starts disconnected."""
     engine = QueueEngine(clock, rng=rng, site=dataclasses.replace(spec.site))
     for t in spec.teams:
-        engine.add_team(t.id, t.name, persistent=t.persistent)
+        engine.add_team(
+            t.id, t.name, persistent=t.persistent, routing=t.routing.mode, max_sessions=t.max_sessions, skills=dict(t.skills)
+        )
     for t in spec.teams:  # rules name other teams: all of them exist by now
         if t.rule is not None:
             engine.set_rule(t.id, WaitingRule(t.rule.after, t.rule.action, t.rule.overflow_team))
     for r in spec.reps:
         # A rep is connected only while a console of theirs is: a rep who
         # never logged in cannot be picked on the support site, nor inherit.
-        engine.add_rep(r.id, r.name, r.teams, max_sessions=r.max_sessions, connected=False)
+        engine.add_rep(r.id, r.name, r.teams, max_sessions=r.max_sessions, connected=False, skills=r.skills)
     for i in spec.issues:
         engine.add_issue(i.code, i.name, i.category, i.team)
     for b in spec.buttons:
@@ -322,9 +346,15 @@ def demo_site() -> SiteSpec:
         site.fallback_queue = target(site.fallback_queue)
     return SiteSpec(
         site=site,
-        teams=tuple(TeamSpec(id=t.id, name=t.name, persistent=t.persistent, rule=rule(t.rule)) for t in scratch.teams.values()),
+        teams=tuple(
+            TeamSpec(
+                id=t.id, name=t.name, persistent=t.persistent, rule=rule(t.rule), routing=Routing(t.routing.value.replace("_", "-")),
+                max_sessions=t.max_sessions, skills=dict(t.skills),
+            )
+            for t in scratch.teams.values()
+        ),
         reps=tuple(
-            RepSpec(id=rename(r.id), name=r.name, teams=tuple(sorted(r.teams)), max_sessions=r.max_sessions)
+            RepSpec(id=rename(r.id), name=r.name, teams=tuple(sorted(r.teams)), max_sessions=r.max_sessions, skills=tuple(sorted(r.skills)))
             for r in scratch.reps.values()
         ),
         issues=tuple(IssueSpec(code=i.code, name=i.name, category=i.category, team=i.team) for i in scratch.issues.values()),
@@ -541,6 +571,17 @@ class _Reader:
         elif overflow == team_id:
             self.problem((*path, "overflow_team"), "a team cannot overflow into itself")
 
+    def check_routing(self, team_id: str, team: TeamTable, categories: set[str]) -> None:
+        path = ("teams", team_id, "skills")
+        if team.skills and team.routing is not Routing.SKILLS:
+            self.problem(path, "only a team with routing = 'skills' has a skills map")
+        elif team.routing is Routing.SKILLS and not team.skills:
+            self.problem(path, "is required when routing is 'skills' (issue category -> skill)")
+        for category in team.skills:
+            if category not in categories:
+                known = ", ".join(repr(c) for c in sorted(categories)) or "none"
+                self.problem((*path, category), f"no issue has category {category!r} (the issues' categories: {known})")
+
     def read(self, source: Path) -> SiteSpec | None:
         """The spec, or None after reporting every problem."""
         file: SiteFile | None = self.convert(self.doc, SiteFile, ())
@@ -549,8 +590,9 @@ class _Reader:
         s = file.site
         fallback = None if s.fallback_queue is None else self.target(s.fallback_queue, ("site", "fallback_queue"))
         site = SiteConfig(
-            s.grace_period, fallback, s.key_length, s.key_failures_per_minute, s.max_sessions_default, s.personal_overdue_after
-        )
+            s.grace_period, fallback, s.key_length, s.key_failures_per_minute, s.max_sessions_default, s.personal_overdue_after,
+            s.offer_timeout, s.misses_before_away,
+        )  # fmt: skip
 
         origins = self.origins(("server", "allowed_origins"), file.server.allowed_origins)
         proxies: list[str] = []
@@ -560,9 +602,11 @@ class _Reader:
             except ValueError as exc:
                 self.problem(item, str(exc))
 
+        categories = {i.category for i in file.issues}
         for team_id, t in file.teams.items():
             if t.rule is not None:
                 self.check_rule(team_id, t.rule)
+            self.check_routing(team_id, t, categories)
 
         for path, rep in self.each("reps", file.reps):
             if rep.id == CUSTOMER:
@@ -613,7 +657,7 @@ class _Reader:
             return None
         return SiteSpec(
             site=site,
-            teams=tuple(TeamSpec(id=i, name=t.name, persistent=t.persistent, rule=t.rule) for i, t in file.teams.items()),
+            teams=tuple(TeamSpec(id=i, **msgspec.structs.asdict(t)) for i, t in file.teams.items()),
             reps=file.reps,
             issues=file.issues,
             buttons=tuple(buttons),

@@ -8,7 +8,8 @@ meant for reps, or a ``reps``-only chat line.
 
 What the page is pushed:
 
-* ``status``: waiting (with the position in the queue, or on hold), active
+* ``status``: waiting (with the position in the queue and, in a team's queue,
+  the estimated wait; or on hold), active
   (with the rep's name) or ended (with why);
 * ``chat``: every line of the session visible to the customer.
 
@@ -67,6 +68,7 @@ from repconsole.protocol import (
 from repconsole.server.auth import hash_token, new_token
 from repconsole.server.config import ServerSettings
 from repconsole.server.links import LinkBook
+from repconsole.server.routing import customer_estimate
 from repconsole.server.runtime import CUSTOMER_TOKENS_KEPT, PersistenceFailure, Runtime
 from repconsole.server.store import Store
 from repconsole.server.timers import Timer
@@ -295,6 +297,9 @@ class CustomerDesk:
 
     def _on_events(self, events: Sequence[Event]) -> None:
         if not self._links:
+            # No customer to tell, but the teams' estimates (to the consoles) follow the queues.
+            if self._positions is None and any(isinstance(e.data, SessionData) for e in events):
+                self._positions = self.clock.call_later(POSITION_EVERY, self._refresh_positions)
             return
         for e in events:
             if isinstance(e.data, SessionData):
@@ -316,6 +321,12 @@ class CustomerDesk:
 
     def _refresh_positions(self) -> None:
         self._positions = None
+        # The teams' estimates move with the queues: their consoles are told where they changed.
+        try:
+            with self.runtime.step():
+                self.engine.publish_estimates()
+        except PersistenceFailure:
+            return
         # Every connected customer who waits in a queue: O(connected * log queue),
         # never a walk of a queue (tens of thousands may wait in one).
         for sid, links in self._links.items():
@@ -332,7 +343,9 @@ class CustomerDesk:
             return Status(CustomerState.ACTIVE, rep_name=rep.name if rep else UNSET)
         if s.held or s.queue is None:
             return Status(CustomerState.WAITING, held=True if s.held else UNSET)
-        return Status(CustomerState.WAITING, position=self._position(s))
+        if s.queue.is_personal:
+            return Status(CustomerState.WAITING, position=self._position(s))
+        return Status(CustomerState.WAITING, position=self._position(s), estimate=customer_estimate(self.engine, s.id))
 
     def _position(self, s: Session) -> int:
         position = self.engine.queue_position(s.id)
@@ -361,6 +374,9 @@ class CustomerDesk:
     def _prune(self, now: float) -> None:
         if self._starts is not None:
             self._starts.prune()
+        if self._positions is None:
+            # Estimates move with time too (the recent dequeue rate ages), not only with the queue.
+            self._refresh_positions()
 
     def shutdown(self) -> None:
         for handle in self._away.values():

@@ -45,6 +45,12 @@ Authorization lives in one place: :func:`repconsole.core.feed.routes`, the
 routing filter the simulator's feeds use too.  An event reaches a rep only
 if the rep is in its ``audience`` (the engine's visibility rules) or, as
 ``session_gone``, in its ``gone``.
+
+Versions: a console of protocol version 2 never gets an event kind of
+version 3 (``offer``, ``offer_ended``, ``estimate``: :func:`newer_kind`),
+which it could not decode; it is left out of that console's frames and
+replays alone (the ``prev`` of its next frame is the last event it *was*
+sent, as always).
 """
 
 from __future__ import annotations
@@ -60,10 +66,10 @@ from websockets.asyncio.server import ServerConnection, broadcast
 
 from repconsole.core.engine import Event
 from repconsole.core.feed import routes
-from repconsole.protocol import CloseCode, encode, events_frame
+from repconsole.protocol import PROTOCOL_VERSION, CloseCode, EventKind, encode, events_frame
 from repconsole.server.store import LoggedEvent
 
-__all__ = ["Fanout", "RepLink", "close_slow", "encode_event"]
+__all__ = ["OFFERS_VERSION", "Fanout", "RepLink", "close_slow", "encode_event", "newer_kind", "visible_to"]
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +89,22 @@ SLOW_LIMIT = 1024 * 1024
 RING_LIMIT = 50_000
 # How long a connection closed as too slow has to read what waited and the close frame.
 LINGER = 10.0
+# The protocol version that brought auto-assignment's events (issue 14); an
+# encoded event starts with its tag (msgspec writes the tag field first).
+OFFERS_VERSION = 3
+_NEWER_KINDS = tuple(f'{{"kind":"{k.value}",'.encode() for k in (EventKind.OFFER, EventKind.OFFER_ENDED, EventKind.ESTIMATE))
+
+
+def newer_kind(item: bytes) -> bool:
+    """Whether an encoded event is of a kind a version 2 console cannot decode."""
+    return item.startswith(_NEWER_KINDS)
+
+
+def visible_to(protocol: int, items: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+    """``items`` (seq, encoded event) without those a console of ``protocol`` cannot decode."""
+    if protocol >= OFFERS_VERSION:
+        return items
+    return [(seq, item) for seq, item in items if not newer_kind(item)]
 
 
 async def close_slow(ws: ServerConnection, reason: str, linger: float = LINGER) -> None:
@@ -126,10 +148,13 @@ class RepLink:
             events meanwhile wait in ``backlog`` so they follow it in order.
     """
 
-    __slots__ = ("backlog", "backlog_bytes", "detached", "dropped", "login", "prev", "ready", "rep", "served", "ws")
+    __slots__ = ("backlog", "backlog_bytes", "detached", "dropped", "login", "prev", "protocol", "ready", "rep", "served", "ws")
 
-    def __init__(self, ws: ServerConnection, rep: str, login: Any, prev: int, served: int | None = None) -> None:
+    def __init__(
+        self, ws: ServerConnection, rep: str, login: Any, prev: int, served: int | None = None, protocol: int = PROTOCOL_VERSION
+    ) -> None:
         self.ws = ws
+        self.protocol = protocol  # the version the console speaks: see newer_kind
         self.rep = rep
         self.login = login
         self.prev = prev
@@ -384,12 +409,15 @@ class Fanout:
         """``items`` (seq order) to every connection of ``reps``; True if a live connection was written to."""
         body = b",".join([item for _, item in items])
         first, last = items[0][0], items[-1][0]
+        newer = any(newer_kind(item) for _, item in items)
         by_prev: dict[int, list[RepLink]] = {}
         wrote = False
         for rep in reps:
             for link in tuple(connected.get(rep, ())):  # a copy: a link dropped as too slow leaves the set
-                if link.served >= first:  # it started during this tick: only what it was not served
-                    own = [(seq, item) for seq, item in items if seq > link.served]
+                if link.served >= first or (newer and link.protocol < OFFERS_VERSION):
+                    # It started during this tick (only what it was not served), or it is
+                    # a version 2 console (nothing it cannot decode): a frame of its own.
+                    own = [(seq, item) for seq, item in visible_to(link.protocol, items) if seq > link.served]
                     if own:
                         wrote |= link.ready
                         self._send(link, own, b",".join([item for _, item in own]))

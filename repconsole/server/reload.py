@@ -15,7 +15,14 @@ What changes live:
 * teams: new ones, names, ``persistent``, rules (a rule's clock starts when a
   session enters the queue: a changed rule applies to sessions that enter
   from then on);
-* reps: new ones, names, session caps, password hashes, and joining teams;
+* reps: new ones, names, session caps, skills, password hashes, and joining teams;
+* auto-assignment (issue 14): a team's ``routing``, ``skills`` map and
+  ``max_sessions``, ``[site] offer_timeout`` and ``misses_before_away``:
+  through the engine's ``set_routing``, ``set_team_capacity``,
+  ``set_capacity`` and ``set_skills``, so open offers that no longer fit are
+  withdrawn and the teams route again at once.  Turning routing on closes
+  version 2 consoles (as any team change does, see below) and refuses their
+  resume: they cannot be offered sessions (docs/protocol.md, Versions);
 * issues and buttons: new and changed ones; buttons may go;
 * the configuration's links: new, changed and removed ones.
 
@@ -39,7 +46,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from repconsole.core.engine import QueueEngine
-from repconsole.core.model import WaitingRule
+from repconsole.core.model import RoutingMode, WaitingRule
 from repconsole.protocol import CloseCode
 from repconsole.server.config import RepSpec, SiteSpec
 
@@ -140,19 +147,34 @@ def apply(engine: QueueEngine, old: SiteSpec, new: SiteSpec) -> None:
         engine.set_rule(t.id, WaitingRule(t.rule.after, t.rule.action, t.rule.overflow_team) if t.rule else None)
     for r in new.reps:
         rep = engine.reps.get(r.id)
-        cap = r.max_sessions if r.max_sessions is not None else new.site.max_sessions_default
         if rep is None:
-            engine.add_rep(r.id, r.name, r.teams, max_sessions=cap, connected=False)
+            engine.add_rep(r.id, r.name, r.teams, max_sessions=r.max_sessions, connected=False, skills=r.skills)
             engine.set_status(r.id, engine.reps[r.id].status)  # announces the new rep to everyone
             continue
         joined = set(r.teams) - rep.teams
-        if rep.name == r.name and rep.max_sessions == cap and not joined:
+        if rep.name == r.name and not joined:
             continue
-        rep.name, rep.max_sessions = r.name, cap
+        rep.name = r.name
         for team_id in joined:
             rep.teams.add(team_id)
             engine.teams[team_id].members.add(r.id)  # members only join: the engine's audience caches stay true
         engine.set_status(r.id, rep.status)  # announces the changed rep to everyone
+    # Auto-assignment (issue 14) through the engine's own calls: each withdraws the offers that no
+    # longer fit, routes again, and announces the reps whose view changed.  Teams first (a joined
+    # team's routing and capacity), then each rep's own capacity, which also takes a new site default.
+    for t in new.teams:
+        team = engine.teams[t.id]
+        members = {r.id for r in new.reps if t.id in r.teams}
+        if team.routing is not t.routing.mode or team.skills != t.skills or members - _routed_members(engine, t.id):
+            engine.set_routing(t.id, t.routing.mode, dict(t.skills))
+        if team.max_sessions != t.max_sessions:
+            engine.set_team_capacity(t.id, t.max_sessions)
+    for r in new.reps:
+        rep = engine.reps[r.id]
+        if rep.own_max_sessions != r.max_sessions or rep.max_sessions != _capacity(engine, r.id):
+            engine.set_capacity(r.id, r.max_sessions)
+        if rep.skills != frozenset(r.skills):
+            engine.set_skills(r.id, r.skills)
     for i in new.issues:
         engine.add_issue(i.code, i.name, i.category, i.team)
     for b in old.buttons:
@@ -163,6 +185,25 @@ def apply(engine: QueueEngine, old: SiteSpec, new: SiteSpec) -> None:
         engine.links.pop(link.id, None)
     for link in new.links:
         engine.add_link(link.id, link.name, link.target, issue=link.issue, expires_at=link.expires_at, origins=link.origins)
+
+
+def _routed_members(engine: QueueEngine, team_id: str) -> set[str]:
+    """The team's members whose ``routed`` flag is what their teams' routing says (a rep who just
+    joined a routed team is not among them until set_routing looks at them)."""
+    teams = engine.teams
+    return {
+        r for r in teams[team_id].members
+        if engine.reps[r].routed == any(teams[t].routing is not RoutingMode.NONE for t in engine.reps[r].teams)
+    }  # fmt: skip
+
+
+def _capacity(engine: QueueEngine, rep_id: str) -> int:
+    """The capacity in force the rep's settings give: their own, else the smallest of their teams', else the site's."""
+    rep = engine.reps[rep_id]
+    if rep.own_max_sessions is not None:
+        return rep.own_max_sessions
+    caps = [c for t in rep.teams if (c := engine.teams[t].max_sessions) is not None]
+    return min(caps) if caps else engine.site.max_sessions_default
 
 
 def reload_server(server: Server, spec: SiteSpec) -> Plan:

@@ -452,6 +452,14 @@
     append(this.badge, content);
   };
 
+  /** "About 2–4 minutes." from a status's estimate ({low, high} in whole minutes), or null: no number. */
+  function estimateText(estimate) {
+    if (!estimate) return "We are busier than usual.";
+    if (estimate.high <= 1) return "Estimated wait: less than a minute.";
+    if (estimate.low === estimate.high) return "Estimated wait: about " + estimate.high + " minutes.";
+    return "Estimated wait: about " + estimate.low + "\u2013" + estimate.high + " minutes.";
+  }
+
   /** A status push from the server. */
   ChatView.prototype.status = function (msg) {
     if (this.finished) return;
@@ -466,6 +474,8 @@
         this.sub.replaceChildren();
         if (msg.position === 1) append(this.sub, ["You're ", h("span", { class: "rc-position", "data-position": "1" }, "next"), " in line."]);
         else append(this.sub, ["You're number ", h("span", { class: "rc-position", "data-position": String(msg.position) }, String(msg.position)), " in line."]);
+        // A team's queue: the estimated wait (docs/protocol.md), null when there is too little data.
+        if ("estimate" in msg) append(this.sub, [" ", h("span", { class: "rc-estimate" }, estimateText(msg.estimate))]);
         this.setBadge(String(msg.position));
       } else {
         this.title.textContent = "Waiting for a representative";
