@@ -30,14 +30,14 @@ from typing import Any
 
 from repconsole.backend.base import FRAME_SECONDS, Backend, BackendState
 from repconsole.backend.pageplayer import PagePlayer
-from repconsole.backend.world import ME, MY_TEAMS, PEERS, World, build_site
+from repconsole.backend.world import ME, MY_TEAMS, PEERS, World, build_site, start_routing
 from repconsole.collector import collector_paused
 from repconsole.core.commands import execute
 from repconsole.core.engine import Event, QueueEngine
 from repconsole.core.errors import CommandError
 from repconsole.core.feed import RepFeed
 from repconsole.core.model import QueueRef
-from repconsole.protocol import COBROWSE_COMMANDS, ChatData, CommandResult, KeyData, SessionData, SessionState, StepKind, Visibility
+from repconsole.protocol import COBROWSE_COMMANDS, ChatData, CommandResult, KeyData, OfferData, SessionData, SessionState, StepKind, Visibility
 
 __all__ = ["SimClock", "Simulation", "SimulatorBackend"]
 
@@ -51,6 +51,10 @@ INVITE_ME_EVERY = 110.0  # site-wide
 TEAM_CHAT_EVERY = 40.0  # site-wide
 PEER_DROP_EVERY = 400.0  # site-wide
 PATIENCE = 900.0  # mean seconds a waiting customer waits before giving up
+# Issue 14: a peer answers an offer within this many seconds, and declines this share of them.
+PEER_ANSWERS_WITHIN = (2.0, 12.0)
+PEER_DECLINES = 0.15
+ESTIMATES_EVERY = 5.0  # seconds between re-estimates of the team queues' waits
 # A start with more customers than this creates them in slices of this many
 # seconds, letting the window paint and answer input between slices, and
 # shows what it created at most this often (each showing costs the window a
@@ -112,6 +116,7 @@ class Simulation:
         self._team_ids = list(engine.teams)
         self._unsubscribe = engine.subscribe(self._on_engine_event)
         self._reacting = True  # not while it creates the past (populating)
+        self._estimated_at = -math.inf
 
     # ------------------------------------------------------------ population
 
@@ -179,6 +184,9 @@ class Simulation:
                 self._attempt(self._arrive)
             self._peers(dt)
         self.engine.advance()
+        if now - self._estimated_at >= ESTIMATES_EVERY:
+            self._estimated_at = now
+            self.engine.publish_estimates()
 
     def schedule(self, delay: float, action: Callable[[], Any]) -> None:
         heapq.heappush(self._todo, (self.clock() + delay, next(self._order), action))
@@ -294,6 +302,11 @@ class Simulation:
                 if s.owner == ME and s.state is SessionState.ACTIVE and accepted:
                     sid = s.id
                     self.schedule(self.rng.uniform(1, 3), lambda: self.engine.customer_say(sid, self.world.opener()))
+            case OfferData(offer=offer) if offer.rep != ME:
+                # A peer answers its offer (a decline goes to the next rep, maybe the console's).
+                e, sid, peer = self.engine, offer.session, offer.rep
+                answer = e.decline_offer if self.rng.random() < PEER_DECLINES else e.accept_offer
+                self.schedule(self.rng.uniform(*PEER_ANSWERS_WITHIN), functools.partial(self._attempt, functools.partial(answer, peer, sid)))
             case KeyData(key=key):
                 if key.rep == ME and key.used_by is None and key.key not in self._keys_used:
                     self._keys_used.add(key.key)
@@ -387,6 +400,7 @@ class SimulatorBackend(Backend):
                 return
         else:
             self.simulation.populate(self._population)
+            start_routing(self.engine)  # its offers are in the snapshot
             self._unsubscribe = self.engine.subscribe(self._on_engine_event)
             self._deliver(self._feed.snapshot(self.engine))
         self._set_state(BackendState.LIVE, "in-process simulator")
@@ -442,6 +456,8 @@ class SimulatorBackend(Backend):
             population.close()  # stopped early: the customers created so far stay
         with collector_paused(freeze=True):
             self._backfill(total, total)
+        start_routing(self.engine)  # now that the waiting exist (their past makes no offers); live news
+        self.flush()
 
     def _backfill(self, done: int | None = None, total: int = 0) -> None:
         """Deliver the population's events so far as a backfill batch, then say how far it is (``done`` of ``total``)."""

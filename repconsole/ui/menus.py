@@ -47,6 +47,12 @@ MENUS: tuple[tuple[str, tuple[MenuItem | None, ...]], ...] = (
         MenuItem("&Accept selected", "Ctrl+Return", "_on_accept_button_clicked"),
         MenuItem("Get &Next", "Ctrl+G", "_on_get_next_button_clicked"),
         MenuItem("Generate session &key…", "Ctrl+K", "_on_key_button_clicked"),
+        SEPARATOR,
+        MenuItem("Accept &offer", "Ctrl+Shift+A", "offers.accept"),
+        MenuItem("&Decline offer", "Ctrl+Shift+D", "offers.decline"),
+        MenuItem("Pause offers for &15 minutes", None, "offers.pause", (15,)),
+        MenuItem("Pause offers for 1 &hour", None, "offers.pause", (60,)),
+        MenuItem("&Take offers again", None, "offers.pause", (0,)),
     )),
     ("&View", (
         MenuItem("&Queues tab", "Alt+0", "tabs.setCurrentIndex", (0,)),
