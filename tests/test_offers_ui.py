@@ -7,6 +7,7 @@ console starts with offers; the engine's clock and the countdown's clock are one
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +16,11 @@ import pytest
 from conftest import timeout
 from test_console import Console, open_console
 
+from repconsole.backend.simulator import SimulatorBackend
 from repconsole.backend.world import ME
 from repconsole.core.clock import ManualClock
-from repconsole.core.state import ConsoleState
+from repconsole.core.state import Changes, ConsoleState
+from repconsole.preferences import TeamAlerts
 from repconsole.protocol import EstimateView, RepStatus
 from repconsole.ui.offers import capacity_text, estimate_text
 
@@ -33,6 +36,8 @@ def clock() -> ManualClock:
 def console(qtbot, aloop, tmp_path: Path, clock: ManualClock) -> Iterator[Console]:  # type: ignore[no-untyped-def]
     c = open_console(qtbot, tmp_path / "settings", clock=clock)
     c.window.offers.clock = clock
+    c.backend.pump()  # the first step turns routing on: the rep gets offers
+    c.settle()
     yield c
     c.close()
 
@@ -65,6 +70,7 @@ def test_an_offer_shows_with_a_countdown_that_follows_the_clock(console: Console
     name = console.engine.session(mine[0].session).customer_name
     assert name in desk.card.label.text()
     assert desk.card.countdown.text() == "20 s"
+    assert desk.card.deadline == T + 20
     clock.advance(7.2)
     desk.tick()
     assert desk.card.countdown.text() == "13 s"
@@ -127,6 +133,8 @@ def test_an_offer_that_runs_out_goes_and_two_misses_set_the_rep_away(console: Co
 def test_an_offer_is_announced_assertively_and_rings(console: Console, clock: ManualClock) -> None:
     announced: list[tuple[str, str, bool]] = []
     console.window.announcer.announced.connect(lambda kind, text, assertive: announced.append((kind, text, assertive)))
+    # The team's arrivals are switched off: an offer is made to the rep, and still speaks and rings.
+    console.window.settings.preferences.team_alerts["network"] = TeamAlerts(arrivals=False)
     for sid in list(console.window.state.offers):
         console.engine.decline_offer(ME, sid)
     console.settle()
@@ -146,7 +154,11 @@ def test_capacity_text_and_pausing_offers_that_come_back_by_themselves(console: 
     label = console.window.offers.capacity_label
     offers = len(console.window.state.offers)
     assert label.text() == f"{offers}/6 · auto-assign on"
-    console.window.menu_actions["Pause offers for &15 minutes"].trigger()
+    console.window.menu_actions["&Pause offers…"].trigger()
+    dialog = console.window.offers.pause_dialog
+    assert dialog is not None and dialog.minutes.value() == 15 and dialog.minutes.accessibleName()
+    dialog.accept()
+    assert console.window.offers.pause_dialog is None
     console.qtbot.waitUntil(lambda: "paused" in label.text(), timeout=timeout(3))
     until = time.strftime("%H:%M", time.localtime(T + 15 * 60))
     assert label.text() == f"0/6 · auto-assign paused until {until}"  # pausing withdrew the open offers
@@ -174,6 +186,28 @@ def test_the_team_queue_shows_its_wait_estimate(console: Console, clock: ManualC
     assert label.text() == (f"· wait {estimate_text(est)}" if est else "")
     console.show_queue(console.window.state.personal_queue)
     assert label.isHidden()
+
+
+def test_the_state_keeps_offers_from_the_snapshot_and_events_and_estimates_across_a_snapshot(clock: ManualClock) -> None:
+    backend = SimulatorBackend(population=30, rate=0.0, seed=11, tick=0, clock=clock)
+    state = ConsoleState()
+    changes: list[Changes] = []
+    backend.add_event_listener(lambda batch: changes.append(state.apply(batch)))
+    asyncio.run(backend.start())
+    assert state.offers == {} and state.estimates == {}
+    backend.pump()
+    mine = {o.session for o in backend.engine.offers_to(ME)}
+    assert mine and set(state.offers) == mine
+    assert {o.session for c in changes for o in c.offers} == mine
+    assert set(state.estimates) == {"network", "accounts", "software"} and "network" in changes[-1].estimates
+    backend.resync()  # a fresh snapshot: the offers are in it, the estimates are kept
+    assert changes[-1].reset and set(state.offers) == mine and "network" in state.estimates
+    sid = min(mine)
+    backend.engine.decline_offer(ME, sid)
+    backend.flush()
+    assert sid not in state.offers
+    assert [(e.session, e.outcome.value) for e in changes[-1].offers_ended] == [(sid, "declined")]
+    asyncio.run(backend.stop())
 
 
 def test_texts() -> None:

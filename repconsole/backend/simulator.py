@@ -117,6 +117,9 @@ class Simulation:
         self._unsubscribe = engine.subscribe(self._on_engine_event)
         self._reacting = True  # not while it creates the past (populating)
         self._estimated_at = -math.inf
+        # Auto-assignment starts with the first step, once the population is there and the console
+        # has its snapshot: the population's past makes no offers (they would run out at once).
+        self._routing = False
 
     # ------------------------------------------------------------ population
 
@@ -176,6 +179,9 @@ class Simulation:
         now = self.clock()
         dt = max(0.0, now - self._last)
         self._last = now
+        if not self._routing:
+            self._routing = True
+            start_routing(self.engine)
         while self._todo and self._todo[0][0] <= now:
             _, _, action = heapq.heappop(self._todo)
             self._attempt(action)
@@ -400,7 +406,6 @@ class SimulatorBackend(Backend):
                 return
         else:
             self.simulation.populate(self._population)
-            start_routing(self.engine)  # its offers are in the snapshot
             self._unsubscribe = self.engine.subscribe(self._on_engine_event)
             self._deliver(self._feed.snapshot(self.engine))
         self._set_state(BackendState.LIVE, "in-process simulator")
@@ -456,8 +461,6 @@ class SimulatorBackend(Backend):
             population.close()  # stopped early: the customers created so far stay
         with collector_paused(freeze=True):
             self._backfill(total, total)
-        start_routing(self.engine)  # now that the waiting exist (their past makes no offers); live news
-        self.flush()
 
     def _backfill(self, done: int | None = None, total: int = 0) -> None:
         """Deliver the population's events so far as a backfill batch, then say how far it is (``done`` of ``total``)."""

@@ -50,9 +50,8 @@ MENUS: tuple[tuple[str, tuple[MenuItem | None, ...]], ...] = (
         SEPARATOR,
         MenuItem("Accept &offer", "Ctrl+Shift+A", "offers.accept"),
         MenuItem("&Decline offer", "Ctrl+Shift+D", "offers.decline"),
-        MenuItem("Pause offers for &15 minutes", None, "offers.pause", (15,)),
-        MenuItem("Pause offers for 1 &hour", None, "offers.pause", (60,)),
-        MenuItem("&Take offers again", None, "offers.pause", (0,)),
+        MenuItem("&Pause offers…", "Ctrl+Shift+O", "offers.ask_pause"),
+        MenuItem("&Take offers again", "Ctrl+Shift+T", "offers.pause", (0,)),
     )),
     ("&View", (
         MenuItem("&Queues tab", "Alt+0", "tabs.setCurrentIndex", (0,)),

@@ -24,17 +24,30 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QToolBar, QWidget
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QToolBar,
+    QWidget,
+)
 
 from repconsole.core.state import Changes, ConsoleState
 from repconsole.preferences import AlertEvent
 from repconsole.protocol import EstimateView, OfferOutcome, OfferView, RoutingView
 from repconsole.ui.announce import ASSERTIVE, Kind
+from repconsole.ui.keydialog import fix_size
 
 if TYPE_CHECKING:
     from repconsole.ui.mainwindow import MainWindow
 
-__all__ = ["OfferCard", "OfferDesk", "capacity_text", "estimate_text", "offer_text"]
+__all__ = ["OfferCard", "OfferDesk", "PauseDialog", "capacity_text", "estimate_text", "offer_text"]
 
 TICK_MS = 250  # the countdown's resolution: a whole second never shows late by more than this
 
@@ -159,6 +172,31 @@ class OfferCard(QFrame):
             self.declineRequested.emit(self.session)
 
 
+class PauseDialog(QDialog):
+    """Asks for how many minutes to take no offers (they come back by themselves).
+
+    Attributes:
+        minutes: the choice, 1 to 1440 (a day, the engine's limit).
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Pause offers")
+        form = QFormLayout(self)
+        self.minutes = QSpinBox()
+        self.minutes.setRange(1, 24 * 60)
+        self.minutes.setValue(15)
+        self.minutes.setSuffix(" min")
+        self.minutes.setAccessibleName("Pause offers for, in minutes")
+        form.addRow("Pause offers for:", self.minutes)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Pause")
+        form.addRow(buttons)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        fix_size(self, form, 280)  # sized once: no size-hint changes once shown
+
+
 class OfferDesk(QObject):
     """The window's part in auto-assignment: the offer card, its alert, the capacity label, pausing.
 
@@ -170,6 +208,7 @@ class OfferDesk(QObject):
         capacity_label: the status bar's capacity self-view.
         clock: the time on the backend's clock the countdown reads (tests replace it).
         away_message: the last "you were set away" sentence ("" none yet).
+        pause_dialog: the open "Pause offers" dialog, or None.
     """
 
     awaySet = Signal(str)
@@ -179,6 +218,7 @@ class OfferDesk(QObject):
         self._window = window
         self.clock: Callable[[], float] = window.now
         self.away_message = ""
+        self.pause_dialog: PauseDialog | None = None
         self.card = OfferCard()
         self.bar = QToolBar("Offers", window)
         self.bar.setObjectName("offersBar")
@@ -287,6 +327,21 @@ class OfferDesk(QObject):
         sid = self._current(session)
         if sid is not None:
             self._window._spawn("Decline offer", self._window.backend.decline_offer(sid))
+
+    def ask_pause(self) -> PauseDialog:
+        """Ask for how long to pause offers; OK pauses them."""
+        if self.pause_dialog is not None:
+            self.pause_dialog.close()
+        dialog = self.pause_dialog = PauseDialog(self._window)
+        dialog.accepted.connect(lambda: self.pause(dialog.minutes.value()))
+        dialog.finished.connect(self._on_pause_dialog_finished)
+        dialog.open()
+        return dialog
+
+    def _on_pause_dialog_finished(self, _result: int) -> None:
+        if self.pause_dialog is not None:
+            self.pause_dialog.deleteLater()
+            self.pause_dialog = None
 
     def pause(self, minutes: float) -> None:
         """Take no offers for ``minutes`` (0: take them again now); they come back by themselves."""
