@@ -127,6 +127,7 @@ def test_an_offer_that_runs_out_goes_and_two_misses_set_the_rep_away(console: Co
     desk = console.window.offers
     assert "away" in desk.away_message and desk.away_message in console.window.notice
     assert ("offers", desk.away_message, True) in announced
+    assert desk.capacity_label.text().endswith("· no offers while away")
     assert shown(console) is None  # away: no offers
 
 
@@ -183,7 +184,8 @@ def test_the_team_queue_shows_its_wait_estimate(console: Console, clock: ManualC
     pump(console, clock)  # the simulator estimates as it steps
     est = console.window.state.estimates["network"]
     label = console.window.offers.estimate_label
-    assert label.text() == (f"· wait {estimate_text(est)}" if est else "")
+    assert label.text() == (f"· wait {estimate_text(est)}" if est else "· no wait estimate")
+    assert not label.isHidden()
     console.show_queue(console.window.state.personal_queue)
     assert label.isHidden()
 

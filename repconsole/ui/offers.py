@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
 
 from repconsole.core.state import Changes, ConsoleState
 from repconsole.preferences import AlertEvent
-from repconsole.protocol import EstimateView, OfferOutcome, OfferView, RoutingView
+from repconsole.protocol import EstimateView, OfferOutcome, OfferView, RepStatus, RoutingView
 from repconsole.ui.announce import ASSERTIVE, Kind
 from repconsole.ui.keydialog import fix_size
 
@@ -61,7 +61,8 @@ def offer_text(state: ConsoleState, offer: OfferView) -> str:
 
 
 def capacity_text(state: ConsoleState, local: Callable[[float], time.struct_time] = time.localtime, offset: float = 0.0) -> str:
-    """The capacity self-view: ``"2/6 · auto-assign on"``, or ``"… paused until 14:05"``; "" outside routed teams.
+    """The capacity self-view: ``"2/6 · auto-assign on"``, ``"… paused until 14:05"``, ``"… no offers while away"``;
+    "" outside routed teams.
 
     The load counts what the engine counts against the capacity: the
     sessions the rep is in and their open offers.  ``offset``: the backend's
@@ -72,7 +73,9 @@ def capacity_text(state: ConsoleState, local: Callable[[float], time.struct_time
         return ""
     load = len(state.my_sessions()) + len(state.offers)
     until = routing.paused_until
-    if until is None:
+    if state.me.status is not RepStatus.AVAILABLE:  # only available reps get offers
+        mode = f"no offers while {state.me.status.value}"
+    elif until is None:
         mode = "auto-assign on"
     else:
         mode = f"auto-assign paused until {time.strftime('%H:%M', local(until - offset))}"
@@ -301,8 +304,12 @@ class OfferDesk(QObject):
         """Beside the title: the visible team queue's wait for a customer arriving now ("" for Personal, or no data)."""
         w = self._window
         queue = w._queue or ""
-        text = estimate_text(w.state.estimates.get(queue.removeprefix("team:"))) if queue.startswith("team:") else ""
-        self.estimate_label.setText(f"· wait {text}" if text else "")
+        team = queue.removeprefix("team:") if queue.startswith("team:") else None
+        if team is None or team not in w.state.estimates:
+            text = ""  # Personal, or not estimated yet
+        else:  # None: too few served lately, or nobody to serve (the customer reads "busier than usual")
+            text = f"· wait {estimate_text(est)}" if (est := w.state.estimates[team]) else "· no wait estimate"
+        self.estimate_label.setText(text)
         self.estimate_label.setVisible(bool(text))
 
     def tick(self) -> None:
