@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import timeout
+from test_accessibility import focusable, tab_cycle
 from test_console import Console, open_console
 
 from repconsole.backend.simulator import SimulatorBackend
@@ -210,6 +211,22 @@ def test_the_state_keeps_offers_from_the_snapshot_and_events_and_estimates_acros
     assert sid not in state.offers
     assert [(e.session, e.outcome.value) for e in changes[-1].offers_ended] == [(sid, "declined")]
     asyncio.run(backend.stop())
+
+
+def test_with_an_offer_tab_reaches_accept_and_decline_after_the_status_and_every_new_part_has_a_name(console: Console) -> None:
+    w = console.window
+    w.activateWindow()
+    desk = w.offers
+    assert shown(console) is not None
+    reached = tab_cycle(console, w.queue_list)
+    at = reached.index(w.status_combo)
+    assert reached[at + 1 : at + 3] == [desk.card.accept, desk.card.decline]
+    assert set(reached) == focusable(w)
+    name = console.engine.session(desk.card.session).customer_name
+    assert name in desk.card.accept.accessibleName() and name in desk.card.decline.accessibleName()
+    assert name in desk.card.accessibleDescription() and "seconds left" in desk.card.accessibleDescription()
+    for part in (desk.card, desk.card.countdown, desk.bar, desk.capacity_label, desk.estimate_label):
+        assert part.accessibleName()
 
 
 def test_texts() -> None:
