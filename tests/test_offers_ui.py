@@ -16,13 +16,15 @@ import pytest
 from conftest import timeout
 from test_accessibility import focusable, tab_cycle
 from test_console import Console, open_console
+from test_websocket_backend import Scene, scenario
 
 from repconsole.backend.simulator import SimulatorBackend
 from repconsole.backend.world import ME
 from repconsole.core.clock import ManualClock
+from repconsole.core.model import RoutingMode
 from repconsole.core.state import Changes, ConsoleState
 from repconsole.preferences import TeamAlerts
-from repconsole.protocol import EstimateView, RepStatus
+from repconsole.protocol import CommandName, EstimateView, RepStatus, RoutingView
 from repconsole.ui.offers import capacity_text, estimate_text
 
 T = 1_800_000_000.0
@@ -234,3 +236,24 @@ def test_texts() -> None:
     assert estimate_text(EstimateView(0, 1, 20.0)) == "under a minute"
     assert estimate_text(None) == ""
     assert capacity_text(ConsoleState()) == ""  # no snapshot: nothing to say
+
+
+def test_the_websocket_backend_sends_the_offer_commands_and_its_console_state_follows() -> None:
+    async def body(s: Scene) -> None:
+        s.server.engine.set_routing("network", RoutingMode.LEAST_BUSY)
+        await s.changed()
+        state = s.mirror.state
+        offered = sorted(state.offers)
+        assert len(offered) >= 2 and offered == sorted(o.session for o in s.server.engine.offers_to(ME))
+        declined = await s.backend.decline_offer(offered[0])
+        assert declined.session == offered[0] and s.server.received_commands(CommandName.DECLINE_OFFER)[0].args == {"session": offered[0]}
+        session = await s.backend.accept_offer(offered[1])
+        assert session.owner == ME and s.server.received_commands(CommandName.ACCEPT_OFFER)[0].args == {"session": offered[1]}
+        rep = await s.backend.pause_offers(5)
+        assert isinstance(rep.routing, RoutingView) and rep.routing.paused_until is not None
+        assert s.server.received_commands(CommandName.PAUSE_OFFERS)[0].args == {"minutes": 5}
+        await s.changed()
+        assert offered[0] not in state.offers and offered[1] not in state.offers
+        assert state.me.routing == rep.routing
+
+    scenario(body)
