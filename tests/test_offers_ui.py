@@ -110,6 +110,15 @@ def test_declining_removes_it_and_the_simulator_offers_the_next_rep(console: Con
     assert offer.rep != ME
 
 
+def test_an_offer_withdrawn_when_another_rep_takes_the_session_goes_at_once(console: Console) -> None:
+    sid = shown(console)
+    assert sid is not None
+    console.engine.accept("priya", sid)  # a pull: the offer ends, withdrawn
+    console.settle()
+    assert sid not in console.window.state.offers and shown(console) != sid
+    assert not any(a.row == sid and a.event.value == "offer" for a in console.window.alerter.pending)
+
+
 def test_an_offer_that_runs_out_goes_and_two_misses_set_the_rep_away(console: Console, clock: ManualClock) -> None:
     announced: list[tuple[str, str, bool]] = []
     console.window.announcer.announced.connect(lambda kind, text, assertive: announced.append((kind, text, assertive)))

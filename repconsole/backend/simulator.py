@@ -100,9 +100,12 @@ class Simulation:
         engine: the queue engine it drives.
         rate: customer arrivals per second.
         world: the generator of names, companies, pages and chat lines.
+
+    ``routing``: the routed teams (:data:`~repconsole.backend.world.ROUTED_TEAMS`)
+    start auto-assigning with the first :meth:`step`; False keeps every team pull only.
     """
 
-    def __init__(self, engine: QueueEngine, clock: SimClock, rng: random.Random, *, rate: float) -> None:
+    def __init__(self, engine: QueueEngine, clock: SimClock, rng: random.Random, *, rate: float, routing: bool = True) -> None:
         self.engine = engine
         self.clock = clock
         self.rng = rng
@@ -119,7 +122,7 @@ class Simulation:
         self._estimated_at = -math.inf
         # Auto-assignment starts with the first step, once the population is there and the console
         # has its snapshot: the population's past makes no offers (they would run out at once).
-        self._routing = False
+        self._routing = not routing
 
     # ------------------------------------------------------------ population
 
@@ -369,6 +372,7 @@ class SimulatorBackend(Backend):
         seed: int | None = None,
         clock: Callable[[], float] = time.time,
         tick: float = 0.1,
+        routing: bool = True,
     ) -> None:
         super().__init__()
         if population < 0 or rate < 0:
@@ -377,7 +381,7 @@ class SimulatorBackend(Backend):
         rng = random.Random(seed)
         self.engine = QueueEngine(self._clock, rng=rng)
         build_site(self.engine)
-        self.simulation = Simulation(self.engine, self._clock, rng, rate=rate)
+        self.simulation = Simulation(self.engine, self._clock, rng, rate=rate, routing=routing)
         self.pages = PagePlayer(self.engine, ME, self._deliver_cobrowse, self._clock)
         self._population = population
         self._tick = tick

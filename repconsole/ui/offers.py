@@ -266,6 +266,8 @@ class OfferDesk(QObject):
         """The window applied a batch: show its offers, end theirs, tell why the rep went away."""
         state, w = self._window.state, self._window
         for offer in changes.offers:
+            if offer.session not in state.offers:
+                continue  # made and ended in one batch (taken, moved by a rule): nothing to answer
             w.alerter.alert(AlertEvent.OFFER, offer.queue, offer.session, f"Offer: {offer_text(state, offer)}. Accept or decline.")
         if changes.reset:
             w.alerter.revalidate(state)
