@@ -20,7 +20,7 @@ from test_console import Console, open_console
 
 from repconsole.backend.world import ME
 from repconsole.core.clock import ManualClock
-from repconsole.core.model import QueueRef
+from repconsole.core.model import QueueRef, RoutingMode
 from repconsole.preferences import UNTIL_UNMUTED, AlertEvent, TeamAlerts
 from repconsole.settings import Settings
 from repconsole.ui.alerts import AlertSounds
@@ -173,6 +173,7 @@ def test_team_arrivals_alert_in_favourite_teams_and_other_teams_and_per_team(con
     prefs = w.settings.preferences
     console.show_queue(PERSONAL)
     intake = console.backend.simulation.world.intake
+    console.engine.set_routing("network", RoutingMode.NONE)  # pull only: no offers (their alerts: test_offers_ui)
     # Another team: off by default.
     s1 = console.engine.start_with_issue("wifi", intake())
     console.settle()
@@ -195,7 +196,7 @@ def test_team_arrivals_alert_in_favourite_teams_and_other_teams_and_per_team(con
 
 def test_an_overdue_customer_alerts_unless_switched_off_for_that_team(qtbot, aloop, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     clock = ManualClock(T)
-    c = open_console(qtbot, tmp_path / "s", clock=clock)
+    c = open_console(qtbot, tmp_path / "s", clock=clock, routing=False)  # pull only: no offers ring over the overdue
     try:
         wall = Wall()
         c.window.alerter.clock = wall

@@ -42,7 +42,7 @@ def test_the_dialog_shows_the_current_preferences(qtbot, settings: Settings) -> 
     dialog = PreferencesDialog(settings, TEAMS)
     qtbot.addWidget(dialog)
     rows = dialog.alert_rows
-    assert AlertEvent.OFFER not in rows  # nothing offers sessions yet
+    assert rows[AlertEvent.OFFER].sound.currentData() == "offer" and rows[AlertEvent.OFFER].repeat.currentData() == 5.0
     assert rows[AlertEvent.PERSONAL].enabled.isChecked() and rows[AlertEvent.PERSONAL].repeat.currentData() == 30.0
     assert not rows[AlertEvent.TEAM].enabled.isChecked() and not rows[AlertEvent.TEAM].sound.isEnabled()
     assert rows[AlertEvent.TRANSFER].sound.currentData() == "transfer"

@@ -55,6 +55,8 @@ from repconsole.protocol import (
     LineResult,
     LineView,
     NoResult,
+    OfferResult,
+    OfferView,
     RepResult,
     RepView,
     SessionResult,
@@ -243,6 +245,20 @@ class Backend(abc.ABC):
 
     async def set_external_key(self, session_id: str, external_key: str) -> SessionView:
         return (await self._call(CommandName.SET_EXTERNAL_KEY, SessionResult, session=session_id, external_key=external_key)).session
+
+    # ------------------------------------------------------- auto-assignment (issue 14)
+
+    async def accept_offer(self, session_id: str) -> SessionView:
+        """Take the session offered to the rep: an accept, exactly once."""
+        return (await self._call(CommandName.ACCEPT_OFFER, SessionResult, session=session_id)).session
+
+    async def decline_offer(self, session_id: str) -> OfferView:
+        """Decline the offer: the next rep is offered it, never this rep again."""
+        return (await self._call(CommandName.DECLINE_OFFER, OfferResult, session=session_id)).offer
+
+    async def pause_offers(self, minutes: float) -> RepView:
+        """No offers for ``minutes`` (0: take them again now); they come back by themselves."""
+        return (await self._call(CommandName.PAUSE_OFFERS, RepResult, minutes=minutes)).rep
 
     # ------------------------------------------------------------ co-browsing
     # The relay answers these, not the engine; see repconsole.protocol.cobrowse.

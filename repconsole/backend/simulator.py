@@ -30,14 +30,14 @@ from typing import Any
 
 from repconsole.backend.base import FRAME_SECONDS, Backend, BackendState
 from repconsole.backend.pageplayer import PagePlayer
-from repconsole.backend.world import ME, MY_TEAMS, PEERS, World, build_site
+from repconsole.backend.world import ME, MY_TEAMS, PEERS, World, build_site, start_routing
 from repconsole.collector import collector_paused
 from repconsole.core.commands import execute
 from repconsole.core.engine import Event, QueueEngine
 from repconsole.core.errors import CommandError
 from repconsole.core.feed import RepFeed
 from repconsole.core.model import QueueRef
-from repconsole.protocol import COBROWSE_COMMANDS, ChatData, CommandResult, KeyData, SessionData, SessionState, StepKind, Visibility
+from repconsole.protocol import COBROWSE_COMMANDS, ChatData, CommandResult, KeyData, OfferData, SessionData, SessionState, StepKind, Visibility
 
 __all__ = ["SimClock", "Simulation", "SimulatorBackend"]
 
@@ -51,6 +51,10 @@ INVITE_ME_EVERY = 110.0  # site-wide
 TEAM_CHAT_EVERY = 40.0  # site-wide
 PEER_DROP_EVERY = 400.0  # site-wide
 PATIENCE = 900.0  # mean seconds a waiting customer waits before giving up
+# Issue 14: a peer answers an offer within this many seconds, and declines this share of them.
+PEER_ANSWERS_WITHIN = (2.0, 12.0)
+PEER_DECLINES = 0.15
+ESTIMATES_EVERY = 5.0  # seconds between re-estimates of the team queues' waits
 # A start with more customers than this creates them in slices of this many
 # seconds, letting the window paint and answer input between slices, and
 # shows what it created at most this often (each showing costs the window a
@@ -96,9 +100,12 @@ class Simulation:
         engine: the queue engine it drives.
         rate: customer arrivals per second.
         world: the generator of names, companies, pages and chat lines.
+
+    ``routing``: the routed teams (:data:`~repconsole.backend.world.ROUTED_TEAMS`)
+    start auto-assigning with the first :meth:`step`; False keeps every team pull only.
     """
 
-    def __init__(self, engine: QueueEngine, clock: SimClock, rng: random.Random, *, rate: float) -> None:
+    def __init__(self, engine: QueueEngine, clock: SimClock, rng: random.Random, *, rate: float, routing: bool = True) -> None:
         self.engine = engine
         self.clock = clock
         self.rng = rng
@@ -112,6 +119,10 @@ class Simulation:
         self._team_ids = list(engine.teams)
         self._unsubscribe = engine.subscribe(self._on_engine_event)
         self._reacting = True  # not while it creates the past (populating)
+        self._estimated_at = -math.inf
+        # Auto-assignment starts with the first step, once the population is there and the console
+        # has its snapshot: the population's past makes no offers (they would run out at once).
+        self._routing = not routing
 
     # ------------------------------------------------------------ population
 
@@ -171,6 +182,9 @@ class Simulation:
         now = self.clock()
         dt = max(0.0, now - self._last)
         self._last = now
+        if not self._routing:
+            self._routing = True
+            start_routing(self.engine)
         while self._todo and self._todo[0][0] <= now:
             _, _, action = heapq.heappop(self._todo)
             self._attempt(action)
@@ -179,6 +193,9 @@ class Simulation:
                 self._attempt(self._arrive)
             self._peers(dt)
         self.engine.advance()
+        if now - self._estimated_at >= ESTIMATES_EVERY:
+            self._estimated_at = now
+            self.engine.publish_estimates()
 
     def schedule(self, delay: float, action: Callable[[], Any]) -> None:
         heapq.heappush(self._todo, (self.clock() + delay, next(self._order), action))
@@ -294,6 +311,11 @@ class Simulation:
                 if s.owner == ME and s.state is SessionState.ACTIVE and accepted:
                     sid = s.id
                     self.schedule(self.rng.uniform(1, 3), lambda: self.engine.customer_say(sid, self.world.opener()))
+            case OfferData(offer=offer) if offer.rep != ME:
+                # A peer answers its offer (a decline goes to the next rep, maybe the console's).
+                e, sid, peer = self.engine, offer.session, offer.rep
+                answer = e.decline_offer if self.rng.random() < PEER_DECLINES else e.accept_offer
+                self.schedule(self.rng.uniform(*PEER_ANSWERS_WITHIN), functools.partial(self._attempt, functools.partial(answer, peer, sid)))
             case KeyData(key=key):
                 if key.rep == ME and key.used_by is None and key.key not in self._keys_used:
                     self._keys_used.add(key.key)
@@ -350,6 +372,7 @@ class SimulatorBackend(Backend):
         seed: int | None = None,
         clock: Callable[[], float] = time.time,
         tick: float = 0.1,
+        routing: bool = True,
     ) -> None:
         super().__init__()
         if population < 0 or rate < 0:
@@ -358,7 +381,7 @@ class SimulatorBackend(Backend):
         rng = random.Random(seed)
         self.engine = QueueEngine(self._clock, rng=rng)
         build_site(self.engine)
-        self.simulation = Simulation(self.engine, self._clock, rng, rate=rate)
+        self.simulation = Simulation(self.engine, self._clock, rng, rate=rate, routing=routing)
         self.pages = PagePlayer(self.engine, ME, self._deliver_cobrowse, self._clock)
         self._population = population
         self._tick = tick

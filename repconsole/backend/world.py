@@ -13,9 +13,9 @@ from typing import ClassVar
 
 from repconsole.core.engine import QueueEngine
 from repconsole.core.intake import Intake
-from repconsole.core.model import Priority, QueueRef, RuleAction, WaitingRule
+from repconsole.core.model import Priority, QueueRef, RoutingMode, RuleAction, WaitingRule
 
-__all__ = ["ME", "BrowserPage", "World", "build_site"]
+__all__ = ["ME", "ROUTED_TEAMS", "BrowserPage", "World", "build_site", "start_routing"]
 
 ME = "me"
 
@@ -27,6 +27,8 @@ TEAMS = [
     ("hardware", "Hardware", WaitingRule(300, RuleAction.MARK_OVERDUE)),
 ]
 MY_TEAMS = ["network", "accounts", "software"]
+# Auto-assignment (issue 14): team id -> routing and its members' default capacity.
+ROUTED_TEAMS = {"network": (RoutingMode.LEAST_BUSY, 3)}
 
 PEERS = [
     ("priya", "Priya Raman", ["network", "software"]),
@@ -140,6 +142,13 @@ def build_site(engine: QueueEngine, *, my_name: str = "Alex Morgan") -> None:
     engine.site.grace_period = 30.0
     # So the personal queue shows time-to-breach and overdue marks too.
     engine.site.personal_overdue_after = 120.0
+
+
+def start_routing(engine: QueueEngine) -> None:
+    """Turn on the routed teams' auto-assignment (once the waiting population exists: its past makes no offers)."""
+    for team_id, (mode, capacity) in ROUTED_TEAMS.items():
+        engine.set_team_capacity(team_id, capacity)
+        engine.set_routing(team_id, mode)
 
 
 class World:

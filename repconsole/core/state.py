@@ -25,10 +25,16 @@ from msgspec import UNSET
 from repconsole.core.feed import FeedBatch
 from repconsole.protocol import (
     ChatEvent,
+    EstimateEvent,
+    EstimateView,
     InvitationView,
     KeyEvent,
     KeyView,
     LineView,
+    OfferEndedData,
+    OfferEndedEvent,
+    OfferEvent,
+    OfferView,
     QueueKind,
     RepEvent,
     RepStatus,
@@ -152,6 +158,9 @@ class Changes:
         reps: rep ids whose directory entry changed.
         keys: session keys the rep generated or that were used.
         sessions: ids of sessions that changed.
+        offers: offers made to the rep in this batch (issue 14).
+        offers_ended: the rep's offers that ended in this batch, and how.
+        estimates: teams whose wait estimate changed.
     """
 
     reset: bool = False
@@ -166,6 +175,9 @@ class Changes:
     reps: set[str] = field(default_factory=set)
     keys: list[KeyView] = field(default_factory=list)
     sessions: set[str] = field(default_factory=set)
+    offers: list[OfferView] = field(default_factory=list)
+    offers_ended: list[OfferEndedData] = field(default_factory=list)
+    estimates: set[str] = field(default_factory=set)
 
     def delta(self, queue: str) -> QueueDelta:
         d = self.queues.get(queue)
@@ -203,6 +215,10 @@ class ConsoleState:
         team_chat: per team of the rep, its chat and read marker.
         keys: the rep's live session keys, by key.
         rows: per queue key, that queue's rows by row id.
+        offers: the rep's open offers by session id, oldest first (issue 14).
+        estimates: per team id, the wait a customer arriving now is told
+            (None: no data).  Only events carry them, so a snapshot keeps
+            what came before it.
     """
 
     def __init__(self) -> None:
@@ -219,6 +235,8 @@ class ConsoleState:
         self.team_chat: dict[str, TeamChatState] = {}
         self.keys: dict[str, KeyView] = {}
         self.rows: dict[str, dict[str, Row]] = {}
+        self.offers: dict[str, OfferView] = {}
+        self.estimates: dict[str, EstimateView | None] = {}
         # session id -> {(queue key, row id)}: where that session shows.
         self._placed: dict[str, set[tuple[str, str]]] = {}
         # The ids of the sessions the rep is in, in the order they became so:
@@ -321,6 +339,16 @@ class ConsoleState:
                     self._on_rep(item.data.rep, changes)
                 case KeyEvent():
                     self._on_key(item.data.key, changes)
+                case OfferEvent():
+                    if item.data.offer.rep == self.rep_id:
+                        self.offers[item.data.offer.session] = item.data.offer
+                        changes.offers.append(item.data.offer)
+                case OfferEndedEvent():
+                    if item.data.rep == self.rep_id and self.offers.pop(item.data.session, None) is not None:
+                        changes.offers_ended.append(item.data)
+                case EstimateEvent():
+                    self.estimates[item.data.team] = item.data.estimate
+                    changes.estimates.add(item.data.team)
         changes.backfill = batch.backfill
         return changes
 
@@ -372,6 +400,7 @@ class ConsoleState:
             self._place(s, None)
         self.team_chat = {t: TeamChatState(list(c.lines), c.count, c.last_read) for t, c in snap.team_chat.items()}
         self.keys = {k.key: k for k in snap.keys}
+        self.offers = {o.session: o for o in snap.offers} if isinstance(snap.offers, list) else {}
 
     def _on_session(self, s: SessionView, changes: Changes, *, news: bool = True) -> None:
         old = self.sessions.get(s.id)

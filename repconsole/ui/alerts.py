@@ -309,6 +309,8 @@ class Alerter(QObject):
         """Drop alerts whose row was handled: accepted by anyone, left, moved, no longer overdue."""
 
         def handled(a: Alert) -> bool:
+            if a.event is AlertEvent.OFFER:
+                return a.row not in state.offers  # accepted, declined, ran out, withdrawn
             row = state.rows.get(a.queue, {}).get(a.row)
             if row is None:
                 return True

@@ -95,7 +95,7 @@ class Announcer(QObject):
         """Announce what an alert is about: whether or not its sound and banner are on."""
         kind, politeness = _FOR_ALERT[event]
         prefs = self._settings().preferences
-        if queue.startswith("team:") and event is not AlertEvent.INVITATION:
+        if queue.startswith("team:") and event not in (AlertEvent.INVITATION, AlertEvent.OFFER):  # made to the rep
             team = prefs.team(queue.removeprefix("team:"))
             if not (team.overdue if event is AlertEvent.OVERDUE else team.arrivals):
                 return False

@@ -46,6 +46,7 @@ from repconsole.ui.details import DetailsPane
 from repconsole.ui.focusorder import chain, labelled
 from repconsole.ui.keydialog import KeyRequestDialog, SessionKeyDialog
 from repconsole.ui.menus import build_menus
+from repconsole.ui.offers import OfferDesk
 from repconsole.ui.queuelist import QueueList, queue_entries
 from repconsole.ui.queuemodel import QueueTableModel
 from repconsole.ui.queuetable import QueueTableView
@@ -245,6 +246,7 @@ class MainWindow(QMainWindow):
         self.search.resultsRequested.connect(self._on_search_resultsRequested)
         self.status_combo.activated.connect(self._on_status_combo_activated)
         chain([self.queue_list, self.search, self.table, self.accept_button, self.get_next_button, self.key_button, self.status_combo])
+        self.offers = OfferDesk(self)  # issue 14: offers, capacity, pausing, wait estimates
         # Watches for the first paint of a snapshot (firstQueuePainted), then stops watching.
         self.table.viewport().installEventFilter(self)
 
@@ -355,6 +357,7 @@ class MainWindow(QMainWindow):
         else:
             self._apply_changes(changes)
         self._update_progress()
+        self.offers.update(changes)
 
     def deliver(self, batch: FeedBatch) -> None:
         """A batch the backend delivered before this window listened (signed in from the login dialog)."""

@@ -47,6 +47,11 @@ MENUS: tuple[tuple[str, tuple[MenuItem | None, ...]], ...] = (
         MenuItem("&Accept selected", "Ctrl+Return", "_on_accept_button_clicked"),
         MenuItem("Get &Next", "Ctrl+G", "_on_get_next_button_clicked"),
         MenuItem("Generate session &key…", "Ctrl+K", "_on_key_button_clicked"),
+        SEPARATOR,
+        MenuItem("Accept &offer", "Ctrl+Shift+A", "offers.accept"),
+        MenuItem("&Decline offer", "Ctrl+Shift+D", "offers.decline"),
+        MenuItem("&Pause offers…", "Ctrl+Shift+O", "offers.ask_pause"),
+        MenuItem("&Take offers again", "Ctrl+Shift+T", "offers.pause", (0,)),
     )),
     ("&View", (
         MenuItem("&Queues tab", "Alt+0", "tabs.setCurrentIndex", (0,)),

@@ -46,8 +46,9 @@ EVENT_NAMES: dict[AlertEvent, str] = {
     AlertEvent.TRANSFER: "Session transferred to me",
     AlertEvent.INVITATION: "Invitation to join a session",
     AlertEvent.OVERDUE: "Customer waiting too long (team rule)",
-}  # not OFFER: nothing offers sessions yet, so the dialog does not show it (its stored choice is kept)
-# What a screen reader is told, by field of preferences.announcements (offers: none are made yet, the switch is ready).
+    AlertEvent.OFFER: "Session offered to me (auto-assignment)",
+}
+# What a screen reader is told, by field of preferences.announcements.
 ANNOUNCEMENT_NAMES: dict[str, str] = {
     "arrivals": "New customers (personal queue, favourite teams, teams whose alert is on)",
     "transfers": "Sessions transferred to me",
