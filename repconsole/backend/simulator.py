@@ -112,6 +112,7 @@ class Simulation:
         self._team_ids = list(engine.teams)
         self._unsubscribe = engine.subscribe(self._on_engine_event)
         self._reacting = True  # not while it creates the past (populating)
+        self.on_typing: Callable[[str], None] | None = None  # told when a customer starts typing (issue 14)
 
     # ------------------------------------------------------------ population
 
@@ -287,13 +288,13 @@ class Simulation:
         match event.data:
             case ChatData(session=sid, line=line):
                 if line.author == ME and line.visibility is Visibility.ALL:
-                    self.schedule(self.rng.uniform(2, 6), lambda: self.engine.customer_say(sid, self.world.reply()))
+                    self._say_later(sid, self.rng.uniform(2, 6), self.world.reply)
             case SessionData(session=s):
                 last = s.timeline[-1] if s.timeline else None
                 accepted = last is not None and last.kind is StepKind.ACCEPTED and last.by == ME
                 if s.owner == ME and s.state is SessionState.ACTIVE and accepted:
                     sid = s.id
-                    self.schedule(self.rng.uniform(1, 3), lambda: self.engine.customer_say(sid, self.world.opener()))
+                    self._say_later(sid, self.rng.uniform(1, 3), self.world.opener)
             case KeyData(key=key):
                 if key.rep == ME and key.used_by is None and key.key not in self._keys_used:
                     self._keys_used.add(key.key)
@@ -302,6 +303,13 @@ class Simulation:
                         self.rng.uniform(4, 12),
                         functools.partial(self._type_key, key.key),
                     )
+
+    def _say_later(self, sid: str, delay: float, text: Callable[[], str]) -> None:
+        """The customer types for a while (the console is told, as a page would), then says ``text()``."""
+        if self.on_typing is not None:
+            on_typing = self.on_typing
+            self.schedule(max(0.0, delay - 1.5), lambda: on_typing(sid))
+        self.schedule(delay, lambda: self.engine.customer_say(sid, text()))
 
     def _type_key(self, key: str) -> None:
         self.engine.start_with_key(key, self.world.intake(), source="phone")
@@ -360,6 +368,7 @@ class SimulatorBackend(Backend):
         build_site(self.engine)
         self.simulation = Simulation(self.engine, self._clock, rng, rate=rate)
         self.pages = PagePlayer(self.engine, ME, self._deliver_cobrowse, self._clock)
+        self.simulation.on_typing = self._deliver_typing
         self._population = population
         self._tick = tick
         self._feed = RepFeed(ME)
