@@ -10,10 +10,14 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QTabWidget
+from test_console import first_waiting, open_console
 
 from repconsole.backend.simulator import SimulatorBackend
 from repconsole.core.engine import QueueEngine
@@ -104,16 +108,14 @@ def test_the_backends_typing_reaches_the_tab_and_the_reps_typing_reaches_the_bac
     tabs = QTabWidget()
     qtbot.addWidget(tabs)
     tabs.addTab(tab, tab.title)
-    queue_typing: list[str] = []
-    wiring = PresenceWiring(backend, tabs, {owned.id: tab}, queue_typing.append)
+    wiring = PresenceWiring(backend, tabs, {owned.id: tab})
     wiring.attach(tab)
     sent: list[str] = []
     monkeypatch.setattr(backend, "typing", sent.append)
 
     backend._deliver_typing(owned.id)
-    assert tab.presence.typing and queue_typing == [owned.id]
-    backend._deliver_typing("S999")  # a session without a tab: the queue row only
-    assert queue_typing == [owned.id, "S999"]
+    assert tab.presence.typing
+    backend._deliver_typing("S999")  # a session without a tab: nothing to show
 
     # The rep types: one notice per 2 s, however many keys.
     qtbot.keyClicks(tab.input_edit, "Let me")
@@ -145,6 +147,42 @@ def test_the_simulators_customers_type_before_they_send(qtbot: Any, engine: Queu
             said_at = clock.now
     assert said_at is not None and typing
     assert typing[0][0] == s.id and typing[0][1] < said_at
+
+
+def test_the_queue_row_shows_the_customer_typing_until_five_seconds_pass_or_the_line_comes(qtbot: Any, aloop: Any, tmp_path: Path) -> None:
+    c = open_console(qtbot, tmp_path / "settings")
+    try:
+        w = c.window
+        clock = Clock(1000.0)
+        w.presence.clock = clock
+        sid = first_waiting(c, "team:network")
+        column = w.model.column_index("customer")
+        index = w.model.index_for(sid, column)
+        assert w.model.data(index, Qt.ItemDataRole.DecorationRole) is None
+        with qtbot.waitSignal(w.model.dataChanged, timeout=1000):
+            c.backend._deliver_typing(sid)
+        index = w.model.index_for(sid, column)
+        assert isinstance(w.model.data(index, Qt.ItemDataRole.DecorationRole), QIcon)
+        assert w.model.data(index, Qt.ItemDataRole.AccessibleDescriptionRole).endswith(", typing")
+        w.table.grab().save(str(tmp_path / "queue_typing.png"))
+        clock.now += TYPING_CLEAR - 0.1
+        w.presence.expire()
+        assert sid in w.model.typing
+        clock.now += 0.1
+        w.presence.expire()
+        assert w.model.data(w.model.index_for(sid, column), Qt.ItemDataRole.DecorationRole) is None
+        # The customer's line clears it at once (a session of the rep's: its lines reach the console).
+        c.double_click_row(sid)
+        c.wait_tab(sid)
+        c.settle()
+        c.backend._deliver_typing(sid)
+        assert sid in w.model.typing and w.session_tabs[sid].presence.typing
+        c.engine.customer_say(sid, "Hello?")
+        c.settle()
+        qtbot.waitUntil(lambda: sid not in w.model.typing, timeout=2000)
+        assert not w.session_tabs[sid].presence.typing
+    finally:
+        c.close()
 
 
 # ------------------------------------------------------------------ nudge and silence

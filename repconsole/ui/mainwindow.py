@@ -124,7 +124,7 @@ class MainWindow(QMainWindow):
         backend.add_event_listener(self._on_backend_events)
         backend.add_state_listener(self._on_backend_state)
         backend.add_cobrowse_listener(self._on_backend_cobrowse)
-        self.presence = PresenceWiring(backend, self.tabs, self.session_tabs)  # typing, silence (issue 14)
+        self.presence = PresenceWiring(backend, self.tabs, self.session_tabs, self.model)  # typing, silence (issue 14)
         self.loading = loading.LoadingOverlay(self.table, backend)  # after the window's listener: sees each batch applied
         self.loading.filled.connect(self._reopen_tabs)
         self.loading.fillingChanged.connect(self._update_backend_label)  # "loading customers", not "connecting"

@@ -5,8 +5,10 @@ Kept out of mainwindow.py (at its size limit): the window makes one
 it opens.
 
 * The backend's "the customer of S5 is typing" goes to S5's tab
-  (:meth:`PresenceBar.customer_typing`) and, through ``on_queue_typing``, to
-  the queue row;
+  (:meth:`PresenceBar.customer_typing`) and to the queue row
+  (:meth:`QueueTableModel.set_typing`: a bubble by the customer's name),
+  which loses it after :data:`TYPING_CLEAR` s without another notice (a
+  one-second timer, on the injected clock) or when the customer's line comes;
 * a tab's ``typingRequested`` goes to :meth:`Backend.typing` (fire and forget);
 * a tab whose customer went silent gets an icon on the tab bar, and its
   tooltip and accessible name say so.
@@ -14,14 +16,19 @@ it opens.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QStyle, QTabWidget
 
 from repconsole.backend.base import Backend
+from repconsole.core.feed import FeedBatch
+from repconsole.protocol import CUSTOMER, ChatData
+from repconsole.ui.presence import TYPING_CLEAR
+from repconsole.ui.queuemodel import QueueTableModel
 
 if TYPE_CHECKING:
     from repconsole.ui.sessiontab import SessionTab
@@ -37,14 +44,22 @@ class PresenceWiring(QObject):
         backend: Backend,
         tabs: QTabWidget,
         session_tabs: Mapping[str, SessionTab],
-        on_queue_typing: Callable[[str], None] | None = None,
+        model: QueueTableModel | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(tabs)
         self.backend = backend
         self.tabs = tabs
         self.session_tabs = session_tabs
-        self.on_queue_typing = on_queue_typing
+        self.model = model
+        self.clock = clock
+        self._typing_at: dict[str, float] = {}  # the queue rows marked typing: when their last notice came
+        self._timer = QTimer(self)
+        self._timer.setInterval(1000)
+        self._timer.timeout.connect(self.expire)
         backend.add_typing_listener(self._on_backend_typing)
+        backend.add_event_listener(self._on_backend_events)
 
     def attach(self, tab: SessionTab) -> None:
         """Wire a tab the window just opened."""
@@ -57,8 +72,31 @@ class PresenceWiring(QObject):
         tab = self.session_tabs.get(session_id)
         if tab is not None:
             tab.presence.customer_typing()
-        if self.on_queue_typing is not None:
-            self.on_queue_typing(session_id)
+        if self.model is not None:
+            self._typing_at[session_id] = self.clock()
+            self.model.set_typing(session_id, True)
+            self._timer.start()
+
+    def expire(self) -> None:
+        """Unmark the queue rows whose last notice is :data:`TYPING_CLEAR` s old."""
+        now = self.clock()
+        for sid in [sid for sid, at in self._typing_at.items() if now - at >= TYPING_CLEAR]:
+            self._unmark(sid)
+
+    def _unmark(self, session_id: str) -> None:
+        self._typing_at.pop(session_id, None)
+        if self.model is not None:
+            self.model.set_typing(session_id, False)
+        if not self._typing_at:
+            self._timer.stop()
+
+    def _on_backend_events(self, batch: FeedBatch) -> None:
+        if not self._typing_at:
+            return
+        for item in batch:
+            data = getattr(item, "data", None)  # a snapshot has none
+            if isinstance(data, ChatData) and data.line.author == CUSTOMER:
+                self._unmark(data.session)
 
     def _flag(self, tab: SessionTab, silent: bool) -> None:
         index = self.tabs.indexOf(tab)
