@@ -70,7 +70,7 @@ class SessionTab(QWidget):
     session; a participant sees those greyed out and gets Leave instead.
     Keyboard: Enter or Ctrl+Enter sends, Alt+T transfers, Alt+S shares,
     Alt+H holds, Alt+U resumes, Alt+E ends, Alt+L leaves, Alt+R toggles
-    "Reps only".
+    "Reps only", Alt+I asks "Still there?".
 
     Signals:
         sendRequested(str, bool): the rep sent a chat line: text (stripped,
