@@ -118,6 +118,8 @@ class StartupPreferences(msgspec.Struct, kw_only=True):
 
 class ChatPreferences(msgspec.Struct, kw_only=True):
     enter_sends: bool = True  # else Ctrl+Enter sends and Enter adds a line
+    # A session whose customer has not written for this many minutes is flagged in its tab (0: never; issue 14).
+    silent_after_minutes: Annotated[int, msgspec.Meta(ge=0, le=1440)] = 3
 
 
 class Confirmations(msgspec.Struct, kw_only=True):

@@ -390,3 +390,23 @@ def test_a_server_restart_greys_the_queue_and_the_console_resumes(console: Conso
     qtbot.waitUntil(lambda: console.peer.backend.state is BackendState.LIVE, timeout=timeout(10))
     after = console.customer("After The Restart")
     qtbot.waitUntil(lambda: w.model.row_by_id(after.session) is not None, timeout=timeout(3))
+
+
+def test_typing_both_ways_and_still_there(console: Console) -> None:
+    """Issue 14: the customer's typing shows in the tab, the rep's reaches the page, "Still there?" is a line."""
+    from repconsole.protocol import CustomerTyping, RepIsTyping
+    from repconsole.ui.presence import NUDGE_TEXT
+
+    c = console.customer("Rita Typing")
+    console.show_queue("team:network")
+    console.double_click_row(c.session)
+    tab = console.wait_tab(c.session)
+    console.qtbot.waitUntil(lambda: c.state() is CustomerState.ACTIVE, timeout=timeout(3))
+    run(console.qtbot, c.send(CustomerTyping(c.next_id())))
+    console.qtbot.waitUntil(lambda: tab.presence.typing, timeout=timeout(3))
+    assert tab.presence.typing_label.text() == "Rita is typing…"
+    console.qtbot.keyClicks(tab.input_edit, "Let me")
+    console.qtbot.waitUntil(lambda: any(isinstance(m, RepIsTyping) for m in c.received), timeout=timeout(3))
+    assert [m for m in c.received if isinstance(m, RepIsTyping)] == [RepIsTyping(console.window.state.rep_name(ME))]
+    tab.presence.nudge_button.click()
+    console.qtbot.waitUntil(lambda: NUDGE_TEXT in c.chat(), timeout=timeout(3))

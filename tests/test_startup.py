@@ -590,8 +590,9 @@ def test_commands_during_a_big_start_run_between_slices_in_their_own_batch(qtbot
     assert backend._loading and not starting.done() and reports[-1] < 8000
     assert accepted.owner == ME
     assert key.expires_at > backend.simulation.clock() + 500  # on the real clock
-    # The customer accepted says hello, the one given the key types it in (once the world runs).
-    assert len(backend.simulation._todo) == 2
+    # The customer accepted types (issue 14: the console is told) and says hello, the one given the key
+    # types it in (once the world runs).
+    assert len(backend.simulation._todo) == 3
     qtbot.waitUntil(starting.done, timeout=timeout(20))
     # One numbering, nothing lost or reordered: each batch follows the one before.
     assert heard[0].prev is None

@@ -297,3 +297,29 @@ class Backend(abc.ABC):
     async def cobrowse_ticket(self, session_id: str) -> TicketResult:
         """A single-use address of the live view, to open in a web browser."""
         return await self._call(CobrowseName.TICKET, TicketResult, session=session_id)
+
+    # --------------------------------------------------- typing (issue 14)
+
+    # Made at the first add_typing_listener: most listeners are set up in __init__.
+    _typing_listeners: list[Callable[[str], None]] | None = None
+
+    def add_typing_listener(self, listener: Callable[[str], None]) -> None:
+        """``listener(session_id)`` hears that the customer of a session the rep sees is typing.
+
+        A transient beside the feed (docs/protocol.md, Typing): no event, no
+        state; the listener shows it until the customer's line or 5 s of silence.
+        """
+        if self._typing_listeners is None:
+            self._typing_listeners = []
+        self._typing_listeners.append(listener)
+
+    def _deliver_typing(self, session_id: str) -> None:
+        for listener in list(self._typing_listeners or ()):
+            listener(session_id)
+
+    def typing(self, session_id: str) -> None:
+        """Tell the customer of ``session_id`` that the rep is typing: fire and forget (the caller throttles).
+
+        By default nobody is told (the simulator's customers do not read it).
+        """
+        del session_id

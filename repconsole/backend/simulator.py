@@ -123,6 +123,7 @@ class Simulation:
         # Auto-assignment starts with the first step, once the population is there and the console
         # has its snapshot: the population's past makes no offers (they would run out at once).
         self._routing = not routing
+        self.on_typing: Callable[[str], None] | None = None  # told when a customer starts typing (issue 14)
 
     # ------------------------------------------------------------ population
 
@@ -304,13 +305,13 @@ class Simulation:
         match event.data:
             case ChatData(session=sid, line=line):
                 if line.author == ME and line.visibility is Visibility.ALL:
-                    self.schedule(self.rng.uniform(2, 6), lambda: self.engine.customer_say(sid, self.world.reply()))
+                    self._say_later(sid, self.rng.uniform(2, 6), self.world.reply)
             case SessionData(session=s):
                 last = s.timeline[-1] if s.timeline else None
                 accepted = last is not None and last.kind is StepKind.ACCEPTED and last.by == ME
                 if s.owner == ME and s.state is SessionState.ACTIVE and accepted:
                     sid = s.id
-                    self.schedule(self.rng.uniform(1, 3), lambda: self.engine.customer_say(sid, self.world.opener()))
+                    self._say_later(sid, self.rng.uniform(1, 3), self.world.opener)
             case OfferData(offer=offer) if offer.rep != ME:
                 # A peer answers its offer (a decline goes to the next rep, maybe the console's).
                 e, sid, peer = self.engine, offer.session, offer.rep
@@ -324,6 +325,13 @@ class Simulation:
                         self.rng.uniform(4, 12),
                         functools.partial(self._type_key, key.key),
                     )
+
+    def _say_later(self, sid: str, delay: float, text: Callable[[], str]) -> None:
+        """The customer types for a while (the console is told, as a page would), then says ``text()``."""
+        if self.on_typing is not None:
+            on_typing = self.on_typing
+            self.schedule(max(0.0, delay - 1.5), lambda: on_typing(sid))
+        self.schedule(delay, lambda: self.engine.customer_say(sid, text()))
 
     def _type_key(self, key: str) -> None:
         self.engine.start_with_key(key, self.world.intake(), source="phone")
@@ -383,6 +391,7 @@ class SimulatorBackend(Backend):
         build_site(self.engine)
         self.simulation = Simulation(self.engine, self._clock, rng, rate=rate, routing=routing)
         self.pages = PagePlayer(self.engine, ME, self._deliver_cobrowse, self._clock)
+        self.simulation.on_typing = self._deliver_typing
         self._population = population
         self._tick = tick
         self._feed = RepFeed(ME)

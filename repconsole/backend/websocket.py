@@ -66,7 +66,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI, WebSocketException
 
 from repconsole.backend.backoff import Backoff
-from repconsole.backend.base import Backend, BackendState
+from repconsole.backend.base import BackendState
 from repconsole.backend.cobrowse import ChunkJoiner, PageState, PageStatus
 from repconsole.backend.errors import (
     IncompatibleServer,
@@ -78,6 +78,7 @@ from repconsole.backend.errors import (
     SignInError,
     command_error,
 )
+from repconsole.backend.wstyping import TypingFrames
 from repconsole.collector import collector_paused
 from repconsole.core.errors import CommandError
 from repconsole.core.feed import FeedBatch
@@ -181,7 +182,7 @@ def server_endpoint(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
 
-class WebSocketBackend(Backend):
+class WebSocketBackend(TypingFrames):
     """The console's rep, signed in to a queue server over WebSocket.
 
     Attributes:
@@ -658,7 +659,7 @@ class WebSocketBackend(Backend):
             case Error():
                 log.warning("server error: %s", message)
             case _:
-                log.debug("ignoring a %r message", _type(message))
+                self._on_other(message)  # wstyping: typing notices
 
     def _on_reply(self, rid: Any, message: Result | Error) -> None:
         pending = self._pending.get(str(rid))

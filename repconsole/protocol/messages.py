@@ -6,14 +6,20 @@ each means; docs/protocol.schema.json is generated from this module.
 
 **Rep endpoint** (``/rep``)
 
-* console → server: :class:`Login`, :class:`Resume`, :class:`Command`, :class:`Logout`
+* console → server: :class:`Login`, :class:`Resume`, :class:`Command`, :class:`Logout`,
+  :class:`Typing`
 * server → console: :class:`Welcome`, :class:`Snapshot` (then its :class:`SnapshotPart` frames),
-  :class:`Events`, :class:`Result`, :class:`Error`
+  :class:`Events`, :class:`Result`, :class:`Error`, :class:`CustomerIsTyping`
 
 **Customer endpoint** (``/customer``)
 
-* page → server: :class:`Start`, :class:`CustomerResume`, :class:`Say`, :class:`Leave`
-* server → page: :class:`Started`, :class:`Status`, :class:`Chat`, :class:`Result`, :class:`Error`
+* page → server: :class:`Start`, :class:`CustomerResume`, :class:`Say`, :class:`Leave`,
+  :class:`CustomerTyping`
+* server → page: :class:`Started`, :class:`Status`, :class:`Chat`, :class:`Result`, :class:`Error`,
+  :class:`RepIsTyping`
+
+The typing messages (issue 14) are transients: never answered, never
+stored, never events (they take no ``seq``); see docs/protocol.md, Typing.
 
 Parsing is sans-I/O: :func:`parse_rep` and :func:`parse_customer` turn a
 received frame into a message or raise :class:`ProtocolError` with the
@@ -63,9 +69,11 @@ from repconsole.protocol.vocabulary import (
 __all__ = [
     "Chat",
     "Command",
+    "CustomerIsTyping",
     "CustomerReply",
     "CustomerRequest",
     "CustomerResume",
+    "CustomerTyping",
     "EmptyResult",
     "Error",
     "Events",
@@ -73,6 +81,7 @@ __all__ = [
     "Login",
     "Logout",
     "ProtocolError",
+    "RepIsTyping",
     "RepReply",
     "RepRequest",
     "RequestId",
@@ -86,6 +95,7 @@ __all__ = [
     "Start",
     "Started",
     "Status",
+    "Typing",
     "Welcome",
     "decode",
     "encode",
@@ -159,7 +169,18 @@ class Logout(_Request, frozen=True, tag=MessageType.LOGOUT.value):
     """End the login session; every connection of it closes with 4000."""
 
 
-RepRequest = Login | Resume | Command | Logout
+class Typing(_Request, frozen=True, tag=MessageType.TYPING.value):
+    """The rep is typing in ``session``'s chat (throttled: at most one every 2 s).  Never answered.
+
+    The server passes it on to the session's customer only if the rep takes
+    part in the session; otherwise it is dropped, silently (a transient is
+    not worth an error, and an error would tell what the rep may not see).
+    """
+
+    session: _Name
+
+
+RepRequest = Login | Resume | Command | Logout | Typing
 
 
 # ======================================================================
@@ -243,7 +264,17 @@ class Error(_Reply, frozen=True, tag=MessageType.ERROR.value, kw_only=True):
     data: dict[str, Any]
 
 
-RepReply = Welcome | Snapshot | SnapshotPart | Events | Result | Error | CobrowseChunk | CobrowseStatus
+class CustomerIsTyping(_Reply, frozen=True, tag=MessageType.TYPING.value):
+    """The customer of ``session`` is typing (issue 14; sent only to consoles of version 3 on).
+
+    A transient beside the feed: not an event, no ``seq``, not replayed.  The
+    console shows it until the customer's line arrives or 5 s pass without another.
+    """
+
+    session: str
+
+
+RepReply = Welcome | Snapshot | SnapshotPart | Events | Result | Error | CobrowseChunk | CobrowseStatus | CustomerIsTyping
 
 
 class SnapshotJoiner:
@@ -359,7 +390,11 @@ class Leave(_Request, frozen=True, tag=MessageType.LEAVE.value):
     """The customer ends the session."""
 
 
-CustomerRequest = Start | CustomerResume | Say | Leave
+class CustomerTyping(_Request, frozen=True, tag=MessageType.TYPING.value):
+    """The customer is typing (throttled: at most one every 2 s).  Never answered once the session started."""
+
+
+CustomerRequest = Start | CustomerResume | Say | Leave | CustomerTyping
 
 
 # ======================================================================
@@ -409,7 +444,13 @@ class EmptyResult(msgspec.Struct, frozen=True):
     """The result of ``leave``: ``{}``."""
 
 
-CustomerReply = Started | Status | Chat | Result | Error
+class RepIsTyping(_Reply, frozen=True, tag=MessageType.TYPING.value):
+    """A rep of the session is typing; ``name`` is the rep's display name (never the rep's id)."""
+
+    name: str
+
+
+CustomerReply = Started | Status | Chat | Result | Error | RepIsTyping
 
 
 # ======================================================================
@@ -522,8 +563,8 @@ class _Decoders:
 
 
 _decoders = _Decoders()
-_REP_TYPES: Final = frozenset(t.__struct_config__.tag for t in (Login, Resume, Command, Logout))
-_CUSTOMER_TYPES: Final = frozenset(t.__struct_config__.tag for t in (Start, CustomerResume, Say, Leave))
+_REP_TYPES: Final = frozenset(t.__struct_config__.tag for t in (Login, Resume, Command, Logout, Typing))
+_CUSTOMER_TYPES: Final = frozenset(t.__struct_config__.tag for t in (Start, CustomerResume, Say, Leave, CustomerTyping))
 _RECORDER_TYPES: Final = frozenset(t.__struct_config__.tag for t in (Attach, Record, PageInfo, StopSharing))
 
 _M = TypeVar("_M")

@@ -124,6 +124,8 @@ class MessageType(enum.StrEnum):
     # server -> console, beside the feed
     COBROWSE = "cobrowse"
     COBROWSE_STATE = "cobrowse_state"
+    # both endpoints, both ways, beside the feed (issue 14): someone is typing
+    TYPING = "typing"
 
 
 class CloseCode(enum.IntEnum):

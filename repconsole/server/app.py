@@ -71,6 +71,7 @@ from repconsole.protocol import (
     Result,
     Resume,
     ResumeReason,
+    Typing,
     Welcome,
     encode,
     parse_rep,
@@ -524,6 +525,9 @@ class Server:
                         then()
                 elif isinstance(msg, Command):
                     await self._send(ws, self._command(link.login, msg))
+                elif isinstance(msg, Typing):
+                    assert self.customers is not None
+                    self.customers.typing.from_rep(link.rep, msg.session)  # a transient: never answered
                 elif isinstance(msg, Logout):
                     self._logout(link.login, ws)
                     await ws.close(CloseCode.LOGGED_OUT, "logged out")

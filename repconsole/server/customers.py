@@ -47,6 +47,7 @@ from repconsole.protocol import (
     CustomerLine,
     CustomerResume,
     CustomerState,
+    CustomerTyping,
     EmptyResult,
     ErrorReason,
     Leave,
@@ -72,6 +73,7 @@ from repconsole.server.routing import customer_estimate
 from repconsole.server.runtime import CUSTOMER_TOKENS_KEPT, PersistenceFailure, Runtime
 from repconsole.server.store import Store
 from repconsole.server.timers import Timer
+from repconsole.server.typingrelay import TypingRelay
 
 __all__ = ["CustomerDesk"]
 
@@ -115,6 +117,7 @@ class CustomerDesk:
         self._away: dict[str, Timer] = {}  # session id -> its customer's grace timer
         self._positions: Timer | None = None
         runtime.after_commit.append(self._on_events)
+        self.typing = TypingRelay(runtime, self.sockets)
         runtime.housekeepers.append(self._prune)
         # After a restart no customer is connected: each gets the grace period to come back.
         for s in list(self.engine.sessions()):
@@ -130,6 +133,10 @@ class CustomerDesk:
 
     def connections(self) -> int:
         return sum(len(links) for links in self._links.values())
+
+    def sockets(self, session_id: str) -> list[ServerConnection]:
+        """The connections of ``session_id``'s customer (a page open in two tabs has two)."""
+        return [link.ws for link in self._links.get(session_id, ())]
 
     def session_of(self, token: str) -> str | None:
         """The session a customer's token opens (None: unknown or expired); the co-browsing recorder attaches with it."""
@@ -173,6 +180,8 @@ class CustomerDesk:
                         with self.runtime.step():
                             line = self.engine.customer_say(link.session, msg.text)
                         await ws.send(_result(msg.id, SayResult(self._line(line.view()))), text=True)
+                    elif isinstance(msg, CustomerTyping):
+                        self.typing.from_customer(link.session)  # a transient: never answered
                     elif isinstance(msg, Leave):
                         with self.runtime.step():
                             self.engine.customer_leave(link.session)

@@ -289,6 +289,10 @@ class Fanout:
         for links in self._links.values():
             yield from links
 
+    def links_of(self, rep: str) -> Iterable[RepLink]:
+        """The connections of ``rep`` (none: offline)."""
+        return self._links.get(rep, ())
+
     def has_links(self, rep: str) -> bool:
         return rep in self._links
 

@@ -47,6 +47,7 @@ from repconsole.ui.focusorder import chain, labelled
 from repconsole.ui.keydialog import KeyRequestDialog, SessionKeyDialog
 from repconsole.ui.menus import build_menus
 from repconsole.ui.offers import OfferDesk
+from repconsole.ui.presencewiring import PresenceWiring
 from repconsole.ui.queuelist import QueueList, queue_entries
 from repconsole.ui.queuemodel import QueueTableModel
 from repconsole.ui.queuetable import QueueTableView
@@ -124,6 +125,7 @@ class MainWindow(QMainWindow):
         backend.add_event_listener(self._on_backend_events)
         backend.add_state_listener(self._on_backend_state)
         backend.add_cobrowse_listener(self._on_backend_cobrowse)
+        self.presence = PresenceWiring(backend, self.tabs, self.session_tabs, self.model)  # typing, silence (issue 14)
         self.loading = loading.LoadingOverlay(self.table, backend)  # after the window's listener: sees each batch applied
         self.loading.filled.connect(self._reopen_tabs)
         self.loading.fillingChanged.connect(self._update_backend_label)  # "loading customers", not "connecting"
@@ -653,6 +655,7 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self._save_settings)  # the open tabs survive a crash (after the focus below)
             index = self.tabs.addTab(tab, tab.title)
             self.tabs.setTabToolTip(index, f"{session.customer_name} — {session.issue or 'no issue given'}")
+            self.presence.attach(tab)
             if tab.cobrowse_view is not None:
                 page = tab.cobrowse_view
                 page.pointRequested.connect(lambda x, y, s=sid: self._spawn("Point", self.backend.cobrowse_point(s, x, y)))

@@ -63,6 +63,7 @@ from repconsole.ui.columns import (
     column_index,
     make_columns,
 )
+from repconsole.ui.icons import bubble_icon
 from repconsole.ui.spoken import BLANK, spoken_row
 from repconsole.ui.theme import Role
 
@@ -77,6 +78,7 @@ _ALIGN = int(Qt.ItemDataRole.TextAlignmentRole.value)
 _FOREGROUND = int(Qt.ItemDataRole.ForegroundRole.value)
 _BACKGROUND = int(Qt.ItemDataRole.BackgroundRole.value)
 _FONT = int(Qt.ItemDataRole.FontRole.value)
+_DECORATION = int(Qt.ItemDataRole.DecorationRole.value)
 _USER = int(Qt.ItemDataRole.UserRole.value)
 _INITIAL_SORT = int(Qt.ItemDataRole.InitialSortOrderRole.value)
 _A11Y_TEXT = int(Qt.ItemDataRole.AccessibleTextRole.value)
@@ -205,6 +207,7 @@ class QueueTableModel(QAbstractTableModel):
         self._sk = self._sort_keys(self._sort)
         self._italic: QFont | None = None
         self._bold: QFont | None = None
+        self.typing: set[str] = set()  # sessions whose customer is typing: see set_typing
 
     # ------------------------------------------------------------ Qt model
 
@@ -258,8 +261,19 @@ class QueueTableModel(QAbstractTableModel):
         if role == _A11Y_TEXT:
             return self.data(index, _DISPLAY) or BLANK
         if role == _A11Y_DESCRIPTION:
-            return self.spoken_row(r)
+            return self.spoken_row(r) + (", typing" if self._rows[r].session.id in self.typing else "")
+        if role == _DECORATION and index.column() == self._customer_col and self._rows[r].session.id in self.typing:
+            return bubble_icon()
         return None
+
+    def set_typing(self, session_id: str, typing: bool) -> None:
+        """Mark the row of ``session_id`` "the customer is typing" (a bubble by the name: issue 14), or not."""
+        if (session_id in self.typing) == typing:
+            return
+        (self.typing.add if typing else self.typing.discard)(session_id)
+        index = self.index_for(session_id, max(self._customer_col, 0))
+        if index.isValid():
+            self.dataChanged.emit(index, index, [_DECORATION])
 
     def spoken_row(self, position: int) -> str:
         """Row ``position`` in one sentence, for a screen reader ("Liam Smith, waiting 26 minutes, Networking, urgent")."""
@@ -486,6 +500,7 @@ class QueueTableModel(QAbstractTableModel):
         self._align = [_ALIGNMENTS.get(c.align, _ALIGN_LEFT) for c in self.columns]
         self._time_left_col = column_index(self.columns, "time_left")
         self._priority_col = column_index(self.columns, "priority")
+        self._customer_col = column_index(self.columns, "customer")
         # Contiguous runs of live columns: one dataChanged per run per tick.
         self._live_runs: list[tuple[int, int]] = []
         c = 0

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from repconsole.core.state import ConsoleState
-from repconsole.protocol import LineView, Priority, SessionState, SessionView, StepKind
+from repconsole.protocol import CUSTOMER, LineView, Priority, SessionState, SessionView, StepKind
 from repconsole.settings import Settings
 from repconsole.ui import theme
 from repconsole.ui.accessible import Splitter
@@ -45,6 +45,7 @@ from repconsole.ui.focusorder import chain as focus_chain
 from repconsole.ui.infopanel import InfoPanel
 from repconsole.ui.outbox import OutageBanner, PendingLines
 from repconsole.ui.pickers import ShareDialog, TargetPicker, TransferDialog
+from repconsole.ui.presence import PresenceBar, TypingThrottle
 from repconsole.ui.theme import Role
 from repconsole.ui.widgets import badge_style, clock_time, rule
 
@@ -69,7 +70,7 @@ class SessionTab(QWidget):
     session; a participant sees those greyed out and gets Leave instead.
     Keyboard: Enter or Ctrl+Enter sends, Alt+T transfers, Alt+S shares,
     Alt+H holds, Alt+U resumes, Alt+E ends, Alt+L leaves, Alt+R toggles
-    "Reps only".
+    "Reps only", Alt+I asks "Still there?".
 
     Signals:
         sendRequested(str, bool): the rep sent a chat line: text (stripped,
@@ -86,6 +87,8 @@ class SessionTab(QWidget):
         externalKeyEdited(str): the rep changed the external key (ticket id)
             and left the field; the ``set_external_key`` command.
         titleChanged(str): the tab's title (see :attr:`title`) changed.
+        typingRequested(): the rep is typing a line the customer will see
+            (at most once every 2 s): tell the customer.
 
     Attributes:
         chat_view: the chat transcript.
@@ -97,6 +100,7 @@ class SessionTab(QWidget):
         note_frame: the pinned transfer note (hidden without a note).
         error_frame: the inline error (hidden until :meth:`show_error`).
         cobrowse_view: the customer's live page for browser-sharing sessions, else None.
+        presence: "Liam is typing…", the silent flag and "Still there?" (:mod:`~repconsole.ui.presence`).
         info_panel: the scrolling customer and session details.
         external_key_edit: the editable external key in the info panel.
     """
@@ -110,6 +114,7 @@ class SessionTab(QWidget):
     leaveRequested = Signal()
     externalKeyEdited = Signal(str)
     titleChanged = Signal(str)
+    typingRequested = Signal()
 
     def __init__(
         self,
@@ -134,6 +139,8 @@ class SessionTab(QWidget):
         self._busy = False
         self._picker: TargetPicker | None = None
         self._title = ""
+        self._clock = clock
+        self._typing_throttle = TypingThrottle(clock)
 
         root = QVBoxLayout(self)
         root.setContentsMargins(0, 0, 0, 0)
@@ -169,6 +176,8 @@ class SessionTab(QWidget):
         self._show_session()
         for line in state.chats.get(session.id, ()):
             self.chat_view.add_line(line)
+            if line.author == CUSTOMER:
+                self.presence.customer_wrote(line.at)
         self.pending = PendingLines(self.chat_view, lambda: self._state.rep_id, self._restore_input)
         self._fix_minimum_size()
         theme.controller().changed.connect(self._on_theme_changed)
@@ -219,6 +228,8 @@ class SessionTab(QWidget):
         A line of the rep's that was shown as pending replaces it.
         """
         self.pending.arrived(line)
+        if line.author == CUSTOMER:
+            self.presence.customer_wrote(line.at)
         return self.chat_view.add_line(line)
 
     def set_outage(self, detail: str | None) -> None:
@@ -409,6 +420,10 @@ class SessionTab(QWidget):
         self.chat_view = ChatLog(self._state)
         self.chat_view.setAccessibleName("Session chat")
         layout.addWidget(self.chat_view, 1)
+        settings = self._settings
+        self.presence = PresenceBar(self._clock, lambda: settings.preferences.chat.silent_after_minutes if settings is not None else 3)
+        self.presence.nudgeRequested.connect(self._on_presence_nudgeRequested)
+        layout.addWidget(self.presence)
 
         layout.addWidget(rule())
 
@@ -417,6 +432,7 @@ class SessionTab(QWidget):
         self.chat_input = chat_input
         chat_input.submitted.connect(self._on_chat_input_submitted)
         self.input_edit = chat_input.input_edit
+        self.input_edit.textChanged.connect(self._on_input_edit_textChanged)
         self.input_edit.setAccessibleName("Chat message")
         self.send_button = chat_input.send_button
         self.reps_only_check = QCheckBox("&Reps only")
@@ -498,6 +514,8 @@ class SessionTab(QWidget):
         self._show_note()
         self._show_info()
         self._refresh_actions()
+        accepted = [step.at for step in s.timeline if step.kind is StepKind.ACCEPTED]
+        self.presence.set_session(s.customer_name, active=self._chatting(), since=max(accepted, default=None))
         if title != self._title:
             self._title = title
             self.titleChanged.emit(title)
@@ -550,6 +568,10 @@ class SessionTab(QWidget):
     def _show_info(self) -> None:
         self.info_panel.show_session(self._session)
 
+    def _chatting(self) -> bool:
+        """Whether the rep chats with the customer now: the session is active and the rep takes part."""
+        return self._session.state is SessionState.ACTIVE and (self.is_owner() or self.is_participant())
+
     def _may_act(self) -> bool:
         return self.is_owner() and self._session.state is not SessionState.ENDED
 
@@ -591,10 +613,23 @@ class SessionTab(QWidget):
     def _on_chat_input_submitted(self, text: str) -> None:
         # The Send button, which ChatInput checks, is disabled while busy.
         self.clear_error()
-        reps_only = self.reps_only_check.isChecked()
+        self._send(text, self.reps_only_check.isChecked())
+
+    def _send(self, text: str, reps_only: bool) -> None:
         # Shown at once as pending: the window's say (maybe queued through an outage) confirms it.
         self.pending.add(text, reps_only)
+        self._typing_throttle.reset()
         self.sendRequested.emit(text, reps_only)
+
+    def _on_presence_nudgeRequested(self, text: str) -> None:
+        # "Still there?": a normal line to the customer, as if typed (never reps only).
+        if not self._busy and self._chatting():
+            self.clear_error()
+            self._send(text, False)
+
+    def _on_input_edit_textChanged(self) -> None:
+        if self.input_edit.text().strip() and not self.reps_only_check.isChecked() and self._chatting() and self._typing_throttle.ready():
+            self.typingRequested.emit()
 
     def _on_reps_only_check_toggled(self, checked: bool) -> None:
         if checked:

@@ -39,6 +39,11 @@
     retryMaxMs: 15000,
     // A request the server has not answered in this time is given up.
     requestTimeoutMs: 20000,
+    // Typing indicators (docs/protocol.md, Typing): at most one "typing" sent
+    // every typingEveryMs while the customer types; the rep's "… is typing"
+    // shows until their line arrives or typingClearMs pass without another.
+    typingEveryMs: 2000,
+    typingClearMs: 5000,
   };
 
   var FRIENDLY = {
@@ -375,6 +380,10 @@
     this.connText = h("span");
     this.conn = h("p", { class: "rc-conn", role: "status", hidden: true }, h("span", { class: "rc-spinner", "aria-hidden": "true" }), this.connText);
     this.log = h("ol", { class: "rc-log", role: "log", "aria-live": "polite", "aria-label": "Chat messages", tabindex: "0" });
+    // "Alice Ng is typing…": a status of its own, outside the log (it is no message).
+    this.typingNote = h("p", { class: "rc-typing", role: "status", hidden: true });
+    this.typingTimer = null;
+    this.typedAt = -Infinity; // when this page last said the customer is typing
 
     var inputId = uid("rc-message");
     this.input = h("textarea", {
@@ -392,6 +401,7 @@
       h("div", { class: "rc-chat-status", role: "status" }, this.badge, h("div", null, this.title, this.sub)),
       this.conn,
       this.log,
+      this.typingNote,
       this.composer,
       this.composerError,
       h("div", { class: "rc-chat-foot" }, this.help, this.leaveButton, this.doneButton));
@@ -409,6 +419,7 @@
     });
     this.input.addEventListener("input", function () {
       self.autosize();
+      self.typed();
       if (!self.composerError.hidden && chars(self.input.value.trim()) <= LIMITS.chat) self.composerError.hidden = true;
     });
     this.leaveButton.addEventListener("click", function () { self.leave(); });
@@ -422,6 +433,36 @@
     document.addEventListener("visibilitychange", this.onVisible);
     this.note("Hi " + firstName(options.customerName || "there") + ", thanks for contacting us. A representative will be with you shortly.", "greeting");
   }
+
+  /** "Alice Ng is typing…" (a rep's name as the server gives it; none: "Your representative"). */
+  function typingText(name) {
+    return (name || "Your representative") + " is typing\u2026";
+  }
+
+  /** A rep of the session is typing: say so until their line comes or typingClearMs pass. */
+  ChatView.prototype.typing = function (name) {
+    var self = this;
+    if (this.finished) return;
+    this.typingNote.textContent = typingText(name);
+    this.typingNote.hidden = false;
+    if (this.typingTimer !== null) clearTimeout(this.typingTimer);
+    this.typingTimer = setTimeout(function () { self.stopTyping(); }, config.typingClearMs);
+  };
+
+  ChatView.prototype.stopTyping = function () {
+    if (this.typingTimer !== null) clearTimeout(this.typingTimer);
+    this.typingTimer = null;
+    this.typingNote.hidden = true;
+    this.typingNote.textContent = "";
+  };
+
+  /** The customer typed: tell the rep, at most once every typingEveryMs (and not for an empty box). */
+  ChatView.prototype.typed = function () {
+    var now = Date.now();
+    if (!this.input.value.trim() || this.finished || now - this.typedAt < config.typingEveryMs) return;
+    this.typedAt = now;
+    if (this.options.typing) this.options.typing();
+  };
 
   ChatView.prototype.autosize = function () {
     this.input.style.height = "auto";
@@ -540,6 +581,7 @@
       li = h("li", { class: "rc-line rc-line-rep" },
         h("div", { class: "rc-line-meta" }, h("span", { class: "rc-line-author" }, line.author_name || "Representative"), h("time", null, clock(line.at))),
         h("p", { class: "rc-bubble" }, line.text));
+      this.stopTyping(); // the line they were typing is here
       this.unseen();
     } else {
       li = h("li", { class: "rc-line rc-line-event", title: clock(line.at) }, h("p", null, line.text));
@@ -612,6 +654,7 @@
     if (this.finished) return;
     this.finished = true;
     this.stopHold();
+    this.stopTyping();
     this.setState("ended");
     this.title.textContent = "The session has ended";
     this.sub.textContent = detail || "Thank you for contacting us.";
@@ -753,7 +796,16 @@
       if (msg.state === "ended") this.finish();
     } else if (msg.type === "chat") {
       this.seen(msg.line);
+    } else if (msg.type === "typing") {
+      this.view.typing(msg.name);
     }
+  };
+
+  /** The customer is typing: a transient, never answered (docs/protocol.md, Typing); dropped when offline. */
+  SupportConnection.prototype.sendTyping = function () {
+    var ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN || !this.token || this.finished) return;
+    ws.send(JSON.stringify({ type: "typing", id: this.nextId++ }));
   };
 
   SupportConnection.prototype.seen = function (line) {
@@ -928,6 +980,7 @@
         if (options.onDone) options.onDone();
       },
       say: function (text) { return conn.say(text); },
+      typing: function () { conn.sendTyping(); },
       leave: function () { conn.leave(); },
     });
     conn = new SupportConnection(view, options.saved, { url: options.url, store: options.store, onFinish: options.onFinish });
@@ -961,6 +1014,7 @@
     chars: chars,
     capped: capped,
     sentence: sentence,
+    typingText: typingText,
     firstName: firstName,
     initials: initials,
     intake: intake,
