@@ -45,6 +45,7 @@ import random
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -90,6 +91,7 @@ class Day:
     customers: list[Customer] = field(default_factory=list)
     offers: int = 0
     gave_up: int = 0
+    sessions: Counter[str] = field(default_factory=Counter)  # accepted, per rep
     wall: float = 0.0
 
     def scored(self, hour: int | None = None, min_wait: float = 0.0) -> list[Customer]:
@@ -118,8 +120,14 @@ def point_ok(c: Customer) -> bool:
     return abs(c.estimate[0] - c.wait) <= 0.25 * c.wait
 
 
-def simulate_day(seed: int, hours: int = len(PROFILE)) -> Day:
-    """One day of ``hours`` (the first hours of :data:`PROFILE`) on a fresh engine."""
+def simulate_day(seed: int, hours: int = len(PROFILE), *, equal: bool = False, fixed_service: bool = False) -> Day:
+    """One day of ``hours`` (the first hours of :data:`PROFILE`) on a fresh engine.
+
+    ``equal``: every rep has capacity 2 and the same shift, 08:00 to half an
+    hour after the last arrival (bench_routing's fairness day); breaks and
+    lunch stay at random times.  ``fixed_service``: every session lasts
+    exactly the mean service time (what is left of unfairness is routing's).
+    """
     rng = random.Random(seed)
     clock = ManualClock(OPEN - 1)
     engine = QueueEngine(clock, rng=random.Random(seed), site=SiteConfig(offer_timeout=20.0, misses_before_away=2))
@@ -134,11 +142,12 @@ def simulate_day(seed: int, hours: int = len(PROFILE)) -> Day:
     scale = hours / len(PROFILE)
     reps: dict[str, float] = {}  # rep -> end of their shift
     n = 0
-    for count, start, end in SHIFTS:
+    shifts = [(14, OPEN, OPEN + 10.5 * HOUR)] if equal else SHIFTS
+    for count, start, end in shifts:
         start, end = OPEN + (start - OPEN) * scale, OPEN + (end - OPEN) * scale
         for _ in range(count):
             rep = f"r{n:02d}"
-            engine.add_rep(rep, f"Rep {n}", [TEAM], max_sessions=CAPACITY.get(n, 2))
+            engine.add_rep(rep, f"Rep {n}", [TEAM], max_sessions=2 if equal else CAPACITY.get(n, 2))
             engine.set_status(rep, RepStatus.AWAY)
             reps[rep] = end
             at(start, "status", rep, "available")
@@ -203,7 +212,9 @@ def simulate_day(seed: int, hours: int = len(PROFILE)) -> Day:
                 rep, sid = args
                 engine.accept_offer(rep, sid)
                 waiting.pop(sid).served = when
-                at(when + rng.lognormvariate(math.log(MEAN_SERVICE) - SERVICE_SIGMA**2 / 2, SERVICE_SIGMA), "end", rep, sid)
+                day.sessions[rep] += 1
+                service = rng.lognormvariate(math.log(MEAN_SERVICE) - SERVICE_SIGMA**2 / 2, SERVICE_SIGMA)
+                at(when + (MEAN_SERVICE if fixed_service else service), "end", rep, sid)
             elif kind == "decline":
                 engine.decline_offer(*args)
             elif kind == "end":
