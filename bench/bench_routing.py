@@ -382,13 +382,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--rate", type=float, default=None, help="capacity events (ends) a second; each also brings an accept_offer")
     parser.add_argument("--seconds", type=float, default=10.0, help="of load per latency run")
-    parser.add_argument("--races", type=int, default=10_000, help="races per run")
+    parser.add_argument("--races", type=int, default=None, help="races per run (default 10,000; 1,000 with --quick)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-server", action="store_true", help="skip the latency part (no server process)")
     args = parser.parse_args(argv)
     hours = len(PROFILE)
     if args.quick:
-        args.seconds, args.races, hours = 2.0, 1000, 3
+        args.seconds, hours = 2.0, 3
+    args.races = args.races or (1000 if args.quick else 10_000)
     args.rate = args.rate or (100.0 if args.quick else 200.0)
     print(f"bench_routing: median of {args.runs} runs (min–max)")
 
