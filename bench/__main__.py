@@ -16,6 +16,8 @@ BENCHES = [
     "bench.bench_housekeeping",
     "bench.bench_console_snapshot",
     "bench.bench_cobrowse",
+    "bench.bench_estimate",
+    "bench.bench_routing",
 ]
 
 

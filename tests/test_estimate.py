@@ -9,7 +9,7 @@ from engine_helpers import intake
 
 from repconsole.core.clock import ManualClock
 from repconsole.core.engine import QueueEngine
-from repconsole.core.estimate import MIN_SERVED, WINDOW, WaitEstimate, describe, estimate_wait, served_rate
+from repconsole.core.estimate import MIN_SERVED, SOON, WINDOW, WaitEstimate, answer_time, describe, estimate_wait, served_rate
 from repconsole.core.model import RepStatus, RoutingMode
 from repconsole.protocol import EstimateData, EstimateView
 
@@ -153,3 +153,39 @@ def test_estimates_are_published_to_the_team_when_they_change() -> None:
     assert e.publish_estimates() == 1
     last = heard[-1].data
     assert isinstance(last, EstimateData) and last.estimate is None
+
+
+def test_a_customer_whose_offer_is_out_is_being_served() -> None:
+    # Found by bench_estimate: the customer who took the last free slot was told "one customer ahead" (1 / rate),
+    # and everyone behind offered customers waited for them too (an overestimate of the offers out).
+    clock, e = _engine(RoutingMode.LEAST_BUSY)
+    for i in range(6):  # a served history: one a minute
+        clock.advance(60)
+        s = e.start_with_issue("vpn", intake(f"c{i}"))
+        e.accept_offer(e.open_offers()[0].rep, s.id)
+        e.end(e.session(s.id).owner or "", s.id)
+    first = e.start_with_issue("vpn", intake()).id
+    second = e.start_with_issue("vpn", intake()).id
+    third = e.start_with_issue("vpn", intake()).id
+    assert {o.session for o in e.open_offers()} == {first, second}  # both reps hold an offer: no room left
+    est_first, est_second = e.estimate_for(first), e.estimate_for(second)
+    assert est_first is not None and (est_first.low, est_first.high) == (0, 1)
+    assert est_second == est_first
+    # The third waits for one customer to be served, not three.
+    est_third = e.estimate_for(third)
+    assert est_third is not None and est_third.seconds == pytest.approx(60)
+
+
+def test_served_at_once_is_the_time_offers_take_to_be_answered() -> None:
+    assert answer_time([]) == SOON == 15.0  # too few answers seen: the default
+    assert answer_time([4.0, 2.0]) == SOON
+    assert answer_time([4.0, 2.0, 9.0]) == 4.0
+    assert answer_time([4.0, 2.0, 9.0, 6.0]) == 5.0
+    assert estimate_wait(1, [], NOW, since=0, free_slots=1, soon=4.0) == WaitEstimate(4.0, 0, 1)
+    clock, e = _engine(RoutingMode.LEAST_BUSY)
+    for i in range(3):
+        s = e.start_with_issue("vpn", intake(f"c{i}"))
+        clock.advance(3.0 + i)  # answered after 3, 4 and 5 s
+        e.accept_offer(e.open_offers()[0].rep, s.id)
+        e.end(e.session(s.id).owner or "", s.id)
+    assert e.estimate("net") == WaitEstimate(4.0, 0, 1)

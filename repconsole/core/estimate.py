@@ -8,9 +8,13 @@ The model (docs/architecture.md, "Wait estimates"):
   engine has not been running that long).  Fewer than ``MIN_SERVED``
   served: no data.
 * The first ``free_slots`` customers in line are served at once: in a
-  routed team an offer goes out to a rep with room as soon as they arrive.
-  The others wait for ``k = position - free_slots`` more customers to be
-  served: the point estimate is ``k / r``.
+  routed team an offer goes out to a rep with room as soon as they arrive,
+  and a customer whose offer is out is being served already (the engine
+  counts open offers among the free slots).  Their wait is about one
+  offer's answer: the median of the team's recent answers (``soon``), 15 s
+  until it has seen ``MIN_SERVED``.  The others wait for
+  ``k = position - free_slots`` more customers to be served: the point
+  estimate is ``k / r``.
 * Served customers come and go roughly like a Poisson process, so the time
   to the ``k``-th is about Gamma(k, r): relative spread ``1/sqrt(k)``; the
   rate measured from ``n`` customers adds about ``1/sqrt(n)``.  The range
@@ -33,12 +37,12 @@ from dataclasses import dataclass
 
 from repconsole.protocol.views import EstimateView
 
-__all__ = ["MIN_SERVED", "WINDOW", "ServedLog", "WaitEstimate", "Z", "describe", "estimate_wait", "served_rate"]
+__all__ = ["MIN_SERVED", "SOON", "WINDOW", "ServedLog", "WaitEstimate", "Z", "answer_time", "describe", "estimate_wait", "served_rate"]
 
 WINDOW = 1800.0  # seconds of history the rate is measured over
 MIN_SERVED = 3  # fewer served customers than this in the window: no data
 Z = 1.2816  # the standard normal's 90th percentile
-SOON = 15.0  # the point estimate when a rep has room now: about one offer's answer
+SOON = 15.0  # the point estimate when a rep has room now, until the team's offers have been answered a few times
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,15 @@ class ServedLog:
         return self._times
 
 
+def answer_time(answers: Iterable[float]) -> float:
+    """How long offers take to be accepted: the median of ``answers`` (seconds), SOON below MIN_SERVED of them."""
+    ordered = sorted(answers)
+    if len(ordered) < MIN_SERVED:
+        return SOON
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
 def served_rate(served_at: Iterable[float], now: float, *, since: float, window: float = WINDOW) -> tuple[int, float] | None:
     """``(n, rate)``: the customers served in the last ``window`` (or since ``since``) and per second; None below MIN_SERVED."""
     start = max(now - window, since)
@@ -102,18 +115,21 @@ def estimate_wait(
     free_slots: int = 0,
     serving: bool = True,
     window: float = WINDOW,
+    soon: float = SOON,
 ) -> WaitEstimate | None:
     """The wait of the customer at ``position`` (1: next) in a team queue; None: no data.
 
     ``free_slots``: offers that can go out at once (routed teams: the free
-    capacity of the members who take offers; 0 for a pull-only team, where
-    nobody is bound to take the next customer now).  ``serving``: someone
-    could serve the queue at all (a member connected and available).
+    capacity of the members who take offers, and the offers already out; 0
+    for a pull-only team, where nobody is bound to take the next customer
+    now).  ``serving``: someone could serve the queue at all (a member
+    connected and available).  ``soon``: the wait of a customer served at
+    once (how long offers take to be answered).
     """
     if position < 1:
         raise ValueError("a position starts at 1")
     if free_slots >= position:
-        return WaitEstimate(SOON, 0, 1)
+        return WaitEstimate(soon, 0, 1)
     if not serving:
         return None
     rate = served_rate(served_at, now, since=since, window=window)

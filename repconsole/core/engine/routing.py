@@ -29,6 +29,7 @@ command that freed the room.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -39,7 +40,7 @@ from repconsole.core.engine.presence import Presence
 from repconsole.core.engine.queues import Queues
 from repconsole.core.engine.timers import Timers
 from repconsole.core.errors import CommandError, Reason
-from repconsole.core.estimate import ServedLog, WaitEstimate, estimate_wait
+from repconsole.core.estimate import ServedLog, WaitEstimate, answer_time, estimate_wait
 from repconsole.core.model import QueueKind, QueueRef, Rep, RepStatus, RoutingMode, Session, SessionState, StepKind
 from repconsole.protocol.events import EstimateData, OfferData, OfferEndedData
 from repconsole.protocol.views import EstimateView, OfferView
@@ -86,6 +87,7 @@ class Router:
         self._dirty: set[str] = set()  # routed teams to route at the next settle()
         self._routed: set[str] = set()  # the teams whose routing is not "none"
         self._served: dict[str, ServedLog] = {}
+        self._answers: dict[str, deque[float]] = {}  # team -> how long its last accepted offers took to be accepted
         self._estimates: dict[str, EstimateView | None] = {}  # as last published
         queues.committed = self.on_commit
 
@@ -110,6 +112,7 @@ class Router:
 
     def add_team(self, team_id: str) -> None:
         self._served[team_id] = ServedLog(self._clock())
+        self._answers[team_id] = deque(maxlen=50)
         self.team_changed(team_id)
 
     def _mark(self, team_ids: Iterable[str]) -> None:
@@ -304,6 +307,7 @@ class Router:
             took = s.state is SessionState.ACTIVE and s.owner == offer.rep
             if took:
                 self._missed[offer.rep] = 0
+                self._answers[offer.queue.id].append(self._clock() - offer.at)
             self._close(offer, OfferOutcome.ACCEPTED if took else OfferOutcome.WITHDRAWN)
         if old_in != now_in:
             reps = self._dir.reps
@@ -324,9 +328,13 @@ class Router:
         serving = any(r.connected and r.status is RepStatus.AVAILABLE for r in members)
         free = 0
         if team.routing is not RoutingMode.NONE:
+            # Room for offers now, and the offers already out: the customers they went to (first in line) are
+            # being served, so they are not ahead of anyone in the wait for the next rep.
             free = sum(max(0, self.room(r)) for r in members if self.takes_offers(r))
+            free += sum(1 for o in self.offers.values() if o.queue.id == team_id)
         log = self._served[team_id]
-        return estimate_wait(position, log.times(), self._clock(), since=log.since, free_slots=free, serving=serving)
+        soon = answer_time(self._answers[team_id])
+        return estimate_wait(position, log.times(), self._clock(), since=log.since, free_slots=free, serving=serving, soon=soon)
 
     def publish_estimates(self) -> int:
         """Tell each team's members its estimate for a customer arriving now, where it changed.  Returns how many."""
