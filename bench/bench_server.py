@@ -623,6 +623,7 @@ class BareSite:
     def arrive(self, team: str, name: str) -> bytes:
         s = self.engine.start_with_issue(team, CoreIntake(name))
         started = encode(Started(1, s.id, "bare", False))
+        assert s.queue is not None  # it has just arrived in a team queue
         status = encode(Status(CustomerState.WAITING, position=len(self.engine.waiting_in(s.queue))))
         return msgspec.json.encode({"type": "start", "id": 1, "reply": msgspec.Raw(started), "status": msgspec.Raw(status), "deliver": self._deliveries()})
 
