@@ -155,6 +155,28 @@ def test_estimates_are_published_to_the_team_when_they_change() -> None:
     assert isinstance(last, EstimateData) and last.estimate is None
 
 
+def test_only_a_new_range_is_published_not_a_new_point_estimate(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each arrival and accept moves the point estimate; an event for each (persisted, to every member)
+    # cost the server a step per team twice a second, for a range on screen that had not changed.
+    clock, e = _engine(RoutingMode.LEAST_BUSY)
+    heard = []
+    e.subscribe(heard.append)
+    said: list[WaitEstimate | None] = [WaitEstimate(100.0, 1, 3)]
+    monkeypatch.setattr(e._router, "estimate", lambda team, position: said[-1] if team == "net" else None)
+    assert e.publish_estimates() == 1
+    said.append(WaitEstimate(130.0, 1, 3))
+    assert e.publish_estimates() == 0  # "about 1-3 minutes" still
+    said.append(WaitEstimate(200.0, 2, 5))
+    assert e.publish_estimates() == 1
+    said.append(None)
+    assert e.publish_estimates() == 1  # to "no estimate"
+    assert e.publish_estimates() == 0
+    said.append(WaitEstimate(200.0, 2, 5))
+    assert e.publish_estimates() == 1  # and back
+    told = [ev.data.estimate for ev in heard if isinstance(ev.data, EstimateData)]
+    assert told == [EstimateView(1, 3, 100.0), EstimateView(2, 5, 200.0), None, EstimateView(2, 5, 200.0)]
+
+
 def test_a_customer_whose_offer_is_out_is_being_served() -> None:
     # Found by bench_estimate: the customer who took the last free slot was told "one customer ahead" (1 / rate),
     # and everyone behind offered customers waited for them too (an overestimate of the offers out).

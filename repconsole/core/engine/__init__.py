@@ -572,8 +572,9 @@ class QueueEngine:
         return self._router.estimate(s.queue.id, position)
 
     def publish_estimates(self) -> int:
-        """Announce each team queue's estimate for a new arrival to its members, where it changed (an ``estimate``
-        event).  The driver calls it as often as the customers' positions are refreshed.  Returns how many."""
+        """Announce each team queue's estimate for a new arrival to its members, where its range changed (an
+        ``estimate`` event; a new point estimate alone is not news).  The driver calls it as often as the
+        customers' positions are refreshed.  Returns how many."""
         return self._router.publish_estimates()
 
     def team_say(self, rep_id: str, team_id: str, text: str) -> ChatLine:

@@ -48,6 +48,10 @@ from repconsole.protocol.vocabulary import OfferOutcome
 
 __all__ = ["Offer", "Router"]
 
+def _shown(view: EstimateView | None) -> tuple[int, int] | None:
+    """What a console shows of an estimate: its range in minutes (None: "no estimate")."""
+    return None if view is None else (view.low, view.high)
+
 
 @dataclass(slots=True)
 class Offer:
@@ -88,7 +92,7 @@ class Router:
         self._routed: set[str] = set()  # the teams whose routing is not "none"
         self._served: dict[str, ServedLog] = {}
         self._answers: dict[str, deque[float]] = {}  # team -> how long its last accepted offers took to be accepted
-        self._estimates: dict[str, EstimateView | None] = {}  # as last published
+        self._estimates: dict[str, EstimateView | None] = {}  # as last published (only a new range is)
         queues.committed = self.on_commit
 
     # ------------------------------------------------------------- queries
@@ -342,7 +346,10 @@ class Router:
         for team_id in sorted(self._dir.teams):
             est = self.estimate(team_id, self._queues.count(self._dir.ref(QueueRef.team(team_id))) + 1)
             view = est.view() if est is not None else None
-            if team_id in self._estimates and self._estimates[team_id] == view:
+            # What a console shows is the range ("about 2-4 min"): the point estimate moves
+            # with every arrival and accept, and an event each time (persisted, to every
+            # member) cost the server a step per team twice a second for nothing to see.
+            if team_id in self._estimates and _shown(self._estimates[team_id]) == _shown(view):
                 continue
             self._estimates[team_id] = view
             self._bus.emit(EstimateData(team_id, view), self._dir.members(QueueRef.team(team_id)))
