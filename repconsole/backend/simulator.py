@@ -122,7 +122,7 @@ class Simulation:
         self._estimated_at = -math.inf
         # Auto-assignment starts with the first step, once the population is there and the console
         # has its snapshot: the population's past makes no offers (they would run out at once).
-        self._routing = not routing
+        self._routing_started = not routing  # routing=False: never started
         self.on_typing: Callable[[str], None] | None = None  # told when a customer starts typing (issue 14)
 
     # ------------------------------------------------------------ population
@@ -183,8 +183,8 @@ class Simulation:
         now = self.clock()
         dt = max(0.0, now - self._last)
         self._last = now
-        if not self._routing:
-            self._routing = True
+        if not self._routing_started:
+            self._routing_started = True
             start_routing(self.engine)
         while self._todo and self._todo[0][0] <= now:
             _, _, action = heapq.heappop(self._todo)

@@ -9,6 +9,7 @@ websocket.py, which is at its size limit.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -30,8 +31,9 @@ class TypingFrames(Backend):
     _ws: ClientConnection | None
     _typing_sends: set[asyncio.Task[None]] | None = None
 
+    @abc.abstractmethod
     def _next_id(self) -> str:
-        raise NotImplementedError
+        """A fresh request id (the connection's own counter, WebSocketBackend's)."""
 
     def typing(self, session_id: str) -> None:
         ws = self._ws
