@@ -74,6 +74,10 @@ def test_ok_saves_every_choice_and_keeps_what_the_dialog_does_not_show(qtbot, se
     dialog.server.setCurrentText(" ws://queue.example:9000 ")
     dialog.user.setText("sam")
     radio(dialog.chat, "ctrl")
+    assert dialog.silent_after.value() == 3  # the default
+    dialog.silent_after.setValue(0)
+    assert dialog.silent_after.text() == "Never"
+    dialog.silent_after.setValue(12)
     dialog.confirm_end.setChecked(False)
     dialog.close_to_tray.setChecked(True)
     with qtbot.waitSignal(dialog.applied):
@@ -83,7 +87,7 @@ def test_ok_saves_every_choice_and_keeps_what_the_dialog_does_not_show(qtbot, se
     assert (p.alert(AlertEvent.PERSONAL).sound, p.alert(AlertEvent.PERSONAL).repeat_every, p.alert(AlertEvent.PERSONAL).desktop) == ("overdue", 10.0, False)
     assert not p.alert(AlertEvent.INVITATION).enabled and p.alert(AlertEvent.TEAM).enabled and p.alert(AlertEvent.OVERDUE).sound == ""
     assert p.team("network") == TeamAlerts(arrivals=False, overdue=True) and p.team("software") == TeamAlerts(overdue=False)
-    assert p.appearance.theme is Theme.DARK and p.chat.enter_sends is False
+    assert p.appearance.theme is Theme.DARK and p.chat.enter_sends is False and p.chat.silent_after_minutes == 12
     assert (p.startup.backend, p.startup.server_url, p.startup.user) == (StartupBackend.SERVER, "ws://queue.example:9000", "sam")
     assert not p.confirm.end_session and p.confirm.leave_session and p.close_to_tray
     # Not in the dialog, kept: the mute, the server history, the offer alert.

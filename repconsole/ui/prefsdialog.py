@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QRadioButton,
     QScrollArea,
+    QSpinBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -149,6 +150,7 @@ class PreferencesDialog(QDialog):
         team_switches: per team id, its (arrivals, overdue) check boxes.
         announcements: what is announced to a screen reader, check boxes by field of ``preferences.announcements``.
         theme, backend, chat: the radio groups.
+        silent_after: minutes of customer silence before a session's tab is flagged (0: never).
         server, user: the startup server address (editable, with history) and user.
         confirm_end, confirm_leave, confirm_quit, close_to_tray: check boxes.
     """
@@ -243,7 +245,17 @@ class PreferencesDialog(QDialog):
             [("enter", "Enter sends; Shift+Enter starts a new line"), ("ctrl", "Ctrl+Enter sends; Enter starts a new line")],
             "enter" if prefs.chat.enter_sends else "ctrl",
         )
-        self.tabs.addTab(_page(chat_box), "&Chat")
+        silent_box = QGroupBox("Silent customers")
+        silent_form = QFormLayout(silent_box)
+        silent_form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
+        self.silent_after = QSpinBox()
+        self.silent_after.setRange(0, 1440)  # the preference's own bounds (preferences.ChatPreferences)
+        self.silent_after.setSuffix(" min")
+        self.silent_after.setSpecialValueText("Never")  # shown for 0
+        self.silent_after.setValue(prefs.chat.silent_after_minutes)
+        self.silent_after.setAccessibleDescription("A session whose customer has not written for this long is flagged in its tab. 0: never.")
+        silent_form.addRow("&Flag a session after the customer is silent for:", self.silent_after)
+        self.tabs.addTab(_page(chat_box, silent_box), "&Chat")
 
         # Confirmations and window
         confirm_box = QGroupBox("Ask before")
@@ -287,6 +299,7 @@ class PreferencesDialog(QDialog):
         new.startup.server_url = self.server.currentText().strip()
         new.startup.user = self.user.text().strip()
         new.chat.enter_sends = _chosen(self.chat) == "enter"
+        new.chat.silent_after_minutes = self.silent_after.value()
         new.confirm.end_session = self.confirm_end.isChecked()
         new.confirm.leave_session = self.confirm_leave.isChecked()
         new.confirm.quit_with_sessions = self.confirm_quit.isChecked()
