@@ -49,8 +49,10 @@ class SimSnippets:
         self._all: dict[str, SnippetView] = {}
         for team, items in TEAM_SNIPPETS.items():
             for n, (name, text) in enumerate(items, 1):
-                sid = f"cfg-{team}-{n}"
-                self._all[sid] = SnippetView(id=sid, team=team, name=name, text=text, config=True)
+                # Networking's second one stands for one a lead made in the console: its lead (the rep) may change it.
+                config = not (team in LEADS and n == 2)
+                sid = f"cfg-{team}-{n}" if config else f"sn-{team}-{n}"
+                self._all[sid] = SnippetView(id=sid, team=team, name=name, text=text, config=config)
 
     def current(self) -> Snippets:
         teams = self._teams()

@@ -54,6 +54,7 @@ from repconsole.ui.quitdialog import QuitGuard
 from repconsole.ui.resources import app_icon
 from repconsole.ui.search import search_delta, search_rows, search_title
 from repconsole.ui.searchfield import SearchField
+from repconsole.ui.snippetdesk import SnippetDesk
 from repconsole.ui.statusline import ElidedLabel, backend_text, fit_message, grace_text, window_title
 from repconsole.ui.tray import ConsoleTray
 
@@ -228,6 +229,7 @@ class MainWindow(QMainWindow):
         self.quit_guard = QuitGuard(self, self.state, self.settings)
         wiring.wire_window(self)
         self.offers = OfferDesk(self)  # issue 14: offers, capacity, pausing, wait estimates
+        self.snippet_desk = SnippetDesk(self.backend, self.state, self.settings, self)  # canned messages (issue 14)
         # Watches for the first paint of a snapshot (firstQueuePainted), then stops watching.
         self.table.viewport().installEventFilter(self)
 

@@ -70,6 +70,7 @@ def wire_session_tab(w: MainWindow, tab: SessionTab) -> None:
     tab.externalKeyEdited.connect(lambda key: w.spawn("External key", w.backend.set_external_key(sid, key)))
     tab.titleChanged.connect(lambda text: w.tabs.setTabText(w.tabs.indexOf(tab), text))
     w.presence.attach(tab)
+    w.snippet_desk.attach(tab)  # "/" in the chat input, the "Still there?" snippet
     if tab.cobrowse_view is not None:
         page = tab.cobrowse_view
         page.pointRequested.connect(lambda x, y: w.spawn("Point", w.backend.cobrowse_point(sid, x, y)))
