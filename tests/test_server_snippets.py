@@ -11,11 +11,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
-from server_helpers import RepClient, run, serving, wire, write_site
+from server_helpers import PASSWORDS, RepClient, run, serving, wire, write_site
 
+from repconsole.backend.websocket import WebSocketBackend
+from repconsole.core.errors import CommandError
 from repconsole.protocol import Command, Error, NoResult, Reason, Result, SnippetResult, Snippets, Welcome
 from repconsole.server.config import ConfigError, load_config
 
@@ -185,3 +188,39 @@ def test_a_lead_must_be_a_member_of_the_team(tmp_path: Path) -> None:
     site = snippet_site(tmp_path, NET_WITH_SNIPPETS.replace('leads = ["alice"]', 'leads = ["alice", "carol"]'))
     with pytest.raises(ConfigError, match="'carol' is not a member of this team"):
         load_config(site)
+
+
+def test_the_consoles_websocket_backend_hears_and_changes_team_snippets(tmp_path: Path) -> None:
+    """The console's own client (WebSocketBackend, wssnippets.py) against the real server."""
+    site = snippet_site(tmp_path)
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            heard: list[Snippets] = []
+            lead = WebSocketBackend(f"ws://127.0.0.1:{server.port}", "alice", PASSWORDS["alice"], connect_timeout=5)
+            member = WebSocketBackend(f"ws://127.0.0.1:{server.port}", "bob", PASSWORDS["bob"], connect_timeout=5)
+            member.add_snippet_listener(heard.append)
+            try:
+                await lead.start()
+                await member.start()
+                async with asyncio.timeout(5):
+                    while lead.snippets is None or not heard:
+                        await asyncio.sleep(0.01)
+                assert lead.snippets.lead_of == ["net"] and heard[-1].lead_of == []
+                made = await lead.snippet_add("net", "greet", "Hello {customer}")
+                assert made.team == "net" and made.id.startswith("sn-")
+                async with asyncio.timeout(5):
+                    while len(heard[-1].snippets) != 2:
+                        await asyncio.sleep(0.01)
+                with pytest.raises(CommandError) as refused:
+                    await member.snippet_delete(made.id)
+                assert refused.value.reason is Reason.NOT_LEAD
+                await lead.snippet_delete(made.id)
+                async with asyncio.timeout(5):
+                    while len(heard[-1].snippets) != 1:
+                        await asyncio.sleep(0.01)
+            finally:
+                await lead.stop()
+                await member.stop()
+
+    run(main())
