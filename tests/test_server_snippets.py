@@ -224,3 +224,22 @@ def test_the_consoles_websocket_backend_hears_and_changes_team_snippets(tmp_path
                 await member.stop()
 
     run(main())
+
+
+def test_a_retried_add_with_the_same_request_id_is_answered_again_not_run_twice(tmp_path: Path) -> None:
+    site = snippet_site(tmp_path)
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            alice = await RepClient.logged_in(server, "alice")
+            first = Command("retry-1", "snippet_add", {"team": "net", "name": "once", "text": "t"})
+            await alice.send(first)
+            a = await alice.reply("retry-1")
+            alice.replies.pop("retry-1")
+            await alice.send(first)  # as the console resends after a reconnect
+            b = await alice.reply("retry-1")
+            assert isinstance(a, Result) and a == b
+            await alice.drain()
+            assert names(alice.snippets) == ["vpn-reset", "once"]
+
+    run(main())

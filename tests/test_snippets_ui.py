@@ -215,6 +215,8 @@ def test_a_lead_changes_team_snippets_and_others_are_read_only_with_the_reason(c
     assert [dialog.where.itemText(i) for i in range(dialog.where.count())][:2] == ["Personal", "Team: Networking"]
     dialog.start_new()
     dialog.where.setCurrentIndex(1)
+    dialog.reload()  # another lead's change arrives meanwhile: the new one's form keeps its team
+    assert dialog.where.currentData() == "network" and dialog.where.isEnabled()
     dialog.name_edit.setText("wifi")
     dialog.text_edit.setPlainText("Is your Wi-Fi on, {customer}?")
     dialog.save()

@@ -528,7 +528,7 @@ class Server:
                     if then is not None:
                         then()
                 elif isinstance(msg, Command) and msg.name in SNIPPET_COMMANDS and self.snippets is not None:
-                    await self._send(ws, self.snippets.command(link.rep, msg))  # beside the engine, as co-browsing
+                    await self._send(ws, self.snippets.command(link.rep, msg, link.login.id))  # beside the engine, as co-browsing
                 elif isinstance(msg, Command):
                     await self._send(ws, self._command(link.login, msg))
                 elif isinstance(msg, Typing):

@@ -10,8 +10,9 @@ sign-in, and again whenever a snippet of one of their teams changes: every
 live console of every member, at once (docs/protocol.md, Canned messages).
 
 The ``snippet_*`` commands are answered here, not by the engine, as the
-co-browsing commands are: they change no queue state, take no ``seq`` and
-are not kept for a retry.
+co-browsing commands are: they change no queue state and take no ``seq``; a
+retry of one (same login, same request id) is answered as the first time,
+from memory, while the server runs.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from repconsole.protocol import (
     Snippets,
     SnippetView,
     encode,
+    request_key,
 )
 from repconsole.server.config import SiteSpec
 from repconsole.server.runtime import Runtime
@@ -50,6 +52,8 @@ log = logging.getLogger(__name__)
 SNIPPETS_VERSION = 4
 # Snippets a team may have in the console (the file's are not counted): a list a rep can scan.
 TEAM_LIMIT = 200
+# Answers kept for retries (the oldest go first): a few minutes of every lead's changes.
+_ANSWERS_KEPT = 1000
 
 
 def config_id(team: str, n: int) -> str:
@@ -74,6 +78,7 @@ class SnippetBook:
             sid: SnippetView(id=sid, team=team, name=name, text=text) for sid, team, name, text in self.store.snippet_rows()
         }
         self.sent = 0  # snippets messages written (for tests)
+        self._answers: dict[tuple[int, str, str], bytes] = {}  # (login, request id, command) -> answer, oldest first
 
     # ------------------------------------------------------------ reading
 
@@ -115,8 +120,24 @@ class SnippetBook:
 
     # ------------------------------------------------------------ commands
 
-    def command(self, rep_id: str, msg: Command) -> bytes:
-        """A ``snippet_*`` command of ``rep_id``: its encoded answer (members are told before it goes)."""
+    def command(self, rep_id: str, msg: Command, login: int = 0) -> bytes:
+        """A ``snippet_*`` command of ``rep_id``: its encoded answer (members are told before it goes).
+
+        A console resends a command it got no answer to, with the same id, after a
+        reconnect: that retry is answered as the first time, not run again (per login
+        session ``login``, while the server runs), so a lead's snippet is not added twice.
+        """
+        key = (login, request_key(msg.id), msg.name)
+        answered = self._answers.get(key)
+        if answered is not None:
+            return answered
+        reply = self._run(rep_id, msg)
+        if len(self._answers) >= _ANSWERS_KEPT:
+            self._answers.pop(next(iter(self._answers)))
+        self._answers[key] = reply
+        return reply
+
+    def _run(self, rep_id: str, msg: Command) -> bytes:
         spec = SNIPPET_COMMANDS[msg.name]
         try:
             try:

@@ -80,6 +80,7 @@ class SnippetDialog(QDialog):
         self._store = store
         self._run = run
         self._new = False  # the form holds a new snippet, not yet saved
+        self._want: tuple[str, str] | None = None  # (team, name) to select once listed
 
         self.list = QListWidget()
         self.list.setAccessibleName("Your snippets")
@@ -148,8 +149,11 @@ class SnippetDialog(QDialog):
 
     def reload(self, select: tuple[str, str] | None = None) -> None:
         """List the snippets as they are now; keep the one selected (or select ``select``: (team, name))."""
+        if select is not None:
+            self._want = select  # a team's change shows once the server's new list has it
         current = self.selected()
-        keep = select or ((current.team, current.name) if current is not None else None)
+        keep = self._want or ((current.team, current.name) if current is not None else None)
+        where = self.where.currentData()
         self.list.blockSignals(True)
         self.list.clear()
         for s in self._store.all():
@@ -160,11 +164,15 @@ class SnippetDialog(QDialog):
             self.list.addItem(item)
         self.list.blockSignals(False)
         rows = [self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count())]
-        row = next((i for i, s in enumerate(rows) if keep and (s.team, s.name) == keep), 0 if rows and not self._new else -1)
+        found = next((i for i, s in enumerate(rows) if keep and (s.team, s.name) == keep), None)
+        row = found if found is not None else (0 if rows and not self._new else -1)
+        if found is not None and keep == self._want:
+            self._want = None
         self.where.clear()
         self.where.addItem("Personal", PERSONAL)
         for team, name in self._store.lead_teams():
             self.where.addItem(f"Team: {name}", team)
+        self.where.setCurrentIndex(max(0, self.where.findData(where)))  # a new one's choice survives a reload
         if self._new:
             self._show_form(None)
         else:
