@@ -245,3 +245,7 @@ def test_the_menu_action_opens_the_dialog_and_screenshots(console: Console) -> N
     dialog.list.setCurrentRow(items["invoice"])
     QApplication.processEvents()
     assert dialog.grab().save("/tmp/c14-manage.png")
+    dialog.list.setCurrentRow(items["router"])  # Networking's, made by a lead: the rep leads it
+    assert dialog.save_button.isEnabled() and not dialog.text_edit.isReadOnly() and dialog.reason_label.isHidden()
+    QApplication.processEvents()
+    assert dialog.grab().save("/tmp/c14-manage-lead.png")
