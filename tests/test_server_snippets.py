@@ -19,7 +19,7 @@ from server_helpers import PASSWORDS, RepClient, run, serving, wire, write_site
 
 from repconsole.backend.websocket import WebSocketBackend
 from repconsole.core.errors import CommandError
-from repconsole.protocol import Command, Error, NoResult, Reason, Result, SnippetResult, Snippets, Welcome
+from repconsole.protocol import CloseCode, Command, Error, NoResult, Reason, Result, SnippetResult, Snippets, Welcome
 from repconsole.server.config import ConfigError, load_config
 
 NET = """[teams.net]
@@ -241,5 +241,26 @@ def test_a_retried_add_with_the_same_request_id_is_answered_again_not_run_twice(
             assert isinstance(a, Result) and a == b
             await alice.drain()
             assert names(alice.snippets) == ["vpn-reset", "once"]
+
+    run(main())
+
+
+def test_a_reload_changes_the_files_snippets_and_leads(tmp_path: Path) -> None:
+    site = snippet_site(tmp_path)
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            bob = await RepClient.logged_in(server, "bob")
+            assert names(bob.snippets) == ["vpn-reset"] and bob.snippets.lead_of == []
+            changed = NET_WITH_SNIPPETS.replace('leads = ["alice"]', 'leads = ["alice", "bob"]').replace('"vpn-reset"', '"vpn-reset-2"')
+            text = site.read_text(encoding="utf-8").replace(NET_WITH_SNIPPETS, changed)
+            site.write_text(text, encoding="utf-8")
+            server.reload(load_config(site))
+            # A team's table changed: as for any directory change, its consoles re-sync (and hear the new set).
+            assert await bob.closed_with(5) == CloseCode.GOING_AWAY
+            again = await RepClient.logged_in(server, "bob")
+            assert names(again.snippets) == ["vpn-reset-2"] and again.snippets.lead_of == ["net"]
+            made = await ok(again, "snippet_add", team="net", name="bobs", text="x")
+            assert made.snippet.team == "net"
 
     run(main())
