@@ -1,4 +1,4 @@
-"""The rep's saved arrangement: table layout, favourites, window, last queue.
+"""The rep's saved arrangement: table layout, favourites, window, last queue, personal snippets.
 
 Stored as ``settings.json`` in a directory the caller chooses (the
 platform's config directory by default; tests pass a temporary one).  The
@@ -40,6 +40,7 @@ import msgspec
 
 from repconsole.core.model import QueueRef
 from repconsole.preferences import Preferences, load_preferences
+from repconsole.snippets import check_personal, default_personal
 
 __all__ = ["FILE_NAME", "SETTINGS_VERSION", "Settings", "default_directory"]
 
@@ -123,6 +124,13 @@ def _check_preferences(value: Any) -> Preferences:
         raise _Invalid(str(exc)) from None
 
 
+def _check_snippets(value: Any) -> list[dict[str, str]]:
+    try:
+        return check_personal(value)
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from None
+
+
 # Each part of the file is checked on its own: a bad part resets only itself.
 _PARTS = {
     "table": _check_table,
@@ -130,6 +138,7 @@ _PARTS = {
     "window": _check_window,
     "last_queue": _check_last_queue,
     "preferences": _check_preferences,
+    "snippets": _check_snippets,
 }
 
 
@@ -153,6 +162,7 @@ class Settings:
         self._window: dict[str, Any] = {}
         self._last_queue: str | None = None
         self._preferences = Preferences()
+        self._snippets = default_personal()
 
     # ------------------------------------------------------------ loading
 
@@ -230,6 +240,7 @@ class Settings:
             "window": copy.deepcopy(self._window),
             "last_queue": self._last_queue,
             "preferences": msgspec.to_builtins(self._preferences),
+            "snippets": copy.deepcopy(self._snippets),
         }
 
     def save(self) -> None:
@@ -312,6 +323,15 @@ class Settings:
         if not isinstance(value, Preferences):
             raise TypeError("preferences must be a Preferences")
         self._preferences = value
+
+    @property
+    def snippets(self) -> list[dict[str, str]]:
+        """The rep's personal canned messages (issue 14), ``{"name", "text"}`` each, in the rep's order."""
+        return copy.deepcopy(self._snippets)
+
+    @snippets.setter
+    def snippets(self, value: list[dict[str, str]]) -> None:
+        self._snippets = check_personal(value)
 
     @property
     def last_queue(self) -> str | None:

@@ -47,6 +47,7 @@ from repconsole.protocol import (
     COBROWSE_COMMANDS,
     COMMANDS,
     PROTOCOL_VERSION,
+    SNIPPET_COMMANDS,
     Attach,
     Attached,
     Chat,
@@ -83,6 +84,7 @@ from repconsole.protocol import (
     SnapshotData,
     SnapshotPart,
     SnapshotPlease,
+    Snippets,
     Start,
     Started,
     Status,
@@ -99,6 +101,7 @@ from repconsole.protocol import (
 from repconsole.server.app import Server
 from repconsole.server.auth import Argon2Params, hash_password
 from repconsole.server.config import load_config
+from repconsole.server.snippets import SNIPPETS_VERSION
 
 __all__ = [
     "CHEAP",
@@ -492,6 +495,7 @@ class RepClient(_Client):
         self.replies: dict[Any, Result | Error] = {}
         self.frames = 0
         self.page = PageFeed()
+        self.snippets: Snippets | None = None  # the last snippets message (issue 14)
 
     def _parse(self, frame: str) -> RepReply:
         return parse_rep_reply(frame)
@@ -544,6 +548,8 @@ class RepClient(_Client):
                 self.token = msg.token
             case CobrowseChunk() | CobrowseStatus():
                 self.page.take(msg)
+            case Snippets():
+                self.snippets = msg
         return msg
 
     def _snapshot_whole(self) -> None:
@@ -576,6 +582,7 @@ class RepClient(_Client):
             snap = await self.message(first + 1)
             assert isinstance(snap, Snapshot), snap
             await self.until(lambda: not self.joining)
+            await self._snippets_after(reply)
         return reply
 
     async def resume(
@@ -597,7 +604,14 @@ class RepClient(_Client):
             if isinstance(follow, Events):
                 assert follow.prev == last_seq
             await self.until(lambda: not self.joining)
+            await self._snippets_after(reply)
         return reply
+
+    async def _snippets_after(self, welcome: Welcome) -> None:
+        """A console of version 4 on gets its team snippets after the snapshot or replay: read up to them."""
+        if welcome.protocol >= SNIPPETS_VERSION:
+            start = len(self.received)
+            await self.until(lambda: any(isinstance(m, Snippets) for m in self.received[start - 1 :]))
 
     async def _send_checked(self, message: Login | Resume, old: bool, valid: bool) -> None:
         omit = ("protocol",) if old else ()
@@ -623,7 +637,7 @@ class RepClient(_Client):
 
     def expect(self, rid: Any, name: str) -> None:
         """Decode the result of request ``rid`` as command ``name``'s (:meth:`send` does it for a Command)."""
-        spec = COMMANDS.get(name) or COBROWSE_COMMANDS.get(name)
+        spec = COMMANDS.get(name) or COBROWSE_COMMANDS.get(name) or SNIPPET_COMMANDS.get(name)
         if spec is not None:
             self._results[request_key(rid)] = spec.result
 

@@ -356,7 +356,7 @@ def test_close_to_tray_hides_the_window_and_keeps_the_console_running(console: C
     monkeypatch.setattr(w.tray.icon, "isVisible", lambda: True)  # offscreen has no tray; pretend it has
     w.settings.preferences.close_to_tray = True
     w.close()
-    assert not w.isVisible() and not w._closing
+    assert not w.isVisible() and not w.closing
     w.tray.show_window()
     console.qtbot.waitUntil(w.isVisible, timeout=timeout(2))
     w.settings.preferences.close_to_tray = False

@@ -95,7 +95,7 @@ def test_status_bar_texts_never_overlap_even_in_the_narrowest_window(console: Co
         assert label.fontMetrics().horizontalAdvance(label.elided()) <= label.contentsRect().width()
     assert w.grace_label.toolTip() == w.grace_label.text()  # the whole text is one hover away
     # A notice in the status bar stops short of the permanent widgets.
-    w._show_notice("Session key ABCDEFG — read it as “A B C D E F G”. Valid until 16:32. The customer lands in your personal queue.")
+    w.show_notice("Session key ABCDEFG — read it as “A B C D E F G”. Valid until 16:32. The customer lands in your personal queue.")
     message = bar.currentMessage()
     assert message.endswith("…")
     assert 6 + bar.fontMetrics().horizontalAdvance(message) < w.progress_label.x()

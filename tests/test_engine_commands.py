@@ -268,8 +268,9 @@ def test_impossible_customer_request_is_refused_and_changes_nothing(case: Case) 
 def test_every_refusal_reason_is_exercised() -> None:
     covered = {case.reason for case in REP_CASES + CUSTOMER_CASES}
     # NOT_WAITING is declared for the wire protocol but no command raises it today;
-    # NOT_BROWSER is the co-browsing relay's (tests/test_cobrowse_server.py), not the engine's.
-    assert covered == set(Reason) - {Reason.NOT_WAITING, Reason.NOT_BROWSER}
+    # NOT_BROWSER is the co-browsing relay's (tests/test_cobrowse_server.py), not the engine's;
+    # NOT_LEAD and UNKNOWN_SNIPPET the snippet book's (tests/test_server_snippets.py).
+    assert covered == set(Reason) - {Reason.NOT_WAITING, Reason.NOT_BROWSER, Reason.NOT_LEAD, Reason.UNKNOWN_SNIPPET}
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))

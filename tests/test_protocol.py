@@ -25,6 +25,7 @@ from repconsole.core.errors import CommandError, Reason
 from repconsole.protocol import (
     COBROWSE_COMMANDS,
     COMMANDS,
+    SNIPPET_COMMANDS,
     CloseCode,
     CobrowseName,
     Command,
@@ -54,6 +55,7 @@ from repconsole.protocol import (
     ResumeReason,
     Say,
     SayResult,
+    SnippetName,
     Start,
     Started,
     Status,
@@ -108,7 +110,7 @@ def test_the_docs_name_every_message_event_command_and_reason() -> None:
     doc = DOCS.read_text(encoding="utf-8")
     assert _documented({t.value for t in MessageType}, doc) == set()
     assert _documented({k.value for k in EventKind}, doc) == set()
-    assert _documented({c.value for c in CommandName} | {c.value for c in CobrowseName}, doc) == set()
+    assert _documented({c.value for c in CommandName} | {c.value for c in CobrowseName} | {c.value for c in SnippetName}, doc) == set()
     assert _documented({r.value for r in Reason} | {r.value for r in ErrorReason}, doc) == set()
     assert _documented({r.value for r in ResumeReason}, doc) == set()
 
@@ -130,7 +132,7 @@ def test_the_schema_names_every_reason_and_every_command() -> None:
     defs = schema["$defs"]
     assert set(defs["Error"]["properties"]["reason"]["enum"]) == {r.value for r in Reason} | {r.value for r in ErrorReason}
     variants = defs["Command"]["oneOf"]
-    specs = {**COMMANDS, **COBROWSE_COMMANDS}
+    specs = {**COMMANDS, **COBROWSE_COMMANDS, **SNIPPET_COMMANDS}
     assert {v["properties"]["name"]["const"] for v in variants} == set(specs)
     for v in variants:
         spec = specs[v["properties"]["name"]["const"]]

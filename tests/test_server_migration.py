@@ -61,7 +61,7 @@ def test_a_schema_3_database_is_migrated_and_keeps_everything(tmp_path: Path) ->
     try:
         runtime = Runtime(spec, tmp_path / "data", loop, clock=clock)
         db = runtime.store._db
-        assert SCHEMA_VERSION == 4
+        assert SCHEMA_VERSION == 5
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         indexes = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")}
         assert {"answers_at", "logins_expires_at", "customers_expires_at", "keys_expires_at"} <= indexes

@@ -28,7 +28,7 @@ from conftest import TIMEOUT_SCALE
 from server_helpers import PASSWORDS, CustomerClient, RepClient, run, serving, site_toml, write_site
 
 from repconsole.core import persist
-from repconsole.protocol import CloseCode, Error, ErrorReason, Snapshot, Started, Welcome
+from repconsole.protocol import CloseCode, Error, ErrorReason, Snapshot, Snippets, Started, Welcome
 from repconsole.server.config import build_engine, load_config
 from repconsole.server.ops import backup, sd_notify
 from repconsole.server.store import DB_NAME, Store
@@ -397,7 +397,8 @@ def test_sighup_applies_a_good_config_and_keeps_the_old_one_for_a_bad_one(tmp_pa
             assert isinstance(welcome, Welcome) and not welcome.resumed
             await again.until(lambda: again.snapshot is not None)  # a new snapshot, not a replay
             snap = again.snapshot
-            assert snap is not None and isinstance(again.received[-1], Snapshot)
+            last = [m for m in again.received if not isinstance(m, Snippets)][-1]  # the team snippets follow it (issue 14)
+            assert snap is not None and isinstance(last, Snapshot)
             assert {t.id: t.name for t in snap.teams}["vip"] == "VIP desk"
             assert (snap.you.name, snap.you.teams) == ("Alice Ng-Park", ["net", "vip"])
 

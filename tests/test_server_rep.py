@@ -433,10 +433,10 @@ def test_a_welcome_says_which_protocol_version_the_server_answers_in(site: Path,
         async with serving(site, tmp_path / "data") as server:
             alice = await RepClient.open(server)
             welcome = await alice.login("alice")
-            assert isinstance(welcome, Welcome) and welcome.protocol == PROTOCOL_VERSION == 3
+            assert isinstance(welcome, Welcome) and welcome.protocol == PROTOCOL_VERSION == 4
             back = await RepClient.open(server)
             welcome = await back.resume(alice.token, alice.seq)
-            assert isinstance(welcome, Welcome) and welcome.resumed and welcome.protocol == 3
+            assert isinstance(welcome, Welcome) and welcome.resumed and welcome.protocol == 4
 
     run(main())
 

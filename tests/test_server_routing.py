@@ -303,7 +303,7 @@ def test_a_version_2_console_is_served_where_no_team_routes_and_never_gets_a_new
             welcome = await old.login("alice", protocol=2)
             assert isinstance(welcome, Welcome) and welcome.protocol == 2
             new = await RepClient.logged_in(server, "bob")
-            assert new.welcome.protocol == 3
+            assert new.welcome.protocol == 4
             ann = await CustomerClient.started(server)
             clock.advance(POSITION_EVERY)  # positions refreshed: the teams' estimates published
             est = await new.wait_event(lambda e: isinstance(e, EstimateEvent) and e.data.team == "net")

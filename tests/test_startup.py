@@ -417,7 +417,7 @@ def test_closing_while_a_big_start_fills_keeps_the_saved_tabs(qtbot, aloop, tmp_
     qtbot.waitUntil(lambda: window.loading.filling and window.model.rowCount() > 0, timeout=timeout(10))
     assert not window.session_tabs
     window.quit()
-    assert window._closing
+    assert window.closing
     stopping = asyncio.ensure_future(window.shutdown())
     qtbot.waitUntil(stopping.done, timeout=timeout(5))
     assert backend.engine.queue_count(QueueRef.parse(window.state.personal_queue)) > 0

@@ -524,7 +524,7 @@ def test_the_console_says_which_protocol_it_speaks_in_login_and_resume() -> None
     async def body(s: Scene) -> None:
         # As sent, not as parsed: the parser would fill in the default (1) for a console that said nothing.
         login = s.server.sent_json[0]
-        assert isinstance(s.server.received[0], Login) and login["protocol"] == PROTOCOL_VERSION == 3
+        assert isinstance(s.server.received[0], Login) and login["protocol"] == PROTOCOL_VERSION == 4
         await s.server.cut()
         await s.until(lambda: s.server.received_of(Resume) != [] and s.backend.state is BackendState.LIVE)
         index = next(i for i, m in enumerate(s.server.received) if isinstance(m, Resume))

@@ -28,7 +28,7 @@ def _accept_three(c: Console) -> list[str]:
     """Three customers accepted in an order unlike their arrival's: C, A, B; A in front."""
     a, b, cc = (c.customer(name) for name in ("Ada Restore", "Bo Restore", "Cy Restore"))
     for customer in (cc, a, b):
-        run(c.qtbot, c.window._accepted(c.backend.accept(customer.session)))
+        run(c.qtbot, c.window.accept_and_open(c.backend.accept(customer.session)))
         c.wait_tab(customer.session)
     c.window.tabs.setCurrentWidget(c.window.session_tabs[a.session])
     return [cc.session, a.session, b.session]
@@ -61,7 +61,7 @@ def test_the_tabs_of_my_sessions_reopen_in_order_after_a_restart(console: Consol
     else:
         # A crash: the connection drops and nothing is saved at the end.  What
         # was saved as the tabs opened is all the next console has.
-        first._closing = True  # the window saves nothing from here on
+        first.closing = True  # the window saves nothing from here on
         run(console.qtbot, first.shutdown())
         first.hide()
     saved = Settings.load(settings)[0].window

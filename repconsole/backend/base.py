@@ -61,6 +61,10 @@ from repconsole.protocol import (
     RepView,
     SessionResult,
     SessionView,
+    SnippetName,
+    SnippetResult,
+    Snippets,
+    SnippetView,
     TicketResult,
     WatchResult,
 )
@@ -323,3 +327,37 @@ class Backend(abc.ABC):
         By default nobody is told (the simulator's customers do not read it).
         """
         del session_id
+
+    # --------------------------------------------------- snippets (issue 14)
+
+    # The rep's team snippets as last heard (None: none heard, e.g. a server of an older protocol).
+    snippets: Snippets | None = None
+    _snippet_listeners: list[Callable[[Snippets], None]] | None = None
+
+    def add_snippet_listener(self, listener: Callable[[Snippets], None]) -> None:
+        """``listener(snippets)`` hears the rep's whole set of team snippets, at sign-in and at each change."""
+        if self._snippet_listeners is None:
+            self._snippet_listeners = []
+        self._snippet_listeners.append(listener)
+
+    def _deliver_snippets(self, snippets: Snippets) -> None:
+        self.snippets = snippets
+        for listener in list(self._snippet_listeners or ()):
+            listener(snippets)
+
+    async def _snippet_call(self, command: SnippetName, **args: Any) -> CommandResult:
+        # Not _call: its ``name`` parameter would take the snippet's.
+        return await self.call(command.value, **args)
+
+    async def snippet_add(self, team: str, name: str, text: str) -> SnippetView:
+        reply = await self._snippet_call(SnippetName.ADD, team=team, name=name, text=text)
+        assert isinstance(reply, SnippetResult), reply
+        return reply.snippet
+
+    async def snippet_edit(self, snippet_id: str, name: str, text: str) -> SnippetView:
+        reply = await self._snippet_call(SnippetName.EDIT, id=snippet_id, name=name, text=text)
+        assert isinstance(reply, SnippetResult), reply
+        return reply.snippet
+
+    async def snippet_delete(self, snippet_id: str) -> None:
+        await self._snippet_call(SnippetName.DELETE, id=snippet_id)

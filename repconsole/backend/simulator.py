@@ -30,6 +30,7 @@ from typing import Any
 
 from repconsole.backend.base import FRAME_SECONDS, Backend, BackendState
 from repconsole.backend.pageplayer import PagePlayer
+from repconsole.backend.simsnippets import SimSnippets
 from repconsole.backend.world import ME, MY_TEAMS, PEERS, World, build_site, start_routing
 from repconsole.collector import collector_paused
 from repconsole.core.commands import execute
@@ -37,7 +38,18 @@ from repconsole.core.engine import Event, QueueEngine
 from repconsole.core.errors import CommandError
 from repconsole.core.feed import RepFeed
 from repconsole.core.model import QueueRef
-from repconsole.protocol import COBROWSE_COMMANDS, ChatData, CommandResult, KeyData, OfferData, SessionData, SessionState, StepKind, Visibility
+from repconsole.protocol import (
+    COBROWSE_COMMANDS,
+    SNIPPET_COMMANDS,
+    ChatData,
+    CommandResult,
+    KeyData,
+    OfferData,
+    SessionData,
+    SessionState,
+    StepKind,
+    Visibility,
+)
 
 __all__ = ["SimClock", "Simulation", "SimulatorBackend"]
 
@@ -391,6 +403,7 @@ class SimulatorBackend(Backend):
         build_site(self.engine)
         self.simulation = Simulation(self.engine, self._clock, rng, rate=rate, routing=routing)
         self.pages = PagePlayer(self.engine, ME, self._deliver_cobrowse, self._clock)
+        self.snippet_book = SimSnippets(lambda: sorted(self.engine.reps[ME].teams), self._deliver_snippets)  # issue 14
         self.simulation.on_typing = self._deliver_typing
         self._population = population
         self._tick = tick
@@ -422,6 +435,7 @@ class SimulatorBackend(Backend):
             self._unsubscribe = self.engine.subscribe(self._on_engine_event)
             self._deliver(self._feed.snapshot(self.engine))
         self._set_state(BackendState.LIVE, "in-process simulator")
+        self._deliver_snippets(self.snippet_book.current())  # after the snapshot, as a server sends them
         if self._tick > 0:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="simulator")
 
@@ -527,6 +541,8 @@ class SimulatorBackend(Backend):
     def _execute(self, command: str, args: dict[str, Any]) -> CommandResult:
         if command in COBROWSE_COMMANDS:
             return self.pages.command(command, args)
+        if command in SNIPPET_COMMANDS:
+            return self.snippet_book.command(command, args)
         return execute(self.engine, ME, command, args)
 
     def resync(self) -> None:

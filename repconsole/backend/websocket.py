@@ -78,13 +78,11 @@ from repconsole.backend.errors import (
     SignInError,
     command_error,
 )
-from repconsole.backend.wstyping import TypingFrames
+from repconsole.backend.wssnippets import SnippetFrames, result_type
 from repconsole.collector import collector_paused
 from repconsole.core.errors import CommandError
 from repconsole.core.feed import FeedBatch
 from repconsole.protocol import (
-    COBROWSE_COMMANDS,
-    COMMANDS,
     PROTOCOL_VERSION,
     CloseCode,
     CobrowseChunk,
@@ -182,7 +180,7 @@ def server_endpoint(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
 
-class WebSocketBackend(TypingFrames):
+class WebSocketBackend(SnippetFrames):
     """The console's rep, signed in to a queue server over WebSocket.
 
     Attributes:
@@ -659,7 +657,7 @@ class WebSocketBackend(TypingFrames):
             case Error():
                 log.warning("server error: %s", message)
             case _:
-                self._on_other(message)  # wstyping: typing notices
+                self._on_other(message)  # wssnippets, wstyping: snippets, typing notices
 
     def _on_reply(self, rid: Any, message: Result | Error) -> None:
         pending = self._pending.get(str(rid))
@@ -670,11 +668,11 @@ class WebSocketBackend(TypingFrames):
         if isinstance(message, Error):
             pending.future.set_exception(command_error(message))
             return
-        spec = COMMANDS.get(pending.name) or COBROWSE_COMMANDS.get(pending.name)
+        result = result_type(pending.name)
         try:
-            if spec is None:
+            if result is None:
                 raise ValueError(f"no result type for {pending.name!r}")
-            pending.future.set_result(msgspec.json.decode(message.result, type=spec.result))
+            pending.future.set_result(msgspec.json.decode(message.result, type=result))
         except (ValueError, msgspec.ValidationError) as exc:
             log.error("malformed result of %s from the server: %s", pending.name, exc)
             pending.future.set_exception(ProtocolCommandError(ErrorReason.BAD_MESSAGE, str(exc)))

@@ -43,6 +43,8 @@ _MESSAGES: dict[Reason, str] = {
     Reason.NOT_BROWSER: "That session does not share the customer's browser.",
     Reason.REP_OFFLINE: "That representative is not connected.",
     Reason.NO_OFFER: "That offer is no longer open.",
+    Reason.NOT_LEAD: "Only a lead of that team can change its snippets.",
+    Reason.UNKNOWN_SNIPPET: "There is no such snippet (it may have been deleted), or it is set in the site's configuration.",
     Reason.INVALID: "Invalid request.",
 }
 

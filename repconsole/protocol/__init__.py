@@ -17,6 +17,8 @@ module             what it defines
 ``commands``       every rep command: its arguments and its result
 ``cobrowse``       the customer's live page: the recorder endpoint
                    ``/cobrowse`` and what reps get of it on ``/rep``
+``snippets``       canned messages (issue 14): a team's snippets, the
+                   ``snippets`` message and the ``snippet_*`` commands
 ``messages``       every message on ``/rep``, ``/customer`` and
                    ``/cobrowse``, both ways; ``parse_*``, ``encode``,
                    ``ProtocolError``
@@ -37,9 +39,11 @@ from repconsole.protocol.events import *  # noqa: F403
 from repconsole.protocol.events import __all__ as _events
 from repconsole.protocol.messages import *  # noqa: F403
 from repconsole.protocol.messages import __all__ as _messages
+from repconsole.protocol.snippets import *  # noqa: F403
+from repconsole.protocol.snippets import __all__ as _snippets
 from repconsole.protocol.views import *  # noqa: F403
 from repconsole.protocol.views import __all__ as _views
 from repconsole.protocol.vocabulary import *  # noqa: F403
 from repconsole.protocol.vocabulary import __all__ as _vocabulary
 
-__all__ = [*_vocabulary, *_views, *_events, *_commands, *_cobrowse, *_messages]
+__all__ = [*_vocabulary, *_views, *_events, *_commands, *_cobrowse, *_snippets, *_messages]

@@ -51,6 +51,7 @@ from repconsole.protocol.cobrowse import (
     StopSharing,
 )
 from repconsole.protocol.events import Event
+from repconsole.protocol.snippets import Snippets
 from repconsole.protocol.views import CustomerLine, EstimateView, Intake, SessionView, SnapshotData
 from repconsole.protocol.vocabulary import (
     ID_LIMIT,
@@ -274,7 +275,7 @@ class CustomerIsTyping(_Reply, frozen=True, tag=MessageType.TYPING.value):
     session: str
 
 
-RepReply = Welcome | Snapshot | SnapshotPart | Events | Result | Error | CobrowseChunk | CobrowseStatus | CustomerIsTyping
+RepReply = Welcome | Snapshot | SnapshotPart | Events | Result | Error | CobrowseChunk | CobrowseStatus | CustomerIsTyping | Snippets
 
 
 class SnapshotJoiner:

@@ -58,7 +58,10 @@ __all__ = [
 # 3: auto-assignment and wait estimates (issue 14): the events ``offer``,
 # ``offer_ended`` and ``estimate``.  A version 2 console is still served on a
 # site where no team routes, and never gets those events (docs/protocol.md, Versions).
-PROTOCOL_VERSION = 3
+# 4: canned messages (issue 14): the ``snippets`` message and the commands
+# ``snippet_add``, ``snippet_edit`` and ``snippet_delete``.  A version 3 (or 2)
+# console is served as before and gets no ``snippets``.
+PROTOCOL_VERSION = 4
 MIN_PROTOCOL_VERSION = 2
 
 # Frames the server receives are at most this big (websockets' max_size); a
@@ -126,6 +129,8 @@ class MessageType(enum.StrEnum):
     COBROWSE_STATE = "cobrowse_state"
     # both endpoints, both ways, beside the feed (issue 14): someone is typing
     TYPING = "typing"
+    # server -> console, beside the feed (issue 14): the rep's team snippets, whole
+    SNIPPETS = "snippets"
 
 
 class CloseCode(enum.IntEnum):
@@ -243,6 +248,8 @@ class Reason(enum.StrEnum):
     NOT_BROWSER = "not_browser"  # co-browsing a session that did not start from a browser-sharing link
     REP_OFFLINE = "rep_offline"
     NO_OFFER = "no_offer"  # accept_offer/decline_offer: no open offer of that session to this rep (any more)
+    NOT_LEAD = "not_lead"  # snippet_add/edit/delete: only a lead of the team may change its snippets
+    UNKNOWN_SNIPPET = "unknown_snippet"  # snippet_edit/delete: no such snippet (deleted meanwhile), or one of the site file
     INVALID = "invalid"  # a malformed argument
 
 

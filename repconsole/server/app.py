@@ -59,6 +59,7 @@ from repconsole.protocol import (
     MAX_FRAME,
     MIN_PROTOCOL_VERSION,
     PROTOCOL_VERSION,
+    SNIPPET_COMMANDS,
     CloseCode,
     Command,
     Error,
@@ -97,6 +98,7 @@ from repconsole.server.reload import Plan, reload_server
 from repconsole.server.routing import too_old_for_offers
 from repconsole.server.runtime import PersistenceFailure, Runtime, command_digest
 from repconsole.server.snapshots import send_replay, send_snapshot
+from repconsole.server.snippets import SnippetBook
 from repconsole.server.store import Store
 from repconsole.server.timers import ServerClock, WallClock
 from repconsole.server.web import CONTENT_TYPES, STATIC_NAME, WATCH_PATH, CobrowseWeb, response
@@ -185,6 +187,7 @@ class Server:
         self.customers: CustomerDesk | None = None
         self.links: LinkBook | None = None
         self.cobrowse: CobrowseDesk | None = None
+        self.snippets: SnippetBook | None = None  # team snippets (issue 14)
         self.web: CobrowseWeb | None = None
         self.new_passwords: dict[str, str] = {}
         self.failed: BaseException | None = None
@@ -236,6 +239,7 @@ class Server:
         self.links = LinkBook(self.spec, self.runtime.engine, self.runtime.store)
         self.customers = CustomerDesk(self.runtime, self.links)
         self.cobrowse = CobrowseDesk(self.runtime, self.customers, base_url=self.base_url)
+        self.snippets = SnippetBook(self.runtime, lambda: self.spec)
         if self.resources is None:
             import repconsole.resources
 
@@ -523,6 +527,8 @@ class Server:
                     await self._send(ws, reply)
                     if then is not None:
                         then()
+                elif isinstance(msg, Command) and msg.name in SNIPPET_COMMANDS and self.snippets is not None:
+                    await self._send(ws, self.snippets.command(link.rep, msg, link.login.id))  # beside the engine, as co-browsing
                 elif isinstance(msg, Command):
                     await self._send(ws, self._command(link.login, msg))
                 elif isinstance(msg, Typing):
@@ -682,6 +688,8 @@ class Server:
             self._detach(link)
             raise
         rt.fanout.ready(link)
+        if self.snippets is not None:
+            self.snippets.greet(link)  # beside the feed, once the snapshot or replay is out
         return link
 
     def _command(self, login: LoginSession, msg: Command) -> bytes:

@@ -41,6 +41,7 @@ from msgspec import Meta, field
 from repconsole.core.clock import Clock, ManualClock
 from repconsole.core.engine import QueueEngine
 from repconsole.core.model import CUSTOMER, QueueRef, RoutingMode, RuleAction, SiteConfig, WaitingRule
+from repconsole.protocol.snippets import SNIPPET_NAME_LIMIT, SNIPPET_TEXT_LIMIT
 from repconsole.server.auth import parse_hash
 from repconsole.server.proxy import parse_network
 from repconsole.server.tomllines import KeyPath, TomlLines
@@ -135,6 +136,13 @@ class RuleSpec(_Table, frozen=True, kw_only=True):
     overflow_team: str | None = None
 
 
+class SnippetTable(_Table, frozen=True, kw_only=True):
+    """``[[teams.<id>.snippets]]``: a canned message of the team (issue 14), changed only in the file."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=SNIPPET_NAME_LIMIT, pattern=r"\S")]
+    text: Annotated[str, Meta(min_length=1, max_length=SNIPPET_TEXT_LIMIT, pattern=r"\S")]
+
+
 class TeamTable(_Table, frozen=True, kw_only=True):
     """``[teams.<id>]``: a team without its id, which is the table's key."""
 
@@ -145,6 +153,8 @@ class TeamTable(_Table, frozen=True, kw_only=True):
     # The members' capacity, unless a rep has their own (a rep in several teams: the smallest).
     max_sessions: SessionCount | None = None
     skills: dict[Text, SkillId] = field(default_factory=dict)  # routing = "skills": issue category -> skill
+    leads: tuple[str, ...] = ()  # members who may change the team's snippets in the console (issue 14)
+    snippets: tuple[SnippetTable, ...] = ()  # the team's canned messages of the file
 
 
 class TeamSpec(TeamTable, frozen=True, kw_only=True):
@@ -619,6 +629,12 @@ class _Reader:
                     parse_hash(rep.password_hash)
                 except ValueError as exc:
                     self.problem((*path, "password_hash"), f"{exc} (make one with: repconsole-server passwd USERNAME)")
+
+        members = {(team, r.id) for r in file.reps for team in r.teams}
+        for team_id, t in file.teams.items():
+            for lead_path, lead in self.numbered(("teams", team_id, "leads"), t.leads):
+                if (team_id, lead) not in members:
+                    self.problem(lead_path, f"{lead!r} is not a member of this team (a rep whose teams include {team_id!r})")
 
         for path, issue in self.each("issues", file.issues, "code"):
             if issue.team not in self.team_ids:

@@ -12,7 +12,7 @@ What changes live:
   minute, customer grace, resume window, token lifetime, allowed origins,
   public URL, co-browsing buffer and rate for new streams), and
   ``[admin] metrics_token``;
-* teams: new ones, names, ``persistent``, rules (a rule's clock starts when a
+* teams: new ones, names, ``persistent``, ``leads`` and ``snippets`` (issue 14), rules (a rule's clock starts when a
   session enters the queue: a changed rule applies to sessions that enter
   from then on);
 * reps: new ones, names, session caps, skills, password hashes, and joining teams;

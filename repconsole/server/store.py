@@ -56,7 +56,7 @@ __all__ = ["DB_NAME", "PRUNE_BATCH", "SCHEMA_VERSION", "WAL_KEPT", "Cutoffs", "L
 log = logging.getLogger(__name__)
 
 DB_NAME = "repconsole-server.db"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # The WAL file's size kept when it restarts after a checkpoint (it only ever grows otherwise).
 WAL_KEPT = 64 * 1024 * 1024
 # Rows one housekeeping batch deletes at most, per kind (Store.prune_batch): a few milliseconds.
@@ -128,6 +128,14 @@ CREATE INDEX IF NOT EXISTS answers_at ON answers (at);
 CREATE INDEX IF NOT EXISTS logins_expires_at ON logins (expires_at);
 CREATE INDEX IF NOT EXISTS customers_expires_at ON customers (expires_at);
 CREATE INDEX IF NOT EXISTS keys_expires_at ON keys (json_extract(CAST(data AS TEXT), '$.expires_at'))
+""",
+    # Team snippets a team lead made in the console (issue 14; server/snippets.py). Those of the
+    # site file are not stored: the file is their truth.
+    5: """
+CREATE TABLE IF NOT EXISTS snippets (
+    id TEXT PRIMARY KEY, team TEXT NOT NULL, name TEXT NOT NULL, text TEXT NOT NULL,
+    updated_at REAL NOT NULL, updated_by TEXT NOT NULL
+)
 """,
 }
 
@@ -316,6 +324,10 @@ class Store:
 
     def links(self) -> list[LinkRow]:
         return [_link(row) for row in self._db.execute("SELECT * FROM links ORDER BY created_at, id")]
+
+    def snippet_rows(self) -> list[tuple[str, str, str, str]]:
+        """The stored team snippets (issue 14): (id, team, name, text), oldest first."""
+        return [tuple(row) for row in self._db.execute("SELECT id, team, name, text FROM snippets ORDER BY updated_at, id")]
 
     def revoke_link(self, link_id: str, at: float) -> bool:
         """Revoke a link (once: the first time stays).  False if there is no such link."""

@@ -1,4 +1,4 @@
-"""The console window, and the one place where its parts are wired together.
+"""The console window: it builds its parts and keeps them current (their wiring: ui/wiring.py).
 
 The window owns a :class:`~repconsole.core.state.ConsoleState` fed by the
 backend.  Every batch of feed events is applied once and then fanned out to
@@ -17,8 +17,8 @@ import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QCloseEvent, QDesktopServices
+from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -31,20 +31,19 @@ from PySide6.QtWidgets import (
 
 from repconsole import __version__
 from repconsole.backend.base import Backend, BackendState
-from repconsole.backend.cobrowse import CobrowseUpdate, PageBatch
 from repconsole.core.errors import CommandError, Reason
 from repconsole.core.feed import FeedBatch
 from repconsole.core.state import Changes, ConsoleState, GapError, Row, RowKind
-from repconsole.protocol import GoneReason, KeyView, RepStatus, SessionGoneData, SessionView
+from repconsole.protocol import GoneReason, RepStatus, SessionGoneData, SessionView
 from repconsole.settings import Settings
-from repconsole.ui import loading, theme, workspace
+from repconsole.ui import loading, theme, wiring, workspace
 from repconsole.ui.accessible import Splitter, TabWidget
 from repconsole.ui.alerts import AlertBanner, Alerter, alerts_for
 from repconsole.ui.announce import Announcer, Kind
 from repconsole.ui.closereason import close_reason
 from repconsole.ui.details import DetailsPane
-from repconsole.ui.focusorder import chain, labelled
-from repconsole.ui.keydialog import KeyRequestDialog, SessionKeyDialog
+from repconsole.ui.focusorder import labelled
+from repconsole.ui.keydialog import SessionKeyDialog
 from repconsole.ui.menus import build_menus
 from repconsole.ui.offers import OfferDesk
 from repconsole.ui.presencewiring import PresenceWiring
@@ -55,6 +54,7 @@ from repconsole.ui.quitdialog import QuitGuard
 from repconsole.ui.resources import app_icon
 from repconsole.ui.search import search_delta, search_rows, search_title
 from repconsole.ui.searchfield import SearchField
+from repconsole.ui.snippetdesk import SnippetDesk
 from repconsole.ui.statusline import ElidedLabel, backend_text, fit_message, grace_text, window_title
 from repconsole.ui.tray import ConsoleTray
 
@@ -101,9 +101,9 @@ class MainWindow(QMainWindow):
         self.team_chats: dict[str, TeamChatDialog] = {}
         self.notice = ""
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._clock_offset = 0.0
+        self.clock_offset = 0.0
         self._queue: str | None = None
-        self._closing = False
+        self.closing = False
         self._quitting = False  # a real quit (tray, Ctrl+Q): never just hide to the tray
         self.key_dialog: SessionKeyDialog | None = None
         self._restore_tab = workspace.front_tab(settings.window)  # brought back to the front once
@@ -120,11 +120,11 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._restore_settings()
         if settings_warning:
-            self._show_notice(settings_warning, error=True)
+            self.show_notice(settings_warning, error=True)
 
         backend.add_event_listener(self._on_backend_events)
         backend.add_state_listener(self._on_backend_state)
-        backend.add_cobrowse_listener(self._on_backend_cobrowse)
+        wiring.wire_cobrowse(self)
         self.presence = PresenceWiring(backend, self.tabs, self.session_tabs, self.model)  # typing, silence (issue 14)
         self.loading = loading.LoadingOverlay(self.table, backend)  # after the window's listener: sees each batch applied
         self.loading.filled.connect(self._reopen_tabs)
@@ -227,28 +227,9 @@ class MainWindow(QMainWindow):
         self.announcer = Announcer(self, lambda: self.settings)
         self.alerter = Alerter(self, self.banner, lambda: self.settings, clock=time.time, notify=self.tray.notify, announcer=self.announcer)
         self.quit_guard = QuitGuard(self, self.state, self.settings)
-        self.quit_guard.quitChosen.connect(self._on_quit_guard_quitChosen)
-        self.banner.showRequested.connect(self._on_banner_showRequested)
-        self.tray.statusRequested.connect(lambda status: self._spawn("Status", self.backend.set_status(RepStatus(status))))
-        self.tray.muteRequested.connect(self.alerter.mute)
-        self.alerter.muteChanged.connect(self.tray.set_muted)
-        self.tray.set_muted(self.alerter.muted_until())
-        self.tray.quitRequested.connect(self.quit)
-
-        self.queue_list.queueSelected.connect(self._on_queue_list_queueSelected)
-        self.queue_list.favouriteToggled.connect(self._on_queue_list_favouriteToggled)
-        self.queue_list.teamChatRequested.connect(self.open_team_chat)
-        self.table.acceptRequested.connect(self.accept_row)
-        self.table.detailsToggled.connect(self._on_table_detailsToggled)
-        self.accept_button.clicked.connect(self._on_accept_button_clicked)
-        self.get_next_button.clicked.connect(self._on_get_next_button_clicked)
-        self.key_button.clicked.connect(self._on_key_button_clicked)
-        self.search.textChanged.connect(self._on_search_textChanged)
-        self.search.acceptRequested.connect(self._on_search_acceptRequested)
-        self.search.resultsRequested.connect(self._on_search_resultsRequested)
-        self.status_combo.activated.connect(self._on_status_combo_activated)
-        chain([self.queue_list, self.search, self.table, self.accept_button, self.get_next_button, self.key_button, self.status_combo])
+        wiring.wire_window(self)
         self.offers = OfferDesk(self)  # issue 14: offers, capacity, pausing, wait estimates
+        self.snippet_desk = SnippetDesk(self.backend, self.state, self.settings, self)  # canned messages (issue 14)
         # Watches for the first paint of a snapshot (firstQueuePainted), then stops watching.
         self.table.viewport().installEventFilter(self)
 
@@ -264,7 +245,7 @@ class MainWindow(QMainWindow):
         self._tick.start()
 
     def start_soon(self) -> None:
-        self._spawn("start", self.start())
+        self.spawn("start", self.start())
 
     async def shutdown(self) -> None:
         """Stop the backend.  Touches no widget: the window may already be gone."""
@@ -283,11 +264,11 @@ class MainWindow(QMainWindow):
             self.hide()  # the console keeps running: alerts reach the rep through the tray
             event.ignore()
             return
-        if not self._closing and not self.quit_guard.may_quit():
+        if not self.closing and not self.quit_guard.may_quit():
             event.ignore()
             return
-        if not self._closing:
-            self._closing = True
+        if not self.closing:
+            self.closing = True
             self._tick.stop()
             self.alerter.acknowledge()
             self.tray.icon.hide()
@@ -298,7 +279,7 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
     def _on_quit_guard_quitChosen(self, away: bool) -> None:
-        self._spawn("Set away", self._quit(away))
+        self.spawn("Set away", self._quit(away))
 
     async def _quit(self, away: bool) -> None:
         try:
@@ -309,7 +290,7 @@ class MainWindow(QMainWindow):
 
     def now(self) -> float:
         """The current time on the backend's clock."""
-        return time.time() + self._clock_offset
+        return time.time() + self.clock_offset
 
     # ------------------------------------------------------------ settings
 
@@ -343,7 +324,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------ feed
 
     def _on_backend_events(self, batch: FeedBatch) -> None:
-        if self._closing:
+        if self.closing:
             return  # a closed window is being torn down; its backend may still deliver
         try:
             changes = self.state.apply(batch)
@@ -366,7 +347,7 @@ class MainWindow(QMainWindow):
         self._on_backend_events(batch)
 
     def _load_snapshot(self) -> None:
-        self._clock_offset = self.state.at - time.time()
+        self.clock_offset = self.state.at - time.time()
         self._set_stale(None)
         # Read before the queue list fills: filling it selects Personal.
         wanted = self._queue or self.settings.last_queue
@@ -415,7 +396,7 @@ class MainWindow(QMainWindow):
                 gone = changes.gone.get(self.details.row_id)
                 self.close_details()
                 if gone and gone.reason is GoneReason.TAKEN:
-                    self._show_notice(f"That session was taken by {self.state.rep_name(gone.by or None)}.")
+                    self.show_notice(f"That session was taken by {self.state.rep_name(gone.by or None)}.")
             elif row.session.id in changes.sessions:
                 self.details.refresh(row)
         for sid, line in changes.chat:
@@ -465,7 +446,7 @@ class MainWindow(QMainWindow):
         theme.set_style(self.backend_label, "color: $warning_text;" if warn else "")
 
     def _on_backend_state(self, state: BackendState, detail: str) -> None:
-        if self._closing:
+        if self.closing:
             return
         self._update_backend_label()
         if state is BackendState.RECONNECTING:
@@ -497,6 +478,11 @@ class MainWindow(QMainWindow):
         self.close_details()
         self.alerter.acknowledge(key)  # the rep sees that queue now
 
+    @property
+    def current_queue(self) -> str | None:
+        """The queue the table shows (``"search:…"`` while searching), None before the snapshot."""
+        return self._queue
+
     def _row(self, row_id: str) -> Row | None:
         return self.model.row_by_id(row_id)
 
@@ -513,7 +499,7 @@ class MainWindow(QMainWindow):
         try:
             self.settings.save()
         except OSError as exc:
-            self._show_notice(f"Could not save favourites: {exc}", error=True)
+            self.show_notice(f"Could not save favourites: {exc}", error=True)
         self._refresh_queue_list()
 
     def open_team_chat(self, team: str) -> TeamChatDialog:
@@ -521,8 +507,7 @@ class MainWindow(QMainWindow):
         if dialog is None:
             from repconsole.ui.teamchat import TeamChatDialog
             dialog = TeamChatDialog(team, self.state, self, enter_sends=lambda: self.settings.preferences.chat.enter_sends)
-            dialog.view.sendRequested.connect(lambda text, t=team: self._spawn("team chat", self.backend.team_say(t, text)))
-            dialog.view.readUpTo.connect(lambda n, t=team: self._on_team_chat_readUpTo(t, n))
+            wiring.wire_team_chat(self, dialog, team)
             self.team_chats[team] = dialog
         if dialog.isVisible():
             dialog.raise_()
@@ -530,11 +515,6 @@ class MainWindow(QMainWindow):
         else:
             dialog.show()  # a newly shown window comes to the front by itself
         return dialog
-
-    def _on_team_chat_readUpTo(self, team: str, n: int) -> None:
-        chat = self.state.team_chat.get(team)
-        if chat is not None and n > chat.last_read:
-            self._spawn("mark read", self.backend.team_read(team))
 
     def _on_table_detailsToggled(self, row_id: str | None) -> None:
         row = self._row(row_id) if row_id is not None else None
@@ -599,7 +579,7 @@ class MainWindow(QMainWindow):
     def _on_accept_button_clicked(self) -> None:
         row_id = self.table.current_row_id()
         if row_id is None:
-            self._show_notice("Select an entry to accept.")
+            self.show_notice("Select an entry to accept.")
             return
         self.accept_row(row_id)
 
@@ -616,14 +596,15 @@ class MainWindow(QMainWindow):
                 self.tabs.setCurrentWidget(tab)
                 return
         if row.kind is RowKind.INVITATION and row.invitation is not None:
-            self._spawn("Join", self._accepted(self.backend.accept_invitation(row.invitation.id)))
+            self.spawn("Join", self.accept_and_open(self.backend.accept_invitation(row.invitation.id)))
         else:
-            self._spawn("Accept", self._accepted(self.backend.accept(sid)))
+            self.spawn("Accept", self.accept_and_open(self.backend.accept(sid)))
 
     def _on_get_next_button_clicked(self) -> None:
-        self._spawn("Get Next", self._accepted(self.backend.get_next()))
+        self.spawn("Get Next", self.accept_and_open(self.backend.get_next()))
 
-    async def _accepted(self, call: Awaitable[SessionView]) -> None:
+    async def accept_and_open(self, call: Awaitable[SessionView]) -> None:
+        """Await an accept (or join) and open the session's tab in front."""
         session = await call
         # Keep its chat and page; the session itself comes as an event, maybe
         # after this: until then the result is the newest view of it.
@@ -640,27 +621,11 @@ class MainWindow(QMainWindow):
             from repconsole.ui.sessiontab import SessionTab
             tab = SessionTab(shown, self.state, clock=self.backend.server_time, settings=self.settings)
             tab.set_outage(self.stale_label.text() or None)  # opened during an outage: it shows at once
-            tab.sendRequested.connect(
-                lambda text, reps_only, s=sid, t=tab: self._spawn("Send", t.confirming(self.backend.say(s, text, reps_only=reps_only)))
-            )
-            tab.transferRequested.connect(lambda target, note, stay, s=sid: self._spawn("Transfer", self.backend.transfer(s, target, note, stay=stay)))
-            tab.shareRequested.connect(lambda target, s=sid: self._spawn("Share", self.backend.share(s, target)))
-            tab.holdRequested.connect(lambda s=sid: self._spawn("Hold", self.backend.hold(s)))
-            tab.endRequested.connect(lambda s=sid: self._spawn("End", self.backend.end(s)))
-            tab.leaveRequested.connect(lambda s=sid: self._spawn("Leave", self.backend.leave(s)))
-            tab.resumeRequested.connect(lambda s=sid: self._spawn("Resume", self._accepted(self.backend.accept(s))))
-            tab.externalKeyEdited.connect(lambda key, s=sid: self._spawn("External key", self.backend.set_external_key(s, key)))
-            tab.titleChanged.connect(lambda text, t=tab: self.tabs.setTabText(self.tabs.indexOf(t), text))
             self.session_tabs[sid] = tab
             QTimer.singleShot(0, self._save_settings)  # the open tabs survive a crash (after the focus below)
             index = self.tabs.addTab(tab, tab.title)
             self.tabs.setTabToolTip(index, f"{session.customer_name} — {session.issue or 'no issue given'}")
-            self.presence.attach(tab)
-            if tab.cobrowse_view is not None:
-                page = tab.cobrowse_view
-                page.pointRequested.connect(lambda x, y, s=sid: self._spawn("Point", self.backend.cobrowse_point(s, x, y)))
-                page.openRequested.connect(lambda s=sid: self._spawn("Open in browser", self._open_live_page(s)))
-                self._spawn("Customer's page", self.backend.cobrowse_watch(sid))
+            wiring.wire_session_tab(self, tab)
         if focus:
             self.tabs.setCurrentWidget(tab)
         self._update_progress()
@@ -677,7 +642,7 @@ class MainWindow(QMainWindow):
                 continue
             why = close_reason(gone.get(sid), s, self.state)
             self._close_tab(sid)
-            self._show_notice(f"The session with {tab.session.customer_name} closed: {why}.")
+            self.show_notice(f"The session with {tab.session.customer_name} closed: {why}.")
 
     def _close_tab(self, sid: str) -> None:
         tab = self.session_tabs.pop(sid, None)
@@ -685,33 +650,8 @@ class MainWindow(QMainWindow):
             self.tabs.removeTab(self.tabs.indexOf(tab))
             tab.deleteLater()
             if tab.cobrowse_view is not None:
-                self._spawn("Customer's page", self._unwatch(sid))
+                self.spawn("Customer's page", wiring.unwatch(self, sid))
         self._update_progress()
-
-    # ------------------------------------------------------------ co-browsing
-
-    def _on_backend_cobrowse(self, update: CobrowseUpdate) -> None:
-        tab = self.session_tabs.get(update.session)
-        if self._closing or tab is None or tab.cobrowse_view is None:
-            return
-        if isinstance(update, PageBatch):
-            tab.cobrowse_view.add_batch(update)
-        else:
-            tab.cobrowse_view.set_status(update)
-
-    async def _unwatch(self, sid: str) -> None:
-        try:
-            await self.backend.cobrowse_unwatch(sid)
-        except CommandError as exc:  # the session is over: the server no longer streams it anyway
-            log.info("unwatching session %s: %s", sid, exc)
-
-    async def _open_live_page(self, sid: str) -> None:
-        ticket = await self.backend.cobrowse_ticket(sid)
-        url = QUrl(ticket.url)
-        if url.scheme() not in ("http", "https"):
-            raise CommandError(Reason.INVALID, f"The server gave an address a browser cannot open: {ticket.url[:200]}")
-        if not QDesktopServices.openUrl(url):
-            raise CommandError(Reason.INVALID, "No web browser could open the customer's page.")
 
     def cycle_tab(self, step: int) -> None:
         if count := self.tabs.count():
@@ -724,20 +664,10 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------ misc actions
 
     def _on_status_combo_activated(self, index: int) -> None:
-        self._spawn("Status", self.backend.set_status(self.status_combo.itemData(index)))
+        self.spawn("Status", self.backend.set_status(self.status_combo.itemData(index)))
 
     def _on_key_button_clicked(self) -> None:
-        dialog = KeyRequestDialog(self)
-        dialog.accepted.connect(lambda: self._spawn("Session key", self._generate_key(dialog.seconds())))
-        dialog.finished.connect(dialog.deleteLater)
-        dialog.open()
-
-    async def _generate_key(self, seconds: float) -> None:
-        key: KeyView = await self.backend.generate_key(seconds)
-        if self.key_dialog is not None:
-            self.key_dialog.close()
-        self.key_dialog = SessionKeyDialog(key, self.backend.customer_page(key.key), self.now, self, local_offset=self._clock_offset)
-        self.key_dialog.open()
+        wiring.ask_session_key(self)
 
     def open_about(self) -> None:
         from repconsole.ui.about import AboutDialog
@@ -752,11 +682,12 @@ class MainWindow(QMainWindow):
     def open_preferences(self) -> PreferencesDialog:
         from repconsole.ui.prefsdialog import PreferencesDialog
         dialog = PreferencesDialog(self.settings, [(t, self.state.queue_name(f"team:{t}")) for t in self.state.my_teams], self)
-        dialog.saveFailed.connect(lambda text: self._show_notice(text, error=True))
+        dialog.saveFailed.connect(lambda text: self.show_notice(text, error=True))
         dialog.open()
         return dialog
 
-    def _show_notice(self, text: str, *, error: bool = False) -> None:
+    def show_notice(self, text: str, *, error: bool = False) -> None:
+        """Show ``text`` under the table and in the status bar (``error``: in the error colour)."""
         self.notice = text
         self.notice_label.setText(text)
         theme.set_style(self.notice_label, "color: $error_text;" if error else "color: $notice_text;")
@@ -765,7 +696,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------ plumbing
 
-    def _spawn(self, what: str, coro: Awaitable[Any]) -> None:
+    def spawn(self, what: str, coro: Awaitable[Any]) -> None:
         """Run a backend command; a refusal becomes a message, never an exception in Qt."""
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -780,11 +711,11 @@ class MainWindow(QMainWindow):
             message = exc.detail
             if exc.reason is Reason.ALREADY_TAKEN:
                 message = f"Already taken by {self.state.rep_name(exc.data.get('by'))}."
-            self._show_notice(f"{what}: {message}", error=True)
+            self.show_notice(f"{what}: {message}", error=True)
             self.commandFailed.emit(what, message)
         else:
             log.error("%s failed", what, exc_info=exc)
-            self._show_notice(f"{what} failed: {exc}", error=True)
+            self.show_notice(f"{what} failed: {exc}", error=True)
             self.commandFailed.emit(what, str(exc))
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:

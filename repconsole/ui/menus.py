@@ -40,6 +40,7 @@ MENUS: tuple[tuple[str, tuple[MenuItem | None, ...]], ...] = (
         MenuItem("Focus queue &table", "Ctrl+2", "table.setFocus"),
         SEPARATOR,
         MenuItem("&Preferences…", "Ctrl+,", "open_preferences"),
+        MenuItem("Canned &messages…", "Ctrl+Shift+M", "snippet_desk.open_manager"),
         SEPARATOR,
         MenuItem("&Quit", "Ctrl+Q", "quit"),
     )),

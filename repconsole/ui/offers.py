@@ -275,11 +275,11 @@ class OfferDesk(QObject):
             if ended.away and isinstance(ended.detail, str):
                 self.away_message = ended.detail
                 w.announcer.announce(Kind.OFFERS, ended.detail, ASSERTIVE)
-                w._show_notice(ended.detail, error=True)
+                w.show_notice(ended.detail, error=True)
                 self.awaySet.emit(ended.detail)
             elif ended.outcome is OfferOutcome.EXPIRED:
                 s = state.sessions.get(ended.session)
-                w._show_notice(f"You missed the offer of {s.title if s else 'a session'}: it goes to the next rep.")
+                w.show_notice(f"You missed the offer of {s.title if s else 'a session'}: it goes to the next rep.")
         self.refresh()
         if changes.reset or changes.estimates or changes.queues:
             self._show_estimate()
@@ -305,7 +305,7 @@ class OfferDesk(QObject):
     def _show_estimate(self, _key: str = "") -> None:
         """Beside the title: the visible team queue's wait for a customer arriving now ("" for Personal, or no data)."""
         w = self._window
-        queue = w._queue or ""
+        queue = w.current_queue or ""
         team = queue.removeprefix("team:") if queue.startswith("team:") else None
         if team is None or team not in w.state.estimates:
             text = ""  # Personal, or not estimated yet
@@ -329,13 +329,13 @@ class OfferDesk(QObject):
         sid = self._current(session)
         if sid is not None:
             w = self._window
-            w._spawn("Accept offer", w._accepted(w.backend.accept_offer(sid)))
+            w.spawn("Accept offer", w.accept_and_open(w.backend.accept_offer(sid)))
 
     def decline(self, session: str | None = None) -> None:
         """Decline the offer of ``session`` (default: the one shown); the next rep is offered it."""
         sid = self._current(session)
         if sid is not None:
-            self._window._spawn("Decline offer", self._window.backend.decline_offer(sid))
+            self._window.spawn("Decline offer", self._window.backend.decline_offer(sid))
 
     def ask_pause(self) -> PauseDialog:
         """Ask for how long to pause offers; OK pauses them."""
@@ -354,4 +354,4 @@ class OfferDesk(QObject):
 
     def pause(self, minutes: float) -> None:
         """Take no offers for ``minutes`` (0: take them again now); they come back by themselves."""
-        self._window._spawn("Pause offers", self._window.backend.pause_offers(minutes))
+        self._window.spawn("Pause offers", self._window.backend.pause_offers(minutes))

@@ -7,7 +7,8 @@ notice.  When the customer has not written for the preference's minutes
 (``chat.silent_after_minutes``, read each time it is checked, so a change
 applies at once), it says so, and the tab is flagged (the window sets its
 icon and accessible name from :attr:`PresenceBar.silentChanged`).  Its "Still
-there?" button sends :data:`NUDGE_TEXT` as a normal chat line.
+there?" button sends :attr:`PresenceBar.nudge_text` (the rep's "still-there"
+snippet, :data:`NUDGE_TEXT` by default) as a normal chat line.
 
 Time comes from an injected clock (the backend's server time), so tests move
 it instead of sleeping; a one-second timer only calls :meth:`PresenceBar.refresh`.
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
+from repconsole import snippets
 from repconsole.ui import theme
 from repconsole.ui.theme import Role
 from repconsole.ui.widgets import badge_style
@@ -31,7 +33,7 @@ TYPING_CLEAR = 5.0
 # The rep's own typing is sent at most this often (docs/protocol.md, Typing).
 TYPING_EVERY = 2.0
 # What "Still there?" sends: a normal chat line, which the customer sees.
-NUDGE_TEXT = "Are you still there? Let me know if you need anything else, I'm happy to help."
+NUDGE_TEXT = snippets.NUDGE_TEXT  # the default of the rep's "still-there" snippet (repconsole/snippets.py)
 
 
 def first_name(name: str) -> str:
@@ -80,6 +82,8 @@ class PresenceBar(QWidget):
         self._typing_at: float | None = None  # when the last typing notice came
         self._heard_at: float | None = None  # the customer's last line, or when the rep took the session
         self.silent = False
+        # What "Still there?" sends, asked at each press: the rep's snippet, filled in (the window sets it).
+        self.nudge_text: Callable[[], str | None] = lambda: NUDGE_TEXT
 
         layout = QHBoxLayout(self)
         layout.setContentsMargins(8, 2, 8, 2)
@@ -91,7 +95,7 @@ class PresenceBar(QWidget):
         theme.set_style(self.silent_label, badge_style(Role.AMBER_BADGE, Role.AMBER_BADGE_TEXT))
         self.nudge_button = QPushButton("St&ill there?")
         self.nudge_button.setAutoDefault(False)
-        self.nudge_button.setToolTip(f"Send the customer a check-in: “{NUDGE_TEXT}” (Alt+I)")
+        self.nudge_button.setToolTip("Send the customer your check-in snippet, “still-there” (Alt+I)")
         self.nudge_button.clicked.connect(self._on_nudge_button_clicked)
         layout.addWidget(self.typing_label)
         layout.addStretch(1)
@@ -153,4 +157,6 @@ class PresenceBar(QWidget):
     # ------------------------------------------------------------ slots
 
     def _on_nudge_button_clicked(self) -> None:
-        self.nudgeRequested.emit(NUDGE_TEXT)
+        text = self.nudge_text()
+        if text:  # None: the owner took care of it (a snippet with a placeholder it could not fill)
+            self.nudgeRequested.emit(text)
