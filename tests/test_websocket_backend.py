@@ -1249,7 +1249,9 @@ def test_the_first_sign_in_takes_a_typed_server_address_and_remembers_server_and
     dialog.username_edit.setText(ME)
     dialog.password_edit.setText(PASSWORD)
     dialog.sign_in_button.click()
-    assert dialog.error_label.text() == "Enter the server address: ws://host:port or wss://host." and not dialog.busy
+    assert dialog.error_label.text().startswith("Enter the server address: ws://host:port or wss://host, several separated by commas")
+    assert "http://not-a-queue-server" in dialog.error_label.text() and not dialog.busy
+    assert dialog.server_edit.text() == "http://not-a-queue-server", "what was typed stays to be corrected"
     dialog.server_combo.setCurrentIndex(1)  # picked from the history
     dialog.sign_in_button.click()
     qtbot.waitUntil(signing.done, timeout=timeout(5))

@@ -57,6 +57,7 @@ ANNOUNCEMENT_NAMES: dict[str, str] = {
     "overdue": "Customers waiting too long",
     "lost_races": "A customer I was reaching for taken by another rep",
     "chat": "Chat messages in my sessions",
+    "connection": "The console moving to another server of the site",
 }
 REPEAT_CHOICES: list[tuple[str, float]] = [
     ("Once", 0.0),
