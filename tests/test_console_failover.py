@@ -1,0 +1,134 @@
+"""A console given several servers moves to another when its own dies (issue 15), over real sockets.
+
+Two real ``repconsole-server`` processes on loopback (the subprocess of
+:mod:`test_console_server`), each with a data directory of its own, copied
+from one prepared directory: the same site and passwords, but no shared
+cluster, so B does not know A's login session.  After A is SIGKILLed the
+console reaches B, whose answer to the resume is what docs/protocol.md
+promises for a token it does not know: ``token_unknown`` and 4401, "show
+the login dialog"; the rep signs in there and works on.  (With the Redis
+cluster of issue 15, B knows the token and resumes; the console sends
+the same resume to whichever server answers.)
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import timeout
+from test_console_server import ME, ServerProcess, run
+
+from repconsole.backend.base import BackendState
+from repconsole.backend.errors import ServerUnreachable
+from repconsole.backend.websocket import WebSocketBackend
+from repconsole.ui.app import build_window, keep_signed_in
+from repconsole.ui.login import LoginDialog
+from repconsole.ui.serverswitch import ServerSwitch, switch_text
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    data = tmp_path_factory.mktemp("failover") / "data"
+    server = ServerProcess(data)
+    server.stop()
+    assert ME in server.passwords, server.lines
+    (data / "server.lock").unlink(missing_ok=True)
+    return data, server.passwords
+
+
+def _start(prepared: tuple[Path, dict[str, str]], where: Path) -> ServerProcess:
+    data, passwords = prepared
+    shutil.copytree(data, where)
+    proc = ServerProcess(where)
+    proc.passwords = passwords
+    return proc
+
+
+@pytest.fixture
+def two(prepared: tuple[Path, dict[str, str]], tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    a = _start(prepared, tmp_path / "a")
+    b = _start(prepared, tmp_path / "b")
+    yield a, b
+    for proc in (a, b):
+        proc.stop()
+
+
+def _dead_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"ws://127.0.0.1:{sock.getsockname()[1]}"  # closed again: nothing listens there
+
+
+def test_sigkill_of_its_server_moves_the_console_to_the_next_and_the_rep_works_on(  # type: ignore[no-untyped-def]
+    qtbot, aloop, two: tuple[ServerProcess, ServerProcess], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b = two
+    password = a.passwords[ME]
+    backend = WebSocketBackend(f"{a.url}, {b.url}", ME, password, backoff=(0.1, 0.2), connect_timeout=5)
+    window = build_window(backend, tmp_path / "settings")
+    qtbot.addWidget(window)
+    keep_signed_in(window, backend)
+    switch = ServerSwitch(window, backend)
+    switches: list[tuple[str, str]] = []
+    switch.switched.connect(lambda old, new: switches.append((old, new)))
+    said: list[tuple[str, str, bool]] = []
+    window.announcer.announced.connect(lambda *args: said.append(args))
+    window.show()
+    window.start_soon()
+    qtbot.waitUntil(lambda: backend.state is BackendState.LIVE and window.state.seq >= 0, timeout=timeout(10))
+    assert backend.url == a.url and window.backend_label.text() == f"Server {a.url} · live"
+    states: list[tuple[BackendState, str]] = []
+    backend.add_state_listener(lambda state, detail: states.append((state, detail)))
+
+    caplog.set_level(logging.INFO, logger="repconsole.backend")
+    a.proc.kill()  # SIGKILL: no close frame, nothing said
+    a.proc.wait()
+    # B answers the resume: it does not know A's token, so, as documented, 4401 and the sign-in dialog.
+    qtbot.waitUntil(lambda: window.findChild(LoginDialog) is not None and window.findChild(LoginDialog).isVisible(), timeout=timeout(10))
+    assert any(s is BackendState.RECONNECTING and d.startswith(f"reconnecting to {a.url}… (attempt 1") for s, d in states), states
+    assert any(s is BackendState.RECONNECTING and d.startswith(f"reconnecting to {b.url}… (attempt 2") for s, d in states), states
+    assert backend.needs_login and backend.url == b.url, "B answered: it is the server in use"
+    # token_unknown (errors.py's sentence for it), then 4401: the documented answer to a token B never issued.
+    assert (backend.close_code, backend.state_detail) == (4401, "Your sign-in is no longer valid. Sign in again."), states
+    assert f"reconnect attempt 1 ({a.url}) failed: Cannot reach the server at {a.url}: connection refused" in [r.getMessage() for r in caplog.records]
+    dialog = window.findChild(LoginDialog)
+    assert dialog.server_edit.text() == f"{a.url}, {b.url}", "the dialog names the site's servers, not one"
+    dialog.password_edit.setText(password)
+    dialog.sign_in_button.click()
+    qtbot.waitUntil(lambda: backend.state is BackendState.LIVE and not window.stale_label.isVisible(), timeout=timeout(10))
+    # On B now: the status bar says so, the rep is told (notice and screen reader), the work goes on.
+    assert backend.url == b.url and window.backend_label.text() == f"Server {b.url} · live"
+    assert window.notice_label.text() == switch_text(a.url, b.url)
+    assert switches == [(a.url, b.url)]
+    assert "Not connected" not in window.windowTitle() and b.url in window.windowTitle()
+    assert [x for x in said if x[0] == "connection"] == [("connection", switch_text(a.url, b.url), False)], "announced once, politely"
+    status = run(qtbot, backend.set_status("away"), 5)
+    assert status.status.value == "away", "a command reaches B"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    window.quit_guard.close_now()
+    run(qtbot, window.shutdown())
+
+
+def test_a_dead_first_address_at_sign_in_goes_to_the_live_one(qtbot, aloop, two: tuple[ServerProcess, ServerProcess]) -> None:  # type: ignore[no-untyped-def]
+    _a, b = two
+    dead = _dead_url()
+    backend = WebSocketBackend([dead, b.url], ME, b.passwords[ME], backoff=(0.1,), connect_timeout=5)
+    run(qtbot, backend.start(), 10)
+    assert backend.state is BackendState.LIVE and backend.url == b.url
+    assert backend.state_detail == f"signed in as {ME}", "the first sign-in is no switch"
+    run(qtbot, backend.stop())
+
+
+def test_no_address_answering_says_why_for_each(qtbot, aloop) -> None:  # type: ignore[no-untyped-def]
+    first, second = _dead_url(), _dead_url()
+    backend = WebSocketBackend(f"{first},{second}", ME, "x", connect_timeout=5)
+    with pytest.raises(ServerUnreachable) as caught:
+        run(qtbot, backend.start(), 10)
+    text = str(caught.value)
+    assert text.startswith("No server answered.") and f"{first}: connection refused" in text and f"{second}: connection refused" in text
+    assert backend.state is BackendState.CLOSED and backend.url == first
