@@ -13,6 +13,7 @@ the same resume to whichever server answers.)
 
 from __future__ import annotations
 
+import itertools
 import logging
 import shutil
 import socket
@@ -21,11 +22,13 @@ from pathlib import Path
 
 import pytest
 from conftest import timeout
+from server_helpers import CustomerClient
 from test_console_server import ME, ServerProcess, run
 
 from repconsole.backend.base import BackendState
 from repconsole.backend.errors import ServerUnreachable
-from repconsole.backend.websocket import WebSocketBackend
+from repconsole.backend.websocket import FeedBatch, WebSocketBackend
+from repconsole.protocol import Snapshot
 from repconsole.ui.app import build_window, keep_signed_in
 from repconsole.ui.login import LoginDialog
 from repconsole.ui.serverswitch import ServerSwitch, switch_text
@@ -132,3 +135,53 @@ def test_no_address_answering_says_why_for_each(qtbot, aloop) -> None:  # type: 
     text = str(caught.value)
     assert text.startswith("No server answered.") and f"{first}: connection refused" in text and f"{second}: connection refused" in text
     assert backend.state is BackendState.CLOSED and backend.url == first
+
+
+def test_a_server_with_the_dead_ones_state_resumes_the_console_with_no_gap_and_nothing_twice(  # type: ignore[no-untyped-def]
+    qtbot, aloop, prepared: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    # What a cluster gives (issue 15's shared log), played with what exists today: B starts,
+    # after A's SIGKILL, on a copy of A's database (tokens and the resume ring are kept there),
+    # at an address the console already has.  The console resumes there: no snapshot, no gap.
+    a = _start(prepared, tmp_path / "a")
+    b_port = int(_dead_url().rsplit(":", 1)[1])
+    b_url = f"ws://127.0.0.1:{b_port}"
+    backend = WebSocketBackend([a.url, b_url], ME, a.passwords[ME], backoff=(0.05, 0.1, 0.2), connect_timeout=5)
+    batches: list[FeedBatch] = []
+    backend.add_event_listener(batches.append)
+    b: ServerProcess | None = None
+    customers: list[CustomerClient] = []
+    try:
+        run(qtbot, backend.start(), 10)
+        assert backend.url == a.url and isinstance(batches[0][0], Snapshot)
+        customers.append(run(qtbot, CustomerClient.started(a, "Before The Kill", "vpn"), 5))
+        qtbot.waitUntil(lambda: any(customers[0].session in repr(x) for x in batches[1:]), timeout=timeout(5))
+        seen_on_a = backend.last_seq
+        a.proc.kill()
+        a.proc.wait()
+        qtbot.waitUntil(lambda: backend.state is BackendState.RECONNECTING and "attempt 3" in backend.state_detail, timeout=timeout(10))
+        before = len(batches)
+        (tmp_path / "a" / "server.lock").unlink(missing_ok=True)
+        shutil.copytree(tmp_path / "a", tmp_path / "b")
+        b = ServerProcess.__new__(ServerProcess)
+        b.data, b.log_level, b.lines, b.passwords, b.port = tmp_path / "b", "warning", [], a.passwords, b_port
+        b._start()
+        qtbot.waitUntil(lambda: backend.state is BackendState.LIVE, timeout=timeout(10))
+        assert backend.url == b_url and backend.state_detail == f"signed in as {ME}, now on {b_url}"
+        customers.append(run(qtbot, CustomerClient.started(b, "After The Kill", "vpn"), 5))
+        qtbot.waitUntil(lambda: any(customers[1].session in repr(x) for x in batches[before:]), timeout=timeout(5))
+        after = batches[before:]
+        assert not any(isinstance(item, Snapshot) for batch in after for item in batch), "resumed, not a fresh snapshot"
+        assert after[0].prev == seen_on_a, "the replay continues from the last event A delivered"
+        seqs = [item.seq for batch in batches[1:] for item in batch]
+        assert seqs == sorted(set(seqs)), "nothing twice, in order"
+        for earlier, later in itertools.pairwise(batches[1:]):
+            assert later.prev == earlier[-1].seq, "no gap between frames"
+        assert not backend.needs_login
+    finally:
+        for c in customers:
+            run(qtbot, c.close())
+        run(qtbot, backend.stop())
+        a.stop()
+        if b is not None:
+            b.stop()
