@@ -27,8 +27,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from websockets.exceptions import WebSocketException
-
 from repconsole.backend.backoff import Backoff
 
 __all__ = ["Endpoints", "Try", "format_servers", "parse_servers", "server_endpoint", "why_unreachable"]
@@ -54,6 +52,8 @@ def server_endpoint(url: str) -> str:
 
 def why_unreachable(exc: BaseException) -> str:
     """Why connecting to a server failed, in a few words (``connection refused``)."""
+    from websockets.exceptions import WebSocketException  # only once there was a connection to make
+
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, TimeoutError):
