@@ -97,10 +97,12 @@ def test_sigkill_of_its_server_moves_the_console_to_the_next_and_the_rep_works_o
     assert any(s is BackendState.RECONNECTING and d.startswith(f"reconnecting to {b.url}… (attempt 2") for s, d in states), states
     assert backend.needs_login and backend.url == b.url, "B answered: it is the server in use"
     # token_unknown (errors.py's sentence for it), then 4401: the documented answer to a token B never issued.
-    assert (backend.close_code, backend.state_detail) == (4401, "Your sign-in is no longer valid. Sign in again."), states
+    assert backend.close_code == 4401, states
+    assert backend.state_detail == f"Now on the server {b.url} ({a.url} stopped answering). Your sign-in is no longer valid. Sign in again."
     assert f"reconnect attempt 1 ({a.url}) failed: Cannot reach the server at {a.url}: connection refused" in [r.getMessage() for r in caplog.records]
     dialog = window.findChild(LoginDialog)
     assert dialog.server_edit.text() == f"{a.url}, {b.url}", "the dialog names the site's servers, not one"
+    assert dialog.message_label.text().startswith(f"Now on the server {b.url} ({a.url} stopped answering). Your sign-in is no longer valid.")
     dialog.password_edit.setText(password)
     dialog.sign_in_button.click()
     qtbot.waitUntil(lambda: backend.state is BackendState.LIVE and not window.stale_label.isVisible(), timeout=timeout(10))

@@ -717,8 +717,9 @@ class WebSocketBackend(TypingFrames):
             try:
                 resume: _SignIn = functools.partial(Resume, token=self.token or "", last_seq=last_seq, protocol=PROTOCOL_VERSION)
                 ws = await self._handshake(resume, step.url, need_snapshot=want_snapshot)
-            except LoginError as exc:
-                self._end_session(CLOSE_NOT_AUTHENTICATED, str(exc))
+            except LoginError as exc:  # e.g. another server that does not know this login session: say so
+                moved = f"Now on the server {step.url} ({self._live_url} stopped answering). " if step.url != self._live_url else ""
+                self._end_session(CLOSE_NOT_AUTHENTICATED, moved + str(exc))
                 return None
             except IncompatibleServer as exc:
                 # Retrying cannot help (the server was upgraded meanwhile),
