@@ -151,10 +151,17 @@ def test_a_server_with_the_dead_ones_state_resumes_the_console_with_no_gap_and_n
     backend = WebSocketBackend([a.url, b_url], ME, a.passwords[ME], backoff=(0.05, 0.1, 0.2), connect_timeout=5)
     batches: list[FeedBatch] = []
     backend.add_event_listener(batches.append)
+    window = build_window(backend, tmp_path / "settings")
+    qtbot.addWidget(window)
+    switch = ServerSwitch(window, backend)
+    switches: list[tuple[str, str]] = []
+    switch.switched.connect(lambda old, new: switches.append((old, new)))
     b: ServerProcess | None = None
     customers: list[CustomerClient] = []
     try:
-        run(qtbot, backend.start(), 10)
+        window.show()
+        window.start_soon()
+        qtbot.waitUntil(lambda: backend.state is BackendState.LIVE and window.state.seq >= 0, timeout=timeout(10))
         assert backend.url == a.url and isinstance(batches[0][0], Snapshot)
         customers.append(run(qtbot, CustomerClient.started(a, "Before The Kill", "vpn"), 5))
         qtbot.waitUntil(lambda: any(customers[0].session in repr(x) for x in batches[1:]), timeout=timeout(5))
@@ -162,6 +169,7 @@ def test_a_server_with_the_dead_ones_state_resumes_the_console_with_no_gap_and_n
         a.proc.kill()
         a.proc.wait()
         qtbot.waitUntil(lambda: backend.state is BackendState.RECONNECTING and "attempt 3" in backend.state_detail, timeout=timeout(10))
+        assert window.stale_label.isVisible() and window.stale_label.text().startswith(f"reconnecting to {a.url}… (attempt 3")
         before = len(batches)
         (tmp_path / "a" / "server.lock").unlink(missing_ok=True)
         shutil.copytree(tmp_path / "a", tmp_path / "b")
@@ -180,10 +188,15 @@ def test_a_server_with_the_dead_ones_state_resumes_the_console_with_no_gap_and_n
         for earlier, later in itertools.pairwise(batches[1:]):
             assert later.prev == earlier[-1].seq, "no gap between frames"
         assert not backend.needs_login
+        # The window went on from its own state (no resync), and says where it is now.
+        assert customers[1].session in window.state.sessions and window.state.seq == backend.last_seq
+        assert not window.stale_label.isVisible() and window.backend_label.text() == f"Server {b_url} · live"
+        assert switches == [(a.url, b_url)] and window.notice_label.text() == switch_text(a.url, b_url)
     finally:
         for c in customers:
             run(qtbot, c.close())
-        run(qtbot, backend.stop())
+        window.quit_guard.close_now()
+        run(qtbot, window.shutdown())
         a.stop()
         if b is not None:
             b.stop()
