@@ -1,14 +1,18 @@
 """A console given several servers moves to another when its own dies (issue 15), over real sockets.
 
-Two real ``repconsole-server`` processes on loopback (the subprocess of
-:mod:`test_console_server`), each with a data directory of its own, copied
-from one prepared directory: the same site and passwords, but no shared
-cluster, so B does not know A's login session.  After A is SIGKILLed the
-console reaches B, whose answer to the resume is what docs/protocol.md
-promises for a token it does not know: ``token_unknown`` and 4401, "show
-the login dialog"; the rep signs in there and works on.  (With the Redis
-cluster of issue 15, B knows the token and resumes; the console sends
-the same resume to whichever server answers.)
+Real ``repconsole-server`` processes on loopback (the subprocess of
+:mod:`test_console_server`); A is SIGKILLed and the console reaches B, which
+answers the resume (last seq, token) as docs/protocol.md promises for what
+it holds:
+
+* no shared cluster (B's own copy of the site): ``token_unknown`` and 4401,
+  "show the login dialog"; the rep signs in on B and works on;
+* B with A's state (a copy of its database after the kill, as the cluster's
+  log would give): resumed, no gap, nothing twice;
+* B from a backup older than the console's last event: ``resumed: false``
+  and a fresh snapshot.
+
+Also: a dead first address at sign-in goes to the live one.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import itertools
 import logging
 import shutil
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -192,6 +198,61 @@ def test_a_server_with_the_dead_ones_state_resumes_the_console_with_no_gap_and_n
         assert customers[1].session in window.state.sessions and window.state.seq == backend.last_seq
         assert not window.stale_label.isVisible() and window.backend_label.text() == f"Server {b_url} · live"
         assert switches == [(a.url, b_url)] and window.notice_label.text() == switch_text(a.url, b_url)
+    finally:
+        for c in customers:
+            run(qtbot, c.close())
+        window.quit_guard.close_now()
+        run(qtbot, window.shutdown())
+        a.stop()
+        if b is not None:
+            b.stop()
+
+
+def test_a_server_behind_the_console_answers_the_resume_with_a_snapshot(  # type: ignore[no-untyped-def]
+    qtbot, aloop, prepared: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    # B starts from a backup of A taken before the console's last events (docs/operations.md,
+    # Restore): it knows the token but not the console's last seq, "newer than anything this
+    # server sent": docs/protocol.md promises resumed: false and a fresh snapshot.
+    a = _start(prepared, tmp_path / "a")
+    b_port = int(_dead_url().rsplit(":", 1)[1])
+    b_url = f"ws://127.0.0.1:{b_port}"
+    backend = WebSocketBackend([a.url, b_url], ME, a.passwords[ME], backoff=(0.05, 0.1, 0.2), connect_timeout=5)
+    batches: list[FeedBatch] = []
+    backend.add_event_listener(batches.append)
+    window = build_window(backend, tmp_path / "settings")
+    qtbot.addWidget(window)
+    switch = ServerSwitch(window, backend)
+    b: ServerProcess | None = None
+    customers: list[CustomerClient] = []
+    try:
+        window.show()
+        window.start_soon()
+        qtbot.waitUntil(lambda: backend.state is BackendState.LIVE and window.state.seq >= 0, timeout=timeout(10))
+        backup = tmp_path / "backup.db"
+        command = [sys.executable, "-m", "repconsole.server", "backup", str(backup), "--data", str(tmp_path / "a")]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        customers.append(run(qtbot, CustomerClient.started(a, "After The Backup", "vpn"), 5))
+        late = customers[0].session
+        qtbot.waitUntil(lambda: late in window.state.sessions, timeout=timeout(5))
+        a.proc.kill()
+        a.proc.wait()
+        shutil.copytree(tmp_path / "a", tmp_path / "b", ignore=shutil.ignore_patterns("repconsole-server.db*", "server.lock"))
+        shutil.copyfile(backup, tmp_path / "b" / "repconsole-server.db")
+        before = len(batches)
+        b = ServerProcess.__new__(ServerProcess)
+        b.data, b.log_level, b.lines, b.passwords, b.port = tmp_path / "b", "warning", [], a.passwords, b_port
+        b._start()
+        with qtbot.waitSignal(switch.switched, timeout=timeout(10)) as moved:
+            pass
+        assert moved.args == [a.url, b_url]
+        qtbot.waitUntil(lambda: backend.state is BackendState.LIVE and not window.stale_label.isVisible(), timeout=timeout(5))
+        snapshots = [batch for batch in batches[before:] if isinstance(batch[0], Snapshot)]
+        assert snapshots and snapshots[0].prev is None, "not resumed: a fresh snapshot"
+        assert not backend.needs_login and backend.url == b_url
+        assert late not in window.state.sessions, "the window shows B's state, not a mix"
+        assert window.state.seq == backend.last_seq and window.backend_label.text() == f"Server {b_url} · live"
     finally:
         for c in customers:
             run(qtbot, c.close())
