@@ -52,6 +52,8 @@ def test_a_lost_connection_tries_the_current_server_then_the_others_in_turn() ->
     # B answered: it is the server in use, and the next outage starts from it.
     assert servers.connected(B) is True and servers.url == B
     assert servers.connected(B) is False, "the same server again is no switch"
+    # B answered but the sign-in failed after all (it timed out): the backoff goes on growing.
+    assert (servers.next_try().round, servers.next_try().round) == (2, 2)
     servers.lost()
     assert [servers.next_try().url for _ in range(4)] == [B, C, A, B]
 

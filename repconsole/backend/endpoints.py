@@ -167,11 +167,14 @@ class Endpoints:
         return Try(url, delay, self._clock() + delay, k + 1, rnd)
 
     def connected(self, url: str) -> bool:
-        """``url`` answered: it is the address in use from now on.  True when it is another one than before (a switch)."""
+        """``url`` answered: it is the address in use from now on.  True when it is another one than before (a switch).
+
+        The outage's count of tries goes on (only :meth:`lost` starts a new one): a server
+        that answers and then fails (a sign-in that times out) must not reset the backoff.
+        """
         index = self.urls.index(url)
         switched = index != self._current
         self._current = index
-        self._tries = 0
         return switched
 
     def use(self, urls: Iterable[str]) -> None:
