@@ -37,18 +37,25 @@ def _count(text: str) -> int:
     return value
 
 
-def _server_url(text: str) -> str:
-    """A queue server address: ``ws://HOST:PORT`` or ``wss://HOST:PORT``."""
-    parts = urlsplit(text.strip())
-    if parts.scheme not in ("ws", "wss"):
-        raise argparse.ArgumentTypeError(f"must be a ws:// or wss:// URL, e.g. ws://localhost:8765 (got {text!r})")
+def _server_urls(text: str) -> list[str]:
+    """Queue server addresses, ``ws://HOST:PORT`` or ``wss://HOST:PORT``, separated by commas."""
+    for item in filter(None, (i.strip() for i in text.split(","))):
+        parts = urlsplit(item)
+        if parts.scheme not in ("ws", "wss"):
+            raise argparse.ArgumentTypeError(f"must be a ws:// or wss:// URL, e.g. ws://localhost:8765 (got {item!r})")
+        try:
+            parts.port  # noqa: B018 - raises ValueError on a malformed port
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bad port in {item!r}") from None
+        if not parts.hostname:
+            raise argparse.ArgumentTypeError(f"no host in {item!r}; use ws://HOST:PORT")
+    # Qt-free, like this module: the backend's own check (which also drops repeats).
+    from repconsole.backend.endpoints import parse_servers
+
     try:
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bad port in {text!r}") from None
-    if not parts.hostname:
-        raise argparse.ArgumentTypeError(f"no host in {text!r}; use ws://HOST:PORT")
-    return text.strip()
+        return parse_servers(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,10 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     server = parser.add_argument_group("queue server")
     server.add_argument(
         "--server",
-        type=_server_url,
+        type=_server_urls,
+        action="extend",
         default=None,
         metavar="URL",
-        help="sign in to a queue server (ws://HOST:PORT or wss://HOST:PORT) instead of running the simulator",
+        help="sign in to a queue server (ws://HOST:PORT or wss://HOST:PORT) instead of running the simulator; "
+        "a site with several server processes: give each (--server again, or separated by commas), "
+        "and the console moves to another when the one it is on stops answering",
     )
     server.add_argument("--user", default=None, metavar="NAME", help="the username to prefill in the sign-in dialog")
     parser.add_argument(

@@ -90,6 +90,7 @@ class Announcements(msgspec.Struct, kw_only=True):
     overdue: bool = True
     lost_races: bool = True
     chat: bool = True
+    connection: bool = True  # the console moved to another server of the site
 
 
 class Theme(enum.StrEnum):

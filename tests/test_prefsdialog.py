@@ -125,3 +125,24 @@ def test_a_save_failure_is_reported_and_the_choice_still_applies(qtbot, settings
     with qtbot.waitSignal(dialog.saveFailed) as failed:
         dialog.apply()
     assert "Could not save your preferences" in failed.args[0] and settings.preferences.close_to_tray
+
+
+def test_the_startup_server_takes_a_list_and_a_bad_address_saves_nothing(qtbot, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    # Issue 15: a site with several server processes: their addresses, separated by commas.
+    dialog = PreferencesDialog(settings, [])
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.tabs.setCurrentIndex(0)
+    dialog.close_to_tray.setChecked(True)
+    dialog.server.setCurrentText("ws://a.example:8765, ftp://b.example")
+    assert dialog.apply() is False
+    assert dialog.server_error.isVisible() and "ftp://b.example" in dialog.server_error.text()
+    assert dialog.tabs.currentWidget() is dialog.server.parentWidget().parentWidget(), "the Startup page is shown"
+    assert not settings.path.exists() and not settings.preferences.close_to_tray, "nothing applied"
+    assert dialog.server.currentText() == "ws://a.example:8765, ftp://b.example", "what was typed stays to be corrected"
+    dialog.server.setCurrentText("ws://a.example:8765,wss://b.example/ ")
+    assert dialog.apply() is True and not dialog.server_error.isVisible()
+    loaded = Settings.load(settings.directory)[0].preferences
+    assert loaded.startup.server_url == "ws://a.example:8765, wss://b.example" and loaded.close_to_tray
+    dialog.server.setCurrentText("")
+    assert dialog.apply() is True and settings.preferences.startup.server_url == "", "no server: as before"

@@ -1249,7 +1249,9 @@ def test_the_first_sign_in_takes_a_typed_server_address_and_remembers_server_and
     dialog.username_edit.setText(ME)
     dialog.password_edit.setText(PASSWORD)
     dialog.sign_in_button.click()
-    assert dialog.error_label.text() == "Enter the server address: ws://host:port or wss://host." and not dialog.busy
+    assert dialog.error_label.text().startswith("Enter the server address: ws://host:port or wss://host, several separated by commas")
+    assert "http://not-a-queue-server" in dialog.error_label.text() and not dialog.busy
+    assert dialog.server_edit.text() == "http://not-a-queue-server", "what was typed stays to be corrected"
     dialog.server_combo.setCurrentIndex(1)  # picked from the history
     dialog.sign_in_button.click()
     qtbot.waitUntil(signing.done, timeout=timeout(5))
@@ -1257,6 +1259,36 @@ def test_the_first_sign_in_takes_a_typed_server_address_and_remembers_server_and
     startup = Settings.load(tmp_path / "s")[0].preferences.startup
     assert (startup.backend, startup.server_url, startup.user) == ("server", fake.url, ME)
     assert startup.recent_servers == [fake.url, "wss://old.example", fake.url + "/"]
+    _run(qtbot, backend.stop())
+
+
+def test_the_sign_in_dialog_takes_several_servers_signs_in_on_one_that_answers_and_remembers_the_list(qtbot, fake: FakeServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    from repconsole.settings import Settings
+    from repconsole.ui.login import sign_in
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"ws://127.0.0.1:{sock.getsockname()[1]}"
+    settings = Settings(tmp_path / "s")
+    backend = WebSocketBackend("ws://wrong.invalid:1", "", backoff=(0.05,), connect_timeout=5)
+    signing = asyncio.ensure_future(sign_in(backend, settings=settings))
+    qtbot.waitUntil(lambda: _dialog() is not None, timeout=timeout(3))
+    dialog = _dialog()
+    typed = f"{dead}, http://bad.example"
+    dialog.server_combo.setCurrentText(typed)
+    dialog.username_edit.setText(ME)
+    dialog.password_edit.setText(PASSWORD)
+    dialog.sign_in_button.click()
+    assert "http://bad.example" in dialog.error_label.text() and not dialog.busy and dialog.server_edit.text() == typed, "a bad address: said, and nothing lost"
+    assert dialog.password_edit.text() == PASSWORD
+    dialog.server_combo.setCurrentText(f"{dead},{fake.url}/")
+    dialog.sign_in_button.click()
+    qtbot.waitUntil(signing.done, timeout=timeout(5))
+    assert signing.result() is True and backend.url == fake.url and backend.servers.urls == (dead, fake.url)
+    startup = Settings.load(tmp_path / "s")[0].preferences.startup
+    assert (startup.server_url, startup.recent_servers) == (f"{dead}, {fake.url}", [f"{dead}, {fake.url}"]), "the list survives a restart"
     _run(qtbot, backend.stop())
 
 
@@ -1333,12 +1365,32 @@ def test_the_command_line_takes_a_server_url_and_a_user() -> None:
     assert create_console_backend(build_parser().parse_args(["--seed", "3"])).kind == "simulator"
 
 
+def test_the_command_line_takes_several_servers_repeated_or_with_commas(tmp_path: Path) -> None:
+    from repconsole.cli import build_parser
+    from repconsole.settings import Settings
+    from repconsole.ui.app import _servers_text, create_console_backend
+
+    args = build_parser().parse_args(["--server", "ws://a.example:1, ws://b.example:2/", "--server", "wss://c.example", "--server", "ws://a.example:1"])
+    assert args.server == ["ws://a.example:1", "ws://b.example:2", "wss://c.example", "ws://a.example:1"]
+    backend = create_console_backend(args)
+    assert isinstance(backend, WebSocketBackend)
+    assert backend.servers.urls == ("ws://a.example:1", "ws://b.example:2", "wss://c.example"), "a repeat counts once"
+    assert backend.url == "ws://a.example:1"
+    assert backend.endpoint == "ws://a.example:1/rep" and backend.description == "Server ws://a.example:1"
+    # The preferences keep the list as one line: the same servers, however they were typed.
+    settings = Settings(tmp_path)
+    settings.preferences.startup.server_url = "ws://a.example:1,ws://b.example:2 wss://c.example/"
+    assert _servers_text(backend.servers.urls) == _servers_text(settings.preferences.startup.server_url)
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["--server", "http://queue.example.com:8765"], "must be a ws:// or wss:// URL"),
         (["--server", "ws://queue.example.com:87x"], "bad port"),
         (["--server", "ws://:8765"], "no host"),
+        (["--server", "ws://a.example:1,http://b.example:2"], "must be a ws:// or wss:// URL, e.g. ws://localhost:8765 (got 'http://b.example:2')"),
+        (["--server", " , "], "no server address given"),
         (["--user", "alex"], "--user needs --server"),
     ],
 )

@@ -21,9 +21,9 @@ It speaks the wire protocol of ``docs/protocol.md`` on the ``/rep`` endpoint:
   acting twice.
 * **Reconnect**: when the connection drops, the backend goes
   ``RECONNECTING``, retries with backoff and resumes from the last event it
-  delivered.  The backoff has full jitter (:class:`Backoff`: attempt ``n``
-  waits a random time in ``[0, min(cap, base * 2**n)]``), so that the
-  consoles a server restart dropped together do not come back in one wave; the server replays what was missed (or sends a fresh snapshot).
+  delivered, on the server it was on or another of its list (:mod:`~repconsole.backend.endpoints`
+  says which and when: full jitter, so that the consoles a server restart dropped
+  together do not come back in one wave); the server replays what was missed (or sends a fresh snapshot).
   Close codes 4000 (logged out) and 4401 (not authenticated) end the login
   session instead: the state goes ``CLOSED`` and :attr:`needs_login` says the
   rep must sign in again.  A server that no longer speaks this console's
@@ -63,11 +63,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI, WebSocketException
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from repconsole.backend.backoff import Backoff
 from repconsole.backend.base import BackendState
 from repconsole.backend.cobrowse import ChunkJoiner, PageState, PageStatus
+from repconsole.backend.endpoints import Endpoints, parse_servers, server_endpoint, why_unreachable
 from repconsole.backend.errors import (
     IncompatibleServer,
     LoginError,
@@ -166,26 +167,12 @@ class _Pending:
         return encode(Command(self.id, self.name, self.args))
 
 
-def server_endpoint(url: str) -> str:
-    """The ``/rep`` endpoint for a server URL (``ws://host:port`` → ``ws://host:port/rep``).
-
-    Raises ValueError unless the scheme is ``ws`` or ``wss`` and a host is given.
-    """
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("ws", "wss"):
-        raise ValueError(f"server URL must start with ws:// or wss://, not {url!r}")
-    if not parts.hostname:
-        raise ValueError(f"server URL has no host: {url!r}")
-    path = parts.path if parts.path not in ("", "/") else "/rep"
-    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
-
-
 class WebSocketBackend(SnippetFrames):
     """The console's rep, signed in to a queue server over WebSocket.
 
     Attributes:
-        url: the server URL as given (``ws://host:port``).
-        endpoint: the URL actually connected to (the ``/rep`` endpoint).
+        servers: the server addresses and which to try next (:class:`Endpoints`).
+        url: the server in use, as given (``ws://host:port``); endpoint: its ``/rep`` endpoint.
         username: who signs in.
         rep: the rep id the server confirmed, once signed in.
         token: the login session's resume token, once signed in.
@@ -204,7 +191,7 @@ class WebSocketBackend(SnippetFrames):
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         username: str = "",
         password: str | None = None,
         *,
@@ -214,12 +201,9 @@ class WebSocketBackend(SnippetFrames):
         rng: random.Random | None = None,
     ) -> None:
         super().__init__()
-        self.endpoint = server_endpoint(url)
-        self.url = url.strip().rstrip("/")
-        if backoff is None:
-            backoff = Backoff(rng=rng)
-        elif not isinstance(backoff, Backoff):
-            backoff = Backoff(ceilings=backoff, rng=rng)
+        if not isinstance(backoff, Backoff):
+            backoff = Backoff(rng=rng) if backoff is None else Backoff(ceilings=backoff, rng=rng)
+        self.servers = Endpoints(parse_servers(url), backoff)
         if connect_timeout <= 0:
             raise ValueError("connect_timeout must be positive")
         self.username = username
@@ -233,7 +217,7 @@ class WebSocketBackend(SnippetFrames):
         self.close_code: int | None = None
         self.needs_login = False
         self._connect_timeout = connect_timeout
-        self.backoff: Backoff = backoff
+        self._live_url: str | None = None  # the server of the last live connection
         self._prefix = secrets.token_hex(4)
         self._ids = itertools.count(1)
         self._ws: ClientConnection | None = None
@@ -249,20 +233,27 @@ class WebSocketBackend(SnippetFrames):
         self._watched_at: dict[str, float] = {}  # when each watch was sent, on the server's clock
 
     @property
+    def url(self) -> str:
+        """The server in use: the last one that answered (or the first of the list)."""
+        return self.servers.url
+
+    @property
+    def endpoint(self) -> str:
+        return server_endpoint(self.url)
+
+    @property
     def description(self) -> str:
         return f"Server {self.url}"
 
-    def set_url(self, url: str) -> None:
-        """Point the first sign-in at another server (the rep typed its address).
+    def set_url(self, url: str | Sequence[str]) -> None:
+        """Point the first sign-in at other servers (the rep typed their addresses).
 
         Raises ValueError for an address that is not ``ws://`` or ``wss://``
-        with a host, and RuntimeError once signed in: a window shows one
-        server's work.
+        with a host, and RuntimeError once signed in: a window shows one site's work.
         """
         if self.rep is not None:
             raise RuntimeError("the server cannot change once signed in")
-        self.endpoint = server_endpoint(url)
-        self.url = url.strip().rstrip("/")
+        self.servers.use(parse_servers(url))
 
     @property
     def where(self) -> str:
@@ -321,7 +312,7 @@ class WebSocketBackend(SnippetFrames):
             self._new_login_session()
         self._set_state(BackendState.CONNECTING, f"signing in to {self.url}…")
         try:
-            ws = await self._handshake(message, need_snapshot=True)
+            ws = await self._sign_in_anywhere(message)
         except SignInError as exc:
             self._set_state(BackendState.CLOSED, str(exc))
             raise
@@ -486,15 +477,25 @@ class WebSocketBackend(SnippetFrames):
 
     # ------------------------------------------------------------- the wire
 
-    async def _handshake(self, message: _SignIn, *, need_snapshot: bool) -> ClientConnection:
-        """Connect, sign in or resume, and deliver a snapshot if one follows.
+    async def _sign_in_anywhere(self, message: _SignIn) -> ClientConnection:
+        """Sign in on the first server that answers, the one in use first; if none does, say why for each."""
+        failures: list[str] = []
+        for url in self.servers.order():
+            try:
+                return await self._handshake(message, url, need_snapshot=True)
+            except ServerUnreachable as exc:
+                failures.append(str(exc))
+        raise ServerUnreachable(failures[0] if len(failures) == 1 else "No server answered. " + " ".join(failures))
+
+    async def _handshake(self, message: _SignIn, url: str, *, need_snapshot: bool) -> ClientConnection:
+        """Connect to ``url``, sign in or resume, and deliver a snapshot if one follows.
 
         Returns the connection, ready for the reader.  Raises SignInError.
         """
         request = message(self._next_id())
         try:
             ws = await connect(
-                self.endpoint,
+                server_endpoint(url),
                 compression=None,
                 proxy=None,
                 open_timeout=self._connect_timeout,
@@ -504,11 +505,12 @@ class WebSocketBackend(SnippetFrames):
                 max_size=None,  # the snapshot of a busy site is large; the server is trusted
             )
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
-            raise ServerUnreachable(f"Cannot reach the server at {self.url}: {_why(exc)}") from exc
+            raise ServerUnreachable(f"Cannot reach the server at {url}: {why_unreachable(exc)}") from exc
         try:
             async with asyncio.timeout(self._connect_timeout) as deadline:
                 await ws.send(encode(request), text=True)
                 reply = await _recv(ws)
+                self.servers.connected(url)  # it answered: the server in use from now on
                 if isinstance(reply, Error):
                     if reply.reason == ErrorReason.UNSUPPORTED_PROTOCOL:
                         raise IncompatibleServer(reply.detail or "The server does not speak this console's protocol version.")
@@ -531,7 +533,7 @@ class WebSocketBackend(SnippetFrames):
             raise ServerUnreachable(f"The server closed the connection while signing in ({_close_text(exc)}).") from exc
         except TimeoutError as exc:
             ws.transport.abort()
-            raise ServerUnreachable(f"The server at {self.url} did not answer within {self._connect_timeout:g} s.") from exc
+            raise ServerUnreachable(f"The server at {url} did not answer within {self._connect_timeout:g} s.") from exc
         except SignInError:
             await ws.close()
             raise
@@ -572,7 +574,9 @@ class WebSocketBackend(SnippetFrames):
                 await self._send_pending(ws, p)
         self._ws = ws
         self.disconnected_since = None
-        self._set_state(BackendState.LIVE, f"signed in as {self.rep or self.username}")
+        moved, self._live_url = self._live_url not in (None, self.url), self.url
+        # Another server took over: the status bar shows it, and the UI announces it.
+        self._set_state(BackendState.LIVE, f"signed in as {self.rep or self.username}" + (f", now on {self.url}" if moved else ""))
         # The server forgot this console's watches with its old connection.
         for session_id in sorted(self.watching):
             self._watch_soon(session_id)
@@ -700,18 +704,20 @@ class WebSocketBackend(SnippetFrames):
         # After a 4408 (too slow) or to fetch a snapshot, the first try is at once: nobody
         # else is dropped at the same moment.  After anything else (a server restart drops
         # every console at once) each try waits its jittered delay, the first one too.
-        first = 1 if immediate else 0
-        for attempt in itertools.count(1):
-            delay = 0.0 if attempt == first else self.backoff.delay(attempt - 1 - first)
-            self._set_state(BackendState.RECONNECTING, f"reconnecting… (attempt {attempt}, next in {round(delay, 1):g} s)")
-            await asyncio.sleep(delay)
+        self.servers.lost(immediate=immediate)
+        while True:
+            step = self.servers.next_try()
+            where = f" to {step.url}" if len(self.servers.urls) > 1 else ""
+            self._set_state(BackendState.RECONNECTING, f"reconnecting{where}… (attempt {step.attempt}, next in {round(step.delay, 1):g} s)")
+            await asyncio.sleep(step.delay)
             want_snapshot = self._want_snapshot
             last_seq = SNAPSHOT_PLEASE if want_snapshot else self.last_seq
             try:
                 resume: _SignIn = functools.partial(Resume, token=self.token or "", last_seq=last_seq, protocol=PROTOCOL_VERSION)
-                ws = await self._handshake(resume, need_snapshot=want_snapshot)
-            except LoginError as exc:
-                self._end_session(CLOSE_NOT_AUTHENTICATED, str(exc))
+                ws = await self._handshake(resume, step.url, need_snapshot=want_snapshot)
+            except LoginError as exc:  # e.g. another server that does not know this login session: say so
+                moved = f"Now on the server {step.url} ({self._live_url} stopped answering). " if step.url != self._live_url else ""
+                self._end_session(CLOSE_NOT_AUTHENTICATED, moved + str(exc))
                 return None
             except IncompatibleServer as exc:
                 # Retrying cannot help (the server was upgraded meanwhile),
@@ -719,11 +725,10 @@ class WebSocketBackend(SnippetFrames):
                 self._end_session(CloseCode.UNSUPPORTED_PROTOCOL, str(exc), needs_login=False)
                 return None
             except SignInError as exc:
-                log.info("reconnect attempt %d failed: %s", attempt, exc)
+                log.info("reconnect attempt %d (%s) failed: %s", step.attempt, step.url, exc)
                 continue
             await self._go_live(ws)
             return ws
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def _end_session(self, code: int, detail: str | None, *, needs_login: bool = True) -> None:
         """The server ended the login session (4000/4401): the rep must sign in again.
@@ -772,16 +777,6 @@ async def _recv(ws: ClientConnection) -> RepReply:
 def _type(message: object) -> str:
     config = getattr(message, "__struct_config__", None)
     return str(config.tag) if config is not None else type(message).__name__
-
-
-def _why(exc: BaseException) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, WebSocketException):
-        return str(exc) or type(exc).__name__
-    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
 def _close_text(exc: ConnectionClosed) -> str:

@@ -45,6 +45,7 @@ class Kind(enum.StrEnum):
     OVERDUE = "overdue"
     LOST_RACES = "lost_races"
     CHAT = "chat"
+    CONNECTION = "connection"  # the console moved to another server of the site (issue 15)
 
 
 Politeness = QAccessible.AnnouncementPoliteness

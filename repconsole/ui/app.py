@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar, cast
 
@@ -33,6 +33,7 @@ from repconsole.ui import theme
 from repconsole.ui.instance import bring_to_front
 from repconsole.ui.loading import LoopWatch
 from repconsole.ui.mainwindow import MainWindow
+from repconsole.ui.serverswitch import ServerSwitch
 from repconsole.ui.startwindow import FirstPaint, Start, already_running, begin, default_settings_dir, wants_start_window
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ def build_window(backend: Backend, settings_dir: Path | str | None = None) -> Ma
 
 
 def create_console_backend(args: argparse.Namespace) -> Backend:
-    """The backend the command line asks for: the server with ``--server``, else the simulator.
+    """The backend the command line asks for: the server(s) with ``--server``, else the simulator.
 
     Raises ValueError on a bad option.
     """
@@ -116,6 +117,16 @@ async def _unless_closed(work: Awaitable[_T], closed: asyncio.Event, otherwise: 
     return otherwise
 
 
+def _servers_text(servers: str | Sequence[str] | None) -> str:
+    """The server addresses as one line (``"ws://a:8765, ws://b:8765"``), as the dialog and the preferences keep them."""
+    from repconsole.backend.endpoints import format_servers, parse_servers
+
+    try:
+        return format_servers(parse_servers(servers or ""))
+    except ValueError:
+        return servers if isinstance(servers, str) else ""
+
+
 def _wants_login(args: argparse.Namespace, settings: Settings) -> bool:
     """Open the login dialog (simulator or server) first: ``--login``, or no server given and the preferences say server."""
     if getattr(args, "login", False):
@@ -133,7 +144,7 @@ async def _choose(args: argparse.Namespace, settings: Settings, closed: asyncio.
     def opened(dialog: QWidget) -> None:
         print("repconsole: sign-in dialog shown", file=sys.stderr, flush=True)
 
-    url, user = getattr(args, "server", None) or "", getattr(args, "user", None) or ""
+    url, user = _servers_text(getattr(args, "server", None)), getattr(args, "user", None) or ""
     return await _unless_closed(choose_backend(settings, simulator, url=url, username=user, early=early, opened=opened), closed, None)
 
 
@@ -189,7 +200,7 @@ def run(args: argparse.Namespace, start: Start | None = None) -> int:
             return 2
         startup = settings.preferences.startup
         server = cast("WebSocketBackend", backend) if backend.kind == "server" else None
-        if server is not None and not server.username and server.url == startup.server_url:
+        if server is not None and not server.username and _servers_text(server.servers.urls) == _servers_text(startup.server_url):
             server.username = startup.user  # the last user on this server
     window = MainWindow(backend, settings, settings_warning=warning)
     if early is not None:
@@ -238,6 +249,7 @@ def run(args: argparse.Namespace, start: Start | None = None) -> int:
                 await window.shutdown()
                 return
             keep_signed_in(window, server)
+            ServerSwitch(window, server)  # a site with several servers: say when the console moves
         window.show()
         await window.start()
         # Everything built so far (the site, a snapshot of up to 100,000

@@ -37,7 +37,8 @@ from PySide6.QtWidgets import (
 )
 
 from repconsole.backend.base import Backend
-from repconsole.backend.websocket import LoginError, SignInError, WebSocketBackend, server_endpoint
+from repconsole.backend.endpoints import format_servers, parse_servers
+from repconsole.backend.websocket import LoginError, SignInError, WebSocketBackend
 from repconsole.core.feed import FeedBatch
 from repconsole.preferences import StartupBackend
 from repconsole.settings import Settings
@@ -135,7 +136,7 @@ class LoginDialog(QDialog):
         assert line is not None  # an editable combo box has one
         self.server_edit = line
         self.server_edit.setReadOnly(not server_editable)
-        self.server_edit.setPlaceholderText("ws://host:8765 or wss://host")
+        self.server_edit.setPlaceholderText("ws://host:8765 or wss://host (several: separated by commas)")
         self.username_edit = QLineEdit(username)
         self.username_edit.setReadOnly(not username_editable)
         self.username_edit.setAccessibleName("Username")
@@ -237,11 +238,11 @@ class LoginDialog(QDialog):
                 self._outcome.set_result(True)
             self.accept()
             return
-        server = self.server_edit.text().strip()
         try:
-            server_endpoint(server)
-        except ValueError:
-            self.show_error("Enter the server address: ws://host:port or wss://host.")
+            # Several servers of one site: separated by commas, tried in turn when one stops answering.
+            server = format_servers(parse_servers(self.server_edit.text()))
+        except ValueError as exc:
+            self.show_error(f"Enter the server address: ws://host:port or wss://host, several separated by commas ({exc}).")
             self.server_edit.setFocus()
             return
         username = self.username_edit.text().strip()
@@ -289,7 +290,10 @@ class LoginDialog(QDialog):
 
 
 def remember_server(settings: Settings | None, url: str, username: str) -> None:
-    """Keep the server and user signed in with, for the next start (newest first in the history)."""
+    """Keep the server and user signed in with, for the next start (newest first in the history).
+
+    ``url`` is one line: a site's several servers are separated by commas.
+    """
     if settings is None:
         return
     startup = settings.preferences.startup
@@ -313,16 +317,17 @@ async def sign_in(backend: WebSocketBackend, parent: QWidget | None = None, *, m
     """
     again = backend.rep is not None
     recent = settings.preferences.startup.recent_servers if settings is not None else []
+    servers = format_servers(backend.servers.urls)
     dialog = LoginDialog(
-        backend.url, backend.username, message=message, username_editable=not again, server_editable=not again, recent_servers=recent, parent=parent
+        servers, backend.username, message=message, username_editable=not again, server_editable=not again, recent_servers=recent, parent=parent
     )
 
     async def attempt(server: str, username: str, password: str) -> None:
-        if not again and server != backend.url:
+        if not again and server != format_servers(backend.servers.urls):
             backend.set_url(server)
         await backend.login(password, username=username)
         if not again:
-            remember_server(settings, backend.url, username)
+            remember_server(settings, format_servers(backend.servers.urls), username)
 
     try:
         return await dialog.run(attempt)
@@ -389,7 +394,7 @@ async def choose_backend(
             await backend.stop()
             raise
         signed_in[:] = [backend]
-        remember_server(settings, backend.url, user)
+        remember_server(settings, format_servers(backend.servers.urls), user)
 
     if opened is not None:
         QTimer.singleShot(0, lambda: opened(dialog))

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from repconsole.backend.endpoints import format_servers, parse_servers
 from repconsole.preferences import AlertEvent, AlertPreference, Announcements, Preferences, StartupBackend, TeamAlerts, Theme
 from repconsole.settings import Settings
 from repconsole.ui import theme
@@ -58,6 +59,7 @@ ANNOUNCEMENT_NAMES: dict[str, str] = {
     "overdue": "Customers waiting too long",
     "lost_races": "A customer I was reaching for taken by another rep",
     "chat": "Chat messages in my sessions",
+    "connection": "The console moving to another server of the site",
 }
 REPEAT_CHOICES: list[tuple[str, float]] = [
     ("Once", 0.0),
@@ -151,7 +153,9 @@ class PreferencesDialog(QDialog):
         announcements: what is announced to a screen reader, check boxes by field of ``preferences.announcements``.
         theme, backend, chat: the radio groups.
         silent_after: minutes of customer silence before a session's tab is flagged (0: never).
-        server, user: the startup server address (editable, with history) and user.
+        server, user: the startup server address (editable, with history; a site's several
+            servers separated by commas) and user.
+        server_error: why the server address cannot be saved (empty when it can).
         confirm_end, confirm_leave, confirm_quit, close_to_tray: check boxes.
     """
 
@@ -232,11 +236,17 @@ class PreferencesDialog(QDialog):
         self.server.setCurrentText(prefs.startup.server_url)
         line = self.server.lineEdit()
         if line is not None:
-            line.setPlaceholderText("ws://host:8765 or wss://host")
+            line.setPlaceholderText("ws://host:8765 or wss://host (several: separated by commas)")
         self.user = QLineEdit(prefs.startup.user)
+        self.server_error = QLabel()
+        self.server_error.setWordWrap(True)
+        theme.set_style(self.server_error, "color: $error_text;")
+        self.server_error.hide()
         form.addRow("&Server address:", self.server)
+        form.addRow("", self.server_error)
         form.addRow("&User:", self.user)
-        self.tabs.addTab(_page(backend_box, server_box), "&Startup")
+        self._startup_page = _page(backend_box, server_box)
+        self.tabs.addTab(self._startup_page, "&Startup")
 
         # Chat
         chat_box = QGroupBox("In the chat input")
@@ -296,7 +306,7 @@ class PreferencesDialog(QDialog):
         new.announcements = Announcements(**{field: box.isChecked() for field, box in self.announcements.items()})
         new.appearance.theme = Theme(_chosen(self.theme))
         new.startup.backend = StartupBackend(_chosen(self.backend))
-        new.startup.server_url = self.server.currentText().strip()
+        new.startup.server_url = self._servers() or ""
         new.startup.user = self.user.text().strip()
         new.chat.enter_sends = _chosen(self.chat) == "enter"
         new.chat.silent_after_minutes = self.silent_after.value()
@@ -306,8 +316,23 @@ class PreferencesDialog(QDialog):
         new.close_to_tray = self.close_to_tray.isChecked()
         return new
 
-    def apply(self) -> None:
-        """Put the preferences in the settings and save them."""
+    def _servers(self) -> str | None:
+        """The server addresses as one line (``""``: none given), or None when one is not a server address."""
+        text = self.server.currentText().strip()
+        try:
+            return format_servers(parse_servers(text)) if text else ""
+        except ValueError as exc:
+            self.server_error.setText(f"Not saved: the server address must be ws://host:port or wss://host, several separated by commas ({exc}).")
+            return None
+
+    def apply(self) -> bool:
+        """Put the preferences in the settings and save them; False (nothing changed) while the server address is wrong."""
+        if self._servers() is None:
+            self.server_error.show()
+            self.tabs.setCurrentWidget(self._startup_page)
+            self.server.setFocus()
+            return False
+        self.server_error.hide()
         self._settings.preferences = self.preferences()
         # Light or dark at once; the theme reads this setting from now on.
         settings = self._settings
@@ -317,10 +342,11 @@ class PreferencesDialog(QDialog):
         except OSError as exc:
             self.saveFailed.emit(f"Could not save your preferences: {exc}")
         self.applied.emit()
+        return True
 
     def _on_buttons_accepted(self) -> None:
-        self.apply()
-        self.accept()
+        if self.apply():
+            self.accept()
 
 
 def _page(*boxes: QWidget) -> QWidget:
