@@ -53,6 +53,6 @@ class ServerSwitch(QObject):
         if old is None or old == self._live:
             return
         text = switch_text(old, self._live)
-        self._window._show_notice(text)
+        self._window.show_notice(text)
         self._window.announcer.announce(Kind.CONNECTION, text)
         self.switched.emit(old, self._live)
