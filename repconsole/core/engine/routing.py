@@ -4,9 +4,11 @@ A team whose routing is not ``none`` offers each of its waiting sessions,
 in queue order, to one member at a time: connected, available, not pausing
 offers, with free capacity, not one who declined or missed it before, and
 (``skills``) with the skill the session's issue category needs; the least
-busy of those (fewest sessions and open offers, then the longest since
-they last got work, an offer or a session; then by id, so that the engine
-stays deterministic).
+busy of those (fewest sessions and open offers); between equally busy
+reps, the one who took the fewest sessions today (so that over a day work
+evens out: a rep whose sessions happened to be short does not keep winning
+the ties), then the longest since they last got work, an offer or a
+session; then by id, so that the engine stays deterministic.
 
 The invariants, kept after every command (tests/test_engine_offer_properties.py):
 
@@ -46,7 +48,9 @@ from repconsole.protocol.events import EstimateData, OfferData, OfferEndedData
 from repconsole.protocol.views import EstimateView, OfferView
 from repconsole.protocol.vocabulary import OfferOutcome
 
-__all__ = ["Offer", "Router"]
+__all__ = ["DAY", "Offer", "Router"]
+
+DAY = 86400.0  # "today" for the tie-break: the clock's day (UTC on the server's wall clock)
 
 def _shown(view: EstimateView | None) -> tuple[int, int] | None:
     """What a console shows of an estimate: its range in minutes (None: "no estimate")."""
@@ -88,6 +92,8 @@ class Router:
         self.refused: dict[str, set[str]] = {}
         self._missed: dict[str, int] = {}  # rep -> expired offers in a row
         self._last_work: dict[str, float] = {}  # rep -> when they last got work: an offer, or a session
+        self._today: dict[str, int] = {}  # rep -> sessions they joined on day _day (the clock's, in days since its epoch)
+        self._day = -1
         self._dirty: set[str] = set()  # routed teams to route at the next settle()
         self._routed: set[str] = set()  # the teams whose routing is not "none"
         self._served: dict[str, ServedLog] = {}
@@ -103,6 +109,14 @@ class Router:
 
     def offers_to(self, rep_id: str) -> list[Offer]:
         return list(self._by_rep.get(rep_id, {}).values())
+
+    def _took(self, rep_id: str, now: float) -> None:
+        """Count a session the rep joined (accepted, pulled, was transferred or invited into) for today."""
+        day = int(now // DAY)
+        if day != self._day:
+            self._today.clear()  # a new day: everyone starts at 0
+            self._day = day
+        self._today[rep_id] = self._today.get(rep_id, 0) + 1
 
     def takes_offers(self, rep: Rep) -> bool:
         """Connected, available and not pausing offers."""
@@ -230,6 +244,7 @@ class Router:
         queue = self._dir.ref(QueueRef.team(team_id))
         live = self._queues.live
         by_skill = team.routing is RoutingMode.SKILLS
+        today = self._today if self._day == self._clock() // DAY else {}
         for sid in list(self._queues.waiting_ids(queue)):
             if sid in self.offers:
                 continue
@@ -237,11 +252,11 @@ class Router:
             refused = self.refused.get(sid, ())
             need = team.skills.get(s.category) if by_skill else None
             best: str | None = None
-            best_key: tuple[int, float] | None = None
+            best_key: tuple[int, int, float] | None = None
             for r, room in free.items():  # sorted by id: ties go to the first
                 if r in refused or (need is not None and need not in reps[r].skills):
                     continue
-                key = (reps[r].max_sessions - room, self._last_work.get(r, float("-inf")))
+                key = (reps[r].max_sessions - room, today.get(r, 0), self._last_work.get(r, float("-inf")))
                 if best_key is None or key < best_key:
                     best, best_key = r, key
             if best is None:
@@ -318,7 +333,9 @@ class Router:
             for rep_id in old_in ^ now_in:
                 rep = reps[rep_id]
                 if rep_id in now_in:  # busier: open offers must still fit
-                    self._last_work[rep_id] = self._clock()
+                    now = self._clock()
+                    self._last_work[rep_id] = now
+                    self._took(rep_id, now)
                     self._withdraw_rep(rep_id, keep=rep.max_sessions - self._queues.load(rep_id))
                 self._mark(rep.teams)
 
