@@ -124,7 +124,8 @@ def test_equally_busy_reps_with_as_many_sessions_today_go_by_the_longest_idle_an
     assert r.offered(third) == "alice"  # 0 sessions each now, 1 today each: alice got work longest ago
     r.e.accept_offer("alice", third)
     r.e.end("alice", third)
-    assert r.offered(fourth := r.arrive(name="fourth")) == "bob"  # alice took 2 today, bob 1
+    fourth = r.arrive(name="fourth")
+    assert r.offered(fourth) == "bob"  # alice took 2 today, bob 1
     r.e.decline_offer("bob", fourth)  # (alice gets it)
     r.e.accept_offer("alice", fourth)
     r.e.end("alice", fourth)
