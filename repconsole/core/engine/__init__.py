@@ -569,7 +569,7 @@ class QueueEngine:
         position = self._queues.position(session_id)
         if s is None or s.queue is None or s.queue.is_personal or position is None:
             return None
-        return self._router.estimate(s.queue.id, position)
+        return self._router.estimate(s.queue.id, position, session_id)
 
     def publish_estimates(self) -> int:
         """Announce each team queue's estimate for a new arrival to its members, where its range changed (an

@@ -42,7 +42,7 @@ from repconsole.core.engine.presence import Presence
 from repconsole.core.engine.queues import Queues
 from repconsole.core.engine.timers import Timers
 from repconsole.core.errors import CommandError, Reason
-from repconsole.core.estimate import ServedLog, WaitEstimate, answer_time, estimate_wait
+from repconsole.core.estimate import Calibration, ServedLog, WaitEstimate, answer_time, estimate_wait
 from repconsole.core.model import QueueKind, QueueRef, Rep, RepStatus, RoutingMode, Session, SessionState, StepKind
 from repconsole.protocol.events import EstimateData, OfferData, OfferEndedData
 from repconsole.protocol.views import EstimateView, OfferView
@@ -99,6 +99,8 @@ class Router:
         self._served: dict[str, ServedLog] = {}
         self._answers: dict[str, deque[float]] = {}  # team -> how long its last accepted offers took to be accepted
         self._estimates: dict[str, EstimateView | None] = {}  # as last published (only a new range is)
+        self._calibration: dict[str, Calibration] = {}  # team -> how its recent waits compared with the model
+        self._shown: dict[str, tuple[float, int, float]] = {}  # session -> (when, ahead, model): its first estimate
         queues.committed = self.on_commit
 
     # ------------------------------------------------------------- queries
@@ -130,7 +132,8 @@ class Router:
 
     def add_team(self, team_id: str) -> None:
         self._served[team_id] = ServedLog(self._clock())
-        self._answers[team_id] = deque(maxlen=50)
+        self._answers[team_id] = deque(maxlen=200)
+        self._calibration[team_id] = Calibration()
         self.team_changed(team_id)
 
     def _mark(self, team_ids: Iterable[str]) -> None:
@@ -304,9 +307,15 @@ class Router:
         """Every session change, after it is announced (see :attr:`Queues.committed`)."""
         q = s.queue
         left_team = old_queue is not None and old_queue.kind is QueueKind.TEAM and old_queue != q
-        if left_team and s.state is SessionState.ACTIVE:
+        if left_team:
             assert old_queue is not None
-            self._served[old_queue.id].add(self._clock())
+            shown = self._shown.pop(s.id, None) if self._shown else None
+            if s.state is SessionState.ACTIVE:
+                now = self._clock()
+                self._served[old_queue.id].add(now)
+                if shown is not None and shown[2] > 0:
+                    at, ahead, model = shown
+                    self._calibration[old_queue.id].add(ahead, (now - at) / model)
         if s.state is SessionState.ENDED and self.refused:
             self.refused.pop(s.id, None)  # also while no team routes: refusals outlive routing being off
         if not self._routed:
@@ -341,13 +350,18 @@ class Router:
 
     # ----------------------------------------------------------- estimates
 
-    def estimate(self, team_id: str, position: int) -> WaitEstimate | None:
-        """The wait of the customer at ``position`` in the team's queue (see :mod:`repconsole.core.estimate`)."""
+    def estimate(self, team_id: str, position: int, session_id: str | None = None) -> WaitEstimate | None:
+        """The wait of the customer at ``position`` in the team's queue (see :mod:`repconsole.core.estimate`).
+
+        ``session_id``: the customer's, whose first estimate with a number is remembered until they
+        are served, to calibrate the team's later estimates (:class:`~repconsole.core.estimate.Calibration`).
+        """
         team = self._dir.team(team_id)
         reps = self._dir.reps
         members = [reps[r] for r in team.members]
         serving = any(r.connected and r.status is RepStatus.AVAILABLE for r in members)
         free = 0
+        now = self._clock()
         if team.routing is not RoutingMode.NONE:
             # Room for offers now, and the offers already out: the customers they went to (first in line) are
             # being served, so they are not ahead of anyone in the wait for the next rep.
@@ -355,7 +369,11 @@ class Router:
             free += sum(1 for o in self.offers.values() if o.queue.id == team_id)
         log = self._served[team_id]
         soon = answer_time(self._answers[team_id])
-        return estimate_wait(position, log.times(), self._clock(), since=log.since, free_slots=free, serving=serving, soon=soon)
+        est = estimate_wait(position, log.times(), now, since=log.since, free_slots=free, serving=serving, soon=soon,
+                            calibration=self._calibration[team_id])  # fmt: skip
+        if session_id is not None and est is not None and est.ahead > 0 and session_id not in self._shown:
+            self._shown[session_id] = (now, est.ahead, est.model)
+        return est
 
     def publish_estimates(self) -> int:
         """Tell each team's members its estimate for a customer arriving now, where it changed.  Returns how many."""
