@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import msgspec
 import pytest
 from engine_helpers import intake
 
@@ -285,3 +286,19 @@ def test_the_engine_calibrates_a_teams_estimates_with_the_waits_it_saw() -> None
     e.customer_leave(late)  # left: not a wait to learn from (nor any longer ahead)
     est = e.estimate_for(never_asked)
     assert est is not None and est.ahead == 1 and est.seconds == pytest.approx(est.model / 2)  # all bands: band 1 has none
+
+
+def test_the_snapshot_carries_the_estimates_last_published_of_the_reps_teams() -> None:
+    clock, e = _engine(RoutingMode.LEAST_BUSY)
+    e.add_team("hw", "Hardware")
+    e.add_rep("c", "C", ["hw"])
+    assert e.snapshot("a").estimates is msgspec.UNSET  # nothing estimated yet: left off
+    e.publish_estimates()
+    assert e.snapshot("a").estimates == {"net": EstimateView(0, 1, 15.0)}  # a rep with room: at once
+    assert e.snapshot("c").estimates == {"hw": None}  # nobody served: no data
+    assert e.snapshot("solo").estimates is msgspec.UNSET  # no team
+    e.set_status("a", RepStatus.AWAY)
+    e.set_status("b", RepStatus.AWAY)
+    assert e.snapshot("a").estimates == {"net": EstimateView(0, 1, 15.0)}  # as published, not estimated afresh
+    e.publish_estimates()
+    assert e.snapshot("a").estimates == {"net": None}

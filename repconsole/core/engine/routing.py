@@ -375,6 +375,10 @@ class Router:
             self._shown[session_id] = (now, est.ahead, est.model)
         return est
 
+    def published(self, team_ids: Iterable[str]) -> dict[str, EstimateView | None]:
+        """The estimates last published of these teams (those published at all): what a snapshot carries."""
+        return {t: self._estimates[t] for t in sorted(team_ids) if t in self._estimates}
+
     def publish_estimates(self) -> int:
         """Tell each team's members its estimate for a customer arriving now, where it changed.  Returns how many."""
         told = 0
