@@ -159,7 +159,7 @@ class Calibration:
     ``least``, or 1 while all have.
     """
 
-    __slots__ = ("_all", "_bands", "least")
+    __slots__ = ("_all", "_bands", "_factors", "least")
 
     BANDS = 6
 
@@ -167,6 +167,7 @@ class Calibration:
         self.least = least
         self._bands: list[deque[float]] = [deque(maxlen=keep) for _ in range(self.BANDS)]
         self._all: deque[float] = deque(maxlen=keep)
+        self._factors: dict[int, float] = {}  # by band, until the next ratio: estimates are asked far more often
 
     @classmethod
     def band(cls, ahead: int) -> int:
@@ -177,9 +178,17 @@ class Calibration:
             return
         self._bands[self.band(ahead)].append(ratio)
         self._all.append(ratio)
+        self._factors.clear()
 
     def factor(self, ahead: int) -> float:
-        ratios = self._bands[self.band(ahead)]
+        band = self.band(ahead)
+        factor = self._factors.get(band)
+        if factor is None:
+            factor = self._factors[band] = self._factor(band)
+        return factor
+
+    def _factor(self, band: int) -> float:
+        ratios = self._bands[band]
         if len(ratios) < self.least:
             ratios = self._all
         if len(ratios) < self.least:

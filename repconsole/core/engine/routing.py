@@ -99,6 +99,7 @@ class Router:
         self._served: dict[str, ServedLog] = {}
         self._answers: dict[str, deque[float]] = {}  # team -> how long its last accepted offers took to be accepted
         self._estimates: dict[str, EstimateView | None] = {}  # as last published (only a new range is)
+        self._soon: dict[str, float] = {}  # team -> answer_time() of its answers, until the next
         self._calibration: dict[str, Calibration] = {}  # team -> how its recent waits compared with the model
         self._shown: dict[str, tuple[float, int, float]] = {}  # session -> (when, ahead, model): its first estimate
         queues.committed = self.on_commit
@@ -336,6 +337,7 @@ class Router:
             if took:
                 self._missed[offer.rep] = 0
                 self._answers[offer.queue.id].append(self._clock() - offer.at)
+                self._soon.pop(offer.queue.id, None)
             self._close(offer, OfferOutcome.ACCEPTED if took else OfferOutcome.WITHDRAWN)
         if old_in != now_in:
             reps = self._dir.reps
@@ -368,7 +370,9 @@ class Router:
             free = sum(max(0, self.room(r)) for r in members if self.takes_offers(r))
             free += sum(1 for o in self.offers.values() if o.queue.id == team_id)
         log = self._served[team_id]
-        soon = answer_time(self._answers[team_id])
+        soon = self._soon.get(team_id)
+        if soon is None:  # until the next answer: estimates are asked for every waiting customer, often
+            soon = self._soon[team_id] = answer_time(self._answers[team_id])
         est = estimate_wait(position, log.times(), now, since=log.since, free_slots=free, serving=serving, soon=soon,
                             calibration=self._calibration[team_id])  # fmt: skip
         if session_id is not None and est is not None and est.ahead > 0 and session_id not in self._shown:
