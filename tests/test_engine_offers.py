@@ -78,7 +78,7 @@ def test_a_team_without_routing_leaves_routing_off_the_wire() -> None:
     assert b'"routing":"skills"' in msgspec.json.encode(r.e.teams["bill"].view())
 
 
-def test_least_busy_gets_the_offer_then_the_longest_idle() -> None:
+def test_least_busy_gets_the_offer_then_the_fewest_sessions_today_then_the_longest_idle() -> None:
     r = Routed()
     busy = r.arrive(name="first")
     assert r.offered(busy) == "alice"  # all equal: by id
@@ -88,8 +88,9 @@ def test_least_busy_gets_the_offer_then_the_longest_idle() -> None:
     third = r.arrive(name="third")
     assert r.offered(third) == "erin"  # bob holds an offer now: erin is less busy
     fourth = r.arrive(name="fourth")
-    # alice: 1 session, bob: 1 offer, erin: 1 offer; alice was offered longest ago (same instant: by the earlier offer)
-    assert r.offered(fourth) == "alice"
+    # alice: 1 session, bob: 1 offer, erin: 1 offer, all equally busy; alice took a session today, bob and
+    # erin none: bob (his offer and erin's went out at the same instant: by id)
+    assert r.offered(fourth) == "bob"
 
 
 def test_skills_route_by_category_and_unmapped_categories_go_to_anyone() -> None:
@@ -103,10 +104,33 @@ def test_skills_route_by_category_and_unmapped_categories_go_to_anyone() -> None
     assert r.offered(refund) == "erin"  # no skill needed; carol has a session, erin none
     r.e.set_skills("carol", ["invoices"])
     other = r.arrive("invoice", name="Bo")
-    assert r.offered(other) == "carol"  # one each (a session, an offer), both since T0: by id
+    assert r.offered(other) == "erin"  # one each (a session, an offer), carol took one today, erin none
     r.clock.advance(1)
     third = r.arrive("refund", name="Cy")
-    assert r.offered(third) == "erin"  # carol 2, erin 1
+    assert r.offered(third) == "carol"  # carol 1 (a session), erin 2 (offers)
+
+
+def test_equally_busy_reps_with_as_many_sessions_today_go_by_the_longest_idle_and_a_new_day_starts_at_zero() -> None:
+    r = Routed()
+    r.e.set_status("erin", RepStatus.AWAY)
+    first = r.arrive(name="first")
+    r.e.accept_offer("alice", first)
+    r.clock.advance(10)
+    second = r.arrive(name="second")
+    r.e.accept_offer("bob", second)  # one each today, bob's later
+    r.e.end("alice", first)
+    r.e.end("bob", second)
+    third = r.arrive(name="third")
+    assert r.offered(third) == "alice"  # 0 sessions each now, 1 today each: alice got work longest ago
+    r.e.accept_offer("alice", third)
+    r.e.end("alice", third)
+    fourth = r.arrive(name="fourth")
+    assert r.offered(fourth) == "bob"  # alice took 2 today, bob 1
+    r.e.decline_offer("bob", fourth)  # (alice gets it)
+    r.e.accept_offer("alice", fourth)
+    r.e.end("alice", fourth)
+    r.clock.advance(86400)  # the next day: the counts start again (3 and 1 would have made it bob's)
+    assert r.offered(r.arrive(name="fifth")) == "alice"  # both last got work at the same instant: by id
 
 
 def test_capacity_team_default_rep_override_and_offers_count() -> None:

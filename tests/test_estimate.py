@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import random
 
+import msgspec
 import pytest
 from engine_helpers import intake
 
 from repconsole.core.clock import ManualClock
 from repconsole.core.engine import QueueEngine
-from repconsole.core.estimate import MIN_SERVED, SOON, WINDOW, WaitEstimate, answer_time, describe, estimate_wait, served_rate
+from repconsole.core.estimate import (
+    MIN_SERVED,
+    SOON,
+    WINDOW,
+    Calibration,
+    WaitEstimate,
+    answer_time,
+    best_point,
+    describe,
+    estimate_wait,
+    served_rate,
+)
 from repconsole.core.model import RepStatus, RoutingMode
 from repconsole.protocol import EstimateData, EstimateView
 
@@ -202,7 +214,8 @@ def test_served_at_once_is_the_time_offers_take_to_be_answered() -> None:
     assert answer_time([]) == SOON == 15.0  # too few answers seen: the default
     assert answer_time([4.0, 2.0]) == SOON
     assert answer_time([4.0, 2.0, 9.0]) == 4.0
-    assert answer_time([4.0, 2.0, 9.0, 6.0]) == 5.0
+    # Not the median (5): the point within 25% of the most answers (6 and 9), the nearest the median of those.
+    assert answer_time([4.0, 2.0, 9.0, 6.0]) == 6.75
     assert estimate_wait(1, [], NOW, since=0, free_slots=1, soon=4.0) == WaitEstimate(4.0, 0, 1)
     clock, e = _engine(RoutingMode.LEAST_BUSY)
     for i in range(3):
@@ -210,4 +223,82 @@ def test_served_at_once_is_the_time_offers_take_to_be_answered() -> None:
         clock.advance(3.0 + i)  # answered after 3, 4 and 5 s
         e.accept_offer(e.open_offers()[0].rep, s.id)
         e.end(e.session(s.id).owner or "", s.id)
-    assert e.estimate("net") == WaitEstimate(4.0, 0, 1)
+    assert e.estimate("net") == WaitEstimate(3.75, 0, 1)  # within 25% of all three answers
+
+
+def test_the_best_point_is_within_25_percent_of_more_values_than_the_median() -> None:
+    # Offers answered in 1 to 8 s, evenly: the median (4.5) is within 25% of 3.6..6 s, 34% of them;
+    # the best point, about 6, of 4.8..8 s, 46%.
+    answers = [1 + 7 * i / 999 for i in range(1000)]
+
+    def within(p: float) -> float:
+        return sum(1 for a in answers if abs(p - a) <= 0.25 * a) / len(answers)
+
+    best = best_point(answers)
+    assert best is not None and 5.8 <= best <= 6.1
+    assert within(best) >= 0.45 > 0.35 > within(4.5)
+    assert best_point([]) is None
+    assert best_point([10.0]) == 10.0  # one value: itself (7.5 and 12.5 are as good; the nearest the median)
+
+
+def test_the_calibration_learns_the_models_error_by_band_of_customers_ahead() -> None:
+    cal = Calibration(keep=50, least=20)
+    assert [Calibration.band(k) for k in (1, 2, 3, 4, 7, 8, 16, 32, 500)] == [0, 1, 1, 2, 2, 3, 4, 5, 5]
+    assert cal.factor(1) == 1.0  # nothing learnt
+    for _ in range(19):
+        cal.add(2, 0.5)
+    assert cal.factor(3) == 1.0  # fewer than `least` ratios anywhere
+    cal.add(3, 0.5)
+    assert cal.factor(2) == 0.5
+    assert cal.factor(40) == 0.5  # a band with too few of its own: all bands
+    for _ in range(20):
+        cal.add(40, 2.0)
+    assert cal.factor(40) == 2.0 and cal.factor(2) == 0.5
+    assert cal.factor(1) == 1.25  # all 40: the median of twenty 0.5 and twenty 2.0
+    cal.add(0, 9.0)  # served at once: not the model's error
+    cal.add(5, 0.0)
+    assert cal.factor(1) == 1.25
+
+
+def test_the_engine_calibrates_a_teams_estimates_with_the_waits_it_saw() -> None:
+    clock, e = _engine(RoutingMode.NONE)
+    for i in range(6):  # a served history: one a minute
+        clock.advance(60)
+        s = e.start_with_issue("vpn", intake(f"c{i}"))
+        e.accept("a", s.id)
+        e.end("a", s.id)
+    for i in range(25):
+        ahead = e.start_with_issue("vpn", intake(f"x{i}")).id
+        me = e.start_with_issue("vpn", intake(f"y{i}")).id
+        shown = e.estimate_for(me)  # the first estimate with a number is the one remembered
+        assert shown is not None and shown.ahead == 2
+        if i == 0:
+            assert shown.seconds == shown.model  # nothing learnt yet
+        clock.advance(shown.model / 2)  # served in half the time the model said
+        assert e.estimate_for(me) is not None  # asked again: still compared with the first
+        for sid in (ahead, me):
+            e.accept("a", sid)
+            e.end("a", sid)
+    late = e.start_with_issue("vpn", intake("z")).id
+    never_asked = e.start_with_issue("vpn", intake("n")).id
+    est = e.estimate_for(never_asked)
+    assert est is not None and est.ahead == 2 and est.seconds == pytest.approx(est.model / 2)
+    e.customer_leave(late)  # left: not a wait to learn from (nor any longer ahead)
+    est = e.estimate_for(never_asked)
+    assert est is not None and est.ahead == 1 and est.seconds == pytest.approx(est.model / 2)  # all bands: band 1 has none
+
+
+def test_the_snapshot_carries_the_estimates_last_published_of_the_reps_teams() -> None:
+    clock, e = _engine(RoutingMode.LEAST_BUSY)
+    e.add_team("hw", "Hardware")
+    e.add_rep("c", "C", ["hw"])
+    assert e.snapshot("a").estimates is msgspec.UNSET  # nothing estimated yet: left off
+    e.publish_estimates()
+    assert e.snapshot("a").estimates == {"net": EstimateView(0, 1, 15.0)}  # a rep with room: at once
+    assert e.snapshot("c").estimates == {"hw": None}  # nobody served: no data
+    assert e.snapshot("solo").estimates is msgspec.UNSET  # no team
+    e.set_status("a", RepStatus.AWAY)
+    e.set_status("b", RepStatus.AWAY)
+    assert e.snapshot("a").estimates == {"net": EstimateView(0, 1, 15.0)}  # as published, not estimated afresh
+    e.publish_estimates()
+    assert e.snapshot("a").estimates == {"net": None}

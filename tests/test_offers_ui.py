@@ -202,7 +202,7 @@ def test_the_team_queue_shows_its_wait_estimate(console: Console, clock: ManualC
     assert label.isHidden()
 
 
-def test_the_state_keeps_offers_from_the_snapshot_and_events_and_estimates_across_a_snapshot(clock: ManualClock) -> None:
+def test_the_state_keeps_offers_and_estimates_from_the_snapshot_and_events(clock: ManualClock) -> None:
     backend = SimulatorBackend(population=30, rate=0.0, seed=11, tick=0, clock=clock)
     state = ConsoleState()
     changes: list[Changes] = []
@@ -214,8 +214,12 @@ def test_the_state_keeps_offers_from_the_snapshot_and_events_and_estimates_acros
     assert mine and set(state.offers) == mine
     assert {o.session for c in changes for o in c.offers} == mine
     assert set(state.estimates) == {"network", "accounts", "software"} and "network" in changes[-1].estimates
-    backend.resync()  # a fresh snapshot: the offers are in it, the estimates are kept
+    backend.resync()  # a fresh snapshot: the offers are in it, and the estimates
     assert changes[-1].reset and set(state.offers) == mine and "network" in state.estimates
+    fresh = ConsoleState()  # a console that signs in now has them at once, from the snapshot alone
+    backend.add_event_listener(lambda batch: fresh.apply(batch) if fresh.seq or batch.prev is None else None)
+    backend.resync()
+    assert fresh.estimates == state.estimates and set(fresh.estimates) == {"network", "accounts", "software"}
     sid = min(mine)
     backend.engine.decline_offer(ME, sid)
     backend.flush()

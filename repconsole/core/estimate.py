@@ -11,10 +11,16 @@ The model (docs/architecture.md, "Wait estimates"):
   routed team an offer goes out to a rep with room as soon as they arrive,
   and a customer whose offer is out is being served already (the engine
   counts open offers among the free slots).  Their wait is about one
-  offer's answer: the median of the team's recent answers (``soon``), 15 s
-  until it has seen ``MIN_SERVED``.  The others wait for
-  ``k = position - free_slots`` more customers to be served: the point
-  estimate is ``k / r``.
+  offer's answer (``soon``): the point within 25% of the most of the
+  team's last 200 answers (:func:`best_point`; answers are skewed, so it
+  lies above their median), 15 s until it has seen ``MIN_SERVED``.  The
+  others wait for ``k = position - free_slots`` more customers to be
+  served: the model says ``k / r``.
+* The model is calibrated by what it got wrong lately (:class:`Calibration`):
+  the point estimate is ``k / r`` times the median of ``actual / model``
+  over the team's last 200 served customers with about as many ahead
+  (bands 1, 2-3, 4-7, ...), each compared with the first number they were
+  shown.  The ranges scale with it.
 * Served customers come and go roughly like a Poisson process, so the time
   to the ``k``-th is about Gamma(k, r): relative spread ``1/sqrt(k)``; the
   rate measured from ``n`` customers adds about ``1/sqrt(n)``.  The range
@@ -30,6 +36,7 @@ Nothing here reads a clock or the engine: the engine hands in what it saw.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 from collections.abc import Iterable
@@ -37,21 +44,42 @@ from dataclasses import dataclass
 
 from repconsole.protocol.views import EstimateView
 
-__all__ = ["MIN_SERVED", "SOON", "WINDOW", "ServedLog", "WaitEstimate", "Z", "answer_time", "describe", "estimate_wait", "served_rate"]
+__all__ = [
+    "MIN_SERVED",
+    "SOON",
+    "TOLERANCE",
+    "WINDOW",
+    "Calibration",
+    "ServedLog",
+    "WaitEstimate",
+    "Z",
+    "answer_time",
+    "best_point",
+    "describe",
+    "estimate_wait",
+    "served_rate",
+]
 
 WINDOW = 1800.0  # seconds of history the rate is measured over
 MIN_SERVED = 3  # fewer served customers than this in the window: no data
 Z = 1.2816  # the standard normal's 90th percentile
+TOLERANCE = 0.25  # the issue's measure of a good point estimate: within 25% of the actual wait
 SOON = 15.0  # the point estimate when a rep has room now, until the team's offers have been answered a few times
 
 
 @dataclass(frozen=True, slots=True)
 class WaitEstimate:
-    """A wait: the point estimate in seconds and a range in whole minutes (``low`` < ``high``)."""
+    """A wait: the point estimate in seconds and a range in whole minutes (``low`` < ``high``).
+
+    ``ahead``: the customers to be served before this one (0: served at once); ``model``: the
+    point estimate before calibration (``ahead / rate``), what :class:`Calibration` learns from.
+    """
 
     seconds: float
     low: int
     high: int
+    ahead: int = 0
+    model: float = 0.0
 
     def view(self) -> EstimateView:
         return EstimateView(self.low, self.high, round(self.seconds, 1))
@@ -77,13 +105,36 @@ class ServedLog:
         return self._times
 
 
+def best_point(values: Iterable[float], tolerance: float = TOLERANCE) -> float | None:
+    """The point within ``tolerance`` (relative) of the most of ``values``; None without values.
+
+    A point ``p`` is within 25% of a value ``v`` when ``0.75 v <= p <= 1.25 v``: the best ``p`` is
+    a mode in relative terms, which for a skewed spread lies below the median.  Among equally good
+    points, the one nearest the median.
+    """
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    median = ordered[len(ordered) // 2]
+    lo_f, hi_f = 1 - tolerance, 1 + tolerance
+    best: tuple[int, float] | None = None
+    point = median
+    for v in ordered:
+        for p in (v * lo_f, v, v * hi_f):
+            # The values p is within tolerance of: p / hi_f <= v <= p / lo_f.
+            n = bisect.bisect_right(ordered, p / lo_f) - bisect.bisect_left(ordered, p / hi_f)
+            key = (-n, abs(p - median))
+            if best is None or key < best:
+                best, point = key, p
+    return point
+
+
 def answer_time(answers: Iterable[float]) -> float:
-    """How long offers take to be accepted: the median of ``answers`` (seconds), SOON below MIN_SERVED of them."""
-    ordered = sorted(answers)
+    """How long offers take to be accepted: the best point (:func:`best_point`) of ``answers``, SOON below MIN_SERVED."""
+    ordered = list(answers)
     if len(ordered) < MIN_SERVED:
         return SOON
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+    return best_point(ordered) or SOON
 
 
 def served_rate(served_at: Iterable[float], now: float, *, since: float, window: float = WINDOW) -> tuple[int, float] | None:
@@ -94,6 +145,57 @@ def served_rate(served_at: Iterable[float], now: float, *, since: float, window:
     if n < MIN_SERVED or span <= 0:
         return None
     return n, n / span
+
+
+class Calibration:
+    """How the model's waits compared with the real ones lately: the ratios ``actual / model`` by band of ``ahead``.
+
+    The model's ``ahead / rate`` is a steady-state figure; a team's real waits are shorter or
+    longer in ways it does not see (the first completion comes sooner than a whole session, as
+    sessions in progress are part done; customers ahead give up; breaks and shifts move the
+    capacity).  Each served customer who was shown a number tells how far off it was; the point
+    estimate is the model's times the median of the last ``keep`` ratios of its band (1, 2-3,
+    4-7, 8-15, 16-31, 32 or more ahead), or of all bands while the band has fewer than
+    ``least``, or 1 while all have.
+    """
+
+    __slots__ = ("_all", "_bands", "_factors", "least")
+
+    BANDS = 6
+
+    def __init__(self, keep: int = 200, least: int = 20) -> None:
+        self.least = least
+        self._bands: list[deque[float]] = [deque(maxlen=keep) for _ in range(self.BANDS)]
+        self._all: deque[float] = deque(maxlen=keep)
+        self._factors: dict[int, float] = {}  # by band, until the next ratio: estimates are asked far more often
+
+    @classmethod
+    def band(cls, ahead: int) -> int:
+        return min(max(ahead, 1).bit_length() - 1, cls.BANDS - 1)
+
+    def add(self, ahead: int, ratio: float) -> None:
+        if ahead < 1 or not ratio > 0:
+            return
+        self._bands[self.band(ahead)].append(ratio)
+        self._all.append(ratio)
+        self._factors.clear()
+
+    def factor(self, ahead: int) -> float:
+        band = self.band(ahead)
+        factor = self._factors.get(band)
+        if factor is None:
+            factor = self._factors[band] = self._factor(band)
+        return factor
+
+    def _factor(self, band: int) -> float:
+        ratios = self._bands[band]
+        if len(ratios) < self.least:
+            ratios = self._all
+        if len(ratios) < self.least:
+            return 1.0
+        ordered = sorted(ratios)
+        mid = len(ordered) // 2
+        return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def _minutes(low: float, high: float) -> tuple[int, int]:
@@ -116,6 +218,7 @@ def estimate_wait(
     serving: bool = True,
     window: float = WINDOW,
     soon: float = SOON,
+    calibration: Calibration | None = None,
 ) -> WaitEstimate | None:
     """The wait of the customer at ``position`` (1: next) in a team queue; None: no data.
 
@@ -137,9 +240,10 @@ def estimate_wait(
         return None
     n, r = rate
     k = position - max(0, free_slots)
-    point = k / r
+    model = k / r
+    point = model * (calibration.factor(k) if calibration is not None else 1.0)
     spread = Z * math.sqrt(1 / k + 1 / n)
-    return WaitEstimate(point, *_minutes(point * max(0.0, 1 - spread), point * (1 + spread)))
+    return WaitEstimate(point, *_minutes(point * max(0.0, 1 - spread), point * (1 + spread)), k, model)
 
 
 def describe(estimate: WaitEstimate | EstimateView | None) -> str:

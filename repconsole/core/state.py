@@ -217,7 +217,8 @@ class ConsoleState:
         rows: per queue key, that queue's rows by row id.
         offers: the rep's open offers by session id, oldest first (issue 14).
         estimates: per team id, the wait a customer arriving now is told
-            (None: no data).  Only events carry them, so a snapshot keeps
+            (None: no data): from the snapshot, then ``estimate`` events.  A
+            snapshot without them (a server before they were in it) keeps
             what came before it.
     """
 
@@ -387,6 +388,8 @@ class ConsoleState:
         self.teams = {t.id: t for t in snap.teams}
         self.my_teams = sorted(self.me.teams, key=lambda t: self.teams[t].name.lower() if t in self.teams else t)
         self._personal = f"rep:{self.me.id}"
+        if snap.estimates is not UNSET:
+            self.estimates = dict(snap.estimates)
         self._queue_keys = (self._personal, *(f"team:{t}" for t in self.my_teams))
         self.sessions = {}
         self.chats = {}

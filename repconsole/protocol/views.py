@@ -280,6 +280,10 @@ class SnapshotData(_View, frozen=True):
 
     Sessions the rep takes part in carry their ``chat`` and ``page_html``.
     ``offers`` (issue 14): the rep's open offers, left off when there are none.
+    ``estimates`` (issue 14): per team of the rep, its wait estimate as the
+    last ``estimate`` event told (None: no data), so that a console shows it
+    at once, not when it next changes; a team not estimated yet is left out,
+    and the field when none is.
     """
 
     seq: int
@@ -292,6 +296,7 @@ class SnapshotData(_View, frozen=True):
     team_chat: dict[str, TeamChatView]
     keys: list[KeyView]
     offers: list[OfferView] | UnsetType = UNSET
+    estimates: dict[str, EstimateView | None] | UnsetType = UNSET
 
 
 class CustomerLine(_View, frozen=True):

@@ -421,6 +421,9 @@ class QueueEngine:
             },
             keys=[k.view() for k in self.keys_of(rep_id)],
             offers=[o.view() for o in offers] if (offers := self._router.offers_to(rep_id)) else msgspec.UNSET,
+            # As the events up to seq told them (not estimated afresh: the next estimate event is
+            # only sent when the range changes from the published one).
+            estimates=estimates if (estimates := self._router.published(rep.teams)) else msgspec.UNSET,
         )
         return SnapshotCursor(
             head, order, frozenset(listed), extras, ready,
@@ -569,7 +572,7 @@ class QueueEngine:
         position = self._queues.position(session_id)
         if s is None or s.queue is None or s.queue.is_personal or position is None:
             return None
-        return self._router.estimate(s.queue.id, position)
+        return self._router.estimate(s.queue.id, position, session_id)
 
     def publish_estimates(self) -> int:
         """Announce each team queue's estimate for a new arrival to its members, where its range changed (an

@@ -4,9 +4,11 @@ A team whose routing is not ``none`` offers each of its waiting sessions,
 in queue order, to one member at a time: connected, available, not pausing
 offers, with free capacity, not one who declined or missed it before, and
 (``skills``) with the skill the session's issue category needs; the least
-busy of those (fewest sessions and open offers, then the longest since
-they last got work, an offer or a session; then by id, so that the engine
-stays deterministic).
+busy of those (fewest sessions and open offers); between equally busy
+reps, the one who took the fewest sessions today (so that over a day work
+evens out: a rep whose sessions happened to be short does not keep winning
+the ties), then the longest since they last got work, an offer or a
+session; then by id, so that the engine stays deterministic.
 
 The invariants, kept after every command (tests/test_engine_offer_properties.py):
 
@@ -40,13 +42,15 @@ from repconsole.core.engine.presence import Presence
 from repconsole.core.engine.queues import Queues
 from repconsole.core.engine.timers import Timers
 from repconsole.core.errors import CommandError, Reason
-from repconsole.core.estimate import ServedLog, WaitEstimate, answer_time, estimate_wait
+from repconsole.core.estimate import Calibration, ServedLog, WaitEstimate, answer_time, estimate_wait
 from repconsole.core.model import QueueKind, QueueRef, Rep, RepStatus, RoutingMode, Session, SessionState, StepKind
 from repconsole.protocol.events import EstimateData, OfferData, OfferEndedData
 from repconsole.protocol.views import EstimateView, OfferView
 from repconsole.protocol.vocabulary import OfferOutcome
 
-__all__ = ["Offer", "Router"]
+__all__ = ["DAY", "Offer", "Router"]
+
+DAY = 86400.0  # "today" for the tie-break: the clock's day (UTC on the server's wall clock)
 
 def _shown(view: EstimateView | None) -> tuple[int, int] | None:
     """What a console shows of an estimate: its range in minutes (None: "no estimate")."""
@@ -88,11 +92,16 @@ class Router:
         self.refused: dict[str, set[str]] = {}
         self._missed: dict[str, int] = {}  # rep -> expired offers in a row
         self._last_work: dict[str, float] = {}  # rep -> when they last got work: an offer, or a session
+        self._today: dict[str, int] = {}  # rep -> sessions they joined on day _day (the clock's, in days since its epoch)
+        self._day = -1
         self._dirty: set[str] = set()  # routed teams to route at the next settle()
         self._routed: set[str] = set()  # the teams whose routing is not "none"
         self._served: dict[str, ServedLog] = {}
         self._answers: dict[str, deque[float]] = {}  # team -> how long its last accepted offers took to be accepted
         self._estimates: dict[str, EstimateView | None] = {}  # as last published (only a new range is)
+        self._soon: dict[str, float] = {}  # team -> answer_time() of its answers, until the next
+        self._calibration: dict[str, Calibration] = {}  # team -> how its recent waits compared with the model
+        self._shown: dict[str, tuple[float, int, float]] = {}  # session -> (when, ahead, model): its first estimate
         queues.committed = self.on_commit
 
     # ------------------------------------------------------------- queries
@@ -103,6 +112,14 @@ class Router:
 
     def offers_to(self, rep_id: str) -> list[Offer]:
         return list(self._by_rep.get(rep_id, {}).values())
+
+    def _took(self, rep_id: str, now: float) -> None:
+        """Count a session the rep joined (accepted, pulled, was transferred or invited into) for today."""
+        day = int(now // DAY)
+        if day != self._day:
+            self._today.clear()  # a new day: everyone starts at 0
+            self._day = day
+        self._today[rep_id] = self._today.get(rep_id, 0) + 1
 
     def takes_offers(self, rep: Rep) -> bool:
         """Connected, available and not pausing offers."""
@@ -116,7 +133,8 @@ class Router:
 
     def add_team(self, team_id: str) -> None:
         self._served[team_id] = ServedLog(self._clock())
-        self._answers[team_id] = deque(maxlen=50)
+        self._answers[team_id] = deque(maxlen=200)
+        self._calibration[team_id] = Calibration()
         self.team_changed(team_id)
 
     def _mark(self, team_ids: Iterable[str]) -> None:
@@ -230,6 +248,7 @@ class Router:
         queue = self._dir.ref(QueueRef.team(team_id))
         live = self._queues.live
         by_skill = team.routing is RoutingMode.SKILLS
+        today = self._today if self._day == self._clock() // DAY else {}
         for sid in list(self._queues.waiting_ids(queue)):
             if sid in self.offers:
                 continue
@@ -237,11 +256,11 @@ class Router:
             refused = self.refused.get(sid, ())
             need = team.skills.get(s.category) if by_skill else None
             best: str | None = None
-            best_key: tuple[int, float] | None = None
+            best_key: tuple[int, int, float] | None = None
             for r, room in free.items():  # sorted by id: ties go to the first
                 if r in refused or (need is not None and need not in reps[r].skills):
                     continue
-                key = (reps[r].max_sessions - room, self._last_work.get(r, float("-inf")))
+                key = (reps[r].max_sessions - room, today.get(r, 0), self._last_work.get(r, float("-inf")))
                 if best_key is None or key < best_key:
                     best, best_key = r, key
             if best is None:
@@ -289,9 +308,15 @@ class Router:
         """Every session change, after it is announced (see :attr:`Queues.committed`)."""
         q = s.queue
         left_team = old_queue is not None and old_queue.kind is QueueKind.TEAM and old_queue != q
-        if left_team and s.state is SessionState.ACTIVE:
+        if left_team:
             assert old_queue is not None
-            self._served[old_queue.id].add(self._clock())
+            shown = self._shown.pop(s.id, None) if self._shown else None
+            if s.state is SessionState.ACTIVE:
+                now = self._clock()
+                self._served[old_queue.id].add(now)
+                if shown is not None and shown[2] > 0:
+                    at, ahead, model = shown
+                    self._calibration[old_queue.id].add(ahead, (now - at) / model)
         if s.state is SessionState.ENDED and self.refused:
             self.refused.pop(s.id, None)  # also while no team routes: refusals outlive routing being off
         if not self._routed:
@@ -312,33 +337,51 @@ class Router:
             if took:
                 self._missed[offer.rep] = 0
                 self._answers[offer.queue.id].append(self._clock() - offer.at)
+                self._soon.pop(offer.queue.id, None)
             self._close(offer, OfferOutcome.ACCEPTED if took else OfferOutcome.WITHDRAWN)
         if old_in != now_in:
             reps = self._dir.reps
             for rep_id in old_in ^ now_in:
                 rep = reps[rep_id]
                 if rep_id in now_in:  # busier: open offers must still fit
-                    self._last_work[rep_id] = self._clock()
+                    now = self._clock()
+                    self._last_work[rep_id] = now
+                    self._took(rep_id, now)
                     self._withdraw_rep(rep_id, keep=rep.max_sessions - self._queues.load(rep_id))
                 self._mark(rep.teams)
 
     # ----------------------------------------------------------- estimates
 
-    def estimate(self, team_id: str, position: int) -> WaitEstimate | None:
-        """The wait of the customer at ``position`` in the team's queue (see :mod:`repconsole.core.estimate`)."""
+    def estimate(self, team_id: str, position: int, session_id: str | None = None) -> WaitEstimate | None:
+        """The wait of the customer at ``position`` in the team's queue (see :mod:`repconsole.core.estimate`).
+
+        ``session_id``: the customer's, whose first estimate with a number is remembered until they
+        are served, to calibrate the team's later estimates (:class:`~repconsole.core.estimate.Calibration`).
+        """
         team = self._dir.team(team_id)
         reps = self._dir.reps
         members = [reps[r] for r in team.members]
         serving = any(r.connected and r.status is RepStatus.AVAILABLE for r in members)
         free = 0
+        now = self._clock()
         if team.routing is not RoutingMode.NONE:
             # Room for offers now, and the offers already out: the customers they went to (first in line) are
             # being served, so they are not ahead of anyone in the wait for the next rep.
             free = sum(max(0, self.room(r)) for r in members if self.takes_offers(r))
             free += sum(1 for o in self.offers.values() if o.queue.id == team_id)
         log = self._served[team_id]
-        soon = answer_time(self._answers[team_id])
-        return estimate_wait(position, log.times(), self._clock(), since=log.since, free_slots=free, serving=serving, soon=soon)
+        soon = self._soon.get(team_id)
+        if soon is None:  # until the next answer: estimates are asked for every waiting customer, often
+            soon = self._soon[team_id] = answer_time(self._answers[team_id])
+        est = estimate_wait(position, log.times(), now, since=log.since, free_slots=free, serving=serving, soon=soon,
+                            calibration=self._calibration[team_id])  # fmt: skip
+        if session_id is not None and est is not None and est.ahead > 0 and session_id not in self._shown:
+            self._shown[session_id] = (now, est.ahead, est.model)
+        return est
+
+    def published(self, team_ids: Iterable[str]) -> dict[str, EstimateView | None]:
+        """The estimates last published of these teams (those published at all): what a snapshot carries."""
+        return {t: self._estimates[t] for t in sorted(team_ids) if t in self._estimates}
 
     def publish_estimates(self) -> int:
         """Tell each team's members its estimate for a customer arriving now, where it changed.  Returns how many."""

@@ -493,10 +493,12 @@
     append(this.badge, content);
   };
 
-  /** "About 2–4 minutes." from a status's estimate ({low, high} in whole minutes), or null: no number. */
+  /** "About 2–4 minutes." from a status's estimate ({low, high} in whole minutes), or null: no number.
+   *  The words of repconsole.core.estimate.describe: "less than 3 minutes" for a range from 0, not "about 0–3". */
   function estimateText(estimate) {
     if (!estimate) return "We are busier than usual.";
     if (estimate.high <= 1) return "Estimated wait: less than a minute.";
+    if (estimate.low === 0) return "Estimated wait: less than " + estimate.high + " minutes.";
     if (estimate.low === estimate.high) return "Estimated wait: about " + estimate.high + " minutes.";
     return "Estimated wait: about " + estimate.low + "\u2013" + estimate.high + " minutes.";
   }
