@@ -241,6 +241,28 @@ def test_the_best_point_is_within_25_percent_of_more_values_than_the_median() ->
     assert best_point([10.0]) == 10.0  # one value: itself (7.5 and 12.5 are as good; the nearest the median)
 
 
+def test_the_best_point_counts_values_as_bench_estimate_scores_a_wait() -> None:
+    """Within 25% of the value (the actual wait), not of the point: ``|p - v| <= 0.25 v``, as bench_estimate's point_ok.
+
+    A skewed set (like the waits of customers with one ahead): the best point
+    is within 25% of as many values as the best of a fine grid of points,
+    counted the bench's way; counted relative to the point instead
+    (``|p - v| <= 0.25 p``) the best would lie elsewhere.
+    """
+    rng = random.Random(14)
+    values = [rng.expovariate(1.0) for _ in range(400)]
+
+    def within(p: float) -> int:
+        return sum(1 for v in values if abs(p - v) <= 0.25 * v)
+
+    best = best_point(values)
+    assert best is not None
+    grid = [i / 1000 for i in range(1, 4000)]
+    assert within(best) == max(within(p) for p in grid)
+    by_point = max(grid, key=lambda p: sum(1 for v in values if abs(p - v) <= 0.25 * p))
+    assert within(by_point) < within(best)
+
+
 def test_the_calibration_learns_the_models_error_by_band_of_customers_ahead() -> None:
     cal = Calibration(keep=50, least=20)
     assert [Calibration.band(k) for k in (1, 2, 3, 4, 7, 8, 16, 32, 500)] == [0, 1, 1, 2, 2, 3, 4, 5, 5]

@@ -108,8 +108,10 @@ class ServedLog:
 def best_point(values: Iterable[float], tolerance: float = TOLERANCE) -> float | None:
     """The point within ``tolerance`` (relative) of the most of ``values``; None without values.
 
-    A point ``p`` is within 25% of a value ``v`` when ``0.75 v <= p <= 1.25 v``: the best ``p`` is
-    a mode in relative terms, which for a skewed spread lies below the median.  Among equally good
+    A point ``p`` is within 25% of a value ``v`` when ``|p - v| <= 0.25 v`` (relative to the value,
+    as bench_estimate scores a wait), i.e. ``0.75 v <= p <= 1.25 v``: the best ``p`` is a mode in
+    relative terms, which need not be the median (for values spread evenly over 1-8 it lies above
+    it, as the window ``[p / 1.25, p / 0.75]`` is wider at larger ``p``).  Among equally good
     points, the one nearest the median.
     """
     ordered = sorted(values)
