@@ -68,6 +68,21 @@ redis.call('HSET', KEYS[4], 'seq', ARGV[3], 'data', ARGV[4])
 return {'ok', ARGV[3]}
 """
 
+# A leader starting on its own stored state at seq ARGV[3] (>= the head): the log goes on from there,
+# with the snapshot of that state (a reader before it finds a LogGap and starts from the snapshot).
+# KEYS: lease, epoch, head, snapshot.
+_BEGIN = """
+local epoch = redis.call('GET', KEYS[2])
+if epoch ~= ARGV[2] then return {'epoch', epoch or '0'} end
+local lease = redis.call('GET', KEYS[1])
+if lease ~= ARGV[1] then return {'lease', lease or ''} end
+local head = tonumber(redis.call('GET', KEYS[3]) or '0')
+if tonumber(ARGV[3]) < head then return {'seq', tostring(head)} end
+redis.call('HSET', KEYS[4], 'seq', ARGV[3], 'data', ARGV[4])
+redis.call('SET', KEYS[3], ARGV[3])
+return {'ok', ARGV[3]}
+"""
+
 # KEYS: lease, epoch, snapshot, log.  ARGV: lease value, epoch, keep_after.
 # Entries whose last seq is <= min(keep_after, snapshot seq) go.
 _TRIM = """
@@ -141,6 +156,7 @@ class OrgLog:
         self._append = client.register_script(_APPEND)
         self._snapshot = client.register_script(_SNAPSHOT)
         self._trim = client.register_script(_TRIM)
+        self._begin = client.register_script(_BEGIN)
 
     # ------------------------------------------------------------ writes
 
@@ -177,6 +193,13 @@ class OrgLog:
         """Store ``data``, the engine state at ``seq`` (<= the head), as the snapshot; fenced like :meth:`append`."""
         keys = self.keys
         self._fenced(lease, self._snapshot, [keys.lease, keys.epoch, keys.head, keys.snapshot], [seq, data])
+
+    def begin(self, lease: Lease, seq: int, data: bytes) -> None:
+        """Go on from ``data``, the leader's own state at ``seq``: the head becomes ``seq`` and
+        ``data`` the snapshot.  Refused (``seq``) if the log is already past ``seq``: then the
+        log, not this state, is the truth (a rebuild from it is needed).  Fenced like :meth:`append`."""
+        keys = self.keys
+        self._fenced(lease, self._begin, [keys.lease, keys.epoch, keys.head, keys.snapshot], [seq, data])
 
     def trim(self, lease: Lease, keep_after: int) -> int:
         """Drop entries whose events are all at or below both ``keep_after`` and the snapshot's seq.
