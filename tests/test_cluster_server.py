@@ -156,3 +156,34 @@ def test_a_lost_lease_stops_the_server(redis_server: RedisServer, tmp_path: Path
             assert server.failed is not None
 
     run(main())
+
+
+def test_housekeeping_snapshots_the_state_and_trims_the_log_behind_it_and_the_resume_window(redis_server: RedisServer, tmp_path: Path) -> None:
+    site = cluster_site(tmp_path, redis_server.url)
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            rt = server.runtime
+            assert rt is not None and rt.cluster is not None
+            log = OrgLog(connect(redis_server.url), KEYS)
+            for name in ("Ann Lee", "Ben Fox", "Cy Park"):
+                arrive(server, name)
+            rt.housekeeping()  # the resume window (300 s) keeps every event: nothing goes, no snapshot due yet
+            begun = log.snapshot()
+            assert begun is not None and begun[0] < rt.engine.seq
+            assert [r.last for r in log.read(begun[0])][-1] == rt.engine.seq
+            rt.cluster.snapshot_every = 0.0
+            rt.cluster._next_snapshot = 0.0
+            rt.fanout.resume_window = 0.0  # every event is out of the window now
+            rt.housekeeping()
+            snap = log.snapshot()
+            assert snap is not None and snap[0] == rt.engine.seq
+            assert log.read(snap[0]) == [] and connect(redis_server.url).xlen(KEYS.log) == 0
+            arrive(server, "Di Moss")
+            copy = build_engine(load_config(site), ManualClock(rt.clock.now()))
+            restore_snapshot(copy, snap[1])
+            for record in log.read(snap[0]):
+                copy.apply_changes(decode_entry(record.data).changes)
+            assert persist.dump(copy) == persist.dump(rt.engine)
+
+    run(main())

@@ -377,6 +377,8 @@ class Runtime:
         """What housekeeping forgets in memory, at once; returns what the store is to forget."""
         now = self.clock.now()
         floor = self.fanout.prune()
+        if self.cluster is not None:  # snapshot the state into Redis, trim the log behind it
+            self.cluster.keep(self.engine, floor)
         for login in self.logins.expired_before(now - EXPIRED_LOGINS_KEPT):
             self.logins.remove(login)
             self.answers.forget(login.id)

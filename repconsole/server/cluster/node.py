@@ -32,6 +32,10 @@ __all__ = ["ClusterRefused", "LeaderLog"]
 
 log = logging.getLogger(__name__)
 
+# How often the leader snapshots its state into Redis (at housekeeping, on the loop: persist.dump
+# of the live state).  Between snapshots the log is trimmed only up to the last one.
+SNAPSHOT_EVERY = 60.0
+
 
 class ClusterRefused(Exception):
     """This process cannot lead the organisation (another leads, or the log is ahead of its state)."""
@@ -57,6 +61,8 @@ class LeaderLog:
         self.log = OrgLog(self.client, keys)
         self._renewal: asyncio.TimerHandle | None = None
         self._opened = False
+        self.snapshot_every = SNAPSHOT_EVERY
+        self._next_snapshot = loop.time() + SNAPSHOT_EVERY  # open() has just written one
 
     def open(self, engine: QueueEngine) -> None:
         """Lead, and begin the log at ``engine``'s state.  Raises ClusterRefused, or LogUnavailable."""
@@ -85,6 +91,17 @@ class LeaderLog:
     def append(self, engine: QueueEngine, events: Sequence[Event], logged: Sequence[LoggedEvent]) -> None:
         """Log one step (right after SQLite, before publishing).  Raises AppendRefused or LogUnavailable."""
         self.log.append(self.lease, logged[0].seq, logged[-1].seq, encode_entry(logged, engine.changes_of(events)))
+
+    def keep(self, engine: QueueEngine, keep_after: int) -> int:
+        """Housekeeping: a snapshot of ``engine`` when one is due, then trim the log behind it, keeping
+        every event after ``keep_after`` (the fan-out's resume window).  Returns the entries trimmed.
+        Raises AppendRefused or LogUnavailable (the lease has stepped down) like an append."""
+        now = self.loop.time()
+        if now >= self._next_snapshot:
+            seq, data = encode_snapshot(engine)
+            self.log.write_snapshot(self.lease, seq, data)
+            self._next_snapshot = now + self.snapshot_every
+        return self.log.trim(self.lease, keep_after)
 
     def _schedule(self) -> None:
         self._renewal = self.loop.call_later(self.lease.renew_every, self._renew)
