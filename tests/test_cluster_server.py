@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import TIMEOUT_SCALE
 from redisfixture import RedisServer, redis_server  # noqa: F401  (the fixture)
-from server_helpers import CHEAP, RepClient, run, serving, site_toml, write_site
+from server_helpers import CHEAP, RepClient, eventually, run, serving, site_toml, write_site
 
 from repconsole.core import persist
 from repconsole.core.clock import ManualClock
@@ -21,11 +21,14 @@ from repconsole.core.intake import Intake
 from repconsole.protocol import Command
 from repconsole.server.app import Server
 from repconsole.server.cluster.entry import decode_entry, restore_snapshot
+from repconsole.server.cluster.follower import LogFollower
 from repconsole.server.cluster.keys import OrgKeys
 from repconsole.server.cluster.log import OrgLog, connect
 from repconsole.server.cluster.node import ClusterRefused
 from repconsole.server.config import ConfigError, build_engine, load_config
+from repconsole.server.fanout import Fanout
 from repconsole.server.reload import ReloadRefused, plan
+from repconsole.server.store import LoggedEvent
 
 KEYS = OrgKeys.of("acme")
 
@@ -185,5 +188,45 @@ def test_housekeeping_snapshots_the_state_and_trims_the_log_behind_it_and_the_re
             for record in log.read(snap[0]):
                 copy.apply_changes(decode_entry(record.data).changes)
             assert persist.dump(copy) == persist.dump(rt.engine)
+
+    run(main())
+
+
+def test_a_follower_tailing_the_log_publishes_the_leaders_events_under_the_same_seqs(redis_server: RedisServer, tmp_path: Path) -> None:
+    """Same seqs, same bytes, same resume: what a console gets from a follower's fan-out is the leader's."""
+    site = cluster_site(tmp_path, redis_server.url)
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            rt = server.runtime
+            assert rt is not None
+            copy = build_engine(load_config(site), ManualClock(rt.clock.now()))
+            fanouts: list[Fanout] = []
+
+            def publish(events: list[LoggedEvent]) -> None:
+                fanouts[0].publish(events)
+
+            log = OrgLog(connect(redis_server.url), KEYS)
+            follower = LogFollower.from_snapshot(log, copy, publish, tail_log=OrgLog(connect(redis_server.url, timeout=5), KEYS))
+            start = follower.after
+            fanouts.append(Fanout(asyncio.get_running_loop(), seq=start, resume_window=300.0))
+            task = asyncio.create_task(follower.run(block=0.2))
+            try:
+                alice = await RepClient.logged_in(server, "alice")
+                ann = arrive(server)
+                await alice.ok("accept", session=ann)
+                await alice.ok("say", session=ann, text="Hello Ann")
+                arrive(server, "Ben Fox")
+                await eventually(lambda: follower.after == rt.engine.seq)
+                assert fanouts[0].seq == rt.fanout.seq
+                for rep in ("alice", "bob", "carol"):
+                    theirs = rt.fanout.replay_items(rep, start)
+                    assert theirs and fanouts[0].replay_items(rep, start) == theirs
+                assert persist.dump(copy) == persist.dump(rt.engine)
+                await alice.close()
+            finally:
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
 
     run(main())
