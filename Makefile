@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml | $(PY)
 	@touch $@
 
 $(TSTAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[console,server,test]'
+	$(PY) -m pip install --quiet -e '.[console,server,cluster,test]'
 	@touch $@ $(STAMP)
 
 run: $(STAMP)

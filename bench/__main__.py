@@ -18,6 +18,8 @@ BENCHES = [
     "bench.bench_cobrowse",
     "bench.bench_estimate",
     "bench.bench_routing",
+    # Needs redis-server (the cluster extra's tests install it too).
+    "bench.bench_redis_log",
 ]
 
 

@@ -183,7 +183,7 @@ inline = { p = 1, q = { r = 2 } }
         (("max_sessions = 3", 'max_sessions = 3\ncolour = "red"'), "colour",
          "reps[4].colour: unknown key (expected one of: id, name, teams, max_sessions, password_hash, skills)"),
         (("[teams.net]", "[sever]\nport = 1\n\n[teams.net]"), "[sever]",
-         "sever: unknown key (expected one of: site, server, admin, teams, reps, issues, buttons, links)"),
+         "sever: unknown key (expected one of: site, server, admin, cluster, teams, reps, issues, buttons, links)"),
         # A wrong type says what was expected.
         (('name = "Hardware"', 'name = "Hardware"\npersistent = "yes"'), "persistent", "teams.hw.persistent: must be true or false, not a string"),
         (('teams = ["net"]', 'teams = "net"'), 'teams = "net"', "reps[0].teams: must be an array, not a string"),

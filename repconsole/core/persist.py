@@ -45,7 +45,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from repconsole.core.engine import Counters, EngineState, QueueEngine, RepState, TeamChat
+from repconsole.core.engine import Counters, EngineChanges, EngineState, QueueEngine, RepState, TeamChat
 from repconsole.core.model import (
     CUSTOMER,
     ChatLine,
@@ -66,11 +66,13 @@ __all__ = [
     "FORMAT",
     "counters",
     "dump",
+    "dump_changes",
     "dump_key",
     "dump_line",
     "dump_rep",
     "dump_session",
     "load",
+    "load_changes",
     "load_session",
     "waiting_order",
 ]
@@ -204,6 +206,34 @@ def dump(engine: QueueEngine) -> dict[str, Any]:
         "keys": [dump_key(k) for k in state.keys],
         "team_chat": {t: _team_chat_out(chat) for t, chat in state.team_chat.items()},
     }
+
+
+def dump_changes(changes: EngineChanges) -> dict[str, Any]:
+    """What one engine step changed (:meth:`QueueEngine.changes_of`), JSON-ready: a cluster's log entry
+    (repconsole/server/cluster/entry.py).  Sessions leave their chat out: new lines come by themselves."""
+    return {
+        "counters": _counters_out(changes.counters),
+        "sessions": [dump_session(s, chat=False) for s in changes.sessions],
+        "chat": {sid: [dump_line(line) for line in lines] for sid, lines in changes.chat.items()},
+        "reps": {rep_id: _rep_out(r) for rep_id, r in changes.reps.items()},
+        "keys": [dump_key(k) for k in changes.keys],
+        "team_lines": {t: [dump_line(line) for line in lines] for t, lines in changes.team_lines.items()},
+        "team_read": changes.team_read,
+    }
+
+
+def load_changes(d: dict[str, Any]) -> EngineChanges:
+    """The inverse of :func:`dump_changes` (no repairs: a leader and its followers share one directory)."""
+    c = d["counters"]
+    return EngineChanges(
+        Counters(int(c["seq"]), int(c["sessions"]), int(c["invitations"])),
+        [load_session(s) for s in d["sessions"]],
+        {sid: [_line_in(line) for line in lines] for sid, lines in d["chat"].items()},
+        {rep_id: RepState(RepStatus(r["status"]), bool(r["connected"]), r["grace_until"]) for rep_id, r in d["reps"].items()},
+        [_key_in(k) for k in d["keys"]],
+        {t: [_line_in(line) for line in lines] for t, lines in d["team_lines"].items()},
+        {t: {r: int(n) for r, n in marks.items()} for t, marks in d["team_read"].items()},
+    )
 
 
 # ------------------------------------------------------------------- load

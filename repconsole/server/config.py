@@ -49,6 +49,7 @@ from repconsole.server.tomllines import KeyPath, TomlLines
 __all__ = [
     "AdminSettings",
     "ButtonSpec",
+    "ClusterSettings",
     "ConfigError",
     "ConfigProblem",
     "IssueSpec",
@@ -67,6 +68,7 @@ __all__ = [
     "parse_listen",
     "parse_origin",
     "parse_public_url",
+    "parse_redis_url",
 ]
 
 DEMO_ME = "alex"
@@ -273,12 +275,24 @@ class AdminSettings(_Table, frozen=True, kw_only=True):
     metrics_token: Annotated[str, Meta(min_length=16, extra={"message": "must be at least 16 characters"})] | None = None
 
 
+class ClusterSettings(_Table, frozen=True, kw_only=True):
+    """``[cluster]``: several server processes on one Redis (docs/architecture.md "Cluster"); none: one process on SQLite."""
+
+    # redis://host:port/db, rediss:// (TLS) or unix:///path; the server needs repconsole[cluster].
+    redis_url: str | None = None
+    # The organisation's name in the Redis keys (several organisations may share one Redis).
+    organisation: Annotated[str, _id("organisation")] = "default"
+    # How long the leader's lease lasts without a renewal (it renews every third of it).
+    lease_ttl: Annotated[float, Meta(ge=1, le=60, extra={"message": "must be between 1 and 60 seconds"})] = 3.0
+
+
 class SiteFile(_Table, frozen=True, kw_only=True):
     """The whole file: its sections, in the order an unknown key's message lists them."""
 
     site: SiteTable = field(default_factory=SiteTable)
     server: ServerSettings = field(default_factory=ServerSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     teams: dict[TeamId, TeamTable] = field(default_factory=dict)
     reps: Annotated[tuple[RepSpec, ...], Meta(min_length=1)]
     issues: tuple[IssueSpec, ...] = ()
@@ -297,6 +311,7 @@ class SiteSpec(msgspec.Struct, frozen=True, kw_only=True):
     links: tuple[LinkSpec, ...] = ()
     server: ServerSettings = field(default_factory=ServerSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     source: Path | None = None  # None: the demo site
 
     @property
@@ -592,6 +607,21 @@ class _Reader:
                 known = ", ".join(repr(c) for c in sorted(categories)) or "none"
                 self.problem((*path, category), f"no issue has category {category!r} (the issues' categories: {known})")
 
+    def check_cluster(self, cluster: ClusterSettings) -> None:
+        if cluster.redis_url is None:
+            if "cluster" in self.doc:
+                self.problem(("cluster",), "redis_url is missing: [cluster] needs redis_url = \"redis://host:port/0\" (or leave [cluster] out)")
+            return
+        try:
+            parse_redis_url(cluster.redis_url)
+        except ValueError as exc:
+            self.problem(("cluster", "redis_url"), str(exc))
+            return
+        import importlib.util
+
+        if importlib.util.find_spec("redis") is None:
+            self.problem(("cluster", "redis_url"), "needs redis-py: pip install \"repconsole[server,cluster]\"")
+
     def read(self, source: Path) -> SiteSpec | None:
         """The spec, or None after reporting every problem."""
         file: SiteFile | None = self.convert(self.doc, SiteFile, ())
@@ -669,6 +699,8 @@ class _Reader:
             except ValueError as exc:
                 self.problem(("admin", "listen"), str(exc))
 
+        self.check_cluster(file.cluster)
+
         if self.problems:
             return None
         return SiteSpec(
@@ -680,6 +712,7 @@ class _Reader:
             links=tuple(links),
             server=msgspec.structs.replace(file.server, allowed_origins=origins, public_url=public_url, trusted_proxies=tuple(proxies)),
             admin=file.admin,
+            cluster=file.cluster,
             source=source,
         )
 
@@ -702,6 +735,25 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"{text!r} is not an address such as 127.0.0.1:9102")
     return host, int(port)
+
+
+def parse_redis_url(text: str) -> str:
+    """A Redis URL redis-py accepts: redis://host[:port][/db], rediss://... (TLS) or unix:///path."""
+    try:
+        url = urllib.parse.urlsplit(text)
+        url.port  # noqa: B018  (raises ValueError for a port that is not a number or out of range)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a Redis URL: {exc}") from None
+    if url.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"{text!r} is not a Redis URL (redis://host:port/0, rediss://... or unix:///path)")
+    if url.scheme == "unix" and not url.path:
+        raise ValueError(f"{text!r} names no socket path (unix:///run/redis/redis.sock)")
+    if url.scheme != "unix" and not url.hostname:
+        raise ValueError(f"{text!r} names no host (redis://host:port/0)")
+    db = url.path.lstrip("/")
+    if url.scheme != "unix" and db and not db.isdigit():
+        raise ValueError(f"{text!r}: the database after the host is a number, not {db!r}")
+    return text
 
 
 def parse_public_url(text: str) -> str:

@@ -96,6 +96,8 @@ def plan(old: SiteSpec, new: SiteSpec) -> Plan:
         if was is not None and set(was.teams) - set(rep.teams):
             left = ", ".join(sorted(set(was.teams) - set(rep.teams)))
             refused.append(f"reps: rep {rep_id!r} leaving {left} needs a restart")
+    if _differs(old.cluster, new.cluster):
+        refused.append("[cluster]: changing it needs a restart")
     if refused:
         raise ReloadRefused(refused)
 

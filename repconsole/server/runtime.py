@@ -33,7 +33,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -45,6 +45,9 @@ from repconsole.server.config import SiteSpec, build_engine
 from repconsole.server.fanout import Fanout, encode_event
 from repconsole.server.store import PRUNE_BATCH, Cutoffs, Statement, Store
 from repconsole.server.timers import ServerClock, Timer, WallClock
+
+if TYPE_CHECKING:  # imported at run time only with [cluster] (redis-py: the cluster extra)
+    from repconsole.server.cluster.node import LeaderLog
 
 __all__ = ["Answers", "PersistenceFailure", "Runtime", "command_digest"]
 
@@ -195,6 +198,10 @@ class Runtime:
         for login in self.store.load_logins():
             self.logins.add(login)
         self.answers = Answers(self.store, settings.resume_window)
+        # [cluster]: lead the organisation and log every step (issue 15; docs/architecture.md "Cluster").
+        self.cluster: LeaderLog | None = None
+        if spec.cluster.redis_url is not None:
+            self._lead()
 
         self._timer: Timer | None = None
         self._housekeeping: Timer | None = None
@@ -239,6 +246,8 @@ class Runtime:
         try:
             if events:
                 self.store.commit(self.engine, events, logged, rows)
+                if self.cluster is not None:  # in the log before anything is confirmed
+                    self.cluster.append(self.engine, events, logged)
             else:
                 self.store.execute(rows)
         except Exception as exc:
@@ -257,6 +266,21 @@ class Runtime:
         # Sessions this step ended are on disk, and everyone who had to hear of them has.
         self.engine.forget_ended(ENDED_IN_MEMORY)
         self.arm()
+
+    def _lead(self) -> None:
+        from repconsole.server.cluster.node import LeaderLog
+
+        def lost(reason: str) -> None:
+            log.critical("stopping: this server no longer leads its organisation (%s)", reason)
+            if self.on_fatal is not None:
+                self.on_fatal(PersistenceFailure(reason))
+
+        self.cluster = LeaderLog(self.spec.cluster, self.loop, lost)
+        try:
+            self.cluster.open(self.engine)
+        except BaseException:
+            self.store.close()
+            raise
 
     # ------------------------------------------------------------ logins
 
@@ -302,6 +326,9 @@ class Runtime:
             self._house_task.cancel()  # between two batches: each is a transaction of its own
             self._house_task = None
         self.fanout.flush()
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cluster = None
 
     def arm(self) -> None:
         """Keep one timer at the engine's next deadline."""
@@ -350,6 +377,8 @@ class Runtime:
         """What housekeeping forgets in memory, at once; returns what the store is to forget."""
         now = self.clock.now()
         floor = self.fanout.prune()
+        if self.cluster is not None:  # snapshot the state into Redis, trim the log behind it
+            self.cluster.keep(self.engine, floor)
         for login in self.logins.expired_before(now - EXPIRED_LOGINS_KEPT):
             self.logins.remove(login)
             self.answers.forget(login.id)

@@ -46,6 +46,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 import msgspec
 
 from repconsole.core.clock import Clock
+from repconsole.core.engine import follow
 from repconsole.core.engine.chat import CHAT_LIMIT
 from repconsole.core.engine.directory import Directory
 from repconsole.core.engine.events import Event, EventBus
@@ -53,7 +54,7 @@ from repconsole.core.engine.presence import Presence
 from repconsole.core.engine.queues import NOTHING, Queues
 from repconsole.core.engine.routing import Offer, Router
 from repconsole.core.engine.rules import WaitingRules
-from repconsole.core.engine.saved import Counters, EngineState, RepState
+from repconsole.core.engine.saved import Counters, EngineChanges, EngineState, RepState
 from repconsole.core.engine.sessions import SessionDesk
 from repconsole.core.engine.snapshots import SnapshotCursor
 from repconsole.core.engine.starts import KEY_ALPHABET, MAX_KEY_VALIDITY, Starts
@@ -87,6 +88,7 @@ __all__ = [
     "MAX_KEY_VALIDITY",
     "TEAM_CHAT_HISTORY",
     "Counters",
+    "EngineChanges",
     "EngineState",
     "Event",
     "Offer",
@@ -696,6 +698,23 @@ class QueueEngine:
         invitations = [int(i[1:]) for i in self._desk.invitations if i[1:].isdigit()]
         self._desk.invitation_counter = max([c.invitations, *invitations])
         self._bus.seq = c.seq
+
+    def changes_of(self, events: Iterable[Event]) -> EngineChanges:
+        """What the step that just emitted ``events`` changed, for another engine's :meth:`apply_changes`.
+
+        Call it right after the step, before the engine's next command.
+        """
+        parts = self._queues, self._starts, self._team_chats
+        return follow.changes_of(events, self.counters(), queues=parts[0], starts=parts[1], team_chats=parts[2], reps=self.reps)
+
+    def apply_changes(self, changes: EngineChanges) -> None:
+        """Take what a step of another engine with the same directory changed (a cluster follower's copy).
+
+        Listeners hear nothing.  Offers and timers are not copied (see
+        :mod:`repconsole.core.engine.follow`): an engine that applies changes
+        must not run commands; to lead, restore a fresh engine from its state.
+        """
+        follow.apply(changes, queues=self._queues, desk=self._desk, starts=self._starts, team_chats=self._team_chats, bus=self._bus, reps=self.reps)
 
     def _check_fits(self, state: EngineState) -> None:
         """Raise ValueError unless ``state`` names only configured reps and teams."""

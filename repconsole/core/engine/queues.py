@@ -343,6 +343,24 @@ class Queues:
 
     # -------------------------------------------------------------- restore
 
+    def replace(self, s: Session) -> None:
+        """Put ``s`` in place of the session with its id, or add it (a follower
+        copying a leader's change: see ``QueueEngine.apply_changes``).
+
+        Indexed by :meth:`begin` and :meth:`commit`, the code every command uses.
+        """
+        old = self.live.get(s.id) or self.ended.get(s.id)
+        before = self.begin(old) if old is not None else NOTHING
+        if s.state is SessionState.ENDED:
+            if self.live.pop(s.id, None) is not None or s.id not in self.ended:
+                self.live[s.id] = s  # retire() moves it, keeping the ended ones as a command would
+                self.retire(s)
+            else:
+                self.ended[s.id] = s
+        else:
+            self.live[s.id] = s
+        self.commit(s, before)
+
     def adopt(self, live: Iterable[Session], ended: Iterable[Session]) -> None:
         """Take sessions from saved state into this empty store, each list in its own order.
 

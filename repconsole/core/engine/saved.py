@@ -10,12 +10,12 @@ restoring rebuilds it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from repconsole.core.engine.teamchat import TeamChat
-from repconsole.core.model import QueueRef, RepStatus, Session, SessionKey
+from repconsole.core.model import ChatLine, QueueRef, RepStatus, Session, SessionKey
 
-__all__ = ["Counters", "EngineState", "RepState"]
+__all__ = ["Counters", "EngineChanges", "EngineState", "RepState"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +67,32 @@ class EngineState:
     reps: dict[str, RepState]
     keys: list[SessionKey]
     team_chat: dict[str, TeamChat]
+
+
+@dataclass(slots=True)
+class EngineChanges:
+    """What one step of another engine changed, for :meth:`QueueEngine.apply_changes`.
+
+    A cluster's followers keep a copy of the leader's engine by applying its
+    steps (repconsole/server/cluster/entry.py).  Objects given become the
+    engine's, as with :class:`EngineState`.
+
+    Attributes:
+        counters: the leader's counters after the step.
+        sessions: each session the step changed, as it is after the step, in
+            the order of the step's last event about it.  Their ``chat`` is
+            not taken: a session's chat grows by ``chat`` lines only.
+        chat: new chat lines, by session id.
+        reps: runtime state of each rep the step changed.
+        keys: session keys the step made or used.
+        team_lines: new team chat lines, by team id.
+        team_read: read markers the step moved: team id -> rep id -> line number.
+    """
+
+    counters: Counters
+    sessions: list[Session] = field(default_factory=list)
+    chat: dict[str, list[ChatLine]] = field(default_factory=dict)
+    reps: dict[str, RepState] = field(default_factory=dict)
+    keys: list[SessionKey] = field(default_factory=list)
+    team_lines: dict[str, list[ChatLine]] = field(default_factory=dict)
+    team_read: dict[str, dict[str, int]] = field(default_factory=dict)

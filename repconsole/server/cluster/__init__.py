@@ -1,0 +1,14 @@
+"""Several server processes serving one organisation, on Redis (issue 15).
+
+Nothing here is imported unless the server's configuration has a
+``[cluster]`` section: a single-process install needs neither Redis nor
+``redis-py`` (``pip install "repconsole[server,cluster]"`` brings them).
+
+- :mod:`.keys`: the Redis keys of one organisation (one hash slot).
+- :mod:`.lease`: who leads the organisation, with its fencing epoch.
+- :mod:`.log`: the ordered log (a Redis Stream), fenced appends, tails,
+  the snapshot and trimming.
+- :mod:`.entry`: what one log entry carries (one engine step).
+
+docs/architecture.md ("Cluster") has the picture and the failure cases.
+"""

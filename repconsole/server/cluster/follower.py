@@ -1,0 +1,86 @@
+"""A follower: keep an engine copy and a fan-out in step with the organisation's log.
+
+A process that does not lead reads the log from the snapshot on
+(:meth:`LogFollower.from_snapshot`), then tails it (:meth:`LogFollower.run`):
+each entry's changes go to its engine copy (:meth:`QueueEngine.apply_changes`)
+and its logged events, the leader's bytes under the leader's seqs, to
+``publish`` (the process's :meth:`Fanout.publish <repconsole.server.fanout.Fanout.publish>`),
+so a console resumes on it exactly as on the leader.  A gap (the entries it
+needs were trimmed, or an entry does not start right after what it has) is
+:class:`~repconsole.server.cluster.log.LogGap`: the copy must start again
+from the snapshot, never go on with a hole.
+
+The server does not run followers yet: a console's login runs engine
+commands (``rep_connected``), which a follower must forward to the leader
+(docs/architecture.md "Cluster", not built).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+from repconsole.core.engine import QueueEngine
+from repconsole.server.cluster.entry import decode_entry, restore_snapshot
+from repconsole.server.cluster.log import LogGap, OrgLog, Record
+from repconsole.server.store import LoggedEvent
+
+__all__ = ["LogFollower"]
+
+
+class LogFollower:
+    """Applies the log after seq ``after`` to ``engine`` and hands its events to ``publish``.
+
+    Attributes:
+        after: the seq of the last event taken (the engine copy is at it).
+        tail_log: the log read with ``XREAD BLOCK`` (a client of its own whose
+            socket timeout is longer than ``block``: a blocked read holds its connection).
+    """
+
+    def __init__(
+        self, log: OrgLog, engine: QueueEngine, publish: Callable[[Sequence[LoggedEvent]], None], *, after: int, tail_log: OrgLog | None = None
+    ) -> None:
+        self.log = log
+        self.tail_log = tail_log if tail_log is not None else log
+        self.engine = engine
+        self.publish = publish
+        self.after = after
+
+    @classmethod
+    def from_snapshot(
+        cls, log: OrgLog, engine: QueueEngine, publish: Callable[[Sequence[LoggedEvent]], None], *, tail_log: OrgLog | None = None
+    ) -> LogFollower:
+        """A follower whose fresh ``engine`` (its directory built) starts at the log's snapshot."""
+        snapshot = log.snapshot()
+        if snapshot is None:
+            raise ValueError("the log has no snapshot: no leader began it yet")
+        seq, data = snapshot
+        restore_snapshot(engine, data)
+        return cls(log, engine, publish, after=seq, tail_log=tail_log)
+
+    def take(self, records: Sequence[Record]) -> int:
+        """Apply and publish ``records`` (in log order).  Returns the events taken."""
+        taken = 0
+        for record in records:
+            if record.last <= self.after:
+                continue
+            entry = decode_entry(record.data)
+            events = [e for e in entry.events if e.seq > self.after]
+            if events[0].seq != self.after + 1:
+                raise LogGap(self.after, events[0].seq)
+            self.engine.apply_changes(entry.changes)
+            self.publish(events)
+            self.after = events[-1].seq
+            taken += len(events)
+        return taken
+
+    def catch_up(self) -> int:
+        """Take every entry the log has now.  Returns the events taken."""
+        return self.take(self.log.read(self.after))
+
+    async def run(self, block: float = 1.0) -> None:
+        """Tail the log until cancelled: each blocking read in a worker thread, each entry taken on the loop."""
+        self.catch_up()
+        while True:
+            records = await asyncio.to_thread(self.tail_log.tail, self.after, block)
+            self.take(records)

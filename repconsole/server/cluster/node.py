@@ -1,0 +1,127 @@
+"""The runtime's side of the cluster: lead the organisation and log every step.
+
+:class:`LeaderLog` is what :class:`~repconsole.server.runtime.Runtime` holds
+when the configuration has ``[cluster] redis_url``: at start it takes the
+organisation's lease (or refuses to start: one writer per organisation) and
+begins the log at the process's own stored state; every step that emitted
+events is appended (:meth:`LeaderLog.append`, called by ``Runtime._commit``
+after SQLite and before anything is published); renewals run every third of
+the lease's TTL on the event loop.  When the lease is lost, or an append is
+refused or fails, ``on_lost`` runs: the server stops without confirming
+anything more (a follower role and failover come with command forwarding:
+docs/architecture.md "Cluster").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Callable, Sequence
+
+from repconsole.core.engine import Event, QueueEngine
+from repconsole.server.cluster.entry import encode_entry, encode_snapshot
+from repconsole.server.cluster.keys import OrgKeys
+from repconsole.server.cluster.lease import Lease
+from repconsole.server.cluster.log import AppendRefused, LogUnavailable, OrgLog, connect
+from repconsole.server.config import ClusterSettings
+from repconsole.server.store import LoggedEvent
+
+__all__ = ["ClusterRefused", "LeaderLog"]
+
+log = logging.getLogger(__name__)
+
+# How often the leader snapshots its state into Redis (at housekeeping, on the loop: persist.dump
+# of the live state).  Between snapshots the log is trimmed only up to the last one.
+SNAPSHOT_EVERY = 60.0
+
+
+class ClusterRefused(Exception):
+    """This process cannot lead the organisation (another leads, or the log is ahead of its state)."""
+
+
+class LeaderLog:
+    """The leader's lease and log, on the runtime's event loop.
+
+    Attributes:
+        lease: the lease (its ``epoch`` is None once lost).
+        log: the organisation's log.
+    """
+
+    def __init__(self, settings: ClusterSettings, loop: asyncio.AbstractEventLoop, on_lost: Callable[[str], None]) -> None:
+        assert settings.redis_url is not None
+        self.loop = loop
+        self.on_lost = on_lost
+        # Renewals and appends must fail well within the lease: a third of it.
+        self.client = connect(settings.redis_url, timeout=settings.lease_ttl / 3)
+        keys = OrgKeys.of(settings.organisation)
+        owner = f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
+        self.lease = Lease(self.client, keys, owner, ttl=settings.lease_ttl, on_lost=self._lost)
+        self.log = OrgLog(self.client, keys)
+        self._renewal: asyncio.TimerHandle | None = None
+        self._opened = False
+        self.snapshot_every = SNAPSHOT_EVERY
+        self._next_snapshot = loop.time() + SNAPSHOT_EVERY  # open() has just written one
+
+    def open(self, engine: QueueEngine) -> None:
+        """Lead, and begin the log at ``engine``'s state.  Raises ClusterRefused, or LogUnavailable."""
+        try:
+            led = self.lease.try_acquire()
+        except Exception as exc:
+            raise LogUnavailable(f"cannot reach Redis: {exc}") from exc
+        if not led:
+            holder = self.client.get(self.lease.keys.lease)
+            raise ClusterRefused(
+                f"organisation {self.lease.keys.lease} is led by another process ({holder!r}); "
+                "a second process needs command forwarding, which is not built yet"
+            )
+        seq, data = encode_snapshot(engine)
+        try:
+            self.log.begin(self.lease, seq, data)
+        except AppendRefused as exc:
+            raise ClusterRefused(
+                f"the log is ahead of this server's stored state (seq {seq}; {exc}): another process led since; "
+                "rebuilding from the log is not built yet"
+            ) from exc
+        log.info("leading %s from seq %d under epoch %s", self.lease.keys.log, seq, self.lease.epoch)
+        self._opened = True
+        self._schedule()
+
+    def append(self, engine: QueueEngine, events: Sequence[Event], logged: Sequence[LoggedEvent]) -> None:
+        """Log one step (right after SQLite, before publishing).  Raises AppendRefused or LogUnavailable."""
+        self.log.append(self.lease, logged[0].seq, logged[-1].seq, encode_entry(logged, engine.changes_of(events)))
+
+    def keep(self, engine: QueueEngine, keep_after: int) -> int:
+        """Housekeeping: a snapshot of ``engine`` when one is due, then trim the log behind it, keeping
+        every event after ``keep_after`` (the fan-out's resume window).  Returns the entries trimmed.
+        Raises AppendRefused or LogUnavailable (the lease has stepped down) like an append."""
+        now = self.loop.time()
+        if now >= self._next_snapshot:
+            seq, data = encode_snapshot(engine)
+            self.log.write_snapshot(self.lease, seq, data)
+            self._next_snapshot = now + self.snapshot_every
+        return self.log.trim(self.lease, keep_after)
+
+    def _schedule(self) -> None:
+        self._renewal = self.loop.call_later(self.lease.renew_every, self._renew)
+
+    def _renew(self) -> None:
+        self._renewal = None
+        if self.lease.renew():
+            self._schedule()
+
+    def _lost(self, reason: str) -> None:
+        if self._renewal is not None:
+            self._renewal.cancel()
+            self._renewal = None
+        if self._opened:  # before that, open() raises instead
+            self.on_lost(reason)
+
+    def close(self) -> None:
+        """Stop renewing and give the lease up (a clean stop: another process may lead at once)."""
+        if self._renewal is not None:
+            self._renewal.cancel()
+            self._renewal = None
+        self.lease.release()
+        self.client.close()

@@ -1,0 +1,232 @@
+"""A server with ``[cluster] redis_url``: it leads its organisation and logs every step in Redis.
+
+Real servers (in-process) on a real redis-server (tests/redisfixture.py).
+What is not built yet (followers serving consoles, command forwarding,
+failover) is listed in docs/architecture.md "Cluster".
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from conftest import TIMEOUT_SCALE
+from redisfixture import RedisServer, redis_server  # noqa: F401  (the fixture)
+from server_helpers import CHEAP, RepClient, eventually, run, serving, site_toml, write_site
+
+from repconsole.core import persist
+from repconsole.core.clock import ManualClock
+from repconsole.core.intake import Intake
+from repconsole.protocol import Command
+from repconsole.server.app import Server
+from repconsole.server.cluster.entry import decode_entry, restore_snapshot
+from repconsole.server.cluster.follower import LogFollower
+from repconsole.server.cluster.keys import OrgKeys
+from repconsole.server.cluster.log import OrgLog, connect
+from repconsole.server.cluster.node import ClusterRefused
+from repconsole.server.config import ConfigError, build_engine, load_config
+from repconsole.server.fanout import Fanout
+from repconsole.server.reload import ReloadRefused, plan
+from repconsole.server.store import LoggedEvent
+
+KEYS = OrgKeys.of("acme")
+
+
+def cluster_site(directory: Path, url: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    return write_site(directory, extra=f'[cluster]\nredis_url = "{url}"\norganisation = "acme"\nlease_ttl = 2\n')
+
+
+def arrive(server: Server, name: str = "Ann Lee") -> str:
+    rt = server.runtime
+    assert rt is not None
+    with rt.step():
+        s = rt.engine.start_with_issue("vpn", Intake(name))
+    return s.id
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("[cluster]\nlease_ttl = 5\n", 'cluster: redis_url is missing: [cluster] needs redis_url = "redis://host:port/0" (or leave [cluster] out)'),
+        ('[cluster]\nredis_url = "http://h"\n', "cluster.redis_url: 'http://h' is not a Redis URL (redis://host:port/0, rediss://... or unix:///path)"),
+        ('[cluster]\nredis_url = "redis://h:99999"\n', "cluster.redis_url: 'redis://h:99999' is not a Redis URL: Port out of range 0-65535"),
+        ('[cluster]\nredis_url = "redis://h/x"\n', "cluster.redis_url: 'redis://h/x': the database after the host is a number, not 'x'"),
+        ('[cluster]\nredis_url = "redis://h"\nlease_ttl = 0.5\n', "cluster.lease_ttl: must be between 1 and 60 seconds"),
+        ('[cluster]\nredis_url = "redis://h"\norganisation = "a{b}"\n', "cluster.organisation: 'a{b}' is not a valid organisation id"),
+    ],
+)
+def test_check_config_names_the_file_line_and_key_of_a_cluster_mistake(tmp_path: Path, section: str, message: str) -> None:
+    path = tmp_path / "site.toml"
+    text = site_toml(extra=section)
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    key = message.split(":", 1)[0].rsplit(".", 1)[-1]
+    line = next(n for n, t in enumerate(text.splitlines(), 1) if t.startswith(f"{key} =") or t == f"[{key}]")
+    assert f"site.toml:{line}: {message}" in str(info.value), str(info.value)
+
+
+def test_without_cluster_nothing_changes_and_a_change_of_it_needs_a_restart(tmp_path: Path) -> None:
+    plain = load_config(write_site(tmp_path))
+    assert plain.cluster.redis_url is None
+    clustered = load_config(cluster_site(tmp_path / "c", "redis://127.0.0.1:6379/0"))
+    assert (clustered.cluster.organisation, clustered.cluster.lease_ttl) == ("acme", 2.0)
+    with pytest.raises(ReloadRefused, match=r"\[cluster\]"):
+        plan(plain, clustered)
+
+
+def test_every_step_is_in_the_log_and_a_copy_built_from_it_is_the_servers_engine(redis_server: RedisServer, tmp_path: Path) -> None:
+    site = cluster_site(tmp_path, redis_server.url)
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            rt = server.runtime
+            assert rt is not None and rt.cluster is not None and rt.cluster.lease.epoch == 1
+            alice = await RepClient.logged_in(server, "alice")
+            ann = arrive(server)
+            await alice.ok("accept", session=ann)
+            await alice.ok("say", session=ann, text="Hello Ann")
+            arrive(server, "Ben Fox")
+            log = OrgLog(connect(redis_server.url), KEYS)
+            assert log.head() == rt.engine.seq
+            start = log.snapshot()
+            assert start is not None and start[0] < rt.engine.seq
+            copy = build_engine(load_config(site), ManualClock(rt.clock.now()))
+            restore_snapshot(copy, start[1])
+            logged = []
+            for record in log.read(start[0]):
+                entry = decode_entry(record.data)
+                copy.apply_changes(entry.changes)
+                logged += entry.events
+            assert persist.dump(copy) == persist.dump(rt.engine)
+            stored = [e for e in rt.store.load_events() if e.seq > start[0]]
+            assert logged == stored, "the log holds exactly the events SQLite holds, seq for seq, byte for byte"
+            await alice.close()
+
+    run(main())
+
+
+def test_a_second_server_for_the_organisation_refuses_to_start_and_a_clean_stop_hands_over(redis_server: RedisServer, tmp_path: Path) -> None:
+    site = cluster_site(tmp_path, redis_server.url)
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "a") as first:
+            arrive(first)
+            second = Server(load_config(site), tmp_path / "b", port=0, hash_params=CHEAP)
+            with pytest.raises(ClusterRefused, match="led by another process"):
+                await second.start()
+        # The first released its lease at stop; a server with the same state leads at once, epoch 2.
+        async with serving(site, tmp_path / "a") as again:
+            assert again.runtime is not None and again.runtime.cluster is not None
+            assert again.runtime.cluster.lease.epoch == 2
+            arrive(again)
+        # A server whose stored state is behind the log must not lead on it.
+        with pytest.raises(ClusterRefused, match="ahead of this server's stored state"):
+            await Server(load_config(site), tmp_path / "b", port=0, hash_params=CHEAP).start()
+
+    run(main())
+
+
+def test_redis_down_stops_the_server_before_it_confirms(redis_server: RedisServer, tmp_path: Path) -> None:
+    """A network cut to Redis: the step is not in the log, so it is never confirmed."""
+    site = cluster_site(tmp_path, redis_server.url)
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            sid = arrive(server)
+            alice = await RepClient.logged_in(server, "alice")
+            redis_server.kill()
+            await alice.send(Command("doomed", "accept", {"session": sid}))
+            assert await alice.closed_with() in (1011, 1001)
+            assert "doomed" not in alice.replies
+            async with asyncio.timeout(5 * TIMEOUT_SCALE):
+                await server.wait_closed()
+            assert server.failed is not None
+
+    run(main())
+
+
+def test_a_lost_lease_stops_the_server(redis_server: RedisServer, tmp_path: Path) -> None:
+    site = cluster_site(tmp_path, redis_server.url)
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            connect(redis_server.url).set(KEYS.lease, b"someone-else 9")  # as if it expired and another took it
+            async with asyncio.timeout(5 * TIMEOUT_SCALE):  # the next renewal (every ttl/3) finds out
+                await server.wait_closed()
+            assert server.failed is not None
+
+    run(main())
+
+
+def test_housekeeping_snapshots_the_state_and_trims_the_log_behind_it_and_the_resume_window(redis_server: RedisServer, tmp_path: Path) -> None:
+    site = cluster_site(tmp_path, redis_server.url)
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            rt = server.runtime
+            assert rt is not None and rt.cluster is not None
+            log = OrgLog(connect(redis_server.url), KEYS)
+            for name in ("Ann Lee", "Ben Fox", "Cy Park"):
+                arrive(server, name)
+            rt.housekeeping()  # the resume window (300 s) keeps every event: nothing goes, no snapshot due yet
+            begun = log.snapshot()
+            assert begun is not None and begun[0] < rt.engine.seq
+            assert [r.last for r in log.read(begun[0])][-1] == rt.engine.seq
+            rt.cluster.snapshot_every = 0.0
+            rt.cluster._next_snapshot = 0.0
+            rt.fanout.resume_window = 0.0  # every event is out of the window now
+            rt.housekeeping()
+            snap = log.snapshot()
+            assert snap is not None and snap[0] == rt.engine.seq
+            assert log.read(snap[0]) == [] and connect(redis_server.url).xlen(KEYS.log) == 0
+            arrive(server, "Di Moss")
+            copy = build_engine(load_config(site), ManualClock(rt.clock.now()))
+            restore_snapshot(copy, snap[1])
+            for record in log.read(snap[0]):
+                copy.apply_changes(decode_entry(record.data).changes)
+            assert persist.dump(copy) == persist.dump(rt.engine)
+
+    run(main())
+
+
+def test_a_follower_tailing_the_log_publishes_the_leaders_events_under_the_same_seqs(redis_server: RedisServer, tmp_path: Path) -> None:
+    """Same seqs, same bytes, same resume: what a console gets from a follower's fan-out is the leader's."""
+    site = cluster_site(tmp_path, redis_server.url)
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            rt = server.runtime
+            assert rt is not None
+            copy = build_engine(load_config(site), ManualClock(rt.clock.now()))
+            fanouts: list[Fanout] = []
+
+            def publish(events: list[LoggedEvent]) -> None:
+                fanouts[0].publish(events)
+
+            log = OrgLog(connect(redis_server.url), KEYS)
+            follower = LogFollower.from_snapshot(log, copy, publish, tail_log=OrgLog(connect(redis_server.url, timeout=5), KEYS))
+            start = follower.after
+            fanouts.append(Fanout(asyncio.get_running_loop(), seq=start, resume_window=300.0))
+            task = asyncio.create_task(follower.run(block=0.2))
+            try:
+                alice = await RepClient.logged_in(server, "alice")
+                ann = arrive(server)
+                await alice.ok("accept", session=ann)
+                await alice.ok("say", session=ann, text="Hello Ann")
+                arrive(server, "Ben Fox")
+                await eventually(lambda: follower.after == rt.engine.seq)
+                assert fanouts[0].seq == rt.fanout.seq
+                for rep in ("alice", "bob", "carol"):
+                    theirs = rt.fanout.replay_items(rep, start)
+                    assert theirs and fanouts[0].replay_items(rep, start) == theirs
+                assert persist.dump(copy) == persist.dump(rt.engine)
+                await alice.close()
+            finally:
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+
+    run(main())
