@@ -541,11 +541,12 @@ class Store:
             # The counters row only when a counter besides seq moved (an arrival, an
             # invitation): a step's seq is in its events' rows already (see load_state).
             counters = engine.counters()
-            if (counters.sessions, counters.invitations) != self._counters:
+            moved = (counters.sessions, counters.invitations)
+            if moved != self._counters:
                 db.execute(_UPSERT_META, ("counters", encode(persist.counters(engine)).decode()))
-                self._counters = (counters.sessions, counters.invitations)
             for sql, params in extra:
                 db.execute(sql, params)
+        self._counters = moved  # committed (a failed step rolled it back, and stops the server)
 
     def save_all(self, engine: QueueEngine) -> None:
         """Write the whole engine state (the first start, or after loading repairs)."""
