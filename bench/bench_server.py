@@ -775,12 +775,14 @@ class Phase:
         for g in self.gens:
             g.start()
         cpu0, wall0 = cpu_seconds(self.pid), time.perf_counter()
+        began = time.time()
         gen_cpu0 = [cpu_seconds(g.proc.pid) for g in self.gens]
         me0 = time.process_time()
         result = await drive(self.port, self.workers, len(self.workers), args.rate, args.seconds, rng, self.bare)
         # Let the last events reach the consoles before they stop counting.
         await asyncio.sleep(0.5)
         wall = time.perf_counter() - wall0
+        window = (began, time.time())  # the run, without the collection of its results that follows
         cpu = cpu_seconds(self.pid) - cpu0
         gen_cpu = [(cpu_seconds(g.proc.pid) - c) / wall * 100 for g, c in zip(self.gens, gen_cpu0, strict=True)]
         me_cpu = (time.process_time() - me0) / wall * 100
@@ -798,7 +800,7 @@ class Phase:
         events = sum(out["events"] for out in outs)
         run = {
             "result": result, "timed": timed, "samples": samples, "all": everything, "events": events,
-            "frames": sum(out["frames"] for out in outs), "cpu": cpu, "wall": wall, "gen_cpu": gen_cpu, "me_cpu": me_cpu,
+            "frames": sum(out["frames"] for out in outs), "cpu": cpu, "wall": wall, "gen_cpu": gen_cpu, "me_cpu": me_cpu, "window": window,
             "p50": percentile(everything, 50) * 1000, "p99": percentile(everything, 99) * 1000,
             "cpu_per_1k": cpu / max(1, events) * 1000 * 1000,  # ms of server CPU per 1,000 delivered events
         }  # fmt: skip
@@ -857,10 +859,15 @@ def _report_detail(server: ServerProc, phase: Phase, args: argparse.Namespace, l
     print(f"CPU during the last run (% of one core): server {last['cpu'] / last['wall'] * 100:.0f}%, load generators "
           + ", ".join(f"{c:.0f}%" for c in last["gen_cpu"]) + f", driver {last['me_cpu']:.0f}%  (2 cores in all)")  # fmt: skip
     if args.diagnose:
-        diag = server.diagnostics(load_started)
+        # Only what happened while this server ran a load: between runs the load generators
+        # serialize every sample they took (a second or more of CPU each, on the same cores) and the
+        # other server runs; an idle server's probe then measures only how busy the machine is.
+        # (Counted over the whole bench, the worst lags fell at the run boundaries, one run apart.)
+        windows = [run["window"] for run in phase.runs]
+        diag = [d for d in server.diagnostics(load_started) if any(t0 <= d[1] <= t1 for t0, t1 in windows)]
         pauses = [(at - load_started, float(f["ms"]), f) for kind, at, f in diag if kind == "gc"]
         lags = [(at - load_started, float(f["ms"])) for kind, at, f in diag if kind == "lag"]
-        print(f"server diagnostics during the load: {len(pauses)} garbage collections over 20 ms, longest "
+        print(f"server diagnostics during its runs: {len(pauses)} garbage collections over 20 ms, longest "
               f"{max((p[1] for p in pauses), default=0):.0f} ms (" + ", ".join(
                   f"t+{t:.0f}s gen{f['gen']} {ms:.0f} ms over {int(f['tracked']):,} objects" for t, ms, f in pauses[:8]) + ")")  # fmt: skip
         print(f"  event loop late by over 20 ms {len(lags)} times, worst {max((lag[1] for lag in lags), default=0):.0f} ms: "

@@ -140,7 +140,7 @@ def test_a_version_1_database_is_migrated_and_a_newer_one_refused(tmp_path: Path
     assert store.load_answers() == [(1, "7", 1.0, b"{}", b"")]
     store.close()
     db = sqlite3.connect(tmp_path / "repconsole-server.db")
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
     db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     db.commit()
     db.close()

@@ -61,10 +61,11 @@ def test_a_schema_3_database_is_migrated_and_keeps_everything(tmp_path: Path) ->
     try:
         runtime = Runtime(spec, tmp_path / "data", loop, clock=clock)
         db = runtime.store._db
-        assert SCHEMA_VERSION == 5
+        assert SCHEMA_VERSION == 6
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         indexes = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")}
-        assert {"answers_at", "logins_expires_at", "customers_expires_at", "keys_expires_at"} <= indexes
+        assert {"answers_key", "logins_expires_at", "customers_expires_at", "keys_expires_at"} <= indexes
+        assert "answers_at" not in indexes  # schema 6: answers age in rowid order
         engine = runtime.engine
         s1, s2 = engine.session("S1"), engine.session("S2")
         assert s1.state is SessionState.ACTIVE and s1.owner == "alice" and any(line.text == "Hello Ann" for line in s1.chat)
@@ -81,8 +82,9 @@ def test_a_schema_3_database_is_migrated_and_keeps_everything(tmp_path: Path) ->
         clock.advance(2 * 86400)
         runtime = Runtime(spec, tmp_path / "data", loop, clock=clock)
         runtime.housekeeping()
-        for table in ("events", "answers", "logins", "customers", "keys"):
+        for table in ("answers", "logins", "customers", "keys"):
             assert _count(path, table) == 0, table
+        assert _count(path, "events") == 1  # the newest stays: it holds the last seq handed out
         assert _count(path, "sessions") == 2 and _count(path, "chat") >= 2  # history stays
         runtime.stop()
         runtime.store.close()

@@ -56,7 +56,7 @@ __all__ = ["DB_NAME", "PRUNE_BATCH", "SCHEMA_VERSION", "WAL_KEPT", "Cutoffs", "L
 log = logging.getLogger(__name__)
 
 DB_NAME = "repconsole-server.db"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 # The WAL file's size kept when it restarts after a checkpoint (it only ever grows otherwise).
 WAL_KEPT = 64 * 1024 * 1024
 # Rows one housekeeping batch deletes at most, per kind (Store.prune_batch): a few milliseconds.
@@ -136,6 +136,21 @@ CREATE TABLE IF NOT EXISTS snippets (
     id TEXT PRIMARY KEY, team TEXT NOT NULL, name TEXT NOT NULL, text TEXT NOT NULL,
     updated_at REAL NOT NULL, updated_by TEXT NOT NULL
 )
+""",
+    # Answers in the order they were given (a rowid table, appended to), their key in an index
+    # of its own.  Keyed by (login, request) in the table itself, with replies of hundreds of
+    # bytes, each answer landed inside its login's range ("10" sorts before "9") and split a
+    # page: four pages in the write-ahead log per answer, with the index on `at`.  Appended, it
+    # is two: the table's last page and the key's.  Housekeeping forgets them in rowid order
+    # (prune_batch): the order they were given in, which is the order they age in.
+    6: """
+CREATE TABLE answers_new (
+    login INTEGER NOT NULL, request TEXT NOT NULL, at REAL NOT NULL, reply BLOB NOT NULL, command BLOB NOT NULL DEFAULT x''
+);
+INSERT INTO answers_new (login, request, at, reply, command) SELECT login, request, at, reply, command FROM answers ORDER BY at;
+DROP TABLE answers;
+ALTER TABLE answers_new RENAME TO answers;
+CREATE UNIQUE INDEX answers_key ON answers (login, request)
 """,
 }
 
@@ -251,6 +266,8 @@ class Store:
         # An audience as logged (its members, sorted, as JSON), per audience: the engine shares
         # one set per audience (a team's members, everyone), so a step's events mostly reuse one.
         self._audiences: dict[frozenset[str], bytes] = {}
+        # The (sessions, invitations) counters as last written to the meta row (None: not known).
+        self._counters: tuple[int, int] | None = None
 
     def _members(self, audience: frozenset[str]) -> bytes:
         encoded = self._audiences.get(audience)
@@ -348,6 +365,14 @@ class Store:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'counters'").fetchone()
         if row is None:
             return None
+        counters = decode(row[0])
+        # The stored seq is the last one a step that also changed another counter wrote
+        # (Store.commit); every later step logged its events, and the log always keeps
+        # its newest row (prune_batch), so the last seq handed out is the larger of the two.
+        (last,) = self._db.execute("SELECT MAX(seq) FROM events").fetchone()
+        if last is not None and last > counters["seq"]:
+            counters["seq"] = last
+        self._counters = (counters["sessions"], counters["invitations"])
         # Live sessions only: ended ones are history, read one at a time
         # (load_session) by the few who ask.  A server that ran for a year
         # starts with what is going on, not with a year of chats in memory.
@@ -384,7 +409,7 @@ class Store:
             del tc["lines"][:-TEAM_CHAT_HISTORY]
         return {
             "format": persist.FORMAT,
-            "counters": decode(row[0]),
+            "counters": counters,
             "sessions": live,
             "waiting": queues,
             "ended": [],
@@ -525,9 +550,15 @@ class Store:
                     "INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?)",
                     [(e.seq, e.at, self._members(e.audience), self._members(e.gone), e.item, e.gone_item) for e in logged],
                 )
-            db.execute(_UPSERT_META, ("counters", encode(persist.counters(engine)).decode()))
+            # The counters row only when a counter besides seq moved (an arrival, an
+            # invitation): a step's seq is in its events' rows already (see load_state).
+            counters = engine.counters()
+            moved = (counters.sessions, counters.invitations)
+            if moved != self._counters:
+                db.execute(_UPSERT_META, ("counters", encode(persist.counters(engine)).decode()))
             for sql, params in extra:
                 db.execute(sql, params)
+        self._counters = moved  # committed (a failed step rolled it back, and stops the server)
 
     def save_all(self, engine: QueueEngine) -> None:
         """Write the whole engine state (the first start, or after loading repairs)."""
@@ -557,6 +588,7 @@ class Store:
                 db.executemany("INSERT INTO team_chat VALUES (?, ?, ?)", [(team, line["n"], encode(line)) for line in tc["lines"]])
                 db.executemany("INSERT INTO team_read VALUES (?, ?, ?)", [(team, r, n) for r, n in tc["last_read"].items()])
             db.execute("INSERT OR REPLACE INTO meta VALUES ('counters', ?)", (encode(state["counters"]).decode(),))
+        self._counters = (state["counters"]["sessions"], state["counters"]["invitations"])
 
     # ------------------------------------------------------------- prune
 
@@ -579,16 +611,23 @@ class Store:
         """
         with self._transaction() as db:
             n = db.execute(
-                "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= ? ORDER BY seq LIMIT ?)",
+                # Never the newest row: it holds the last seq handed out (see load_state).
+                "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= ? "
+                "AND seq < (SELECT MAX(seq) FROM events) ORDER BY seq LIMIT ?)",
                 (cutoffs.events_through_seq, limit),
             ).rowcount
+            # Answers age in the order they were given (schema 6, rowid order): the oldest ``limit``
+            # rowids are looked at, and those of them past the window go.  (A young row among them,
+            # after the wall clock went back, waits for its turn; Answers.lookup enforces the
+            # window exactly.)
             n += db.execute(
-                "DELETE FROM answers WHERE (login, request) IN (SELECT login, request FROM answers WHERE at < ? LIMIT ?)",
-                (cutoffs.answers_before, limit),
+                "DELETE FROM answers WHERE rowid IN (SELECT rowid FROM answers "
+                "WHERE rowid < (SELECT MIN(rowid) FROM answers) + ? AND at < ?)",
+                (limit, cutoffs.answers_before),
             ).rowcount
             # An expired login's answers go first; the login only once none is left.
             gone = db.execute(
-                "DELETE FROM answers WHERE (login, request) IN (SELECT a.login, a.request FROM logins l "
+                "DELETE FROM answers WHERE rowid IN (SELECT a.rowid FROM logins l "
                 "JOIN answers a ON a.login = l.id WHERE l.expires_at < ? LIMIT ?)",
                 (cutoffs.logins_before, limit),
             ).rowcount
