@@ -28,7 +28,7 @@ from conftest import TIMEOUT_SCALE
 from server_helpers import PASSWORDS, CustomerClient, RepClient, run, serving, site_toml, write_site
 
 from repconsole.core import persist
-from repconsole.protocol import CloseCode, Error, ErrorReason, Snapshot, Snippets, Started, Welcome
+from repconsole.protocol import CloseCode, Error, ErrorReason, Events, Snapshot, Snippets, Started, Welcome
 from repconsole.server.config import build_engine, load_config
 from repconsole.server.ops import backup, sd_notify
 from repconsole.server.store import DB_NAME, Store
@@ -157,6 +157,7 @@ def test_metrics_have_the_named_series(tmp_path: Path) -> None:
             assert before["repconsole_accepts_total"] == 0
             assert before["repconsole_login_failures_total"] == 0
             assert before['repconsole_connections_closed_total{how="dropped"}'] == 0
+            assert before["repconsole_fanout_events_total"] == 0
 
             stranger = await RepClient.open(server)
             assert not isinstance(await stranger.login("alice", "not her password"), Welcome)
@@ -181,6 +182,14 @@ def test_metrics_have_the_named_series(tmp_path: Path) -> None:
             assert before["repconsole_delivery_seconds_count"] == 0
             assert accepted['repconsole_delivery_seconds_bucket{le="+Inf"}'] == accepted["repconsole_delivery_seconds_count"]
             assert accepted["repconsole_delivery_seconds_sum"] < accepted["repconsole_delivery_seconds_count"] * 0.5
+            # The fan-out's cost: alice, the one console, got the arrival, the accept and the line
+            # (the session event of each, at least), and the ticks that wrote them took some CPU.
+            delivered = accepted["repconsole_fanout_events_total"]
+            assert delivered >= 3
+            await alice.until(lambda: sum(len(m.events) for m in alice.received if isinstance(m, Events)) >= delivered)
+            assert sum(len(m.events) for m in alice.received if isinstance(m, Events)) == delivered
+            assert accepted["repconsole_fanout_cpu_seconds_total"] > before["repconsole_fanout_cpu_seconds_total"] >= 0
+            assert accepted["repconsole_fanout_cpu_seconds_total"] < 1.0
 
             alice.ws.transport.abort()  # a console lost without a word
             await ann.close()  # a page that says goodbye

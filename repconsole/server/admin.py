@@ -45,7 +45,7 @@ class Admin:
     def __init__(self, server: Server, endpoints: dict[str, str]) -> None:
         self.server = server
         self.endpoints = endpoints  # WebSocket path -> the endpoint label of repconsole_connections
-        self.metrics = Metrics(self._connections, self._waiting)
+        self.metrics = Metrics(self._connections, self._waiting, self._delivery)
         self.ready = False
         self._listener: WsServer | None = None
 
@@ -133,6 +133,12 @@ class Admin:
             return {}
         e = rt.engine
         return {team: e.queue_count(QueueRef.team(team)) for team in e.teams}
+
+    def _delivery(self) -> tuple[float, int]:
+        rt = self.server.runtime
+        if rt is None:
+            return 0.0, 0
+        return rt.fanout.delivery_cpu, rt.fanout.events_delivered
 
     def connection_lost(self, conn: ServerConnection) -> None:
         """A connection ended: counted by how, if it was a WebSocket."""

@@ -46,6 +46,15 @@ routing filter the simulator's feeds use too.  An event reaches a rep only
 if the rep is in its ``audience`` (the engine's visibility rules) or, as
 ``session_gone``, in its ``gone``.
 
+Cost, measured: :attr:`Fanout.delivery_cpu` is the event loop thread's CPU
+(``time.thread_time()``) spent delivering events: every tick's
+:meth:`Fanout.flush` (grouping, framing, ``prev``, the ``broadcast()``
+writes) and a connection's backlog written when it goes live
+(:meth:`Fanout.ready`); not the replay or snapshot of a connection that
+starts, nor the encoding of each event at commit (shared with the store's
+log).  :attr:`Fanout.events_delivered` counts the events written, once per
+connection that got them.  Both are ``/metrics`` counters.
+
 Versions: a console of protocol version 2 never gets an event kind of
 version 3 (``offer``, ``offer_ended``, ``estimate``: :func:`newer_kind`),
 which it could not decode; it is left out of that console's frames and
@@ -208,6 +217,10 @@ class Fanout:
         self.floor = seq
         self.frames_sent = 0
         self.dropped_slow = 0
+        # The loop thread's CPU seconds spent delivering events (flush, and backlogs at ready),
+        # and the events written, counted once per connection (/metrics).
+        self.delivery_cpu = 0.0
+        self.events_delivered = 0
         # Told, per batch written, the seconds since its first event was published (metrics;
         # a tick of lazy events alone is not told: it waited on purpose).
         self.on_delivery: Callable[[float], None] | None = None
@@ -305,8 +318,10 @@ class Fanout:
             return
         link.ready = True
         if link.backlog:
+            start = time.thread_time()
             items, link.backlog, link.backlog_bytes = link.backlog, [], 0
             self._send(link, items, b",".join([item for _, item in items]))
+            self.delivery_cpu += time.thread_time() - start
 
     # --------------------------------------------------------- publish
 
@@ -344,14 +359,22 @@ class Fanout:
         self._handle = self._loop.call_soon(self.flush) if due <= now else self._loop.call_at(due, self.flush)
 
     def flush(self) -> None:
-        """Write every pending event now: one tick's frames."""
+        """Write every pending event now: one tick's frames (its CPU counted in :attr:`delivery_cpu`)."""
+        start = time.thread_time()
+        wrote, urgent = self._flush()
+        self.delivery_cpu += time.thread_time() - start
+        if wrote and urgent and self.on_delivery is not None:
+            self.on_delivery(self._loop.time() - self._since)
+
+    def _flush(self) -> tuple[bool, bool]:
+        """The tick: whether a live connection was written to, and whether the tick held an urgent event."""
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
         batch, self._pending = self._pending, []
         urgent, self._urgent = self._urgent, False
         if not batch or not self._links:
-            return
+            return False, urgent
         connected = self._links
         # The tick's events by audience, in seq order within each.  The engine
         # hands out one shared set per audience, so a tick has few of them
@@ -379,8 +402,7 @@ class Fanout:
         wrote = False
         for items, reps in groups:
             wrote |= self._deliver(items, reps, connected)
-        if wrote and urgent and self.on_delivery is not None:
-            self.on_delivery(self._loop.time() - self._since)
+        return wrote, urgent
 
     @staticmethod
     def _by_mask(
@@ -436,7 +458,7 @@ class Fanout:
                     link.prev = last
         for prev, links in by_prev.items():
             wrote = True
-            self._write(links, events_frame(prev, [body]))
+            self._write(links, events_frame(prev, [body]), len(items))
         return wrote
 
     def _send(self, link: RepLink, items: list[tuple[int, bytes]], body: bytes) -> None:
@@ -447,10 +469,11 @@ class Fanout:
             if link.backlog_bytes > self.slow_limit:
                 self._drop(link)
             return
-        self._write([link], events_frame(link.prev, [body]))
+        self._write([link], events_frame(link.prev, [body]), len(items))
         link.prev = items[-1][0]
 
-    def _write(self, links: list[RepLink], frame: bytes) -> None:
+    def _write(self, links: list[RepLink], frame: bytes, events: int) -> None:
+        """``frame`` (of ``events`` events) to every link whose socket drains; the others are dropped."""
         live = []
         for link in links:
             transport = link.ws.transport
@@ -463,6 +486,7 @@ class Fanout:
         if live:
             broadcast(live, frame, text=True)
             self.frames_sent += 1
+            self.events_delivered += events * len(live)
 
     def _drop(self, link: RepLink) -> None:
         log.info("closing a slow connection of %s (4408)", link.rep)

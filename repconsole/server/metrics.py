@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from repconsole.core.engine import Event
@@ -41,19 +41,44 @@ class _Gauges(Collector):
         yield waiting
 
 
+class _Delivery(Collector):
+    """The fan-out's own counters (:attr:`Fanout.delivery_cpu <repconsole.server.fanout.Fanout.delivery_cpu>`,
+    ``events_delivered``), read when scraped: the hot path adds to two numbers, nothing more."""
+
+    def __init__(self, delivery: Callable[[], tuple[float, int]]) -> None:
+        self._delivery = delivery
+
+    def collect(self) -> Iterable[Metric]:
+        cpu, events = self._delivery()
+        yield CounterMetricFamily(
+            "repconsole_fanout_cpu_seconds",
+            "CPU of the event loop's thread delivering events to consoles: each tick's grouping, framing and "
+            "socket writes (and a backlog written when a console goes live); not snapshots, replays or the encoding at commit",
+            value=cpu,
+        )
+        yield CounterMetricFamily("repconsole_fanout_events", "Events written to consoles, counted once per connection that got them", value=events)
+
+
 class Metrics:
     """The server's series.  Counters are counted by the server as things
     happen (:meth:`events`, :meth:`login_failed`, :meth:`closed`,
-    :meth:`delivered`); gauges are read at scrape time from the two callables.
+    :meth:`delivered`); gauges, and the fan-out's counters, are read at scrape time from the callables.
 
     Args:
         connections: open connections per endpoint (``rep``, ``customer``, ...).
         waiting: waiting sessions per team.
+        delivery: the fan-out's delivery CPU seconds and events delivered, so far.
     """
 
-    def __init__(self, connections: Callable[[], Mapping[str, int]], waiting: Callable[[], Mapping[str, int]]) -> None:
+    def __init__(
+        self,
+        connections: Callable[[], Mapping[str, int]],
+        waiting: Callable[[], Mapping[str, int]],
+        delivery: Callable[[], tuple[float, int]] = lambda: (0.0, 0),
+    ) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(_Gauges(connections, waiting))
+        self.registry.register(_Delivery(delivery))
         self.accepts = Counter("repconsole_accepts", "Sessions accepted by a rep", registry=self.registry)
         self.login_failures = Counter("repconsole_login_failures", "Refused rep logins (wrong password, unknown user, locked out)", registry=self.registry)
         self.closed = Counter(
