@@ -317,3 +317,32 @@ def test_a_stale_leader_process_cannot_write_and_steps_down(redis_server: RedisS
                 assert ran, "a confirmed command is in the log"
 
     run(main(), 60)
+
+
+def test_kill_9_of_a_follower_moves_its_consoles_and_the_leader_forgets_its_reps_unless_they_come_back(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    async def main() -> None:
+        async with cluster(redis_server, tmp_path) as c:
+            alice = Console("alice", await RepClient.open(c.procs[1]), 1)
+            await alice.client.login("alice")
+            dave = await RepClient.open(c.procs[2])
+            await dave.login("dave")  # hardware: sees his own presence
+            bob = await RepClient.open(c.procs[0])
+            await bob.login("bob")
+            await c.procs[1].kill()
+            del c.procs[1]
+            await c.procs[2].kill()  # dave's process too: dave does not come back
+            del c.procs[2]
+            await alice.move(c)  # to the leader, resumed: no gap (the client checks every frame)
+            assert alice.where == 0
+            reply = await alice.client.call("team_say", team="net", text="back", timeout=8)
+            assert isinstance(reply, Result), reply
+            # The leader hears nothing from the dead followers for PRESENCE_TTL: dave goes offline, alice stays.
+            gone = await bob.wait_event(lambda e: getattr(e.data, "rep", None) is not None and e.data.rep.id == "dave" and not e.data.rep.connected, timeout=10)
+            assert gone is not None
+            assert not any(
+                getattr(e.data, "rep", None) is not None and e.data.rep.id == "alice" and not e.data.rep.connected for e in bob.events
+            ), "alice came back in time: she never went offline"
+
+    run(main(), 60)
