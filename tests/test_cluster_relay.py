@@ -292,3 +292,58 @@ def test_a_mirror_keeps_the_buffers_bound_and_starts_again_at_each_snapshot() ->
     assert relay.relayed("S1", "[snap2]", 50, 4.0, snapshot=True) == [Changed("S1")]
     assert [(b.no, b.text) for b in stream.buffer] == [(2, "[snap2]")]  # numbers go on: a cursor stays meaningful
     assert stream.batch_from(2) is stream.buffer[0] and stream.batch_from(1) is stream.buffer[0]
+
+
+def test_a_real_servers_console_watches_a_page_recorded_on_another_process(redis_server: RedisServer, tmp_path: Path) -> None:
+    """Process A: a server in cluster mode whose console (alice) watches; the page's recorder is on process O
+    (a relay of its own).  Alice gets the snapshot and every change in order through A's mirror, her pointer
+    reaches O, her unwatch unsubscribes A, and O's end of the session ends her watch."""
+
+    async def main() -> None:
+        from repconsole.protocol import CobrowseName, Pointer, parse_recorder_reply
+
+        (tmp_path / "site").mkdir()
+        site = write_site(tmp_path / "site", extra=f'[cluster]\nredis_url = "{redis_server.url}"\norganisation = "{ORG}"\nlease_ttl = 2\n')
+        async with serving(site, tmp_path / "data") as server:
+            desk = server.cobrowse
+            assert isinstance(desk, CobrowseDesk) and isinstance(desk.backend, RedisRelay)
+            alice = await RepClient.logged_in(server, "alice")
+            customer = await CustomerClient.open(server)
+            reply = await customer.start(Via.LINK, "link-alice", "Ann Lee", page_url="https://shop.example/")
+            assert isinstance(reply, Started), reply
+            sid = reply.session
+            await alice.ok("accept", session=sid)
+
+            o = RedisRelay(redis_server.url, ORG, node="o")
+            desk_o = MirrorDesk(o)
+            try:
+                desk_o.attach(sid)
+                desk_o.record(sid, page_snapshot("Hello"))
+                await alice.ok(CobrowseName.WATCH, session=sid)
+                await alice.until(lambda: alice.page.texts(sid) == ["Hello"])
+                await eventually(lambda: desk_o.relay.stream(sid).reps() == ("alice",))  # type: ignore[union-attr]
+                for n in range(20):
+                    desk_o.record(sid, [page_change(f"change {n}")])
+                await alice.until(lambda: len(alice.page.texts(sid)) == 21)
+                assert alice.page.texts(sid) == ["Hello", *(f"change {n}" for n in range(20))]
+                assert alice.page.state(sid) is CobrowseState.LIVE
+
+                await alice.ok(CobrowseName.POINT, session=sid, x=5, y=6)
+                await eventually(lambda: bool(desk_o.told))
+                pointer = parse_recorder_reply(desk_o.told[-1])
+                assert isinstance(pointer, Pointer) and (pointer.x, pointer.y, pointer.by) == (5, 6, "Alice Ng")
+
+                await alice.ok(CobrowseName.UNWATCH, session=sid)
+                await eventually(lambda: desk_o.relay.stream(sid).reps() == ())  # type: ignore[union-attr]
+                await eventually(lambda: numsub(redis_server, sid) == 1)  # only O listens
+                assert desk.relay.stream(sid) is None
+
+                await alice.ok(CobrowseName.WATCH, session=sid)
+                await alice.until(lambda: alice.page.state(sid) is CobrowseState.LIVE and len(alice.page.texts(sid)) >= 21)
+                desk_o.end(sid, "the session has ended")
+                await alice.until(lambda: alice.page.state(sid) is CobrowseState.ENDED)
+                await eventually(lambda: numsub(redis_server, sid) == 0)
+            finally:
+                await o.aclose()
+
+    run(main())
