@@ -575,10 +575,17 @@ class CobrowseDesk:
     # ------------------------------------------------------------ sessions
 
     def _on_events(self, events: Sequence[Event]) -> None:
-        for e in events:
-            if not isinstance(e.data, SessionData):
-                continue
-            sid = e.data.session.id
+        self.sessions_changed(e.data.session.id for e in events if isinstance(e.data, SessionData))
+
+    def sessions_changed(self, ids: Iterable[str]) -> None:
+        """These sessions changed in the engine: a watch of a rep no longer in one ends, an ended one's stream ends.
+
+        Called for the steps this process runs (``after_commit``) and, in a
+        cluster, should be for those a follower applies from the log (the
+        changed sessions of each entry), so that a mirror or an origin on a
+        follower sees a rep leave or the session end as the leader does.
+        """
+        for sid in dict.fromkeys(ids):
             stream = self.relay.stream(sid)
             if stream is None and sid not in self._recorders:
                 continue
