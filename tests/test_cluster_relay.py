@@ -347,3 +347,42 @@ def test_a_real_servers_console_watches_a_page_recorded_on_another_process(redis
                 await o.aclose()
 
     run(main())
+
+
+def test_a_process_that_dies_leaves_nothing_stale(redis_server: RedisServer) -> None:
+    """kill -9 sends no goodbye: the origin forgets a silent mirror's reps, a mirror whose origin went silent says
+    the page is waiting, and the page's next attach (on a third process) streams to it again."""
+
+    async def main() -> None:
+        a = RedisRelay(redis_server.url, ORG, node="a", refresh=0.1)
+        b = RedisRelay(redis_server.url, ORG, node="b", refresh=0.1)
+        c = RedisRelay(redis_server.url, ORG, node="c", refresh=0.1)
+        desk_a, desk_b, desk_c = MirrorDesk(a), MirrorDesk(b), MirrorDesk(c)
+        try:
+            desk_a.attach("S1")
+            desk_a.record("S1", page_snapshot("Hello"))
+            desk_b.watch("S1", "console-1", "bob")
+            desk_c.watch("S1", "console-2", "carol")
+            await eventually(lambda: desk_a.relay.stream("S1").reps() == ("bob", "carol"))  # type: ignore[union-attr]
+            await c.aclose()  # c dies
+            await eventually(lambda: desk_a.relay.stream("S1").reps() == ("bob",))  # type: ignore[union-attr]
+            await asyncio.sleep(0.5)
+            assert desk_b.relay.stream("S1").state is CobrowseState.LIVE  # type: ignore[union-attr]  # a is alive
+
+            await a.aclose()  # the origin dies
+            await eventually(lambda: desk_b.relay.stream("S1").state is CobrowseState.WAITING)  # type: ignore[union-attr]
+            assert desk_b.relay.stream("S1").detail == "the page's server stopped answering"  # type: ignore[union-attr]
+
+            d = RedisRelay(redis_server.url, ORG, node="d", refresh=0.1)
+            desk_d = MirrorDesk(d)
+            desk_d.attach("S1")  # the page reconnected to d
+            desk_d.record("S1", page_snapshot("Back"))
+            await eventually(lambda: any("Back" in t for t in desk_b.texts("S1")))
+            await eventually(lambda: desk_b.relay.stream("S1").state is CobrowseState.LIVE)  # type: ignore[union-attr]
+            await eventually(lambda: desk_d.relay.stream("S1").reps() == ("bob",))  # type: ignore[union-attr]
+            await d.aclose()
+        finally:
+            await a.aclose()
+            await b.aclose()
+
+    run(main())

@@ -39,7 +39,14 @@ its recorder (replaced by a newer page) and, if its consoles watch, turns
 into a mirror.
 
 Pub/sub is fire-and-forget and nothing here is stored: co-browsing is a
-side channel on one process too (not logged, not resumed).
+side channel on one process too (not logged, not resumed).  So that a
+process that dies (``kill -9``: no goodbye) leaves nothing stale behind,
+every ``refresh`` seconds (:data:`REFRESH`) a mirror publishes its
+``watchers`` again and the origin its ``status``: the origin forgets a
+process's reps it has not heard of for ``3 x refresh``, and a mirror that
+has not heard its origin for as long tells its consoles the page is
+``waiting`` (its process is gone; the page reconnects to another, whose
+``attach`` makes it the origin).
 """
 
 from __future__ import annotations
@@ -49,25 +56,28 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 import redis.asyncio as aredis
 
 from repconsole.core.cobrowse import Effect, Stream
-from repconsole.protocol import CobrowseStatus
+from repconsole.protocol import CobrowseState, CobrowseStatus
 from repconsole.server.cluster.keys import PREFIX
 from repconsole.server.config import ClusterSettings
 
 if TYPE_CHECKING:
     from repconsole.server.cobrowse import CobrowseDesk
 
-__all__ = ["WANT_RETRY", "RedisRelay", "channel"]
+__all__ = ["REFRESH", "WANT_RETRY", "RedisRelay", "channel"]
 
 log = logging.getLogger(__name__)
 
 # A mirror that is still out of step this long after its ``want`` asks again (the answer may have been lost).
 WANT_RETRY = 1.0
+# How often a mirror repeats its watchers and an origin its status; silent for 3x this, a process counts as gone.
+REFRESH = 10.0
 # How long a subscription may take to be confirmed before the mirror asks anyway.
 SUBSCRIBE_TIMEOUT = 2.0
 
@@ -126,9 +136,11 @@ _decoder = msgspec.msgpack.Decoder(_Any)
 class _Mirror:
     """What a mirror knows of the origin's stream."""
 
-    __slots__ = ("last", "origin", "synced", "wanted_at")
+    __slots__ = ("heard", "last", "origin", "stale", "synced", "wanted_at")
 
-    def __init__(self) -> None:
+    def __init__(self, now: float) -> None:
+        self.heard = now  # when the origin was last heard (the loop's clock)
+        self.stale = False  # the origin went silent: the consoles were told the page is waiting
         self.origin: str | None = None
         self.last = -1  # the origin's number of the last batch taken
         self.synced = False  # in step: the next batch continues ``last``
@@ -138,9 +150,10 @@ class _Mirror:
 class _Origin:
     """What the recording process publishes of one session."""
 
-    __slots__ = ("cursor", "remote", "status")
+    __slots__ = ("cursor", "heard", "remote", "status")
 
     def __init__(self) -> None:
+        self.heard: dict[str, float] = {}  # node -> when its watchers were last heard
         self.cursor: int | None = None  # the origin's number of the next batch to publish
         self.remote: dict[str, tuple[str, ...]] = {}  # node -> the reps who watch there
         self.status = b""
@@ -154,8 +167,9 @@ class RedisRelay:
     (a writer task: the desk never waits for Redis).
     """
 
-    def __init__(self, url: str, organisation: str, *, node: str | None = None, timeout: float = 1.0) -> None:
+    def __init__(self, url: str, organisation: str, *, node: str | None = None, timeout: float = 1.0, refresh: float = REFRESH) -> None:
         self.organisation = organisation
+        self.refresh = refresh
         self.node = node if node is not None else f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
         self._pub = aredis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         # No socket timeout on the subscriber: it waits for messages (get_message's own timeout bounds each wait).
@@ -168,6 +182,7 @@ class RedisRelay:
         self._confirmed: dict[str, asyncio.Event] = {}
         self._writer: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
         self.published = 0  # messages published (for tests and the bench)
 
@@ -218,7 +233,7 @@ class RedisRelay:
         mirror = self._mirrors.get(session)
         if reps:
             if mirror is None:
-                self._mirrors[session] = _Mirror()
+                self._mirrors[session] = _Mirror(asyncio.get_running_loop().time())
                 self._enqueue("sub", session)
                 self._publish(session, _Watchers(self.node, list(reps)))
                 self._want(session, self._mirrors[session])
@@ -241,7 +256,7 @@ class RedisRelay:
             self._enqueue("unsub", session)
 
     def close(self) -> None:
-        for task in (self._writer, self._reader):
+        for task in (self._writer, self._reader, self._ticker):
             if task is not None:
                 task.cancel()
         with contextlib.suppress(RuntimeError):  # no loop any more: the sockets close with the process
@@ -249,7 +264,7 @@ class RedisRelay:
 
     async def aclose(self) -> None:
         """Stop and close both connections (what :meth:`close` schedules)."""
-        for task in (self._writer, self._reader):
+        for task in (self._writer, self._reader, self._ticker):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -275,6 +290,40 @@ class RedisRelay:
         self._ops.put_nowait((op, session, data))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write())
+        if self._ticker is None or self._ticker.done():
+            self._ticker = asyncio.get_running_loop().create_task(self._tick())
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh)
+            try:
+                self.refreshed(asyncio.get_running_loop().time())
+            except Exception:
+                log.exception("co-browse relay: the refresh failed")
+
+    def refreshed(self, now: float) -> None:
+        """Every ``refresh``: repeat what others would miss, forget who went silent (see the module's docstring)."""
+        desk = self.desk
+        gone_after = 3 * self.refresh
+        for session, mirror in list(self._mirrors.items()):
+            stream = desk.relay.stream(session)
+            self._publish(session, _Watchers(self.node, list(stream.reps() if stream is not None else ())))
+            if not mirror.synced and self._want_due(mirror):
+                self._want(session, mirror)
+            if stream is not None and not mirror.stale and now - mirror.heard > gone_after:
+                mirror.stale, mirror.synced = True, False
+                status = CobrowseStatus(
+                    session, CobrowseState.WAITING, stream.url, stream.title, time.time(), "the page's server stopped answering"
+                )
+                desk.apply(desk.relay.relayed_status(status))
+        for session, origin in list(self._origins.items()):
+            for node in [n for n, at in origin.heard.items() if now - at > gone_after]:
+                del origin.heard[node]
+                origin.remote.pop(node, None)
+                desk.remote_watchers(session, node, ())
+            stream = desk.relay.stream(session)
+            if origin.remote and stream is not None:
+                self._publish(session, _Status(self.node, stream.status()))
 
     async def _write(self) -> None:
         while True:
@@ -347,8 +396,10 @@ class RedisRelay:
             case _Watchers(node=node, reps=reps):
                 if reps:
                     origin.remote[node] = tuple(reps)
+                    origin.heard[node] = asyncio.get_running_loop().time()
                 else:
                     origin.remote.pop(node, None)
+                    origin.heard.pop(node, None)
                 desk.remote_watchers(session, node, reps)
             case _Want():
                 self._sync(session, origin)
@@ -362,7 +413,7 @@ class RedisRelay:
                 stream = desk.relay.stream(session)
                 here = stream.reps() if stream is not None else ()
                 if here:
-                    mirror = self._mirrors[session] = _Mirror()
+                    mirror = self._mirrors[session] = _Mirror(asyncio.get_running_loop().time())
                     mirror.origin = node
                     self._publish(session, _Watchers(self.node, list(here)))
                     self._want(session, mirror)
@@ -390,6 +441,11 @@ class RedisRelay:
         relay = desk.relay
         if isinstance(msg, _Watchers | _Want | _Tell):
             return  # for the origin
+        mirror.heard = asyncio.get_running_loop().time()
+        if mirror.stale:  # the origin is back (or another took over): the buffer again
+            mirror.stale = False
+            if not isinstance(msg, _Sync) and not (isinstance(msg, _Batch) and msg.first):
+                self._want(session, mirror)
         if mirror.origin != msg.node:  # a new origin (or the first heard): it must know who watches here
             mirror.origin = msg.node
             stream = relay.stream(session)
