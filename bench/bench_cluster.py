@@ -311,12 +311,21 @@ async def one_run(setting: Setting, args: argparse.Namespace) -> dict[str, float
             out["accept follower p50"] = percentile(rtts["follower"], 50) * 1000
             out["accept follower p99"] = percentile(rtts["follower"], 99) * 1000
         out["failover"] = await _failover(setting)
-        problems = [line for p in setting.procs for line in p.problems()]
-        if problems:
-            print(f"  {setting.name}: the server logged problems:\n    " + "\n    ".join(problems[:10]))
+        _problems(setting)
         return out
+    except Exception:
+        _problems(setting)
+        raise
     finally:
         setting.stop()
+
+
+def _problems(setting: Setting) -> None:
+    for i, p in enumerate(setting.procs):
+        problems = p.problems()
+        if problems:
+            first = p.lines.index(problems[0])
+            print(f"  {setting.name}, process {i}: the server logged problems:\n    " + "\n    ".join(p.lines[first : first + 30]), flush=True)
 
 
 # ---------------------------------------------------------------- report
