@@ -36,11 +36,10 @@ import re
 import secrets
 import ssl
 import urllib.parse
-from collections.abc import Callable
 from http import HTTPStatus
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import msgspec
 from msgspec import UNSET
@@ -86,8 +85,10 @@ from repconsole.server.auth import (
     hash_token,
     new_token,
 )
+from repconsole.server.cluster.records import AnswerRecord, LogoutRecord
 from repconsole.server.cobrowse import CobrowseDesk
 from repconsole.server.config import ServerSettings, SiteSpec
+from repconsole.server.connections import tls_context, tracked
 from repconsole.server.customers import CustomerDesk
 from repconsole.server.fanout import RepLink, close_slow, visible_to
 from repconsole.server.links import LinkBook
@@ -103,7 +104,10 @@ from repconsole.server.store import Store
 from repconsole.server.timers import ServerClock, WallClock
 from repconsole.server.web import CONTENT_TYPES, STATIC_NAME, WATCH_PATH, CobrowseWeb, response
 
-__all__ = ["LISTEN_BACKLOG", "STATIC_DIR", "Server"]
+if TYPE_CHECKING:
+    from repconsole.server.cluster.desk import ClusterDesk
+
+__all__ = ["LISTEN_BACKLOG", "STATIC_DIR", "Server", "tls_context"]
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +193,7 @@ class Server:
         self.cobrowse: CobrowseDesk | None = None
         self.snippets: SnippetBook | None = None  # team snippets (issue 14)
         self.web: CobrowseWeb | None = None
+        self.cluster: ClusterDesk | None = None
         self.new_passwords: dict[str, str] = {}
         self.failed: BaseException | None = None
         self._ws: WsServer | None = None
@@ -245,6 +250,10 @@ class Server:
 
             self.resources = repconsole.resources.files()
         self.web = CobrowseWeb(self.links, self.resources, self.static_dir, self._origin_allowed)
+        if self.runtime.member is not None:  # [cluster]: forward to the leader, or run what followers forward
+            from repconsole.server.cluster.desk import ClusterDesk
+
+            self.cluster = ClusterDesk(self, self.runtime, self.runtime.member)
         self.passwords.store = self.runtime.store
         self.runtime.housekeepers.append(lambda now: self.passwords.prune())
         self.runtime.fanout.on_drop = self._detach  # a console dropped as too slow is lost now
@@ -261,7 +270,7 @@ class Server:
             write_limit=WRITE_LIMIT,
             close_timeout=self.spec.server.ping_timeout,
             server_header=f"repconsole-server/{__version__}",
-            create_connection=_tracked(self._connections, self.admin.connection_lost),
+            create_connection=tracked(self._connections, self.admin.connection_lost),
             backlog=LISTEN_BACKLOG,
         )
         self.port = self._ws.sockets[0].getsockname()[1]
@@ -529,12 +538,16 @@ class Server:
                         then()
                 elif isinstance(msg, Command) and msg.name in SNIPPET_COMMANDS and self.snippets is not None:
                     await self._send(ws, self.snippets.command(link.rep, msg, link.login.id))  # beside the engine, as co-browsing
+                elif isinstance(msg, Command) and self.cluster is not None and self.runtime.follows:
+                    await self.cluster.command(link, msg)  # to the leader: the result, then its events
                 elif isinstance(msg, Command):
                     await self._send(ws, self._command(link.login, msg))
                 elif isinstance(msg, Typing):
                     assert self.customers is not None
                     self.customers.typing.from_rep(link.rep, msg.session)  # a transient: never answered
                 elif isinstance(msg, Logout):
+                    if self.cluster is not None and self.runtime.follows:
+                        await self.cluster.logout(link.login)
                     self._logout(link.login, ws)
                     await ws.close(CloseCode.LOGGED_OUT, "logged out")
                     return
@@ -621,10 +634,13 @@ class Server:
             await self._refuse(ws, msg.id, ErrorReason.BAD_CREDENTIALS, "wrong username or password")
             return None
         token = new_token()
-        login = rt.new_login(msg.username, hash_token(token))
-        with rt.step() as rows:
-            rows.append(Store.login_row(login))
-            rt.engine.rep_connected(login.rep)
+        if self.cluster is not None and rt.follows:
+            forwarded = await self.cluster.connect(ws, msg.id, msg.username, hash_token(token))
+            if forwarded is None:
+                return None
+            login = forwarded
+        else:
+            login = rt.login_step(msg.username, hash_token(token))
         log.info("%s logged in from %s (login %d)", login.rep, address, login.id)
         return await self._start_feed(ws, login, msg.id, token, resumed=False, last_seq=None, protocol=msg.protocol)
 
@@ -638,8 +654,12 @@ class Server:
         if login.expires_at <= self.clock.now():
             await self._refuse(ws, msg.id, ErrorReason.TOKEN_EXPIRED, "the login has expired: log in again")
             return None
-        with rt.step():
-            rt.engine.rep_connected(login.rep)
+        if self.cluster is not None and rt.follows:
+            if await self.cluster.connect(ws, msg.id, login.rep) is None:
+                return None
+        else:
+            with rt.step():
+                rt.engine.rep_connected(login.rep)
         return await self._start_feed(ws, login, msg.id, msg.token, resumed=True, last_seq=msg.last_seq, protocol=msg.protocol)
 
     async def _start_feed(
@@ -714,14 +734,16 @@ class Server:
                 log.exception("command %s of %s failed", msg.name, login.rep)
                 reply = encode(_refusal(msg.id, ErrorReason.INTERNAL_ERROR, "the server failed; nothing was confirmed"))
             rows.append(Store.answer_row(login.id, key, self.clock.now(), reply, digest))
+            rt.replicate(AnswerRecord(login.id, key, self.clock.now(), reply, digest))
         rt.answers.stored(login.id, msg.id)
         return reply
 
-    def _logout(self, login: LoginSession, current: ServerConnection) -> None:
+    def _logout(self, login: LoginSession, current: ServerConnection | None) -> None:
         rt = self.runtime
         assert rt is not None
         with rt.step() as rows:
             rows.extend(Store.logout_rows(login.id))
+            rt.replicate(LogoutRecord(login.id))
         rt.logins.remove(login)  # its answers went with its row (Store.logout_rows)
         rt.answers.forget(login.id)
         if self.cobrowse is not None:
@@ -734,7 +756,10 @@ class Server:
     def _presence(self, rep: str) -> None:
         """A rep whose last connection closed starts the grace period."""
         rt = self.runtime
-        if rt is None or self._stopping or rt.fanout.has_links(rep):
+        if rt is None or self._stopping or rt.held(rep):
+            return
+        if self.cluster is not None and rt.follows:
+            self.cluster.member.presence_changed()  # the leader decides, knowing every process's consoles
             return
         try:
             with rt.step():
@@ -761,32 +786,3 @@ def _refusal(rid: RequestId, reason: ErrorReason, detail: str) -> Error:
 def _unsupported(version: int) -> str:
     versions = f"version {PROTOCOL_VERSION}" if MIN_PROTOCOL_VERSION == PROTOCOL_VERSION else f"versions {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION}"
     return f"this server speaks protocol {versions}, the console speaks version {version}: update the console"
-
-
-def _tracked(connections: set[ServerConnection], lost: Callable[[ServerConnection], None]) -> type[ServerConnection]:
-    """A ServerConnection that is in ``connections`` from the moment its TCP
-    connection is accepted until it is lost (then ``lost`` is told); websockets
-    itself only lists connections whose handshake is done."""
-
-    class TrackedConnection(ServerConnection):
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            super().connection_made(transport)
-            connections.add(self)
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            connections.discard(self)
-            super().connection_lost(exc)
-            try:
-                lost(self)
-            except Exception:  # counting must never break a connection's end
-                log.exception("counting a closed connection failed")
-
-    return TrackedConnection
-
-
-def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert, key)
-    return context
-

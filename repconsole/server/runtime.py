@@ -47,7 +47,9 @@ from repconsole.server.store import PRUNE_BATCH, Cutoffs, Statement, Store
 from repconsole.server.timers import ServerClock, Timer, WallClock
 
 if TYPE_CHECKING:  # imported at run time only with [cluster] (redis-py: the cluster extra)
+    from repconsole.server.cluster.member import Member
     from repconsole.server.cluster.node import LeaderLog
+    from repconsole.server.cluster.records import Record
 
 __all__ = ["Answers", "PersistenceFailure", "Runtime", "command_digest"]
 
@@ -186,6 +188,14 @@ class Runtime:
             self.repairs = persist.load(self.engine, state)
             if self.repairs:
                 self.store.save_all(self.engine)
+        # [cluster]: lead the organisation and log every step, or follow it (issue 15; docs/architecture.md
+        # "Cluster").  Before the fan-out and the logins: a process that joins rebuilds both from Redis.
+        self.cluster: LeaderLog | None = None  # set while this process leads
+        self.member: Member | None = None
+        self.records: list[Record] = []  # the current step's records, for the log (cluster only)
+        self.on_logout: Callable[[LoginSession], None] | None = None  # a login ended on another process
+        if spec.cluster.redis_url is not None:
+            self._join()
         settings = spec.server
         self.fanout = Fanout(
             loop, seq=self.engine.seq, resume_window=settings.resume_window, clock=self.clock.now,
@@ -198,10 +208,6 @@ class Runtime:
         for login in self.store.load_logins():
             self.logins.add(login)
         self.answers = Answers(self.store, settings.resume_window)
-        # [cluster]: lead the organisation and log every step (issue 15; docs/architecture.md "Cluster").
-        self.cluster: LeaderLog | None = None
-        if spec.cluster.redis_url is not None:
-            self._lead()
 
         self._timer: Timer | None = None
         self._housekeeping: Timer | None = None
@@ -240,6 +246,7 @@ class Runtime:
 
     def _commit(self, rows: Sequence[Statement]) -> None:
         events, self._events[:] = list(self._events), []
+        records, self.records = self.records, []
         if not events and not rows:
             return
         logged = [encode_event(e) for e in events]
@@ -247,9 +254,13 @@ class Runtime:
             if events:
                 self.store.commit(self.engine, events, logged, rows)
                 if self.cluster is not None:  # in the log before anything is confirmed
-                    self.cluster.append(self.engine, events, logged)
+                    self.cluster.append(self.engine, events, logged, records)
+                elif self.member is not None:
+                    raise PersistenceFailure("a follower's engine emitted events: only the leader runs commands")
             else:
                 self.store.execute(rows)
+                if self.cluster is not None and records:
+                    self.cluster.note(records)
         except Exception as exc:
             log.critical("cannot persist a step; stopping so that nothing unsaved is confirmed", exc_info=True)
             if self.on_fatal is not None:
@@ -267,20 +278,74 @@ class Runtime:
         self.engine.forget_ended(ENDED_IN_MEMORY)
         self.arm()
 
-    def _lead(self) -> None:
-        from repconsole.server.cluster.node import LeaderLog
+    # ----------------------------------------------------------- cluster
 
-        def lost(reason: str) -> None:
-            log.critical("stopping: this server no longer leads its organisation (%s)", reason)
-            if self.on_fatal is not None:
-                self.on_fatal(PersistenceFailure(reason))
+    def _join(self) -> None:
+        from repconsole.server.cluster.member import Member
 
-        self.cluster = LeaderLog(self.spec.cluster, self.loop, lost)
+        self.member = Member(self)
         try:
-            self.cluster.open(self.engine)
+            self.member.join()
         except BaseException:
+            self.member.node.close()
             self.store.close()
             raise
+
+    @property
+    def follows(self) -> bool:
+        """A cluster member that does not lead: it forwards what consoles ask of the engine."""
+        return self.member is not None and not self.member.leads
+
+    def replicate(self, record: Record) -> None:
+        """A record of the current step for every process (cluster only; the step writes its own rows)."""
+        if self.member is not None:
+            self.records.append(record)
+
+    def replace_engine(self, engine: QueueEngine) -> None:
+        """A process joining its cluster rebuilt the engine from Redis (before anyone holds the old one)."""
+        self.engine = engine
+        engine.subscribe(self._events.append)
+
+    def fatal(self, exc: BaseException) -> None:
+        if self.on_fatal is not None:
+            self.on_fatal(exc)
+
+    def lost_lead(self, reason: str) -> None:
+        log.critical("stopping: this server no longer leads its organisation (%s)", reason)
+        self.fatal(PersistenceFailure(reason))
+
+    def took_over(self) -> None:
+        """This follower leads now: fresh answers and login numbers from the store, timers armed, and
+        every rep the engine has connected is returning (see settle_presence), from now."""
+        self.answers = Answers(self.store, self.spec.server.resume_window)
+        self._next_login = self.store.next_login_id()
+        self.boot_time = self.clock.now()
+        self.returning = {rep.id for rep in self.engine.reps.values() if rep.connected}
+        if self.returning:
+            self._settle = self.clock.call_later(self.restart_window, self.settle_presence)
+        self.arm()
+
+    def held(self, rep: str) -> bool:
+        """Whether ``rep`` has a console on this process or (leading a cluster) on a live follower."""
+        return self.fanout.has_links(rep) or (self.member is not None and self.member.holds(rep))
+
+    def settle_reps(self, reps: set[str] | frozenset[str]) -> None:
+        """Reps a follower no longer holds (their console left it, or it died): disconnected unless held elsewhere."""
+        gone = sorted(rep for rep in reps if rep in self.engine.reps and not self.held(rep) and rep not in self.returning)
+        if not gone:
+            return
+        try:
+            with self.step():
+                for rep in gone:
+                    if self.engine.reps[rep].connected:
+                        self.engine.rep_disconnected(rep)
+        except PersistenceFailure:
+            return
+
+    def on_remote_logout(self, login: LoginSession) -> None:
+        self.answers.forget(login.id)
+        if self.on_logout is not None:
+            self.on_logout(login)
 
     # ------------------------------------------------------------ logins
 
@@ -291,12 +356,25 @@ class Runtime:
         self.logins.add(login)
         return login
 
+    def login_step(self, rep: str, token_hash: bytes) -> LoginSession:
+        """A new login session of ``rep`` and its ``rep_connected``, in one step (logged in a cluster)."""
+        from repconsole.server.cluster.records import LoginRecord
+
+        login = self.new_login(rep, token_hash)
+        with self.step() as rows:
+            rows.append(Store.login_row(login))
+            self.replicate(LoginRecord.of(login))
+            self.engine.rep_connected(login.rep)
+        return login
+
     # ------------------------------------------------------------ timers
 
     def start(self) -> None:
+        if self.member is not None:
+            self.member.start()
         self.arm()
         self._housekeeping = self.clock.call_later(HOUSEKEEPING_EVERY, self._keep_house)
-        if self.returning:
+        if self.returning and not self.follows:
             self._settle = self.clock.call_later(self.restart_window, self.settle_presence)
 
     def settle_presence(self) -> None:
@@ -307,7 +385,7 @@ class Runtime:
         try:
             with self.step():
                 for rep_id in sorted(returning):
-                    if rep_id in self.engine.reps and not self.fanout.has_links(rep_id):
+                    if rep_id in self.engine.reps and not self.held(rep_id):
                         self.engine.rep_disconnected(rep_id, since=self.boot_time)
         except PersistenceFailure:
             return  # the server is stopping
@@ -326,13 +404,13 @@ class Runtime:
             self._house_task.cancel()  # between two batches: each is a transaction of its own
             self._house_task = None
         self.fanout.flush()
-        if self.cluster is not None:
-            self.cluster.close()
+        if self.member is not None:
+            self.member.stop()
             self.cluster = None
 
     def arm(self) -> None:
-        """Keep one timer at the engine's next deadline."""
-        deadline = self.engine.next_deadline()
+        """Keep one timer at the engine's next deadline (a follower's engine runs no timers)."""
+        deadline = self.engine.next_deadline() if not self.follows else None
         if deadline is None:
             if self._timer is not None:
                 self._timer.cancel()
@@ -378,7 +456,7 @@ class Runtime:
         now = self.clock.now()
         floor = self.fanout.prune()
         if self.cluster is not None:  # snapshot the state into Redis, trim the log behind it
-            self.cluster.keep(self.engine, floor)
+            self.cluster.keep(self.engine, floor, self.member.side if self.member is not None else bytes)
         for login in self.logins.expired_before(now - EXPIRED_LOGINS_KEPT):
             self.logins.remove(login)
             self.answers.forget(login.id)

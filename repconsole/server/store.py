@@ -529,6 +529,18 @@ class Store:
             for sql, params in extra:
                 db.execute(sql, params)
 
+    def record(self, logged: Sequence[LoggedEvent], extra: Sequence[Statement] = ()) -> None:
+        """A cluster follower's part of a step (the engine state is written whole at a takeover or stop):
+        the leader's events, for resumes after a restart, and ``extra``, in one transaction."""
+        with self._transaction() as db:
+            if logged:
+                db.executemany(
+                    "INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?, ?, ?)",
+                    [(e.seq, e.at, self._members(e.audience), self._members(e.gone), e.item, e.gone_item) for e in logged],
+                )
+            for sql, params in extra:
+                db.execute(sql, params)
+
     def save_all(self, engine: QueueEngine) -> None:
         """Write the whole engine state (the first start, or after loading repairs)."""
         state = persist.dump(engine)

@@ -716,6 +716,18 @@ class QueueEngine:
         """
         follow.apply(changes, queues=self._queues, desk=self._desk, starts=self._starts, team_chats=self._team_chats, bus=self._bus, reps=self.reps)
 
+    def lead(self) -> None:
+        """A follower's copy (built by :meth:`apply_changes`) starts running commands: the timers
+        and offers it never kept are rebuilt as :meth:`restore_state` builds them (rule deadlines,
+        grace periods, every queue marked for routing at the next command or :meth:`advance`)."""
+        for s in self._queues.live.values():
+            if s.rule_deadline is not None:
+                self._timers.add(s.rule_deadline, "rule", s.id)
+        for rep in self.reps.values():
+            if not rep.connected and rep.grace_until is not None:
+                self._timers.add(rep.grace_until, "grace", rep.id)
+        self._router.mark_all()
+
     def _check_fits(self, state: EngineState) -> None:
         """Raise ValueError unless ``state`` names only configured reps and teams."""
         d = self._directory

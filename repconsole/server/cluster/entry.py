@@ -31,9 +31,10 @@ import msgspec
 
 from repconsole.core import persist
 from repconsole.core.engine import EngineChanges, QueueEngine
+from repconsole.server.cluster.records import Record
 from repconsole.server.store import LoggedEvent
 
-__all__ = ["Entry", "decode_entry", "encode_entry", "encode_snapshot", "restore_snapshot"]
+__all__ = ["Entry", "decode_entry", "encode_entry", "encode_note", "encode_snapshot", "restore_snapshot"]
 
 
 class _Logged(msgspec.Struct, array_like=True, frozen=True):
@@ -48,13 +49,17 @@ class _Logged(msgspec.Struct, array_like=True, frozen=True):
 class _Entry(msgspec.Struct, array_like=True, frozen=True):
     events: list[_Logged]
     changes: dict[str, Any]
+    records: list[Record] = []
 
 
 class Entry(msgspec.Struct, frozen=True):
-    """A decoded entry: the events ``first..last`` as the fan-out takes them, and what the step changed."""
+    """A decoded entry: the events ``first..last`` as the fan-out takes them, what the step changed,
+    and the records of what else it wrote (logins, answers: :mod:`.records`).  A records-only
+    entry (:meth:`OrgLog.note <repconsole.server.cluster.log.OrgLog.note>`) has no events."""
 
     events: list[LoggedEvent]
-    changes: EngineChanges
+    changes: EngineChanges | None
+    records: list[Record] = []
 
     @property
     def first(self) -> int:
@@ -69,20 +74,26 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(_Entry)
 
 
-def encode_entry(logged: Sequence[LoggedEvent], changes: EngineChanges) -> bytes:
+def encode_entry(logged: Sequence[LoggedEvent], changes: EngineChanges, records: Sequence[Record] = ()) -> bytes:
     """The entry of one step that emitted ``logged`` (contiguous seqs, at least one)."""
     if not logged:
         raise ValueError("an entry is a step that emitted events")
     if any(b.seq != a.seq + 1 for a, b in pairwise(logged)):
         raise ValueError("a step's events have contiguous seqs")
-    records = [_Logged(e.seq, e.at, sorted(e.audience), sorted(e.gone), e.item, e.gone_item) for e in logged]
-    return _encoder.encode(_Entry(records, persist.dump_changes(changes)))
+    items = [_Logged(e.seq, e.at, sorted(e.audience), sorted(e.gone), e.item, e.gone_item) for e in logged]
+    return _encoder.encode(_Entry(items, persist.dump_changes(changes), list(records)))
+
+
+def encode_note(records: Sequence[Record]) -> bytes:
+    """A records-only entry (a step that emitted no events)."""
+    return _encoder.encode(_Entry([], {}, list(records)))
 
 
 def decode_entry(data: bytes) -> Entry:
     raw = _decoder.decode(data)
     events = [LoggedEvent(e.seq, e.at, frozenset(e.audience), frozenset(e.gone), e.item, e.gone_item) for e in raw.events]
-    return Entry(events, persist.load_changes(raw.changes))
+    changes = persist.load_changes(raw.changes) if raw.events else None
+    return Entry(events, changes, raw.records)
 
 
 def encode_snapshot(engine: QueueEngine) -> tuple[int, bytes]:

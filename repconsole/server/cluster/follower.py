@@ -10,9 +10,10 @@ needs were trimmed, or an entry does not start right after what it has) is
 :class:`~repconsole.server.cluster.log.LogGap`: the copy must start again
 from the snapshot, never go on with a hole.
 
-The server does not run followers yet: a console's login runs engine
-commands (``rep_connected``), which a follower must forward to the leader
-(docs/architecture.md "Cluster", not built).
+Records-only entries (:meth:`OrgLog.note <repconsole.server.cluster.log.OrgLog.note>`)
+and the records of event entries (logins, stored answers:
+:mod:`.records`) go to ``on_entry`` with the events taken, so the server
+keeps its own SQLite and indexes in step (:mod:`.member`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 
 from repconsole.core.engine import QueueEngine
-from repconsole.server.cluster.entry import decode_entry, restore_snapshot
+from repconsole.server.cluster.entry import Entry, decode_entry, restore_snapshot
 from repconsole.server.cluster.log import LogGap, OrgLog, Record
 from repconsole.server.store import LoggedEvent
 
@@ -33,6 +34,8 @@ class LogFollower:
 
     Attributes:
         after: the seq of the last event taken (the engine copy is at it).
+        sub: 0, or the n of the last records-only entry taken after ``after`` (stream id ``<after>-<n>``).
+        on_entry: told of each entry taken, with its events taken (none for a records-only one).
         tail_log: the log read with ``XREAD BLOCK`` (a client of its own whose
             socket timeout is longer than ``block``: a blocked read holds its connection).
     """
@@ -45,6 +48,8 @@ class LogFollower:
         self.engine = engine
         self.publish = publish
         self.after = after
+        self.sub = 0
+        self.on_entry: Callable[[Entry, list[LoggedEvent]], None] | None = None
 
     @classmethod
     def from_snapshot(
@@ -62,25 +67,31 @@ class LogFollower:
         """Apply and publish ``records`` (in log order).  Returns the events taken."""
         taken = 0
         for record in records:
-            if record.last <= self.after:
+            if record.position <= (self.after, self.sub):
                 continue
+            if record.starts > self.after + 1:
+                raise LogGap(self.after, record.starts)
             entry = decode_entry(record.data)
             events = [e for e in entry.events if e.seq > self.after]
-            if events[0].seq != self.after + 1:
-                raise LogGap(self.after, events[0].seq)
-            self.engine.apply_changes(entry.changes)
-            self.publish(events)
-            self.after = events[-1].seq
-            taken += len(events)
+            if events:
+                if events[0].seq != self.after + 1:
+                    raise LogGap(self.after, events[0].seq)
+                assert entry.changes is not None
+                self.engine.apply_changes(entry.changes)
+                self.publish(events)
+                taken += len(events)
+            self.after, self.sub = record.position
+            if self.on_entry is not None:
+                self.on_entry(entry, events)
         return taken
 
     def catch_up(self) -> int:
         """Take every entry the log has now.  Returns the events taken."""
-        return self.take(self.log.read(self.after))
+        return self.take(self.log.read(self.after, sub=self.sub))
 
     async def run(self, block: float = 1.0) -> None:
         """Tail the log until cancelled: each blocking read in a worker thread, each entry taken on the loop."""
         self.catch_up()
         while True:
-            records = await asyncio.to_thread(self.tail_log.tail, self.after, block)
+            records = await asyncio.to_thread(self.tail_log.tail, self.after, block, 100, self.sub)
             self.take(records)

@@ -64,8 +64,22 @@ local lease = redis.call('GET', KEYS[1])
 if lease ~= ARGV[1] then return {'lease', lease or ''} end
 local head = tonumber(redis.call('GET', KEYS[3]) or '0')
 if tonumber(ARGV[3]) > head then return {'seq', tostring(head)} end
-redis.call('HSET', KEYS[4], 'seq', ARGV[3], 'data', ARGV[4])
+redis.call('HSET', KEYS[4], 'seq', ARGV[3], 'data', ARGV[4], 'side', ARGV[5])
 return {'ok', ARGV[3]}
+"""
+
+# A records-only entry (a step that emitted no events but changed what every process must know:
+# a login, a stored answer): fenced like _APPEND, id "<head>-*" (Redis 7: the next "<head>-n", n >= 1),
+# so it sorts after the event entry of the head and before the next one.  Field f is 0.
+# KEYS: lease, epoch, head, log.  ARGV: lease value, epoch, payload.
+_NOTE = """
+local epoch = redis.call('GET', KEYS[2])
+if epoch ~= ARGV[2] then return {'epoch', epoch or '0'} end
+local lease = redis.call('GET', KEYS[1])
+if lease ~= ARGV[1] then return {'lease', lease or ''} end
+local head = redis.call('GET', KEYS[3]) or '0'
+local id = redis.call('XADD', KEYS[4], head .. '-*', 'f', '0', 'e', ARGV[2], 'd', ARGV[3])
+return {'ok', id}
 """
 
 # A leader starting on its own stored state at seq ARGV[3] (>= the head): the log goes on from there,
@@ -78,7 +92,7 @@ local lease = redis.call('GET', KEYS[1])
 if lease ~= ARGV[1] then return {'lease', lease or ''} end
 local head = tonumber(redis.call('GET', KEYS[3]) or '0')
 if tonumber(ARGV[3]) < head then return {'seq', tostring(head)} end
-redis.call('HSET', KEYS[4], 'seq', ARGV[3], 'data', ARGV[4])
+redis.call('HSET', KEYS[4], 'seq', ARGV[3], 'data', ARGV[4], 'side', ARGV[5])
 redis.call('SET', KEYS[3], ARGV[3])
 return {'ok', ARGV[3]}
 """
@@ -127,12 +141,30 @@ class LogGap(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One entry as read back: events ``first..last`` appended under ``epoch``; ``data`` is the encoded entry."""
+    """One entry as read back: events ``first..last`` appended under ``epoch``; ``data`` is the encoded entry.
+
+    A records-only entry (:meth:`OrgLog.note`) has ``first`` 0, ``last`` the head it was
+    written at and ``sub`` >= 1 (its stream id is ``<last>-<sub>``)."""
 
     first: int
     last: int
     epoch: int
     data: bytes
+    sub: int = 0
+
+    @property
+    def note(self) -> bool:
+        return self.first == 0
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """Where a reader is once it took this entry: (seq, sub), its stream id."""
+        return (self.last, self.sub)
+
+    @property
+    def starts(self) -> int:
+        """The first seq a reader must have reached before it (the head + 1 it was written after)."""
+        return self.last + 1 if self.note else self.first
 
 
 def _text(value: Any) -> str:
@@ -142,8 +174,8 @@ def _text(value: Any) -> str:
 def _records(raw: Any) -> list[Record]:
     out = []
     for entry_id, fields in raw or ():
-        last = int(_text(entry_id).split("-", 1)[0])
-        out.append(Record(int(fields[b"f"]), last, int(fields[b"e"]), bytes(fields[b"d"])))
+        last, sub = _text(entry_id).split("-", 1)
+        out.append(Record(int(fields[b"f"]), int(last), int(fields[b"e"]), bytes(fields[b"d"]), int(sub)))
     return out
 
 
@@ -157,6 +189,7 @@ class OrgLog:
         self._snapshot = client.register_script(_SNAPSHOT)
         self._trim = client.register_script(_TRIM)
         self._begin = client.register_script(_BEGIN)
+        self._note = client.register_script(_NOTE)
 
     # ------------------------------------------------------------ writes
 
@@ -189,17 +222,30 @@ class OrgLog:
         keys = self.keys
         self._fenced(lease, self._append, [keys.lease, keys.epoch, keys.head, keys.log], [first, last, data])
 
-    def write_snapshot(self, lease: Lease, seq: int, data: bytes) -> None:
-        """Store ``data``, the engine state at ``seq`` (<= the head), as the snapshot; fenced like :meth:`append`."""
+    def note(self, lease: Lease, data: bytes) -> tuple[int, int]:
+        """Append a records-only entry (no events) after the head; fenced like :meth:`append`.
+        Returns its position (head, n)."""
         keys = self.keys
-        self._fenced(lease, self._snapshot, [keys.lease, keys.epoch, keys.head, keys.snapshot], [seq, data])
+        last, sub = self._fenced(lease, self._note, [keys.lease, keys.epoch, keys.head, keys.log], [data]).split("-", 1)
+        return int(last), int(sub)
 
-    def begin(self, lease: Lease, seq: int, data: bytes) -> None:
+    def write_snapshot(self, lease: Lease, seq: int, data: bytes, side: bytes = b"") -> None:
+        """Store ``data``, the engine state at ``seq`` (<= the head), as the snapshot, and ``side``, what
+        is not engine state (logins, stored answers: :mod:`.records`); fenced like :meth:`append`."""
+        keys = self.keys
+        self._fenced(lease, self._snapshot, [keys.lease, keys.epoch, keys.head, keys.snapshot], [seq, data, side])
+
+    def snapshot_side(self) -> bytes:
+        """The snapshot's side part (b"": none)."""
+        side = self.client.hget(self.keys.snapshot, "side")
+        return side if isinstance(side, bytes) else b""
+
+    def begin(self, lease: Lease, seq: int, data: bytes, side: bytes = b"") -> None:
         """Go on from ``data``, the leader's own state at ``seq``: the head becomes ``seq`` and
         ``data`` the snapshot.  Refused (``seq``) if the log is already past ``seq``: then the
         log, not this state, is the truth (a rebuild from it is needed).  Fenced like :meth:`append`."""
         keys = self.keys
-        self._fenced(lease, self._begin, [keys.lease, keys.epoch, keys.head, keys.snapshot], [seq, data])
+        self._fenced(lease, self._begin, [keys.lease, keys.epoch, keys.head, keys.snapshot], [seq, data, side])
 
     def trim(self, lease: Lease, keep_after: int) -> int:
         """Drop entries whose events are all at or below both ``keep_after`` and the snapshot's seq.
@@ -224,7 +270,7 @@ class OrgLog:
         seq, data = self.client.hmget(self.keys.snapshot, ["seq", "data"])
         return None if seq is None or not isinstance(data, bytes) else (int(seq), data)
 
-    def read(self, after: int, count: int | None = None) -> list[Record]:
+    def read(self, after: int, count: int | None = None, sub: int = 0) -> list[Record]:
         """Entries with events after seq ``after``, in order (at most ``count``).
 
         The first may start at or before ``after`` (an entry is a whole step):
@@ -232,26 +278,26 @@ class OrgLog:
         events right after ``after`` were trimmed.
         """
         pipe = self.client.pipeline(transaction=True)
-        pipe.xrange(self.keys.log, f"({after}-0" if after > 0 else "-", "+", count=count)
+        pipe.xrange(self.keys.log, f"({after}-{sub}" if after > 0 or sub > 0 else "-", "+", count=count)
         pipe.get(self.keys.head)
         raw, head = pipe.execute()
         records = _records(raw)
         self._check(after, records, int(head or 0))
         return records
 
-    def tail(self, after: int, block: float, count: int = 100) -> list[Record]:
+    def tail(self, after: int, block: float, count: int = 100, sub: int = 0) -> list[Record]:
         """Like :meth:`read`, but waits up to ``block`` seconds for an entry when there is none yet."""
         # RESP2 (the client's default): [[stream, [(id, fields), ...]]], or None after the block.
-        raw: Any = self.client.xread({self.keys.log: f"{after}-0"}, count=count, block=max(1, round(block * 1000)))
+        raw: Any = self.client.xread({self.keys.log: f"{after}-{sub}"}, count=count, block=max(1, round(block * 1000)))
         records = _records(raw[0][1]) if raw else []
-        if records and records[0].first > after + 1:
+        if records and records[0].starts > after + 1:
             raise LogGap(after, records[0].first)
         return records
 
     @staticmethod
     def _check(after: int, records: list[Record], head: int) -> None:
-        if records and records[0].first > after + 1:
-            raise LogGap(after, records[0].first)
+        if records and records[0].starts > after + 1:
+            raise LogGap(after, records[0].starts)
         if not records and head > after:
             raise LogGap(after, head + 1)
 

@@ -8,8 +8,7 @@ events is appended (:meth:`LeaderLog.append`, called by ``Runtime._commit``
 after SQLite and before anything is published); renewals run every third of
 the lease's TTL on the event loop.  When the lease is lost, or an append is
 refused or fails, ``on_lost`` runs: the server stops without confirming
-anything more (a follower role and failover come with command forwarding:
-docs/architecture.md "Cluster").
+anything more.  A process that does not lead follows (:mod:`.member`).
 """
 
 from __future__ import annotations
@@ -21,10 +20,11 @@ import socket
 from collections.abc import Callable, Sequence
 
 from repconsole.core.engine import Event, QueueEngine
-from repconsole.server.cluster.entry import encode_entry, encode_snapshot
+from repconsole.server.cluster.entry import encode_entry, encode_note, encode_snapshot
 from repconsole.server.cluster.keys import OrgKeys
 from repconsole.server.cluster.lease import Lease
 from repconsole.server.cluster.log import AppendRefused, LogUnavailable, OrgLog, connect
+from repconsole.server.cluster.records import Record
 from repconsole.server.config import ClusterSettings
 from repconsole.server.store import LoggedEvent
 
@@ -64,42 +64,48 @@ class LeaderLog:
         self.snapshot_every = SNAPSHOT_EVERY
         self._next_snapshot = loop.time() + SNAPSHOT_EVERY  # open() has just written one
 
-    def open(self, engine: QueueEngine) -> None:
-        """Lead, and begin the log at ``engine``'s state.  Raises ClusterRefused, or LogUnavailable."""
+    def try_lead(self) -> bool:
+        """Take the lease if nobody holds it (the epoch raised).  Raises LogUnavailable if Redis cannot be asked."""
         try:
-            led = self.lease.try_acquire()
+            return self.lease.try_acquire()
         except Exception as exc:
             raise LogUnavailable(f"cannot reach Redis: {exc}") from exc
-        if not led:
+
+    def open(self, engine: QueueEngine, side: bytes = b"") -> None:
+        """Lead, and begin the log at ``engine``'s state.  Raises ClusterRefused, or LogUnavailable."""
+        if not self.try_lead():
             holder = self.client.get(self.lease.keys.lease)
-            raise ClusterRefused(
-                f"organisation {self.lease.keys.lease} is led by another process ({holder!r}); "
-                "a second process needs command forwarding, which is not built yet"
-            )
+            raise ClusterRefused(f"organisation {self.lease.keys.lease} is led by another process ({holder!r})")
+        self.begin(engine, side)
+
+    def begin(self, engine: QueueEngine, side: bytes = b"") -> None:
+        """With the lease held: go on from ``engine``'s state (at or past the log's head), with it as the
+        snapshot (and ``side``: :func:`.records.encode_side`), and keep renewing.  Raises ClusterRefused."""
         seq, data = encode_snapshot(engine)
         try:
-            self.log.begin(self.lease, seq, data)
+            self.log.begin(self.lease, seq, data, side)
         except AppendRefused as exc:
-            raise ClusterRefused(
-                f"the log is ahead of this server's stored state (seq {seq}; {exc}): another process led since; "
-                "rebuilding from the log is not built yet"
-            ) from exc
+            raise ClusterRefused(f"the log is ahead of this state (seq {seq}; {exc}): rebuild from the log first") from exc
         log.info("leading %s from seq %d under epoch %s", self.lease.keys.log, seq, self.lease.epoch)
         self._opened = True
         self._schedule()
 
-    def append(self, engine: QueueEngine, events: Sequence[Event], logged: Sequence[LoggedEvent]) -> None:
+    def append(self, engine: QueueEngine, events: Sequence[Event], logged: Sequence[LoggedEvent], records: Sequence[Record] = ()) -> None:
         """Log one step (right after SQLite, before publishing).  Raises AppendRefused or LogUnavailable."""
-        self.log.append(self.lease, logged[0].seq, logged[-1].seq, encode_entry(logged, engine.changes_of(events)))
+        self.log.append(self.lease, logged[0].seq, logged[-1].seq, encode_entry(logged, engine.changes_of(events), records))
 
-    def keep(self, engine: QueueEngine, keep_after: int) -> int:
+    def note(self, records: Sequence[Record]) -> None:
+        """Log a step that emitted no events but wrote records (a login, a refusal's answer).  Raises like append."""
+        self.log.note(self.lease, encode_note(records))
+
+    def keep(self, engine: QueueEngine, keep_after: int, side: Callable[[], bytes] = bytes) -> int:
         """Housekeeping: a snapshot of ``engine`` when one is due, then trim the log behind it, keeping
         every event after ``keep_after`` (the fan-out's resume window).  Returns the entries trimmed.
         Raises AppendRefused or LogUnavailable (the lease has stepped down) like an append."""
         now = self.loop.time()
         if now >= self._next_snapshot:
             seq, data = encode_snapshot(engine)
-            self.log.write_snapshot(self.lease, seq, data)
+            self.log.write_snapshot(self.lease, seq, data, side())
             self._next_snapshot = now + self.snapshot_every
         return self.log.trim(self.lease, keep_after)
 

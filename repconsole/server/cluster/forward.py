@@ -1,0 +1,212 @@
+"""Commands from followers to the leader, and their replies, through Redis lists.
+
+A follower does not run the engine: what a console (or its coming and
+going) asks of the engine goes to the organisation's leader as a
+:class:`Request` on one Redis list, ``repconsole:{org}:commands`` (``RPUSH``;
+the leader ``BLPOP``\\ s it: first in, first out).  The leader runs it as one
+of its own steps (same idempotency: the stored answer by login and request
+id), logs it, and pushes the :class:`Reply` to the asking process's own list,
+``repconsole:{org}:reply:<origin>`` (expiring after :data:`REPLY_KEPT`).
+
+- **A request not answered within its ``timeout``** is answered to the
+  console by the follower: an ``internal_error`` whose ``data`` has
+  ``"retryable": true`` (docs/protocol.md): the command may or may not have
+  run; a retry with the same id gets the stored answer if it did.  A request
+  still queued past its deadline (no leader for a while) is dropped by the
+  leader that takes it, unrun: the follower has already answered it.
+- **Presence** requests carry the follower's whole set of connected reps
+  (idempotent; sent on every change and every :data:`PRESENCE_EVERY`
+  seconds): the leader counts a rep as connected while any live process has
+  it, and a process silent for :data:`PRESENCE_TTL` as gone.
+
+Kinds: ``connect`` (a console signed in: ``token_hash`` given, the leader
+makes the login session; or resumed), ``command`` (a console's ``Command``
+frame, as sent), ``logout``, ``presence``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import redis.asyncio
+
+from repconsole.server.cluster.keys import OrgKeys
+from repconsole.server.cluster.records import LoginRecord
+
+__all__ = ["PRESENCE_EVERY", "PRESENCE_TTL", "CommandServer", "Forwarder", "NoLeader", "Reply", "Request"]
+
+log = logging.getLogger(__name__)
+
+REPLY_KEPT = 60  # seconds a reply list lives after the last reply pushed to it
+PRESENCE_EVERY = 1.0
+PRESENCE_TTL = 4.0
+BLOCK = 1.0  # seconds a blocking pop waits before it looks again
+
+
+class Request(msgspec.Struct, array_like=True, frozen=True):
+    kind: str
+    origin: str
+    fid: int  # the follower's number for it (0: no reply wanted)
+    deadline: float  # wall clock
+    rep: str = ""
+    login: int = 0
+    token_hash: bytes = b""
+    frame: bytes = b""
+    reps: list[str] = []
+
+
+class Reply(msgspec.Struct, array_like=True, frozen=True):
+    fid: int
+    body: bytes = b""  # a command's answer, as the console gets it
+    login: LoginRecord | None = None
+    refused: str = ""  # why a connect or logout was not done ("" if it was)
+
+
+class NoLeader(Exception):
+    """No reply within the timeout (no leader, or it died with the request)."""
+
+
+_encoder = msgspec.msgpack.Encoder()
+_requests = msgspec.msgpack.Decoder(Request)
+_replies = msgspec.msgpack.Decoder(Reply)
+
+
+def commands_key(keys: OrgKeys) -> str:
+    return keys.lease.rsplit(":", 1)[0] + ":commands"
+
+
+def reply_key(keys: OrgKeys, origin: str) -> str:
+    return keys.lease.rsplit(":", 1)[0] + f":reply:{origin}"
+
+
+def async_client(url: str) -> redis.asyncio.Redis:
+    # The socket timeout outlasts a blocking pop (BLOCK); the pool gives each concurrent call a connection.
+    return redis.asyncio.Redis.from_url(url, socket_timeout=BLOCK + 4, socket_connect_timeout=2, decode_responses=False)
+
+
+class Forwarder:
+    """A follower's side: send requests, match replies (a task reads this process's reply list)."""
+
+    def __init__(self, client: redis.asyncio.Redis, keys: OrgKeys, origin: str) -> None:
+        self.client = client
+        self.keys = keys
+        self.origin = origin
+        self._numbers = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Reply]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._read())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        self.fail_pending()
+
+    def fail_pending(self) -> None:
+        """Every request waiting for a reply gets NoLeader now (this process leads from here on)."""
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(NoLeader("the leader changed while it waited"))
+
+    async def call(self, request: Request, timeout: float) -> Reply:
+        """Send ``request`` (its fid and deadline set here) and wait for its reply; NoLeader after ``timeout``."""
+        fid = next(self._numbers)
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._pending[fid] = future
+        try:
+            sent = msgspec.structs.replace(request, origin=self.origin, fid=fid, deadline=time.time() + timeout)
+            async with asyncio.timeout(timeout):
+                await self.client.rpush(commands_key(self.keys), _encoder.encode(sent))
+                return await future
+        except (TimeoutError, redis.RedisError) as exc:
+            raise NoLeader(f"no answer from the organisation's leader within {timeout:g} s ({exc or 'timeout'})") from exc
+        finally:
+            self._pending.pop(fid, None)
+
+    async def tell(self, request: Request) -> None:
+        """Send ``request`` with no reply wanted (presence); a Redis error is logged, not raised."""
+        sent = msgspec.structs.replace(request, origin=self.origin, fid=0, deadline=time.time() + PRESENCE_TTL)
+        try:
+            await self.client.rpush(commands_key(self.keys), _encoder.encode(sent))
+        except redis.RedisError as exc:
+            log.warning("cannot tell the leader (%s)", exc)
+
+    async def _read(self) -> None:
+        key = reply_key(self.keys, self.origin)
+        while True:
+            try:
+                got = await self.client.blpop([key], timeout=BLOCK)
+            except redis.RedisError as exc:
+                log.warning("cannot read replies (%s); again in a second", exc)
+                await asyncio.sleep(1.0)
+                continue
+            if got is None:
+                continue
+            raw: Any = got[1]
+            reply = _replies.decode(raw)
+            future = self._pending.get(reply.fid)
+            if future is not None and not future.done():
+                future.set_result(reply)
+
+
+class CommandServer:
+    """The leader's side: take requests in order, run each with ``handle`` on the loop, push its reply."""
+
+    def __init__(self, client: redis.asyncio.Redis, keys: OrgKeys, handle: Callable[[Request], Reply | None]) -> None:
+        self.client = client
+        self.keys = keys
+        self.handle = handle
+        self.idle: Callable[[], None] | None = None  # called at least every BLOCK seconds
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._serve())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _serve(self) -> None:
+        key = commands_key(self.keys)
+        while True:
+            try:
+                got = await self.client.blpop([key], timeout=BLOCK)
+                more = await self.client.lpop(key, 100) if got is not None else None
+            except redis.RedisError as exc:
+                log.warning("cannot read forwarded commands (%s); again in a second", exc)
+                await asyncio.sleep(1.0)
+                continue
+            if self.idle is not None:
+                self.idle()
+            if got is None:
+                continue
+            replies: list[Awaitable[object]] = []
+            for raw in [got[1], *(more or ())]:
+                request = _requests.decode(bytes(raw))
+                if request.deadline < time.time():
+                    log.info("dropping a forwarded %s of %s: past its deadline (answered by its process)", request.kind, request.origin)
+                    continue
+                try:
+                    reply = self.handle(request)
+                except Exception:
+                    log.exception("a forwarded %s failed", request.kind)
+                    reply = Reply(request.fid, refused="internal_error")
+                if reply is not None and request.fid:
+                    target = reply_key(self.keys, request.origin)
+                    pipe = self.client.pipeline(transaction=False)
+                    pipe.rpush(target, _encoder.encode(reply))
+                    pipe.expire(target, REPLY_KEPT)
+                    replies.append(pipe.execute())
+            try:
+                await asyncio.gather(*replies)
+            except redis.RedisError as exc:
+                log.warning("cannot send replies (%s): the followers answer their consoles 'retry'", exc)

@@ -1,0 +1,291 @@
+"""One server process in an organisation's cluster: it leads, or it follows and takes over.
+
+:class:`Member` is what :class:`~repconsole.server.runtime.Runtime` holds with
+``[cluster] redis_url``.  At start (:meth:`Member.join`, before the runtime
+builds its fan-out and loads its logins):
+
+- if Redis has a snapshot (some process led before), the engine is rebuilt
+  from it and the log after it (:class:`~.follower.LogFollower`), and the
+  process's own SQLite is rewritten from them (engine state, the snapshot's
+  logins / answers / customer tokens, the log's events for resumes): Redis,
+  not the local file, is the truth;
+- then it takes the lease if it can (the epoch raised) and leads: the log
+  goes on from its state (``OrgLog.begin``, a fresh snapshot);
+- or it follows: a task tails the log (each entry to the engine copy, the
+  fan-out, SQLite and the login index), a task polls the lease every
+  :attr:`Member.poll` seconds, and what consoles ask of the engine is
+  forwarded (:mod:`.forward`).
+
+**Takeover** (the poll finds the lease free: the leader died or stopped):
+take the lease (epoch + 1: the old leader's appends are refused from now
+on), read the log to its head, rebuild timers and offers
+(``QueueEngine.lead``), write the engine state to SQLite, begin the log at
+the head (a fresh snapshot), serve forwarded commands, and treat every rep
+the engine has as connected as *returning* (the restart window of
+``Runtime.settle_presence``: reps whose console comes back to any process
+in time never flicker offline).  Bound: the old leader's last renewal +
+``lease_ttl`` + ``poll`` + the catch-up (docs/architecture.md "Failover").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from repconsole.server.cluster.entry import Entry, restore_snapshot
+from repconsole.server.cluster.follower import LogFollower
+from repconsole.server.cluster.forward import PRESENCE_EVERY, PRESENCE_TTL, CommandServer, Forwarder, Reply, Request, async_client
+from repconsole.server.cluster.log import LogGap, OrgLog, connect
+from repconsole.server.cluster.node import LeaderLog
+from repconsole.server.cluster.records import AnswerRecord, LoginRecord, LogoutRecord, decode_side, encode_side, login_of, rows_of
+from repconsole.server.config import build_engine
+from repconsole.server.store import LoggedEvent
+
+if TYPE_CHECKING:
+    from repconsole.server.runtime import Runtime
+
+__all__ = ["Member"]
+
+log = logging.getLogger(__name__)
+
+FORWARD_TIMEOUT = 5.0  # a forwarded request with no reply by then: "retryable" (docs/protocol.md)
+
+
+class Member:
+    """This process's part in the organisation: leader or follower.
+
+    Attributes:
+        leads: whether it leads now.
+        node: the lease and the log (the lease is polled while following).
+        origin: this process's id in forwarded requests and the lease.
+        remote: the leader's view of the followers' consoles: per origin, its reps and when it said so.
+        handler: the leader's handler of a forwarded request (set by the server; presence is handled here).
+        took_over_at: the monotonic time this process last took over (None: it never did).
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        settings = runtime.spec.cluster
+        assert settings.redis_url is not None
+        self.settings = settings
+        self.node = LeaderLog(settings, runtime.loop, self._lost)
+        self.origin = f"{socket.gethostname()}-{os.getpid()}"
+        self.log: OrgLog = self.node.log
+        # Blocking reads need a socket timeout longer than the block: a client of their own.
+        self.tail_log = OrgLog(connect(settings.redis_url, timeout=5.0), self.log.keys)
+        self.aio = async_client(settings.redis_url)
+        self.forwarder = Forwarder(self.aio, self.log.keys, self.origin)
+        self.server: CommandServer | None = None
+        self.handler: object = None
+        self.leads = False
+        self.poll = min(0.5, settings.lease_ttl / 4)
+        self.follower: LogFollower | None = None
+        self.remote: dict[str, tuple[frozenset[str], float]] = {}
+        self.connecting: dict[str, int] = {}  # reps whose connect is forwarded, not answered yet
+        self.took_over_at: float | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------ start
+
+    def join(self) -> None:
+        """At start (sync): rebuild from Redis if it has a state, then lead or follow."""
+        for _ in range(50):
+            if self._join():
+                return
+            time.sleep(0.1)  # another process took the lease a moment ago and is beginning the log
+        raise LogGap(0, 1)
+
+    def _join(self) -> bool:
+        rt = self.rt
+        snapshot = self.log.snapshot()
+        if snapshot is not None:
+            seq, data = snapshot
+            engine = build_engine(rt.spec, rt.clock.now)
+            restore_snapshot(engine, data)
+            rt.replace_engine(engine)
+            store = rt.store
+            store.execute([(f"DELETE FROM {table}", ()) for table in ("events", "logins", "answers", "customers")])
+            store.save_all(engine)
+            store.execute(rows_of(decode_side(self.log.snapshot_side())))
+            self.follower = LogFollower(self.log, engine, self._publish, after=seq, tail_log=self.tail_log)
+            self.follower.on_entry = self._took
+            self.follower.catch_up()
+            store.save_all(engine)
+        if self.node.try_lead():
+            self._begin()
+        elif snapshot is None:
+            return False
+        else:
+            log.info("following %s from seq %d (led by %r)", self.log.keys.log, rt.engine.seq, self.log.client.get(self.log.keys.lease))
+        return True
+
+    def _begin(self) -> None:
+        rt = self.rt
+        if self.follower is not None:
+            self.follower.catch_up()  # with the lease held nobody else appends: this is the head
+            rt.engine.lead()
+            rt.store.save_all(rt.engine)
+        self.node.begin(rt.engine, encode_side(rt.store))
+        self.leads = True
+        rt.cluster = self.node
+
+    def start(self) -> None:
+        """On the loop (Runtime.start): the tasks of the role."""
+        loop = self.rt.loop
+        if self.leads:
+            self._serve()
+            return
+        assert self.follower is not None
+        self.forwarder.start()
+        self._tasks = [loop.create_task(self._tail()), loop.create_task(self._watch()), loop.create_task(self._tell_presence())]
+
+    def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self._tasks = []
+        self.forwarder.stop()
+        if self.server is not None:
+            self.server.stop()
+        if not self.leads and self.follower is not None:
+            self.rt.store.save_all(self.rt.engine)
+        self.node.close()
+        self.tail_log.client.close()
+        self.rt.loop.create_task(self.aio.aclose())
+
+    # -------------------------------------------------------- following
+
+    def _publish(self, logged: Sequence[LoggedEvent]) -> None:
+        fanout = getattr(self.rt, "fanout", None)  # None while join() catches up, before the fan-out exists
+        if fanout is not None:
+            fanout.publish(logged)
+
+    def _took(self, entry: Entry, events: list[LoggedEvent]) -> None:
+        rt = self.rt
+        rt.store.record(events, rows_of(entry.records))
+        logins = getattr(rt, "logins", None)
+        if logins is None:
+            return
+        for record in entry.records:
+            match record:
+                case LoginRecord():
+                    if logins.get(record.id) is None:
+                        logins.add(login_of(record))
+                case LogoutRecord(id=login_id):
+                    login = logins.get(login_id)
+                    if login is not None:
+                        logins.remove(login)
+                        rt.on_remote_logout(login)
+                case AnswerRecord():
+                    pass  # in the store: looked up there after a takeover
+
+    async def _tail(self) -> None:
+        assert self.follower is not None
+        try:
+            await self.follower.run(block=1.0)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a gap or a Redis failure: this copy can no longer be trusted
+            log.critical("following the log failed (%s): stopping", exc, exc_info=True)
+            self.rt.fatal(exc)
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll)
+            try:
+                led = self.node.try_lead()
+            except Exception as exc:
+                log.warning("cannot ask for the lease (%s)", exc)
+                continue
+            if led:
+                self._take_over()
+                return
+
+    def _take_over(self) -> None:
+        rt = self.rt
+        for task in self._tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+        self._tasks = []
+        try:
+            self._begin()
+        except Exception as exc:
+            log.critical("taking over failed (%s): stopping", exc, exc_info=True)
+            rt.fatal(exc)
+            return
+        self.took_over_at = time.monotonic()
+        log.warning("took over %s at seq %d under epoch %s", self.log.keys.log, rt.engine.seq, self.node.lease.epoch)
+        self.forwarder.fail_pending()
+        rt.took_over()
+        self._serve()
+
+    def presence(self) -> frozenset[str]:
+        """The reps with a console on this process (or on their way in)."""
+        reps = {link.rep for link in self.rt.fanout.links()}
+        return frozenset(reps | {rep for rep, n in self.connecting.items() if n})
+
+    def presence_changed(self) -> None:
+        if not self.leads:
+            self.rt.loop.create_task(self.forwarder.tell(Request("presence", "", 0, 0.0, reps=sorted(self.presence()))))
+
+    async def _tell_presence(self) -> None:
+        while True:
+            await self.forwarder.tell(Request("presence", "", 0, 0.0, reps=sorted(self.presence())))
+            await asyncio.sleep(PRESENCE_EVERY)
+
+    async def call(self, request: Request, timeout: float = FORWARD_TIMEOUT) -> Reply:
+        """Forward ``request`` to the leader (raises forward.NoLeader)."""
+        rep = request.rep if request.kind == "connect" else ""
+        if rep:
+            self.connecting[rep] = self.connecting.get(rep, 0) + 1
+        try:
+            return await self.forwarder.call(request, timeout)
+        finally:
+            if rep:
+                self.connecting[rep] -= 1
+
+    # ---------------------------------------------------------- leading
+
+    def side(self) -> bytes:
+        """The snapshot's side part: the store's logins, answers and customer tokens."""
+        return encode_side(self.rt.store)
+
+    def holds(self, rep: str) -> bool:
+        """Whether a live follower has a console of ``rep`` (the leader's presence check)."""
+        now = time.monotonic()
+        return any(rep in reps and now - seen < PRESENCE_TTL for reps, seen in self.remote.values())
+
+    def _serve(self) -> None:
+        self.server = CommandServer(self.aio, self.log.keys, self._handle)
+        self.server.idle = self._expire_presence
+        self.server.start()
+
+    def _handle(self, request: Request) -> Reply | None:
+        if request.kind == "presence":
+            before = self.remote.get(request.origin, (frozenset(), 0.0))[0]
+            self.remote[request.origin] = (frozenset(request.reps), time.monotonic())
+            self.rt.settle_reps(before - set(request.reps))
+            return None
+        if request.kind == "connect":  # held at once, whatever its presence said before
+            reps, _ = self.remote.get(request.origin, (frozenset(), 0.0))
+            self.remote[request.origin] = (reps | {request.rep}, time.monotonic())
+        handle = self.handler
+        assert callable(handle)
+        reply: Reply = handle(request)
+        return reply
+
+    def _expire_presence(self) -> None:
+        now = time.monotonic()
+        for origin, (reps, seen) in list(self.remote.items()):
+            if now - seen >= PRESENCE_TTL:
+                del self.remote[origin]
+                log.warning("%s has not told its consoles for %.1f s: its reps count as gone", origin, now - seen)
+                self.rt.settle_reps(reps)
+
+    def _lost(self, reason: str) -> None:
+        self.leads = False
+        self.rt.lost_lead(reason)

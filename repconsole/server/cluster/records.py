@@ -1,0 +1,103 @@
+"""What every process must know besides the engine: typed records carried by the log.
+
+A console signs in on one process and may resume on any other; a retried
+request id must get the same answer wherever it lands; after a failover the
+new leader must know both.  So the leader's step carries, beside its events
+and engine changes (:mod:`.entry`), the records of what it wrote to its own
+SQLite that is not engine state:
+
+- :class:`LoginRecord`: a login session (its token's hash, never the token);
+- :class:`LogoutRecord`: a login session ended (its answers go with it);
+- :class:`AnswerRecord`: a command's stored answer, by (login, request key),
+  with the digest of the command it answered (idempotency, ``id_reused``);
+- :class:`CustomerRecord`: a customer's token (its hash) and the session it opens.
+
+Typed records rather than SQL: a follower turns each into its own store's
+rows (:func:`rows_of`) and into its in-memory indexes, and the format does
+not depend on the schema.  The snapshot in Redis carries the live ones
+(:func:`encode_side`), so that a process starting after the log was trimmed
+knows every live login.  Password hashes are not replicated: they come from
+the configuration (``password_hash``, the same file on every process), or
+``repconsole-server passwd`` run against each process's data directory
+(docs/operations.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import msgspec
+
+from repconsole.server.auth import LoginSession
+from repconsole.server.store import Statement, Store
+
+__all__ = ["AnswerRecord", "CustomerRecord", "LoginRecord", "LogoutRecord", "Record", "decode_side", "encode_side", "login_of", "rows_of"]
+
+
+class LoginRecord(msgspec.Struct, tag="login", array_like=True, frozen=True):
+    id: int
+    token_hash: bytes
+    rep: str
+    created_at: float
+    expires_at: float
+
+    @classmethod
+    def of(cls, login: LoginSession) -> LoginRecord:
+        return cls(login.id, login.token_hash, login.rep, login.created_at, login.expires_at)
+
+
+class LogoutRecord(msgspec.Struct, tag="logout", array_like=True, frozen=True):
+    id: int
+
+
+class AnswerRecord(msgspec.Struct, tag="answer", array_like=True, frozen=True):
+    login: int
+    request: str
+    at: float
+    reply: bytes
+    command: bytes
+
+
+class CustomerRecord(msgspec.Struct, tag="customer", array_like=True, frozen=True):
+    token_hash: bytes
+    session: str
+    expires_at: float
+
+
+Record = LoginRecord | LogoutRecord | AnswerRecord | CustomerRecord
+
+_encoder = msgspec.msgpack.Encoder()
+_side = msgspec.msgpack.Decoder(list[Record])
+
+
+def login_of(record: LoginRecord) -> LoginSession:
+    return LoginSession(record.id, record.token_hash, record.rep, record.created_at, record.expires_at)
+
+
+def rows_of(records: Iterable[Record]) -> list[Statement]:
+    """The store rows that say what ``records`` say (``INSERT OR REPLACE``: taking one twice is harmless)."""
+    rows: list[Statement] = []
+    for r in records:
+        match r:
+            case LoginRecord():
+                sql, params = Store.login_row(login_of(r))
+                rows.append((sql.replace("INSERT INTO", "INSERT OR REPLACE INTO"), params))
+            case LogoutRecord(id=login_id):
+                rows.extend(Store.logout_rows(login_id))
+            case AnswerRecord():
+                rows.append(Store.answer_row(r.login, r.request, r.at, r.reply, r.command))
+            case CustomerRecord():
+                rows.append(Store.customer_row(r.token_hash, r.session, r.expires_at))
+    return rows
+
+
+def encode_side(store: Store) -> bytes:
+    """The snapshot's side part: every login, stored answer and customer token ``store`` holds."""
+    records: list[Record] = [LoginRecord.of(login) for login in store.load_logins()]
+    records += [AnswerRecord(*row) for row in store.load_answers()]
+    records += [CustomerRecord(*row) for row in store.load_customers()]
+    return _encoder.encode(records)
+
+
+def decode_side(data: bytes) -> Sequence[Record]:
+    return _side.decode(data) if data else []
