@@ -386,3 +386,47 @@ def test_a_process_that_dies_leaves_nothing_stale(redis_server: RedisServer) -> 
             await b.aclose()
 
     run(main())
+
+
+def test_end_to_end_the_customers_page_on_the_leader_and_the_reps_console_on_a_follower(redis_server: RedisServer, tmp_path: Path) -> None:
+    """Issue 15: the customer's page and its recorder socket on process A (the leader), the rep's console on process
+    B (a follower): the rep watches, gets the snapshot and every change in order, the recorder hears her name and her
+    pointer, and the session's end (her command, forwarded to A) ends her watch."""
+
+    async def main() -> None:
+        from repconsole.protocol import CobrowseName
+
+        (tmp_path / "site").mkdir()
+        site = write_site(tmp_path / "site", extra=f'[cluster]\nredis_url = "{redis_server.url}"\norganisation = "{ORG}"\nlease_ttl = 2\n')
+        async with serving(site, tmp_path / "a") as a, serving(site, tmp_path / "b") as b:
+            assert b.runtime is not None and b.runtime.follows
+            customer = await CustomerClient.open(a)
+            reply = await customer.start(Via.LINK, "link-alice", "Ann Lee", page_url="https://shop.example/")
+            assert isinstance(reply, Started), reply
+            sid = reply.session
+            alice = await RepClient.logged_in(b, "alice")  # on the follower
+            await alice.ok("accept", session=sid)  # forwarded to the leader
+            await eventually(lambda: b.runtime.engine.session(sid).owner == "alice")  # type: ignore[union-attr]
+            recorder = await RecorderClient.attached_to(a, reply.token)
+            await recorder.record(page_snapshot("Hello"))
+
+            await alice.ok(CobrowseName.WATCH, session=sid)
+            await alice.until(lambda: alice.page.texts(sid) == ["Hello"])
+            await recorder.until(lambda: bool(recorder.watching) and recorder.watching[-1].reps == ["Alice Ng"])
+            assert isinstance(b.cobrowse, CobrowseDesk) and isinstance(b.cobrowse.backend, RedisRelay)
+            assert sid in b.cobrowse.backend.subscribed() and b.cobrowse.counts()["recorders"] == 0  # B mirrors: the page is on A
+            for n in range(30):
+                await recorder.record([page_change(f"change {n}")])
+            await alice.until(lambda: len(alice.page.texts(sid)) == 31)
+            assert alice.page.texts(sid) == ["Hello", *(f"change {n}" for n in range(30))]
+            assert alice.page.state(sid) is CobrowseState.LIVE
+
+            await alice.ok(CobrowseName.POINT, session=sid, x=1, y=2)
+            await recorder.until(lambda: bool(recorder.pointers))
+            assert recorder.pointers[-1].by == "Alice Ng"
+
+            await alice.ok("end", session=sid)  # forwarded; the leader's relay ends the stream everywhere
+            await alice.until(lambda: alice.page.state(sid) is CobrowseState.ENDED)
+            await eventually(lambda: numsub(redis_server, sid) == 0)
+
+    run(main())
