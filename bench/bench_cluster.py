@@ -325,7 +325,7 @@ def _problems(setting: Setting) -> None:
         problems = p.problems()
         if problems:
             first = p.lines.index(problems[0])
-            print(f"  {setting.name}, process {i}: the server logged problems:\n    " + "\n    ".join(p.lines[first : first + 30]), flush=True)
+            print(f"  {setting.name}, process {i}: the server logged problems:\n    " + "\n    ".join(p.lines[max(0, first - 10) : first + 30]), flush=True)
 
 
 # ---------------------------------------------------------------- report

@@ -331,11 +331,14 @@ class CustomerDesk:
     def _refresh_positions(self) -> None:
         self._positions = None
         # The teams' estimates move with the queues: their consoles are told where they changed.
-        try:
-            with self.runtime.step():
-                self.engine.publish_estimates()
-        except PersistenceFailure:
-            return
+        # A cluster's follower does not: the leader's estimates reach it through the log (its engine
+        # copy may not emit events: x15-bench found every follower stopping at its first housekeeping).
+        if not self.runtime.follows:
+            try:
+                with self.runtime.step():
+                    self.engine.publish_estimates()
+            except PersistenceFailure:
+                return
         # Every connected customer who waits in a queue: O(connected * log queue),
         # never a walk of a queue (tens of thousands may wait in one).
         for sid, links in self._links.items():
