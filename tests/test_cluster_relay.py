@@ -65,6 +65,10 @@ class MirrorDesk:
         self.recording.discard(sid)
         self.apply(self.relay.detach(sid))
 
+    def drop_rep(self, sid: str, rep: str) -> None:
+        effects, _ = self.relay.drop_rep(sid, rep)
+        self.apply(effects)
+
     def tell_recorder(self, sid: str, frame: bytes) -> None:
         self.told.append(frame)
 
@@ -428,5 +432,40 @@ def test_end_to_end_the_customers_page_on_the_leader_and_the_reps_console_on_a_f
             await alice.ok("end", session=sid)  # forwarded; the leader's relay ends the stream everywhere
             await alice.until(lambda: alice.page.state(sid) is CobrowseState.ENDED)
             await eventually(lambda: numsub(redis_server, sid) == 0)
+
+    run(main())
+
+
+def test_a_rep_on_a_follower_who_leaves_the_session_stops_watching(redis_server: RedisServer, tmp_path: Path) -> None:
+    """The leader sees alice leave the session (a transfer forwarded from her console on the follower): her watch
+    there ends (``revoke``), the recorder hears nobody watches, and nothing more of the page reaches her."""
+
+    async def main() -> None:
+        from repconsole.protocol import CobrowseName
+
+        (tmp_path / "site").mkdir()
+        site = write_site(tmp_path / "site", extra=f'[cluster]\nredis_url = "{redis_server.url}"\norganisation = "{ORG}"\nlease_ttl = 2\n')
+        async with serving(site, tmp_path / "a") as a, serving(site, tmp_path / "b") as b:
+            customer = await CustomerClient.open(a)
+            reply = await customer.start(Via.LINK, "link-alice", "Ann Lee", page_url="https://shop.example/")
+            assert isinstance(reply, Started), reply
+            sid = reply.session
+            alice = await RepClient.logged_in(b, "alice")
+            await alice.ok("accept", session=sid)
+            await eventually(lambda: b.runtime.engine.session(sid).owner == "alice")  # type: ignore[union-attr]
+            recorder = await RecorderClient.attached_to(a, reply.token)
+            await recorder.record(page_snapshot("Hello"))
+            await alice.ok(CobrowseName.WATCH, session=sid)
+            await alice.until(lambda: alice.page.texts(sid) == ["Hello"])
+            await recorder.until(lambda: bool(recorder.watching) and recorder.watching[-1].reps == ["Alice Ng"])
+
+            await alice.ok("transfer", session=sid, target="team:net")  # alice is out of the session
+            await recorder.until(lambda: recorder.watching[-1].reps == [])
+            assert isinstance(b.cobrowse, CobrowseDesk)
+            await eventually(lambda: b.cobrowse.relay.stream(sid) is None)  # type: ignore[union-attr]  # B dropped its mirror
+            await recorder.record([page_change("after the transfer")])
+            await asyncio.sleep(0.3)
+            await alice.drain()
+            assert alice.page.texts(sid) == ["Hello"]
 
     run(main())

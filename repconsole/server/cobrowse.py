@@ -133,6 +133,9 @@ class RelayBackend(Protocol):
     def ended(self, session: str, detail: str) -> None:
         """The session ended: nothing more of it is relayed."""
 
+    def revoked(self, session: str, rep: str) -> None:
+        """``rep`` is no longer in the session (this process saw it in its engine): their watches elsewhere end too."""
+
     def close(self) -> None:
         """The server stops."""
 
@@ -156,6 +159,9 @@ class LocalRelay:
         pass
 
     def ended(self, session: str, detail: str) -> None:
+        pass
+
+    def revoked(self, session: str, rep: str) -> None:
         pass
 
     def close(self) -> None:
@@ -597,13 +603,19 @@ class CobrowseDesk:
                 continue
             allowed = {s.owner, *s.participants}
             for rep in set(stream.viewers.values()) - allowed:
-                effects, gone = self.relay.drop_rep(sid, rep)
-                for viewer in gone:
-                    if not isinstance(viewer, Viewer):
-                        continue
-                    viewer.watches.pop(sid, None)
-                    viewer.poke()  # a ticket's page with nothing left to watch closes
-                self._apply(effects)
+                self.drop_rep(sid, rep)
+
+    def drop_rep(self, sid: str, rep: str) -> None:
+        """``rep`` left or lost the session: every watch of theirs ends, here and (told by the backend) elsewhere."""
+        effects, gone = self.relay.drop_rep(sid, rep)
+        for viewer in gone:
+            if not isinstance(viewer, Viewer):
+                continue
+            viewer.watches.pop(sid, None)
+            viewer.poke()  # a ticket's page with nothing left to watch closes
+        if any(not isinstance(viewer, Viewer) for viewer in gone):
+            self.backend.revoked(sid, rep)
+        self._apply(effects)
 
     def end(self, sid: str, detail: str) -> None:
         """The session ended (here, or, told by the backend, on the process that records it)."""

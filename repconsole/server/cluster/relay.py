@@ -19,6 +19,7 @@ each message msgpack with the sending process's id (a process ignores its own):
   whether it starts the buffer: Meta and FullSnapshot), ``status``,
   ``sync`` (the whole buffer and the status, the answer to ``want``),
   ``end`` (the session ended);
+  ``revoke`` (a rep left or lost the session: their watches end everywhere);
 - mirrors to origin: ``watchers`` (the reps who watch on that process: the
   recorder's ``watching`` names every process's reps, and the origin's
   relay asks for a snapshot as a local watch would), ``want`` (a late
@@ -128,7 +129,11 @@ class _Tell(_Msg, tag="tell", frozen=True):
     frame: bytes
 
 
-_Any = _Attach | _Batch | _Status | _Sync | _End | _Watchers | _Want | _Tell
+class _Revoke(_Msg, tag="revoke", frozen=True):
+    rep: str  # no longer in the session: their watches end on every process
+
+
+_Any = _Attach | _Batch | _Status | _Sync | _End | _Watchers | _Want | _Tell | _Revoke
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(_Any)
 
@@ -254,6 +259,14 @@ class RedisRelay:
             self._enqueue("unsub", session)
         elif self._mirrors.pop(session, None) is not None:
             self._enqueue("unsub", session)
+
+    def revoked(self, session: str, rep: str) -> None:
+        origin = self._origins.get(session)
+        if origin is None:
+            return
+        for node, reps in list(origin.remote.items()):
+            origin.remote[node] = tuple(r for r in reps if r != rep)
+        self._publish(session, _Revoke(self.node, rep))
 
     def close(self) -> None:
         for task in (self._writer, self._reader, self._ticker):
@@ -477,6 +490,8 @@ class RedisRelay:
                 mirror.synced = False  # its first batch starts the buffer again
             case _End(detail=detail):
                 desk.end(session, detail)
+            case _Revoke(rep=rep):
+                desk.drop_rep(session, rep)
 
     @staticmethod
     def _want_due(mirror: _Mirror) -> bool:
