@@ -189,6 +189,7 @@ class RedisRelay:
         self._reader: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
+        self._closed = False
         self.published = 0  # messages published (for tests and the bench)
 
     @classmethod
@@ -277,15 +278,20 @@ class RedisRelay:
 
     async def aclose(self) -> None:
         """Stop and close both connections (what :meth:`close` schedules)."""
-        for task in (self._writer, self._reader, self._ticker):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        self._closed = True
+        tasks = {task for task in (self._writer, self._reader, self._ticker) if task is not None}
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # Not an await of each: redis-py may swallow a cancellation mid-command (the task then
+            # goes on, and sees _closed at its next turn); and an outer cancellation must reach us.
+            await asyncio.wait(tasks, timeout=1.0)
         with contextlib.suppress(Exception):
             await self._pubsub.aclose()
-        await self._pub.aclose()
-        await self._sub.aclose()
+        with contextlib.suppress(Exception):
+            await self._pub.aclose()
+        with contextlib.suppress(Exception):
+            await self._sub.aclose()
 
     async def drain(self) -> None:
         """Wait until everything queued so far was sent (tests, the bench)."""
@@ -300,6 +306,8 @@ class RedisRelay:
         self._enqueue("pub", session, _encoder.encode(msg))
 
     def _enqueue(self, op: str, session: str, data: bytes = b"") -> None:
+        if self._closed:
+            return
         self._ops.put_nowait((op, session, data))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write())
@@ -307,7 +315,7 @@ class RedisRelay:
             self._ticker = asyncio.get_running_loop().create_task(self._tick())
 
     async def _tick(self) -> None:
-        while True:
+        while not self._closed:
             await asyncio.sleep(self.refresh)
             try:
                 self.refreshed(asyncio.get_running_loop().time())
@@ -339,7 +347,7 @@ class RedisRelay:
                 self._publish(session, _Status(self.node, stream.status()))
 
     async def _write(self) -> None:
-        while True:
+        while not self._closed:
             op, session, data = await self._ops.get()
             self._busy = True
             name = channel(self.organisation, session)
@@ -366,7 +374,7 @@ class RedisRelay:
 
     async def _read(self) -> None:
         prefix = channel(self.organisation, "")
-        while True:
+        while not self._closed:
             try:
                 message: Any = await self._pubsub.get_message(timeout=1.0)
             except asyncio.CancelledError:
