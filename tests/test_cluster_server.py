@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from conftest import TIMEOUT_SCALE
 from redisfixture import RedisServer, redis_server  # noqa: F401  (the fixture)
-from server_helpers import CHEAP, RepClient, eventually, run, serving, site_toml, write_site
+from server_helpers import RepClient, eventually, run, serving, site_toml, write_site
 
 from repconsole.core import persist
 from repconsole.core.clock import ManualClock
 from repconsole.core.intake import Intake
-from repconsole.protocol import Command
+from repconsole.protocol import Command, Result
 from repconsole.server.app import Server
 from repconsole.server.cluster.entry import decode_entry, restore_snapshot
 from repconsole.server.cluster.follower import LogFollower
@@ -230,5 +230,31 @@ def test_a_follower_tailing_the_log_publishes_the_leaders_events_under_the_same_
                 task.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await task
+
+    run(main())
+
+
+def test_a_network_cut_to_redis_makes_the_leader_stop_confirming(redis_server: RedisServer, tmp_path: Path) -> None:
+    """Redis stops answering (SIGSTOP: a cut, not a refused connection): the append fails within the socket
+    timeout (lease_ttl / 3), the command is never confirmed, and the server stops."""
+    import os
+    import signal
+
+    site = cluster_site(tmp_path, redis_server.url)
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            sid = arrive(server)
+            alice = await RepClient.logged_in(server, "alice")
+            assert redis_server.proc is not None
+            os.kill(redis_server.proc.pid, signal.SIGSTOP)
+            try:
+                await alice.send(Command("cut", "accept", {"session": sid}))
+                async with asyncio.timeout(5 * TIMEOUT_SCALE):
+                    await server.wait_closed()
+                assert server.failed is not None
+                assert "cut" not in alice.replies or not isinstance(alice.replies["cut"], Result)
+            finally:
+                os.kill(redis_server.proc.pid, signal.SIGCONT)
 
     run(main())

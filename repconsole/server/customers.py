@@ -119,9 +119,17 @@ class CustomerDesk:
         runtime.after_commit.append(self._on_events)
         self.typing = TypingRelay(runtime, self.sockets)
         runtime.housekeepers.append(self._prune)
-        # After a restart no customer is connected: each gets the grace period to come back.
+        # After a restart no customer is connected: each gets the grace period to come back.  A cluster's
+        # follower runs no engine steps: it does so when it takes over (its customers were the dead leader's).
+        if runtime.follows:
+            runtime.on_lead.append(self._graces)
+        else:
+            self._graces()
+
+    def _graces(self) -> None:
         for s in list(self.engine.sessions()):
-            self._start_grace(s.id)
+            if s.id not in self._links:
+                self._start_grace(s.id)
 
     def reconfigure(self, settings: ServerSettings) -> None:
         """New limits (a reload): the grace of customers who leave from now on, and a new start limiter."""
@@ -330,15 +338,14 @@ class CustomerDesk:
 
     def _refresh_positions(self) -> None:
         self._positions = None
+        if self.runtime.follows:
+            return  # the leader publishes the estimates (through the log)
         # The teams' estimates move with the queues: their consoles are told where they changed.
-        # A cluster's follower does not: the leader's estimates reach it through the log (its engine
-        # copy may not emit events: x15-bench found every follower stopping at its first housekeeping).
-        if not self.runtime.follows:
-            try:
-                with self.runtime.step():
-                    self.engine.publish_estimates()
-            except PersistenceFailure:
-                return
+        try:
+            with self.runtime.step():
+                self.engine.publish_estimates()
+        except PersistenceFailure:
+            return
         # Every connected customer who waits in a queue: O(connected * log queue),
         # never a walk of a queue (tens of thousands may wait in one).
         for sid, links in self._links.items():

@@ -216,6 +216,8 @@ def reload_server(server: Server, spec: SiteSpec) -> Plan:
     if spec.demo != server.spec.demo:
         raise ReloadRefused(["the demo site and a configuration file do not replace each other live"])
     change = plan(server.spec, spec)
+    if change.directory and rt.member is not None:  # every process's engine would have to change in one step
+        raise ReloadRefused(["in a cluster a change of reps, teams, issues, buttons or links needs a restart of every process"])
     with rt.step():
         apply(rt.engine, server.spec, spec)
     server.spec = rt.spec = server.passwords.spec = spec

@@ -194,6 +194,7 @@ class Runtime:
         self.member: Member | None = None
         self.records: list[Record] = []  # the current step's records, for the log (cluster only)
         self.on_logout: Callable[[LoginSession], None] | None = None  # a login ended on another process
+        self.on_lead: list[Callable[[], None]] = []  # called when this follower takes over
         if spec.cluster.redis_url is not None:
             self._join()
         settings = spec.server
@@ -263,8 +264,7 @@ class Runtime:
                     self.cluster.note(records)
         except Exception as exc:
             log.critical("cannot persist a step; stopping so that nothing unsaved is confirmed", exc_info=True)
-            if self.on_fatal is not None:
-                self.on_fatal(exc)
+            self.fatal(exc)
             raise PersistenceFailure(str(exc)) from exc
         # A rep who signed in (or changed status) may wait for company: see Fanout.publish.  A
         # rep who went offline may not: their sessions' grace period is running.
@@ -307,6 +307,8 @@ class Runtime:
         engine.subscribe(self._events.append)
 
     def fatal(self, exc: BaseException) -> None:
+        if self.member is not None:
+            self.member.halt()  # nothing more from or to the cluster: no takeover by a process that is stopping
         if self.on_fatal is not None:
             self.on_fatal(exc)
 
@@ -324,6 +326,8 @@ class Runtime:
         if self.returning:
             self._settle = self.clock.call_later(self.restart_window, self.settle_presence)
         self.arm()
+        for listener in self.on_lead:
+            listener()
 
     def held(self, rep: str) -> bool:
         """Whether ``rep`` has a console on this process or (leading a cluster) on a live follower."""

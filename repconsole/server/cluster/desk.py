@@ -130,7 +130,7 @@ class ClusterDesk:
             if login is not None:
                 self.server._logout(login, None)
             return Reply(request.fid)
-        msg = parse_rep(request.frame.decode())  # parse_rep takes text frames only (x15-bench: a forwarded command failed)
+        msg = parse_rep(request.frame.decode())
         assert isinstance(msg, Command), msg
         if login is None:
             return Reply(request.fid, body=encode(Error(id=msg.id, reason=ErrorReason.NOT_LOGGED_IN, detail="this login has ended", data={})))

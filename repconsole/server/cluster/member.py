@@ -35,13 +35,13 @@ import os
 import socket
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from repconsole.server.cluster.entry import Entry, restore_snapshot
+from repconsole.server.cluster.entry import Entry, decode_entry, restore_snapshot
 from repconsole.server.cluster.follower import LogFollower
 from repconsole.server.cluster.forward import PRESENCE_EVERY, PRESENCE_TTL, CommandServer, Forwarder, Reply, Request, async_client
 from repconsole.server.cluster.log import LogGap, OrgLog, connect
-from repconsole.server.cluster.node import LeaderLog
+from repconsole.server.cluster.node import ClusterRefused, LeaderLog
 from repconsole.server.cluster.records import AnswerRecord, LoginRecord, LogoutRecord, decode_side, encode_side, login_of, rows_of
 from repconsole.server.config import build_engine
 from repconsole.server.store import LoggedEvent
@@ -89,6 +89,7 @@ class Member:
         self.connecting: dict[str, int] = {}  # reps whose connect is forwarded, not answered yet
         self.took_over_at: float | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.halted = False
 
     # ------------------------------------------------------------ start
 
@@ -112,6 +113,7 @@ class Member:
             store.execute([(f"DELETE FROM {table}", ()) for table in ("events", "logins", "answers", "customers")])
             store.save_all(engine)
             store.execute(rows_of(decode_side(self.log.snapshot_side())))
+            store.record(self._before(seq))  # for resumes from before the snapshot (Fanout.restore)
             self.follower = LogFollower(self.log, engine, self._publish, after=seq, tail_log=self.tail_log)
             self.follower.on_entry = self._took
             self.follower.catch_up()
@@ -124,10 +126,23 @@ class Member:
             log.info("following %s from seq %d (led by %r)", self.log.keys.log, rt.engine.seq, self.log.client.get(self.log.keys.lease))
         return True
 
+    def _before(self, seq: int) -> list[LoggedEvent]:
+        """The log's events up to ``seq`` that it still has, contiguous and ending at ``seq`` (else none)."""
+        raw: Any = self.log.client.xrange(self.log.keys.log, "-", f"{seq}-0")
+        events = [e for entry_id, fields in raw or () if int(fields[b"f"]) for e in decode_entry(bytes(fields[b"d"])).events]
+        if not events or events[-1].seq != seq:
+            return []
+        start = len(events) - 1
+        while start > 0 and events[start - 1].seq == events[start].seq - 1:
+            start -= 1
+        return events[start:]
+
     def _begin(self) -> None:
         rt = self.rt
         if self.follower is not None:
             self.follower.catch_up()  # with the lease held nobody else appends: this is the head
+            if rt.engine.seq != self.log.head():
+                raise ClusterRefused(f"this copy is at seq {rt.engine.seq}, the log at {self.log.head()}: it must not lead")
             rt.engine.lead()
             rt.store.save_all(rt.engine)
         self.node.begin(rt.engine, encode_side(rt.store))
@@ -143,6 +158,16 @@ class Member:
         assert self.follower is not None
         self.forwarder.start()
         self._tasks = [loop.create_task(self._tail()), loop.create_task(self._watch()), loop.create_task(self._tell_presence())]
+
+    def halt(self) -> None:
+        """Stop following, watching and serving at once (the server is stopping on a failure)."""
+        self.halted = True
+        for task in self._tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+        self._tasks = []
+        if self.server is not None:
+            self.server.stop()
 
     def stop(self) -> None:
         for task in self._tasks:
@@ -201,6 +226,9 @@ class Member:
             except Exception as exc:
                 log.warning("cannot ask for the lease (%s)", exc)
                 continue
+            if led and self.halted:
+                self.node.lease.release()
+                return
             if led:
                 self._take_over()
                 return
@@ -215,6 +243,7 @@ class Member:
             self._begin()
         except Exception as exc:
             log.critical("taking over failed (%s): stopping", exc, exc_info=True)
+            self.node.lease.release()
             rt.fatal(exc)
             return
         self.took_over_at = time.monotonic()
