@@ -25,4 +25,7 @@ def test_bench_cluster_quick_prints_both_settings_figures_and_ratios() -> None:
     for figure in ("accept leader p50", "accept leader p99", "delivery p50", "delivery p99", "failover"):
         line = next(line for line in out.splitlines() if line.strip().startswith(figure))
         assert "baseline " in line and "; cluster " in line and "; ratio " in line, line
+    follower = next(line for line in out.splitlines() if line.strip().startswith("accept follower p50"))
+    assert "; cluster " in follower and "goal" in follower, follower  # three processes serve: followers exist
+    assert "(3 serving)" in out
     assert "the server logged problems" not in out
