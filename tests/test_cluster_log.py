@@ -300,3 +300,32 @@ def test_a_leader_frozen_past_its_lease_cannot_append_and_steps_down(redis_serve
             os.kill(child.pid, signal.SIGCONT)
             child.kill()
             child.wait()
+
+
+def test_records_only_entries_sort_between_the_event_entries_and_readers_keep_their_position(redis_server: RedisServer) -> None:
+    """OrgLog.note: a step with records and no events (a login, a stored refusal) is an entry ``<head>-n``;
+    a reader at (seq, n) reads on from it, skipping nothing and taking nothing twice; a stale leader's note is refused."""
+    client = connect(redis_server.url)
+    lease, lost = leader(client, "a")
+    log = OrgLog(client, KEYS)
+    assert log.note(lease, b"login at 0") == (0, 1)
+    log.append(lease, 1, 2, b"events 1-2")
+    assert log.note(lease, b"answer") == (2, 1)
+    assert log.note(lease, b"logout") == (2, 2)
+    log.append(lease, 3, 3, b"event 3")
+    assert log.head() == 3
+    records = log.read(0)
+    assert [(r.data, r.position, r.note) for r in records] == [
+        (b"login at 0", (0, 1), True), (b"events 1-2", (2, 0), False), (b"answer", (2, 1), True),
+        (b"logout", (2, 2), True), (b"event 3", (3, 0), False),
+    ]  # fmt: skip
+    assert [r.data for r in log.read(2, sub=1)] == [b"logout", b"event 3"]
+    assert [r.data for r in log.tail(2, 0.1, sub=2)] == [b"event 3"]
+    assert log.tail(3, 0.1) == []
+    # A new leader (the lease expired): the old one's note is refused and it steps down.
+    client.delete(KEYS.lease)
+    newer, _ = leader(client, "b")
+    with pytest.raises(AppendRefused) as info:
+        log.note(lease, b"stale")
+    assert info.value.reason == "epoch" and lost
+    assert log.note(newer, b"fresh") == (3, 1)

@@ -165,6 +165,7 @@ class Console:
         self.confirmed: list[str] = []
         self.n = 0
         self.tried: list[str] = []
+        self.confirmed_at: list[float] = []
 
     def take(self) -> None:
         self.seqs += [e.seq for e in self.client.events]
@@ -205,14 +206,17 @@ class Console:
                     continue
                 if isinstance(reply, Result):
                     self.confirmed.append(text)
+                    self.confirmed_at.append(time.monotonic())
                     break
                 assert isinstance(reply, Error) and reply.data.get("retryable"), reply
                 await asyncio.sleep(0.05)
 
 
-async def _kills(redis: RedisServer, tmp_path: Path, kills: int) -> list[float]:
+async def _kills(redis: RedisServer, tmp_path: Path, kills: int) -> tuple[list[float], list[float]]:
+    """Per kill: seconds from the kill to a new epoch in Redis, and to the first team line confirmed after it."""
     REDIS_URL[:] = [redis.url]
     times: list[float] = []
+    serving: list[float] = []
     async with cluster(redis, tmp_path) as c:
         consoles = []
         for i, rep in enumerate(("alice", "bob", "erin")):
@@ -236,7 +240,10 @@ async def _kills(redis: RedisServer, tmp_path: Path, kills: int) -> list[float]:
                     return False
 
             await eventually(new_leader, timeout=10)
-            times.append(time.monotonic() - t0)
+            led = time.monotonic()
+            times.append(led - t0)
+            await eventually(lambda led=led: any(t > led for con in consoles for t in con.confirmed_at), timeout=10)
+            serving.append(min(t for con in consoles for t in con.confirmed_at if t > led) - t0)
             del c.procs[index]
             await c.start(index)  # back, as a follower of the new leader
         await asyncio.sleep(0.5)
@@ -255,24 +262,28 @@ async def _kills(redis: RedisServer, tmp_path: Path, kills: int) -> list[float]:
                 assert sum(f'"text":"{text}"'.encode() in item for _, _, item in logged_lines) == 1, f"confirmed {text} not in the log once"
         for p in c.procs.values():
             assert not [line for line in p.problems() if "Traceback" in line], p.lines
-    return times
+    return times, serving
 
 
-def _report(times: list[float]) -> None:
-    print(f"{len(times)} kills: failover (kill -9 to the new epoch in Redis) max {max(times):.2f} s, mean {sum(times) / len(times):.2f} s")
+def _report(times: tuple[list[float], list[float]]) -> None:
+    epoch, serving = times
+    print(
+        f"{len(epoch)} kills: kill -9 to the new epoch in Redis max {max(epoch):.2f} s, mean {sum(epoch) / len(epoch):.2f} s; "
+        f"to the first line confirmed after it max {max(serving):.2f} s, mean {sum(serving) / len(serving):.2f} s"
+    )
 
 
 def test_kill_9_of_the_leader_under_load_loses_no_confirmed_write_and_no_console_sees_a_gap(redis_server: RedisServer, tmp_path: Path) -> None:
     times = run(_kills(redis_server, tmp_path, KILLS), 60 + KILLS * 20)
     _report(times)
-    assert max(times) <= 5.0, times
+    assert max(times[1]) <= 5.0, times
 
 
 @pytest.mark.slow
 def test_kill_9_of_the_leader_20_times(redis_server: RedisServer, tmp_path: Path) -> None:
     times = run(_kills(redis_server, tmp_path, SLOW_KILLS), 60 + SLOW_KILLS * 20)
     _report(times)
-    assert max(times) <= 5.0, times
+    assert max(times[1]) <= 5.0, times
 
 
 
@@ -304,5 +315,34 @@ def test_a_stale_leader_process_cannot_write_and_steps_down(redis_server: RedisS
             assert len(ran) <= 1 and all(r.epoch == 2 for r in ran), ran
             if isinstance(alice.replies.get("stale"), Result):
                 assert ran, "a confirmed command is in the log"
+
+    run(main(), 60)
+
+
+def test_kill_9_of_a_follower_moves_its_consoles_and_the_leader_forgets_its_reps_unless_they_come_back(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    async def main() -> None:
+        async with cluster(redis_server, tmp_path) as c:
+            alice = Console("alice", await RepClient.open(c.procs[1]), 1)
+            await alice.client.login("alice")
+            dave = await RepClient.open(c.procs[2])
+            await dave.login("dave")  # hardware: sees his own presence
+            bob = await RepClient.open(c.procs[0])
+            await bob.login("bob")
+            await c.procs[1].kill()
+            del c.procs[1]
+            await c.procs[2].kill()  # dave's process too: dave does not come back
+            del c.procs[2]
+            await alice.move(c)  # to the leader, resumed: no gap (the client checks every frame)
+            assert alice.where == 0
+            reply = await alice.client.call("team_say", team="net", text="back", timeout=8)
+            assert isinstance(reply, Result), reply
+            # The leader hears nothing from the dead followers for PRESENCE_TTL: dave goes offline, alice stays.
+            gone = await bob.wait_event(lambda e: getattr(e.data, "rep", None) is not None and e.data.rep.id == "dave" and not e.data.rep.connected, timeout=10)
+            assert gone is not None
+            assert not any(
+                getattr(e.data, "rep", None) is not None and e.data.rep.id == "alice" and not e.data.rep.connected for e in bob.events
+            ), "alice came back in time: she never went offline"
 
     run(main(), 60)

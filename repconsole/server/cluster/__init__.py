@@ -9,6 +9,12 @@ Nothing here is imported unless the server's configuration has a
 - :mod:`.log`: the ordered log (a Redis Stream), fenced appends, tails,
   the snapshot and trimming.
 - :mod:`.entry`: what one log entry carries (one engine step).
+- :mod:`.records`: what every process must know besides the engine (logins, answers, customer tokens).
+- :mod:`.follower`: an engine copy, a fan-out and a store kept in step with the log.
+- :mod:`.node`: the leader's lease and log on the runtime's loop.
+- :mod:`.member`: this process's role: join, lead or follow, take over.
+- :mod:`.forward`: followers' requests to the leader and its replies (Redis lists).
+- :mod:`.desk`: the server's side of forwarding (login, resume, commands, logout).
 
 docs/architecture.md ("Cluster") has the picture and the failure cases.
 """
