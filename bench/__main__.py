@@ -20,6 +20,7 @@ BENCHES = [
     "bench.bench_routing",
     # Needs redis-server (the cluster extra's tests install it too).
     "bench.bench_redis_log",
+    "bench.bench_cluster",
 ]
 
 

@@ -622,6 +622,50 @@ class Relay:
             del s.viewers[v]
         return [WatchersChanged(session, s.reps())], gone
 
+    # ------------------------------------------------------------ mirrors
+
+    def relayed(self, session: str, text: str, size: int, at: float, *, snapshot: bool) -> list[Effect]:
+        """A batch that another process's relay accepted (a cluster: its recorder is there).
+
+        This process's stream of the session is then a *mirror*: it is never
+        attached, and its buffer follows the recording process's: a
+        ``snapshot`` batch (the first of that buffer: Meta and FullSnapshot)
+        starts it again, other batches are appended.  Numbers are this
+        stream's own (a watcher's cursor stays meaningful whichever process
+        records).  Over :attr:`Limits.buffer_bytes`, or an incremental batch
+        with no snapshot to build on, is not taken: the stream then needs a
+        snapshot (``need_snapshot``), which the caller asks the recording
+        process for.  Returns :class:`Changed` when something was taken.
+        """
+        s = self._stream(session)
+        if snapshot:
+            if size > self.limits.buffer_bytes:
+                s._clear()
+                return []
+            s._clear()
+            s.need_snapshot = False
+        elif s.need_snapshot or s.buffer_bytes + size > self.limits.buffer_bytes:
+            s._clear()
+            return []
+        s._append(Batch(session, s.next_no, at, text, size, self.limits.chunk_chars))
+        return [Changed(session)]
+
+    def relayed_status(self, status: CobrowseStatus) -> list[Effect]:
+        """The recording process's status of the stream, as its watchers are told it."""
+        s = self._stream(status.session)
+        detail = status.detail if isinstance(status.detail, str) else ""
+        if (s.state, s.detail, s.url, s.title, s.changed_at) == (status.state, detail, status.url, status.title, status.at):
+            return []
+        s.state, s.detail, s.url, s.title, s.changed_at = status.state, detail, status.url, status.title, status.at
+        s._status = None
+        if status.state is CobrowseState.STOPPED:
+            s._clear()
+        return [Changed(status.session)]
+
+    def drop(self, session: str) -> None:
+        """Forget the session's stream without telling anyone (a mirror nobody here watches any more)."""
+        self._streams.pop(session, None)
+
     # --------------------------------------------------------------- time
 
     def next_deadline(self) -> float | None:

@@ -31,6 +31,16 @@ fan-out's limit anyway (its console does not read its feed either) is
 closed with 4408, as the fan-out does.
 
 Nothing of the page is logged or stored.
+
+**Across processes** (a cluster, docs/architecture.md "Co-browse relays"):
+the desk talks to a :class:`RelayBackend`.  :class:`LocalRelay` (the
+default) has nothing to do: the recorder and every watcher are on this
+process.  With ``[cluster] redis_url``,
+:class:`~repconsole.server.cluster.relay.RedisRelay` carries the stream
+over Redis pub/sub to the processes whose consoles watch it (their streams
+are *mirrors*, :meth:`Relay.relayed <repconsole.core.cobrowse.Relay.relayed>`),
+and their watchers, pointers and asks for the buffer back to the process
+that holds the recorder.
 """
 
 from __future__ import annotations
@@ -40,13 +50,13 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 
-from repconsole.core.cobrowse import Ask, Changed, Effect, Limits, Refuse, Relay, WatchersChanged
+from repconsole.core.cobrowse import Ask, Changed, Effect, Limits, Refuse, Relay, Stream, WatchersChanged
 from repconsole.core.engine import Event
 from repconsole.core.errors import CommandError
 from repconsole.core.model import Session, SessionState
@@ -85,7 +95,7 @@ from repconsole.server.fanout import LINGER, SLOW_LIMIT, close_slow
 from repconsole.server.runtime import Runtime
 from repconsole.server.timers import Timer
 
-__all__ = ["TICKET_LIFETIME", "CobrowseDesk", "Viewer"]
+__all__ = ["TICKET_LIFETIME", "CobrowseDesk", "LocalRelay", "RelayBackend", "Viewer"]
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +103,69 @@ TICKET_LIFETIME = 30.0
 VIEW_PATH = "/cobrowse/view"
 # A recorder that does not read what it is told (a pointer per rep move) is not written to past this.
 RECORDER_LIMIT = 256 * 1024
+
+
+class RelayBackend(Protocol):
+    """Where a stream goes beyond this process (docs/architecture.md "Co-browse relays").
+
+    Called by the desk, on the event loop, never awaited: a backend queues
+    what it sends.  What it hears from other processes it gives back
+    through the desk's public methods (:meth:`CobrowseDesk.apply`,
+    :meth:`CobrowseDesk.remote_watchers`, :meth:`CobrowseDesk.replaced`,
+    :meth:`CobrowseDesk.tell_recorder`, :meth:`CobrowseDesk.end`).
+    """
+
+    def start(self, desk: CobrowseDesk) -> None:
+        """The desk it serves (once, before anything else)."""
+
+    def recording(self, session: str) -> None:
+        """A recorder of ``session`` attached here: this process records it now."""
+
+    def changed(self, stream: Stream) -> None:
+        """The stream this process records has new batches or a new status."""
+
+    def watching(self, session: str, reps: tuple[str, ...]) -> None:
+        """The reps who watch ``session`` on this process changed; it does not record it here."""
+
+    def tell(self, session: str, frame: bytes) -> None:
+        """A frame for the session's recorder, which is not on this process (a rep's pointer)."""
+
+    def ended(self, session: str, detail: str) -> None:
+        """The session ended: nothing more of it is relayed."""
+
+    def revoked(self, session: str, rep: str) -> None:
+        """``rep`` is no longer in the session (this process saw it in its engine): their watches elsewhere end too."""
+
+    def close(self) -> None:
+        """The server stops."""
+
+
+class LocalRelay:
+    """One process: the recorder and every watcher are here; nothing to carry."""
+
+    def start(self, desk: CobrowseDesk) -> None:
+        pass
+
+    def recording(self, session: str) -> None:
+        pass
+
+    def changed(self, stream: Stream) -> None:
+        pass
+
+    def watching(self, session: str, reps: tuple[str, ...]) -> None:
+        pass
+
+    def tell(self, session: str, frame: bytes) -> None:
+        pass
+
+    def ended(self, session: str, detail: str) -> None:
+        pass
+
+    def revoked(self, session: str, rep: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 class _Closing(Exception):
@@ -213,7 +286,9 @@ class CobrowseDesk:
             page; given the Host header the rep's console connected with.
     """
 
-    def __init__(self, runtime: Runtime, customers: CustomerDesk, *, base_url: Callable[[str | None], str]) -> None:
+    def __init__(
+        self, runtime: Runtime, customers: CustomerDesk, *, base_url: Callable[[str | None], str], backend: RelayBackend | None = None
+    ) -> None:
         self.runtime = runtime
         self.engine = runtime.engine
         self.clock = runtime.clock
@@ -229,6 +304,12 @@ class CobrowseDesk:
         self._timer_at: float | None = None
         runtime.after_commit.append(self._on_events)
         runtime.housekeepers.append(self._prune)
+        if backend is None and runtime.spec.cluster.redis_url is not None:
+            from repconsole.server.cluster.relay import RedisRelay  # redis-py: only with [cluster]
+
+            backend = RedisRelay.from_settings(runtime.spec.cluster)
+        self.backend: RelayBackend = backend if backend is not None else LocalRelay()
+        self.backend.start(self)
 
     def reconfigure(self, settings: ServerSettings) -> None:
         """New limits (a reload): for the streams that start from now on."""
@@ -236,30 +317,47 @@ class CobrowseDesk:
 
     # ----------------------------------------------------------- effects
 
+    def apply(self, effects: Iterable[Effect]) -> None:
+        """Carry out the relay's effects (also those of a mirror's batches, from the backend)."""
+        self._apply(effects)
+
     def _apply(self, effects: Iterable[Effect]) -> None:
         for e in effects:
             match e:
                 case Changed(session=session):
                     stream = self.relay.stream(session)
                     for viewer in list(stream.viewers) if stream is not None else ():
-                        assert isinstance(viewer, Viewer)
-                        viewer.poke()
+                        if isinstance(viewer, Viewer):  # not another process's reps (a cluster)
+                            viewer.poke()
+                    if stream is not None and session in self._recorders:
+                        self.backend.changed(stream)
                 case Ask(session=session, reason=reason):
                     self._tell(session, SnapshotPlease(reason.value))
                 case Refuse(session=session, detail=detail, batch=batch):
                     self._tell(session, Error(reason=ErrorReason.BAD_MESSAGE, detail=detail, data={"batch": batch}))
                 case WatchersChanged(session=session, reps=reps):
-                    self._tell(session, Watching(self._names(reps)))
+                    if session in self._recorders:
+                        self._tell(session, Watching(self._names(reps)))
+                    else:
+                        self.backend.watching(session, reps)
         self._arm()
 
     def _tell(self, session: str, message: RecorderReply | Error) -> None:
+        ws = self._recorders.get(session)
+        if ws is None:
+            self.backend.tell(session, encode(message))
+            return
+        self.tell_recorder(session, encode(message))
+
+    def tell_recorder(self, session: str, frame: bytes) -> None:
+        """Send the session's recorder ``frame``, if it is on this process and reads what it is told."""
         ws = self._recorders.get(session)
         if ws is None:
             return
         transport = ws.transport
         if transport is not None and transport.get_write_buffer_size() > RECORDER_LIMIT:
             return  # it does not read: a pointer or a list of names more would only pile up
-        broadcast([ws], encode(message), text=True)
+        broadcast([ws], frame, text=True)
 
     def _names(self, reps: Iterable[str]) -> list[str]:
         return [self.engine.reps[r].name if r in self.engine.reps else r for r in reps]
@@ -311,8 +409,8 @@ class CobrowseDesk:
             pass
         finally:
             if session is not None and self._recorders.get(session) is ws:
+                self._apply(self.relay.detach(session))  # while it is ours: the backend relays the status
                 del self._recorders[session]
-                self._apply(self.relay.detach(session))
 
     async def _attach(self, ws: ServerConnection, msg: Attach, current: str | None) -> str | None:
         """Bind the socket to the session the token opens; None if it was refused and closed."""
@@ -346,6 +444,7 @@ class CobrowseDesk:
         if old is not None and old is not ws:
             self.runtime.loop.create_task(old.close(CloseCode.NORMAL, "replaced by a newer page"))
         effects = self.relay.attach(s.id, url=msg.page_url, title=msg.title)
+        self.backend.recording(s.id)
         stream = self.relay.stream(s.id)
         watching = self._names(stream.reps()) if stream is not None else []
         log.info("%s: a page attached to share the customer's browser", s.id)
@@ -482,10 +581,17 @@ class CobrowseDesk:
     # ------------------------------------------------------------ sessions
 
     def _on_events(self, events: Sequence[Event]) -> None:
-        for e in events:
-            if not isinstance(e.data, SessionData):
-                continue
-            sid = e.data.session.id
+        self.sessions_changed(e.data.session.id for e in events if isinstance(e.data, SessionData))
+
+    def sessions_changed(self, ids: Iterable[str]) -> None:
+        """These sessions changed in the engine: a watch of a rep no longer in one ends, an ended one's stream ends.
+
+        Called for the steps this process runs (``after_commit``) and, in a
+        cluster, should be for those a follower applies from the log (the
+        changed sessions of each entry), so that a mirror or an origin on a
+        follower sees a rep leave or the session end as the leader does.
+        """
+        for sid in dict.fromkeys(ids):
             stream = self.relay.stream(sid)
             if stream is None and sid not in self._recorders:
                 continue
@@ -497,21 +603,54 @@ class CobrowseDesk:
                 continue
             allowed = {s.owner, *s.participants}
             for rep in set(stream.viewers.values()) - allowed:
-                effects, gone = self.relay.drop_rep(sid, rep)
-                for viewer in gone:
-                    assert isinstance(viewer, Viewer)
-                    viewer.watches.pop(sid, None)
-                    viewer.poke()  # a ticket's page with nothing left to watch closes
-                self._apply(effects)
+                self.drop_rep(sid, rep)
+
+    def drop_rep(self, sid: str, rep: str) -> None:
+        """``rep`` left or lost the session: every watch of theirs ends, here and (told by the backend) elsewhere."""
+        effects, gone = self.relay.drop_rep(sid, rep)
+        for viewer in gone:
+            if not isinstance(viewer, Viewer):
+                continue
+            viewer.watches.pop(sid, None)
+            viewer.poke()  # a ticket's page with nothing left to watch closes
+        if any(not isinstance(viewer, Viewer) for viewer in gone):
+            self.backend.revoked(sid, rep)
+        self._apply(effects)
+
+    def end(self, sid: str, detail: str) -> None:
+        """The session ended (here, or, told by the backend, on the process that records it)."""
+        self._end(sid, detail)
+
+    def replaced(self, sid: str) -> None:
+        """A page of the session attached on another process: the one here (if any) is replaced."""
+        ws = self._recorders.pop(sid, None)
+        if ws is None:
+            return
+        self.runtime.loop.create_task(ws.close(CloseCode.NORMAL, "replaced by a newer page"))
+        self._apply(self.relay.detach(sid))
+
+    def remote_watchers(self, sid: str, node: str, reps: Iterable[str]) -> None:
+        """The reps who watch ``sid`` on another process (``node``), for the recorder here (``watching``)."""
+        stream = self.relay.stream(sid)
+        if stream is None or sid not in self._recorders:
+            return
+        want = {("node", node, rep) for rep in reps}
+        effects: list[Effect] = []
+        for key in [k for k in stream.viewers if isinstance(k, tuple) and k[1] == node and k not in want]:
+            effects += self.relay.unwatch(sid, key)
+        for key in want - stream.viewers.keys():
+            effects += self.relay.watch(sid, key, key[2])
+        self._apply(effects)
 
     def _end(self, sid: str, detail: str) -> None:
         ended = self.relay.end(sid, detail)
+        self.backend.ended(sid, detail)
         if ended is not None:
             status, viewers = ended
             frame = encode(status)
             for viewer, _ in viewers:
-                assert isinstance(viewer, Viewer)
-                viewer.final(sid, frame)
+                if isinstance(viewer, Viewer):
+                    viewer.final(sid, frame)
         ws = self._recorders.pop(sid, None)
         if ws is not None:
             self.runtime.loop.create_task(ws.close(CloseCode.NORMAL, "session ended"))
@@ -523,6 +662,7 @@ class CobrowseDesk:
             self._timer = None
         for viewer in self._viewers.values():
             viewer.cancel()
+        self.backend.close()
 
     def counts(self) -> dict[str, int]:
         """For health checks: streams, attached recorders, watching connections."""
