@@ -464,8 +464,8 @@ class Server:
         try:
             if path == REP_PATH:
                 await self._serve_rep(ws)
-            elif path in (CUSTOMER_PATH, RECORDER_PATH) and self.runtime is not None and self.runtime.follows:
-                await ws.close(1013, "this server follows its cluster's leader: customers connect to the leader")  # not built
+            elif path == RECORDER_PATH and self.runtime is not None and self.runtime.follows:
+                await ws.close(1013, "this server follows its cluster's leader: co-browsing recorders connect to the leader")  # not built
             elif path == CUSTOMER_PATH:
                 await self.customers.serve(ws, only_link=only_link, address=self.client_address(ws))
             elif path == RECORDER_PATH:

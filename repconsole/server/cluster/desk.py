@@ -125,6 +125,11 @@ class ClusterDesk:
             with rt.step():
                 rt.engine.rep_connected(request.rep)
             return Reply(request.fid)
+        if request.kind.startswith("customer_"):
+            customers = self.server.customers
+            assert customers is not None
+            body, session = customers.forwarded(request.kind, request.session, request.frame, request.token_hash, request.address)
+            return Reply(request.fid, body=body, session=session, seq=rt.engine.seq)
         login = rt.logins.get(request.login)
         if request.kind == "logout":
             if login is not None:

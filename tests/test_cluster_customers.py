@@ -1,0 +1,78 @@
+"""Customers on any process of a cluster (issue 15): real server processes on a real redis-server.
+
+A customer page connected to a follower starts, chats, resumes and leaves: its requests are forwarded to the
+leader (:meth:`CustomerDesk.forwarded <repconsole.server.customers.CustomerDesk.forwarded>`), and what it is
+pushed comes from the log entries the follower applies (``Runtime.applied``), as on the leader.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from redisfixture import RedisServer, redis_server  # noqa: F401  (the fixture)
+from server_helpers import CustomerClient, RepClient, run, session_event
+from test_cluster_processes import cluster
+
+from repconsole.protocol import (
+    ChatData,
+    CustomerResume,
+    CustomerState,
+    GoneReason,
+    Leave,
+    Result,
+    Say,
+    SayResult,
+    SessionGoneData,
+    SessionGoneEvent,
+    Started,
+    Via,
+)
+
+
+def test_a_customer_on_a_follower_chats_with_a_rep_on_the_leader_resumes_and_leaves(redis_server: RedisServer, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with cluster(redis_server, tmp_path, n=2) as c:
+            leader, follower = c.procs[0], c.procs[1]
+            alice = await RepClient.open(leader)
+            await alice.login("alice")
+            ann = await CustomerClient.open(follower)
+            ann.listen()
+            started = await ann.start()
+            assert isinstance(started, Started), started
+            sid = started.session
+            await ann.until(lambda: ann.state() is CustomerState.WAITING)
+            assert ann.statuses[-1].position == 1
+            await alice.wait_event(session_event(sid))  # raised on the leader
+            assert isinstance(await alice.call("accept", session=sid), Result)
+            await ann.until(lambda: ann.state() is CustomerState.ACTIVE)  # from the entry the follower applied
+            assert isinstance(await alice.call("say", session=sid, text="Hello from Alice"), Result)
+            await ann.until(lambda: "Hello from Alice" in ann.chat())
+            said = await ann.request(Say, text="Thanks, Alice")
+            assert isinstance(said, Result) and isinstance(said.result, SayResult), said
+            await alice.wait_event(lambda e: isinstance(e.data, ChatData) and e.data.line.text == "Thanks, Alice")
+            assert ann.token is not None
+            await ann.close()
+            # The token was replicated: the page resumes on the follower (and would on the leader).
+            again = await CustomerClient.open(follower)
+            again.listen()
+            resumed = await again.request(CustomerResume, token=ann.token, last_line=0)
+            assert isinstance(resumed, Started) and resumed.session == sid, resumed
+            await again.until(lambda: again.chat()[-2:] == ["Hello from Alice", "Thanks, Alice"] and again.state() is CustomerState.ACTIVE)
+            on_leader = await CustomerClient.open(leader)
+            assert isinstance(await on_leader.request(CustomerResume, token=ann.token, last_line=0), Started)
+            await on_leader.close()
+            left = await again.request(Leave)
+            assert isinstance(left, Result), left
+            await again.until(lambda: again.state() is CustomerState.ENDED)
+            gone = await alice.wait_event(lambda e: isinstance(e, SessionGoneEvent) and e.data.id == sid)
+            assert gone.data == SessionGoneData(sid, GoneReason.ENDED, detail="customer left")
+            # Every start kind goes through the leader: a personal queue's start from the follower.
+            bob = await CustomerClient.open(follower)
+            personal = await bob.start(Via.REP, "alice")
+            assert isinstance(personal, Started), personal
+            await alice.wait_event(session_event(personal.session))
+            await bob.close()
+            for p in c.procs.values():
+                assert not p.problems(), p.lines
+
+    run(main(), 60)
