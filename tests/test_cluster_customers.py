@@ -10,11 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from redisfixture import RedisServer, redis_server  # noqa: F401  (the fixture)
-from server_helpers import CustomerClient, RepClient, run, session_event
+from server_helpers import CustomerClient, RecorderClient, RepClient, page_change, page_snapshot, run, session_event
 from test_cluster_processes import cluster
 
 from repconsole.protocol import (
     ChatData,
+    CobrowseName,
+    CobrowseState,
     CustomerResume,
     CustomerState,
     GoneReason,
@@ -72,6 +74,39 @@ def test_a_customer_on_a_follower_chats_with_a_rep_on_the_leader_resumes_and_lea
             assert isinstance(personal, Started), personal
             await alice.wait_event(session_event(personal.session))
             await bob.close()
+            for p in c.procs.values():
+                assert not p.problems(), p.lines
+
+    run(main(), 60)
+
+
+def test_a_recorder_on_a_follower_streams_to_a_rep_on_the_leader(redis_server: RedisServer, tmp_path: Path) -> None:
+    """The customer's page and its recorder on a follower, the rep's console on the leader: the page reaches her
+    through the relay (Redis pub/sub), the recorder hears her watch and her pointer, and her ``end`` ends the watch."""
+
+    async def main() -> None:
+        async with cluster(redis_server, tmp_path, n=2) as c:
+            leader, follower = c.procs[0], c.procs[1]
+            customer = await CustomerClient.open(follower)
+            reply = await customer.start(Via.LINK, "link-alice", "Ann Lee", page_url="https://shop.example/")
+            assert isinstance(reply, Started), reply
+            sid = reply.session
+            alice = await RepClient.open(leader)
+            await alice.login("alice")
+            await alice.ok("accept", session=sid)
+            recorder = await RecorderClient.attached_to(follower, reply.token)  # was closed with 1013
+            await recorder.record(page_snapshot("Hello"))
+            await alice.ok(CobrowseName.WATCH, session=sid)
+            await alice.until(lambda: alice.page.texts(sid) == ["Hello"])
+            await recorder.until(lambda: bool(recorder.watching) and recorder.watching[-1].reps == ["Alice Ng"])
+            for n in range(10):
+                await recorder.record([page_change(f"change {n}")])
+            await alice.until(lambda: alice.page.texts(sid) == ["Hello", *(f"change {n}" for n in range(10))])
+            await alice.ok(CobrowseName.POINT, session=sid, x=1, y=2)
+            await recorder.until(lambda: bool(recorder.pointers))
+            assert recorder.pointers[-1].by == "Alice Ng"
+            await alice.ok("end", session=sid)  # on the leader; the follower's recorder ends from the entry it applies
+            await alice.until(lambda: alice.page.state(sid) is CobrowseState.ENDED)
             for p in c.procs.values():
                 assert not p.problems(), p.lines
 
