@@ -1,4 +1,4 @@
-"""Customers on any process of a cluster (issue 15): real server processes on a real redis-server.
+"""Customers, co-browse recorders and snippets on any process of a cluster (issue 15): real server processes on a real redis-server.
 
 A customer page connected to a follower starts, chats, resumes and leaves: its requests are forwarded to the
 leader (:meth:`CustomerDesk.forwarded <repconsole.server.customers.CustomerDesk.forwarded>`), and what it is
@@ -7,11 +7,12 @@ pushed comes from the log entries the follower applies (``Runtime.applied``), as
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 from redisfixture import RedisServer, redis_server  # noqa: F401  (the fixture)
 from server_helpers import CustomerClient, RecorderClient, RepClient, page_change, page_snapshot, run, session_event
-from test_cluster_processes import cluster
+from test_cluster_processes import Cluster, cluster, cluster_site
 
 from repconsole.protocol import (
     ChatData,
@@ -19,13 +20,16 @@ from repconsole.protocol import (
     CobrowseState,
     CustomerResume,
     CustomerState,
+    Error,
     GoneReason,
     Leave,
+    NoResult,
     Result,
     Say,
     SayResult,
     SessionGoneData,
     SessionGoneEvent,
+    SnippetResult,
     Started,
     Via,
 )
@@ -107,6 +111,48 @@ def test_a_recorder_on_a_follower_streams_to_a_rep_on_the_leader(redis_server: R
             assert recorder.pointers[-1].by == "Alice Ng"
             await alice.ok("end", session=sid)  # on the leader; the follower's recorder ends from the entry it applies
             await alice.until(lambda: alice.page.state(sid) is CobrowseState.ENDED)
+            for p in c.procs.values():
+                assert not p.problems(), p.lines
+
+    run(main(), 60)
+
+
+def test_a_leads_snippet_made_on_a_follower_reaches_the_members_on_every_process(redis_server: RedisServer, tmp_path: Path) -> None:
+    """``snippet_*`` on a follower is forwarded to the leader, which stores it and logs a SnippetRecord: every
+    process's store and members' consoles get the change (add, edit, delete), and a retry gets the same answer."""
+
+    async def main() -> None:
+        from test_server_snippets import NET, NET_WITH_SNIPPETS, call, names, ok, told
+
+        site = cluster_site(tmp_path, redis_server.url)
+        site.write_text(site.read_text(encoding="utf-8").replace(NET, NET_WITH_SNIPPETS, 1), encoding="utf-8")
+        async with AsyncExitStack() as stack:
+            c = Cluster(stack, site, tmp_path, redis_server.url)
+            for i in range(3):
+                await c.start(i)
+            alice = await RepClient.open(c.procs[1])  # the lead, on a follower
+            await alice.login("alice")
+            alice.listen()
+            bob = await RepClient.open(c.procs[0])  # on the leader
+            await bob.login("bob")
+            bob.listen()
+            erin = await RepClient.open(c.procs[2])  # on the other follower
+            await erin.login("erin")
+            erin.listen()
+            added = await ok(alice, "snippet_add", team="net", name="wifi", text="Hi {customer}")
+            assert isinstance(added, SnippetResult), added
+            sid = added.snippet.id
+            for member in (alice, bob, erin):
+                assert names(await told(member, lambda s: len(s.snippets) == 2)) == ["vpn-reset", "wifi"]
+            edited = await ok(alice, "snippet_edit", id=sid, name="wifi-2", text="Hello")
+            assert isinstance(edited, SnippetResult) and edited.snippet.name == "wifi-2"
+            for member in (bob, erin):
+                assert names(await told(member, lambda s: "wifi-2" in [x.name for x in s.snippets])) == ["vpn-reset", "wifi-2"]
+            assert isinstance(await ok(alice, "snippet_delete", id=sid), NoResult)
+            for member in (alice, bob, erin):
+                assert names(await told(member, lambda s: len(s.snippets) == 1)) == ["vpn-reset"]
+            refused = await call(erin, "snippet_add", team="net", name="x", text="y")  # not a lead: refused by the leader
+            assert isinstance(refused, Error), refused
             for p in c.procs.values():
                 assert not p.problems(), p.lines
 

@@ -539,7 +539,7 @@ class Server:
                     await self._send(ws, reply)
                     if then is not None:
                         then()
-                elif isinstance(msg, Command) and msg.name in SNIPPET_COMMANDS and self.snippets is not None:
+                elif isinstance(msg, Command) and msg.name in SNIPPET_COMMANDS and self.snippets is not None and not self.runtime.follows:
                     await self._send(ws, self.snippets.command(link.rep, msg, link.login.id))  # beside the engine, as co-browsing
                 elif isinstance(msg, Command) and self.cluster is not None and self.runtime.follows:
                     await self.cluster.command(link, msg)  # to the leader: the result, then its events

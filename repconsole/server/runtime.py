@@ -195,6 +195,7 @@ class Runtime:
         self.records: list[Record] = []  # the current step's records, for the log (cluster only)
         self.on_logout: Callable[[LoginSession], None] | None = None  # a login ended on another process
         self.on_lead: list[Callable[[], None]] = []  # called when this follower takes over
+        self.on_records: list[Callable[[Sequence[Record]], None]] = []  # a follower took an entry's records
         if spec.cluster.redis_url is not None:
             self._join()
         settings = spec.server

@@ -213,6 +213,9 @@ class Member:
     def _took(self, entry: Entry, events: list[LoggedEvent]) -> None:
         rt = self.rt
         rt.store.record(events, rows_of(entry.records))
+        if entry.records:
+            for listener in rt.on_records:
+                listener(entry.records)
         if events and rt.after_commit:
             # The same listeners as the leader's steps (customer pages, co-browsing, metrics), after the fan-out.
             rt.applied([_event(e) for e in events])
