@@ -148,8 +148,13 @@ def test_a_leads_snippet_made_on_a_follower_reaches_the_members_on_every_process
             assert isinstance(edited, SnippetResult) and edited.snippet.name == "wifi-2"
             for member in (bob, erin):
                 assert names(await told(member, lambda s: "wifi-2" in [x.name for x in s.snippets])) == ["vpn-reset", "wifi-2"]
+            late = await c.start(3)  # joins from the snapshot and the log: the snippet as edited
+            carol = await RepClient.open(late)
+            await carol.login("bob")
+            carol.listen()
+            assert names(await told(carol, lambda s: len(s.snippets) == 2)) == ["vpn-reset", "wifi-2"]
             assert isinstance(await ok(alice, "snippet_delete", id=sid), NoResult)
-            for member in (alice, bob, erin):
+            for member in (alice, bob, erin, carol):
                 assert names(await told(member, lambda s: len(s.snippets) == 1)) == ["vpn-reset"]
             refused = await call(erin, "snippet_add", team="net", name="x", text="y")  # not a lead: refused by the leader
             assert isinstance(refused, Error), refused

@@ -131,7 +131,7 @@ class Member:
             restore_snapshot(engine, data)
             rt.replace_engine(engine)
             store = rt.store
-            store.execute([(f"DELETE FROM {table}", ()) for table in ("events", "logins", "answers", "customers")])
+            store.execute([(f"DELETE FROM {table}", ()) for table in ("events", "logins", "answers", "customers", "snippets")])
             store.save_all(engine)
             store.execute(rows_of(decode_side(self.log.snapshot_side())))
             store.record(self._before(seq))  # for resumes from before the snapshot (Fanout.restore)

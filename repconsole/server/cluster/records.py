@@ -82,6 +82,12 @@ _encoder = msgspec.msgpack.Encoder()
 _side = msgspec.msgpack.Decoder(list[Record])
 
 
+_SNIPPET_ROW = (
+    "INSERT INTO snippets VALUES (?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT(id) DO UPDATE SET name = excluded.name, text = excluded.text, updated_by = excluded.updated_by"
+)
+
+
 def login_of(record: LoginRecord) -> LoginSession:
     return LoginSession(record.id, record.token_hash, record.rep, record.created_at, record.expires_at)
 
@@ -103,15 +109,17 @@ def rows_of(records: Iterable[Record]) -> list[Statement]:
             case SnippetRecord(deleted=True):
                 rows.append(("DELETE FROM snippets WHERE id = ?", (r.id,)))
             case SnippetRecord():
-                rows.append(("INSERT OR REPLACE INTO snippets VALUES (?, ?, ?, ?, ?, ?)", (r.id, r.team, r.name, r.text, r.at, r.by)))
+                # An edit keeps the snippet's place (updated_at), as the leader's UPDATE does.
+                rows.append((_SNIPPET_ROW, (r.id, r.team, r.name, r.text, r.at, r.by)))
     return rows
 
 
 def encode_side(store: Store) -> bytes:
-    """The snapshot's side part: every login, stored answer and customer token ``store`` holds."""
+    """The snapshot's side part: every login, stored answer, customer token and team snippet ``store`` holds."""
     records: list[Record] = [LoginRecord.of(login) for login in store.load_logins()]
     records += [AnswerRecord(*row) for row in store.load_answers()]
     records += [CustomerRecord(*row) for row in store.load_customers()]
+    records += [SnippetRecord(*row) for row in store.load_snippets()]
     return _encoder.encode(records)
 
 
