@@ -86,7 +86,7 @@ from repconsole.server.auth import (
     new_token,
 )
 from repconsole.server.cluster.records import AnswerRecord, LogoutRecord
-from repconsole.server.cobrowse import CobrowseDesk
+from repconsole.server.cobrowse import CobrowseDesk, LocalRelay
 from repconsole.server.config import ServerSettings, SiteSpec
 from repconsole.server.connections import tls_context, tracked
 from repconsole.server.customers import CustomerDesk
@@ -464,8 +464,9 @@ class Server:
         try:
             if path == REP_PATH:
                 await self._serve_rep(ws)
-            elif path in (CUSTOMER_PATH, RECORDER_PATH) and self.runtime is not None and self.runtime.follows:
-                await ws.close(1013, "this server follows its cluster's leader: customers connect to the leader")  # not built
+            elif path == RECORDER_PATH and self.runtime is not None and self.runtime.follows and isinstance(self.cobrowse.backend, LocalRelay):
+                # Only a relay between processes (RedisRelay, [cluster]'s default) carries a follower's recorder to the reps.
+                await ws.close(1013, "this server follows its cluster's leader and relays no pages: recorders connect to the leader")
             elif path == CUSTOMER_PATH:
                 await self.customers.serve(ws, only_link=only_link, address=self.client_address(ws))
             elif path == RECORDER_PATH:
@@ -538,7 +539,7 @@ class Server:
                     await self._send(ws, reply)
                     if then is not None:
                         then()
-                elif isinstance(msg, Command) and msg.name in SNIPPET_COMMANDS and self.snippets is not None:
+                elif isinstance(msg, Command) and msg.name in SNIPPET_COMMANDS and self.snippets is not None and not self.runtime.follows:
                     await self._send(ws, self.snippets.command(link.rep, msg, link.login.id))  # beside the engine, as co-browsing
                 elif isinstance(msg, Command) and self.cluster is not None and self.runtime.follows:
                     await self.cluster.command(link, msg)  # to the leader: the result, then its events

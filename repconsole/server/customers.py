@@ -26,9 +26,11 @@ A customer whose last connection closed without ``leave`` has
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 import msgspec
 from msgspec import UNSET
@@ -67,6 +69,7 @@ from repconsole.protocol import (
     parse_customer,
 )
 from repconsole.server.auth import hash_token, new_token
+from repconsole.server.cluster.records import CustomerRecord
 from repconsole.server.config import ServerSettings
 from repconsole.server.links import LinkBook
 from repconsole.server.routing import customer_estimate
@@ -83,12 +86,20 @@ POSITION_EVERY = 0.5
 
 
 class _Link:
-    __slots__ = ("session", "status", "ws")
+    __slots__ = ("closing", "forwarded", "session", "status", "ws")
 
     def __init__(self, ws: ServerConnection, session: str) -> None:
         self.ws = ws
         self.session = session
         self.status: bytes = b""  # the last status sent: only changes are pushed
+        self.forwarded = 0  # requests out to the leader (a follower): the session's end waits for their answers
+        self.closing = False
+
+    def close(self) -> None:
+        if self.forwarded:
+            self.closing = True  # once the answer is written (CustomerDesk.serve)
+        else:
+            asyncio.get_running_loop().create_task(self.ws.close(CloseCode.NORMAL, "session ended"))
 
 
 class CustomerDesk:
@@ -184,6 +195,15 @@ class CustomerDesk:
                         link = await (self._start(ws, msg, address) if isinstance(msg, Start) else self._resume(ws, msg))
                     elif link is None:
                         raise ProtocolError(ErrorReason.NOT_STARTED, "start or resume a session first", msg.id)
+                    elif isinstance(msg, (Say, Leave)) and self.runtime.follows:
+                        kind = "customer_say" if isinstance(msg, Say) else "customer_leave"
+                        link.forwarded += 1
+                        try:
+                            await ws.send((await self._forward(kind, link.session, msg.id, frame))[0], text=True)
+                        finally:
+                            link.forwarded -= 1
+                        if link.closing and not link.forwarded:
+                            link.close()  # the entry that ended the session came before the answer
                     elif isinstance(msg, Say):
                         with self.runtime.step():
                             line = self.engine.customer_say(link.session, msg.text)
@@ -198,6 +218,8 @@ class CustomerDesk:
                     await ws.send(encode(exc.reply()), text=True)
                 except CommandError as exc:
                     await ws.send(encode(exc.error(msg.id)), text=True)
+                except _Answered as answered:
+                    await ws.send(answered.body, text=True)
         except ConnectionClosed:
             pass
         finally:
@@ -211,15 +233,25 @@ class CustomerDesk:
         token = new_token()
         token_hash = hash_token(token)
         expires_at = self.clock.now() + CUSTOMER_TOKENS_KEPT
-        with self.runtime.step() as rows:
-            s = self._begin(msg, intake, address)
-            rows.append(Store.customer_row(token_hash, s.id, expires_at))
+        if self.runtime.follows:
+            sid = await self._forward_start(msg, token_hash, address)
+            s = self._session(sid)
+        else:
+            s = self._started(msg, intake, address, token_hash, expires_at)
         if self._starts is not None:
             self._starts.hit(address)
         link = self._attach(ws, s.id)
         await ws.send(encode(Started(msg.id, s.id, token, False)), text=True)
         await self._catch_up(link, s, 0)
         return link
+
+    def _started(self, msg: Start, intake: Intake, address: str, token_hash: bytes, expires_at: float) -> Session:
+        """The session started in a step, its token stored (and, in a cluster, replicated: it resumes on any process)."""
+        with self.runtime.step() as rows:
+            s = self._begin(msg, intake, address)
+            rows.append(Store.customer_row(token_hash, s.id, expires_at))
+            self.runtime.replicate(CustomerRecord(token_hash, s.id, expires_at))
+        return s
 
     def _begin(self, msg: Start, intake: Intake, address: str) -> Session:
         e = self.engine
@@ -253,6 +285,8 @@ class CustomerDesk:
             await ws.close(CloseCode.NORMAL, "session ended")
             return link
         link = self._attach(ws, session_id)
+        if self.runtime.follows:
+            await self._forward("customer_here", session_id, msg.id)  # the leader may be counting its grace
         await ws.send(encode(Started(msg.id, session_id, msg.token, True)), text=True)
         await self._catch_up(link, s, msg.last_line)
         return link
@@ -301,6 +335,9 @@ class CustomerDesk:
         self._away.pop(session_id, None)
         if session_id in self._links:
             return
+        if self.runtime.follows:
+            self.runtime.loop.create_task(self._forward("customer_gone", session_id, None))  # the leader ends it
+            return
         try:
             s = self.engine.session(session_id)
             if s.state is not SessionState.ENDED:
@@ -309,6 +346,68 @@ class CustomerDesk:
                     self.engine.customer_leave(session_id, disconnected=True)
         except (CommandError, PersistenceFailure):
             pass
+
+    # ----------------------------------------------------------- cluster
+
+    async def _forward(self, kind: str, session: str, rid: RequestId | None, frame: str | bytes = b"", **extra: Any) -> tuple[bytes, str]:
+        """A customer's request to the leader (this process follows): the frame to answer the page with,
+        and the session a start started ("": refused, the frame says why)."""
+        from repconsole.server.cluster.desk import retryable
+        from repconsole.server.cluster.forward import NoLeader, Request
+
+        member = self.runtime.member
+        assert member is not None
+        raw = frame.encode() if isinstance(frame, str) else frame
+        try:
+            reply = await member.call(Request(kind, "", 0, 0.0, session=session, frame=raw, **extra))
+            if reply.refused:
+                raise NoLeader(f"the leader failed: {reply.refused}")
+            if reply.session:
+                await member.reach(reply.seq)  # this copy has the session before the page is told of it
+        except NoLeader as exc:
+            if rid is None:  # nobody to answer
+                log.warning("%s of %s not confirmed by the leader (%s)", kind, session, exc)
+                return b"", ""
+            return encode(retryable(rid, f"{exc}: try again")), ""
+        return reply.body, reply.session
+
+    async def _forward_start(self, msg: Start, token_hash: bytes, address: str) -> str:
+        body, session = await self._forward("customer_start", "", msg.id, encode(msg), token_hash=token_hash, address=address)
+        if not session:
+            raise _Answered(body)
+        return session
+
+    def forwarded(self, kind: str, session: str, frame: bytes, token_hash: bytes, address: str) -> tuple[bytes, str]:
+        """The leader runs a customer's request from a follower: (the frame to answer the page with, the session started)."""
+        if session and kind != "customer_gone":
+            handle = self._away.pop(session, None)  # the page is on the follower
+            if handle is not None:
+                handle.cancel()
+        if kind == "customer_gone":
+            if session not in self._links:  # (nor back on another follower: it would have said customer_here)
+                self._gone(session)
+            return b"", ""
+        if kind == "customer_here":
+            return b"", ""
+        msg = parse_customer(frame.decode())
+        try:
+            if isinstance(msg, Start):
+                intake = Intake.from_dict(msgspec.structs.asdict(msg.intake))
+                s = self._started(msg, intake, address, token_hash, self.clock.now() + CUSTOMER_TOKENS_KEPT)
+                return b"", s.id
+            if isinstance(msg, Say):
+                with self.runtime.step():
+                    line = self.engine.customer_say(session, msg.text)
+                return _result(msg.id, SayResult(self._line(line.view()))), ""
+            if isinstance(msg, Leave):
+                with self.runtime.step():
+                    self.engine.customer_leave(session)
+                return _result(msg.id, EmptyResult()), ""
+            raise ProtocolError(ErrorReason.NOT_STARTED, "not a request the leader runs", msg.id)
+        except ProtocolError as exc:
+            return encode(exc.reply()), ""
+        except CommandError as exc:
+            return encode(exc.error(msg.id)), ""
 
     # ----------------------------------------------------------- pushing
 
@@ -327,7 +426,7 @@ class CustomerDesk:
                         self._push_status(link, s)
                     if s.state is SessionState.ENDED:
                         for link in self._links.pop(sid):
-                            self.runtime.loop.create_task(link.ws.close(CloseCode.NORMAL, "session ended"))
+                            link.close()
                 # Anyone behind a session that moved may have moved up.
                 if self._positions is None:
                     self._positions = self.clock.call_later(POSITION_EVERY, self._refresh_positions)
@@ -404,6 +503,14 @@ class CustomerDesk:
         if self._positions is not None:
             self._positions.cancel()
             self._positions = None
+
+
+class _Answered(Exception):
+    """The leader refused a forwarded start: ``body`` is its answer to the page."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__("answered")
+        self.body = body
 
 
 def _result(rid: RequestId, result: SayResult | EmptyResult) -> bytes:

@@ -195,6 +195,7 @@ class Runtime:
         self.records: list[Record] = []  # the current step's records, for the log (cluster only)
         self.on_logout: Callable[[LoginSession], None] | None = None  # a login ended on another process
         self.on_lead: list[Callable[[], None]] = []  # called when this follower takes over
+        self.on_records: list[Callable[[Sequence[Record]], None]] = []  # a follower took an entry's records
         if spec.cluster.redis_url is not None:
             self._join()
         settings = spec.server
@@ -269,14 +270,18 @@ class Runtime:
         # A rep who signed in (or changed status) may wait for company: see Fanout.publish.  A
         # rep who went offline may not: their sessions' grace period is running.
         self.fanout.publish(logged, lazy=all(isinstance(e.data, RepData) and e.data.rep.connected for e in events))
+        self.applied(events)
+        # Sessions this step ended are on disk, and everyone who had to hear of them has.
+        self.engine.forget_ended(ENDED_IN_MEMORY)
+        self.arm()
+
+    def applied(self, events: Sequence[Event]) -> None:
+        """Tell the after-commit listeners of ``events``: a step's, or (a follower) a log entry's it took."""
         for listener in self.after_commit:
             try:
                 listener(events)
             except Exception:  # a listener's bug must not undo a committed step
                 log.exception("after-commit listener failed")
-        # Sessions this step ended are on disk, and everyone who had to hear of them has.
-        self.engine.forget_ended(ENDED_IN_MEMORY)
-        self.arm()
 
     # ----------------------------------------------------------- cluster
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -40,6 +40,7 @@ from repconsole.protocol import (
     encode,
     request_key,
 )
+from repconsole.server.cluster.records import Record, SnippetRecord
 from repconsole.server.config import SiteSpec
 from repconsole.server.runtime import Runtime
 from repconsole.server.store import Statement
@@ -68,6 +69,7 @@ class SnippetBook:
     """
 
     def __init__(self, runtime: Runtime, spec: Callable[[], SiteSpec]) -> None:
+        self.runtime = runtime
         self.engine = runtime.engine
         self.fanout = runtime.fanout
         self.store = runtime.store
@@ -79,6 +81,9 @@ class SnippetBook:
         }
         self.sent = 0  # snippets messages written (for tests)
         self._answers: dict[tuple[int, str, str], bytes] = {}  # (login, request id, command) -> answer, oldest first
+        # A cluster: the leader runs the commands (followers forward them) and logs a SnippetRecord for each change;
+        # a follower takes it (its store from the record's rows, here its memory and its members' consoles).
+        runtime.on_records.append(self._took)
 
     # ------------------------------------------------------------ reading
 
@@ -169,15 +174,29 @@ class SnippetBook:
             raise CommandError(Reason.UNKNOWN_SNIPPET, id=snippet_id)
         return s
 
-    def _write(self, statements: list[Statement]) -> None:
-        self.store.execute(statements)  # before anyone is told: a restart keeps what was answered
+    def _write(self, statements: list[Statement], record: SnippetRecord) -> None:
+        with self.runtime.step() as rows:  # before anyone is told: a restart keeps what was answered
+            rows.extend(statements)
+            self.runtime.replicate(record)  # in a cluster, every process's members are told (_took)
+
+    def _took(self, records: Sequence[Record]) -> None:
+        for r in records:
+            if not isinstance(r, SnippetRecord):
+                continue
+            if r.deleted:
+                self._stored.pop(r.id, None)
+            else:
+                self._stored[r.id] = SnippetView(id=r.id, team=r.team, name=r.name, text=r.text)
+            self._tell(r.team)
 
     def _add(self, rep_id: str, args: SnippetAddArgs) -> SnippetView:
         self._check_lead(rep_id, args.team)
         if sum(1 for s in self._stored.values() if s.team == args.team) >= TEAM_LIMIT:
             raise CommandError(Reason.INVALID, f"A team has at most {TEAM_LIMIT} snippets made in the console.", field="team")
         s = SnippetView(id=f"sn-{secrets.token_hex(5)}", team=args.team, name=args.name, text=args.text)
-        self._write([("INSERT INTO snippets VALUES (?, ?, ?, ?, ?, ?)", (s.id, s.team, s.name, s.text, self.clock.now(), rep_id))])
+        at = self.clock.now()
+        row = ("INSERT INTO snippets VALUES (?, ?, ?, ?, ?, ?)", (s.id, s.team, s.name, s.text, at, rep_id))
+        self._write([row], SnippetRecord(s.id, s.team, s.name, s.text, at, rep_id))
         self._stored[s.id] = s
         self._tell(s.team)
         return s
@@ -187,7 +206,7 @@ class SnippetBook:
         self._check_lead(rep_id, old.team)
         s = SnippetView(id=old.id, team=old.team, name=args.name, text=args.text)
         sql = "UPDATE snippets SET name = ?, text = ?, updated_by = ? WHERE id = ?"
-        self._write([(sql, (s.name, s.text, rep_id, s.id))])
+        self._write([(sql, (s.name, s.text, rep_id, s.id))], SnippetRecord(s.id, s.team, s.name, s.text, self.clock.now(), rep_id))
         self._stored[s.id] = s
         self._tell(s.team)
         return s
@@ -195,6 +214,6 @@ class SnippetBook:
     def _delete(self, rep_id: str, snippet_id: str) -> None:
         old = self._stored_one(snippet_id)
         self._check_lead(rep_id, old.team)
-        self._write([("DELETE FROM snippets WHERE id = ?", (snippet_id,))])
+        self._write([("DELETE FROM snippets WHERE id = ?", (snippet_id,))], SnippetRecord(old.id, old.team, "", "", self.clock.now(), rep_id, deleted=True))
         del self._stored[snippet_id]
         self._tell(old.team)

@@ -346,6 +346,10 @@ class Store:
         """The stored team snippets (issue 14): (id, team, name, text), oldest first."""
         return [tuple(row) for row in self._db.execute("SELECT id, team, name, text FROM snippets ORDER BY updated_at, id")]
 
+    def load_snippets(self) -> list[tuple[str, str, str, str, float, str]]:
+        """Every stored snippet's row: (id, team, name, text, updated_at, updated_by), oldest first."""
+        return [tuple(row) for row in self._db.execute("SELECT * FROM snippets ORDER BY updated_at, id")]
+
     def revoke_link(self, link_id: str, at: float) -> bool:
         """Revoke a link (once: the first time stays).  False if there is no such link."""
         with self._transaction() as db:

@@ -18,6 +18,11 @@ On a follower (``Runtime.follows``):
   the follower writes the result, then releases them.  So the console gets
   the result first and the command's events in a following frame, as on
   the leader (docs/protocol.md);
+- a ``snippet_*`` **command** is forwarded as any command; the leader
+  answers it (:class:`~repconsole.server.snippets.SnippetBook`) and logs a
+  :class:`~.records.SnippetRecord`, from which every follower updates its
+  store and tells its members' consoles; the asking console, held while its
+  command is out, gets its snippets after the result (on the leader: before);
 - a **logout** forwards ``logout``; every process closes that login's
   connections when the :class:`~.records.LogoutRecord` reaches it.
 
@@ -32,7 +37,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from repconsole.protocol import CloseCode, Command, Error, ErrorReason, RequestId, encode, parse_rep
+from repconsole.protocol import SNIPPET_COMMANDS, CloseCode, Command, Error, ErrorReason, RequestId, encode, parse_rep
 from repconsole.server.auth import LoginSession
 from repconsole.server.cluster.forward import NoLeader, Reply, Request
 from repconsole.server.cluster.records import LoginRecord, login_of
@@ -98,6 +103,9 @@ class ClusterDesk:
             except NoLeader as exc:
                 body = encode(retryable(msg.id, f"{exc}: retry with the same id"))
             await self.server._send(link.ws, body)
+            if msg.name in SNIPPET_COMMANDS and self.server.snippets is not None:
+                # The change's SnippetRecord may have come while this console was held (not told): its set now.
+                self.server.snippets.greet(link)
         finally:
             if held:
                 fanout.ready(link)
@@ -125,6 +133,11 @@ class ClusterDesk:
             with rt.step():
                 rt.engine.rep_connected(request.rep)
             return Reply(request.fid)
+        if request.kind.startswith("customer_"):
+            customers = self.server.customers
+            assert customers is not None
+            body, session = customers.forwarded(request.kind, request.session, request.frame, request.token_hash, request.address)
+            return Reply(request.fid, body=body, session=session, seq=rt.engine.seq)
         login = rt.logins.get(request.login)
         if request.kind == "logout":
             if login is not None:
@@ -134,4 +147,6 @@ class ClusterDesk:
         assert isinstance(msg, Command), msg
         if login is None:
             return Reply(request.fid, body=encode(Error(id=msg.id, reason=ErrorReason.NOT_LOGGED_IN, detail="this login has ended", data={})))
+        if msg.name in SNIPPET_COMMANDS and self.server.snippets is not None:
+            return Reply(request.fid, body=self.server.snippets.command(login.rep, msg, login.id))
         return Reply(request.fid, body=self.server._command(login, msg))

@@ -21,7 +21,10 @@ id), logs it, and pushes the :class:`Reply` to the asking process's own list,
 
 Kinds: ``connect`` (a console signed in: ``token_hash`` given, the leader
 makes the login session; or resumed), ``command`` (a console's ``Command``
-frame, as sent), ``logout``, ``presence``.
+frame, as sent), ``logout``, ``presence``; a customer's ``customer_start``,
+``customer_say``, ``customer_leave``, ``customer_here`` (its page is on a
+follower: no grace timer on the leader) and ``customer_gone`` (its grace ran
+out on the follower): :meth:`CustomerDesk.forwarded <repconsole.server.customers.CustomerDesk.forwarded>`.
 """
 
 from __future__ import annotations
@@ -59,6 +62,8 @@ class Request(msgspec.Struct, array_like=True, frozen=True):
     token_hash: bytes = b""
     frame: bytes = b""
     reps: list[str] = []
+    session: str = ""  # a customer's requests: the session
+    address: str = ""  # a customer's start: the page's address
 
 
 class Reply(msgspec.Struct, array_like=True, frozen=True):
@@ -66,6 +71,8 @@ class Reply(msgspec.Struct, array_like=True, frozen=True):
     body: bytes = b""  # a command's answer, as the console gets it
     login: LoginRecord | None = None
     refused: str = ""  # why a connect or logout was not done ("" if it was)
+    session: str = ""  # a customer's start: the session it started ("" if refused: ``body`` says why)
+    seq: int = 0  # the leader's seq after the request: a follower waits for its copy to reach it
 
 
 class NoLeader(Exception):

@@ -37,9 +37,22 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
+from repconsole.core.engine import Event
+from repconsole.protocol.events import Event as WireEvent
 from repconsole.server.cluster.entry import Entry, decode_entry, restore_snapshot
 from repconsole.server.cluster.follower import LogFollower
-from repconsole.server.cluster.forward import PRESENCE_EVERY, PRESENCE_TTL, CommandServer, Forwarder, Reply, Request, async_client
+from repconsole.server.cluster.forward import (
+    PRESENCE_EVERY,
+    PRESENCE_TTL,
+    CommandServer,
+    Forwarder,
+    NoLeader,
+    Reply,
+    Request,
+    async_client,
+)
 from repconsole.server.cluster.log import LogGap, OrgLog, connect
 from repconsole.server.cluster.node import ClusterRefused, LeaderLog
 from repconsole.server.cluster.records import AnswerRecord, LoginRecord, LogoutRecord, decode_side, encode_side, login_of, rows_of
@@ -54,6 +67,13 @@ __all__ = ["Member"]
 log = logging.getLogger(__name__)
 
 FORWARD_TIMEOUT = 5.0  # a forwarded request with no reply by then: "retryable" (docs/protocol.md)
+
+_wire = msgspec.json.Decoder(WireEvent)
+
+
+def _event(logged: LoggedEvent) -> Event:
+    """A logged event as the engine announced it (its audience's view of the data)."""
+    return Event(logged.seq, logged.at, _wire.decode(logged.item).data, logged.audience, logged.gone)
 
 
 class Member:
@@ -89,6 +109,7 @@ class Member:
         self.connecting: dict[str, int] = {}  # reps whose connect is forwarded, not answered yet
         self.took_over_at: float | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._reaching: list[tuple[int, asyncio.Future[None]]] = []  # (seq, told when the copy is at it)
         self.halted = False
 
     # ------------------------------------------------------------ start
@@ -110,7 +131,7 @@ class Member:
             restore_snapshot(engine, data)
             rt.replace_engine(engine)
             store = rt.store
-            store.execute([(f"DELETE FROM {table}", ()) for table in ("events", "logins", "answers", "customers")])
+            store.execute([(f"DELETE FROM {table}", ()) for table in ("events", "logins", "answers", "customers", "snippets")])
             store.save_all(engine)
             store.execute(rows_of(decode_side(self.log.snapshot_side())))
             store.record(self._before(seq))  # for resumes from before the snapshot (Fanout.restore)
@@ -192,6 +213,14 @@ class Member:
     def _took(self, entry: Entry, events: list[LoggedEvent]) -> None:
         rt = self.rt
         rt.store.record(events, rows_of(entry.records))
+        if entry.records:
+            for listener in rt.on_records:
+                listener(entry.records)
+        if events and rt.after_commit:
+            # The same listeners as the leader's steps (customer pages, co-browsing, metrics), after the fan-out.
+            rt.applied([_event(e) for e in events])
+        if self._reaching:
+            self._reached()
         logins = getattr(rt, "logins", None)
         if logins is None:
             return
@@ -249,6 +278,7 @@ class Member:
         self.took_over_at = time.monotonic()
         log.warning("took over %s at seq %d under epoch %s", self.log.keys.log, rt.engine.seq, self.node.lease.epoch)
         self.forwarder.fail_pending()
+        self._reached()
         rt.took_over()
         self._serve()
 
@@ -265,6 +295,28 @@ class Member:
         while True:
             await self.forwarder.tell(Request("presence", "", 0, 0.0, reps=sorted(self.presence())))
             await asyncio.sleep(PRESENCE_EVERY)
+
+    def _reached(self) -> None:
+        at = self.rt.engine.seq
+        waiting, self._reaching = self._reaching, []
+        for seq, future in waiting:
+            if seq <= at or self.leads:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                self._reaching.append((seq, future))
+
+    async def reach(self, seq: int, timeout: float = FORWARD_TIMEOUT) -> None:
+        """Until this process's engine is at ``seq`` (a forwarded step's, from its reply); NoLeader after ``timeout``."""
+        if self.leads or self.rt.engine.seq >= seq:
+            return
+        future: asyncio.Future[None] = self.rt.loop.create_future()
+        self._reaching.append((seq, future))
+        try:
+            async with asyncio.timeout(timeout):
+                await future
+        except TimeoutError as exc:
+            raise NoLeader(f"this process did not reach seq {seq} within {timeout:g} s") from exc
 
     async def call(self, request: Request, timeout: float = FORWARD_TIMEOUT) -> Reply:
         """Forward ``request`` to the leader (raises forward.NoLeader)."""

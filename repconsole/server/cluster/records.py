@@ -10,7 +10,9 @@ SQLite that is not engine state:
 - :class:`LogoutRecord`: a login session ended (its answers go with it);
 - :class:`AnswerRecord`: a command's stored answer, by (login, request key),
   with the digest of the command it answered (idempotency, ``id_reused``);
-- :class:`CustomerRecord`: a customer's token (its hash) and the session it opens.
+- :class:`CustomerRecord`: a customer's token (its hash) and the session it opens;
+- :class:`SnippetRecord`: a team snippet made, edited or deleted in the console
+  (:mod:`repconsole.server.snippets`).
 
 Typed records rather than SQL: a follower turns each into its own store's
 rows (:func:`rows_of`) and into its in-memory indexes, and the format does
@@ -31,7 +33,7 @@ import msgspec
 from repconsole.server.auth import LoginSession
 from repconsole.server.store import Statement, Store
 
-__all__ = ["AnswerRecord", "CustomerRecord", "LoginRecord", "LogoutRecord", "Record", "decode_side", "encode_side", "login_of", "rows_of"]
+__all__ = ["AnswerRecord", "CustomerRecord", "LoginRecord", "LogoutRecord", "Record", "SnippetRecord", "decode_side", "encode_side", "login_of", "rows_of"]
 
 
 class LoginRecord(msgspec.Struct, tag="login", array_like=True, frozen=True):
@@ -64,10 +66,26 @@ class CustomerRecord(msgspec.Struct, tag="customer", array_like=True, frozen=Tru
     expires_at: float
 
 
-Record = LoginRecord | LogoutRecord | AnswerRecord | CustomerRecord
+class SnippetRecord(msgspec.Struct, tag="snippet", array_like=True, frozen=True):
+    id: str
+    team: str
+    name: str
+    text: str
+    at: float
+    by: str
+    deleted: bool = False
+
+
+Record = LoginRecord | LogoutRecord | AnswerRecord | CustomerRecord | SnippetRecord
 
 _encoder = msgspec.msgpack.Encoder()
 _side = msgspec.msgpack.Decoder(list[Record])
+
+
+_SNIPPET_ROW = (
+    "INSERT INTO snippets VALUES (?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT(id) DO UPDATE SET name = excluded.name, text = excluded.text, updated_by = excluded.updated_by"
+)
 
 
 def login_of(record: LoginRecord) -> LoginSession:
@@ -88,14 +106,20 @@ def rows_of(records: Iterable[Record]) -> list[Statement]:
                 rows.append(Store.answer_row(r.login, r.request, r.at, r.reply, r.command))
             case CustomerRecord():
                 rows.append(Store.customer_row(r.token_hash, r.session, r.expires_at))
+            case SnippetRecord(deleted=True):
+                rows.append(("DELETE FROM snippets WHERE id = ?", (r.id,)))
+            case SnippetRecord():
+                # An edit keeps the snippet's place (updated_at), as the leader's UPDATE does.
+                rows.append((_SNIPPET_ROW, (r.id, r.team, r.name, r.text, r.at, r.by)))
     return rows
 
 
 def encode_side(store: Store) -> bytes:
-    """The snapshot's side part: every login, stored answer and customer token ``store`` holds."""
+    """The snapshot's side part: every login, stored answer, customer token and team snippet ``store`` holds."""
     records: list[Record] = [LoginRecord.of(login) for login in store.load_logins()]
     records += [AnswerRecord(*row) for row in store.load_answers()]
     records += [CustomerRecord(*row) for row in store.load_customers()]
+    records += [SnippetRecord(*row) for row in store.load_snippets()]
     return _encoder.encode(records)
 
 
