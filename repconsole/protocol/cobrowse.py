@@ -264,9 +264,10 @@ class TicketResult(CommandResult, frozen=True):
 
 @dataclass(frozen=True, slots=True)
 class CobrowseSpec:
-    """What one co-browsing command takes and gives (the relay answers it, not the engine)."""
+    """What one command answered beside the engine takes and gives: co-browsing's (the relay
+    answers them) and the snippet book's (:data:`~repconsole.protocol.snippets.SNIPPET_COMMANDS`)."""
 
-    name: CobrowseName
+    name: enum.StrEnum
     args: type[Args]
     result: type[CommandResult]
 

@@ -20,7 +20,7 @@ import msgspec
 from repconsole.protocol.cobrowse import COBROWSE_COMMANDS, CobrowseSpec, RecorderReply, RecorderRequest
 from repconsole.protocol.commands import COMMANDS, Args, CommandResult, CommandSpec
 from repconsole.protocol.messages import CustomerReply, CustomerRequest, EmptyResult, Error, RepReply, RepRequest, SayResult
-from repconsole.protocol.snippets import SNIPPET_COMMANDS, SnippetSpec
+from repconsole.protocol.snippets import SNIPPET_COMMANDS
 from repconsole.protocol.vocabulary import PROTOCOL_VERSION, MessageType
 
 __all__ = ["SCHEMA_ID", "schema", "schema_text"]
@@ -35,7 +35,7 @@ def _ref(name: str) -> dict[str, str]:
 
 def schema() -> dict[str, Any]:
     """The protocol's JSON Schema (draft 2020-12), as a dict."""
-    specs: dict[str, CommandSpec | CobrowseSpec | SnippetSpec] = {**COMMANDS, **COBROWSE_COMMANDS, **SNIPPET_COMMANDS}
+    specs: dict[str, CommandSpec | CobrowseSpec] = {**COMMANDS, **COBROWSE_COMMANDS, **SNIPPET_COMMANDS}
     args_types: list[type[Args]] = sorted({spec.args for spec in specs.values()}, key=lambda t: t.__name__)
     result_types: list[type[CommandResult]] = sorted({spec.result for spec in specs.values()}, key=lambda t: t.__name__)
     roots: list[Any] = [

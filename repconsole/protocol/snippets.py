@@ -25,12 +25,11 @@ Sent only to consoles of protocol version 4 on.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from typing import Annotated, Final
 
 import msgspec
 
-from repconsole.protocol.cobrowse import NoResult
+from repconsole.protocol.cobrowse import CobrowseSpec, NoResult
 from repconsole.protocol.commands import Args, CommandResult
 from repconsole.protocol.vocabulary import ID_LIMIT, MessageType
 
@@ -44,7 +43,6 @@ __all__ = [
     "SnippetEditArgs",
     "SnippetName",
     "SnippetResult",
-    "SnippetSpec",
     "SnippetView",
     "Snippets",
 ]
@@ -110,21 +108,12 @@ class Snippets(msgspec.Struct, frozen=True, tag_field="type", tag=MessageType.SN
     lead_of: list[str]
 
 
-@dataclass(frozen=True, slots=True)
-class SnippetSpec:
-    """What one snippet command takes and gives (the snippet book answers it, not the engine)."""
-
-    name: SnippetName
-    args: type[Args]
-    result: type[CommandResult]
-
-
-SNIPPET_COMMANDS: Final[dict[str, SnippetSpec]] = {
+SNIPPET_COMMANDS: Final[dict[str, CobrowseSpec]] = {
     spec.name.value: spec
     for spec in (
-        SnippetSpec(SnippetName.ADD, SnippetAddArgs, SnippetResult),
-        SnippetSpec(SnippetName.EDIT, SnippetEditArgs, SnippetResult),
-        SnippetSpec(SnippetName.DELETE, SnippetDeleteArgs, NoResult),
+        CobrowseSpec(SnippetName.ADD, SnippetAddArgs, SnippetResult),
+        CobrowseSpec(SnippetName.EDIT, SnippetEditArgs, SnippetResult),
+        CobrowseSpec(SnippetName.DELETE, SnippetDeleteArgs, NoResult),
     )
 }
 

@@ -42,12 +42,17 @@ __all__ = ["AppendRefused", "LogGap", "LogUnavailable", "OrgLog", "Record", "con
 
 Refusal = Literal["epoch", "lease", "seq"]
 
-# KEYS: lease, epoch, head, log.  ARGV: lease value, epoch, first, last, payload.
-_APPEND = """
+# The fencing every write script starts with: the caller's epoch is the current one and the lease
+# still holds the caller's "<owner> <epoch>" (KEYS[1] lease, KEYS[2] epoch; ARGV[1] lease value,
+# ARGV[2] epoch); else the refusal and what the caller's value was checked against.
+_FENCE = """
 local epoch = redis.call('GET', KEYS[2])
 if epoch ~= ARGV[2] then return {'epoch', epoch or '0'} end
 local lease = redis.call('GET', KEYS[1])
-if lease ~= ARGV[1] then return {'lease', lease or ''} end
+if lease ~= ARGV[1] then return {'lease', lease or ''} end"""
+
+# KEYS: lease, epoch, head, log.  ARGV: lease value, epoch, first, last, payload.
+_APPEND = _FENCE + """
 local head = tonumber(redis.call('GET', KEYS[3]) or '0')
 if head + 1 ~= tonumber(ARGV[3]) then return {'seq', tostring(head)} end
 redis.call('XADD', KEYS[4], ARGV[4] .. '-0', 'f', ARGV[3], 'e', ARGV[2], 'd', ARGV[5])
@@ -57,11 +62,7 @@ return {'ok', ARGV[4]}
 
 # The fencing of _APPEND alone, then ARGV[3] is the snapshot's seq (<= head), ARGV[4] the data.
 # KEYS: lease, epoch, head, snapshot.
-_SNAPSHOT = """
-local epoch = redis.call('GET', KEYS[2])
-if epoch ~= ARGV[2] then return {'epoch', epoch or '0'} end
-local lease = redis.call('GET', KEYS[1])
-if lease ~= ARGV[1] then return {'lease', lease or ''} end
+_SNAPSHOT = _FENCE + """
 local head = tonumber(redis.call('GET', KEYS[3]) or '0')
 if tonumber(ARGV[3]) > head then return {'seq', tostring(head)} end
 redis.call('HSET', KEYS[4], 'seq', ARGV[3], 'data', ARGV[4], 'side', ARGV[5])
@@ -72,11 +73,7 @@ return {'ok', ARGV[3]}
 # a login, a stored answer): fenced like _APPEND, id "<head>-*" (Redis 7: the next "<head>-n", n >= 1),
 # so it sorts after the event entry of the head and before the next one.  Field f is 0.
 # KEYS: lease, epoch, head, log.  ARGV: lease value, epoch, payload.
-_NOTE = """
-local epoch = redis.call('GET', KEYS[2])
-if epoch ~= ARGV[2] then return {'epoch', epoch or '0'} end
-local lease = redis.call('GET', KEYS[1])
-if lease ~= ARGV[1] then return {'lease', lease or ''} end
+_NOTE = _FENCE + """
 local head = redis.call('GET', KEYS[3]) or '0'
 local id = redis.call('XADD', KEYS[4], head .. '-*', 'f', '0', 'e', ARGV[2], 'd', ARGV[3])
 return {'ok', id}
@@ -85,11 +82,7 @@ return {'ok', id}
 # A leader starting on its own stored state at seq ARGV[3] (>= the head): the log goes on from there,
 # with the snapshot of that state (a reader before it finds a LogGap and starts from the snapshot).
 # KEYS: lease, epoch, head, snapshot.
-_BEGIN = """
-local epoch = redis.call('GET', KEYS[2])
-if epoch ~= ARGV[2] then return {'epoch', epoch or '0'} end
-local lease = redis.call('GET', KEYS[1])
-if lease ~= ARGV[1] then return {'lease', lease or ''} end
+_BEGIN = _FENCE + """
 local head = tonumber(redis.call('GET', KEYS[3]) or '0')
 if tonumber(ARGV[3]) < head then return {'seq', tostring(head)} end
 redis.call('HSET', KEYS[4], 'seq', ARGV[3], 'data', ARGV[4], 'side', ARGV[5])
@@ -99,11 +92,7 @@ return {'ok', ARGV[3]}
 
 # KEYS: lease, epoch, snapshot, log.  ARGV: lease value, epoch, keep_after.
 # Entries whose last seq is <= min(keep_after, snapshot seq) go.
-_TRIM = """
-local epoch = redis.call('GET', KEYS[2])
-if epoch ~= ARGV[2] then return {'epoch', epoch or '0'} end
-local lease = redis.call('GET', KEYS[1])
-if lease ~= ARGV[1] then return {'lease', lease or ''} end
+_TRIM = _FENCE + """
 local snap = tonumber(redis.call('HGET', KEYS[3], 'seq') or '0')
 local upto = math.min(tonumber(ARGV[3]), snap)
 if upto < 1 then return {'ok', '0'} end
