@@ -19,7 +19,7 @@ from server_helpers import PASSWORDS, RepClient, run, serving, wire, write_site
 
 from repconsole.backend.websocket import WebSocketBackend
 from repconsole.core.errors import CommandError
-from repconsole.protocol import CloseCode, Command, Error, NoResult, Reason, Result, SnippetResult, Snippets, Welcome
+from repconsole.protocol import CloseCode, Command, Error, ErrorReason, NoResult, Reason, Result, SnippetResult, Snippets, Welcome
 from repconsole.server.config import ConfigError, load_config
 
 NET = """[teams.net]
@@ -241,6 +241,24 @@ def test_a_retried_add_with_the_same_request_id_is_answered_again_not_run_twice(
             assert isinstance(a, Result) and a == b
             await alice.drain()
             assert names(alice.snippets) == ["vpn-reset", "once"]
+
+    run(main())
+
+
+def test_a_request_id_reused_for_another_snippet_command_is_refused_as_for_any_command(tmp_path: Path) -> None:
+    site = snippet_site(tmp_path)
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            alice = await RepClient.logged_in(server, "alice")
+            await alice.send(Command("keep-1", "snippet_add", {"team": "net", "name": "kept", "text": "t"}))
+            assert isinstance(await alice.reply("keep-1"), Result)
+            alice.replies.pop("keep-1")
+            await alice.send(Command("keep-1", "snippet_delete", {"id": "sn-none"}))
+            refused = await alice.reply("keep-1")
+            assert isinstance(refused, Error) and refused.reason == ErrorReason.ID_REUSED
+            await alice.drain()
+            assert names(alice.snippets) == ["vpn-reset", "kept"]
 
     run(main())
 

@@ -31,11 +31,13 @@ error naming the reason; the connection and every other one go on.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import secrets
 import ssl
 import urllib.parse
+from collections.abc import Callable
 from http import HTTPStatus
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -540,7 +542,8 @@ class Server:
                     if then is not None:
                         then()
                 elif isinstance(msg, Command) and msg.name in SNIPPET_COMMANDS and self.snippets is not None and not self.runtime.follows:
-                    await self._send(ws, self.snippets.command(link.rep, msg, link.login.id))  # beside the engine, as co-browsing
+                    # Beside the engine (no seq), its answers stored as every command's.
+                    await self._send(ws, self._command(link.login, msg, run=functools.partial(self.snippets.run, link.rep, msg)))
                 elif isinstance(msg, Command) and self.cluster is not None and self.runtime.follows:
                     await self.cluster.command(link, msg)  # to the leader: the result, then its events
                 elif isinstance(msg, Command):
@@ -715,7 +718,8 @@ class Server:
             self.snippets.greet(link)  # beside the feed, once the snapshot or replay is out
         return link
 
-    def _command(self, login: LoginSession, msg: Command) -> bytes:
+    def _command(self, login: LoginSession, msg: Command, run: Callable[[], bytes] | None = None) -> bytes:
+        """Answer a command once per request id: the engine's, or ``run``'s (a desk beside the engine)."""
         rt = self.runtime
         assert rt is not None
         key = request_key(msg.id)
@@ -729,8 +733,11 @@ class Server:
             return reply  # a retry: answered already, not run again
         with rt.step() as rows:
             try:
-                result = execute(rt.engine, login.rep, msg.name, msg.args)
-                reply = encode(Result(msg.id, msgspec.Raw(encode(result))))
+                if run is not None:
+                    reply = run()
+                else:
+                    result = execute(rt.engine, login.rep, msg.name, msg.args)
+                    reply = encode(Result(msg.id, msgspec.Raw(encode(result))))
             except CommandError as exc:
                 reply = encode(exc.error(msg.id))
             except Exception:

@@ -175,6 +175,7 @@ class Runtime:
         self.engine: QueueEngine = build_engine(spec, self.clock.now)
         self._events: list[Event] = []
         self._depth = 0
+        self._rows: list[Statement] = []  # the outermost step's rows: a step inside it adds to them
         self.engine.subscribe(self._events.append)
         self.after_commit: list[Callable[[Sequence[Event]], None]] = []
         # Called every few seconds with the wall-clock time, to forget what aged out.
@@ -236,14 +237,20 @@ class Runtime:
 
     @contextmanager
     def step(self) -> Iterator[list[Statement]]:
-        """A unit of change: commit what the engine emitted (and the rows given), then publish."""
-        rows: list[Statement] = []
+        """A unit of change: commit what the engine emitted (and the rows given), then publish.
+
+        A step inside another is part of it: its rows go with the outer one's, committed once.
+        """
+        if self._depth == 0:
+            self._rows = []
+        rows = self._rows
         self._depth += 1
         try:
             yield rows
         finally:
             self._depth -= 1
             if self._depth == 0:
+                self._rows = []
                 self._commit(rows)
 
     def _commit(self, rows: Sequence[Statement]) -> None:

@@ -11,8 +11,9 @@ live console of every member, at once (docs/protocol.md, Canned messages).
 
 The ``snippet_*`` commands are answered here, not by the engine, as the
 co-browsing commands are: they change no queue state and take no ``seq``; a
-retry of one (same login, same request id) is answered as the first time,
-from memory, while the server runs.
+retry of one (same login, same request id) is answered as the first time
+from the stored answers, as any command's (``App._command`` runs :meth:`SnippetBook.run`
+in its step, so the snippet's row and the answer commit together).
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ from repconsole.protocol import (
     Snippets,
     SnippetView,
     encode,
-    request_key,
 )
 from repconsole.server.cluster.records import Record, SnippetRecord
 from repconsole.server.config import SiteSpec
@@ -53,8 +53,6 @@ log = logging.getLogger(__name__)
 SNIPPETS_VERSION = 4
 # Snippets a team may have in the console (the file's are not counted): a list a rep can scan.
 TEAM_LIMIT = 200
-# Answers kept for retries (the oldest go first): a few minutes of every lead's changes.
-_ANSWERS_KEPT = 1000
 
 
 def config_id(team: str, n: int) -> str:
@@ -80,7 +78,6 @@ class SnippetBook:
             sid: SnippetView(id=sid, team=team, name=name, text=text) for sid, team, name, text in self.store.snippet_rows()
         }
         self.sent = 0  # snippets messages written (for tests)
-        self._answers: dict[tuple[int, str, str], bytes] = {}  # (login, request id, command) -> answer, oldest first
         # A cluster: the leader runs the commands (followers forward them) and logs a SnippetRecord for each change;
         # a follower takes it (its store from the record's rows, here its memory and its members' consoles).
         runtime.on_records.append(self._took)
@@ -125,24 +122,8 @@ class SnippetBook:
 
     # ------------------------------------------------------------ commands
 
-    def command(self, rep_id: str, msg: Command, login: int = 0) -> bytes:
-        """A ``snippet_*`` command of ``rep_id``: its encoded answer (members are told before it goes).
-
-        A console resends a command it got no answer to, with the same id, after a
-        reconnect: that retry is answered as the first time, not run again (per login
-        session ``login``, while the server runs), so a lead's snippet is not added twice.
-        """
-        key = (login, request_key(msg.id), msg.name)
-        answered = self._answers.get(key)
-        if answered is not None:
-            return answered
-        reply = self._run(rep_id, msg)
-        if len(self._answers) >= _ANSWERS_KEPT:
-            self._answers.pop(next(iter(self._answers)))
-        self._answers[key] = reply
-        return reply
-
-    def _run(self, rep_id: str, msg: Command) -> bytes:
+    def run(self, rep_id: str, msg: Command) -> bytes:
+        """A ``snippet_*`` command of ``rep_id``: its encoded answer (members are told before it goes)."""
         spec = SNIPPET_COMMANDS[msg.name]
         try:
             try:

@@ -34,6 +34,7 @@ with the same id); a login or resume is answered so and closed with 1011
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import TYPE_CHECKING
 
@@ -147,6 +148,5 @@ class ClusterDesk:
         assert isinstance(msg, Command), msg
         if login is None:
             return Reply(request.fid, body=encode(Error(id=msg.id, reason=ErrorReason.NOT_LOGGED_IN, detail="this login has ended", data={})))
-        if msg.name in SNIPPET_COMMANDS and self.server.snippets is not None:
-            return Reply(request.fid, body=self.server.snippets.command(login.rep, msg, login.id))
-        return Reply(request.fid, body=self.server._command(login, msg))
+        run = functools.partial(self.server.snippets.run, login.rep, msg) if msg.name in SNIPPET_COMMANDS and self.server.snippets is not None else None
+        return Reply(request.fid, body=self.server._command(login, msg, run))
