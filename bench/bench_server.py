@@ -98,6 +98,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -234,16 +235,43 @@ def _gc(phase, info):
 gc.callbacks.append(_gc)
 from repconsole.server import app
 _start_server = app.Server.start
+import threading
+_beat = [time.perf_counter(), time.thread_time()]  # when the loop last ran the probe, and its thread's CPU then
 async def _lag():
     while True:
         t = time.perf_counter()
+        _beat[:] = t, time.thread_time()
         await asyncio.sleep(0.02)
         late = (time.perf_counter() - t - 0.02) * 1000
         if late >= 20:
             print(f"DIAG lag {time.time():.3f} ms={late:.0f}", flush=True)
+def _watch(main, clock):
+    # Where the loop's thread is while the loop is late: its stack, sampled every 5 ms; and, when the
+    # stall ends, how much of it the thread spent on a CPU (else it waited for one: a busy machine).
+    stall = None
+    while True:
+        time.sleep(0.005)
+        stale = time.perf_counter() - _beat[0]
+        if stale <= 0.05:
+            if stall is not None:
+                wall, cpu = time.perf_counter() - stall[0], time.clock_gettime(clock) - stall[1]
+                print(f"DIAG stall {time.time():.3f} ms={wall * 1000:.0f} cpu={cpu * 1000:.0f}", flush=True)
+                stall = None
+            continue
+        if stall is None:
+            stall = (_beat[0], _beat[1])
+        frame, where = sys._current_frames().get(main), []
+        try:  # the frames change under us: walk them by hand, and give up on a torn one
+            while frame is not None and len(where) < 14:
+                where.append(f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno}:{frame.f_code.co_name}")
+                frame = frame.f_back
+        except Exception:
+            continue
+        print(f"DIAG stack {time.time():.3f} stale={stale * 1000:.0f} at={'<'.join(where)}", flush=True)
 async def _start(self):
     await _start_server(self)
     self._diag = asyncio.ensure_future(_lag())
+    threading.Thread(target=_watch, args=(threading.get_ident(), time.pthread_getcpuclockid(threading.get_ident())), daemon=True).start()
 app.Server.start = _start
 from repconsole.server.cli import main
 sys.exit(main(sys.argv[1:]))
@@ -942,6 +970,17 @@ def _report_detail(server: ServerProc, phase: Phase, args: argparse.Namespace, l
                   f"t+{t:.0f}s gen{f['gen']} {ms:.0f} ms over {int(f['tracked']):,} objects" for t, ms, f in pauses[:8]) + ")")  # fmt: skip
         print(f"  event loop late by over 20 ms {len(lags)} times, worst {max((lag[1] for lag in lags), default=0):.0f} ms: "
               + ", ".join(f"t+{t:.1f}s {ms:.0f} ms" for t, ms in sorted(lags, key=lambda x: -x[1])[:8]))  # fmt: skip
+        # Where the loop's thread was while it was late (sampled every 5 ms past 50 ms): the most
+        # often seen innermost frames, as "file:line:function<caller<...".
+        stalls = [(float(f["ms"]), float(f["cpu"])) for kind, _, f in diag if kind == "stall"]
+        if stalls:
+            print(f"  loop stalls over 50 ms: {len(stalls)}, {sum(w for w, _ in stalls):.0f} ms in all, of which the loop's "
+                  f"thread was on a CPU {sum(c for _, c in stalls):.0f} ms (the rest: waiting for a CPU)")  # fmt: skip
+        stacks = Counter(f["at"] for kind, _, f in diag if kind == "stack")
+        if stacks:
+            print(f"  the loop's thread while late, {sum(stacks.values())} samples of 5 ms, most seen:")
+            for where, n in stacks.most_common(6):
+                print(f"    {n:4} x {where}")
 
 
 async def _consoles(
