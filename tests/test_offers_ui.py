@@ -166,7 +166,8 @@ def test_an_offer_is_announced_assertively_and_rings(console: Console, clock: Ma
 def test_capacity_text_and_pausing_offers_that_come_back_by_themselves(console: Console, clock: ManualClock) -> None:
     label = console.window.offers.capacity_label
     offers = len(console.window.state.offers)
-    assert label.text() == f"{offers}/6 · auto-assign on"
+    assert offers and console.window.state.my_sessions() == []
+    assert label.text() == f"{offers}/6 ({offers} offered) · auto-assign on"
     console.window.menu_actions["&Pause offers…"].trigger()
     dialog = console.window.offers.pause_dialog
     assert dialog is not None and dialog.minutes.value() == 15 and dialog.minutes.accessibleName()
@@ -180,7 +181,8 @@ def test_capacity_text_and_pausing_offers_that_come_back_by_themselves(console: 
     assert label.text().endswith("auto-assign on")
     only_me_routed(console)
     assert shown(console) is not None
-    assert label.text() == f"{len(console.window.state.offers)}/6 · auto-assign on"
+    n = len(console.window.state.offers)
+    assert label.text() == (f"{n}/6 ({n} offered) · auto-assign on" if n else "0/6 · auto-assign on")
 
 
 def test_take_offers_again_ends_a_pause(console: Console) -> None:

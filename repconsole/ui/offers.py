@@ -61,17 +61,20 @@ def offer_text(state: ConsoleState, offer: OfferView) -> str:
 
 
 def capacity_text(state: ConsoleState, local: Callable[[float], time.struct_time] = time.localtime, offset: float = 0.0) -> str:
-    """The capacity self-view: ``"2/6 · auto-assign on"``, ``"… paused until 14:05"``, ``"… no offers while away"``;
-    "" outside routed teams.
+    """The capacity self-view: ``"2/6 · auto-assign on"``, ``"3/6 (1 offered) · …"``, ``"… paused until 14:05"``,
+    ``"… no offers while away"``; "" outside routed teams.
 
     The load counts what the engine counts against the capacity: the
-    sessions the rep is in and their open offers.  ``offset``: the backend's
-    clock minus this machine's (the pause's end is on the backend's clock).
+    sessions the rep is in and their open offers; the offers are named, since
+    beside "0 sessions in progress" a bare "2/6" reads as a mistake.
+    ``offset``: the backend's clock minus this machine's (the pause's end is
+    on the backend's clock).
     """
     routing = state.me.routing
     if state.seq < 0 or not isinstance(routing, RoutingView):
         return ""
-    load = len(state.my_sessions()) + len(state.offers)
+    offered = len(state.offers)
+    load = f"{len(state.my_sessions()) + offered}/{state.me.max_sessions}" + (f" ({offered} offered)" if offered else "")
     until = routing.paused_until
     if state.me.status is not RepStatus.AVAILABLE:  # only available reps get offers
         mode = f"no offers while {state.me.status.value}"
@@ -79,7 +82,7 @@ def capacity_text(state: ConsoleState, local: Callable[[float], time.struct_time
         mode = "auto-assign on"
     else:
         mode = f"auto-assign paused until {time.strftime('%H:%M', local(until - offset))}"
-    return f"{load}/{state.me.max_sessions} · {mode}"
+    return f"{load} · {mode}"
 
 
 def estimate_text(estimate: EstimateView | None) -> str:
