@@ -158,6 +158,9 @@ class ClusterReload:
             return await self._round(asked_by)
         except ReloadRefused as exc:
             return False, "; ".join(exc.reasons)
+        except Exception as exc:  # the step could not be logged (the lease lost: the server is stopping)
+            log.exception("reload failed")
+            return False, f"the reload failed: {exc}"
         finally:
             self._busy = False
 
