@@ -16,7 +16,7 @@ from engine_helpers import RandomDriver, Site, build_site, fingerprint, snapshot
 
 from repconsole.core import persist
 from repconsole.core.engine import EngineChanges
-from repconsole.core.model import RepStatus
+from repconsole.core.model import QueueRef, RepStatus, RoutingMode, RuleAction, WaitingRule
 
 
 def ship(changes: EngineChanges) -> EngineChanges:
@@ -75,3 +75,54 @@ def test_applying_takes_no_notice_of_steps_it_did_not_see_only_of_what_it_is_giv
     follower.engine.apply_changes(changes)
     assert follower.engine.reps[rep].status is leader.engine.reps[rep].status
     assert follower.engine.seq == leader.engine.seq
+
+
+def test_a_step_that_changes_the_directory_carries_it_and_the_copy_takes_every_part() -> None:
+    """A configuration reload in a cluster (repconsole/server/reload.py's apply, on the leader):
+    new teams and reps, names, a rule, routing and skills, capacities, joining a team, issues,
+    buttons and links reach the copy with the step's changes, even a step that emitted no event."""
+    leader, follower = build_site(8), build_site(8)
+    for site in (leader, follower):
+        site.engine.directory_changed = False  # built from the configuration both share
+    driver = RandomDriver(leader, 8)
+    each = follow(leader, follower)
+    driver.run(60, each=each)
+    assert leader.engine.changes_of([]).directory is None, "no directory change: none carried"
+
+    e = leader.engine
+    e.add_team("sec", "Security")
+    e.teams["net"].name = "Networks"  # a reload renames in place, and says so
+    e.directory_changed = True
+    e.set_rule("sec", WaitingRule(30.0, RuleAction.TRANSFER, "net"))
+    e.add_rep("zoe", "Zoe", ["sec", "net"], connected=False, skills=["vpn"])
+    alice = e.reps["alice"]
+    alice.teams.add("sec")
+    e.teams["sec"].members.add("alice")
+    e.add_issue("mfa", "MFA reset", "security", "sec")
+    e.buttons.pop("btn-promo")
+    e.add_link("link-sec", "Security help", QueueRef.team("sec"))
+    shipped = ship(e.changes_of([]))  # nothing announced yet: the directory alone
+    assert shipped.directory is not None
+    follower.engine.apply_changes(shipped)
+    assert follower.engine.directory_changed is False, "a copy applying it has nothing to carry"
+    first = len(leader.events)
+    e.set_routing("sec", RoutingMode.LEAST_BUSY, {"security": "vpn"})
+    e.set_team_capacity("net", 2)
+    e.set_capacity("zoe", 3)
+    e.set_skills("alice", ["vpn", "billing"])
+    e.set_status("zoe", RepStatus.AVAILABLE)
+    follower.engine.apply_changes(ship(e.changes_of(leader.events[first:])))
+    for t in e.teams:
+        ours, theirs = follower.engine.teams[t], e.teams[t]
+        assert (ours.name, ours.members, ours.rule, ours.routing, ours.max_sessions, ours.skills, ours.persistent) == (
+            theirs.name, theirs.members, theirs.rule, theirs.routing, theirs.max_sessions, theirs.skills, theirs.persistent)  # fmt: skip
+    for r in e.reps:
+        ours_r, theirs_r = follower.engine.reps[r], e.reps[r]
+        assert (ours_r.name, ours_r.teams, ours_r.max_sessions, ours_r.own_max_sessions, ours_r.skills, ours_r.routed) == (
+            theirs_r.name, theirs_r.teams, theirs_r.max_sessions, theirs_r.own_max_sessions, theirs_r.skills, theirs_r.routed)  # fmt: skip
+    assert follower.engine.issues == e.issues and follower.engine.buttons == e.buttons and follower.engine.links == e.links
+    assert follower.engine.site == e.site
+    # Every rep's snapshot (the directory, as consoles get it) is the leader's; traffic goes on, the new
+    # team and rep included, and the copy stays the leader's.
+    driver.run(100, each=each)
+    assert_same(leader, follower)

@@ -45,7 +45,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from repconsole.core.engine import Counters, EngineChanges, EngineState, QueueEngine, RepState, TeamChat
+import msgspec
+
+from repconsole.core.engine import Counters, DirectoryState, EngineChanges, EngineState, QueueEngine, RepState, TeamChat
 from repconsole.core.model import (
     CUSTOMER,
     ChatLine,
@@ -219,7 +221,18 @@ def dump_changes(changes: EngineChanges) -> dict[str, Any]:
         "keys": [dump_key(k) for k in changes.keys],
         "team_lines": {t: [dump_line(line) for line in lines] for t, lines in changes.team_lines.items()},
         "team_read": changes.team_read,
+        **({"directory": _directory_out(changes.directory)} if changes.directory is not None else {}),
     }
+
+
+def _directory_out(d: DirectoryState) -> dict[str, Any]:
+    # Field by field from the model's dataclasses (a new field travels by itself); of each rep, the
+    # directory's part only (apply_changes takes no more of it).
+    out: dict[str, Any] = msgspec.to_builtins(d, order="deterministic")
+    for rep in out["reps"]:
+        for runtime in ("status", "connected", "grace_until", "paused_until"):
+            rep.pop(runtime, None)
+    return out
 
 
 def load_changes(d: dict[str, Any]) -> EngineChanges:
@@ -233,6 +246,7 @@ def load_changes(d: dict[str, Any]) -> EngineChanges:
         [_key_in(k) for k in d["keys"]],
         {t: [_line_in(line) for line in lines] for t, lines in d["team_lines"].items()},
         {t: {r: int(n) for r, n in marks.items()} for t, marks in d["team_read"].items()},
+        msgspec.convert(d["directory"], DirectoryState) if "directory" in d else None,
     )
 
 

@@ -57,7 +57,7 @@ from repconsole.server.auth import OWASP, Argon2Params, hash_password
 from repconsole.server.config import ConfigError, SiteSpec, demo_site, load_config, parse_origin, parse_public_url
 from repconsole.server.links import link_state, new_link_id, new_row, parse_lifetime, snippet, support_url
 from repconsole.server.ops import JsonFormatter, backup, monotonic_usec, sd_notify
-from repconsole.server.reload import ReloadRefused
+from repconsole.server.reload import ReloadRefused, config_digest
 from repconsole.server.store import Store, StoreError
 
 if TYPE_CHECKING:
@@ -224,11 +224,22 @@ def _passwd(args: argparse.Namespace) -> int:
     if len(password) < MIN_PASSWORD:
         print(f"{PROG}: a password needs at least {MIN_PASSWORD} characters", file=sys.stderr)
         return 1
+    # The cost given after the command, else the one given before it (the server's option), else OWASP's.
+    cost = args.passwd_cost or args.password_cost
+    if spec.cluster.redis_url is not None:  # the organisation's hash, in Redis: every process (cluster/passwords.py)
+        from repconsole.server.cluster.keys import OrgKeys
+        from repconsole.server.cluster.passwords import set_hash
+
+        try:
+            set_hash(spec.cluster.redis_url, OrgKeys.of(spec.cluster.organisation), args.username, hash_password(password, cost))
+        except Exception as exc:  # redis.RedisError: redis is imported only under cluster/
+            print(f"{PROG}: cannot store the password in Redis: {exc}", file=sys.stderr)
+            return 1
+        print(f"{PROG}: password of {args.username} stored for organisation {spec.cluster.organisation} (every process)")
+        return 0
     data = args.passwd_data or args.data or default_data_dir()
     try:
         store = Store.open(data)
-        # The cost given after the command, else the one given before it (the server's option), else OWASP's.
-        cost = args.passwd_cost or args.password_cost
         store.set_password_hash(args.username, hash_password(password, cost))
         store.close()
     except (StoreError, OSError) as exc:
@@ -357,9 +368,11 @@ def _check_config(args: argparse.Namespace) -> int:
         print(f"{PROG}: {path}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
         return 1
     admin = spec.admin.listen or ("token on the main port" if spec.admin.metrics_token else "none")
+    # In a cluster every process must run the same configuration: the digest tells (the reload's log lines name it).
+    cluster = f"; cluster {spec.cluster.organisation}, digest {config_digest(spec)[:12]}" if spec.cluster.redis_url else ""
     print(
         f"{path}: ok: {len(spec.teams)} teams, {len(spec.reps)} reps, {len(spec.issues)} issues, "
-        f"{len(spec.buttons)} buttons, {len(spec.links)} links; metrics: {admin}"
+        f"{len(spec.buttons)} buttons, {len(spec.links)} links; metrics: {admin}{cluster}"
     )
     return 0
 
@@ -381,6 +394,7 @@ def _reload(server: Server, path: Path | None) -> None:
         log.warning("reload: the demo site has no configuration file to read again")
         return
     sd_notify("RELOADING=1", monotonic_usec())
+    ready = True  # READY=1 at the end (a cluster's reload: when its round is over)
     try:
         try:
             spec = load_config(path)
@@ -388,6 +402,11 @@ def _reload(server: Server, path: Path | None) -> None:
             log.error("reload refused, the running configuration is kept: %s has %d problem(s)", path, len(exc.problems))
             for problem in exc.problems:
                 log.error("reload refused: %s", problem)
+            return
+        if server.cluster is not None:  # the organisation's reload, through its leader (cluster/reconfig.py)
+            log.info("reload: asking the organisation's leader to reload every process")
+            server.cluster.reloads.start(spec).add_done_callback(lambda _: sd_notify("READY=1"))
+            ready = False
             return
         try:
             change = server.reload(spec)
@@ -405,7 +424,8 @@ def _reload(server: Server, path: Path | None) -> None:
     except Exception:
         log.exception("reload failed")
     finally:
-        sd_notify("READY=1")
+        if ready:
+            sd_notify("READY=1")
 
 
 class DataDirBusy(Exception):

@@ -342,6 +342,7 @@ def build_engine(spec: SiteSpec, clock: Clock, *, rng: random.Random | None = No
         engine.add_button(b.id, b.description, b.target, expires_at=b.expires_at)
     for link in spec.links:
         engine.add_link(link.id, link.name, link.target, issue=link.issue, expires_at=link.expires_at, origins=link.origins)
+    engine.directory_changed = False  # the configuration's: a cluster's copies build the same (a reload carries changes)
     return engine
 
 

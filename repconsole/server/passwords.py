@@ -17,6 +17,11 @@ with this password, from this client address, log in?
   not tell which usernames exist.
 * **Re-hash**: a hash that verified but is an earlier server's scrypt hash
   (or argon2id at another cost) is replaced by one at this server's cost.
+* **In a cluster** the hashes set with ``passwd`` and the re-hashes live in
+  Redis, for every process (:attr:`PasswordDesk.remote`,
+  repconsole/server/cluster/passwords.py): read at each login, a re-hash
+  replaces only the hash it verified.  Redis unreachable: the login is
+  refused as busy, never checked against an older hash.
 
 Hashing runs in a small thread pool, off the event loop.
 """
@@ -30,6 +35,7 @@ import math
 import time
 from collections.abc import Hashable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 from repconsole.core.ratelimit import RateLimiter
 from repconsole.server.auth import (
@@ -64,6 +70,14 @@ class Verdict(enum.Enum):
     BUSY = "busy"  # the second's budget of password checks is spent
 
 
+class RemoteHashes(Protocol):
+    """The organisation's hashes in a cluster (cluster/passwords.py's ClusterPasswords)."""
+
+    async def get(self, username: str) -> str | None: ...
+
+    async def replace(self, username: str, verified: str | None, encoded: str) -> bool: ...
+
+
 class PasswordDesk:
     """The password checks of one server.
 
@@ -75,12 +89,14 @@ class PasswordDesk:
 
     Attributes:
         store: where ``passwd`` and re-hashes keep hashes (set once the store is open).
+        remote: in a cluster, where they are kept instead: Redis, for every process.
     """
 
     def __init__(self, spec: SiteSpec, clock: ServerClock, hash_params: HashParams = OWASP, *, password_work: float = 1.0) -> None:
         self.spec = spec
         self.hash_params = hash_params
         self.store: Store | None = None
+        self.remote: RemoteHashes | None = None
         self._failures = FailureLimiter(LOGIN_FAILURES_PER_MINUTE, 60.0, clock=clock.monotonic)
         self._work: RateLimiter[str] = RateLimiter(1, 1.0, clock=clock.monotonic)
         self.set_budget(password_work)
@@ -117,7 +133,11 @@ class PasswordDesk:
         if self._work.blocked(_ALL_LOGINS):
             log.warning("password checks over budget: login of %r from %s refused", username, address)
             return Verdict.BUSY
-        stored = self.password_hash(username)
+        try:
+            stored, remote = await self._stored(username)
+        except Exception as exc:  # the organisation's hashes cannot be read (Redis): refused, not checked against an old one
+            log.warning("cannot read the password hash of %r (%s): login refused", username, exc)
+            return Verdict.BUSY
         # An unknown username costs as much as a wrong password: timing tells nothing.
         encoded = stored or self._dummy_hash()
         try:
@@ -133,8 +153,18 @@ class PasswordDesk:
             return Verdict.WRONG
         self._failures.clear(pair)
         if needs_rehash(stored, self.hash_params):
-            await self._rehash(username, password, stored)
+            await self._rehash(username, password, stored, remote)
         return Verdict.OK
+
+    async def _stored(self, username: str) -> tuple[str | None, str | None]:
+        """The hash to check, and (in a cluster) the organisation's hash it came from (None: the configuration's)."""
+        if self.remote is None:
+            return self.password_hash(username), None
+        rep = self.spec.rep(username)
+        if rep is None:
+            return None, None
+        remote = await self.remote.get(username)
+        return remote or rep.password_hash, remote
 
     def _dummy_hash(self) -> str:
         """What a login without a password hash (an unknown username) is checked against:
@@ -153,11 +183,21 @@ class PasswordDesk:
                     continue
         return dummy_hash(None, self.hash_params)
 
-    async def _rehash(self, username: str, password: str, verified: str) -> None:
+    async def _rehash(self, username: str, password: str, verified: str, remote: str | None = None) -> None:
         """An earlier server's scrypt hash (or another cost) that just verified: store the
         password hashed at this server's cost.  Stored in the data directory, where it wins
-        over the configuration file's hash, as one set with ``passwd`` does."""
+        over the configuration file's hash, as one set with ``passwd`` does; in a cluster, in
+        Redis, only if the organisation's hash is still ``remote`` (the one verified, or none)."""
         encoded = await self.hash(password)
+        if self.remote is not None:
+            try:
+                replaced = await self.remote.replace(username, remote, encoded)
+            except Exception as exc:
+                log.warning("the re-hash of %s's password was not stored (%s)", username, exc)
+                return
+            if replaced:
+                log.info("the password hash of %s is now argon2id at this server's cost (for every process)", username)
+            return
         if self.store is None or self.password_hash(username) != verified:
             return  # changed meanwhile (`passwd`): the new password stands
         self.store.set_password_hash(username, encoded)

@@ -35,11 +35,19 @@ A change to the directory (teams, reps, issues, buttons, links) is in every
 console's snapshot but in no event: the server closes the consoles with 1001
 and makes their resume a fresh snapshot.  A reload that changes only limits
 disturbs no one.
+
+In a cluster (``[cluster]``) a reload is the organisation's, coordinated by
+its leader (:mod:`repconsole.server.cluster.reconfig`): the engine part
+(:func:`apply`) runs once, on the leader, in a step whose changes carry the
+directory to every follower's copy; each process takes its own settings
+(:func:`take_settings`).  :func:`config_digest` tells whether two processes
+read the same configuration.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -52,8 +60,9 @@ from repconsole.server.config import RepSpec, SiteSpec
 
 if TYPE_CHECKING:
     from repconsole.server.app import Server
+    from repconsole.server.cluster.records import Record
 
-__all__ = ["Plan", "ReloadRefused", "apply", "plan", "reload_server"]
+__all__ = ["Plan", "ReloadRefused", "apply", "config_digest", "plan", "reload_server", "take_settings"]
 
 # [admin] keys read once at start: changing one is noted in the log, not applied.
 RESTART_ONLY_ADMIN = ("listen",)
@@ -138,6 +147,7 @@ def apply(engine: QueueEngine, old: SiteSpec, new: SiteSpec) -> None:
     Call inside a runtime step: the reps' changes are announced as ``rep``
     events, which the step commits and sends.
     """
+    engine.directory_changed = True  # names change in place below: in a cluster, the step carries the directory
     engine.site = dataclasses.replace(new.site)
     for t in new.teams:
         team = engine.teams.get(t.id)
@@ -208,18 +218,37 @@ def _capacity(engine: QueueEngine, rep_id: str) -> int:
     return min(caps) if caps else engine.site.max_sessions_default
 
 
-def reload_server(server: Server, spec: SiteSpec) -> Plan:
+def config_digest(spec: SiteSpec) -> str:
+    """SHA-256 (hex) of the parsed configuration, wherever its file is: two processes of a cluster
+    run the same configuration when their digests are equal (``check-config`` prints it)."""
+    canonical = msgspec.json.encode(msgspec.structs.replace(spec, source=None), order="sorted")
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def reload_server(server: Server, spec: SiteSpec, record: Record | None = None) -> Plan:
     """Apply ``spec``, checked, to a running server.  Raises ReloadRefused, and changes nothing,
-    when it needs a restart."""
+    when it needs a restart.  In a cluster only the leader applies, with the ``record`` of the
+    reload for the log (cluster/reconfig.py); followers take the engine part from the log."""
     rt = server.runtime
     assert rt is not None and server.customers is not None
     if spec.demo != server.spec.demo:
         raise ReloadRefused(["the demo site and a configuration file do not replace each other live"])
+    if rt.member is not None and (record is None or rt.follows):
+        raise ReloadRefused(["in a cluster the organisation's leader applies a reload (a SIGHUP to any process asks it)"])
     change = plan(server.spec, spec)
-    if change.directory and rt.member is not None:  # every process's engine would have to change in one step
-        raise ReloadRefused(["in a cluster a change of reps, teams, issues, buttons or links needs a restart of every process"])
     with rt.step():
         apply(rt.engine, server.spec, spec)
+        if record is not None:
+            rt.replicate(record)
+    take_settings(server, spec, change)
+    return change
+
+
+def take_settings(server: Server, spec: SiteSpec, change: Plan) -> None:
+    """The process's own part of a reload (its engine has the new directory already): the
+    configuration it serves by, its limits, and a fresh snapshot for consoles if the directory changed."""
+    rt = server.runtime
+    assert rt is not None and server.customers is not None
     server.spec = rt.spec = server.passwords.spec = spec
     settings = spec.server
     server.apply_settings(settings)  # trusted proxies, public origins, the password budget, pings
@@ -235,4 +264,3 @@ def reload_server(server: Server, spec: SiteSpec) -> Plan:
         server.resync_floor = rt.engine.seq
         for link in list(rt.fanout.links()):
             rt.loop.create_task(link.ws.close(CloseCode.GOING_AWAY, "the site's configuration changed: resume"))
-    return change

@@ -256,7 +256,9 @@ class Runtime:
     def _commit(self, rows: Sequence[Statement]) -> None:
         events, self._events[:] = list(self._events), []
         records, self.records = self.records, []
-        if not events and not rows:
+        # A step that changed the directory (a reload) reaches the followers even if it emitted no event.
+        directory = self.cluster is not None and self.engine.directory_changed
+        if not events and not rows and not records and not directory:
             return
         logged = [encode_event(e) for e in events]
         try:
@@ -268,8 +270,8 @@ class Runtime:
                     raise PersistenceFailure("a follower's engine emitted events: only the leader runs commands")
             else:
                 self.store.execute(rows)
-                if self.cluster is not None and records:
-                    self.cluster.note(records)
+                if self.cluster is not None and (records or directory):
+                    self.cluster.note(records, self.engine if directory else None)
         except Exception as exc:
             log.critical("cannot persist a step; stopping so that nothing unsaved is confirmed", exc_info=True)
             self.fatal(exc)

@@ -54,7 +54,7 @@ from repconsole.core.engine.presence import Presence
 from repconsole.core.engine.queues import NOTHING, Queues
 from repconsole.core.engine.routing import Offer, Router
 from repconsole.core.engine.rules import WaitingRules
-from repconsole.core.engine.saved import Counters, EngineChanges, EngineState, RepState
+from repconsole.core.engine.saved import Counters, DirectoryState, EngineChanges, EngineState, RepState
 from repconsole.core.engine.sessions import SessionDesk
 from repconsole.core.engine.snapshots import SnapshotCursor
 from repconsole.core.engine.starts import KEY_ALPHABET, MAX_KEY_VALIDITY, Starts
@@ -88,6 +88,7 @@ __all__ = [
     "MAX_KEY_VALIDITY",
     "TEAM_CHAT_HISTORY",
     "Counters",
+    "DirectoryState",
     "EngineChanges",
     "EngineState",
     "Event",
@@ -161,6 +162,22 @@ class QueueEngine:
     @site.setter
     def site(self, site: SiteConfig) -> None:
         self._directory.site = site
+        self._directory.changed = True
+
+    @property
+    def directory_changed(self) -> bool:
+        """Whether the directory changed since :meth:`changes_of` last carried it.
+
+        Every setup call sets it; a caller that edits directory objects in
+        place (a reload renaming a team or rep) sets it too, so that the
+        step's changes carry the directory to a cluster's followers.  A
+        caller that has just built the engine from the configuration every
+        copy shares clears it (nothing to carry)."""
+        return self._directory.changed
+
+    @directory_changed.setter
+    def directory_changed(self, changed: bool) -> None:
+        self._directory.changed = changed
 
     @property
     def seq(self) -> int:
@@ -226,6 +243,7 @@ class QueueEngine:
 
     def set_rule(self, team_id: str, rule: WaitingRule | None) -> None:
         self._rules.set(team_id, rule)
+        self._directory.changed = True
 
     # -------------------------------------------------- auto-assignment setup
 
@@ -261,6 +279,7 @@ class QueueEngine:
     def set_skills(self, rep_id: str, skills: Iterable[str]) -> Rep:
         rep = self._directory.rep(rep_id)
         rep.skills = frozenset(skills)
+        self._directory.changed = True
         self._router.mark_rep(rep)
         if rep.routed:
             self._presence.emit(rep)
@@ -702,10 +721,20 @@ class QueueEngine:
     def changes_of(self, events: Iterable[Event]) -> EngineChanges:
         """What the step that just emitted ``events`` changed, for another engine's :meth:`apply_changes`.
 
-        Call it right after the step, before the engine's next command.
+        Call it right after the step, before the engine's next command.  If
+        the directory changed since the last call (:attr:`directory_changed`),
+        the changes carry it whole, and the flag is cleared.
         """
+        d = self._directory
+        directory = None
+        if d.changed:
+            d.changed = False
+            directory = DirectoryState(d.site, list(d.teams.values()), list(d.reps.values()), list(d.issues.values()),
+                                       list(d.buttons.values()), list(d.links.values()))  # fmt: skip
         parts = self._queues, self._starts, self._team_chats
-        return follow.changes_of(events, self.counters(), queues=parts[0], starts=parts[1], team_chats=parts[2], reps=self.reps)
+        return follow.changes_of(
+            events, self.counters(), queues=parts[0], starts=parts[1], team_chats=parts[2], reps=self.reps, directory=directory
+        )
 
     def apply_changes(self, changes: EngineChanges) -> None:
         """Take what a step of another engine with the same directory changed (a cluster follower's copy).
@@ -714,7 +743,19 @@ class QueueEngine:
         :mod:`repconsole.core.engine.follow`): an engine that applies changes
         must not run commands; to lead, restore a fresh engine from its state.
         """
+        if changes.directory is not None:
+            # The directory first: the step's sessions and reps may name a new team or rep.
+            changed = self._directory.changed
+            follow.apply_directory(changes.directory, self._directory, self._join_team, self._queues.add_rep, self._rules.set, self._router.team_changed)
+            self._directory.changed = changed
         follow.apply(changes, queues=self._queues, desk=self._desk, starts=self._starts, team_chats=self._team_chats, bus=self._bus, reps=self.reps)
+
+    def _join_team(self, team_id: str, name: str) -> None:
+        """A team another engine added (apply_changes): the parts' own setup, as add_team does."""
+        self._directory.add_team(team_id, name)
+        self._team_chats.add_team(team_id)
+        self._queues.add_team(team_id)
+        self._router.add_team(team_id)
 
     def lead(self) -> None:
         """A follower's copy (built by :meth:`apply_changes`) starts running commands: the timers

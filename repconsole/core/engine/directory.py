@@ -47,6 +47,10 @@ class Directory:
         self._refs: dict[QueueRef, QueueRef] = {}
         self._team_members: dict[str, frozenset[str]] = {}
         self._everyone: frozenset[str] = frozenset()  # the audience of "rep" events: one set, shared
+        # Whether the directory changed since an engine copy last heard of it (QueueEngine.changes_of
+        # sends it whole then, and clears this).  Set by every change below; a caller that edits
+        # directory objects in place (a reload renaming a team) sets it itself.
+        self.changed = True
 
     # ------------------------------------------------------------------ setup
 
@@ -54,6 +58,7 @@ class Directory:
         if team_id in self.teams:
             raise ValueError(f"duplicate team id {team_id!r}")
         team = Team(team_id, name, rule=rule, persistent=persistent)
+        self.changed = True
         self.teams[team_id] = team
         return team
 
@@ -70,6 +75,7 @@ class Directory:
             if t not in self.teams:
                 raise ValueError(f"rep {rep_id!r}: unknown team {t!r}")
         rep = Rep(rep_id, name, team_ids, connected=connected, own_max_sessions=max_sessions, skills=frozenset(skills))
+        self.changed = True
         rep.max_sessions = self.capacity_of(rep)
         rep.routed = any(self.teams[t].routing is not RoutingMode.NONE for t in team_ids)
         self.reps[rep_id] = rep
@@ -98,6 +104,7 @@ class Directory:
         except ValueError:
             raise CommandError(Reason.INVALID, f"unknown routing {mode!r}") from None
         team.routing = mode
+        self.changed = True
         if skills is not None:
             team.skills = dict(skills)
         changed = []
@@ -115,6 +122,7 @@ class Directory:
         if max_sessions is not None and (not isinstance(max_sessions, int) or max_sessions < 0):
             raise CommandError(Reason.INVALID, "max_sessions must be a whole number, 0 or more")
         rep.own_max_sessions = max_sessions
+        self.changed = True
         rep.max_sessions = self.capacity_of(rep)
         return rep
 
@@ -124,6 +132,7 @@ class Directory:
         if max_sessions is not None and (not isinstance(max_sessions, int) or max_sessions < 0):
             raise CommandError(Reason.INVALID, "max_sessions must be a whole number, 0 or more")
         team.max_sessions = max_sessions
+        self.changed = True
         changed = []
         for rep_id in sorted(team.members):
             rep = self.reps[rep_id]
@@ -137,12 +146,14 @@ class Directory:
         if team not in self.teams:
             raise ValueError(f"issue {code!r}: unknown team {team!r}")
         issue = Issue(code, name, category, team)
+        self.changed = True
         self.issues[code] = issue
         return issue
 
     def add_button(self, button_id: str, description: str, target: QueueRef, *, expires_at: float | None = None) -> SupportButton:
         self.check_target(target)
         button = SupportButton(button_id, description, target, expires_at)
+        self.changed = True
         self.buttons[button_id] = button
         return button
 
@@ -162,6 +173,7 @@ class Directory:
         if issue is not None and issue not in self.issues:
             raise CommandError(Reason.UNKNOWN_ISSUE, issue=issue)
         link = BrowserLink(link_id, name, target, issue, expires_at, revoked, tuple(origins))
+        self.changed = True
         self.links[link_id] = link
         return link
 

@@ -12,26 +12,35 @@ is built by the same code as on the leader.  Listeners hear nothing: the
 follower publishes the leader's logged events, not events of its own.
 Not copied: offers and timers (a follower neither routes nor advances
 time; a follower that takes over rebuilds with ``restore_state``).
+
+A step that changed the directory (a configuration reload: new teams and
+reps, names, rules, routing, capacities, skills, issues, buttons, links,
+the site's settings) carries it whole (:class:`DirectoryState`);
+:func:`apply_directory` makes the copy's directory the leader's, fields as
+the leader has them (the effective capacity and ``routed`` flag too: no
+rule is worked out again here).  Nothing is removed: a reload cannot remove.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
+from repconsole.core.engine.directory import Directory
 from repconsole.core.engine.events import Event, EventBus
 from repconsole.core.engine.queues import Queues
-from repconsole.core.engine.saved import Counters, EngineChanges, RepState
+from repconsole.core.engine.saved import Counters, DirectoryState, EngineChanges, RepState
 from repconsole.core.engine.sessions import SessionDesk
 from repconsole.core.engine.starts import Starts
 from repconsole.core.engine.teamchat import TEAM_CHAT_HISTORY, TeamChats
-from repconsole.core.model import Rep, RepStatus, Session, SessionState
+from repconsole.core.model import Rep, RepStatus, RoutingMode, Session, SessionState, WaitingRule
 from repconsole.protocol.events import ChatData, KeyData, RepData, SessionData, TeamChatData, TeamReadData
 
-__all__ = ["apply", "changes_of"]
+__all__ = ["apply", "apply_directory", "changes_of"]
 
 
 def changes_of(
-    events: Iterable[Event], counters: Counters, *, queues: Queues, starts: Starts, team_chats: TeamChats, reps: dict[str, Rep]
+    events: Iterable[Event], counters: Counters, *, queues: Queues, starts: Starts, team_chats: TeamChats, reps: dict[str, Rep],
+    directory: DirectoryState | None = None,
 ) -> EngineChanges:
     """What the step that emitted ``events`` changed, read from the engine right after it
     (the same reading of events as the server's store: repconsole/server/store.py)."""
@@ -72,7 +81,51 @@ def changes_of(
         [starts.keys[k] for k in keys if k in starts.keys],
         {t: [line for line in team_chats.chats[t].lines if line.n in ns] for t, ns in team.items()},
         reads,
+        directory,
     )
+
+
+def apply_directory(
+    d: DirectoryState,
+    directory: Directory,
+    add_team: Callable[[str, str], None],
+    add_rep: Callable[[str], None],
+    set_rule: Callable[[str, WaitingRule | None], None],
+    routing_changed: Callable[[str], None],
+) -> None:
+    """Make ``directory`` what ``d`` says (see the module's docstring).  ``add_team`` and ``add_rep``
+    set a new team or rep up in the engine's parts; ``routing_changed`` tells the router of a team
+    whose routing changed (a copy has no offers to withdraw: it only learns which teams route)."""
+    directory.site = d.site
+    teams = directory.teams
+    for t in d.teams:
+        if t.id not in teams:
+            add_team(t.id, t.name)
+        team = teams[t.id]
+        team.name, team.persistent, team.max_sessions, team.skills = t.name, t.persistent, t.max_sessions, dict(t.skills)
+        if team.routing is not t.routing:
+            team.routing = RoutingMode(t.routing)
+            routing_changed(t.id)
+    for t in d.teams:  # rules name other teams: all of them exist by now
+        set_rule(t.id, t.rule)
+    reps = directory.reps
+    for r in d.reps:
+        rep = reps.get(r.id)
+        if rep is None:
+            rep = directory.add_rep(r.id, r.name, r.teams, max_sessions=r.own_max_sessions, connected=False, skills=r.skills)
+            add_rep(r.id)
+        rep.name, rep.own_max_sessions, rep.max_sessions = r.name, r.own_max_sessions, r.max_sessions
+        rep.skills, rep.routed = frozenset(r.skills), r.routed
+        for team_id in set(r.teams) - rep.teams:  # members only join (a reload refuses leaving)
+            rep.teams.add(team_id)
+            teams[team_id].members.add(r.id)
+    # In place (the engine's parts hold these dicts), in the leader's order; buttons and links may go.
+    directory.issues.clear()
+    directory.issues.update((i.code, i) for i in d.issues)
+    directory.buttons.clear()
+    directory.buttons.update((b.id, b) for b in d.buttons)
+    directory.links.clear()
+    directory.links.update((link.id, link) for link in d.links)
 
 
 def apply(

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from repconsole.core.engine.teamchat import TeamChat
-from repconsole.core.model import ChatLine, QueueRef, RepStatus, Session, SessionKey
+from repconsole.core.model import BrowserLink, ChatLine, Issue, QueueRef, Rep, RepStatus, Session, SessionKey, SiteConfig, SupportButton, Team
 
-__all__ = ["Counters", "EngineChanges", "EngineState", "RepState"]
+__all__ = ["Counters", "DirectoryState", "EngineChanges", "EngineState", "RepState"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +70,25 @@ class EngineState:
 
 
 @dataclass(slots=True)
+class DirectoryState:
+    """The site's directory as an engine has it after a step that changed it (a configuration
+    reload), for another engine's :meth:`QueueEngine.apply_changes`.
+
+    The engine's own objects (encode them before its next command).  Of each
+    rep, only the directory's part is taken (name, teams, own and effective
+    capacity, skills, ``routed``); their runtime state comes with the step's
+    ``reps``.  Team members follow from the reps' teams.
+    """
+
+    site: SiteConfig
+    teams: list[Team]
+    reps: list[Rep]
+    issues: list[Issue]
+    buttons: list[SupportButton]
+    links: list[BrowserLink]
+
+
+@dataclass(slots=True)
 class EngineChanges:
     """What one step of another engine changed, for :meth:`QueueEngine.apply_changes`.
 
@@ -87,6 +106,7 @@ class EngineChanges:
         keys: session keys the step made or used.
         team_lines: new team chat lines, by team id.
         team_read: read markers the step moved: team id -> rep id -> line number.
+        directory: the whole directory, if the step changed it (None: it did not).
     """
 
     counters: Counters
@@ -96,3 +116,4 @@ class EngineChanges:
     keys: list[SessionKey] = field(default_factory=list)
     team_lines: dict[str, list[ChatLine]] = field(default_factory=dict)
     team_read: dict[str, dict[str, int]] = field(default_factory=dict)
+    directory: DirectoryState | None = None

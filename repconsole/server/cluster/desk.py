@@ -41,8 +41,11 @@ from typing import TYPE_CHECKING
 from repconsole.protocol import SNIPPET_COMMANDS, CloseCode, Command, Error, ErrorReason, RequestId, encode, parse_rep
 from repconsole.server.auth import LoginSession
 from repconsole.server.cluster.forward import NoLeader, Reply, Request
+from repconsole.server.cluster.passwords import ClusterPasswords, copy_local_hashes
+from repconsole.server.cluster.reconfig import ClusterReload
 from repconsole.server.cluster.records import LoginRecord, login_of
 from repconsole.server.fanout import RepLink
+from repconsole.server.reload import config_digest
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
@@ -69,6 +72,14 @@ class ClusterDesk:
         self.member = member
         member.handler = self.handle
         runtime.on_logout = self._logged_out
+        self.reloads = ClusterReload(server, runtime, member)  # SIGHUP: the organisation's reload
+        # The organisation's password hashes, in Redis: `passwd` and a re-hash at login reach every process.
+        server.passwords.remote = ClusterPasswords(member.aio, member.log.keys)
+        if server.spec.cluster.redis_url is not None and not server.spec.demo:
+            copied = copy_local_hashes(member.log.client, member.log.keys, runtime.store)
+            if copied:
+                log.warning("password hashes of %s copied from this data directory to Redis (the organisation's now)", ", ".join(copied))
+        log.info("configuration %s, digest %s", server.spec.source, config_digest(server.spec)[:12])
 
     # ---------------------------------------------------------- follower
 
@@ -123,8 +134,10 @@ class ClusterDesk:
 
     # ------------------------------------------------------------ leader
 
-    def handle(self, request: Request) -> Reply:
+    def handle(self, request: Request) -> Reply | None:
         rt = self.rt
+        if request.kind in ("reload", "reload_ready"):
+            return self.reloads.handle(request)
         if request.kind == "connect":
             if request.rep not in rt.engine.reps:
                 return Reply(request.fid, refused="unknown rep")

@@ -84,15 +84,16 @@ def encode_entry(logged: Sequence[LoggedEvent], changes: EngineChanges, records:
     return _encoder.encode(_Entry(items, persist.dump_changes(changes), list(records)))
 
 
-def encode_note(records: Sequence[Record]) -> bytes:
-    """A records-only entry (a step that emitted no events)."""
-    return _encoder.encode(_Entry([], {}, list(records)))
+def encode_note(records: Sequence[Record], changes: EngineChanges | None = None) -> bytes:
+    """A records-only entry (a step that emitted no events), with ``changes`` if the step changed the
+    engine's directory (a reload that announced nothing)."""
+    return _encoder.encode(_Entry([], persist.dump_changes(changes) if changes is not None else {}, list(records)))
 
 
 def decode_entry(data: bytes) -> Entry:
     raw = _decoder.decode(data)
     events = [LoggedEvent(e.seq, e.at, frozenset(e.audience), frozenset(e.gone), e.item, e.gone_item) for e in raw.events]
-    changes = persist.load_changes(raw.changes) if raw.events else None
+    changes = persist.load_changes(raw.changes) if raw.changes else None
     return Entry(events, changes, raw.records)
 
 

@@ -80,6 +80,8 @@ class LogFollower:
                 self.engine.apply_changes(entry.changes)
                 self.publish(events)
                 taken += len(events)
+            elif entry.changes is not None and not entry.events:
+                self.engine.apply_changes(entry.changes)  # a note that changed the directory (a reload)
             self.after, self.sub = record.position
             if self.on_entry is not None:
                 self.on_entry(entry, events)

@@ -24,7 +24,9 @@ makes the login session; or resumed), ``command`` (a console's ``Command``
 frame, as sent), ``logout``, ``presence``; a customer's ``customer_start``,
 ``customer_say``, ``customer_leave``, ``customer_here`` (its page is on a
 follower: no grace timer on the leader) and ``customer_gone`` (its grace ran
-out on the follower): :meth:`CustomerDesk.forwarded <repconsole.server.customers.CustomerDesk.forwarded>`.
+out on the follower): :meth:`CustomerDesk.forwarded <repconsole.server.customers.CustomerDesk.forwarded>`;
+``reload`` (a SIGHUP on a follower: the leader's round answers it when done) and
+``reload_ready`` (a follower's digest, in ``frame``): :mod:`.reconfig`.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ class Request(msgspec.Struct, array_like=True, frozen=True):
     rep: str = ""
     login: int = 0
     token_hash: bytes = b""
-    frame: bytes = b""
+    frame: bytes = b""  # a console's frame, as sent (reload_ready: its ReloadAnswer)
     reps: list[str] = []
     session: str = ""  # a customer's requests: the session
     address: str = ""  # a customer's start: the page's address
@@ -182,6 +184,14 @@ class CommandServer:
             self._task.cancel()
             self._task = None
 
+    def reply(self, origin: str, reply: Reply) -> Awaitable[object]:
+        """Push ``reply`` to ``origin``'s list (``handle`` returned None and answers later: a reload)."""
+        target = reply_key(self.keys, origin)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.rpush(target, _encoder.encode(reply))
+        pipe.expire(target, REPLY_KEPT)
+        return pipe.execute()
+
     async def _serve(self) -> None:
         key = commands_key(self.keys)
         while True:
@@ -208,11 +218,7 @@ class CommandServer:
                     log.exception("a forwarded %s failed", request.kind)
                     reply = Reply(request.fid, refused="internal_error")
                 if reply is not None and request.fid:
-                    target = reply_key(self.keys, request.origin)
-                    pipe = self.client.pipeline(transaction=False)
-                    pipe.rpush(target, _encoder.encode(reply))
-                    pipe.expire(target, REPLY_KEPT)
-                    replies.append(pipe.execute())
+                    replies.append(self.reply(request.origin, reply))
             try:
                 await asyncio.gather(*replies)
             except redis.RedisError as exc:

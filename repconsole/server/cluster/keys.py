@@ -23,6 +23,8 @@ class OrgKeys:
     log: the Stream of entries, entry id ``<last seq of the entry>-0``.
     snapshot: a hash: ``seq``, the seq the latest snapshot of the engine state is at
         (trimming never goes past it), and ``data``, the snapshot itself.
+    passwords: a hash, rep id -> password hash (argon2id or an earlier scrypt one), set by
+        ``repconsole-server passwd`` and by a re-hash at login (cluster/passwords.py).
     """
 
     lease: str
@@ -30,13 +32,14 @@ class OrgKeys:
     head: str
     log: str
     snapshot: str
+    passwords: str
 
     @classmethod
     def of(cls, org: str) -> OrgKeys:
         if not org or any(c in org for c in "{} \r\n"):
             raise ValueError(f"an organisation name for Redis keys must be non-empty, without braces or spaces: {org!r}")
         base = f"{PREFIX}:{{{org}}}"
-        return cls(f"{base}:lease", f"{base}:epoch", f"{base}:head", f"{base}:log", f"{base}:snapshot")
+        return cls(f"{base}:lease", f"{base}:epoch", f"{base}:head", f"{base}:log", f"{base}:snapshot", f"{base}:passwords")
 
     def all(self) -> list[str]:
-        return [self.lease, self.epoch, self.head, self.log, self.snapshot]
+        return [self.lease, self.epoch, self.head, self.log, self.snapshot, self.passwords]

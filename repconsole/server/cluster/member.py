@@ -356,7 +356,7 @@ class Member:
             self.remote[request.origin] = (reps | {request.rep}, time.monotonic())
         handle = self.handler
         assert callable(handle)
-        reply: Reply = handle(request)
+        reply: Reply | None = handle(request)
         return reply
 
     def _expire_presence(self) -> None:

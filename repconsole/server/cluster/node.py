@@ -94,9 +94,10 @@ class LeaderLog:
         """Log one step (right after SQLite, before publishing).  Raises AppendRefused or LogUnavailable."""
         self.log.append(self.lease, logged[0].seq, logged[-1].seq, encode_entry(logged, engine.changes_of(events), records))
 
-    def note(self, records: Sequence[Record]) -> None:
-        """Log a step that emitted no events but wrote records (a login, a refusal's answer).  Raises like append."""
-        self.log.note(self.lease, encode_note(records))
+    def note(self, records: Sequence[Record], engine: QueueEngine | None = None) -> None:
+        """Log a step that emitted no events but wrote records (a login, a refusal's answer), or changed
+        ``engine``'s directory (a reload: the note carries it).  Raises like append."""
+        self.log.note(self.lease, encode_note(records, engine.changes_of(()) if engine is not None else None))
 
     def keep(self, engine: QueueEngine, keep_after: int, side: Callable[[], bytes] = bytes) -> int:
         """Housekeeping: a snapshot of ``engine`` when one is due, then trim the log behind it, keeping

@@ -12,16 +12,17 @@ SQLite that is not engine state:
   with the digest of the command it answered (idempotency, ``id_reused``);
 - :class:`CustomerRecord`: a customer's token (its hash) and the session it opens;
 - :class:`SnippetRecord`: a team snippet made, edited or deleted in the console
-  (:mod:`repconsole.server.snippets`).
+  (:mod:`repconsole.server.snippets`);
+- :class:`ReloadAsk` and :class:`ReloadRecord`: a coordinated configuration
+  reload (:mod:`.reconfig`): every process is asked to read its file, then
+  the leader's step that applied it.  Neither is kept in the snapshot.
 
 Typed records rather than SQL: a follower turns each into its own store's
 rows (:func:`rows_of`) and into its in-memory indexes, and the format does
 not depend on the schema.  The snapshot in Redis carries the live ones
 (:func:`encode_side`), so that a process starting after the log was trimmed
-knows every live login.  Password hashes are not replicated: they come from
-the configuration (``password_hash``, the same file on every process), or
-``repconsole-server passwd`` run against each process's data directory
-(docs/operations.md).
+knows every live login.  Password hashes are not records: they live in a
+Redis hash of the organisation's (:mod:`.passwords`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ import msgspec
 from repconsole.server.auth import LoginSession
 from repconsole.server.store import Statement, Store
 
-__all__ = ["AnswerRecord", "CustomerRecord", "LoginRecord", "LogoutRecord", "Record", "SnippetRecord", "decode_side", "encode_side", "login_of", "rows_of"]
+__all__ = [
+    "AnswerRecord", "CustomerRecord", "LoginRecord", "LogoutRecord", "Record", "ReloadAsk", "ReloadRecord", "SnippetRecord",
+    "decode_side", "encode_side", "login_of", "rows_of",
+]  # fmt: skip
 
 
 class LoginRecord(msgspec.Struct, tag="login", array_like=True, frozen=True):
@@ -76,7 +80,21 @@ class SnippetRecord(msgspec.Struct, tag="snippet", array_like=True, frozen=True)
     deleted: bool = False
 
 
-Record = LoginRecord | LogoutRecord | AnswerRecord | CustomerRecord | SnippetRecord
+class ReloadAsk(msgspec.Struct, tag="reload_ask", array_like=True, frozen=True):
+    """The leader asks every process to read its configuration file for reload ``round``."""
+
+    round: str
+    digest: str  # the leader's file's
+
+
+class ReloadRecord(msgspec.Struct, tag="reload", array_like=True, frozen=True):
+    """The step that applied reload ``round`` (its engine part is the entry's changes)."""
+
+    round: str
+    digest: str
+
+
+Record = LoginRecord | LogoutRecord | AnswerRecord | CustomerRecord | SnippetRecord | ReloadAsk | ReloadRecord
 
 _encoder = msgspec.msgpack.Encoder()
 _side = msgspec.msgpack.Decoder(list[Record])
