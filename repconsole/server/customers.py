@@ -164,16 +164,18 @@ class CustomerDesk:
         member = self.runtime.member
         return session_id in self._links or (member is not None and member.holds_page(session_id))
 
-    def pages_moved(self, held: frozenset[str], left: frozenset[str]) -> None:
+    def pages_moved(self, held: frozenset[str], left: frozenset[str], at_least: float = 0.0) -> None:
         """(Leading a cluster) followers now hold the pages of ``held``, and no longer those of ``left`` (their
-        pages closed, or the follower went silent): a grace period for each that no process holds now."""
+        pages closed, or the follower went silent): a grace period for each that no process holds now, of
+        ``customer_grace`` but ending no session before ``at_least`` (a live follower's presence may be
+        overtaken by a request of the page it did not list yet: its next presence lists it)."""
         for session_id in held:
             handle = self._away.pop(session_id, None)
             if handle is not None:
                 handle.cancel()
         for session_id in left:
             if not self._held(session_id) and _live(self.engine, session_id):
-                self._start_grace(session_id)
+                self._start_grace(session_id, at_least)
 
     def reconfigure(self, settings: ServerSettings) -> None:
         """New limits (a reload): the grace of customers who leave from now on, and a new start limiter."""

@@ -200,7 +200,7 @@ class Runtime:
         # The sessions whose customer page is connected here (the customer desk's): a follower tells the leader.
         self.pages_here: Callable[[], Iterable[str]] = tuple
         # (Leading) followers now hold the pages of these sessions, and no longer those: see CustomerDesk.pages_moved.
-        self.on_pages: list[Callable[[frozenset[str], frozenset[str]], None]] = []
+        self.on_pages: list[Callable[[frozenset[str], frozenset[str], float], None]] = []
         if spec.cluster.redis_url is not None:
             self._join()
         settings = spec.server
@@ -362,10 +362,10 @@ class Runtime:
         except PersistenceFailure:
             return
 
-    def pages_moved(self, held: frozenset[str], left: frozenset[str]) -> None:
+    def pages_moved(self, held: frozenset[str], left: frozenset[str], at_least: float = 0.0) -> None:
         """(Leading) what a follower's presence changed of the customer pages it holds (see on_pages)."""
         for listener in self.on_pages:
-            listener(held, left)
+            listener(held, left, at_least)
 
     def on_remote_logout(self, login: LoginSession) -> None:
         self.answers.forget(login.id)

@@ -371,7 +371,7 @@ class Member:
             self.pages[request.origin] = (pages, now)
             self.rt.settle_reps(before - set(request.reps))
             if pages != had:
-                self.rt.pages_moved(pages - had, had - pages)
+                self.rt.pages_moved(pages - had, had - pages, PRESENCE_TTL)  # see CustomerDesk.pages_moved
             return None
         if request.kind == "connect":  # held at once, whatever its presence said before
             reps, _ = self.remote.get(request.origin, (frozenset(), 0.0))

@@ -91,6 +91,7 @@ class RedisTyping:
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUED)
         self._relay: TypingRelay | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
         self.subscribed = asyncio.Event()  # Redis confirmed the subscription (tests wait for it)
         self.published = 0
         self.dropped = 0  # not published: the queue was full
@@ -112,6 +113,7 @@ class RedisTyping:
         self._send(Notice(self.node, session, name))
 
     def close(self) -> None:
+        self._closed = True
         for task in self._tasks:
             task.cancel()
         with contextlib.suppress(RuntimeError):  # no loop any more: the sockets close with the process
@@ -119,19 +121,23 @@ class RedisTyping:
 
     async def _aclose(self) -> None:
         if self._tasks:
+            # Not an await of each: redis-py may swallow a cancellation mid-command (the task then goes
+            # on, and stops at its next turn, seeing _closed).
             await asyncio.wait(self._tasks, timeout=1.0)
         for close in (self._pubsub.aclose, self._pub.aclose, self._sub.aclose):
             with contextlib.suppress(Exception):
                 await close()
 
     def _send(self, notice: Notice) -> None:
+        if self._closed:
+            return
         try:
             self._queue.put_nowait(_encoder.encode(notice))
         except asyncio.QueueFull:
             self.dropped += 1
 
     async def _write(self) -> None:
-        while True:
+        while not self._closed:
             data = await self._queue.get()
             try:
                 await self._pub.publish(self.channel, data)
@@ -142,7 +148,7 @@ class RedisTyping:
                 log.warning("typing notices: publishing failed: %s", exc)
 
     async def _read(self) -> None:
-        while True:
+        while not self._closed:
             try:
                 if not self._pubsub.subscribed:
                     await self._pubsub.subscribe(self.channel)
