@@ -142,22 +142,22 @@ class CustomerDesk:
         # After a restart no customer is connected: each gets the grace period to come back.  A cluster's
         # follower runs no engine steps: it does so when it takes over (its customers were the dead leader's).
         if runtime.follows:
-            runtime.on_lead.append(self._took_over)
+            runtime.on_lead.append(self._graces)
         else:
             self._graces()
 
-    def _graces(self, at_least: float = 0.0) -> None:
+    def _graces(self) -> None:
+        """(Starting, or taking over) a grace period for every page no process holds.  In a cluster the
+        followers' pages are not known yet: these end no session before every live follower has told
+        its pages (within PRESENCE_TTL), and one a follower holds is never ended."""
+        at_least = 0.0
+        if self.runtime.member is not None:
+            from repconsole.server.cluster.forward import PRESENCE_TTL
+
+            at_least = PRESENCE_TTL
         for s in list(self.engine.sessions()):
             if not self._held(s.id):
                 self._start_grace(s.id, at_least)
-
-    def _took_over(self) -> None:
-        """This follower leads now: a grace period for every page no process holds (those of the dead
-        leader).  Surviving followers' pages are not known yet: a grace ends no session before every
-        live follower has told its pages (within PRESENCE_TTL), and one they hold is never ended."""
-        from repconsole.server.cluster.forward import PRESENCE_TTL
-
-        self._graces(PRESENCE_TTL)
 
     def _held(self, session_id: str) -> bool:
         """Whether a page of ``session_id`` is connected here or (leading a cluster) to a live follower."""
