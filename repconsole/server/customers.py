@@ -22,6 +22,13 @@ the positions of waiting customers are refreshed at most every
 A customer whose last connection closed without ``leave`` has
 ``customer_grace`` seconds to come back; then the session ends as
 "customer disconnected" and waiting reps stop seeing a customer who is gone.
+
+In a cluster the leader counts every grace period, for pages on every
+process: each follower tells it the sessions whose pages it holds (with its
+reps' presence, on every change and every second: ``Runtime.pages_here``),
+and a follower silent for ``PRESENCE_TTL`` (4 s) holds none.  A session's
+grace starts when no process holds its page any more, and it ends the
+session only if still no process does (:meth:`CustomerDesk.pages_moved`).
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from msgspec import UNSET
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 
-from repconsole.core.engine import Event
+from repconsole.core.engine import Event, QueueEngine
 from repconsole.core.errors import CommandError
 from repconsole.core.intake import Intake
 from repconsole.core.model import CUSTOMER, Session, SessionState, Visibility
@@ -130,6 +137,8 @@ class CustomerDesk:
         runtime.after_commit.append(self._on_events)
         self.typing = TypingRelay(runtime, self.sockets)
         runtime.housekeepers.append(self._prune)
+        runtime.pages_here = self._links.keys  # a follower tells the leader (Member's presence)
+        runtime.on_pages.append(self.pages_moved)
         # After a restart no customer is connected: each gets the grace period to come back.  A cluster's
         # follower runs no engine steps: it does so when it takes over (its customers were the dead leader's).
         if runtime.follows:
@@ -138,9 +147,35 @@ class CustomerDesk:
             self._graces()
 
     def _graces(self) -> None:
+        """(Starting, or taking over) a grace period for every page no process holds.  In a cluster the
+        followers' pages are not known yet: these end no session before every live follower has told
+        its pages (within PRESENCE_TTL), and one a follower holds is never ended."""
+        at_least = 0.0
+        if self.runtime.member is not None:
+            from repconsole.server.cluster.forward import PRESENCE_TTL
+
+            at_least = PRESENCE_TTL
         for s in list(self.engine.sessions()):
-            if s.id not in self._links:
-                self._start_grace(s.id)
+            if not self._held(s.id):
+                self._start_grace(s.id, at_least)
+
+    def _held(self, session_id: str) -> bool:
+        """Whether a page of ``session_id`` is connected here or (leading a cluster) to a live follower."""
+        member = self.runtime.member
+        return session_id in self._links or (member is not None and member.holds_page(session_id))
+
+    def pages_moved(self, held: frozenset[str], left: frozenset[str], at_least: float = 0.0) -> None:
+        """(Leading a cluster) followers now hold the pages of ``held``, and no longer those of ``left`` (their
+        pages closed, or the follower went silent): a grace period for each that no process holds now, of
+        ``customer_grace`` but ending no session before ``at_least`` (a live follower's presence may be
+        overtaken by a request of the page it did not list yet: its next presence lists it)."""
+        for session_id in held:
+            handle = self._away.pop(session_id, None)
+            if handle is not None:
+                handle.cancel()
+        for session_id in left:
+            if not self._held(session_id) and _live(self.engine, session_id):
+                self._start_grace(session_id, at_least)
 
     def reconfigure(self, settings: ServerSettings) -> None:
         """New limits (a reload): the grace of customers who leave from now on, and a new start limiter."""
@@ -324,19 +359,20 @@ class CustomerDesk:
         links.discard(link)
         if not links:
             del self._links[link.session]
-            self._start_grace(link.session)
+            if self.runtime.follows:
+                assert self.runtime.member is not None
+                self.runtime.member.presence_changed()  # the leader counts the grace
+            elif not self._held(link.session):
+                self._start_grace(link.session)
 
-    def _start_grace(self, session_id: str) -> None:
+    def _start_grace(self, session_id: str, at_least: float = 0.0) -> None:
         if self.grace <= 0 or session_id in self._away:
             return
-        self._away[session_id] = self.clock.call_later(self.grace, partial(self._gone, session_id))
+        self._away[session_id] = self.clock.call_later(max(self.grace, at_least), partial(self._gone, session_id))
 
     def _gone(self, session_id: str) -> None:
         self._away.pop(session_id, None)
-        if session_id in self._links:
-            return
-        if self.runtime.follows:
-            self.runtime.loop.create_task(self._forward("customer_gone", session_id, None))  # the leader ends it
+        if self._held(session_id) or self.runtime.follows:
             return
         try:
             s = self.engine.session(session_id)
@@ -379,14 +415,10 @@ class CustomerDesk:
 
     def forwarded(self, kind: str, session: str, frame: bytes, token_hash: bytes, address: str) -> tuple[bytes, str]:
         """The leader runs a customer's request from a follower: (the frame to answer the page with, the session started)."""
-        if session and kind != "customer_gone":
-            handle = self._away.pop(session, None)  # the page is on the follower
+        if session:
+            handle = self._away.pop(session, None)  # the page is on the follower (Member counts it as held there)
             if handle is not None:
                 handle.cancel()
-        if kind == "customer_gone":
-            if session not in self._links:  # (nor back on another follower: it would have said customer_here)
-                self._gone(session)
-            return b"", ""
         if kind == "customer_here":
             return b"", ""
         msg = parse_customer(frame.decode())
@@ -497,6 +529,7 @@ class CustomerDesk:
             self._refresh_positions()
 
     def shutdown(self) -> None:
+        self.typing.close()
         for handle in self._away.values():
             handle.cancel()
         self._away.clear()
@@ -511,6 +544,13 @@ class _Answered(Exception):
     def __init__(self, body: bytes) -> None:
         super().__init__("answered")
         self.body = body
+
+
+def _live(engine: QueueEngine, session_id: str) -> bool:
+    try:
+        return engine.session(session_id).state is not SessionState.ENDED
+    except CommandError:
+        return False
 
 
 def _result(rid: RequestId, result: SayResult | EmptyResult) -> bytes:

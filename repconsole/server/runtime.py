@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -197,6 +197,10 @@ class Runtime:
         self.on_logout: Callable[[LoginSession], None] | None = None  # a login ended on another process
         self.on_lead: list[Callable[[], None]] = []  # called when this follower takes over
         self.on_records: list[Callable[[Sequence[Record]], None]] = []  # a follower took an entry's records
+        # The sessions whose customer page is connected here (the customer desk's): a follower tells the leader.
+        self.pages_here: Callable[[], Iterable[str]] = tuple
+        # (Leading) followers now hold the pages of these sessions, and no longer those: see CustomerDesk.pages_moved.
+        self.on_pages: list[Callable[[frozenset[str], frozenset[str], float], None]] = []
         if spec.cluster.redis_url is not None:
             self._join()
         settings = spec.server
@@ -359,6 +363,11 @@ class Runtime:
                         self.engine.rep_disconnected(rep)
         except PersistenceFailure:
             return
+
+    def pages_moved(self, held: frozenset[str], left: frozenset[str], at_least: float = 0.0) -> None:
+        """(Leading) what a follower's presence changed of the customer pages it holds (see on_pages)."""
+        for listener in self.on_pages:
+            listener(held, left, at_least)
 
     def on_remote_logout(self, login: LoginSession) -> None:
         self.answers.forget(login.id)

@@ -15,6 +15,7 @@ Nothing here is imported unless the server's configuration has a
 - :mod:`.member`: this process's role: join, lead or follow, take over.
 - :mod:`.forward`: followers' requests to the leader and its replies (Redis lists).
 - :mod:`.desk`: the server's side of forwarding (login, resume, commands, logout).
+- :mod:`.notices`: typing notices between processes (Redis pub/sub).
 
 docs/architecture.md ("Cluster") has the picture and the failure cases.
 """

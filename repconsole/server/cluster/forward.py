@@ -15,16 +15,17 @@ id), logs it, and pushes the :class:`Reply` to the asking process's own list,
   still queued past its deadline (no leader for a while) is dropped by the
   leader that takes it, unrun: the follower has already answered it.
 - **Presence** requests carry the follower's whole set of connected reps
-  (idempotent; sent on every change and every :data:`PRESENCE_EVERY`
-  seconds): the leader counts a rep as connected while any live process has
-  it, and a process silent for :data:`PRESENCE_TTL` as gone.
+  and the sessions whose customer pages it holds (idempotent; sent on every
+  change and every :data:`PRESENCE_EVERY` seconds): the leader counts a rep
+  as connected, and a customer page as there (no grace period), while any
+  live process has it, and a process silent for :data:`PRESENCE_TTL` as gone.
 
 Kinds: ``connect`` (a console signed in: ``token_hash`` given, the leader
 makes the login session; or resumed), ``command`` (a console's ``Command``
 frame, as sent), ``logout``, ``presence``; a customer's ``customer_start``,
-``customer_say``, ``customer_leave``, ``customer_here`` (its page is on a
-follower: no grace timer on the leader) and ``customer_gone`` (its grace ran
-out on the follower): :meth:`CustomerDesk.forwarded <repconsole.server.customers.CustomerDesk.forwarded>`;
+``customer_say``, ``customer_leave`` and ``customer_here`` (its page resumed
+on a follower: its grace period, counted by the leader, stops):
+:meth:`CustomerDesk.forwarded <repconsole.server.customers.CustomerDesk.forwarded>`;
 ``reload`` (a SIGHUP on a follower: the leader's round answers it when done) and
 ``reload_ready`` (a follower's digest, in ``frame``): :mod:`.reconfig`.
 """
@@ -66,6 +67,7 @@ class Request(msgspec.Struct, array_like=True, frozen=True):
     reps: list[str] = []
     session: str = ""  # a customer's requests: the session
     address: str = ""  # a customer's start: the page's address
+    sessions: list[str] = []  # presence: the sessions whose customer pages the follower holds
 
 
 class Reply(msgspec.Struct, array_like=True, frozen=True):

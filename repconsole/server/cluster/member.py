@@ -69,6 +69,8 @@ log = logging.getLogger(__name__)
 FORWARD_TIMEOUT = 5.0  # a forwarded request with no reply by then: "retryable" (docs/protocol.md)
 
 _wire = msgspec.json.Decoder(WireEvent)
+# Forwarded customer requests that come from a page connected to their origin.
+_PAGE_HERE = frozenset({"customer_start", "customer_here", "customer_say"})
 
 
 def _event(logged: LoggedEvent) -> Event:
@@ -84,6 +86,8 @@ class Member:
         node: the lease and the log (the lease is polled while following).
         origin: this process's id in forwarded requests and the lease.
         remote: the leader's view of the followers' consoles: per origin, its reps and when it said so.
+        pages: the leader's view of the followers' customer pages: per origin, the sessions whose page it holds
+            (and when it said so, or sent a request of one of them).
         handler: the leader's handler of a forwarded request (set by the server; presence is handled here).
         took_over_at: the monotonic time this process last took over (None: it never did).
     """
@@ -106,6 +110,7 @@ class Member:
         self.poll = min(0.5, settings.lease_ttl / 4)
         self.follower: LogFollower | None = None
         self.remote: dict[str, tuple[frozenset[str], float]] = {}
+        self.pages: dict[str, tuple[frozenset[str], float]] = {}
         self.connecting: dict[str, int] = {}  # reps whose connect is forwarded, not answered yet
         self.took_over_at: float | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -287,13 +292,17 @@ class Member:
         reps = {link.rep for link in self.rt.fanout.links()}
         return frozenset(reps | {rep for rep, n in self.connecting.items() if n})
 
+    def _presence_request(self) -> Request:
+        return Request("presence", "", 0, 0.0, reps=sorted(self.presence()), sessions=sorted(self.rt.pages_here()))
+
     def presence_changed(self) -> None:
+        """A console or a customer page left this follower: tell the leader now (it decides about grace)."""
         if not self.leads:
-            self.rt.loop.create_task(self.forwarder.tell(Request("presence", "", 0, 0.0, reps=sorted(self.presence()))))
+            self.rt.loop.create_task(self.forwarder.tell(self._presence_request()))
 
     async def _tell_presence(self) -> None:
         while True:
-            await self.forwarder.tell(Request("presence", "", 0, 0.0, reps=sorted(self.presence())))
+            await self.forwarder.tell(self._presence_request())
             await asyncio.sleep(PRESENCE_EVERY)
 
     def _reached(self) -> None:
@@ -340,6 +349,11 @@ class Member:
         now = time.monotonic()
         return any(rep in reps and now - seen < PRESENCE_TTL for reps, seen in self.remote.values())
 
+    def holds_page(self, session: str) -> bool:
+        """Whether a live follower has a customer page of ``session`` (the leader's grace check)."""
+        now = time.monotonic()
+        return any(session in sessions and now - seen < PRESENCE_TTL for sessions, seen in self.pages.values())
+
     def _serve(self) -> None:
         self.server = CommandServer(self.aio, self.log.keys, self._handle)
         self.server.idle = self._expire_presence
@@ -347,16 +361,27 @@ class Member:
 
     def _handle(self, request: Request) -> Reply | None:
         if request.kind == "presence":
+            if request.origin == self.origin:
+                return None  # sent while this process followed: what it holds now is its own
+            now = time.monotonic()
             before = self.remote.get(request.origin, (frozenset(), 0.0))[0]
-            self.remote[request.origin] = (frozenset(request.reps), time.monotonic())
+            self.remote[request.origin] = (frozenset(request.reps), now)
+            pages = frozenset(request.sessions)
+            had = self.pages.get(request.origin, (frozenset(), 0.0))[0]
+            self.pages[request.origin] = (pages, now)
             self.rt.settle_reps(before - set(request.reps))
+            if pages != had:
+                self.rt.pages_moved(pages - had, had - pages, PRESENCE_TTL)  # see CustomerDesk.pages_moved
             return None
         if request.kind == "connect":  # held at once, whatever its presence said before
             reps, _ = self.remote.get(request.origin, (frozenset(), 0.0))
             self.remote[request.origin] = (reps | {request.rep}, time.monotonic())
         handle = self.handler
         assert callable(handle)
-        reply: Reply | None = handle(request)
+        reply: Reply | None = handle(request)  # None: answered later (a reload round)
+        if request.kind in _PAGE_HERE and (session := request.session or (reply.session if reply is not None else "")):
+            pages, _ = self.pages.get(request.origin, (frozenset(), 0.0))  # held at once, too
+            self.pages[request.origin] = (pages | {session}, time.monotonic())
         return reply
 
     def _expire_presence(self) -> None:
@@ -366,6 +391,12 @@ class Member:
                 del self.remote[origin]
                 log.warning("%s has not told its consoles for %.1f s: its reps count as gone", origin, now - seen)
                 self.rt.settle_reps(reps)
+        for origin, (pages, seen) in list(self.pages.items()):
+            if now - seen >= PRESENCE_TTL:
+                del self.pages[origin]
+                if pages:
+                    log.warning("%s has not told its customer pages for %.1f s: %d count as gone", origin, now - seen, len(pages))
+                self.rt.pages_moved(frozenset(), pages)
 
     def _lost(self, reason: str) -> None:
         self.leads = False
