@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 import redis
 from redisfixture import RedisServer, redis_server  # noqa: F401  (the fixture)
 
-from repconsole.server.cluster.forward import CommandServer, Forwarder, Reply, Request, async_client, commands_key
+from repconsole.server.cluster.forward import CommandServer, Forwarder, Reply, Request, async_client, commands_key, reply_key
 from repconsole.server.cluster.keys import OrgKeys
 
 KEYS = OrgKeys.of("acme")
@@ -33,3 +34,76 @@ def test_one_undecodable_request_does_not_stop_the_leader_serving_forwards(redis
             await client.aclose()
 
     assert asyncio.run(main()).body == b"ran x"
+
+
+def test_an_undecodable_reply_is_dropped_and_the_reader_goes_on(redis_server: RedisServer) -> None:
+    """The follower's reply reader: one bad reply on its list must not end it (every later forward would time out)."""
+
+    async def main() -> Reply:
+        client = async_client(redis_server.url)
+        forwarder = Forwarder(client, KEYS, "b")
+        redis.Redis.from_url(redis_server.url).rpush(reply_key(KEYS, "b"), b"\xc1 not a reply")
+        forwarder.start()
+        server = CommandServer(client, KEYS, lambda request: Reply(request.fid, body=b"ran"))
+        try:
+            server.start()
+            return await forwarder.call(Request("command", "", 0, 0.0, frame=b"x"), timeout=3.0)
+        finally:
+            server.stop()
+            forwarder.stop()
+            await client.aclose()
+
+    assert asyncio.run(main()).body == b"ran"
+
+
+def test_a_request_of_another_version_is_answered_internal_error_when_its_sender_can_be_read(redis_server: RedisServer) -> None:
+    """A request whose fields do not decode (another version's) but whose origin and number do: its follower
+    hears ``internal_error`` at once instead of a timeout; the leader goes on."""
+
+    async def main() -> Reply:
+        client = async_client(redis_server.url)
+        forwarder = Forwarder(client, KEYS, "b")
+        forwarder.start()
+        future = asyncio.get_running_loop().create_future()
+        forwarder._pending[77] = future  # as if call() had sent it
+        odd = msgspec.msgpack.encode(["command", "b", 77, 1e12, {"a": "map where a str is"}])
+        redis.Redis.from_url(redis_server.url).rpush(commands_key(KEYS), odd)
+        server = CommandServer(client, KEYS, lambda request: Reply(request.fid, body=b"ran"))
+        server.start()
+        try:
+            async with asyncio.timeout(3.0):
+                return await future  # type: ignore[no-any-return]
+        finally:
+            server.stop()
+            forwarder.stop()
+            await client.aclose()
+
+    assert asyncio.run(main()).refused == "internal_error"
+
+
+def test_a_serving_task_that_ends_tells_on_fail(redis_server: RedisServer) -> None:
+    """Either task ending other than by stop() (a bug) is reported, so the member stops the process."""
+
+    async def main() -> list[BaseException]:
+        client = async_client(redis_server.url)
+        failed: list[BaseException] = []
+
+        async def broken(*args: object, **kwargs: object) -> object:
+            raise ValueError("a bug")
+
+        client.blpop = broken  # type: ignore[method-assign]
+        server = CommandServer(client, KEYS, lambda request: None, on_fail=failed.append)
+        forwarder = Forwarder(client, KEYS, "b", on_fail=failed.append)
+        server.start()
+        forwarder.start()
+        try:
+            async with asyncio.timeout(3.0):
+                while len(failed) < 2:
+                    await asyncio.sleep(0.01)
+        finally:
+            server.stop()
+            forwarder.stop()
+            await client.aclose()
+        return failed
+
+    assert [str(exc) for exc in asyncio.run(main())] == ["a bug", "a bug"]

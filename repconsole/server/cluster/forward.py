@@ -97,19 +97,51 @@ def async_client(url: str) -> redis.asyncio.Redis:
     return redis.asyncio.Redis.from_url(url, socket_timeout=BLOCK + 4, socket_connect_timeout=2, decode_responses=False)
 
 
-class Forwarder:
-    """A follower's side: send requests, match replies (a task reads this process's reply list)."""
+def _watched(task: asyncio.Task[None], on_fail: Callable[[BaseException], None] | None) -> asyncio.Task[None]:
+    """``task``, with ``on_fail`` told if it ever ends other than by being cancelled: a serving or
+    reading loop that ends (a bug) must stop the process, not leave it running deaf."""
 
-    def __init__(self, client: redis.asyncio.Redis, keys: OrgKeys, origin: str) -> None:
+    def done(task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception() or RuntimeError(f"{task.get_name()} ended")
+        log.critical("%s ended unexpectedly: %r", task.get_name(), exc, exc_info=exc)
+        if on_fail is not None:
+            on_fail(exc)
+
+    task.add_done_callback(done)
+    return task
+
+
+def _salvage(raw: bytes) -> tuple[str, int] | None:
+    """The (origin, fid) of a request that does not decode as a :class:`Request` (another version's,
+    say), if its first fields are there: so that its follower hears an answer rather than a timeout."""
+    try:
+        fields = msgspec.msgpack.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    if isinstance(fields, list) and len(fields) >= 3 and isinstance(fields[1], str) and isinstance(fields[2], int) and fields[2] > 0:
+        return fields[1], fields[2]
+    return None
+
+
+class Forwarder:
+    """A follower's side: send requests, match replies (a task reads this process's reply list).
+
+    ``on_fail`` is told if the reading task ever ends other than by :meth:`stop` (the member stops the process).
+    """
+
+    def __init__(self, client: redis.asyncio.Redis, keys: OrgKeys, origin: str, *, on_fail: Callable[[BaseException], None] | None = None) -> None:
         self.client = client
         self.keys = keys
         self.origin = origin
+        self.on_fail = on_fail
         self._numbers = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Reply]] = {}
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._read())
+        self._task = _watched(asyncio.get_running_loop().create_task(self._read(), name="forwarded replies"), self.on_fail)
 
     def stop(self) -> None:
         if self._task is not None:
@@ -158,24 +190,41 @@ class Forwarder:
             if got is None:
                 continue
             raw: Any = got[1]
-            reply = _replies.decode(raw)
+            try:
+                reply = _replies.decode(raw)
+            except msgspec.DecodeError as exc:  # one bad reply: its call times out ("retryable"), the others go on
+                log.error("dropping an undecodable reply (%s): %r", exc, bytes(raw)[:80])
+                continue
             future = self._pending.get(reply.fid)
             if future is not None and not future.done():
                 future.set_result(reply)
 
 
 class CommandServer:
-    """The leader's side: take requests in order, run each with ``handle`` on the loop, push its reply."""
+    """The leader's side: take requests in order, run each with ``handle`` on the loop, push its reply.
 
-    def __init__(self, client: redis.asyncio.Redis, keys: OrgKeys, handle: Callable[[Request], Reply | None]) -> None:
+    A request that cannot be decoded is logged and dropped (answered ``internal_error`` if its origin
+    and number can be read); ``handle`` raising answers ``internal_error``.  ``on_fail`` is told if the
+    serving task ever ends other than by :meth:`stop` (the member stops the process).
+    """
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        keys: OrgKeys,
+        handle: Callable[[Request], Reply | None],
+        *,
+        on_fail: Callable[[BaseException], None] | None = None,
+    ) -> None:
         self.client = client
         self.keys = keys
         self.handle = handle
+        self.on_fail = on_fail
         self.idle: Callable[[], None] | None = None  # called at least every BLOCK seconds
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._serve())
+        self._task = _watched(asyncio.get_running_loop().create_task(self._serve(), name="forwarded commands"), self.on_fail)
 
     def stop(self) -> None:
         if self._task is not None:
@@ -193,27 +242,40 @@ class CommandServer:
                 await asyncio.sleep(1.0)
                 continue
             if self.idle is not None:
-                self.idle()
+                try:
+                    self.idle()
+                except Exception:
+                    log.exception("the forwarded commands' idle pass failed")
             if got is None:
                 continue
             replies: list[Awaitable[object]] = []
             for raw in [got[1], *(more or ())]:
-                request = _requests.decode(bytes(raw))
-                if request.deadline < time.time():
-                    log.info("dropping a forwarded %s of %s: past its deadline (answered by its process)", request.kind, request.origin)
-                    continue
-                try:
-                    reply = self.handle(request)
-                except Exception:
-                    log.exception("a forwarded %s failed", request.kind)
-                    reply = Reply(request.fid, refused="internal_error")
-                if reply is not None and request.fid:
-                    target = reply_key(self.keys, request.origin)
+                reply = self._run(bytes(raw))
+                if reply is not None:
+                    target, answer = reply
                     pipe = self.client.pipeline(transaction=False)
-                    pipe.rpush(target, _encoder.encode(reply))
+                    pipe.rpush(target, _encoder.encode(answer))
                     pipe.expire(target, REPLY_KEPT)
                     replies.append(pipe.execute())
             try:
                 await asyncio.gather(*replies)
             except redis.RedisError as exc:
                 log.warning("cannot send replies (%s): the followers answer their consoles 'retry'", exc)
+
+    def _run(self, raw: bytes) -> tuple[str, Reply] | None:
+        """Decode and run one request: (its reply list, the reply), or None (no reply wanted, or dropped)."""
+        try:
+            request = _requests.decode(raw)
+        except msgspec.DecodeError as exc:
+            salvaged = _salvage(raw)
+            log.error("dropping an undecodable forwarded request (%s): %r", exc, raw[:80])
+            return None if salvaged is None else (reply_key(self.keys, salvaged[0]), Reply(salvaged[1], refused="internal_error"))
+        if request.deadline < time.time():
+            log.info("dropping a forwarded %s of %s: past its deadline (answered by its process)", request.kind, request.origin)
+            return None
+        try:
+            reply = self.handle(request)
+        except Exception:
+            log.exception("a forwarded %s failed", request.kind)
+            reply = Reply(request.fid, refused="internal_error")
+        return (reply_key(self.keys, request.origin), reply) if reply is not None and request.fid else None

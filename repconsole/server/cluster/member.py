@@ -99,7 +99,7 @@ class Member:
         # Blocking reads need a socket timeout longer than the block: a client of their own.
         self.tail_log = OrgLog(connect(settings.redis_url, timeout=5.0), self.log.keys)
         self.aio = async_client(settings.redis_url)
-        self.forwarder = Forwarder(self.aio, self.log.keys, self.origin)
+        self.forwarder = Forwarder(self.aio, self.log.keys, self.origin, on_fail=self._failed)
         self.server: CommandServer | None = None
         self.handler: object = None
         self.leads = False
@@ -341,7 +341,7 @@ class Member:
         return any(rep in reps and now - seen < PRESENCE_TTL for reps, seen in self.remote.values())
 
     def _serve(self) -> None:
-        self.server = CommandServer(self.aio, self.log.keys, self._handle)
+        self.server = CommandServer(self.aio, self.log.keys, self._handle, on_fail=self._failed)
         self.server.idle = self._expire_presence
         self.server.start()
 
@@ -366,6 +366,11 @@ class Member:
                 del self.remote[origin]
                 log.warning("%s has not told its consoles for %.1f s: its reps count as gone", origin, now - seen)
                 self.rt.settle_reps(reps)
+
+    def _failed(self, exc: BaseException) -> None:
+        """A forwarding task ended (a bug): a process that can no longer forward or serve forwards stops."""
+        if not self.halted:
+            self.rt.fatal(exc)
 
     def _lost(self, reason: str) -> None:
         self.leads = False
