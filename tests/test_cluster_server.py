@@ -8,6 +8,8 @@ failover) is listed in docs/architecture.md "Cluster".
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,7 @@ from repconsole.server.cluster.entry import decode_entry, restore_snapshot
 from repconsole.server.cluster.follower import LogFollower
 from repconsole.server.cluster.keys import OrgKeys
 from repconsole.server.cluster.log import OrgLog, connect
+from repconsole.server.cluster.relay import RedisRelay
 from repconsole.server.config import ConfigError, build_engine, load_config
 from repconsole.server.fanout import Fanout
 from repconsole.server.reload import ReloadRefused, plan
@@ -256,5 +259,27 @@ def test_a_network_cut_to_redis_makes_the_leader_stop_confirming(redis_server: R
                 assert "cut" not in alice.replies or not isinstance(alice.replies["cut"], Result)
             finally:
                 os.kill(redis_server.proc.pid, signal.SIGCONT)
+
+    run(main())
+
+
+def test_two_processes_with_the_same_hostname_and_pid_have_different_ids(redis_server: RedisServer, tmp_path: Path) -> None:
+    """Containers with a fixed hostname all run as pid 1: ``hostname-pid`` repeats, and a follower's replies
+    (matched by number on its reply list) would reach another, presence would overwrite another's.  Two
+    servers in this test process share hostname and pid exactly so."""
+    site = cluster_site(tmp_path, redis_server.url)
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "a") as first, serving(site, tmp_path / "b") as second:
+            a, b = first.runtime.member, second.runtime.member  # type: ignore[union-attr]
+            assert a is not None and b is not None
+            assert a.origin != b.origin and a.origin.startswith(f"{socket.gethostname()}-{os.getpid()}-")
+            assert a.node.lease.owner == a.origin and b.node.lease.owner == b.origin  # one id per process
+            relays = [RedisRelay.from_settings(first.runtime.spec.cluster) for _ in range(2)]  # type: ignore[union-attr]
+            try:
+                assert relays[0].node != relays[1].node and len(relays[0].node.rsplit("-", 1)[1]) == 16
+            finally:
+                for relay in relays:
+                    await relay.aclose()
 
     run(main())

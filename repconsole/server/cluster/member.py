@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -53,6 +51,7 @@ from repconsole.server.cluster.forward import (
     Request,
     async_client,
 )
+from repconsole.server.cluster.keys import process_id
 from repconsole.server.cluster.log import LogGap, OrgLog, connect
 from repconsole.server.cluster.node import ClusterRefused, LeaderLog
 from repconsole.server.cluster.records import AnswerRecord, LoginRecord, LogoutRecord, decode_side, encode_side, login_of, rows_of
@@ -93,8 +92,8 @@ class Member:
         settings = runtime.spec.cluster
         assert settings.redis_url is not None
         self.settings = settings
-        self.node = LeaderLog(settings, runtime.loop, self._lost)
-        self.origin = f"{socket.gethostname()}-{os.getpid()}"
+        self.origin = process_id()  # one id for the process: its forwards' origin and its lease owner
+        self.node = LeaderLog(settings, runtime.loop, self._lost, owner=self.origin)
         self.log: OrgLog = self.node.log
         # Blocking reads need a socket timeout longer than the block: a client of their own.
         self.tail_log = OrgLog(connect(settings.redis_url, timeout=5.0), self.log.keys)

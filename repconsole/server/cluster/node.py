@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 from collections.abc import Callable, Sequence
 
 from repconsole.core.engine import Event, QueueEngine
 from repconsole.server.cluster.entry import encode_entry, encode_note, encode_snapshot
-from repconsole.server.cluster.keys import OrgKeys
+from repconsole.server.cluster.keys import OrgKeys, process_id
 from repconsole.server.cluster.lease import Lease
 from repconsole.server.cluster.log import AppendRefused, LogUnavailable, OrgLog, connect
 from repconsole.server.cluster.records import Record
@@ -49,15 +47,16 @@ class LeaderLog:
         log: the organisation's log.
     """
 
-    def __init__(self, settings: ClusterSettings, loop: asyncio.AbstractEventLoop, on_lost: Callable[[str], None]) -> None:
+    def __init__(
+        self, settings: ClusterSettings, loop: asyncio.AbstractEventLoop, on_lost: Callable[[str], None], *, owner: str | None = None
+    ) -> None:
         assert settings.redis_url is not None
         self.loop = loop
         self.on_lost = on_lost
         # Renewals and appends must fail well within the lease: a third of it.
         self.client = connect(settings.redis_url, timeout=settings.lease_ttl / 3)
         keys = OrgKeys.of(settings.organisation)
-        owner = f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
-        self.lease = Lease(self.client, keys, owner, ttl=settings.lease_ttl, on_lost=self._lost)
+        self.lease = Lease(self.client, keys, owner if owner is not None else process_id(), ttl=settings.lease_ttl, on_lost=self._lost)
         self.log = OrgLog(self.client, keys)
         self._renewal: asyncio.TimerHandle | None = None
         self._opened = False

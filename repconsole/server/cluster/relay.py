@@ -55,8 +55,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -65,7 +63,7 @@ import redis.asyncio as aredis
 
 from repconsole.core.cobrowse import Effect, Stream
 from repconsole.protocol import CobrowseState, CobrowseStatus
-from repconsole.server.cluster.keys import PREFIX
+from repconsole.server.cluster.keys import PREFIX, process_id
 from repconsole.server.config import ClusterSettings
 
 if TYPE_CHECKING:
@@ -175,7 +173,7 @@ class RedisRelay:
     def __init__(self, url: str, organisation: str, *, node: str | None = None, timeout: float = 1.0, refresh: float = REFRESH) -> None:
         self.organisation = organisation
         self.refresh = refresh
-        self.node = node if node is not None else f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
+        self.node = node if node is not None else process_id()
         self._pub = aredis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         # No socket timeout on the subscriber: it waits for messages (get_message's own timeout bounds each wait).
         self._sub = aredis.Redis.from_url(url, socket_connect_timeout=timeout)
