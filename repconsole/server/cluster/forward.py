@@ -97,12 +97,12 @@ def async_client(url: str) -> redis.asyncio.Redis:
     return redis.asyncio.Redis.from_url(url, socket_timeout=BLOCK + 4, socket_connect_timeout=2, decode_responses=False)
 
 
-def _watched(task: asyncio.Task[None], on_fail: Callable[[BaseException], None] | None) -> asyncio.Task[None]:
-    """``task``, with ``on_fail`` told if it ever ends other than by being cancelled: a serving or
-    reading loop that ends (a bug) must stop the process, not leave it running deaf."""
+def _watched(task: asyncio.Task[None], on_fail: Callable[[BaseException], None] | None, stopped: Callable[[], bool]) -> asyncio.Task[None]:
+    """``task``, with ``on_fail`` told if it ever ends other than by a stop (cancelled, or ``stopped()``):
+    a serving or reading loop that ends (a bug) must stop the process, not leave it running deaf."""
 
     def done(task: asyncio.Task[None]) -> None:
-        if task.cancelled():
+        if task.cancelled() or (stopped() and task.exception() is None):
             return
         exc = task.exception() or RuntimeError(f"{task.get_name()} ended")
         log.critical("%s ended unexpectedly: %r", task.get_name(), exc, exc_info=exc)
@@ -139,11 +139,16 @@ class Forwarder:
         self._numbers = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Reply]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
 
     def start(self) -> None:
-        self._task = _watched(asyncio.get_running_loop().create_task(self._read(), name="forwarded replies"), self.on_fail)
+        self._stopped = False
+        self._task = _watched(asyncio.get_running_loop().create_task(self._read(), name="forwarded replies"), self.on_fail, lambda: self._stopped)
 
     def stop(self) -> None:
+        # The flag as well as the cancel: redis-py may swallow a cancellation mid-command, and the
+        # loop must not go on blocking a connection (or hold the event loop's shutdown) after a stop.
+        self._stopped = True
         if self._task is not None:
             self._task.cancel()
             self._task = None
@@ -180,7 +185,7 @@ class Forwarder:
 
     async def _read(self) -> None:
         key = reply_key(self.keys, self.origin)
-        while True:
+        while not self._stopped:
             try:
                 got = await self.client.blpop([key], timeout=BLOCK)
             except redis.RedisError as exc:
@@ -222,18 +227,21 @@ class CommandServer:
         self.on_fail = on_fail
         self.idle: Callable[[], None] | None = None  # called at least every BLOCK seconds
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
 
     def start(self) -> None:
-        self._task = _watched(asyncio.get_running_loop().create_task(self._serve(), name="forwarded commands"), self.on_fail)
+        self._stopped = False
+        self._task = _watched(asyncio.get_running_loop().create_task(self._serve(), name="forwarded commands"), self.on_fail, lambda: self._stopped)
 
     def stop(self) -> None:
+        self._stopped = True  # as Forwarder.stop
         if self._task is not None:
             self._task.cancel()
             self._task = None
 
     async def _serve(self) -> None:
         key = commands_key(self.keys)
-        while True:
+        while not self._stopped:
             try:
                 got = await self.client.blpop([key], timeout=BLOCK)
                 more = await self.client.lpop(key, 100) if got is not None else None

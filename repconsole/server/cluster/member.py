@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -39,7 +40,7 @@ import msgspec
 
 from repconsole.core.engine import Event
 from repconsole.protocol.events import Event as WireEvent
-from repconsole.server.cluster.entry import Entry, decode_entry, restore_snapshot
+from repconsole.server.cluster.entry import Entry, decode_entry, encode_snapshot, restore_snapshot
 from repconsole.server.cluster.follower import LogFollower
 from repconsole.server.cluster.forward import (
     PRESENCE_EVERY,
@@ -165,7 +166,7 @@ class Member:
                 raise ClusterRefused(f"this copy is at seq {rt.engine.seq}, the log at {self.log.head()}: it must not lead")
             rt.engine.lead()
             rt.store.save_all(rt.engine)
-        self.node.begin(rt.engine, encode_side(rt.store))
+        self.node.begin(rt.engine, self.side())
         self.leads = True
         rt.cluster = self.node
 
@@ -331,8 +332,36 @@ class Member:
     # ---------------------------------------------------------- leading
 
     def side(self) -> bytes:
-        """The snapshot's side part: the store's logins, answers and customer tokens."""
-        return encode_side(self.rt.store)
+        """The snapshot's side part now, on the loop (at a takeover or start, before anything else runs)."""
+        return self._side(self.rt.store.reader(), self.rt.clock.now())
+
+    def _side(self, db: sqlite3.Connection, now: float) -> bytes:
+        """The side part from ``db`` (a Store.reader, closed here): the live logins, answers within the
+        resume window, unexpired customer tokens, snippets.  Runs in a thread."""
+        try:
+            return encode_side(db, now, now - self.rt.spec.server.resume_window)
+        finally:
+            db.close()
+
+    def _snapshot_parts(self) -> tuple[int, bytes, sqlite3.Connection, float]:
+        # On the loop, in one turn: the engine at seq and a read transaction of the store at the same
+        # step (steps commit to SQLite on the loop, so nothing can come between the two).
+        seq, data = encode_snapshot(self.rt.engine)
+        return seq, data, self.rt.store.reader(), self.rt.clock.now()
+
+    async def snapshot(self) -> None:
+        """The leader's periodic snapshot (housekeeping): the engine state on the loop, the side part
+        built and encoded in a thread from a read transaction pinned at the same seq, so the loop does
+        not stall on a big store and no step's rows race the read."""
+        seq, data, db, now = self._snapshot_parts()
+        side = await asyncio.to_thread(self._side, db, now)
+        if self.leads and not self.halted:  # it may have stepped down meanwhile
+            self.node.write_snapshot(seq, data, side)
+
+    def snapshot_now(self) -> None:
+        """:meth:`snapshot` in one go (housekeeping with no loop running: tools and tests)."""
+        seq, data, db, now = self._snapshot_parts()
+        self.node.write_snapshot(seq, data, self._side(db, now))
 
     def holds(self, rep: str) -> bool:
         """Whether a live follower has a console of ``rep`` (the leader's presence check)."""

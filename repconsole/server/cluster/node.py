@@ -30,8 +30,8 @@ __all__ = ["ClusterRefused", "LeaderLog"]
 
 log = logging.getLogger(__name__)
 
-# How often the leader snapshots its state into Redis (at housekeeping, on the loop: persist.dump
-# of the live state).  Between snapshots the log is trimmed only up to the last one.
+# How often the leader snapshots its state into Redis (at housekeeping: persist.dump of the engine on
+# the loop, the side part in a thread).  Between snapshots the log is trimmed only up to the last one.
 SNAPSHOT_EVERY = 60.0
 
 
@@ -61,7 +61,7 @@ class LeaderLog:
         self._renewal: asyncio.TimerHandle | None = None
         self._opened = False
         self.snapshot_every = SNAPSHOT_EVERY
-        self._next_snapshot = loop.time() + SNAPSHOT_EVERY  # open() has just written one
+        self._next_snapshot = loop.time() + SNAPSHOT_EVERY  # begin() writes one
 
     def try_lead(self) -> bool:
         """Take the lease if nobody holds it (the epoch raised).  Raises LogUnavailable if Redis cannot be asked."""
@@ -69,13 +69,6 @@ class LeaderLog:
             return self.lease.try_acquire()
         except Exception as exc:
             raise LogUnavailable(f"cannot reach Redis: {exc}") from exc
-
-    def open(self, engine: QueueEngine, side: bytes = b"") -> None:
-        """Lead, and begin the log at ``engine``'s state.  Raises ClusterRefused, or LogUnavailable."""
-        if not self.try_lead():
-            holder = self.client.get(self.lease.keys.lease)
-            raise ClusterRefused(f"organisation {self.lease.keys.lease} is led by another process ({holder!r})")
-        self.begin(engine, side)
 
     def begin(self, engine: QueueEngine, side: bytes = b"") -> None:
         """With the lease held: go on from ``engine``'s state (at or past the log's head), with it as the
@@ -97,15 +90,19 @@ class LeaderLog:
         """Log a step that emitted no events but wrote records (a login, a refusal's answer).  Raises like append."""
         self.log.note(self.lease, encode_note(records))
 
-    def keep(self, engine: QueueEngine, keep_after: int, side: Callable[[], bytes] = bytes) -> int:
-        """Housekeeping: a snapshot of ``engine`` when one is due, then trim the log behind it, keeping
-        every event after ``keep_after`` (the fan-out's resume window).  Returns the entries trimmed.
-        Raises AppendRefused or LogUnavailable (the lease has stepped down) like an append."""
-        now = self.loop.time()
-        if now >= self._next_snapshot:
-            seq, data = encode_snapshot(engine)
-            self.log.write_snapshot(self.lease, seq, data, side())
-            self._next_snapshot = now + self.snapshot_every
+    def snapshot_due(self) -> bool:
+        """Whether housekeeping is to write a snapshot now (every :attr:`snapshot_every` seconds)."""
+        return self.loop.time() >= self._next_snapshot
+
+    def write_snapshot(self, seq: int, data: bytes, side: bytes) -> None:
+        """Store the snapshot (the engine state ``data`` at ``seq`` and its ``side`` part: :meth:`Member.snapshot
+        <repconsole.server.cluster.member.Member.snapshot>` builds them).  Raises like an append."""
+        self.log.write_snapshot(self.lease, seq, data, side)
+        self._next_snapshot = self.loop.time() + self.snapshot_every
+
+    def trim(self, keep_after: int) -> int:
+        """Housekeeping: trim the log behind the last snapshot, keeping every event after ``keep_after``
+        (the fan-out's resume window).  Returns the entries trimmed.  Raises like an append."""
         return self.log.trim(self.lease, keep_after)
 
     def _schedule(self) -> None:
