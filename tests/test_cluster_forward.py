@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import time
 
 import msgspec
+import pytest
 import redis
 from redisfixture import RedisServer, redis_server  # noqa: F401  (the fixture)
 
-from repconsole.server.cluster.forward import CommandServer, Forwarder, Reply, Request, async_client, commands_key, reply_key
+from repconsole.server.cluster import forward
+from repconsole.server.cluster.forward import CommandServer, Forwarder, NoLeader, Reply, Request, async_client, commands_key, reply_key
 from repconsole.server.cluster.keys import OrgKeys
 
 KEYS = OrgKeys.of("acme")
@@ -107,3 +111,55 @@ def test_a_serving_task_that_ends_tells_on_fail(redis_server: RedisServer) -> No
         return failed
 
     assert [str(exc) for exc in asyncio.run(main())] == ["a bug", "a bug"]
+
+
+_skew: contextvars.ContextVar[float] = contextvars.ContextVar("skew", default=0.0)
+
+
+class _SkewedTime:
+    """The forward module's ``time``, off by the current context's skew: the follower's tasks (created in
+    a context with a skew) see another host's clocks, the leader's (created before) this one's."""
+
+    @staticmethod
+    def time() -> float:
+        return time.time() + _skew.get()
+
+    @staticmethod
+    def monotonic() -> float:
+        return time.monotonic() + _skew.get()
+
+
+@pytest.mark.parametrize("skew", [-30.0, 30.0])
+def test_a_followers_clock_off_by_seconds_changes_nothing(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, skew: float) -> None:
+    """A request's deadline is on one clock (Redis's): a follower whose clocks are 30 s behind the leader's
+    still gets its requests run (they were all dropped as past their deadline), and one 30 s ahead does
+    not get a request run that waited in the list past its deadline (it had answered "retryable")."""
+    monkeypatch.setattr(forward, "time", _SkewedTime)
+
+    async def main() -> tuple[Reply, list[bytes]]:
+        client = async_client(redis_server.url)
+        ran: list[bytes] = []
+
+        def handle(request: Request) -> Reply:
+            ran.append(request.frame)
+            return Reply(request.fid, body=b"ran " + request.frame)
+
+        server = CommandServer(client, KEYS, handle)
+        forwarder = Forwarder(client, KEYS, "b")
+        try:
+            _skew.set(skew)  # the follower's host
+            forwarder.start()
+            with pytest.raises(NoLeader):  # no leader yet: it waits in the list past its deadline
+                await forwarder.call(Request("command", "", 0, 0.0, frame=b"late"), timeout=0.2)
+            _skew.set(0.0)
+            server.start()  # the leader's task: this host's clocks
+            _skew.set(skew)
+            reply = await forwarder.call(Request("command", "", 0, 0.0, frame=b"x"), timeout=3.0)
+            return reply, ran
+        finally:
+            server.stop()
+            forwarder.stop()
+            await client.aclose()
+
+    reply, ran = asyncio.run(main())
+    assert reply.body == b"ran x" and ran == [b"x"]

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -50,13 +51,14 @@ REPLY_KEPT = 60  # seconds a reply list lives after the last reply pushed to it
 PRESENCE_EVERY = 1.0
 PRESENCE_TTL = 4.0
 BLOCK = 1.0  # seconds a blocking pop waits before it looks again
+RESYNC = 30.0  # seconds between two readings of Redis's clock (RedisClock)
 
 
 class Request(msgspec.Struct, array_like=True, frozen=True):
     kind: str
     origin: str
     fid: int  # the follower's number for it (0: no reply wanted)
-    deadline: float  # wall clock
+    deadline: float  # Redis's clock (TIME): see RedisClock
     rep: str = ""
     login: int = 0
     token_hash: bytes = b""
@@ -125,6 +127,46 @@ def _salvage(raw: bytes) -> tuple[str, int] | None:
     return None
 
 
+class RedisClock:
+    """Redis's clock (``TIME``) as this process reads it: its own monotonic clock plus an offset read
+    from Redis at the first use and every :data:`RESYNC` seconds (its error is half a round trip).
+
+    Why: a request's deadline is set by the follower and checked by the leader, two hosts whose wall
+    clocks may disagree by seconds (a container without NTP, a VM after a suspend).  On a follower
+    behind the leader every request looked expired and was dropped; on one ahead, the leader ran
+    requests the follower had already answered "retryable".  Both now read the one clock every
+    process already depends on, and a wall-clock step on either host (NTP) changes nothing: the
+    local part is monotonic.  (A relative timeout measured on one side cannot work: the leader cannot
+    tell how long a request waited in the list.)
+    """
+
+    def __init__(self, client: redis.asyncio.Redis, *, every: float = RESYNC) -> None:
+        self.client = client
+        self.every = every
+        self.offset: float | None = None  # Redis's time - this process's monotonic time
+        self._read_at = -math.inf
+
+    async def sync(self) -> None:
+        sent = time.monotonic()
+        seconds, micros = await self.client.time()
+        got = time.monotonic()
+        self.offset = seconds + micros / 1e6 - (sent + got) / 2
+        self._read_at = got
+
+    async def now(self) -> float:
+        """Redis's time now (reads it first if due; if that fails, the last offset read serves).
+        Raises redis.RedisError only if it was never read."""
+        if self.offset is None or time.monotonic() - self._read_at > self.every:
+            try:
+                await self.sync()
+            except redis.RedisError:
+                if self.offset is None:
+                    raise
+                log.warning("cannot read Redis's clock: the offset read %.0f s ago serves", time.monotonic() - self._read_at)
+        assert self.offset is not None
+        return time.monotonic() + self.offset
+
+
 class Forwarder:
     """A follower's side: send requests, match replies (a task reads this process's reply list).
 
@@ -136,6 +178,7 @@ class Forwarder:
         self.keys = keys
         self.origin = origin
         self.on_fail = on_fail
+        self.clock = RedisClock(client)
         self._numbers = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Reply]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -166,8 +209,8 @@ class Forwarder:
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[fid] = future
         try:
-            sent = msgspec.structs.replace(request, origin=self.origin, fid=fid, deadline=time.time() + timeout)
             async with asyncio.timeout(timeout):
+                sent = msgspec.structs.replace(request, origin=self.origin, fid=fid, deadline=await self.clock.now() + timeout)
                 await self.client.rpush(commands_key(self.keys), _encoder.encode(sent))
                 return await future
         except (TimeoutError, redis.RedisError) as exc:
@@ -177,8 +220,8 @@ class Forwarder:
 
     async def tell(self, request: Request) -> None:
         """Send ``request`` with no reply wanted (presence); a Redis error is logged, not raised."""
-        sent = msgspec.structs.replace(request, origin=self.origin, fid=0, deadline=time.time() + PRESENCE_TTL)
         try:
+            sent = msgspec.structs.replace(request, origin=self.origin, fid=0, deadline=await self.clock.now() + PRESENCE_TTL)
             await self.client.rpush(commands_key(self.keys), _encoder.encode(sent))
         except redis.RedisError as exc:
             log.warning("cannot tell the leader (%s)", exc)
@@ -225,6 +268,7 @@ class CommandServer:
         self.keys = keys
         self.handle = handle
         self.on_fail = on_fail
+        self.clock = RedisClock(client)
         self.idle: Callable[[], None] | None = None  # called at least every BLOCK seconds
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
@@ -245,6 +289,7 @@ class CommandServer:
             try:
                 got = await self.client.blpop([key], timeout=BLOCK)
                 more = await self.client.lpop(key, 100) if got is not None else None
+                now = await self.clock.now() if got is not None else 0.0
             except redis.RedisError as exc:
                 log.warning("cannot read forwarded commands (%s); again in a second", exc)
                 await asyncio.sleep(1.0)
@@ -258,7 +303,7 @@ class CommandServer:
                 continue
             replies: list[Awaitable[object]] = []
             for raw in [got[1], *(more or ())]:
-                reply = self._run(bytes(raw))
+                reply = self._run(bytes(raw), now)
                 if reply is not None:
                     target, answer = reply
                     pipe = self.client.pipeline(transaction=False)
@@ -270,7 +315,7 @@ class CommandServer:
             except redis.RedisError as exc:
                 log.warning("cannot send replies (%s): the followers answer their consoles 'retry'", exc)
 
-    def _run(self, raw: bytes) -> tuple[str, Reply] | None:
+    def _run(self, raw: bytes, now: float) -> tuple[str, Reply] | None:
         """Decode and run one request: (its reply list, the reply), or None (no reply wanted, or dropped)."""
         try:
             request = _requests.decode(raw)
@@ -278,7 +323,7 @@ class CommandServer:
             salvaged = _salvage(raw)
             log.error("dropping an undecodable forwarded request (%s): %r", exc, raw[:80])
             return None if salvaged is None else (reply_key(self.keys, salvaged[0]), Reply(salvaged[1], refused="internal_error"))
-        if request.deadline < time.time():
+        if request.deadline < now:
             log.info("dropping a forwarded %s of %s: past its deadline (answered by its process)", request.kind, request.origin)
             return None
         try:
