@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from conftest import TIMEOUT_SCALE
@@ -23,10 +25,12 @@ from repconsole.core.intake import Intake
 from repconsole.protocol import Command, Result
 from repconsole.server.app import Server
 from repconsole.server.auth import LoginSession
+from repconsole.server.cluster import follower as follower_module
+from repconsole.server.cluster import member as member_module
 from repconsole.server.cluster.entry import decode_entry, restore_snapshot
 from repconsole.server.cluster.follower import LogFollower
 from repconsole.server.cluster.keys import OrgKeys
-from repconsole.server.cluster.log import OrgLog, connect
+from repconsole.server.cluster.log import OrgLog, Record, connect
 from repconsole.server.cluster.records import AnswerRecord, CustomerRecord, LoginRecord, decode_side
 from repconsole.server.cluster.relay import RedisRelay
 from repconsole.server.config import ConfigError, build_engine, load_config
@@ -319,3 +323,88 @@ def test_the_snapshots_side_part_carries_only_live_rows_read_at_the_snapshots_st
             assert sorted(r.session for r in side if isinstance(r, CustomerRecord)) == ["S0", "S1", "S2", "S99"]
 
     run(main())
+
+
+def test_a_follower_rides_out_a_redis_restart_and_takes_over_from_the_leader_that_stepped_down(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Redis killed and started again (AOF): the leader's renewal fails and it stops (it must: it cannot
+    confirm); a follower only reads, so it retries its tail with backoff, then takes the lease when the
+    old one expires, and leads on from its exact copy."""
+    site = cluster_site(tmp_path, redis_server.url)
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "a") as first, serving(site, tmp_path / "b") as second:
+            rt = second.runtime
+            assert rt is not None and rt.member is not None and first.runtime is not None
+            arrive(first)
+            await eventually(lambda: rt.engine.seq == first.runtime.engine.seq)  # type: ignore[union-attr]
+            redis_server.kill()
+            async with asyncio.timeout(5 * TIMEOUT_SCALE):
+                await first.wait_closed()
+            redis_server.start()
+            await eventually(lambda: rt.member is not None and rt.member.leads, timeout=10.0)
+            assert second.failed is None
+            arrive(second, "Ben Fox")
+            assert len(list(rt.engine.sessions())) == 2
+
+    run(main())
+
+
+def test_reads_of_the_kept_log_are_paged(redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A joiner's and a follower's range reads ask for at most PAGE entries at once (the kept log is 60,000
+    entries at 200 events/s), and paging loses nothing: the joiner's events and engine are the leader's."""
+    monkeypatch.setattr(follower_module, "PAGE", 2)
+    monkeypatch.setattr(member_module, "PAGE", 2)
+    counts: list[int | None] = []
+    read = OrgLog.read
+
+    def counted(self: OrgLog, after: int, count: int | None = None, sub: int = 0) -> list[Record]:
+        counts.append(count)
+        return read(self, after, count, sub)
+
+    monkeypatch.setattr(OrgLog, "read", counted)
+    site = cluster_site(tmp_path, redis_server.url)
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "a") as first:
+            assert first.runtime is not None and first.runtime.cluster is not None
+            for name in ("Ann Lee", "Ben Fox", "Cy Park", "Di Moss", "Ed Ray"):
+                arrive(first, name)
+            first.runtime.cluster._next_snapshot = 0.0
+            first.runtime.housekeeping()  # a snapshot at the head: the joiner's events before it come from _before
+            for name in ("Fay Lo", "Gus Ng", "Hal Ito"):
+                arrive(first, name)
+            async with serving(site, tmp_path / "b") as second:
+                rt = second.runtime
+                assert rt is not None
+                await eventually(lambda: rt.engine.seq == first.runtime.engine.seq)  # type: ignore[union-attr]
+                assert persist.dump(rt.engine) == persist.dump(first.runtime.engine)
+                assert rt.store.load_events() == first.runtime.store.load_events()
+        assert counts and all(count == 2 for count in counts)
+
+    run(main())
+
+
+def test_a_followers_lease_poll_does_not_hold_its_loop() -> None:
+    """The poll (every 0.5 s, a socket timeout of lease_ttl / 3) runs in a thread: while Redis stalls, the
+    follower's loop goes on serving its consoles.  Here the lease acquisition waits for the loop itself."""
+    loop_ran = threading.Event()
+    saw: list[bool] = []
+
+    def try_lead() -> bool:
+        saw.append(loop_ran.wait(5.0))  # on the loop itself (before), nothing can set it: False after 5 s
+        return True  # it leads: _take_over runs, the watch ends
+
+    member = SimpleNamespace(poll=0.0, halted=False, node=SimpleNamespace(try_lead=try_lead, lease=SimpleNamespace(release=lambda: None)))
+    member._take_over = lambda: None
+
+    async def main() -> None:
+        watch = asyncio.create_task(member_module.Member._watch(member))  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)  # a turn of the loop while the poll waits (not a timing: any turn will do)
+        loop_ran.set()
+        async with asyncio.timeout(10.0):
+            await watch
+
+    asyncio.run(main())
+    assert saw == [True]

@@ -31,17 +31,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import redis
 
 from repconsole.core.engine import Event
 from repconsole.protocol.events import Event as WireEvent
 from repconsole.server.cluster.entry import Entry, decode_entry, encode_snapshot, restore_snapshot
-from repconsole.server.cluster.follower import LogFollower
+from repconsole.server.cluster.follower import PAGE, LogFollower
 from repconsole.server.cluster.forward import (
     PRESENCE_EVERY,
     PRESENCE_TTL,
@@ -66,9 +68,21 @@ __all__ = ["Member"]
 
 log = logging.getLogger(__name__)
 
+TAIL_RETRY = (0.1, 5.0)  # a follower's log reads failing: first and longest wait before the next try
 FORWARD_TIMEOUT = 5.0  # a forwarded request with no reply by then: "retryable" (docs/protocol.md)
 
 _wire = msgspec.json.Decoder(WireEvent)
+
+
+async def _shielded(asking: Coroutine[Any, Any, bool], undo: Callable[[], None]) -> bool:
+    """``await asking`` (a lease acquisition in a thread); if the waiter is cancelled meanwhile (the
+    process halts), the thread still finishes: a lease it took then is given back by ``undo``."""
+    task = asyncio.ensure_future(asking)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(lambda t: undo() if not t.cancelled() and t.exception() is None and t.result() else None)
+        raise
 
 
 def _event(logged: LoggedEvent) -> Event:
@@ -149,8 +163,16 @@ class Member:
 
     def _before(self, seq: int) -> list[LoggedEvent]:
         """The log's events up to ``seq`` that it still has, contiguous and ending at ``seq`` (else none)."""
-        raw: Any = self.log.client.xrange(self.log.keys.log, "-", f"{seq}-0")
-        events = [e for entry_id, fields in raw or () if int(fields[b"f"]) for e in decode_entry(bytes(fields[b"d"])).events]
+        events: list[LoggedEvent] = []
+        after = "-"
+        while True:  # in pages: the kept log may be tens of thousands of entries
+            raw: Any = self.log.client.xrange(self.log.keys.log, after, f"{seq}-0", count=PAGE)
+            for _id, fields in raw or ():
+                if int(fields[b"f"]):
+                    events += decode_entry(bytes(fields[b"d"])).events
+            if len(raw or ()) < PAGE:
+                break
+            after = "(" + (raw[-1][0].decode() if isinstance(raw[-1][0], bytes) else str(raw[-1][0]))
         if not events or events[-1].seq != seq:
             return []
         start = len(events) - 1
@@ -238,20 +260,41 @@ class Member:
                     pass  # in the store: looked up there after a takeover
 
     async def _tail(self) -> None:
+        """Follow the log.  A Redis error (a restart, a cut) is retried with backoff: a follower only
+        reads, and its copy stays exact (it goes on from its position).  A gap (the entries it needs
+        were trimmed while it could not read) or anything else stops the process: a supervisor restarts
+        it and it rebuilds from the snapshot at join (docs/operations.md)."""
         assert self.follower is not None
-        try:
-            await self.follower.run(block=1.0)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a gap or a Redis failure: this copy can no longer be trusted
-            log.critical("following the log failed (%s): stopping", exc, exc_info=True)
-            self.rt.fatal(exc)
+        delay, failed_at = TAIL_RETRY[0], -math.inf
+        while True:
+            try:
+                await self.follower.run(block=1.0)
+            except asyncio.CancelledError:
+                raise
+            except redis.RedisError as exc:
+                now = time.monotonic()
+                delay = TAIL_RETRY[0] if now - failed_at > 30.0 else min(delay * 2, TAIL_RETRY[1])
+                failed_at = now
+                log.warning("cannot read the log (%s): again in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+            except LogGap as exc:
+                log.critical(
+                    "this follower fell behind the log (%s): the entries it needs were trimmed; stopping "
+                    "(started again, it rebuilds from the snapshot)", exc,
+                )  # fmt: skip
+                self.rt.fatal(exc)
+                return
+            except Exception as exc:  # this copy can no longer be trusted
+                log.critical("following the log failed (%s): stopping", exc, exc_info=True)
+                self.rt.fatal(exc)
+                return
 
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(self.poll)
             try:
-                led = self.node.try_lead()
+                # In a thread: a Redis that stalls must not stall this follower's loop (socket timeout lease_ttl / 3).
+                led = await _shielded(asyncio.to_thread(self.node.try_lead), self.node.lease.release)
             except Exception as exc:
                 log.warning("cannot ask for the lease (%s)", exc)
                 continue
