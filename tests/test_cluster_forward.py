@@ -149,8 +149,15 @@ def test_a_followers_clock_off_by_seconds_changes_nothing(redis_server: RedisSer
         try:
             _skew.set(skew)  # the follower's host
             forwarder.start()
+            async def redis_now() -> float:
+                seconds, micros = await client.time()
+                return float(seconds) + micros / 1e6
+
+            sent = await redis_now()
             with pytest.raises(NoLeader):  # no leader yet: it waits in the list past its deadline
                 await forwarder.call(Request("command", "", 0, 0.0, frame=b"late"), timeout=0.2)
+            while await redis_now() < sent + 0.2 + 0.5:
+                await asyncio.sleep(0.01)  # clearly past its deadline on Redis's clock (reading it has an error of ~1 ms)
             _skew.set(0.0)
             server.start()  # the leader's task: this host's clocks
             _skew.set(skew)
@@ -163,3 +170,47 @@ def test_a_followers_clock_off_by_seconds_changes_nothing(redis_server: RedisSer
 
     reply, ran = asyncio.run(main())
     assert reply.body == b"ran x" and ran == [b"x"]
+
+
+def test_a_batch_popped_while_the_lease_is_not_valid_is_pushed_back_unrun(redis_server: RedisServer) -> None:
+    """A leader frozen past its lease (SIGSTOP) that wakes with a batch in hand must not run it: it pushes it
+    back, in order, to the head of the list (the next leader, or itself renewed, runs it)."""
+
+    async def main() -> tuple[list[bytes], Reply]:
+        client = async_client(redis_server.url)
+        ran: list[bytes] = []
+        held = [False]
+        sync = redis.Redis.from_url(redis_server.url)
+
+        def handle(request: Request) -> Reply:
+            ran.append(request.frame)
+            return Reply(request.fid, body=b"ran " + request.frame)
+
+        asked = asyncio.Event()
+
+        def ready() -> bool:
+            asked.set()
+            return held[0]
+
+        server = CommandServer(client, KEYS, handle, ready=ready)
+        forwarder = Forwarder(client, KEYS, "b")
+        forwarder.start()
+        try:
+            for frame in (b"1", b"2"):
+                await forwarder.tell(Request("command", "", 0, 0.0, frame=frame))
+            server.start()
+            async with asyncio.timeout(3.0):
+                await asyncio.wait_for(asked.wait(), None)  # popped, the lease is not valid: pushed back, in order
+                while sync.llen(commands_key(KEYS)) != 2:
+                    await asyncio.sleep(0.01)
+            assert ran == []
+            held[0] = True
+            reply = await forwarder.call(Request("command", "", 0, 0.0, frame=b"3"), timeout=3.0)
+            return ran, reply
+        finally:
+            server.stop()
+            forwarder.stop()
+            await client.aclose()
+
+    ran, reply = asyncio.run(main())
+    assert ran == [b"1", b"2", b"3"] and reply.body == b"ran 3"

@@ -8,6 +8,7 @@ failover) is listed in docs/architecture.md "Cluster".
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import socket
 import threading
@@ -37,6 +38,7 @@ from repconsole.server.config import ConfigError, build_engine, load_config
 from repconsole.server.fanout import Fanout
 from repconsole.server.reload import ReloadRefused, plan
 from repconsole.server.store import LoggedEvent, Store
+from repconsole.server.timers import WallClock
 
 KEYS = OrgKeys.of("acme")
 
@@ -345,6 +347,7 @@ def test_a_follower_rides_out_a_redis_restart_and_takes_over_from_the_leader_tha
             redis_server.start()
             await eventually(lambda: rt.member is not None and rt.member.leads, timeout=10.0)
             assert second.failed is None
+            assert rt.member.forwarder._task is None  # stopped: its reply reader no longer holds a connection
             arrive(second, "Ben Fox")
             assert len(list(rt.engine.sessions())) == 2
 
@@ -408,3 +411,26 @@ def test_a_followers_lease_poll_does_not_hold_its_loop() -> None:
 
     asyncio.run(main())
     assert saw == [True]
+
+
+def test_a_stored_answer_and_its_logged_record_carry_the_same_time(redis_server: RedisServer, tmp_path: Path) -> None:
+    """Server._command read the clock twice: the leader's row and the record every other process stores differed."""
+    site = cluster_site(tmp_path, redis_server.url)
+    ticks = itertools.count(1)
+    clock = WallClock(wall=lambda: 1_800_000_000.0 + next(ticks))  # every reading later than the last
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data", clock=clock) as server:
+            rt = server.runtime
+            assert rt is not None
+            alice = await RepClient.logged_in(server, "alice")
+            await alice.ok("accept", session=arrive(server))
+            await alice.close()
+            logged = [r for rec in OrgLog(connect(redis_server.url), KEYS).read(0) for r in decode_entry(rec.data).records]
+            answers = [r for r in logged if isinstance(r, AnswerRecord)]
+            assert answers
+            for answer in answers:
+                stored = rt.store.answer(answer.login, answer.request)
+                assert stored is not None and stored[0] == answer.at
+
+    run(main())

@@ -253,7 +253,9 @@ class CommandServer:
 
     A request that cannot be decoded is logged and dropped (answered ``internal_error`` if its origin
     and number can be read); ``handle`` raising answers ``internal_error``.  ``on_fail`` is told if the
-    serving task ever ends other than by :meth:`stop` (the member stops the process).
+    serving task ever ends other than by :meth:`stop` (the member stops the process).  A batch popped
+    while ``ready()`` is False (the leader's lease is no longer valid by its own clock: it was frozen)
+    is pushed back to the head of the list, in order, unrun: the next leader runs it.
     """
 
     def __init__(
@@ -263,11 +265,13 @@ class CommandServer:
         handle: Callable[[Request], Reply | None],
         *,
         on_fail: Callable[[BaseException], None] | None = None,
+        ready: Callable[[], bool] = lambda: True,
     ) -> None:
         self.client = client
         self.keys = keys
         self.handle = handle
         self.on_fail = on_fail
+        self.ready = ready
         self.clock = RedisClock(client)
         self.idle: Callable[[], None] | None = None  # called at least every BLOCK seconds
         self._task: asyncio.Task[None] | None = None
@@ -301,9 +305,19 @@ class CommandServer:
                     log.exception("the forwarded commands' idle pass failed")
             if got is None:
                 continue
+            popped: list[Any] = [got[1], *(more or ())]
+            batch = [bytes(raw) for raw in popped]
+            if not self.ready():
+                log.warning("not running %d forwarded requests: this process's lease is not valid; pushed back", len(batch))
+                try:
+                    await self.client.lpush(key, *reversed(batch))
+                except redis.RedisError as exc:
+                    log.warning("cannot push them back (%s): their followers answer 'retryable'", exc)
+                await asyncio.sleep(0.1)  # meanwhile the renewal finds out: renewed, or the server stops
+                continue
             replies: list[Awaitable[object]] = []
-            for raw in [got[1], *(more or ())]:
-                reply = self._run(bytes(raw), now)
+            for raw in batch:
+                reply = self._run(raw, now)
                 if reply is not None:
                     target, answer = reply
                     pipe = self.client.pipeline(transaction=False)

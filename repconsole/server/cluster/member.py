@@ -99,7 +99,6 @@ class Member:
         origin: this process's id in forwarded requests and the lease.
         remote: the leader's view of the followers' consoles: per origin, its reps and when it said so.
         handler: the leader's handler of a forwarded request (set by the server; presence is handled here).
-        took_over_at: the monotonic time this process last took over (None: it never did).
     """
 
     def __init__(self, runtime: Runtime) -> None:
@@ -115,16 +114,16 @@ class Member:
         self.aio = async_client(settings.redis_url)
         self.forwarder = Forwarder(self.aio, self.log.keys, self.origin, on_fail=self._failed)
         self.server: CommandServer | None = None
-        self.handler: object = None
+        self.handler: Callable[[Request], Reply | None] | None = None
         self.leads = False
         self.poll = min(0.5, settings.lease_ttl / 4)
         self.follower: LogFollower | None = None
         self.remote: dict[str, tuple[frozenset[str], float]] = {}
         self.connecting: dict[str, int] = {}  # reps whose connect is forwarded, not answered yet
-        self.took_over_at: float | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._reaching: list[tuple[int, asyncio.Future[None]]] = []  # (seq, told when the copy is at it)
         self.halted = False
+        self._closing: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ start
 
@@ -134,7 +133,11 @@ class Member:
             if self._join():
                 return
             time.sleep(0.1)  # another process took the lease a moment ago and is beginning the log
-        raise LogGap(0, 1)
+        holder = self.log.client.get(self.log.keys.lease)
+        raise ClusterRefused(
+            f"another process holds the lease of {self.log.keys.log} ({holder!r}) but has not begun its log "
+            "(no snapshot) within 5 s: it may be stuck starting; this process cannot follow a log that does not exist"
+        )
 
     def _join(self) -> bool:
         rt = self.rt
@@ -223,7 +226,7 @@ class Member:
             self.rt.store.save_all(self.rt.engine)
         self.node.close()
         self.tail_log.client.close()
-        self.rt.loop.create_task(self.aio.aclose())
+        self._closing = self.rt.loop.create_task(self.aio.aclose())  # held: a task nobody holds may be collected
 
     # -------------------------------------------------------- following
 
@@ -318,9 +321,8 @@ class Member:
             self.node.lease.release()
             rt.fatal(exc)
             return
-        self.took_over_at = time.monotonic()
         log.warning("took over %s at seq %d under epoch %s", self.log.keys.log, rt.engine.seq, self.node.lease.epoch)
-        self.forwarder.fail_pending()
+        self.forwarder.stop()  # its pending calls fail (NoLeader), its reply reader lets go of its connection
         self._reached()
         rt.took_over()
         self._serve()
@@ -412,7 +414,9 @@ class Member:
         return any(rep in reps and now - seen < PRESENCE_TTL for reps, seen in self.remote.values())
 
     def _serve(self) -> None:
-        self.server = CommandServer(self.aio, self.log.keys, self._handle, on_fail=self._failed)
+        # A leader frozen past its lease (SIGSTOP, a VM paused) that wakes with a batch in hand pushes it
+        # back rather than run it: its lease is no longer valid by its own clock.
+        self.server = CommandServer(self.aio, self.log.keys, self._handle, on_fail=self._failed, ready=lambda: self.node.lease.held)
         self.server.idle = self._expire_presence
         self.server.start()
 
@@ -425,10 +429,8 @@ class Member:
         if request.kind == "connect":  # held at once, whatever its presence said before
             reps, _ = self.remote.get(request.origin, (frozenset(), 0.0))
             self.remote[request.origin] = (reps | {request.rep}, time.monotonic())
-        handle = self.handler
-        assert callable(handle)
-        reply: Reply = handle(request)
-        return reply
+        assert self.handler is not None, "the server sets the handler before it serves"
+        return self.handler(request)
 
     def _expire_presence(self) -> None:
         now = time.monotonic()
