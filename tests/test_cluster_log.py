@@ -329,3 +329,22 @@ def test_records_only_entries_sort_between_the_event_entries_and_readers_keep_th
         log.note(lease, b"stale")
     assert info.value.reason == "epoch" and lost
     assert log.note(newer, b"fresh") == (3, 1)
+
+
+def test_a_trim_never_drops_a_records_only_entry_the_snapshot_does_not_hold(redis_server: RedisServer) -> None:
+    """Review rev15: a records-only entry written after the snapshot, at the same head (id ``<seq>-1``), is
+    not in the snapshot's side.  Trimming up to the snapshot's seq (a quiet spell: the resume window is past
+    it) must keep it, or a reader starting from the snapshot must get LogGap: never lose it silently (a
+    process joining then would keep a logged-out token, a refusal's answer or a snippet edit unknown)."""
+    client = connect(redis_server.url)
+    lease, _ = leader(client, "a")
+    log = OrgLog(client, KEYS)
+    log.append(lease, 1, 1, b"event 1")
+    log.write_snapshot(lease, 1, b"state at 1", b"side: login 7 live")
+    assert log.note(lease, b"logout of login 7") == (1, 1)
+    log.trim(lease, keep_after=1)  # the next housekeeping pass, before the next snapshot
+    try:
+        taken = log.read(1)  # Member._join: a joiner follows from the snapshot's seq
+    except LogGap:
+        return
+    assert [r.data for r in taken] == [b"logout of login 7"], "the logout is in neither the snapshot nor the log"

@@ -469,3 +469,27 @@ def test_a_rep_on_a_follower_who_leaves_the_session_stops_watching(redis_server:
             assert alice.page.texts(sid) == ["Hello"]
 
     run(main())
+
+
+def test_a_failed_subscribe_keeps_no_waiter_and_the_subscriber_checks_its_connection(redis_server: RedisServer) -> None:
+    """Review rev15: a subscribe that fails must not leave its confirmation waiter behind (one per failed
+    subscribe, for the process's life); the subscriber connection has a health check (a PING after quiet),
+    so a dead connection (a Redis restart, a cut) is found rather than waited on."""
+
+    async def main() -> None:
+        relay = RedisRelay(redis_server.url, "acme")
+
+        async def broken(*args: object, **kwargs: object) -> None:
+            raise redis.ConnectionError("Redis went away")
+
+        relay._pubsub.subscribe = broken  # type: ignore[method-assign]
+        relay._writer = asyncio.get_running_loop().create_task(relay._write())
+        try:
+            relay._ops.put_nowait(("sub", "S1", b""))
+            await relay.drain()
+            assert relay._confirmed == {}
+            assert relay._sub.connection_pool.connection_kwargs.get("health_check_interval", 0) > 0
+        finally:
+            await relay.aclose()
+
+    asyncio.run(main())

@@ -8,7 +8,12 @@ failover) is listed in docs/architecture.md "Cluster".
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
+import socket
+import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from conftest import TIMEOUT_SCALE
@@ -20,14 +25,20 @@ from repconsole.core.clock import ManualClock
 from repconsole.core.intake import Intake
 from repconsole.protocol import Command, Result
 from repconsole.server.app import Server
+from repconsole.server.auth import LoginSession
+from repconsole.server.cluster import follower as follower_module
+from repconsole.server.cluster import member as member_module
 from repconsole.server.cluster.entry import decode_entry, restore_snapshot
 from repconsole.server.cluster.follower import LogFollower
 from repconsole.server.cluster.keys import OrgKeys
-from repconsole.server.cluster.log import OrgLog, connect
+from repconsole.server.cluster.log import OrgLog, Record, connect
+from repconsole.server.cluster.records import AnswerRecord, CustomerRecord, LoginRecord, decode_side
+from repconsole.server.cluster.relay import RedisRelay
 from repconsole.server.config import ConfigError, build_engine, load_config
 from repconsole.server.fanout import Fanout
 from repconsole.server.reload import ReloadRefused, plan
-from repconsole.server.store import LoggedEvent
+from repconsole.server.store import LoggedEvent, Store
+from repconsole.server.timers import WallClock
 
 KEYS = OrgKeys.of("acme")
 
@@ -256,5 +267,170 @@ def test_a_network_cut_to_redis_makes_the_leader_stop_confirming(redis_server: R
                 assert "cut" not in alice.replies or not isinstance(alice.replies["cut"], Result)
             finally:
                 os.kill(redis_server.proc.pid, signal.SIGCONT)
+
+    run(main())
+
+
+def test_two_processes_with_the_same_hostname_and_pid_have_different_ids(redis_server: RedisServer, tmp_path: Path) -> None:
+    """Containers with a fixed hostname all run as pid 1: ``hostname-pid`` repeats, and a follower's replies
+    (matched by number on its reply list) would reach another, presence would overwrite another's.  Two
+    servers in this test process share hostname and pid exactly so."""
+    site = cluster_site(tmp_path, redis_server.url)
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "a") as first, serving(site, tmp_path / "b") as second:
+            a, b = first.runtime.member, second.runtime.member  # type: ignore[union-attr]
+            assert a is not None and b is not None
+            assert a.origin != b.origin and a.origin.startswith(f"{socket.gethostname()}-{os.getpid()}-")
+            assert a.node.lease.owner == a.origin and b.node.lease.owner == b.origin  # one id per process
+            relays = [RedisRelay.from_settings(first.runtime.spec.cluster) for _ in range(2)]  # type: ignore[union-attr]
+            try:
+                assert relays[0].node != relays[1].node and len(relays[0].node.rsplit("-", 1)[1]) == 16
+            finally:
+                for relay in relays:
+                    await relay.aclose()
+
+    run(main())
+
+
+def test_the_snapshots_side_part_carries_only_live_rows_read_at_the_snapshots_step(redis_server: RedisServer, tmp_path: Path) -> None:
+    """The side part is what a joining process needs: unexpired logins, their answers within the resume
+    window, unexpired customer tokens, snippets; not the expired ones kept a day (300k of them made it
+    25 MB and a 0.7 s stall of the leader's loop every minute).  Built from a read transaction taken at
+    the snapshot's step: rows committed after it are not in it."""
+    site = cluster_site(tmp_path, redis_server.url)
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            rt = server.runtime
+            assert rt is not None and rt.cluster is not None
+            now = rt.clock.now()
+            window = rt.spec.server.resume_window
+            live, expired = LoginSession(100, b"h" * 32, "alice", now, now + 3600), LoginSession(101, b"i" * 32, "bob", now - 7200, now - 3600)
+            rows = [Store.login_row(live), Store.login_row(expired)]
+            rows += [Store.answer_row(100, "fresh", now - 1, b"r"), Store.answer_row(100, "old", now - window - 1, b"r")]
+            rows += [Store.answer_row(101, "of-expired", now - 1, b"r")]
+            rows += [Store.customer_row(bytes([n]) * 32, f"S{n}", now + (600 if n < 3 else -600)) for n in range(10)]
+            rt.store.execute(rows)
+            rt.cluster._next_snapshot = 0.0
+            pinned = rt.store.reader()  # a read transaction from before the next rows: they are not in its side
+            rt.store.execute([Store.customer_row(b"z" * 32, "S99", now + 600)])
+            assert rt.member is not None
+            early = decode_side(rt.member._side(pinned, now))
+            assert sum(isinstance(r, CustomerRecord) for r in early) == 3
+            await rt.keep_house()  # the server's housekeeping pass: the side part in a thread
+            side = decode_side(OrgLog(connect(redis_server.url), KEYS).snapshot_side())
+            assert [r.id for r in side if isinstance(r, LoginRecord)] == [100]
+            assert [r.request for r in side if isinstance(r, AnswerRecord)] == ["fresh"]
+            assert sorted(r.session for r in side if isinstance(r, CustomerRecord)) == ["S0", "S1", "S2", "S99"]
+
+    run(main())
+
+
+def test_a_follower_rides_out_a_redis_restart_and_takes_over_from_the_leader_that_stepped_down(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Redis killed and started again (AOF): the leader's renewal fails and it stops (it must: it cannot
+    confirm); a follower only reads, so it retries its tail with backoff, then takes the lease when the
+    old one expires, and leads on from its exact copy."""
+    site = cluster_site(tmp_path, redis_server.url)
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "a") as first, serving(site, tmp_path / "b") as second:
+            rt = second.runtime
+            assert rt is not None and rt.member is not None and first.runtime is not None
+            arrive(first)
+            await eventually(lambda: rt.engine.seq == first.runtime.engine.seq)  # type: ignore[union-attr]
+            redis_server.kill()
+            async with asyncio.timeout(5 * TIMEOUT_SCALE):
+                await first.wait_closed()
+            redis_server.start()
+            await eventually(lambda: rt.member is not None and rt.member.leads, timeout=10.0)
+            assert second.failed is None
+            assert rt.member.forwarder._task is None  # stopped: its reply reader no longer holds a connection
+            arrive(second, "Ben Fox")
+            assert len(list(rt.engine.sessions())) == 2
+
+    run(main())
+
+
+def test_reads_of_the_kept_log_are_paged(redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A joiner's and a follower's range reads ask for at most PAGE entries at once (the kept log is 60,000
+    entries at 200 events/s), and paging loses nothing: the joiner's events and engine are the leader's."""
+    monkeypatch.setattr(follower_module, "PAGE", 2)
+    monkeypatch.setattr(member_module, "PAGE", 2)
+    counts: list[int | None] = []
+    read = OrgLog.read
+
+    def counted(self: OrgLog, after: int, count: int | None = None, sub: int = 0) -> list[Record]:
+        counts.append(count)
+        return read(self, after, count, sub)
+
+    monkeypatch.setattr(OrgLog, "read", counted)
+    site = cluster_site(tmp_path, redis_server.url)
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "a") as first:
+            assert first.runtime is not None and first.runtime.cluster is not None
+            for name in ("Ann Lee", "Ben Fox", "Cy Park", "Di Moss", "Ed Ray"):
+                arrive(first, name)
+            first.runtime.cluster._next_snapshot = 0.0
+            first.runtime.housekeeping()  # a snapshot at the head: the joiner's events before it come from _before
+            for name in ("Fay Lo", "Gus Ng", "Hal Ito"):
+                arrive(first, name)
+            async with serving(site, tmp_path / "b") as second:
+                rt = second.runtime
+                assert rt is not None
+                await eventually(lambda: rt.engine.seq == first.runtime.engine.seq)  # type: ignore[union-attr]
+                assert persist.dump(rt.engine) == persist.dump(first.runtime.engine)
+                assert rt.store.load_events() == first.runtime.store.load_events()
+        assert counts and all(count == 2 for count in counts)
+
+    run(main())
+
+
+def test_a_followers_lease_poll_does_not_hold_its_loop() -> None:
+    """The poll (every 0.5 s, a socket timeout of lease_ttl / 3) runs in a thread: while Redis stalls, the
+    follower's loop goes on serving its consoles.  Here the lease acquisition waits for the loop itself."""
+    loop_ran = threading.Event()
+    saw: list[bool] = []
+
+    def try_lead() -> bool:
+        saw.append(loop_ran.wait(5.0))  # on the loop itself (before), nothing can set it: False after 5 s
+        return True  # it leads: _take_over runs, the watch ends
+
+    member = SimpleNamespace(poll=0.0, halted=False, node=SimpleNamespace(try_lead=try_lead, lease=SimpleNamespace(release=lambda: None)))
+    member._take_over = lambda: None
+
+    async def main() -> None:
+        watch = asyncio.create_task(member_module.Member._watch(member))  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)  # a turn of the loop while the poll waits (not a timing: any turn will do)
+        loop_ran.set()
+        async with asyncio.timeout(10.0):
+            await watch
+
+    asyncio.run(main())
+    assert saw == [True]
+
+
+def test_a_stored_answer_and_its_logged_record_carry_the_same_time(redis_server: RedisServer, tmp_path: Path) -> None:
+    """Server._command read the clock twice: the leader's row and the record every other process stores differed."""
+    site = cluster_site(tmp_path, redis_server.url)
+    ticks = itertools.count(1)
+    clock = WallClock(wall=lambda: 1_800_000_000.0 + next(ticks))  # every reading later than the last
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data", clock=clock) as server:
+            rt = server.runtime
+            assert rt is not None
+            alice = await RepClient.logged_in(server, "alice")
+            await alice.ok("accept", session=arrive(server))
+            await alice.close()
+            logged = [r for rec in OrgLog(connect(redis_server.url), KEYS).read(0) for r in decode_entry(rec.data).records]
+            answers = [r for r in logged if isinstance(r, AnswerRecord)]
+            assert answers
+            for answer in answers:
+                stored = rt.store.answer(answer.login, answer.request)
+                assert stored is not None and stored[0] == answer.at
 
     run(main())

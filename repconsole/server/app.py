@@ -743,8 +743,8 @@ class Server:
             except Exception:
                 log.exception("command %s of %s failed", msg.name, login.rep)
                 reply = encode(_refusal(msg.id, ErrorReason.INTERNAL_ERROR, "the server failed; nothing was confirmed"))
-            rows.append(Store.answer_row(login.id, key, self.clock.now(), reply, digest))
-            rt.replicate(AnswerRecord(login.id, key, self.clock.now(), reply, digest))
+            rows.append(Store.answer_row(login.id, key, at := self.clock.now(), reply, digest))  # one time for both
+            rt.replicate(AnswerRecord(login.id, key, at, reply, digest))
         rt.answers.stored(login.id, msg.id)
         return reply
 

@@ -482,8 +482,8 @@ class Runtime:
         """What housekeeping forgets in memory, at once; returns what the store is to forget."""
         now = self.clock.now()
         floor = self.fanout.prune()
-        if self.cluster is not None:  # snapshot the state into Redis, trim the log behind it
-            self.cluster.keep(self.engine, floor, self.member.side if self.member is not None else bytes)
+        if self.cluster is not None:  # trim the log behind the last snapshot (written just before)
+            self.cluster.trim(floor)
         for login in self.logins.expired_before(now - EXPIRED_LOGINS_KEPT):
             self.logins.remove(login)
             self.answers.forget(login.id)
@@ -499,6 +499,8 @@ class Runtime:
 
     def housekeeping(self) -> None:
         """Forget what has aged out (resume events, answers, expired tokens): one whole pass, in one go."""
+        if self.cluster is not None and self.member is not None and self.cluster.snapshot_due():
+            self.member.snapshot_now()
         self.store.prune(self._forget())
         self.store.checkpoint()
 
@@ -510,6 +512,8 @@ class Runtime:
         many short batches, never one stall of the loop (the whole pass used to hold it
         for up to half a second)."""
         try:
+            if self.cluster is not None and self.member is not None and self.cluster.snapshot_due():
+                await self.member.snapshot()  # the state into Redis (its side part built in a thread)
             cutoffs = self._forget()
             while self.store.prune_batch(cutoffs, self.prune_rows):
                 await asyncio.sleep(0)

@@ -192,6 +192,16 @@ Statement = tuple[str, tuple[Any, ...]]
 
 
 @dataclass(frozen=True, slots=True)
+class LiveRows:
+    """What :meth:`Store.live_rows` read: rows as :meth:`Store.load_answers` and its siblings give them."""
+
+    logins: list[LoginSession]
+    answers: list[tuple[int, str, float, bytes, bytes]]
+    customers: list[tuple[bytes, str, float]]
+    snippets: list[tuple[str, str, str, str, float, str]]
+
+
+@dataclass(frozen=True, slots=True)
 class Cutoffs:
     """What one housekeeping pass forgets (:meth:`Store.prune_batch`): events up to a seq,
     the rest by time (answers given, logins and customer tokens expired, keys expired, before)."""
@@ -295,6 +305,40 @@ class Store:
             db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         finally:
             db.close()
+
+    def reader(self) -> sqlite3.Connection:
+        """A connection of its own, inside a read transaction on the database as it is now: the loop's
+        later commits are not seen by it (WAL: the first read pins the snapshot).  A thread may read
+        from it (``check_same_thread`` off); close it when done (that ends the transaction)."""
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0, check_same_thread=False)
+        try:
+            db.execute("BEGIN")
+            db.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    @staticmethod
+    def live_rows(db: sqlite3.Connection, now: float, answers_after: float) -> LiveRows:
+        """What a process joining a cluster needs of ``db`` (a :meth:`reader`) at time ``now``: unexpired
+        logins, their answers given after ``answers_after`` (the resume window), unexpired customer tokens,
+        every snippet.  Not the expired ones kept a day for a late "expired" (a joiner answers "unknown")."""
+        logins = [
+            LoginSession(login_id, bytes(token_hash), rep, created_at, expires_at)
+            for login_id, token_hash, rep, created_at, expires_at in db.execute("SELECT * FROM logins WHERE expires_at > ?", (now,))
+        ]
+        answers = [
+            (login, request, at, bytes(reply), bytes(command))
+            for login, request, at, reply, command in db.execute(
+                "SELECT a.login, a.request, a.at, a.reply, a.command FROM answers a JOIN logins l ON l.id = a.login "
+                "WHERE a.at >= ? AND l.expires_at > ? ORDER BY a.at",
+                (answers_after, now),
+            )
+        ]
+        customers = [(bytes(h), sid, exp) for h, sid, exp in db.execute("SELECT * FROM customers WHERE expires_at > ?", (now,))]
+        snippets = [tuple(row) for row in db.execute("SELECT * FROM snippets ORDER BY updated_at, id")]
+        return LiveRows(logins, answers, customers, snippets)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

@@ -7,11 +7,24 @@ atomically, which a Redis Cluster allows only within one slot.
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from dataclasses import dataclass
 
-__all__ = ["OrgKeys"]
+__all__ = ["OrgKeys", "process_id"]
 
 PREFIX = "repconsole"
+
+
+def process_id() -> str:
+    """A new id for this process in the cluster (forwarded requests' origin, the lease owner, the relay's
+    node): ``<hostname>-<pid>-<16 random hex digits>``.  Hostname and pid alone repeat (containers with a
+    fixed hostname all run as pid 1; a process restarted may get its pid again): then replies matched by
+    number would go to the wrong process and presence would overwrite another's.  No spaces (the lease
+    value is ``"<owner> <epoch>"``)."""
+    host = socket.gethostname().replace(" ", "_") or "host"
+    return f"{host}-{os.getpid()}-{secrets.token_hex(8)}"
 
 
 @dataclass(frozen=True, slots=True)

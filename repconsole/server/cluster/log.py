@@ -91,12 +91,16 @@ return {'ok', ARGV[3]}
 """
 
 # KEYS: lease, epoch, snapshot, log.  ARGV: lease value, epoch, keep_after.
-# Entries whose last seq is <= min(keep_after, snapshot seq) go.
+# With upto = min(keep_after, snapshot seq): entries before id "<upto>-1" go, i.e. every event entry
+# whose last seq is <= upto and the records-only entries written at heads below upto.  The
+# records-only entries at head upto itself ("<upto>-n", n >= 1) stay: those written after the
+# snapshot are not in its side part, and replaying those written before it is harmless (a reader
+# writes records with INSERT OR REPLACE, in log order).
 _TRIM = _FENCE + """
 local snap = tonumber(redis.call('HGET', KEYS[3], 'seq') or '0')
 local upto = math.min(tonumber(ARGV[3]), snap)
 if upto < 1 then return {'ok', '0'} end
-return {'ok', tostring(redis.call('XTRIM', KEYS[4], 'MINID', (upto + 1) .. '-0'))}
+return {'ok', tostring(redis.call('XTRIM', KEYS[4], 'MINID', upto .. '-1'))}
 """
 
 
@@ -237,7 +241,9 @@ class OrgLog:
         self._fenced(lease, self._begin, [keys.lease, keys.epoch, keys.head, keys.snapshot], [seq, data, side])
 
     def trim(self, lease: Lease, keep_after: int) -> int:
-        """Drop entries whose events are all at or below both ``keep_after`` and the snapshot's seq.
+        """Drop entries whose events are all at or below both ``keep_after`` and the snapshot's seq
+        (``upto``), and the records-only entries written at heads below ``upto``; those written at
+        head ``upto`` stay (the snapshot's side part may not hold them).
 
         ``keep_after``: the caller's resume window starts after it.  Returns the entries dropped.
         """
@@ -280,7 +286,7 @@ class OrgLog:
         raw: Any = self.client.xread({self.keys.log: f"{after}-{sub}"}, count=count, block=max(1, round(block * 1000)))
         records = _records(raw[0][1]) if raw else []
         if records and records[0].starts > after + 1:
-            raise LogGap(after, records[0].first)
+            raise LogGap(after, records[0].starts)
         return records
 
     @staticmethod

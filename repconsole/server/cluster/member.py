@@ -31,18 +31,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
+import math
+import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import redis
 
 from repconsole.core.engine import Event
 from repconsole.protocol.events import Event as WireEvent
-from repconsole.server.cluster.entry import Entry, decode_entry, restore_snapshot
-from repconsole.server.cluster.follower import LogFollower
+from repconsole.server.cluster.entry import Entry, decode_entry, encode_snapshot, restore_snapshot
+from repconsole.server.cluster.follower import PAGE, LogFollower
 from repconsole.server.cluster.forward import (
     PRESENCE_EVERY,
     PRESENCE_TTL,
@@ -53,6 +54,7 @@ from repconsole.server.cluster.forward import (
     Request,
     async_client,
 )
+from repconsole.server.cluster.keys import process_id
 from repconsole.server.cluster.log import LogGap, OrgLog, connect
 from repconsole.server.cluster.node import ClusterRefused, LeaderLog
 from repconsole.server.cluster.records import AnswerRecord, LoginRecord, LogoutRecord, decode_side, encode_side, login_of, rows_of
@@ -66,11 +68,23 @@ __all__ = ["Member"]
 
 log = logging.getLogger(__name__)
 
+TAIL_RETRY = (0.1, 5.0)  # a follower's log reads failing: first and longest wait before the next try
 FORWARD_TIMEOUT = 5.0  # a forwarded request with no reply by then: "retryable" (docs/protocol.md)
 
 _wire = msgspec.json.Decoder(WireEvent)
 # Forwarded customer requests that come from a page connected to their origin.
 _PAGE_HERE = frozenset({"customer_start", "customer_here", "customer_say"})
+
+
+async def _shielded(asking: Coroutine[Any, Any, bool], undo: Callable[[], None]) -> bool:
+    """``await asking`` (a lease acquisition in a thread); if the waiter is cancelled meanwhile (the
+    process halts), the thread still finishes: a lease it took then is given back by ``undo``."""
+    task = asyncio.ensure_future(asking)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(lambda t: undo() if not t.cancelled() and t.exception() is None and t.result() else None)
+        raise
 
 
 def _event(logged: LoggedEvent) -> Event:
@@ -89,7 +103,6 @@ class Member:
         pages: the leader's view of the followers' customer pages: per origin, the sessions whose page it holds
             (and when it said so, or sent a request of one of them).
         handler: the leader's handler of a forwarded request (set by the server; presence is handled here).
-        took_over_at: the monotonic time this process last took over (None: it never did).
     """
 
     def __init__(self, runtime: Runtime) -> None:
@@ -97,25 +110,25 @@ class Member:
         settings = runtime.spec.cluster
         assert settings.redis_url is not None
         self.settings = settings
-        self.node = LeaderLog(settings, runtime.loop, self._lost)
-        self.origin = f"{socket.gethostname()}-{os.getpid()}"
+        self.origin = process_id()  # one id for the process: its forwards' origin and its lease owner
+        self.node = LeaderLog(settings, runtime.loop, self._lost, owner=self.origin)
         self.log: OrgLog = self.node.log
         # Blocking reads need a socket timeout longer than the block: a client of their own.
         self.tail_log = OrgLog(connect(settings.redis_url, timeout=5.0), self.log.keys)
         self.aio = async_client(settings.redis_url)
-        self.forwarder = Forwarder(self.aio, self.log.keys, self.origin)
+        self.forwarder = Forwarder(self.aio, self.log.keys, self.origin, on_fail=self._failed)
         self.server: CommandServer | None = None
-        self.handler: object = None
+        self.handler: Callable[[Request], Reply | None] | None = None
         self.leads = False
         self.poll = min(0.5, settings.lease_ttl / 4)
         self.follower: LogFollower | None = None
         self.remote: dict[str, tuple[frozenset[str], float]] = {}
         self.pages: dict[str, tuple[frozenset[str], float]] = {}
         self.connecting: dict[str, int] = {}  # reps whose connect is forwarded, not answered yet
-        self.took_over_at: float | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._reaching: list[tuple[int, asyncio.Future[None]]] = []  # (seq, told when the copy is at it)
         self.halted = False
+        self._closing: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ start
 
@@ -125,7 +138,11 @@ class Member:
             if self._join():
                 return
             time.sleep(0.1)  # another process took the lease a moment ago and is beginning the log
-        raise LogGap(0, 1)
+        holder = self.log.client.get(self.log.keys.lease)
+        raise ClusterRefused(
+            f"another process holds the lease of {self.log.keys.log} ({holder!r}) but has not begun its log "
+            "(no snapshot) within 5 s: it may be stuck starting; this process cannot follow a log that does not exist"
+        )
 
     def _join(self) -> bool:
         rt = self.rt
@@ -154,8 +171,16 @@ class Member:
 
     def _before(self, seq: int) -> list[LoggedEvent]:
         """The log's events up to ``seq`` that it still has, contiguous and ending at ``seq`` (else none)."""
-        raw: Any = self.log.client.xrange(self.log.keys.log, "-", f"{seq}-0")
-        events = [e for entry_id, fields in raw or () if int(fields[b"f"]) for e in decode_entry(bytes(fields[b"d"])).events]
+        events: list[LoggedEvent] = []
+        after = "-"
+        while True:  # in pages: the kept log may be tens of thousands of entries
+            raw: Any = self.log.client.xrange(self.log.keys.log, after, f"{seq}-0", count=PAGE)
+            for _id, fields in raw or ():
+                if int(fields[b"f"]):
+                    events += decode_entry(bytes(fields[b"d"])).events
+            if len(raw or ()) < PAGE:
+                break
+            after = "(" + (raw[-1][0].decode() if isinstance(raw[-1][0], bytes) else str(raw[-1][0]))
         if not events or events[-1].seq != seq:
             return []
         start = len(events) - 1
@@ -171,7 +196,7 @@ class Member:
                 raise ClusterRefused(f"this copy is at seq {rt.engine.seq}, the log at {self.log.head()}: it must not lead")
             rt.engine.lead()
             rt.store.save_all(rt.engine)
-        self.node.begin(rt.engine, encode_side(rt.store))
+        self.node.begin(rt.engine, self.side())
         self.leads = True
         rt.cluster = self.node
 
@@ -206,7 +231,7 @@ class Member:
             self.rt.store.save_all(self.rt.engine)
         self.node.close()
         self.tail_log.client.close()
-        self.rt.loop.create_task(self.aio.aclose())
+        self._closing = self.rt.loop.create_task(self.aio.aclose())  # held: a task nobody holds may be collected
 
     # -------------------------------------------------------- following
 
@@ -243,20 +268,41 @@ class Member:
                     pass  # in the store: looked up there after a takeover
 
     async def _tail(self) -> None:
+        """Follow the log.  A Redis error (a restart, a cut) is retried with backoff: a follower only
+        reads, and its copy stays exact (it goes on from its position).  A gap (the entries it needs
+        were trimmed while it could not read) or anything else stops the process: a supervisor restarts
+        it and it rebuilds from the snapshot at join (docs/operations.md)."""
         assert self.follower is not None
-        try:
-            await self.follower.run(block=1.0)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a gap or a Redis failure: this copy can no longer be trusted
-            log.critical("following the log failed (%s): stopping", exc, exc_info=True)
-            self.rt.fatal(exc)
+        delay, failed_at = TAIL_RETRY[0], -math.inf
+        while True:
+            try:
+                await self.follower.run(block=1.0)
+            except asyncio.CancelledError:
+                raise
+            except redis.RedisError as exc:
+                now = time.monotonic()
+                delay = TAIL_RETRY[0] if now - failed_at > 30.0 else min(delay * 2, TAIL_RETRY[1])
+                failed_at = now
+                log.warning("cannot read the log (%s): again in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+            except LogGap as exc:
+                log.critical(
+                    "this follower fell behind the log (%s): the entries it needs were trimmed; stopping "
+                    "(started again, it rebuilds from the snapshot)", exc,
+                )  # fmt: skip
+                self.rt.fatal(exc)
+                return
+            except Exception as exc:  # this copy can no longer be trusted
+                log.critical("following the log failed (%s): stopping", exc, exc_info=True)
+                self.rt.fatal(exc)
+                return
 
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(self.poll)
             try:
-                led = self.node.try_lead()
+                # In a thread: a Redis that stalls must not stall this follower's loop (socket timeout lease_ttl / 3).
+                led = await _shielded(asyncio.to_thread(self.node.try_lead), self.node.lease.release)
             except Exception as exc:
                 log.warning("cannot ask for the lease (%s)", exc)
                 continue
@@ -280,9 +326,8 @@ class Member:
             self.node.lease.release()
             rt.fatal(exc)
             return
-        self.took_over_at = time.monotonic()
         log.warning("took over %s at seq %d under epoch %s", self.log.keys.log, rt.engine.seq, self.node.lease.epoch)
-        self.forwarder.fail_pending()
+        self.forwarder.stop()  # its pending calls fail (NoLeader), its reply reader lets go of its connection
         self._reached()
         rt.took_over()
         self._serve()
@@ -341,8 +386,36 @@ class Member:
     # ---------------------------------------------------------- leading
 
     def side(self) -> bytes:
-        """The snapshot's side part: the store's logins, answers and customer tokens."""
-        return encode_side(self.rt.store)
+        """The snapshot's side part now, on the loop (at a takeover or start, before anything else runs)."""
+        return self._side(self.rt.store.reader(), self.rt.clock.now())
+
+    def _side(self, db: sqlite3.Connection, now: float) -> bytes:
+        """The side part from ``db`` (a Store.reader, closed here): the live logins, answers within the
+        resume window, unexpired customer tokens, snippets.  Runs in a thread."""
+        try:
+            return encode_side(db, now, now - self.rt.spec.server.resume_window)
+        finally:
+            db.close()
+
+    def _snapshot_parts(self) -> tuple[int, bytes, sqlite3.Connection, float]:
+        # On the loop, in one turn: the engine at seq and a read transaction of the store at the same
+        # step (steps commit to SQLite on the loop, so nothing can come between the two).
+        seq, data = encode_snapshot(self.rt.engine)
+        return seq, data, self.rt.store.reader(), self.rt.clock.now()
+
+    async def snapshot(self) -> None:
+        """The leader's periodic snapshot (housekeeping): the engine state on the loop, the side part
+        built and encoded in a thread from a read transaction pinned at the same seq, so the loop does
+        not stall on a big store and no step's rows race the read."""
+        seq, data, db, now = self._snapshot_parts()
+        side = await asyncio.to_thread(self._side, db, now)
+        if self.leads and not self.halted:  # it may have stepped down meanwhile
+            self.node.write_snapshot(seq, data, side)
+
+    def snapshot_now(self) -> None:
+        """:meth:`snapshot` in one go (housekeeping with no loop running: tools and tests)."""
+        seq, data, db, now = self._snapshot_parts()
+        self.node.write_snapshot(seq, data, self._side(db, now))
 
     def holds(self, rep: str) -> bool:
         """Whether a live follower has a console of ``rep`` (the leader's presence check)."""
@@ -355,7 +428,9 @@ class Member:
         return any(session in sessions and now - seen < PRESENCE_TTL for sessions, seen in self.pages.values())
 
     def _serve(self) -> None:
-        self.server = CommandServer(self.aio, self.log.keys, self._handle)
+        # A leader frozen past its lease (SIGSTOP, a VM paused) that wakes with a batch in hand pushes it
+        # back rather than run it: its lease is no longer valid by its own clock.
+        self.server = CommandServer(self.aio, self.log.keys, self._handle, on_fail=self._failed, ready=lambda: self.node.lease.held)
         self.server.idle = self._expire_presence
         self.server.start()
 
@@ -376,9 +451,8 @@ class Member:
         if request.kind == "connect":  # held at once, whatever its presence said before
             reps, _ = self.remote.get(request.origin, (frozenset(), 0.0))
             self.remote[request.origin] = (reps | {request.rep}, time.monotonic())
-        handle = self.handler
-        assert callable(handle)
-        reply: Reply | None = handle(request)  # None: answered later (a reload round)
+        assert self.handler is not None, "the server sets the handler before it serves"
+        reply = self.handler(request)  # None: answered later (a reload round)
         if request.kind in _PAGE_HERE and (session := request.session or (reply.session if reply is not None else "")):
             pages, _ = self.pages.get(request.origin, (frozenset(), 0.0))  # held at once, too
             self.pages[request.origin] = (pages | {session}, time.monotonic())
@@ -397,6 +471,11 @@ class Member:
                 if pages:
                     log.warning("%s has not told its customer pages for %.1f s: %d count as gone", origin, now - seen, len(pages))
                 self.rt.pages_moved(frozenset(), pages)
+
+    def _failed(self, exc: BaseException) -> None:
+        """A forwarding task ended (a bug): a process that can no longer forward or serve forwards stops."""
+        if not self.halted:
+            self.rt.fatal(exc)
 
     def _lost(self, reason: str) -> None:
         self.leads = False

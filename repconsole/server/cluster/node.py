@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 from collections.abc import Callable, Sequence
 
 from repconsole.core.engine import Event, QueueEngine
 from repconsole.server.cluster.entry import encode_entry, encode_note, encode_snapshot
-from repconsole.server.cluster.keys import OrgKeys
+from repconsole.server.cluster.keys import OrgKeys, process_id
 from repconsole.server.cluster.lease import Lease
 from repconsole.server.cluster.log import AppendRefused, LogUnavailable, OrgLog, connect
 from repconsole.server.cluster.records import Record
@@ -32,8 +30,8 @@ __all__ = ["ClusterRefused", "LeaderLog"]
 
 log = logging.getLogger(__name__)
 
-# How often the leader snapshots its state into Redis (at housekeeping, on the loop: persist.dump
-# of the live state).  Between snapshots the log is trimmed only up to the last one.
+# How often the leader snapshots its state into Redis (at housekeeping: persist.dump of the engine on
+# the loop, the side part in a thread).  Between snapshots the log is trimmed only up to the last one.
 SNAPSHOT_EVERY = 60.0
 
 
@@ -49,20 +47,21 @@ class LeaderLog:
         log: the organisation's log.
     """
 
-    def __init__(self, settings: ClusterSettings, loop: asyncio.AbstractEventLoop, on_lost: Callable[[str], None]) -> None:
+    def __init__(
+        self, settings: ClusterSettings, loop: asyncio.AbstractEventLoop, on_lost: Callable[[str], None], *, owner: str | None = None
+    ) -> None:
         assert settings.redis_url is not None
         self.loop = loop
         self.on_lost = on_lost
         # Renewals and appends must fail well within the lease: a third of it.
         self.client = connect(settings.redis_url, timeout=settings.lease_ttl / 3)
         keys = OrgKeys.of(settings.organisation)
-        owner = f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
-        self.lease = Lease(self.client, keys, owner, ttl=settings.lease_ttl, on_lost=self._lost)
+        self.lease = Lease(self.client, keys, owner if owner is not None else process_id(), ttl=settings.lease_ttl, on_lost=self._lost)
         self.log = OrgLog(self.client, keys)
         self._renewal: asyncio.TimerHandle | None = None
         self._opened = False
         self.snapshot_every = SNAPSHOT_EVERY
-        self._next_snapshot = loop.time() + SNAPSHOT_EVERY  # open() has just written one
+        self._next_snapshot = loop.time() + SNAPSHOT_EVERY  # begin() writes one
 
     def try_lead(self) -> bool:
         """Take the lease if nobody holds it (the epoch raised).  Raises LogUnavailable if Redis cannot be asked."""
@@ -70,13 +69,6 @@ class LeaderLog:
             return self.lease.try_acquire()
         except Exception as exc:
             raise LogUnavailable(f"cannot reach Redis: {exc}") from exc
-
-    def open(self, engine: QueueEngine, side: bytes = b"") -> None:
-        """Lead, and begin the log at ``engine``'s state.  Raises ClusterRefused, or LogUnavailable."""
-        if not self.try_lead():
-            holder = self.client.get(self.lease.keys.lease)
-            raise ClusterRefused(f"organisation {self.lease.keys.lease} is led by another process ({holder!r})")
-        self.begin(engine, side)
 
     def begin(self, engine: QueueEngine, side: bytes = b"") -> None:
         """With the lease held: go on from ``engine``'s state (at or past the log's head), with it as the
@@ -99,15 +91,19 @@ class LeaderLog:
         ``engine``'s directory (a reload: the note carries it).  Raises like append."""
         self.log.note(self.lease, encode_note(records, engine.changes_of(()) if engine is not None else None))
 
-    def keep(self, engine: QueueEngine, keep_after: int, side: Callable[[], bytes] = bytes) -> int:
-        """Housekeeping: a snapshot of ``engine`` when one is due, then trim the log behind it, keeping
-        every event after ``keep_after`` (the fan-out's resume window).  Returns the entries trimmed.
-        Raises AppendRefused or LogUnavailable (the lease has stepped down) like an append."""
-        now = self.loop.time()
-        if now >= self._next_snapshot:
-            seq, data = encode_snapshot(engine)
-            self.log.write_snapshot(self.lease, seq, data, side())
-            self._next_snapshot = now + self.snapshot_every
+    def snapshot_due(self) -> bool:
+        """Whether housekeeping is to write a snapshot now (every :attr:`snapshot_every` seconds)."""
+        return self.loop.time() >= self._next_snapshot
+
+    def write_snapshot(self, seq: int, data: bytes, side: bytes) -> None:
+        """Store the snapshot (the engine state ``data`` at ``seq`` and its ``side`` part: :meth:`Member.snapshot
+        <repconsole.server.cluster.member.Member.snapshot>` builds them).  Raises like an append."""
+        self.log.write_snapshot(self.lease, seq, data, side)
+        self._next_snapshot = self.loop.time() + self.snapshot_every
+
+    def trim(self, keep_after: int) -> int:
+        """Housekeeping: trim the log behind the last snapshot, keeping every event after ``keep_after``
+        (the fan-out's resume window).  Returns the entries trimmed.  Raises like an append."""
         return self.log.trim(self.lease, keep_after)
 
     def _schedule(self) -> None:

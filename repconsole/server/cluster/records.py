@@ -20,13 +20,15 @@ SQLite that is not engine state:
 Typed records rather than SQL: a follower turns each into its own store's
 rows (:func:`rows_of`) and into its in-memory indexes, and the format does
 not depend on the schema.  The snapshot in Redis carries the live ones
-(:func:`encode_side`), so that a process starting after the log was trimmed
+(:func:`encode_side`: unexpired logins and customer tokens, answers within the
+resume window, snippets), so that a process starting after the log was trimmed
 knows every live login.  Password hashes are not records: they live in a
 Redis hash of the organisation's (:mod:`.passwords`).
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Sequence
 
 import msgspec
@@ -132,12 +134,16 @@ def rows_of(records: Iterable[Record]) -> list[Statement]:
     return rows
 
 
-def encode_side(store: Store) -> bytes:
-    """The snapshot's side part: every login, stored answer, customer token and team snippet ``store`` holds."""
-    records: list[Record] = [LoginRecord.of(login) for login in store.load_logins()]
-    records += [AnswerRecord(*row) for row in store.load_answers()]
-    records += [CustomerRecord(*row) for row in store.load_customers()]
-    records += [SnippetRecord(*row) for row in store.load_snippets()]
+def encode_side(db: sqlite3.Connection, now: float, answers_after: float) -> bytes:
+    """The snapshot's side part: the live logins, answers, customer tokens and team snippets of ``db`` (a
+    :meth:`Store.reader <repconsole.server.store.Store.reader>`: one read transaction, so they are the
+    store's at one step; :meth:`Store.live_rows <repconsole.server.store.Store.live_rows>` says which).
+    Runs in a thread: it touches nothing but ``db``."""
+    rows = Store.live_rows(db, now, answers_after)
+    records: list[Record] = [LoginRecord.of(login) for login in rows.logins]
+    records += [AnswerRecord(*row) for row in rows.answers]
+    records += [CustomerRecord(*row) for row in rows.customers]
+    records += [SnippetRecord(*row) for row in rows.snippets]
     return _encoder.encode(records)
 
 

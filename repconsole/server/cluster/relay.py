@@ -55,8 +55,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -65,7 +63,7 @@ import redis.asyncio as aredis
 
 from repconsole.core.cobrowse import Effect, Stream
 from repconsole.protocol import CobrowseState, CobrowseStatus
-from repconsole.server.cluster.keys import PREFIX
+from repconsole.server.cluster.keys import PREFIX, process_id
 from repconsole.server.config import ClusterSettings
 
 if TYPE_CHECKING:
@@ -81,6 +79,7 @@ WANT_RETRY = 1.0
 REFRESH = 10.0
 # How long a subscription may take to be confirmed before the mirror asks anyway.
 SUBSCRIBE_TIMEOUT = 2.0
+HEALTH_CHECK = 5.0  # seconds of quiet after which the subscriber PINGs before it reads on
 
 
 def channel(organisation: str, session: str) -> str:
@@ -175,10 +174,12 @@ class RedisRelay:
     def __init__(self, url: str, organisation: str, *, node: str | None = None, timeout: float = 1.0, refresh: float = REFRESH) -> None:
         self.organisation = organisation
         self.refresh = refresh
-        self.node = node if node is not None else f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
+        self.node = node if node is not None else process_id()
         self._pub = aredis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         # No socket timeout on the subscriber: it waits for messages (get_message's own timeout bounds each wait).
-        self._sub = aredis.Redis.from_url(url, socket_connect_timeout=timeout)
+        # A health check (a PING when it has been quiet that long) finds a dead connection (a Redis restart,
+        # a cut) instead of waiting on it forever.
+        self._sub = aredis.Redis.from_url(url, socket_connect_timeout=timeout, health_check_interval=HEALTH_CHECK)
         self._pubsub = self._sub.pubsub()
         self._desk: CobrowseDesk | None = None
         self._origins: dict[str, _Origin] = {}
@@ -357,12 +358,16 @@ class RedisRelay:
                     self.published += 1
                 elif op == "sub":
                     confirmed = self._confirmed[name] = asyncio.Event()
-                    await self._pubsub.subscribe(name)
-                    if self._reader is None or self._reader.done():
-                        self._reader = asyncio.get_running_loop().create_task(self._read())
-                    # Ask for the buffer (the next ops) only once Redis would deliver the answer here.
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(confirmed.wait(), SUBSCRIBE_TIMEOUT)
+                    try:
+                        await self._pubsub.subscribe(name)
+                        if self._reader is None or self._reader.done():
+                            self._reader = asyncio.get_running_loop().create_task(self._read())
+                        # Ask for the buffer (the next ops) only once Redis would deliver the answer here.
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(confirmed.wait(), SUBSCRIBE_TIMEOUT)
+                    finally:
+                        if self._confirmed.get(name) is confirmed:  # confirmed, timed out or failed: not kept
+                            del self._confirmed[name]
                 elif session not in self._origins and session not in self._mirrors:  # unsub, unless wanted again since
                     await self._pubsub.unsubscribe(name)
             except Exception as exc:  # co-browsing is best effort: a mirror notices a gap by the numbers
