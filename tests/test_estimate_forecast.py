@@ -172,21 +172,26 @@ def test_the_engine_plays_the_sessions_in_progress_forward() -> None:
     assert late.model > 0 and early.model > 0  # the rate model's own figure is kept beside it (its calibration)
 
 
-def test_a_team_whose_members_are_all_away_for_good_gives_no_number_from_the_forecast() -> None:
+def test_a_member_away_is_back_as_the_stretches_away_seen_say() -> None:
     clock = ManualClock(10_000.0)
     e = _team(clock)
+    for _ in range(3):  # stretches away of two minutes, seen end
+        e.set_status("a", RepStatus.AWAY)
+        clock.advance(120)
+        e.set_status("a", RepStatus.AVAILABLE)
     me = _busy(e, clock, 5.0)
     e.set_status("a", RepStatus.AWAY)
     clock.advance(60)
-    e.set_status("a", RepStatus.AVAILABLE)  # one stretch away seen: a minute
-    clock.advance(1)
-    e.set_status("a", RepStatus.AWAY)
-    e.set_status("b", RepStatus.AWAY)
-    assert e.estimate_for(me) is None  # nobody available: no data, as before
-    clock.advance(30)
-    e.set_status("b", RepStatus.AVAILABLE)
+    # a ends their session while away: their place frees when they are back, in about a minute.
+    sid = next(sid for sid in e._queues.involved("a"))
+    e.end("a", sid)
     est = e.estimate_for(me)
-    assert est is not None and est.seconds < 650
+    assert est is not None and est.seconds < 120  # the rate model says about a session's length
+    assert est.model > 300
+    clock.advance(100)  # away longer than any stretch seen: not back within sight, b's session is what frees
+    e.set_status("b", RepStatus.AVAILABLE)
+    later = e.estimate_for(me)
+    assert later is not None and later.seconds > 300
 
 
 def test_a_forecast_is_made_once_per_team_for_every_customer_asking(monkeypatch: pytest.MonkeyPatch) -> None:
