@@ -3,6 +3,7 @@
     python -m bench.bench_estimate             # 7 simulated days (seeds), about a minute
     python -m bench.bench_estimate --quick     # 5 short days, a few seconds
     python -m bench.bench_estimate --hours     # and the figures per hour of the day
+    python -m bench.bench_estimate --cost      # the cost of estimates at 20,000 waiting instead
 
 One :class:`QueueEngine` on a :class:`ManualClock` that jumps from one thing
 to the next (a 10-hour day takes seconds): one team, ``least-busy``
@@ -240,6 +241,49 @@ def simulate_day(seed: int, hours: int = len(PROFILE), *, equal: bool = False, f
     return day
 
 
+def cost(waiting: int = 20_000, rounds: int = 7) -> None:
+    """Time ``publish_estimates`` (a fresh forecast) and ``estimate_for`` of every waiting customer, ``rounds`` times.
+
+    One routed team of 14 reps of capacity 2, all busy, 60 sessions of history, ``waiting`` in its queue.
+    """
+    clock = ManualClock(OPEN)
+    engine = QueueEngine(clock, rng=random.Random(1))
+    engine.add_team(TEAM, "Support", routing=RoutingMode.LEAST_BUSY)
+    engine.add_issue("help", "Help", "General", TEAM)
+    for n in range(14):
+        engine.add_rep(f"r{n:02d}", f"Rep {n}", [TEAM], max_sessions=2)
+    rng = random.Random(2)
+
+    def serve(name: str, length: float | None) -> None:
+        s = engine.start_with_issue("help", Intake(name))
+        offer = next(o for o in engine.open_offers() if o.session == s.id)
+        clock.now += rng.uniform(1, 8)
+        engine.accept_offer(offer.rep, s.id)
+        if length is not None:
+            clock.now += length
+            engine.end(offer.rep, s.id)
+
+    for n in range(60):
+        serve(f"h{n}", rng.uniform(60, 900))
+    for n in range(28):
+        serve(f"f{n}", None)
+        clock.now += 20
+    ids = [engine.start_with_issue("help", Intake(f"w{n}")).id for n in range(waiting)]
+    publish, sweep = [], []
+    for _ in range(rounds):
+        clock.now += 11  # older than any forecast kept
+        started = time.perf_counter()
+        engine.publish_estimates()
+        publish.append(1000 * (time.perf_counter() - started))
+        clock.now += 11
+        started = time.perf_counter()
+        for sid in ids:
+            engine.estimate_for(sid)
+        sweep.append(1000 * (time.perf_counter() - started))
+    print(f"bench_estimate --cost: {waiting} waiting, median of {rounds} (min–max)")
+    print(f"publish_estimates: {_med(publish)} ms; estimate_for of every waiting customer: {_med(sweep, '{:.0f}')} ms")
+
+
 def _med(values: Sequence[float], fmt: str = "{:.1f}") -> str:
     values = [v for v in values if not math.isnan(v)]
     if not values:
@@ -257,7 +301,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--days", type=int, default=None, help="simulated days, one seed each (default 7; 5 with --quick)")
     parser.add_argument("--seed", type=int, default=1, help="the first day's seed")
     parser.add_argument("--hours", action="store_true", help="print the figures per hour of the day too")
+    parser.add_argument("--cost", action="store_true", help="time the estimates at 20,000 waiting instead")
     args = parser.parse_args(argv)
+    if args.cost:
+        cost()
+        return
     days = args.days or (5 if args.quick else 7)
     hours = 3 if args.quick else len(PROFILE)
     print(f"bench_estimate: {days} simulated days of {hours} h, least-busy routing, 14 reps; median over the days (min–max)")

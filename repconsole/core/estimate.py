@@ -31,18 +31,26 @@ The model (docs/architecture.md, "Wait estimates"):
   no data.  "No data" is never a number: the page says "we are busier
   than usual".
 
+* A routed team that has seen enough of its sessions end is estimated by
+  playing its members' sessions forward instead (:mod:`repconsole.core.forecast`,
+  :func:`forecast_wait`); the model above stays the fallback, and its
+  calibration keeps learning.
+
 Nothing here reads a clock or the engine: the engine hands in what it saw.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from repconsole.protocol.views import EstimateView
+
+if TYPE_CHECKING:
+    from repconsole.core.forecast import Forecast
 
 __all__ = [
     "MIN_SERVED",
@@ -57,6 +65,7 @@ __all__ = [
     "best_point",
     "describe",
     "estimate_wait",
+    "forecast_wait",
     "served_rate",
 ]
 
@@ -117,17 +126,32 @@ def best_point(values: Iterable[float], tolerance: float = TOLERANCE) -> float |
     ordered = sorted(values)
     if not ordered:
         return None
-    median = ordered[len(ordered) // 2]
+    n = len(ordered)
+    median = ordered[n // 2]
     lo_f, hi_f = 1 - tolerance, 1 + tolerance
-    best: tuple[int, float] | None = None
-    point = median
-    for v in ordered:
-        for p in (v * lo_f, v, v * hi_f):
-            # The values p is within tolerance of: p / hi_f <= v <= p / lo_f.
-            n = bisect.bisect_right(ordered, p / lo_f) - bisect.bisect_left(ordered, p / hi_f)
-            key = (-n, abs(p - median))
-            if best is None or key < best:
-                best, point = key, p
+    # How many values each candidate p (v * lo_f, v, v * hi_f for every v) is within tolerance of:
+    # those with p / hi_f <= v <= p / lo_f.  Candidates of one kind grow with v, and so do their
+    # windows' ends: one pass of two pointers per kind, not a bisection per candidate (a forecast
+    # asks this of 300 samples for each of 48 places).
+    counts: list[list[int]] = []
+    for f in (lo_f, 1.0, hi_f):
+        row: list[int] = []
+        left = right = 0
+        for v in ordered:
+            p = v * f if f != 1.0 else v
+            top, bottom = p / lo_f, p / hi_f
+            while right < n and ordered[right] <= top:
+                right += 1
+            while left < n and ordered[left] < bottom:
+                left += 1
+            row.append(right - left)
+        counts.append(row)
+    most = max(max(row) for row in counts)
+    point, nearest = median, math.inf
+    for i, v in enumerate(ordered):
+        for j, p in enumerate((v * lo_f, v, v * hi_f)):
+            if counts[j][i] == most and abs(p - median) < nearest:
+                point, nearest = p, abs(p - median)
     return point
 
 
@@ -246,6 +270,15 @@ def estimate_wait(
     point = model * (calibration.factor(k) if calibration is not None else 1.0)
     spread = Z * math.sqrt(1 / k + 1 / n)
     return WaitEstimate(point, *_minutes(point * max(0.0, 1 - spread), point * (1 + spread)), k, model)
+
+
+def forecast_wait(forecast: Forecast, ahead: int, now: float, *, model: float = 0.0) -> WaitEstimate | None:
+    """The wait of a customer with ``ahead`` to be served first, from a team's forecast; None: it sees no number."""
+    got = forecast.wait(ahead, now)
+    if got is None:
+        return None
+    point, low, high = got
+    return WaitEstimate(point, *_minutes(low, high), ahead, model)
 
 
 def describe(estimate: WaitEstimate | EstimateView | None) -> str:

@@ -27,6 +27,7 @@ part that does it (see ``docs/architecture.md`` for the map):
 ``presence.Presence``     status, connection, grace period and fallback
 ``teamchat.TeamChats``    team chat and read markers
 ``routing.Router``        auto-assignment: offers, capacity, wait estimates
+``outlook.Outlook``       what wait estimates play forward from (session lengths)
 ``timers.Timers``         the deadlines :meth:`QueueEngine.advance` fires
 ``snapshots``             a rep's snapshot part by part, exact as of its seq
 ========================  ==================================================

@@ -38,11 +38,13 @@ from dataclasses import dataclass
 from repconsole.core.clock import Clock
 from repconsole.core.engine.directory import Directory
 from repconsole.core.engine.events import EventBus
+from repconsole.core.engine.outlook import Outlook, joined_at
 from repconsole.core.engine.presence import Presence
 from repconsole.core.engine.queues import Queues
 from repconsole.core.engine.timers import Timers
 from repconsole.core.errors import CommandError, Reason
-from repconsole.core.estimate import Calibration, ServedLog, WaitEstimate, answer_time, estimate_wait
+from repconsole.core.estimate import Calibration, ServedLog, WaitEstimate, answer_time, estimate_wait, forecast_wait
+from repconsole.core.forecast import Member
 from repconsole.core.model import QueueKind, QueueRef, Rep, RepStatus, RoutingMode, Session, SessionState, StepKind
 from repconsole.protocol.events import EstimateData, OfferData, OfferEndedData
 from repconsole.protocol.views import EstimateView, OfferView
@@ -102,6 +104,7 @@ class Router:
         self._soon: dict[str, float] = {}  # team -> answer_time() of its answers, until the next
         self._calibration: dict[str, Calibration] = {}  # team -> how its recent waits compared with the model
         self._shown: dict[str, tuple[float, int, float]] = {}  # session -> (when, ahead, model): its first estimate
+        self.outlook = Outlook(clock)  # what the estimates play forward from: session lengths, stretches away
         queues.committed = self.on_commit
 
     # ------------------------------------------------------------- queries
@@ -135,6 +138,7 @@ class Router:
         self._served[team_id] = ServedLog(self._clock())
         self._answers[team_id] = deque(maxlen=200)
         self._calibration[team_id] = Calibration()
+        self.outlook.add_team(team_id)
         self.team_changed(team_id)
 
     def _mark(self, team_ids: Iterable[str]) -> None:
@@ -145,6 +149,7 @@ class Router:
 
     def mark_rep(self, rep: Rep) -> None:
         """The rep's capacity, status or connection changed: withdraw what no longer fits, route their teams."""
+        self.outlook.rep_changed(rep)
         if not self.takes_offers(rep):
             self._withdraw_rep(rep.id, keep=0)
         else:
@@ -280,11 +285,13 @@ class Router:
         self._by_rep.setdefault(rep_id, {})[s.id] = offer
         self._last_work[rep_id] = now
         self._timers.add(offer.deadline, "offer", s.id)
+        self.outlook.changed()
         self._bus.emit(OfferData(offer.view()), self._dir.only(rep_id))
 
     def _close(self, offer: Offer, outcome: OfferOutcome, *, refuse: bool = False, away: bool = False,
                detail: str | None = None) -> None:  # fmt: skip
         del self.offers[offer.session]
+        self.outlook.changed()
         mine = self._by_rep[offer.rep]
         del mine[offer.session]
         if refuse:
@@ -308,6 +315,9 @@ class Router:
         """Every session change, after it is announced (see :attr:`Queues.committed`)."""
         q = s.queue
         left_team = old_queue is not None and old_queue.kind is QueueKind.TEAM and old_queue != q
+        served = left_team and s.state is SessionState.ACTIVE
+        assert old_queue is not None or not served
+        self.outlook.session_changed(s, old_queue.id if served and old_queue is not None else None, old_in, now_in)
         if left_team:
             assert old_queue is not None
             shown = self._shown.pop(s.id, None) if self._shown else None
@@ -375,9 +385,35 @@ class Router:
             soon = self._soon[team_id] = answer_time(self._answers[team_id])
         est = estimate_wait(position, log.times(), now, since=log.since, free_slots=free, serving=serving, soon=soon,
                             calibration=self._calibration[team_id])  # fmt: skip
-        if session_id is not None and est is not None and est.ahead > 0 and session_id not in self._shown:
+        if est is None or est.ahead <= 0:
+            return est
+        if session_id is not None and session_id not in self._shown:
             self._shown[session_id] = (now, est.ahead, est.model)
+        if team.routing is not RoutingMode.NONE:
+            # A routed team: play its members' sessions forward (the rate model stays the fallback,
+            # and its calibration keeps learning; a pull team's reps take customers when they choose).
+            last = self._queues.count(self._dir.ref(QueueRef.team(team_id))) + 1 - free
+            forecast = self.outlook.forecast(team_id, max(est.ahead, last), lambda: self._places(members, now),
+                                             self._answers[team_id])  # fmt: skip
+            if forecast is not None:
+                return forecast_wait(forecast, est.ahead, now, model=est.model) or est
         return est
+
+    def _places(self, members: Iterable[Rep], now: float) -> list[Member]:
+        """What a forecast starts from: each member's places, the sessions in them and how long each has gone on."""
+        live = self._queues.live
+        places = []
+        for r in sorted(members, key=lambda r: r.id):
+            ages = sorted(now - joined_at(live[sid], r.id) for sid in self._queues.involved(r.id) if sid in live)
+            # Over capacity (pulled more): a place frees only when enough have ended; the oldest are likeliest to.
+            ages = ages[: r.max_sessions]
+            if self.takes_offers(r):
+                places.append(Member(tuple(ages), self.held_by(r.id) + max(0, self.room(r))))
+            elif r.connected and r.status is RepStatus.AVAILABLE and r.paused_until is not None:
+                places.append(Member(tuple(ages), max(0, r.max_sessions - len(ages)), back=r.paused_until - now))
+            else:  # away, busy or disconnected: back after a stretch like those seen end
+                places.append(Member(tuple(ages), max(0, r.max_sessions - len(ages)), away=self.outlook.away_for(r.id, now)))
+        return places
 
     def published(self, team_ids: Iterable[str]) -> dict[str, EstimateView | None]:
         """The estimates last published of these teams (those published at all): what a snapshot carries."""
