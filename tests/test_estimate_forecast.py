@@ -236,3 +236,39 @@ def test_the_same_commands_give_the_same_estimates() -> None:
         return [est.seconds for _ in range(3) if (est := e.estimate_for(me)) is not None and clock.advance(11) is None]
 
     assert run() == run()
+
+
+def test_forecasts_over_all_teams_keep_to_their_budget_per_second() -> None:
+    # Twelve routed teams with history; every change anywhere makes each team's forecast stale. Asked for
+    # every team every half second for a minute, the engine makes at most REMAKES_PER_SECOND a second
+    # (plus the bucket's start), and every team still gets a number: a forecast, kept, or the rate model's.
+    clock = ManualClock(10_000.0)
+    e = QueueEngine(clock, rng=random.Random(1))
+    teams = [f"t{n}" for n in range(12)]
+    for t in teams:
+        e.add_team(t, t.upper(), routing=RoutingMode.LEAST_BUSY, max_sessions=1)
+        e.add_rep(f"{t}-a", "A", [t])
+        e.add_issue(f"{t}-i", "Issue", "Network", t)
+    for i in range(outlook.MIN_LENGTHS + 2):
+        for t in teams:
+            s = e.start_with_issue(f"{t}-i", intake(f"{t}-c{i}"))
+            offer = next(o for o in e.open_offers() if o.session == s.id)
+            e.accept_offer(offer.rep, s.id)
+        clock.advance(300)
+        for t in teams:
+            e.end(f"{t}-a", next(iter(e._queues.involved(f"{t}-a"))))
+    for t in teams:  # busy again, two waiting behind
+        s = e.start_with_issue(f"{t}-i", intake(f"{t}-busy"))
+        e.accept_offer(f"{t}-a", s.id)
+        e.start_with_issue(f"{t}-i", intake(f"{t}-w1"))
+        e.start_with_issue(f"{t}-i", intake(f"{t}-w2"))
+    made = e._router.outlook.remakes
+    started = clock()
+    for _ in range(120):
+        clock.advance(0.5)
+        e.set_status(teams[0] + "-a", RepStatus.AVAILABLE)  # a change every turn: all stale
+        e._router.outlook.changed()
+        assert all(e.estimate(t) is not None for t in teams)
+    elapsed = clock() - started
+    assert e._router.outlook.remakes - made <= outlook.REMAKES_PER_SECOND * elapsed + outlook.REMAKES_PER_SECOND
+    assert e._router.outlook.remakes - made >= outlook.REMAKES_PER_SECOND * elapsed / 2  # the budget is used

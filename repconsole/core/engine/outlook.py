@@ -23,7 +23,7 @@ from repconsole.core.clock import Clock
 from repconsole.core.forecast import Forecast, Member, slot_waits
 from repconsole.core.model import Rep, RepStatus, Session, SessionState, StepKind
 
-__all__ = ["KEEP", "MAX_AGE", "MAX_PLACES", "MIN_LENGTHS", "REFRESH", "RUNS", "Outlook", "joined_at"]
+__all__ = ["KEEP", "MAX_AGE", "MAX_PLACES", "MIN_LENGTHS", "REFRESH", "REMAKES_PER_SECOND", "RUNS", "STALE_AT_MOST", "Outlook", "joined_at"]
 
 KEEP = 500  # session lengths and stretches away remembered (the last)
 MIN_LENGTHS = 20  # fewer ended sessions seen in a team: no forecast (the rate model only)
@@ -31,6 +31,12 @@ RUNS = 300  # runs of a forecast: fewer make the best point noisy (bench_estimat
 MAX_PLACES = 48  # places played forward; past them the forecast goes on at its own pace
 REFRESH = 1.0  # seconds: a forecast younger than this is used even if something changed since
 MAX_AGE = 10.0  # seconds: a forecast older than this is made afresh even if nothing changed
+# Forecasts made per second of engine time, over all teams (a token bucket of this many): one costs
+# ~10 ms of the event loop's thread, and any change anywhere makes every team's stale, so a site of 40
+# routed teams would otherwise spend ~0.4 s of each second on them.  Over the budget a team keeps its
+# last forecast up to STALE_AT_MOST old, else it gets the rate model's estimate.
+REMAKES_PER_SECOND = 2.0
+STALE_AT_MOST = 60.0
 
 
 def joined_at(s: Session, rep_id: str) -> float:
@@ -55,6 +61,8 @@ class Outlook:
         self._spells: deque[float] = deque(maxlen=KEEP)  # stretches away that ended (any rep)
         self._forecasts: dict[str, tuple[Forecast, int, int]] = {}  # team -> (forecast, epoch, places)
         self._epoch = 0  # bumped by any change a forecast depends on
+        self._tokens = (REMAKES_PER_SECOND, 0.0)  # forecasts that may be made now, and when that was counted
+        self.remakes = 0  # forecasts made (tests and benchmarks count them)
 
     def add_team(self, team_id: str) -> None:
         self._lengths[team_id] = deque(maxlen=KEEP)
@@ -101,10 +109,23 @@ class Outlook:
             age = now - made.at
             if 0 <= age < MAX_AGE and covered >= places and (epoch == self._epoch or age < REFRESH):
                 return made
+        if not self._take_token(now):
+            return cached[0] if cached is not None and 0 <= now - cached[0].at < STALE_AT_MOST else None
         # Seeded from the engine's own state: the same commands at the same times give the same estimates.
         seed = (zlib.crc32(team_id.encode()) << 64) ^ (round(now * 1000) << 20) ^ self._epoch
         samples = slot_waits(list(members()), sorted(lengths), sorted(answers), sorted(self._spells), places,
                              runs=RUNS, seed=seed)  # fmt: skip
         made = Forecast(samples, now)
+        self.remakes += 1
         self._forecasts[team_id] = (made, self._epoch, places)
         return made
+
+    def _take_token(self, now: float) -> bool:
+        """One forecast's worth of the budget (REMAKES_PER_SECOND), if there is one left."""
+        tokens, at = self._tokens
+        tokens = min(REMAKES_PER_SECOND, tokens + max(0.0, now - at) * REMAKES_PER_SECOND)
+        if tokens < 1.0:
+            self._tokens = (tokens, now)
+            return False
+        self._tokens = (tokens - 1.0, now)
+        return True
