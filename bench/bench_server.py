@@ -332,9 +332,15 @@ class ServerProc:
         found = []
         for line in self.lines:
             if line.startswith("DIAG "):
-                kind, at, *rest = line.split()[1:]
+                kind, at, rest = [*line.split(None, 3)[1:], ""][:3]
                 if float(at) >= since:
-                    found.append((kind, float(at), dict(f.split("=", 1) for f in rest)))
+                    # key=value fields; a stack's "at=" is the last and runs to the end of the line
+                    # (frames such as "<frozen importlib._bootstrap>" have spaces).
+                    head, _, where = rest.partition(" at=")
+                    fields = dict(f.split("=", 1) for f in head.split() if "=" in f)
+                    if where or rest.startswith("at="):
+                        fields["at"] = where or rest[3:]
+                    found.append((kind, float(at), fields))
         return found
 
     def stop(self) -> None:
