@@ -51,14 +51,12 @@ from repconsole.core.model import Session, SessionState
 from repconsole.protocol import ChatData, KeyData, RepData, SessionData, TeamChatData, TeamReadData, decode, encode
 from repconsole.server.auth import LoginSession
 
-__all__ = ["DB_NAME", "PRUNE_BATCH", "SCHEMA_VERSION", "WAL_KEPT", "Cutoffs", "LinkRow", "LoggedEvent", "Statement", "Store", "StoreError"]
+__all__ = ["DB_NAME", "PRUNE_BATCH", "SCHEMA_VERSION", "Cutoffs", "LinkRow", "LoggedEvent", "Statement", "Store", "StoreError"]
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "repconsole-server.db"
 SCHEMA_VERSION = 6
-# The WAL file's size kept when it restarts after a checkpoint (it only ever grows otherwise).
-WAL_KEPT = 64 * 1024 * 1024
 # Rows one housekeeping batch deletes at most, per kind (Store.prune_batch): a few milliseconds.
 PRUNE_BATCH = 200
 AUDIENCES_CACHED = 256
@@ -256,9 +254,13 @@ class Store:
                 # SQLite's automatic checkpoint runs inside the commit that takes the WAL past
                 # 1,000 pages: some 4 MB copied into the database and an fsync, 20-40 ms of
                 # the event loop's time on a VM's disk.  The server checkpoints from a thread
-                # instead (checkpoint()); the WAL file is cut back to WAL_KEPT when it restarts.
+                # instead (checkpoint()).  And the WAL file is never cut back: SQLite truncates it
+                # inside the first COMMIT after it restarts, and freeing a few hundred MB of it
+                # took that commit 120 ms on this machine (bench_server --diagnose found such
+                # COMMITs stalling the loop at the start of each run).  So the file keeps its
+                # largest size, reused from its start (docs/operations.md, Housekeeping).
                 self._db.execute("PRAGMA wal_autocheckpoint=0")
-                self._db.execute(f"PRAGMA journal_size_limit={WAL_KEPT}")
+                self._db.execute("PRAGMA journal_size_limit=-1")
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise StoreError(f"{path} was written by a newer repconsole-server (schema {version}, this one reads {SCHEMA_VERSION})")
