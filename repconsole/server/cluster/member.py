@@ -30,6 +30,7 @@ in time never flicker offline).  Bound: the old leader's last renewal +
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import sqlite3
@@ -128,6 +129,10 @@ class Member:
         self._tasks: list[asyncio.Task[None]] = []
         self._reaching: list[tuple[int, asyncio.Future[None]]] = []  # (seq, told when the copy is at it)
         self.halted = False
+        # Set when a console or page leaves: the presence task sends at once.  One task sends every
+        # presence, so they reach Redis in order: tasks of their own could overtake one another, and
+        # an older, smaller set arriving last would make the leader disconnect a rep who is here.
+        self._presence_due = asyncio.Event()
         self._closing: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ start
@@ -343,12 +348,14 @@ class Member:
     def presence_changed(self) -> None:
         """A console or a customer page left this follower: tell the leader now (it decides about grace)."""
         if not self.leads:
-            self.rt.loop.create_task(self.forwarder.tell(self._presence_request()))
+            self._presence_due.set()
 
     async def _tell_presence(self) -> None:
         while True:
-            await self.forwarder.tell(self._presence_request())
-            await asyncio.sleep(PRESENCE_EVERY)
+            self._presence_due.clear()
+            await self.forwarder.tell(self._presence_request())  # what is here now, read as it is sent
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._presence_due.wait(), PRESENCE_EVERY)
 
     def _reached(self) -> None:
         at = self.rt.engine.seq
