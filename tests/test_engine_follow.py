@@ -126,3 +126,31 @@ def test_a_step_that_changes_the_directory_carries_it_and_the_copy_takes_every_p
     # team and rep included, and the copy stays the leader's.
     driver.run(100, each=each)
     assert_same(leader, follower)
+
+
+def test_a_pause_of_offers_reaches_the_copy_and_survives_a_restore_and_a_takeover() -> None:
+    # A rep's pause is runtime state like their status: a follower's snapshot shows it, a restarted
+    # engine keeps it, and whoever runs the engine afterwards ends it on time (its "resume" timer).
+    leader, follower = build_site(6), build_site(6)
+    each = follow(leader, follower)
+    each()
+    rep = next(iter(leader.engine.reps))
+    leader.engine.rep_connected(rep)
+    each()
+    leader.engine.pause_offers(rep, 10)
+    until = leader.engine.reps[rep].paused_until
+    assert until is not None
+    each()
+    assert follower.engine.reps[rep].paused_until == until
+    assert snapshot_view(follower.engine, rep) == snapshot_view(leader.engine, rep)
+    # A restart: the state as stored, restored into a fresh engine.
+    restarted = build_site(6)
+    restarted.clock.now = leader.clock.now
+    assert persist.load(restarted.engine, msgspec.json.decode(msgspec.json.encode(persist.dump(leader.engine)))) == []
+    assert restarted.engine.reps[rep].paused_until == until
+    # A takeover: the copy leads; both end the pause when it is due.
+    follower.engine.lead()
+    for site in (restarted, follower):
+        site.clock.now = until + 1
+        site.engine.advance()
+        assert site.engine.reps[rep].paused_until is None, site

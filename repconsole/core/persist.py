@@ -33,7 +33,7 @@ State format (``FORMAT`` 1)::
      "sessions": [session, ...],   # live, in arrival order
      "waiting": {queue: [session id, ...]},  # each queue's waiting sessions, in queue order
      "ended": [session, ...],
-     "reps": {rep_id: {"status", "connected", "grace_until"}},
+     "reps": {rep_id: {"status", "connected", "grace_until", "paused_until"}},
      "keys": [key, ...],
      "team_chat": {team_id: {"count", "lines": [line, ...], "last_read": {rep_id: n}}}}
 """
@@ -163,11 +163,11 @@ def _key_in(d: dict[str, Any]) -> SessionKey:
 def dump_rep(engine: QueueEngine, rep_id: str) -> dict[str, Any]:
     """A rep's runtime state; their name, teams and limits are configuration."""
     rep = engine.reps[rep_id]
-    return _rep_out(RepState(rep.status, rep.connected, rep.grace_until))
+    return _rep_out(RepState(rep.status, rep.connected, rep.grace_until, rep.paused_until))
 
 
 def _rep_out(r: RepState) -> dict[str, Any]:
-    return {"status": str(r.status), "connected": r.connected, "grace_until": r.grace_until}
+    return {"status": str(r.status), "connected": r.connected, "grace_until": r.grace_until, "paused_until": r.paused_until}
 
 
 def dump_team_chat(engine: QueueEngine, team_id: str) -> dict[str, Any]:
@@ -242,7 +242,7 @@ def load_changes(d: dict[str, Any]) -> EngineChanges:
         Counters(int(c["seq"]), int(c["sessions"]), int(c["invitations"])),
         [load_session(s) for s in d["sessions"]],
         {sid: [_line_in(line) for line in lines] for sid, lines in d["chat"].items()},
-        {rep_id: RepState(RepStatus(r["status"]), bool(r["connected"]), r["grace_until"]) for rep_id, r in d["reps"].items()},
+        {rep_id: RepState(RepStatus(r["status"]), bool(r["connected"]), r["grace_until"], r.get("paused_until")) for rep_id, r in d["reps"].items()},
         [_key_in(k) for k in d["keys"]],
         {t: [_line_in(line) for line in lines] for t, lines in d["team_lines"].items()},
         {t: {r: int(n) for r, n in marks.items()} for t, marks in d["team_read"].items()},
@@ -282,7 +282,7 @@ def load(engine: QueueEngine, state: dict[str, Any]) -> list[str]:
         if rep_id not in engine.reps:
             repairs.append(f"rep {rep_id!r} is no longer configured")
             continue
-        reps[rep_id] = RepState(RepStatus(r["status"]), bool(r["connected"]), r["grace_until"])
+        reps[rep_id] = RepState(RepStatus(r["status"]), bool(r["connected"]), r["grace_until"], r.get("paused_until"))
 
     ended = [load_session(d) for d in state["ended"]]
     live: list[Session] = []

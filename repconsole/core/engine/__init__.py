@@ -657,7 +657,7 @@ class QueueEngine:
             sessions=list(self._queues.live.values()),
             waiting=self._queues.waiting_order(),
             ended=list(self._queues.ended.values()),
-            reps={rep_id: RepState(rep.status, rep.connected, rep.grace_until) for rep_id, rep in self.reps.items()},
+            reps={rep_id: RepState(rep.status, rep.connected, rep.grace_until, rep.paused_until) for rep_id, rep in self.reps.items()},
             keys=list(self._starts.all_keys()),
             team_chat={team_id: chat.copy() for team_id, chat in self._team_chats.chats.items()},
         )
@@ -685,6 +685,7 @@ class QueueEngine:
             rep.status = RepStatus(r.status)
             rep.connected = r.connected
             rep.grace_until = None if r.connected else r.grace_until
+            rep.paused_until = r.paused_until
         # Dict order is arrival order, which sessions() and the snapshot
         # follow; indexing goes queue by queue in the stored order (a session
         # with no stored place goes last).
@@ -705,6 +706,8 @@ class QueueEngine:
         for rep in self.reps.values():
             if not rep.connected and rep.grace_until is not None:
                 self._timers.add(rep.grace_until, "grace", rep.id)
+            if rep.paused_until is not None:  # offers come back by themselves, after a restart or takeover too
+                self._timers.add(rep.paused_until, "resume", rep.id)
         for key in state.keys:
             self._starts.restore_key(key)
         for team_id, chat in state.team_chat.items():
@@ -768,6 +771,8 @@ class QueueEngine:
         for rep in self.reps.values():
             if not rep.connected and rep.grace_until is not None:
                 self._timers.add(rep.grace_until, "grace", rep.id)
+            if rep.paused_until is not None:  # offers come back by themselves, after a restart or takeover too
+                self._timers.add(rep.paused_until, "resume", rep.id)
         self._router.mark_all()
 
     def _check_fits(self, state: EngineState) -> None:

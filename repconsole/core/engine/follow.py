@@ -77,7 +77,7 @@ def changes_of(
         counters,
         list(sessions.values()),
         lines,
-        {r: RepState(reps[r].status, reps[r].connected, reps[r].grace_until) for r in sorted(rep_ids)},
+        {r: RepState(reps[r].status, reps[r].connected, reps[r].grace_until, reps[r].paused_until) for r in sorted(rep_ids)},
         [starts.keys[k] for k in keys if k in starts.keys],
         {t: [line for line in team_chats.chats[t].lines if line.n in ns] for t, ns in team.items()},
         reads,
@@ -158,6 +158,7 @@ def apply(
         rep.status = RepStatus(r.status)
         rep.connected = r.connected
         rep.grace_until = r.grace_until
+        rep.paused_until = r.paused_until
     for key in changes.keys:
         starts.restore_key(key)
     for team_id, lines in changes.team_lines.items():

@@ -40,6 +40,7 @@ class RepState:
     status: RepStatus
     connected: bool
     grace_until: float | None
+    paused_until: float | None = None  # offers paused until then (a "resume" timer); None: not paused
 
 
 @dataclass(slots=True)
