@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import math
 import random
+from typing import Any
 
 import pytest
 from engine_helpers import intake
@@ -272,3 +273,36 @@ def test_forecasts_over_all_teams_keep_to_their_budget_per_second() -> None:
     elapsed = clock() - started
     assert e._router.outlook.remakes - made <= outlook.REMAKES_PER_SECOND * elapsed + outlook.REMAKES_PER_SECOND
     assert e._router.outlook.remakes - made >= outlook.REMAKES_PER_SECOND * elapsed / 2  # the budget is used
+
+
+def test_a_big_team_plays_fewer_runs_so_that_a_forecast_costs_what_a_small_one_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert outlook.runs_for(outlook.REFERENCE_PLACES) == outlook.RUNS == outlook.runs_for(1)
+    assert outlook.MIN_RUNS < outlook.runs_for(100) < outlook.runs_for(50) < outlook.RUNS
+    assert outlook.runs_for(10**6) == outlook.MIN_RUNS
+    # The engine passes its team's places: 40 reps of capacity 1 (bench_routing has 100).
+    clock = ManualClock(10_000.0)
+    e = QueueEngine(clock, rng=random.Random(1))
+    e.add_team("big", "Big", routing=RoutingMode.LEAST_BUSY, max_sessions=1)
+    reps = [f"r{i}" for i in range(40)]
+    for rep in reps:
+        e.add_rep(rep, rep.upper(), ["big"])
+    e.add_issue("i", "Issue", "Network", "big")
+    for round_ in range(2):
+        for rep in reps:
+            s = e.start_with_issue("i", intake(f"{rep}-{round_}"))
+            e.accept_offer(next(o for o in e.open_offers() if o.session == s.id).rep, s.id)
+        clock.advance(300)
+        if round_ == 0:
+            for rep in reps:
+                e.end(rep, next(iter(e._queues.involved(rep))))
+    me = e.start_with_issue("i", intake("me")).id
+    asked: list[int] = []
+    real = outlook.slot_waits
+
+    def counted(*args: Any, **kwargs: Any) -> list[list[float]]:
+        asked.append(kwargs["runs"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(outlook, "slot_waits", counted)
+    assert e.estimate_for(me) is not None
+    assert asked == [outlook.runs_for(40)]

@@ -23,11 +23,20 @@ from repconsole.core.clock import Clock
 from repconsole.core.forecast import Forecast, Member, slot_waits
 from repconsole.core.model import Rep, RepStatus, Session, SessionState, StepKind
 
-__all__ = ["KEEP", "MAX_AGE", "MAX_PLACES", "MIN_LENGTHS", "REFRESH", "REMAKES_PER_SECOND", "RUNS", "STALE_AT_MOST", "Outlook", "joined_at"]
+__all__ = ["KEEP", "MAX_AGE", "MAX_PLACES", "MIN_LENGTHS", "REFRESH", "REMAKES_PER_SECOND", "RUNS", "STALE_AT_MOST", "Outlook", "joined_at", "runs_for"]
 
 KEEP = 500  # session lengths and stretches away remembered (the last)
 MIN_LENGTHS = 20  # fewer ended sessions seen in a team: no forecast (the rate model only)
 RUNS = 300  # runs of a forecast: fewer make the best point noisy (bench_estimate: 100 runs measured ~1 point worse)
+# A run draws when each of the team's places frees, then plays MAX_PLACES forward: its cost grows with
+# the places (measured: 29 us a run for 28 places, 83 us for 100).  A team with more places than
+# REFERENCE_PLACES gets fewer runs, so that a forecast costs what one of bench_estimate's team (14 reps of
+# 2) does, ~9 ms: 300 runs at 100 places took 25 ms, a stall of every command of a big routed team
+# (bench_routing's p99 went from 8 to 28 ms).  More places also make the k-th one's time less spread,
+# so fewer runs lose less; never fewer than MIN_RUNS.
+REFERENCE_PLACES = 28
+RUN_OVERHEAD = 11  # a run's fixed share (the heap, the places played forward), in places' worth of work
+MIN_RUNS = 50
 MAX_PLACES = 48  # places played forward; past them the forecast goes on at its own pace
 REFRESH = 1.0  # seconds: a forecast younger than this is used even if something changed since
 MAX_AGE = 10.0  # seconds: a forecast older than this is made afresh even if nothing changed
@@ -37,6 +46,12 @@ MAX_AGE = 10.0  # seconds: a forecast older than this is made afresh even if not
 # last forecast up to STALE_AT_MOST old, else it gets the rate model's estimate.
 REMAKES_PER_SECOND = 2.0
 STALE_AT_MOST = 60.0
+
+
+def runs_for(places: int) -> int:
+    """The runs of a forecast for a team with ``places`` places (RUNS up to REFERENCE_PLACES, then fewer)."""
+    work = max(places, REFERENCE_PLACES) + RUN_OVERHEAD
+    return max(MIN_RUNS, RUNS * (REFERENCE_PLACES + RUN_OVERHEAD) // work)
 
 
 def joined_at(s: Session, rep_id: str) -> float:
@@ -113,8 +128,9 @@ class Outlook:
             return cached[0] if cached is not None and 0 <= now - cached[0].at < STALE_AT_MOST else None
         # Seeded from the engine's own state: the same commands at the same times give the same estimates.
         seed = (zlib.crc32(team_id.encode()) << 64) ^ (round(now * 1000) << 20) ^ self._epoch
-        samples = slot_waits(list(members()), sorted(lengths), sorted(answers), sorted(self._spells), places,
-                             runs=RUNS, seed=seed)  # fmt: skip
+        team = list(members())
+        samples = slot_waits(team, sorted(lengths), sorted(answers), sorted(self._spells), places,
+                             runs=runs_for(sum(len(m.ages) + m.empty for m in team)), seed=seed)  # fmt: skip
         made = Forecast(samples, now)
         self.remakes += 1
         self._forecasts[team_id] = (made, self._epoch, places)
