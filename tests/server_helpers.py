@@ -27,8 +27,10 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import json
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from functools import cache
@@ -245,8 +247,51 @@ def write_site(directory: Path, **options: Any) -> Path:
 
 
 def run(coro: Coroutine[Any, Any, T], seconds: float = 30.0) -> T:
-    """Run ``coro`` to completion within ``seconds`` (scaled)."""
-    return asyncio.run(asyncio.wait_for(coro, seconds * TIMEOUT_SCALE))
+    """Run ``coro`` to completion within ``seconds`` (scaled), then check that it left nothing running.
+
+    ``asyncio.run`` would cancel the tasks left and wait for them, and for the worker threads, with
+    no limit: a task that swallows its cancellation hung a CI run until its 90 minutes were up.
+    Here such a task, or a thread still busy after a few seconds, fails the test and is named."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(asyncio.wait_for(coro, seconds * TIMEOUT_SCALE))
+    finally:
+        try:
+            loop.run_until_complete(_wind_down(loop))
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+async def _wind_down(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel every task still running and wait for them and the default executor, within limits."""
+    me = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not me]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        # Long enough for a loop whose cancellation redis-py lost to see its stop flag: a Redis read
+        # gives up after its socket timeout (5 s) and the loop pauses a second before it looks again.
+        done, pending = await asyncio.wait(tasks, timeout=15 * TIMEOUT_SCALE)
+        for task in done:
+            if not task.cancelled():
+                task.exception()  # retrieved: asyncio.run would only log it too
+        if pending:
+            raise AssertionError("tasks that did not end when cancelled:\n" + "\n".join(_stack_of(t) for t in pending))
+    await loop.shutdown_asyncgens()
+    try:
+        async with asyncio.timeout(10 * TIMEOUT_SCALE):
+            await loop.shutdown_default_executor()
+    except TimeoutError:
+        busy = [t.name for t in threading.enumerate() if t.name.startswith("asyncio_")]
+        raise AssertionError(f"worker threads still busy after the run: {busy}") from None
+
+
+def _stack_of(task: asyncio.Task[Any]) -> str:
+    out = io.StringIO()
+    task.print_stack(file=out)
+    return out.getvalue()
 
 
 @asynccontextmanager

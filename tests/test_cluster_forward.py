@@ -10,6 +10,7 @@ import msgspec
 import pytest
 import redis
 from redisfixture import RedisServer, redis_server  # noqa: F401  (the fixture)
+from server_helpers import run
 
 from repconsole.server.cluster import forward
 from repconsole.server.cluster.forward import CommandServer, Forwarder, NoLeader, Reply, Request, async_client, commands_key, reply_key
@@ -37,7 +38,7 @@ def test_one_undecodable_request_does_not_stop_the_leader_serving_forwards(redis
             forwarder.stop()
             await client.aclose()
 
-    assert asyncio.run(main()).body == b"ran x"
+    assert run(main()).body == b"ran x"
 
 
 def test_an_undecodable_reply_is_dropped_and_the_reader_goes_on(redis_server: RedisServer) -> None:
@@ -57,7 +58,7 @@ def test_an_undecodable_reply_is_dropped_and_the_reader_goes_on(redis_server: Re
             forwarder.stop()
             await client.aclose()
 
-    assert asyncio.run(main()).body == b"ran"
+    assert run(main()).body == b"ran"
 
 
 def test_a_request_of_another_version_is_answered_internal_error_when_its_sender_can_be_read(redis_server: RedisServer) -> None:
@@ -82,7 +83,7 @@ def test_a_request_of_another_version_is_answered_internal_error_when_its_sender
             forwarder.stop()
             await client.aclose()
 
-    assert asyncio.run(main()).refused == "internal_error"
+    assert run(main()).refused == "internal_error"
 
 
 def test_a_serving_task_that_ends_tells_on_fail(redis_server: RedisServer) -> None:
@@ -110,7 +111,7 @@ def test_a_serving_task_that_ends_tells_on_fail(redis_server: RedisServer) -> No
             await client.aclose()
         return failed
 
-    assert [str(exc) for exc in asyncio.run(main())] == ["a bug", "a bug"]
+    assert [str(exc) for exc in run(main())] == ["a bug", "a bug"]
 
 
 _skew: contextvars.ContextVar[float] = contextvars.ContextVar("skew", default=0.0)
@@ -168,7 +169,7 @@ def test_a_followers_clock_off_by_seconds_changes_nothing(redis_server: RedisSer
             forwarder.stop()
             await client.aclose()
 
-    reply, ran = asyncio.run(main())
+    reply, ran = run(main())
     assert reply.body == b"ran x" and ran == [b"x"]
 
 
@@ -212,5 +213,5 @@ def test_a_batch_popped_while_the_lease_is_not_valid_is_pushed_back_unrun(redis_
             forwarder.stop()
             await client.aclose()
 
-    ran, reply = asyncio.run(main())
+    ran, reply = run(main())
     assert ran == [b"1", b"2", b"3"] and reply.body == b"ran 3"

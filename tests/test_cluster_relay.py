@@ -492,4 +492,4 @@ def test_a_failed_subscribe_keeps_no_waiter_and_the_subscriber_checks_its_connec
         finally:
             await relay.aclose()
 
-    asyncio.run(main())
+    run(main())

@@ -401,6 +401,7 @@ def test_a_followers_lease_poll_does_not_hold_its_loop() -> None:
 
     member = SimpleNamespace(poll=0.0, halted=False, node=SimpleNamespace(try_lead=try_lead, lease=SimpleNamespace(release=lambda: None)))
     member._take_over = lambda: None
+    member._following = lambda: True
 
     async def main() -> None:
         watch = asyncio.create_task(member_module.Member._watch(member))  # type: ignore[arg-type]
@@ -409,8 +410,41 @@ def test_a_followers_lease_poll_does_not_hold_its_loop() -> None:
         async with asyncio.timeout(10.0):
             await watch
 
-    asyncio.run(main())
+    run(main())
     assert saw == [True]
+
+
+def test_a_followers_presence_loop_ends_at_a_take_over_even_when_its_cancellation_is_lost() -> None:
+    """A take-over cancels the presence loop in the same turn as a console leaving sets its event.
+    With 3.11's ``wait_for`` the set won and the cancellation was lost: the loop went on telling
+    "presence" to a leader that was now this process, and held the event loop's shutdown (a CI run
+    hung until its limit).  The loop must end, and tell nothing more."""
+    told: list[object] = []
+
+    async def tell(request: object) -> None:
+        told.append(request)
+
+    member = SimpleNamespace(leads=False, halted=False, stopped=False, forwarder=SimpleNamespace(tell=tell))
+    member._presence_request = lambda: "here"
+    member._following = lambda: member_module.Member._following(member)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        member._presence_due = asyncio.Event()
+        loop = asyncio.create_task(member_module.Member._tell_presence(member))  # type: ignore[arg-type]
+        async with asyncio.timeout(5.0):
+            while not told:
+                await asyncio.sleep(0)
+            for _ in range(3):
+                await asyncio.sleep(0)  # into the wait for the next presence
+            # _take_over: it leads now and cancels the loop, while a console leaving sets the event.
+            member.leads = True
+            member._presence_due.set()
+            loop.cancel()
+            await asyncio.wait({loop})
+        assert loop.done()
+
+    run(main())
+    assert told == ["here"]
 
 
 def test_a_stored_answer_and_its_logged_record_carry_the_same_time(redis_server: RedisServer, tmp_path: Path) -> None:

@@ -129,6 +129,7 @@ class Member:
         self._tasks: list[asyncio.Task[None]] = []
         self._reaching: list[tuple[int, asyncio.Future[None]]] = []  # (seq, told when the copy is at it)
         self.halted = False
+        self.stopped = False
         # Set when a console or page leaves: the presence task sends at once.  One task sends every
         # presence, so they reach Redis in order: tasks of their own could overtake one another, and
         # an older, smaller set arriving last would make the leader disconnect a rep who is here.
@@ -226,6 +227,7 @@ class Member:
             self.server.stop()
 
     def stop(self) -> None:
+        self.stopped = True
         for task in self._tasks:
             task.cancel()
         self._tasks = []
@@ -279,7 +281,7 @@ class Member:
         it and it rebuilds from the snapshot at join (docs/operations.md)."""
         assert self.follower is not None
         delay, failed_at = TAIL_RETRY[0], -math.inf
-        while True:
+        while self._following():
             try:
                 await self.follower.run(block=1.0)
             except asyncio.CancelledError:
@@ -303,7 +305,7 @@ class Member:
                 return
 
     async def _watch(self) -> None:
-        while True:
+        while self._following():
             await asyncio.sleep(self.poll)
             try:
                 # In a thread: a Redis that stalls must not stall this follower's loop (socket timeout lease_ttl / 3).
@@ -350,12 +352,20 @@ class Member:
         if not self.leads:
             self._presence_due.set()
 
+    def _following(self) -> bool:
+        """Whether the follower's loops go on.  They check it each round as well as being cancelled: a
+        cancellation can be lost (redis-py may swallow one mid-command; 3.11's ``wait_for`` returned the
+        result when its event was set in the same iteration), and a presence loop that outlived a
+        take-over kept telling a leader that was now this process, then held the event loop's shutdown."""
+        return not (self.leads or self.halted or self.stopped)
+
     async def _tell_presence(self) -> None:
-        while True:
+        while self._following():
             self._presence_due.clear()
             await self.forwarder.tell(self._presence_request())  # what is here now, read as it is sent
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._presence_due.wait(), PRESENCE_EVERY)
+                async with asyncio.timeout(PRESENCE_EVERY):
+                    await self._presence_due.wait()
 
     def _reached(self) -> None:
         at = self.rt.engine.seq

@@ -364,7 +364,8 @@ class RedisRelay:
                             self._reader = asyncio.get_running_loop().create_task(self._read())
                         # Ask for the buffer (the next ops) only once Redis would deliver the answer here.
                         with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(confirmed.wait(), SUBSCRIBE_TIMEOUT)
+                            async with asyncio.timeout(SUBSCRIBE_TIMEOUT):  # not wait_for: on 3.11 it can lose a cancellation
+                                await confirmed.wait()
                     finally:
                         if self._confirmed.get(name) is confirmed:  # confirmed, timed out or failed: not kept
                             del self._confirmed[name]
