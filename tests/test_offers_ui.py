@@ -272,3 +272,105 @@ def test_the_websocket_backend_sends_the_offer_commands_and_its_console_state_fo
         assert state.me.routing == rep.routing
 
     scenario(body)
+
+
+# ---------------------------------------------------------------- several offers: one offer, one count
+
+
+def offers_in_order(c: Console, count: int, clock: ManualClock) -> list[str]:
+    """The rep declines what is offered now, then ``count`` customers arrive a second apart, each offered to the rep.
+
+    Returns the rep's open offers, the one that runs out first first (the engine's deadlines, not the console's order).
+    """
+    for sid in list(c.window.state.offers):
+        c.engine.decline_offer(ME, sid)
+    c.settle()
+    for _ in range(count):
+        clock.advance(1)
+        only_me_routed(c)
+    return [o.session for o in sorted(c.engine.offers_to(ME), key=lambda o: (o.deadline, o.session))]
+
+
+def what_the_rep_reads(c: Console) -> str:
+    """Every text the rep sees in the window that speaks of offers or alerts."""
+    w = c.window
+    parts = [w.banner.text if w.banner.isVisible() else "", w.statusBar().currentMessage(), w.notice_label.text() if w.notice_label.isVisible() else ""]
+    desk = w.offers
+    if desk.bar.isVisible():
+        parts += [desk.card.label.text(), desk.card.more.text() if desk.card.more.isVisible() else ""]
+    parts.append(desk.capacity_label.text())
+    return "\n".join(parts)
+
+
+def assert_one_offer_one_count(c: Console, offered: list[str]) -> None:
+    """The window names exactly one offered customer, the one Accept and Decline answer, and one count of the others."""
+    w, desk = c.window, c.window.offers
+    names = {sid: c.engine.session(sid).customer_name for sid in offered}
+    assert len(set(names.values())) == len(names), "the test needs customers with distinct names"
+    seen = what_the_rep_reads(c)
+    assert [sid for sid, name in names.items() if name in seen] == [offered[0]], seen
+    assert shown(c) == offered[0] and names[offered[0]] in desk.card.accept.accessibleName()
+    more = len(offered) - 1
+    assert desk.card.more.text() == (f"+{more} more" if more else "") and desk.card.more.isVisibleTo(desk.card) == bool(more)
+    assert f"({len(offered)} offered)" in desk.capacity_label.text()
+    assert "more" not in (w.banner.text if w.banner.isVisible() else "")  # the banner counts no offers
+    assert desk.card.accessibleDescription().endswith(f", {more} more offer{'s' if more != 1 else ''}" if more else "seconds left")
+
+
+def test_several_offers_show_one_offer_and_one_count_and_answering_it_moves_to_the_next(console: Console, clock: ManualClock) -> None:
+    w = console.window
+    offered = offers_in_order(console, 3, clock)
+    assert 3 <= len(offered) <= 4, offered
+    assert_one_offer_one_count(console, offered)
+    w.grab().save("/tmp/x14-offers-several.png")
+    # Accepting the one shown opens its tab; the strip and the count move to the next, nothing else names another offer.
+    w.offers.card.accept.click()
+    console.wait_tab(offered[0])
+    console.qtbot.waitUntil(lambda: offered[0] not in w.state.offers, timeout=timeout(3))
+    w.tabs.setCurrentIndex(0)
+    assert_one_offer_one_count(console, offered[1:])
+    # Declining the one shown: the same.
+    w.offers.card.decline.click()
+    console.qtbot.waitUntil(lambda: offered[1] not in w.state.offers, timeout=timeout(3))
+    assert_one_offer_one_count(console, offered[2:])
+
+
+def test_each_offer_is_announced_once_and_says_which_one_accept_answers(console: Console, clock: ManualClock) -> None:
+    w = console.window
+    w.settings.favourites = ["network"]  # its arrivals alert: an offered one must not alert twice
+    announced: list[tuple[str, str, bool]] = []
+    w.announcer.announced.connect(lambda kind, text, assertive: announced.append((kind, text, assertive)))
+    raised: list[str] = []
+    w.alerter.raised.connect(lambda event, text: raised.append(event))
+    offered = offers_in_order(console, 3, clock)
+    names = [console.engine.session(sid).customer_name for sid in offered]
+    for name in names:  # one announcement each is about it (a later one may name it as the one shown)
+        about = [a for a in announced if a[1].startswith((f"Offer: {name} ", f"Another offer: {name} "))]
+        assert len(about) == 1 and about[0][0] == "offers" and about[0][2], (name, announced)
+    assert not [a for a in announced if a[0] != "offers" and any(name in a[1] for name in names)], announced
+    assert raised.count("offer") == len(offered) and "favourite_team" not in raised
+    first = next(text for _, text, _ in announced if names[0] in text)
+    assert first.startswith("Offer: ") and "Accept or decline" in first
+    last = next(text for _, text, _ in announced if names[-1] in text)
+    assert last.startswith("Another offer: ") and f"after {names[0]}'s (+{len(offered) - 1} more)" in last
+    assert not w.banner.isVisible()  # only offers: the strip says it all
+
+
+def test_the_banner_shows_other_alerts_without_counting_offers_and_they_ring_until_answered(console: Console, clock: ManualClock) -> None:
+    w = console.window
+    offered = offers_in_order(console, 3, clock)
+    s = console.engine.start_with_rep(ME, console.backend.simulation.world.intake())  # a personal arrival
+    console.settle()
+    title = w.state.sessions[s.id].title
+    assert w.banner.isVisible() and w.banner.text.startswith(f"New customer in your personal queue: {title}")
+    assert_one_offer_one_count(console, offered)
+    w.grab().save("/tmp/x14-offers-and-banner.png")
+    # Show goes to the banner's alert (Personal), not to an offer's team; opening a team queue or
+    # dismissing the banner stops its alerts, not the offers' (they end with the offer).
+    console.show_queue("team:network")
+    w.banner.showRequested.emit()
+    assert w.queue_title.text() == "Personal" and not w.banner.isVisible()
+    console.show_queue("team:network")
+    w.banner._on_close_clicked()
+    assert sorted(a.row for a in w.alerter.pending) == sorted(offered)
+    assert_one_offer_one_count(console, offered)

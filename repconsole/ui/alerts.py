@@ -8,6 +8,14 @@ alert repeats its sound until the rep sees it or it is handled:
 * it is *seen* when the rep opens the queue it is about, clicks Show on the
   banner or dismisses it (:meth:`Alerter.acknowledge`).
 
+An offer (issue 14) is the exception: the offer strip (``ui/offers.py``) is
+its banner, the one place that names the offer the rep answers now and how
+many more wait, so the banner here never shows offers and counts none in
+its "+N more" (it named the newest offer while the strip named the oldest).
+An offer's alert still rings, repeats, reaches the desktop and is announced
+once; it ends only when the offer does (answered, run out, withdrawn), not
+when a queue is opened or the banner dismissed: an offer wants an answer.
+
 What sounds, how often it repeats and whether it reaches the desktop is read
 from the rep's preferences at the moment of ringing, so a change in the
 Preferences dialog (or a mute from the tray) applies at once.  Repeats run
@@ -46,6 +54,8 @@ log = logging.getLogger(__name__)
 # A name without its own file plays the chime (resources/alert.wav).
 SOUNDS: dict[str, str] = {"alert": "Chime", "team": "Team chime", "transfer": "Transfer", "invitation": "Invitation", "overdue": "Overdue", "offer": "Offer"}
 TICK_MS = 1000
+# A customer's arrival in a team queue: an offer of that customer to the rep takes its place.
+_ARRIVALS = (AlertEvent.TEAM, AlertEvent.FAVOURITE_TEAM)
 # When several alerts are due at once, one sound plays: the most urgent.
 _URGENCY = [AlertEvent.OFFER, AlertEvent.TRANSFER, AlertEvent.PERSONAL, AlertEvent.INVITATION, AlertEvent.OVERDUE, AlertEvent.FAVOURITE_TEAM, AlertEvent.TEAM]
 
@@ -202,8 +212,8 @@ class Alerter(QObject):
         muteChanged(object): the sounds were muted until a time (float), or unmuted (None).
 
     Attributes:
-        pending: the alerts not yet seen or handled, oldest first.
-        banner: the in-window banner.
+        pending: the alerts not yet seen or handled, oldest first (offers included).
+        banner: the in-window banner: the newest pending alert that is not an offer, "+N more" of those.
         sounds: the sound player.
         clock: the wall clock repeats and mutes run on (tests replace it).
         notify: shows a desktop notification, returns False when it cannot.
@@ -270,6 +280,9 @@ class Alerter(QObject):
             if (event is AlertEvent.OVERDUE and not team.overdue) or (event in (AlertEvent.TEAM, AlertEvent.FAVOURITE_TEAM) and not team.arrivals):
                 return None
         self.pending = [a for a in self.pending if (a.queue, a.row, a.event) != (queue, row, event)]
+        if event is AlertEvent.OFFER:
+            # The customer's arrival in the team queue, if it alerted in an earlier batch: the offer says it now.
+            self.pending = [a for a in self.pending if not (a.row == row and a.event in _ARRIVALS)]
         alert = Alert(event, queue, row, text)
         self.pending.append(alert)
         self._show_banner()
@@ -301,9 +314,21 @@ class Alerter(QObject):
 
     # ------------------------------------------------------------ ending
 
+    @property
+    def shown(self) -> Alert | None:
+        """The alert the banner shows (None: the banner is hidden)."""
+        return next((a for a in reversed(self.pending) if a.event is not AlertEvent.OFFER), None)
+
     def acknowledge(self, queue: str | None = None) -> None:
-        """The rep saw the alerts about ``queue`` (all alerts when None): they stop."""
-        self._drop(lambda a: queue is None or a.queue == queue)
+        """The rep saw the alerts about ``queue`` (all the banner's when None): they stop.
+
+        Not offers: an offer's alert lasts as long as the offer (see the module's docstring).
+        """
+        self._drop(lambda a: a.event is not AlertEvent.OFFER and (queue is None or a.queue == queue))
+
+    def clear(self) -> None:
+        """Stop every alert, offers' too (the window closes)."""
+        self._drop(lambda a: True)
 
     def revalidate(self, state: ConsoleState) -> None:
         """Drop alerts whose row was handled: accepted by anyone, left, moved, no longer overdue."""
@@ -327,11 +352,9 @@ class Alerter(QObject):
         self.pending = [a for a in self.pending if not which(a)]
         if len(self.pending) == before:
             return
-        if self.pending:
-            self._show_banner()
-        else:
+        if not self.pending:
             self._timer.stop()
-            self.banner.hide()
+        self._show_banner()
         self.changed.emit()
 
     # ------------------------------------------------------------ ringing
@@ -369,10 +392,13 @@ class Alerter(QObject):
         alert.next_at = now + every if every > 0 else None
 
     def _show_banner(self) -> None:
-        latest = self.pending[-1]
-        more = f"  (+{len(self.pending) - 1} more)" if len(self.pending) > 1 else ""
-        self.banner.show_message(latest.text + more)
-
+        """The newest alert that is not an offer, with how many more of those; hidden when there is none."""
+        shown = [a for a in self.pending if a.event is not AlertEvent.OFFER]
+        if not shown:
+            self.banner.hide()
+            return
+        more = f"  (+{len(shown) - 1} more)" if len(shown) > 1 else ""
+        self.banner.show_message(shown[-1].text + more)
 
 
 def alerts_for(state: ConsoleState, changes: Changes, event_for: Callable[[str, str, bool], AlertEvent]) -> list[tuple[AlertEvent, str, str, str]]:
@@ -391,6 +417,8 @@ def alerts_for(state: ConsoleState, changes: Changes, event_for: Callable[[str, 
             if inv is not None:
                 found.append((AlertEvent.INVITATION, inv.target, inv.id, f"{state.rep_name(inv.by)} invites you to join the session with {name}."))
         elif reason is Arrival.TEAM and s.queue is not None:
+            if s.id in state.offers:
+                continue  # offered to the rep in this batch: the offer is its alert (said once, in the offer strip)
             found.append((event_for(s.queue, personal, False), s.queue, s.id, f"New customer in {state.queue_name(s.queue)}: {name}{issue}"))
         else:
             found.append((AlertEvent.PERSONAL, personal, s.id, f"New customer in your personal queue: {name}{issue}"))

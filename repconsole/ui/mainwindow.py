@@ -270,7 +270,7 @@ class MainWindow(QMainWindow):
         if not self.closing:
             self.closing = True
             self._tick.stop()
-            self.alerter.acknowledge()
+            self.alerter.clear()
             self.tray.icon.hide()
             self._save_settings()
             for dialog in self.team_chats.values():
@@ -675,7 +675,8 @@ class MainWindow(QMainWindow):
 
     def _on_banner_showRequested(self) -> None:
         self.tabs.setCurrentIndex(0)
-        queue = self.alerter.pending[-1].queue if self.alerter.pending else self.state.personal_queue
+        shown = self.alerter.shown  # never an offer: those are answered in the offer strip
+        queue = shown.queue if shown is not None else self.state.personal_queue
         self.queue_list.select(queue)
         self.alerter.acknowledge(queue)
 

@@ -4,10 +4,14 @@ A team that routes offers each waiting session to one rep at a time, until
 a deadline.  :class:`OfferCard` shows the rep's oldest open offer in a strip
 along the bottom of the window (a tool bar: it takes its own room, so it
 covers no chat input nor queue row, and shows whichever tab is in front),
-with a countdown and Accept / Decline; :class:`OfferDesk` keeps it, the
-alert (a repeating sound, the banner, an assertive announcement) and the
-status bar's capacity self-view ("2/6 · auto-assign on") current from the
-feed, and runs what the rep chooses.  Accepting opens the session's tab as
+with a countdown, Accept / Decline and "+N more"; :class:`OfferDesk` keeps
+it, the alert (a repeating sound, an assertive announcement, a desktop
+notification in the background) and the status bar's capacity self-view
+("3/6 (3 offered) · auto-assign on") current from the feed, and runs what
+the rep chooses.  The strip is the one place that names the offer the rep
+answers now: the alert banner shows no offers (``ui/alerts.py``), and each
+new offer's announcement says whether it is that one or which one it
+waits behind, with the strip's count.  Accepting opens the session's tab as
 any accept does.  After two missed offers the engine sets the rep away and
 says why; the desk shows and announces that sentence.
 
@@ -47,7 +51,7 @@ from repconsole.ui.keydialog import fix_size
 if TYPE_CHECKING:
     from repconsole.ui.mainwindow import MainWindow
 
-__all__ = ["OfferCard", "OfferDesk", "PauseDialog", "capacity_text", "estimate_text", "offer_text"]
+__all__ = ["OfferCard", "OfferDesk", "PauseDialog", "capacity_text", "estimate_text", "offer_alert_text", "offer_text", "open_offers"]
 
 TICK_MS = 250  # the countdown's resolution: a whole second never shows late by more than this
 
@@ -55,9 +59,32 @@ TICK_MS = 250  # the countdown's resolution: a whole second never shows late by 
 def offer_text(state: ConsoleState, offer: OfferView) -> str:
     """``"Liam Smith — VPN won't connect (Networking)"``: who is offered, about what, from which queue."""
     s = state.sessions.get(offer.session)
-    who = s.title if s is not None else "A customer"
     issue = f" — {s.issue}" if s is not None and s.issue else ""
-    return f"{who}{issue} ({state.queue_name(offer.queue)})"
+    return f"{_who(state, offer)}{issue} ({state.queue_name(offer.queue)})"
+
+
+def _who(state: ConsoleState, offer: OfferView) -> str:
+    s = state.sessions.get(offer.session)
+    return s.title if s is not None else "A customer"
+
+
+def open_offers(state: ConsoleState) -> list[OfferView]:
+    """The rep's open offers in the order they are answered: the first runs out first (the strip shows it)."""
+    return sorted(state.offers.values(), key=lambda o: (o.deadline, o.session))
+
+
+def offer_alert_text(state: ConsoleState, offer: OfferView) -> str:
+    """What a new offer's alert says (announced, and in the desktop notification), with the strip's count.
+
+    ``"Offer: Liam Smith — VPN won't connect (Networking). Accept or decline."`` when it is the
+    offer the strip shows (Accept and Decline answer it); else ``"Another offer: Ava Fischer — …
+    (Networking), after Liam Smith's (+2 more)."``: Accept would not answer this one yet.
+    """
+    offers = open_offers(state)
+    more = f" (+{len(offers) - 1} more)" if len(offers) > 1 else ""
+    if not offers or offers[0].session == offer.session:
+        return f"Offer: {offer_text(state, offer)}. Accept or decline{more}."
+    return f"Another offer: {offer_text(state, offer)}, after {_who(state, offers[0])}'s{more}."
 
 
 def capacity_text(state: ConsoleState, local: Callable[[float], time.struct_time] = time.localtime, offset: float = 0.0) -> str:
@@ -95,7 +122,7 @@ def estimate_text(estimate: EstimateView | None) -> str:
 
 
 class OfferCard(QFrame):
-    """The rep's oldest open offer: who, a countdown, Accept and Decline ("+2 more offers" when there are more).
+    """The rep's open offer that runs out first: who, a countdown, Accept and Decline ("+2 more" when there are more).
 
     Signals:
         acceptRequested(str): the rep accepts the offer of this session.
@@ -121,6 +148,7 @@ class OfferCard(QFrame):
         self.session: str | None = None
         self.deadline = 0.0
         self._base = ""
+        self._more = 0
         self.label = QLabel()
         self.label.setTextFormat(Qt.TextFormat.PlainText)
         self.label.setForegroundRole(QPalette.ColorRole.ToolTipText)
@@ -152,6 +180,7 @@ class OfferCard(QFrame):
         self.session = session
         self.deadline = deadline
         self._base = text
+        self._more = more
         self.label.setText(f"Offered to you: {text}")
         self.label.setToolTip(text)
         self.more.setText(f"+{more} more" if more else "")
@@ -167,7 +196,8 @@ class OfferCard(QFrame):
         self.countdown.setText(f"{left} s")
         self.accept.setAccessibleName(f"Accept offer: {self._base}")
         self.decline.setAccessibleName(f"Decline offer: {self._base}")
-        self.setAccessibleDescription(f"{self._base}, {left} seconds left")
+        more = f", {self._more} more offer{'s' if self._more != 1 else ''}" if self._more else ""
+        self.setAccessibleDescription(f"{self._base}, {left} seconds left{more}")
 
     def _on_accept_clicked(self) -> None:
         if self.session is not None:
@@ -271,7 +301,7 @@ class OfferDesk(QObject):
         for offer in changes.offers:
             if offer.session not in state.offers:
                 continue  # made and ended in one batch (taken, moved by a rule): nothing to answer
-            w.alerter.alert(AlertEvent.OFFER, offer.queue, offer.session, f"Offer: {offer_text(state, offer)}. Accept or decline.")
+            w.alerter.alert(AlertEvent.OFFER, offer.queue, offer.session, offer_alert_text(state, offer))
         if changes.reset:
             w.alerter.revalidate(state)
         for ended in changes.offers_ended:
@@ -288,9 +318,9 @@ class OfferDesk(QObject):
             self._show_estimate()
 
     def refresh(self) -> None:
-        """Show the oldest open offer (or hide the strip) and the capacity text."""
+        """Show the open offer that runs out first (or hide the strip) and the capacity text."""
         state = self._window.state
-        offers = sorted(state.offers.values(), key=lambda o: (o.deadline, o.session))
+        offers = open_offers(state)
         if offers:
             first = offers[0]
             self.card.show_offer(first.session, offer_text(state, first), first.deadline, len(offers) - 1, self.clock())
