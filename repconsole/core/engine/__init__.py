@@ -42,6 +42,7 @@ from __future__ import annotations
 import functools
 import random
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from typing import Concatenate, ParamSpec, TypeVar
 
 import msgspec
@@ -597,10 +598,13 @@ class QueueEngine:
         return self._router.estimate(s.queue.id, position, session_id)
 
     def publish_estimates(self) -> int:
-        """Announce each team queue's estimate for a new arrival to its members, where its range changed (an
-        ``estimate`` event; a new point estimate alone is not news).  The driver calls it as often as the
-        customers' positions are refreshed.  Returns how many."""
+        """Announce each team queue's estimate for a new arrival to its members where its range changed (an ``estimate``
+        event), as often as the customers' positions are refreshed (within :meth:`estimating`).  Returns how many."""
         return self._router.publish_estimates()
+
+    def estimating(self) -> AbstractContextManager[None]:
+        """Estimates asked within (a refresh) share each team's inputs, worked out once per team (:meth:`Router.estimating`)."""
+        return self._router.estimating()
 
     def team_say(self, rep_id: str, team_id: str, text: str) -> ChatLine:
         return self._team_chats.say(rep_id, team_id, text)
