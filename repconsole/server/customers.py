@@ -17,7 +17,10 @@ A position is a bisection in the engine's index (O(log queue), see
 :meth:`QueueEngine.queue_position`), but anyone ahead leaving moves everyone
 behind: pushing on every change would be O(queue) messages per change, so
 the positions of waiting customers are refreshed at most every
-``POSITION_EVERY`` seconds after a change.
+``POSITION_EVERY`` seconds after a change.  A refresh goes through the pages
+in slices of ``REFRESH_SLICE``, letting the event loop run between two, and
+within each slice every team's estimate inputs are worked out once
+(:meth:`QueueEngine.estimating`), not once per customer.
 
 A customer whose last connection closed without ``leave`` has
 ``customer_grace`` seconds to come back; then the session ends as
@@ -578,7 +581,7 @@ def waiting_status(engine: QueueEngine, s: Session) -> Status:
     assert position is not None, f"{s.id} is not waiting"
     if s.queue.is_personal:
         return Status(CustomerState.WAITING, position=position)
-    return Status(CustomerState.WAITING, position=position, estimate=customer_estimate(engine, s.id))
+    return Status(CustomerState.WAITING, position=position, estimate=customer_estimate(engine, s.id, position))
 
 
 class _Answered(Exception):

@@ -589,10 +589,10 @@ class QueueEngine:
             position = self._queues.count(QueueRef.team(team_id)) + 1
         return self._router.estimate(team_id, position)
 
-    def estimate_for(self, session_id: str) -> WaitEstimate | None:
-        """A waiting customer's wait, from their place in a team queue; None: no data, or not waiting in a team queue."""
+    def estimate_for(self, session_id: str, position: int | None = None) -> WaitEstimate | None:
+        """A waiting customer's wait, from their place (``queue_position``'s, if known) in a team queue; None: no data, or not in one."""
         s = self._queues.live.get(session_id)
-        position = self._queues.position(session_id)
+        position = self._queues.position(session_id) if position is None else position
         if s is None or s.queue is None or s.queue.is_personal or position is None:
             return None
         return self._router.estimate(s.queue.id, position, session_id)
