@@ -266,6 +266,18 @@ def test_a_refresh_goes_through_the_pages_in_slices_with_the_inputs_worked_out_o
             # slice its pages' teams (net and bill at most).
             assert slices >= 2
             assert teams + slices - 1 <= router.inputs_made - made <= teams + 2 * (slices - 1)
+
+            # A slice that fails (a bug) ends its pass, not every later refresh.
+            def broken(engine: QueueEngine, s: object) -> object:
+                raise RuntimeError("a bug in a status")
+
+            monkeypatch.setattr(customers, "waiting_status", broken)
+            with pytest.raises(RuntimeError):
+                desk._refresh_positions()
+            assert desk._pass is None
+            monkeypatch.undo()
+            desk._refresh_positions()
+            await eventually(lambda: desk._pass is None)
             await alice.close()
             for page in pages[1:]:
                 await page.close()

@@ -93,8 +93,8 @@ __all__ = ["POSITION_EVERY", "REFRESH_SLICE", "CustomerDesk", "waiting_status"]
 log = logging.getLogger(__name__)
 
 POSITION_EVERY = 0.5
-# Customers a refresh pass goes through before it lets the event loop run what waits: ~10 us each (their
-# estimate, status and frame), so a slice holds the loop ~10 ms whatever the number of pages.
+# Customers a refresh pass goes through before it lets the event loop run what waits: 10-25 us each (their
+# estimate, status and frame; bench_refresh), so a slice holds the loop 10-25 ms whatever the number of pages.
 REFRESH_SLICE = 1000
 
 
@@ -492,7 +492,17 @@ class CustomerDesk:
     def _refresh_slice(self, first: bool = False) -> None:
         """The pass's next REFRESH_SLICE customers; the rest after the event loop has run what waits meanwhile."""
         self._slice = None
+        try:
+            self._refresh_slices(first)
+        except BaseException:
+            self._pass = None  # a failing slice ends its pass, not every later refresh
+            raise
+
+    def _refresh_slices(self, first: bool) -> None:
         while (todo := self._pass) is not None:
+            if self.runtime.follows:  # no longer leading (a cluster): the leader refreshes
+                self._pass = None
+                return
             # One instant per slice, and each team's estimate inputs (its members' room, the offers out, the
             # rate over up to 1,000 served times) worked out once in it, not per customer (QueueEngine.estimating).
             with self.engine.estimating():
