@@ -18,6 +18,7 @@ BENCHES = [
     "bench.bench_cobrowse",
     "bench.bench_estimate",
     "bench.bench_routing",
+    "bench.bench_refresh",
     # Needs redis-server (the cluster extra's tests install it too).
     "bench.bench_redis_log",
     "bench.bench_cluster",

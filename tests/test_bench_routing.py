@@ -1,4 +1,4 @@
-"""Smoke runs of the issue 14 benchmarks (bench_estimate, bench_routing): ``--quick`` runs and prints its figure lines.
+"""Smoke runs of the issue 14 benchmarks (bench_estimate, bench_routing, bench_refresh): ``--quick`` runs and prints its figure lines.
 
 Also that bench_routing's race checker can fail: it counts a double offer
 and an offer over capacity when the event stream shows one.
@@ -38,6 +38,14 @@ def test_bench_estimate_quick_prints_its_figures_and_goals() -> None:
     assert "point estimate within 25% of the actual wait:" in out and "(goal >= 50%:" in out
     assert "'no data' estimates:" in out
     assert out.count("  day ") == 5  # a median of 5 days
+
+
+def test_bench_refresh_quick_prints_both_paths_and_finds_the_same_frames() -> None:
+    out = _quick("bench.bench_refresh", timeout=120)
+    assert "before (estimate_uncached per customer, one block):" in out
+    assert "now (inputs once per team per slice, 2 slices of 1000):" in out and "longest slice" in out
+    assert "x; frames identical; sent per refresh" in out  # it stops instead if the frames differ
+    assert "team inputs worked out per refresh now: 8 (4 teams x 2 slices)" in out
 
 
 @pytest.mark.slow

@@ -67,6 +67,7 @@ __all__ = [
     "estimate_wait",
     "forecast_wait",
     "served_rate",
+    "wait_at_rate",
 ]
 
 WINDOW = 1800.0  # seconds of history the rate is measured over
@@ -262,7 +263,21 @@ def estimate_wait(
     if not serving:
         return None
     rate = served_rate(served_at, now, since=since, window=window)
-    if rate is None:
+    return wait_at_rate(position, rate, free_slots=free_slots, soon=soon, calibration=calibration)
+
+
+def wait_at_rate(position: int, rate: tuple[int, float] | None, *, free_slots: int = 0, serving: bool = True,
+                 soon: float = SOON, calibration: Calibration | None = None) -> WaitEstimate | None:  # fmt: skip
+    """:func:`estimate_wait` with the rate measured already (:func:`served_rate`'s answer, None: too few served).
+
+    The same answer for the same inputs: a refresh of every waiting customer measures each team's
+    rate once (it walks up to 1,000 served times) and asks this per customer.
+    """
+    if position < 1:
+        raise ValueError("a position starts at 1")
+    if free_slots >= position:
+        return WaitEstimate(soon, 0, 1)
+    if not serving or rate is None:
         return None
     n, r = rate
     k = position - max(0, free_slots)

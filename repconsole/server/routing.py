@@ -42,7 +42,8 @@ def too_old_for_offers(engine: QueueEngine | None, protocol: int) -> str | None:
     )
 
 
-def customer_estimate(engine: QueueEngine, session_id: str) -> EstimateView | None:
-    """A waiting customer's estimated wait (None: no data, "we are busier than usual")."""
-    est = engine.estimate_for(session_id)
+def customer_estimate(engine: QueueEngine, session_id: str, position: int | None = None) -> EstimateView | None:
+    """A waiting customer's estimated wait (None: no data, "we are busier than usual"); ``position``: their
+    ``queue_position``, if the caller has it already."""
+    est = engine.estimate_for(session_id, position)
     return est.view() if est is not None else None

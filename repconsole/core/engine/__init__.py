@@ -42,6 +42,7 @@ from __future__ import annotations
 import functools
 import random
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from typing import Concatenate, ParamSpec, TypeVar
 
 import msgspec
@@ -588,19 +589,22 @@ class QueueEngine:
             position = self._queues.count(QueueRef.team(team_id)) + 1
         return self._router.estimate(team_id, position)
 
-    def estimate_for(self, session_id: str) -> WaitEstimate | None:
-        """A waiting customer's wait, from their place in a team queue; None: no data, or not waiting in a team queue."""
+    def estimate_for(self, session_id: str, position: int | None = None) -> WaitEstimate | None:
+        """A waiting customer's wait, from their place (``queue_position``'s, if known) in a team queue; None: no data, or not in one."""
         s = self._queues.live.get(session_id)
-        position = self._queues.position(session_id)
+        position = self._queues.position(session_id) if position is None else position
         if s is None or s.queue is None or s.queue.is_personal or position is None:
             return None
         return self._router.estimate(s.queue.id, position, session_id)
 
     def publish_estimates(self) -> int:
-        """Announce each team queue's estimate for a new arrival to its members, where its range changed (an
-        ``estimate`` event; a new point estimate alone is not news).  The driver calls it as often as the
-        customers' positions are refreshed.  Returns how many."""
+        """Announce each team queue's estimate for a new arrival to its members where its range changed (an ``estimate``
+        event), as often as the customers' positions are refreshed (within :meth:`estimating`).  Returns how many."""
         return self._router.publish_estimates()
+
+    def estimating(self) -> AbstractContextManager[None]:
+        """Estimates asked within (a refresh) share each team's inputs, worked out once per team (:meth:`Router.estimating`)."""
+        return self._router.estimating()
 
     def team_say(self, rep_id: str, team_id: str, text: str) -> ChatLine:
         return self._team_chats.say(rep_id, team_id, text)

@@ -32,25 +32,26 @@ command that freed the room.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from repconsole.core.clock import Clock
 from repconsole.core.engine.directory import Directory
 from repconsole.core.engine.events import EventBus
-from repconsole.core.engine.outlook import Outlook, joined_at
+from repconsole.core.engine.outlook import MAX_PLACES, Outlook, joined_at
 from repconsole.core.engine.presence import Presence
 from repconsole.core.engine.queues import Queues
 from repconsole.core.engine.timers import Timers
 from repconsole.core.errors import CommandError, Reason
-from repconsole.core.estimate import Calibration, ServedLog, WaitEstimate, answer_time, estimate_wait, forecast_wait
-from repconsole.core.forecast import Member
+from repconsole.core.estimate import Calibration, ServedLog, WaitEstimate, answer_time, estimate_wait, forecast_wait, served_rate, wait_at_rate
+from repconsole.core.forecast import Forecast, Member
 from repconsole.core.model import QueueKind, QueueRef, Rep, RepStatus, RoutingMode, Session, SessionState, StepKind
 from repconsole.protocol.events import EstimateData, OfferData, OfferEndedData
 from repconsole.protocol.views import EstimateView, OfferView
 from repconsole.protocol.vocabulary import OfferOutcome
 
-__all__ = ["DAY", "Offer", "Router"]
+__all__ = ["DAY", "Offer", "Router", "TeamInputs"]
 
 DAY = 86400.0  # "today" for the tie-break: the clock's day (UTC on the server's wall clock)
 
@@ -71,6 +72,35 @@ class Offer:
 
     def view(self) -> OfferView:
         return OfferView(self.session, self.rep, self.queue.serialize(), self.at, self.deadline)
+
+
+@dataclass(frozen=True, slots=True)
+class TeamInputs:
+    """What every estimate of one team's waiting customers starts from, as of ``at`` (:meth:`Router.estimate`).
+
+    ``rate``: :func:`~repconsole.core.estimate.served_rate`'s answer (None: too few served, or nobody
+    serving); ``free``: room for offers now plus offers out (routed teams); ``last``: the place of a
+    customer arriving now, less ``free`` (how many places the team's forecast covers).
+    """
+
+    at: float
+    members: tuple[Rep, ...]
+    serving: bool
+    routed: bool
+    free: int
+    last: int
+    soon: float
+    rate: tuple[int, float] | None
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Within :meth:`Router.estimating`: the time, the event it was as of, and the teams' inputs and forecasts."""
+
+    at: float
+    seq: int
+    inputs: dict[str, TeamInputs] = field(default_factory=dict)
+    forecasts: dict[tuple[str, int], Forecast | None] = field(default_factory=dict)
 
 
 class Router:
@@ -105,6 +135,8 @@ class Router:
         self._calibration: dict[str, Calibration] = {}  # team -> how its recent waits compared with the model
         self._shown: dict[str, tuple[float, int, float]] = {}  # session -> (when, ahead, model): its first estimate
         self.outlook = Outlook(clock)  # what the estimates play forward from: session lengths, stretches away
+        self._batch: _Batch | None = None  # within estimating(): each team's inputs, worked out once
+        self.inputs_made = 0  # TeamInputs worked out (tests count them)
         queues.committed = self.on_commit
 
     # ------------------------------------------------------------- queries
@@ -362,11 +394,91 @@ class Router:
 
     # ----------------------------------------------------------- estimates
 
+    @contextmanager
+    def estimating(self) -> Iterator[None]:
+        """Estimates asked within share each team's inputs (:class:`TeamInputs`), worked out once per team.
+
+        A position refresh asks an estimate of every connected waiting customer: tens of thousands,
+        each of whose inputs (the members' room, the offers out, the rate over up to 1,000 served
+        times) are the team's, not theirs.  Within, the time is read once (a refresh is one instant)
+        and the inputs are kept while nothing happens: any event (a session moving, a rep going
+        away, an offer) but this router's own ``estimate`` ones works them out afresh at the next
+        asking.  Same answers as :meth:`estimate_uncached` at that time (tests/test_estimate_batch.py).
+        """
+        if self._batch is not None:  # nested: the outer one's
+            yield
+            return
+        self._batch = _Batch(self._clock(), self._bus.seq)
+        try:
+            yield
+        finally:
+            self._batch = None
+
     def estimate(self, team_id: str, position: int, session_id: str | None = None) -> WaitEstimate | None:
         """The wait of the customer at ``position`` in the team's queue (see :mod:`repconsole.core.estimate`).
 
         ``session_id``: the customer's, whose first estimate with a number is remembered until they
         are served, to calibrate the team's later estimates (:class:`~repconsole.core.estimate.Calibration`).
+        """
+        batch = self._batch
+        if batch is None:
+            inputs = self._inputs(team_id, self._clock())
+        else:
+            if batch.seq != self._bus.seq:  # something happened since: inputs afresh
+                batch.seq = self._bus.seq
+                batch.inputs.clear()
+                batch.forecasts.clear()
+            got = batch.inputs.get(team_id)
+            inputs = batch.inputs[team_id] = got if got is not None else self._inputs(team_id, batch.at)
+        est = wait_at_rate(position, inputs.rate, free_slots=inputs.free, serving=inputs.serving, soon=inputs.soon,
+                           calibration=self._calibration[team_id])  # fmt: skip
+        if est is None or est.ahead <= 0:
+            return est
+        now = inputs.at
+        if session_id is not None and session_id not in self._shown:
+            self._shown[session_id] = (now, est.ahead, est.model)
+        if inputs.routed:
+            # A routed team: play its members' sessions forward (the rate model stays the fallback,
+            # and its calibration keeps learning; a pull team's reps take customers when they choose).
+            places = max(est.ahead, inputs.last)
+            key = (team_id, min(places, MAX_PLACES))
+            if batch is not None and key in batch.forecasts:
+                forecast = batch.forecasts[key]
+            else:
+                members = inputs.members
+                forecast = self.outlook.forecast(team_id, places, lambda: self._places(members, now), self._answers[team_id])
+                if batch is not None:
+                    batch.forecasts[key] = forecast
+            if forecast is not None:
+                return forecast_wait(forecast, est.ahead, now, model=est.model) or est
+        return est
+
+    def _inputs(self, team_id: str, now: float) -> TeamInputs:
+        """What every estimate of the team's customers at ``now`` starts from."""
+        self.inputs_made += 1
+        team = self._dir.team(team_id)
+        reps = self._dir.reps
+        members = tuple(reps[r] for r in team.members)
+        serving = any(r.connected and r.status is RepStatus.AVAILABLE for r in members)
+        routed = team.routing is not RoutingMode.NONE
+        free = last = 0
+        if routed:
+            # Room for offers now, and the offers already out: the customers they went to (first in line) are
+            # being served, so they are not ahead of anyone in the wait for the next rep.
+            free = sum(max(0, self.room(r)) for r in members if self.takes_offers(r))
+            free += sum(1 for o in self.offers.values() if o.queue.id == team_id)
+            last = self._queues.count(self._dir.ref(QueueRef.team(team_id))) + 1 - free
+        log = self._served[team_id]
+        soon = self._soon.get(team_id)
+        if soon is None:  # until the next answer: estimates are asked for every waiting customer, often
+            soon = self._soon[team_id] = answer_time(self._answers[team_id])
+        rate = served_rate(log.times(), now, since=log.since) if serving else None
+        return TeamInputs(now, members, serving, routed, free, last, soon, rate)
+
+    def estimate_uncached(self, team_id: str, position: int, session_id: str | None = None) -> WaitEstimate | None:
+        """:meth:`estimate` as it was before :meth:`estimating` (every input worked out afresh per customer):
+        kept as the reference that tests/test_estimate_batch.py holds the cached answers to, and
+        bench_estimate --refresh's anchor.  Not used by the server.
         """
         team = self._dir.team(team_id)
         reps = self._dir.reps
@@ -431,6 +543,9 @@ class Router:
             if team_id in self._estimates and _shown(self._estimates[team_id]) == _shown(view):
                 continue
             self._estimates[team_id] = view
+            seq = self._bus.seq
             self._bus.emit(EstimateData(team_id, view), self._dir.members(QueueRef.team(team_id)))
+            if self._batch is not None and self._batch.seq == seq:
+                self._batch.seq = self._bus.seq  # an estimate announced changes no team's inputs
             told += 1
         return told
