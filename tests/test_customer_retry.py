@@ -18,8 +18,9 @@ from server_helpers import CustomerClient, eventually, run, serving, write_site
 from test_cluster_server import cluster_site
 
 from repconsole.core.model import Session
-from repconsole.protocol import CustomerResume, CustomerState, Error, ErrorReason, Intake, Leave, Result, Start, Started, Via
+from repconsole.protocol import CustomerResume, CustomerState, Error, ErrorReason, Intake, Leave, Result, Start, Started, Via, encode
 from repconsole.server.app import Server
+from repconsole.server.auth import hash_token
 from repconsole.server.cluster.forward import Reply, Request
 
 
@@ -81,6 +82,27 @@ def test_a_start_retried_with_its_key_gets_the_same_session_on_one_process_and_a
             await late.close()
 
     run(main(), 60)
+
+
+def test_the_leaders_step_of_a_start_with_a_known_retry_key_starts_nothing_and_stores_the_new_token(tmp_path: Path) -> None:
+    """At the runtime level (``CustomerDesk.forwarded``, what the leader runs for a follower's start): the same
+    start twice is one session, one event-free step for the second, and both tokens open it."""
+    site = write_site(tmp_path)
+
+    async def main() -> None:
+        async with serving(site, tmp_path / "data") as server:
+            desk, rt = server.customers, server.runtime
+            assert desk is not None and rt is not None
+            frame = encode(Start(1, Via.ISSUE, Intake("Ann Lee"), issue="vpn", retry_key="k3v9Qm2xT7bWc1LpZ8dR4a"))
+            body, first = desk.forwarded("customer_start", "", frame, hash_token("token-1"), "10.0.0.1")
+            assert first and not body
+            seq = rt.engine.seq
+            body, again = desk.forwarded("customer_start", "", frame.replace(b'"id":1', b'"id":2'), hash_token("token-2"), "10.0.0.1")
+            assert again == first and not body
+            assert rt.engine.seq == seq and len(_named(server, "Ann Lee")) == 1
+            assert desk.session_of("token-1") == desk.session_of("token-2") == first
+
+    run(main())
 
 
 class _LostReplies:
