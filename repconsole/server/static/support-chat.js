@@ -935,6 +935,7 @@
     }
 
     function attempt() {
+      if (self.finished) return Promise.reject(failure("disconnected")); // given up meanwhile
       var opened = self.ws && self.ws.readyState === WebSocket.OPEN ? Promise.resolve(self.ws) : self.open();
       return opened.then(function () {
         return self.request(message);
