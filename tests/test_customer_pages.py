@@ -26,17 +26,22 @@ import pytest
 from browser_helpers import LiveServer, choose, chromium, find, needs_browser, shows, stored, text_of, type_into, wait
 from conftest import TIMEOUT_SCALE
 from server_helpers import run, serving, write_site
+from websockets.exceptions import ConnectionClosed
 
 from repconsole.protocol import (
     CUSTOMER,
     CommandName,
+    Error,
+    ErrorReason,
     Leave,
     Origin,
     SessionState,
+    Start,
     Visibility,
+    encode,
 )
 from repconsole.server.app import STATIC_DIR
-from repconsole.server.customers import POSITION_EVERY
+from repconsole.server.customers import POSITION_EVERY, _Answered
 
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -404,3 +409,39 @@ def test_the_customer_reads_whom_they_are_with_after_each_transfer(live: LiveSer
     wait(page, shows(".rc-chat-title", "You're chatting with Carol Diaz"))
     assert "refund approved" not in page.page_source, "a transfer note is for reps"
     page.save_screenshot("/tmp/s11_customer_transfer.png")
+
+
+@needs_browser
+def test_a_start_answered_retryable_is_retried_by_the_page_into_the_session_it_made(live: LiveServer, page: Any) -> None:
+    """The server starts the session but answers the first attempt ``internal_error``, retryable (as a cluster's
+    follower does when the leader's reply is lost), and drops the connection of the second one before its answer:
+    the page retries by itself with the same retry_key and shows the session the first attempt made; no second
+    one (docs/protocol.md, Customer endpoint)."""
+    desk = live.server.customers
+    real = desk._started
+    attempts: list[tuple[str, object]] = []
+
+    def flaky(msg: Start, *args: Any) -> Any:
+        s = real(msg, *args)
+        attempts.append((s.id, msg.retry_key))
+        if len(attempts) == 1:
+            lost = Error(id=msg.id, reason=ErrorReason.INTERNAL_ERROR, detail="no answer from the leader: try again", data={"retryable": True})
+            raise _Answered(encode(lost))
+        if len(attempts) == 2:
+            raise ConnectionClosed(None, None)  # the connection ends with no answer
+        return s
+
+    desk._started = flaky
+    page.get(live.url + "/")
+    page.execute_script("RepconsoleChat.config.retryFirstMs = 20")
+    wait(page, lambda d: find(d, '#issue-issue option[value="vpn"]'), what="the issues from /api/site")
+    type_into(page, "#issue-name", "Gus Hale")
+    choose(page, "#issue-issue", "vpn")
+    find(page, "#panel-issue [type=submit]").click()
+    wait(page, shows(".rc-chat-sub", "in line"), what="the chat of the retried start")
+    assert len(attempts) == 3 and len(set(attempts)) == 1, attempts
+    sid, key = attempts[0]
+    assert isinstance(key, str) and re.fullmatch(r"[A-Za-z0-9_-]{22}", key), key
+    assert [s.id for s in live.sessions()] == [sid]
+    assert stored(page)["session"] == sid
+    assert not page.find_elements("css selector", "#panel-issue .rc-alert-error")

@@ -120,6 +120,8 @@ _Name = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 _Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 _Token = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 _CommandName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+# A page's random key for one start (at least 96 bits as base64url): see Start.retry_key.
+_RetryKey = Annotated[str, msgspec.Meta(min_length=16, max_length=128, pattern="^[A-Za-z0-9_-]+$")]
 
 
 # An error's reason: the engine's refusals and the protocol's own.  Typed as
@@ -345,6 +347,13 @@ class Start(_Request, frozen=True, tag=MessageType.START.value):
     """Start a session ``via`` one of the ways in; the field named like ``via`` says with what.
 
     ``page_url`` and ``page_html`` come only with ``via`` link (browser sharing).
+
+    ``retry_key``: a random key the page makes once per start and sends with every attempt of it.  A start
+    with the key and the content (``via``, its target, ``issue``, ``intake``) of one the server started
+    within ten minutes is that start again, not a new session:
+    its answer is ``started`` with the same session (and a new token for it).  Why: a cluster's
+    follower may answer a start "retryable" when the leader did start it (its reply was late or lost);
+    without the key the page's retry made a second session, the first orphaned in the queue.
     """
 
     via: Via
@@ -356,6 +365,7 @@ class Start(_Request, frozen=True, tag=MessageType.START.value):
     link: _Name | UnsetType = UNSET
     page_url: Annotated[str, msgspec.Meta(max_length=PAGE_URL_LIMIT)] = ""
     page_html: Annotated[str, msgspec.Meta(max_length=PAGE_HTML_LIMIT)] = ""
+    retry_key: _RetryKey | UnsetType = UNSET
 
     def __post_init__(self) -> None:
         if not isinstance(getattr(self, self.via.value), str):

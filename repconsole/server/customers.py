@@ -32,11 +32,18 @@ reps' presence, on every change and every second: ``Runtime.pages_here``),
 and a follower silent for ``PRESENCE_TTL`` (4 s) holds none.  A session's
 grace starts when no process holds its page any more, and it ends the
 session only if still no process does (:meth:`CustomerDesk.pages_moved`).
+
+A start is idempotent by its ``retry_key`` (docs/protocol.md): a follower
+answers "retryable" a start whose reply from the leader was late or lost,
+though the leader may have started it; the page's retry, with the same key,
+through any process and after a take-over, gets that session (a new token
+for it), never a second one.  See :func:`retry_hash`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Sequence
 from functools import partial
@@ -88,7 +95,7 @@ from repconsole.server.store import Store
 from repconsole.server.timers import Timer
 from repconsole.server.typingrelay import TypingRelay
 
-__all__ = ["POSITION_EVERY", "REFRESH_SLICE", "CustomerDesk", "waiting_status"]
+__all__ = ["POSITION_EVERY", "REFRESH_SLICE", "RETRY_KEYS_KEPT", "CustomerDesk", "retry_hash", "waiting_status"]
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +103,25 @@ POSITION_EVERY = 0.5
 # Customers a refresh pass goes through before it lets the event loop run what waits: 10-25 us each (their
 # estimate, status and frame; bench_refresh), so a slice holds the loop 10-25 ms whatever the number of pages.
 REFRESH_SLICE = 1000
+RETRY_KEYS_KEPT = 600.0  # seconds a start's retry_key finds its session again (docs/protocol.md)
+
+
+def retry_hash(msg: Start) -> bytes | None:
+    """Where a start with a ``retry_key`` is remembered (None: it has none): the key of a row in the
+    customers table, a hash of the whole start but its id and page (a retry's id differs, and a page
+    that changed between two attempts of a browser-sharing start is still the same start).
+
+    Why that table: its rows are stored in the start's own step, replicated to every process
+    (:class:`CustomerRecord`), carried in the snapshot and pruned by age.  So the leader after a
+    take-over, or after a restart, knows the key, and what is kept is bounded (a row per start with a
+    key, for :data:`RETRY_KEYS_KEPT`, deleted a day later with the expired tokens).  blake2b with a
+    personalisation of its own: no token's hash (sha256) is one, so the row never opens the session as a
+    token would, and a key reused for a different start (another intake) is a different row.
+    """
+    if not isinstance(msg.retry_key, str):
+        return None
+    start = msgspec.structs.replace(msg, id=0, page_url="", page_html="")
+    return hashlib.blake2b(encode(start), digest_size=32, person=b"repconsole-retry").digest()
 
 
 class _Link:
@@ -285,15 +311,38 @@ class CustomerDesk:
             s = self._started(msg, intake, address, token_hash, expires_at)
         if self._starts is not None:
             self._starts.hit(address)
+        if s.state is SessionState.ENDED:  # a retried start whose session ended meanwhile: as a resume of it
+            link = _Link(ws, s.id)
+            await ws.send(encode(Started(msg.id, s.id, token, False)), text=True)
+            await self._catch_up(link, s, 0)
+            await ws.close(CloseCode.NORMAL, "session ended")
+            return link
         link = self._attach(ws, s.id)
         await ws.send(encode(Started(msg.id, s.id, token, False)), text=True)
         await self._catch_up(link, s, 0)
         return link
 
     def _started(self, msg: Start, intake: Intake, address: str, token_hash: bytes, expires_at: float) -> Session:
-        """The session started in a step, its token stored (and, in a cluster, replicated: it resumes on any process)."""
+        """The session started in a step, its token stored (and, in a cluster, replicated: it resumes on any process).
+
+        A start with the ``retry_key`` and content of one started within RETRY_KEYS_KEPT is that one
+        again: its session, with the new token stored for it (the first attempt's never reached the page).
+        """
+        retry = retry_hash(msg)
+        now = self.clock.now()
+        known = self._store.customer(retry) if retry is not None else None
         with self.runtime.step() as rows:
-            s = self._begin(msg, intake, address)
+            if known is not None and known[1] > now:
+                s = self._session(known[0])
+                handle = self._away.pop(s.id, None)  # its page is back (a grace may have started: nobody held it)
+                if handle is not None:
+                    handle.cancel()
+                log.info("%s: a retried start (the same retry_key): the same session, a new token", s.id)
+            else:
+                s = self._begin(msg, intake, address)
+                if retry is not None:
+                    rows.append(Store.customer_row(retry, s.id, now + RETRY_KEYS_KEPT))
+                    self.runtime.replicate(CustomerRecord(retry, s.id, now + RETRY_KEYS_KEPT))
             rows.append(Store.customer_row(token_hash, s.id, expires_at))
             self.runtime.replicate(CustomerRecord(token_hash, s.id, expires_at))
         return s

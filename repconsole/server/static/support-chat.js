@@ -39,6 +39,10 @@
     retryMaxMs: 15000,
     // A request the server has not answered in this time is given up.
     requestTimeoutMs: 20000,
+    // A start answered "retryable", or whose connection dropped before its
+    // answer, is tried again this many times (with the same retry_key), after
+    // retryFirstMs, then twice as long each time.
+    startRetries: 3,
     // Typing indicators (docs/protocol.md, Typing): at most one "typing" sent
     // every typingEveryMs while the customer types; the rep's "… is typing"
     // shows until their line arrives or typingClearMs pass without another.
@@ -879,33 +883,86 @@
     });
   };
 
+  // A start's retry_key (docs/protocol.md, Customer endpoint): made once per
+  // start and sent with every attempt of it, so that a retry never makes a
+  // second session (a server of a cluster may answer "retryable" a start its
+  // leader did make).  The customer's own "try again" of the same form (the
+  // same content) is the same start too: the key is kept until one succeeds.
+  var lastStart = null; // { content, key }
+
+  function startContent(message) {
+    var copy = {};
+    Object.keys(message).forEach(function (k) {
+      if (k !== "id" && k !== "retry_key" && k !== "page_url" && k !== "page_html") copy[k] = message[k];
+    });
+    return JSON.stringify(copy);
+  }
+
+  function newRetryKey() {
+    var bytes = new Uint8Array(16); // 128 bits: 22 base64url characters
+    window.crypto.getRandomValues(bytes);
+    return btoa(String.fromCharCode.apply(null, bytes)).replace(/[+/=]/g, function (c) {
+      return c === "+" ? "-" : c === "/" ? "_" : "";
+    });
+  }
+
   /**
    * Start a session.  Resolves with `started`; rejects with the server's
-   * error, or with network / origin_refused when no connection opened.
+   * error, or with network / origin_refused when no connection opened.  An
+   * answer "retryable", or a connection that dropped before the answer, is
+   * retried (config.startRetries times) with the same retry_key.
    */
   SupportConnection.prototype.start = function (message, extra) {
     var self = this;
     this.extra = extra || {};
-    return this.open().then(function () {
-      return self.request(message);
-    }, function (err) {
-      return reachable().then(function (up) {
-        throw up ? failure("origin_refused", "The support server refused the connection from " + location.origin + ".") : err;
-      });
-    }).then(function (reply) {
-      if (reply.type !== "started") {
-        self.shutdown();
-        throw reply;
+    var content = startContent(message);
+    if (!lastStart || lastStart.content !== content) lastStart = { content: content, key: newRetryKey() };
+    message.retry_key = lastStart.key;
+    var retries = 0;
+
+    function again(dropped) {
+      if (dropped && self.ws) {
+        // No answer on this connection (a timeout): a fresh one, so a late answer cannot land on it.
+        var ws = self.ws;
+        self.ws = null;
+        ws.close(1000);
       }
-      self.token = reply.token;
-      self.session = reply.session;
-      self.persist();
-      self.view.connection("online");
-      return reply;
-    }, function (err) {
-      self.shutdown();
-      throw err;
-    });
+      var delay = config.retryFirstMs * Math.pow(2, retries);
+      retries += 1;
+      return new Promise(function (resolve) {
+        setTimeout(resolve, delay * (0.8 + Math.random() * 0.4));
+      }).then(attempt);
+    }
+
+    function attempt() {
+      if (self.finished) return Promise.reject(failure("disconnected")); // given up meanwhile
+      var opened = self.ws && self.ws.readyState === WebSocket.OPEN ? Promise.resolve(self.ws) : self.open();
+      return opened.then(function () {
+        return self.request(message);
+      }, function (err) {
+        return reachable().then(function (up) {
+          throw up ? failure("origin_refused", "The support server refused the connection from " + location.origin + ".") : err;
+        });
+      }).then(function (reply) {
+        if (reply.type === "error" && reply.data && reply.data.retryable === true && retries < config.startRetries) return again(false);
+        if (reply.type !== "started") {
+          self.shutdown();
+          throw reply;
+        }
+        lastStart = null;
+        self.token = reply.token;
+        self.session = reply.session;
+        self.persist();
+        self.view.connection("online");
+        return reply;
+      }, function (err) {
+        if ((err.reason === "disconnected" || err.reason === "timeout") && retries < config.startRetries) return again(true);
+        self.shutdown();
+        throw err;
+      });
+    }
+
+    return attempt();
   };
 
   /** Resume a session this tab started before (a reload). */
