@@ -42,7 +42,7 @@ def test_bench_estimate_quick_prints_its_figures_and_goals() -> None:
 
 def test_bench_refresh_quick_prints_both_paths_and_finds_the_same_frames() -> None:
     out = _quick("bench.bench_refresh", timeout=120)
-    assert "before (estimate_uncached per customer, one block):" in out
+    assert "before (inputs afresh per customer, one block):" in out
     assert "now (inputs once per team per slice, 2 slices of 1000):" in out and "longest slice" in out
     assert "x; frames identical; sent per refresh" in out  # it stops instead if the frames differ
     assert "team inputs worked out per refresh now: 8 (4 teams x 2 slices)" in out

@@ -4,8 +4,8 @@ A position refresh asks an estimate of every connected waiting customer.
 Within :meth:`QueueEngine.estimating` each team's inputs (its members'
 room, the offers out, the rate over up to 1,000 served times) are worked
 out once; the answers, and the status frames the pages get, must be
-exactly those of :meth:`Router.estimate_uncached` (the path before the
-cache), over randomized engine states, and a change in a team (a rep ends
+exactly those of the same engine asked outside it (each estimate's inputs
+worked out afresh, as before the cache), over randomized engine states, and a change in a team (a rep ends
 a session, a rep goes away) must show in the next refresh.  The refresh
 over real sockets, in slices, is in :func:`test_a_refresh_goes_through_the_pages_in_slices_with_the_inputs_worked_out_once_per_team`.
 """
@@ -84,13 +84,6 @@ def _engine(seed: int) -> tuple[QueueEngine, ManualClock, random.Random]:
     return e, clock, rng
 
 
-def _uncached(e: QueueEngine) -> QueueEngine:
-    """The engine with every estimate (the customers', publish_estimates') taken the way it was before the cache."""
-    router = e._router
-    router.estimate = router.estimate_uncached  # type: ignore[method-assign]
-    return e
-
-
 def _waiting(e: QueueEngine) -> list[str]:
     return sorted(s.id for s in e.sessions() if s.state is SessionState.WAITING and s.queue is not None)
 
@@ -127,7 +120,6 @@ def _change(e: QueueEngine, clock: ManualClock, rng: random.Random) -> None:
 def test_a_refresh_gives_every_customer_and_team_what_the_uncached_path_does(seed: int) -> None:
     old, old_clock, old_rng = _engine(seed)
     new, new_clock, new_rng = _engine(seed)
-    _uncached(old)
     assert _waiting(old) == _waiting(new) and _waiting(new)
     numbers = 0
     for _ in range(4):  # four refreshes, with changes between them
@@ -207,7 +199,7 @@ def test_a_change_in_the_team_shows_in_the_next_refresh(change: Callable[[QueueE
     clock.advance(POSITION_EVERY)  # the forecast is younger than outlook.REFRESH: the rate model's inputs must move
     after = refresh()
     assert after != first
-    reference = [e._router.estimate_uncached("net", e.queue_position(sid) or 0) for sid in waiting]
+    reference = [e._router.estimate("net", e.queue_position(sid) or 0) for sid in waiting]  # outside a refresh: afresh
     assert after == reference
 
 
@@ -225,7 +217,7 @@ def test_a_command_within_a_refresh_works_the_inputs_out_afresh() -> None:
         during = e.estimate_for(waiting[-1])
         assert e._router.inputs_made == made + 1
     assert any(isinstance(ev.data, EstimateData) for ev in heard)
-    assert during == e._router.estimate_uncached("net", e.queue_position(waiting[-1]) or 0)
+    assert during == e._router.estimate("net", e.queue_position(waiting[-1]) or 0)
     assert during != before
 
 

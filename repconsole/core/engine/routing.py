@@ -44,7 +44,7 @@ from repconsole.core.engine.presence import Presence
 from repconsole.core.engine.queues import Queues
 from repconsole.core.engine.timers import Timers
 from repconsole.core.errors import CommandError, Reason
-from repconsole.core.estimate import Calibration, ServedLog, WaitEstimate, answer_time, estimate_wait, forecast_wait, served_rate, wait_at_rate
+from repconsole.core.estimate import Calibration, ServedLog, WaitEstimate, answer_time, forecast_wait, served_rate, wait_at_rate
 from repconsole.core.forecast import Forecast, Member
 from repconsole.core.model import QueueKind, QueueRef, Rep, RepStatus, RoutingMode, Session, SessionState, StepKind
 from repconsole.protocol.events import EstimateData, OfferData, OfferEndedData
@@ -403,7 +403,7 @@ class Router:
         times) are the team's, not theirs.  Within, the time is read once (a refresh is one instant)
         and the inputs are kept while nothing happens: any event (a session moving, a rep going
         away, an offer) but this router's own ``estimate`` ones works them out afresh at the next
-        asking.  Same answers as :meth:`estimate_uncached` at that time (tests/test_estimate_batch.py).
+        asking.  The same answers as outside it, at that time (tests/test_estimate_batch.py).
         """
         if self._batch is not None:  # nested: the outer one's
             yield
@@ -474,42 +474,6 @@ class Router:
             soon = self._soon[team_id] = answer_time(self._answers[team_id])
         rate = served_rate(log.times(), now, since=log.since) if serving else None
         return TeamInputs(now, members, serving, routed, free, last, soon, rate)
-
-    def estimate_uncached(self, team_id: str, position: int, session_id: str | None = None) -> WaitEstimate | None:
-        """:meth:`estimate` as it was before :meth:`estimating` (every input worked out afresh per customer):
-        kept as the reference that tests/test_estimate_batch.py holds the cached answers to, and
-        bench_estimate --refresh's anchor.  Not used by the server.
-        """
-        team = self._dir.team(team_id)
-        reps = self._dir.reps
-        members = [reps[r] for r in team.members]
-        serving = any(r.connected and r.status is RepStatus.AVAILABLE for r in members)
-        free = 0
-        now = self._clock()
-        if team.routing is not RoutingMode.NONE:
-            # Room for offers now, and the offers already out: the customers they went to (first in line) are
-            # being served, so they are not ahead of anyone in the wait for the next rep.
-            free = sum(max(0, self.room(r)) for r in members if self.takes_offers(r))
-            free += sum(1 for o in self.offers.values() if o.queue.id == team_id)
-        log = self._served[team_id]
-        soon = self._soon.get(team_id)
-        if soon is None:  # until the next answer: estimates are asked for every waiting customer, often
-            soon = self._soon[team_id] = answer_time(self._answers[team_id])
-        est = estimate_wait(position, log.times(), now, since=log.since, free_slots=free, serving=serving, soon=soon,
-                            calibration=self._calibration[team_id])  # fmt: skip
-        if est is None or est.ahead <= 0:
-            return est
-        if session_id is not None and session_id not in self._shown:
-            self._shown[session_id] = (now, est.ahead, est.model)
-        if team.routing is not RoutingMode.NONE:
-            # A routed team: play its members' sessions forward (the rate model stays the fallback,
-            # and its calibration keeps learning; a pull team's reps take customers when they choose).
-            last = self._queues.count(self._dir.ref(QueueRef.team(team_id))) + 1 - free
-            forecast = self.outlook.forecast(team_id, max(est.ahead, last), lambda: self._places(members, now),
-                                             self._answers[team_id])  # fmt: skip
-            if forecast is not None:
-                return forecast_wait(forecast, est.ahead, now, model=est.model) or est
-        return est
 
     def _places(self, members: Iterable[Rep], now: float) -> list[Member]:
         """What a forecast starts from: each member's places, the sessions in them and how long each has gone on."""
