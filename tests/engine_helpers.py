@@ -32,7 +32,7 @@ from repconsole.core.engine import TEAM_CHAT_HISTORY, Event, QueueEngine
 from repconsole.core.errors import CommandError, Reason
 from repconsole.core.feed import FeedBatch, RepFeed
 from repconsole.core.intake import Intake
-from repconsole.core.model import Origin, QueueRef, RuleAction, Session, SessionState, SiteConfig, WaitingRule
+from repconsole.core.model import Origin, QueueRef, RoutingMode, RuleAction, Session, SessionState, SiteConfig, WaitingRule
 from repconsole.core.state import Changes, ConsoleState, RowKind
 from repconsole.protocol import Event as WireEvent
 from repconsole.protocol import SessionData, SessionView
@@ -101,6 +101,33 @@ ORIGIN_QUEUE: dict[Origin, QueueRef] = {
 
 def intake(name: str = "Ann Lee", **fields: Any) -> Intake:
     return Intake(name, **fields)
+
+
+def routed_pair(clock: ManualClock, length: float = 600.0, served: int = 24) -> QueueEngine:
+    """A routed team "net" (issue "vpn") of two reps of capacity 1 who have served ``served`` sessions between
+    them, of ``length`` to ``length + 60`` s: history enough for a wait forecast (outlook.MIN_LENGTHS is 20)."""
+    e = QueueEngine(clock, rng=random.Random(1))
+    e.add_team("net", "Net", routing=RoutingMode.LEAST_BUSY, max_sessions=1)
+    e.add_rep("a", "A", ["net"])
+    e.add_rep("b", "B", ["net"])
+    e.add_issue("vpn", "VPN", "Network", "net")
+    for i in range(served):
+        s = e.start_with_issue("vpn", intake(f"c{i}"))
+        clock.advance(4)
+        offer = next(o for o in e.open_offers() if o.session == s.id)
+        e.accept_offer(offer.rep, s.id)
+        clock.advance(length + (i % 3) * 30)
+        e.end(offer.rep, s.id)
+    return e
+
+
+def both_serving(e: QueueEngine, clock: ManualClock, age: float) -> None:
+    """Both reps of :func:`routed_pair` in a session that began ``age`` ago."""
+    for name in ("x", "y"):
+        s = e.start_with_issue("vpn", intake(name))
+        offer = next(o for o in e.open_offers() if o.session == s.id)
+        e.accept_offer(offer.rep, s.id)
+    clock.advance(age)
 
 
 @dataclass

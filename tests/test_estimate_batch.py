@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_helpers import intake
+from engine_helpers import both_serving, intake, routed_pair
 from server_helpers import CustomerClient, RepClient, eventually, run, serving, write_site
 
 import repconsole.server.customers as customers
@@ -157,23 +157,8 @@ def test_inputs_are_worked_out_once_per_team_per_refresh_however_many_wait() -> 
 
 def _net(clock: ManualClock) -> tuple[QueueEngine, list[str]]:
     """One routed team of two reps (capacity 1), both busy, history enough for a forecast, six waiting."""
-    e = QueueEngine(clock, rng=random.Random(1))
-    e.add_team("net", "Net", routing=RoutingMode.LEAST_BUSY, max_sessions=1)
-    e.add_rep("a", "A", ["net"])
-    e.add_rep("b", "B", ["net"])
-    e.add_issue("vpn", "VPN", "Network", "net")
-    for i in range(24):
-        s = e.start_with_issue("vpn", intake(f"c{i}"))
-        clock.advance(4)
-        offer = next(o for o in e.open_offers() if o.session == s.id)
-        e.accept_offer(offer.rep, s.id)
-        clock.advance(300 + (i % 3) * 30)
-        e.end(offer.rep, s.id)
-    for name in ("x", "y"):
-        s = e.start_with_issue("vpn", intake(name))
-        offer = next(o for o in e.open_offers() if o.session == s.id)
-        e.accept_offer(offer.rep, s.id)
-    clock.advance(30)
+    e = routed_pair(clock, length=300.0)
+    both_serving(e, clock, 30.0)
     return e, [e.start_with_issue("vpn", intake(f"w{i}")).id for i in range(6)]
 
 

@@ -8,7 +8,7 @@ import random
 from typing import Any
 
 import pytest
-from engine_helpers import intake
+from engine_helpers import both_serving, intake, routed_pair
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -137,28 +137,12 @@ def test_the_range_holds_when_sessions_end_as_their_history_says() -> None:
 
 def _team(clock: ManualClock) -> QueueEngine:
     """A routed team of two reps of capacity 1 who have each served 12 sessions of 600 s."""
-    e = QueueEngine(clock, rng=random.Random(1))
-    e.add_team("net", "Net", routing=RoutingMode.LEAST_BUSY, max_sessions=1)
-    e.add_rep("a", "A", ["net"])
-    e.add_rep("b", "B", ["net"])
-    e.add_issue("vpn", "VPN", "Network", "net")
-    for i in range(outlook.MIN_LENGTHS + 4):
-        s = e.start_with_issue("vpn", intake(f"c{i}"))
-        clock.advance(4)
-        offer = next(o for o in e.open_offers() if o.session == s.id)
-        e.accept_offer(offer.rep, s.id)
-        clock.advance(600 + (i % 3) * 30)
-        e.end(offer.rep, s.id)
-    return e
+    return routed_pair(clock, served=outlook.MIN_LENGTHS + 4)
 
 
 def _busy(e: QueueEngine, clock: ManualClock, age: float) -> str:
     """Both reps in a session that began ``age`` ago; returns the id of a customer next in line."""
-    for name in ("x", "y"):
-        s = e.start_with_issue("vpn", intake(name))
-        offer = next(o for o in e.open_offers() if o.session == s.id)
-        e.accept_offer(offer.rep, s.id)
-    clock.advance(age)
+    both_serving(e, clock, age)
     return e.start_with_issue("vpn", intake("me")).id
 
 
