@@ -312,11 +312,7 @@ class CustomerDesk:
         if self._starts is not None:
             self._starts.hit(address)
         if s.state is SessionState.ENDED:  # a retried start whose session ended meanwhile: as a resume of it
-            link = _Link(ws, s.id)
-            await ws.send(encode(Started(msg.id, s.id, token, False)), text=True)
-            await self._catch_up(link, s, 0)
-            await ws.close(CloseCode.NORMAL, "session ended")
-            return link
+            return await self._goodbye(ws, Started(msg.id, s.id, token, False), s, 0)
         link = self._attach(ws, s.id)
         await ws.send(encode(Started(msg.id, s.id, token, False)), text=True)
         await self._catch_up(link, s, 0)
@@ -371,18 +367,21 @@ class CustomerDesk:
             raise ProtocolError(ErrorReason.TOKEN_UNKNOWN, "unknown or expired token: start a new session", msg.id)
         s = self._session(session_id)
         if s.state is SessionState.ENDED:
-            # Its chat and why it ended, then goodbye: a page of a session that is over
-            # is not one of the session's links (nothing more will be pushed to it).
-            link = _Link(ws, session_id)
-            await ws.send(encode(Started(msg.id, session_id, msg.token, True)), text=True)
-            await self._catch_up(link, s, msg.last_line)
-            await ws.close(CloseCode.NORMAL, "session ended")
-            return link
+            return await self._goodbye(ws, Started(msg.id, session_id, msg.token, True), s, msg.last_line)
         link = self._attach(ws, session_id)
         if self.runtime.follows:
             await self._forward("customer_here", session_id, msg.id)  # the leader may be counting its grace
         await ws.send(encode(Started(msg.id, session_id, msg.token, True)), text=True)
         await self._catch_up(link, s, msg.last_line)
+        return link
+
+    async def _goodbye(self, ws: ServerConnection, started: Started, s: Session, after: int) -> _Link:
+        """A page of a session that is over: ``started``, its chat after line ``after`` and why it ended, then
+        goodbye.  It is not one of the session's links (nothing more will be pushed to it)."""
+        link = _Link(ws, s.id)
+        await ws.send(encode(started), text=True)
+        await self._catch_up(link, s, after)
+        await ws.close(CloseCode.NORMAL, "session ended")
         return link
 
     def _session(self, session_id: str) -> Session:

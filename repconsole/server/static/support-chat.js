@@ -41,7 +41,7 @@
     requestTimeoutMs: 20000,
     // A start answered "retryable", or whose connection dropped before its
     // answer, is tried again this many times (with the same retry_key), after
-    // retryFirstMs, then twice as long each time.
+    // backoffMs: retryFirstMs, then twice as long each time.
     startRetries: 3,
     // Typing indicators (docs/protocol.md, Typing): at most one "typing" sent
     // every typingEveryMs while the customer types; the rep's "… is typing"
@@ -847,15 +847,21 @@
     if (this.token) this.resume();
   };
 
+  // The wait before the attempt after `tries` failed ones: doubling from
+  // retryFirstMs up to retryMaxMs, jittered by ±20% so pages do not come back together.
+  function backoffMs(tries) {
+    return Math.min(config.retryMaxMs, config.retryFirstMs * Math.pow(2, tries)) * (0.8 + Math.random() * 0.4);
+  }
+
   SupportConnection.prototype.schedule = function () {
     var self = this;
     this.view.connection("reconnecting");
-    var delay = Math.min(config.retryMaxMs, config.retryFirstMs * Math.pow(2, this.attempt));
+    var delay = backoffMs(this.attempt);
     this.attempt += 1;
     this.timer = setTimeout(function () {
       self.timer = null;
       self.reconnect();
-    }, delay * (0.8 + Math.random() * 0.4));
+    }, delay);
   };
 
   SupportConnection.prototype.reconnect = function () {
@@ -927,10 +933,10 @@
         self.ws = null;
         ws.close(1000);
       }
-      var delay = config.retryFirstMs * Math.pow(2, retries);
+      var delay = backoffMs(retries);
       retries += 1;
       return new Promise(function (resolve) {
-        setTimeout(resolve, delay * (0.8 + Math.random() * 0.4));
+        setTimeout(resolve, delay);
       }).then(attempt);
     }
 
